@@ -1,0 +1,66 @@
+/**
+ * A Deno-native runtime for ARCP v1.1 (the Agent Runtime Control Protocol):
+ * sessions over WebSocket or stdio, jobs run by named, versioned agents, each
+ * in its own Web Worker whose Deno permissions come from the job's lease,
+ * and every piece of state in Deno KV.
+ *
+ * Embed it in any Deno HTTP server:
+ *
+ * @example
+ * ```ts ignore
+ * import { createRuntime } from "@arcp/runtime";
+ *
+ * const runtime = await createRuntime({
+ *   kvPath: "./data/arcp.kv",
+ *   agentsDir: "./agents",
+ *   tokens: { "change-me": "alice" },
+ * });
+ * Deno.serve({ port: 7777 }, runtime.fetch);
+ * ```
+ *
+ * Write an agent:
+ *
+ * @example
+ * ```ts
+ * import { defineAgent } from "@arcp/runtime";
+ *
+ * export default defineAgent({
+ *   name: "greeter",
+ *   version: "1.0.0",
+ *   async run(input: { who: string }, ctx) {
+ *     await ctx.progress({ current: 1, total: 1 });
+ *     return { greeting: `hello ${input.who}` };
+ *   },
+ * });
+ * ```
+ *
+ * @module
+ */
+export { createRuntime, type Runtime, RUNTIME_INFO, type RuntimeOptions } from "./src/runtime.ts";
+export {
+  type AgentContext,
+  type AgentDefinition,
+  type AgentLease,
+  type ArtifactRef,
+  defineAgent,
+  LeaseError,
+  type LogLevel,
+  type ProgressBody,
+} from "./src/sandbox/agent.ts";
+export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
+export type {
+  AgentRun,
+  Sandbox,
+  SandboxJob,
+  SandboxListener,
+} from "./src/sandbox/worker_sandbox.ts";
+export {
+  ArcpError,
+  ERROR_CODES,
+  type ErrorCode,
+  type ErrorPayload,
+} from "./src/protocol/errors.ts";
+export type { Lease } from "./src/protocol/lease.ts";
+export type { AgentInventoryEntry } from "./src/sandbox/registry.ts";
+export type { JobLimits } from "./src/jobs/job_manager.ts";
+export type { SessionLimits } from "./src/session/registry.ts";

@@ -1,0 +1,31 @@
+/**
+ * The `arcp` command: `serve`, `submit`, `jobs`, `cancel`.
+ *
+ * @module
+ */
+import { serve } from "./serve.ts";
+
+const USAGE = `usage: arcp <command> [options]
+  serve     run the runtime (arcp serve --help)
+  submit    submit a job and follow it (arcp submit --help)
+  jobs      list your jobs
+  cancel    cancel a job`;
+
+/**
+ * Runs the CLI.
+ *
+ * @param args the command line
+ * @returns the exit code
+ */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "serve":
+      return await serve(rest);
+    default:
+      console.error(USAGE);
+      return command === undefined || command === "--help" ? 0 : 2;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

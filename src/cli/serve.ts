@@ -1,0 +1,77 @@
+/**
+ * `arcp serve`: runs the runtime on a port (or on stdio) until SIGINT or
+ * SIGTERM, then shuts down gracefully.
+ *
+ * @module
+ */
+import { createRuntime } from "../runtime.ts";
+import { readServeConfig, SERVE_USAGE } from "./serve_config.ts";
+
+/**
+ * Runs `arcp serve`.
+ *
+ * @param args arguments after `serve`
+ * @returns the process exit code
+ */
+export async function serve(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(SERVE_USAGE);
+    return 0;
+  }
+  let config;
+  try {
+    config = await readServeConfig(args, (n) => Deno.env.get(n));
+  } catch (err) {
+    console.error(`arcp serve: ${(err as Error).message}\n${SERVE_USAGE}`);
+    return 2;
+  }
+  if (config.kvPath !== ":memory:") {
+    const dir = config.kvPath.replace(/\/[^/]*$/, "");
+    if (dir && dir !== config.kvPath) await Deno.mkdir(dir, { recursive: true });
+  }
+  // In stdio mode stdout carries the protocol, so every human line goes to stderr.
+  const say = config.stdio ? console.error : console.log;
+  const runtime = await createRuntime({
+    kvPath: config.kvPath,
+    agentsDir: config.agentsDir,
+    tokens: config.tokens,
+    sessions: { resumeWindowSec: config.resumeWindowSec },
+  });
+  if (config.generatedToken) {
+    say(
+      `token: ${config.generatedToken} (principal "local"; pass --token TOKEN=PRINCIPAL to choose your own)`,
+    );
+  }
+
+  if (config.stdio) {
+    await runtime.serveStdio(Deno.stdin.readable, Deno.stdout.writable);
+    await runtime.close();
+    return 0;
+  }
+
+  const ac = new AbortController();
+  const tls = config.tls
+    ? {
+      cert: await Deno.readTextFile(config.tls.certFile),
+      key: await Deno.readTextFile(config.tls.keyFile),
+    }
+    : {};
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    signal: ac.signal,
+    ...tls,
+    onListen: ({ hostname, port }) => {
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      say(`listening on ${config.tls ? "wss" : "ws"}://${host}:${port}/arcp`);
+    },
+  }, runtime.fetch);
+  const stop = () => {
+    console.error("shutting down");
+    runtime.close().finally(() => ac.abort());
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished;
+  return 0;
+}

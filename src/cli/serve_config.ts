@@ -1,0 +1,141 @@
+/**
+ * `arcp serve` configuration: flags, then environment, then defaults.
+ *
+ * @module
+ */
+import { parseArgs } from "parse-args";
+
+/** Everything `arcp serve` needs. */
+export interface ServeConfig {
+  /** Interface to listen on. */
+  host: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+  /** KV file, or `:memory:`. */
+  kvPath: string;
+  /** Agents folder. */
+  agentsDir: string;
+  /** Token → principal. */
+  tokens: Record<string, string>;
+  /** Whether the token was generated (and should be printed). */
+  generatedToken?: string;
+  /** Serve one session on stdin/stdout instead of listening. */
+  stdio: boolean;
+  /** Heartbeat interval (s). */
+  heartbeatSec: number;
+  /** Resume window (s). */
+  resumeWindowSec: number;
+  /** TLS certificate and key files. */
+  tls?: { certFile: string; keyFile: string };
+}
+
+/** Usage text of `arcp serve`. */
+export const SERVE_USAGE = `usage: arcp serve [options]
+  --host HOST              interface (env ARCP_HOST, default 127.0.0.1)
+  --port PORT              port, 0 = any free port (env ARCP_PORT, default 7777)
+  --kv PATH                KV file or :memory: (env ARCP_KV, default ./data/arcp.kv)
+  --agents DIR             agents folder (env ARCP_AGENTS, default ./agents)
+  --token TOKEN=PRINCIPAL  accept a bearer token (repeatable; env ARCP_TOKENS=tok=p,tok2=p2)
+  --tokens-file PATH       read TOKEN=PRINCIPAL lines from a file
+  --stdio                  serve one session on stdin/stdout
+  --heartbeat-sec N        heartbeat interval (default 30)
+  --resume-window-sec N    resume window (default 600)
+  --tls-cert FILE          serve wss:// with this certificate (PEM)
+  --tls-key FILE           and this key (PEM)
+With no token configured a random one is generated and printed.`;
+
+function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of pairs) {
+    const pair = raw.trim();
+    if (!pair || pair.startsWith("#")) continue;
+    const eq = pair.lastIndexOf("=");
+    if (eq <= 0 || eq === pair.length - 1) {
+      throw new TypeError(`${where}: expected TOKEN=PRINCIPAL`);
+    }
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+function positiveInt(
+  text: string | undefined,
+  fallback: number,
+  name: string,
+  allowZero = false,
+): number {
+  if (text === undefined || text === "") return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) {
+    throw new TypeError(
+      `${name}: expected a ${allowZero ? "non-negative" : "positive"} integer, got ${text}`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Reads the serve configuration.
+ *
+ * @param args command-line arguments after `serve`
+ * @param env environment lookup
+ * @returns the configuration
+ * @throws {TypeError} with a message naming the bad flag
+ */
+export async function readServeConfig(
+  args: string[],
+  env: (name: string) => string | undefined,
+): Promise<ServeConfig> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      kv: { type: "string" },
+      agents: { type: "string" },
+      token: { type: "string", multiple: true },
+      "tokens-file": { type: "string" },
+      stdio: { type: "boolean" },
+      "heartbeat-sec": { type: "string" },
+      "resume-window-sec": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+    },
+    strict: true,
+  });
+  const tokens: Record<string, string> = {
+    ...parseTokenPairs((env("ARCP_TOKENS") ?? "").split(","), "ARCP_TOKENS"),
+    ...(values["tokens-file"]
+      ? parseTokenPairs(
+        (await Deno.readTextFile(values["tokens-file"])).split("\n"),
+        "--tokens-file",
+      )
+      : {}),
+    ...parseTokenPairs(values.token ?? [], "--token"),
+  };
+  let generatedToken: string | undefined;
+  if (Object.keys(tokens).length === 0) {
+    generatedToken = Array.from(
+      crypto.getRandomValues(new Uint8Array(24)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    tokens[generatedToken] = "local";
+  }
+  if (!!values["tls-cert"] !== !!values["tls-key"]) {
+    throw new TypeError("--tls-cert and --tls-key go together");
+  }
+  return {
+    host: values.host ?? env("ARCP_HOST") ?? "127.0.0.1",
+    port: positiveInt(values.port ?? env("ARCP_PORT"), 7777, "--port", true),
+    kvPath: values.kv ?? env("ARCP_KV") ?? "./data/arcp.kv",
+    agentsDir: values.agents ?? env("ARCP_AGENTS") ?? "./agents",
+    tokens,
+    generatedToken,
+    stdio: values.stdio ?? false,
+    heartbeatSec: positiveInt(values["heartbeat-sec"], 30, "--heartbeat-sec"),
+    resumeWindowSec: positiveInt(values["resume-window-sec"], 600, "--resume-window-sec"),
+    tls: values["tls-cert"]
+      ? { certFile: values["tls-cert"], keyFile: values["tls-key"]! }
+      : undefined,
+  };
+}

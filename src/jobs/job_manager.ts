@@ -1,0 +1,437 @@
+/**
+ * The job state machine: submit (with idempotency and caps), start in the
+ * sandbox, events, cancel, timeout, lease expiry, terminal outcome, and
+ * recovery of jobs a dead process left running.
+ *
+ * @module
+ */
+import { ArcpError, toArcpError } from "../protocol/errors.ts";
+import { newJobId, newTraceId, sha256Hex } from "../protocol/ids.ts";
+import type { Accepted, JobStatus, Submit } from "../protocol/messages.ts";
+import { nowIso } from "../protocol/time.ts";
+import type { AgentRegistry } from "../sandbox/registry.ts";
+import type { AgentRun, Sandbox } from "../sandbox/worker_sandbox.ts";
+import type { Store } from "../store/store.ts";
+import type { JobRecord } from "../store/records.ts";
+import type { KvWrite } from "../store/large_value.ts";
+import type { Logger } from "../logger.ts";
+import { initialBudget } from "./budget.ts";
+import type { EventSink, SeqType, SinkLookup, Staged } from "./sink.ts";
+import { checkExpiry, checkInput, paramsHash } from "./submit_check.ts";
+import { setDeadline } from "./timers.ts";
+
+/** Tunables of the jobs layer. */
+export interface JobLimits {
+  /** Live jobs one principal may have. */
+  maxJobsPerPrincipal: number;
+  /** How long an agent has to stop after a cancel before it is killed (ms). */
+  cancelGraceMs: number;
+  /** How long idempotency keys are kept (ms). */
+  idempotencyTtlMs: number;
+}
+
+/** Defaults of {@linkcode JobLimits}. */
+export const DEFAULT_JOB_LIMITS: JobLimits = {
+  maxJobsPerPrincipal: 100,
+  cancelGraceMs: 2000,
+  idempotencyTtlMs: 24 * 3600 * 1000,
+};
+
+/** Who submits: the session and its principal. */
+export interface Submitter {
+  /** The submitting session. */
+  sink: EventSink;
+  /** The submit envelope's trace id, if any. */
+  traceId?: string;
+}
+
+/** What a submit produced. */
+export interface Submission {
+  /** The `job.accepted` payload. */
+  accepted: Accepted;
+  /** Starts the job; call after `job.accepted` is sent. Absent for a replay. */
+  start?: () => void;
+}
+
+/** A job running in this process. */
+interface LiveJob {
+  record: JobRecord;
+  run?: AgentRun;
+  input: unknown;
+  agentUrl: string;
+  /** Set once a terminal outcome is decided. */
+  ended: boolean;
+  /** Set when a cancel was accepted; the terminal will be CANCELLED. */
+  cancelling: boolean;
+  timers: Array<() => void>;
+}
+
+/** The outcome that ends a job. */
+type Outcome =
+  | { status: "success"; result: unknown }
+  | { status: "error" | "cancelled" | "timed_out"; error: ArcpError };
+
+/** Runs jobs. */
+export class JobManager {
+  #store: Store;
+  #agents: AgentRegistry;
+  #sandbox: Sandbox;
+  #sinks: SinkLookup;
+  #log: Logger;
+  #limits: JobLimits;
+  #live = new Map<string, LiveJob>();
+  #perPrincipal = new Map<string, number>();
+
+  /**
+   * @param deps the store, agent inventory, sandbox, session lookup and logger
+   * @param limits tunables
+   */
+  constructor(
+    deps: { store: Store; agents: AgentRegistry; sandbox: Sandbox; sinks: SinkLookup; log: Logger },
+    limits: Partial<JobLimits> = {},
+  ) {
+    this.#store = deps.store;
+    this.#agents = deps.agents;
+    this.#sandbox = deps.sandbox;
+    this.#sinks = deps.sinks;
+    this.#log = deps.log;
+    this.#limits = { ...DEFAULT_JOB_LIMITS, ...limits };
+  }
+
+  /** Jobs running in this process. */
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
+  /**
+   * Accepts a submit, or throws the rejection.
+   *
+   * @param who the submitting session
+   * @param submit the decoded payload
+   * @returns the accepted payload, and how to start the job
+   * @throws {ArcpError} the submit rejection
+   */
+  async submit(who: Submitter, submit: Submit): Promise<Submission> {
+    const principal = who.sink.principal;
+    const now = Date.now();
+    const agent = this.#agents.resolve(submit.agent);
+    const expiresMs = checkExpiry(submit, now);
+    checkInput(submit);
+
+    let idem: { keyHash: string; paramsHash: string } | undefined;
+    if (submit.idempotency_key !== undefined) {
+      idem = {
+        keyHash: await sha256Hex(submit.idempotency_key),
+        paramsHash: await paramsHash(submit),
+      };
+      const replay = await this.#replay(principal, idem);
+      if (replay) return replay;
+    }
+    if ((this.#perPrincipal.get(principal) ?? 0) >= this.#limits.maxJobsPerPrincipal) {
+      throw new ArcpError(
+        "INTERNAL_ERROR",
+        `principal has ${this.#limits.maxJobsPerPrincipal} live jobs, the most allowed`,
+        {
+          cap: "concurrent_jobs",
+          limit: this.#limits.maxJobsPerPrincipal,
+        },
+      );
+    }
+
+    const lease = submit.lease_request ?? {};
+    const jobId = newJobId();
+    const createdAt = new Date(now).toISOString();
+    const record: JobRecord = {
+      job_id: jobId,
+      principal,
+      session_id: who.sink.sessionId,
+      agent: `${agent.name}@${agent.version}`,
+      status: "pending",
+      lease,
+      trace_id: who.traceId ?? newTraceId(),
+      created_at: createdAt,
+      created_ms: now,
+      accepted_at: createdAt,
+      last_event_seq: 0,
+      log_length: 0,
+    };
+    if (submit.lease_constraints?.expires_at) {
+      record.lease_constraints = { expires_at: submit.lease_constraints.expires_at };
+    }
+    const budget = initialBudget(lease);
+    if (budget) record.budget = budget;
+    if (submit.max_runtime_sec) record.max_runtime_sec = submit.max_runtime_sec;
+    if (idem) record.idempotency_hash = idem.keyHash;
+
+    const created = await this.#store.createJob(
+      record,
+      idem && {
+        principal,
+        keyHash: idem.keyHash,
+        record: { job_id: jobId, params_hash: idem.paramsHash },
+        ttlMs: this.#limits.idempotencyTtlMs,
+      },
+    );
+    if (!created) {
+      // Another submit claimed the key between our read and our write.
+      const replay = await this.#replay(principal, idem!);
+      if (replay) return replay;
+      throw new ArcpError("INTERNAL_ERROR", "idempotency key changed hands during submit; retry");
+    }
+    const live: LiveJob = {
+      record,
+      input: submit.input ?? null,
+      agentUrl: agent.url,
+      ended: false,
+      cancelling: false,
+      timers: [],
+    };
+    this.#live.set(jobId, live);
+    this.#perPrincipal.set(principal, (this.#perPrincipal.get(principal) ?? 0) + 1);
+    return { accepted: acceptedPayload(record), start: () => this.#start(live, expiresMs) };
+  }
+
+  async #replay(
+    principal: string,
+    idem: { keyHash: string; paramsHash: string },
+  ): Promise<Submission | undefined> {
+    const existing = await this.#store.getIdempotency(principal, idem.keyHash);
+    if (!existing) return undefined;
+    if (existing.params_hash !== idem.paramsHash) {
+      throw new ArcpError(
+        "DUPLICATE_KEY",
+        "idempotency_key was already used with different parameters",
+        {
+          existing_job_id: existing.job_id,
+        },
+      );
+    }
+    const job = this.#live.get(existing.job_id)?.record ??
+      await this.#store.getJob(existing.job_id);
+    if (!job) return undefined;
+    return { accepted: acceptedPayload(job) };
+  }
+
+  #start(live: LiveJob, expiresMs: number | undefined): void {
+    const job = live.record;
+    job.status = "running";
+    this.#emit(live, "job.event", event("status", { phase: "running" }));
+    if (job.max_runtime_sec) {
+      live.timers.push(setDeadline(
+        () =>
+          this.#end(live, {
+            status: "timed_out",
+            error: new ArcpError(
+              "TIMEOUT",
+              `job exceeded max_runtime_sec (${job.max_runtime_sec} s)`,
+            ),
+          }),
+        Date.now() + job.max_runtime_sec * 1000,
+      ));
+    }
+    if (expiresMs !== undefined) {
+      live.timers.push(setDeadline(
+        () =>
+          this.#end(live, {
+            status: "error",
+            error: new ArcpError(
+              "LEASE_EXPIRED",
+              `lease expired at ${job.lease_constraints?.expires_at}`,
+            ),
+          }),
+        expiresMs,
+      ));
+    }
+    try {
+      live.run = this.#sandbox.start(
+        {
+          jobId: job.job_id,
+          traceId: job.trace_id,
+          agentUrl: live.agentUrl,
+          input: live.input,
+          lease: job.lease,
+        },
+        {
+          onEvent: (kind, body) =>
+            live.ended ? Promise.resolve() : this.#emit(live, "job.event", event(kind, body)),
+          onResult: (result) =>
+            this.#end(live, live.cancelling ? cancelled() : { status: "success", result }),
+          onError: (error) =>
+            this.#end(live, live.cancelling ? cancelled() : { status: "error", error }),
+        },
+      );
+    } catch (err) {
+      this.#end(live, { status: "error", error: toArcpError(err) });
+    }
+  }
+
+  /**
+   * Cancels a job on behalf of a session.
+   *
+   * @param sessionId the requesting session
+   * @param principal its principal
+   * @param jobId the job
+   * @param reason why, if given
+   * @throws {ArcpError} `JOB_NOT_FOUND` or `PERMISSION_DENIED`
+   */
+  async cancel(
+    sessionId: string,
+    principal: string,
+    jobId: string,
+    reason?: string,
+  ): Promise<void> {
+    const live = this.#live.get(jobId);
+    const job = live?.record ?? await this.#store.getJob(jobId);
+    if (!job || job.principal !== principal) {
+      throw new ArcpError("JOB_NOT_FOUND", `no job ${jobId}`);
+    }
+    if (job.session_id !== sessionId) {
+      throw new ArcpError(
+        "PERMISSION_DENIED",
+        "only the session that submitted a job may cancel it",
+      );
+    }
+    if (!live || live.ended || live.cancelling) return;
+    live.cancelling = true;
+    this.#sinks(job.session_id)?.sendControl("job.cancelled", reason ? { reason } : {}, {
+      job_id: jobId,
+      trace_id: job.trace_id,
+    });
+    live.run?.abort(reason ?? "cancelled");
+    live.timers.push(
+      setDeadline(() => this.#end(live, cancelled()), Date.now() + this.#limits.cancelGraceMs),
+    );
+  }
+
+  /**
+   * Marks jobs that were running when the process died as failed, in their
+   * sessions' logs. Call once at start, after sessions can be restored.
+   *
+   * @param restore loads a session into memory
+   * @returns how many jobs were ended
+   */
+  async recover(restore: (sessionId: string) => Promise<EventSink | undefined>): Promise<number> {
+    let n = 0;
+    for await (const job of this.#store.liveJobs()) {
+      if (this.#live.has(job.job_id)) continue;
+      const sink = await restore(job.session_id);
+      const live: LiveJob = {
+        record: job,
+        input: null,
+        agentUrl: "",
+        ended: false,
+        cancelling: false,
+        timers: [],
+      };
+      await this.#end(live, {
+        status: "error",
+        error: new ArcpError("INTERNAL_ERROR", "the runtime stopped while this job was running"),
+      }, sink);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Stops every live job (process shutdown). Their records stay live in KV,
+   * so the next start reports them as interrupted.
+   */
+  stopAll(): void {
+    for (const live of this.#live.values()) {
+      for (const cancel of live.timers) cancel();
+      live.run?.kill();
+    }
+    this.#live.clear();
+  }
+
+  #emit(
+    live: LiveJob,
+    type: SeqType,
+    payload: Record<string, unknown>,
+    sink = this.#sinks(live.record.session_id),
+  ): Promise<void> {
+    const job = live.record;
+    const writes: KvWrite[] = [];
+    let staged: Staged | undefined;
+    if (sink) {
+      staged = sink.stage(type, job.job_id, job.trace_id, payload);
+      if (staged) {
+        job.last_event_seq = staged.seq;
+        writes.push(
+          ...staged.writes,
+          ...this.#store.jobLogWrites(job.job_id, job.log_length++, staged.text),
+        );
+      }
+    }
+    writes.push(...this.#store.jobWrites({ ...job }));
+    return this.#store.write(writes).then(
+      () => {
+        if (staged) sink!.deliver(staged);
+      },
+      (err) => {
+        this.#log.error("commit of a job envelope failed", {
+          job_id: job.job_id,
+          error: String(err),
+        });
+        sink?.fault(err);
+      },
+    );
+  }
+
+  async #end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
+    if (live.ended) return;
+    live.ended = true;
+    for (const cancel of live.timers) cancel();
+    live.run?.kill();
+    const job = live.record;
+    job.status = outcome.status as JobStatus;
+    job.ended_at = nowIso();
+    if (this.#live.delete(job.job_id)) {
+      const left = (this.#perPrincipal.get(job.principal) ?? 1) - 1;
+      if (left > 0) this.#perPrincipal.set(job.principal, left);
+      else this.#perPrincipal.delete(job.principal);
+    }
+    if (outcome.status === "success") {
+      await this.#emit(
+        live,
+        "job.result",
+        { final_status: "success", result: outcome.result },
+        sink ?? this.#sinks(job.session_id),
+      );
+    } else {
+      job.error = outcome.error.toPayload();
+      await this.#emit(live, "job.error", {
+        final_status: outcome.status,
+        ...outcome.error.toPayload(),
+      }, sink ?? this.#sinks(job.session_id));
+    }
+  }
+}
+
+function cancelled(): Outcome {
+  return { status: "cancelled", error: new ArcpError("CANCELLED", "job was cancelled") };
+}
+
+function event(kind: string, body: Record<string, unknown>): Record<string, unknown> {
+  return { kind, ts: nowIso(), body };
+}
+
+/**
+ * The `job.accepted` payload of a job.
+ *
+ * @param job the record
+ * @returns the payload
+ */
+export function acceptedPayload(job: JobRecord): Accepted {
+  const p: Accepted = {
+    job_id: job.job_id,
+    agent: job.agent,
+    lease: job.lease,
+    accepted_at: job.accepted_at,
+    trace_id: job.trace_id,
+  };
+  if (job.lease_constraints) p.lease_constraints = job.lease_constraints;
+  if (job.budget) p.budget = job.budget;
+  if (job.parent_job_id) p.parent_job_id = job.parent_job_id;
+  return p;
+}

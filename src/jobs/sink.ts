@@ -1,0 +1,54 @@
+/**
+ * How the jobs layer hands envelopes to sessions without knowing about
+ * sockets: a session stamps an envelope with its next `event_seq`, the jobs
+ * layer commits the stamped envelope together with its own writes, and only
+ * then asks the session to deliver it.
+ *
+ * @module
+ */
+import type { KvWrite } from "../store/large_value.ts";
+
+/** Job-scoped envelope types that carry an `event_seq`. */
+export type SeqType = "job.event" | "job.result" | "job.error";
+
+/** An envelope stamped for one session, not yet committed. */
+export interface Staged {
+  /** Its `event_seq` in that session. */
+  seq: number;
+  /** The serialized envelope. */
+  text: string;
+  /** The writes that log it. */
+  writes: KvWrite[];
+}
+
+/** A session, as the jobs layer sees it. */
+export interface EventSink {
+  /** The session id. */
+  readonly sessionId: string;
+  /** The session's principal. */
+  readonly principal: string;
+  /**
+   * Stamps a job envelope with this session's next `event_seq`.
+   *
+   * @returns the stamped envelope, or undefined when this session did not negotiate the event's feature
+   */
+  stage(
+    type: SeqType,
+    jobId: string,
+    traceId: string,
+    payload: Record<string, unknown>,
+  ): Staged | undefined;
+  /** Sends a committed envelope, if the session is connected. */
+  deliver(staged: Staged): void;
+  /** Sends an envelope without `event_seq` (e.g. `job.cancelled`), if connected. */
+  sendControl(
+    type: string,
+    payload: Record<string, unknown>,
+    extra?: Record<string, unknown>,
+  ): void;
+  /** Tells the session that a commit of its envelopes failed. */
+  fault(error: unknown): void;
+}
+
+/** Finds the in-memory session for an id. */
+export type SinkLookup = (sessionId: string) => EventSink | undefined;

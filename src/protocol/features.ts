@@ -1,0 +1,49 @@
+/**
+ * Feature flags negotiated in `session.hello` / `session.welcome`.
+ *
+ * @module
+ */
+
+/** Every feature flag ARCP v1.1 defines. */
+export const ALL_FEATURES = [
+  "heartbeat",
+  "ack",
+  "list_jobs",
+  "subscribe",
+  "lease_expires_at",
+  "cost.budget",
+  "model.use",
+  "provisioned_credentials",
+  "progress",
+  "result_chunk",
+  "agent_versions",
+] as const;
+
+/** One ARCP feature flag. */
+export type Feature = typeof ALL_FEATURES[number];
+
+/**
+ * The features this runtime implements today. A feature is listed here only
+ * once it works end to end; the welcome advertises the intersection with
+ * what the client asked for.
+ */
+export const RUNTIME_FEATURES: readonly Feature[] = [
+  "list_jobs",
+  "progress",
+  "agent_versions",
+];
+
+/**
+ * The negotiated feature set: what both sides support.
+ *
+ * @param offered what the runtime supports
+ * @param requested what the client's hello listed (nothing means none)
+ * @returns the intersection, in the runtime's order
+ */
+export function negotiateFeatures(
+  offered: readonly string[],
+  requested: readonly string[] | undefined,
+): string[] {
+  const want = new Set(requested ?? []);
+  return offered.filter((f) => want.has(f));
+}

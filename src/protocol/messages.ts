@@ -1,0 +1,266 @@
+/**
+ * Payload schemas of every ARCP message (ARCP.md §3–§4), inbound and
+ * outbound. The runtime decodes with them and the client types what it reads
+ * with them, so each wire shape is written once, here.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ErrorPayloadSchema } from "./errors.ts";
+import { LeaseSchema } from "./lease.ts";
+
+/** Longest idempotency key accepted (it is hashed before use in a key anyway). */
+export const MAX_IDEMPOTENCY_KEY = 256;
+
+/** Job states; the last four are terminal. */
+export const JOB_STATUSES = [
+  "pending",
+  "running",
+  "success",
+  "error",
+  "cancelled",
+  "timed_out",
+] as const;
+
+/** Schema of a job state. */
+export const JobStatusSchema = z.enum(JOB_STATUSES);
+
+/** A job state. */
+export type JobStatus = z.infer<typeof JobStatusSchema>;
+
+/** Terminal job states. */
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
+  "success",
+  "error",
+  "cancelled",
+  "timed_out",
+]);
+
+const short = z.string().max(1024);
+
+// ---- session.* ----------------------------------------------------------
+
+/** `session.hello` payload. */
+export const HelloSchema = z.object({
+  client: z.object({
+    name: short,
+    version: short,
+    fingerprint: short.optional(),
+    principal: short.optional(),
+  }),
+  auth: z.object({ scheme: z.literal("bearer"), token: z.string().min(1).max(4096) }),
+  capabilities: z.object({
+    encodings: z.array(short).max(64).optional(),
+    features: z.array(short).max(64).optional(),
+  }).optional(),
+  resume: z.object({
+    session_id: z.string().min(1).max(256),
+    resume_token: z.string().min(1).max(4096),
+    last_event_seq: z.number().int().nonnegative(),
+  }).optional(),
+});
+
+/** A `session.hello` payload. */
+export type Hello = z.infer<typeof HelloSchema>;
+
+/** An advertised agent and its versions. */
+export const AgentInventoryEntrySchema = z.object({
+  name: z.string(),
+  versions: z.array(z.string()),
+  default: z.string(),
+});
+
+/** `session.welcome` payload. */
+export const WelcomeSchema = z.object({
+  runtime: z.object({ name: z.string(), version: z.string() }),
+  resume_token: z.string(),
+  resume_window_sec: z.number().int().positive(),
+  heartbeat_interval_sec: z.number().int().positive().optional(),
+  capabilities: z.object({
+    encodings: z.array(z.string()),
+    features: z.array(z.string()),
+    agents: z.array(AgentInventoryEntrySchema),
+  }),
+});
+
+/** A `session.welcome` payload. */
+export type Welcome = z.infer<typeof WelcomeSchema>;
+
+/** `session.bye` payload. */
+export const ByeSchema = z.object({ reason: short.optional() });
+
+/** `session.close` / `session.closed` payload. */
+export const EmptySchema = z.object({});
+
+/** `session.ping` payload. */
+export const PingSchema = z.object({ nonce: short, sent_at: short });
+
+/** `session.pong` payload. */
+export const PongSchema = z.object({ ping_nonce: short, received_at: short });
+
+/** `session.ack` payload. */
+export const AckSchema = z.object({ last_processed_seq: z.number().int().nonnegative() });
+
+/** `session.list_jobs` payload. */
+export const ListJobsSchema = z.object({
+  filter: z.object({
+    status: z.array(JobStatusSchema).max(6).optional(),
+    agent: z.string().max(300).optional(),
+    created_after: short.optional(),
+    created_before: short.optional(),
+  }).optional(),
+  limit: z.number().int().min(1).max(1000).optional(),
+  cursor: z.string().max(1024).nullable().optional(),
+});
+
+/** A `session.list_jobs` payload. */
+export type ListJobs = z.infer<typeof ListJobsSchema>;
+
+/** One entry of `session.jobs`. */
+export const JobEntrySchema = z.object({
+  job_id: z.string(),
+  agent: z.string(),
+  status: JobStatusSchema,
+  lease: LeaseSchema,
+  parent_job_id: z.string().nullable().optional(),
+  created_at: z.string(),
+  trace_id: z.string().optional(),
+  last_event_seq: z.number().int().nonnegative(),
+});
+
+/** One job as `session.jobs` lists it. */
+export type JobEntry = z.infer<typeof JobEntrySchema>;
+
+/** `session.jobs` payload. */
+export const JobsSchema = z.object({
+  request_id: z.string(),
+  jobs: z.array(JobEntrySchema),
+  next_cursor: z.string().nullable(),
+});
+
+/** A `session.jobs` payload. */
+export type Jobs = z.infer<typeof JobsSchema>;
+
+// ---- job.* --------------------------------------------------------------
+
+/** `lease_constraints`. */
+export const LeaseConstraintsSchema = z.object({ expires_at: z.string().max(64).optional() });
+
+/** Lease constraints. */
+export type LeaseConstraints = z.infer<typeof LeaseConstraintsSchema>;
+
+/** `job.submit` payload. */
+export const SubmitSchema = z.object({
+  agent: z.string().min(1).max(300),
+  input: z.unknown(),
+  lease_request: LeaseSchema.optional(),
+  lease_constraints: LeaseConstraintsSchema.optional(),
+  idempotency_key: z.string().min(1).max(MAX_IDEMPOTENCY_KEY).optional(),
+  max_runtime_sec: z.number().int().positive().max(10 * 365 * 24 * 3600).optional(),
+});
+
+/** A `job.submit` payload. */
+export type Submit = z.infer<typeof SubmitSchema>;
+
+/** A credential handed to a job's submitter (§5.8). */
+export const CredentialSchema = z.object({
+  id: z.string(),
+  scheme: z.string(),
+  value: z.string(),
+  endpoint: z.string(),
+  profile: z.string().optional(),
+  constraints: z.object({
+    expires_at: z.string().optional(),
+    allowed_models: z.array(z.string()).optional(),
+    max_spend: z.object({ currency: z.string(), amount: z.number() }).optional(),
+  }).optional(),
+});
+
+/** `job.accepted` payload. */
+export const AcceptedSchema = z.object({
+  job_id: z.string(),
+  agent: z.string(),
+  lease: LeaseSchema,
+  lease_constraints: LeaseConstraintsSchema.optional(),
+  budget: z.record(z.string(), z.number()).optional(),
+  credentials: z.array(CredentialSchema).optional(),
+  accepted_at: z.string(),
+  parent_job_id: z.string().optional(),
+  delegate_id: z.string().optional(),
+  trace_id: z.string(),
+});
+
+/** A `job.accepted` payload. */
+export type Accepted = z.infer<typeof AcceptedSchema>;
+
+/** `job.result` payload. */
+export const ResultSchema = z.object({
+  final_status: z.literal("success"),
+  result: z.unknown().optional(),
+  result_id: z.string().optional(),
+  result_size: z.number().int().nonnegative().optional(),
+  summary: z.string().optional(),
+});
+
+/** A `job.result` payload. */
+export type Result = z.infer<typeof ResultSchema>;
+
+/** `job.error` payload. */
+export const JobErrorSchema = ErrorPayloadSchema.extend({
+  final_status: z.enum(["error", "cancelled", "timed_out"]),
+});
+
+/** A `job.error` payload. */
+export type JobError = z.infer<typeof JobErrorSchema>;
+
+/** `job.cancel` / `job.cancelled` payload. */
+export const CancelSchema = z.object({ reason: short.optional() });
+
+/** `job.subscribe` payload. */
+export const SubscribeSchema = z.object({
+  job_id: z.string().min(1).max(256),
+  from_event_seq: z.number().int().nonnegative().optional(),
+  history: z.boolean().optional(),
+});
+
+/** `job.unsubscribe` payload. */
+export const UnsubscribeSchema = z.object({ job_id: z.string().min(1).max(256) });
+
+/** `job.subscribed` payload. */
+export const SubscribedSchema = z.object({
+  job_id: z.string(),
+  current_status: JobStatusSchema,
+  agent: z.string(),
+  lease: LeaseSchema,
+  lease_constraints: LeaseConstraintsSchema.optional(),
+  budget: z.record(z.string(), z.number()).optional(),
+  credentials: z.array(CredentialSchema).optional(),
+  parent_job_id: z.string().nullable(),
+  trace_id: z.string(),
+  subscribed_from: z.number().int().nonnegative(),
+  replayed: z.boolean(),
+});
+
+/** A `job.subscribed` payload. */
+export type Subscribed = z.infer<typeof SubscribedSchema>;
+
+/** `session.error` payload. */
+export const SessionErrorSchema = ErrorPayloadSchema;
+
+/**
+ * Inbound message types and the schema of each one's payload. A type not in
+ * this table is answered with `INVALID_REQUEST`.
+ */
+export const INBOUND: Record<string, z.ZodType> = {
+  "session.hello": HelloSchema,
+  "session.bye": ByeSchema,
+  "session.close": EmptySchema,
+  "session.ping": PingSchema,
+  "session.pong": PongSchema,
+  "session.ack": AckSchema,
+  "session.list_jobs": ListJobsSchema,
+  "job.submit": SubmitSchema,
+  "job.cancel": CancelSchema,
+  "job.subscribe": SubscribeSchema,
+  "job.unsubscribe": UnsubscribeSchema,
+};

@@ -1,0 +1,147 @@
+/**
+ * The composition root: opens the store, loads the agent inventory, wires
+ * sessions, jobs and the sandbox together, and exposes a web-standard
+ * `fetch` handler (WebSocket at `/arcp`, `GET /healthz`) and a stdio server.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { RUNTIME_FEATURES } from "./protocol/features.ts";
+import { type JobLimits, JobManager } from "./jobs/job_manager.ts";
+import { type AgentInventoryEntry, AgentRegistry } from "./sandbox/registry.ts";
+import { type Sandbox, WorkerSandbox } from "./sandbox/worker_sandbox.ts";
+import { HelloThrottle, TokenTable } from "./session/auth.ts";
+import { Connection, type ConnectionContext } from "./session/connection.ts";
+import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionRegistry } from "./session/registry.ts";
+import { Store } from "./store/store.ts";
+import { acceptWebSocket } from "./transport/websocket.ts";
+import { serveLines } from "./transport/stdio.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "./transport/transport.ts";
+import { type Logger, stderrLogger } from "./logger.ts";
+
+/** The runtime's name and version, as the welcome reports them. */
+export const RUNTIME_INFO = { name: "arcp-deno-runtime", version: "0.1.0" } as const;
+
+/** Options of {@linkcode createRuntime}. */
+export interface RuntimeOptions {
+  /** KV file path, or `:memory:`. */
+  kvPath: string;
+  /** Folder of agent modules. */
+  agentsDir: string;
+  /** Bearer token → principal. */
+  tokens: Record<string, string>;
+  /** Largest inbound frame (bytes); default 1 MiB. */
+  maxFrameBytes?: number;
+  /** Session limits. */
+  sessions?: Partial<SessionLimits>;
+  /** Job limits. */
+  jobs?: Partial<JobLimits>;
+  /** How long session logs stay in KV (ms); default 24 h. */
+  logTtlMs?: number;
+  /** Where operator messages go; default stderr. */
+  logger?: Logger;
+  /** Where agents run; default a Web Worker per job in this process. */
+  sandbox?: Sandbox;
+}
+
+/** A running ARCP runtime. */
+export interface Runtime {
+  /** Handles HTTP: the WebSocket endpoint at `/arcp` and `GET /healthz`. */
+  fetch(req: Request, info?: Deno.ServeHandlerInfo): Response | Promise<Response>;
+  /**
+   * Serves one session over newline-delimited JSON streams.
+   *
+   * @param input bytes in
+   * @param output bytes out
+   * @returns resolves when input ends
+   */
+  serveStdio(input: ReadableStream<Uint8Array>, output: WritableStream<Uint8Array>): Promise<void>;
+  /** The agent inventory, as the welcome advertises it. */
+  inventory(): AgentInventoryEntry[];
+  /** Stops accepting, says `session.bye` to connected sessions, lets commits land and closes KV. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a runtime.
+ *
+ * @param options where state and agents are, who may connect
+ * @returns the runtime
+ * @example
+ * ```ts ignore
+ * import { createRuntime } from "./runtime.ts";
+ * const runtime = await createRuntime({ kvPath: ":memory:", agentsDir: "./agents", tokens: { secret: "alice" } });
+ * Deno.serve({ port: 7777 }, runtime.fetch);
+ * ```
+ */
+export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const log = options.logger ?? stderrLogger();
+  const tokens = new TokenTable(options.tokens);
+  const agents = await AgentRegistry.fromDirectory(
+    options.agentsDir,
+    (path, reason) => log.warn("skipped agent module", { path, reason }),
+  );
+  const store = await Store.open({ path: options.kvPath });
+  const logTtlMs = options.logTtlMs ?? 24 * 3600 * 1000;
+  const sessions = new SessionRegistry(store, { ...DEFAULT_SESSION_LIMITS, ...options.sessions }, {
+    logTtlMs,
+  });
+  const jobs = new JobManager({
+    store,
+    agents,
+    sandbox: options.sandbox ?? new WorkerSandbox(),
+    sinks: (id) => sessions.get(id),
+    log,
+  }, options.jobs);
+  const recovered = await jobs.recover((id) => sessions.restore(id));
+  if (recovered > 0) log.warn("ended jobs interrupted by the last shutdown", { count: recovered });
+
+  const ctx: ConnectionContext = {
+    runtime: RUNTIME_INFO,
+    features: RUNTIME_FEATURES,
+    inventory: () => agents.inventory(),
+    tokens,
+    throttle: new HelloThrottle(),
+    sessions,
+    jobs,
+    store,
+    log,
+  };
+  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  let closing = false;
+
+  const app = new Hono<{ Bindings: { info?: Deno.ServeHandlerInfo } }>();
+  app.get(
+    "/healthz",
+    (c) =>
+      c.json(
+        { ok: !closing, runtime: RUNTIME_INFO, live_jobs: jobs.liveCount },
+        closing ? 503 : 200,
+      ),
+  );
+  app.get("/arcp", (c) => {
+    if (closing) return c.text("shutting down", 503);
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.text("expected a WebSocket upgrade", 426);
+    }
+    const addr = c.env?.info?.remoteAddr;
+    const remoteAddr = addr && "hostname" in addr ? addr.hostname : "unknown";
+    return acceptWebSocket(c.req.raw, { maxFrameBytes, remoteAddr }, (t) => new Connection(ctx, t));
+  });
+
+  return {
+    fetch: (req, info) => app.fetch(req, { info }),
+    serveStdio: (input, output) =>
+      serveLines(input, output, maxFrameBytes, (t) => new Connection(ctx, t)),
+    inventory: () => agents.inventory(),
+    async close() {
+      if (closing) return;
+      closing = true;
+      for (const s of sessions.all()) {
+        if (s.connected) s.sendControl("session.bye", { reason: "runtime shutting down" });
+      }
+      jobs.stopAll();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * What agent authors import: {@linkcode defineAgent} and the context an
+ * agent's `run` receives. This module has no dependencies, so it is cheap to
+ * load inside every sandboxed worker.
+ *
+ * @example
+ * ```ts
+ * import { defineAgent } from "./agent.ts";
+ *
+ * export default defineAgent({
+ *   name: "hello",
+ *   version: "1.0.0",
+ *   async run(input: { who: string }, ctx) {
+ *     await ctx.log("info", `greeting ${input.who}`);
+ *     return { greeting: `hello ${input.who}` };
+ *   },
+ * });
+ * ```
+ *
+ * @module
+ */
+
+/** Log levels of a `log` event. */
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "critical";
+
+/** Fields of a `progress` event. */
+export interface ProgressBody {
+  /** Units done so far, ≥ 0. */
+  current: number;
+  /** Units in all, when known; current ≤ total. */
+  total?: number;
+  /** What a unit is, e.g. `files`. */
+  units?: string;
+  /** A short human message. */
+  message?: string;
+}
+
+/** Fields of an `artifact_ref` event. */
+export interface ArtifactRef {
+  /** Where the artifact is. */
+  uri: string;
+  /** Its media type. */
+  content_type: string;
+  /** Its size in bytes. */
+  byte_size?: number;
+  /** Hex SHA-256 of its bytes. */
+  sha256?: string;
+}
+
+/** The lease a job runs under: capability namespace → glob patterns. */
+export type AgentLease = Readonly<Record<string, readonly string[]>>;
+
+/**
+ * What a running agent can do. Every emit method returns a promise that
+ * settles once the runtime has taken the event; awaiting it keeps a chatty
+ * agent from outrunning the runtime.
+ */
+export interface AgentContext {
+  /** Aborted when the job is cancelled or times out; stop promptly. */
+  readonly signal: AbortSignal;
+  /** This job's id. */
+  readonly jobId: string;
+  /** This job's W3C trace id. */
+  readonly traceId: string;
+  /** The effective lease. */
+  readonly lease: AgentLease;
+  /** Emits a `log` event. */
+  log(level: LogLevel, message: string, attributes?: Record<string, unknown>): Promise<void>;
+  /** Emits a `thought` event. */
+  thought(text: string): Promise<void>;
+  /** Emits a `status` event. */
+  status(phase: string, message?: string): Promise<void>;
+  /** Emits a `progress` event. */
+  progress(progress: ProgressBody): Promise<void>;
+  /** Emits a `metric` event. */
+  metric(name: string, value: number, unit?: string, dims?: Record<string, unknown>): Promise<void>;
+  /** Emits a `tool_call` event. */
+  toolCall(tool: string, args: unknown, callId: string): Promise<void>;
+  /** Emits a `tool_result` event. */
+  toolResult(callId: string, result: unknown): Promise<void>;
+  /** Emits an `artifact_ref` event. */
+  artifact(ref: ArtifactRef): Promise<void>;
+  /** Emits a vendor event; `kind` must look like `x-vendor.<name>`. */
+  emit(kind: string, body: Record<string, unknown>): Promise<void>;
+}
+
+/** An agent: a name, a version and what it does. */
+export interface AgentDefinition<I = unknown, O = unknown> {
+  /** Agent name, `[a-z0-9][a-z0-9._-]*`. */
+  readonly name: string;
+  /** Version, `[a-zA-Z0-9.+_-]+`. */
+  readonly version: string;
+  /** One line on what it does. */
+  readonly description?: string;
+  /** Runs one job; the resolved value is the job's result. */
+  run(input: I, ctx: AgentContext): Promise<O> | O;
+}
+
+/**
+ * Declares an agent. The module that holds an agent default-exports the
+ * value this returns.
+ *
+ * @param definition the agent
+ * @returns the same definition, frozen
+ * @example
+ * ```ts
+ * import { defineAgent } from "./agent.ts";
+ * export default defineAgent({ name: "noop", version: "1.0.0", run: () => null });
+ * ```
+ */
+export function defineAgent<I, O>(definition: AgentDefinition<I, O>): AgentDefinition<I, O> {
+  if (typeof definition?.run !== "function") {
+    throw new TypeError("defineAgent: run must be a function");
+  }
+  return Object.freeze({ ...definition });
+}
+
+/**
+ * Thrown by the runtime's ctx methods (and catchable by agents) when the
+ * lease, its expiry or its budget refuses an operation.
+ */
+export class LeaseError extends Error {
+  /** `PERMISSION_DENIED`, `LEASE_EXPIRED` or `BUDGET_EXHAUSTED`. */
+  readonly code: string;
+  /**
+   * Creates a lease error.
+   *
+   * @param code the ARCP error code
+   * @param message what was refused
+   */
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "LeaseError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Limits shared by the host and the worker side of the sandbox. No
+ * dependencies, so the worker can load it.
+ *
+ * @module
+ */
+
+/** Events a worker may have in flight before the host grants more credit. */
+export const EVENT_WINDOW = 256;
+
+/** Largest serialized event body the runtime accepts from an agent. */
+export const MAX_EVENT_BYTES = 256 * 1024;
+
+/** Largest serialized inline result. Larger results belong in a streamed result. */
+export const MAX_RESULT_BYTES = 200 * 1024;

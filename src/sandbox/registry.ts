@@ -1,0 +1,210 @@
+/**
+ * The agent inventory: which agents and versions exist, where their modules
+ * are, and which version a bare name means. Agent modules are described
+ * inside a permissionless worker, so no agent code ever runs in the
+ * runtime's own, fully privileged, context.
+ *
+ * @module
+ */
+import { ArcpError } from "../protocol/errors.ts";
+import {
+  compareVersions,
+  isAgentName,
+  isAgentVersion,
+  parseAgentRef,
+} from "../protocol/agent_ref.ts";
+import { WorkerMessageSchema } from "./wire.ts";
+import { workerEntryUrl } from "./entry.ts";
+
+/** One agent version. */
+export interface AgentModule {
+  /** Agent name. */
+  name: string;
+  /** Version. */
+  version: string;
+  /** One line on what it does. */
+  description?: string;
+  /** File URL of the module. */
+  url: string;
+}
+
+/** An agent name with its versions, as the welcome advertises it. */
+export interface AgentInventoryEntry {
+  /** Agent name. */
+  name: string;
+  /** Every version, oldest first. */
+  versions: string[];
+  /** What a bare name resolves to. */
+  default: string;
+}
+
+const AGENT_FILE = /\.(ts|js|mjs|mts)$/;
+
+/** How long an agent module may take to load and describe itself. */
+const DESCRIBE_TIMEOUT_MS = 15_000;
+
+/**
+ * Loads an agent module in a worker with no permissions and asks for its
+ * name, version and description.
+ *
+ * @param url file URL of the module
+ * @returns what the module says it is
+ */
+export function describeAgentModule(url: string): Promise<AgentModule> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(workerEntryUrl(url), {
+      type: "module",
+      // deno-lint-ignore no-explicit-any
+      deno: { permissions: "none" } as any,
+    });
+    const timer = setTimeout(
+      () => done(new Error("timed out describing the agent")),
+      DESCRIBE_TIMEOUT_MS,
+    );
+    const done = (err: Error | null, mod?: AgentModule) => {
+      clearTimeout(timer);
+      worker.terminate();
+      if (err) reject(err);
+      else resolve(mod!);
+    };
+    worker.onmessage = (e) => {
+      const parsed = WorkerMessageSchema.safeParse(e.data);
+      if (!parsed.success || parsed.data.t !== "described") {
+        return done(new Error("not an agent module"));
+      }
+      const { name, version, description } = parsed.data;
+      if (!isAgentName(name)) return done(new Error(`bad agent name ${JSON.stringify(name)}`));
+      if (!isAgentVersion(version)) {
+        return done(new Error(`bad agent version ${JSON.stringify(version)}`));
+      }
+      done(null, { name, version, description, url });
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      done(new Error(e.message));
+    };
+    worker.postMessage({ t: "describe" });
+  });
+}
+
+async function* agentFiles(dir: string): AsyncGenerator<string> {
+  const entries: Deno.DirEntry[] = [];
+  for await (const entry of Deno.readDir(dir)) entries.push(entry);
+  entries.sort((a, b) => a.name < b.name ? -1 : 1);
+  for (const entry of entries) {
+    if (entry.name.startsWith("_") || entry.name.startsWith(".")) continue;
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) yield* agentFiles(path);
+    else if (entry.isFile && AGENT_FILE.test(entry.name) && !/_test\.\w+$/.test(entry.name)) {
+      yield path;
+    }
+  }
+}
+
+/**
+ * The agents a runtime can run.
+ *
+ * @example
+ * ```ts ignore
+ * import { AgentRegistry } from "./registry.ts";
+ * const registry = await AgentRegistry.fromDirectory("./agents");
+ * console.log(registry.inventory());
+ * ```
+ */
+export class AgentRegistry {
+  #byName = new Map<string, Map<string, AgentModule>>();
+
+  /**
+   * @param modules the agent versions
+   * @throws {Error} when one name@version appears twice
+   */
+  constructor(modules: AgentModule[]) {
+    for (const mod of modules) {
+      const versions = this.#byName.get(mod.name) ?? new Map<string, AgentModule>();
+      if (versions.has(mod.version)) {
+        throw new Error(
+          `agent ${mod.name}@${mod.version} is defined twice (${
+            versions.get(mod.version)!.url
+          } and ${mod.url})`,
+        );
+      }
+      versions.set(mod.version, mod);
+      this.#byName.set(mod.name, versions);
+    }
+  }
+
+  /**
+   * Finds every agent module under a folder (files starting with `_` or `.`
+   * and `*_test.*` files are skipped) and describes each in a sandbox.
+   *
+   * @param dir the agents folder
+   * @param onSkip told about files that are not loadable agents
+   * @returns the registry
+   */
+  static async fromDirectory(
+    dir: string,
+    onSkip: (path: string, reason: string) => void = () => {},
+  ): Promise<AgentRegistry> {
+    const root = await Deno.realPath(dir);
+    const paths: string[] = [];
+    for await (const path of agentFiles(root)) paths.push(path);
+    const described = await Promise.allSettled(
+      paths.map((p) => describeAgentModule(new URL(`file://${p}`).href)),
+    );
+    const modules: AgentModule[] = [];
+    described.forEach((r, i) => {
+      if (r.status === "fulfilled") modules.push(r.value);
+      else onSkip(paths[i], (r.reason as Error).message);
+    });
+    return new AgentRegistry(modules);
+  }
+
+  /**
+   * The inventory for `session.welcome`, sorted by name.
+   *
+   * @returns one entry per agent name
+   */
+  inventory(): AgentInventoryEntry[] {
+    return [...this.#byName.entries()].sort(([a], [b]) => a < b ? -1 : 1).map(
+      ([name, versions]) => {
+        const sorted = [...versions.keys()].sort(compareVersions);
+        return { name, versions: sorted, default: sorted[sorted.length - 1] };
+      },
+    );
+  }
+
+  /**
+   * Resolves a submit's `agent` field.
+   *
+   * @param ref `name` or `name@version`
+   * @returns the agent version to run
+   * @throws {ArcpError} `INVALID_REQUEST`, `AGENT_NOT_AVAILABLE` or `AGENT_VERSION_NOT_AVAILABLE`
+   */
+  resolve(ref: string): AgentModule {
+    const parsed = parseAgentRef(ref);
+    if (!parsed) {
+      throw new ArcpError(
+        "INVALID_REQUEST",
+        `payload.agent: ${
+          JSON.stringify(ref.slice(0, 80))
+        } is not name or name@version (name: [a-z0-9][a-z0-9._-]*)`,
+      );
+    }
+    const versions = this.#byName.get(parsed.name);
+    if (!versions) throw new ArcpError("AGENT_NOT_AVAILABLE", `no agent named ${parsed.name}`);
+    const available = [...versions.keys()].sort(compareVersions);
+    const version = parsed.version ?? available[available.length - 1];
+    const mod = versions.get(version);
+    if (!mod) {
+      throw new ArcpError(
+        "AGENT_VERSION_NOT_AVAILABLE",
+        `agent ${parsed.name} has no version ${version}`,
+        {
+          agent: parsed.name,
+          available_versions: available,
+        },
+      );
+    }
+    return mod;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The messages a sandboxed agent and its host exchange. The host trusts
+ * nothing the worker sends: {@linkcode WorkerMessageSchema} is strict, so a
+ * message naming a job id, or any field this protocol does not define, is a
+ * protocol violation.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Host → worker. */
+export type HostMessage =
+  | { t: "describe" }
+  | { t: "start"; jobId: string; traceId: string; input: unknown; lease: Record<string, string[]> }
+  | { t: "abort"; reason: string }
+  | { t: "credit"; n: number };
+
+/** Worker → host, as the host accepts it. */
+export const WorkerMessageSchema = z.discriminatedUnion("t", [
+  z.object({
+    t: z.literal("described"),
+    name: z.string(),
+    version: z.string(),
+    description: z.string().optional(),
+  }).strict(),
+  z.object({
+    t: z.literal("event"),
+    kind: z.string().min(1).max(200),
+    body: z.record(z.string(), z.unknown()),
+  })
+    .strict(),
+  z.object({ t: z.literal("result"), value: z.unknown() }).strict(),
+  z.object({
+    t: z.literal("error"),
+    name: z.string().max(200),
+    message: z.string(),
+    code: z.string().max(64).optional(),
+  }).strict(),
+]);
+
+/** A message from a worker. */
+export type WorkerMessage = z.infer<typeof WorkerMessageSchema>;

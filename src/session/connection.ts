@@ -1,0 +1,312 @@
+/**
+ * One connection's state machine: the hello handshake, then every inbound
+ * message routed to its handler, one at a time and in order (so submits are
+ * answered in the order received). Pings are answered at once, outside that
+ * queue. Bad input of any kind gets a specific error and the session goes on.
+ *
+ * @module
+ */
+import {
+  ARCP_VERSION,
+  decodeEnvelope,
+  decodePayload,
+  type Envelope,
+} from "../protocol/envelope.ts";
+import { ArcpError, toArcpError } from "../protocol/errors.ts";
+import { negotiateFeatures } from "../protocol/features.ts";
+import { newJobId, newSessionId, newUlid } from "../protocol/ids.ts";
+import {
+  CancelSchema,
+  HelloSchema,
+  INBOUND,
+  ListJobsSchema,
+  PingSchema,
+  SubmitSchema,
+} from "../protocol/messages.ts";
+import { nowIso } from "../protocol/time.ts";
+import type { JobManager } from "../jobs/job_manager.ts";
+import type { AgentInventoryEntry } from "../sandbox/registry.ts";
+import type { Store } from "../store/store.ts";
+import type { Logger } from "../logger.ts";
+import type { Transport, TransportHandler } from "../transport/transport.ts";
+import type { HelloThrottle, TokenTable } from "./auth.ts";
+import { listJobs } from "./list_jobs.ts";
+import type { SessionRegistry } from "./registry.ts";
+import type { Session } from "./session.ts";
+
+/** What every connection shares. */
+export interface ConnectionContext {
+  /** Runtime name and version for the welcome. */
+  runtime: { name: string; version: string };
+  /** Features this runtime offers. */
+  features: readonly string[];
+  /** The agent inventory. */
+  inventory: () => AgentInventoryEntry[];
+  /** Token → principal. */
+  tokens: TokenTable;
+  /** Failed-hello throttle. */
+  throttle: HelloThrottle;
+  /** Sessions. */
+  sessions: SessionRegistry;
+  /** Jobs. */
+  jobs: JobManager;
+  /** The store. */
+  store: Store;
+  /** Operator log. */
+  log: Logger;
+}
+
+type Handler = (env: Envelope, session: Session) => Promise<void> | void;
+
+/** Handles one transport's frames. */
+export class Connection implements TransportHandler {
+  #ctx: ConnectionContext;
+  #transport: Transport;
+  #session: Session | undefined;
+  #helloSeen = false;
+  #closed = false;
+  #queue: Promise<void> = Promise.resolve();
+  #handlers: Record<string, Handler>;
+
+  /**
+   * @param ctx what connections share
+   * @param transport this connection's outbound side
+   */
+  constructor(ctx: ConnectionContext, transport: Transport) {
+    this.#ctx = ctx;
+    this.#transport = transport;
+    this.#handlers = {
+      "session.bye": () => this.#close(),
+      "session.close": (_env, s) => {
+        s.sendControl("session.closed", {});
+        this.#close();
+      },
+      "session.pong": () => {},
+      "session.ack": () => {},
+      "session.list_jobs": (env, s) => this.#listJobs(env, s),
+      "job.submit": (env, s) => this.#submit(env, s),
+      "job.cancel": (env, s) => this.#cancel(env, s),
+    };
+  }
+
+  /**
+   * One inbound frame.
+   *
+   * @param text the frame
+   */
+  onText(text: string): void {
+    if (this.#closed) return;
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(text);
+    } catch (err) {
+      this.#sessionError(toArcpError(err));
+      return;
+    }
+    if (env.type === "session.ping" && this.#session) {
+      this.#pong(env, this.#session);
+      return;
+    }
+    this.#queue = this.#queue.then(() => this.#route(env)).catch((err) => {
+      this.#ctx.log.error("handler failed", { type: env.type, error: String(err) });
+      this.#sessionError(toArcpError(err));
+    });
+  }
+
+  /** The transport closed. */
+  onClose(): void {
+    this.#closed = true;
+    if (this.#session?.detach(this.#transport)) {
+      this.#ctx.store.write([this.#session.recordWrite()]).catch(() => {});
+    }
+  }
+
+  async #route(env: Envelope): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#helloSeen) {
+      if (env.type !== "session.hello") {
+        this.#reject(
+          new ArcpError(
+            "INVALID_REQUEST",
+            `type: expected session.hello first, got ${env.type.slice(0, 64)}`,
+          ),
+        );
+        return;
+      }
+      this.#helloSeen = true;
+      await this.#hello(env);
+      return;
+    }
+    const session = this.#session!;
+    if (env.type === "session.hello") {
+      throw new ArcpError("INVALID_REQUEST", "type: session.hello was already received");
+    }
+    if (!INBOUND[env.type]) {
+      throw new ArcpError(
+        "INVALID_REQUEST",
+        `type: unknown message type ${JSON.stringify(env.type.slice(0, 64))}`,
+      );
+    }
+    if (env.session_id === undefined) {
+      throw new ArcpError(
+        "INVALID_REQUEST",
+        "session_id: required on every envelope after the hello",
+      );
+    }
+    if (env.session_id !== session.sessionId) {
+      throw new ArcpError("INVALID_REQUEST", "session_id: does not name this session");
+    }
+    const handler = this.#handlers[env.type];
+    if (!handler) {
+      throw new ArcpError(
+        "INVALID_REQUEST",
+        `type: ${env.type} needs a feature this session did not negotiate`,
+      );
+    }
+    await handler(env, session);
+  }
+
+  async #hello(env: Envelope): Promise<void> {
+    const addr = this.#transport.remoteAddr;
+    const wait = this.#ctx.throttle.retryAfterMs(addr);
+    if (wait > 0) {
+      this.#reject(
+        new ArcpError(
+          "UNAUTHENTICATED",
+          `too many failed hellos from this address; retry in ${Math.ceil(wait / 1000)} s`,
+        ),
+      );
+      return;
+    }
+    let hello;
+    try {
+      hello = decodePayload(HelloSchema, env.payload);
+    } catch (err) {
+      this.#reject(toArcpError(err));
+      return;
+    }
+    const principal = this.#ctx.tokens.principalFor(hello.auth.token);
+    if (principal === undefined) {
+      this.#ctx.throttle.fail(addr);
+      this.#ctx.log.warn("hello rejected: bad token", { addr });
+      this.#reject(new ArcpError("UNAUTHENTICATED", "bearer token not recognised"));
+      return;
+    }
+    if (hello.resume) {
+      this.#reject(
+        new ArcpError("RESUME_WINDOW_EXPIRED", "this runtime does not hold that session"),
+      );
+      return;
+    }
+    try {
+      this.#ctx.sessions.checkCap(principal);
+    } catch (err) {
+      this.#reject(toArcpError(err));
+      return;
+    }
+    const features = negotiateFeatures(this.#ctx.features, hello.capabilities?.features);
+    const { session, resumeToken } = await this.#ctx.sessions.create(principal, features);
+    if (this.#closed) {
+      session.detach(this.#transport);
+      return;
+    }
+    session.attach(this.#transport);
+    this.#session = session;
+    session.sendControl("session.welcome", {
+      runtime: this.#ctx.runtime,
+      resume_token: resumeToken,
+      resume_window_sec: this.#ctx.sessions.resumeWindowSec,
+      capabilities: {
+        encodings: ["json"],
+        features,
+        agents: session.has("agent_versions")
+          ? this.#ctx.inventory()
+          : this.#ctx.inventory().map((a) => ({ ...a, versions: [a.default] })),
+      },
+    });
+    this.#ctx.log.info("session opened", { session_id: session.sessionId, principal });
+  }
+
+  #pong(env: Envelope, session: Session): void {
+    try {
+      const ping = decodePayload(PingSchema, env.payload);
+      session.sendControl("session.pong", { ping_nonce: ping.nonce, received_at: nowIso() });
+    } catch (err) {
+      this.#sessionError(toArcpError(err));
+    }
+  }
+
+  async #submit(env: Envelope, session: Session): Promise<void> {
+    try {
+      const submit = decodePayload(SubmitSchema, env.payload);
+      const { accepted, start } = await this.#ctx.jobs.submit({
+        sink: session,
+        traceId: env.trace_id,
+      }, submit);
+      session.sendControl("job.accepted", accepted, {
+        job_id: accepted.job_id,
+        trace_id: env.trace_id ?? accepted.trace_id,
+      });
+      start?.();
+    } catch (err) {
+      const e = toArcpError(err);
+      await session.sendLoggedError(newJobId(), env.trace_id, {
+        final_status: "error",
+        ...e.toPayload(),
+      });
+    }
+  }
+
+  async #cancel(env: Envelope, session: Session): Promise<void> {
+    if (!env.job_id) throw new ArcpError("INVALID_REQUEST", "job_id: required on job.cancel");
+    const cancel = decodePayload(CancelSchema, env.payload);
+    try {
+      await this.#ctx.jobs.cancel(session.sessionId, session.principal, env.job_id, cancel.reason);
+    } catch (err) {
+      const e = toArcpError(err);
+      await session.sendLoggedError(env.job_id, env.trace_id, {
+        final_status: "error",
+        code: e.code,
+        message: e.message,
+        retryable: false,
+        details: { refused: "job.cancel" },
+      });
+    }
+  }
+
+  async #listJobs(env: Envelope, session: Session): Promise<void> {
+    if (!session.has("list_jobs")) {
+      throw new ArcpError("INVALID_REQUEST", "type: session.list_jobs needs the list_jobs feature");
+    }
+    const req = decodePayload(ListJobsSchema, env.payload);
+    session.sendControl(
+      "session.jobs",
+      await listJobs(this.#ctx.store, session.principal, env.id, req),
+    );
+  }
+
+  /** A session-level error; the session goes on. */
+  #sessionError(err: ArcpError): void {
+    if (this.#session) this.#session.sendControl("session.error", err.toPayload());
+    else this.#reject(err);
+  }
+
+  /** A rejected hello: error with a fresh id that names no session, then close. */
+  #reject(err: ArcpError): void {
+    if (this.#closed) return;
+    this.#transport.send(JSON.stringify({
+      arcp: ARCP_VERSION,
+      id: newUlid(),
+      type: "session.error",
+      session_id: newSessionId(),
+      payload: err.toPayload(),
+    }));
+    this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#transport.close(1000, "bye");
+    this.onClose();
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Every KV key the runtime writes, in one place. Keys are versioned by their
+ * first part so a later layout can live beside this one.
+ *
+ * @module
+ */
+
+/** Version prefix of every key. */
+export const V = "v1";
+
+/** Key builders. Client-supplied strings never appear raw: ids are minted, idempotency keys are hashed. */
+export const keys = {
+  /** A job record by id. */
+  job: (jobId: string): Deno.KvKey => [V, "job", jobId],
+  /** All jobs of a principal, in creation order (the list_jobs index). */
+  principalJobs: (principal: string): Deno.KvKey => [V, "pjob", principal],
+  /** One job in its principal's index. */
+  principalJob: (principal: string, createdMs: number, jobId: string): Deno.KvKey => [
+    V,
+    "pjob",
+    principal,
+    createdMs,
+    jobId,
+  ],
+  /** Jobs not yet terminal (reconciled on start). */
+  liveJobs: (): Deno.KvKey => [V, "live"],
+  /** One live job. */
+  liveJob: (jobId: string): Deno.KvKey => [V, "live", jobId],
+  /** A job's own event history (for subscribers), by position. */
+  jobLog: (jobId: string): Deno.KvKey => [V, "jlog", jobId],
+  /** One entry of a job's history. */
+  jobLogEntry: (jobId: string, n: number): Deno.KvKey => [V, "jlog", jobId, n],
+  /** A session record. */
+  session: (sessionId: string): Deno.KvKey => [V, "sess", sessionId],
+  /** A session's event log. */
+  sessionLog: (sessionId: string): Deno.KvKey => [V, "slog", sessionId],
+  /** One envelope of a session's event log. */
+  sessionLogEntry: (sessionId: string, seq: number): Deno.KvKey => [V, "slog", sessionId, seq],
+  /** An idempotency key (hashed) of a principal. */
+  idempotency: (principal: string, keyHash: string): Deno.KvKey => [V, "idem", principal, keyHash],
+};

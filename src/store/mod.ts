@@ -1,0 +1,18 @@
+/**
+ * State in Deno KV: key shapes, record shapes, group commit and large
+ * values. Nothing above this layer spells a KV key.
+ *
+ * @example
+ * ```ts ignore
+ * import { Store } from "./mod.ts";
+ * const store = await Store.open({ path: ":memory:" });
+ * await store.close();
+ * ```
+ *
+ * @module
+ */
+export * from "./group_commit.ts";
+export * from "./keys.ts";
+export * from "./large_value.ts";
+export * from "./records.ts";
+export * from "./store.ts";

@@ -1,0 +1,78 @@
+/**
+ * The shapes of the records the runtime keeps in KV.
+ *
+ * @module
+ */
+import type { JobStatus, LeaseConstraints } from "../protocol/messages.ts";
+import type { Lease } from "../protocol/lease.ts";
+import type { ErrorPayload } from "../protocol/errors.ts";
+
+/** Everything the runtime knows about a job, kept small (no input, no result). */
+export interface JobRecord {
+  /** The job id. */
+  job_id: string;
+  /** Principal that submitted it. */
+  principal: string;
+  /** Session that submitted it: the one with cancel authority. */
+  session_id: string;
+  /** Resolved agent, `name@version`. */
+  agent: string;
+  /** Current state. */
+  status: JobStatus;
+  /** The effective lease. */
+  lease: Lease;
+  /** Constraints as submitted. */
+  lease_constraints?: LeaseConstraints;
+  /** Initial budget counters per currency, when the lease has `cost.budget`. */
+  budget?: Record<string, number>;
+  /** Trace id. */
+  trace_id: string;
+  /** Creation time, RFC 3339. */
+  created_at: string;
+  /** Creation time, epoch ms (the list index sorts on it). */
+  created_ms: number;
+  /** Acceptance time, RFC 3339. */
+  accepted_at: string;
+  /** End time, RFC 3339, once terminal. */
+  ended_at?: string;
+  /** Max runtime in seconds. */
+  max_runtime_sec?: number;
+  /** SHA-256 of the idempotency key, when one was given. */
+  idempotency_hash?: string;
+  /** Parent job, for delegated jobs. */
+  parent_job_id?: string;
+  /** Latest `event_seq` of this job in its owner session. */
+  last_event_seq: number;
+  /** Entries in this job's own history. */
+  log_length: number;
+  /** The terminal error, once the job ended in error. */
+  error?: ErrorPayload;
+}
+
+/** A session as stored, so it outlives its connection and the process. */
+export interface SessionRecord {
+  /** The session id. */
+  session_id: string;
+  /** Its principal. */
+  principal: string;
+  /** Creation time, RFC 3339. */
+  created_at: string;
+  /** Highest `event_seq` handed out. */
+  last_seq: number;
+  /** Highest seq the client acknowledged. */
+  acked_seq: number;
+  /** SHA-256 of the current resume token. */
+  resume_token_hash: string;
+  /** Negotiated features. */
+  features: string[];
+  /** When the session lost its connection (epoch ms), if it has. */
+  detached_at?: number;
+}
+
+/** An idempotency key's record. */
+export interface IdempotencyRecord {
+  /** The job the key names. */
+  job_id: string;
+  /** Hash of the submit parameters the key was first used with. */
+  params_hash: string;
+}

@@ -1,0 +1,273 @@
+/**
+ * The runtime's state in Deno KV: jobs, session logs, sessions and
+ * idempotency keys. Every read and write of KV goes through here.
+ *
+ * @module
+ */
+import { keys } from "./keys.ts";
+import { GroupCommitter } from "./group_commit.ts";
+import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
+import type { IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
+import type { JobStatus } from "../protocol/messages.ts";
+
+/** Filters of a job listing. */
+export interface JobQuery {
+  /** Only these states. */
+  statuses?: readonly JobStatus[];
+  /** Bare name or `name@version`. */
+  agent?: string;
+  /** Created strictly after (epoch ms). */
+  createdAfterMs?: number;
+  /** Created strictly before (epoch ms). */
+  createdBeforeMs?: number;
+  /** Resume after this position (exclusive). */
+  after?: { createdMs: number; jobId: string };
+  /** At most this many. */
+  limit: number;
+}
+
+/** One page of jobs. */
+export interface JobPage {
+  /** The jobs, in (creation time, id) order. */
+  jobs: JobRecord[];
+  /** Position of the last job when more may follow. */
+  next?: { createdMs: number; jobId: string };
+}
+
+/** Options of {@linkcode Store.open}. */
+export interface StoreOptions {
+  /** KV file path, or `:memory:`. */
+  path: string;
+}
+
+/**
+ * The runtime's KV store.
+ *
+ * @example
+ * ```ts ignore
+ * import { Store } from "./store.ts";
+ * const store = await Store.open({ path: ":memory:" });
+ * store.close();
+ * ```
+ */
+export class Store {
+  /** The database. */
+  readonly kv: Deno.Kv;
+  /** Batches writes into atomic commits. */
+  readonly committer: GroupCommitter;
+
+  private constructor(kv: Deno.Kv) {
+    this.kv = kv;
+    this.committer = new GroupCommitter(kv);
+  }
+
+  /**
+   * Opens the store. The path is always explicit: `Deno.openKv()` with no
+   * path would open a default database elsewhere.
+   *
+   * @param options where the KV file is
+   * @returns the open store
+   */
+  static async open(options: StoreOptions): Promise<Store> {
+    return new Store(await Deno.openKv(options.path));
+  }
+
+  /** Closes the database after pending commits land. */
+  async close(): Promise<void> {
+    await this.committer.flush();
+    this.kv.close();
+  }
+
+  /**
+   * Queues writes for the next group commit.
+   *
+   * @param writes writes that must land together
+   * @returns resolves once durable
+   */
+  write(writes: KvWrite[]): Promise<void> {
+    return this.committer.write(writes);
+  }
+
+  // ---- jobs -------------------------------------------------------------
+
+  /**
+   * Reads a job.
+   *
+   * @param jobId the job id
+   * @returns the record, or null
+   */
+  async getJob(jobId: string): Promise<JobRecord | null> {
+    return (await this.kv.get<JobRecord>(keys.job(jobId))).value;
+  }
+
+  /**
+   * The writes that store a job record and keep its indexes in step.
+   *
+   * @param job the record
+   * @returns writes for the record, the principal index and the live index
+   */
+  jobWrites(job: JobRecord): KvWrite[] {
+    const live = !["success", "error", "cancelled", "timed_out"].includes(job.status);
+    return [
+      { key: keys.job(job.job_id), value: job },
+      { key: keys.principalJob(job.principal, job.created_ms, job.job_id), value: job },
+      { key: keys.liveJob(job.job_id), value: live ? job.session_id : undefined },
+    ];
+  }
+
+  /**
+   * Creates a job and claims its idempotency key in one atomic step, so two
+   * racing submits with one key cannot both create a job.
+   *
+   * @param job the new job
+   * @param idempotency the key to claim, if any
+   * @returns true when created; false when the key was claimed meanwhile
+   */
+  async createJob(
+    job: JobRecord,
+    idempotency?: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
+  ): Promise<boolean> {
+    if (!idempotency) {
+      await this.write(this.jobWrites(job));
+      return true;
+    }
+    const key = keys.idempotency(idempotency.principal, idempotency.keyHash);
+    const op = this.kv.atomic().check({ key, versionstamp: null })
+      .set(key, idempotency.record, { expireIn: idempotency.ttlMs });
+    for (const w of this.jobWrites(job)) {
+      if (w.value === undefined) op.delete(w.key);
+      else op.set(w.key, w.value);
+    }
+    // Earlier queued writes (e.g. this session's log) must land first.
+    await this.committer.flush();
+    return (await op.commit()).ok;
+  }
+
+  /**
+   * Reads an idempotency key.
+   *
+   * @param principal the key's principal
+   * @param keyHash SHA-256 of the key
+   * @returns the record, or null when unknown or expired
+   */
+  async getIdempotency(principal: string, keyHash: string): Promise<IdempotencyRecord | null> {
+    return (await this.kv.get<IdempotencyRecord>(keys.idempotency(principal, keyHash))).value;
+  }
+
+  /**
+   * Jobs that were not terminal when last written.
+   *
+   * @returns their records
+   */
+  async *liveJobs(): AsyncGenerator<JobRecord> {
+    for await (const entry of this.kv.list({ prefix: keys.liveJobs() })) {
+      const job = await this.getJob(entry.key.at(-1) as string);
+      if (job) yield job;
+    }
+  }
+
+  /**
+   * A page of a principal's jobs, in creation order.
+   *
+   * @param principal whose jobs
+   * @param query filters and paging
+   * @returns the page
+   */
+  async listJobs(principal: string, query: JobQuery): Promise<JobPage> {
+    const prefix = keys.principalJobs(principal);
+    const start: Deno.KvKey = query.after
+      ? [...prefix, query.after.createdMs, query.after.jobId, ""]
+      : query.createdAfterMs !== undefined
+      ? [...prefix, query.createdAfterMs + 1]
+      : prefix;
+    const end: Deno.KvKey = query.createdBeforeMs !== undefined
+      ? [...prefix, query.createdBeforeMs]
+      : [...prefix, Number.MAX_SAFE_INTEGER];
+    const statuses = query.statuses ? new Set(query.statuses) : undefined;
+    const jobs: JobRecord[] = [];
+    let last: JobRecord | undefined;
+    for await (const entry of this.kv.list<JobRecord>({ start, end }, { batchSize: 200 })) {
+      const job = entry.value;
+      if (query.createdAfterMs !== undefined && job.created_ms <= query.createdAfterMs) continue;
+      if (statuses && !statuses.has(job.status)) continue;
+      if (query.agent && job.agent !== query.agent && job.agent.split("@")[0] !== query.agent) {
+        continue;
+      }
+      if (jobs.length === query.limit) {
+        return { jobs, next: { createdMs: last!.created_ms, jobId: last!.job_id } };
+      }
+      jobs.push(job);
+      last = job;
+    }
+    return { jobs };
+  }
+
+  // ---- sessions and logs ------------------------------------------------
+
+  /**
+   * Reads a session record.
+   *
+   * @param sessionId the session id
+   * @returns the record, or null
+   */
+  async getSession(sessionId: string): Promise<SessionRecord | null> {
+    return (await this.kv.get<SessionRecord>(keys.session(sessionId))).value;
+  }
+
+  /**
+   * The write that stores a session record.
+   *
+   * @param session the record
+   * @param ttlMs how long KV keeps it
+   * @returns the write
+   */
+  sessionWrite(session: SessionRecord, ttlMs: number): KvWrite {
+    return { key: keys.session(session.session_id), value: session, expireIn: ttlMs };
+  }
+
+  /**
+   * The writes that append an envelope to a session's log.
+   *
+   * @param sessionId the session
+   * @param seq the envelope's `event_seq`
+   * @param text the serialized envelope
+   * @param ttlMs how long KV keeps it
+   * @returns the writes
+   */
+  sessionLogWrites(sessionId: string, seq: number, text: string, ttlMs: number): KvWrite[] {
+    return textWrites(keys.sessionLogEntry(sessionId, seq), text, ttlMs);
+  }
+
+  /**
+   * The writes that append an envelope to a job's own history.
+   *
+   * @param jobId the job
+   * @param n position in the job's history
+   * @param text the envelope as its owner session received it
+   * @returns the writes
+   */
+  jobLogWrites(jobId: string, n: number, text: string): KvWrite[] {
+    return textWrites(keys.jobLogEntry(jobId, n), text);
+  }
+
+  /**
+   * A session's logged envelopes after a seq.
+   *
+   * @param sessionId the session
+   * @param afterSeq list seqs greater than this
+   * @returns `[seq, envelope text]` in order
+   */
+  sessionLog(sessionId: string, afterSeq: number): AsyncGenerator<[number, string]> {
+    return listTexts(this.kv, keys.sessionLog(sessionId), afterSeq);
+  }
+
+  /**
+   * A job's history.
+   *
+   * @param jobId the job
+   * @returns `[n, envelope text]` in order
+   */
+  jobLog(jobId: string): AsyncGenerator<[number, string]> {
+    return listTexts(this.kv, keys.jobLog(jobId));
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The one thing sessions need from a transport: send text, close, and say
+ * who is on the other end.
+ *
+ * @module
+ */
+
+/** One connection's outbound side. */
+export interface Transport {
+  /** Sends one envelope's text as one frame or line. */
+  send(text: string): void;
+  /** Closes the connection. */
+  close(code?: number, reason?: string): void;
+  /** The peer's address, for throttling (never logged with secrets). */
+  readonly remoteAddr: string;
+  /** Bytes queued but not yet written. */
+  readonly bufferedAmount: number;
+}
+
+/** What a transport calls as frames arrive. */
+export interface TransportHandler {
+  /** One inbound text frame or line. */
+  onText(text: string): void;
+  /** The connection is gone. */
+  onClose(): void;
+}
+
+/** Default cap on one inbound frame. */
+export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;

@@ -1,0 +1,159 @@
+/**
+ * Test servers: the real runtime behind a real `Deno.serve` on a free
+ * loopback port, with its KV file in a fresh temp dir; or the real CLI as a
+ * child process (for restart and crash tests).
+ *
+ * @module
+ */
+import { createRuntime, type Runtime, type RuntimeOptions } from "../../mod.ts";
+import { silentLogger } from "../../src/logger.ts";
+
+/** The project root. */
+export const ROOT: string = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+
+/** Tokens every test server accepts. */
+export const TOKENS: Record<string, string> = { "alice-token": "alice", "bob-token": "bob" };
+
+/** A running in-process test server. */
+export interface TestServer {
+  /** `ws://127.0.0.1:PORT/arcp`. */
+  url: string;
+  /** `http://127.0.0.1:PORT`. */
+  http: string;
+  /** The runtime. */
+  runtime: Runtime;
+  /** Temp dir holding the KV file. */
+  dir: string;
+  /** The KV file. */
+  kvPath: string;
+  /** Stops the server; keeps the KV file unless `remove` is true. */
+  close(remove?: boolean): Promise<void>;
+  /** Alias of close(true), so `await using` cleans up. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Starts the runtime in this process on a free port.
+ *
+ * @param options overrides (kvPath reuses an existing KV file)
+ * @returns the server
+ */
+export async function startServer(options: Partial<RuntimeOptions> = {}): Promise<TestServer> {
+  const dir = options.kvPath
+    ? options.kvPath.replace(/\/[^/]*$/, "")
+    : await Deno.makeTempDir({ prefix: "arcp_test_" });
+  const kvPath = options.kvPath ?? `${dir}/arcp.kv`;
+  const runtime = await createRuntime({
+    agentsDir: `${ROOT}/agents`,
+    tokens: TOKENS,
+    logger: silentLogger(),
+    ...options,
+    kvPath,
+  });
+  const ac = new AbortController();
+  const { promise: listening, resolve } = Promise.withResolvers<number>();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: ac.signal,
+    onListen: ({ port }) => resolve(port),
+  }, runtime.fetch);
+  const port = await listening;
+  let closed = false;
+  const close = async (remove = false) => {
+    if (!closed) {
+      closed = true;
+      await runtime.close();
+      ac.abort();
+      await server.finished;
+    }
+    if (remove) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  return {
+    url: `ws://127.0.0.1:${port}/arcp`,
+    http: `http://127.0.0.1:${port}`,
+    runtime,
+    dir,
+    kvPath,
+    close,
+    [Symbol.asyncDispose]: () => close(true),
+  };
+}
+
+/** The runtime running as a child process through the real CLI. */
+export interface ChildServer {
+  /** `ws://127.0.0.1:PORT/arcp`. */
+  url: string;
+  /** The process. */
+  process: Deno.ChildProcess;
+  /** Everything it printed on stdout and stderr so far. */
+  output(): string;
+  /** Sends a signal and waits for the exit. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts `arcp serve` as a child process and waits for its URL.
+ *
+ * @param kvPath the KV file
+ * @param extraArgs more `serve` flags
+ * @returns the child server
+ */
+export async function startChildServer(
+  kvPath: string,
+  extraArgs: string[] = [],
+): Promise<ChildServer> {
+  const args = [
+    "run",
+    "--unstable-kv",
+    "--unstable-worker-options",
+    "--no-prompt",
+    "--allow-read",
+    "--allow-write",
+    "--allow-net",
+    "--allow-env",
+    "--allow-run",
+    "--allow-sys",
+    `${ROOT}/src/cli/main.ts`,
+    "serve",
+    "--port",
+    "0",
+    "--kv",
+    kvPath,
+    "--agents",
+    `${ROOT}/agents`,
+    ...Object.entries(TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
+    ...extraArgs,
+  ];
+  const process = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+    .spawn();
+  let out = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
+  };
+  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const m = out.match(/listening on (ws:\/\/\S+\/arcp)/);
+    if (m) {
+      return {
+        url: m[1],
+        process,
+        output: () => out,
+        async stop(signal: Deno.Signal = "SIGTERM") {
+          try {
+            process.kill(signal);
+          } catch {
+            // already gone
+          }
+          const status = await process.status;
+          await pumps;
+          return status;
+        },
+      };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.kill("SIGKILL");
+  throw new Error(`child server did not start:\n${out}`);
+}
