@@ -36,8 +36,16 @@ export interface RuntimeOptions {
   sessions?: Partial<SessionLimits>;
   /** Job limits. */
   jobs?: Partial<JobLimits>;
-  /** How long session logs stay in KV (ms); default 24 h. */
+  /** How long session logs stay in KV (ms); default 24 h, never less than the resume window. */
   logTtlMs?: number;
+  /** Heartbeat interval in seconds when a client negotiates `heartbeat`; default 30. */
+  heartbeatSec?: number;
+  /** Unacknowledged envelopes after which jobs feeding a session get `back_pressure`; default 1000. */
+  backPressureLag?: number;
+  /** Socket buffer above which delivery pauses (bytes); default 8 MiB. */
+  maxBufferedBytes?: number;
+  /** How long a socket may stay stuck before it is closed (ms); default 30 s. */
+  stallTimeoutMs?: number;
   /** Where operator messages go; default stderr. */
   logger?: Logger;
   /** Where agents run; default a Web Worker per job in this process. */
@@ -82,9 +90,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     (path, reason) => log.warn("skipped agent module", { path, reason }),
   );
   const store = await Store.open({ path: options.kvPath });
-  const logTtlMs = options.logTtlMs ?? 24 * 3600 * 1000;
-  const sessions = new SessionRegistry(store, { ...DEFAULT_SESSION_LIMITS, ...options.sessions }, {
-    logTtlMs,
+  const sessionLimits = { ...DEFAULT_SESSION_LIMITS, ...options.sessions };
+  const sessions = new SessionRegistry(store, sessionLimits, {
+    logTtlMs: Math.max(options.logTtlMs ?? 24 * 3600 * 1000, sessionLimits.resumeWindowSec * 1000),
+    maxBufferedBytes: options.maxBufferedBytes ?? 8 * 1024 * 1024,
+    stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
+    backPressureLag: options.backPressureLag ?? 1000,
   });
   const jobs = new JobManager({
     store,
@@ -93,12 +104,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sinks: (id) => sessions.get(id),
     log,
   }, options.jobs);
+  sessions.onEvict = (session) => jobs.dropSession(session.sessionId);
   const recovered = await jobs.recover((id) => sessions.restore(id));
   if (recovered > 0) log.warn("ended jobs interrupted by the last shutdown", { count: recovered });
 
   const ctx: ConnectionContext = {
     runtime: RUNTIME_INFO,
     features: RUNTIME_FEATURES,
+    heartbeatSec: options.heartbeatSec ?? 30,
     inventory: () => agents.inventory(),
     tokens,
     throttle: new HelloThrottle(),
@@ -138,8 +151,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       if (closing) return;
       closing = true;
       for (const s of sessions.all()) {
-        if (s.connected) s.sendControl("session.bye", { reason: "runtime shutting down" });
+        if (!s.connected) continue;
+        s.sendControl("session.bye", { reason: "runtime shutting down" });
+        s.disconnect(1001, "runtime shutting down");
       }
+      sessions.close();
       jobs.stopAll();
       await store.close();
     },

@@ -36,6 +36,7 @@ export async function serve(args: string[]): Promise<number> {
     agentsDir: config.agentsDir,
     tokens: config.tokens,
     sessions: { resumeWindowSec: config.resumeWindowSec },
+    heartbeatSec: config.heartbeatSec,
   });
   if (config.generatedToken) {
     say(

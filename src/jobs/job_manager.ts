@@ -64,6 +64,40 @@ interface LiveJob {
   /** Set when a cancel was accepted; the terminal will be CANCELLED. */
   cancelling: boolean;
   timers: Array<() => void>;
+  /** Other sessions watching this job, by session id. */
+  subscribers: Map<string, Subscriber>;
+}
+
+/** A subscribed session. Until its history replay is done, live envelopes wait in `queue`. */
+interface Subscriber {
+  sink: EventSink;
+  queue?: Array<[SeqType, Record<string, unknown>]>;
+}
+
+/** One entry of a job's own history: the envelope as its owner session got it. */
+interface HistoryEntry {
+  type: SeqType;
+  job_id: string;
+  trace_id?: string;
+  /** The owner session's seq (or the latest before it, when the owner did not receive it). */
+  event_seq?: number;
+  payload: Record<string, unknown>;
+}
+
+/** Options of {@linkcode JobManager.subscribe}. */
+export interface SubscribeOptions {
+  /** Replay history first. */
+  history: boolean;
+  /** Replay envelopes whose owner-session seq is above this. */
+  fromEventSeq: number;
+}
+
+/** An accepted subscription. */
+export interface Subscription {
+  /** The job as it was when subscribed. */
+  job: JobRecord;
+  /** Replays history (if asked) and then switches to live delivery. */
+  replay(): Promise<void>;
 }
 
 /** The outcome that ends a job. */
@@ -185,6 +219,7 @@ export class JobManager {
       ended: false,
       cancelling: false,
       timers: [],
+      subscribers: new Map(),
     };
     this.#live.set(jobId, live);
     this.#perPrincipal.set(principal, (this.#perPrincipal.get(principal) ?? 0) + 1);
@@ -322,6 +357,7 @@ export class JobManager {
         ended: false,
         cancelling: false,
         timers: [],
+        subscribers: new Map(),
       };
       await this.#end(live, {
         status: "error",
@@ -344,38 +380,172 @@ export class JobManager {
     this.#live.clear();
   }
 
+  /**
+   * Subscribes a session to a job (same principal only). The session is
+   * registered before this resolves, so nothing emitted afterwards is missed;
+   * call `replay()` after sending `job.subscribed`.
+   *
+   * @param sink the subscribing session
+   * @param jobId the job
+   * @param options history replay
+   * @returns the job and the replay step
+   * @throws {ArcpError} `JOB_NOT_FOUND` or `PERMISSION_DENIED`
+   */
+  async subscribe(
+    sink: EventSink,
+    jobId: string,
+    options: SubscribeOptions,
+  ): Promise<Subscription> {
+    const job = this.#live.get(jobId)?.record ?? await this.#store.getJob(jobId);
+    if (!job) throw new ArcpError("JOB_NOT_FOUND", `no job ${jobId}`, { job_id: jobId });
+    if (job.principal !== sink.principal) {
+      throw new ArcpError(
+        "PERMISSION_DENIED",
+        "only the submitting principal may observe this job",
+        {
+          job_id: jobId,
+        },
+      );
+    }
+    const live = this.#live.get(jobId);
+    const sub: Subscriber = { sink, queue: [] };
+    if (live && !live.ended && job.session_id !== sink.sessionId) {
+      live.subscribers.set(sink.sessionId, sub);
+    }
+    const snapshot = { ...job };
+    return {
+      job: snapshot,
+      replay: async () => {
+        if (options.history) await this.#replayHistory(sink, jobId, options.fromEventSeq);
+        const queued = sub.queue ?? [];
+        delete sub.queue;
+        for (const [type, payload] of queued) await this.#deliverTo(sink, snapshot, type, payload);
+      },
+    };
+  }
+
+  /**
+   * Stops delivering a job to a session.
+   *
+   * @param sessionId the subscribed session
+   * @param jobId the job
+   */
+  unsubscribe(sessionId: string, jobId: string): void {
+    this.#live.get(jobId)?.subscribers.delete(sessionId);
+  }
+
+  /**
+   * Forgets a session that left memory.
+   *
+   * @param sessionId the session
+   */
+  dropSession(sessionId: string): void {
+    for (const live of this.#live.values()) live.subscribers.delete(sessionId);
+  }
+
+  async #replayHistory(sink: EventSink, jobId: string, fromSeq: number): Promise<void> {
+    // Everything emitted before this point must be in KV before we read it.
+    await this.#store.write([]);
+    for await (const [, text] of this.#store.jobLog(jobId)) {
+      const env = JSON.parse(text) as HistoryEntry;
+      if ((env.event_seq ?? 0) <= fromSeq) continue;
+      await this.#deliverTo(
+        sink,
+        { job_id: jobId, trace_id: env.trace_id ?? "" },
+        env.type,
+        env.payload,
+      );
+    }
+  }
+
+  async #deliverTo(
+    sink: EventSink,
+    job: { job_id: string; trace_id: string },
+    type: SeqType,
+    payload: Record<string, unknown>,
+  ): Promise<void> {
+    const staged = sink.stage(type, job.job_id, job.trace_id || undefined, payload);
+    if (!staged) return;
+    try {
+      await this.#store.write(staged.writes);
+      sink.deliver(staged);
+    } catch (err) {
+      sink.fault(err);
+    }
+  }
+
   #emit(
     live: LiveJob,
     type: SeqType,
     payload: Record<string, unknown>,
-    sink = this.#sinks(live.record.session_id),
+    owner = this.#sinks(live.record.session_id),
   ): Promise<void> {
     const job = live.record;
     const writes: KvWrite[] = [];
-    let staged: Staged | undefined;
-    if (sink) {
-      staged = sink.stage(type, job.job_id, job.trace_id, payload);
-      if (staged) {
-        job.last_event_seq = staged.seq;
-        writes.push(
-          ...staged.writes,
-          ...this.#store.jobLogWrites(job.job_id, job.log_length++, staged.text),
-        );
-      }
+    const deliveries: Array<[EventSink, Staged]> = [];
+    const pressured: EventSink[] = [];
+    const stageFor = (sink: EventSink) => {
+      const staged = sink.stage(type, job.job_id, job.trace_id, payload);
+      if (!staged) return undefined;
+      writes.push(...staged.writes);
+      deliveries.push([sink, staged]);
+      if (sink.crossedBackPressure()) pressured.push(sink);
+      return staged;
+    };
+    const ownerStaged = owner && !owner.evicted ? stageFor(owner) : undefined;
+    if (ownerStaged) job.last_event_seq = ownerStaged.seq;
+    // The job's own history keeps every envelope, whatever the owner negotiated.
+    const history: HistoryEntry = {
+      type,
+      job_id: job.job_id,
+      trace_id: job.trace_id,
+      event_seq: job.last_event_seq,
+      payload,
+    };
+    writes.push(
+      ...this.#store.jobLogWrites(
+        job.job_id,
+        job.log_length++,
+        ownerStaged?.text ?? JSON.stringify(history),
+      ),
+    );
+    for (const [id, sub] of live.subscribers) {
+      if (sub.sink.evicted) live.subscribers.delete(id);
+      else if (sub.queue) sub.queue.push([type, payload]);
+      else stageFor(sub.sink);
     }
     writes.push(...this.#store.jobWrites({ ...job }));
-    return this.#store.write(writes).then(
+    const committed = this.#store.write(writes).then(
       () => {
-        if (staged) sink!.deliver(staged);
+        for (const [sink, staged] of deliveries) sink.deliver(staged);
       },
       (err) => {
         this.#log.error("commit of a job envelope failed", {
           job_id: job.job_id,
           error: String(err),
         });
-        sink?.fault(err);
+        for (const [sink] of deliveries) sink.fault(err);
       },
     );
+    for (const sink of pressured) this.#signalBackPressure(sink);
+    return committed;
+  }
+
+  /** Tells every live job feeding a lagging session that it is falling behind. */
+  #signalBackPressure(sink: EventSink): void {
+    for (const live of this.#live.values()) {
+      if (live.ended) continue;
+      if (live.record.session_id === sink.sessionId || live.subscribers.has(sink.sessionId)) {
+        this.#emit(
+          live,
+          "job.event",
+          event("status", {
+            phase: "back_pressure",
+            message: "a session reading this job is falling behind",
+          }),
+        );
+      }
+    }
   }
 
   async #end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {

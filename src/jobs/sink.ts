@@ -35,7 +35,7 @@ export interface EventSink {
   stage(
     type: SeqType,
     jobId: string,
-    traceId: string,
+    traceId: string | undefined,
     payload: Record<string, unknown>,
   ): Staged | undefined;
   /** Sends a committed envelope, if the session is connected. */
@@ -48,6 +48,13 @@ export interface EventSink {
   ): void;
   /** Tells the session that a commit of its envelopes failed. */
   fault(error: unknown): void;
+  /**
+   * Whether the session's unacknowledged backlog has just crossed its
+   * back-pressure threshold (true once per crossing).
+   */
+  crossedBackPressure(): boolean;
+  /** Set once the session has left memory; jobs stop feeding it. */
+  readonly evicted: boolean;
 }
 
 /** Finds the in-memory session for an id. */

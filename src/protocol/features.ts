@@ -28,7 +28,11 @@ export type Feature = typeof ALL_FEATURES[number];
  * what the client asked for.
  */
 export const RUNTIME_FEATURES: readonly Feature[] = [
+  "heartbeat",
+  "ack",
   "list_jobs",
+  "subscribe",
+  "lease_expires_at",
   "progress",
   "agent_versions",
 ];

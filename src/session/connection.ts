@@ -1,8 +1,9 @@
 /**
- * One connection's state machine: the hello handshake, then every inbound
- * message routed to its handler, one at a time and in order (so submits are
- * answered in the order received). Pings are answered at once, outside that
- * queue. Bad input of any kind gets a specific error and the session goes on.
+ * One connection's state machine: the hello handshake (new session or
+ * resume), then every inbound message routed to its handler, one at a time
+ * and in order (so submits are answered in the order received). Pings are
+ * answered at once, outside that queue. Bad input of any kind gets a
+ * specific error and the session goes on.
  *
  * @module
  */
@@ -16,12 +17,16 @@ import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { negotiateFeatures } from "../protocol/features.ts";
 import { newJobId, newSessionId, newUlid } from "../protocol/ids.ts";
 import {
+  AckSchema,
   CancelSchema,
+  type Hello,
   HelloSchema,
   INBOUND,
   ListJobsSchema,
   PingSchema,
   SubmitSchema,
+  SubscribeSchema,
+  UnsubscribeSchema,
 } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { JobManager } from "../jobs/job_manager.ts";
@@ -30,6 +35,7 @@ import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import type { Transport, TransportHandler } from "../transport/transport.ts";
 import type { HelloThrottle, TokenTable } from "./auth.ts";
+import { Heartbeat } from "./heartbeat.ts";
 import { listJobs } from "./list_jobs.ts";
 import type { SessionRegistry } from "./registry.ts";
 import type { Session } from "./session.ts";
@@ -40,6 +46,8 @@ export interface ConnectionContext {
   runtime: { name: string; version: string };
   /** Features this runtime offers. */
   features: readonly string[];
+  /** Heartbeat interval (seconds) when `heartbeat` is negotiated. */
+  heartbeatSec: number;
   /** The agent inventory. */
   inventory: () => AgentInventoryEntry[];
   /** Token → principal. */
@@ -58,6 +66,14 @@ export interface ConnectionContext {
 
 type Handler = (env: Envelope, session: Session) => Promise<void> | void;
 
+/** Message types that need a negotiated feature. */
+const FEATURE_OF: Record<string, string> = {
+  "session.list_jobs": "list_jobs",
+  "session.ack": "ack",
+  "job.subscribe": "subscribe",
+  "job.unsubscribe": "subscribe",
+};
+
 /** Handles one transport's frames. */
 export class Connection implements TransportHandler {
   #ctx: ConnectionContext;
@@ -66,6 +82,7 @@ export class Connection implements TransportHandler {
   #helloSeen = false;
   #closed = false;
   #queue: Promise<void> = Promise.resolve();
+  #heartbeat: Heartbeat | undefined;
   #handlers: Record<string, Handler>;
 
   /**
@@ -82,10 +99,14 @@ export class Connection implements TransportHandler {
         this.#close();
       },
       "session.pong": () => {},
-      "session.ack": () => {},
+      "session.ack": (env, s) => s.ack(decodePayload(AckSchema, env.payload).last_processed_seq),
       "session.list_jobs": (env, s) => this.#listJobs(env, s),
       "job.submit": (env, s) => this.#submit(env, s),
       "job.cancel": (env, s) => this.#cancel(env, s),
+      "job.subscribe": (env, s) => this.#subscribe(env, s),
+      "job.unsubscribe": (env, s) => {
+        ctx.jobs.unsubscribe(s.sessionId, decodePayload(UnsubscribeSchema, env.payload).job_id);
+      },
     };
   }
 
@@ -96,6 +117,7 @@ export class Connection implements TransportHandler {
    */
   onText(text: string): void {
     if (this.#closed) return;
+    this.#heartbeat?.heard();
     let env: Envelope;
     try {
       env = decodeEnvelope(text);
@@ -108,7 +130,9 @@ export class Connection implements TransportHandler {
       return;
     }
     this.#queue = this.#queue.then(() => this.#route(env)).catch((err) => {
-      this.#ctx.log.error("handler failed", { type: env.type, error: String(err) });
+      if (!(err instanceof ArcpError)) {
+        this.#ctx.log.error("handler failed", { type: env.type, error: String(err) });
+      }
       this.#sessionError(toArcpError(err));
     });
   }
@@ -116,6 +140,7 @@ export class Connection implements TransportHandler {
   /** The transport closed. */
   onClose(): void {
     this.#closed = true;
+    this.#heartbeat?.stop();
     if (this.#session?.detach(this.#transport)) {
       this.#ctx.store.write([this.#session.recordWrite()]).catch(() => {});
     }
@@ -156,14 +181,14 @@ export class Connection implements TransportHandler {
     if (env.session_id !== session.sessionId) {
       throw new ArcpError("INVALID_REQUEST", "session_id: does not name this session");
     }
-    const handler = this.#handlers[env.type];
-    if (!handler) {
+    const feature = FEATURE_OF[env.type];
+    if (feature && !session.has(feature)) {
       throw new ArcpError(
         "INVALID_REQUEST",
-        `type: ${env.type} needs a feature this session did not negotiate`,
+        `type: ${env.type} needs the ${feature} feature, which this session did not negotiate`,
       );
     }
-    await handler(env, session);
+    await this.#handlers[env.type](env, session);
   }
 
   async #hello(env: Envelope): Promise<void> {
@@ -178,7 +203,7 @@ export class Connection implements TransportHandler {
       );
       return;
     }
-    let hello;
+    let hello: Hello;
     try {
       hello = decodePayload(HelloSchema, env.payload);
     } catch (err) {
@@ -192,39 +217,56 @@ export class Connection implements TransportHandler {
       this.#reject(new ArcpError("UNAUTHENTICATED", "bearer token not recognised"));
       return;
     }
-    if (hello.resume) {
-      this.#reject(
-        new ArcpError("RESUME_WINDOW_EXPIRED", "this runtime does not hold that session"),
-      );
-      return;
-    }
+    const features = negotiateFeatures(this.#ctx.features, hello.capabilities?.features);
+    let opened: { session: Session; resumeToken: string };
     try {
       this.#ctx.sessions.checkCap(principal);
+      if (hello.resume) {
+        opened = await this.#ctx.sessions.resume(principal, hello.resume);
+        opened.session.setFeatures(features);
+        await this.#ctx.store.write([opened.session.recordWrite()]);
+      } else {
+        opened = await this.#ctx.sessions.create(principal, features);
+      }
     } catch (err) {
-      this.#reject(toArcpError(err));
+      const e = toArcpError(err);
+      if (e.code === "RESUME_WINDOW_EXPIRED") this.#ctx.throttle.fail(addr);
+      this.#reject(e);
       return;
     }
-    const features = negotiateFeatures(this.#ctx.features, hello.capabilities?.features);
-    const { session, resumeToken } = await this.#ctx.sessions.create(principal, features);
-    if (this.#closed) {
-      session.detach(this.#transport);
-      return;
-    }
-    session.attach(this.#transport);
+    const { session, resumeToken } = opened;
+    if (this.#closed) return;
+    session.attach(this.#transport, hello.resume?.last_event_seq ?? session.record.last_seq);
     this.#session = session;
-    session.sendControl("session.welcome", {
+    const welcome: Record<string, unknown> = {
       runtime: this.#ctx.runtime,
       resume_token: resumeToken,
       resume_window_sec: this.#ctx.sessions.resumeWindowSec,
-      capabilities: {
-        encodings: ["json"],
-        features,
-        agents: session.has("agent_versions")
-          ? this.#ctx.inventory()
-          : this.#ctx.inventory().map((a) => ({ ...a, versions: [a.default] })),
-      },
+      capabilities: { encodings: ["json"], features, agents: this.#ctx.inventory() },
+    };
+    if (session.has("heartbeat")) {
+      welcome.heartbeat_interval_sec = this.#ctx.heartbeatSec;
+      this.#heartbeat = new Heartbeat(this.#ctx.heartbeatSec * 1000, {
+        ping: () =>
+          session.sendControl("session.ping", { nonce: `p_${newUlid()}`, sent_at: nowIso() }),
+        lost: () => {
+          session.sendControl(
+            "session.error",
+            new ArcpError(
+              "HEARTBEAT_LOST",
+              "no message from the client for two heartbeat intervals",
+            ).toPayload(),
+          );
+          this.#close();
+        },
+      });
+    }
+    session.sendControl("session.welcome", welcome);
+    this.#ctx.log.info(hello.resume ? "session resumed" : "session opened", {
+      session_id: session.sessionId,
+      principal,
     });
-    this.#ctx.log.info("session opened", { session_id: session.sessionId, principal });
+    await session.replay();
   }
 
   #pong(env: Envelope, session: Session): void {
@@ -247,7 +289,8 @@ export class Connection implements TransportHandler {
         job_id: accepted.job_id,
         trace_id: env.trace_id ?? accepted.trace_id,
       });
-      start?.();
+      if (start) start();
+      else await this.#followReplayedJob(session, accepted.job_id);
     } catch (err) {
       const e = toArcpError(err);
       await session.sendLoggedError(newJobId(), env.trace_id, {
@@ -255,6 +298,18 @@ export class Connection implements TransportHandler {
         ...e.toPayload(),
       });
     }
+  }
+
+  /**
+   * An idempotent replay from another session of the same principal
+   * subscribes this session to the job, with full history, so its client
+   * sees the events and the terminal. Cancel authority stays where it was.
+   */
+  async #followReplayedJob(session: Session, jobId: string): Promise<void> {
+    const job = await this.#ctx.store.getJob(jobId);
+    if (!job || job.session_id === session.sessionId) return;
+    const sub = await this.#ctx.jobs.subscribe(session, jobId, { history: true, fromEventSeq: 0 });
+    await sub.replay();
   }
 
   async #cancel(env: Envelope, session: Session): Promise<void> {
@@ -274,10 +329,58 @@ export class Connection implements TransportHandler {
     }
   }
 
-  async #listJobs(env: Envelope, session: Session): Promise<void> {
-    if (!session.has("list_jobs")) {
-      throw new ArcpError("INVALID_REQUEST", "type: session.list_jobs needs the list_jobs feature");
+  async #subscribe(env: Envelope, session: Session): Promise<void> {
+    const req = decodePayload(SubscribeSchema, env.payload);
+    const audit = {
+      id: newUlid(),
+      at: Date.now(),
+      subscriber_principal: session.principal,
+      subscriber_session: session.sessionId,
+      job_id: req.job_id,
+    };
+    let sub;
+    try {
+      sub = await this.#ctx.jobs.subscribe(session, req.job_id, {
+        history: req.history ?? false,
+        fromEventSeq: req.from_event_seq ?? 0,
+      });
+    } catch (err) {
+      const e = toArcpError(err);
+      const owner = await this.#ctx.store.getJob(req.job_id);
+      await this.#ctx.store.write([
+        this.#ctx.store.auditWrite({
+          ...audit,
+          owner_principal: owner?.principal,
+          decision: e.code,
+        }),
+      ]);
+      throw e;
     }
+    await this.#ctx.store.write([
+      this.#ctx.store.auditWrite({
+        ...audit,
+        owner_principal: sub.job.principal,
+        decision: "granted",
+      }),
+    ]);
+    const job = sub.job;
+    const payload: Record<string, unknown> = {
+      job_id: job.job_id,
+      current_status: job.status,
+      agent: job.agent,
+      lease: job.lease,
+      parent_job_id: job.parent_job_id ?? null,
+      trace_id: job.trace_id,
+      subscribed_from: session.record.last_seq,
+      replayed: req.history ?? false,
+    };
+    if (job.lease_constraints) payload.lease_constraints = job.lease_constraints;
+    if (job.budget) payload.budget = job.budget;
+    session.sendControl("job.subscribed", payload, { job_id: job.job_id, trace_id: job.trace_id });
+    await sub.replay();
+  }
+
+  async #listJobs(env: Envelope, session: Session): Promise<void> {
     const req = decodePayload(ListJobsSchema, env.payload);
     session.sendControl(
       "session.jobs",

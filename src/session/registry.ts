@@ -1,14 +1,15 @@
 /**
- * The sessions this process holds in memory, with the per-principal cap on
- * connected sessions.
+ * The sessions this process holds in memory: creation, resume (token check,
+ * window check, rotation), the per-principal cap on connected sessions, and
+ * eviction of sessions whose resume window has closed.
  *
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
-import { newSecret, newSessionId, sha256Hex } from "../protocol/ids.ts";
+import { newSecret, newSessionId, sha256Hex, timingSafeEqual } from "../protocol/ids.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Store } from "../store/store.ts";
-import { type Retention, Session } from "./session.ts";
+import { Session, type SessionPolicy } from "./session.ts";
 
 /** Tunables of the session layer. */
 export interface SessionLimits {
@@ -24,22 +25,35 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   resumeWindowSec: 600,
 };
 
+/** A resume request, as the hello carries it. */
+export interface ResumeRequest {
+  /** The session to resume. */
+  session_id: string;
+  /** Its latest resume token. */
+  resume_token: string;
+  /** The client has every envelope up to this seq. */
+  last_event_seq: number;
+}
+
 /** Holds sessions. */
 export class SessionRegistry {
   #store: Store;
-  #retention: Retention;
+  #policy: SessionPolicy;
   #limits: SessionLimits;
   #sessions = new Map<string, Session>();
+  #evictTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Called when a session leaves memory (jobs stop feeding it). */
+  onEvict: ((session: Session) => void) | undefined;
 
   /**
    * @param store where sessions are kept
    * @param limits tunables
-   * @param retention how long records and logs are kept
+   * @param policy retention and pacing
    */
-  constructor(store: Store, limits: SessionLimits, retention: Retention) {
+  constructor(store: Store, limits: SessionLimits, policy: SessionPolicy) {
     this.#store = store;
     this.#limits = limits;
-    this.#retention = retention;
+    this.#policy = policy;
   }
 
   /**
@@ -61,8 +75,42 @@ export class SessionRegistry {
     return this.#sessions.values();
   }
 
+  /** How many sessions are held in memory. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** The resume window in seconds. */
+  get resumeWindowSec(): number {
+    return this.#limits.resumeWindowSec;
+  }
+
+  #hold(session: Session): Session {
+    this.#sessions.set(session.sessionId, session);
+    session.onDetach = () => this.#scheduleEviction(session);
+    if (!session.connected) this.#scheduleEviction(session);
+    return session;
+  }
+
+  #scheduleEviction(session: Session): void {
+    clearTimeout(this.#evictTimers.get(session.sessionId));
+    const detachedAt = session.record.detached_at ?? Date.now();
+    const left = detachedAt + this.#limits.resumeWindowSec * 1000 - Date.now();
+    this.#evictTimers.set(
+      session.sessionId,
+      setTimeout(() => {
+        this.#evictTimers.delete(session.sessionId);
+        if (session.connected) return;
+        session.evicted = true;
+        this.#sessions.delete(session.sessionId);
+        this.onEvict?.(session);
+      }, Math.max(0, left)),
+    );
+  }
+
   /**
-   * Loads a session from KV into memory (after a restart).
+   * Loads a session from KV into memory (after a restart). A session whose
+   * process died while it was attached counts as detached from now.
    *
    * @param sessionId the id
    * @returns the session, or undefined when KV no longer has it
@@ -72,9 +120,9 @@ export class SessionRegistry {
     if (held) return held;
     const record = await this.#store.getSession(sessionId);
     if (!record) return undefined;
-    const session = new Session(record, this.#store, this.#retention);
-    this.#sessions.set(sessionId, session);
-    return session;
+    if (this.#sessions.has(sessionId)) return this.#sessions.get(sessionId);
+    record.detached_at ??= Date.now();
+    return this.#hold(new Session(record, this.#store, this.#policy));
   }
 
   /**
@@ -117,19 +165,58 @@ export class SessionRegistry {
         created_at: nowIso(),
         last_seq: 0,
         acked_seq: 0,
+        floor_seq: 0,
         resume_token_hash: await sha256Hex(resumeToken),
         features,
       },
       this.#store,
-      this.#retention,
+      this.#policy,
     );
     await this.#store.write([session.recordWrite()]);
-    this.#sessions.set(session.sessionId, session);
+    return { session: this.#hold(session), resumeToken };
+  }
+
+  /**
+   * Checks a resume request and rotates the session's token. Every refusal
+   * is the same `RESUME_WINDOW_EXPIRED`, so a guesser learns nothing about
+   * which check failed.
+   *
+   * @param principal the authenticated principal
+   * @param resume the request
+   * @returns the session and its new resume token
+   * @throws {ArcpError} `RESUME_WINDOW_EXPIRED`
+   */
+  async resume(
+    principal: string,
+    resume: ResumeRequest,
+  ): Promise<{ session: Session; resumeToken: string }> {
+    const refuse = () =>
+      new ArcpError(
+        "RESUME_WINDOW_EXPIRED",
+        "session cannot be resumed: unknown, expired, or token not current",
+      );
+    const session = await this.restore(resume.session_id);
+    if (!session) throw refuse();
+    const presented = await sha256Hex(resume.resume_token);
+    const tokenOk = timingSafeEqual(presented, session.record.resume_token_hash);
+    const detachedAt = session.record.detached_at;
+    const inWindow = detachedAt === undefined ||
+      Date.now() - detachedAt <= this.#limits.resumeWindowSec * 1000;
+    const covered = resume.last_event_seq >= (session.record.floor_seq ?? 0) &&
+      resume.last_event_seq <= session.record.last_seq;
+    if (!tokenOk || session.principal !== principal || !inWindow || !covered || session.evicted) {
+      throw refuse();
+    }
+    const resumeToken = newSecret("rt_");
+    session.record.resume_token_hash = await sha256Hex(resumeToken);
+    clearTimeout(this.#evictTimers.get(session.sessionId));
+    this.#evictTimers.delete(session.sessionId);
     return { session, resumeToken };
   }
 
-  /** The resume window in seconds. */
-  get resumeWindowSec(): number {
-    return this.#limits.resumeWindowSec;
+  /** Stops eviction timers (shutdown). */
+  close(): void {
+    for (const t of this.#evictTimers.values()) clearTimeout(t);
+    this.#evictTimers.clear();
   }
 }

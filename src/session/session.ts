@@ -1,7 +1,9 @@
 /**
  * A session: a principal's durable conversation with the runtime. It
  * outlives its connection (a detached session keeps logging its jobs'
- * events) and the process (its record and log are in KV).
+ * events) and the process (its record and log are in KV). Delivery to the
+ * attached connection is strictly in `event_seq` order, without gaps or
+ * repeats, across replays (resume, or recovery from a stalled socket).
  *
  * @module
  */
@@ -9,6 +11,7 @@ import { ARCP_VERSION } from "../protocol/envelope.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { EventSink, SeqType, Staged } from "../jobs/sink.ts";
+import type { KvWrite } from "../store/large_value.ts";
 import type { SessionRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport } from "../transport/transport.ts";
@@ -16,30 +19,47 @@ import type { Transport } from "../transport/transport.ts";
 /** Event kinds a session receives only when it negotiated their feature. */
 const KIND_FEATURE: Record<string, string> = { progress: "progress", result_chunk: "result_chunk" };
 
-/** How long session records and logs stay in KV. */
-export interface Retention {
-  /** Session record and log TTL (ms). */
+/** How a session keeps and paces what it sends. */
+export interface SessionPolicy {
+  /** Session record and log TTL in KV (ms). */
   logTtlMs: number;
+  /** Socket buffer above which delivery pauses (bytes). */
+  maxBufferedBytes: number;
+  /** How long a paused socket may stay stuck before it is closed (ms). */
+  stallTimeoutMs: number;
+  /** Unacknowledged envelopes above which jobs feeding the session get `back_pressure`. */
+  backPressureLag: number;
 }
 
 /** One session. */
 export class Session implements EventSink {
   /** The durable record. */
   readonly record: SessionRecord;
+  /** Set once the session is dropped from memory; jobs stop feeding it. */
+  evicted = false;
   #store: Store;
-  #retention: Retention;
+  #policy: SessionPolicy;
   #transport: Transport | undefined;
   #features: Set<string>;
+  /** Highest seq written to the current transport. */
+  #sentSeq = 0;
+  /** While replaying from KV (resume, or after a stall), live deliveries wait here. */
+  #held: Staged[] | undefined;
+  #stallTimer: ReturnType<typeof setInterval> | undefined;
+  #pressured = false;
+  #freeing: Promise<void> = Promise.resolve();
+  /** Called when the session has been detached for a while; see SessionRegistry. */
+  onDetach: (() => void) | undefined;
 
   /**
    * @param record the session's record
    * @param store where it is kept
-   * @param retention how long it is kept
+   * @param policy retention and pacing
    */
-  constructor(record: SessionRecord, store: Store, retention: Retention) {
+  constructor(record: SessionRecord, store: Store, policy: SessionPolicy) {
     this.record = record;
     this.#store = store;
-    this.#retention = retention;
+    this.#policy = policy;
     this.#features = new Set(record.features);
   }
 
@@ -69,13 +89,39 @@ export class Session implements EventSink {
   }
 
   /**
-   * Attaches a connection.
+   * Replaces the negotiated features (a resume renegotiates).
+   *
+   * @param features the new set
+   */
+  setFeatures(features: string[]): void {
+    this.record.features = features;
+    this.#features = new Set(features);
+  }
+
+  /**
+   * Attaches a connection. Any connection already attached is closed: a
+   * valid resume takes the session over, so a half-open socket never blocks it.
    *
    * @param transport the connection
+   * @param lastSeenSeq the client already has every envelope up to this seq
    */
-  attach(transport: Transport): void {
+  attach(transport: Transport, lastSeenSeq: number): void {
+    const old = this.#transport;
+    if (old && old !== transport) old.close(1000, "session resumed on another connection");
     this.#transport = transport;
+    this.#sentSeq = lastSeenSeq;
+    this.#held = lastSeenSeq < this.record.last_seq ? [] : undefined;
     delete this.record.detached_at;
+  }
+
+  /**
+   * Closes the attached connection, if any (its close handler detaches it).
+   *
+   * @param code WebSocket close code
+   * @param reason close reason
+   */
+  disconnect(code: number, reason: string): void {
+    this.#transport?.close(code, reason);
   }
 
   /**
@@ -87,7 +133,10 @@ export class Session implements EventSink {
   detach(transport: Transport): boolean {
     if (this.#transport !== transport) return false;
     this.#transport = undefined;
+    this.#held = undefined;
+    this.#stopStallWatch();
     this.record.detached_at = Date.now();
+    this.onDetach?.();
     return true;
   }
 
@@ -96,8 +145,29 @@ export class Session implements EventSink {
    *
    * @returns the write
    */
-  recordWrite(): ReturnType<Store["sessionWrite"]> {
-    return this.#store.sessionWrite({ ...this.record }, this.#retention.logTtlMs);
+  recordWrite(): KvWrite {
+    return this.#store.sessionWrite({ ...this.record }, this.#policy.logTtlMs);
+  }
+
+  /**
+   * Sends every logged envelope after the client's last seen seq, then
+   * whatever arrived live meanwhile. Call after {@linkcode attach}.
+   *
+   * @returns resolves once caught up
+   */
+  async replay(): Promise<void> {
+    const transport = this.#transport;
+    if (!transport || !this.#held) return;
+    for await (const [seq, text] of this.#store.sessionLog(this.sessionId, this.#sentSeq)) {
+      if (this.#transport !== transport) return;
+      if (seq !== this.#sentSeq + 1) break;
+      transport.send(text);
+      this.#sentSeq = seq;
+    }
+    if (this.#transport !== transport) return;
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const staged of held) this.#send(staged);
   }
 
   /**
@@ -112,39 +182,110 @@ export class Session implements EventSink {
   stage(
     type: SeqType,
     jobId: string,
-    traceId: string,
+    traceId: string | undefined,
     payload: Record<string, unknown>,
   ): Staged | undefined {
     const feature = type === "job.event" ? KIND_FEATURE[payload.kind as string] : undefined;
     if (feature && !this.#features.has(feature)) return undefined;
     const seq = ++this.record.last_seq;
-    const text = JSON.stringify({
+    const env: Record<string, unknown> = {
       arcp: ARCP_VERSION,
       id: newUlid(),
       type,
       session_id: this.sessionId,
       job_id: jobId,
-      trace_id: traceId,
       event_seq: seq,
       payload,
-    });
+    };
+    if (traceId) env.trace_id = traceId;
+    const text = JSON.stringify(env);
     return {
       seq,
       text,
       writes: [
-        ...this.#store.sessionLogWrites(this.sessionId, seq, text, this.#retention.logTtlMs),
+        ...this.#store.sessionLogWrites(this.sessionId, seq, text, this.#policy.logTtlMs),
         this.recordWrite(),
       ],
     };
   }
 
   /**
-   * Sends a committed envelope.
+   * Sends a committed envelope, in seq order.
    *
    * @param staged what {@linkcode stage} returned, now durable
    */
   deliver(staged: Staged): void {
-    this.#transport?.send(staged.text);
+    if (!this.#transport) return;
+    if (this.#held) this.#held.push(staged);
+    else this.#send(staged);
+  }
+
+  #send(staged: Staged): void {
+    const transport = this.#transport!;
+    if (staged.seq <= this.#sentSeq) return;
+    if (transport.bufferedAmount > this.#policy.maxBufferedBytes) {
+      // The client is not reading. Stop writing (the log has everything)
+      // and catch up from KV once it drains, or close if it never does.
+      this.#held = [];
+      this.#watchStall(transport);
+      return;
+    }
+    transport.send(staged.text);
+    this.#sentSeq = staged.seq;
+  }
+
+  #watchStall(transport: Transport): void {
+    if (this.#stallTimer !== undefined) return;
+    const since = Date.now();
+    this.#stallTimer = setInterval(() => {
+      if (this.#transport !== transport) return this.#stopStallWatch();
+      if (transport.bufferedAmount <= this.#policy.maxBufferedBytes / 2) {
+        this.#stopStallWatch();
+        this.replay().catch((err) => this.fault(err));
+      } else if (Date.now() - since > this.#policy.stallTimeoutMs) {
+        this.#stopStallWatch();
+        transport.close(1008, "client stopped reading; resume to continue");
+      }
+    }, 100);
+  }
+
+  #stopStallWatch(): void {
+    if (this.#stallTimer !== undefined) clearInterval(this.#stallTimer);
+    this.#stallTimer = undefined;
+  }
+
+  /**
+   * Whether the unacknowledged backlog just crossed the back-pressure
+   * threshold. Only sessions that negotiated `ack` can be behind.
+   *
+   * @returns true once per crossing
+   */
+  crossedBackPressure(): boolean {
+    if (this.#pressured || !this.#features.has("ack")) return false;
+    if (this.record.last_seq - this.record.acked_seq <= this.#policy.backPressureLag) return false;
+    this.#pressured = true;
+    return true;
+  }
+
+  /**
+   * Records a `session.ack` and frees the acknowledged part of the log.
+   *
+   * @param seq the client's last processed seq
+   * @returns resolves once the freed entries are deleted
+   */
+  ack(seq: number): Promise<void> {
+    const upTo = Math.min(seq, this.record.last_seq);
+    if (upTo <= this.record.acked_seq) return this.#freeing;
+    this.record.acked_seq = upTo;
+    if (this.record.last_seq - upTo <= this.#policy.backPressureLag / 2) this.#pressured = false;
+    this.#freeing = this.#freeing.then(async () => {
+      const from = this.record.floor_seq;
+      if (upTo <= from) return;
+      await this.#store.freeSessionLog(this.sessionId, from, upTo);
+      this.record.floor_seq = Math.max(this.record.floor_seq, upTo);
+      await this.#store.write([this.recordWrite()]);
+    }).catch((err) => this.fault(err));
+    return this.#freeing;
   }
 
   /**
@@ -161,24 +302,10 @@ export class Session implements EventSink {
     traceId: string | undefined,
     payload: Record<string, unknown>,
   ): Promise<void> {
-    const seq = ++this.record.last_seq;
-    const env: Record<string, unknown> = {
-      arcp: ARCP_VERSION,
-      id: newUlid(),
-      type: "job.error",
-      session_id: this.sessionId,
-      job_id: jobId,
-      event_seq: seq,
-      payload,
-    };
-    if (traceId) env.trace_id = traceId;
-    const text = JSON.stringify(env);
+    const staged = this.stage("job.error", jobId, traceId, payload)!;
     try {
-      await this.#store.write([
-        ...this.#store.sessionLogWrites(this.sessionId, seq, text, this.#retention.logTtlMs),
-        this.recordWrite(),
-      ]);
-      this.#transport?.send(text);
+      await this.#store.write(staged.writes);
+      this.deliver(staged);
     } catch (err) {
       this.fault(err);
     }

@@ -36,6 +36,10 @@ export const keys = {
   sessionLog: (sessionId: string): Deno.KvKey => [V, "slog", sessionId],
   /** One envelope of a session's event log. */
   sessionLogEntry: (sessionId: string, seq: number): Deno.KvKey => [V, "slog", sessionId, seq],
+  /** The subscription audit log. */
+  audit: (): Deno.KvKey => [V, "audit"],
+  /** One audit entry, in time order. */
+  auditEntry: (atMs: number, id: string): Deno.KvKey => [V, "audit", atMs, id],
   /** An idempotency key (hashed) of a principal. */
   idempotency: (principal: string, keyHash: string): Deno.KvKey => [V, "idem", principal, keyHash],
 };

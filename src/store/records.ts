@@ -61,6 +61,8 @@ export interface SessionRecord {
   last_seq: number;
   /** Highest seq the client acknowledged. */
   acked_seq: number;
+  /** Log entries up to this seq have been freed; resume must start above it. */
+  floor_seq: number;
   /** SHA-256 of the current resume token. */
   resume_token_hash: string;
   /** Negotiated features. */
@@ -75,4 +77,22 @@ export interface IdempotencyRecord {
   job_id: string;
   /** Hash of the submit parameters the key was first used with. */
   params_hash: string;
+}
+
+/** One subscription decision, for audit. */
+export interface AuditRecord {
+  /** Entry id. */
+  id: string;
+  /** When (epoch ms). */
+  at: number;
+  /** Who asked. */
+  subscriber_principal: string;
+  /** From which session. */
+  subscriber_session: string;
+  /** For which job. */
+  job_id: string;
+  /** The job's principal, when the job exists. */
+  owner_principal?: string;
+  /** `granted`, or the refusal code. */
+  decision: string;
 }

@@ -7,7 +7,7 @@
 import { keys } from "./keys.ts";
 import { GroupCommitter } from "./group_commit.ts";
 import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
-import type { IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
+import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import type { JobStatus } from "../protocol/messages.ts";
 
 /** Filters of a job listing. */
@@ -259,6 +259,52 @@ export class Store {
    */
   sessionLog(sessionId: string, afterSeq: number): AsyncGenerator<[number, string]> {
     return listTexts(this.kv, keys.sessionLog(sessionId), afterSeq);
+  }
+
+  /**
+   * Deletes a session's log entries with `after < seq <= upTo`.
+   *
+   * @param sessionId the session
+   * @param after keep this seq and below (already freed)
+   * @param upTo free up to and including this seq
+   * @returns resolves once deleted
+   */
+  async freeSessionLog(sessionId: string, after: number, upTo: number): Promise<void> {
+    const prefix = keys.sessionLog(sessionId);
+    let batch: KvWrite[] = [];
+    for await (
+      const entry of this.kv.list({ start: [...prefix, after + 1], end: [...prefix, upTo + 1] }, {
+        batchSize: 500,
+      })
+    ) {
+      batch.push({ key: entry.key });
+      if (batch.length === 500) {
+        await this.write(batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await this.write(batch);
+  }
+
+  /**
+   * The write that records a subscription decision in the audit log.
+   *
+   * @param entry who asked for what, and the answer
+   * @returns the write
+   */
+  auditWrite(entry: AuditRecord): KvWrite {
+    return { key: keys.auditEntry(entry.at, entry.id), value: entry };
+  }
+
+  /**
+   * The audit log, oldest first.
+   *
+   * @returns its entries
+   */
+  async *audit(): AsyncGenerator<AuditRecord> {
+    for await (const entry of this.kv.list<AuditRecord>({ prefix: keys.audit() })) {
+      yield entry.value;
+    }
   }
 
   /**
