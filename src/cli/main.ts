@@ -3,13 +3,16 @@
  *
  * @module
  */
+import { cancel } from "./cancel.ts";
+import { jobs } from "./jobs.ts";
 import { serve } from "./serve.ts";
+import { submit } from "./submit.ts";
 
 const USAGE = `usage: arcp <command> [options]
   serve     run the runtime (arcp serve --help)
   submit    submit a job and follow it (arcp submit --help)
-  jobs      list your jobs
-  cancel    cancel a job`;
+  jobs      list your jobs (arcp jobs --help)
+  cancel    cancel a job (arcp cancel --help)`;
 
 /**
  * Runs the CLI.
@@ -22,6 +25,12 @@ export async function main(args: string[]): Promise<number> {
   switch (command) {
     case "serve":
       return await serve(rest);
+    case "submit":
+      return await submit(rest);
+    case "jobs":
+      return await jobs(rest);
+    case "cancel":
+      return await cancel(rest);
     default:
       console.error(USAGE);
       return command === undefined || command === "--help" ? 0 : 2;

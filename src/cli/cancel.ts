@@ -1,0 +1,149 @@
+/**
+ * `arcp cancel JOB_ID`: cancels a job. Cancel authority belongs to the
+ * session that submitted the job, so when `arcp submit` stored that session
+ * this command resumes it; otherwise, or when the runtime refuses the resume,
+ * it asks from a new session and reports the runtime's answer.
+ *
+ * @module
+ */
+import { parseArgs } from "parse-args";
+import { ArcpClient } from "../client/client.ts";
+import { ArcpClientError } from "../client/errors.ts";
+import { nowIso } from "../protocol/time.ts";
+import {
+  COMMON_OPTIONS,
+  CONNECTION_USAGE,
+  type ConnectionSettings,
+  connectionSettings,
+  describeError,
+} from "./connection.ts";
+import { sessionsPath, SessionStore, type StoredSession } from "./session_store.ts";
+
+/** Usage text of `arcp cancel`. */
+export const CANCEL_USAGE = `usage: arcp cancel JOB_ID [options]
+  --reason TEXT            why, for the runtime's records
+${CONNECTION_USAGE}
+Only the session that submitted a job may cancel it. When arcp submit stored
+that session (~/.arcp/cli-sessions.json, env ARCP_CLI_SESSIONS) it is resumed;
+otherwise the cancel is sent from a new session and the runtime's answer is
+reported. Exits 0 when the job is cancelling or had already ended, 1 when the
+runtime refuses, 2 on bad usage.`;
+
+/** A parsed `arcp cancel` command line. */
+export interface CancelArgs {
+  /** Where to connect. */
+  connection: ConnectionSettings;
+  /** The job. */
+  jobId: string;
+  /** Why, if given. */
+  reason?: string;
+}
+
+/**
+ * Parses `arcp cancel` arguments.
+ *
+ * @param args arguments after `cancel`
+ * @param env environment lookup
+ * @returns the settings, or `help`
+ * @throws {TypeError} naming the bad flag
+ */
+export function parseCancelArgs(
+  args: string[],
+  env: (name: string) => string | undefined,
+): CancelArgs | "help" {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...COMMON_OPTIONS, reason: { type: "string" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) return "help";
+  if (positionals.length !== 1) throw new TypeError("expected exactly one JOB_ID");
+  return {
+    connection: connectionSettings(values, env),
+    jobId: positionals[0],
+    reason: values.reason,
+  };
+}
+
+/**
+ * Runs `arcp cancel`.
+ *
+ * @param args arguments after `cancel`
+ * @returns the exit code
+ */
+export async function cancel(args: string[]): Promise<number> {
+  let parsed: CancelArgs | "help";
+  try {
+    parsed = parseCancelArgs(args, (n) => Deno.env.get(n));
+  } catch (err) {
+    console.error(`arcp cancel: ${(err as Error).message}\n${CANCEL_USAGE}`);
+    return 2;
+  }
+  if (parsed === "help") {
+    console.log(CANCEL_USAGE);
+    return 0;
+  }
+  const { connection, jobId, reason } = parsed;
+  const store = new SessionStore(sessionsPath((n) => Deno.env.get(n)));
+  let client: ArcpClient;
+  let stored: StoredSession | undefined;
+  try {
+    stored = await store.find(connection.url, jobId);
+    client = (stored && await resume(connection, stored, store)) ??
+      await ArcpClient.connect(connection.url, { token: connection.token, clientName: "arcp-cli" });
+  } catch (err) {
+    console.error(`arcp cancel: ${describeError(err)}`);
+    return 1;
+  }
+  try {
+    const outcome = await client.cancel(jobId, reason);
+    console.log(outcome === "cancelling" ? `cancelling ${jobId}` : `${jobId} had already ended`);
+    if (stored && client.resumed) await store.forgetJob(stored, jobId);
+    return 0;
+  } catch (err) {
+    console.error(`arcp cancel: ${describeError(err)}`);
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Resumes the stored session that submitted the job.
+ *
+ * @returns the client, or undefined when the runtime refused the resume
+ */
+async function resume(
+  connection: ConnectionSettings,
+  stored: StoredSession,
+  store: SessionStore,
+): Promise<ArcpClient | undefined> {
+  let client: ArcpClient;
+  try {
+    client = await ArcpClient.connect(connection.url, {
+      token: connection.token,
+      clientName: "arcp-cli",
+      resume: {
+        sessionId: stored.session_id,
+        resumeToken: stored.resume_token,
+        lastEventSeq: stored.last_event_seq,
+      },
+    });
+  } catch (err) {
+    if (!(err instanceof ArcpClientError) || err.code !== "RESUME_WINDOW_EXPIRED") throw err;
+    console.error(
+      `arcp cancel: the runtime refused to resume session ${stored.session_id}, which submitted the job (${
+        describeError(err)
+      }); asking from a new session`,
+    );
+    await store.forget(stored);
+    return undefined;
+  }
+  // The welcome rotated the token: the stored one is spent.
+  await store.save({ ...stored, resume_token: client.resumeToken, saved_at: nowIso() }).catch(
+    (err) =>
+      console.error(`arcp cancel: could not store the new resume token: ${describeError(err)}`),
+  );
+  return client;
+}

@@ -1,0 +1,59 @@
+/**
+ * What `arcp submit`, `arcp jobs` and `arcp cancel` share: the connection
+ * flags (`--url`, `--token`, each with an environment fallback) and how a
+ * failure is told to the user.
+ *
+ * @module
+ */
+import { ArcpClientError } from "../client/errors.ts";
+
+/** The endpoint used when neither `--url` nor `ARCP_URL` says otherwise. */
+export const DEFAULT_URL = "ws://127.0.0.1:7777/arcp";
+
+/** `parseArgs` options every client command takes: the connection flags and `--help`. */
+export const COMMON_OPTIONS = {
+  url: { type: "string" },
+  token: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Usage lines of the connection flags. */
+export const CONNECTION_USAGE =
+  `  --url URL                runtime endpoint (env ARCP_URL, default ${DEFAULT_URL})
+  --token TOKEN            bearer token (env ARCP_TOKEN)`;
+
+/** Where and as whom to connect. */
+export interface ConnectionSettings {
+  /** The runtime's WebSocket endpoint. */
+  url: string;
+  /** The bearer token. */
+  token: string;
+}
+
+/**
+ * Reads the connection settings: flags first, then the environment.
+ *
+ * @param values the parsed `--url` and `--token`
+ * @param env environment lookup
+ * @returns the settings
+ * @throws {TypeError} when no token is given
+ */
+export function connectionSettings(
+  values: { url?: string; token?: string },
+  env: (name: string) => string | undefined,
+): ConnectionSettings {
+  const token = values.token ?? env("ARCP_TOKEN");
+  if (!token) throw new TypeError("no token: pass --token TOKEN or set ARCP_TOKEN");
+  return { url: values.url ?? env("ARCP_URL") ?? DEFAULT_URL, token };
+}
+
+/**
+ * One line that says what went wrong: `CODE: message` for an ARCP error.
+ *
+ * @param err what was thrown
+ * @returns the line
+ */
+export function describeError(err: unknown): string {
+  if (err instanceof ArcpClientError) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}

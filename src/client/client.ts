@@ -1,0 +1,869 @@
+/**
+ * `ArcpClient`: one ARCP session over a web-standard WebSocket. Every
+ * inbound frame is handled synchronously, in order, so a handle or
+ * subscription is registered before the next frame (its first event) is
+ * read.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { ARCP_VERSION, type Envelope, TRACE_ID } from "../protocol/envelope.ts";
+import { newTraceId, newUlid } from "../protocol/ids.ts";
+import type {
+  AckSchema,
+  ByeSchema,
+  CancelSchema,
+  Hello,
+  ListJobs,
+  PingSchema,
+  PongSchema,
+  Submit,
+  SubscribeSchema,
+  UnsubscribeSchema,
+} from "../protocol/messages.ts";
+import { nowIso } from "../protocol/time.ts";
+import * as decode from "./decode.ts";
+import { ArcpClientError, JobFailedError, SubmitRejectedError } from "./errors.ts";
+import { type JobHandle, SubmittedJob } from "./job_handle.ts";
+import { type JobEvents, JobStream } from "./job_stream.ts";
+import { type JobSubscription, Subscription } from "./job_subscription.ts";
+import type {
+  AgentInfo,
+  JobResultPayload,
+  JobsPayload,
+  PongPayload,
+  RuntimeInfo,
+} from "./payloads.ts";
+import type {
+  CancelOutcome,
+  ListJobsRequest,
+  SubmitRequest,
+  SubscribeOptions,
+} from "./requests.ts";
+
+/**
+ * The features the client asks for unless told otherwise: everything it
+ * handles. `result_chunk` is left out (the client hands chunks over as
+ * events but does not reassemble them) and so is `provisioned_credentials`
+ * (secrets only for callers that ask).
+ */
+export const DEFAULT_FEATURES: readonly string[] = [
+  "heartbeat",
+  "ack",
+  "list_jobs",
+  "subscribe",
+  "lease_expires_at",
+  "cost.budget",
+  "model.use",
+  "progress",
+  "agent_versions",
+];
+
+/** A session to take over, from an earlier welcome. */
+export interface ResumeOptions {
+  /** The session's id. */
+  sessionId: string;
+  /** The newest resume token it was given. */
+  resumeToken: string;
+  /** The highest `event_seq` already processed; the runtime replays what follows. */
+  lastEventSeq: number;
+}
+
+/** An `event_seq` that skipped ahead. */
+export interface SequenceGap {
+  /** The seq that should have come. */
+  expected: number;
+  /** The seq that came. */
+  received: number;
+}
+
+/** Options of {@linkcode ArcpClient.connect}. */
+export interface ConnectOptions {
+  /** Bearer token; it decides the principal. */
+  token: string;
+  /** Features to ask for; default {@linkcode DEFAULT_FEATURES}. */
+  features?: readonly string[];
+  /** `client.name` in the hello; default `arcp-deno-client`. */
+  clientName?: string;
+  /** `client.version` in the hello. */
+  clientVersion?: string;
+  /** Resume this session instead of opening a new one. */
+  resume?: ResumeOptions;
+  /**
+   * Jobs to follow from the welcome on, so that none of their envelopes
+   * are missed: with `resume`, the runtime replays their events right after
+   * the welcome. Get each one's stream with {@linkcode ArcpClient.watch}.
+   */
+  watch?: readonly string[];
+  /**
+   * Called when `event_seq` skips ahead. The session is then broken (ARCP
+   * §8.3): the client closes it and everything pending fails with
+   * `SEQUENCE_GAP`, so the caller can resume from {@linkcode ArcpClient.lastEventSeq}.
+   */
+  onGap?: (gap: SequenceGap) => void;
+}
+
+// Spelled out rather than read from the runtime, which a client must not import.
+const CLIENT_INFO = { name: "arcp-deno-client", version: "0.1.0" };
+
+/** Ended jobs remembered, so a late cancel or an idempotent replay of one settles at once. */
+const ENDED_MEMORY = 256;
+
+/** A cancel waiting for the runtime's word. */
+interface PendingCancel {
+  answer: PromiseWithResolvers<CancelOutcome>;
+  settled: boolean;
+}
+
+/**
+ * An ARCP session.
+ *
+ * @example
+ * ```ts ignore
+ * import { ArcpClient } from "./client.ts";
+ *
+ * await using client = await ArcpClient.connect("ws://127.0.0.1:7777/arcp", { token: "secret" });
+ * const job = client.submit({ agent: "echo", input: { hello: "world" } });
+ * for await (const event of job.events()) console.log(event.payload.kind);
+ * console.log((await job.result).result);
+ * ```
+ */
+export class ArcpClient {
+  #ws: WebSocket;
+  #options: ConnectOptions;
+  #state: "connecting" | "open" | "closing" | "closed" = "connecting";
+  #hello = Promise.withResolvers<ArcpClient>();
+  #closed = Promise.withResolvers<void>();
+  #failure: ArcpClientError | undefined;
+  #lastSessionError: ArcpClientError | undefined;
+  #socketError = "";
+
+  #sessionId = "";
+  #resumeToken = "";
+  #resumeWindowSec = 0;
+  #heartbeatIntervalSec: number | undefined;
+  #runtime: RuntimeInfo = { name: "", version: "" };
+  #features: readonly string[] = [];
+  #agents: readonly AgentInfo[] = [];
+  #resumed = false;
+  #lastEventSeq = 0;
+
+  /** Submits awaiting their answer, by trace id (in submit order). */
+  #submits = new Map<string, SubmittedJob[]>();
+  /** Handles and subscriptions receiving a job's envelopes, by job id. */
+  #jobs = new Map<string, Set<JobStream>>();
+  /** Outcomes of recently ended jobs, oldest first. */
+  #ended = new Map<string, JobResultPayload | JobFailedError>();
+  #lists = new Map<string, PromiseWithResolvers<JobsPayload>>();
+  #subscribes = new Map<string, PromiseWithResolvers<JobSubscription>[]>();
+  #pings = new Map<string, PromiseWithResolvers<PongPayload>>();
+  #cancels = new Map<string, PendingCancel[]>();
+  /** Streams of `ConnectOptions.watch`, until `watch()` hands them out. */
+  #watched = new Map<string, JobStream>();
+
+  private constructor(ws: WebSocket, options: ConnectOptions) {
+    this.#ws = ws;
+    this.#options = options;
+    ws.onopen = () => this.#sendHello();
+    ws.onmessage = (e: MessageEvent) => {
+      if (typeof e.data === "string") this.#onFrame(e.data);
+    };
+    ws.onerror = (e: Event) => {
+      this.#socketError = e instanceof ErrorEvent ? e.message : "socket error";
+    };
+    ws.onclose = (e: CloseEvent) => this.#onClose(e);
+  }
+
+  /**
+   * Opens a session: connects, says hello (or resumes), and waits for the
+   * welcome.
+   *
+   * @param url the runtime's WebSocket endpoint, e.g. `ws://127.0.0.1:7777/arcp`
+   * @param options token, features, resume
+   * @returns the welcomed client
+   * @throws {ArcpClientError} with the runtime's code (`UNAUTHENTICATED`,
+   *   `RESUME_WINDOW_EXPIRED`, ...) when the hello is refused, or
+   *   `CONNECTION_CLOSED` when the socket fails first
+   * @example
+   * ```ts ignore
+   * import { ArcpClient } from "./client.ts";
+   * const client = await ArcpClient.connect("ws://127.0.0.1:7777/arcp", { token: "secret" });
+   * console.log(client.sessionId, client.agents.map((a) => a.name));
+   * await client.close();
+   * ```
+   */
+  static connect(url: string | URL, options: ConnectOptions): Promise<ArcpClient> {
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url);
+    } catch (err) {
+      return Promise.reject(
+        new ArcpClientError("INVALID_REQUEST", `cannot open ${url}: ${(err as Error).message}`, {
+          cause: err,
+        }),
+      );
+    }
+    return new ArcpClient(ws, options).#hello.promise;
+  }
+
+  /** The session id from the welcome. */
+  get sessionId(): string {
+    return this.#sessionId;
+  }
+
+  /** The newest resume token (a secret: store it, never log it). */
+  get resumeToken(): string {
+    return this.#resumeToken;
+  }
+
+  /** How long the session stays resumable after the connection drops (s). */
+  get resumeWindowSec(): number {
+    return this.#resumeWindowSec;
+  }
+
+  /** The heartbeat interval (s), when `heartbeat` was negotiated. */
+  get heartbeatIntervalSec(): number | undefined {
+    return this.#heartbeatIntervalSec;
+  }
+
+  /** The runtime's name and version. */
+  get runtime(): RuntimeInfo {
+    return this.#runtime;
+  }
+
+  /** The negotiated features. */
+  get features(): readonly string[] {
+    return this.#features;
+  }
+
+  /** The agents the runtime offers. */
+  get agents(): readonly AgentInfo[] {
+    return this.#agents;
+  }
+
+  /** Whether this connection resumed an earlier session. */
+  get resumed(): boolean {
+    return this.#resumed;
+  }
+
+  /** The highest `event_seq` received (they arrive gap-free). */
+  get lastEventSeq(): number {
+    return this.#lastEventSeq;
+  }
+
+  /**
+   * Submits a job. Never throws: a refusal rejects the handle's `accepted`.
+   *
+   * @param request agent, input, lease, limits
+   * @returns the job's handle, at once
+   * @example
+   * ```ts ignore
+   * import { ArcpClient } from "./client.ts";
+   * const client = await ArcpClient.connect("ws://127.0.0.1:7777/arcp", { token: "secret" });
+   * const job = client.submit({ agent: "ticker", input: { count: 3 } });
+   * console.log((await job.accepted).job_id);
+   * console.log(await job.result);
+   * ```
+   */
+  submit(request: SubmitRequest): JobHandle {
+    const traceId = request.traceId ?? newTraceId();
+    const handle = new SubmittedJob(traceId, (jobId, reason) => this.cancel(jobId, reason));
+    if (!TRACE_ID.test(traceId)) {
+      handle.refuse(
+        new ArcpClientError("INVALID_REQUEST", "traceId: must be 32 lowercase hex characters"),
+      );
+      return handle;
+    }
+    const payload: Submit = { agent: request.agent, input: request.input };
+    if (request.leaseRequest) payload.lease_request = request.leaseRequest;
+    if (request.leaseConstraints) {
+      payload.lease_constraints = request.leaseConstraints.expiresAt === undefined
+        ? {}
+        : { expires_at: request.leaseConstraints.expiresAt };
+    }
+    if (request.idempotencyKey !== undefined) payload.idempotency_key = request.idempotencyKey;
+    if (request.maxRuntimeSec !== undefined) payload.max_runtime_sec = request.maxRuntimeSec;
+    if (!this.#send("job.submit", payload, { trace_id: traceId })) {
+      handle.lose(this.#closedError());
+      return handle;
+    }
+    const queue = this.#submits.get(traceId);
+    if (queue) queue.push(handle);
+    else this.#submits.set(traceId, [handle]);
+    return handle;
+  }
+
+  /**
+   * Cancels a job. Only the session that submitted it may (after a resume,
+   * too); the runtime refuses anyone else.
+   *
+   * The runtime says nothing when the job has already ended. So that the
+   * answer still comes, the client follows the cancel with a one-entry
+   * `session.list_jobs` (when `list_jobs` was negotiated): the runtime
+   * handles a session's requests in order, so an answer to it with no word
+   * on the cancel means there was nothing left to cancel.
+   *
+   * @param jobId the job
+   * @param reason why, for the runtime's records
+   * @returns `cancelling` once the runtime sent `job.cancelled`, `ended` when the job had already ended
+   * @throws {ArcpClientError} `PERMISSION_DENIED` (another session's job),
+   *   `JOB_NOT_FOUND`, or `CONNECTION_CLOSED`
+   */
+  cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
+    if (this.#ended.has(jobId)) return Promise.resolve("ended");
+    const pending: PendingCancel = { answer: Promise.withResolvers(), settled: false };
+    const payload: z.infer<typeof CancelSchema> = reason === undefined ? {} : { reason };
+    if (!this.#send("job.cancel", payload, { job_id: jobId })) {
+      return Promise.reject(this.#closedError());
+    }
+    const queue = this.#cancels.get(jobId);
+    if (queue) queue.push(pending);
+    else this.#cancels.set(jobId, [pending]);
+    if (this.#features.includes("list_jobs")) {
+      this.#list({ limit: 1 }).then(
+        () => this.#settleCancel(jobId, pending, "ended"),
+        (err) => this.#settleCancel(jobId, pending, err),
+      );
+    }
+    return pending.answer.promise;
+  }
+
+  /**
+   * Lists the jobs this session's principal may observe, one page at a time
+   * (feature `list_jobs`).
+   *
+   * @param request filter, page size and cursor
+   * @returns the `session.jobs` payload; pass its `next_cursor` for the next page
+   * @throws {ArcpClientError} `INVALID_REQUEST` when `list_jobs` was not
+   *   negotiated or the runtime refused the request
+   * @example
+   * ```ts ignore
+   * import { ArcpClient } from "./client.ts";
+   * const client = await ArcpClient.connect("ws://127.0.0.1:7777/arcp", { token: "secret" });
+   * let cursor: string | null = null;
+   * do {
+   *   const page = await client.listJobs({ filter: { status: ["running"] }, limit: 50, cursor });
+   *   for (const job of page.jobs) console.log(job.job_id, job.status);
+   *   cursor = page.next_cursor;
+   * } while (cursor);
+   * ```
+   */
+  listJobs(request: ListJobsRequest = {}): Promise<JobsPayload> {
+    if (!this.#features.includes("list_jobs")) {
+      return Promise.reject(this.#notNegotiated("list_jobs"));
+    }
+    return this.#list(request);
+  }
+
+  /**
+   * Follows a job submitted elsewhere, or earlier (feature `subscribe`).
+   * Subscribing never grants cancel authority. For a job that has already
+   * ended, ask for `history` to get its terminal message.
+   *
+   * @param jobId the job
+   * @param options history replay
+   * @returns the subscription, once the runtime sent `job.subscribed`
+   * @throws {ArcpClientError} the runtime's refusal (`PERMISSION_DENIED`,
+   *   `JOB_NOT_FOUND`), or `INVALID_REQUEST` when `subscribe` was not negotiated
+   */
+  subscribe(jobId: string, options: SubscribeOptions = {}): Promise<JobSubscription> {
+    if (!this.#features.includes("subscribe")) {
+      return Promise.reject(this.#notNegotiated("subscribe"));
+    }
+    const payload: z.infer<typeof SubscribeSchema> = { job_id: jobId };
+    if (options.fromEventSeq !== undefined) payload.from_event_seq = options.fromEventSeq;
+    if (options.history !== undefined) payload.history = options.history;
+    if (!this.#send("job.subscribe", payload)) return Promise.reject(this.#closedError());
+    const answer = Promise.withResolvers<JobSubscription>();
+    const queue = this.#subscribes.get(jobId);
+    if (queue) queue.push(answer);
+    else this.#subscribes.set(jobId, [answer]);
+    return answer.promise;
+  }
+
+  /**
+   * Follows a job this session receives envelopes for without a handle
+   * here: one submitted before a resume, or a delegated child. Sends
+   * nothing. Only envelopes that arrive after the call are seen, except for
+   * jobs named in `ConnectOptions.watch`, which are followed from the
+   * welcome on; a job that already ended here ends its stream at once.
+   *
+   * @param jobId the job
+   * @returns its events and outcome
+   * @example
+   * ```ts ignore
+   * import { ArcpClient } from "./client.ts";
+   * const client = await ArcpClient.connect("ws://127.0.0.1:7777/arcp", {
+   *   token: "secret",
+   *   resume: { sessionId: "sess_01J...", resumeToken: "rt_...", lastEventSeq: 12 },
+   *   watch: ["job_01J..."],
+   * });
+   * console.log(await client.watch("job_01J...").result);
+   * ```
+   */
+  watch(jobId: string): JobEvents {
+    const early = this.#watched.get(jobId);
+    if (early) {
+      this.#watched.delete(jobId);
+      return early;
+    }
+    const stream = new JobStream();
+    if (this.#state === "open") this.#follow(jobId, stream);
+    else stream.lose(this.#closedError());
+    return stream;
+  }
+
+  /**
+   * Pings the runtime.
+   *
+   * @returns the `session.pong` payload
+   * @throws {ArcpClientError} `CONNECTION_CLOSED`
+   */
+  ping(): Promise<PongPayload> {
+    const nonce = `p_${newUlid()}`;
+    const payload: z.infer<typeof PingSchema> = { nonce, sent_at: nowIso() };
+    if (!this.#send("session.ping", payload)) {
+      return Promise.reject(this.#closedError());
+    }
+    const answer = Promise.withResolvers<PongPayload>();
+    this.#pings.set(nonce, answer);
+    return answer.promise;
+  }
+
+  /**
+   * Tells the runtime which events were processed (feature `ack`), so it
+   * may free them. Advisory: resume still uses `lastEventSeq`.
+   *
+   * @param seq the highest processed `event_seq`; default {@linkcode lastEventSeq}
+   * @returns whether the ack was sent (not when `ack` was not negotiated or the session is closed)
+   */
+  ack(seq: number = this.#lastEventSeq): boolean {
+    if (!this.#features.includes("ack")) return false;
+    const payload: z.infer<typeof AckSchema> = { last_processed_seq: seq };
+    return this.#send("session.ack", payload);
+  }
+
+  /**
+   * Says `session.bye` and closes the socket. Jobs keep running and the
+   * session stays resumable for its window; whatever is still pending here
+   * fails with `CONNECTION_CLOSED`.
+   *
+   * @param reason why, for the runtime's records
+   * @returns resolves once the socket is closed
+   */
+  async close(reason?: string): Promise<void> {
+    if (this.#state === "open") {
+      const payload: z.infer<typeof ByeSchema> = reason === undefined ? {} : { reason };
+      this.#send("session.bye", payload);
+    }
+    this.#shutdown(new ArcpClientError("CONNECTION_CLOSED", "the client closed the session"));
+    await this.#closed.promise;
+  }
+
+  /**
+   * Same as {@linkcode close}, for `await using`.
+   *
+   * @returns resolves once closed
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- outbound ---------------------------------------------------------
+
+  #sendHello(): void {
+    const payload: Hello = {
+      client: {
+        name: this.#options.clientName ?? CLIENT_INFO.name,
+        version: this.#options.clientVersion ?? CLIENT_INFO.version,
+      },
+      auth: { scheme: "bearer", token: this.#options.token },
+      capabilities: {
+        encodings: ["json"],
+        features: [...(this.#options.features ?? DEFAULT_FEATURES)],
+      },
+    };
+    const resume = this.#options.resume;
+    if (resume) {
+      payload.resume = {
+        session_id: resume.sessionId,
+        resume_token: resume.resumeToken,
+        last_event_seq: resume.lastEventSeq,
+      };
+    }
+    this.#ws.send(JSON.stringify({
+      arcp: ARCP_VERSION,
+      id: newUlid(),
+      type: "session.hello",
+      payload,
+    }));
+  }
+
+  /** Sends one envelope (`extra` may set its id); false when the session is not open. */
+  #send(
+    type: string,
+    payload: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+  ): boolean {
+    // Deno's send() throws once the socket is closing, before our close event has run.
+    if (this.#state !== "open" || this.#ws.readyState !== WebSocket.OPEN) return false;
+    this.#ws.send(JSON.stringify({
+      arcp: ARCP_VERSION,
+      id: newUlid(),
+      type,
+      session_id: this.#sessionId,
+      ...extra,
+      payload,
+    }));
+    return true;
+  }
+
+  #list(request: ListJobsRequest): Promise<JobsPayload> {
+    const filter: NonNullable<ListJobs["filter"]> = {};
+    const f = request.filter ?? {};
+    if (f.status !== undefined) filter.status = f.status;
+    if (f.agent !== undefined) filter.agent = f.agent;
+    if (f.createdAfter !== undefined) filter.created_after = f.createdAfter;
+    if (f.createdBefore !== undefined) filter.created_before = f.createdBefore;
+    const payload: ListJobs = {};
+    if (request.filter) payload.filter = filter;
+    if (request.limit !== undefined) payload.limit = request.limit;
+    if (request.cursor !== undefined) payload.cursor = request.cursor;
+    const id = newUlid();
+    if (!this.#send("session.list_jobs", payload, { id })) {
+      return Promise.reject(this.#closedError());
+    }
+    const answer = Promise.withResolvers<JobsPayload>();
+    this.#lists.set(id, answer);
+    return answer.promise;
+  }
+
+  // ---- inbound ----------------------------------------------------------
+
+  #onFrame(text: string): void {
+    if (this.#state === "closing" || this.#state === "closed") return;
+    const env = decode.envelope(text);
+    // The reference client drops envelopes without a session id; so do we.
+    if (!env?.session_id) return;
+    if (this.#state === "connecting") {
+      this.#onHandshake(env);
+      return;
+    }
+    if (env.session_id !== this.#sessionId) return;
+    if (env.event_seq !== undefined && !this.#inSequence(env.event_seq)) return;
+    switch (env.type) {
+      case "session.ping":
+        return this.#onPing(env);
+      case "session.pong":
+        return this.#onPong(env);
+      case "session.error":
+        return this.#onSessionError(env);
+      case "session.bye":
+        return this.#shutdown(
+          new ArcpClientError(
+            "CONNECTION_CLOSED",
+            `the runtime closed the session${
+              typeof env.payload.reason === "string" ? `: ${env.payload.reason}` : ""
+            }`,
+            { retryable: true },
+          ),
+        );
+      case "session.jobs":
+        return this.#onJobs(env);
+      case "job.accepted":
+        return this.#onAccepted(env);
+      case "job.event":
+        return this.#onEvent(env);
+      case "job.result":
+        return this.#onResult(env);
+      case "job.error":
+        return this.#onJobError(env);
+      case "job.cancelled":
+        return this.#onCancelled(env);
+      case "job.subscribed":
+        return this.#onSubscribed(env);
+    }
+  }
+
+  #onHandshake(env: Envelope): void {
+    if (env.type === "session.error") {
+      const err = decode.errorPayload(env.payload);
+      this.#shutdown(
+        err
+          ? new ArcpClientError(err.code, err.message, {
+            retryable: err.retryable,
+            details: err.details,
+          })
+          : new ArcpClientError("INTERNAL_ERROR", "the runtime refused the hello"),
+      );
+      return;
+    }
+    if (env.type !== "session.welcome") return;
+    const welcome = decode.welcome(env.payload);
+    if (!welcome) {
+      this.#shutdown(new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed welcome"));
+      return;
+    }
+    const resume = this.#options.resume;
+    this.#resumed = resume?.sessionId === env.session_id;
+    this.#lastEventSeq = this.#resumed ? resume!.lastEventSeq : 0;
+    this.#sessionId = env.session_id!;
+    this.#resumeToken = welcome.resume_token;
+    this.#resumeWindowSec = welcome.resume_window_sec;
+    this.#heartbeatIntervalSec = welcome.heartbeat_interval_sec;
+    this.#runtime = welcome.runtime;
+    const asked = new Set(this.#options.features ?? DEFAULT_FEATURES);
+    this.#features = welcome.capabilities.features.filter((f) => asked.has(f));
+    this.#agents = welcome.capabilities.agents;
+    this.#state = "open";
+    for (const jobId of this.#options.watch ?? []) {
+      const stream = new JobStream();
+      this.#watched.set(jobId, stream);
+      this.#follow(jobId, stream);
+    }
+    this.#hello.resolve(this);
+  }
+
+  /** Checks an `event_seq`; false when the envelope must not be handled. */
+  #inSequence(seq: number): boolean {
+    // A replay may overlap what was already seen; those are dropped, not gaps.
+    if (seq <= this.#lastEventSeq) return false;
+    const expected = this.#lastEventSeq + 1;
+    if (seq !== expected) {
+      this.#options.onGap?.({ expected, received: seq });
+      this.#shutdown(
+        new ArcpClientError(
+          "SEQUENCE_GAP",
+          `expected event_seq ${expected}, got ${seq}: resume from ${this.#lastEventSeq} to recover`,
+          { retryable: true, details: { expected, received: seq } },
+        ),
+      );
+      return false;
+    }
+    this.#lastEventSeq = seq;
+    return true;
+  }
+
+  #onPing(env: Envelope): void {
+    const ping = decode.ping(env.payload);
+    if (!ping) return;
+    const payload: z.infer<typeof PongSchema> = { ping_nonce: ping.nonce, received_at: nowIso() };
+    this.#send("session.pong", payload);
+  }
+
+  #onPong(env: Envelope): void {
+    const pong = decode.pong(env.payload);
+    if (!pong) return;
+    this.#pings.get(pong.ping_nonce)?.resolve(pong);
+    this.#pings.delete(pong.ping_nonce);
+  }
+
+  /** ARCP §3: a `session.error` fails every pending submit, list, subscribe (and cancel). */
+  #onSessionError(env: Envelope): void {
+    const payload = decode.errorPayload(env.payload);
+    const err = payload
+      ? new ArcpClientError(payload.code, payload.message, {
+        retryable: payload.retryable,
+        details: payload.details,
+      })
+      : new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed session.error");
+    this.#lastSessionError = err;
+    for (const handles of this.#submits.values()) for (const h of handles) h.refuse(err);
+    this.#submits.clear();
+    for (const list of this.#lists.values()) list.reject(err);
+    this.#lists.clear();
+    for (const queue of this.#subscribes.values()) for (const s of queue) s.reject(err);
+    this.#subscribes.clear();
+    for (const [jobId, queue] of this.#cancels) {
+      for (const c of [...queue]) this.#settleCancel(jobId, c, err);
+    }
+  }
+
+  #onJobs(env: Envelope): void {
+    const jobs = decode.jobs(env.payload);
+    if (!jobs) return;
+    this.#lists.get(jobs.request_id)?.resolve(jobs);
+    this.#lists.delete(jobs.request_id);
+  }
+
+  #onAccepted(env: Envelope): void {
+    // Always matched by trace id: the submit always carries one. An
+    // unmatched answer (a delegated child, a submit given up on after a
+    // session.error) belongs to no handle.
+    const queue = env.trace_id ? this.#submits.get(env.trace_id) : undefined;
+    const handle = queue?.shift();
+    if (!handle) return;
+    if (queue!.length === 0) this.#submits.delete(env.trace_id!);
+    const accepted = decode.accepted(env.payload);
+    if (!accepted) {
+      handle.refuse(
+        new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed job.accepted"),
+      );
+      return;
+    }
+    handle.accept(accepted);
+    this.#follow(accepted.job_id, handle);
+  }
+
+  #onEvent(env: Envelope): void {
+    const streams = env.job_id ? this.#jobs.get(env.job_id) : undefined;
+    if (!streams) return;
+    const event = decode.jobEvent(env);
+    if (event) { for (const s of streams) s.push(event); }
+  }
+
+  #onResult(env: Envelope): void {
+    const result = decode.result(env.payload);
+    if (result && env.job_id) this.#terminate(env.job_id, result);
+  }
+
+  #onJobError(env: Envelope): void {
+    const error = decode.jobError(env.payload);
+    if (!error || !env.job_id) return;
+    const options = { retryable: error.retryable, details: error.details };
+    // A refused cancel is the requester's alone and ends nothing.
+    if (error.details?.refused === "job.cancel") {
+      const pending = this.#cancels.get(env.job_id)?.[0];
+      if (pending) {
+        this.#settleCancel(
+          env.job_id,
+          pending,
+          new ArcpClientError(error.code, error.message, options),
+        );
+      }
+      return;
+    }
+    const queue = env.trace_id ? this.#submits.get(env.trace_id) : undefined;
+    if (!this.#jobs.has(env.job_id) && queue?.length) {
+      const handle = queue.shift()!;
+      if (queue.length === 0) this.#submits.delete(env.trace_id!);
+      handle.refuse(new SubmitRejectedError(env.job_id, error.code, error.message, options));
+      return;
+    }
+    this.#terminate(
+      env.job_id,
+      new JobFailedError(env.job_id, error.final_status, error.code, error.message, options),
+    );
+  }
+
+  #onCancelled(env: Envelope): void {
+    if (!env.job_id || !decode.cancelled(env.payload)) return;
+    for (const c of [...this.#cancels.get(env.job_id) ?? []]) {
+      this.#settleCancel(env.job_id, c, "cancelling");
+    }
+  }
+
+  #onSubscribed(env: Envelope): void {
+    const info = decode.subscribed(env.payload);
+    if (!info) return;
+    const queue = this.#subscribes.get(info.job_id);
+    const answer = queue?.shift();
+    if (!answer) return;
+    if (queue!.length === 0) this.#subscribes.delete(info.job_id);
+    const sub = new Subscription(info, () => this.#unsubscribe(info.job_id, sub));
+    this.#follow(info.job_id, sub);
+    answer.resolve(sub);
+  }
+
+  // ---- bookkeeping -------------------------------------------------------
+
+  /** Routes a job's envelopes to a stream (or ends it, if the job already ended here). */
+  #follow(jobId: string, stream: JobStream): void {
+    const outcome = this.#ended.get(jobId);
+    if (outcome) {
+      stream.end(outcome);
+      return;
+    }
+    const streams = this.#jobs.get(jobId);
+    if (streams) streams.add(stream);
+    else this.#jobs.set(jobId, new Set([stream]));
+  }
+
+  #unsubscribe(jobId: string, sub: Subscription): void {
+    const streams = this.#jobs.get(jobId);
+    streams?.delete(sub);
+    if (streams?.size === 0) this.#jobs.delete(jobId);
+    const stillSubscribed = [...streams ?? []].some((s) => s instanceof Subscription);
+    const payload: z.infer<typeof UnsubscribeSchema> = { job_id: jobId };
+    if (!stillSubscribed) this.#send("job.unsubscribe", payload);
+  }
+
+  #terminate(jobId: string, outcome: JobResultPayload | JobFailedError): void {
+    for (const s of this.#jobs.get(jobId) ?? []) s.end(outcome);
+    this.#jobs.delete(jobId);
+    this.#ended.set(jobId, outcome);
+    if (this.#ended.size > ENDED_MEMORY) this.#ended.delete(this.#ended.keys().next().value!);
+    for (const c of [...this.#cancels.get(jobId) ?? []]) this.#settleCancel(jobId, c, "ended");
+  }
+
+  #settleCancel(jobId: string, pending: PendingCancel, outcome: CancelOutcome | Error): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    const queue = this.#cancels.get(jobId) ?? [];
+    queue.splice(queue.indexOf(pending), 1);
+    if (queue.length === 0) this.#cancels.delete(jobId);
+    if (outcome instanceof Error) pending.answer.reject(outcome);
+    else pending.answer.resolve(outcome);
+  }
+
+  #notNegotiated(feature: string): ArcpClientError {
+    return new ArcpClientError(
+      "INVALID_REQUEST",
+      `the session did not negotiate the ${feature} feature`,
+    );
+  }
+
+  #closedError(): ArcpClientError {
+    return this.#failure ??
+      new ArcpClientError("CONNECTION_CLOSED", "the session is not open", { retryable: true });
+  }
+
+  /** Ends the session here: everything pending fails with `error`, and the socket closes. */
+  #shutdown(error: ArcpClientError): void {
+    if (this.#state === "closing" || this.#state === "closed") return;
+    this.#failure = error;
+    const wasConnecting = this.#state === "connecting";
+    this.#state = "closing";
+    if (wasConnecting) this.#hello.reject(error);
+    this.#failAll(error);
+    try {
+      this.#ws.close(1000);
+    } catch {
+      // Already closing: the close event still comes.
+    }
+  }
+
+  #onClose(e: CloseEvent): void {
+    if (this.#state !== "closing") {
+      const why = this.#socketError || e.reason;
+      const after = this.#lastSessionError
+        ? ` after session.error ${this.#lastSessionError.code}: ${this.#lastSessionError.message}`
+        : "";
+      this.#shutdown(
+        new ArcpClientError(
+          "CONNECTION_CLOSED",
+          `connection closed (code ${e.code}${why ? `, ${why}` : ""})${after}`,
+          { retryable: true, cause: this.#lastSessionError },
+        ),
+      );
+    }
+    this.#state = "closed";
+    this.#closed.resolve();
+  }
+
+  #failAll(error: ArcpClientError): void {
+    for (const handles of this.#submits.values()) for (const h of handles) h.lose(error);
+    this.#submits.clear();
+    for (const streams of this.#jobs.values()) for (const s of streams) s.lose(error);
+    this.#jobs.clear();
+    for (const list of this.#lists.values()) list.reject(error);
+    this.#lists.clear();
+    for (const queue of this.#subscribes.values()) for (const s of queue) s.reject(error);
+    this.#subscribes.clear();
+    for (const ping of this.#pings.values()) ping.reject(error);
+    this.#pings.clear();
+    for (const [jobId, queue] of this.#cancels) {
+      for (const c of [...queue]) this.#settleCancel(jobId, c, error);
+    }
+  }
+}

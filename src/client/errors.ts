@@ -1,0 +1,130 @@
+/**
+ * The errors the client rejects with. Each carries a code: one of the
+ * fifteen ARCP codes when the runtime said so, or one of three codes for
+ * what only the client can see.
+ *
+ * @module
+ */
+import type { ErrorCode } from "../protocol/errors.ts";
+
+export { ERROR_CODES, type ErrorCode } from "../protocol/errors.ts";
+
+/**
+ * A code on a client error: an ARCP code from the runtime, or one only the
+ * client can know: `CONNECTION_CLOSED` (the socket closed before the answer
+ * came; a running job keeps running and its session stays resumable),
+ * `SEQUENCE_GAP` (an `event_seq` was skipped, so the session is broken and
+ * should be resumed) or `UNSUBSCRIBED` (the caller stopped following the job
+ * before it ended).
+ */
+export type ClientErrorCode = ErrorCode | "CONNECTION_CLOSED" | "SEQUENCE_GAP" | "UNSUBSCRIBED";
+
+/** Constructor options of {@linkcode ArcpClientError}. */
+export interface ArcpClientErrorOptions {
+  /** Whether the same request may succeed later; default false. */
+  retryable?: boolean;
+  /** Structured details, as the runtime sent them. */
+  details?: Record<string, unknown>;
+  /** The underlying fault, if any. */
+  cause?: unknown;
+}
+
+/**
+ * A failed request: a refused hello, a `session.error`, a refused cancel, or
+ * a lost connection.
+ *
+ * @example
+ * ```ts
+ * import { ArcpClientError } from "./errors.ts";
+ * const err = new ArcpClientError("JOB_NOT_FOUND", "no job job_1");
+ * console.log(err.code, err.retryable); // JOB_NOT_FOUND false
+ * ```
+ */
+export class ArcpClientError extends Error {
+  /** What went wrong, as a code. */
+  readonly code: ClientErrorCode;
+  /** Whether the same request may succeed later. */
+  readonly retryable: boolean;
+  /** Structured details from the runtime. */
+  readonly details?: Record<string, unknown>;
+
+  /**
+   * Creates an error.
+   *
+   * @param code the code
+   * @param message what went wrong, for people
+   * @param options retryable flag, details and cause
+   */
+  constructor(code: ClientErrorCode, message: string, options: ArcpClientErrorOptions = {}) {
+    super(message || code, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ArcpClientError";
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    if (options.details !== undefined) this.details = options.details;
+  }
+}
+
+/**
+ * The runtime refused a `job.submit` (bad request, unknown agent, duplicate
+ * idempotency key, a cap reached...). No job exists; `jobId` is the id the
+ * runtime minted for the refusal.
+ */
+export class SubmitRejectedError extends ArcpClientError {
+  /** The id the refusal carried. */
+  readonly jobId: string;
+
+  /**
+   * Creates the error from the refusal's `job.error`.
+   *
+   * @param jobId the refusal's job id
+   * @param code the ARCP code
+   * @param message the runtime's message
+   * @param options retryable flag and details
+   */
+  constructor(
+    jobId: string,
+    code: ErrorCode,
+    message: string,
+    options: ArcpClientErrorOptions = {},
+  ) {
+    super(code, message, options);
+    this.name = "SubmitRejectedError";
+    this.jobId = jobId;
+  }
+}
+
+/** How a job that did not succeed ended. */
+export type FailedStatus = "error" | "cancelled" | "timed_out";
+
+/**
+ * A job ended without success: its terminal `job.error` (failure, cancel,
+ * timeout, lease expiry, budget exhausted).
+ */
+export class JobFailedError extends ArcpClientError {
+  /** The job. */
+  readonly jobId: string;
+  /** The job's final status. */
+  readonly finalStatus: FailedStatus;
+
+  /**
+   * Creates the error from the job's terminal `job.error`.
+   *
+   * @param jobId the job
+   * @param finalStatus its final status
+   * @param code the ARCP code
+   * @param message the runtime's message
+   * @param options retryable flag and details
+   */
+  constructor(
+    jobId: string,
+    finalStatus: FailedStatus,
+    code: ErrorCode,
+    message: string,
+    options: ArcpClientErrorOptions = {},
+  ) {
+    super(code, message, options);
+    this.name = "JobFailedError";
+    this.jobId = jobId;
+    this.finalStatus = finalStatus;
+  }
+}

@@ -1,0 +1,95 @@
+/** Command-line parsing of `arcp submit`, `arcp jobs` and `arcp cancel`. */
+import { deepEqual, equal, throws } from "assert";
+import { parseCancelArgs } from "../../src/cli/cancel.ts";
+import { connectionSettings, DEFAULT_URL } from "../../src/cli/connection.ts";
+import { parseJobsArgs } from "../../src/cli/jobs.ts";
+import { parseSubmitArgs } from "../../src/cli/submit.ts";
+
+const env = (vars: Record<string, string>) => (name: string) => vars[name];
+
+Deno.test("connection settings: flags beat the environment, which beats the default", () => {
+  deepEqual(connectionSettings({}, env({ ARCP_TOKEN: "t" })), { url: DEFAULT_URL, token: "t" });
+  deepEqual(
+    connectionSettings({ url: "ws://h/arcp" }, env({ ARCP_URL: "ws://e/arcp", ARCP_TOKEN: "t" })),
+    { url: "ws://h/arcp", token: "t" },
+  );
+  deepEqual(connectionSettings({ token: "f" }, env({ ARCP_TOKEN: "t" })).token, "f");
+  throws(() => connectionSettings({}, env({})), TypeError);
+});
+
+Deno.test("arcp submit arguments become a submit request", () => {
+  const parsed = parseSubmitArgs([
+    "echo@1.0.0",
+    "--input",
+    '{"a":[1]}',
+    "--lease",
+    "fs.read=/a/**",
+    "--lease",
+    "fs.read=/b/x=y",
+    "--lease",
+    "net.fetch=https://example.com/**",
+    "--expires-at",
+    "2030-01-01T00:00:00Z",
+    "--max-runtime-sec",
+    "30",
+    "--idempotency-key",
+    "k",
+  ], env({ ARCP_TOKEN: "t" }));
+  deepEqual(parsed, {
+    connection: { url: DEFAULT_URL, token: "t" },
+    request: {
+      agent: "echo@1.0.0",
+      input: { a: [1] },
+      leaseRequest: { "fs.read": ["/a/**", "/b/x=y"], "net.fetch": ["https://example.com/**"] },
+      leaseConstraints: { expiresAt: "2030-01-01T00:00:00Z" },
+      maxRuntimeSec: 30,
+      idempotencyKey: "k",
+    },
+  });
+  deepEqual(
+    (parseSubmitArgs(["echo"], env({ ARCP_TOKEN: "t" })) as { request: unknown }).request,
+    { agent: "echo", input: null },
+  );
+  equal(parseSubmitArgs(["--help"], env({})), "help");
+});
+
+Deno.test("bad arcp submit arguments are TypeErrors naming the flag", () => {
+  const bad = [
+    [],
+    ["a", "b"],
+    ["echo", "--input", "{"],
+    ["echo", "--lease", "=x"],
+    ["echo", "--lease", "fs.read="],
+    ["echo", "--max-runtime-sec", "0"],
+    ["echo", "--max-runtime-sec", "1.5"],
+    ["echo", "--no-such-flag"],
+  ];
+  for (const args of bad) throws(() => parseSubmitArgs(args, env({ ARCP_TOKEN: "t" })), TypeError);
+});
+
+Deno.test("arcp jobs and arcp cancel arguments", () => {
+  deepEqual(
+    parseJobsArgs(
+      ["--status", "running", "--status", "error", "--agent", "echo", "--limit", "5", "--json"],
+      env({ ARCP_TOKEN: "t" }),
+    ),
+    {
+      connection: { url: DEFAULT_URL, token: "t" },
+      filter: { status: ["running", "error"], agent: "echo" },
+      limit: 5,
+      pageSize: 100,
+      json: true,
+    },
+  );
+  const defaults = parseJobsArgs(["--page-size", "5000"], env({ ARCP_TOKEN: "t" }));
+  equal(defaults !== "help" && defaults.limit, Infinity);
+  equal(defaults !== "help" && defaults.pageSize, 1000);
+  throws(() => parseJobsArgs(["--status", "done"], env({ ARCP_TOKEN: "t" })), TypeError);
+  throws(() => parseJobsArgs(["--limit", "-1"], env({ ARCP_TOKEN: "t" })), TypeError);
+  deepEqual(parseCancelArgs(["job_1", "--reason", "r"], env({ ARCP_TOKEN: "t" })), {
+    connection: { url: DEFAULT_URL, token: "t" },
+    jobId: "job_1",
+    reason: "r",
+  });
+  throws(() => parseCancelArgs([], env({ ARCP_TOKEN: "t" })), TypeError);
+});
