@@ -1,11 +1,48 @@
 /**
- * Lease → Deno permissions: the outer wall. A worker gets `read`/`write` for
- * the static prefixes of its `fs.read`/`fs.write` globs, `net` for the exact
- * hosts of its `net.fetch` globs, and nothing else.
+ * Lease → Deno permissions: the outer wall. A worker gets `read`/`write`
+ * for the static prefixes of its `fs.read`/`fs.write` globs, `net` for the
+ * exact `host:port`s of its `net.fetch` globs, and nothing else. The exact
+ * glob check on canonical paths and URLs is the inner wall; this module
+ * only makes sure the outer one is never wider than the lease.
+ *
+ * What Deno 2.9.6 worker permissions can express (measured with real
+ * workers, see `tests/sandbox/permissions_test.ts`):
+ *
+ * - Paths are granted recursively and checked lexically: `..` in a
+ *   requested path is resolved before the check, symlinks are not, so a
+ *   symlink that already exists inside a granted directory is followed out
+ *   of it (the inner wall, `canonical.ts`, catches that).
+ * - There is no deny list: `read` / `write` take `"inherit"`, a boolean or
+ *   a list of paths; unknown keys such as `denyRead` are silently ignored,
+ *   and `-path` / `!path` are just relative paths. So a sub-path of a
+ *   granted path cannot be taken back. Instead, a prefix that contains, lies
+ *   inside, or (through a symlink in the prefix itself) resolves onto a
+ *   denied path is not granted at all: that glob gets no outer-wall
+ *   permission. `/`, `/proc`, `/dev` and any ancestor of a denied path are
+ *   therefore never granted. {@linkcode ALWAYS_DENIED_PATHS} are denied
+ *   whatever the caller passes.
+ * - `net` takes `host` (every port), `host:port` (that port only; an
+ *   implicit URL port counts as 80 or 443) and `*.domain[:port]`. A
+ *   wildcard also admits the bare `domain` itself, which a glob
+ *   `https://*.domain/**` does not cover, so a wildcard host is granted
+ *   only when the lease also grants the bare domain on the same port;
+ *   otherwise that glob gets no outer-wall permission. URLs, `*` alone, and
+ *   port ranges are refused when the worker is created.
+ * - A `host:port` grant is scheme-blind: granting `https://h/**` lets the
+ *   worker reach `h:443` with any protocol Deno speaks.
+ *
+ * Globs are taken as written: a prefix or authority that is not already
+ * canonical (`/srv/../etc/**`, `/srv/./x`, `HTTPS://Host/**`,
+ * `https://host:443/**`) matches no canonical path or URL, so it grants
+ * nothing here either. Canonicalize or reject such patterns at submit if
+ * they should work.
  *
  * @module
  */
 import type { Lease } from "../protocol/lease.ts";
+import { canonicalPathSync, normalizePath } from "./canonical.ts";
+
+export { normalizePath } from "./canonical.ts";
 
 /** The `deno.permissions` option of a Worker. */
 export interface WorkerPermissions {
@@ -13,7 +50,7 @@ export interface WorkerPermissions {
   read: string[] | false;
   /** Writable paths, or false. */
   write: string[] | false;
-  /** Reachable `host[:port]`s, or false. */
+  /** Reachable `host:port`s (or `*.domain:port`s), or false. */
   net: string[] | false;
   /** Always false. */
   env: false;
@@ -27,63 +64,122 @@ export interface WorkerPermissions {
   import: false;
 }
 
-const GLOB_CHARS = /[*?[\]{}]/;
-
-/**
- * Resolves `.` and `..` in an absolute POSIX path without touching the disk.
- *
- * @param path an absolute path
- * @returns the normalized path
- */
-export function normalizePath(path: string): string {
-  const out: string[] = [];
-  for (const seg of path.split("/")) {
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") out.pop();
-    else out.push(seg);
-  }
-  return "/" + out.join("/");
+/** Options of {@linkcode permissionsForLease}. */
+export interface PermissionOptions {
+  /**
+   * Paths a worker must never read or write whatever the lease says: the
+   * runtime's KV directory, its config, secrets. Relative paths resolve
+   * against the current directory. {@linkcode ALWAYS_DENIED_PATHS} are
+   * added to these.
+   */
+  denyPaths?: readonly string[];
 }
 
 /**
- * The deepest directory (or file) a path glob cannot leave: every segment
- * before the first one with a glob character.
+ * Paths denied to every worker: the host process's own `/proc` entry
+ * (environment, memory, open files) under each of its names.
+ */
+export const ALWAYS_DENIED_PATHS: readonly string[] = [
+  "/proc/self",
+  "/proc/thread-self",
+  "/dev/fd",
+];
+
+const WILDCARD = /[*?]/;
+const DEFAULT_PORT: Record<string, string> = { "http:": "80", "https:": "443" };
+
+/**
+ * The deepest path a path glob cannot leave: every segment before the first
+ * one holding `*` or `?`.
  *
  * @param glob an absolute path glob, e.g. `/srv/data/**`
- * @returns the static prefix, or undefined for a relative glob
+ * @returns the static prefix, or undefined for a relative glob or one whose
+ *   prefix is not canonical (`.`, `..` or empty segments), which matches no
+ *   canonical path
  * @example
  * ```ts
  * import { staticPrefix } from "./permissions.ts";
  * staticPrefix("/srv/data/*.csv"); // "/srv/data"
+ * staticPrefix("/srv/../etc/**"); // undefined
  * ```
  */
 export function staticPrefix(glob: string): string | undefined {
   if (!glob.startsWith("/")) return undefined;
-  const segs = glob.split("/");
   const fixed: string[] = [];
-  for (const seg of segs) {
-    if (GLOB_CHARS.test(seg)) break;
+  for (const seg of glob.slice(1).split("/")) {
+    if (WILDCARD.test(seg)) break;
     fixed.push(seg);
   }
-  return normalizePath(fixed.join("/") || "/");
+  const prefix = "/" + fixed.join("/");
+  return normalizePath(prefix) === prefix ? prefix : undefined;
 }
 
-/**
- * The `host[:port]` a URL glob is confined to, when its scheme and host
- * carry no glob characters.
- *
- * @param glob a URL glob, e.g. `https://api.example.com/**`
- * @returns `host` or `host:port`, or undefined when Deno cannot express it exactly
- */
-export function netHost(glob: string): string | undefined {
-  const m = /^(https?):\/\/([^/?#]+)/i.exec(glob);
-  if (!m || GLOB_CHARS.test(m[2]) || m[2].includes("@")) return undefined;
+/** A URL glob's scheme and authority when both are literal and canonical. */
+function urlAuthority(glob: string): { host: string; port: string } | undefined {
+  const m = /^(https?:)\/\/([^/?#]+)\//.exec(glob);
+  if (!m || m[2].includes("@")) return undefined;
+  const [, scheme, authority] = m;
+  const probe = authority.replace(/^\*\./, "wildcard.");
+  let url: URL;
   try {
-    const url = new URL(`${m[1].toLowerCase()}://${m[2]}/`);
-    return url.port ? `${url.hostname}:${url.port}` : url.hostname;
+    url = new URL(`${scheme}//${probe}/`);
   } catch {
     return undefined;
   }
+  if (url.host !== probe || WILDCARD.test(url.host)) return undefined;
+  return {
+    host: authority.slice(0, authority.length - (url.port ? url.port.length + 1 : 0)),
+    port: url.port || DEFAULT_PORT[scheme],
+  };
+}
+
+/**
+ * The `host:port` a URL glob is confined to, when its scheme and authority
+ * are literal and canonical. An implicit port is the scheme's default, so
+ * `https://h/**` grants `h:443` and not every port of `h`.
+ *
+ * @param glob a URL glob, e.g. `https://api.example.com/**`
+ * @returns `host:port`, or undefined when Deno cannot express the glob's
+ *   hosts exactly (wildcards, userinfo, a non-canonical authority)
+ * @example
+ * ```ts
+ * import { netHost } from "./permissions.ts";
+ * netHost("https://api.example.com/v1/*"); // "api.example.com:443"
+ * netHost("http://127.0.0.1:8080/**"); // "127.0.0.1:8080"
+ * ```
+ */
+export function netHost(glob: string): string | undefined {
+  const a = urlAuthority(glob);
+  return a && !a.host.startsWith("*.") ? `${a.host}:${a.port}` : undefined;
+}
+
+function within(path: string, dir: string): boolean {
+  return path === dir || dir === "/" || path.startsWith(dir + "/");
+}
+
+/** Every name a denied path goes by: as given, and as resolved. */
+function deniedForms(paths: readonly string[]): string[] {
+  const forms = new Set<string>();
+  for (const p of [...ALWAYS_DENIED_PATHS, ...paths]) {
+    const lexical = normalizePath(p.startsWith("/") ? p : `${Deno.cwd()}/${p}`);
+    forms.add(lexical);
+    try {
+      forms.add(canonicalPathSync(lexical));
+    } catch {
+      // Unresolvable: its lexical name still guards it.
+    }
+  }
+  return [...forms];
+}
+
+function grantable(prefix: string, denied: string[]): boolean {
+  let real: string;
+  try {
+    real = canonicalPathSync(prefix);
+  } catch {
+    return false;
+  }
+  return ![prefix, real].some((p) => denied.some((d) => within(p, d) || within(d, p)));
 }
 
 function unique(items: Array<string | undefined>): string[] | false {
@@ -91,17 +187,46 @@ function unique(items: Array<string | undefined>): string[] | false {
   return set.length > 0 ? set : false;
 }
 
+function netGrants(globs: readonly string[]): string[] | false {
+  const exact = new Set(globs.map(netHost).filter((h) => h !== undefined));
+  const wildcards = globs.flatMap((glob) => {
+    const a = urlAuthority(glob);
+    if (!a?.host.startsWith("*.") || !exact.has(`${a.host.slice(2)}:${a.port}`)) return [];
+    return [`${a.host}:${a.port}`];
+  });
+  return unique([...exact, ...wildcards]);
+}
+
 /**
- * The narrowest Deno permissions that cover a lease.
+ * The narrowest Deno permissions that cover a lease, never wider than it
+ * and never touching a denied path. Reads the filesystem (symlinks of
+ * granted prefixes and denied paths), synchronously.
  *
  * @param lease the effective lease
- * @returns the worker's permissions
+ * @param options paths to deny whatever the lease says
+ * @returns the worker's `deno.permissions`
+ * @example
+ * ```ts
+ * import { permissionsForLease } from "./permissions.ts";
+ * const p = permissionsForLease(
+ *   { "fs.read": ["/srv/data/**", "/**"], "net.fetch": ["https://api.example.com/**"] },
+ *   { denyPaths: ["/srv/arcp-kv"] },
+ * );
+ * p.read; // ["/srv/data"]: "/" contains a denied path
+ * p.net; // ["api.example.com:443"]
+ * ```
  */
-export function permissionsForLease(lease: Lease): WorkerPermissions {
+export function permissionsForLease(
+  lease: Lease,
+  options: PermissionOptions = {},
+): WorkerPermissions {
+  const denied = deniedForms(options.denyPaths ?? []);
+  const paths = (globs: readonly string[] | undefined): string[] | false =>
+    unique((globs ?? []).map(staticPrefix).filter((p) => p !== undefined && grantable(p, denied)));
   return {
-    read: unique((lease["fs.read"] ?? []).map(staticPrefix)),
-    write: unique((lease["fs.write"] ?? []).map(staticPrefix)),
-    net: unique((lease["net.fetch"] ?? []).map(netHost)),
+    read: paths(lease["fs.read"]),
+    write: paths(lease["fs.write"]),
+    net: netGrants(lease["net.fetch"] ?? []),
     env: false,
     run: false,
     ffi: false,
