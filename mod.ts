@@ -48,12 +48,8 @@ export {
   type ProgressBody,
 } from "./src/sandbox/agent.ts";
 export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
-export type {
-  AgentRun,
-  Sandbox,
-  SandboxJob,
-  SandboxListener,
-} from "./src/sandbox/worker_sandbox.ts";
+export type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./src/sandbox/sandbox.ts";
+export type { ToolContext, ToolHandler } from "./src/jobs/tools.ts";
 export {
   ArcpError,
   ERROR_CODES,

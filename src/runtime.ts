@@ -9,7 +9,11 @@ import { Hono } from "hono";
 import { RUNTIME_FEATURES } from "./protocol/features.ts";
 import { type JobLimits, JobManager } from "./jobs/job_manager.ts";
 import { type AgentInventoryEntry, AgentRegistry } from "./sandbox/registry.ts";
-import { type Sandbox, WorkerSandbox } from "./sandbox/worker_sandbox.ts";
+import type { Sandbox } from "./sandbox/sandbox.ts";
+import { SupervisedSandbox } from "./sandbox/supervisor.ts";
+import { HostLauncher } from "./sandbox/host_launcher.ts";
+import { LocalLauncher } from "./sandbox/local_launcher.ts";
+import type { ToolHandler } from "./jobs/tools.ts";
 import { HelloThrottle, TokenTable } from "./session/auth.ts";
 import { Connection, type ConnectionContext } from "./session/connection.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionRegistry } from "./session/registry.ts";
@@ -48,8 +52,22 @@ export interface RuntimeOptions {
   stallTimeoutMs?: number;
   /** Where operator messages go; default stderr. */
   logger?: Logger;
-  /** Where agents run; default a Web Worker per job in this process. */
-  sandbox?: Sandbox;
+  /**
+   * Where agents run. `"process"` (default): each principal's workers live in
+   * a sandbox host process with a heap cap, so an agent that exhausts memory
+   * ends only that principal's jobs. `"worker"`: workers in this process
+   * (faster to start; an out-of-memory agent kills the runtime). Or a
+   * {@linkcode Sandbox} of your own.
+   */
+  sandbox?: "process" | "worker" | Sandbox;
+  /** Heap cap of each sandbox host process, MiB (default 512). */
+  hostHeapMb?: number;
+  /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
+  allowNpm?: boolean;
+  /** More paths no lease may reach (the KV file's folder and /proc always are). */
+  denyPaths?: string[];
+  /** Host-side tools agents call with `ctx.tool` (built in: `search`). */
+  tools?: Record<string, ToolHandler>;
 }
 
 /** A running ARCP runtime. */
@@ -90,6 +108,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     (path, reason) => log.warn("skipped agent module", { path, reason }),
   );
   const store = await Store.open({ path: options.kvPath });
+  const denyPaths = [...runtimeStatePaths(options.kvPath), ...(options.denyPaths ?? [])];
+  const sandbox = typeof options.sandbox === "object" ? options.sandbox : new SupervisedSandbox(
+    options.sandbox === "worker"
+      ? new LocalLauncher()
+      : new HostLauncher({ heapMb: options.hostHeapMb, denyPaths, allowNpm: options.allowNpm }),
+    denyPaths,
+  );
   const sessionLimits = { ...DEFAULT_SESSION_LIMITS, ...options.sessions };
   const sessions = new SessionRegistry(store, sessionLimits, {
     logTtlMs: Math.max(options.logTtlMs ?? 24 * 3600 * 1000, sessionLimits.resumeWindowSec * 1000),
@@ -100,7 +125,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const jobs = new JobManager({
     store,
     agents,
-    sandbox: options.sandbox ?? new WorkerSandbox(),
+    sandbox,
+    tools: options.tools,
     sinks: (id) => sessions.get(id),
     log,
   }, options.jobs);
@@ -157,7 +183,24 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       }
       sessions.close();
       jobs.stopAll();
+      await sandbox.close();
       await store.close();
     },
   };
+}
+
+/**
+ * The runtime's own state, which no lease may reach: the KV file's folder
+ * (the file and its -wal/-shm companions) and process information.
+ *
+ * @param kvPath the KV file
+ * @returns absolute paths to deny
+ */
+function runtimeStatePaths(kvPath: string): string[] {
+  const out = ["/proc"];
+  if (kvPath !== ":memory:") {
+    const abs = kvPath.startsWith("/") ? kvPath : `${Deno.cwd()}/${kvPath}`;
+    out.push(abs.replace(/\/[^/]*$/, "") || "/");
+  }
+  return out;
 }

@@ -10,12 +10,16 @@ import { newJobId, newTraceId, sha256Hex } from "../protocol/ids.ts";
 import type { Accepted, JobStatus, Submit } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { AgentRegistry } from "../sandbox/registry.ts";
-import type { AgentRun, Sandbox } from "../sandbox/worker_sandbox.ts";
+import type { AgentRun, Sandbox } from "../sandbox/sandbox.ts";
 import type { Store } from "../store/store.ts";
+import { checkResult } from "../sandbox/supervisor.ts";
 import type { JobRecord } from "../store/records.ts";
 import type { KvWrite } from "../store/large_value.ts";
 import type { Logger } from "../logger.ts";
-import { initialBudget } from "./budget.ts";
+import { newUlid } from "../protocol/ids.ts";
+import { LeaseGuard } from "./lease_guard.ts";
+import { BUILTIN_TOOLS, type ToolHandler } from "./tools.ts";
+import { BudgetCounters } from "./budget.ts";
 import type { EventSink, SeqType, SinkLookup, Staged } from "./sink.ts";
 import { checkExpiry, checkInput, paramsHash } from "./submit_check.ts";
 import { setDeadline } from "./timers.ts";
@@ -28,6 +32,8 @@ export interface JobLimits {
   cancelGraceMs: number;
   /** How long idempotency keys are kept (ms). */
   idempotencyTtlMs: number;
+  /** A lease without `model.use` forbids every model. */
+  requireModelLease: boolean;
 }
 
 /** Defaults of {@linkcode JobLimits}. */
@@ -35,6 +41,7 @@ export const DEFAULT_JOB_LIMITS: JobLimits = {
   maxJobsPerPrincipal: 100,
   cancelGraceMs: 2000,
   idempotencyTtlMs: 24 * 3600 * 1000,
+  requireModelLease: true,
 };
 
 /** Who submits: the session and its principal. */
@@ -64,6 +71,12 @@ interface LiveJob {
   /** Set when a cancel was accepted; the terminal will be CANCELLED. */
   cancelling: boolean;
   timers: Array<() => void>;
+  /** Checks what the agent asks the runtime for. */
+  guard: LeaseGuard;
+  /** Budget counters, when the lease has `cost.budget`. */
+  budget?: BudgetCounters;
+  /** Aborted when the job ends (tools in flight stop). */
+  abort: AbortController;
   /** Other sessions watching this job, by session id. */
   subscribers: Map<string, Subscriber>;
 }
@@ -100,6 +113,12 @@ export interface Subscription {
   replay(): Promise<void>;
 }
 
+/** Envelopes read per replay step. */
+const REPLAY_BATCH = 200;
+
+/** Text one replay commit carries at most (well inside KV's ~800 KiB per atomic write). */
+const REPLAY_GROUP_CHARS = 150_000;
+
 /** The outcome that ends a job. */
 type Outcome =
   | { status: "success"; result: unknown }
@@ -114,6 +133,7 @@ export class JobManager {
   #log: Logger;
   #limits: JobLimits;
   #live = new Map<string, LiveJob>();
+  #tools: Record<string, ToolHandler>;
   #perPrincipal = new Map<string, number>();
 
   /**
@@ -121,7 +141,14 @@ export class JobManager {
    * @param limits tunables
    */
   constructor(
-    deps: { store: Store; agents: AgentRegistry; sandbox: Sandbox; sinks: SinkLookup; log: Logger },
+    deps: {
+      store: Store;
+      agents: AgentRegistry;
+      sandbox: Sandbox;
+      sinks: SinkLookup;
+      log: Logger;
+      tools?: Record<string, ToolHandler>;
+    },
     limits: Partial<JobLimits> = {},
   ) {
     this.#store = deps.store;
@@ -129,6 +156,7 @@ export class JobManager {
     this.#sandbox = deps.sandbox;
     this.#sinks = deps.sinks;
     this.#log = deps.log;
+    this.#tools = { ...BUILTIN_TOOLS, ...deps.tools };
     this.#limits = { ...DEFAULT_JOB_LIMITS, ...limits };
   }
 
@@ -192,8 +220,11 @@ export class JobManager {
     if (submit.lease_constraints?.expires_at) {
       record.lease_constraints = { expires_at: submit.lease_constraints.expires_at };
     }
-    const budget = initialBudget(lease);
-    if (budget) record.budget = budget;
+    const budget = BudgetCounters.fromLease(lease);
+    if (budget) {
+      record.budget = budget.initial();
+      record.budget_remaining = budget.toStored();
+    }
     if (submit.max_runtime_sec) record.max_runtime_sec = submit.max_runtime_sec;
     if (idem) record.idempotency_hash = idem.keyHash;
 
@@ -215,6 +246,11 @@ export class JobManager {
     const live: LiveJob = {
       record,
       input: submit.input ?? null,
+      budget,
+      guard: new LeaseGuard(lease, expiresMs, budget, {
+        requireModelLease: this.#limits.requireModelLease,
+      }),
+      abort: new AbortController(),
       agentUrl: agent.url,
       ended: false,
       cancelling: false,
@@ -277,26 +313,124 @@ export class JobManager {
         expiresMs,
       ));
     }
+    this.#sandbox.start(
+      {
+        jobId: job.job_id,
+        principal: job.principal,
+        traceId: job.trace_id,
+        agentUrl: live.agentUrl,
+        input: live.input,
+        lease: job.lease,
+      },
+      {
+        onEvent: (kind, body) => this.#agentEvent(live, kind, body),
+        onCall: (op, args) => this.#call(live, op, args),
+        onResult: (result) =>
+          this.#end(live, live.cancelling ? cancelled() : { status: "success", result }),
+        onError: (error) =>
+          this.#end(live, live.cancelling ? cancelled() : { status: "error", error }),
+      },
+    ).then(
+      (run) => {
+        // The job may have ended (cancel, timeout) while its sandbox was starting.
+        if (live.ended) run.kill();
+        else {
+          live.run = run;
+          if (live.cancelling) run.abort("cancelled");
+        }
+      },
+      (err) =>
+        this.#end(
+          live,
+          live.cancelling ? cancelled() : { status: "error", error: toArcpError(err) },
+        ),
+    );
+  }
+
+  /**
+   * An event from the agent. A cost metric updates the budget before this
+   * returns, so the agent's next operation is checked against the new counters.
+   */
+  #agentEvent(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void> {
+    if (live.ended) return Promise.resolve();
+    const report = kind === "metric" && live.budget
+      ? live.budget.applyMetric(
+        String(body.name),
+        Number(body.value),
+        body.unit as string | undefined,
+      )
+      : undefined;
+    if (live.budget) live.record.budget_remaining = live.budget.toStored();
+    const emitted = this.#emit(live, "job.event", event(kind, body));
+    if (!report) return emitted;
+    return this.#emit(
+      live,
+      "job.event",
+      event("metric", {
+        name: "cost.budget.remaining",
+        value: report.value,
+        unit: report.currency,
+      }),
+    );
+  }
+
+  /** Serves an agent's request of the runtime; every one is checked against the lease first. */
+  async #call(live: LiveJob, op: string, args: Record<string, unknown>): Promise<unknown> {
+    if (op === "authorize") {
+      const ns = String(args.ns);
+      try {
+        return await live.guard.check(ns, String(args.target));
+      } catch (err) {
+        const e = toArcpError(err);
+        this.#emit(
+          live,
+          "job.event",
+          event("tool_result", { call_id: `call_${newUlid()}`, error: e.toPayload() }),
+        );
+        throw e;
+      }
+    }
+    const name = String(args.name);
+    const callId = `call_${newUlid()}`;
+    await this.#emit(
+      live,
+      "job.event",
+      event("tool_call", { tool: name, args: args.args ?? null, call_id: callId }),
+    );
     try {
-      live.run = this.#sandbox.start(
-        {
-          jobId: job.job_id,
-          traceId: job.trace_id,
-          agentUrl: live.agentUrl,
-          input: live.input,
-          lease: job.lease,
-        },
-        {
-          onEvent: (kind, body) =>
-            live.ended ? Promise.resolve() : this.#emit(live, "job.event", event(kind, body)),
-          onResult: (result) =>
-            this.#end(live, live.cancelling ? cancelled() : { status: "success", result }),
-          onError: (error) =>
-            this.#end(live, live.cancelling ? cancelled() : { status: "error", error }),
-        },
-      );
+      await live.guard.check("tool.call", name);
+      const handler = Object.hasOwn(this.#tools, name) ? this.#tools[name] : undefined;
+      if (!handler) {
+        throw new ArcpError(
+          "PERMISSION_DENIED",
+          `no tool named ${JSON.stringify(name.slice(0, 100))} is registered`,
+        );
+      }
+      let result: unknown;
+      try {
+        result = checkResult(
+          await handler(args.args ?? null, {
+            jobId: live.record.job_id,
+            traceId: live.record.trace_id,
+            signal: live.abort.signal,
+          }),
+        );
+      } catch (err) {
+        throw err instanceof ArcpError ? err : new ArcpError(
+          "INTERNAL_ERROR",
+          `tool ${name} failed: ${(err as Error)?.message ?? err}`,
+        );
+      }
+      await this.#emit(live, "job.event", event("tool_result", { call_id: callId, result }));
+      return result;
     } catch (err) {
-      this.#end(live, { status: "error", error: toArcpError(err) });
+      const e = toArcpError(err);
+      this.#emit(
+        live,
+        "job.event",
+        event("tool_result", { call_id: callId, error: e.toPayload() }),
+      );
+      throw e;
     }
   }
 
@@ -357,6 +491,8 @@ export class JobManager {
         ended: false,
         cancelling: false,
         timers: [],
+        guard: new LeaseGuard({}, undefined, undefined),
+        abort: new AbortController(),
         subscribers: new Map(),
       };
       await this.#end(live, {
@@ -375,6 +511,7 @@ export class JobManager {
   stopAll(): void {
     for (const live of this.#live.values()) {
       for (const cancel of live.timers) cancel();
+      live.abort.abort();
       live.run?.kill();
     }
     this.#live.clear();
@@ -409,17 +546,23 @@ export class JobManager {
     }
     const live = this.#live.get(jobId);
     const sub: Subscriber = { sink, queue: [] };
+    // History holds entries below this mark; everything later lands in the queue.
+    let mark = Number.POSITIVE_INFINITY;
     if (live && !live.ended && job.session_id !== sink.sessionId) {
       live.subscribers.set(sink.sessionId, sub);
+      mark = live.record.log_length;
     }
     const snapshot = { ...job };
     return {
       job: snapshot,
       replay: async () => {
-        if (options.history) await this.#replayHistory(sink, jobId, options.fromEventSeq);
-        const queued = sub.queue ?? [];
+        if (options.history) await this.#replayHistory(sink, jobId, options.fromEventSeq, mark);
+        // Drain until empty; new live envelopes keep queueing meanwhile, so order holds.
+        const queue = sub.queue!;
+        while (queue.length > 0) {
+          await this.#deliverAll(sink, snapshot, queue.splice(0, REPLAY_BATCH));
+        }
         delete sub.queue;
-        for (const [type, payload] of queued) await this.#deliverTo(sink, snapshot, type, payload);
       },
     };
   }
@@ -443,35 +586,61 @@ export class JobManager {
     for (const live of this.#live.values()) live.subscribers.delete(sessionId);
   }
 
-  async #replayHistory(sink: EventSink, jobId: string, fromSeq: number): Promise<void> {
+  async #replayHistory(
+    sink: EventSink,
+    jobId: string,
+    fromSeq: number,
+    mark: number,
+  ): Promise<void> {
     // Everything emitted before this point must be in KV before we read it.
     await this.#store.write([]);
-    for await (const [, text] of this.#store.jobLog(jobId)) {
+    let batch: Array<[SeqType, Record<string, unknown>]> = [];
+    let traceId = "";
+    for await (const [n, text] of this.#store.jobLog(jobId)) {
+      if (n >= mark) break;
       const env = JSON.parse(text) as HistoryEntry;
       if ((env.event_seq ?? 0) <= fromSeq) continue;
-      await this.#deliverTo(
-        sink,
-        { job_id: jobId, trace_id: env.trace_id ?? "" },
-        env.type,
-        env.payload,
-      );
+      traceId = env.trace_id ?? traceId;
+      batch.push([env.type, env.payload]);
+      if (batch.length === REPLAY_BATCH) {
+        await this.#deliverAll(sink, { job_id: jobId, trace_id: traceId }, batch);
+        batch = [];
+      }
     }
+    if (batch.length > 0) await this.#deliverAll(sink, { job_id: jobId, trace_id: traceId }, batch);
   }
 
-  async #deliverTo(
+  /**
+   * Stamps envelopes for one session, commits them in size-bounded groups,
+   * and delivers each group in order once it is durable.
+   */
+  async #deliverAll(
     sink: EventSink,
     job: { job_id: string; trace_id: string },
-    type: SeqType,
-    payload: Record<string, unknown>,
+    items: Array<[SeqType, Record<string, unknown>]>,
   ): Promise<void> {
-    const staged = sink.stage(type, job.job_id, job.trace_id || undefined, payload);
-    if (!staged) return;
-    try {
-      await this.#store.write(staged.writes);
-      sink.deliver(staged);
-    } catch (err) {
-      sink.fault(err);
+    let group: Staged[] = [];
+    let chars = 0;
+    const flush = async () => {
+      if (group.length === 0) return;
+      const ready = group;
+      group = [];
+      chars = 0;
+      try {
+        await this.#store.write(ready.flatMap((st) => st.writes));
+        for (const st of ready) sink.deliver(st);
+      } catch (err) {
+        sink.fault(err);
+      }
+    };
+    for (const [type, payload] of items) {
+      const st = sink.stage(type, job.job_id, job.trace_id || undefined, payload);
+      if (!st) continue;
+      group.push(st);
+      chars += st.text.length;
+      if (chars > REPLAY_GROUP_CHARS) await flush();
     }
+    await flush();
   }
 
   #emit(
@@ -551,6 +720,7 @@ export class JobManager {
   async #end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
     if (live.ended) return;
     live.ended = true;
+    live.abort.abort();
     for (const cancel of live.timers) cancel();
     live.run?.kill();
     const job = live.record;

@@ -71,7 +71,7 @@ const RETRYABLE: Record<ErrorCode, boolean> = {
   CANCELLED: false,
   TIMEOUT: false,
   RESUME_WINDOW_EXPIRED: false,
-  HEARTBEAT_LOST: true,
+  HEARTBEAT_LOST: false,
   LEASE_EXPIRED: false,
   BUDGET_EXHAUSTED: false,
   INVALID_REQUEST: false,

@@ -33,6 +33,8 @@ export const RUNTIME_FEATURES: readonly Feature[] = [
   "list_jobs",
   "subscribe",
   "lease_expires_at",
+  "cost.budget",
+  "model.use",
   "progress",
   "agent_versions",
 ];

@@ -50,6 +50,28 @@ export interface ArtifactRef {
 /** The lease a job runs under: capability namespace → glob patterns. */
 export type AgentLease = Readonly<Record<string, readonly string[]>>;
 
+/** Lease-checked file access. Paths are absolute; symlinks are resolved before the check. */
+export interface AgentFs {
+  /** Reads a UTF-8 file (`fs.read`). */
+  readText(path: string): Promise<string>;
+  /** Reads a file's bytes (`fs.read`). */
+  readBytes(path: string): Promise<Uint8Array>;
+  /** Writes a UTF-8 file (`fs.write`). */
+  writeText(path: string, text: string): Promise<void>;
+  /** Writes bytes (`fs.write`). */
+  writeBytes(path: string, bytes: Uint8Array): Promise<void>;
+  /** Lists a directory (`fs.read`). */
+  readDir(path: string): Promise<Array<{ name: string; isFile: boolean; isDirectory: boolean }>>;
+  /** Describes a file (`fs.read`). */
+  stat(
+    path: string,
+  ): Promise<{ size: number; isFile: boolean; isDirectory: boolean; mtime: string | null }>;
+  /** Creates a directory and its parents (`fs.write`). */
+  mkdir(path: string): Promise<void>;
+  /** Removes a file or directory tree (`fs.write`). */
+  remove(path: string): Promise<void>;
+}
+
 /**
  * What a running agent can do. Every emit method returns a promise that
  * settles once the runtime has taken the event; awaiting it keeps a chatty
@@ -82,6 +104,19 @@ export interface AgentContext {
   artifact(ref: ArtifactRef): Promise<void>;
   /** Emits a vendor event; `kind` must look like `x-vendor.<name>`. */
   emit(kind: string, body: Record<string, unknown>): Promise<void>;
+  /** Lease-checked file access (`fs.read` / `fs.write`). */
+  readonly fs: AgentFs;
+  /** Lease-checked `fetch` (`net.fetch`); every redirect hop is checked too. */
+  fetch(input: string | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * Calls a tool registered with the runtime (`tool.call`). The runtime
+   * emits the `tool_call` and `tool_result` events.
+   */
+  tool(name: string, args?: unknown): Promise<unknown>;
+  /** Checks that the lease allows a model (`model.use`) before the agent invokes it. */
+  useModel(model: string): Promise<void>;
+  /** Checks any namespace and target against the lease, expiry and budget. */
+  authorize(namespace: string, target: string): Promise<void>;
 }
 
 /** An agent: a name, a version and what it does. */

@@ -3,29 +3,34 @@
  * module first, so {@linkcode lockdown} runs before any agent code, then
  * imports the agent and hands it to {@linkcode serveAgent}.
  *
+ * Everything here is convenience for honest agents: the runtime re-checks
+ * every call, and Deno's permissions confine whatever the agent does
+ * directly.
+ *
  * @module
  */
-import type { AgentContext, AgentDefinition, ProgressBody } from "./agent.ts";
-import type { HostMessage } from "./wire.ts";
-import { EVENT_WINDOW } from "./limits.ts";
+import type { AgentContext, AgentDefinition, AgentFs, ProgressBody } from "./agent.ts";
+import { LeaseError } from "./agent.ts";
+import type { CallOp, HostMessage } from "./wire.ts";
+import { BEAT_INTERVAL_MS, EVENT_WINDOW } from "./limits.ts";
 
 /**
- * Removes the channels a worker could use to reach other workers or keep
- * state outside its lease. Deno permissions do not cover these (measured on
- * Deno 2.9.6): `BroadcastChannel` crosses workers of one process, `caches`
- * persists to disk and a worker may spawn nested workers.
+ * Replaces the channels a worker could use to reach other workers or keep
+ * state outside its lease with stubs that throw `NotCapable`. Deno
+ * permissions do not cover these (measured on Deno 2.9.6): `BroadcastChannel`
+ * crosses workers of one process, `caches` persists to disk and a worker may
+ * spawn nested workers.
  */
 function lockdown(): void {
   const g = globalThis as Record<string, unknown>;
-  for (
-    const name of ["BroadcastChannel", "caches", "Worker", "SharedWorker", "CacheStorage", "Cache"]
-  ) {
-    try {
-      Object.defineProperty(g, name, { value: undefined, configurable: false, writable: false });
-    } catch {
-      delete g[name];
-    }
+  const refuse = (name: string) =>
+    function refused(): never {
+      throw new Deno.errors.NotCapable(`${name} is not available to sandboxed agents`);
+    };
+  for (const name of ["BroadcastChannel", "Worker", "SharedWorker", "CacheStorage", "Cache"]) {
+    Object.defineProperty(g, name, { value: refuse(name), configurable: false, writable: false });
   }
+  Object.defineProperty(g, "caches", { get: refuse("caches"), configurable: false });
 }
 
 lockdown();
@@ -36,6 +41,12 @@ const scope = globalThis as unknown as {
   onmessage: ((e: MessageEvent<HostMessage>) => void) | null;
 };
 const post = (msg: unknown) => scope.postMessage(msg);
+
+/**
+ * Events an agent may queue without awaiting them. Past this, emitting
+ * throws: a runaway emitter ends its own job instead of exhausting memory.
+ */
+const MAX_QUEUED_EVENTS = 10_000;
 
 /** Sends events within the credit the host grants, queueing the rest. */
 class Outbox {
@@ -48,6 +59,11 @@ class Outbox {
       this.#credit--;
       post(msg);
       return Promise.resolve();
+    }
+    if (this.#queue.length >= MAX_QUEUED_EVENTS) {
+      throw new RangeError(
+        `agent queued more than ${MAX_QUEUED_EVENTS} events without awaiting them; await ctx emit calls`,
+      );
     }
     return new Promise((done) => this.#queue.push({ msg, done }));
   }
@@ -76,6 +92,28 @@ class Outbox {
   }
 }
 
+/** Requests to the runtime, matched to replies by id. */
+class Calls {
+  #next = 0;
+  #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  call(op: CallOp, args: Record<string, unknown>): Promise<unknown> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      post({ t: "call", id, op, args });
+    });
+  }
+
+  settle(msg: Extract<HostMessage, { t: "reply" }>): void {
+    const waiter = this.#pending.get(msg.id);
+    if (!waiter) return;
+    this.#pending.delete(msg.id);
+    if (msg.ok) waiter.resolve(msg.value);
+    else waiter.reject(new LeaseError(msg.code, msg.message));
+  }
+}
+
 function errorMessage(err: unknown): { t: "error"; name: string; message: string; code?: string } {
   if (err instanceof Error) {
     const raw = (err as unknown as { code?: unknown }).code;
@@ -90,13 +128,74 @@ function errorMessage(err: unknown): { t: "error"; name: string; message: string
   return { t: "error", name: "Error", message: String(err) };
 }
 
+/** The longest redirect chain `ctx.fetch` follows. */
+const MAX_REDIRECTS = 20;
+
+function makeFs(authorize: (ns: string, target: string) => Promise<string>): AgentFs {
+  const read = (p: string) => authorize("fs.read", p);
+  const write = (p: string) => authorize("fs.write", p);
+  return Object.freeze({
+    readText: async (p: string) => await Deno.readTextFile(await read(p)),
+    readBytes: async (p: string) => await Deno.readFile(await read(p)),
+    writeText: async (p: string, text: string) => await Deno.writeTextFile(await write(p), text),
+    writeBytes: async (p: string, bytes: Uint8Array) => await Deno.writeFile(await write(p), bytes),
+    readDir: async (p: string) => {
+      const out = [];
+      for await (const e of Deno.readDir(await read(p))) {
+        out.push({ name: e.name, isFile: e.isFile, isDirectory: e.isDirectory });
+      }
+      return out;
+    },
+    stat: async (p: string) => {
+      const s = await Deno.stat(await read(p));
+      return {
+        size: s.size,
+        isFile: s.isFile,
+        isDirectory: s.isDirectory,
+        mtime: s.mtime?.toISOString() ?? null,
+      };
+    },
+    mkdir: async (p: string) => await Deno.mkdir(await write(p), { recursive: true }),
+    remove: async (p: string) => await Deno.remove(await write(p), { recursive: true }),
+  });
+}
+
+/** `fetch` that asks the runtime before the first request and before every redirect hop. */
+function makeFetch(authorize: (ns: string, target: string) => Promise<string>) {
+  return async (input: string | URL, init: RequestInit = {}): Promise<Response> => {
+    let url = await authorize("net.fetch", String(input));
+    let req = { ...init, redirect: "manual" as const };
+    for (let hop = 0;; hop++) {
+      const res = await fetch(url, req);
+      const location = res.headers.get("location");
+      if (init.redirect === "manual" || res.status < 300 || res.status > 399 || !location) {
+        return res;
+      }
+      if (hop >= MAX_REDIRECTS) throw new TypeError(`more than ${MAX_REDIRECTS} redirects`);
+      await res.body?.cancel();
+      url = await authorize("net.fetch", new URL(location, url).href);
+      if (
+        res.status === 303 || ((res.status === 301 || res.status === 302) && req.method === "POST")
+      ) {
+        req = { ...req, method: "GET", body: undefined };
+      }
+    }
+  };
+}
+
 function makeContext(
   start: Extract<HostMessage, { t: "start" }>,
   outbox: Outbox,
+  calls: Calls,
   signal: AbortSignal,
 ): AgentContext {
   const emit = (kind: string, body: Record<string, unknown>) => outbox.send(kind, body);
   const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
+  // Events the agent emitted must reach the runtime before a check that may depend on them (budget).
+  const authorize = async (ns: string, target: string) => {
+    await outbox.drained();
+    return await calls.call("authorize", { ns, target }) as string;
+  };
   return Object.freeze(
     {
       signal,
@@ -121,18 +220,28 @@ function makeContext(
         }
         return emit(kind, body);
       },
+      fs: makeFs(authorize),
+      fetch: makeFetch(authorize),
+      tool: async (name: string, args?: unknown) => {
+        await outbox.drained();
+        return await calls.call("tool", { name, args: args ?? null });
+      },
+      useModel: async (model: string) => void await authorize("model.use", model),
+      authorize: async (ns: string, target: string) => void await authorize(ns, target),
     } satisfies AgentContext,
   );
 }
 
 /**
  * Serves one agent in this worker: answers `describe`, runs it on `start`,
- * aborts it on `abort` and reports the outcome.
+ * aborts it on `abort`, beats while its event loop is free, and reports the
+ * outcome.
  *
  * @param agent the agent module's default export
  */
 export function serveAgent(agent: AgentDefinition): void {
   const outbox = new Outbox();
+  const calls = new Calls();
   const abort = new AbortController();
   let started = false;
   scope.onmessage = async (e: MessageEvent<HostMessage>) => {
@@ -146,12 +255,17 @@ export function serveAgent(agent: AgentDefinition): void {
       });
     } else if (msg.t === "credit") {
       outbox.grant(msg.n);
+    } else if (msg.t === "reply") {
+      calls.settle(msg);
     } else if (msg.t === "abort") {
       abort.abort(new DOMException(msg.reason, "AbortError"));
     } else if (msg.t === "start" && !started) {
       started = true;
+      // A blocked event loop stops these beats; the runtime notices and kills the job.
+      post({ t: "beat" });
+      setInterval(() => post({ t: "beat" }), BEAT_INTERVAL_MS);
       try {
-        const value = await agent.run(msg.input, makeContext(msg, outbox, abort.signal));
+        const value = await agent.run(msg.input, makeContext(msg, outbox, calls, abort.signal));
         await outbox.drained();
         post({ t: "result", value: value === undefined ? null : value });
       } catch (err) {

@@ -13,3 +13,9 @@ export const MAX_EVENT_BYTES = 256 * 1024;
 
 /** Largest serialized inline result. Larger results belong in a streamed result. */
 export const MAX_RESULT_BYTES = 200 * 1024;
+
+/** How often a worker proves its event loop is alive (ms). */
+export const BEAT_INTERVAL_MS = 1000;
+
+/** Calls a worker may have waiting on the runtime at once. */
+export const MAX_PENDING_CALLS = 64;

@@ -1,8 +1,9 @@
 /**
  * Running agents: the agent API, the worker bootstrap, lease → Deno
  * permissions, the host↔agent protocol and the agent inventory. The jobs
- * layer sees only the {@linkcode Sandbox} interface, so where agents run
- * (workers in this process today) can change without touching it.
+ * layer sees only the {@linkcode Sandbox} interface; where agents run (a
+ * worker in this process, or in a per-principal sandbox host process) is
+ * decided here.
  *
  * @example
  * ```ts
@@ -16,4 +17,8 @@ export * from "./agent.ts";
 export * from "./limits.ts";
 export * from "./permissions.ts";
 export * from "./registry.ts";
-export * from "./worker_sandbox.ts";
+export * from "./channel.ts";
+export * from "./host_launcher.ts";
+export * from "./local_launcher.ts";
+export * from "./sandbox.ts";
+export * from "./supervisor.ts";

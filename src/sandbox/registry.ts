@@ -41,7 +41,10 @@ export interface AgentInventoryEntry {
 const AGENT_FILE = /\.(ts|js|mjs|mts)$/;
 
 /** How long an agent module may take to load and describe itself. */
-const DESCRIBE_TIMEOUT_MS = 15_000;
+const DESCRIBE_TIMEOUT_MS = 30_000;
+
+/** Agent modules described at once at start. */
+const DESCRIBE_CONCURRENCY = 8;
 
 /**
  * Loads an agent module in a worker with no permissions and asks for its
@@ -148,9 +151,17 @@ export class AgentRegistry {
     const root = await Deno.realPath(dir);
     const paths: string[] = [];
     for await (const path of agentFiles(root)) paths.push(path);
-    const described = await Promise.allSettled(
-      paths.map((p) => describeAgentModule(new URL(`file://${p}`).href)),
-    );
+    // A few at a time: each describe loads (and may compile) a module graph.
+    const described: PromiseSettledResult<AgentModule>[] = [];
+    for (let i = 0; i < paths.length; i += DESCRIBE_CONCURRENCY) {
+      described.push(
+        ...await Promise.allSettled(
+          paths.slice(i, i + DESCRIBE_CONCURRENCY).map((p) =>
+            describeAgentModule(new URL(`file://${p}`).href)
+          ),
+        ),
+      );
+    }
     const modules: AgentModule[] = [];
     described.forEach((r, i) => {
       if (r.status === "fulfilled") modules.push(r.value);

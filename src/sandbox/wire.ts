@@ -13,7 +13,15 @@ export type HostMessage =
   | { t: "describe" }
   | { t: "start"; jobId: string; traceId: string; input: unknown; lease: Record<string, string[]> }
   | { t: "abort"; reason: string }
-  | { t: "credit"; n: number };
+  | { t: "credit"; n: number }
+  | { t: "reply"; id: number; ok: true; value: unknown }
+  | { t: "reply"; id: number; ok: false; code: string; message: string };
+
+/** Operations a worker may ask the runtime for; each is checked against the lease. */
+export const CALL_OPS = ["authorize", "tool"] as const;
+
+/** One of {@linkcode CALL_OPS}. */
+export type CallOp = typeof CALL_OPS[number];
 
 /** Worker → host, as the host accepts it. */
 export const WorkerMessageSchema = z.discriminatedUnion("t", [
@@ -30,6 +38,13 @@ export const WorkerMessageSchema = z.discriminatedUnion("t", [
   })
     .strict(),
   z.object({ t: z.literal("result"), value: z.unknown() }).strict(),
+  z.object({
+    t: z.literal("call"),
+    id: z.number().int().nonnegative(),
+    op: z.enum(CALL_OPS),
+    args: z.record(z.string(), z.unknown()),
+  }).strict(),
+  z.object({ t: z.literal("beat") }).strict(),
   z.object({
     t: z.literal("error"),
     name: z.string().max(200),

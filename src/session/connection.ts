@@ -375,7 +375,11 @@ export class Connection implements TransportHandler {
       replayed: req.history ?? false,
     };
     if (job.lease_constraints) payload.lease_constraints = job.lease_constraints;
-    if (job.budget) payload.budget = job.budget;
+    if (job.budget_remaining) {
+      payload.budget = Object.fromEntries(
+        Object.entries(job.budget_remaining).map(([c, v]) => [c, Number(v)]),
+      );
+    }
     session.sendControl("job.subscribed", payload, { job_id: job.job_id, trace_id: job.trace_id });
     await sub.replay();
   }

@@ -161,6 +161,10 @@ export class Session implements EventSink {
     for await (const [seq, text] of this.#store.sessionLog(this.sessionId, this.#sentSeq)) {
       if (this.#transport !== transport) return;
       if (seq !== this.#sentSeq + 1) break;
+      if (
+        transport.bufferedAmount > this.#policy.maxBufferedBytes &&
+        !(await this.#drained(transport))
+      ) return;
       transport.send(text);
       this.#sentSeq = seq;
     }
@@ -232,6 +236,25 @@ export class Session implements EventSink {
     }
     transport.send(staged.text);
     this.#sentSeq = staged.seq;
+  }
+
+  /**
+   * Waits for a socket's buffer to drain below half the cap. A socket that
+   * stays stuck past the stall timeout is closed (the client resumes later).
+   *
+   * @returns true once drained, false when the socket was closed or replaced
+   */
+  async #drained(transport: Transport): Promise<boolean> {
+    const since = Date.now();
+    while (transport.bufferedAmount > this.#policy.maxBufferedBytes / 2) {
+      if (this.#transport !== transport) return false;
+      if (Date.now() - since > this.#policy.stallTimeoutMs) {
+        transport.close(1008, "client stopped reading; resume to continue");
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.#transport === transport;
   }
 
   #watchStall(transport: Transport): void {

@@ -25,6 +25,8 @@ export interface JobRecord {
   lease_constraints?: LeaseConstraints;
   /** Initial budget counters per currency, when the lease has `cost.budget`. */
   budget?: Record<string, number>;
+  /** Remaining budget per currency, exact decimal strings. */
+  budget_remaining?: Record<string, string>;
   /** Trace id. */
   trace_id: string;
   /** Creation time, RFC 3339. */

@@ -1,0 +1,49 @@
+/**
+ * A message channel to one agent's worker, wherever that worker lives.
+ *
+ * @module
+ */
+import type { WorkerPermissions } from "./permissions.ts";
+import type { HostMessage } from "./wire.ts";
+
+/** What launching a worker needs. */
+export interface LaunchSpec {
+  /** The job id (names the worker; never trusted from the worker). */
+  jobId: string;
+  /** The submitting principal. */
+  principal: string;
+  /** File URL of the agent module. */
+  agentUrl: string;
+  /** The worker's Deno permissions. */
+  permissions: WorkerPermissions;
+}
+
+/** Receives what a worker does. */
+export interface ChannelHandlers {
+  /** A message the worker posted (unchecked). */
+  message(msg: unknown): void;
+  /** The worker (or the process it lived in) died. */
+  crash(reason: string): void;
+}
+
+/** A channel to one worker. */
+export interface AgentChannel {
+  /** Posts a message to the worker. */
+  post(msg: HostMessage): void;
+  /** Ends the worker. */
+  kill(): void;
+}
+
+/** Starts workers. */
+export interface AgentLauncher {
+  /**
+   * Starts a worker for one job.
+   *
+   * @param spec what to start
+   * @param handlers where its messages and death go
+   * @returns the channel
+   */
+  launch(spec: LaunchSpec, handlers: ChannelHandlers): AgentChannel;
+  /** Stops every worker and process it started. */
+  close(): Promise<void>;
+}

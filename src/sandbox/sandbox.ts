@@ -1,0 +1,63 @@
+/**
+ * The interface the jobs layer runs agents through. Where agents actually
+ * run (a worker in this process, or a worker inside a supervised sandbox
+ * host process) is the sandbox's business.
+ *
+ * @module
+ */
+import type { ArcpError } from "../protocol/errors.ts";
+import type { Lease } from "../protocol/lease.ts";
+
+/** What the sandbox needs to start a job. */
+export interface SandboxJob {
+  /** The job id. */
+  jobId: string;
+  /** Who submitted it; jobs of different principals never share a host process. */
+  principal: string;
+  /** The job's trace id. */
+  traceId: string;
+  /** File URL of the agent module. */
+  agentUrl: string;
+  /** The job's input. */
+  input: unknown;
+  /** The effective lease. */
+  lease: Lease;
+}
+
+/** How a running agent reports back. Calls arrive in the order the agent made them. */
+export interface SandboxListener {
+  /** A checked event; the promise settles once the runtime has taken it. */
+  onEvent(kind: string, body: Record<string, unknown>): Promise<void>;
+  /**
+   * A request the agent makes of the runtime (`authorize`, `tool`); the
+   * promise rejects with an ArcpError when the lease refuses it.
+   */
+  onCall(op: string, args: Record<string, unknown>): Promise<unknown>;
+  /** The agent returned. */
+  onResult(value: unknown): void;
+  /** The agent failed, stopped beating, or broke the sandbox protocol. */
+  onError(error: ArcpError): void;
+}
+
+/** A running agent. */
+export interface AgentRun {
+  /** Asks the agent to stop (aborts `ctx.signal`). */
+  abort(reason: string): void;
+  /** Ends the agent at once. */
+  kill(): void;
+}
+
+/** Something that runs agents. */
+export interface Sandbox {
+  /**
+   * Starts one job's agent.
+   *
+   * @param job what to run
+   * @param listener where its events and outcome go
+   * @returns a handle to stop it
+   * @throws {ArcpError} when the job cannot be run safely (e.g. `PERMISSION_DENIED`)
+   */
+  start(job: SandboxJob, listener: SandboxListener): Promise<AgentRun>;
+  /** Stops everything it runs. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,338 @@
+/**
+ * The runtime side of every agent: computes the worker's permissions from
+ * the lease, launches it, and turns what it sends into checked, typed
+ * callbacks. Nothing the worker sends is trusted: messages are validated,
+ * events are capped in size and in flight, calls are bounded, and a worker
+ * whose event loop stops beating is killed.
+ *
+ * @module
+ */
+import { ArcpError, toArcpError } from "../protocol/errors.ts";
+import { EVENT_BODIES, isReservedKind, VENDOR_KIND } from "../protocol/events.ts";
+import { describeZodError } from "../protocol/envelope.ts";
+import type { AgentChannel, AgentLauncher } from "./channel.ts";
+import {
+  BEAT_INTERVAL_MS,
+  EVENT_WINDOW,
+  MAX_EVENT_BYTES,
+  MAX_PENDING_CALLS,
+  MAX_RESULT_BYTES,
+} from "./limits.ts";
+import { permissionsForLease } from "./permissions.ts";
+import type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
+import { type WorkerMessage, WorkerMessageSchema } from "./wire.ts";
+import { assertNoEscapingSymlinks, DEFAULT_SCAN_LIMIT } from "./symlink_scan.ts";
+
+/** Options of {@linkcode SupervisedSandbox}. */
+export interface SupervisorOptions {
+  /** Beats a worker may miss before it is declared hung (default 5). */
+  missedBeats?: number;
+  /** How often a worker beats (ms, default 1000). */
+  beatIntervalMs?: number;
+  /** Grace before the first beat, while the worker loads (ms, default 30 s). */
+  startGraceMs?: number;
+  /** Sustained events per second one job may emit (default 20,000). */
+  eventRate?: number;
+  /** Events one job may emit in a burst above that rate (default 50,000). */
+  eventBurst?: number;
+  /** Filesystem entries checked for escaping symlinks at job start (default 50,000). */
+  scanLimit?: number;
+}
+
+/** Kinds the runtime itself produces; an agent may not forge them. */
+const RUNTIME_KINDS = new Set(["result_chunk", "delegate"]);
+
+/** Deno's refusals: permission checks, symlink creation, and imports a host may not download. */
+const PERMISSION_MESSAGE =
+  /Requires (read|write|net|env|run|ffi|sys|import) access|requires unscoped --allow|--cached-only is specified|--no-npm is specified/;
+
+/** Codes an agent's own error may carry through to the job's terminal. */
+const AGENT_CODES = new Set(["PERMISSION_DENIED", "LEASE_EXPIRED", "BUDGET_EXHAUSTED"]);
+
+/**
+ * Maps an agent failure to its ARCP error: Deno permission refusals
+ * (`NotCapable`, and the `TypeError` a denied `import()` throws) are
+ * `PERMISSION_DENIED`, lease errors keep their code, the rest is
+ * `INTERNAL_ERROR`.
+ *
+ * @param name the error's name
+ * @param message its message
+ * @param code its `code`, when it carried one
+ * @returns the ARCP error
+ */
+export function agentFailure(name: string, message: string, code?: string): ArcpError {
+  if (name === "NotCapable" || PERMISSION_MESSAGE.test(message)) {
+    return new ArcpError("PERMISSION_DENIED", message);
+  }
+  if (code && AGENT_CODES.has(code)) return new ArcpError(code as "PERMISSION_DENIED", message);
+  return new ArcpError("INTERNAL_ERROR", `agent failed: ${message || name}`);
+}
+
+/**
+ * Checks an event from an agent.
+ *
+ * @param kind the event kind
+ * @param body the event body
+ * @returns the body as it will be sent
+ * @throws {ArcpError} when the kind is not the agent's to emit or the body is malformed or too large
+ */
+export function checkAgentEvent(
+  kind: string,
+  body: Record<string, unknown>,
+): Record<string, unknown> {
+  if (RUNTIME_KINDS.has(kind)) {
+    throw new ArcpError("PERMISSION_DENIED", `agents may not emit ${kind} events directly`);
+  }
+  let checked = body;
+  if (isReservedKind(kind)) {
+    const parsed = EVENT_BODIES[kind].safeParse(body);
+    if (!parsed.success) {
+      throw new ArcpError(
+        "INTERNAL_ERROR",
+        `agent sent a bad ${kind} event: ${describeZodError(parsed.error, "body")}`,
+      );
+    }
+    checked = parsed.data as Record<string, unknown>;
+  } else if (!VENDOR_KIND.test(kind)) {
+    throw new ArcpError(
+      "INTERNAL_ERROR",
+      `agent sent an event of unknown kind ${JSON.stringify(kind.slice(0, 64))}`,
+    );
+  }
+  const size = JSON.stringify(checked).length;
+  if (size > MAX_EVENT_BYTES) {
+    throw new ArcpError(
+      "INTERNAL_ERROR",
+      `agent sent a ${kind} event of ${size} bytes; the cap is ${MAX_EVENT_BYTES}`,
+    );
+  }
+  return checked;
+}
+
+/**
+ * Checks an inline result: it must be JSON and fit the inline cap.
+ *
+ * @param value what the agent returned
+ * @returns the JSON-safe result
+ * @throws {ArcpError} `INTERNAL_ERROR` when it cannot be sent inline
+ */
+export function checkResult(value: unknown): unknown {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw new ArcpError("INTERNAL_ERROR", `agent result is not JSON: ${(err as Error).message}`);
+  }
+  if (text === undefined) return null;
+  if (text.length > MAX_RESULT_BYTES) {
+    throw new ArcpError(
+      "INTERNAL_ERROR",
+      `agent result is ${text.length} bytes; the inline cap is ${MAX_RESULT_BYTES}`,
+    );
+  }
+  return JSON.parse(text);
+}
+
+/** Runs agents through a launcher, supervising each one. */
+export class SupervisedSandbox implements Sandbox {
+  #launcher: AgentLauncher;
+  #denyPaths: string[];
+  #missedBeats: number;
+  #beatMs: number;
+  #startGraceMs: number;
+  #eventRate: number;
+  #eventBurst: number;
+  #scanLimit: number;
+
+  /**
+   * @param launcher where workers start
+   * @param denyPaths paths no lease may reach (the runtime's own state)
+   * @param options liveness tunables
+   */
+  constructor(launcher: AgentLauncher, denyPaths: string[] = [], options: SupervisorOptions = {}) {
+    this.#launcher = launcher;
+    this.#denyPaths = denyPaths;
+    this.#missedBeats = options.missedBeats ?? 5;
+    this.#beatMs = options.beatIntervalMs ?? BEAT_INTERVAL_MS;
+    this.#startGraceMs = options.startGraceMs ?? 30_000;
+    this.#eventRate = options.eventRate ?? 20_000;
+    this.#eventBurst = options.eventBurst ?? 50_000;
+    this.#scanLimit = options.scanLimit ?? DEFAULT_SCAN_LIMIT;
+  }
+
+  /**
+   * Starts one job's agent.
+   *
+   * @param job what to run
+   * @param listener where its events and outcome go
+   * @returns a handle to stop it
+   */
+  async start(job: SandboxJob, listener: SandboxListener): Promise<AgentRun> {
+    const permissions = permissionsForLease(job.lease, { denyPaths: this.#denyPaths });
+    await assertNoEscapingSymlinks(
+      [...(permissions.read || []), ...(permissions.write || [])],
+      this.#scanLimit,
+    );
+    let done = false;
+    let tokens = this.#eventBurst;
+    let refilled = Date.now();
+    let inflight = 0;
+    let toGrant = 0;
+    let pendingCalls = 0;
+    let lastBeat = Date.now() + this.#startGraceMs - this.#beatMs;
+    let channel: AgentChannel | undefined;
+    const finish = () => {
+      done = true;
+      clearInterval(watchdog);
+      channel?.kill();
+    };
+    const fail = (error: ArcpError) => {
+      if (done) return;
+      finish();
+      listener.onError(error);
+    };
+    const grant = () => {
+      if (toGrant === 0 || done) return;
+      channel!.post({ t: "credit", n: toGrant });
+      toGrant = 0;
+    };
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastBeat > this.#missedBeats * this.#beatMs) {
+        fail(
+          new ArcpError(
+            "HEARTBEAT_LOST",
+            `agent missed ${this.#missedBeats} liveness beats; its event loop is blocked`,
+          ),
+        );
+      }
+    }, this.#beatMs);
+    const onMessage = (raw: unknown) => {
+      if (done) return;
+      const parsed = WorkerMessageSchema.safeParse(raw);
+      if (!parsed.success) {
+        fail(
+          new ArcpError(
+            "PERMISSION_DENIED",
+            `agent broke the sandbox protocol: ${describeZodError(parsed.error, "message")}`,
+          ),
+        );
+        return;
+      }
+      const msg: WorkerMessage = parsed.data;
+      // Any message proves the worker's event loop ran just now.
+      lastBeat = Date.now();
+      switch (msg.t) {
+        case "beat":
+          return;
+        case "event": {
+          const now = Date.now();
+          tokens = Math.min(this.#eventBurst, tokens + ((now - refilled) / 1000) * this.#eventRate);
+          refilled = now;
+          if (--tokens < 0) {
+            fail(
+              new ArcpError(
+                "INTERNAL_ERROR",
+                `agent exceeded the event rate cap (${this.#eventRate}/s, bursts of ${this.#eventBurst})`,
+              ),
+            );
+            return;
+          }
+          if (++inflight > EVENT_WINDOW) {
+            fail(
+              new ArcpError(
+                "INTERNAL_ERROR",
+                `agent sent more than ${EVENT_WINDOW} events without waiting for the runtime`,
+              ),
+            );
+            return;
+          }
+          let body: Record<string, unknown>;
+          try {
+            body = checkAgentEvent(msg.kind, msg.body);
+          } catch (err) {
+            fail(err as ArcpError);
+            return;
+          }
+          listener.onEvent(msg.kind, body).then(() => {
+            inflight--;
+            if (toGrant++ === 0) queueMicrotask(grant);
+          }, () => {});
+          return;
+        }
+        case "call": {
+          if (++pendingCalls > MAX_PENDING_CALLS) {
+            fail(
+              new ArcpError(
+                "INTERNAL_ERROR",
+                `agent has more than ${MAX_PENDING_CALLS} calls waiting on the runtime`,
+              ),
+            );
+            return;
+          }
+          listener.onCall(msg.op, msg.args).then(
+            (value) => channel!.post({ t: "reply", id: msg.id, ok: true, value }),
+            (err) => {
+              const e = toArcpError(err);
+              channel!.post({
+                t: "reply",
+                id: msg.id,
+                ok: false,
+                code: e.code,
+                message: e.message,
+              });
+            },
+          ).finally(() => pendingCalls--);
+          return;
+        }
+        case "result": {
+          let value: unknown;
+          try {
+            value = checkResult(msg.value);
+          } catch (err) {
+            fail(err as ArcpError);
+            return;
+          }
+          finish();
+          listener.onResult(value);
+          return;
+        }
+        case "error":
+          fail(agentFailure(msg.name, msg.message, msg.code));
+          return;
+        case "described":
+          return;
+      }
+    };
+    try {
+      channel = this.#launcher.launch({
+        jobId: job.jobId,
+        principal: job.principal,
+        agentUrl: job.agentUrl,
+        permissions,
+      }, { message: onMessage, crash: (reason) => fail(agentFailure("Error", reason)) });
+    } catch (err) {
+      clearInterval(watchdog);
+      throw err;
+    }
+    channel.post({
+      t: "start",
+      jobId: job.jobId,
+      traceId: job.traceId,
+      input: job.input,
+      lease: job.lease,
+    });
+    return {
+      abort: (reason) => {
+        if (!done) channel!.post({ t: "abort", reason });
+      },
+      kill: () => {
+        if (!done) finish();
+      },
+    };
+  }
+
+  /** Stops every worker. */
+  close(): Promise<void> {
+    return this.#launcher.close();
+  }
+}
