@@ -36,6 +36,15 @@ export const ALL_FEATURES: string[] = [
 
 let counter = 0;
 
+/** Options of {@linkcode WsClient}. */
+export interface WsClientOptions {
+  /**
+   * Answer every `session.ping` with a `session.pong` (default true). Turn
+   * it off to play a client that has gone silent.
+   */
+  autoPong?: boolean;
+}
+
 /**
  * A fresh W3C trace id.
  *
@@ -68,8 +77,10 @@ export class WsClient {
    * Opens a socket.
    *
    * @param url the server URL
+   * @param options client behaviour
    */
-  constructor(url: string) {
+  constructor(url: string, options: WsClientOptions = {}) {
+    const autoPong = options.autoPong ?? true;
     this.ws = new WebSocket(url);
     this.#opened = new Promise((res, rej) => {
       this.ws.onopen = () => res();
@@ -84,7 +95,7 @@ export class WsClient {
     });
     this.ws.onmessage = (m) => {
       const env = JSON.parse(String(m.data)) as Env;
-      if (env.type === "session.ping") {
+      if (env.type === "session.ping" && autoPong) {
         this.send("session.pong", {
           ping_nonce: env.payload.nonce,
           received_at: new Date().toISOString(),
