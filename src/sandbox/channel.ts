@@ -30,8 +30,13 @@ export interface ChannelHandlers {
 export interface AgentChannel {
   /** Posts a message to the worker. */
   post(msg: HostMessage): void;
-  /** Ends the worker. */
-  kill(): void;
+  /**
+   * Ends the worker.
+   *
+   * @param forced the agent had not finished by itself, so it may be stuck in
+   *   synchronous code that `Worker.terminate()` cannot interrupt (Deno 2.9)
+   */
+  kill(forced: boolean): void;
 }
 
 /** Starts workers. */

@@ -39,6 +39,8 @@ class Host {
   #writing: Promise<void> = Promise.resolve();
   #encoder = new TextEncoder();
   dead = false;
+  /** A job here was force-killed and its thread may still spin: no new jobs, and killed once empty. */
+  tainted = false;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(args: string[], denoPath: string, onExit: (host: Host, reason: string) => void) {
@@ -117,7 +119,10 @@ class Host {
 
 /** Launches workers in per-principal sandbox host processes. */
 export class HostLauncher implements AgentLauncher {
+  /** The host each principal's next job goes to. */
   #hosts = new Map<string, Host>();
+  /** Every live host, including retired (tainted) ones still finishing jobs. */
+  #all = new Set<Host>();
   #args: string[];
   #denoPath: string;
   #idleMs: number;
@@ -148,19 +153,21 @@ export class HostLauncher implements AgentLauncher {
 
   /** Host processes alive now. */
   get hostCount(): number {
-    return this.#hosts.size;
+    return this.#all.size;
   }
 
   #hostFor(principal: string): Host {
     let host = this.#hosts.get(principal);
-    if (host && !host.dead) return host;
+    if (host && !host.dead && !host.tainted) return host;
     host = new Host(this.#args, this.#denoPath, (h, reason) => {
+      this.#all.delete(h);
       if (this.#hosts.get(principal) === h) this.#hosts.delete(principal);
       clearTimeout(h.idleTimer);
       for (const handlers of h.channels.values()) handlers.crash(reason);
       h.channels.clear();
     });
     this.#hosts.set(principal, host);
+    this.#all.add(host);
     return host;
   }
 
@@ -187,12 +194,19 @@ export class HostLauncher implements AgentLauncher {
       post: (msg) => {
         if (alive) host.send({ c: "post", id: spec.jobId, msg });
       },
-      kill: () => {
+      kill: (forced) => {
         if (!alive) return;
         alive = false;
         host.channels.delete(spec.jobId);
         host.send({ c: "kill", id: spec.jobId });
-        if (host.channels.size === 0) {
+        if (forced && !host.tainted) {
+          // Worker.terminate() cannot stop synchronous code (Deno 2.9): retire
+          // this process; the principal's next job gets a fresh one.
+          host.tainted = true;
+          if (this.#hosts.get(spec.principal) === host) this.#hosts.delete(spec.principal);
+        }
+        if (host.tainted && host.channels.size === 0) host.kill();
+        else if (host.channels.size === 0) {
           host.idleTimer = setTimeout(() => {
             if (host.channels.size === 0) host.kill();
           }, this.#idleMs);
@@ -204,8 +218,9 @@ export class HostLauncher implements AgentLauncher {
   /** Kills every host process and waits for them to exit. */
   async close(): Promise<void> {
     this.#closed = true;
-    const hosts = [...this.#hosts.values()];
+    const hosts = [...this.#all];
     this.#hosts.clear();
+    this.#all.clear();
     for (const h of hosts) {
       clearTimeout(h.idleTimer);
       h.kill();

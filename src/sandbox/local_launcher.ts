@@ -46,6 +46,9 @@ export class LocalLauncher implements AgentLauncher {
       post: (msg) => {
         if (alive) worker.postMessage(msg);
       },
+      // A forced kill of a worker stuck in synchronous code may leave its
+      // thread running (Deno 2.9); only a process boundary fixes that, which
+      // is why production uses HostLauncher.
       kill: end,
     };
   }

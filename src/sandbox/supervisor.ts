@@ -181,14 +181,15 @@ export class SupervisedSandbox implements Sandbox {
     let pendingCalls = 0;
     let lastBeat = Date.now() + this.#startGraceMs - this.#beatMs;
     let channel: AgentChannel | undefined;
-    const finish = () => {
+    const finish = (forced: boolean) => {
       done = true;
       clearInterval(watchdog);
-      channel?.kill();
+      channel?.kill(forced);
     };
-    const fail = (error: ArcpError) => {
+    /** Ends the job; `forced` unless the agent itself finished (threw, or its worker died). */
+    const fail = (error: ArcpError, forced = true) => {
       if (done) return;
-      finish();
+      finish(forced);
       listener.onError(error);
     };
     const grant = () => {
@@ -292,12 +293,12 @@ export class SupervisedSandbox implements Sandbox {
             fail(err as ArcpError);
             return;
           }
-          finish();
+          finish(false);
           listener.onResult(value);
           return;
         }
         case "error":
-          fail(agentFailure(msg.name, msg.message, msg.code));
+          fail(agentFailure(msg.name, msg.message, msg.code), false);
           return;
         case "described":
           return;
@@ -309,7 +310,7 @@ export class SupervisedSandbox implements Sandbox {
         principal: job.principal,
         agentUrl: job.agentUrl,
         permissions,
-      }, { message: onMessage, crash: (reason) => fail(agentFailure("Error", reason)) });
+      }, { message: onMessage, crash: (reason) => fail(agentFailure("Error", reason), false) });
     } catch (err) {
       clearInterval(watchdog);
       throw err;
@@ -326,7 +327,7 @@ export class SupervisedSandbox implements Sandbox {
         if (!done) channel!.post({ t: "abort", reason });
       },
       kill: () => {
-        if (!done) finish();
+        if (!done) finish(true);
       },
     };
   }

@@ -1,0 +1,84 @@
+import { deepEqual, equal, ok } from "assert";
+import { GroupCommitter } from "../../src/store/group_commit.ts";
+import { type KvWrite, listTexts, textWrites } from "../../src/store/large_value.ts";
+
+/** A KV database in a fresh temp dir, removed on dispose. */
+async function tempKv(): Promise<{ kv: Deno.Kv } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_gc_" });
+  const kv = await Deno.openKv(`${dir}/test.kv`);
+  return {
+    kv,
+    async [Symbol.asyncDispose]() {
+      kv.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("writes queued in one tick share fewer commits than there are writes", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  const n = 50;
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => gc.write([{ key: ["k", i], value: { i } }])),
+  );
+  ok(gc.commits >= 1 && gc.commits < n, `${gc.commits} commits for ${n} writes`);
+  for (let i = 0; i < n; i++) deepEqual((await db.kv.get(["k", i])).value, { i });
+});
+
+Deno.test("a write resolves only once it is durable, and later writes to one key win", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  const first = gc.write([{ key: ["same"], value: 1 }, { key: ["other"], value: "a" }]);
+  const second = gc.write([{ key: ["same"], value: 2 }, { key: ["gone"], value: "x" }]);
+  const third = gc.write([{ key: ["gone"] }]);
+  await Promise.all([first, second, third]);
+  equal((await db.kv.get(["same"])).value, 2);
+  equal((await db.kv.get(["other"])).value, "a");
+  equal((await db.kv.get(["gone"])).value, null);
+  await gc.flush();
+});
+
+Deno.test("more writes than one atomic commit allows are split across commits and all land", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  const n = 2500;
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => gc.write([{ key: ["many", i], value: i }])),
+  );
+  ok(gc.commits >= 3, `${gc.commits} commits for ${n} single-key writes`);
+  let count = 0;
+  for await (const e of db.kv.list<number>({ prefix: ["many"] })) {
+    equal(e.value, e.key[1]);
+    count++;
+  }
+  equal(count, n);
+});
+
+Deno.test("a text over 64 KiB written via textWrites reads back intact via listTexts", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  // Non-Latin-1 characters make V8 store the string as UTF-16: 2 bytes per char.
+  const unit = "ARCP ✓ ünïcödé 🚀 ";
+  const big = unit.repeat(Math.ceil(200_000 / unit.length));
+  ok(new TextEncoder().encode(big).byteLength > 64 * 1024 * 3);
+  const writes: KvWrite[] = [
+    ...textWrites(["log", 0], "small before"),
+    ...textWrites(["log", 1], big),
+    ...textWrites(["log", 2], "small after"),
+  ];
+  ok(writes.length > 3, "the big text was not split");
+  await gc.write(writes);
+  const got: Array<[number, string]> = [];
+  for await (const entry of listTexts(db.kv, ["log"])) got.push(entry);
+  equal(got.length, 3);
+  deepEqual(got.map(([n]) => n), [0, 1, 2]);
+  equal(got[0][1], "small before");
+  equal(got[1][1].length, big.length);
+  ok(got[1][1] === big, "the big text came back changed");
+  equal(got[2][1], "small after");
+  // Listing after a position skips the earlier entries, parts included.
+  const after: number[] = [];
+  for await (const [n] of listTexts(db.kv, ["log"], 0)) after.push(n);
+  deepEqual(after, [1, 2]);
+});
