@@ -42,6 +42,7 @@ export {
   type AgentDefinition,
   type AgentLease,
   type ArtifactRef,
+  type DelegateOptions,
   defineAgent,
   LeaseError,
   type LogLevel,

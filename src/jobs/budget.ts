@@ -132,6 +132,15 @@ export class BudgetCounters {
   }
 
   /**
+   * Remaining amounts exactly, per currency.
+   *
+   * @returns currency → amount
+   */
+  remainingAll(): Record<string, Decimal> {
+    return Object.fromEntries(this.#remaining);
+  }
+
+  /**
    * Remaining amount of one currency, exactly.
    *
    * @param currency the currency

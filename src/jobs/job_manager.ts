@@ -20,6 +20,13 @@ import { newUlid } from "../protocol/ids.ts";
 import { LeaseGuard } from "./lease_guard.ts";
 import { BUILTIN_TOOLS, type ToolHandler } from "./tools.ts";
 import { BudgetCounters } from "./budget.ts";
+import { ResultStream } from "./result_stream.ts";
+import { checkLeaseSubset } from "../protocol/lease_subset.ts";
+import { type Lease, LeaseSchema } from "../protocol/lease.ts";
+import { describeZodError } from "../protocol/envelope.ts";
+import type { AgentModule } from "../sandbox/registry.ts";
+import { matchesAny } from "../protocol/glob.ts";
+import { parseUtc } from "../protocol/time.ts";
 import type { EventSink, SeqType, SinkLookup, Staged } from "./sink.ts";
 import { checkExpiry, checkInput, paramsHash } from "./submit_check.ts";
 import { setDeadline } from "./timers.ts";
@@ -34,6 +41,14 @@ export interface JobLimits {
   idempotencyTtlMs: number;
   /** A lease without `model.use` forbids every model. */
   requireModelLease: boolean;
+  /** Largest decoded result chunk, bytes. */
+  resultChunkBytes: number;
+  /** Largest streamed result, bytes. */
+  resultTotalBytes: number;
+  /** Deepest chain of delegations (a submitted job is depth 0). */
+  maxDelegationDepth: number;
+  /** Live children one job may have. */
+  maxChildrenPerJob: number;
 }
 
 /** Defaults of {@linkcode JobLimits}. */
@@ -42,6 +57,10 @@ export const DEFAULT_JOB_LIMITS: JobLimits = {
   cancelGraceMs: 2000,
   idempotencyTtlMs: 24 * 3600 * 1000,
   requireModelLease: true,
+  resultChunkBytes: 1024 * 1024,
+  resultTotalBytes: 256 * 1024 * 1024,
+  maxDelegationDepth: 4,
+  maxChildrenPerJob: 16,
 };
 
 /** Who submits: the session and its principal. */
@@ -79,6 +98,16 @@ interface LiveJob {
   abort: AbortController;
   /** Other sessions watching this job, by session id. */
   subscribers: Map<string, Subscriber>;
+  /** The streamed result, once the agent opens one. */
+  stream?: ResultStream;
+  /** Delegation depth (0 for a submitted job). */
+  depth: number;
+  /** The parent, for a delegated job. */
+  parent?: LiveJob;
+  /** Live children. */
+  children: Set<LiveJob>;
+  /** Settles `ctx.delegate` in the parent, for a delegated job. */
+  settle?: (outcome: Outcome) => void;
 }
 
 /** A subscribed session. Until its history replay is done, live envelopes wait in `queue`. */
@@ -256,6 +285,8 @@ export class JobManager {
       cancelling: false,
       timers: [],
       subscribers: new Map(),
+      depth: 0,
+      children: new Set(),
     };
     this.#live.set(jobId, live);
     this.#perPrincipal.set(principal, (this.#perPrincipal.get(principal) ?? 0) + 1);
@@ -324,9 +355,10 @@ export class JobManager {
       },
       {
         onEvent: (kind, body) => this.#agentEvent(live, kind, body),
+        onChunk: (data, encoding) => this.#chunk(live, data, encoding),
+        onChunkEnd: () => this.#chunkEnd(live),
         onCall: (op, args) => this.#call(live, op, args),
-        onResult: (result) =>
-          this.#end(live, live.cancelling ? cancelled() : { status: "success", result }),
+        onResult: (result) => this.#finish(live, result),
         onError: (error) =>
           this.#end(live, live.cancelling ? cancelled() : { status: "error", error }),
       },
@@ -347,6 +379,52 @@ export class JobManager {
     );
   }
 
+  /** The agent returned: a streamed result must not also come inline. */
+  #finish(live: LiveJob, result: unknown): void {
+    if (live.cancelling) return void this.#end(live, cancelled());
+    if (live.stream) {
+      if (result !== null) {
+        return void this.#end(live, {
+          status: "error",
+          error: new ArcpError(
+            "INTERNAL_ERROR",
+            "agent returned an inline result after streaming result chunks",
+          ),
+        });
+      }
+      if (!live.stream.ended) this.#chunkEnd(live);
+    }
+    this.#end(live, { status: "success", result });
+  }
+
+  /** One piece of the streamed result; the piece before it goes out now that `more` is known. */
+  #chunk(live: LiveJob, data: string, encoding: "utf8" | "base64"): Promise<void> {
+    if (live.ended) return Promise.resolve();
+    live.stream ??= new ResultStream({
+      chunkBytes: this.#limits.resultChunkBytes,
+      totalBytes: this.#limits.resultTotalBytes,
+    });
+    try {
+      const ready = live.stream.push(data, encoding);
+      return ready
+        ? this.#emit(live, "job.event", event("result_chunk", ready))
+        : Promise.resolve();
+    } catch (err) {
+      this.#end(live, { status: "error", error: toArcpError(err) });
+      return Promise.resolve();
+    }
+  }
+
+  #chunkEnd(live: LiveJob): void {
+    if (live.ended) return;
+    live.stream ??= new ResultStream({
+      chunkBytes: this.#limits.resultChunkBytes,
+      totalBytes: this.#limits.resultTotalBytes,
+    });
+    if (live.stream.ended) return;
+    this.#emit(live, "job.event", event("result_chunk", live.stream.end()));
+  }
+
   /**
    * An event from the agent. A cost metric updates the budget before this
    * returns, so the agent's next operation is checked against the new counters.
@@ -361,6 +439,7 @@ export class JobManager {
       )
       : undefined;
     if (live.budget) live.record.budget_remaining = live.budget.toStored();
+    if (kind === "metric") this.#chargeAncestors(live, body);
     const emitted = this.#emit(live, "job.event", event(kind, body));
     if (!report) return emitted;
     return this.#emit(
@@ -376,6 +455,7 @@ export class JobManager {
 
   /** Serves an agent's request of the runtime; every one is checked against the lease first. */
   async #call(live: LiveJob, op: string, args: Record<string, unknown>): Promise<unknown> {
+    if (op === "delegate") return await this.#delegate(live, args);
     if (op === "authorize") {
       const ns = String(args.ns);
       try {
@@ -461,15 +541,191 @@ export class JobManager {
       );
     }
     if (!live || live.ended || live.cancelling) return;
+    this.#cancelLive(live, reason);
+  }
+
+  /** Starts cancelling a live job: `job.cancelled`, abort, then kill after the grace period. */
+  #cancelLive(live: LiveJob, reason?: string): void {
+    if (live.ended || live.cancelling) return;
     live.cancelling = true;
+    const job = live.record;
     this.#sinks(job.session_id)?.sendControl("job.cancelled", reason ? { reason } : {}, {
-      job_id: jobId,
+      job_id: job.job_id,
       trace_id: job.trace_id,
     });
     live.run?.abort(reason ?? "cancelled");
     live.timers.push(
       setDeadline(() => this.#end(live, cancelled()), Date.now() + this.#limits.cancelGraceMs),
     );
+  }
+
+  /**
+   * `ctx.delegate`: checks `agent.delegate`, the caps, expiry, budget and
+   * that the child lease is a subset of this job's, then starts the child in
+   * the parent's session and resolves with its outcome.
+   */
+  async #delegate(parent: LiveJob, args: Record<string, unknown>): Promise<unknown> {
+    const delegateId = `del_${newUlid()}`;
+    const ref = String(args.agent);
+    const constraints = (args.lease_constraints ?? undefined) as
+      | { expires_at?: unknown }
+      | undefined;
+    let child: { agent: AgentModule; lease: Lease; expiresAt?: string; budget?: BudgetCounters };
+    try {
+      const parsed = LeaseSchema.safeParse(args.lease ?? {});
+      if (!parsed.success) {
+        throw new ArcpError("INVALID_REQUEST", describeZodError(parsed.error, "lease"));
+      }
+      const agent = this.#agents.resolve(ref);
+      const allowed = parent.record.lease["agent.delegate"] ?? [];
+      if (
+        !matchesAny(allowed, agent.name) && !matchesAny(allowed, `${agent.name}@${agent.version}`)
+      ) {
+        throw new ArcpError(
+          "PERMISSION_DENIED",
+          `lease does not grant agent.delegate for ${agent.name}`,
+        );
+      }
+      parent.guard.checkLive();
+      if (parent.depth + 1 > this.#limits.maxDelegationDepth) {
+        throw new ArcpError(
+          "PERMISSION_DENIED",
+          `delegation deeper than ${this.#limits.maxDelegationDepth} levels`,
+          { cap: "delegation_depth" },
+        );
+      }
+      if (parent.children.size >= this.#limits.maxChildrenPerJob) {
+        throw new ArcpError(
+          "PERMISSION_DENIED",
+          `job already has ${this.#limits.maxChildrenPerJob} live children`,
+          { cap: "children" },
+        );
+      }
+      const expires = constraints?.expires_at;
+      if (
+        expires !== undefined &&
+        (typeof expires !== "string" || (parseUtc(expires) ?? 0) <= Date.now())
+      ) {
+        throw new ArcpError(
+          "INVALID_REQUEST",
+          "lease_constraints.expires_at: must be RFC 3339 UTC in the future",
+        );
+      }
+      const subset = checkLeaseSubset(
+        parent.record.lease,
+        parent.budget?.remainingAll(),
+        parent.record.lease_constraints?.expires_at,
+        parsed.data,
+        expires as string | undefined,
+      );
+      if (!subset.ok) throw subset.error;
+      child = {
+        agent,
+        lease: subset.lease,
+        expiresAt: subset.expiresAt,
+        budget: subset.budget
+          ? new BudgetCounters(new Map(Object.entries(subset.budget)))
+          : undefined,
+      };
+    } catch (err) {
+      const e = toArcpError(err);
+      this.#emit(
+        parent,
+        "job.event",
+        event("tool_result", { call_id: delegateId, error: e.toPayload() }),
+      );
+      throw e;
+    }
+    const body: Record<string, unknown> = {
+      delegate_id: delegateId,
+      agent: ref,
+      input: args.input ?? null,
+      lease_request: args.lease ?? {},
+    };
+    if (constraints) body.lease_constraints = constraints;
+    await this.#emit(parent, "job.event", event("delegate", body));
+
+    const now = Date.now();
+    const at = new Date(now).toISOString();
+    const p = parent.record;
+    const record: JobRecord = {
+      job_id: newJobId(),
+      principal: p.principal,
+      session_id: p.session_id,
+      agent: `${child.agent.name}@${child.agent.version}`,
+      status: "pending",
+      lease: child.lease,
+      trace_id: p.trace_id,
+      created_at: at,
+      created_ms: now,
+      accepted_at: at,
+      last_event_seq: 0,
+      log_length: 0,
+      parent_job_id: p.job_id,
+      delegate_id: delegateId,
+    };
+    if (child.expiresAt) record.lease_constraints = { expires_at: child.expiresAt };
+    if (child.budget) {
+      record.budget = child.budget.initial();
+      record.budget_remaining = child.budget.toStored();
+    }
+    await this.#store.createJob(record);
+    const expiresMs = child.expiresAt ? parseUtc(child.expiresAt) : undefined;
+    const live: LiveJob = {
+      record,
+      input: args.input ?? null,
+      budget: child.budget,
+      guard: new LeaseGuard(child.lease, expiresMs, child.budget, {
+        requireModelLease: this.#limits.requireModelLease,
+      }),
+      abort: new AbortController(),
+      agentUrl: child.agent.url,
+      ended: false,
+      cancelling: false,
+      timers: [],
+      subscribers: new Map(),
+      depth: parent.depth + 1,
+      parent,
+      children: new Set(),
+    };
+    const outcome = new Promise<Outcome>((resolve) => (live.settle = resolve));
+    this.#live.set(record.job_id, live);
+    parent.children.add(live);
+    this.#perPrincipal.set(p.principal, (this.#perPrincipal.get(p.principal) ?? 0) + 1);
+    this.#sinks(p.session_id)?.sendControl("job.accepted", acceptedPayload(record), {
+      job_id: record.job_id,
+      trace_id: record.trace_id,
+    });
+    this.#start(live, expiresMs);
+    const done = await outcome;
+    if (done.status !== "success") throw done.error;
+    return live.stream
+      ? { result_id: live.stream.resultId, result_size: live.stream.bytes }
+      : done.result;
+  }
+
+  /** Cost reported by a delegated job is charged to every live ancestor too. */
+  #chargeAncestors(live: LiveJob, body: Record<string, unknown>): void {
+    for (let p = live.parent; p; p = p.parent) {
+      if (p.ended || !p.budget) continue;
+      const report = p.budget.applyMetric(
+        String(body.name),
+        Number(body.value),
+        body.unit as string | undefined,
+      );
+      p.record.budget_remaining = p.budget.toStored();
+      if (report) {
+        this.#emit(
+          p,
+          "job.event",
+          event("metric", {
+            name: "cost.budget.remaining",
+            value: report.value,
+            unit: report.currency,
+          }),
+        );
+      }
+    }
   }
 
   /**
@@ -494,6 +750,8 @@ export class JobManager {
         guard: new LeaseGuard({}, undefined, undefined),
         abort: new AbortController(),
         subscribers: new Map(),
+        depth: 0,
+        children: new Set(),
       };
       await this.#end(live, {
         status: "error",
@@ -731,13 +989,18 @@ export class JobManager {
       if (left > 0) this.#perPrincipal.set(job.principal, left);
       else this.#perPrincipal.delete(job.principal);
     }
+    for (const child of live.children) this.#cancelLive(child, "parent job ended");
+    if (live.parent) live.parent.children.delete(live);
+    live.settle?.(outcome);
     if (outcome.status === "success") {
-      await this.#emit(
-        live,
-        "job.result",
-        { final_status: "success", result: outcome.result },
-        sink ?? this.#sinks(job.session_id),
-      );
+      const payload: Record<string, unknown> = live.stream
+        ? {
+          final_status: "success",
+          result_id: live.stream.resultId,
+          result_size: live.stream.bytes,
+        }
+        : { final_status: "success", result: outcome.result };
+      await this.#emit(live, "job.result", payload, sink ?? this.#sinks(job.session_id));
     } else {
       job.error = outcome.error.toPayload();
       await this.#emit(live, "job.error", {
@@ -773,5 +1036,6 @@ export function acceptedPayload(job: JobRecord): Accepted {
   if (job.lease_constraints) p.lease_constraints = job.lease_constraints;
   if (job.budget) p.budget = job.budget;
   if (job.parent_job_id) p.parent_job_id = job.parent_job_id;
+  if (job.delegate_id) p.delegate_id = job.delegate_id;
   return p;
 }

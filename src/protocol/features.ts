@@ -36,6 +36,7 @@ export const RUNTIME_FEATURES: readonly Feature[] = [
   "cost.budget",
   "model.use",
   "progress",
+  "result_chunk",
   "agent_versions",
 ];
 

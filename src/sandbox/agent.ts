@@ -117,6 +117,25 @@ export interface AgentContext {
   useModel(model: string): Promise<void>;
   /** Checks any namespace and target against the lease, expiry and budget. */
   authorize(namespace: string, target: string): Promise<void>;
+  /**
+   * Opens the job's streamed result (once per job). Each write becomes a
+   * `result_chunk` (strings as `utf8`, bytes as `base64`); closing it, or
+   * returning from `run`, ends the result. `run` must then return nothing.
+   */
+  streamResult(): WritableStream<string | Uint8Array>;
+  /**
+   * Starts a child job (`agent.delegate`) under a lease that must be a subset
+   * of this job's, and resolves with its result (rejects with its error).
+   */
+  delegate(agent: string, input: unknown, options?: DelegateOptions): Promise<unknown>;
+}
+
+/** The child's authority when delegating. */
+export interface DelegateOptions {
+  /** The child's lease; every pattern must be covered by this job's lease. */
+  lease?: Record<string, string[]>;
+  /** The child's constraints; `expires_at` defaults to (and may not exceed) this job's. */
+  leaseConstraints?: { expires_at?: string };
 }
 
 /** An agent: a name, a version and what it does. */

@@ -9,7 +9,13 @@
  *
  * @module
  */
-import type { AgentContext, AgentDefinition, AgentFs, ProgressBody } from "./agent.ts";
+import type {
+  AgentContext,
+  AgentDefinition,
+  AgentFs,
+  DelegateOptions,
+  ProgressBody,
+} from "./agent.ts";
 import { LeaseError } from "./agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
 import { BEAT_INTERVAL_MS, EVENT_WINDOW } from "./limits.ts";
@@ -54,7 +60,11 @@ class Outbox {
   #queue: Array<{ msg: unknown; done: () => void }> = [];
 
   send(kind: string, body: Record<string, unknown>): Promise<void> {
-    const msg = { t: "event", kind, body };
+    return this.post({ t: "event", kind, body });
+  }
+
+  /** Sends any credit-counted message (events and result chunks). */
+  post(msg: unknown): Promise<void> {
     if (this.#credit > 0 && this.#queue.length === 0) {
       this.#credit--;
       post(msg);
@@ -183,11 +193,56 @@ function makeFetch(authorize: (ns: string, target: string) => Promise<string>) {
   };
 }
 
+/** Base64 of bytes, in slices so large chunks do not overflow the call stack. */
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+/** The agent's streamed result, if it opened one. */
+class ResultStream {
+  opened = false;
+  closed = false;
+  #outbox: Outbox;
+
+  constructor(outbox: Outbox) {
+    this.#outbox = outbox;
+  }
+
+  open(): WritableStream<string | Uint8Array> {
+    if (this.opened) throw new TypeError("streamResult() may be called once per job");
+    this.opened = true;
+    return new WritableStream<string | Uint8Array>({
+      write: (chunk) => {
+        if (typeof chunk === "string") {
+          return this.#outbox.post({ t: "chunk", data: chunk, encoding: "utf8" });
+        }
+        if (chunk instanceof Uint8Array) {
+          return this.#outbox.post({ t: "chunk", data: toBase64(chunk), encoding: "base64" });
+        }
+        throw new TypeError("streamResult() takes strings or Uint8Arrays");
+      },
+      close: () => this.end(),
+    });
+  }
+
+  /** Marks the end of the stream (also when the agent returns without closing it). */
+  end(): Promise<void> {
+    if (!this.opened || this.closed) return Promise.resolve();
+    this.closed = true;
+    return this.#outbox.post({ t: "chunk_end" });
+  }
+}
+
 function makeContext(
   start: Extract<HostMessage, { t: "start" }>,
   outbox: Outbox,
   calls: Calls,
   signal: AbortSignal,
+  stream: ResultStream,
 ): AgentContext {
   const emit = (kind: string, body: Record<string, unknown>) => outbox.send(kind, body);
   const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
@@ -228,6 +283,16 @@ function makeContext(
       },
       useModel: async (model: string) => void await authorize("model.use", model),
       authorize: async (ns: string, target: string) => void await authorize(ns, target),
+      streamResult: () => stream.open(),
+      delegate: async (agent: string, input: unknown, options: DelegateOptions = {}) => {
+        await outbox.drained();
+        return await calls.call("delegate", {
+          agent,
+          input: input ?? null,
+          lease: options.lease ?? {},
+          ...(options.leaseConstraints ? { lease_constraints: options.leaseConstraints } : {}),
+        });
+      },
     } satisfies AgentContext,
   );
 }
@@ -242,6 +307,7 @@ function makeContext(
 export function serveAgent(agent: AgentDefinition): void {
   const outbox = new Outbox();
   const calls = new Calls();
+  const stream = new ResultStream(outbox);
   const abort = new AbortController();
   let started = false;
   scope.onmessage = async (e: MessageEvent<HostMessage>) => {
@@ -265,7 +331,11 @@ export function serveAgent(agent: AgentDefinition): void {
       post({ t: "beat" });
       setInterval(() => post({ t: "beat" }), BEAT_INTERVAL_MS);
       try {
-        const value = await agent.run(msg.input, makeContext(msg, outbox, calls, abort.signal));
+        const value = await agent.run(
+          msg.input,
+          makeContext(msg, outbox, calls, abort.signal, stream),
+        );
+        await stream.end();
         await outbox.drained();
         post({ t: "result", value: value === undefined ? null : value });
       } catch (err) {

@@ -60,7 +60,7 @@ function launch(cmd: Extract<HostCommand, { c: "launch" }>): void {
   running.set(cmd.id, run);
   worker.onmessage = (e: MessageEvent) => {
     const m = e.data as { t?: unknown };
-    if (m?.t === "event" && ++run.outstanding > 2 * EVENT_WINDOW) {
+    if ((m?.t === "event" || m?.t === "chunk") && ++run.outstanding > 2 * EVENT_WINDOW) {
       kill(cmd.id);
       report({
         id: cmd.id,

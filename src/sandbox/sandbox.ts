@@ -33,6 +33,10 @@ export interface SandboxListener {
    * promise rejects with an ArcpError when the lease refuses it.
    */
   onCall(op: string, args: Record<string, unknown>): Promise<unknown>;
+  /** One piece of the agent's streamed result; settles once the runtime has taken it. */
+  onChunk(data: string, encoding: "utf8" | "base64"): Promise<void>;
+  /** The agent closed its streamed result. */
+  onChunkEnd(): void;
   /** The agent returned. */
   onResult(value: unknown): void;
   /** The agent failed, stopped beating, or broke the sandbox protocol. */

@@ -192,6 +192,10 @@ export class SupervisedSandbox implements Sandbox {
       finish(forced);
       listener.onError(error);
     };
+    const credit = () => {
+      inflight--;
+      if (toGrant++ === 0) queueMicrotask(grant);
+    };
     const grant = () => {
       if (toGrant === 0 || done) return;
       channel!.post({ t: "credit", n: toGrant });
@@ -254,12 +258,24 @@ export class SupervisedSandbox implements Sandbox {
             fail(err as ArcpError);
             return;
           }
-          listener.onEvent(msg.kind, body).then(() => {
-            inflight--;
-            if (toGrant++ === 0) queueMicrotask(grant);
-          }, () => {});
+          listener.onEvent(msg.kind, body).then(credit, () => {});
           return;
         }
+        case "chunk":
+          if (++inflight > EVENT_WINDOW) {
+            fail(
+              new ArcpError(
+                "INTERNAL_ERROR",
+                `agent sent more than ${EVENT_WINDOW} result chunks without waiting for the runtime`,
+              ),
+            );
+            return;
+          }
+          listener.onChunk(msg.data, msg.encoding).then(credit, () => {});
+          return;
+        case "chunk_end":
+          listener.onChunkEnd();
+          return;
         case "call": {
           if (++pendingCalls > MAX_PENDING_CALLS) {
             fail(

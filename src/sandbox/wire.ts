@@ -18,7 +18,7 @@ export type HostMessage =
   | { t: "reply"; id: number; ok: false; code: string; message: string };
 
 /** Operations a worker may ask the runtime for; each is checked against the lease. */
-export const CALL_OPS = ["authorize", "tool"] as const;
+export const CALL_OPS = ["authorize", "tool", "delegate"] as const;
 
 /** One of {@linkcode CALL_OPS}. */
 export type CallOp = typeof CALL_OPS[number];
@@ -45,6 +45,9 @@ export const WorkerMessageSchema = z.discriminatedUnion("t", [
     args: z.record(z.string(), z.unknown()),
   }).strict(),
   z.object({ t: z.literal("beat") }).strict(),
+  z.object({ t: z.literal("chunk"), data: z.string(), encoding: z.enum(["utf8", "base64"]) })
+    .strict(),
+  z.object({ t: z.literal("chunk_end") }).strict(),
   z.object({
     t: z.literal("error"),
     name: z.string().max(200),

@@ -113,11 +113,29 @@ export class GroupCommitter {
         byKey.set(id, w);
       }
     }
-    const op = this.#kv.atomic();
+    // Batches are cut to fit one atomic operation; only a single item larger
+    // than that (a big streamed result chunk) needs several. Its envelope is
+    // sent only after all of them land, so the durability rule still holds.
+    let op = this.#kv.atomic();
+    let mutations = 0;
+    let bytes = 0;
     for (const w of byKey.values()) {
+      const size = writeBytes(w);
+      if (mutations > 0 && (mutations + 1 > MAX_MUTATIONS || bytes + size > MAX_BYTES)) {
+        await this.#run(op);
+        op = this.#kv.atomic();
+        mutations = 0;
+        bytes = 0;
+      }
       if (w.value === undefined) op.delete(w.key);
       else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
+      mutations++;
+      bytes += size;
     }
+    if (mutations > 0) await this.#run(op);
+  }
+
+  async #run(op: Deno.AtomicOperation): Promise<void> {
     const res = await op.commit();
     if (!res.ok) throw new Error("KV commit was refused");
   }

@@ -43,6 +43,8 @@ export interface JobRecord {
   idempotency_hash?: string;
   /** Parent job, for delegated jobs. */
   parent_job_id?: string;
+  /** The parent's `delegate` event that started this job. */
+  delegate_id?: string;
   /** Latest `event_seq` of this job in its owner session. */
   last_event_seq: number;
   /** Entries in this job's own history. */
