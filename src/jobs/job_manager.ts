@@ -21,6 +21,7 @@ import { LeaseGuard } from "./lease_guard.ts";
 import { BUILTIN_TOOLS, type ToolHandler } from "./tools.ts";
 import { BudgetCounters } from "./budget.ts";
 import { ResultStream } from "./result_stream.ts";
+import { type JobSpan, startJobSpan } from "./tracing.ts";
 import { checkLeaseSubset } from "../protocol/lease_subset.ts";
 import { type Lease, LeaseSchema } from "../protocol/lease.ts";
 import { describeZodError } from "../protocol/envelope.ts";
@@ -108,6 +109,8 @@ interface LiveJob {
   children: Set<LiveJob>;
   /** Settles `ctx.delegate` in the parent, for a delegated job. */
   settle?: (outcome: Outcome) => void;
+  /** The job's OpenTelemetry span, while it runs. */
+  span?: JobSpan;
 }
 
 /** A subscribed session. Until its history replay is done, live envelopes wait in `queue`. */
@@ -316,6 +319,7 @@ export class JobManager {
 
   #start(live: LiveJob, expiresMs: number | undefined): void {
     const job = live.record;
+    live.span = startJobSpan(job, live.parent?.span);
     job.status = "running";
     this.#emit(live, "job.event", event("status", { phase: "running" }));
     if (job.max_runtime_sec) {
@@ -989,6 +993,8 @@ export class JobManager {
       if (left > 0) this.#perPrincipal.set(job.principal, left);
       else this.#perPrincipal.delete(job.principal);
     }
+    if (outcome.status !== "success") job.error = outcome.error.toPayload();
+    live.span?.end(job);
     for (const child of live.children) this.#cancelLive(child, "parent job ended");
     if (live.parent) live.parent.children.delete(live);
     live.settle?.(outcome);

@@ -97,11 +97,13 @@ export interface ChildServer {
  *
  * @param kvPath the KV file
  * @param extraArgs more `serve` flags
+ * @param env extra environment variables for the child
  * @returns the child server
  */
 export async function startChildServer(
   kvPath: string,
   extraArgs: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<ChildServer> {
   const args = [
     "run",
@@ -125,7 +127,7 @@ export async function startChildServer(
     ...Object.entries(TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
     ...extraArgs,
   ];
-  const process = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
+  const process = new Deno.Command(Deno.execPath(), { args, env, stdout: "piped", stderr: "piped" })
     .spawn();
   let out = "";
   const pump = async (stream: ReadableStream<Uint8Array>) => {

@@ -1,0 +1,82 @@
+/**
+ * OpenTelemetry spans for jobs. With Deno's built-in OpenTelemetry export
+ * enabled (`OTEL_DENO=true`), every job is a span in the job's own trace
+ * (its ARCP `trace_id`), delegated jobs are child spans of their parent's,
+ * and the span carries `arcp.session_id`, `arcp.job_id`, `arcp.agent`,
+ * `arcp.lease.expires_at` and `arcp.budget.remaining`. Without it the
+ * OpenTelemetry API is a no-op and this costs next to nothing.
+ *
+ * @module
+ */
+import { context, type Span, SpanStatusCode, trace, TraceFlags } from "@opentelemetry/api";
+import type { JobRecord } from "../store/records.ts";
+
+const tracer = trace.getTracer("arcp-runtime", "0.1.0");
+
+function randomSpanId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  bytes[7] |= 1;
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A job's span. */
+export interface JobSpan {
+  /** The underlying span, so children can nest under it. */
+  readonly span: Span;
+  /**
+   * Ends the span with the job's outcome.
+   *
+   * @param job the job's final record
+   */
+  end(job: JobRecord): void;
+}
+
+function budgetText(job: JobRecord): string | undefined {
+  const remaining = job.budget_remaining;
+  if (!remaining) return undefined;
+  return Object.entries(remaining).map(([c, v]) => `${c}:${v}`).join(",");
+}
+
+/**
+ * Starts the span of a job.
+ *
+ * @param job the job's record (its `trace_id` becomes the span's trace)
+ * @param parent the parent job's span, for a delegated job
+ * @returns the span handle
+ */
+export function startJobSpan(job: JobRecord, parent?: JobSpan): JobSpan {
+  // The job's trace is the one the client named (or the runtime minted):
+  // root the span in it through a remote parent with that trace id.
+  const ctx = parent
+    ? trace.setSpan(context.active(), parent.span)
+    : trace.setSpanContext(context.active(), {
+      traceId: job.trace_id,
+      spanId: randomSpanId(),
+      traceFlags: TraceFlags.SAMPLED,
+      isRemote: true,
+    });
+  const span = tracer.startSpan(`arcp.job ${job.agent}`, {
+    attributes: {
+      "arcp.session_id": job.session_id,
+      "arcp.job_id": job.job_id,
+      "arcp.agent": job.agent,
+      ...(job.lease_constraints?.expires_at
+        ? { "arcp.lease.expires_at": job.lease_constraints.expires_at }
+        : {}),
+      ...(job.parent_job_id ? { "arcp.parent_job_id": job.parent_job_id } : {}),
+    },
+  }, ctx);
+  return {
+    span,
+    end(final: JobRecord) {
+      const budget = budgetText(final);
+      if (budget !== undefined) span.setAttribute("arcp.budget.remaining", budget);
+      span.setAttribute("arcp.final_status", final.status);
+      if (final.error) {
+        span.setAttribute("arcp.error.code", final.error.code);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: final.error.message });
+      }
+      span.end();
+    },
+  };
+}
