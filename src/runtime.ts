@@ -18,6 +18,7 @@ import { HelloThrottle, TokenTable } from "./session/auth.ts";
 import { Connection, type ConnectionContext } from "./session/connection.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionRegistry } from "./session/registry.ts";
 import { Store } from "./store/store.ts";
+import { Sweeper } from "./store/sweeper.ts";
 import { acceptWebSocket } from "./transport/websocket.ts";
 import { serveLines } from "./transport/stdio.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./transport/transport.ts";
@@ -68,6 +69,15 @@ export interface RuntimeOptions {
   denyPaths?: string[];
   /** Host-side tools agents call with `ctx.tool` (built in: `search`). */
   tools?: Record<string, ToolHandler>;
+  /**
+   * Time between retention sweeps (ms); default 60 s. Each sweep deletes
+   * sessions (record and log) whose resume window has passed, idempotency
+   * keys past their TTL and job histories past `jobHistoryTtlMs`. 0 turns
+   * sweeping off.
+   */
+  sweepIntervalMs?: number;
+  /** How long a terminal job's event history is kept for subscribers (ms); default 7 days. */
+  jobHistoryTtlMs?: number;
 }
 
 /** A running ARCP runtime. */
@@ -109,8 +119,16 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   );
   const store = await Store.open({ path: options.kvPath });
   const denyPaths = [...runtimeStatePaths(options.kvPath), ...(options.denyPaths ?? [])];
-  const sandbox = typeof options.sandbox === "object" ? options.sandbox : new SupervisedSandbox(
-    options.sandbox === "worker"
+  // A `deno compile` binary cannot start `deno run` host processes: it runs
+  // workers in-process instead (documented in the README).
+  const isolation = options.sandbox ?? (isCompiledBinary() ? "worker" : "process");
+  if (isolation === "worker" && options.sandbox === undefined) {
+    log.warn(
+      "standalone binary: agents run in workers inside this process, without sandbox host processes",
+    );
+  }
+  const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
+    isolation === "worker"
       ? new LocalLauncher()
       : new HostLauncher({ heapMb: options.hostHeapMb, denyPaths, allowNpm: options.allowNpm }),
     denyPaths,
@@ -131,8 +149,29 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     log,
   }, options.jobs);
   sessions.onEvict = (session) => jobs.dropSession(session.sessionId);
+  // A commit that fails for a storage reason (disk full, I/O error) is held
+  // back and retried, so nothing uncommitted is sent and seqs stay gap-free;
+  // the sessions it holds back are told at once.
+  store.onCommitStall = (error, sessionIds) => {
+    log.error("KV commit failed; holding writes back and retrying", {
+      error: String(error),
+      sessions: sessionIds.length,
+    });
+    for (const id of sessionIds) sessions.get(id)?.fault(error);
+  };
+  store.onCommitRecover = () => log.info("KV commits succeed again");
   const recovered = await jobs.recover((id) => sessions.restore(id));
   if (recovered > 0) log.warn("ended jobs interrupted by the last shutdown", { count: recovered });
+  const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  const sweeper = new Sweeper({
+    store,
+    intervalMs: sweepIntervalMs,
+    resumeWindowMs: sessionLimits.resumeWindowSec * 1000,
+    jobHistoryTtlMs: options.jobHistoryTtlMs ?? 7 * 24 * 3600 * 1000,
+    isHeld: (id) => sessions.get(id) !== undefined,
+    onError: (err) => log.warn("retention sweep failed; retrying later", { error: String(err) }),
+  });
+  if (sweepIntervalMs > 0) sweeper.start();
 
   const ctx: ConnectionContext = {
     runtime: RUNTIME_INFO,
@@ -176,6 +215,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     async close() {
       if (closing) return;
       closing = true;
+      const sweeping = sweeper.stop();
       for (const s of sessions.all()) {
         if (!s.connected) continue;
         s.sendControl("session.bye", { reason: "runtime shutting down" });
@@ -184,7 +224,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       sessions.close();
       jobs.stopAll();
       await sandbox.close();
+      // After the store: a sweep waiting on a commit held back by a full
+      // disk is released when the store gives up on that commit.
       await store.close();
+      await sweeping;
     },
   };
 }
@@ -203,4 +246,14 @@ function runtimeStatePaths(kvPath: string): string[] {
     out.push(abs.replace(/\/[^/]*$/, "") || "/");
   }
   return out;
+}
+
+/**
+ * Whether this code runs inside a `deno compile` binary (its modules live
+ * in a virtual `deno-compile-*` folder).
+ *
+ * @returns true in a standalone binary
+ */
+function isCompiledBinary(): boolean {
+  return import.meta.url.includes("/deno-compile-");
 }

@@ -1,0 +1,245 @@
+/**
+ * `arcp serve` as users run it: configuration from files and environment,
+ * graceful shutdown on SIGTERM, and wss:// with a TLS certificate.
+ */
+import { equal, match, ok } from "assert";
+import { ROOT, startChildServer } from "../_harness/server.ts";
+import { connect, WsClient } from "../_harness/ws_client.ts";
+
+const DENO_FLAGS = [
+  "--unstable-kv",
+  "--unstable-worker-options",
+  "--no-prompt",
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+];
+
+/** Starts `arcp serve` with exactly the given flags and environment; resolves with its URL. */
+async function serve(args: string[], env: Record<string, string> = {}) {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...DENO_FLAGS,
+      `${ROOT}/src/cli/main.ts`,
+      "serve",
+      "--port",
+      "0",
+      "--agents",
+      `${ROOT}/agents`,
+      ...args,
+    ],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) out += chunk;
+  };
+  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const deadline = Date.now() + 30_000;
+  while (!/listening on (wss?:\/\/\S+\/arcp)/.test(out)) {
+    if (Date.now() > deadline) throw new Error(`server did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = out.match(/listening on (wss?:\/\/\S+\/arcp)/)![1];
+  return {
+    url,
+    output: () => out,
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      try {
+        process.kill(signal);
+      } catch {
+        // gone
+      }
+      const status = await process.status;
+      await pumps;
+      return status;
+    },
+  };
+}
+
+Deno.test("tokens come from --tokens-file and ARCP_TOKENS, and none of them is printed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_serve_" });
+  await Deno.writeTextFile(`${dir}/tokens`, "# operators\nfile-token=carol\n\n");
+  const s = await serve(["--kv", `${dir}/arcp.kv`, "--tokens-file", `${dir}/tokens`], {
+    ARCP_TOKENS: "env-token=dave",
+  });
+  try {
+    for (const token of ["file-token", "env-token"]) {
+      const c = new WsClient(s.url);
+      equal((await c.hello(token)).type, "session.welcome", token);
+      await c.close();
+    }
+    const bad = new WsClient(s.url);
+    equal((await bad.hello("alice-token")).payload.code, "UNAUTHENTICATED");
+    await bad.closed();
+  } finally {
+    await s.stop();
+    ok(
+      !s.output().includes("file-token") && !s.output().includes("env-token"),
+      "a token reached the logs",
+    );
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("with no token configured, a random one is generated and printed, and it works", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_serve_" });
+  const s = await serve(["--kv", `${dir}/arcp.kv`]);
+  try {
+    const token = s.output().match(/token: ([0-9a-f]{48})/)?.[1];
+    ok(token, `no token printed: ${s.output()}`);
+    const c = new WsClient(s.url);
+    equal((await c.hello(token)).type, "session.welcome");
+    await c.close();
+  } finally {
+    await s.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGTERM says session.bye to connected sessions, lets commits land and exits 0", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_serve_" });
+  const child = await startChildServer(`${dir}/arcp.kv`);
+  try {
+    const c = await connect(child.url);
+    const acc = await c.submit({ agent: "echo", input: "before shutdown" });
+    await c.untilTerminal(acc.job_id!);
+    const status = await child.stop("SIGTERM");
+    const bye = await c.next((e) => e.type === "session.bye", 5000, "session.bye");
+    match(bye.payload.reason, /shutting down/);
+    equal(status.code, 0);
+    await c.close();
+    // The finished job is still there after a restart.
+    const again = await startChildServer(`${dir}/arcp.kv`);
+    try {
+      const c2 = await connect(again.url);
+      c2.send("session.list_jobs", {});
+      const jobs = await c2.next((e) => e.type === "session.jobs");
+      ok(
+        jobs.payload.jobs.some((j: { job_id: string; status: string }) =>
+          j.job_id === acc.job_id && j.status === "success"
+        ),
+      );
+      await c2.close();
+    } finally {
+      await again.stop("SIGKILL");
+    }
+  } finally {
+    await child.stop("SIGKILL").catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const haveOpenssl = await new Deno.Command("openssl", {
+  args: ["version"],
+  stdout: "null",
+  stderr: "null",
+})
+  .output().then((o) => o.success, () => false);
+
+Deno.test({
+  name:
+    "with --tls-cert and --tls-key the runtime serves wss:// and a client trusting the cert completes a job",
+  ignore: !haveOpenssl,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "arcp_tls_" });
+    // A throwaway CA signs the server certificate; the client trusts the CA.
+    const openssl = async (...args: string[]) => {
+      const out = await new Deno.Command("openssl", {
+        args,
+        cwd: dir,
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      ok(out.success, `openssl ${args[0]} failed`);
+    };
+    await openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=arcp-test-ca",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+    );
+    await openssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      "/CN=localhost",
+      "-keyout",
+      "key.pem",
+      "-out",
+      "leaf.csr",
+    );
+    await Deno.writeTextFile(
+      `${dir}/ext.cnf`,
+      "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    );
+    await openssl(
+      "x509",
+      "-req",
+      "-in",
+      "leaf.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      "ext.cnf",
+      "-out",
+      "cert.pem",
+    );
+    const s = await serve([
+      "--kv",
+      `${dir}/arcp.kv`,
+      "--token",
+      "tls-token=erin",
+      "--tls-cert",
+      `${dir}/cert.pem`,
+      "--tls-key",
+      `${dir}/key.pem`,
+    ]);
+    try {
+      match(s.url, /^wss:\/\//);
+      // A separate client process trusts the self-signed certificate via --cert.
+      const client = `
+        const ws = new WebSocket(${JSON.stringify(s.url)});
+        ws.onopen = () => ws.send(JSON.stringify({ arcp: "1.1", id: "h", type: "session.hello",
+          payload: { client: { name: "t", version: "0" }, auth: { scheme: "bearer", token: "tls-token" } } }));
+        ws.onmessage = (m) => { const e = JSON.parse(m.data); if (e.type === "session.welcome" || e.type === "session.error") { console.log(e.type); ws.close(); } };
+        ws.onclose = () => Deno.exit(0);`;
+      await Deno.writeTextFile(`${dir}/client.ts`, client);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-net", "--cert", `${dir}/ca.pem`, `${dir}/client.ts`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      equal(
+        new TextDecoder().decode(out.stdout).trim(),
+        "session.welcome",
+        new TextDecoder().decode(out.stderr),
+      );
+    } finally {
+      await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

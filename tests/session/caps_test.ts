@@ -1,0 +1,50 @@
+/**
+ * Per-principal caps answer with INTERNAL_ERROR (retryable) and details.cap
+ * instead of exhausting the runtime, and never affect other principals.
+ */
+import { equal, ok } from "assert";
+import { startServer } from "../_harness/server.ts";
+import { connect, WsClient } from "../_harness/ws_client.ts";
+
+Deno.test("a principal at its cap of connected sessions is refused; others and detached sessions do not count", async () => {
+  await using server = await startServer({ sessions: { maxSessionsPerPrincipal: 2 } });
+  const a1 = await connect(server.url);
+  const a2 = await connect(server.url);
+  const a3 = new WsClient(server.url);
+  const refused = await a3.hello("alice-token");
+  equal(refused.type, "session.error");
+  equal(refused.payload.code, "INTERNAL_ERROR");
+  equal(refused.payload.retryable, true);
+  equal(refused.payload.details.cap, "sessions");
+  await a3.closed();
+  const bob = await connect(server.url, "bob-token");
+  await a1.close();
+  // The detached session no longer counts against the cap.
+  await new Promise((r) => setTimeout(r, 100));
+  const a4 = await connect(server.url);
+  await Promise.all([a2.close(), a4.close(), bob.close()]);
+});
+
+Deno.test("a principal at its cap of live jobs gets INTERNAL_ERROR with details.cap; after one ends it may submit again", async () => {
+  await using server = await startServer({ jobs: { maxJobsPerPrincipal: 2 } });
+  await using alice = await connect(server.url);
+  await using bob = await connect(server.url, "bob-token");
+  const j1 = await alice.submit({ agent: "sleeper", input: { ms: 30000 } });
+  const j2 = await alice.submit({ agent: "sleeper", input: { ms: 30000 } });
+  equal(j1.type, "job.accepted");
+  equal(j2.type, "job.accepted");
+  const j3 = await alice.submit({ agent: "echo", input: 1 });
+  equal(j3.type, "job.error");
+  equal(j3.payload.code, "INTERNAL_ERROR");
+  equal(j3.payload.retryable, true);
+  equal(j3.payload.details.cap, "concurrent_jobs");
+  ok(typeof j3.event_seq === "number");
+  const b = await bob.submit({ agent: "echo", input: 1 });
+  equal(b.type, "job.accepted", "another principal is unaffected");
+  alice.send("job.cancel", {}, { job_id: j1.job_id });
+  await alice.untilTerminal(j1.job_id!);
+  const j4 = await alice.submit({ agent: "echo", input: 2 });
+  equal(j4.type, "job.accepted");
+  alice.send("job.cancel", {}, { job_id: j2.job_id });
+  await alice.untilTerminal(j2.job_id!);
+});
