@@ -111,6 +111,8 @@ interface LiveJob {
   settle?: (outcome: Outcome) => void;
   /** The job's OpenTelemetry span, while it runs. */
   span?: JobSpan;
+  /** Set once the terminal envelope has been staged. */
+  terminated?: boolean;
 }
 
 /** A subscribed session. Until its history replay is done, live envelopes wait in `queue`. */
@@ -911,6 +913,9 @@ export class JobManager {
     payload: Record<string, unknown>,
     owner = this.#sinks(live.record.session_id),
   ): Promise<void> {
+    // Nothing of a job follows its terminal (a tool settling late, a refusal).
+    if (live.terminated) return Promise.resolve();
+    if (type !== "job.event") live.terminated = true;
     const job = live.record;
     const writes: KvWrite[] = [];
     const deliveries: Array<[EventSink, Staged]> = [];

@@ -171,10 +171,12 @@ export function defineAgent<I, O>(definition: AgentDefinition<I, O>): AgentDefin
 
 /**
  * Thrown by the runtime's ctx methods (and catchable by agents) when the
- * lease, its expiry or its budget refuses an operation.
+ * lease, its expiry or its budget refuses an operation (`PERMISSION_DENIED`,
+ * `LEASE_EXPIRED`, `BUDGET_EXHAUSTED`, `LEASE_SUBSET_VIOLATION`), or when a
+ * tool or delegated job the runtime ran for the agent failed (its code).
  */
 export class LeaseError extends Error {
-  /** `PERMISSION_DENIED`, `LEASE_EXPIRED` or `BUDGET_EXHAUSTED`. */
+  /** The ARCP error code. */
   readonly code: string;
   /**
    * Creates a lease error.

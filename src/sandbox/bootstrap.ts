@@ -170,25 +170,50 @@ function makeFs(authorize: (ns: string, target: string) => Promise<string>): Age
   });
 }
 
-/** `fetch` that asks the runtime before the first request and before every redirect hop. */
+/** Statuses `fetch` follows (Fetch standard "redirect status"); others are returned as they are. */
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** Headers that describe a request body, dropped when a redirect turns the request into a GET. */
+const BODY_HEADERS = ["content-type", "content-encoding", "content-language", "content-location"];
+
+/**
+ * `fetch` that asks the runtime before the first request and before every
+ * redirect hop. Redirects are followed by hand (so each hop is checked) with
+ * the Fetch standard's rules: `redirect: "error"` rejects, `"manual"`
+ * returns the redirect, a 303 (or a 301/302 after a POST) becomes a GET
+ * without its body, and `Authorization` is not carried to another origin.
+ */
 function makeFetch(authorize: (ns: string, target: string) => Promise<string>) {
   return async (input: string | URL, init: RequestInit = {}): Promise<Response> => {
     let url = await authorize("net.fetch", String(input));
-    let req = { ...init, redirect: "manual" as const };
+    let req: RequestInit = { ...init, redirect: "manual" };
     for (let hop = 0;; hop++) {
       const res = await fetch(url, req);
       const location = res.headers.get("location");
-      if (init.redirect === "manual" || res.status < 300 || res.status > 399 || !location) {
+      if (init.redirect === "manual" || !REDIRECT_STATUSES.has(res.status) || location === null) {
         return res;
       }
-      if (hop >= MAX_REDIRECTS) throw new TypeError(`more than ${MAX_REDIRECTS} redirects`);
       await res.body?.cancel();
-      url = await authorize("net.fetch", new URL(location, url).href);
-      if (
-        res.status === 303 || ((res.status === 301 || res.status === 302) && req.method === "POST")
-      ) {
-        req = { ...req, method: "GET", body: undefined };
+      if (init.redirect === "error") {
+        throw new TypeError(`fetch: redirected (${res.status}) while redirect mode is "error"`);
       }
+      if (hop >= MAX_REDIRECTS) throw new TypeError(`more than ${MAX_REDIRECTS} redirects`);
+      const next = await authorize("net.fetch", new URL(location, url).href);
+      const method = (req.method ?? "GET").toUpperCase();
+      if (
+        ((res.status === 301 || res.status === 302) && method === "POST") ||
+        (res.status === 303 && method !== "GET" && method !== "HEAD")
+      ) {
+        const headers = new Headers(req.headers);
+        for (const h of BODY_HEADERS) headers.delete(h);
+        req = { ...req, method: "GET", body: undefined, headers };
+      }
+      if (new URL(next).origin !== new URL(url).origin) {
+        const headers = new Headers(req.headers);
+        headers.delete("authorization");
+        req = { ...req, headers };
+      }
+      url = next;
     }
   };
 }
