@@ -145,6 +145,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     agents,
     sandbox,
     tools: options.tools,
+    protectedPaths: denyPaths.map(realPathOrSelf),
     sinks: (id) => sessions.get(id),
     log,
   }, options.jobs);
@@ -256,4 +257,19 @@ function runtimeStatePaths(kvPath: string): string[] {
  */
 function isCompiledBinary(): boolean {
   return import.meta.url.includes("/deno-compile-");
+}
+
+/**
+ * A path with symlinks resolved when it exists (ctx.fs compares canonical
+ * paths), else as given.
+ *
+ * @param path an absolute path
+ * @returns its real path, or the path itself
+ */
+function realPathOrSelf(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
+  }
 }

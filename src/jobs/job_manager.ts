@@ -168,6 +168,7 @@ export class JobManager {
   #limits: JobLimits;
   #live = new Map<string, LiveJob>();
   #tools: Record<string, ToolHandler>;
+  #protectedPaths: readonly string[];
   #perPrincipal = new Map<string, number>();
 
   /**
@@ -182,6 +183,7 @@ export class JobManager {
       sinks: SinkLookup;
       log: Logger;
       tools?: Record<string, ToolHandler>;
+      protectedPaths?: readonly string[];
     },
     limits: Partial<JobLimits> = {},
   ) {
@@ -191,6 +193,7 @@ export class JobManager {
     this.#sinks = deps.sinks;
     this.#log = deps.log;
     this.#tools = { ...BUILTIN_TOOLS, ...deps.tools };
+    this.#protectedPaths = deps.protectedPaths ?? [];
     this.#limits = { ...DEFAULT_JOB_LIMITS, ...limits };
   }
 
@@ -283,6 +286,7 @@ export class JobManager {
       budget,
       guard: new LeaseGuard(lease, expiresMs, budget, {
         requireModelLease: this.#limits.requireModelLease,
+        protectedPaths: this.#protectedPaths,
       }),
       abort: new AbortController(),
       agentUrl: agent.url,
@@ -683,6 +687,7 @@ export class JobManager {
       budget: child.budget,
       guard: new LeaseGuard(child.lease, expiresMs, child.budget, {
         requireModelLease: this.#limits.requireModelLease,
+        protectedPaths: this.#protectedPaths,
       }),
       abort: new AbortController(),
       agentUrl: child.agent.url,

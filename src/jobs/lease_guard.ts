@@ -20,6 +20,8 @@ export interface BudgetState {
 export interface LeaseGuardOptions {
   /** A lease without `model.use` forbids every model (default true). */
   requireModelLease: boolean;
+  /** Paths no lease reaches (the runtime's own state), canonical and absolute. */
+  protectedPaths?: readonly string[];
 }
 
 /**
@@ -77,6 +79,12 @@ export class LeaseGuard {
       );
     }
     const canon = await canonical(ns, target);
+    if ((ns === "fs.read" || ns === "fs.write") && this.#isProtected(canon)) {
+      throw new ArcpError(
+        "PERMISSION_DENIED",
+        `${JSON.stringify(canon.slice(0, 300))} is the runtime's own state; no lease reaches it`,
+      );
+    }
     const patterns = this.#lease[ns];
     const modelsOpen = ns === "model.use" && patterns === undefined &&
       !this.#options.requireModelLease;
@@ -88,6 +96,12 @@ export class LeaseGuard {
     }
     this.checkLive();
     return canon;
+  }
+
+  #isProtected(path: string): boolean {
+    return (this.#options.protectedPaths ?? []).some((p) =>
+      path === p || path.startsWith(p.endsWith("/") ? p : p + "/")
+    );
   }
 
   /**
