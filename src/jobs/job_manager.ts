@@ -107,6 +107,8 @@ interface LiveJob {
   parent?: LiveJob;
   /** Live children. */
   children: Set<LiveJob>;
+  /** Delegations past the caps whose child is not yet in `children`. */
+  startingChildren: number;
   /** Settles `ctx.delegate` in the parent, for a delegated job. */
   settle?: (outcome: Outcome) => void;
   /** The job's OpenTelemetry span, while it runs. */
@@ -296,6 +298,7 @@ export class JobManager {
       subscribers: new Map(),
       depth: 0,
       children: new Set(),
+      startingChildren: 0,
     };
     this.#live.set(jobId, live);
     this.#perPrincipal.set(principal, (this.#perPrincipal.get(principal) ?? 0) + 1);
@@ -604,7 +607,7 @@ export class JobManager {
           { cap: "delegation_depth" },
         );
       }
-      if (parent.children.size >= this.#limits.maxChildrenPerJob) {
+      if (parent.children.size + parent.startingChildren >= this.#limits.maxChildrenPerJob) {
         throw new ArcpError(
           "PERMISSION_DENIED",
           `job already has ${this.#limits.maxChildrenPerJob} live children`,
@@ -646,6 +649,27 @@ export class JobManager {
       );
       throw e;
     }
+    // Hold the child's slot across the awaits below, so simultaneous
+    // delegations cannot all pass the cap; #startChild hands it over to
+    // `children` once the child is live.
+    parent.startingChildren++;
+    const slot = { held: true };
+    try {
+      return await this.#startChild(parent, delegateId, ref, args, constraints, child, slot);
+    } finally {
+      if (slot.held) parent.startingChildren--;
+    }
+  }
+
+  async #startChild(
+    parent: LiveJob,
+    delegateId: string,
+    ref: string,
+    args: Record<string, unknown>,
+    constraints: { expires_at?: unknown } | undefined,
+    child: { agent: AgentModule; lease: Lease; expiresAt?: string; budget?: BudgetCounters },
+    slot: { held: boolean },
+  ): Promise<unknown> {
     const body: Record<string, unknown> = {
       delegate_id: delegateId,
       agent: ref,
@@ -654,6 +678,9 @@ export class JobManager {
     };
     if (constraints) body.lease_constraints = constraints;
     await this.#emit(parent, "job.event", event("delegate", body));
+    if (parent.ended || parent.cancelling) {
+      throw new ArcpError("CANCELLED", "the delegating job ended before its child started");
+    }
 
     const now = Date.now();
     const at = new Date(now).toISOString();
@@ -698,16 +725,22 @@ export class JobManager {
       depth: parent.depth + 1,
       parent,
       children: new Set(),
+      startingChildren: 0,
     };
     const outcome = new Promise<Outcome>((resolve) => (live.settle = resolve));
     this.#live.set(record.job_id, live);
     parent.children.add(live);
+    parent.startingChildren--;
+    slot.held = false;
+    // The parent may have ended while the child's record was being written.
+    if (parent.ended || parent.cancelling) live.cancelling = true;
     this.#perPrincipal.set(p.principal, (this.#perPrincipal.get(p.principal) ?? 0) + 1);
     this.#sinks(p.session_id)?.sendControl("job.accepted", acceptedPayload(record), {
       job_id: record.job_id,
       trace_id: record.trace_id,
     });
-    this.#start(live, expiresMs);
+    if (live.cancelling) void this.#end(live, cancelled());
+    else this.#start(live, expiresMs);
     const done = await outcome;
     if (done.status !== "success") throw done.error;
     return live.stream
@@ -763,6 +796,7 @@ export class JobManager {
         subscribers: new Map(),
         depth: 0,
         children: new Set(),
+        startingChildren: 0,
       };
       await this.#end(live, {
         status: "error",
