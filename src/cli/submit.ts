@@ -1,16 +1,19 @@
 /**
  * `arcp submit AGENT`: submits a job, prints one line per event as it
  * arrives (a live progress bar for `progress` events on a terminal), then the
- * result as JSON. Ctrl-C cancels the job. The session's id and resume token
- * are stored (see `session_store.ts`) until the job ends, so `arcp cancel`
- * can come back with the cancel authority.
+ * result as JSON, or a streamed result's reassembled bytes as they are
+ * (`--out FILE` writes the result to a file instead). Ctrl-C cancels the job.
+ * The session's id and resume token are stored (see `session_store.ts`)
+ * until the job ends, so `arcp cancel` can come back with the cancel
+ * authority.
  *
  * @module
  */
 import { parseArgs } from "parse-args";
 import { ArcpClient } from "../client/client.ts";
-import { JobFailedError } from "../client/errors.ts";
+import { ArcpClientError, JobFailedError } from "../client/errors.ts";
 import type { JobHandle } from "../client/job_handle.ts";
+import type { JobResultPayload } from "../client/payloads.ts";
 import type { SubmitRequest } from "../client/requests.ts";
 import { EVENT_BODIES } from "../protocol/events.ts";
 import { nowIso } from "../protocol/time.ts";
@@ -32,11 +35,17 @@ export const SUBMIT_USAGE = `usage: arcp submit AGENT [options]
   --expires-at TIME        the lease expires then (RFC 3339 UTC, e.g. 2030-01-01T00:00:00Z)
   --max-runtime-sec N      the job times out after N seconds
   --idempotency-key KEY    a retried submit with the same key returns the same job
+  --out FILE               write the result to FILE instead of stdout
 ${CONNECTION_USAGE}
-Prints the job id, one line per event, then the result as JSON. Exits 0 on
-success, 1 when the job fails or is refused, 2 on bad usage. Ctrl-C cancels
-the job. The session's resume token is kept in ~/.arcp/cli-sessions.json
-(env ARCP_CLI_SESSIONS) until the job ends, for arcp cancel.`;
+Prints the job id, one line per event, then the result as JSON. A streamed
+result (result_chunk events) is reassembled and written as raw bytes, with
+nothing added, after the event lines; its chunks get no event lines (on a
+terminal, a live line counts them). With --out, the result (raw bytes, or
+JSON for an inline result) goes to FILE and stdout ends with a line saying
+so. Exits 0 on success, 1 when the job fails or is refused or its streamed
+result does not add up, 2 on bad usage. Ctrl-C cancels the job. The
+session's resume token is kept in ~/.arcp/cli-sessions.json (env
+ARCP_CLI_SESSIONS) until the job ends, for arcp cancel.`;
 
 /** A parsed `arcp submit` command line. */
 export interface SubmitArgs {
@@ -44,6 +53,8 @@ export interface SubmitArgs {
   connection: ConnectionSettings;
   /** What to submit. */
   request: SubmitRequest;
+  /** Where to write the result (`--out`); stdout when absent. */
+  out?: string;
 }
 
 /**
@@ -67,6 +78,7 @@ export function parseSubmitArgs(
       "expires-at": { type: "string" },
       "max-runtime-sec": { type: "string" },
       "idempotency-key": { type: "string" },
+      out: { type: "string" },
     },
     allowPositionals: true,
     strict: true,
@@ -101,7 +113,12 @@ export function parseSubmitArgs(
     request.maxRuntimeSec = n;
   }
   if (values["idempotency-key"] !== undefined) request.idempotencyKey = values["idempotency-key"];
-  return { connection: connectionSettings(values, (n) => env(n)), request };
+  const parsed: SubmitArgs = { connection: connectionSettings(values, (n) => env(n)), request };
+  if (values.out !== undefined) {
+    if (values.out === "") throw new TypeError("--out: expected a file name");
+    parsed.out = values.out;
+  }
+  return parsed;
 }
 
 /**
@@ -122,7 +139,7 @@ export async function submit(args: string[]): Promise<number> {
     console.log(SUBMIT_USAGE);
     return 0;
   }
-  const { connection, request } = parsed;
+  const { connection, request, out } = parsed;
   let client: ArcpClient;
   try {
     client = await ArcpClient.connect(connection.url, {
@@ -134,13 +151,20 @@ export async function submit(args: string[]): Promise<number> {
     return 1;
   }
   try {
-    return await follow(client, client.submit(request), connection.url);
+    return await follow(client, client.submit(request), connection.url, out);
   } finally {
     await client.close();
   }
 }
 
-async function follow(client: ArcpClient, job: JobHandle, url: string): Promise<number> {
+async function follow(
+  client: ArcpClient,
+  job: JobHandle,
+  url: string,
+  outPath: string | undefined,
+): Promise<number> {
+  // Asked for before any event is read, so a streamed result's chunks are kept.
+  const streamed = job.resultBytes();
   let jobId: string;
   try {
     const accepted = await job.accepted;
@@ -170,7 +194,17 @@ async function follow(client: ArcpClient, job: JobHandle, url: string): Promise<
     );
   });
   try {
+    const chunks = { count: 0, bytes: 0 };
     for await (const event of job.events()) {
+      if (event.payload.kind === "result_chunk") {
+        // The bytes come at the end; a terminal gets a count as they arrive.
+        if (tty) {
+          chunks.count++;
+          chunks.bytes += chunkSize(event.payload.body);
+          out.show(`result_chunk ${chunks.count} (${chunks.bytes} bytes)`);
+        }
+        continue;
+      }
       const progress = tty && event.payload.kind === "progress"
         ? EVENT_BODIES.progress.safeParse(event.payload.body).data
         : undefined;
@@ -179,10 +213,8 @@ async function follow(client: ArcpClient, job: JobHandle, url: string): Promise<
     }
     out.finish();
     const result = await job.result;
-    const value = result.result_id === undefined ? result.result ?? null : result;
-    print(JSON.stringify(value, null, tty ? 2 : undefined));
     await keep(() => store.forgetJob(stored, jobId));
-    return 0;
+    return await writeResult(jobId, result, streamed, outPath, tty);
   } catch (err) {
     out.finish();
     if (err instanceof JobFailedError) {
@@ -200,6 +232,55 @@ async function follow(client: ArcpClient, job: JobHandle, url: string): Promise<
   } finally {
     stopInterrupt();
   }
+}
+
+/**
+ * Writes a successful job's result: a streamed one as its reassembled bytes,
+ * an inline one as JSON; to `outPath` when given, else to stdout.
+ */
+async function writeResult(
+  jobId: string,
+  result: JobResultPayload,
+  streamed: Promise<Uint8Array>,
+  outPath: string | undefined,
+  tty: boolean,
+): Promise<number> {
+  let bytes: Uint8Array;
+  if (result.result_id === undefined) {
+    const json = JSON.stringify(result.result ?? null, null, tty && !outPath ? 2 : undefined);
+    bytes = encoder.encode(`${json}\n`);
+  } else {
+    try {
+      bytes = await streamed;
+    } catch (err) {
+      if (!(err instanceof ArcpClientError)) throw err;
+      console.error(
+        `arcp submit: job ${jobId} succeeded, but ${describeError(err)}${details(err)}`,
+      );
+      return 1;
+    }
+  }
+  if (outPath === undefined) {
+    writeStdout(bytes);
+    return 0;
+  }
+  try {
+    await Deno.writeFile(outPath, bytes);
+  } catch (err) {
+    console.error(`arcp submit: job ${jobId} succeeded, but ${outPath}: ${describeError(err)}`);
+    return 1;
+  }
+  print(`result (${bytes.length} bytes) written to ${outPath}`);
+  return 0;
+}
+
+/** Decoded bytes of a `result_chunk` body (0 for a malformed one). */
+function chunkSize(body: Record<string, unknown>): number {
+  const chunk = EVENT_BODIES.result_chunk.safeParse(body).data;
+  if (!chunk) return 0;
+  if (chunk.encoding === "utf8") return encoder.encode(chunk.data).length;
+  const pad = chunk.data.endsWith("==") ? 2 : chunk.data.endsWith("=") ? 1 : 0;
+  return Math.floor((chunk.data.length * 3) / 4) - pad;
 }
 
 /** Cancels on the first Ctrl-C; a second one gives up waiting. */
@@ -243,7 +324,7 @@ function terminalColumns(): number {
 
 const encoder = new TextEncoder();
 
-function writeStdout(text: string): void {
-  const bytes = encoder.encode(text);
+function writeStdout(data: string | Uint8Array): void {
+  const bytes = typeof data === "string" ? encoder.encode(data) : data;
   for (let n = 0; n < bytes.length;) n += Deno.stdout.writeSync(bytes.subarray(n));
 }

@@ -43,9 +43,9 @@ import type {
 
 /**
  * The features the client asks for unless told otherwise: everything it
- * handles. `result_chunk` is left out (the client hands chunks over as
- * events but does not reassemble them) and so is `provisioned_credentials`
- * (secrets only for callers that ask).
+ * handles, `result_chunk` included (chunks arrive as events, and
+ * `resultBytes()`/`resultText()` reassemble them on request). Only
+ * `provisioned_credentials` is left out (secrets only for callers that ask).
  */
 export const DEFAULT_FEATURES: readonly string[] = [
   "heartbeat",
@@ -56,6 +56,7 @@ export const DEFAULT_FEATURES: readonly string[] = [
   "cost.budget",
   "model.use",
   "progress",
+  "result_chunk",
   "agent_versions",
 ];
 
@@ -126,6 +127,12 @@ interface PendingCancel {
  * const job = client.submit({ agent: "echo", input: { hello: "world" } });
  * for await (const event of job.events()) console.log(event.payload.kind);
  * console.log((await job.result).result);
+ *
+ * // A streamed result: ask for it before reading the events.
+ * const big = client.submit({ agent: "chunker", input: { bytes: 100_000 } });
+ * const bytes = big.resultBytes();
+ * for await (const event of big.events()) console.log(event.payload.kind);
+ * console.log((await bytes).length); // 100000
  * ```
  */
 export class ArcpClient {

@@ -10,7 +10,7 @@
 import type { z } from "zod";
 import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
 import { type ErrorPayload, ErrorPayloadSchema } from "../protocol/errors.ts";
-import { JobEventPayloadSchema } from "../protocol/events.ts";
+import { EVENT_BODIES, JobEventPayloadSchema } from "../protocol/events.ts";
 import {
   AcceptedSchema,
   CancelSchema,
@@ -30,6 +30,7 @@ import type {
   JobResultPayload,
   JobsPayload,
   PongPayload,
+  ResultChunkBody,
   RuntimeInfo,
   SubscribedPayload,
 } from "./payloads.ts";
@@ -111,6 +112,16 @@ export function accepted(payload: unknown): AcceptedPayload | undefined {
  */
 export function result(payload: unknown): JobResultPayload | undefined {
   return parse(ResultSchema, payload);
+}
+
+/**
+ * Decodes the body of a `result_chunk` event.
+ *
+ * @param body the event's body
+ * @returns the body, or undefined
+ */
+export function resultChunk(body: unknown): ResultChunkBody | undefined {
+  return parse(EVENT_BODIES.result_chunk, body);
 }
 
 /**

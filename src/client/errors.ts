@@ -14,10 +14,22 @@ export { ERROR_CODES, type ErrorCode } from "../protocol/errors.ts";
  * client can know: `CONNECTION_CLOSED` (the socket closed before the answer
  * came; a running job keeps running and its session stays resumable),
  * `SEQUENCE_GAP` (an `event_seq` was skipped, so the session is broken and
- * should be resumed) or `UNSUBSCRIBED` (the caller stopped following the job
- * before it ended).
+ * should be resumed), `UNSUBSCRIBED` (the caller stopped following the job
+ * before it ended), and for a streamed result (`resultBytes()`):
+ * `RESULT_MALFORMED` (the runtime's `result_chunk` events do not add up:
+ * out of order, a gap, two result ids, no last chunk, or a total other than
+ * `result_size`) or `RESULT_UNAVAILABLE` (the job succeeded but its chunks
+ * cannot be assembled here: the result came inline, `result_chunk` was not
+ * negotiated, or the chunks went by before they were asked for; `details.reason`
+ * says which).
  */
-export type ClientErrorCode = ErrorCode | "CONNECTION_CLOSED" | "SEQUENCE_GAP" | "UNSUBSCRIBED";
+export type ClientErrorCode =
+  | ErrorCode
+  | "CONNECTION_CLOSED"
+  | "SEQUENCE_GAP"
+  | "UNSUBSCRIBED"
+  | "RESULT_MALFORMED"
+  | "RESULT_UNAVAILABLE";
 
 /** Constructor options of {@linkcode ArcpClientError}. */
 export interface ArcpClientErrorOptions {

@@ -1,12 +1,14 @@
 /**
  * One job's `job.event` envelopes and outcome, as a caller sees them: events
  * are buffered until read, in arrival order, and the stream ends with the
- * job's terminal message.
+ * job's terminal message. A streamed result (`result_chunk` events) is
+ * reassembled for callers that ask for it.
  *
  * @module
  */
 import type { ArcpClientError } from "./errors.ts";
 import type { JobEventEnvelope, JobResultPayload } from "./payloads.ts";
+import { ResultAssembly } from "./result_assembly.ts";
 
 /** A job's events and its outcome. */
 export interface JobEvents {
@@ -25,6 +27,41 @@ export interface JobEvents {
    * (`CONNECTION_CLOSED`, `SEQUENCE_GAP`) when the connection is lost first.
    */
   readonly result: Promise<JobResultPayload>;
+  /**
+   * The job's streamed result (ARCP.md §5.6), reassembled: the decoded
+   * `result_chunk` data (`utf8` as its UTF-8 bytes, `base64` decoded) in
+   * `chunk_seq` order. Resolves after `job.result`, once the chunks are
+   * checked: `chunk_seq` 0, 1, 2... without gaps, one `result_id` (the one
+   * `job.result` names), the last with `more: false`, and exactly
+   * `result_size` bytes in all.
+   *
+   * Chunks are kept only for a caller that asks: the first call starts
+   * collecting, and takes the chunks that came before it from the
+   * {@linkcode events} buffer, so it works at any time as long as no
+   * `result_chunk` event has been read from (or dropped with) the events
+   * iterator yet. Call it before reading the events, then read them as
+   * you like. A caller that never calls it costs no memory for the result
+   * beyond the events it has not read. Later calls return the same promise.
+   *
+   * @returns the result's bytes
+   * @throws {JobFailedError} the job's failure, as {@linkcode result} rejects
+   * @throws {ArcpClientError} `CONNECTION_CLOSED`, `SEQUENCE_GAP`, `UNSUBSCRIBED`
+   *   as for {@linkcode result}; `RESULT_MALFORMED` when the chunks do not add
+   *   up; `RESULT_UNAVAILABLE` when the job succeeded but there is nothing to
+   *   assemble here (`details.reason`: `inline` result, chunks `not_delivered`
+   *   because `result_chunk` was not negotiated, `missed` because the stream
+   *   followed the job after its first chunks, `not_collected` because they were
+   *   read from `events()` before the first call)
+   */
+  resultBytes(): Promise<Uint8Array<ArrayBuffer>>;
+  /**
+   * {@linkcode resultBytes} decoded as UTF-8 (invalid sequences become
+   * U+FFFD, as `Response.text()` does).
+   *
+   * @returns the result's text
+   * @throws {ArcpClientError} whatever {@linkcode resultBytes} rejects with
+   */
+  resultText(): Promise<string>;
 }
 
 /** The client's side of a {@linkcode JobEvents}: it pushes, the caller reads. */
@@ -38,6 +75,12 @@ export class JobStream implements JobEvents {
   #lost: ArcpClientError | undefined;
   #claimed = false;
   #dropped = false;
+  /** How the job ended, once it did. */
+  #outcome: JobResultPayload | ArcpClientError | undefined;
+  /** `result_chunk` events pushed so far, read or not. */
+  #chunksSeen = 0;
+  #assembly: ResultAssembly | undefined;
+  #text: Promise<string> | undefined;
 
   /** Creates an open stream with nothing buffered. */
   constructor() {
@@ -58,7 +101,12 @@ export class JobStream implements JobEvents {
    * @param event the envelope
    */
   push(event: JobEventEnvelope): void {
-    if (this.#state !== "open" || this.#dropped) return;
+    if (this.#state !== "open") return;
+    if (event.payload.kind === "result_chunk") {
+      this.#chunksSeen++;
+      this.#assembly?.add(event.payload.body);
+    }
+    if (this.#dropped) return;
     const reader = this.#readers.shift();
     if (reader) reader.resolve({ value: event, done: false });
     else this.#buffer.push(event);
@@ -89,6 +137,37 @@ export class JobStream implements JobEvents {
   }
 
   /**
+   * See {@linkcode JobEvents.resultBytes}.
+   *
+   * @returns the result's bytes
+   */
+  resultBytes(): Promise<Uint8Array<ArrayBuffer>> {
+    if (!this.#assembly) {
+      const assembly = new ResultAssembly();
+      const buffered = this.#buffer.filter((e) => e.payload.kind === "result_chunk");
+      if (buffered.length < this.#chunksSeen) assembly.missed();
+      for (const e of buffered) assembly.add(e.payload.body);
+      if (this.#outcome instanceof Error) assembly.fail(this.#outcome);
+      else if (this.#outcome) assembly.finish(this.#outcome);
+      this.#assembly = assembly;
+    }
+    return this.#assembly.bytes;
+  }
+
+  /**
+   * See {@linkcode JobEvents.resultText}.
+   *
+   * @returns the result's text
+   */
+  resultText(): Promise<string> {
+    if (!this.#text) {
+      this.#text = this.resultBytes().then((bytes) => new TextDecoder().decode(bytes));
+      this.#text.catch(() => {});
+    }
+    return this.#text;
+  }
+
+  /**
    * See {@linkcode JobEvents.events}.
    *
    * @returns the iterator
@@ -109,8 +188,14 @@ export class JobStream implements JobEvents {
   }
 
   #finish(outcome: JobResultPayload | ArcpClientError): void {
-    if (outcome instanceof Error) this.#settle.reject(outcome);
-    else this.#settle.resolve(outcome);
+    this.#outcome = outcome;
+    if (outcome instanceof Error) {
+      this.#settle.reject(outcome);
+      this.#assembly?.fail(outcome);
+    } else {
+      this.#settle.resolve(outcome);
+      this.#assembly?.finish(outcome);
+    }
     // A waiting reader means the buffer is empty, so the loss is due now.
     for (const reader of this.#readers.splice(0)) {
       const lost = this.#lost;

@@ -7,6 +7,12 @@
  * protocol's schemas; malformed ones are dropped. `event_seq` is checked for
  * gaps: a gap breaks the session (see {@linkcode ConnectOptions.onGap}).
  *
+ * A job that streams its result (`result_chunk` events, ARCP §5.6) ends with
+ * a `job.result` that carries `result_id` and `result_size` instead of
+ * `result`; {@linkcode JobEvents.resultBytes} and
+ * {@linkcode JobEvents.resultText} reassemble it. Chunks are collected only
+ * for a caller that asked before reading them from `events()`.
+ *
  * @example
  * ```ts ignore
  * import { ArcpClient, JobFailedError } from "@arcp/runtime/client";
@@ -24,6 +30,18 @@
  *   if (err instanceof JobFailedError) console.error(err.finalStatus, err.code, err.message);
  *   else throw err;
  * }
+ * ```
+ *
+ * @example
+ * ```ts ignore
+ * import { ArcpClient } from "@arcp/runtime/client";
+ *
+ * await using client = await ArcpClient.connect("ws://127.0.0.1:7777/arcp", {
+ *   token: Deno.env.get("ARCP_TOKEN")!,
+ * });
+ * const job = client.submit({ agent: "chunker", input: { bytes: 200_000, chunk_bytes: 16_384 } });
+ * const text = await job.resultText();
+ * console.log(text.length, (await job.result).result_size); // 200000 200000
  * ```
  *
  * @module
@@ -61,6 +79,7 @@ export type {
   Lease,
   LeaseConstraints,
   PongPayload,
+  ResultChunkBody,
   RuntimeInfo,
   SubscribedPayload,
 } from "./payloads.ts";

@@ -98,6 +98,20 @@ export interface JobEventPayload {
   body: Record<string, unknown>;
 }
 
+/** The body of a `result_chunk` event: one piece of a streamed result (ARCP.md §5.6). */
+export interface ResultChunkBody {
+  /** The streamed result this piece belongs to. */
+  result_id: string;
+  /** Position of the piece, from 0. */
+  chunk_seq: number;
+  /** The piece: text, or bytes in base64. */
+  data: string;
+  /** How `data` is encoded: `utf8` text stands for its UTF-8 bytes. */
+  encoding: "utf8" | "base64";
+  /** Whether more pieces follow; false on the last one. */
+  more: boolean;
+}
+
 /** A `job.event` envelope. */
 export interface JobEventEnvelope {
   /** Protocol version, `1.1`. */

@@ -32,7 +32,9 @@ export interface ChunkBody {
 }
 
 /**
- * Bytes a string takes as UTF-8, without encoding it.
+ * Bytes a string takes as UTF-8, without encoding it: what `TextEncoder`
+ * makes of it, so a surrogate pair is 4 bytes and a lone surrogate 3 (it
+ * becomes U+FFFD, as in every client that decodes the JSON and encodes the text).
  *
  * @param text the text
  * @returns its UTF-8 length
@@ -43,7 +45,7 @@ export function utf8Length(text: string): number {
     const c = text.charCodeAt(i);
     if (c < 0x80) n += 1;
     else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+    else if (c >= 0xd800 && c <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
       n += 4;
       i++;
     } else n += 3;
@@ -51,15 +53,30 @@ export function utf8Length(text: string): number {
   return n;
 }
 
+function isLowSurrogate(c: number): boolean {
+  return c >= 0xdc00 && c <= 0xdfff;
+}
+
+/** Whether a char code is in the base64 alphabet (RFC 4648 §4). */
+function isBase64Char(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) ||
+    c === 0x2b || c === 0x2f;
+}
+
 /**
- * Bytes that base64 text decodes to.
+ * Bytes that base64 text decodes to, when it is well formed: the RFC 4648
+ * alphabet, padded to a multiple of 4 characters, `=` only at the end.
  *
  * @param text base64 text
- * @returns the decoded length
+ * @returns the decoded length, or -1 when the text is not well-formed base64
  */
 export function base64Length(text: string): number {
+  if (text.length % 4 !== 0) return -1;
   const pad = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
-  return Math.floor((text.length * 3) / 4) - pad;
+  for (let i = 0; i < text.length - pad; i++) {
+    if (!isBase64Char(text.charCodeAt(i))) return -1;
+  }
+  return (text.length / 4) * 3 - pad;
 }
 
 /** One job's streamed result in progress. */
@@ -87,13 +104,20 @@ export class ResultStream {
    * @param data the piece
    * @param encoding how it is encoded
    * @returns the previous piece, now known not to be the last, to emit
-   * @throws {ArcpError} `INTERNAL_ERROR` past a cap or after the end
+   * @throws {ArcpError} `INTERNAL_ERROR` past a cap, after the end, or for
+   *   base64 data that is not well formed
    */
   push(data: string, encoding: "utf8" | "base64"): ChunkBody | undefined {
     if (this.ended) {
       throw new ArcpError("INTERNAL_ERROR", "agent wrote to its streamed result after closing it");
     }
     const size = encoding === "utf8" ? utf8Length(data) : base64Length(data);
+    if (size < 0) {
+      throw new ArcpError(
+        "INTERNAL_ERROR",
+        `result chunk #${this.#next + (this.#held ? 1 : 0)} is not well-formed base64`,
+      );
+    }
     if (size > this.#caps.chunkBytes) {
       throw new ArcpError(
         "INTERNAL_ERROR",

@@ -121,6 +121,8 @@ export interface AgentContext {
    * Opens the job's streamed result (once per job). Each write becomes a
    * `result_chunk` (strings as `utf8`, bytes as `base64`); closing it, or
    * returning from `run`, ends the result. `run` must then return nothing.
+   * Aborting the stream fails the job (`INTERNAL_ERROR`): a truncated result
+   * never counts as success.
    */
   streamResult(): WritableStream<string | Uint8Array>;
   /**

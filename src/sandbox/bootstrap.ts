@@ -231,6 +231,8 @@ function toBase64(bytes: Uint8Array): string {
 class ResultStream {
   opened = false;
   closed = false;
+  /** Set when the agent aborted the stream: its result is incomplete. */
+  #aborted: { reason: unknown } | undefined;
   #outbox: Outbox;
 
   constructor(outbox: Outbox) {
@@ -251,11 +253,29 @@ class ResultStream {
         throw new TypeError("streamResult() takes strings or Uint8Arrays");
       },
       close: () => this.end(),
+      abort: (reason) => {
+        this.#aborted = { reason };
+      },
     });
   }
 
-  /** Marks the end of the stream (also when the agent returns without closing it). */
+  /**
+   * Marks the end of the stream (also when the agent returns without closing
+   * it). A stream the agent aborted has no end: returning after that fails
+   * the job, since the chunks sent so far are not the whole result.
+   */
   end(): Promise<void> {
+    if (this.#aborted) {
+      const { reason } = this.#aborted;
+      const why = reason instanceof Error
+        ? reason.message
+        : reason === undefined
+        ? ""
+        : String(reason);
+      return Promise.reject(
+        new Error(`the agent aborted its streamed result${why ? `: ${why}` : ""}`),
+      );
+    }
     if (!this.opened || this.closed) return Promise.resolve();
     this.closed = true;
     return this.#outbox.post({ t: "chunk_end" });

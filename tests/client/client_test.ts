@@ -36,7 +36,7 @@ Deno.test("connect is welcomed with a session, a resume token, the negotiated fe
   ok(client.resumeWindowSec > 0);
   ok(client.features.includes("list_jobs"));
   ok(client.features.includes("progress"));
-  ok(!client.features.includes("result_chunk"), "not asked for, so not negotiated");
+  ok(client.features.includes("result_chunk"), "asked for by default, so negotiated");
   deepEqual(client.agents.find((a) => a.name === "echo"), {
     name: "echo",
     versions: ["1.0.0", "2.0.0"],
