@@ -40,10 +40,11 @@ export { createRuntime, type Runtime, RUNTIME_INFO, type RuntimeOptions } from "
 export {
   type AgentContext,
   type AgentDefinition,
+  type AgentFs,
   type AgentLease,
   type ArtifactRef,
-  type DelegateOptions,
   defineAgent,
+  type DelegateOptions,
   LeaseError,
   type LogLevel,
   type ProgressBody,
@@ -51,6 +52,15 @@ export {
 export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
 export type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./src/sandbox/sandbox.ts";
 export type { ToolContext, ToolHandler } from "./src/jobs/tools.ts";
+export {
+  type Credential,
+  type CredentialProvisioner,
+  type CredentialRequest,
+  type CredentialServiceOptions,
+  RevocationError,
+} from "./src/jobs/credentials.ts";
+export { type LiteLlmOptions, LiteLlmProvisioner } from "./src/jobs/litellm_provisioner.ts";
+export { LocalProvisioner } from "./src/jobs/local_provisioner.ts";
 export {
   ArcpError,
   ERROR_CODES,

@@ -14,6 +14,11 @@ import { SupervisedSandbox } from "./sandbox/supervisor.ts";
 import { HostLauncher } from "./sandbox/host_launcher.ts";
 import { LocalLauncher } from "./sandbox/local_launcher.ts";
 import type { ToolHandler } from "./jobs/tools.ts";
+import {
+  type CredentialProvisioner,
+  CredentialService,
+  type CredentialServiceOptions,
+} from "./jobs/credentials.ts";
 import { HelloThrottle, TokenTable } from "./session/auth.ts";
 import { Connection, type ConnectionContext } from "./session/connection.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionRegistry } from "./session/registry.ts";
@@ -70,6 +75,14 @@ export interface RuntimeOptions {
   /** Host-side tools agents call with `ctx.tool` (built in: `search`). */
   tools?: Record<string, ToolHandler>;
   /**
+   * Provisioned credentials: the provisioner that issues them. The feature
+   * is advertised only over TLS, or to loopback peers when
+   * `allowInsecure` is set (development).
+   */
+  credentials?:
+    & { provisioner: CredentialProvisioner; allowInsecure?: boolean }
+    & CredentialServiceOptions;
+  /**
    * Time between retention sweeps (ms); default 60 s. Each sweep deletes
    * sessions (record and log) whose resume window has passed, idempotency
    * keys past their TTL and job histories past `jobHistoryTtlMs`. 0 turns
@@ -94,6 +107,15 @@ export interface Runtime {
   serveStdio(input: ReadableStream<Uint8Array>, output: WritableStream<Uint8Array>): Promise<void>;
   /** The agent inventory, as the welcome advertises it. */
   inventory(): AgentInventoryEntry[];
+  /**
+   * Rotates a live job's provisioned credential: a new value under the same
+   * id, `status {phase: "credential_rotated"}` to its observers, the old
+   * value revoked.
+   *
+   * @param jobId the job
+   * @returns resolves once the new value was sent
+   */
+  rotateCredentials(jobId: string): Promise<void>;
   /** Stops accepting, says `session.bye` to connected sessions, lets commits land and closes KV. */
   close(): Promise<void>;
 }
@@ -140,11 +162,15 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
     backPressureLag: options.backPressureLag ?? 1000,
   });
+  const credentials = options.credentials
+    ? new CredentialService(options.credentials.provisioner, store, log, options.credentials)
+    : undefined;
   const jobs = new JobManager({
     store,
     agents,
     sandbox,
     tools: options.tools,
+    credentials,
     protectedPaths: denyPaths.map(realPathOrSelf),
     sinks: (id) => sessions.get(id),
     log,
@@ -176,7 +202,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
 
   const ctx: ConnectionContext = {
     runtime: RUNTIME_INFO,
-    features: RUNTIME_FEATURES,
+    features: (t) =>
+      credentials && (t.secure || (options.credentials?.allowInsecure && isLoopback(t.remoteAddr)))
+        ? [...RUNTIME_FEATURES, "provisioned_credentials"]
+        : RUNTIME_FEATURES,
     heartbeatSec: options.heartbeatSec ?? 30,
     inventory: () => agents.inventory(),
     tokens,
@@ -205,7 +234,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     const addr = c.env?.info?.remoteAddr;
     const remoteAddr = addr && "hostname" in addr ? addr.hostname : "unknown";
-    return acceptWebSocket(c.req.raw, { maxFrameBytes, remoteAddr }, (t) => new Connection(ctx, t));
+    const secure = new URL(c.req.url).protocol === "https:";
+    return acceptWebSocket(
+      c.req.raw,
+      { maxFrameBytes, remoteAddr, secure },
+      (t) => new Connection(ctx, t),
+    );
   });
 
   return {
@@ -213,6 +247,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     serveStdio: (input, output) =>
       serveLines(input, output, maxFrameBytes, (t) => new Connection(ctx, t)),
     inventory: () => agents.inventory(),
+    rotateCredentials: (jobId) => jobs.rotateCredentials(jobId),
     async close() {
       if (closing) return;
       closing = true;
@@ -223,6 +258,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         s.disconnect(1001, "runtime shutting down");
       }
       sessions.close();
+      credentials?.close();
       jobs.stopAll();
       await sandbox.close();
       // After the store: a sweep waiting on a commit held back by a full
@@ -272,4 +308,14 @@ function realPathOrSelf(path: string): string {
   } catch {
     return path;
   }
+}
+
+/**
+ * Whether a peer address is loopback (127.0.0.0/8 or ::1).
+ *
+ * @param addr the peer's address
+ * @returns true for loopback
+ */
+function isLoopback(addr: string): boolean {
+  return addr.startsWith("127.") || addr === "::1" || addr === "stdio";
 }

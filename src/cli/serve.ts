@@ -5,6 +5,8 @@
  * @module
  */
 import { createRuntime } from "../runtime.ts";
+import { LiteLlmProvisioner } from "../jobs/litellm_provisioner.ts";
+import { LocalProvisioner } from "../jobs/local_provisioner.ts";
 import { readServeConfig, SERVE_USAGE } from "./serve_config.ts";
 
 /**
@@ -37,6 +39,16 @@ export async function serve(args: string[]): Promise<number> {
     tokens: config.tokens,
     sessions: { resumeWindowSec: config.resumeWindowSec },
     heartbeatSec: config.heartbeatSec,
+    credentials: config.credentials && {
+      provisioner: config.credentials.kind === "litellm"
+        ? new LiteLlmProvisioner({
+          adminUrl: config.credentials.litellmUrl!,
+          adminKey: config.credentials.adminKey!,
+          endpoint: config.credentials.litellmEndpoint,
+        })
+        : new LocalProvisioner(),
+      allowInsecure: config.credentials.allowInsecure,
+    },
   });
   if (config.generatedToken) {
     say(

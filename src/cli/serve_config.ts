@@ -27,6 +27,14 @@ export interface ServeConfig {
   resumeWindowSec: number;
   /** TLS certificate and key files. */
   tls?: { certFile: string; keyFile: string };
+  /** Credential provisioning, when configured. */
+  credentials?: {
+    kind: "litellm" | "local";
+    litellmUrl?: string;
+    litellmEndpoint?: string;
+    adminKey?: string;
+    allowInsecure: boolean;
+  };
 }
 
 /** Usage text of `arcp serve`. */
@@ -42,6 +50,10 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --resume-window-sec N    resume window (default 600)
   --tls-cert FILE          serve wss:// with this certificate (PEM)
   --tls-key FILE           and this key (PEM)
+  --credentials KIND       provision per-job credentials: litellm or local
+  --litellm-url URL        LiteLLM admin API (admin key from env ARCP_LITELLM_ADMIN_KEY)
+  --litellm-endpoint URL   URL clients use with the keys (default URL/v1)
+  --allow-insecure-credentials  advertise credentials to loopback peers without TLS (development)
 With no token configured a random one is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
@@ -100,6 +112,10 @@ export async function readServeConfig(
       "resume-window-sec": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
+      credentials: { type: "string" },
+      "litellm-url": { type: "string" },
+      "litellm-endpoint": { type: "string" },
+      "allow-insecure-credentials": { type: "boolean" },
     },
     strict: true,
   });
@@ -121,6 +137,26 @@ export async function readServeConfig(
     ).join("");
     tokens[generatedToken] = "local";
   }
+  let credentials: ServeConfig["credentials"];
+  if (values.credentials !== undefined) {
+    const kind = values.credentials;
+    if (kind !== "litellm" && kind !== "local") {
+      throw new TypeError("--credentials: expected litellm or local");
+    }
+    const adminKey = env("ARCP_LITELLM_ADMIN_KEY");
+    if (kind === "litellm" && (!values["litellm-url"] || !adminKey)) {
+      throw new TypeError(
+        "--credentials litellm needs --litellm-url and ARCP_LITELLM_ADMIN_KEY in the environment",
+      );
+    }
+    credentials = {
+      kind,
+      litellmUrl: values["litellm-url"],
+      litellmEndpoint: values["litellm-endpoint"],
+      adminKey,
+      allowInsecure: values["allow-insecure-credentials"] ?? false,
+    };
+  }
   if (!!values["tls-cert"] !== !!values["tls-key"]) {
     throw new TypeError("--tls-cert and --tls-key go together");
   }
@@ -134,6 +170,7 @@ export async function readServeConfig(
     stdio: values.stdio ?? false,
     heartbeatSec: positiveInt(values["heartbeat-sec"], 30, "--heartbeat-sec"),
     resumeWindowSec: positiveInt(values["resume-window-sec"], 600, "--resume-window-sec"),
+    credentials,
     tls: values["tls-cert"]
       ? { certFile: values["tls-cert"], keyFile: values["tls-key"]! }
       : undefined,

@@ -22,6 +22,7 @@ import { BUILTIN_TOOLS, type ToolHandler } from "./tools.ts";
 import { BudgetCounters } from "./budget.ts";
 import { ResultStream } from "./result_stream.ts";
 import { type JobSpan, startJobSpan } from "./tracing.ts";
+import type { Credential, CredentialService } from "./credentials.ts";
 import { checkLeaseSubset } from "../protocol/lease_subset.ts";
 import { type Lease, LeaseSchema } from "../protocol/lease.ts";
 import { describeZodError } from "../protocol/envelope.ts";
@@ -171,6 +172,7 @@ export class JobManager {
   #live = new Map<string, LiveJob>();
   #tools: Record<string, ToolHandler>;
   #protectedPaths: readonly string[];
+  #credentials: CredentialService | undefined;
   #perPrincipal = new Map<string, number>();
 
   /**
@@ -186,6 +188,7 @@ export class JobManager {
       log: Logger;
       tools?: Record<string, ToolHandler>;
       protectedPaths?: readonly string[];
+      credentials?: CredentialService;
     },
     limits: Partial<JobLimits> = {},
   ) {
@@ -196,6 +199,7 @@ export class JobManager {
     this.#log = deps.log;
     this.#tools = { ...BUILTIN_TOOLS, ...deps.tools };
     this.#protectedPaths = deps.protectedPaths ?? [];
+    this.#credentials = deps.credentials;
     this.#limits = { ...DEFAULT_JOB_LIMITS, ...limits };
   }
 
@@ -267,6 +271,16 @@ export class JobManager {
     if (submit.max_runtime_sec) record.max_runtime_sec = submit.max_runtime_sec;
     if (idem) record.idempotency_hash = idem.keyHash;
 
+    // Issued no later than job.accepted, and only to sessions that negotiated it.
+    const credentials = this.#credentials && who.sink.has("provisioned_credentials")
+      ? await this.#credentials.issue({
+        jobId,
+        traceId: record.trace_id,
+        lease,
+        expiresAt: record.lease_constraints?.expires_at,
+        budget: record.budget,
+      })
+      : undefined;
     const created = await this.#store.createJob(
       record,
       idem && {
@@ -277,6 +291,7 @@ export class JobManager {
       },
     );
     if (!created) {
+      if (credentials) await this.#credentials!.revokeJob(jobId);
       // Another submit claimed the key between our read and our write.
       const replay = await this.#replay(principal, idem!);
       if (replay) return replay;
@@ -302,7 +317,9 @@ export class JobManager {
     };
     this.#live.set(jobId, live);
     this.#perPrincipal.set(principal, (this.#perPrincipal.get(principal) ?? 0) + 1);
-    return { accepted: acceptedPayload(record), start: () => this.#start(live, expiresMs) };
+    const accepted = acceptedPayload(record);
+    if (credentials) accepted.credentials = credentials;
+    return { accepted, start: () => this.#start(live, expiresMs) };
   }
 
   async #replay(
@@ -323,7 +340,11 @@ export class JobManager {
     const job = this.#live.get(existing.job_id)?.record ??
       await this.#store.getJob(existing.job_id);
     if (!job) return undefined;
-    return { accepted: acceptedPayload(job) };
+    // A replay never re-issues; it carries the original credentials while the job is live.
+    const accepted = acceptedPayload(job);
+    const credentials = this.#credentials?.current(job.job_id);
+    if (credentials) accepted.credentials = credentials;
+    return { accepted };
   }
 
   #start(live: LiveJob, expiresMs: number | undefined): void {
@@ -773,6 +794,74 @@ export class JobManager {
   }
 
   /**
+   * Rotates a live job's credential: a fresh value under the same id, the
+   * old one revoked, and `status {phase: "credential_rotated"}` to the job's
+   * observers (the value never reaches KV: the logged copy is redacted).
+   *
+   * @param jobId the job
+   * @returns resolves once the new value was sent
+   * @throws {ArcpError} `JOB_NOT_FOUND` when the job is not live or has no credential
+   */
+  async rotateCredentials(jobId: string): Promise<void> {
+    const live = this.#live.get(jobId);
+    if (!live || live.ended || !this.#credentials) {
+      throw new ArcpError("JOB_NOT_FOUND", `no live job ${jobId} with credentials`);
+    }
+    const job = live.record;
+    const credential = await this.#credentials.rotate({
+      jobId,
+      traceId: job.trace_id,
+      lease: job.lease,
+      expiresAt: job.lease_constraints?.expires_at,
+      budget: job.budget,
+    });
+    await this.#sendCredential(live, credential, "credential rotated");
+  }
+
+  /**
+   * The current credentials of a live job.
+   *
+   * @param jobId the job
+   * @returns them, or undefined when the job has none or ended
+   */
+  credentialsOf(jobId: string): Credential[] | undefined {
+    return this.#credentials?.current(jobId);
+  }
+
+  /**
+   * Sends the current credentials of a session's live jobs again (after a
+   * resume: the replayed log holds only redacted copies).
+   *
+   * @param sessionId the resumed session
+   * @returns resolves once sent
+   */
+  async redeliverCredentials(sessionId: string): Promise<void> {
+    if (!this.#credentials) return;
+    for (const live of this.#live.values()) {
+      if (live.ended || live.record.session_id !== sessionId) continue;
+      for (const c of this.#credentials.current(live.record.job_id) ?? []) {
+        await this.#sendCredential(live, c, "current credential after resume");
+      }
+    }
+  }
+
+  #sendCredential(live: LiveJob, credential: Credential, message: string): Promise<void> {
+    const body = {
+      phase: "credential_rotated",
+      message,
+      credential: { id: credential.id, value: credential.value },
+    };
+    const redacted = { ...body, credential: { id: credential.id, value: "[redacted]" } };
+    return this.#emit(
+      live,
+      "job.event",
+      event("status", body),
+      undefined,
+      event("status", redacted),
+    );
+  }
+
+  /**
    * Marks jobs that were running when the process died as failed, in their
    * sessions' logs. Call once at start, after sessions can be restored.
    *
@@ -933,7 +1022,7 @@ export class JobManager {
         await this.#store.write(ready.flatMap((st) => st.writes));
         for (const st of ready) sink.deliver(st);
       } catch (err) {
-        sink.fault(err);
+        sink.fault(err, ready);
       }
     };
     for (const [type, payload] of items) {
@@ -951,6 +1040,7 @@ export class JobManager {
     type: SeqType,
     payload: Record<string, unknown>,
     owner = this.#sinks(live.record.session_id),
+    logPayload?: Record<string, unknown>,
   ): Promise<void> {
     // Nothing of a job follows its terminal (a tool settling late, a refusal).
     if (live.terminated) return Promise.resolve();
@@ -960,7 +1050,7 @@ export class JobManager {
     const deliveries: Array<[EventSink, Staged]> = [];
     const pressured: EventSink[] = [];
     const stageFor = (sink: EventSink) => {
-      const staged = sink.stage(type, job.job_id, job.trace_id, payload);
+      const staged = sink.stage(type, job.job_id, job.trace_id, payload, logPayload);
       if (!staged) return undefined;
       writes.push(...staged.writes);
       deliveries.push([sink, staged]);
@@ -975,18 +1065,18 @@ export class JobManager {
       job_id: job.job_id,
       trace_id: job.trace_id,
       event_seq: job.last_event_seq,
-      payload,
+      payload: logPayload ?? payload,
     };
     writes.push(
       ...this.#store.jobLogWrites(
         job.job_id,
         job.log_length++,
-        ownerStaged?.text ?? JSON.stringify(history),
+        ownerStaged?.logged ?? JSON.stringify(history),
       ),
     );
     for (const [id, sub] of live.subscribers) {
       if (sub.sink.evicted) live.subscribers.delete(id);
-      else if (sub.queue) sub.queue.push([type, payload]);
+      else if (sub.queue) sub.queue.push([type, logPayload ?? payload]);
       else stageFor(sub.sink);
     }
     writes.push(...this.#store.jobWrites({ ...job }));
@@ -999,7 +1089,7 @@ export class JobManager {
           job_id: job.job_id,
           error: String(err),
         });
-        for (const [sink] of deliveries) sink.fault(err);
+        for (const [sink, staged] of deliveries) sink.fault(err, [staged]);
       },
     );
     for (const sink of pressured) this.#signalBackPressure(sink);
@@ -1039,6 +1129,8 @@ export class JobManager {
     }
     if (outcome.status !== "success") job.error = outcome.error.toPayload();
     live.span?.end(job);
+    // Revocation is attempted before the terminal message goes out.
+    if (this.#credentials) await this.#credentials.revokeJob(job.job_id);
     for (const child of live.children) this.#cancelLive(child, "parent job ended");
     if (live.parent) live.parent.children.delete(live);
     live.settle?.(outcome);

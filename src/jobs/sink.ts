@@ -19,6 +19,8 @@ export interface Staged {
   text: string;
   /** The writes that log it. */
   writes: KvWrite[];
+  /** The envelope as logged (differs from `text` only when secrets were redacted). */
+  logged: string;
 }
 
 /** A session, as the jobs layer sees it. */
@@ -37,7 +39,10 @@ export interface EventSink {
     jobId: string,
     traceId: string | undefined,
     payload: Record<string, unknown>,
+    logPayload?: Record<string, unknown>,
   ): Staged | undefined;
+  /** Whether the session negotiated a feature. */
+  has(feature: string): boolean;
   /** Sends a committed envelope, if the session is connected. */
   deliver(staged: Staged): void;
   /** Sends an envelope without `event_seq` (e.g. `job.cancelled`), if connected. */
@@ -46,8 +51,11 @@ export interface EventSink {
     payload: Record<string, unknown>,
     extra?: Record<string, unknown>,
   ): void;
-  /** Tells the session that a commit of its envelopes failed. */
-  fault(error: unknown): void;
+  /**
+   * Tells the session that a commit of its envelopes failed; the session
+   * fills their seqs so its stream stays gap-free.
+   */
+  fault(error: unknown, lost?: readonly Staged[]): void;
   /**
    * Whether the session's unacknowledged backlog has just crossed its
    * back-pressure threshold (true once per crossing).

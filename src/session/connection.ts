@@ -44,8 +44,8 @@ import type { Session } from "./session.ts";
 export interface ConnectionContext {
   /** Runtime name and version for the welcome. */
   runtime: { name: string; version: string };
-  /** Features this runtime offers. */
-  features: readonly string[];
+  /** Features this runtime offers on a given connection. */
+  features: (transport: Transport) => readonly string[];
   /** Heartbeat interval (seconds) when `heartbeat` is negotiated. */
   heartbeatSec: number;
   /** The agent inventory. */
@@ -217,14 +217,16 @@ export class Connection implements TransportHandler {
       this.#reject(new ArcpError("UNAUTHENTICATED", "bearer token not recognised"));
       return;
     }
-    const features = negotiateFeatures(this.#ctx.features, hello.capabilities?.features);
+    const features = negotiateFeatures(
+      this.#ctx.features(this.#transport),
+      hello.capabilities?.features,
+    );
     let opened: { session: Session; resumeToken: string };
     try {
       this.#ctx.sessions.checkCap(principal);
       if (hello.resume) {
         opened = await this.#ctx.sessions.resume(principal, hello.resume);
         opened.session.setFeatures(features);
-        await this.#ctx.store.write([opened.session.recordWrite()]);
       } else {
         opened = await this.#ctx.sessions.create(principal, features);
       }
@@ -238,6 +240,8 @@ export class Connection implements TransportHandler {
     if (this.#closed) return;
     session.attach(this.#transport, hello.resume?.last_event_seq ?? session.record.last_seq);
     this.#session = session;
+    // The rotated token (and the cleared detach time) are durable before the welcome.
+    if (hello.resume) await this.#ctx.store.write([session.recordWrite()]);
     const welcome: Record<string, unknown> = {
       runtime: this.#ctx.runtime,
       resume_token: resumeToken,
@@ -267,6 +271,7 @@ export class Connection implements TransportHandler {
       principal,
     });
     await session.replay();
+    if (hello.resume) await this.#ctx.jobs.redeliverCredentials(session.sessionId);
   }
 
   #pong(env: Envelope, session: Session): void {
@@ -380,6 +385,11 @@ export class Connection implements TransportHandler {
         Object.entries(job.budget_remaining).map(([c, v]) => [c, Number(v)]),
       );
     }
+    // Credentials follow the submitter only (subscribers are the same principal by policy).
+    const credentials = job.principal === session.principal
+      ? this.#ctx.jobs.credentialsOf(job.job_id)
+      : undefined;
+    if (credentials) payload.credentials = credentials;
     session.sendControl("job.subscribed", payload, { job_id: job.job_id, trace_id: job.trace_id });
     await sub.replay();
   }

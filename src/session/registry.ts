@@ -11,6 +11,9 @@ import { nowIso } from "../protocol/time.ts";
 import type { Store } from "../store/store.ts";
 import { Session, type SessionPolicy } from "./session.ts";
 
+/** When this process started; sessions it finds attached in KV were orphaned then. */
+const PROCESS_START_MS = Date.now();
+
 /** Tunables of the session layer. */
 export interface SessionLimits {
   /** Connected sessions one principal may have. */
@@ -121,7 +124,9 @@ export class SessionRegistry {
     const record = await this.#store.getSession(sessionId);
     if (!record) return undefined;
     if (this.#sessions.has(sessionId)) return this.#sessions.get(sessionId);
-    record.detached_at ??= Date.now();
+    // A session whose process died while attached counts as detached from
+    // its last write or this process's start, whichever is later (as the sweeper does).
+    record.detached_at ??= Math.max(record.updated_at ?? 0, PROCESS_START_MS);
     return this.#hold(new Session(record, this.#store, this.#policy));
   }
 

@@ -188,6 +188,7 @@ export class Session implements EventSink {
     jobId: string,
     traceId: string | undefined,
     payload: Record<string, unknown>,
+    logPayload?: Record<string, unknown>,
   ): Staged | undefined {
     const feature = type === "job.event" ? KIND_FEATURE[payload.kind as string] : undefined;
     if (feature && !this.#features.has(feature)) return undefined;
@@ -203,11 +204,14 @@ export class Session implements EventSink {
     };
     if (traceId) env.trace_id = traceId;
     const text = JSON.stringify(env);
+    // Secrets (a rotated credential) go to the socket, never to KV.
+    const logged = logPayload ? JSON.stringify({ ...env, payload: logPayload }) : text;
     return {
       seq,
       text,
+      logged,
       writes: [
-        ...this.#store.sessionLogWrites(this.sessionId, seq, text, this.#policy.logTtlMs),
+        ...this.#store.sessionLogWrites(this.sessionId, seq, logged, this.#policy.logTtlMs),
         this.recordWrite(),
       ],
     };
@@ -330,7 +334,7 @@ export class Session implements EventSink {
       await this.#store.write(staged.writes);
       this.deliver(staged);
     } catch (err) {
-      this.fault(err);
+      this.fault(err, [staged]);
     }
   }
 
@@ -359,15 +363,51 @@ export class Session implements EventSink {
   }
 
   /**
-   * Reports a session-level fault to the client.
+   * Reports a session-level fault to the client. Envelopes whose commit
+   * failed are replaced, at the same seqs, by a stored `log` error event, so
+   * the stream stays gap-free; if even that cannot be stored the connection
+   * is closed and the client's resume finds out.
    *
    * @param error what went wrong
+   * @param lost envelopes that were stamped but never stored
    */
-  fault(error: unknown): void {
+  fault(error: unknown, lost: readonly Staged[] = []): void {
     const err = error instanceof ArcpError ? error : new ArcpError(
       "INTERNAL_ERROR",
       `runtime could not store an event: ${toArcpError(error).message}`,
     );
     this.sendControl("session.error", err.toPayload());
+    for (const staged of lost) this.#fill(staged);
+  }
+
+  #fill(staged: Staged): void {
+    const original = JSON.parse(staged.logged) as Record<string, unknown>;
+    const text = JSON.stringify({
+      arcp: ARCP_VERSION,
+      id: newUlid(),
+      type: "job.event",
+      session_id: this.sessionId,
+      job_id: original.job_id,
+      ...(original.trace_id ? { trace_id: original.trace_id } : {}),
+      event_seq: staged.seq,
+      payload: {
+        kind: "log",
+        ts: new Date().toISOString(),
+        body: {
+          level: "error",
+          message: "an envelope of this job could not be stored and was dropped",
+        },
+      },
+    });
+    const filler: Staged = {
+      seq: staged.seq,
+      text,
+      logged: text,
+      writes: this.#store.sessionLogWrites(this.sessionId, staged.seq, text, this.#policy.logTtlMs),
+    };
+    this.#store.write(filler.writes).then(
+      () => this.deliver(filler),
+      () => this.#transport?.close(1011, "runtime could not store events"),
+    );
   }
 }

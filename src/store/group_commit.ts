@@ -3,6 +3,17 @@
  * so the durability rule (committed before sent) costs one fsync per batch
  * rather than one per event.
  *
+ * A commit that fails because of the storage (disk full, I/O error, the
+ * database locked) does not drop or reorder anything: the writes stay at the
+ * head of the queue and are retried with backoff, ahead of everything queued
+ * later, and their promises settle only once they are durable. What waits on
+ * them (the delivery of an envelope) therefore waits too, so nothing is sent
+ * before it is committed and no later envelope overtakes an earlier one. The
+ * stall is reported through {@linkcode GroupCommitterOptions.onStall} as soon
+ * as it happens. A write that KV refuses for its own sake (a value or key too
+ * large, too many mutations) is rejected at once, alone: it never holds up or
+ * fails the writes it was batched with.
+ *
  * @module
  */
 import type { KvWrite } from "./large_value.ts";
@@ -11,11 +22,50 @@ import type { KvWrite } from "./large_value.ts";
 const MAX_MUTATIONS = 900;
 const MAX_BYTES = 600_000;
 
+/** Retry backoff after a storage failure: first wait, and the cap (ms). */
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 2000;
+
 interface Pending {
   writes: KvWrite[];
   bytes: number;
   resolve: () => void;
   reject: (err: unknown) => void;
+  /** Commit this one alone (set after a batch it was in was refused). */
+  solo: boolean;
+  /** Already reported through `onStall`. */
+  reported: boolean;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  failFast: boolean;
+}
+
+/** Options of {@linkcode GroupCommitter}. */
+export interface GroupCommitterOptions {
+  /**
+   * Called when a storage failure stalls writes, with the error and the
+   * writes that have just become stalled (each write is reported once; the
+   * writes are retried until they land).
+   */
+  onStall?: (error: unknown, writes: KvWrite[]) => void;
+  /** Called when commits succeed again after a stall. */
+  onRecover?: () => void;
+}
+
+/**
+ * Whether a commit error comes from the storage (so retrying can succeed
+ * once the condition clears) rather than from the writes themselves.
+ *
+ * @param err what `commit()` threw
+ * @returns true for a full disk, an I/O error or a busy database
+ */
+export function isStorageFailure(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return /disk is full|no space left|os error 28|disk i\/o error|database (table )?is locked|database is busy|out of memory/i
+    .test(message);
 }
 
 /** Rough bytes a write adds to an atomic operation (UTF-16 worst case for text). */
@@ -35,29 +85,51 @@ function writeBytes(w: KvWrite): number {
  */
 export class GroupCommitter {
   #kv: Deno.Kv;
+  #options: GroupCommitterOptions;
   #queue: Pending[] = [];
   #running = false;
-  #idle: Array<() => void> = [];
+  #idle: Waiter[] = [];
+  #closing = false;
+  #stall: unknown = undefined;
+  #stalled = false;
+  #wake: (() => void) | undefined;
   /** Commits made so far (for benchmarks and tests). */
   commits = 0;
+  /** Commits that failed for a storage reason and were retried. */
+  failures = 0;
 
   /**
+   * Creates a committer for one database.
+   *
    * @param kv the database to commit to
+   * @param options stall and recovery callbacks
    */
-  constructor(kv: Deno.Kv) {
+  constructor(kv: Deno.Kv, options: GroupCommitterOptions = {}) {
     this.#kv = kv;
+    this.#options = options;
+  }
+
+  /**
+   * The storage error that currently holds writes back, if commits are failing.
+   *
+   * @returns the error, or undefined when commits succeed
+   */
+  get stalled(): unknown {
+    return this.#stalled ? this.#stall : undefined;
   }
 
   /**
    * Queues writes to be committed together with whatever else is queued.
    *
    * @param writes the writes; all of them land in the same atomic commit
-   * @returns resolves once they are durable, rejects if the commit failed
+   * @returns resolves once they are durable (a storage failure delays it,
+   *   retrying), rejects if KV refuses the writes themselves or the
+   *   committer is closed while they cannot be committed
    */
   write(writes: KvWrite[]): Promise<void> {
     return new Promise((resolve, reject) => {
       const bytes = writes.reduce((n, w) => n + writeBytes(w), 0);
-      this.#queue.push({ writes, bytes, resolve, reject });
+      this.#queue.push({ writes, bytes, resolve, reject, solo: false, reported: false });
       if (!this.#running) {
         this.#running = true;
         queueMicrotask(() => this.#drain());
@@ -68,39 +140,125 @@ export class GroupCommitter {
   /**
    * Waits until everything queued so far is committed.
    *
+   * @param options `failFast`: reject with the storage error instead of
+   *   waiting while commits are failing
    * @returns resolves when the queue is empty
    */
-  flush(): Promise<void> {
+  flush(options: { failFast?: boolean } = {}): Promise<void> {
+    const failFast = options.failFast ?? false;
+    if (failFast && this.#stalled) return Promise.reject(this.#stall);
     if (!this.#running) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+    return new Promise((resolve, reject) => this.#idle.push({ resolve, reject, failFast }));
+  }
+
+  /**
+   * Stops retrying: queued writes get one more attempt, and if that fails
+   * they are rejected with its error. Resolves once the queue is empty.
+   *
+   * @returns resolves when nothing is queued any more
+   */
+  close(): Promise<void> {
+    this.#closing = true;
+    this.#wake?.();
+    return this.flush();
   }
 
   async #drain(): Promise<void> {
+    let backoff = RETRY_MIN_MS;
     while (this.#queue.length > 0) {
-      const batch: Pending[] = [];
-      let mutations = 0;
-      let bytes = 0;
-      while (this.#queue.length > 0) {
-        const next = this.#queue[0];
-        const fits = mutations + next.writes.length <= MAX_MUTATIONS &&
-          bytes + next.bytes <= MAX_BYTES;
-        if (batch.length > 0 && !fits) break;
-        batch.push(this.#queue.shift()!);
-        mutations += next.writes.length;
-        bytes += next.bytes;
-      }
+      const batch = this.#take();
       try {
         await this.#commit(batch);
-        this.commits++;
-        for (const p of batch) p.resolve();
       } catch (err) {
-        for (const p of batch) p.reject(err);
+        if (!isStorageFailure(err)) {
+          // KV refused these writes themselves. Find the culprit alone so
+          // the writes it was batched with still land, in order.
+          if (batch.length > 1) {
+            for (const p of batch) p.solo = true;
+            this.#queue.unshift(...batch);
+          } else batch[0].reject(err);
+          continue;
+        }
+        this.failures++;
+        this.#queue.unshift(...batch);
+        if (this.#closing) {
+          for (const p of this.#queue.splice(0)) p.reject(err);
+          break;
+        }
+        this.#stalled = true;
+        this.#stall = err;
+        this.#reportStall(err);
+        await this.#sleep(backoff);
+        backoff = Math.min(backoff * 2, RETRY_MAX_MS);
+        continue;
+      }
+      this.commits++;
+      backoff = RETRY_MIN_MS;
+      for (const p of batch) p.resolve();
+      if (this.#stalled) {
+        this.#stalled = false;
+        this.#stall = undefined;
+        this.#callback(() => this.#options.onRecover?.());
       }
     }
     this.#running = false;
     const idle = this.#idle;
     this.#idle = [];
-    for (const f of idle) f();
+    for (const w of idle) w.resolve();
+  }
+
+  /** The next batch: queued writes up to the limits, or one `solo` write alone. */
+  #take(): Pending[] {
+    const batch: Pending[] = [];
+    let mutations = 0;
+    let bytes = 0;
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0];
+      const fits = !next.solo && mutations + next.writes.length <= MAX_MUTATIONS &&
+        bytes + next.bytes <= MAX_BYTES;
+      if (batch.length > 0 && (!fits || batch[0].solo)) break;
+      batch.push(this.#queue.shift()!);
+      mutations += next.writes.length;
+      bytes += next.bytes;
+    }
+    return batch;
+  }
+
+  /** Reports the writes a storage failure has newly stalled; fails fast waiters. */
+  #reportStall(err: unknown): void {
+    const fresh: KvWrite[] = [];
+    for (const p of this.#queue) {
+      if (p.reported) continue;
+      p.reported = true;
+      fresh.push(...p.writes);
+    }
+    if (fresh.length > 0) this.#callback(() => this.#options.onStall?.(err, fresh));
+    const waiting = this.#idle;
+    this.#idle = waiting.filter((w) => !w.failFast);
+    for (const w of waiting) if (w.failFast) w.reject(err);
+  }
+
+  /** Runs a callback; whatever it throws must not stop the committer. */
+  #callback(f: () => void): void {
+    try {
+      f();
+    } catch {
+      // A failing observer is not the committer's problem.
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
   }
 
   async #commit(batch: Pending[]): Promise<void> {
@@ -113,29 +271,11 @@ export class GroupCommitter {
         byKey.set(id, w);
       }
     }
-    // Batches are cut to fit one atomic operation; only a single item larger
-    // than that (a big streamed result chunk) needs several. Its envelope is
-    // sent only after all of them land, so the durability rule still holds.
-    let op = this.#kv.atomic();
-    let mutations = 0;
-    let bytes = 0;
+    const op = this.#kv.atomic();
     for (const w of byKey.values()) {
-      const size = writeBytes(w);
-      if (mutations > 0 && (mutations + 1 > MAX_MUTATIONS || bytes + size > MAX_BYTES)) {
-        await this.#run(op);
-        op = this.#kv.atomic();
-        mutations = 0;
-        bytes = 0;
-      }
       if (w.value === undefined) op.delete(w.key);
       else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
-      mutations++;
-      bytes += size;
     }
-    if (mutations > 0) await this.#run(op);
-  }
-
-  async #run(op: Deno.AtomicOperation): Promise<void> {
     const res = await op.commit();
     if (!res.ok) throw new Error("KV commit was refused");
   }

@@ -1,6 +1,6 @@
 /**
- * State in Deno KV: key shapes, record shapes, group commit and large
- * values. Nothing above this layer spells a KV key.
+ * State in Deno KV: key shapes, record shapes, group commit, large values
+ * and retention (the sweeper). Nothing above this layer spells a KV key.
  *
  * @example
  * ```ts ignore
@@ -16,3 +16,4 @@ export * from "./keys.ts";
 export * from "./large_value.ts";
 export * from "./records.ts";
 export * from "./store.ts";
+export * from "./sweeper.ts";

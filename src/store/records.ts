@@ -73,6 +73,8 @@ export interface SessionRecord {
   features: string[];
   /** When the session lost its connection (epoch ms), if it has. */
   detached_at?: number;
+  /** When the record was last written (epoch ms); the store sets it. */
+  updated_at?: number;
 }
 
 /** An idempotency key's record. */
@@ -81,6 +83,11 @@ export interface IdempotencyRecord {
   job_id: string;
   /** Hash of the submit parameters the key was first used with. */
   params_hash: string;
+  /**
+   * When the key lapses (epoch ms); the store sets it. KV's own `expireIn`
+   * removes entries only eventually, so reads check this.
+   */
+  expires_at?: number;
 }
 
 /** One subscription decision, for audit. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { keys } from "./keys.ts";
+import { keys, V } from "./keys.ts";
 import { GroupCommitter } from "./group_commit.ts";
 import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
@@ -55,10 +55,22 @@ export class Store {
   readonly kv: Deno.Kv;
   /** Batches writes into atomic commits. */
   readonly committer: GroupCommitter;
+  /**
+   * Called when commits start failing for a storage reason (disk full, I/O
+   * error), with the error and the sessions whose envelopes or records are
+   * now held back. The writes are retried until they land, so nothing is
+   * lost or reordered, but nothing waiting on them is sent meanwhile.
+   */
+  onCommitStall: ((error: unknown, sessionIds: string[]) => void) | undefined;
+  /** Called when commits succeed again after a stall. */
+  onCommitRecover: (() => void) | undefined;
 
   private constructor(kv: Deno.Kv) {
     this.kv = kv;
-    this.committer = new GroupCommitter(kv);
+    this.committer = new GroupCommitter(kv, {
+      onStall: (error, writes) => this.onCommitStall?.(error, sessionsOf(writes)),
+      onRecover: () => this.onCommitRecover?.(),
+    });
   }
 
   /**
@@ -72,9 +84,12 @@ export class Store {
     return new Store(await Deno.openKv(options.path));
   }
 
-  /** Closes the database after pending commits land. */
+  /**
+   * Closes the database after pending commits land. Writes held back by a
+   * storage failure get one last attempt and are then rejected.
+   */
   async close(): Promise<void> {
-    await this.committer.flush();
+    await this.committer.close();
     this.kv.close();
   }
 
@@ -104,15 +119,21 @@ export class Store {
    * The writes that store a job record and keep its indexes in step.
    *
    * @param job the record
-   * @returns writes for the record, the principal index and the live index
+   * @returns writes for the record, the principal index, the live index and,
+   *   once the job has ended, the end-time index the sweeper reads
    */
   jobWrites(job: JobRecord): KvWrite[] {
     const live = !["success", "error", "cancelled", "timed_out"].includes(job.status);
-    return [
+    const writes: KvWrite[] = [
       { key: keys.job(job.job_id), value: job },
       { key: keys.principalJob(job.principal, job.created_ms, job.job_id), value: job },
       { key: keys.liveJob(job.job_id), value: live ? job.session_id : undefined },
     ];
+    const endedMs = job.ended_at === undefined ? NaN : Date.parse(job.ended_at);
+    if (!live && Number.isFinite(endedMs)) {
+      writes.push({ key: keys.endedJob(endedMs, job.job_id), value: job.session_id });
+    }
+    return writes;
   }
 
   /**
@@ -122,25 +143,43 @@ export class Store {
    * @param job the new job
    * @param idempotency the key to claim, if any
    * @returns true when created; false when the key was claimed meanwhile
+   * @throws the storage error when commits are failing (disk full, I/O
+   *   error): the job is refused rather than accepted late
    */
   async createJob(
     job: JobRecord,
     idempotency?: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
   ): Promise<boolean> {
+    // While the store cannot commit at all, refuse the job now rather than
+    // accept it whenever the disk has room again.
+    if (this.committer.stalled !== undefined) throw this.committer.stalled;
     if (!idempotency) {
       await this.write(this.jobWrites(job));
       return true;
     }
     const key = keys.idempotency(idempotency.principal, idempotency.keyHash);
-    const op = this.kv.atomic().check({ key, versionstamp: null })
-      .set(key, idempotency.record, { expireIn: idempotency.ttlMs });
-    for (const w of this.jobWrites(job)) {
-      if (w.value === undefined) op.delete(w.key);
-      else op.set(w.key, w.value);
+    // Earlier queued writes (e.g. this session's log) must land first; a
+    // storage failure meanwhile refuses the job instead of waiting.
+    await this.committer.flush({ failFast: true });
+    // A key past its `expires_at` may still be in KV (expiry is eventual):
+    // it is free to claim, guarded by its versionstamp. Retry when the
+    // sweeper deleted it between our read and our write.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await this.kv.get<IdempotencyRecord>(key);
+      if (existing.value && !isExpired(existing.value, Date.now())) return false;
+      const record: IdempotencyRecord = {
+        ...idempotency.record,
+        expires_at: Date.now() + idempotency.ttlMs,
+      };
+      const op = this.kv.atomic().check({ key, versionstamp: existing.versionstamp })
+        .set(key, record, { expireIn: idempotency.ttlMs });
+      for (const w of this.jobWrites(job)) {
+        if (w.value === undefined) op.delete(w.key);
+        else op.set(w.key, w.value);
+      }
+      if ((await op.commit()).ok) return true;
     }
-    // Earlier queued writes (e.g. this session's log) must land first.
-    await this.committer.flush();
-    return (await op.commit()).ok;
+    return false;
   }
 
   /**
@@ -151,7 +190,9 @@ export class Store {
    * @returns the record, or null when unknown or expired
    */
   async getIdempotency(principal: string, keyHash: string): Promise<IdempotencyRecord | null> {
-    return (await this.kv.get<IdempotencyRecord>(keys.idempotency(principal, keyHash))).value;
+    const record = (await this.kv.get<IdempotencyRecord>(keys.idempotency(principal, keyHash)))
+      .value;
+    return record && !isExpired(record, Date.now()) ? record : null;
   }
 
   /**
@@ -215,14 +256,18 @@ export class Store {
   }
 
   /**
-   * The write that stores a session record.
+   * The write that stores a session record, stamped with `updated_at`.
    *
    * @param session the record
    * @param ttlMs how long KV keeps it
    * @returns the write
    */
   sessionWrite(session: SessionRecord, ttlMs: number): KvWrite {
-    return { key: keys.session(session.session_id), value: session, expireIn: ttlMs };
+    return {
+      key: keys.session(session.session_id),
+      value: { ...session, updated_at: Date.now() },
+      expireIn: ttlMs,
+    };
   }
 
   /**
@@ -316,4 +361,29 @@ export class Store {
   jobLog(jobId: string): AsyncGenerator<[number, string]> {
     return listTexts(this.kv, keys.jobLog(jobId));
   }
+}
+
+/**
+ * Whether an idempotency record has lapsed. Records written before
+ * `expires_at` existed rely on KV's own expiry alone.
+ *
+ * @param record the record
+ * @param now the current time (epoch ms)
+ * @returns true once `expires_at` has passed
+ */
+export function isExpired(record: IdempotencyRecord, now: number): boolean {
+  return record.expires_at !== undefined && record.expires_at <= now;
+}
+
+/** The sessions some writes belong to: session logs and records, and jobs' owners. */
+function sessionsOf(writes: KvWrite[]): string[] {
+  const ids = new Set<string>();
+  for (const { key, value } of writes) {
+    if (key[0] !== V) continue;
+    if ((key[1] === "slog" || key[1] === "sess") && typeof key[2] === "string") ids.add(key[2]);
+    if (key[1] === "job" && typeof (value as JobRecord | undefined)?.session_id === "string") {
+      ids.add((value as JobRecord).session_id);
+    }
+  }
+  return [...ids];
 }

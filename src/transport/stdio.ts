@@ -41,6 +41,7 @@ export async function serveLines(
       closed = true;
     },
     remoteAddr: "stdio",
+    secure: false,
     get bufferedAmount() {
       return pending;
     },

@@ -15,6 +15,8 @@ export interface Transport {
   readonly remoteAddr: string;
   /** Bytes queued but not yet written. */
   readonly bufferedAmount: number;
+  /** Whether the connection is encrypted (wss://). */
+  readonly secure: boolean;
 }
 
 /** What a transport calls as frames arrive. */

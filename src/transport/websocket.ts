@@ -12,6 +12,8 @@ export interface WebSocketOptions {
   maxFrameBytes: number;
   /** Peer address. */
   remoteAddr: string;
+  /** Whether the request came over TLS. */
+  secure: boolean;
 }
 
 /**
@@ -42,6 +44,7 @@ export function acceptWebSocket(
       }
     },
     remoteAddr: options.remoteAddr,
+    secure: options.secure,
     get bufferedAmount() {
       return socket.bufferedAmount;
     },

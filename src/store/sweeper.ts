@@ -1,0 +1,300 @@
+/**
+ * Retention: a periodic sweep that deletes what no client can ask for any
+ * more, so KV does not grow without bound.
+ *
+ * - A session record and its whole log once the session is detached and its
+ *   resume window has passed, unless this process holds it in memory
+ *   (connected, or detached and still resumable). A record without
+ *   `detached_at` belongs to a session whose process died while it was
+ *   attached; it counts as detached since the later of its last write and
+ *   this process's start (the registry makes such a session resumable only
+ *   after a restart).
+ * - Idempotency keys past their `expires_at`.
+ * - The histories of jobs that ended more than the history TTL ago (job
+ *   records stay, so `list_jobs` and idempotent replays still find them).
+ *
+ * Nothing inside a resume window is touched, acknowledged or not. Deletes go
+ * through the group committer in bounded batches, and one sweep deletes at
+ * most a bounded number of entries (the next sweep carries on). A session is
+ * swept in a crash-safe order: its record is replaced by a tombstone in one
+ * atomic step (guarded by the record's versionstamp, so a record written
+ * meanwhile is left alone), then its log is deleted, then the tombstone.
+ *
+ * @module
+ */
+import { keys } from "./keys.ts";
+import type { KvWrite } from "./large_value.ts";
+import type { IdempotencyRecord, SessionRecord } from "./records.ts";
+import { isExpired, type Store } from "./store.ts";
+
+/** Options of {@linkcode Sweeper}. */
+export interface SweeperOptions {
+  /** The store to sweep. */
+  store: Store;
+  /** Time between sweeps (ms). */
+  intervalMs: number;
+  /** The sessions' resume window (ms). */
+  resumeWindowMs: number;
+  /** How long a terminal job's history is kept after it ended (ms). */
+  jobHistoryTtlMs: number;
+  /** Whether this process holds a session in memory (connected or still resumable). */
+  isHeld: (sessionId: string) => boolean;
+  /** Reports a sweep that failed (it is retried at the next interval). */
+  onError?: (error: unknown) => void;
+  /** Deletes per commit; default 500 (KV allows 1000 mutations per commit). */
+  batchSize?: number;
+  /** Entries one sweep deletes at most; default 50,000. */
+  maxDeletesPerSweep?: number;
+  /** The clock (epoch ms); default `Date.now`. */
+  now?: () => number;
+}
+
+/** What one sweep deleted. */
+export interface SweepReport {
+  /** Session records deleted. */
+  sessions: number;
+  /** Job histories deleted. */
+  jobHistories: number;
+  /** Idempotency keys deleted. */
+  idempotencyKeys: number;
+  /** KV entries deleted in all. */
+  entries: number;
+  /** Whether the sweep stopped at its delete budget (more is left for the next one). */
+  truncated: boolean;
+}
+
+/** Checks per atomic operation for guarded deletes (KV allows 100). */
+const CHECKS_PER_COMMIT = 50;
+
+/** Thrown inside a sweep to end it early (stopped, budget spent, commits failing). */
+class SweepCut extends Error {}
+
+/**
+ * Deletes expired sessions, idempotency keys and job histories, every
+ * `intervalMs`, one sweep at a time.
+ *
+ * @example
+ * ```ts ignore
+ * import { Store } from "./store.ts";
+ * import { Sweeper } from "./sweeper.ts";
+ * const store = await Store.open({ path: ":memory:" });
+ * const sweeper = new Sweeper({
+ *   store,
+ *   intervalMs: 60_000,
+ *   resumeWindowMs: 600_000,
+ *   jobHistoryTtlMs: 7 * 24 * 3600 * 1000,
+ *   isHeld: () => false,
+ * });
+ * sweeper.start();
+ * await sweeper.stop();
+ * await store.close();
+ * ```
+ */
+export class Sweeper {
+  #options: SweeperOptions;
+  #store: Store;
+  #now: () => number;
+  #batchSize: number;
+  #maxDeletes: number;
+  /** When this process started holding sessions (epoch ms). */
+  #startedAt: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #running: Promise<SweepReport> | undefined;
+  #stopped = false;
+  #started = false;
+  #budget = 0;
+
+  /**
+   * Creates a sweeper; call {@linkcode Sweeper.start} to run it.
+   *
+   * @param options what to sweep, how often, and the retention rules
+   */
+  constructor(options: SweeperOptions) {
+    this.#options = options;
+    this.#store = options.store;
+    this.#now = options.now ?? Date.now;
+    this.#batchSize = Math.max(1, Math.min(options.batchSize ?? 500, 900));
+    this.#maxDeletes = options.maxDeletesPerSweep ?? 50_000;
+    this.#startedAt = this.#now();
+  }
+
+  /** Starts sweeping every `intervalMs` (the first sweep after one interval). */
+  start(): void {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    this.#schedule();
+  }
+
+  /**
+   * Stops sweeping. A sweep in progress stops at its next step.
+   *
+   * @returns resolves once no sweep is running
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#running?.catch(() => {});
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(async () => {
+      this.#timer = undefined;
+      try {
+        await this.sweep();
+      } catch (err) {
+        if (!this.#stopped) this.#options.onError?.(err);
+      }
+      this.#schedule();
+    }, this.#options.intervalMs);
+  }
+
+  /**
+   * Runs one sweep now (or joins the one running).
+   *
+   * @returns what it deleted
+   */
+  sweep(): Promise<SweepReport> {
+    this.#running ??= this.#sweep().finally(() => this.#running = undefined);
+    return this.#running;
+  }
+
+  async #sweep(): Promise<SweepReport> {
+    const report: SweepReport = {
+      sessions: 0,
+      jobHistories: 0,
+      idempotencyKeys: 0,
+      entries: 0,
+      truncated: false,
+    };
+    this.#budget = this.#maxDeletes;
+    try {
+      await this.#finishSweptSessions();
+      await this.#sweepSessions(report);
+      await this.#sweepIdempotency(report);
+      await this.#sweepJobHistories(report);
+    } catch (err) {
+      if (!(err instanceof SweepCut)) throw err;
+      report.truncated = true;
+    }
+    report.entries = this.#maxDeletes - this.#budget;
+    return report;
+  }
+
+  /** Stops the sweep when stopped, out of budget, or while commits fail. */
+  #step(): void {
+    if (this.#stopped) throw new SweepCut("sweeper stopped");
+    if (this.#budget <= 0) throw new SweepCut("delete budget spent");
+    // Deletes would only queue behind writes a storage failure holds back.
+    if (this.#store.committer.stalled !== undefined) throw new SweepCut("commits are failing");
+  }
+
+  /** Deletes every entry under a prefix, in bounded batches; the budget may stop it midway. */
+  async #deletePrefix(prefix: Deno.KvKey): Promise<void> {
+    let batch: KvWrite[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const writes = batch;
+      batch = [];
+      await this.#store.write(writes);
+      this.#budget -= writes.length;
+    };
+    for await (const entry of this.#store.kv.list({ prefix }, { batchSize: this.#batchSize })) {
+      batch.push({ key: entry.key });
+      if (batch.length >= Math.min(this.#batchSize, this.#budget)) {
+        await flush();
+        this.#step();
+      }
+    }
+    await flush();
+  }
+
+  /** Logs of sessions whose record an earlier sweep deleted (it stopped or the process died). */
+  async #finishSweptSessions(): Promise<void> {
+    for await (const entry of this.#store.kv.list({ prefix: keys.sweptSessions() })) {
+      this.#step();
+      const sessionId = entry.key.at(-1) as string;
+      await this.#deletePrefix(keys.sessionLog(sessionId));
+      await this.#store.write([{ key: entry.key }]);
+      this.#budget--;
+    }
+  }
+
+  async #sweepSessions(report: SweepReport): Promise<void> {
+    const now = this.#now();
+    const windowMs = this.#options.resumeWindowMs;
+    for await (const entry of this.#store.kv.list<SessionRecord>({ prefix: keys.sessions() })) {
+      this.#step();
+      const record = entry.value;
+      const sessionId = entry.key.at(-1) as string;
+      if (this.#options.isHeld(sessionId)) continue;
+      const detachedAt = record.detached_at ??
+        Math.max(record.updated_at ?? 0, this.#startedAt);
+      if (detachedAt + windowMs >= now) continue;
+      // The record goes (and the tombstone comes) only if nobody wrote it
+      // since we read it; a resume cannot find it afterwards.
+      const res = await this.#store.kv.atomic()
+        .check({ key: entry.key, versionstamp: entry.versionstamp })
+        .delete(entry.key)
+        .set(keys.sweptSession(sessionId), now)
+        .commit();
+      if (!res.ok || this.#options.isHeld(sessionId)) {
+        // Restored while we decided: put it back untouched.
+        if (res.ok) {
+          await this.#store.kv.atomic().check({ key: entry.key, versionstamp: null })
+            .set(entry.key, record).delete(keys.sweptSession(sessionId)).commit();
+        }
+        continue;
+      }
+      this.#budget--;
+      report.sessions++;
+      await this.#deletePrefix(keys.sessionLog(sessionId));
+      await this.#store.write([{ key: keys.sweptSession(sessionId) }]);
+    }
+  }
+
+  async #sweepIdempotency(report: SweepReport): Promise<void> {
+    const now = this.#now();
+    let guarded: Array<Deno.KvEntry<IdempotencyRecord>> = [];
+    const flush = async () => {
+      if (guarded.length === 0) return;
+      const op = this.#store.kv.atomic();
+      for (const e of guarded) op.check({ key: e.key, versionstamp: e.versionstamp }).delete(e.key);
+      const n = guarded.length;
+      guarded = [];
+      // Refused when a submit re-claimed one of the keys meanwhile; the rest
+      // are deleted at the next sweep.
+      if ((await op.commit()).ok) {
+        this.#budget -= n;
+        report.idempotencyKeys += n;
+      }
+      this.#step();
+    };
+    for await (
+      const entry of this.#store.kv.list<IdempotencyRecord>({ prefix: keys.idempotencyKeys() }, {
+        batchSize: this.#batchSize,
+      })
+    ) {
+      if (!entry.value || !isExpired(entry.value, now)) continue;
+      guarded.push(entry);
+      if (guarded.length >= Math.min(CHECKS_PER_COMMIT, this.#budget)) await flush();
+    }
+    await flush();
+  }
+
+  async #sweepJobHistories(report: SweepReport): Promise<void> {
+    const cutoff = this.#now() - this.#options.jobHistoryTtlMs;
+    const prefix = keys.endedJobs();
+    const selector = { start: prefix, end: [...prefix, cutoff] };
+    for await (const entry of this.#store.kv.list(selector, { batchSize: this.#batchSize })) {
+      this.#step();
+      const jobId = entry.key.at(-1) as string;
+      await this.#deletePrefix(keys.jobLog(jobId));
+      // The index entry goes last, so a sweep cut short finds the job again.
+      await this.#store.write([{ key: entry.key }]);
+      this.#budget--;
+      report.jobHistories++;
+    }
+  }
+}
