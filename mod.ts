@@ -51,6 +51,7 @@ export {
 } from "./src/sandbox/agent.ts";
 export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
 export type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./src/sandbox/sandbox.ts";
+export type { SupervisorOptions } from "./src/sandbox/supervisor.ts";
 export type { ToolContext, ToolHandler } from "./src/jobs/tools.ts";
 export {
   type Credential,

@@ -10,7 +10,7 @@ import { RUNTIME_FEATURES } from "./protocol/features.ts";
 import { type JobLimits, JobManager } from "./jobs/job_manager.ts";
 import { type AgentInventoryEntry, AgentRegistry } from "./sandbox/registry.ts";
 import type { Sandbox } from "./sandbox/sandbox.ts";
-import { SupervisedSandbox } from "./sandbox/supervisor.ts";
+import { SupervisedSandbox, type SupervisorOptions } from "./sandbox/supervisor.ts";
 import { HostLauncher } from "./sandbox/host_launcher.ts";
 import { LocalLauncher } from "./sandbox/local_launcher.ts";
 import type { ToolHandler } from "./jobs/tools.ts";
@@ -66,6 +66,13 @@ export interface RuntimeOptions {
    * {@linkcode Sandbox} of your own.
    */
   sandbox?: "process" | "worker" | Sandbox;
+  /**
+   * Agent liveness: workers beat every `beatIntervalMs` (default 1000) and a
+   * job whose worker misses `missedBeats` (default 5) in a row ends with
+   * `HEARTBEAT_LOST`; event rate caps (`eventRate`, `eventBurst`) and the
+   * symlink scan bound (`scanLimit`) live here too.
+   */
+  liveness?: SupervisorOptions;
   /** Heap cap of each sandbox host process, MiB (default 512). */
   hostHeapMb?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
@@ -154,6 +161,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       ? new LocalLauncher()
       : new HostLauncher({ heapMb: options.hostHeapMb, denyPaths, allowNpm: options.allowNpm }),
     denyPaths,
+    options.liveness,
   );
   const sessionLimits = { ...DEFAULT_SESSION_LIMITS, ...options.sessions };
   const sessions = new SessionRegistry(store, sessionLimits, {

@@ -166,22 +166,26 @@ export class CredentialService {
       attempts: 0,
       next_at: 0,
     };
-    const issued = await this.#issueUnder(request, record);
-    const credential: Credential = { id, ...issued };
-    this.#live.set(request.jobId, [{ ...credential, handle }]);
-    return [credential];
+    return await this.#issueUnder(request, record, (issued) => {
+      const credential: Credential = { id, ...issued };
+      this.#live.set(request.jobId, [{ ...credential, handle }]);
+      return [credential];
+    });
   }
 
   /**
    * Commits the revocation record, then asks the upstream. While the answer
    * is pending the handle is marked in flight, so the retry loop does not
    * revoke it from under the issue (a delete that lands before the key
-   * exists would find nothing, drop the record, and leak the key).
+   * exists would find nothing, drop the record, and leak the key). `adopt`
+   * runs before the mark is cleared, so there is no moment when the handle
+   * is neither in flight nor live.
    */
-  async #issueUnder(
+  async #issueUnder<T>(
     request: Omit<CredentialRequest, "handle">,
     record: RevocationRecord,
-  ): Promise<Omit<Credential, "id">> {
+    adopt: (issued: Omit<Credential, "id">) => T,
+  ): Promise<T> {
     const { handle } = record;
     const key = keys.revocation(request.jobId, handle);
     const { promise: done, resolve } = Promise.withResolvers<void>();
@@ -189,8 +193,9 @@ export class CredentialService {
     this.#issuing.set(handle, { jobId: request.jobId, done });
     try {
       await this.#store.kv.set(key, record);
+      let issued: Omit<Credential, "id">;
       try {
-        return await this.#provisioner.issue({ ...request, handle });
+        issued = await this.#provisioner.issue({ ...request, handle });
       } catch (err) {
         // The upstream may have issued before failing: revoke by handle anyway.
         await this.#store.kv.set(key, { ...record, next_at: Date.now() });
@@ -201,6 +206,7 @@ export class CredentialService {
           }`,
         );
       }
+      return adopt(issued);
     } finally {
       this.#issuing.delete(handle);
       resolve();
@@ -232,22 +238,25 @@ export class CredentialService {
       throw new ArcpError("JOB_NOT_FOUND", `job ${request.jobId} has no live credential`);
     }
     const handle = `arcp-${old.id}-${newUlid().slice(-8).toLowerCase()}`;
-    const issued = await this.#issueUnder(request, {
+    const fresh = await this.#issueUnder(request, {
       job_id: request.jobId,
       credential_id: old.id,
       provisioner: this.#provisioner.name,
       handle,
       attempts: 0,
       next_at: 0,
+    }, (issued) => {
+      if (this.#live.get(request.jobId) !== creds) return undefined;
+      const fresh = { ...issued, id: old.id, handle };
+      creds[0] = fresh;
+      return fresh;
     });
-    if (this.#live.get(request.jobId) !== creds) {
+    if (!fresh) {
       // The job ended while the fresh credential was being issued: nobody
       // will ever receive it, so revoke it now (its record stays until then).
       await this.#revokeOne(request.jobId, handle);
       throw new ArcpError("JOB_NOT_FOUND", `job ${request.jobId} ended during the rotation`);
     }
-    const fresh = { ...issued, id: old.id, handle };
-    creds[0] = fresh;
     // A failed attempt is retried by the retry loop: the old handle is no longer in use.
     await this.#revokeOne(request.jobId, old.handle);
     const { handle: _h, ...credential } = fresh;

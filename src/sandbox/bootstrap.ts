@@ -374,7 +374,7 @@ export function serveAgent(agent: AgentDefinition): void {
       started = true;
       // A blocked event loop stops these beats; the runtime notices and kills the job.
       post({ t: "beat" });
-      setInterval(() => post({ t: "beat" }), BEAT_INTERVAL_MS);
+      setInterval(() => post({ t: "beat" }), msg.beatMs > 0 ? msg.beatMs : BEAT_INTERVAL_MS);
       try {
         const value = await agent.run(
           msg.input,

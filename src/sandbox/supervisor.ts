@@ -337,6 +337,7 @@ export class SupervisedSandbox implements Sandbox {
       traceId: job.traceId,
       input: job.input,
       lease: job.lease,
+      beatMs: this.#beatMs,
     });
     return {
       abort: (reason) => {

@@ -11,7 +11,15 @@ import { z } from "zod";
 /** Host → worker. */
 export type HostMessage =
   | { t: "describe" }
-  | { t: "start"; jobId: string; traceId: string; input: unknown; lease: Record<string, string[]> }
+  | {
+    t: "start";
+    jobId: string;
+    traceId: string;
+    input: unknown;
+    lease: Record<string, string[]>;
+    /** How often to beat (ms). */
+    beatMs: number;
+  }
   | { t: "abort"; reason: string }
   | { t: "credit"; n: number }
   | { t: "reply"; id: number; ok: true; value: unknown }
