@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { parseCommandArgs } from "./command_args.ts";
 import { parseArgs } from "parse-args";
 import { ArcpClient } from "../client/client.ts";
 import { ArcpClientError } from "../client/errors.ts";
@@ -73,17 +74,12 @@ export function parseCancelArgs(
  * @returns the exit code
  */
 export async function cancel(args: string[]): Promise<number> {
-  let parsed: CancelArgs | "help";
-  try {
-    parsed = parseCancelArgs(args, (n) => Deno.env.get(n));
-  } catch (err) {
-    console.error(`arcp cancel: ${(err as Error).message}\n${CANCEL_USAGE}`);
-    return 2;
-  }
-  if (parsed === "help") {
-    console.log(CANCEL_USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs(
+    "cancel",
+    CANCEL_USAGE,
+    () => parseCancelArgs(args, (n) => Deno.env.get(n)),
+  );
+  if (typeof parsed === "number") return parsed;
   const { connection, jobId, reason } = parsed;
   const store = new SessionStore(sessionsPath((n) => Deno.env.get(n)));
   let client: ArcpClient;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseCommandArgs } from "./command_args.ts";
 import { parseArgs } from "parse-args";
 import { ArcpClient } from "../client/client.ts";
 import type { JobListEntry, JobStatus } from "../client/payloads.ts";
@@ -101,17 +102,12 @@ function count(text: string | undefined, flag: string, fallback: number): number
  * @returns the exit code
  */
 export async function jobs(args: string[]): Promise<number> {
-  let parsed: JobsArgs | "help";
-  try {
-    parsed = parseJobsArgs(args, (n) => Deno.env.get(n));
-  } catch (err) {
-    console.error(`arcp jobs: ${(err as Error).message}\n${JOBS_USAGE}`);
-    return 2;
-  }
-  if (parsed === "help") {
-    console.log(JOBS_USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs(
+    "jobs",
+    JOBS_USAGE,
+    () => parseJobsArgs(args, (n) => Deno.env.get(n)),
+  );
+  if (typeof parsed === "number") return parsed;
   const { connection, filter, limit, pageSize, json } = parsed;
   let client: ArcpClient;
   try {

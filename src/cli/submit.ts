@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { parseCommandArgs } from "./command_args.ts";
 import { parseArgs } from "parse-args";
 import { ArcpClient } from "../client/client.ts";
 import { ArcpClientError, JobFailedError } from "../client/errors.ts";
@@ -128,17 +129,12 @@ export function parseSubmitArgs(
  * @returns the exit code
  */
 export async function submit(args: string[]): Promise<number> {
-  let parsed: SubmitArgs | "help";
-  try {
-    parsed = parseSubmitArgs(args, (n) => Deno.env.get(n));
-  } catch (err) {
-    console.error(`arcp submit: ${(err as Error).message}\n${SUBMIT_USAGE}`);
-    return 2;
-  }
-  if (parsed === "help") {
-    console.log(SUBMIT_USAGE);
-    return 0;
-  }
+  const parsed = parseCommandArgs(
+    "submit",
+    SUBMIT_USAGE,
+    () => parseSubmitArgs(args, (n) => Deno.env.get(n)),
+  );
+  if (typeof parsed === "number") return parsed;
   const { connection, request, out } = parsed;
   let client: ArcpClient;
   try {

@@ -11,6 +11,21 @@ import { silentLogger } from "../../src/logger.ts";
 /** The project root. */
 export const ROOT: string = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
+/** `deno` arguments that run the CLI with exactly the permissions the `serve` task grants. */
+export const CLI_RUN: readonly string[] = [
+  "run",
+  "--unstable-kv",
+  "--unstable-worker-options",
+  "--no-prompt",
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+  `${ROOT}/src/cli/main.ts`,
+];
+
 /** Tokens every test server accepts. */
 export const TOKENS: Record<string, string> = { "alice-token": "alice", "bob-token": "bob" };
 
@@ -106,17 +121,7 @@ export async function startChildServer(
   env: Record<string, string> = {},
 ): Promise<ChildServer> {
   const args = [
-    "run",
-    "--unstable-kv",
-    "--unstable-worker-options",
-    "--no-prompt",
-    "--allow-read",
-    "--allow-write",
-    "--allow-net",
-    "--allow-env",
-    "--allow-run",
-    "--allow-sys",
-    `${ROOT}/src/cli/main.ts`,
+    ...CLI_RUN,
     "serve",
     "--port",
     "0",

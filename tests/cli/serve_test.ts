@@ -3,28 +3,14 @@
  * graceful shutdown on SIGTERM, and wss:// with a TLS certificate.
  */
 import { equal, match, ok } from "assert";
-import { ROOT, startChildServer } from "../_harness/server.ts";
+import { CLI_RUN, ROOT, startChildServer } from "../_harness/server.ts";
 import { connect, WsClient } from "../_harness/ws_client.ts";
-
-const DENO_FLAGS = [
-  "--unstable-kv",
-  "--unstable-worker-options",
-  "--no-prompt",
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-];
 
 /** Starts `arcp serve` with exactly the given flags and environment; resolves with its URL. */
 async function serve(args: string[], env: Record<string, string> = {}) {
   const process = new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      ...DENO_FLAGS,
-      `${ROOT}/src/cli/main.ts`,
+      ...CLI_RUN,
       "serve",
       "--port",
       "0",

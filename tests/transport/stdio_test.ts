@@ -1,5 +1,5 @@
 import { deepEqual, equal, match, ok } from "assert";
-import { ROOT } from "../_harness/server.ts";
+import { CLI_RUN, ROOT } from "../_harness/server.ts";
 
 /** `arcp serve --stdio` as a child process, speaking newline-delimited JSON. */
 class StdioServer implements AsyncDisposable {
@@ -15,17 +15,7 @@ class StdioServer implements AsyncDisposable {
   constructor(args: string[]) {
     const proc = new Deno.Command(Deno.execPath(), {
       args: [
-        "run",
-        "--unstable-kv",
-        "--unstable-worker-options",
-        "--no-prompt",
-        "--allow-read",
-        "--allow-write",
-        "--allow-net",
-        "--allow-env",
-        "--allow-run",
-        "--allow-sys",
-        `${ROOT}/src/cli/main.ts`,
+        ...CLI_RUN,
         "serve",
         "--stdio",
         ...args,
