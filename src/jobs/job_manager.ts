@@ -281,15 +281,22 @@ export class JobManager {
         budget: record.budget,
       })
       : undefined;
-    const created = await this.#store.createJob(
-      record,
-      idem && {
-        principal,
-        keyHash: idem.keyHash,
-        record: { job_id: jobId, params_hash: idem.paramsHash },
-        ttlMs: this.#limits.idempotencyTtlMs,
-      },
-    );
+    let created: boolean;
+    try {
+      created = await this.#store.createJob(
+        record,
+        idem && {
+          principal,
+          keyHash: idem.keyHash,
+          record: { job_id: jobId, params_hash: idem.paramsHash },
+          ttlMs: this.#limits.idempotencyTtlMs,
+        },
+      );
+    } catch (err) {
+      // Nothing was accepted: the credential must not outlive the failed submit.
+      if (credentials) await this.#credentials!.revokeJob(jobId);
+      throw err;
+    }
     if (!created) {
       if (credentials) await this.#credentials!.revokeJob(jobId);
       // Another submit claimed the key between our read and our write.

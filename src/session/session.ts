@@ -47,6 +47,8 @@ export class Session implements EventSink {
   #held: Staged[] | undefined;
   #stallTimer: ReturnType<typeof setInterval> | undefined;
   #pressured = false;
+  /** Live texts of held envelopes whose logged copy is redacted, by seq: replay sends these. */
+  #unredacted = new Map<number, string>();
   #freeing: Promise<void> = Promise.resolve();
   /** Called when the session has been detached for a while; see SessionRegistry. */
   onDetach: (() => void) | undefined;
@@ -165,7 +167,9 @@ export class Session implements EventSink {
         transport.bufferedAmount > this.#policy.maxBufferedBytes &&
         !(await this.#drained(transport))
       ) return;
-      transport.send(text);
+      // A catch-up of this connection sends the live text, not the redacted copy in KV.
+      transport.send(this.#unredacted.get(seq) ?? text);
+      this.#unredacted.delete(seq);
       this.#sentSeq = seq;
     }
     if (this.#transport !== transport) return;
@@ -224,8 +228,10 @@ export class Session implements EventSink {
    */
   deliver(staged: Staged): void {
     if (!this.#transport) return;
-    if (this.#held) this.#held.push(staged);
-    else this.#send(staged);
+    if (this.#held) {
+      this.#held.push(staged);
+      if (staged.text !== staged.logged) this.#unredacted.set(staged.seq, staged.text);
+    } else this.#send(staged);
   }
 
   #send(staged: Staged): void {
