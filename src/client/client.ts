@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { ALL_FEATURES } from "../protocol/features.ts";
 import type { z } from "zod";
 import { ARCP_VERSION, type Envelope, TRACE_ID } from "../protocol/envelope.ts";
 import { newTraceId, newUlid } from "../protocol/ids.ts";
@@ -47,18 +48,9 @@ import type {
  * `resultBytes()`/`resultText()` reassemble them on request). Only
  * `provisioned_credentials` is left out (secrets only for callers that ask).
  */
-export const DEFAULT_FEATURES: readonly string[] = [
-  "heartbeat",
-  "ack",
-  "list_jobs",
-  "subscribe",
-  "lease_expires_at",
-  "cost.budget",
-  "model.use",
-  "progress",
-  "result_chunk",
-  "agent_versions",
-];
+export const DEFAULT_FEATURES: readonly string[] = ALL_FEATURES.filter((f) =>
+  f !== "provisioned_credentials"
+);
 
 /** A session to take over, from an earlier welcome. */
 export interface ResumeOptions {
