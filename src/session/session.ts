@@ -16,6 +16,9 @@ import type { SessionRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport } from "../transport/transport.ts";
 
+/** `job.accepted` envelopes kept for a detached session, at most. */
+const MAX_PENDING_ACCEPTED = 100;
+
 /** Event kinds a session receives only when it negotiated their feature. */
 const KIND_FEATURE: Record<string, string> = { progress: "progress", result_chunk: "result_chunk" };
 
@@ -159,7 +162,14 @@ export class Session implements EventSink {
    */
   async replay(): Promise<void> {
     const transport = this.#transport;
-    if (!transport || !this.#held) return;
+    if (!transport) return;
+    const pending = this.record.pending_accepted;
+    if (pending?.length) {
+      for (const text of pending) transport.send(text);
+      delete this.record.pending_accepted;
+      await this.#store.write([this.recordWrite()]);
+    }
+    if (!this.#held) return;
     for await (const [seq, text] of this.#store.sessionLog(this.sessionId, this.#sentSeq)) {
       if (this.#transport !== transport) return;
       if (seq !== this.#sentSeq + 1) break;
@@ -356,16 +366,24 @@ export class Session implements EventSink {
     payload: Record<string, unknown>,
     extra: Record<string, unknown> = {},
   ): void {
-    this.#transport?.send(
-      JSON.stringify({
-        arcp: ARCP_VERSION,
-        id: newUlid(),
-        type,
-        session_id: this.sessionId,
-        ...extra,
-        payload,
-      }),
-    );
+    const text = JSON.stringify({
+      arcp: ARCP_VERSION,
+      id: newUlid(),
+      type,
+      session_id: this.sessionId,
+      ...extra,
+      payload,
+    });
+    if (this.#transport) this.#transport.send(text);
+    else if (type === "job.accepted") {
+      // A delegated child accepted while its session is detached: the client
+      // gets this ahead of the replayed events when it resumes.
+      (this.record.pending_accepted ??= []).push(text);
+      if (this.record.pending_accepted.length > MAX_PENDING_ACCEPTED) {
+        this.record.pending_accepted.shift();
+      }
+      this.#store.write([this.recordWrite()]).catch((err) => this.fault(err));
+    }
   }
 
   /**

@@ -73,6 +73,8 @@ export interface SessionRecord {
   features: string[];
   /** When the session lost its connection (epoch ms), if it has. */
   detached_at?: number;
+  /** `job.accepted` envelopes (delegated children) issued while detached, re-sent on resume. */
+  pending_accepted?: string[];
   /** When the record was last written (epoch ms); the store sets it. */
   updated_at?: number;
 }
