@@ -274,6 +274,8 @@ export class SupervisedSandbox implements Sandbox {
           listener.onChunk(msg.data, msg.encoding).then(credit, () => {});
           return;
         case "chunk_end":
+          // It took a credit like a chunk; give it back.
+          if (++inflight <= EVENT_WINDOW) credit();
           listener.onChunkEnd();
           return;
         case "call": {

@@ -84,6 +84,12 @@ Deno.test("hostile agents are denied or contained, and honest jobs of others fin
     );
     await Deno.stat(`${outside}/owned.txt`).then(() => ok(false, "file was written"), () => {});
   });
+  await t.step(
+    "asking Deno for more permissions at run time is a denial, never a prompt",
+    async () => {
+      expectError(await runHostile(server, "permission-request", {}, lease), "PERMISSION_DENIED");
+    },
+  );
   await t.step("BroadcastChannel to another job", async () => {
     expectError(await runHostile(server, "broadcast", {}), "PERMISSION_DENIED", /BroadcastChannel/);
   });
