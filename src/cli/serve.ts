@@ -39,6 +39,7 @@ export async function serve(args: string[]): Promise<number> {
     tokens: config.tokens,
     sessions: { resumeWindowSec: config.resumeWindowSec },
     heartbeatSec: config.heartbeatSec,
+    denyPaths: config.configFiles.map((f) => (f.startsWith("/") ? f : `${Deno.cwd()}/${f}`)),
     credentials: config.credentials && {
       provisioner: config.credentials.kind === "litellm"
         ? new LiteLlmProvisioner({

@@ -27,6 +27,8 @@ export interface ServeConfig {
   resumeWindowSec: number;
   /** TLS certificate and key files. */
   tls?: { certFile: string; keyFile: string };
+  /** The runtime's configuration files (tokens, TLS): no lease may reach them. */
+  configFiles: string[];
   /** Credential provisioning, when configured. */
   credentials?: {
     kind: "litellm" | "local";
@@ -171,6 +173,8 @@ export async function readServeConfig(
     heartbeatSec: positiveInt(values["heartbeat-sec"], 30, "--heartbeat-sec"),
     resumeWindowSec: positiveInt(values["resume-window-sec"], 600, "--resume-window-sec"),
     credentials,
+    configFiles: [values["tokens-file"], values["tls-cert"], values["tls-key"]]
+      .filter((f): f is string => f !== undefined),
     tls: values["tls-cert"]
       ? { certFile: values["tls-cert"], keyFile: values["tls-key"]! }
       : undefined,

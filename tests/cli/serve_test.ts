@@ -51,8 +51,11 @@ async function serve(args: string[], env: Record<string, string> = {}) {
 
 Deno.test("tokens come from --tokens-file and ARCP_TOKENS, and none of them is printed", async () => {
   const dir = await Deno.makeTempDir({ prefix: "arcp_serve_" });
-  await Deno.writeTextFile(`${dir}/tokens`, "# operators\nfile-token=carol\n\n");
-  const s = await serve(["--kv", `${dir}/arcp.kv`, "--tokens-file", `${dir}/tokens`], {
+  // The tokens file sits in its own folder, away from the KV folder (which is denied anyway).
+  await Deno.mkdir(`${dir}/conf`);
+  await Deno.writeTextFile(`${dir}/conf/tokens`, "# operators\nfile-token=carol\n\n");
+  await Deno.writeTextFile(`${dir}/conf/other.txt`, "readable");
+  const s = await serve(["--kv", `${dir}/kv/arcp.kv`, "--tokens-file", `${dir}/conf/tokens`], {
     ARCP_TOKENS: "env-token=dave",
   });
   try {
@@ -64,6 +67,17 @@ Deno.test("tokens come from --tokens-file and ARCP_TOKENS, and none of them is p
     const bad = new WsClient(s.url);
     equal((await bad.hello("alice-token")).payload.code, "UNAUTHENTICATED");
     await bad.closed();
+    // The tokens file is the runtime's own configuration: no lease reaches it.
+    const c = new WsClient(s.url);
+    await c.hello("file-token");
+    const acc = await c.submit({
+      agent: "reader",
+      input: { path: `${dir}/conf/tokens` },
+      lease_request: { "fs.read": [`${dir}/conf/*`] },
+    });
+    const end = (await c.untilTerminal(acc.job_id!)).at(-1)!;
+    equal(end.payload.code, "PERMISSION_DENIED", JSON.stringify(end.payload));
+    await c.close();
   } finally {
     await s.stop();
     ok(
