@@ -10,30 +10,13 @@
  */
 import { startServer, type TestServer, TOKENS } from "../tests/_harness/server.ts";
 import type { RuntimeOptions } from "../mod.ts";
+import type { Env } from "../tests/_harness/ws_client.ts";
 import { workerEntryUrl } from "../src/sandbox/entry.ts";
 
 export { ROOT, startChildServer } from "../tests/_harness/server.ts";
 
-/** An envelope as received. */
-export interface Envelope {
-  /** Protocol version. */
-  arcp: string;
-  /** Envelope id. */
-  id: string;
-  /** Message type. */
-  type: string;
-  /** Session id. */
-  session_id?: string;
-  /** Job id on job-scoped messages. */
-  job_id?: string;
-  /** Trace id. */
-  trace_id?: string;
-  /** Sequence number on seq-bearing messages. */
-  event_seq?: number;
-  /** The payload. */
-  // deno-lint-ignore no-explicit-any
-  payload: any;
-}
+/** An envelope as received (the test harness's raw shape). */
+export type Envelope = Env;
 
 /** A lease request: namespace → glob patterns. */
 export type LeaseRequest = Record<string, string[]>;

@@ -108,32 +108,23 @@ export interface ChildServer {
 }
 
 /**
- * Starts `arcp serve` as a child process and waits for its URL.
+ * Starts `arcp serve` as a child process with exactly the given `serve`
+ * flags and waits for the `listening on ws(s)://…/arcp` line.
  *
- * @param kvPath the KV file
- * @param extraArgs more `serve` flags
+ * @param serveArgs flags after `serve`
  * @param env extra environment variables for the child
  * @returns the child server
  */
-export async function startChildServer(
-  kvPath: string,
-  extraArgs: string[] = [],
+export async function spawnServe(
+  serveArgs: string[],
   env: Record<string, string> = {},
 ): Promise<ChildServer> {
-  const args = [
-    ...CLI_RUN,
-    "serve",
-    "--port",
-    "0",
-    "--kv",
-    kvPath,
-    "--agents",
-    `${ROOT}/agents`,
-    ...Object.entries(TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
-    ...extraArgs,
-  ];
-  const process = new Deno.Command(Deno.execPath(), { args, env, stdout: "piped", stderr: "piped" })
-    .spawn();
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [...CLI_RUN, "serve", ...serveArgs],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   let out = "";
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
@@ -141,7 +132,7 @@ export async function startChildServer(
   const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    const m = out.match(/listening on (ws:\/\/\S+\/arcp)/);
+    const m = out.match(/listening on (wss?:\/\/\S+\/arcp)/);
     if (m) {
       return {
         url: m[1],
@@ -163,4 +154,30 @@ export async function startChildServer(
   }
   process.kill("SIGKILL");
   throw new Error(`child server did not start:\n${out}`);
+}
+
+/**
+ * Starts `arcp serve` as a child process on a KV file, with the test tokens
+ * and the reference agents, and waits for its URL.
+ *
+ * @param kvPath the KV file
+ * @param extraArgs more `serve` flags
+ * @param env extra environment variables for the child
+ * @returns the child server
+ */
+export function startChildServer(
+  kvPath: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ChildServer> {
+  return spawnServe([
+    "--port",
+    "0",
+    "--kv",
+    kvPath,
+    "--agents",
+    `${ROOT}/agents`,
+    ...Object.entries(TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
+    ...extraArgs,
+  ], env);
 }

@@ -3,50 +3,12 @@
  * graceful shutdown on SIGTERM, and wss:// with a TLS certificate.
  */
 import { equal, match, ok } from "assert";
-import { CLI_RUN, ROOT, startChildServer } from "../_harness/server.ts";
+import { ROOT, spawnServe, startChildServer } from "../_harness/server.ts";
 import { connect, WsClient } from "../_harness/ws_client.ts";
 
-/** Starts `arcp serve` with exactly the given flags and environment; resolves with its URL. */
-async function serve(args: string[], env: Record<string, string> = {}) {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...CLI_RUN,
-      "serve",
-      "--port",
-      "0",
-      "--agents",
-      `${ROOT}/agents`,
-      ...args,
-    ],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) out += chunk;
-  };
-  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
-  const deadline = Date.now() + 30_000;
-  while (!/listening on (wss?:\/\/\S+\/arcp)/.test(out)) {
-    if (Date.now() > deadline) throw new Error(`server did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const url = out.match(/listening on (wss?:\/\/\S+\/arcp)/)![1];
-  return {
-    url,
-    output: () => out,
-    async stop(signal: Deno.Signal = "SIGTERM") {
-      try {
-        process.kill(signal);
-      } catch {
-        // gone
-      }
-      const status = await process.status;
-      await pumps;
-      return status;
-    },
-  };
+/** `arcp serve` on a free port with the reference agents and exactly the given other flags. */
+function serve(args: string[], env: Record<string, string> = {}) {
+  return spawnServe(["--port", "0", "--agents", `${ROOT}/agents`, ...args], env);
 }
 
 Deno.test("tokens come from --tokens-file and ARCP_TOKENS, and none of them is printed", async () => {
