@@ -48,7 +48,7 @@ export {
   LeaseError,
   type LogLevel,
   type ProgressBody,
-} from "./src/sandbox/agent.ts";
+} from "./src/agent.ts";
 export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
 export type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./src/sandbox/sandbox.ts";
 export type { SupervisorOptions } from "./src/sandbox/supervisor.ts";
@@ -59,9 +59,9 @@ export {
   type CredentialRequest,
   type CredentialServiceOptions,
   RevocationError,
-} from "./src/jobs/credentials.ts";
-export { type LiteLlmOptions, LiteLlmProvisioner } from "./src/jobs/litellm_provisioner.ts";
-export { LocalProvisioner } from "./src/jobs/local_provisioner.ts";
+} from "./src/credentials/credentials.ts";
+export { type LiteLlmOptions, LiteLlmProvisioner } from "./src/credentials/litellm_provisioner.ts";
+export { LocalProvisioner } from "./src/credentials/local_provisioner.ts";
 export {
   ArcpError,
   ERROR_CODES,

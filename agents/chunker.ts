@@ -2,7 +2,7 @@
  * `chunker@1.0.0`: streams a result of `bytes` bytes where byte i is
  * `"abcdefghijklmnopqrstuvwxyz"[i % 26]`, in writes of `chunk_bytes`.
  */
-import { defineAgent } from "../src/sandbox/agent.ts";
+import { defineAgent } from "../src/agent.ts";
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz";
 

@@ -2,7 +2,7 @@
  * `delegator@1.0.0`: hands its input to another agent through `ctx.delegate`
  * with a narrower lease, and returns what the child returned.
  */
-import { defineAgent, LeaseError } from "../src/sandbox/agent.ts";
+import { defineAgent, LeaseError } from "../src/agent.ts";
 
 export default defineAgent({
   name: "delegator",

@@ -1,5 +1,5 @@
 /** `failer@1.0.0`: throws `Error(input.message)`. */
-import { defineAgent } from "../src/sandbox/agent.ts";
+import { defineAgent } from "../src/agent.ts";
 
 export default defineAgent({
   name: "failer",

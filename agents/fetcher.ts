@@ -1,5 +1,5 @@
 /** `fetcher@1.0.0`: plain `fetch(url)`; the worker's net permission decides. */
-import { defineAgent } from "../src/sandbox/agent.ts";
+import { defineAgent } from "../src/agent.ts";
 
 export default defineAgent({
   name: "fetcher",

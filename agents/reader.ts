@@ -2,7 +2,7 @@
  * `reader@1.0.0`: reads a file with plain `Deno.readFile`, so only the
  * worker's Deno permissions (derived from the lease) decide.
  */
-import { defineAgent } from "../src/sandbox/agent.ts";
+import { defineAgent } from "../src/agent.ts";
 
 export default defineAgent({
   name: "reader",

@@ -1,5 +1,5 @@
 /** `sleeper@1.0.0`: reports `sleeping`, waits `ms` (abortable), returns. */
-import { defineAgent } from "../src/sandbox/agent.ts";
+import { defineAgent } from "../src/agent.ts";
 import { sleep } from "./_sleep.ts";
 
 export default defineAgent({

@@ -2,7 +2,7 @@
  * `spender@1.0.0`: calls the `search` tool once per step and reports what
  * each call cost, until its steps are done or its budget runs out.
  */
-import { defineAgent, LeaseError } from "../src/sandbox/agent.ts";
+import { defineAgent, LeaseError } from "../src/agent.ts";
 
 export default defineAgent({
   name: "spender",

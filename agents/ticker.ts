@@ -1,5 +1,5 @@
 /** `ticker@1.0.0`: emits `count` progress events, `interval_ms` apart. */
-import { defineAgent } from "../src/sandbox/agent.ts";
+import { defineAgent } from "../src/agent.ts";
 import { sleep } from "./_sleep.ts";
 
 export default defineAgent({

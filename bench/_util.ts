@@ -8,12 +8,12 @@
  *
  * @module
  */
-import { startServer, type TestServer, TOKENS } from "../tests/_harness/server.ts";
+import { startServer, type TestServer, TOKENS } from "../testing/server.ts";
 import type { RuntimeOptions } from "../mod.ts";
-import type { Env } from "../tests/_harness/ws_client.ts";
-import { workerEntryUrl } from "../src/sandbox/entry.ts";
+import type { Env } from "../testing/ws_client.ts";
+import { workerEntryUrl } from "../src/sandbox/worker/entry.ts";
 
-export { ROOT, startChildServer } from "../tests/_harness/server.ts";
+export { ROOT, startChildServer } from "../testing/server.ts";
 
 /** An envelope as received (the test harness's raw shape). */
 export type Envelope = Env;

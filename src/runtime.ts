@@ -18,7 +18,7 @@ import {
   type CredentialProvisioner,
   CredentialService,
   type CredentialServiceOptions,
-} from "./jobs/credentials.ts";
+} from "./credentials/credentials.ts";
 import { HelloThrottle, TokenTable } from "./session/auth.ts";
 import { Connection, type ConnectionContext } from "./session/connection.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionRegistry } from "./session/registry.ts";

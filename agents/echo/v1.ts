@@ -1,5 +1,5 @@
 /** `echo@1.0.0`: returns its input with the version that ran. */
-import { defineAgent } from "../../src/sandbox/agent.ts";
+import { defineAgent } from "../../src/agent.ts";
 
 export default defineAgent({
   name: "echo",

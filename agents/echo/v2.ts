@@ -1,5 +1,5 @@
 /** `echo@2.0.0`: returns its input with the version that ran; the default echo. */
-import { defineAgent } from "../../src/sandbox/agent.ts";
+import { defineAgent } from "../../src/agent.ts";
 
 export default defineAgent({
   name: "echo",

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { defineAgent } from "../../src/sandbox/agent.ts";
+import { defineAgent } from "../../src/agent.ts";
 
 /** Input of the agent. */
 interface IoBenchInput {

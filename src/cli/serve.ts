@@ -5,8 +5,8 @@
  * @module
  */
 import { createRuntime } from "../runtime.ts";
-import { LiteLlmProvisioner } from "../jobs/litellm_provisioner.ts";
-import { LocalProvisioner } from "../jobs/local_provisioner.ts";
+import { LiteLlmProvisioner } from "../credentials/litellm_provisioner.ts";
+import { LocalProvisioner } from "../credentials/local_provisioner.ts";
 import { readServeConfig, SERVE_USAGE } from "./serve_config.ts";
 
 /**

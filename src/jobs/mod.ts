@@ -12,7 +12,6 @@
  *
  * @module
  */
-export * from "./budget.ts";
 export * from "./job_manager.ts";
 export * from "./sink.ts";
 export * from "./submit_check.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import type { WorkerPermissions } from "./permissions.ts";
-import type { HostMessage } from "./wire.ts";
+import type { HostMessage } from "./worker/wire.ts";
 
 /** What launching a worker needs. */
 export interface LaunchSpec {

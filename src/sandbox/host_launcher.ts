@@ -8,7 +8,7 @@
  * @module
  */
 import type { AgentChannel, AgentLauncher, ChannelHandlers, LaunchSpec } from "./channel.ts";
-import type { HostCommand, HostReport } from "./host_protocol.ts";
+import type { HostCommand, HostReport } from "./host/protocol.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -27,7 +27,7 @@ export interface HostLauncherOptions {
   allowNpm?: boolean;
 }
 
-const HOST_MAIN = new URL("./host_main.ts", import.meta.url).href;
+const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 
 /** Environment variables a host keeps; everything else (tokens, keys) stays out. */
 const KEEP_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_COLOR"];

@@ -7,7 +7,7 @@
  * @module
  */
 import type { AgentChannel, AgentLauncher, ChannelHandlers, LaunchSpec } from "./channel.ts";
-import { workerEntryUrl } from "./entry.ts";
+import { workerEntryUrl } from "./worker/entry.ts";
 
 /** Launches Web Workers in the runtime's own process. */
 export class LocalLauncher implements AgentLauncher {

@@ -1,5 +1,5 @@
 /**
- * Running agents: the agent API, the worker bootstrap, lease → Deno
+ * Running agents: the worker bootstrap, lease → Deno
  * permissions, the host↔agent protocol and the agent inventory. The jobs
  * layer sees only the {@linkcode Sandbox} interface; where agents run (a
  * worker in this process, or in a per-principal sandbox host process) is
@@ -13,8 +13,7 @@
  *
  * @module
  */
-export * from "./agent.ts";
-export * from "./limits.ts";
+export * from "./worker/limits.ts";
 export * from "./permissions.ts";
 export * from "./registry.ts";
 export * from "./channel.ts";

@@ -40,9 +40,9 @@
  * @module
  */
 import type { Lease } from "../protocol/lease.ts";
-import { canonicalPathSync, normalizePath } from "./canonical.ts";
+import { canonicalPathSync, normalizePath } from "../lease/canonical.ts";
 
-export { normalizePath } from "./canonical.ts";
+export { normalizePath } from "../lease/canonical.ts";
 
 /** The `deno.permissions` option of a Worker. */
 export interface WorkerPermissions {

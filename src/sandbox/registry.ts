@@ -13,8 +13,8 @@ import {
   isAgentVersion,
   parseAgentRef,
 } from "../protocol/agent_ref.ts";
-import { WorkerMessageSchema } from "./wire.ts";
-import { workerEntryUrl } from "./entry.ts";
+import { WorkerMessageSchema } from "./worker/wire.ts";
+import { workerEntryUrl } from "./worker/entry.ts";
 
 /** One agent version. */
 export interface AgentModule {

@@ -17,10 +17,10 @@ import {
   MAX_EVENT_BYTES,
   MAX_PENDING_CALLS,
   MAX_RESULT_BYTES,
-} from "./limits.ts";
+} from "./worker/limits.ts";
 import { permissionsForLease } from "./permissions.ts";
 import type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
-import { type WorkerMessage, WorkerMessageSchema } from "./wire.ts";
+import { type WorkerMessage, WorkerMessageSchema } from "./worker/wire.ts";
 import { assertNoEscapingSymlinks, DEFAULT_SCAN_LIMIT } from "./symlink_scan.ts";
 
 /** Options of {@linkcode SupervisedSandbox}. */

@@ -17,3 +17,4 @@ export * from "./large_value.ts";
 export * from "./records.ts";
 export * from "./store.ts";
 export * from "./sweeper.ts";
+export * from "./revocations.ts";

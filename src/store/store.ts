@@ -8,6 +8,7 @@ import { keys, V } from "./keys.ts";
 import { GroupCommitter } from "./group_commit.ts";
 import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
+import { Revocations } from "./revocations.ts";
 import type { JobStatus } from "../protocol/messages.ts";
 
 /** Filters of a job listing. */
@@ -55,6 +56,8 @@ export class Store {
   readonly kv: Deno.Kv;
   /** Batches writes into atomic commits. */
   readonly committer: GroupCommitter;
+  /** Outstanding credential revocations. */
+  readonly revocations: Revocations;
   /**
    * Called when commits start failing for a storage reason (disk full, I/O
    * error), with the error and the sessions whose envelopes or records are
@@ -67,6 +70,7 @@ export class Store {
 
   private constructor(kv: Deno.Kv) {
     this.kv = kv;
+    this.revocations = new Revocations(kv);
     this.committer = new GroupCommitter(kv, {
       onStall: (error, writes) => this.onCommitStall?.(error, sessionsOf(writes)),
       onRecover: () => this.onCommitRecover?.(),

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ROOT } from "../_harness/server.ts";
+import { ROOT } from "../../testing/server.ts";
 
 /** What a finished CLI run left. */
 export interface CliResult {

@@ -1,7 +1,7 @@
 /** `arcp submit`, `arcp jobs` and `arcp cancel` as child processes against a real runtime. */
 import { deepEqual, equal, match, ok } from "assert";
 import { ArcpClient } from "../../src/client/mod.ts";
-import { startServer, type TestServer } from "../_harness/server.ts";
+import { startServer, type TestServer } from "../../testing/server.ts";
 import { runCli, spawnCli } from "./_cli.ts";
 
 const JOB_LINE = /^job (job_\w+) accepted \((\S+)\)$/m;

@@ -4,8 +4,8 @@
  * this test runs only when `DENORT_BIN` names one.
  */
 import { equal, ok } from "assert";
-import { ROOT } from "../_harness/server.ts";
-import { connect } from "../_harness/ws_client.ts";
+import { ROOT } from "../../testing/server.ts";
+import { connect } from "../../testing/ws_client.ts";
 
 const denort = Deno.env.get("DENORT_BIN");
 const haveDenort = denort !== undefined &&

@@ -3,8 +3,8 @@
  * graceful shutdown on SIGTERM, and wss:// with a TLS certificate.
  */
 import { equal, match, ok } from "assert";
-import { ROOT, spawnServe, startChildServer } from "../_harness/server.ts";
-import { connect, WsClient } from "../_harness/ws_client.ts";
+import { ROOT, spawnServe, startChildServer } from "../../testing/server.ts";
+import { connect, WsClient } from "../../testing/ws_client.ts";
 
 /** `arcp serve` on a free port with the reference agents and exactly the given other flags. */
 function serve(args: string[], env: Record<string, string> = {}) {

@@ -1,7 +1,7 @@
 /** `arcp submit` with a streamed result, as a child process against a real runtime. */
 import { deepEqual, equal, ok, throws } from "assert";
 import { parseSubmitArgs, SUBMIT_USAGE } from "../../src/cli/submit.ts";
-import { startServer, type TestServer } from "../_harness/server.ts";
+import { startServer, type TestServer } from "../../testing/server.ts";
 import { runCli } from "./_cli.ts";
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz";

@@ -7,7 +7,7 @@ import {
   JobFailedError,
   SubmitRejectedError,
 } from "../../src/client/mod.ts";
-import { startServer } from "../_harness/server.ts";
+import { startServer } from "../../testing/server.ts";
 
 function connect(url: string, token = "alice-token"): Promise<ArcpClient> {
   return ArcpClient.connect(url, { token });

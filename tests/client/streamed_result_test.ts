@@ -13,7 +13,7 @@ import {
   type ResultChunkBody,
 } from "../../src/client/mod.ts";
 import { JobStream } from "../../src/client/job_stream.ts";
-import { startServer } from "../_harness/server.ts";
+import { startServer } from "../../testing/server.ts";
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz";
 

@@ -5,8 +5,8 @@
  * @module
  */
 import { equal } from "assert";
-import { ROOT } from "../_harness/server.ts";
-import type { Env, WsClient } from "../_harness/ws_client.ts";
+import { ROOT } from "../../testing/server.ts";
+import type { Env, WsClient } from "../../testing/ws_client.ts";
 
 /** The fixture agents of the lease tests. */
 export const LEASE_AGENTS = `${ROOT}/tests/fixtures/lease_agents`;

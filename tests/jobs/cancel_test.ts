@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "assert";
-import { ROOT, startChildServer, startServer } from "../_harness/server.ts";
-import { connect, type Env, type WsClient } from "../_harness/ws_client.ts";
+import { ROOT, startChildServer, startServer } from "../../testing/server.ts";
+import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 
 const FIXTURE_AGENTS = `${ROOT}/tests/fixtures/agents`;
 

@@ -10,8 +10,8 @@
  */
 import { deepEqual, equal, match, ok } from "assert";
 import { LiteLlmProvisioner, type Logger, type RuntimeOptions } from "../../mod.ts";
-import { type ChildServer, CLI_RUN, startChildServer, startServer } from "../_harness/server.ts";
-import { ALL_FEATURES, connect, type Env, WsClient } from "../_harness/ws_client.ts";
+import { type ChildServer, CLI_RUN, startChildServer, startServer } from "../../testing/server.ts";
+import { ALL_FEATURES, connect, type Env, WsClient } from "../../testing/ws_client.ts";
 import { FakeGateway, tick } from "./_gateway.ts";
 
 const NO_CREDS = ALL_FEATURES.filter((f) => f !== "provisioned_credentials");

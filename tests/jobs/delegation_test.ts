@@ -6,8 +6,8 @@
  * @module
  */
 import { deepEqual, equal, match, ok } from "assert";
-import { ROOT, startServer } from "../_harness/server.ts";
-import { connect, type Env, type WsClient } from "../_harness/ws_client.ts";
+import { ROOT, startServer } from "../../testing/server.ts";
+import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 
 const AGENTS = `${ROOT}/tests/fixtures/delegation_agents`;
 

@@ -1,6 +1,6 @@
 import { deepEqual, equal, notEqual } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect, traceId } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, traceId } from "../../testing/ws_client.ts";
 
 Deno.test("the same key and parameters return the same job_id, with the new submit's trace_id on the envelope", async () => {
   await using server = await startServer();

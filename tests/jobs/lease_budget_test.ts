@@ -5,8 +5,8 @@
  * counters for subscribers, and counters that survive a restart.
  */
 import { deepEqual, equal, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect, type Env, type WsClient } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 import {
   failure,
   LEASE_AGENTS,

@@ -5,8 +5,8 @@
  * finishes first is untouched, and a bad `expires_at` is refused at submit.
  */
 import { deepEqual, equal, match, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect } from "../../testing/ws_client.ts";
 import { LEASE_AGENTS } from "./_lease.ts";
 
 /** The spec's grace after expires_at, plus room for the commit and the socket. */

@@ -3,8 +3,8 @@
  * sandbox hosts, over a real WebSocket.
  */
 import { deepEqual, equal, match, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect, traceId } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, traceId } from "../../testing/ws_client.ts";
 import type { ToolContext } from "../../src/jobs/tools.ts";
 import { failure, LEASE_AGENTS, run, runOps, toolErrors, value } from "./_lease.ts";
 

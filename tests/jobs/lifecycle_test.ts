@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect, type Env, traceId } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, type Env, traceId } from "../../testing/ws_client.ts";
 
 const TRACE = /^[0-9a-f]{32}$/;
 

@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "assert";
-import { type ChildServer, startChildServer } from "../_harness/server.ts";
-import { connect } from "../_harness/ws_client.ts";
+import { type ChildServer, startChildServer } from "../../testing/server.ts";
+import { connect } from "../../testing/ws_client.ts";
 
 type Entry = { job_id: string; status: string; agent: string; last_event_seq: number };
 

@@ -5,8 +5,8 @@
  * subscriber.
  */
 import { deepEqual, equal, ok } from "assert";
-import { ROOT, startServer, type TestServer } from "../_harness/server.ts";
-import { ALL_FEATURES, connect, type Env, WsClient } from "../_harness/ws_client.ts";
+import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
+import { ALL_FEATURES, connect, type Env, WsClient } from "../../testing/ws_client.ts";
 
 const AGENTS = `${ROOT}/tests/fixtures/stream_result_agents`;
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz";

@@ -3,8 +3,8 @@
  * export on, job spans received by a loopback OTLP/HTTP (JSON) collector.
  */
 import { equal, ok } from "assert";
-import { startChildServer, startServer } from "../_harness/server.ts";
-import { connect } from "../_harness/ws_client.ts";
+import { startChildServer, startServer } from "../../testing/server.ts";
+import { connect } from "../../testing/ws_client.ts";
 
 interface OtlpSpan {
   traceId: string;

@@ -4,8 +4,8 @@
  * correctly, and the runtime must still accept sessions afterwards.
  */
 import { equal, match, ok } from "assert";
-import { ROOT, startServer, type TestServer } from "../_harness/server.ts";
-import { connect, type Env, type WsClient } from "../_harness/ws_client.ts";
+import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
+import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 
 const HOSTILE = `${ROOT}/tests/fixtures/hostile`;
 

@@ -7,8 +7,8 @@
  * `tool_result` error.
  */
 import { deepEqual, equal, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect } from "../../testing/ws_client.ts";
 import { failure, LEASE_AGENTS, runOps, toolErrors, value } from "../jobs/_lease.ts";
 
 const DENIED = "LeaseError PERMISSION_DENIED";

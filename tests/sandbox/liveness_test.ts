@@ -4,8 +4,8 @@
  * keeps beating.
  */
 import { equal, ok } from "assert";
-import { ROOT, startServer } from "../_harness/server.ts";
-import { connect } from "../_harness/ws_client.ts";
+import { ROOT, startServer } from "../../testing/server.ts";
+import { connect } from "../../testing/ws_client.ts";
 
 Deno.test("with beats every 200 ms and 3 allowed misses, a busy loop ends HEARTBEAT_LOST quickly and a sleeper does not", async () => {
   await using server = await startServer({

@@ -1,6 +1,6 @@
 import { deepEqual, equal, match } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect, type Env, type WsClient } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 
 /** Submits a job and returns its terminal envelope. */
 async function run(c: WsClient, payload: Record<string, unknown>): Promise<Env> {

@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { ALL_FEATURES, connect, type Env, WsClient } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { ALL_FEATURES, connect, type Env, WsClient } from "../../testing/ws_client.ts";
 
 /** The seq-bearing envelopes of a list must be `from`, `from + 1`, ... without gaps or repeats. */
 function assertGapFree(envs: Env[], from: number): void {

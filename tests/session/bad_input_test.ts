@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "assert";
-import { startServer, type TestServer } from "../_harness/server.ts";
-import { connect, type Env, type WsClient } from "../_harness/ws_client.ts";
+import { startServer, type TestServer } from "../../testing/server.ts";
+import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 
 /** Waits for the next session.error. */
 function sessionError(c: WsClient): Promise<Env> {

@@ -3,8 +3,8 @@
  * instead of exhausting the runtime, and never affect other principals.
  */
 import { equal, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect, WsClient } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, WsClient } from "../../testing/ws_client.ts";
 
 Deno.test("a principal at its cap of connected sessions is refused; others and detached sessions do not count", async () => {
   await using server = await startServer({ sessions: { maxSessionsPerPrincipal: 2 } });

@@ -3,8 +3,8 @@
  * client gets its `job.accepted` ahead of the replayed events.
  */
 import { equal, ok } from "assert";
-import { ROOT, startServer } from "../_harness/server.ts";
-import { ALL_FEATURES, connect, WsClient } from "../_harness/ws_client.ts";
+import { ROOT, startServer } from "../../testing/server.ts";
+import { ALL_FEATURES, connect, WsClient } from "../../testing/ws_client.ts";
 
 Deno.test("a child's job.accepted issued while the session was detached is re-sent first on resume", async () => {
   await using server = await startServer({ agentsDir: `${ROOT}/tests/fixtures/delegation_agents` });

@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect, WsClient } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, WsClient } from "../../testing/ws_client.ts";
 
 Deno.test("hello with a good token is welcomed with the negotiated features and the agent inventory", async () => {
   await using server = await startServer();

@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { connect, type Env, traceId, type WsClient } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, type Env, traceId, type WsClient } from "../../testing/ws_client.ts";
 
 type Entry = {
   job_id: string;

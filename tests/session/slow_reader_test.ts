@@ -8,8 +8,8 @@
  * @module
  */
 import { deepEqual, equal, ok } from "assert";
-import { startServer } from "../_harness/server.ts";
-import { ALL_FEATURES, type Env, traceId, WsClient } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { ALL_FEATURES, type Env, traceId, WsClient } from "../../testing/ws_client.ts";
 
 /** One WebSocket frame as read. */
 interface Frame {

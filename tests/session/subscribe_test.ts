@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "assert";
-import { ROOT, startServer } from "../_harness/server.ts";
-import { ALL_FEATURES, connect, type Env, WsClient } from "../_harness/ws_client.ts";
+import { ROOT, startServer } from "../../testing/server.ts";
+import { ALL_FEATURES, connect, type Env, WsClient } from "../../testing/ws_client.ts";
 
 /**
  * Agents for these tests: `burst` emits ticks in bursts with quiet pauses

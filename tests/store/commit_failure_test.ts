@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "assert";
-import { type ChildServer, startChildServer } from "../_harness/server.ts";
-import { connect, type Env, traceId, type WsClient } from "../_harness/ws_client.ts";
+import { type ChildServer, startChildServer } from "../../testing/server.ts";
+import { connect, type Env, traceId, type WsClient } from "../../testing/ws_client.ts";
 
 /**
  * A KV commit that fails because the disk is full, for real: the runtime

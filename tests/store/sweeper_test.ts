@@ -2,8 +2,8 @@ import { deepEqual, equal, ok } from "assert";
 import { Store } from "../../src/store/store.ts";
 import { Sweeper } from "../../src/store/sweeper.ts";
 import type { JobRecord, SessionRecord } from "../../src/store/records.ts";
-import { startServer } from "../_harness/server.ts";
-import { connect, type WsClient } from "../_harness/ws_client.ts";
+import { startServer } from "../../testing/server.ts";
+import { connect, type WsClient } from "../../testing/ws_client.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,5 +1,5 @@
 import { deepEqual, equal, match, ok } from "assert";
-import { CLI_RUN, ROOT } from "../_harness/server.ts";
+import { CLI_RUN, ROOT } from "../../testing/server.ts";
 
 /** `arcp serve --stdio` as a child process, speaking newline-delimited JSON. */
 class StdioServer implements AsyncDisposable {

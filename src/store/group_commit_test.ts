@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "assert";
-import { GroupCommitter } from "../../src/store/group_commit.ts";
-import { type KvWrite, listTexts, textWrites } from "../../src/store/large_value.ts";
+import { GroupCommitter } from "./group_commit.ts";
+import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
 
 /** A KV database in a fresh temp dir, removed on dispose. */
 async function tempKv(): Promise<{ kv: Deno.Kv } & AsyncDisposable> {

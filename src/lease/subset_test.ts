@@ -1,13 +1,13 @@
 import { deepEqual, equal, ok } from "assert";
-import { parseDecimal } from "../../src/jobs/decimal.ts";
-import { ArcpError } from "../../src/protocol/errors.ts";
-import type { Lease } from "../../src/protocol/lease.ts";
+import { parseDecimal } from "./decimal.ts";
+import { ArcpError } from "../protocol/errors.ts";
+import type { Lease } from "../protocol/lease.ts";
 import {
   checkLeaseSubset,
   type LeaseSubsetOk,
   type LeaseSubsetResult,
   type LeaseSubsetViolation,
-} from "../../src/protocol/lease_subset.ts";
+} from "./subset.ts";
 
 const PARENT: Lease = {
   "fs.read": ["/srv/**"],

@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok, throws } from "assert";
-import { BudgetCounters } from "../../src/jobs/budget.ts";
-import { ArcpError } from "../../src/protocol/errors.ts";
+import { BudgetCounters } from "./budget.ts";
+import { ArcpError } from "../protocol/errors.ts";
 
 function counters(...amounts: string[]): BudgetCounters {
   const b = BudgetCounters.fromLease({ "cost.budget": amounts });

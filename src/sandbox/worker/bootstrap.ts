@@ -15,8 +15,8 @@ import type {
   AgentFs,
   DelegateOptions,
   ProgressBody,
-} from "./agent.ts";
-import { LeaseError } from "./agent.ts";
+} from "../../agent.ts";
+import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
 import { BEAT_INTERVAL_MS, EVENT_WINDOW } from "./limits.ts";
 

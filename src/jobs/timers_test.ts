@@ -1,5 +1,5 @@
 import { equal, ok } from "assert";
-import { MAX_TIMER_MS, setDeadline } from "../../src/jobs/timers.ts";
+import { MAX_TIMER_MS, setDeadline } from "./timers.ts";
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

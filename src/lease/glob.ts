@@ -20,7 +20,7 @@
  * - Every other character is literal, including `[`, `{`, `\` and `.`; there
  *   are no character classes, alternations or escapes.
  * - Matching is case-sensitive and works on Unicode code points. Canonicalize
- *   paths and URLs before matching (see `src/sandbox/canonical.ts`).
+ *   paths and URLs before matching (see `canonical.ts`).
  *
  * @module
  */

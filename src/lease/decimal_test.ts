@@ -1,5 +1,5 @@
 import { deepEqual, equal, notEqual, ok, throws } from "assert";
-import { ArcpError } from "../../src/protocol/errors.ts";
+import { ArcpError } from "../protocol/errors.ts";
 import {
   atLeastPercent,
   DECIMAL_PLACES,
@@ -9,7 +9,7 @@ import {
   isExhausted,
   parseAmount,
   parseDecimal,
-} from "../../src/jobs/decimal.ts";
+} from "./decimal.ts";
 
 const ONE = 10n ** BigInt(DECIMAL_PLACES);
 

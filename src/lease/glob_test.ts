@@ -1,5 +1,5 @@
 import { equal, ok } from "assert";
-import { compileGlob, globCovers, matchesAny } from "../../src/protocol/glob.ts";
+import { compileGlob, globCovers, matchesAny } from "./glob.ts";
 
 function matches(pattern: string, text: string): boolean {
   return compileGlob(pattern)(text);

@@ -1,12 +1,7 @@
 import { deepEqual, equal, ok, rejects, throws } from "assert";
-import { ArcpError } from "../../src/protocol/errors.ts";
-import { compileGlob } from "../../src/protocol/glob.ts";
-import {
-  canonicalPath,
-  canonicalPathSync,
-  canonicalUrl,
-  normalizePath,
-} from "../../src/sandbox/canonical.ts";
+import { ArcpError } from "../protocol/errors.ts";
+import { compileGlob } from "./glob.ts";
+import { canonicalPath, canonicalPathSync, canonicalUrl, normalizePath } from "./canonical.ts";
 
 /**
  * A temp tree: `lease/` (the leased dir) holding `a.txt`, `link -> secret`,

@@ -12,7 +12,7 @@ import { ArcpError } from "../protocol/errors.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { Lease } from "../protocol/lease.ts";
 import type { Logger } from "../logger.ts";
-import { keys } from "../store/keys.ts";
+import type { RevocationRecord } from "../store/revocations.ts";
 import type { Store } from "../store/store.ts";
 
 /** What a provisioner needs to scope a credential to a job. */
@@ -87,19 +87,6 @@ export interface CredentialProvisioner {
    * @throws {RevocationError} transient or permanent failure
    */
   revoke(handle: string): Promise<void>;
-}
-
-/** A revocation to carry out, as stored in KV. */
-interface RevocationRecord {
-  job_id: string;
-  credential_id: string;
-  provisioner: string;
-  handle: string;
-  attempts: number;
-  /** Epoch ms of the next attempt; 0 while the job is live. */
-  next_at: number;
-  /** Set once the upstream refused for good. */
-  failed?: string;
 }
 
 /** Options of {@linkcode CredentialService}. */
@@ -187,18 +174,17 @@ export class CredentialService {
     adopt: (issued: Omit<Credential, "id">) => T,
   ): Promise<T> {
     const { handle } = record;
-    const key = keys.revocation(request.jobId, handle);
     const { promise: done, resolve } = Promise.withResolvers<void>();
     // Marked before the record is written: the retry loop only sees records.
     this.#issuing.set(handle, { jobId: request.jobId, done });
     try {
-      await this.#store.kv.set(key, record);
+      await this.#store.revocations.put(record);
       let issued: Omit<Credential, "id">;
       try {
         issued = await this.#provisioner.issue({ ...request, handle });
       } catch (err) {
         // The upstream may have issued before failing: revoke by handle anyway.
-        await this.#store.kv.set(key, { ...record, next_at: Date.now() });
+        await this.#store.revocations.put({ ...record, next_at: Date.now() });
         throw new ArcpError(
           "INTERNAL_ERROR",
           `credential provisioner ${this.#provisioner.name} could not issue: ${
@@ -277,12 +263,10 @@ export class CredentialService {
     const inflight = [...this.#issuing.values()].filter((i) => i.jobId === jobId);
     if (inflight.length > 0) await this.#within(Promise.all(inflight.map((i) => i.done)), deadline);
     const pending: Array<Promise<void>> = [];
-    for await (
-      const entry of this.#store.kv.list<RevocationRecord>({ prefix: keys.revocations(jobId) })
-    ) {
+    for await (const record of this.#store.revocations.list(jobId)) {
       // Still issuing past the wait: the rotation revokes it once the issue returns.
-      if (this.#issuing.has(entry.value.handle)) continue;
-      pending.push(this.#revokeOne(jobId, entry.value.handle));
+      if (this.#issuing.has(record.handle)) continue;
+      pending.push(this.#revokeOne(jobId, record.handle));
     }
     if (pending.length > 0) await this.#within(Promise.all(pending), deadline);
   }
@@ -318,12 +302,11 @@ export class CredentialService {
   }
 
   async #attemptRevoke(jobId: string, handle: string): Promise<void> {
-    const key = keys.revocation(jobId, handle);
-    const record = (await this.#store.kv.get<RevocationRecord>(key)).value;
+    const record = await this.#store.revocations.get(jobId, handle);
     if (!record || record.failed) return;
     try {
       await this.#provisioner.revoke(record.handle);
-      await this.#store.kv.delete(key);
+      await this.#store.revocations.delete(jobId, handle);
     } catch (err) {
       const attempts = record.attempts + 1;
       const permanent = err instanceof RevocationError && err.permanent;
@@ -341,15 +324,12 @@ export class CredentialService {
         );
       }
       const backoff = Math.min(this.#maxBackoffMs, 500 * 2 ** Math.min(attempts, 20));
-      await this.#store.kv.set(
-        key,
-        {
-          ...record,
-          attempts,
-          next_at: Date.now() + backoff,
-          ...(permanent ? { failed: message } : {}),
-        } satisfies RevocationRecord,
-      );
+      await this.#store.revocations.put({
+        ...record,
+        attempts,
+        next_at: Date.now() + backoff,
+        ...(permanent ? { failed: message } : {}),
+      });
     }
   }
 
@@ -366,10 +346,7 @@ export class CredentialService {
     this.#retrying = true;
     try {
       const now = Date.now();
-      for await (
-        const entry of this.#store.kv.list<RevocationRecord>({ prefix: keys.revocationsAll() })
-      ) {
-        const r = entry.value;
+      for await (const r of this.#store.revocations.list()) {
         if (r.failed || r.next_at > now || this.#inUse(r)) continue;
         await this.#revokeOne(r.job_id, r.handle);
       }
@@ -387,9 +364,7 @@ export class CredentialService {
    */
   async outstanding(): Promise<RevocationRecord[]> {
     const out: RevocationRecord[] = [];
-    for await (
-      const e of this.#store.kv.list<RevocationRecord>({ prefix: keys.revocationsAll() })
-    ) out.push(e.value);
+    for await (const r of this.#store.revocations.list()) out.push(r);
     return out;
   }
 

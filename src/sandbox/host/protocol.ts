@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { WorkerPermissions } from "./permissions.ts";
-import type { HostMessage } from "./wire.ts";
+import type { WorkerPermissions } from "../permissions.ts";
+import type { HostMessage } from "../worker/wire.ts";
 
 /** Runtime → host process. */
 export type HostCommand =

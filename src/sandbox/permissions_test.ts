@@ -5,7 +5,7 @@ import {
   permissionsForLease,
   staticPrefix,
   type WorkerPermissions,
-} from "../../src/sandbox/permissions.ts";
+} from "./permissions.ts";
 
 /** What a probe worker is asked to try. */
 type Probe =

@@ -22,11 +22,11 @@
  *
  * @module
  */
-import { type Amount, type Decimal, formatDecimal, parseAmount } from "../jobs/decimal.ts";
-import { ArcpError, toArcpError } from "./errors.ts";
+import { type Amount, type Decimal, formatDecimal, parseAmount } from "./decimal.ts";
+import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { type CoversBudget, globCovers } from "./glob.ts";
-import type { Lease } from "./lease.ts";
-import { parseUtc } from "./time.ts";
+import type { Lease } from "../protocol/lease.ts";
+import { parseUtc } from "../protocol/time.ts";
 
 /**
  * Automaton steps one subset check may spend on glob inclusion in total, so
@@ -101,7 +101,7 @@ function amountOrError(text: string): Amount | ArcpError {
  * @returns the effective child lease, or the first violation found
  * @example
  * ```ts
- * import { checkLeaseSubset } from "./lease_subset.ts";
+ * import { checkLeaseSubset } from "./subset.ts";
  * const r = checkLeaseSubset(
  *   { "fs.read": ["/srv/**"], "cost.budget": ["USD:5.00"] },
  *   { USD: 2_000000000000000000n },

@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { workerEntryUrl } from "./entry.ts";
-import { EVENT_WINDOW } from "./limits.ts";
-import type { HostCommand, HostReport } from "./host_protocol.ts";
+import { workerEntryUrl } from "../worker/entry.ts";
+import { EVENT_WINDOW } from "../worker/limits.ts";
+import type { HostCommand, HostReport } from "./protocol.ts";
 
 const encoder = new TextEncoder();
 const stdout = Deno.stdout.writable.getWriter();

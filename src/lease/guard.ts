@@ -6,9 +6,9 @@
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
-import { matchesAny } from "../protocol/glob.ts";
+import { matchesAny } from "./glob.ts";
 import type { Lease } from "../protocol/lease.ts";
-import { canonicalPath, canonicalUrl } from "../sandbox/canonical.ts";
+import { canonicalPath, canonicalUrl } from "./canonical.ts";
 
 /** What the guard asks of the job's budget. */
 export interface BudgetState {

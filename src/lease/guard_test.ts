@@ -1,7 +1,7 @@
 import { equal, ok, rejects } from "assert";
-import { ArcpError } from "../../src/protocol/errors.ts";
-import { type BudgetState, LeaseGuard } from "../../src/jobs/lease_guard.ts";
-import { BudgetCounters } from "../../src/jobs/budget.ts";
+import { ArcpError } from "../protocol/errors.ts";
+import { type BudgetState, LeaseGuard } from "./guard.ts";
+import { BudgetCounters } from "./budget.ts";
 
 /** Whether `check` refuses with this code. */
 async function refuses(guard: LeaseGuard, ns: string, target: string, code: string) {

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { createRuntime, type Runtime, type RuntimeOptions } from "../../mod.ts";
-import { silentLogger } from "../../src/logger.ts";
+import { createRuntime, type Runtime, type RuntimeOptions } from "../mod.ts";
+import { silentLogger } from "../src/logger.ts";
 
 /** The project root. */
-export const ROOT: string = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+export const ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 /** `deno` arguments that run the CLI with exactly the permissions the `serve` task grants. */
 export const CLI_RUN: readonly string[] = [
