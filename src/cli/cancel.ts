@@ -17,6 +17,7 @@ import {
   type ConnectionSettings,
   connectionSettings,
   describeError,
+  withClient,
 } from "./connection.ts";
 import { sessionsPath, SessionStore, type StoredSession } from "./session_store.ts";
 
@@ -82,27 +83,17 @@ export async function cancel(args: string[]): Promise<number> {
   if (typeof parsed === "number") return parsed;
   const { connection, jobId, reason } = parsed;
   const store = new SessionStore(sessionsPath((n) => Deno.env.get(n)));
-  let client: ArcpClient;
   let stored: StoredSession | undefined;
-  try {
+  return await withClient("cancel", async () => {
     stored = await store.find(connection.url, jobId);
-    client = (stored && await resume(connection, stored, store)) ??
+    return (stored && await resume(connection, stored, store)) ??
       await ArcpClient.connect(connection.url, { token: connection.token, clientName: "arcp-cli" });
-  } catch (err) {
-    console.error(`arcp cancel: ${describeError(err)}`);
-    return 1;
-  }
-  try {
+  }, async (client) => {
     const outcome = await client.cancel(jobId, reason);
     console.log(outcome === "cancelling" ? `cancelling ${jobId}` : `${jobId} had already ended`);
     if (stored && client.resumed) await store.forgetJob(stored, jobId);
     return 0;
-  } catch (err) {
-    console.error(`arcp cancel: ${describeError(err)}`);
-    return 1;
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 /**

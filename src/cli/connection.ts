@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ArcpClient } from "../client/client.ts";
 import { ArcpClientError } from "../client/errors.ts";
 
 /** The endpoint used when neither `--url` nor `ARCP_URL` says otherwise. */
@@ -56,4 +57,36 @@ export function connectionSettings(
 export function describeError(err: unknown): string {
   if (err instanceof ArcpClientError) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Runs one command's work on a connected client: a failure to connect or
+ * an error of the work is told as `arcp COMMAND: …` with exit code 1, and
+ * the client is closed either way.
+ *
+ * @param command the command's name, for the error line
+ * @param connect opens the session
+ * @param use the work; resolves with the exit code
+ * @returns the exit code
+ */
+export async function withClient(
+  command: string,
+  connect: () => Promise<ArcpClient>,
+  use: (client: ArcpClient) => Promise<number>,
+): Promise<number> {
+  let client: ArcpClient;
+  try {
+    client = await connect();
+  } catch (err) {
+    console.error(`arcp ${command}: ${describeError(err)}`);
+    return 1;
+  }
+  try {
+    return await use(client);
+  } catch (err) {
+    console.error(`arcp ${command}: ${describeError(err)}`);
+    return 1;
+  } finally {
+    await client.close();
+  }
 }

@@ -15,7 +15,7 @@ import {
   CONNECTION_USAGE,
   type ConnectionSettings,
   connectionSettings,
-  describeError,
+  withClient,
 } from "./connection.ts";
 
 /** Usage text of `arcp jobs`. */
@@ -109,18 +109,13 @@ export async function jobs(args: string[]): Promise<number> {
   );
   if (typeof parsed === "number") return parsed;
   const { connection, filter, limit, pageSize, json } = parsed;
-  let client: ArcpClient;
-  try {
-    client = await ArcpClient.connect(connection.url, {
+  const connect = () =>
+    ArcpClient.connect(connection.url, {
       token: connection.token,
       clientName: "arcp-cli",
       features: ["list_jobs"],
     });
-  } catch (err) {
-    console.error(`arcp jobs: ${describeError(err)}`);
-    return 1;
-  }
-  try {
+  return await withClient("jobs", connect, async (client) => {
     if (!json) console.log(row(["JOB_ID", "STATUS", "CREATED_AT", "AGENT"]));
     let listed = 0;
     let cursor: string | null = null;
@@ -135,12 +130,7 @@ export async function jobs(args: string[]): Promise<number> {
       cursor = page.next_cursor;
     } while (cursor && listed < limit);
     return 0;
-  } catch (err) {
-    console.error(`arcp jobs: ${describeError(err)}`);
-    return 1;
-  } finally {
-    await client.close();
-  }
+  });
 }
 
 function tableRow(job: JobListEntry): string {

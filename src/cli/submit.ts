@@ -24,6 +24,7 @@ import {
   type ConnectionSettings,
   connectionSettings,
   describeError,
+  withClient,
 } from "./connection.ts";
 import { eventLine } from "./event_line.ts";
 import { LiveLine, progressBar } from "./progress_bar.ts";
@@ -136,21 +137,11 @@ export async function submit(args: string[]): Promise<number> {
   );
   if (typeof parsed === "number") return parsed;
   const { connection, request, out } = parsed;
-  let client: ArcpClient;
-  try {
-    client = await ArcpClient.connect(connection.url, {
-      token: connection.token,
-      clientName: "arcp-cli",
-    });
-  } catch (err) {
-    console.error(`arcp submit: ${describeError(err)}`);
-    return 1;
-  }
-  try {
-    return await follow(client, client.submit(request), connection.url, out);
-  } finally {
-    await client.close();
-  }
+  return await withClient(
+    "submit",
+    () => ArcpClient.connect(connection.url, { token: connection.token, clientName: "arcp-cli" }),
+    (client) => follow(client, client.submit(request), connection.url, out),
+  );
 }
 
 async function follow(
