@@ -55,6 +55,13 @@ export interface ScriptedRuntime {
    * @returns the hello it answered
    */
   welcome(features?: string[], sessionId?: string): Promise<Sent>;
+  /**
+   * Answers a submit with `job.accepted` for an `echo@1.0.0` job.
+   *
+   * @param submit the submit it answers
+   * @param jobId the job id to accept it as
+   */
+  accept(submit: Sent, jobId?: string): void;
   /** Closes the client's socket from the runtime side. */
   drop(): void;
   /** Stops the endpoint. */
@@ -129,6 +136,15 @@ export async function startScriptedRuntime(): Promise<ScriptedRuntime> {
         },
       }, { session_id: sessionId });
       return hello;
+    },
+    accept(submit, jobId = "job_1") {
+      runtime.send("job.accepted", {
+        job_id: jobId,
+        agent: "echo@1.0.0",
+        lease: {},
+        accepted_at: "2026-01-01T00:00:00Z",
+        trace_id: submit.trace_id,
+      }, { job_id: jobId, trace_id: submit.trace_id });
     },
     drop() {
       socket?.close(1011, "scripted drop");

@@ -77,13 +77,7 @@ Deno.test("a gap in event_seq is reported, breaks the session, and fails what is
   await using client = await connecting;
   const job = client.submit({ agent: "echo", input: 1 });
   const submit = await rt.next("job.submit");
-  rt.send("job.accepted", {
-    job_id: "job_1",
-    agent: "echo@1.0.0",
-    lease: {},
-    accepted_at: "2026-01-01T00:00:00Z",
-    trace_id: submit.trace_id,
-  }, { job_id: "job_1", trace_id: submit.trace_id });
+  rt.accept(submit);
   await job.accepted;
   rt.send(...progress("job_1", 1, 1));
   rt.send(...progress("job_1", 3, 3));
@@ -118,13 +112,7 @@ Deno.test("answers are matched to submits by trace id, even out of order; a reje
     message: "no agent named nope",
     retryable: false,
   }, { job_id: "job_R", trace_id: s2.trace_id, event_seq: 1 });
-  rt.send("job.accepted", {
-    job_id: "job_1",
-    agent: "echo@1.0.0",
-    lease: {},
-    accepted_at: "2026-01-01T00:00:00Z",
-    trace_id: s1.trace_id,
-  }, { job_id: "job_1", trace_id: s1.trace_id });
+  rt.accept(s1);
   equal((await first.accepted).job_id, "job_1");
   equal(first.jobId, "job_1");
   await rejects(second.accepted, (e: unknown) => {
@@ -144,13 +132,7 @@ Deno.test("a session.error fails pending submits and lists but not accepted jobs
   await using client = await connecting;
   const running = client.submit({ agent: "echo", input: 1 });
   const s1 = await rt.next("job.submit");
-  rt.send("job.accepted", {
-    job_id: "job_1",
-    agent: "echo@1.0.0",
-    lease: {},
-    accepted_at: "2026-01-01T00:00:00Z",
-    trace_id: s1.trace_id,
-  }, { job_id: "job_1", trace_id: s1.trace_id });
+  rt.accept(s1);
   await running.accepted;
   const pending = client.submit({ agent: "echo", input: 2 });
   const list = client.listJobs({ limit: 5, filter: { status: ["running"], createdAfter: "x" } });
@@ -186,13 +168,7 @@ Deno.test("a refused cancel rejects the cancel and leaves the job running", asyn
   await using client = await connecting;
   const job = client.submit({ agent: "echo", input: 1 });
   const s = await rt.next("job.submit");
-  rt.send("job.accepted", {
-    job_id: "job_1",
-    agent: "echo@1.0.0",
-    lease: {},
-    accepted_at: "2026-01-01T00:00:00Z",
-    trace_id: s.trace_id,
-  }, { job_id: "job_1", trace_id: s.trace_id });
+  rt.accept(s);
   await job.accepted;
   const cancelling = job.cancel("why");
   const cancel = await rt.next("job.cancel");
@@ -227,13 +203,7 @@ Deno.test("a socket dropped mid-job fails the result with CONNECTION_CLOSED afte
   const client = await connecting;
   const job = client.submit({ agent: "echo", input: 1 });
   const s = await rt.next("job.submit");
-  rt.send("job.accepted", {
-    job_id: "job_1",
-    agent: "echo@1.0.0",
-    lease: {},
-    accepted_at: "2026-01-01T00:00:00Z",
-    trace_id: s.trace_id,
-  }, { job_id: "job_1", trace_id: s.trace_id });
+  rt.accept(s);
   rt.send(...progress("job_1", 1, 1));
   rt.send(...progress("job_1", 2, 2));
   await job.accepted;
