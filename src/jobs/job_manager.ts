@@ -31,11 +31,17 @@ import { AgentCalls } from "./agent_calls.ts";
 import { AgentListener } from "./agent_listener.ts";
 import { JobCredentials } from "./job_credentials.ts";
 import { Lifecycle } from "./lifecycle.ts";
+import {
+  answerSubscribe,
+  type GrantedSubscription,
+  type SubscribeRequest,
+} from "./subscription.ts";
 
 // The manager's API, wherever each piece is defined.
 export { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
 export { acceptedPayload, type Submission, type Submitter } from "./admission.ts";
 export type { SubscribeOptions, Subscription } from "./fanout.ts";
+export type { GrantedSubscription, SubscribeRequest } from "./subscription.ts";
 
 /** What a {@linkcode JobManager} runs with. */
 export interface JobManagerDeps {
@@ -260,6 +266,36 @@ export class JobManager {
    */
   subscribe(sink: EventSink, jobId: string, options: SubscribeOptions): Promise<Subscription> {
     return this.#fanout.subscribe(sink, jobId, options);
+  }
+
+  /**
+   * Answers a session's `job.subscribe`: subscribes it, audits the decision
+   * and builds the `job.subscribed` payload.
+   *
+   * @example
+   * ```ts ignore
+   * const sub = await jobs.answerSubscribe(session, request, () => session.record.last_seq);
+   * session.sendControl("job.subscribed", sub.payload, { job_id: sub.job.job_id });
+   * await sub.replay();
+   * ```
+   *
+   * @param sink the subscribing session
+   * @param request the decoded `job.subscribe` payload
+   * @param subscribedFrom reads the session's latest `event_seq`
+   * @returns the payload to send, then the replay step
+   * @throws {ArcpError} `JOB_NOT_FOUND` or `PERMISSION_DENIED`
+   */
+  answerSubscribe(
+    sink: EventSink,
+    request: SubscribeRequest,
+    subscribedFrom: () => number,
+  ): Promise<GrantedSubscription> {
+    return answerSubscribe(
+      { store: this.#store, fanout: this.#fanout, credentialsOf: (id) => this.credentialsOf(id) },
+      sink,
+      request,
+      subscribedFrom,
+    );
   }
 
   /**
