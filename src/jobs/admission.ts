@@ -19,7 +19,7 @@ import { BudgetCounters } from "../lease/budget.ts";
 import type { EventSink } from "./sink.ts";
 import type { JobLimits } from "./limits.ts";
 import type { JobTable } from "./job_table.ts";
-import { type LiveJob, newLiveJob } from "./live_job.ts";
+import { newLiveJob, type StartJob } from "./live_job.ts";
 import { checkExpiry, checkInput, paramsHash } from "./submit_check.ts";
 
 /** Who submits: the session and its principal. */
@@ -145,7 +145,7 @@ export interface AdmissionDeps {
   /** Lease policy of every job's guard. */
   policy: LeaseGuardOptions;
   /** Starts an admitted job. */
-  start(live: LiveJob, expiresMs: number | undefined): void;
+  start: StartJob;
 }
 
 /** Accepts or rejects submits. */

@@ -9,22 +9,21 @@
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { newUlid } from "../protocol/ids.ts";
 import { checkResult } from "../sandbox/sandbox.ts";
-import type { ToolHandler } from "./tools.ts";
+import { BUILTIN_TOOLS, type ToolHandler } from "./tools.ts";
 import type { LiveJob } from "./live_job.ts";
+import type { EmitEvent } from "./fanout.ts";
 
 /** What serving agent calls needs of the jobs layer. */
 export interface AgentCallsPort {
-  /** The host-side tools, by name. */
-  tools: Readonly<Record<string, ToolHandler>>;
-  /**
-   * Emits a `job.event`.
-   *
-   * @returns resolves once committed
-   */
-  event(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void>;
+  /** Host-side tools by name, added to (or replacing) the built-in ones. */
+  tools?: Readonly<Record<string, ToolHandler>>;
+  /** Emits a `job.event`. */
+  event: EmitEvent;
   /**
    * Runs `ctx.delegate`.
    *
+   * @param parent the delegating job
+   * @param args the agent's `delegate` call
    * @returns the child's result
    */
   delegate(parent: LiveJob, args: Record<string, unknown>): Promise<unknown>;
@@ -33,12 +32,14 @@ export interface AgentCallsPort {
 /** Dispatches an agent's requests of the runtime. */
 export class AgentCalls {
   #port: AgentCallsPort;
+  #tools: Readonly<Record<string, ToolHandler>>;
 
   /**
    * @param port the tools and how to emit and delegate
    */
   constructor(port: AgentCallsPort) {
     this.#port = port;
+    this.#tools = { ...BUILTIN_TOOLS, ...port.tools };
   }
 
   /**
@@ -74,7 +75,7 @@ export class AgentCalls {
     });
     try {
       await live.guard.check("tool.call", name);
-      const tools = this.#port.tools;
+      const tools = this.#tools;
       const handler = Object.hasOwn(tools, name) ? tools[name] : undefined;
       if (!handler) {
         throw new ArcpError(

@@ -9,28 +9,24 @@ import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import type { SandboxListener } from "../sandbox/sandbox.ts";
 import { ResultStream } from "./result_stream.ts";
 import type { JobLimits } from "./limits.ts";
-import { cancelled, type LiveJob, type Outcome } from "./live_job.ts";
+import { cancelled, type EndJob, type LiveJob } from "./live_job.ts";
+import type { EmitEvent } from "./fanout.ts";
 
 /** What listening to agents needs of the jobs layer. */
 export interface AgentListenerPort {
-  /**
-   * Emits a `job.event`.
-   *
-   * @returns resolves once committed
-   */
-  event(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void>;
+  /** Emits a `job.event`. */
+  event: EmitEvent;
   /**
    * Serves a request the agent makes of the runtime.
    *
+   * @param live the calling job
+   * @param op what it asks for
+   * @param args the request's arguments
    * @returns what the agent gets back
    */
   call(live: LiveJob, op: string, args: Record<string, unknown>): Promise<unknown>;
-  /**
-   * Ends a job.
-   *
-   * @returns resolves once the terminal is out
-   */
-  end(live: LiveJob, outcome: Outcome): Promise<void>;
+  /** Ends a job. */
+  end: EndJob;
 }
 
 /** Builds the sandbox listener of each job. */

@@ -18,7 +18,15 @@ import { BudgetCounters } from "../lease/budget.ts";
 import { checkLeaseSubset } from "../lease/subset.ts";
 import { matchesAny } from "../lease/glob.ts";
 import type { JobLimits } from "./limits.ts";
-import { cancelled, type LiveJob, newLiveJob, type Outcome } from "./live_job.ts";
+import {
+  cancelled,
+  type EndJob,
+  type LiveJob,
+  newLiveJob,
+  type Outcome,
+  type StartJob,
+} from "./live_job.ts";
+import type { EmitEvent } from "./fanout.ts";
 import { newJobRecord } from "./admission.ts";
 
 /** What delegation needs of the jobs layer. */
@@ -27,28 +35,25 @@ export interface DelegationPort {
   agents: AgentRegistry;
   /** Lease policy of every job's guard. */
   policy: LeaseGuardOptions;
-  /**
-   * Emits a `job.event`.
-   *
-   * @returns resolves once committed
-   */
-  event(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void>;
+  /** Emits a `job.event`. */
+  event: EmitEvent;
   /**
    * Writes a new job's record.
    *
+   * @param record the child's record
    * @returns resolves once written
    */
   create(record: JobRecord): Promise<unknown>;
-  /** Makes a child live and tells its session with `job.accepted`. */
+  /**
+   * Makes a child live and tells its session with `job.accepted`.
+   *
+   * @param live the child, its record written
+   */
   accept(live: LiveJob): void;
   /** Starts a live job's agent. */
-  start(live: LiveJob, expiresMs: number | undefined): void;
-  /**
-   * Ends a job.
-   *
-   * @returns resolves once the terminal is out
-   */
-  end(live: LiveJob, outcome: Outcome): Promise<void>;
+  start: StartJob;
+  /** Ends a job. */
+  end: EndJob;
 }
 
 /** A child that passed the checks. */

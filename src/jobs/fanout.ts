@@ -59,6 +59,20 @@ export function jobEvent(kind: string, body: Record<string, unknown>): Record<st
   return { kind, ts: nowIso(), body };
 }
 
+/**
+ * Emits a `job.event`.
+ *
+ * @param live the job
+ * @param kind the event kind
+ * @param body the event body
+ * @returns resolves once committed and delivered
+ */
+export type EmitEvent = (
+  live: LiveJob,
+  kind: string,
+  body: Record<string, unknown>,
+) => Promise<void>;
+
 /** Emits job envelopes and serves subscriptions. */
 export class Fanout {
   #store: Store;

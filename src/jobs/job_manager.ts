@@ -3,29 +3,27 @@
  * sandbox, events, cancel, timeout, lease expiry, terminal outcome, and
  * recovery of jobs a dead process left running.
  *
- * The manager coordinates; the work is done by its parts: admission
- * ({@linkcode Admission}), fan-out to sessions ({@linkcode Fanout}), what
- * agents send ({@linkcode AgentListener}) and ask ({@linkcode AgentCalls}),
- * delegation ({@linkcode Delegation}) and credentials
- * ({@linkcode JobCredentials}), and the transitions of a live job
- * ({@linkcode Lifecycle}).
+ * The manager coordinates its parts: {@linkcode Admission}, {@linkcode Fanout}
+ * to sessions, {@linkcode AgentListener} and {@linkcode AgentCalls} for what
+ * agents send and ask, {@linkcode Delegation}, {@linkcode JobCredentials}, and
+ * {@linkcode Lifecycle} for the transitions of a live job.
  *
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
 import type { Submit } from "../protocol/messages.ts";
 import type { AgentRegistry } from "../sandbox/registry.ts";
-import type { Sandbox } from "../sandbox/sandbox.ts";
+import type { Sandbox, SandboxListener } from "../sandbox/sandbox.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import type { Credential, CredentialService } from "../credentials/credentials.ts";
-import { BUILTIN_TOOLS, type ToolHandler } from "./tools.ts";
+import type { ToolHandler } from "./tools.ts";
 import type { EventSink, SinkLookup } from "./sink.ts";
 import { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
-import { type LiveJob, newLiveJob, type Outcome } from "./live_job.ts";
+import { type LiveJob, newLiveJob } from "./live_job.ts";
 import { JobTable } from "./job_table.ts";
 import { Fanout, type SubscribeOptions, type Subscription } from "./fanout.ts";
-import { acceptedPayload, Admission, type Submission, type Submitter } from "./admission.ts";
+import { Admission, type Submission, type Submitter } from "./admission.ts";
 import { Delegation } from "./delegation.ts";
 import { AgentCalls } from "./agent_calls.ts";
 import { AgentListener } from "./agent_listener.ts";
@@ -66,7 +64,6 @@ export interface JobManagerDeps {
 /** Runs jobs. */
 export class JobManager {
   #store: Store;
-  #sinks: SinkLookup;
   #live = new JobTable();
   #fanout: Fanout;
   #credentials: JobCredentials;
@@ -78,9 +75,8 @@ export class JobManager {
    * @param limits tunables
    */
   constructor(deps: JobManagerDeps, limits: Partial<JobLimits> = {}) {
-    const { store, agents, sinks } = deps;
+    const { store, agents, sinks, credentials: service } = deps;
     this.#store = store;
-    this.#sinks = sinks;
     const all = { ...DEFAULT_JOB_LIMITS, ...limits };
     const live = this.#live;
     const policy = {
@@ -88,19 +84,21 @@ export class JobManager {
       protectedPaths: deps.protectedPaths ?? [],
     };
     const fanout = this.#fanout = new Fanout({ store, sinks, log: deps.log, live });
-    const credentials = this.#credentials = new JobCredentials({
-      service: deps.credentials,
+    const credentials = this.#credentials = new JobCredentials({ service, live, fanout });
+    const lifecycle = this.#lifecycle = new Lifecycle({
+      sandbox: deps.sandbox,
+      sinks,
       live,
       fanout,
-    });
-    // The parts call each other's transitions through the lifecycle, made last.
-    const start = (job: LiveJob, expiresMs: number | undefined): void =>
-      this.#lifecycle.start(job, expiresMs);
-    const end = (job: LiveJob, outcome: Outcome): Promise<void> =>
-      this.#lifecycle.end(job, outcome);
+      credentials,
+      // The listener ends jobs through the lifecycle, so it is made after it.
+      listen: (job: LiveJob): SandboxListener => listener.for(job),
+    }, all);
+    const start = lifecycle.start.bind(lifecycle);
+    const end = lifecycle.end.bind(lifecycle);
     const event = fanout.event.bind(fanout);
     this.#admission = new Admission(
-      { store, agents, credentials: deps.credentials, live, policy, start },
+      { store, agents, credentials: service, live, policy, start },
       all,
     );
     const delegation = new Delegation({
@@ -108,24 +106,16 @@ export class JobManager {
       policy,
       event,
       create: (record) => store.createJob(record),
-      accept: (child) => this.#accept(child),
+      accept: lifecycle.accept.bind(lifecycle),
       start,
       end,
     }, all);
     const calls = new AgentCalls({
-      tools: { ...BUILTIN_TOOLS, ...deps.tools },
+      tools: deps.tools,
       event,
       delegate: delegation.delegate.bind(delegation),
     });
     const listener = new AgentListener({ event, call: calls.call.bind(calls), end }, all);
-    this.#lifecycle = new Lifecycle({
-      sandbox: deps.sandbox,
-      sinks,
-      live,
-      fanout,
-      credentials,
-      listen: listener.for.bind(listener),
-    }, all);
   }
 
   /** Jobs running in this process. */
@@ -143,16 +133,6 @@ export class JobManager {
    */
   submit(who: Submitter, submit: Submit): Promise<Submission> {
     return this.#admission.submit(who, submit);
-  }
-
-  /** A delegated child goes live and its session learns of it with `job.accepted`. */
-  #accept(live: LiveJob): void {
-    const job = live.record;
-    this.#live.add(live);
-    this.#sinks(job.session_id)?.sendControl("job.accepted", acceptedPayload(job), {
-      job_id: job.job_id,
-      trace_id: job.trace_id,
-    });
   }
 
   /**

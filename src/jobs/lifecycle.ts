@@ -1,6 +1,6 @@
 /**
- * The transitions of a live job: start (deadlines, sandbox), cancel (with
- * its grace period) and end (the one terminal outcome, everything the job
+ * The transitions of a live job: accept (a delegated child), start
+ * (deadlines, sandbox), cancel (with its grace period) and end (the one terminal outcome, everything the job
  * holds released first).
  *
  * @module
@@ -17,6 +17,7 @@ import { cancelled, type LiveJob, type Outcome } from "./live_job.ts";
 import type { JobTable } from "./job_table.ts";
 import type { Fanout } from "./fanout.ts";
 import type { JobCredentials } from "./job_credentials.ts";
+import { acceptedPayload } from "./admission.ts";
 
 /** What the transitions need. */
 export interface LifecycleDeps {
@@ -30,7 +31,12 @@ export interface LifecycleDeps {
   fanout: Fanout;
   /** Revokes a job's credentials when it ends. */
   credentials: JobCredentials;
-  /** The listener of a job's agent. */
+  /**
+   * The listener of a job's agent.
+   *
+   * @param live the job
+   * @returns where its sandbox reports
+   */
   listen(live: LiveJob): SandboxListener;
 }
 
@@ -121,6 +127,20 @@ export class Lifecycle {
           live.cancelling ? cancelled() : { status: "error", error: toArcpError(err) },
         ),
     );
+  }
+
+  /**
+   * Makes a delegated child live and tells its session with `job.accepted`.
+   *
+   * @param live the child, its record written
+   */
+  accept(live: LiveJob): void {
+    const job = live.record;
+    this.#live.add(live);
+    this.#sinks(job.session_id)?.sendControl("job.accepted", acceptedPayload(job), {
+      job_id: job.job_id,
+      trace_id: job.trace_id,
+    });
   }
 
   /**

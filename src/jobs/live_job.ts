@@ -27,6 +27,23 @@ export type Outcome =
   | { status: "success"; result: unknown }
   | { status: "error" | "cancelled" | "timed_out"; error: ArcpError };
 
+/**
+ * Starts a live job's agent.
+ *
+ * @param live the job
+ * @param expiresMs when its lease expires (epoch ms), if it does
+ */
+export type StartJob = (live: LiveJob, expiresMs: number | undefined) => void;
+
+/**
+ * Ends a job with its outcome.
+ *
+ * @param live the job
+ * @param outcome how it ended
+ * @returns resolves once the terminal envelope is out
+ */
+export type EndJob = (live: LiveJob, outcome: Outcome) => Promise<void>;
+
 /** A job running in this process. */
 export interface LiveJob {
   /** The job's record, kept current as the job runs. */

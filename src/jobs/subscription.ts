@@ -36,7 +36,12 @@ export interface SubscriptionDeps {
   store: Store;
   /** Registers the subscriber. */
   fanout: Fanout;
-  /** The current credentials of a live job. */
+  /**
+   * The current credentials of a live job.
+   *
+   * @param jobId the job
+   * @returns them, or undefined when it has none
+   */
   credentialsOf(jobId: string): Credential[] | undefined;
 }
 
