@@ -81,13 +81,21 @@ export class JobCredentials {
   }
 
   /**
-   * Revokes a job's credentials, if the runtime provisions any.
+   * Whether the runtime provisions credentials at all. Without, a job's end
+   * awaits no revocation, so its terminal is staged in the same turn.
+   */
+  get provisioned(): boolean {
+    return this.#service !== undefined;
+  }
+
+  /**
+   * Revokes a job's credentials.
    *
    * @param jobId the job
-   * @returns resolves once attempted
+   * @returns resolves once attempted (at once when none are provisioned)
    */
   async revoke(jobId: string): Promise<void> {
-    if (this.#service) await this.#service.revokeJob(jobId);
+    await this.#service?.revokeJob(jobId);
   }
 
   #send(live: LiveJob, credential: Credential, message: string): Promise<void> {

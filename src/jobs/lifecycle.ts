@@ -187,7 +187,7 @@ export class Lifecycle {
     if (outcome.status !== "success") job.error = outcome.error.toPayload();
     live.span?.end(job);
     // Revocation is attempted before the terminal message goes out.
-    await this.#credentials.revoke(job.job_id);
+    if (this.#credentials.provisioned) await this.#credentials.revoke(job.job_id);
     for (const child of live.children) this.cancel(child, "parent job ended");
     if (live.parent) live.parent.children.delete(live);
     live.settle?.(outcome);
