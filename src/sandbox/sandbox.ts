@@ -1,12 +1,15 @@
 /**
  * The interface the jobs layer runs agents through. Where agents actually
  * run (a worker in this process, or a worker inside a supervised sandbox
- * host process) is the sandbox's business.
+ * host process) is the sandbox's business. The result check is here too,
+ * because the jobs layer applies it to what host-side tools return.
  *
  * @module
  */
 import type { ArcpError } from "../protocol/errors.ts";
 import type { Lease } from "../protocol/lease.ts";
+
+export { checkResult } from "./result_check.ts";
 
 /** What the sandbox needs to start a job. */
 export interface SandboxJob {

@@ -16,9 +16,9 @@ import {
   EVENT_WINDOW,
   MAX_EVENT_BYTES,
   MAX_PENDING_CALLS,
-  MAX_RESULT_BYTES,
 } from "./worker/limits.ts";
 import { permissionsForLease } from "./permissions.ts";
+import { checkResult } from "./result_check.ts";
 import type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
 import { type WorkerMessage, WorkerMessageSchema } from "./worker/wire.ts";
 import { assertNoEscapingSymlinks, DEFAULT_SCAN_LIMIT } from "./symlink_scan.ts";
@@ -107,30 +107,6 @@ export function checkAgentEvent(
     );
   }
   return checked;
-}
-
-/**
- * Checks an inline result: it must be JSON and fit the inline cap.
- *
- * @param value what the agent returned
- * @returns the JSON-safe result
- * @throws {ArcpError} `INTERNAL_ERROR` when it cannot be sent inline
- */
-export function checkResult(value: unknown): unknown {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (err) {
-    throw new ArcpError("INTERNAL_ERROR", `agent result is not JSON: ${(err as Error).message}`);
-  }
-  if (text === undefined) return null;
-  if (text.length > MAX_RESULT_BYTES) {
-    throw new ArcpError(
-      "INTERNAL_ERROR",
-      `agent result is ${text.length} bytes; the inline cap is ${MAX_RESULT_BYTES}`,
-    );
-  }
-  return JSON.parse(text);
 }
 
 /** Runs agents through a launcher, supervising each one. */

@@ -336,60 +336,8 @@ export class Connection implements TransportHandler {
 
   async #subscribe(env: Envelope, session: Session): Promise<void> {
     const req = decodePayload(SubscribeSchema, env.payload);
-    const audit = {
-      id: newUlid(),
-      at: Date.now(),
-      subscriber_principal: session.principal,
-      subscriber_session: session.sessionId,
-      job_id: req.job_id,
-    };
-    let sub;
-    try {
-      sub = await this.#ctx.jobs.subscribe(session, req.job_id, {
-        history: req.history ?? false,
-        fromEventSeq: req.from_event_seq ?? 0,
-      });
-    } catch (err) {
-      const e = toArcpError(err);
-      const owner = await this.#ctx.store.getJob(req.job_id);
-      await this.#ctx.store.write([
-        this.#ctx.store.auditWrite({
-          ...audit,
-          owner_principal: owner?.principal,
-          decision: e.code,
-        }),
-      ]);
-      throw e;
-    }
-    await this.#ctx.store.write([
-      this.#ctx.store.auditWrite({
-        ...audit,
-        owner_principal: sub.job.principal,
-        decision: "granted",
-      }),
-    ]);
-    const job = sub.job;
-    const payload: Record<string, unknown> = {
-      job_id: job.job_id,
-      current_status: job.status,
-      agent: job.agent,
-      lease: job.lease,
-      parent_job_id: job.parent_job_id ?? null,
-      trace_id: job.trace_id,
-      subscribed_from: session.record.last_seq,
-      replayed: req.history ?? false,
-    };
-    if (job.lease_constraints) payload.lease_constraints = job.lease_constraints;
-    if (job.budget_remaining) {
-      payload.budget = Object.fromEntries(
-        Object.entries(job.budget_remaining).map(([c, v]) => [c, Number(v)]),
-      );
-    }
-    // Credentials follow the submitter only (subscribers are the same principal by policy).
-    const credentials = job.principal === session.principal
-      ? this.#ctx.jobs.credentialsOf(job.job_id)
-      : undefined;
-    if (credentials) payload.credentials = credentials;
+    const sub = await this.#ctx.jobs.answerSubscribe(session, req, () => session.record.last_seq);
+    const { job, payload } = sub;
     session.sendControl("job.subscribed", payload, { job_id: job.job_id, trace_id: job.trace_id });
     await sub.replay();
   }

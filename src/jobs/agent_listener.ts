@@ -1,0 +1,141 @@
+/**
+ * What a running agent sends back, turned into the job's envelopes: events
+ * (cost metrics charged to the job's budget and every ancestor's), streamed
+ * result chunks, its return, its failure, and its calls.
+ *
+ * @module
+ */
+import { ArcpError, toArcpError } from "../protocol/errors.ts";
+import type { SandboxListener } from "../sandbox/sandbox.ts";
+import { ResultStream } from "./result_stream.ts";
+import type { JobLimits } from "./limits.ts";
+import { cancelled, type EndJob, type LiveJob } from "./live_job.ts";
+import type { EmitEvent } from "./fanout.ts";
+
+/** What listening to agents needs of the jobs layer. */
+export interface AgentListenerPort {
+  /** Emits a `job.event`. */
+  event: EmitEvent;
+  /**
+   * Serves a request the agent makes of the runtime.
+   *
+   * @param live the calling job
+   * @param op what it asks for
+   * @param args the request's arguments
+   * @returns what the agent gets back
+   */
+  call(live: LiveJob, op: string, args: Record<string, unknown>): Promise<unknown>;
+  /** Ends a job. */
+  end: EndJob;
+}
+
+/** Builds the sandbox listener of each job. */
+export class AgentListener {
+  #port: AgentListenerPort;
+  #limits: JobLimits;
+
+  /**
+   * @param port how to emit, serve calls and end jobs
+   * @param limits tunables (result stream caps)
+   */
+  constructor(port: AgentListenerPort, limits: JobLimits) {
+    this.#port = port;
+    this.#limits = limits;
+  }
+
+  /**
+   * The listener of one job's agent.
+   *
+   * @param live the job
+   * @returns where its sandbox reports
+   */
+  for(live: LiveJob): SandboxListener {
+    return {
+      onEvent: (kind, body) => this.#agentEvent(live, kind, body),
+      onChunk: (data, encoding) => this.#chunk(live, data, encoding),
+      onChunkEnd: () => this.#chunkEnd(live),
+      onCall: (op, args) => this.#port.call(live, op, args),
+      onResult: (result) => this.#finish(live, result),
+      onError: (error) =>
+        this.#port.end(live, live.cancelling ? cancelled() : { status: "error", error }),
+    };
+  }
+
+  /** The agent returned: a streamed result must not also come inline. */
+  #finish(live: LiveJob, result: unknown): void {
+    if (live.cancelling) return void this.#port.end(live, cancelled());
+    if (live.stream) {
+      if (result !== null) {
+        return void this.#port.end(live, {
+          status: "error",
+          error: new ArcpError(
+            "INTERNAL_ERROR",
+            "agent returned an inline result after streaming result chunks",
+          ),
+        });
+      }
+      if (!live.stream.ended) this.#chunkEnd(live);
+    }
+    this.#port.end(live, { status: "success", result });
+  }
+
+  /** One piece of the streamed result; the piece before it goes out now that `more` is known. */
+  #chunk(live: LiveJob, data: string, encoding: "utf8" | "base64"): Promise<void> {
+    if (live.ended) return Promise.resolve();
+    try {
+      const ready = this.#stream(live).push(data, encoding);
+      return ready ? this.#port.event(live, "result_chunk", ready) : Promise.resolve();
+    } catch (err) {
+      this.#port.end(live, { status: "error", error: toArcpError(err) });
+      return Promise.resolve();
+    }
+  }
+
+  #chunkEnd(live: LiveJob): void {
+    if (live.ended) return;
+    const stream = this.#stream(live);
+    if (stream.ended) return;
+    this.#port.event(live, "result_chunk", stream.end());
+  }
+
+  #stream(live: LiveJob): ResultStream {
+    return live.stream ??= new ResultStream({
+      chunkBytes: this.#limits.resultChunkBytes,
+      totalBytes: this.#limits.resultTotalBytes,
+    });
+  }
+
+  /**
+   * An event from the agent. A cost metric updates the budget before this
+   * returns, so the agent's next operation is checked against the new counters.
+   */
+  #agentEvent(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void> {
+    if (live.ended) return Promise.resolve();
+    if (kind !== "metric") return this.#port.event(live, kind, body);
+    const remaining = this.#charge(live, body);
+    // Cost reported by a delegated job is charged to every live ancestor too.
+    for (let p = live.parent; p; p = p.parent) {
+      if (p.ended) continue;
+      const left = this.#charge(p, body);
+      if (left) this.#port.event(p, "metric", left);
+    }
+    const emitted = this.#port.event(live, kind, body);
+    return remaining ? this.#port.event(live, "metric", remaining) : emitted;
+  }
+
+  /**
+   * Applies a cost metric to a job's budget.
+   *
+   * @returns the `cost.budget.remaining` metric to emit, when the metric was a cost
+   */
+  #charge(live: LiveJob, body: Record<string, unknown>): Record<string, unknown> | undefined {
+    if (!live.budget) return undefined;
+    const report = live.budget.applyMetric(
+      String(body.name),
+      Number(body.value),
+      body.unit as string | undefined,
+    );
+    live.record.budget_remaining = live.budget.toStored();
+    return report && { name: "cost.budget.remaining", value: report.value, unit: report.currency };
+  }
+}

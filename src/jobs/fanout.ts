@@ -1,0 +1,316 @@
+/**
+ * Getting a job's envelopes to every session that should see them: the
+ * owner session and subscribers, committed together with the job's own
+ * history; history replay for late subscribers; and the back-pressure
+ * signal when a session falls behind.
+ *
+ * @module
+ */
+import { ArcpError } from "../protocol/errors.ts";
+import { nowIso } from "../protocol/time.ts";
+import type { Store } from "../store/store.ts";
+import type { JobRecord } from "../store/records.ts";
+import type { KvWrite } from "../store/large_value.ts";
+import type { Logger } from "../logger.ts";
+import type { EventSink, SeqType, SinkLookup, Staged } from "./sink.ts";
+import type { LiveJob, Subscriber } from "./live_job.ts";
+import type { JobTable } from "./job_table.ts";
+
+/** One entry of a job's own history: the envelope as its owner session got it. */
+interface HistoryEntry {
+  type: SeqType;
+  job_id: string;
+  trace_id?: string;
+  /** The owner session's seq (or the latest before it, when the owner did not receive it). */
+  event_seq?: number;
+  payload: Record<string, unknown>;
+}
+
+/** Options of {@linkcode Fanout.subscribe}. */
+export interface SubscribeOptions {
+  /** Replay history first. */
+  history: boolean;
+  /** Replay envelopes whose owner-session seq is above this. */
+  fromEventSeq: number;
+}
+
+/** An accepted subscription. */
+export interface Subscription {
+  /** The job as it was when subscribed. */
+  job: JobRecord;
+  /** Replays history (if asked) and then switches to live delivery. */
+  replay(): Promise<void>;
+}
+
+/** Envelopes read per replay step. */
+const REPLAY_BATCH = 200;
+
+/** Text one replay commit carries at most (well inside KV's ~800 KiB per atomic write). */
+const REPLAY_GROUP_CHARS = 150_000;
+
+/**
+ * A `job.event` payload.
+ *
+ * @param kind the event kind
+ * @param body the event body
+ * @returns the payload, stamped now
+ */
+export function jobEvent(kind: string, body: Record<string, unknown>): Record<string, unknown> {
+  return { kind, ts: nowIso(), body };
+}
+
+/**
+ * Emits a `job.event`.
+ *
+ * @param live the job
+ * @param kind the event kind
+ * @param body the event body
+ * @returns resolves once committed and delivered
+ */
+export type EmitEvent = (
+  live: LiveJob,
+  kind: string,
+  body: Record<string, unknown>,
+) => Promise<void>;
+
+/** Emits job envelopes and serves subscriptions. */
+export class Fanout {
+  #store: Store;
+  #sinks: SinkLookup;
+  #log: Logger;
+  #live: JobTable;
+
+  /**
+   * @param deps the store, session lookup, logger and the live jobs
+   */
+  constructor(deps: { store: Store; sinks: SinkLookup; log: Logger; live: JobTable }) {
+    this.#store = deps.store;
+    this.#sinks = deps.sinks;
+    this.#log = deps.log;
+    this.#live = deps.live;
+  }
+
+  /**
+   * Emits a `job.event`.
+   *
+   * @param live the job
+   * @param kind the event kind
+   * @param body the event body
+   * @returns resolves once committed and delivered
+   */
+  event(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void> {
+    return this.emit(live, "job.event", jobEvent(kind, body));
+  }
+
+  /**
+   * Stages a job envelope for its owner session and subscribers, commits it
+   * with the job's history and record, then delivers it. A `job.result` or
+   * `job.error` is the job's last.
+   *
+   * @param live the job
+   * @param type the envelope type
+   * @param payload what sessions get
+   * @param owner the owner session (default: looked up by the job's session id)
+   * @param logPayload what is logged instead, when `payload` holds a secret
+   * @returns resolves once committed and delivered (a failed commit is reported to the sessions)
+   */
+  emit(
+    live: LiveJob,
+    type: SeqType,
+    payload: Record<string, unknown>,
+    owner: EventSink | undefined = this.#sinks(live.record.session_id),
+    logPayload?: Record<string, unknown>,
+  ): Promise<void> {
+    // Nothing of a job follows its terminal (a tool settling late, a refusal).
+    if (live.terminated) return Promise.resolve();
+    if (type !== "job.event") live.terminated = true;
+    const job = live.record;
+    const writes: KvWrite[] = [];
+    const deliveries: Array<[EventSink, Staged]> = [];
+    const pressured: EventSink[] = [];
+    const stageFor = (sink: EventSink) => {
+      const staged = sink.stage(type, job.job_id, job.trace_id, payload, logPayload);
+      if (!staged) return undefined;
+      writes.push(...staged.writes);
+      deliveries.push([sink, staged]);
+      if (sink.crossedBackPressure()) pressured.push(sink);
+      return staged;
+    };
+    const ownerStaged = owner && !owner.evicted ? stageFor(owner) : undefined;
+    if (ownerStaged) job.last_event_seq = ownerStaged.seq;
+    // The job's own history keeps every envelope, whatever the owner negotiated.
+    const history: HistoryEntry = {
+      type,
+      job_id: job.job_id,
+      trace_id: job.trace_id,
+      event_seq: job.last_event_seq,
+      payload: logPayload ?? payload,
+    };
+    writes.push(
+      ...this.#store.jobLogWrites(
+        job.job_id,
+        job.log_length++,
+        ownerStaged?.logged ?? JSON.stringify(history),
+      ),
+    );
+    for (const [id, sub] of live.subscribers) {
+      if (sub.sink.evicted) live.subscribers.delete(id);
+      else if (sub.queue) sub.queue.push([type, logPayload ?? payload]);
+      else stageFor(sub.sink);
+    }
+    writes.push(...this.#store.jobWrites({ ...job }));
+    const committed = this.#store.write(writes).then(
+      () => {
+        for (const [sink, staged] of deliveries) sink.deliver(staged);
+      },
+      (err) => {
+        this.#log.error("commit of a job envelope failed", {
+          job_id: job.job_id,
+          error: String(err),
+        });
+        for (const [sink, staged] of deliveries) sink.fault(err, [staged]);
+      },
+    );
+    for (const sink of pressured) this.#signalBackPressure(sink);
+    return committed;
+  }
+
+  /**
+   * Subscribes a session to a job (same principal only). The session is
+   * registered before this resolves, so nothing emitted afterwards is missed;
+   * call `replay()` after sending `job.subscribed`.
+   *
+   * @param sink the subscribing session
+   * @param jobId the job
+   * @param options history replay
+   * @returns the job and the replay step
+   * @throws {ArcpError} `JOB_NOT_FOUND` or `PERMISSION_DENIED`
+   */
+  async subscribe(
+    sink: EventSink,
+    jobId: string,
+    options: SubscribeOptions,
+  ): Promise<Subscription> {
+    const job = this.#live.get(jobId)?.record ?? await this.#store.getJob(jobId);
+    if (!job) throw new ArcpError("JOB_NOT_FOUND", `no job ${jobId}`, { job_id: jobId });
+    if (job.principal !== sink.principal) {
+      throw new ArcpError(
+        "PERMISSION_DENIED",
+        "only the submitting principal may observe this job",
+        {
+          job_id: jobId,
+        },
+      );
+    }
+    const live = this.#live.get(jobId);
+    const sub: Subscriber = { sink, queue: [] };
+    // History holds entries below this mark; everything later lands in the queue.
+    let mark = Number.POSITIVE_INFINITY;
+    if (live && !live.ended && job.session_id !== sink.sessionId) {
+      live.subscribers.set(sink.sessionId, sub);
+      mark = live.record.log_length;
+    }
+    const snapshot = { ...job };
+    return {
+      job: snapshot,
+      replay: async () => {
+        if (options.history) await this.#replayHistory(sink, jobId, options.fromEventSeq, mark);
+        // Drain until empty; new live envelopes keep queueing meanwhile, so order holds.
+        const queue = sub.queue!;
+        while (queue.length > 0) {
+          await this.#deliverAll(sink, snapshot, queue.splice(0, REPLAY_BATCH));
+        }
+        delete sub.queue;
+      },
+    };
+  }
+
+  /**
+   * Stops delivering a job to a session.
+   *
+   * @param sessionId the subscribed session
+   * @param jobId the job
+   */
+  unsubscribe(sessionId: string, jobId: string): void {
+    this.#live.get(jobId)?.subscribers.delete(sessionId);
+  }
+
+  /**
+   * Forgets a session that left memory.
+   *
+   * @param sessionId the session
+   */
+  dropSession(sessionId: string): void {
+    for (const live of this.#live.values()) live.subscribers.delete(sessionId);
+  }
+
+  async #replayHistory(
+    sink: EventSink,
+    jobId: string,
+    fromSeq: number,
+    mark: number,
+  ): Promise<void> {
+    // Everything emitted before this point must be in KV before we read it.
+    await this.#store.write([]);
+    let batch: Array<[SeqType, Record<string, unknown>]> = [];
+    let traceId = "";
+    for await (const [n, text] of this.#store.jobLog(jobId)) {
+      if (n >= mark) break;
+      const env = JSON.parse(text) as HistoryEntry;
+      if ((env.event_seq ?? 0) <= fromSeq) continue;
+      traceId = env.trace_id ?? traceId;
+      batch.push([env.type, env.payload]);
+      if (batch.length === REPLAY_BATCH) {
+        await this.#deliverAll(sink, { job_id: jobId, trace_id: traceId }, batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await this.#deliverAll(sink, { job_id: jobId, trace_id: traceId }, batch);
+  }
+
+  /**
+   * Stamps envelopes for one session, commits them in size-bounded groups,
+   * and delivers each group in order once it is durable.
+   */
+  async #deliverAll(
+    sink: EventSink,
+    job: { job_id: string; trace_id: string },
+    items: Array<[SeqType, Record<string, unknown>]>,
+  ): Promise<void> {
+    let group: Staged[] = [];
+    let chars = 0;
+    const flush = async () => {
+      if (group.length === 0) return;
+      const ready = group;
+      group = [];
+      chars = 0;
+      try {
+        await this.#store.write(ready.flatMap((st) => st.writes));
+        for (const st of ready) sink.deliver(st);
+      } catch (err) {
+        sink.fault(err, ready);
+      }
+    };
+    for (const [type, payload] of items) {
+      const st = sink.stage(type, job.job_id, job.trace_id || undefined, payload);
+      if (!st) continue;
+      group.push(st);
+      chars += st.text.length;
+      if (chars > REPLAY_GROUP_CHARS) await flush();
+    }
+    await flush();
+  }
+
+  /** Tells every live job feeding a lagging session that it is falling behind. */
+  #signalBackPressure(sink: EventSink): void {
+    for (const live of this.#live.values()) {
+      if (live.ended) continue;
+      if (live.record.session_id === sink.sessionId || live.subscribers.has(sink.sessionId)) {
+        this.event(live, "status", {
+          phase: "back_pressure",
+          message: "a session reading this job is falling behind",
+        });
+      }
+    }
+  }
+}

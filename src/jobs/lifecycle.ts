@@ -1,0 +1,211 @@
+/**
+ * The transitions of a live job: accept (a delegated child), start
+ * (deadlines, sandbox), cancel (with its grace period) and end (the one terminal outcome, everything the job
+ * holds released first).
+ *
+ * @module
+ */
+import { ArcpError, toArcpError } from "../protocol/errors.ts";
+import type { JobStatus } from "../protocol/messages.ts";
+import { nowIso } from "../protocol/time.ts";
+import type { Sandbox, SandboxListener } from "../sandbox/sandbox.ts";
+import { startJobSpan } from "./tracing.ts";
+import type { EventSink, SinkLookup } from "./sink.ts";
+import { setDeadline } from "./timers.ts";
+import type { JobLimits } from "./limits.ts";
+import { cancelled, type LiveJob, type Outcome } from "./live_job.ts";
+import type { JobTable } from "./job_table.ts";
+import type { Fanout } from "./fanout.ts";
+import type { JobCredentials } from "./job_credentials.ts";
+import { acceptedPayload } from "./admission.ts";
+
+/** What the transitions need. */
+export interface LifecycleDeps {
+  /** Where agents run. */
+  sandbox: Sandbox;
+  /** Finds the in-memory session for an id. */
+  sinks: SinkLookup;
+  /** The live jobs. */
+  live: JobTable;
+  /** Emits the job's envelopes. */
+  fanout: Fanout;
+  /** Revokes a job's credentials when it ends. */
+  credentials: JobCredentials;
+  /**
+   * The listener of a job's agent.
+   *
+   * @param live the job
+   * @returns where its sandbox reports
+   */
+  listen(live: LiveJob): SandboxListener;
+}
+
+/** Starts, cancels and ends live jobs. */
+export class Lifecycle {
+  #sandbox: Sandbox;
+  #sinks: SinkLookup;
+  #live: JobTable;
+  #fanout: Fanout;
+  #credentials: JobCredentials;
+  #listen: (live: LiveJob) => SandboxListener;
+  #limits: JobLimits;
+
+  /**
+   * @param deps the sandbox, sessions, live jobs, fan-out, credentials and agent listeners
+   * @param limits tunables (cancel grace)
+   */
+  constructor(deps: LifecycleDeps, limits: JobLimits) {
+    this.#sandbox = deps.sandbox;
+    this.#sinks = deps.sinks;
+    this.#live = deps.live;
+    this.#fanout = deps.fanout;
+    this.#credentials = deps.credentials;
+    this.#listen = deps.listen;
+    this.#limits = limits;
+  }
+
+  /**
+   * Starts a job: `status {phase: "running"}`, its deadlines, and its agent
+   * in the sandbox.
+   *
+   * @param live the job, already live
+   * @param expiresMs when its lease expires (epoch ms), if it does
+   */
+  start(live: LiveJob, expiresMs: number | undefined): void {
+    const job = live.record;
+    live.span = startJobSpan(job, live.parent?.span);
+    job.status = "running";
+    this.#fanout.event(live, "status", { phase: "running" });
+    if (job.max_runtime_sec) {
+      live.timers.push(setDeadline(
+        () =>
+          this.end(live, {
+            status: "timed_out",
+            error: new ArcpError(
+              "TIMEOUT",
+              `job exceeded max_runtime_sec (${job.max_runtime_sec} s)`,
+            ),
+          }),
+        Date.now() + job.max_runtime_sec * 1000,
+      ));
+    }
+    if (expiresMs !== undefined) {
+      live.timers.push(setDeadline(
+        () =>
+          this.end(live, {
+            status: "error",
+            error: new ArcpError(
+              "LEASE_EXPIRED",
+              `lease expired at ${job.lease_constraints?.expires_at}`,
+            ),
+          }),
+        expiresMs,
+      ));
+    }
+    this.#sandbox.start(
+      {
+        jobId: job.job_id,
+        principal: job.principal,
+        traceId: job.trace_id,
+        agentUrl: live.agentUrl,
+        input: live.input,
+        lease: job.lease,
+      },
+      this.#listen(live),
+    ).then(
+      (run) => {
+        // The job may have ended (cancel, timeout) while its sandbox was starting.
+        if (live.ended) run.kill();
+        else {
+          live.run = run;
+          if (live.cancelling) run.abort("cancelled");
+        }
+      },
+      (err) =>
+        this.end(
+          live,
+          live.cancelling ? cancelled() : { status: "error", error: toArcpError(err) },
+        ),
+    );
+  }
+
+  /**
+   * Makes a delegated child live and tells its session with `job.accepted`.
+   *
+   * @param live the child, its record written
+   */
+  accept(live: LiveJob): void {
+    const job = live.record;
+    this.#live.add(live);
+    this.#sinks(job.session_id)?.sendControl("job.accepted", acceptedPayload(job), {
+      job_id: job.job_id,
+      trace_id: job.trace_id,
+    });
+  }
+
+  /**
+   * Starts cancelling a live job: `job.cancelled`, abort, then kill after
+   * the grace period.
+   *
+   * @param live the job
+   * @param reason why, if given
+   */
+  cancel(live: LiveJob, reason?: string): void {
+    if (live.ended || live.cancelling) return;
+    live.cancelling = true;
+    const job = live.record;
+    this.#sinks(job.session_id)?.sendControl("job.cancelled", reason ? { reason } : {}, {
+      job_id: job.job_id,
+      trace_id: job.trace_id,
+    });
+    live.run?.abort(reason ?? "cancelled");
+    live.timers.push(
+      setDeadline(() => this.end(live, cancelled()), Date.now() + this.#limits.cancelGraceMs),
+    );
+  }
+
+  /**
+   * Ends a job with its outcome, once: stops everything it runs, revokes its
+   * credentials, cancels its children, settles its parent's `ctx.delegate`,
+   * and sends the terminal envelope.
+   *
+   * @param live the job
+   * @param outcome how it ended
+   * @param sink its session, when not the one in memory (recovery)
+   * @returns resolves once the terminal envelope is committed
+   */
+  async end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
+    if (live.ended) return;
+    live.ended = true;
+    live.abort.abort();
+    for (const cancel of live.timers) cancel();
+    live.run?.kill();
+    const job = live.record;
+    job.status = outcome.status as JobStatus;
+    job.ended_at = nowIso();
+    this.#live.delete(live);
+    if (outcome.status !== "success") job.error = outcome.error.toPayload();
+    live.span?.end(job);
+    // Revocation is attempted before the terminal message goes out.
+    if (this.#credentials.provisioned) await this.#credentials.revoke(job.job_id);
+    for (const child of live.children) this.cancel(child, "parent job ended");
+    if (live.parent) live.parent.children.delete(live);
+    live.settle?.(outcome);
+    if (outcome.status === "success") {
+      const payload: Record<string, unknown> = live.stream
+        ? {
+          final_status: "success",
+          result_id: live.stream.resultId,
+          result_size: live.stream.bytes,
+        }
+        : { final_status: "success", result: outcome.result };
+      await this.#fanout.emit(live, "job.result", payload, sink);
+    } else {
+      job.error = outcome.error.toPayload();
+      await this.#fanout.emit(live, "job.error", {
+        final_status: outcome.status,
+        ...outcome.error.toPayload(),
+      }, sink);
+    }
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The tunables of the jobs layer and their defaults.
+ *
+ * @module
+ */
+
+/** Tunables of the jobs layer. */
+export interface JobLimits {
+  /** Live jobs one principal may have. */
+  maxJobsPerPrincipal: number;
+  /** How long an agent has to stop after a cancel before it is killed (ms). */
+  cancelGraceMs: number;
+  /** How long idempotency keys are kept (ms). */
+  idempotencyTtlMs: number;
+  /** A lease without `model.use` forbids every model. */
+  requireModelLease: boolean;
+  /** Largest decoded result chunk, bytes. */
+  resultChunkBytes: number;
+  /** Largest streamed result, bytes. */
+  resultTotalBytes: number;
+  /** Deepest chain of delegations (a submitted job is depth 0). */
+  maxDelegationDepth: number;
+  /** Live children one job may have. */
+  maxChildrenPerJob: number;
+}
+
+/** Defaults of {@linkcode JobLimits}. */
+export const DEFAULT_JOB_LIMITS: JobLimits = {
+  maxJobsPerPrincipal: 100,
+  cancelGraceMs: 2000,
+  idempotencyTtlMs: 24 * 3600 * 1000,
+  requireModelLease: true,
+  resultChunkBytes: 1024 * 1024,
+  resultTotalBytes: 256 * 1024 * 1024,
+  maxDelegationDepth: 4,
+  maxChildrenPerJob: 16,
+};

@@ -1,0 +1,145 @@
+/**
+ * A job running in this process: its record, its agent, its lease guard and
+ * budget, its place in a delegation tree, and who watches it. One factory
+ * builds it, whether the job was submitted, delegated or recovered.
+ *
+ * @module
+ */
+import { ArcpError } from "../protocol/errors.ts";
+import type { AgentRun } from "../sandbox/sandbox.ts";
+import type { JobRecord } from "../store/records.ts";
+import type { BudgetCounters } from "../lease/budget.ts";
+import { LeaseGuard, type LeaseGuardOptions } from "../lease/guard.ts";
+import type { ResultStream } from "./result_stream.ts";
+import type { JobSpan } from "./tracing.ts";
+import type { EventSink, SeqType } from "./sink.ts";
+
+/** A subscribed session. Until its history replay is done, live envelopes wait in `queue`. */
+export interface Subscriber {
+  /** The subscribed session. */
+  sink: EventSink;
+  /** Envelopes held back while history is replayed. */
+  queue?: Array<[SeqType, Record<string, unknown>]>;
+}
+
+/** The outcome that ends a job. */
+export type Outcome =
+  | { status: "success"; result: unknown }
+  | { status: "error" | "cancelled" | "timed_out"; error: ArcpError };
+
+/**
+ * Starts a live job's agent.
+ *
+ * @param live the job
+ * @param expiresMs when its lease expires (epoch ms), if it does
+ */
+export type StartJob = (live: LiveJob, expiresMs: number | undefined) => void;
+
+/**
+ * Ends a job with its outcome.
+ *
+ * @param live the job
+ * @param outcome how it ended
+ * @returns resolves once the terminal envelope is out
+ */
+export type EndJob = (live: LiveJob, outcome: Outcome) => Promise<void>;
+
+/** A job running in this process. */
+export interface LiveJob {
+  /** The job's record, kept current as the job runs. */
+  record: JobRecord;
+  /** The running agent, once its sandbox started. */
+  run?: AgentRun;
+  /** The job's input. */
+  input: unknown;
+  /** File URL of the agent module. */
+  agentUrl: string;
+  /** Set once a terminal outcome is decided. */
+  ended: boolean;
+  /** Set when a cancel was accepted; the terminal will be CANCELLED. */
+  cancelling: boolean;
+  /** Cancels the job's deadlines. */
+  timers: Array<() => void>;
+  /** Checks what the agent asks the runtime for. */
+  guard: LeaseGuard;
+  /** Budget counters, when the lease has `cost.budget`. */
+  budget?: BudgetCounters;
+  /** Aborted when the job ends (tools in flight stop). */
+  abort: AbortController;
+  /** Other sessions watching this job, by session id. */
+  subscribers: Map<string, Subscriber>;
+  /** The streamed result, once the agent opens one. */
+  stream?: ResultStream;
+  /** Delegation depth (0 for a submitted job). */
+  depth: number;
+  /** The parent, for a delegated job. */
+  parent?: LiveJob;
+  /** Live children. */
+  children: Set<LiveJob>;
+  /** Delegations past the caps whose child is not yet in `children`. */
+  startingChildren: number;
+  /** Settles `ctx.delegate` in the parent, for a delegated job. */
+  settle?: (outcome: Outcome) => void;
+  /** The job's OpenTelemetry span, while it runs. */
+  span?: JobSpan;
+  /** Set once the terminal envelope has been staged. */
+  terminated?: boolean;
+}
+
+/** What {@linkcode newLiveJob} needs. */
+export interface LiveJobInit {
+  /** The job's record. */
+  record: JobRecord;
+  /** The job's input (default null). */
+  input?: unknown;
+  /** File URL of the agent module (default none). */
+  agentUrl?: string;
+  /** `lease_constraints.expires_at` in epoch ms. */
+  expiresMs?: number;
+  /** Budget counters, when the lease has `cost.budget`. */
+  budget?: BudgetCounters;
+  /** The delegating job, for a delegated one. */
+  parent?: LiveJob;
+  /**
+   * Lease policy for the job's guard. Absent for a job that will never run
+   * (one recovered after a crash, only to be ended): its guard grants nothing.
+   */
+  policy?: LeaseGuardOptions;
+}
+
+/**
+ * Builds the in-memory state of a job.
+ *
+ * @param init the record and what the job runs with
+ * @returns the live job, not yet started
+ */
+export function newLiveJob(init: LiveJobInit): LiveJob {
+  const { record, parent } = init;
+  return {
+    record,
+    input: init.input ?? null,
+    budget: init.budget,
+    guard: init.policy
+      ? new LeaseGuard(record.lease, init.expiresMs, init.budget, init.policy)
+      : new LeaseGuard({}, undefined, undefined),
+    abort: new AbortController(),
+    agentUrl: init.agentUrl ?? "",
+    ended: false,
+    cancelling: false,
+    timers: [],
+    subscribers: new Map(),
+    depth: parent ? parent.depth + 1 : 0,
+    parent,
+    children: new Set(),
+    startingChildren: 0,
+  };
+}
+
+/**
+ * The outcome of a cancelled job.
+ *
+ * @returns it
+ */
+export function cancelled(): Outcome {
+  return { status: "cancelled", error: new ArcpError("CANCELLED", "job was cancelled") };
+}
