@@ -20,7 +20,8 @@ import {
   type CredentialServiceOptions,
 } from "./credentials/credentials.ts";
 import { HelloThrottle, TokenTable } from "./session/auth.ts";
-import { Connection, type ConnectionContext } from "./session/connection.ts";
+import { Connection } from "./session/connection.ts";
+import type { ConnectionContext } from "./session/context.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionRegistry } from "./session/registry.ts";
 import { Store } from "./store/store.ts";
 import { Sweeper } from "./store/sweeper.ts";
