@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { Hono } from "hono";
 import { RUNTIME_FEATURES } from "./protocol/features.ts";
 import { type JobLimits, JobManager } from "./jobs/job_manager.ts";
 import { type AgentInventoryEntry, AgentRegistry } from "./sandbox/registry.ts";
@@ -25,10 +24,10 @@ import type { ConnectionContext } from "./session/context.ts";
 import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionRegistry } from "./session/registry.ts";
 import { Store } from "./store/store.ts";
 import { Sweeper } from "./store/sweeper.ts";
-import { acceptWebSocket } from "./transport/websocket.ts";
 import { serveLines } from "./transport/stdio.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./transport/transport.ts";
 import { type Logger, stderrLogger } from "./logger.ts";
+import { httpHandler } from "./http.ts";
 
 /** The runtime's name and version, as the welcome reports them. */
 export const RUNTIME_INFO = { name: "arcp-deno-runtime", version: "0.1.0" } as const;
@@ -227,32 +226,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   let closing = false;
 
-  const app = new Hono<{ Bindings: { info?: Deno.ServeHandlerInfo } }>();
-  app.get(
-    "/healthz",
-    (c) =>
-      c.json(
-        { ok: !closing, runtime: RUNTIME_INFO, live_jobs: jobs.liveCount },
-        closing ? 503 : 200,
-      ),
-  );
-  app.get("/arcp", (c) => {
-    if (closing) return c.text("shutting down", 503);
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      return c.text("expected a WebSocket upgrade", 426);
-    }
-    const addr = c.env?.info?.remoteAddr;
-    const remoteAddr = addr && "hostname" in addr ? addr.hostname : "unknown";
-    const secure = new URL(c.req.url).protocol === "https:";
-    return acceptWebSocket(
-      c.req.raw,
-      { maxFrameBytes, remoteAddr, secure },
-      (t) => new Connection(ctx, t),
-    );
-  });
-
   return {
-    fetch: (req, info) => app.fetch(req, { info }),
+    fetch: httpHandler({
+      runtime: RUNTIME_INFO,
+      maxFrameBytes,
+      isClosing: () => closing,
+      liveJobs: () => jobs.liveCount,
+      connect: (t) => new Connection(ctx, t),
+    }),
     serveStdio: (input, output) =>
       serveLines(input, output, maxFrameBytes, (t) => new Connection(ctx, t)),
     inventory: () => agents.inventory(),
