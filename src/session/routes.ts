@@ -94,6 +94,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
     },
   }),
   "session.ping": route({ schema: PingSchema, inline: true, handle: pong }),
+  // A pong only has to arrive: every frame already counts as heard by the heartbeat.
   "session.pong": route({ schema: PongSchema, handle: () => {} }),
   "session.ack": route({
     schema: AckSchema,
