@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { Hono } from "hono";
 import { RUNTIME_FEATURES } from "./protocol/features.ts";
 import { type JobLimits, JobManager } from "./jobs/job_manager.ts";
 import { type AgentInventoryEntry, AgentRegistry } from "./sandbox/registry.ts";
@@ -20,14 +19,21 @@ import {
   type CredentialServiceOptions,
 } from "./credentials/credentials.ts";
 import { HelloThrottle, TokenTable } from "./session/auth.ts";
-import { Connection, type ConnectionContext } from "./session/connection.ts";
-import { DEFAULT_SESSION_LIMITS, type SessionLimits, SessionRegistry } from "./session/registry.ts";
+import { Connection } from "./session/connection.ts";
+import type { ConnectionContext } from "./session/context.ts";
+import {
+  DEFAULT_HEARTBEAT_SEC,
+  DEFAULT_SESSION_LIMITS,
+  DEFAULT_SESSION_POLICY,
+  type SessionLimits,
+  SessionRegistry,
+} from "./session/registry.ts";
 import { Store } from "./store/store.ts";
-import { Sweeper } from "./store/sweeper.ts";
-import { acceptWebSocket } from "./transport/websocket.ts";
+import { DEFAULT_SWEEP, Sweeper } from "./store/sweeper.ts";
 import { serveLines } from "./transport/stdio.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./transport/transport.ts";
 import { type Logger, stderrLogger } from "./logger.ts";
+import { httpHandler } from "./http.ts";
 
 /** The runtime's name and version, as the welcome reports them. */
 export const RUNTIME_INFO = { name: "arcp-deno-runtime", version: "0.1.0" } as const;
@@ -165,10 +171,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   );
   const sessionLimits = { ...DEFAULT_SESSION_LIMITS, ...options.sessions };
   const sessions = new SessionRegistry(store, sessionLimits, {
-    logTtlMs: Math.max(options.logTtlMs ?? 24 * 3600 * 1000, sessionLimits.resumeWindowSec * 1000),
-    maxBufferedBytes: options.maxBufferedBytes ?? 8 * 1024 * 1024,
-    stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
-    backPressureLag: options.backPressureLag ?? 1000,
+    logTtlMs: Math.max(
+      options.logTtlMs ?? DEFAULT_SESSION_POLICY.logTtlMs,
+      sessionLimits.resumeWindowSec * 1000,
+    ),
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_SESSION_POLICY.maxBufferedBytes,
+    stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_SESSION_POLICY.stallTimeoutMs,
+    backPressureLag: options.backPressureLag ?? DEFAULT_SESSION_POLICY.backPressureLag,
   });
   const credentials = options.credentials
     ? new CredentialService(options.credentials.provisioner, store, log, options.credentials)
@@ -197,12 +206,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   store.onCommitRecover = () => log.info("KV commits succeed again");
   const recovered = await jobs.recover((id) => sessions.restore(id));
   if (recovered > 0) log.warn("ended jobs interrupted by the last shutdown", { count: recovered });
-  const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP.intervalMs;
   const sweeper = new Sweeper({
     store,
     intervalMs: sweepIntervalMs,
     resumeWindowMs: sessionLimits.resumeWindowSec * 1000,
-    jobHistoryTtlMs: options.jobHistoryTtlMs ?? 7 * 24 * 3600 * 1000,
+    jobHistoryTtlMs: options.jobHistoryTtlMs ?? DEFAULT_SWEEP.jobHistoryTtlMs,
     isHeld: (id) => sessions.get(id) !== undefined,
     onError: (err) => log.warn("retention sweep failed; retrying later", { error: String(err) }),
   });
@@ -214,7 +223,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       credentials && (t.secure || (options.credentials?.allowInsecure && isLoopback(t.remoteAddr)))
         ? [...RUNTIME_FEATURES, "provisioned_credentials"]
         : RUNTIME_FEATURES,
-    heartbeatSec: options.heartbeatSec ?? 30,
+    heartbeatSec: options.heartbeatSec ?? DEFAULT_HEARTBEAT_SEC,
     inventory: () => agents.inventory(),
     tokens,
     throttle: new HelloThrottle(),
@@ -226,32 +235,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   let closing = false;
 
-  const app = new Hono<{ Bindings: { info?: Deno.ServeHandlerInfo } }>();
-  app.get(
-    "/healthz",
-    (c) =>
-      c.json(
-        { ok: !closing, runtime: RUNTIME_INFO, live_jobs: jobs.liveCount },
-        closing ? 503 : 200,
-      ),
-  );
-  app.get("/arcp", (c) => {
-    if (closing) return c.text("shutting down", 503);
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      return c.text("expected a WebSocket upgrade", 426);
-    }
-    const addr = c.env?.info?.remoteAddr;
-    const remoteAddr = addr && "hostname" in addr ? addr.hostname : "unknown";
-    const secure = new URL(c.req.url).protocol === "https:";
-    return acceptWebSocket(
-      c.req.raw,
-      { maxFrameBytes, remoteAddr, secure },
-      (t) => new Connection(ctx, t),
-    );
-  });
-
   return {
-    fetch: (req, info) => app.fetch(req, { info }),
+    fetch: httpHandler({
+      runtime: RUNTIME_INFO,
+      maxFrameBytes,
+      isClosing: () => closing,
+      liveJobs: () => jobs.liveCount,
+      connect: (t) => new Connection(ctx, t),
+    }),
     serveStdio: (input, output) =>
       serveLines(input, output, maxFrameBytes, (t) => new Connection(ctx, t)),
     inventory: () => agents.inventory(),

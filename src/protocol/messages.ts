@@ -246,21 +246,3 @@ export type Subscribed = z.infer<typeof SubscribedSchema>;
 
 /** `session.error` payload. */
 export const SessionErrorSchema = ErrorPayloadSchema;
-
-/**
- * Inbound message types and the schema of each one's payload. A type not in
- * this table is answered with `INVALID_REQUEST`.
- */
-export const INBOUND: Record<string, z.ZodType> = {
-  "session.hello": HelloSchema,
-  "session.bye": ByeSchema,
-  "session.close": EmptySchema,
-  "session.ping": PingSchema,
-  "session.pong": PongSchema,
-  "session.ack": AckSchema,
-  "session.list_jobs": ListJobsSchema,
-  "job.submit": SubmitSchema,
-  "job.cancel": CancelSchema,
-  "job.subscribe": SubscribeSchema,
-  "job.unsubscribe": UnsubscribeSchema,
-};

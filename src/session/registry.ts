@@ -28,6 +28,17 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   resumeWindowSec: 600,
 };
 
+/** Defaults of {@linkcode SessionPolicy}; the runtime keeps the log TTL at least the resume window. */
+export const DEFAULT_SESSION_POLICY: SessionPolicy = {
+  logTtlMs: 24 * 3600 * 1000,
+  maxBufferedBytes: 8 * 1024 * 1024,
+  stallTimeoutMs: 30_000,
+  backPressureLag: 1000,
+};
+
+/** Default heartbeat interval (seconds) when a client negotiates `heartbeat`. */
+export const DEFAULT_HEARTBEAT_SEC = 30;
+
 /** A resume request, as the hello carries it. */
 export interface ResumeRequest {
   /** The session to resume. */

@@ -49,6 +49,18 @@ export interface SweeperOptions {
   now?: () => number;
 }
 
+/** Defaults of the sweep's tunables. */
+export const DEFAULT_SWEEP: Readonly<
+  Required<
+    Pick<SweeperOptions, "intervalMs" | "jobHistoryTtlMs" | "batchSize" | "maxDeletesPerSweep">
+  >
+> = {
+  intervalMs: 60_000,
+  jobHistoryTtlMs: 7 * 24 * 3600 * 1000,
+  batchSize: 500,
+  maxDeletesPerSweep: 50_000,
+};
+
 /** What one sweep deleted. */
 export interface SweepReport {
   /** Session records deleted. */
@@ -113,8 +125,8 @@ export class Sweeper {
     this.#options = options;
     this.#store = options.store;
     this.#now = options.now ?? Date.now;
-    this.#batchSize = Math.max(1, Math.min(options.batchSize ?? 500, 900));
-    this.#maxDeletes = options.maxDeletesPerSweep ?? 50_000;
+    this.#batchSize = Math.max(1, Math.min(options.batchSize ?? DEFAULT_SWEEP.batchSize, 900));
+    this.#maxDeletes = options.maxDeletesPerSweep ?? DEFAULT_SWEEP.maxDeletesPerSweep;
     this.#startedAt = this.#now();
   }
 

@@ -1,12 +1,15 @@
 /**
  * WebSocket transport: one JSON envelope per text frame, binary frames
- * ignored, an oversized frame closes that socket alone with code 1009.
+ * ignored, an oversized frame closes that socket alone with code 1009. The
+ * upgrade itself is the HTTP side's (`http.ts`); this is what happens on
+ * the socket afterwards.
  *
  * @module
  */
+import type { WSEvents } from "hono/ws";
 import type { Transport, TransportHandler } from "./transport.ts";
 
-/** Options of {@linkcode acceptWebSocket}. */
+/** Options of {@linkcode webSocketEvents}. */
 export interface WebSocketOptions {
   /** Largest inbound frame in bytes. */
   maxFrameBytes: number;
@@ -17,20 +20,58 @@ export interface WebSocketOptions {
 }
 
 /**
- * Upgrades a request to a WebSocket and wires it to a handler.
+ * The socket events of one upgraded connection, wired to a handler that is
+ * built once the socket opens.
  *
- * @param req the upgrade request
  * @param options frame cap and peer address
  * @param makeHandler builds the handler once the transport exists
- * @returns the 101 response to return to the client
+ * @returns the events to hand to hono's `upgradeWebSocket`
+ * @example
+ * ```ts ignore
+ * import { upgradeWebSocket } from "hono/deno";
+ * app.get("/arcp", upgradeWebSocket(() => webSocketEvents(options, (t) => new Connection(ctx, t))));
+ * ```
  */
-export function acceptWebSocket(
-  req: Request,
+export function webSocketEvents(
   options: WebSocketOptions,
   makeHandler: (transport: Transport) => TransportHandler,
-): Response {
-  const { socket, response } = Deno.upgradeWebSocket(req);
-  const transport: Transport = {
+): WSEvents<WebSocket> {
+  let transport: Transport | undefined;
+  let handler: TransportHandler | undefined;
+  return {
+    onOpen(_event, ws) {
+      // hono's Deno adapter always hands over the socket it upgraded.
+      transport = socketTransport(ws.raw!, options);
+      handler = makeHandler(transport);
+    },
+    onMessage(event) {
+      if (!transport || !handler || typeof event.data !== "string") return;
+      // Length in UTF-16 units never exceeds the UTF-8 byte count by more than
+      // 3x, so only a frame near the cap needs an exact byte count.
+      const size = event.data.length * 3 <= options.maxFrameBytes
+        ? 0
+        : new TextEncoder().encode(event.data).byteLength;
+      if (size > options.maxFrameBytes) {
+        transport.close(1009, `frame of ${size} bytes exceeds ${options.maxFrameBytes}`);
+        return;
+      }
+      handler.onText(event.data);
+    },
+    onClose() {
+      handler?.onClose();
+    },
+  };
+}
+
+/**
+ * A socket as a {@linkcode Transport}.
+ *
+ * @param socket the upgraded socket
+ * @param options peer address and whether it is encrypted
+ * @returns the transport
+ */
+function socketTransport(socket: WebSocket, options: WebSocketOptions): Transport {
+  return {
     send(text) {
       if (socket.readyState === WebSocket.OPEN) socket.send(text);
     },
@@ -49,21 +90,4 @@ export function acceptWebSocket(
       return socket.bufferedAmount;
     },
   };
-  const handler = makeHandler(transport);
-  socket.onmessage = (e: MessageEvent) => {
-    if (typeof e.data !== "string") return;
-    // Length in UTF-16 units never exceeds the UTF-8 byte count by more than
-    // 3x, so only a frame near the cap needs an exact byte count.
-    const size = e.data.length * 3 <= options.maxFrameBytes
-      ? 0
-      : new TextEncoder().encode(e.data).byteLength;
-    if (size > options.maxFrameBytes) {
-      transport.close(1009, `frame of ${size} bytes exceeds ${options.maxFrameBytes}`);
-      return;
-    }
-    handler.onText(e.data);
-  };
-  socket.onclose = () => handler.onClose();
-  socket.onerror = () => {};
-  return response;
 }

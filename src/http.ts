@@ -1,0 +1,98 @@
+/**
+ * The runtime's HTTP side, a hono app on Deno's adapter: `GET /arcp`
+ * upgrades to the WebSocket transport and `GET /healthz` reports liveness.
+ * While the runtime shuts down, new connections are refused with 503 and
+ * the health check says so.
+ *
+ * @module
+ */
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { getConnInfo, upgradeWebSocket } from "hono/deno";
+import type { Transport, TransportHandler } from "./transport/transport.ts";
+import { webSocketEvents } from "./transport/websocket.ts";
+
+/** Options of {@linkcode httpHandler}. */
+export interface HttpOptions {
+  /** Name and version the health check reports. */
+  runtime: { name: string; version: string };
+  /** Largest inbound WebSocket frame in bytes. */
+  maxFrameBytes: number;
+  /** Whether the runtime is shutting down. */
+  isClosing: () => boolean;
+  /** Jobs running now, for the health check. */
+  liveJobs: () => number;
+  /** Builds the handler of one new connection. */
+  connect: (transport: Transport) => TransportHandler;
+}
+
+/** A web-standard request handler, as `Deno.serve` takes it. */
+export type FetchHandler = (
+  req: Request,
+  info?: Deno.ServeHandlerInfo,
+) => Response | Promise<Response>;
+
+/**
+ * The HTTP handler of a runtime.
+ *
+ * @param options what the routes answer with and how connections start
+ * @returns the handler
+ * @example
+ * ```ts ignore
+ * const fetch = httpHandler({ runtime, maxFrameBytes, isClosing, liveJobs, connect });
+ * Deno.serve({ port: 7777 }, fetch);
+ * ```
+ */
+export function httpHandler(options: HttpOptions): FetchHandler {
+  const { runtime, isClosing } = options;
+  const app = new Hono<{ Bindings: Partial<Deno.ServeHandlerInfo> }>();
+  app.get(
+    "/healthz",
+    (c) =>
+      c.json(
+        { ok: !isClosing(), runtime, live_jobs: options.liveJobs() },
+        isClosing() ? 503 : 200,
+      ),
+  );
+  app.get(
+    "/arcp",
+    refuseWhileClosing(isClosing),
+    upgradeWebSocket(
+      (c) =>
+        webSocketEvents({
+          maxFrameBytes: options.maxFrameBytes,
+          remoteAddr: peerAddress(c),
+          secure: new URL(c.req.url).protocol === "https:",
+        }, options.connect),
+      // ARCP names no subprotocol: answer none, whatever the client offers
+      // (the adapter would otherwise echo the first one).
+      { protocol: undefined },
+    ),
+    // Reached only when the request was not an upgrade.
+    (c) => c.text("expected a WebSocket upgrade", 426),
+  );
+  return (req, info) => app.fetch(req, info ?? {});
+}
+
+/**
+ * Refuses requests with 503 while the runtime shuts down.
+ *
+ * @param isClosing whether it is shutting down
+ * @returns the middleware
+ */
+function refuseWhileClosing(isClosing: () => boolean): MiddlewareHandler {
+  return async (c, next) => {
+    if (isClosing()) return c.text("shutting down", 503);
+    await next();
+  };
+}
+
+/**
+ * The peer's address, for the hello throttle.
+ *
+ * @param c the request's context
+ * @returns its host name, or "unknown" when the server gave none (a direct
+ *   `fetch` call, a Unix socket)
+ */
+function peerAddress(c: Context<{ Bindings: Partial<Deno.ServeHandlerInfo> }>): string {
+  return c.env.remoteAddr ? getConnInfo(c).remote.address ?? "unknown" : "unknown";
+}

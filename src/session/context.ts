@@ -1,0 +1,38 @@
+/**
+ * What every connection shares: the runtime's identity, its sessions, jobs,
+ * store and the hello's auth state. The composition root builds one; the
+ * handshake and the routes read it.
+ *
+ * @module
+ */
+import type { JobManager } from "../jobs/job_manager.ts";
+import type { AgentInventoryEntry } from "../sandbox/registry.ts";
+import type { Store } from "../store/store.ts";
+import type { Logger } from "../logger.ts";
+import type { Transport } from "../transport/transport.ts";
+import type { HelloThrottle, TokenTable } from "./auth.ts";
+import type { SessionRegistry } from "./registry.ts";
+
+/** What every connection shares. */
+export interface ConnectionContext {
+  /** Runtime name and version for the welcome. */
+  runtime: { name: string; version: string };
+  /** Features this runtime offers on a given connection. */
+  features: (transport: Transport) => readonly string[];
+  /** Heartbeat interval (seconds) when `heartbeat` is negotiated. */
+  heartbeatSec: number;
+  /** The agent inventory. */
+  inventory: () => AgentInventoryEntry[];
+  /** Token → principal. */
+  tokens: TokenTable;
+  /** Failed-hello throttle. */
+  throttle: HelloThrottle;
+  /** Sessions. */
+  sessions: SessionRegistry;
+  /** Jobs. */
+  jobs: JobManager;
+  /** The store. */
+  store: Store;
+  /** Operator log. */
+  log: Logger;
+}

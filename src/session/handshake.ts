@@ -1,0 +1,154 @@
+/**
+ * The hello handshake: throttle, authenticate, negotiate features, open a
+ * new session or resume one, then welcome, replay what the client missed
+ * and hand a resumed job its credentials again. Any refusal is a
+ * `session.error` followed by a close.
+ *
+ * @module
+ */
+import { decodePayload, type Envelope } from "../protocol/envelope.ts";
+import { ArcpError, toArcpError } from "../protocol/errors.ts";
+import { negotiateFeatures } from "../protocol/features.ts";
+import { newUlid } from "../protocol/ids.ts";
+import { type Hello, HelloSchema } from "../protocol/messages.ts";
+import { nowIso } from "../protocol/time.ts";
+import type { Transport } from "../transport/transport.ts";
+import type { ConnectionContext } from "./context.ts";
+import { Heartbeat } from "./heartbeat.ts";
+import type { Session } from "./session.ts";
+
+/** What the handshake needs from the connection it opens. */
+export interface HandshakeHost {
+  /** The connection's outbound side. */
+  readonly transport: Transport;
+  /**
+   * Whether the connection has closed meanwhile.
+   *
+   * @returns true once closed
+   */
+  isClosed(): boolean;
+  /**
+   * Refuses the hello: an error naming no session, then close.
+   *
+   * @param err why
+   */
+  reject(err: ArcpError): void;
+  /** Closes the connection. */
+  close(): void;
+  /**
+   * The session is attached: from here on pings are answered and a close
+   * detaches it.
+   *
+   * @param session the opened session
+   */
+  adopt(session: Session): void;
+  /**
+   * Every inbound frame from here on counts as heard, and a close stops it.
+   *
+   * @param heartbeat the started heartbeat
+   */
+  watch(heartbeat: Heartbeat): void;
+}
+
+/**
+ * Runs the handshake for a connection's first envelope, a `session.hello`.
+ *
+ * @param ctx what connections share
+ * @param env the hello envelope
+ * @param host the connection being opened
+ * @returns resolves once the session is welcomed and caught up, or refused
+ */
+export async function handshake(
+  ctx: ConnectionContext,
+  env: Envelope,
+  host: HandshakeHost,
+): Promise<void> {
+  const addr = host.transport.remoteAddr;
+  const wait = ctx.throttle.retryAfterMs(addr);
+  if (wait > 0) {
+    host.reject(
+      new ArcpError(
+        "UNAUTHENTICATED",
+        `too many failed hellos from this address; retry in ${Math.ceil(wait / 1000)} s`,
+      ),
+    );
+    return;
+  }
+  let hello: Hello;
+  try {
+    hello = decodePayload(HelloSchema, env.payload);
+  } catch (err) {
+    host.reject(toArcpError(err));
+    return;
+  }
+  const principal = ctx.tokens.principalFor(hello.auth.token);
+  if (principal === undefined) {
+    ctx.throttle.fail(addr);
+    ctx.log.warn("hello rejected: bad token", { addr });
+    host.reject(new ArcpError("UNAUTHENTICATED", "bearer token not recognised"));
+    return;
+  }
+  const features = negotiateFeatures(ctx.features(host.transport), hello.capabilities?.features);
+  let opened: { session: Session; resumeToken: string };
+  try {
+    ctx.sessions.checkCap(principal);
+    if (hello.resume) {
+      opened = await ctx.sessions.resume(principal, hello.resume);
+      opened.session.setFeatures(features);
+    } else {
+      opened = await ctx.sessions.create(principal, features);
+    }
+  } catch (err) {
+    const e = toArcpError(err);
+    if (e.code === "RESUME_WINDOW_EXPIRED") ctx.throttle.fail(addr);
+    host.reject(e);
+    return;
+  }
+  const { session, resumeToken } = opened;
+  if (host.isClosed()) return;
+  session.attach(host.transport, hello.resume?.last_event_seq ?? session.record.last_seq);
+  host.adopt(session);
+  // The rotated token (and the cleared detach time) are durable before the welcome.
+  if (hello.resume) await ctx.store.write([session.recordWrite()]);
+  const welcome: Record<string, unknown> = {
+    runtime: ctx.runtime,
+    resume_token: resumeToken,
+    resume_window_sec: ctx.sessions.resumeWindowSec,
+    capabilities: { encodings: ["json"], features, agents: ctx.inventory() },
+  };
+  if (session.has("heartbeat")) {
+    welcome.heartbeat_interval_sec = ctx.heartbeatSec;
+    host.watch(startHeartbeat(ctx.heartbeatSec, session, host));
+  }
+  session.sendControl("session.welcome", welcome);
+  ctx.log.info(hello.resume ? "session resumed" : "session opened", {
+    session_id: session.sessionId,
+    principal,
+  });
+  await session.replay();
+  if (hello.resume) await ctx.jobs.redeliverCredentials(session.sessionId);
+}
+
+/**
+ * Pings the client when it falls silent and closes once it stays silent.
+ *
+ * @param intervalSec the negotiated interval
+ * @param session where pings and the loss report go
+ * @param host the connection to close on loss
+ * @returns the running heartbeat
+ */
+function startHeartbeat(intervalSec: number, session: Session, host: HandshakeHost): Heartbeat {
+  return new Heartbeat(intervalSec * 1000, {
+    ping: () => session.sendControl("session.ping", { nonce: `p_${newUlid()}`, sent_at: nowIso() }),
+    lost: () => {
+      session.sendControl(
+        "session.error",
+        new ArcpError(
+          "HEARTBEAT_LOST",
+          "no message from the client for two heartbeat intervals",
+        ).toPayload(),
+      );
+      host.close();
+    },
+  });
+}
