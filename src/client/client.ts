@@ -6,21 +6,17 @@
  *
  * @module
  */
-import { ALL_FEATURES } from "../protocol/features.ts";
-import type { z } from "zod";
-import { ARCP_VERSION, type Envelope, TRACE_ID } from "../protocol/envelope.ts";
+import { encodeEnvelope } from "../protocol/encode.ts";
+import { type Envelope, TRACE_ID } from "../protocol/envelope.ts";
+import { ALL_FEATURES, type Feature } from "../protocol/features.ts";
 import { newTraceId, newUlid } from "../protocol/ids.ts";
 import type {
-  AckSchema,
-  ByeSchema,
-  CancelSchema,
   Hello,
   ListJobs,
-  PingSchema,
-  PongSchema,
+  MessageType,
+  Payloads,
   Submit,
-  SubscribeSchema,
-  UnsubscribeSchema,
+  Subscribe,
 } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import * as decode from "./decode.ts";
@@ -311,8 +307,7 @@ export class ArcpClient {
   cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
     if (this.#ended.has(jobId)) return Promise.resolve("ended");
     const pending: PendingCancel = { answer: Promise.withResolvers(), settled: false };
-    const payload: z.infer<typeof CancelSchema> = reason === undefined ? {} : { reason };
-    if (!this.#send("job.cancel", payload, { job_id: jobId })) {
+    if (!this.#send("job.cancel", reason === undefined ? {} : { reason }, { job_id: jobId })) {
       return Promise.reject(this.#closedError());
     }
     const queue = this.#cancels.get(jobId);
@@ -369,7 +364,7 @@ export class ArcpClient {
     if (!this.#features.includes("subscribe")) {
       return Promise.reject(this.#notNegotiated("subscribe"));
     }
-    const payload: z.infer<typeof SubscribeSchema> = { job_id: jobId };
+    const payload: Subscribe = { job_id: jobId };
     if (options.fromEventSeq !== undefined) payload.from_event_seq = options.fromEventSeq;
     if (options.history !== undefined) payload.history = options.history;
     if (!this.#send("job.subscribe", payload)) return Promise.reject(this.#closedError());
@@ -420,8 +415,7 @@ export class ArcpClient {
    */
   ping(): Promise<PongPayload> {
     const nonce = `p_${newUlid()}`;
-    const payload: z.infer<typeof PingSchema> = { nonce, sent_at: nowIso() };
-    if (!this.#send("session.ping", payload)) {
+    if (!this.#send("session.ping", { nonce, sent_at: nowIso() })) {
       return Promise.reject(this.#closedError());
     }
     const answer = Promise.withResolvers<PongPayload>();
@@ -438,8 +432,7 @@ export class ArcpClient {
    */
   ack(seq: number = this.#lastEventSeq): boolean {
     if (!this.#features.includes("ack")) return false;
-    const payload: z.infer<typeof AckSchema> = { last_processed_seq: seq };
-    return this.#send("session.ack", payload);
+    return this.#send("session.ack", { last_processed_seq: seq });
   }
 
   /**
@@ -452,8 +445,7 @@ export class ArcpClient {
    */
   async close(reason?: string): Promise<void> {
     if (this.#state === "open") {
-      const payload: z.infer<typeof ByeSchema> = reason === undefined ? {} : { reason };
-      this.#send("session.bye", payload);
+      this.#send("session.bye", reason === undefined ? {} : { reason });
     }
     this.#shutdown(new ArcpClientError("CONNECTION_CLOSED", "the client closed the session"));
     await this.#closed.promise;
@@ -490,30 +482,18 @@ export class ArcpClient {
         last_event_seq: resume.lastEventSeq,
       };
     }
-    this.#ws.send(JSON.stringify({
-      arcp: ARCP_VERSION,
-      id: newUlid(),
-      type: "session.hello",
-      payload,
-    }));
+    this.#ws.send(encodeEnvelope({ type: "session.hello", payload }));
   }
 
   /** Sends one envelope (`extra` may set its id); false when the session is not open. */
-  #send(
-    type: string,
-    payload: Record<string, unknown>,
-    extra: Record<string, unknown> = {},
+  #send<T extends MessageType>(
+    type: T,
+    payload: Payloads[T],
+    extra: { id?: string; job_id?: string; trace_id?: string } = {},
   ): boolean {
     // Deno's send() throws once the socket is closing, before our close event has run.
     if (this.#state !== "open" || this.#ws.readyState !== WebSocket.OPEN) return false;
-    this.#ws.send(JSON.stringify({
-      arcp: ARCP_VERSION,
-      id: newUlid(),
-      type,
-      session_id: this.#sessionId,
-      ...extra,
-      payload,
-    }));
+    this.#ws.send(encodeEnvelope({ type, session_id: this.#sessionId, ...extra, payload }));
     return true;
   }
 
@@ -646,8 +626,7 @@ export class ArcpClient {
   #onPing(env: Envelope): void {
     const ping = decode.ping(env.payload);
     if (!ping) return;
-    const payload: z.infer<typeof PongSchema> = { ping_nonce: ping.nonce, received_at: nowIso() };
-    this.#send("session.pong", payload);
+    this.#send("session.pong", { ping_nonce: ping.nonce, received_at: nowIso() });
   }
 
   #onPong(env: Envelope): void {
@@ -783,8 +762,7 @@ export class ArcpClient {
     streams?.delete(sub);
     if (streams?.size === 0) this.#jobs.delete(jobId);
     const stillSubscribed = [...streams ?? []].some((s) => s instanceof Subscription);
-    const payload: z.infer<typeof UnsubscribeSchema> = { job_id: jobId };
-    if (!stillSubscribed) this.#send("job.unsubscribe", payload);
+    if (!stillSubscribed) this.#send("job.unsubscribe", { job_id: jobId });
   }
 
   #terminate(jobId: string, outcome: JobResultPayload | JobFailedError): void {
@@ -805,7 +783,7 @@ export class ArcpClient {
     else pending.answer.resolve(outcome);
   }
 
-  #notNegotiated(feature: string): ArcpClientError {
+  #notNegotiated(feature: Feature): ArcpClientError {
     return new ArcpClientError(
       "INVALID_REQUEST",
       `the session did not negotiate the ${feature} feature`,

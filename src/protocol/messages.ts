@@ -6,7 +6,8 @@
  * @module
  */
 import { z } from "zod";
-import { ErrorPayloadSchema } from "./errors.ts";
+import { type ErrorPayload, ErrorPayloadSchema } from "./errors.ts";
+import type { JobEventPayload } from "./events.ts";
 import { LeaseSchema } from "./lease.ts";
 
 /** Longest idempotency key accepted (it is hashed before use in a key anyway). */
@@ -28,13 +29,14 @@ export const JobStatusSchema = z.enum(JOB_STATUSES);
 /** A job state. */
 export type JobStatus = z.infer<typeof JobStatusSchema>;
 
+/** The terminal states other than success: the `final_status` of a `job.error`. */
+export const FAILED_STATUSES = ["error", "cancelled", "timed_out"] as const;
+
+/** How a job that did not succeed ended. */
+export type FailedStatus = typeof FAILED_STATUSES[number];
+
 /** Terminal job states. */
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set([
-  "success",
-  "error",
-  "cancelled",
-  "timed_out",
-]);
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(["success", ...FAILED_STATUSES]);
 
 const short = z.string().max(1024);
 
@@ -63,12 +65,23 @@ export const HelloSchema = z.object({
 /** A `session.hello` payload. */
 export type Hello = z.infer<typeof HelloSchema>;
 
-/** An advertised agent and its versions. */
-export const AgentInventoryEntrySchema = z.object({
+/**
+ * An advertised agent: its name, every version (oldest first) and the
+ * version a bare name resolves to. Typed out because the runtime's public
+ * API exports the type inferred from it.
+ */
+export const AgentInventoryEntrySchema: z.ZodObject<{
+  name: z.ZodString;
+  versions: z.ZodArray<z.ZodString>;
+  default: z.ZodString;
+}> = z.object({
   name: z.string(),
   versions: z.array(z.string()),
   default: z.string(),
 });
+
+/** An agent name with its versions, as the welcome advertises it. */
+export type AgentInventoryEntry = z.infer<typeof AgentInventoryEntrySchema>;
 
 /** `session.welcome` payload. */
 export const WelcomeSchema = z.object({
@@ -89,17 +102,32 @@ export type Welcome = z.infer<typeof WelcomeSchema>;
 /** `session.bye` payload. */
 export const ByeSchema = z.object({ reason: short.optional() });
 
+/** A `session.bye` payload. */
+export type Bye = z.infer<typeof ByeSchema>;
+
 /** `session.close` / `session.closed` payload. */
 export const EmptySchema = z.object({});
+
+/** The empty payload of `session.close` / `session.closed`. */
+export type Empty = z.infer<typeof EmptySchema>;
 
 /** `session.ping` payload. */
 export const PingSchema = z.object({ nonce: short, sent_at: short });
 
+/** A `session.ping` payload. */
+export type Ping = z.infer<typeof PingSchema>;
+
 /** `session.pong` payload. */
 export const PongSchema = z.object({ ping_nonce: short, received_at: short });
 
+/** A `session.pong` payload. */
+export type Pong = z.infer<typeof PongSchema>;
+
 /** `session.ack` payload. */
 export const AckSchema = z.object({ last_processed_seq: z.number().int().nonnegative() });
+
+/** A `session.ack` payload. */
+export type Ack = z.infer<typeof AckSchema>;
 
 /** `session.list_jobs` payload. */
 export const ListJobsSchema = z.object({
@@ -162,8 +190,24 @@ export const SubmitSchema = z.object({
 /** A `job.submit` payload. */
 export type Submit = z.infer<typeof SubmitSchema>;
 
-/** A credential handed to a job's submitter (§5.8). */
-export const CredentialSchema = z.object({
+/**
+ * A credential handed to a job's submitter (§5.8). Typed out because the
+ * public APIs of runtime and client export the type inferred from it.
+ */
+export const CredentialSchema: z.ZodObject<{
+  id: z.ZodString;
+  scheme: z.ZodString;
+  value: z.ZodString;
+  endpoint: z.ZodString;
+  profile: z.ZodOptional<z.ZodString>;
+  constraints: z.ZodOptional<
+    z.ZodObject<{
+      expires_at: z.ZodOptional<z.ZodString>;
+      allowed_models: z.ZodOptional<z.ZodArray<z.ZodString>>;
+      max_spend: z.ZodOptional<z.ZodObject<{ currency: z.ZodString; amount: z.ZodNumber }>>;
+    }>
+  >;
+}> = z.object({
   id: z.string(),
   scheme: z.string(),
   value: z.string(),
@@ -175,6 +219,9 @@ export const CredentialSchema = z.object({
     max_spend: z.object({ currency: z.string(), amount: z.number() }).optional(),
   }).optional(),
 });
+
+/** A provisioned credential as the wire carries it; its `value` is a secret. */
+export type Credential = z.infer<typeof CredentialSchema>;
 
 /** `job.accepted` payload. */
 export const AcceptedSchema = z.object({
@@ -207,7 +254,7 @@ export type Result = z.infer<typeof ResultSchema>;
 
 /** `job.error` payload. */
 export const JobErrorSchema = ErrorPayloadSchema.extend({
-  final_status: z.enum(["error", "cancelled", "timed_out"]),
+  final_status: z.enum(FAILED_STATUSES),
 });
 
 /** A `job.error` payload. */
@@ -216,6 +263,9 @@ export type JobError = z.infer<typeof JobErrorSchema>;
 /** `job.cancel` / `job.cancelled` payload. */
 export const CancelSchema = z.object({ reason: short.optional() });
 
+/** A `job.cancel` / `job.cancelled` payload. */
+export type Cancel = z.infer<typeof CancelSchema>;
+
 /** `job.subscribe` payload. */
 export const SubscribeSchema = z.object({
   job_id: z.string().min(1).max(256),
@@ -223,8 +273,14 @@ export const SubscribeSchema = z.object({
   history: z.boolean().optional(),
 });
 
+/** A `job.subscribe` payload. */
+export type Subscribe = z.infer<typeof SubscribeSchema>;
+
 /** `job.unsubscribe` payload. */
 export const UnsubscribeSchema = z.object({ job_id: z.string().min(1).max(256) });
+
+/** A `job.unsubscribe` payload. */
+export type Unsubscribe = z.infer<typeof UnsubscribeSchema>;
 
 /** `job.subscribed` payload. */
 export const SubscribedSchema = z.object({
@@ -246,6 +302,59 @@ export type Subscribed = z.infer<typeof SubscribedSchema>;
 
 /** `session.error` payload. */
 export const SessionErrorSchema = ErrorPayloadSchema;
+
+/**
+ * Every message type and the payload it carries, in either direction: what
+ * an envelope of that type is built with (`encodeEnvelope`)
+ * is what the schemas above decode.
+ */
+export interface Payloads {
+  /** Client → runtime: open or resume a session. */
+  "session.hello": Hello;
+  /** Runtime → client: the session is open. */
+  "session.welcome": Welcome;
+  /** Either side: the connection is ending; the session stays resumable. */
+  "session.bye": Bye;
+  /** Client → runtime: end the session for good. */
+  "session.close": Empty;
+  /** Runtime → client: the session is ended. */
+  "session.closed": Empty;
+  /** Either side: liveness check. */
+  "session.ping": Ping;
+  /** Either side: the answer to a ping. */
+  "session.pong": Pong;
+  /** Client → runtime: events processed so far. */
+  "session.ack": Ack;
+  /** Client → runtime: list jobs. */
+  "session.list_jobs": ListJobs;
+  /** Runtime → client: one page of jobs. */
+  "session.jobs": Jobs;
+  /** Runtime → client: a session-level error. */
+  "session.error": ErrorPayload;
+  /** Client → runtime: run a job. */
+  "job.submit": Submit;
+  /** Runtime → client: the job was admitted. */
+  "job.accepted": Accepted;
+  /** Runtime → client: one event of a job. */
+  "job.event": JobEventPayload;
+  /** Runtime → client: the job succeeded. */
+  "job.result": Result;
+  /** Runtime → client: the job (or a request about it) failed. */
+  "job.error": JobError;
+  /** Client → runtime: cancel a job. */
+  "job.cancel": Cancel;
+  /** Runtime → client: the job is being cancelled. */
+  "job.cancelled": Cancel;
+  /** Client → runtime: follow a job. */
+  "job.subscribe": Subscribe;
+  /** Runtime → client: the subscription started. */
+  "job.subscribed": Subscribed;
+  /** Client → runtime: stop following a job. */
+  "job.unsubscribe": Unsubscribe;
+}
+
+/** An ARCP message type. */
+export type MessageType = keyof Payloads;
 
 /**
  * Inbound message types and the schema of each one's payload. A type not in

@@ -7,17 +7,14 @@
  *
  * @module
  */
-import {
-  ARCP_VERSION,
-  decodeEnvelope,
-  decodePayload,
-  type Envelope,
-} from "../protocol/envelope.ts";
+import { encodeEnvelope } from "../protocol/encode.ts";
+import { decodeEnvelope, decodePayload, type Envelope } from "../protocol/envelope.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
-import { negotiateFeatures } from "../protocol/features.ts";
+import { type Feature, negotiateFeatures } from "../protocol/features.ts";
 import { newJobId, newSessionId, newUlid } from "../protocol/ids.ts";
 import {
   AckSchema,
+  type AgentInventoryEntry,
   CancelSchema,
   type Hello,
   HelloSchema,
@@ -25,12 +22,13 @@ import {
   ListJobsSchema,
   PingSchema,
   SubmitSchema,
+  type Subscribed,
   SubscribeSchema,
   UnsubscribeSchema,
+  type Welcome,
 } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { JobManager } from "../jobs/job_manager.ts";
-import type { AgentInventoryEntry } from "../sandbox/registry.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import type { Transport, TransportHandler } from "../transport/transport.ts";
@@ -45,7 +43,7 @@ export interface ConnectionContext {
   /** Runtime name and version for the welcome. */
   runtime: { name: string; version: string };
   /** Features this runtime offers on a given connection. */
-  features: (transport: Transport) => readonly string[];
+  features: (transport: Transport) => readonly Feature[];
   /** Heartbeat interval (seconds) when `heartbeat` is negotiated. */
   heartbeatSec: number;
   /** The agent inventory. */
@@ -67,7 +65,7 @@ export interface ConnectionContext {
 type Handler = (env: Envelope, session: Session) => Promise<void> | void;
 
 /** Message types that need a negotiated feature. */
-const FEATURE_OF: Record<string, string> = {
+const FEATURE_OF: Record<string, Feature> = {
   "session.list_jobs": "list_jobs",
   "session.ack": "ack",
   "job.subscribe": "subscribe",
@@ -242,7 +240,7 @@ export class Connection implements TransportHandler {
     this.#session = session;
     // The rotated token (and the cleared detach time) are durable before the welcome.
     if (hello.resume) await this.#ctx.store.write([session.recordWrite()]);
-    const welcome: Record<string, unknown> = {
+    const welcome: Welcome = {
       runtime: this.#ctx.runtime,
       resume_token: resumeToken,
       resume_window_sec: this.#ctx.sessions.resumeWindowSec,
@@ -369,7 +367,7 @@ export class Connection implements TransportHandler {
       }),
     ]);
     const job = sub.job;
-    const payload: Record<string, unknown> = {
+    const payload: Subscribed = {
       job_id: job.job_id,
       current_status: job.status,
       agent: job.agent,
@@ -411,13 +409,13 @@ export class Connection implements TransportHandler {
   /** A rejected hello: error with a fresh id that names no session, then close. */
   #reject(err: ArcpError): void {
     if (this.#closed) return;
-    this.#transport.send(JSON.stringify({
-      arcp: ARCP_VERSION,
-      id: newUlid(),
-      type: "session.error",
-      session_id: newSessionId(),
-      payload: err.toPayload(),
-    }));
+    this.#transport.send(
+      encodeEnvelope({
+        type: "session.error",
+        session_id: newSessionId(),
+        payload: err.toPayload(),
+      }),
+    );
     this.#close();
   }
 
