@@ -66,22 +66,28 @@ export const HelloSchema = z.object({
 export type Hello = z.infer<typeof HelloSchema>;
 
 /**
- * An advertised agent: its name, every version (oldest first) and the
- * version a bare name resolves to. Typed out because the runtime's public
- * API exports the type inferred from it.
+ * An agent name with its versions, as the welcome advertises it. Written
+ * out rather than inferred because both public APIs export it, and a
+ * published type may not name zod's; the schema below is pinned to it.
  */
-export const AgentInventoryEntrySchema: z.ZodObject<{
-  name: z.ZodString;
-  versions: z.ZodArray<z.ZodString>;
-  default: z.ZodString;
-}> = z.object({
+export type AgentInventoryEntry = {
+  /** Agent name. */
+  name: string;
+  /** Every version, oldest first (only the default unless `agent_versions` was negotiated). */
+  versions: string[];
+  /** What a bare name resolves to. */
+  default: string;
+};
+
+/**
+ * Schema of {@linkcode AgentInventoryEntry}, declared as producing it so the two are
+ * checked against each other.
+ */
+export const AgentInventoryEntrySchema: z.ZodType<AgentInventoryEntry> = z.object({
   name: z.string(),
   versions: z.array(z.string()),
   default: z.string(),
 });
-
-/** An agent name with its versions, as the welcome advertises it. */
-export type AgentInventoryEntry = z.infer<typeof AgentInventoryEntrySchema>;
 
 /** `session.welcome` payload. */
 export const WelcomeSchema = z.object({
@@ -191,23 +197,37 @@ export const SubmitSchema = z.object({
 export type Submit = z.infer<typeof SubmitSchema>;
 
 /**
- * A credential handed to a job's submitter (§5.8). Typed out because the
- * public APIs of runtime and client export the type inferred from it.
+ * A credential handed to a job's submitter (§5.8, `job.accepted.credentials[]`);
+ * its `value` is a secret. Written out rather than inferred because both
+ * public APIs export it; the schema below is pinned to it.
  */
-export const CredentialSchema: z.ZodObject<{
-  id: z.ZodString;
-  scheme: z.ZodString;
-  value: z.ZodString;
-  endpoint: z.ZodString;
-  profile: z.ZodOptional<z.ZodString>;
-  constraints: z.ZodOptional<
-    z.ZodObject<{
-      expires_at: z.ZodOptional<z.ZodString>;
-      allowed_models: z.ZodOptional<z.ZodArray<z.ZodString>>;
-      max_spend: z.ZodOptional<z.ZodObject<{ currency: z.ZodString; amount: z.ZodNumber }>>;
-    }>
-  >;
-}> = z.object({
+export type Credential = {
+  /** Stable id within the job. */
+  id: string;
+  /** Auth scheme; `bearer` from this runtime's provisioners. */
+  scheme: string;
+  /** The secret. */
+  value: string;
+  /** Where it is valid. */
+  endpoint: string;
+  /** API dialect hint. */
+  profile?: string;
+  /** What the upstream enforces. */
+  constraints?: {
+    /** RFC 3339 instant after which it stops working. */
+    expires_at?: string;
+    /** Models it may be used with. */
+    allowed_models?: string[];
+    /** Spend cap. */
+    max_spend?: { currency: string; amount: number };
+  };
+};
+
+/**
+ * Schema of {@linkcode Credential}, declared as producing it so the two are
+ * checked against each other.
+ */
+export const CredentialSchema: z.ZodType<Credential> = z.object({
   id: z.string(),
   scheme: z.string(),
   value: z.string(),
@@ -219,9 +239,6 @@ export const CredentialSchema: z.ZodObject<{
     max_spend: z.object({ currency: z.string(), amount: z.number() }).optional(),
   }).optional(),
 });
-
-/** A provisioned credential as the wire carries it; its `value` is a secret. */
-export type Credential = z.infer<typeof CredentialSchema>;
 
 /** `job.accepted` payload. */
 export const AcceptedSchema = z.object({
