@@ -313,7 +313,7 @@ export class ArcpClient {
     const queue = this.#cancels.get(jobId);
     if (queue) queue.push(pending);
     else this.#cancels.set(jobId, [pending]);
-    if (this.#features.includes("list_jobs")) {
+    if (this.#negotiated("list_jobs")) {
       this.#list({ limit: 1 }).then(
         () => this.#settleCancel(jobId, pending, "ended"),
         (err) => this.#settleCancel(jobId, pending, err),
@@ -343,7 +343,7 @@ export class ArcpClient {
    * ```
    */
   listJobs(request: ListJobsRequest = {}): Promise<JobsPayload> {
-    if (!this.#features.includes("list_jobs")) {
+    if (!this.#negotiated("list_jobs")) {
       return Promise.reject(this.#notNegotiated("list_jobs"));
     }
     return this.#list(request);
@@ -361,7 +361,7 @@ export class ArcpClient {
    *   `JOB_NOT_FOUND`), or `INVALID_REQUEST` when `subscribe` was not negotiated
    */
   subscribe(jobId: string, options: SubscribeOptions = {}): Promise<JobSubscription> {
-    if (!this.#features.includes("subscribe")) {
+    if (!this.#negotiated("subscribe")) {
       return Promise.reject(this.#notNegotiated("subscribe"));
     }
     const payload: Subscribe = { job_id: jobId };
@@ -431,7 +431,7 @@ export class ArcpClient {
    * @returns whether the ack was sent (not when `ack` was not negotiated or the session is closed)
    */
   ack(seq: number = this.#lastEventSeq): boolean {
-    if (!this.#features.includes("ack")) return false;
+    if (!this.#negotiated("ack")) return false;
     return this.#send("session.ack", { last_processed_seq: seq });
   }
 
@@ -781,6 +781,10 @@ export class ArcpClient {
     if (queue.length === 0) this.#cancels.delete(jobId);
     if (outcome instanceof Error) pending.answer.reject(outcome);
     else pending.answer.resolve(outcome);
+  }
+
+  #negotiated(feature: Feature): boolean {
+    return this.#features.includes(feature);
   }
 
   #notNegotiated(feature: Feature): ArcpClientError {

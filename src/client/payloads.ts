@@ -2,15 +2,15 @@
  * The wire payloads the client hands to its caller, with their wire field
  * names (ARCP.md §3–§5). Most are written out here, with a doc line per
  * field; the decoder (`decode.ts`) assigns schema output to them, so a schema
- * change that breaks one of them fails type checking there. The agent entry
- * and the credential are the protocol's own types, shared with the runtime.
+ * change that breaks one of them fails type checking there. The agent entry,
+ * the credential and the job state are the protocol's own types, shared with
+ * the runtime.
  *
  * @module
  */
-import type { AgentInventoryEntry, Credential } from "../protocol/messages.ts";
+import type { AgentInventoryEntry, Credential, JobStatus } from "../protocol/messages.ts";
 
-/** A job state; the last four are terminal. */
-export type JobStatus = "pending" | "running" | "success" | "error" | "cancelled" | "timed_out";
+export type { JobStatus };
 
 /** A lease: capability namespace → glob patterns (ARCP.md §5.2). */
 export type Lease = Record<string, string[]>;

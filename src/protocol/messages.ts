@@ -13,27 +13,33 @@ import { LeaseSchema } from "./lease.ts";
 /** Longest idempotency key accepted (it is hashed before use in a key anyway). */
 export const MAX_IDEMPOTENCY_KEY = 256;
 
+/**
+ * How a job that did not succeed ended: the `final_status` of a `job.error`.
+ * Written out, not derived from {@linkcode FAILED_STATUSES}, because the
+ * client's public API exports it and may not name a private constant.
+ */
+export type FailedStatus = "error" | "cancelled" | "timed_out";
+
+/** A job state; the last four are terminal. */
+export type JobStatus = "pending" | "running" | "success" | FailedStatus;
+
+/** The terminal states other than success. */
+export const FAILED_STATUSES = [
+  "error",
+  "cancelled",
+  "timed_out",
+] as const satisfies readonly FailedStatus[];
+
 /** Job states; the last four are terminal. */
 export const JOB_STATUSES = [
   "pending",
   "running",
   "success",
-  "error",
-  "cancelled",
-  "timed_out",
-] as const;
+  ...FAILED_STATUSES,
+] as const satisfies readonly JobStatus[];
 
 /** Schema of a job state. */
 export const JobStatusSchema = z.enum(JOB_STATUSES);
-
-/** A job state. */
-export type JobStatus = z.infer<typeof JobStatusSchema>;
-
-/** The terminal states other than success: the `final_status` of a `job.error`. */
-export const FAILED_STATUSES = ["error", "cancelled", "timed_out"] as const;
-
-/** How a job that did not succeed ended. */
-export type FailedStatus = typeof FAILED_STATUSES[number];
 
 /** Terminal job states. */
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(["success", ...FAILED_STATUSES]);
