@@ -9,7 +9,7 @@
  */
 import { encodeEnvelope } from "../protocol/encode.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
-import type { JobEventPayload } from "../protocol/events.ts";
+import type { EventBody, JobEventPayload } from "../protocol/events.ts";
 import type { Feature } from "../protocol/features.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { JobError, MessageType, Payloads } from "../protocol/messages.ts";
@@ -404,14 +404,11 @@ export class Session implements EventSink {
 
   #fill(staged: Staged): void {
     const original = JSON.parse(staged.logged) as { job_id: string; trace_id?: string };
-    const payload: JobEventPayload = {
-      kind: "log",
-      ts: new Date().toISOString(),
-      body: {
-        level: "error",
-        message: "an envelope of this job could not be stored and was dropped",
-      },
+    const body: EventBody<"log"> = {
+      level: "error",
+      message: "an envelope of this job could not be stored and was dropped",
     };
+    const payload: JobEventPayload = { kind: "log", ts: new Date().toISOString(), body };
     const text = encodeEnvelope({
       type: "job.event",
       session_id: this.sessionId,
