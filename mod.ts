@@ -69,6 +69,6 @@ export {
   type ErrorPayload,
 } from "./src/protocol/errors.ts";
 export type { Lease } from "./src/protocol/lease.ts";
-export type { AgentInventoryEntry } from "./src/sandbox/registry.ts";
+export type { AgentInventoryEntry } from "./src/protocol/messages.ts";
 export type { JobLimits } from "./src/jobs/job_manager.ts";
 export type { SessionLimits } from "./src/session/registry.ts";

@@ -6,8 +6,9 @@
  * @module
  */
 import { RUNTIME_FEATURES } from "./protocol/features.ts";
+import type { AgentInventoryEntry } from "./protocol/messages.ts";
 import { type JobLimits, JobManager } from "./jobs/job_manager.ts";
-import { type AgentInventoryEntry, AgentRegistry } from "./sandbox/registry.ts";
+import { AgentRegistry } from "./sandbox/registry.ts";
 import type { Sandbox } from "./sandbox/sandbox.ts";
 import { SupervisedSandbox, type SupervisorOptions } from "./sandbox/supervisor.ts";
 import { HostLauncher } from "./sandbox/host_launcher.ts";

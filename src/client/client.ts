@@ -6,21 +6,17 @@
  *
  * @module
  */
-import { ALL_FEATURES } from "../protocol/features.ts";
-import type { z } from "zod";
-import { ARCP_VERSION, type Envelope, TRACE_ID } from "../protocol/envelope.ts";
+import { encodeEnvelope } from "../protocol/encode.ts";
+import { type Envelope, TRACE_ID } from "../protocol/envelope.ts";
+import { ALL_FEATURES, type Feature } from "../protocol/features.ts";
 import { newTraceId, newUlid } from "../protocol/ids.ts";
 import type {
-  AckSchema,
-  ByeSchema,
-  CancelSchema,
   Hello,
   ListJobs,
-  PingSchema,
-  PongSchema,
+  MessageType,
+  Payloads,
   Submit,
-  SubscribeSchema,
-  UnsubscribeSchema,
+  Subscribe,
 } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import * as decode from "./decode.ts";
@@ -28,6 +24,7 @@ import { ArcpClientError, JobFailedError, SubmitRejectedError } from "./errors.t
 import { type JobHandle, SubmittedJob } from "./job_handle.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
 import { type JobSubscription, Subscription } from "./job_subscription.ts";
+import { PendingRequests } from "./pending_requests.ts";
 import type {
   AgentInfo,
   JobResultPayload,
@@ -147,16 +144,17 @@ export class ArcpClient {
   #resumed = false;
   #lastEventSeq = 0;
 
-  /** Submits awaiting their answer, by trace id (in submit order). */
-  #submits = new Map<string, SubmittedJob[]>();
+  /** Submits awaiting their answer, by trace id. */
+  #submits = new PendingRequests<string, SubmittedJob>();
   /** Handles and subscriptions receiving a job's envelopes, by job id. */
   #jobs = new Map<string, Set<JobStream>>();
   /** Outcomes of recently ended jobs, oldest first. */
   #ended = new Map<string, JobResultPayload | JobFailedError>();
-  #lists = new Map<string, PromiseWithResolvers<JobsPayload>>();
-  #subscribes = new Map<string, PromiseWithResolvers<JobSubscription>[]>();
-  #pings = new Map<string, PromiseWithResolvers<PongPayload>>();
-  #cancels = new Map<string, PendingCancel[]>();
+  /** Lists by request envelope id, subscribes by job id, pings by nonce, cancels by job id. */
+  #lists = new PendingRequests<string, PromiseWithResolvers<JobsPayload>>();
+  #subscribes = new PendingRequests<string, PromiseWithResolvers<JobSubscription>>();
+  #pings = new PendingRequests<string, PromiseWithResolvers<PongPayload>>();
+  #cancels = new PendingRequests<string, PendingCancel>();
   /** Streams of `ConnectOptions.watch`, until `watch()` hands them out. */
   #watched = new Map<string, JobStream>();
 
@@ -286,9 +284,7 @@ export class ArcpClient {
       handle.lose(this.#closedError());
       return handle;
     }
-    const queue = this.#submits.get(traceId);
-    if (queue) queue.push(handle);
-    else this.#submits.set(traceId, [handle]);
+    this.#submits.add(traceId, handle);
     return handle;
   }
 
@@ -311,14 +307,11 @@ export class ArcpClient {
   cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
     if (this.#ended.has(jobId)) return Promise.resolve("ended");
     const pending: PendingCancel = { answer: Promise.withResolvers(), settled: false };
-    const payload: z.infer<typeof CancelSchema> = reason === undefined ? {} : { reason };
-    if (!this.#send("job.cancel", payload, { job_id: jobId })) {
+    if (!this.#send("job.cancel", reason === undefined ? {} : { reason }, { job_id: jobId })) {
       return Promise.reject(this.#closedError());
     }
-    const queue = this.#cancels.get(jobId);
-    if (queue) queue.push(pending);
-    else this.#cancels.set(jobId, [pending]);
-    if (this.#features.includes("list_jobs")) {
+    this.#cancels.add(jobId, pending);
+    if (this.#negotiated("list_jobs")) {
       this.#list({ limit: 1 }).then(
         () => this.#settleCancel(jobId, pending, "ended"),
         (err) => this.#settleCancel(jobId, pending, err),
@@ -348,7 +341,7 @@ export class ArcpClient {
    * ```
    */
   listJobs(request: ListJobsRequest = {}): Promise<JobsPayload> {
-    if (!this.#features.includes("list_jobs")) {
+    if (!this.#negotiated("list_jobs")) {
       return Promise.reject(this.#notNegotiated("list_jobs"));
     }
     return this.#list(request);
@@ -366,17 +359,15 @@ export class ArcpClient {
    *   `JOB_NOT_FOUND`), or `INVALID_REQUEST` when `subscribe` was not negotiated
    */
   subscribe(jobId: string, options: SubscribeOptions = {}): Promise<JobSubscription> {
-    if (!this.#features.includes("subscribe")) {
+    if (!this.#negotiated("subscribe")) {
       return Promise.reject(this.#notNegotiated("subscribe"));
     }
-    const payload: z.infer<typeof SubscribeSchema> = { job_id: jobId };
+    const payload: Subscribe = { job_id: jobId };
     if (options.fromEventSeq !== undefined) payload.from_event_seq = options.fromEventSeq;
     if (options.history !== undefined) payload.history = options.history;
     if (!this.#send("job.subscribe", payload)) return Promise.reject(this.#closedError());
     const answer = Promise.withResolvers<JobSubscription>();
-    const queue = this.#subscribes.get(jobId);
-    if (queue) queue.push(answer);
-    else this.#subscribes.set(jobId, [answer]);
+    this.#subscribes.add(jobId, answer);
     return answer.promise;
   }
 
@@ -420,12 +411,11 @@ export class ArcpClient {
    */
   ping(): Promise<PongPayload> {
     const nonce = `p_${newUlid()}`;
-    const payload: z.infer<typeof PingSchema> = { nonce, sent_at: nowIso() };
-    if (!this.#send("session.ping", payload)) {
+    if (!this.#send("session.ping", { nonce, sent_at: nowIso() })) {
       return Promise.reject(this.#closedError());
     }
     const answer = Promise.withResolvers<PongPayload>();
-    this.#pings.set(nonce, answer);
+    this.#pings.add(nonce, answer);
     return answer.promise;
   }
 
@@ -437,9 +427,8 @@ export class ArcpClient {
    * @returns whether the ack was sent (not when `ack` was not negotiated or the session is closed)
    */
   ack(seq: number = this.#lastEventSeq): boolean {
-    if (!this.#features.includes("ack")) return false;
-    const payload: z.infer<typeof AckSchema> = { last_processed_seq: seq };
-    return this.#send("session.ack", payload);
+    if (!this.#negotiated("ack")) return false;
+    return this.#send("session.ack", { last_processed_seq: seq });
   }
 
   /**
@@ -452,8 +441,7 @@ export class ArcpClient {
    */
   async close(reason?: string): Promise<void> {
     if (this.#state === "open") {
-      const payload: z.infer<typeof ByeSchema> = reason === undefined ? {} : { reason };
-      this.#send("session.bye", payload);
+      this.#send("session.bye", reason === undefined ? {} : { reason });
     }
     this.#shutdown(new ArcpClientError("CONNECTION_CLOSED", "the client closed the session"));
     await this.#closed.promise;
@@ -490,30 +478,18 @@ export class ArcpClient {
         last_event_seq: resume.lastEventSeq,
       };
     }
-    this.#ws.send(JSON.stringify({
-      arcp: ARCP_VERSION,
-      id: newUlid(),
-      type: "session.hello",
-      payload,
-    }));
+    this.#ws.send(encodeEnvelope({ type: "session.hello", payload }));
   }
 
   /** Sends one envelope (`extra` may set its id); false when the session is not open. */
-  #send(
-    type: string,
-    payload: Record<string, unknown>,
-    extra: Record<string, unknown> = {},
+  #send<T extends MessageType>(
+    type: T,
+    payload: Payloads[T],
+    extra: { id?: string; job_id?: string; trace_id?: string } = {},
   ): boolean {
     // Deno's send() throws once the socket is closing, before our close event has run.
     if (this.#state !== "open" || this.#ws.readyState !== WebSocket.OPEN) return false;
-    this.#ws.send(JSON.stringify({
-      arcp: ARCP_VERSION,
-      id: newUlid(),
-      type,
-      session_id: this.#sessionId,
-      ...extra,
-      payload,
-    }));
+    this.#ws.send(encodeEnvelope({ type, session_id: this.#sessionId, ...extra, payload }));
     return true;
   }
 
@@ -533,7 +509,7 @@ export class ArcpClient {
       return Promise.reject(this.#closedError());
     }
     const answer = Promise.withResolvers<JobsPayload>();
-    this.#lists.set(id, answer);
+    this.#lists.add(id, answer);
     return answer.promise;
   }
 
@@ -646,15 +622,13 @@ export class ArcpClient {
   #onPing(env: Envelope): void {
     const ping = decode.ping(env.payload);
     if (!ping) return;
-    const payload: z.infer<typeof PongSchema> = { ping_nonce: ping.nonce, received_at: nowIso() };
-    this.#send("session.pong", payload);
+    this.#send("session.pong", { ping_nonce: ping.nonce, received_at: nowIso() });
   }
 
   #onPong(env: Envelope): void {
     const pong = decode.pong(env.payload);
     if (!pong) return;
-    this.#pings.get(pong.ping_nonce)?.resolve(pong);
-    this.#pings.delete(pong.ping_nonce);
+    this.#pings.take(pong.ping_nonce)?.resolve(pong);
   }
 
   /** ARCP §3: a `session.error` fails every pending submit, list, subscribe (and cancel). */
@@ -667,32 +641,24 @@ export class ArcpClient {
       })
       : new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed session.error");
     this.#lastSessionError = err;
-    for (const handles of this.#submits.values()) for (const h of handles) h.refuse(err);
-    this.#submits.clear();
-    for (const list of this.#lists.values()) list.reject(err);
-    this.#lists.clear();
-    for (const queue of this.#subscribes.values()) for (const s of queue) s.reject(err);
-    this.#subscribes.clear();
-    for (const [jobId, queue] of this.#cancels) {
-      for (const c of [...queue]) this.#settleCancel(jobId, c, err);
-    }
+    for (const [, handle] of this.#submits.drainAll()) handle.refuse(err);
+    for (const [, list] of this.#lists.drainAll()) list.reject(err);
+    for (const [, subscribe] of this.#subscribes.drainAll()) subscribe.reject(err);
+    for (const [jobId, cancel] of this.#cancels.drainAll()) this.#settleCancel(jobId, cancel, err);
   }
 
   #onJobs(env: Envelope): void {
     const jobs = decode.jobs(env.payload);
     if (!jobs) return;
-    this.#lists.get(jobs.request_id)?.resolve(jobs);
-    this.#lists.delete(jobs.request_id);
+    this.#lists.take(jobs.request_id)?.resolve(jobs);
   }
 
   #onAccepted(env: Envelope): void {
     // Always matched by trace id: the submit always carries one. An
     // unmatched answer (a delegated child, a submit given up on after a
     // session.error) belongs to no handle.
-    const queue = env.trace_id ? this.#submits.get(env.trace_id) : undefined;
-    const handle = queue?.shift();
+    const handle = env.trace_id ? this.#submits.take(env.trace_id) : undefined;
     if (!handle) return;
-    if (queue!.length === 0) this.#submits.delete(env.trace_id!);
     const accepted = decode.accepted(env.payload);
     if (!accepted) {
       handle.refuse(
@@ -722,7 +688,7 @@ export class ArcpClient {
     const options = { retryable: error.retryable, details: error.details };
     // A refused cancel is the requester's alone and ends nothing.
     if (error.details?.refused === "job.cancel") {
-      const pending = this.#cancels.get(env.job_id)?.[0];
+      const pending = this.#cancels.peek(env.job_id);
       if (pending) {
         this.#settleCancel(
           env.job_id,
@@ -732,10 +698,10 @@ export class ArcpClient {
       }
       return;
     }
-    const queue = env.trace_id ? this.#submits.get(env.trace_id) : undefined;
-    if (!this.#jobs.has(env.job_id) && queue?.length) {
-      const handle = queue.shift()!;
-      if (queue.length === 0) this.#submits.delete(env.trace_id!);
+    const handle = env.trace_id && !this.#jobs.has(env.job_id)
+      ? this.#submits.take(env.trace_id)
+      : undefined;
+    if (handle) {
       handle.refuse(new SubmitRejectedError(env.job_id, error.code, error.message, options));
       return;
     }
@@ -747,7 +713,7 @@ export class ArcpClient {
 
   #onCancelled(env: Envelope): void {
     if (!env.job_id || !decode.cancelled(env.payload)) return;
-    for (const c of [...this.#cancels.get(env.job_id) ?? []]) {
+    for (const c of this.#cancels.drain(env.job_id)) {
       this.#settleCancel(env.job_id, c, "cancelling");
     }
   }
@@ -755,10 +721,8 @@ export class ArcpClient {
   #onSubscribed(env: Envelope): void {
     const info = decode.subscribed(env.payload);
     if (!info) return;
-    const queue = this.#subscribes.get(info.job_id);
-    const answer = queue?.shift();
+    const answer = this.#subscribes.take(info.job_id);
     if (!answer) return;
-    if (queue!.length === 0) this.#subscribes.delete(info.job_id);
     const sub = new Subscription(info, () => this.#unsubscribe(info.job_id, sub));
     this.#follow(info.job_id, sub);
     answer.resolve(sub);
@@ -783,8 +747,7 @@ export class ArcpClient {
     streams?.delete(sub);
     if (streams?.size === 0) this.#jobs.delete(jobId);
     const stillSubscribed = [...streams ?? []].some((s) => s instanceof Subscription);
-    const payload: z.infer<typeof UnsubscribeSchema> = { job_id: jobId };
-    if (!stillSubscribed) this.#send("job.unsubscribe", payload);
+    if (!stillSubscribed) this.#send("job.unsubscribe", { job_id: jobId });
   }
 
   #terminate(jobId: string, outcome: JobResultPayload | JobFailedError): void {
@@ -792,20 +755,22 @@ export class ArcpClient {
     this.#jobs.delete(jobId);
     this.#ended.set(jobId, outcome);
     if (this.#ended.size > ENDED_MEMORY) this.#ended.delete(this.#ended.keys().next().value!);
-    for (const c of [...this.#cancels.get(jobId) ?? []]) this.#settleCancel(jobId, c, "ended");
+    for (const c of this.#cancels.drain(jobId)) this.#settleCancel(jobId, c, "ended");
   }
 
   #settleCancel(jobId: string, pending: PendingCancel, outcome: CancelOutcome | Error): void {
     if (pending.settled) return;
     pending.settled = true;
-    const queue = this.#cancels.get(jobId) ?? [];
-    queue.splice(queue.indexOf(pending), 1);
-    if (queue.length === 0) this.#cancels.delete(jobId);
+    this.#cancels.remove(jobId, pending);
     if (outcome instanceof Error) pending.answer.reject(outcome);
     else pending.answer.resolve(outcome);
   }
 
-  #notNegotiated(feature: string): ArcpClientError {
+  #negotiated(feature: Feature): boolean {
+    return this.#features.includes(feature);
+  }
+
+  #notNegotiated(feature: Feature): ArcpClientError {
     return new ArcpClientError(
       "INVALID_REQUEST",
       `the session did not negotiate the ${feature} feature`,
@@ -851,18 +816,14 @@ export class ArcpClient {
   }
 
   #failAll(error: ArcpClientError): void {
-    for (const handles of this.#submits.values()) for (const h of handles) h.lose(error);
-    this.#submits.clear();
+    for (const [, handle] of this.#submits.drainAll()) handle.lose(error);
     for (const streams of this.#jobs.values()) for (const s of streams) s.lose(error);
     this.#jobs.clear();
-    for (const list of this.#lists.values()) list.reject(error);
-    this.#lists.clear();
-    for (const queue of this.#subscribes.values()) for (const s of queue) s.reject(error);
-    this.#subscribes.clear();
-    for (const ping of this.#pings.values()) ping.reject(error);
-    this.#pings.clear();
-    for (const [jobId, queue] of this.#cancels) {
-      for (const c of [...queue]) this.#settleCancel(jobId, c, error);
+    for (const [, list] of this.#lists.drainAll()) list.reject(error);
+    for (const [, subscribe] of this.#subscribes.drainAll()) subscribe.reject(error);
+    for (const [, ping] of this.#pings.drainAll()) ping.reject(error);
+    for (const [jobId, cancel] of this.#cancels.drainAll()) {
+      this.#settleCancel(jobId, cancel, error);
     }
   }
 }

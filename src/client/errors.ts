@@ -6,6 +6,7 @@
  * @module
  */
 import type { ErrorCode } from "../protocol/errors.ts";
+import type { FailedStatus } from "../protocol/messages.ts";
 
 export { ERROR_CODES, type ErrorCode } from "../protocol/errors.ts";
 
@@ -105,8 +106,7 @@ export class SubmitRejectedError extends ArcpClientError {
   }
 }
 
-/** How a job that did not succeed ended. */
-export type FailedStatus = "error" | "cancelled" | "timed_out";
+export type { FailedStatus };
 
 /**
  * A job ended without success: its terminal `job.error` (failure, cancel,

@@ -1,15 +1,16 @@
 /**
  * The wire payloads the client hands to its caller, with their wire field
- * names (ARCP.md §3–§5). They are written out here, not inferred from the
- * protocol schemas, so the published API has no slow types; the decoder
- * (`decode.ts`) assigns schema output to them, so a schema change that breaks
- * one of them fails type checking there.
+ * names (ARCP.md §3–§5). Most are written out here, with a doc line per
+ * field; the decoder (`decode.ts`) assigns schema output to them, so a schema
+ * change that breaks one of them fails type checking there. The agent entry,
+ * the credential and the job state are the protocol's own types, shared with
+ * the runtime.
  *
  * @module
  */
+import type { AgentInventoryEntry, Credential, JobStatus } from "../protocol/messages.ts";
 
-/** A job state; the last four are terminal. */
-export type JobStatus = "pending" | "running" | "success" | "error" | "cancelled" | "timed_out";
+export type { JobStatus };
 
 /** A lease: capability namespace → glob patterns (ARCP.md §5.2). */
 export type Lease = Record<string, string[]>;
@@ -20,35 +21,14 @@ export interface LeaseConstraints {
   expires_at?: string;
 }
 
-/** An agent the runtime offers, from the welcome. */
-export interface AgentInfo {
-  /** The agent's name. */
-  name: string;
-  /** Every version the runtime has (only the default unless `agent_versions` was negotiated). */
-  versions: string[];
-  /** The version a bare name resolves to. */
-  default: string;
-}
+/**
+ * An agent the runtime offers, from the welcome: its name, every version
+ * (only the default unless `agent_versions` was negotiated) and the version
+ * a bare name resolves to.
+ */
+export type AgentInfo = AgentInventoryEntry;
 
-/** A credential provisioned for a job (ARCP.md §5.8); its value is a secret. */
-export interface Credential {
-  /** Credential id. */
-  id: string;
-  /** Auth scheme, e.g. `bearer`. */
-  scheme: string;
-  /** The secret value. */
-  value: string;
-  /** Where it is valid. */
-  endpoint: string;
-  /** Provider profile. */
-  profile?: string;
-  /** What the credential allows. */
-  constraints?: {
-    expires_at?: string;
-    allowed_models?: string[];
-    max_spend?: { currency: string; amount: number };
-  };
-}
+export type { Credential };
 
 /** The `job.accepted` payload. */
 export interface AcceptedPayload {

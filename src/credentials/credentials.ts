@@ -11,6 +11,7 @@
 import { ArcpError } from "../protocol/errors.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { Lease } from "../protocol/lease.ts";
+import type { Credential } from "../protocol/messages.ts";
 import type { Logger } from "../logger.ts";
 import type { RevocationRecord } from "../store/revocations.ts";
 import type { Store } from "../store/store.ts";
@@ -31,25 +32,7 @@ export interface CredentialRequest {
   handle: string;
 }
 
-/** A credential as the wire carries it (`job.accepted.credentials[]`). */
-export interface Credential {
-  /** Stable id within the job. */
-  id: string;
-  /** Always `bearer` here. */
-  scheme: "bearer";
-  /** The secret. */
-  value: string;
-  /** Where it is valid. */
-  endpoint: string;
-  /** API dialect hint. */
-  profile?: string;
-  /** What the upstream enforces. */
-  constraints?: {
-    expires_at?: string;
-    allowed_models?: string[];
-    max_spend?: { currency: string; amount: number };
-  };
-}
+export type { Credential };
 
 /** A revocation that failed. */
 export class RevocationError extends Error {

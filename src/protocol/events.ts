@@ -66,6 +66,9 @@ export const EVENT_BODIES = {
 /** A reserved event kind. */
 export type ReservedKind = keyof typeof EVENT_BODIES;
 
+/** The body of a reserved event kind, as its schema decodes it. */
+export type EventBody<K extends ReservedKind> = z.infer<typeof EVENT_BODIES[K]>;
+
 /** Vendor event kinds: `x-vendor.<name>`. */
 export const VENDOR_KIND: RegExp = /^x-vendor\.[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 

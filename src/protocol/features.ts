@@ -48,9 +48,9 @@ export const RUNTIME_FEATURES: readonly Feature[] = [
  * @returns the intersection, in the runtime's order
  */
 export function negotiateFeatures(
-  offered: readonly string[],
+  offered: readonly Feature[],
   requested: readonly string[] | undefined,
-): string[] {
+): Feature[] {
   const want = new Set(requested ?? []);
   return offered.filter((f) => want.has(f));
 }

@@ -13,6 +13,7 @@
  * @module
  */
 export * from "./agent_ref.ts";
+export * from "./encode.ts";
 export * from "./envelope.ts";
 export * from "./errors.ts";
 export * from "./events.ts";

@@ -13,6 +13,7 @@ import {
   isAgentVersion,
   parseAgentRef,
 } from "../protocol/agent_ref.ts";
+import type { AgentInventoryEntry } from "../protocol/messages.ts";
 import { WorkerMessageSchema } from "./worker/wire.ts";
 import { workerEntryUrl } from "./worker/entry.ts";
 
@@ -26,16 +27,6 @@ export interface AgentModule {
   description?: string;
   /** File URL of the module. */
   url: string;
-}
-
-/** An agent name with its versions, as the welcome advertises it. */
-export interface AgentInventoryEntry {
-  /** Agent name. */
-  name: string;
-  /** Every version, oldest first. */
-  versions: string[];
-  /** What a bare name resolves to. */
-  default: string;
 }
 
 const AGENT_FILE = /\.(ts|js|mjs|mts)$/;

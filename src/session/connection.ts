@@ -8,12 +8,8 @@
  *
  * @module
  */
-import {
-  ARCP_VERSION,
-  decodeEnvelope,
-  decodePayload,
-  type Envelope,
-} from "../protocol/envelope.ts";
+import { encodeEnvelope } from "../protocol/encode.ts";
+import { decodeEnvelope, decodePayload, type Envelope } from "../protocol/envelope.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { newSessionId, newUlid } from "../protocol/ids.ts";
 import type { Transport, TransportHandler } from "../transport/transport.ts";
@@ -163,13 +159,13 @@ export class Connection implements TransportHandler {
   /** A rejected hello: error with a fresh id that names no session, then close. */
   #reject(err: ArcpError): void {
     if (this.#closed) return;
-    this.#transport.send(JSON.stringify({
-      arcp: ARCP_VERSION,
-      id: newUlid(),
-      type: "session.error",
-      session_id: newSessionId(),
-      payload: err.toPayload(),
-    }));
+    this.#transport.send(
+      encodeEnvelope({
+        type: "session.error",
+        session_id: newSessionId(),
+        payload: err.toPayload(),
+      }),
+    );
     this.#close();
   }
 

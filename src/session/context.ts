@@ -6,7 +6,8 @@
  * @module
  */
 import type { JobManager } from "../jobs/job_manager.ts";
-import type { AgentInventoryEntry } from "../sandbox/registry.ts";
+import type { Feature } from "../protocol/features.ts";
+import type { AgentInventoryEntry } from "../protocol/messages.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import type { Transport } from "../transport/transport.ts";
@@ -18,7 +19,7 @@ export interface ConnectionContext {
   /** Runtime name and version for the welcome. */
   runtime: { name: string; version: string };
   /** Features this runtime offers on a given connection. */
-  features: (transport: Transport) => readonly string[];
+  features: (transport: Transport) => readonly Feature[];
   /** Heartbeat interval (seconds) when `heartbeat` is negotiated. */
   heartbeatSec: number;
   /** The agent inventory. */

@@ -10,7 +10,7 @@ import { decodePayload, type Envelope } from "../protocol/envelope.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { negotiateFeatures } from "../protocol/features.ts";
 import { newUlid } from "../protocol/ids.ts";
-import { type Hello, HelloSchema } from "../protocol/messages.ts";
+import { type Hello, HelloSchema, type Welcome } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Transport } from "../transport/transport.ts";
 import type { ConnectionContext } from "./context.ts";
@@ -110,7 +110,7 @@ export async function handshake(
   host.adopt(session);
   // The rotated token (and the cleared detach time) are durable before the welcome.
   if (hello.resume) await ctx.store.write([session.recordWrite()]);
-  const welcome: Record<string, unknown> = {
+  const welcome: Welcome = {
     runtime: ctx.runtime,
     resume_token: resumeToken,
     resume_window_sec: ctx.sessions.resumeWindowSec,

@@ -6,6 +6,7 @@
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
+import type { Feature } from "../protocol/features.ts";
 import { newSecret, newSessionId, sha256Hex, timingSafeEqual } from "../protocol/ids.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Store } from "../store/store.ts";
@@ -171,7 +172,7 @@ export class SessionRegistry {
    */
   async create(
     principal: string,
-    features: string[],
+    features: Feature[],
   ): Promise<{ session: Session; resumeToken: string }> {
     const resumeToken = newSecret("rt_");
     const session = new Session(

@@ -7,9 +7,12 @@
  *
  * @module
  */
-import { ARCP_VERSION } from "../protocol/envelope.ts";
+import { encodeEnvelope } from "../protocol/encode.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
+import type { EventBody, JobEventPayload } from "../protocol/events.ts";
+import type { Feature } from "../protocol/features.ts";
 import { newUlid } from "../protocol/ids.ts";
+import type { JobError, MessageType, Payloads } from "../protocol/messages.ts";
 import type { EventSink, SeqType, Staged } from "../jobs/sink.ts";
 import type { KvWrite } from "../store/large_value.ts";
 import type { SessionRecord } from "../store/records.ts";
@@ -20,7 +23,10 @@ import type { Transport } from "../transport/transport.ts";
 const MAX_PENDING_ACCEPTED = 100;
 
 /** Event kinds a session receives only when it negotiated their feature. */
-const KIND_FEATURE: Record<string, string> = { progress: "progress", result_chunk: "result_chunk" };
+const KIND_FEATURE: Record<string, Feature> = {
+  progress: "progress",
+  result_chunk: "result_chunk",
+};
 
 /** How a session keeps and paces what it sends. */
 export interface SessionPolicy {
@@ -89,7 +95,7 @@ export class Session implements EventSink {
    * @param feature the flag
    * @returns true when negotiated
    */
-  has(feature: string): boolean {
+  has(feature: Feature): boolean {
     return this.#features.has(feature);
   }
 
@@ -98,7 +104,7 @@ export class Session implements EventSink {
    *
    * @param features the new set
    */
-  setFeatures(features: string[]): void {
+  setFeatures(features: Feature[]): void {
     this.record.features = features;
     this.#features = new Set(features);
   }
@@ -195,31 +201,30 @@ export class Session implements EventSink {
    * @param jobId the job
    * @param traceId the job's trace id
    * @param payload the payload
+   * @param logPayload what the log keeps instead of `payload`, when that carries a secret
    * @returns the stamped envelope, or undefined when the session did not negotiate its feature
    */
   stage(
     type: SeqType,
     jobId: string,
     traceId: string | undefined,
-    payload: Record<string, unknown>,
-    logPayload?: Record<string, unknown>,
+    payload: Payloads[SeqType],
+    logPayload?: Payloads[SeqType],
   ): Staged | undefined {
-    const feature = type === "job.event" ? KIND_FEATURE[payload.kind as string] : undefined;
+    const feature = "kind" in payload ? KIND_FEATURE[payload.kind] : undefined;
     if (feature && !this.#features.has(feature)) return undefined;
     const seq = ++this.record.last_seq;
-    const env: Record<string, unknown> = {
-      arcp: ARCP_VERSION,
+    const env = {
       id: newUlid(),
       type,
       session_id: this.sessionId,
       job_id: jobId,
+      trace_id: traceId || undefined,
       event_seq: seq,
-      payload,
     };
-    if (traceId) env.trace_id = traceId;
-    const text = JSON.stringify(env);
+    const text = encodeEnvelope({ ...env, payload });
     // Secrets (a rotated credential) go to the socket, never to KV.
-    const logged = logPayload ? JSON.stringify({ ...env, payload: logPayload }) : text;
+    const logged = logPayload ? encodeEnvelope({ ...env, payload: logPayload }) : text;
     return {
       seq,
       text,
@@ -343,7 +348,7 @@ export class Session implements EventSink {
   async sendLoggedError(
     jobId: string,
     traceId: string | undefined,
-    payload: Record<string, unknown>,
+    payload: JobError,
   ): Promise<void> {
     const staged = this.stage("job.error", jobId, traceId, payload)!;
     try {
@@ -359,21 +364,14 @@ export class Session implements EventSink {
    *
    * @param type envelope type
    * @param payload the payload
-   * @param extra more envelope fields (job_id, trace_id)
+   * @param extra the job the envelope is about, and its trace id
    */
-  sendControl(
-    type: string,
-    payload: Record<string, unknown>,
-    extra: Record<string, unknown> = {},
+  sendControl<T extends MessageType>(
+    type: T,
+    payload: Payloads[T],
+    extra: { job_id?: string; trace_id?: string } = {},
   ): void {
-    const text = JSON.stringify({
-      arcp: ARCP_VERSION,
-      id: newUlid(),
-      type,
-      session_id: this.sessionId,
-      ...extra,
-      payload,
-    });
+    const text = encodeEnvelope({ type, session_id: this.sessionId, ...extra, payload });
     if (this.#transport) this.#transport.send(text);
     else if (type === "job.accepted") {
       // A delegated child accepted while its session is detached: the client
@@ -405,23 +403,19 @@ export class Session implements EventSink {
   }
 
   #fill(staged: Staged): void {
-    const original = JSON.parse(staged.logged) as Record<string, unknown>;
-    const text = JSON.stringify({
-      arcp: ARCP_VERSION,
-      id: newUlid(),
+    const original = JSON.parse(staged.logged) as { job_id: string; trace_id?: string };
+    const body: EventBody<"log"> = {
+      level: "error",
+      message: "an envelope of this job could not be stored and was dropped",
+    };
+    const payload: JobEventPayload = { kind: "log", ts: new Date().toISOString(), body };
+    const text = encodeEnvelope({
       type: "job.event",
       session_id: this.sessionId,
       job_id: original.job_id,
-      ...(original.trace_id ? { trace_id: original.trace_id } : {}),
+      trace_id: original.trace_id || undefined,
       event_seq: staged.seq,
-      payload: {
-        kind: "log",
-        ts: new Date().toISOString(),
-        body: {
-          level: "error",
-          message: "an envelope of this job could not be stored and was dropped",
-        },
-      },
+      payload,
     });
     const filler: Staged = {
       seq: staged.seq,

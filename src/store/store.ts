@@ -9,7 +9,7 @@ import { GroupCommitter } from "./group_commit.ts";
 import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
-import type { JobStatus } from "../protocol/messages.ts";
+import { type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
 
 /** Filters of a job listing. */
 export interface JobQuery {
@@ -127,7 +127,7 @@ export class Store {
    *   once the job has ended, the end-time index the sweeper reads
    */
   jobWrites(job: JobRecord): KvWrite[] {
-    const live = !["success", "error", "cancelled", "timed_out"].includes(job.status);
+    const live = !TERMINAL_STATUSES.has(job.status);
     const writes: KvWrite[] = [
       { key: keys.job(job.job_id), value: job },
       { key: keys.principalJob(job.principal, job.created_ms, job.job_id), value: job },

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { encodeEnvelope } from "../protocol/encode.ts";
+import { ArcpError } from "../protocol/errors.ts";
 import type { Transport, TransportHandler } from "./transport.ts";
 
 /**
@@ -61,17 +63,12 @@ export async function serveLines(
         if (line.trim()) handler.onText(line);
       }
       if (buf.length > maxLineBytes) {
+        const error = new ArcpError("INVALID_REQUEST", `line exceeds ${maxLineBytes} bytes`);
         transport.send(
-          JSON.stringify({
-            arcp: "1.1",
-            id: crypto.randomUUID(),
+          encodeEnvelope({
             type: "session.error",
             session_id: "sess_stdio",
-            payload: {
-              code: "INVALID_REQUEST",
-              message: `line exceeds ${maxLineBytes} bytes`,
-              retryable: false,
-            },
+            payload: error.toPayload(),
           }),
         );
         break;
