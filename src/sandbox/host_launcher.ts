@@ -166,7 +166,6 @@ export class HostLauncher implements AgentLauncher {
     await cacheModules([HOST_MAIN, BOOTSTRAP_URL], {
       denoPath: options.denoPath ?? Deno.execPath(),
       configPath,
-      env: hostEnv(),
     });
     return new HostLauncher({ ...options, configPath });
   }

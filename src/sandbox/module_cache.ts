@@ -14,14 +14,14 @@ export interface ModuleCacheOptions {
   denoPath: string;
   /** The `deno.json` hosts run with, if any (its import map and lockfile). */
   configPath?: string;
-  /** The environment hosts run with (where `DENO_DIR` is). */
-  env: Record<string, string>;
 }
 
 /**
- * Caches modules and everything they import with `deno cache`, run like a
- * host: same executable, configuration and environment, so the cache it
- * fills is the one hosts read.
+ * Caches modules and everything they import with `deno cache`, run with the
+ * hosts' executable and configuration. It keeps this process's environment:
+ * hosts take their `DENO_DIR` from it, so the cache it fills is the one
+ * they read, and downloading may need its proxy and CA settings, which
+ * hosts (which never download) do not get.
  *
  * @param urls the module URLs; `file:` URLs need no cache and are skipped
  * @param options how hosts resolve modules
@@ -31,7 +31,6 @@ export interface ModuleCacheOptions {
  * import { cacheModules } from "./module_cache.ts";
  * await cacheModules(["https://jsr.io/@arcp/runtime/0.1.0/src/sandbox/host/main.ts"], {
  *   denoPath: Deno.execPath(),
- *   env: { DENO_DIR: "/var/cache/deno" },
  * });
  * ```
  */
@@ -47,8 +46,7 @@ export async function cacheModules(urls: string[], options: ModuleCacheOptions):
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-    clearEnv: true,
-    env: { ...options.env, NO_COLOR: "1" },
+    env: { NO_COLOR: "1" },
   }).output();
   if (!success) {
     throw new Error(
