@@ -6,18 +6,12 @@
  *
  * @module
  */
+import { RUN_FLAGS } from "../src/cli/flags.ts";
+
 const out = Deno.args[0] ?? "dist/arcp";
 const args = [
   "compile",
-  "--unstable-kv",
-  "--unstable-worker-options",
-  "--no-prompt",
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
+  ...RUN_FLAGS,
   "--include",
   "src/sandbox/worker/",
   "--include",

@@ -153,7 +153,6 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     options.agentsDir,
     (path, reason) => log.warn("skipped agent module", { path, reason }),
   );
-  const store = await Store.open({ path: options.kvPath });
   const denyPaths = [...runtimeStatePaths(options.kvPath), ...(options.denyPaths ?? [])];
   // A `deno compile` binary cannot start `deno run` host processes: it runs
   // workers in-process instead (documented in the README).
@@ -164,12 +163,16 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     );
   }
   const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
-    isolation === "worker"
-      ? new LocalLauncher()
-      : new HostLauncher({ heapMb: options.hostHeapMb, denyPaths, allowNpm: options.allowNpm }),
+    isolation === "worker" ? new LocalLauncher() : await HostLauncher.create({
+      heapMb: options.hostHeapMb,
+      denyPaths,
+      allowNpm: options.allowNpm,
+    }),
     denyPaths,
     options.liveness,
   );
+  // Opened after the sandbox is ready, so a sandbox that cannot start leaves no KV open.
+  const store = await Store.open({ path: options.kvPath });
   const sessionLimits = { ...DEFAULT_SESSION_LIMITS, ...options.sessions };
   const sessions = new SessionRegistry(store, sessionLimits, {
     logTtlMs: Math.max(

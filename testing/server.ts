@@ -6,6 +6,7 @@
  * @module
  */
 import { createRuntime, type Runtime, type RuntimeOptions } from "../mod.ts";
+import { RUN_FLAGS } from "../src/cli/flags.ts";
 import { silentLogger } from "../src/logger.ts";
 
 /** The project root. */
@@ -14,15 +15,7 @@ export const ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/
 /** `deno` arguments that run the CLI with exactly the permissions the `serve` task grants. */
 export const CLI_RUN: readonly string[] = [
   "run",
-  "--unstable-kv",
-  "--unstable-worker-options",
-  "--no-prompt",
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
+  ...RUN_FLAGS,
   `${ROOT}/src/cli/main.ts`,
 ];
 

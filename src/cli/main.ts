@@ -1,5 +1,7 @@
 /**
- * The `arcp` command: `serve`, `submit`, `jobs`, `cancel`.
+ * The `arcp` command: `serve`, `submit`, `jobs`, `cancel`. Runs from a
+ * checkout, from the package (`deno run <flags> jsr:@arcp/runtime/cli
+ * serve`), or embedded through {@linkcode main}.
  *
  * @module
  */
@@ -19,6 +21,11 @@ const USAGE = `usage: arcp <command> [options]
  *
  * @param args the command line
  * @returns the exit code
+ * @example
+ * ```ts ignore
+ * import { main } from "@arcp/runtime/cli";
+ * Deno.exit(await main(["serve", "--port", "7777", "--agents", "./agents"]));
+ * ```
  */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;

@@ -9,6 +9,9 @@
  */
 import type { AgentChannel, AgentLauncher, ChannelHandlers, LaunchSpec } from "./channel.ts";
 import type { HostCommand, HostReport } from "./host/protocol.ts";
+import { BOOTSTRAP_URL } from "./worker/entry.ts";
+import { findDenoConfig } from "./deno_config.ts";
+import { cacheModules } from "./module_cache.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -25,12 +28,32 @@ export interface HostLauncherOptions {
    * packages already in Deno's cache load: hosts never download.
    */
   allowNpm?: boolean;
+  /**
+   * The `deno.json` hosts resolve modules with (its import map and
+   * lockfile). {@linkcode HostLauncher.create} finds the one the runtime
+   * process runs with.
+   */
+  configPath?: string;
 }
 
 const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 
 /** Environment variables a host keeps; everything else (tokens, keys) stays out. */
 const KEEP_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_COLOR"];
+
+/**
+ * The host's environment: what Deno needs to find its cache, nothing else.
+ *
+ * @returns the variables
+ */
+function hostEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of KEEP_ENV) {
+    const v = Deno.env.get(k);
+    if (v !== undefined) env[k] = v;
+  }
+  return env;
+}
 
 class Host {
   readonly process: Deno.ChildProcess;
@@ -44,18 +67,13 @@ class Host {
   idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(args: string[], denoPath: string, onExit: (host: Host, reason: string) => void) {
-    const env: Record<string, string> = {};
-    for (const k of KEEP_ENV) {
-      const v = Deno.env.get(k);
-      if (v !== undefined) env[k] = v;
-    }
     this.process = new Deno.Command(denoPath, {
       args,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
       clearEnv: true,
-      env,
+      env: hostEnv(),
     }).spawn();
     this.#writer = this.process.stdin.getWriter();
     this.#readReports();
@@ -129,7 +147,34 @@ export class HostLauncher implements AgentLauncher {
   #closed = false;
 
   /**
-   * @param options heap cap, denied paths, idle lifetime
+   * A launcher whose hosts resolve modules as this process does and find
+   * their own code in the cache: it discovers this process's `deno.json`
+   * (unless `options.configPath` names one) and, when the package is remote,
+   * caches the host's main module and the worker bootstrap before any host
+   * starts, so hosts keep running with `--cached-only`.
+   *
+   * @param options heap cap, denied paths, idle lifetime, configuration
+   * @returns the launcher
+   * @example
+   * ```ts ignore
+   * import { HostLauncher } from "./host_launcher.ts";
+   * const launcher = await HostLauncher.create({ denyPaths: ["/srv/arcp/data"] });
+   * ```
+   */
+  static async create(options: HostLauncherOptions = {}): Promise<HostLauncher> {
+    const configPath = options.configPath ?? await findDenoConfig(Deno.mainModule);
+    await cacheModules([HOST_MAIN, BOOTSTRAP_URL], {
+      denoPath: options.denoPath ?? Deno.execPath(),
+      configPath,
+    });
+    return new HostLauncher({ ...options, configPath });
+  }
+
+  /**
+   * A launcher that starts hosts as they are; {@linkcode HostLauncher.create}
+   * also readies their configuration and modules.
+   *
+   * @param options heap cap, denied paths, idle lifetime, configuration
    */
   constructor(options: HostLauncherOptions = {}) {
     const deny = options.denyPaths ?? [];
@@ -141,6 +186,7 @@ export class HostLauncher implements AgentLauncher {
       "--unstable-worker-options",
       // Hosts never download code: whatever an agent imports must already be cached.
       "--cached-only",
+      ...(options.configPath ? ["--config", options.configPath] : []),
       ...(options.allowNpm ? [] : ["--no-npm"]),
       `--v8-flags=--max-old-space-size=${options.heapMb ?? 512}`,
       "--allow-read",

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { UNSTABLE_FLAGS } from "../../src/cli/flags.ts";
 import { ROOT } from "../../testing/server.ts";
 
 /** What a finished CLI run left. */
@@ -46,8 +47,7 @@ function command(args: string[], env: Record<string, string>): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--unstable-kv",
-      "--unstable-worker-options",
+      ...UNSTABLE_FLAGS,
       "-A",
       `${ROOT}/src/cli/main.ts`,
       ...args,

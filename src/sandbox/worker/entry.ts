@@ -7,7 +7,12 @@
  * @module
  */
 
-const BOOTSTRAP = new URL("./bootstrap.ts", import.meta.url).href;
+/**
+ * URL of the worker bootstrap. Where the package was imported from a
+ * registry this is remote, and sandbox hosts (which never download) need it
+ * cached before they start.
+ */
+export const BOOTSTRAP_URL: string = new URL("./bootstrap.ts", import.meta.url).href;
 
 /**
  * The entry URL of a worker that serves the agent in `agentUrl`.
@@ -16,7 +21,7 @@ const BOOTSTRAP = new URL("./bootstrap.ts", import.meta.url).href;
  * @returns a `data:` URL
  */
 export function workerEntryUrl(agentUrl: string): string {
-  const src = `import { serveAgent } from ${JSON.stringify(BOOTSTRAP)};\n` +
+  const src = `import { serveAgent } from ${JSON.stringify(BOOTSTRAP_URL)};\n` +
     `import agent from ${JSON.stringify(agentUrl)};\n` +
     `serveAgent(agent);\n`;
   const bytes = new TextEncoder().encode(src);
