@@ -11,7 +11,7 @@
 import { encodeEnvelope } from "../protocol/encode.ts";
 import { decodeEnvelope, decodePayload, type Envelope } from "../protocol/envelope.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
-import { newSessionId, newUlid } from "../protocol/ids.ts";
+import { newSessionId } from "../protocol/ids.ts";
 import type { Transport, TransportHandler } from "../transport/transport.ts";
 import type { ConnectionContext } from "./context.ts";
 import { handshake, type HandshakeHost } from "./handshake.ts";
