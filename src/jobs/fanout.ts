@@ -7,12 +7,13 @@
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
+import type { JobEventPayload } from "../protocol/events.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Store } from "../store/store.ts";
 import type { JobRecord } from "../store/records.ts";
 import type { KvWrite } from "../store/large_value.ts";
 import type { Logger } from "../logger.ts";
-import type { EventSink, SeqType, SinkLookup, Staged } from "./sink.ts";
+import type { EventSink, SeqPayload, SeqType, SinkLookup, Staged } from "./sink.ts";
 import type { LiveJob, Subscriber } from "./live_job.ts";
 import type { JobTable } from "./job_table.ts";
 
@@ -23,7 +24,7 @@ interface HistoryEntry {
   trace_id?: string;
   /** The owner session's seq (or the latest before it, when the owner did not receive it). */
   event_seq?: number;
-  payload: Record<string, unknown>;
+  payload: SeqPayload;
 }
 
 /** Options of {@linkcode Fanout.subscribe}. */
@@ -55,7 +56,7 @@ const REPLAY_GROUP_CHARS = 150_000;
  * @param body the event body
  * @returns the payload, stamped now
  */
-export function jobEvent(kind: string, body: Record<string, unknown>): Record<string, unknown> {
+export function jobEvent(kind: string, body: Record<string, unknown>): JobEventPayload {
   return { kind, ts: nowIso(), body };
 }
 
@@ -117,9 +118,9 @@ export class Fanout {
   emit(
     live: LiveJob,
     type: SeqType,
-    payload: Record<string, unknown>,
+    payload: SeqPayload,
     owner: EventSink | undefined = this.#sinks(live.record.session_id),
-    logPayload?: Record<string, unknown>,
+    logPayload?: SeqPayload,
   ): Promise<void> {
     // Nothing of a job follows its terminal (a tool settling late, a refusal).
     if (live.terminated) return Promise.resolve();
@@ -252,7 +253,7 @@ export class Fanout {
   ): Promise<void> {
     // Everything emitted before this point must be in KV before we read it.
     await this.#store.write([]);
-    let batch: Array<[SeqType, Record<string, unknown>]> = [];
+    let batch: Array<[SeqType, SeqPayload]> = [];
     let traceId = "";
     for await (const [n, text] of this.#store.jobLog(jobId)) {
       if (n >= mark) break;
@@ -275,7 +276,7 @@ export class Fanout {
   async #deliverAll(
     sink: EventSink,
     job: { job_id: string; trace_id: string },
-    items: Array<[SeqType, Record<string, unknown>]>,
+    items: Array<[SeqType, SeqPayload]>,
   ): Promise<void> {
     let group: Staged[] = [];
     let chars = 0;

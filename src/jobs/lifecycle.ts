@@ -6,7 +6,7 @@
  * @module
  */
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
-import type { JobStatus } from "../protocol/messages.ts";
+import type { JobStatus, Result } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Sandbox, SandboxListener } from "../sandbox/sandbox.ts";
 import { startJobSpan } from "./tracing.ts";
@@ -192,7 +192,7 @@ export class Lifecycle {
     if (live.parent) live.parent.children.delete(live);
     live.settle?.(outcome);
     if (outcome.status === "success") {
-      const payload: Record<string, unknown> = live.stream
+      const payload: Result = live.stream
         ? {
           final_status: "success",
           result_id: live.stream.resultId,

@@ -6,26 +6,27 @@
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
+import type { FailedStatus } from "../protocol/messages.ts";
 import type { AgentRun } from "../sandbox/sandbox.ts";
 import type { JobRecord } from "../store/records.ts";
 import type { BudgetCounters } from "../lease/budget.ts";
 import { LeaseGuard, type LeaseGuardOptions } from "../lease/guard.ts";
 import type { ResultStream } from "./result_stream.ts";
 import type { JobSpan } from "./tracing.ts";
-import type { EventSink, SeqType } from "./sink.ts";
+import type { EventSink, SeqPayload, SeqType } from "./sink.ts";
 
 /** A subscribed session. Until its history replay is done, live envelopes wait in `queue`. */
 export interface Subscriber {
   /** The subscribed session. */
   sink: EventSink;
   /** Envelopes held back while history is replayed. */
-  queue?: Array<[SeqType, Record<string, unknown>]>;
+  queue?: Array<[SeqType, SeqPayload]>;
 }
 
 /** The outcome that ends a job. */
 export type Outcome =
   | { status: "success"; result: unknown }
-  | { status: "error" | "cancelled" | "timed_out"; error: ArcpError };
+  | { status: FailedStatus; error: ArcpError };
 
 /**
  * Starts a live job's agent.

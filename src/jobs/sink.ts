@@ -6,10 +6,15 @@
  *
  * @module
  */
+import type { Feature } from "../protocol/features.ts";
+import type { MessageType, Payloads } from "../protocol/messages.ts";
 import type { KvWrite } from "../store/large_value.ts";
 
 /** Job-scoped envelope types that carry an `event_seq`. */
 export type SeqType = "job.event" | "job.result" | "job.error";
+
+/** The payload of a job-scoped envelope that carries an `event_seq`. */
+export type SeqPayload = Payloads[SeqType];
 
 /** An envelope stamped for one session, not yet committed. */
 export interface Staged {
@@ -38,18 +43,18 @@ export interface EventSink {
     type: SeqType,
     jobId: string,
     traceId: string | undefined,
-    payload: Record<string, unknown>,
-    logPayload?: Record<string, unknown>,
+    payload: SeqPayload,
+    logPayload?: SeqPayload,
   ): Staged | undefined;
   /** Whether the session negotiated a feature. */
-  has(feature: string): boolean;
+  has(feature: Feature): boolean;
   /** Sends a committed envelope, if the session is connected. */
   deliver(staged: Staged): void;
   /** Sends an envelope without `event_seq` (e.g. `job.cancelled`), if connected. */
-  sendControl(
-    type: string,
-    payload: Record<string, unknown>,
-    extra?: Record<string, unknown>,
+  sendControl<T extends MessageType>(
+    type: T,
+    payload: Payloads[T],
+    extra?: { job_id?: string; trace_id?: string },
   ): void;
   /**
    * Tells the session that a commit of its envelopes failed; the session
