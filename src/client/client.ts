@@ -10,14 +10,7 @@ import { encodeEnvelope } from "../protocol/encode.ts";
 import { type Envelope, TRACE_ID } from "../protocol/envelope.ts";
 import type { Feature } from "../protocol/features.ts";
 import { newTraceId, newUlid } from "../protocol/ids.ts";
-import type {
-  Hello,
-  ListJobs,
-  MessageType,
-  Payloads,
-  Submit,
-  Subscribe,
-} from "../protocol/messages.ts";
+import type { Hello, MessageType, Payloads } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import { type ConnectOptions, DEFAULT_FEATURES } from "./connect_options.ts";
 import * as decode from "./decode.ts";
@@ -26,6 +19,7 @@ import { type JobHandle, SubmittedJob } from "./job_handle.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
 import { type JobSubscription, Subscription } from "./job_subscription.ts";
 import { PendingRequests } from "./pending_requests.ts";
+import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
 import type {
   AgentInfo,
   JobResultPayload,
@@ -218,16 +212,7 @@ export class ArcpClient {
       );
       return handle;
     }
-    const payload: Submit = { agent: request.agent, input: request.input };
-    if (request.leaseRequest) payload.lease_request = request.leaseRequest;
-    if (request.leaseConstraints) {
-      payload.lease_constraints = request.leaseConstraints.expiresAt === undefined
-        ? {}
-        : { expires_at: request.leaseConstraints.expiresAt };
-    }
-    if (request.idempotencyKey !== undefined) payload.idempotency_key = request.idempotencyKey;
-    if (request.maxRuntimeSec !== undefined) payload.max_runtime_sec = request.maxRuntimeSec;
-    if (!this.#send("job.submit", payload, { trace_id: traceId })) {
+    if (!this.#send("job.submit", submitPayload(request), { trace_id: traceId })) {
       handle.lose(this.#closedError());
       return handle;
     }
@@ -309,10 +294,9 @@ export class ArcpClient {
     if (!this.#negotiated("subscribe")) {
       return Promise.reject(this.#notNegotiated("subscribe"));
     }
-    const payload: Subscribe = { job_id: jobId };
-    if (options.fromEventSeq !== undefined) payload.from_event_seq = options.fromEventSeq;
-    if (options.history !== undefined) payload.history = options.history;
-    if (!this.#send("job.subscribe", payload)) return Promise.reject(this.#closedError());
+    if (!this.#send("job.subscribe", subscribePayload(jobId, options))) {
+      return Promise.reject(this.#closedError());
+    }
     const answer = Promise.withResolvers<JobSubscription>();
     this.#subscribes.add(jobId, answer);
     return answer.promise;
@@ -441,18 +425,8 @@ export class ArcpClient {
   }
 
   #list(request: ListJobsRequest): Promise<JobsPayload> {
-    const filter: NonNullable<ListJobs["filter"]> = {};
-    const f = request.filter ?? {};
-    if (f.status !== undefined) filter.status = f.status;
-    if (f.agent !== undefined) filter.agent = f.agent;
-    if (f.createdAfter !== undefined) filter.created_after = f.createdAfter;
-    if (f.createdBefore !== undefined) filter.created_before = f.createdBefore;
-    const payload: ListJobs = {};
-    if (request.filter) payload.filter = filter;
-    if (request.limit !== undefined) payload.limit = request.limit;
-    if (request.cursor !== undefined) payload.cursor = request.cursor;
     const id = newUlid();
-    if (!this.#send("session.list_jobs", payload, { id })) {
+    if (!this.#send("session.list_jobs", listJobsPayload(request), { id })) {
       return Promise.reject(this.#closedError());
     }
     const answer = Promise.withResolvers<JobsPayload>();
