@@ -10,15 +10,16 @@ import { encodeEnvelope } from "../protocol/encode.ts";
 import { type Envelope, TRACE_ID } from "../protocol/envelope.ts";
 import type { Feature } from "../protocol/features.ts";
 import { newTraceId, newUlid } from "../protocol/ids.ts";
-import type { Hello, MessageType, Payloads } from "../protocol/messages.ts";
+import type { MessageType, Payloads } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
-import { type ConnectOptions, DEFAULT_FEATURES } from "./connect_options.ts";
+import type { ConnectOptions } from "./connect_options.ts";
 import * as decode from "./decode.ts";
-import { ArcpClientError, JobFailedError, SubmitRejectedError } from "./errors.ts";
+import { ArcpClientError, JobFailedError, sessionError, SubmitRejectedError } from "./errors.ts";
 import { type JobHandle, SubmittedJob } from "./job_handle.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
 import { type JobSubscription, Subscription } from "./job_subscription.ts";
 import { PendingRequests } from "./pending_requests.ts";
+import { answerToHello, helloPayload, NO_SESSION, type SessionInfo } from "./_handshake.ts";
 import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
 import type {
   AgentInfo,
@@ -33,9 +34,6 @@ import type {
   SubmitRequest,
   SubscribeOptions,
 } from "./requests.ts";
-
-// Spelled out rather than read from the runtime, which a client must not import.
-const CLIENT_INFO = { name: "arcp-deno-client", version: "0.1.0" };
 
 /** Ended jobs remembered, so a late cancel or an idempotent replay of one settles at once. */
 const ENDED_MEMORY = 256;
@@ -75,14 +73,7 @@ export class ArcpClient {
   #lastSessionError: ArcpClientError | undefined;
   #socketError = "";
 
-  #sessionId = "";
-  #resumeToken = "";
-  #resumeWindowSec = 0;
-  #heartbeatIntervalSec: number | undefined;
-  #runtime: RuntimeInfo = { name: "", version: "" };
-  #features: readonly string[] = [];
-  #agents: readonly AgentInfo[] = [];
-  #resumed = false;
+  #session: SessionInfo = NO_SESSION;
   #lastEventSeq = 0;
 
   /** Submits awaiting their answer, by trace id. */
@@ -146,42 +137,42 @@ export class ArcpClient {
 
   /** The session id from the welcome. */
   get sessionId(): string {
-    return this.#sessionId;
+    return this.#session.sessionId;
   }
 
   /** The newest resume token (a secret: store it, never log it). */
   get resumeToken(): string {
-    return this.#resumeToken;
+    return this.#session.resumeToken;
   }
 
   /** How long the session stays resumable after the connection drops (s). */
   get resumeWindowSec(): number {
-    return this.#resumeWindowSec;
+    return this.#session.resumeWindowSec;
   }
 
   /** The heartbeat interval (s), when `heartbeat` was negotiated. */
   get heartbeatIntervalSec(): number | undefined {
-    return this.#heartbeatIntervalSec;
+    return this.#session.heartbeatIntervalSec;
   }
 
   /** The runtime's name and version. */
   get runtime(): RuntimeInfo {
-    return this.#runtime;
+    return this.#session.runtime;
   }
 
   /** The negotiated features. */
   get features(): readonly string[] {
-    return this.#features;
+    return this.#session.features;
   }
 
   /** The agents the runtime offers. */
   get agents(): readonly AgentInfo[] {
-    return this.#agents;
+    return this.#session.agents;
   }
 
   /** Whether this connection resumed an earlier session. */
   get resumed(): boolean {
-    return this.#resumed;
+    return this.#session.resumed;
   }
 
   /** The highest `event_seq` received (they arrive gap-free). */
@@ -390,26 +381,9 @@ export class ArcpClient {
   // ---- outbound ---------------------------------------------------------
 
   #sendHello(): void {
-    const payload: Hello = {
-      client: {
-        name: this.#options.clientName ?? CLIENT_INFO.name,
-        version: this.#options.clientVersion ?? CLIENT_INFO.version,
-      },
-      auth: { scheme: "bearer", token: this.#options.token },
-      capabilities: {
-        encodings: ["json"],
-        features: [...(this.#options.features ?? DEFAULT_FEATURES)],
-      },
-    };
-    const resume = this.#options.resume;
-    if (resume) {
-      payload.resume = {
-        session_id: resume.sessionId,
-        resume_token: resume.resumeToken,
-        last_event_seq: resume.lastEventSeq,
-      };
-    }
-    this.#ws.send(encodeEnvelope({ type: "session.hello", payload }));
+    this.#ws.send(
+      encodeEnvelope({ type: "session.hello", payload: helloPayload(this.#options) }),
+    );
   }
 
   /** Sends one envelope (`extra` may set its id); false when the session is not open. */
@@ -420,7 +394,7 @@ export class ArcpClient {
   ): boolean {
     // Deno's send() throws once the socket is closing, before our close event has run.
     if (this.#state !== "open" || this.#ws.readyState !== WebSocket.OPEN) return false;
-    this.#ws.send(encodeEnvelope({ type, session_id: this.#sessionId, ...extra, payload }));
+    this.#ws.send(encodeEnvelope({ type, session_id: this.#session.sessionId, ...extra, payload }));
     return true;
   }
 
@@ -445,7 +419,7 @@ export class ArcpClient {
       this.#onHandshake(env);
       return;
     }
-    if (env.session_id !== this.#sessionId) return;
+    if (env.session_id !== this.#session.sessionId) return;
     if (env.event_seq !== undefined && !this.#inSequence(env.event_seq)) return;
     switch (env.type) {
       case "session.ping":
@@ -482,35 +456,11 @@ export class ArcpClient {
   }
 
   #onHandshake(env: Envelope): void {
-    if (env.type === "session.error") {
-      const err = decode.errorPayload(env.payload);
-      this.#shutdown(
-        err
-          ? new ArcpClientError(err.code, err.message, {
-            retryable: err.retryable,
-            details: err.details,
-          })
-          : new ArcpClientError("INTERNAL_ERROR", "the runtime refused the hello"),
-      );
-      return;
-    }
-    if (env.type !== "session.welcome") return;
-    const welcome = decode.welcome(env.payload);
-    if (!welcome) {
-      this.#shutdown(new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed welcome"));
-      return;
-    }
-    const resume = this.#options.resume;
-    this.#resumed = resume?.sessionId === env.session_id;
-    this.#lastEventSeq = this.#resumed ? resume!.lastEventSeq : 0;
-    this.#sessionId = env.session_id!;
-    this.#resumeToken = welcome.resume_token;
-    this.#resumeWindowSec = welcome.resume_window_sec;
-    this.#heartbeatIntervalSec = welcome.heartbeat_interval_sec;
-    this.#runtime = welcome.runtime;
-    const asked = new Set(this.#options.features ?? DEFAULT_FEATURES);
-    this.#features = welcome.capabilities.features.filter((f) => asked.has(f));
-    this.#agents = welcome.capabilities.agents;
+    const answer = answerToHello(env, this.#options);
+    if (answer instanceof ArcpClientError) return this.#shutdown(answer);
+    if (!answer) return;
+    this.#session = answer;
+    this.#lastEventSeq = answer.lastEventSeq;
     this.#state = "open";
     for (const jobId of this.#options.watch ?? []) {
       const stream = new JobStream();
@@ -554,13 +504,10 @@ export class ArcpClient {
 
   /** ARCP §3: a `session.error` fails every pending submit, list, subscribe (and cancel). */
   #onSessionError(env: Envelope): void {
-    const payload = decode.errorPayload(env.payload);
-    const err = payload
-      ? new ArcpClientError(payload.code, payload.message, {
-        retryable: payload.retryable,
-        details: payload.details,
-      })
-      : new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed session.error");
+    const err = sessionError(
+      decode.errorPayload(env.payload),
+      "the runtime sent a malformed session.error",
+    );
     this.#lastSessionError = err;
     for (const [, handle] of this.#submits.drainAll()) handle.refuse(err);
     for (const [, list] of this.#lists.drainAll()) list.reject(err);
@@ -688,7 +635,7 @@ export class ArcpClient {
   }
 
   #negotiated(feature: Feature): boolean {
-    return this.#features.includes(feature);
+    return this.#session.features.includes(feature);
   }
 
   #notNegotiated(feature: Feature): ArcpClientError {
