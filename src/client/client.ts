@@ -19,6 +19,7 @@ import { type JobHandle, SubmittedJob } from "./job_handle.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
 import { type JobSubscription, Subscription } from "./job_subscription.ts";
 import { PendingRequests } from "./pending_requests.ts";
+import { EventSequence } from "./_event_sequence.ts";
 import { answerToHello, helloPayload, NO_SESSION, type SessionInfo } from "./_handshake.ts";
 import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
 import type {
@@ -74,7 +75,7 @@ export class ArcpClient {
   #socketError = "";
 
   #session: SessionInfo = NO_SESSION;
-  #lastEventSeq = 0;
+  #sequence = new EventSequence(0);
 
   /** Submits awaiting their answer, by trace id. */
   #submits = new PendingRequests<string, SubmittedJob>();
@@ -177,7 +178,7 @@ export class ArcpClient {
 
   /** The highest `event_seq` received (they arrive gap-free). */
   get lastEventSeq(): number {
-    return this.#lastEventSeq;
+    return this.#sequence.last;
   }
 
   /**
@@ -348,7 +349,7 @@ export class ArcpClient {
    * @param seq the highest processed `event_seq`; default {@linkcode lastEventSeq}
    * @returns whether the ack was sent (not when `ack` was not negotiated or the session is closed)
    */
-  ack(seq: number = this.#lastEventSeq): boolean {
+  ack(seq: number = this.#sequence.last): boolean {
     if (!this.#negotiated("ack")) return false;
     return this.#send("session.ack", { last_processed_seq: seq });
   }
@@ -460,7 +461,7 @@ export class ArcpClient {
     if (answer instanceof ArcpClientError) return this.#shutdown(answer);
     if (!answer) return;
     this.#session = answer;
-    this.#lastEventSeq = answer.lastEventSeq;
+    this.#sequence = new EventSequence(answer.lastEventSeq);
     this.#state = "open";
     for (const jobId of this.#options.watch ?? []) {
       const stream = new JobStream();
@@ -472,22 +473,11 @@ export class ArcpClient {
 
   /** Checks an `event_seq`; false when the envelope must not be handled. */
   #inSequence(seq: number): boolean {
-    // A replay may overlap what was already seen; those are dropped, not gaps.
-    if (seq <= this.#lastEventSeq) return false;
-    const expected = this.#lastEventSeq + 1;
-    if (seq !== expected) {
-      this.#options.onGap?.({ expected, received: seq });
-      this.#shutdown(
-        new ArcpClientError(
-          "SEQUENCE_GAP",
-          `expected event_seq ${expected}, got ${seq}: resume from ${this.#lastEventSeq} to recover`,
-          { retryable: true, details: { expected, received: seq } },
-        ),
-      );
-      return false;
-    }
-    this.#lastEventSeq = seq;
-    return true;
+    const admitted = this.#sequence.admit(seq);
+    if (typeof admitted === "boolean") return admitted;
+    this.#options.onGap?.(admitted);
+    this.#shutdown(this.#sequence.gapError(admitted));
+    return false;
   }
 
   #onPing(env: Envelope): void {
