@@ -18,7 +18,8 @@ import { ArcpClientError, JobFailedError, sessionError, SubmitRejectedError } fr
 import { type JobHandle, SubmittedJob } from "./job_handle.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
 import { type JobSubscription, Subscription } from "./job_subscription.ts";
-import { PendingRequests } from "./pending_requests.ts";
+import { type JobOutcome, JobRoutes } from "./_job_routes.ts";
+import { Outstanding } from "./_outstanding.ts";
 import { EventSequence } from "./_event_sequence.ts";
 import { answerToHello, helloPayload, NO_SESSION, type SessionInfo } from "./_handshake.ts";
 import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
@@ -35,15 +36,6 @@ import type {
   SubmitRequest,
   SubscribeOptions,
 } from "./requests.ts";
-
-/** Ended jobs remembered, so a late cancel or an idempotent replay of one settles at once. */
-const ENDED_MEMORY = 256;
-
-/** A cancel waiting for the runtime's word. */
-interface PendingCancel {
-  answer: PromiseWithResolvers<CancelOutcome>;
-  settled: boolean;
-}
 
 /**
  * An ARCP session.
@@ -77,17 +69,8 @@ export class ArcpClient {
   #session: SessionInfo = NO_SESSION;
   #sequence = new EventSequence(0);
 
-  /** Submits awaiting their answer, by trace id. */
-  #submits = new PendingRequests<string, SubmittedJob>();
-  /** Handles and subscriptions receiving a job's envelopes, by job id. */
-  #jobs = new Map<string, Set<JobStream>>();
-  /** Outcomes of recently ended jobs, oldest first. */
-  #ended = new Map<string, JobResultPayload | JobFailedError>();
-  /** Lists by request envelope id, subscribes by job id, pings by nonce, cancels by job id. */
-  #lists = new PendingRequests<string, PromiseWithResolvers<JobsPayload>>();
-  #subscribes = new PendingRequests<string, PromiseWithResolvers<JobSubscription>>();
-  #pings = new PendingRequests<string, PromiseWithResolvers<PongPayload>>();
-  #cancels = new PendingRequests<string, PendingCancel>();
+  #outstanding = new Outstanding();
+  #routes = new JobRoutes();
   /** Streams of `ConnectOptions.watch`, until `watch()` hands them out. */
   #watched = new Map<string, JobStream>();
 
@@ -208,7 +191,7 @@ export class ArcpClient {
       handle.lose(this.#closedError());
       return handle;
     }
-    this.#submits.add(traceId, handle);
+    this.#outstanding.submits.add(traceId, handle);
     return handle;
   }
 
@@ -229,19 +212,15 @@ export class ArcpClient {
    *   `JOB_NOT_FOUND`, or `CONNECTION_CLOSED`
    */
   cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
-    if (this.#ended.has(jobId)) return Promise.resolve("ended");
-    const pending: PendingCancel = { answer: Promise.withResolvers(), settled: false };
+    if (this.#routes.hasEnded(jobId)) return Promise.resolve("ended");
     if (!this.#send("job.cancel", reason === undefined ? {} : { reason }, { job_id: jobId })) {
       return Promise.reject(this.#closedError());
     }
-    this.#cancels.add(jobId, pending);
+    const pending = this.#outstanding.cancels.add(jobId);
     if (this.#negotiated("list_jobs")) {
-      this.#list({ limit: 1 }).then(
-        () => this.#settleCancel(jobId, pending, "ended"),
-        (err) => this.#settleCancel(jobId, pending, err),
-      );
+      this.#list({ limit: 1 }).then(() => pending.settle("ended"), (err) => pending.settle(err));
     }
-    return pending.answer.promise;
+    return pending.outcome;
   }
 
   /**
@@ -290,7 +269,7 @@ export class ArcpClient {
       return Promise.reject(this.#closedError());
     }
     const answer = Promise.withResolvers<JobSubscription>();
-    this.#subscribes.add(jobId, answer);
+    this.#outstanding.subscribes.add(jobId, answer);
     return answer.promise;
   }
 
@@ -321,7 +300,7 @@ export class ArcpClient {
       return early;
     }
     const stream = new JobStream();
-    if (this.#state === "open") this.#follow(jobId, stream);
+    if (this.#state === "open") this.#routes.follow(jobId, stream);
     else stream.lose(this.#closedError());
     return stream;
   }
@@ -338,7 +317,7 @@ export class ArcpClient {
       return Promise.reject(this.#closedError());
     }
     const answer = Promise.withResolvers<PongPayload>();
-    this.#pings.add(nonce, answer);
+    this.#outstanding.pings.add(nonce, answer);
     return answer.promise;
   }
 
@@ -405,7 +384,7 @@ export class ArcpClient {
       return Promise.reject(this.#closedError());
     }
     const answer = Promise.withResolvers<JobsPayload>();
-    this.#lists.add(id, answer);
+    this.#outstanding.lists.add(id, answer);
     return answer.promise;
   }
 
@@ -466,7 +445,7 @@ export class ArcpClient {
     for (const jobId of this.#options.watch ?? []) {
       const stream = new JobStream();
       this.#watched.set(jobId, stream);
-      this.#follow(jobId, stream);
+      this.#routes.follow(jobId, stream);
     }
     this.#hello.resolve(this);
   }
@@ -489,7 +468,7 @@ export class ArcpClient {
   #onPong(env: Envelope): void {
     const pong = decode.pong(env.payload);
     if (!pong) return;
-    this.#pings.take(pong.ping_nonce)?.resolve(pong);
+    this.#outstanding.pings.take(pong.ping_nonce)?.resolve(pong);
   }
 
   /** ARCP §3: a `session.error` fails every pending submit, list, subscribe (and cancel). */
@@ -499,23 +478,20 @@ export class ArcpClient {
       "the runtime sent a malformed session.error",
     );
     this.#lastSessionError = err;
-    for (const [, handle] of this.#submits.drainAll()) handle.refuse(err);
-    for (const [, list] of this.#lists.drainAll()) list.reject(err);
-    for (const [, subscribe] of this.#subscribes.drainAll()) subscribe.reject(err);
-    for (const [jobId, cancel] of this.#cancels.drainAll()) this.#settleCancel(jobId, cancel, err);
+    this.#outstanding.refuse(err);
   }
 
   #onJobs(env: Envelope): void {
     const jobs = decode.jobs(env.payload);
     if (!jobs) return;
-    this.#lists.take(jobs.request_id)?.resolve(jobs);
+    this.#outstanding.lists.take(jobs.request_id)?.resolve(jobs);
   }
 
   #onAccepted(env: Envelope): void {
     // Always matched by trace id: the submit always carries one. An
     // unmatched answer (a delegated child, a submit given up on after a
     // session.error) belongs to no handle.
-    const handle = env.trace_id ? this.#submits.take(env.trace_id) : undefined;
+    const handle = env.trace_id ? this.#outstanding.submits.take(env.trace_id) : undefined;
     if (!handle) return;
     const accepted = decode.accepted(env.payload);
     if (!accepted) {
@@ -525,14 +501,13 @@ export class ArcpClient {
       return;
     }
     handle.accept(accepted);
-    this.#follow(accepted.job_id, handle);
+    this.#routes.follow(accepted.job_id, handle);
   }
 
   #onEvent(env: Envelope): void {
-    const streams = env.job_id ? this.#jobs.get(env.job_id) : undefined;
-    if (!streams) return;
+    if (!env.job_id || !this.#routes.isFollowed(env.job_id)) return;
     const event = decode.jobEvent(env);
-    if (event) { for (const s of streams) s.push(event); }
+    if (event) this.#routes.push(env.job_id, event);
   }
 
   #onResult(env: Envelope): void {
@@ -546,18 +521,14 @@ export class ArcpClient {
     const options = { retryable: error.retryable, details: error.details };
     // A refused cancel is the requester's alone and ends nothing.
     if (error.details?.refused === "job.cancel") {
-      const pending = this.#cancels.peek(env.job_id);
-      if (pending) {
-        this.#settleCancel(
-          env.job_id,
-          pending,
-          new ArcpClientError(error.code, error.message, options),
-        );
-      }
+      this.#outstanding.cancels.settleOldest(
+        env.job_id,
+        new ArcpClientError(error.code, error.message, options),
+      );
       return;
     }
-    const handle = env.trace_id && !this.#jobs.has(env.job_id)
-      ? this.#submits.take(env.trace_id)
+    const handle = env.trace_id && !this.#routes.isFollowed(env.job_id)
+      ? this.#outstanding.submits.take(env.trace_id)
       : undefined;
     if (handle) {
       handle.refuse(new SubmitRejectedError(env.job_id, error.code, error.message, options));
@@ -571,57 +542,28 @@ export class ArcpClient {
 
   #onCancelled(env: Envelope): void {
     if (!env.job_id || !decode.cancelled(env.payload)) return;
-    for (const c of this.#cancels.drain(env.job_id)) {
-      this.#settleCancel(env.job_id, c, "cancelling");
-    }
+    this.#outstanding.cancels.settleAll(env.job_id, "cancelling");
   }
 
   #onSubscribed(env: Envelope): void {
     const info = decode.subscribed(env.payload);
     if (!info) return;
-    const answer = this.#subscribes.take(info.job_id);
+    const answer = this.#outstanding.subscribes.take(info.job_id);
     if (!answer) return;
     const sub = new Subscription(info, () => this.#unsubscribe(info.job_id, sub));
-    this.#follow(info.job_id, sub);
+    this.#routes.follow(info.job_id, sub);
     answer.resolve(sub);
   }
 
   // ---- bookkeeping -------------------------------------------------------
 
-  /** Routes a job's envelopes to a stream (or ends it, if the job already ended here). */
-  #follow(jobId: string, stream: JobStream): void {
-    const outcome = this.#ended.get(jobId);
-    if (outcome) {
-      stream.end(outcome);
-      return;
-    }
-    const streams = this.#jobs.get(jobId);
-    if (streams) streams.add(stream);
-    else this.#jobs.set(jobId, new Set([stream]));
-  }
-
   #unsubscribe(jobId: string, sub: Subscription): void {
-    const streams = this.#jobs.get(jobId);
-    streams?.delete(sub);
-    if (streams?.size === 0) this.#jobs.delete(jobId);
-    const stillSubscribed = [...streams ?? []].some((s) => s instanceof Subscription);
-    if (!stillSubscribed) this.#send("job.unsubscribe", { job_id: jobId });
+    if (!this.#routes.unfollow(jobId, sub)) this.#send("job.unsubscribe", { job_id: jobId });
   }
 
-  #terminate(jobId: string, outcome: JobResultPayload | JobFailedError): void {
-    for (const s of this.#jobs.get(jobId) ?? []) s.end(outcome);
-    this.#jobs.delete(jobId);
-    this.#ended.set(jobId, outcome);
-    if (this.#ended.size > ENDED_MEMORY) this.#ended.delete(this.#ended.keys().next().value!);
-    for (const c of this.#cancels.drain(jobId)) this.#settleCancel(jobId, c, "ended");
-  }
-
-  #settleCancel(jobId: string, pending: PendingCancel, outcome: CancelOutcome | Error): void {
-    if (pending.settled) return;
-    pending.settled = true;
-    this.#cancels.remove(jobId, pending);
-    if (outcome instanceof Error) pending.answer.reject(outcome);
-    else pending.answer.resolve(outcome);
+  #terminate(jobId: string, outcome: JobOutcome): void {
+    this.#routes.end(jobId, outcome);
+    this.#outstanding.cancels.settleAll(jobId, "ended");
   }
 
   #negotiated(feature: Feature): boolean {
@@ -674,14 +616,7 @@ export class ArcpClient {
   }
 
   #failAll(error: ArcpClientError): void {
-    for (const [, handle] of this.#submits.drainAll()) handle.lose(error);
-    for (const streams of this.#jobs.values()) for (const s of streams) s.lose(error);
-    this.#jobs.clear();
-    for (const [, list] of this.#lists.drainAll()) list.reject(error);
-    for (const [, subscribe] of this.#subscribes.drainAll()) subscribe.reject(error);
-    for (const [, ping] of this.#pings.drainAll()) ping.reject(error);
-    for (const [jobId, cancel] of this.#cancels.drainAll()) {
-      this.#settleCancel(jobId, cancel, error);
-    }
+    this.#outstanding.lose(error);
+    this.#routes.loseAll(error);
   }
 }
