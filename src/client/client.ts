@@ -6,36 +6,27 @@
  *
  * @module
  */
-import { encodeEnvelope } from "../protocol/encode.ts";
-import { type Envelope, TRACE_ID } from "../protocol/envelope.ts";
+import { TRACE_ID } from "../protocol/envelope.ts";
 import type { Feature } from "../protocol/features.ts";
 import { newTraceId, newUlid } from "../protocol/ids.ts";
-import type { MessageType, Payloads } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { ConnectOptions } from "./connect_options.ts";
-import * as decode from "./decode.ts";
-import { ArcpClientError, JobFailedError, sessionError, SubmitRejectedError } from "./errors.ts";
+import { ArcpClientError } from "./errors.ts";
 import { type JobHandle, SubmittedJob } from "./job_handle.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
-import { type JobSubscription, Subscription } from "./job_subscription.ts";
-import { type JobOutcome, JobRoutes } from "./_job_routes.ts";
-import { Outstanding } from "./_outstanding.ts";
-import { EventSequence } from "./_event_sequence.ts";
-import { answerToHello, helloPayload, NO_SESSION, type SessionInfo } from "./_handshake.ts";
-import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
-import type {
-  AgentInfo,
-  JobResultPayload,
-  JobsPayload,
-  PongPayload,
-  RuntimeInfo,
-} from "./payloads.ts";
+import type { JobSubscription } from "./job_subscription.ts";
+import type { AgentInfo, JobsPayload, PongPayload, RuntimeInfo } from "./payloads.ts";
 import type {
   CancelOutcome,
   ListJobsRequest,
   SubmitRequest,
   SubscribeOptions,
 } from "./requests.ts";
+import { Connection } from "./_connection.ts";
+import { Inbound } from "./_inbound.ts";
+import { JobRoutes } from "./_job_routes.ts";
+import { Outstanding } from "./_outstanding.ts";
+import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
 
 /**
  * An ARCP session.
@@ -57,34 +48,24 @@ import type {
  * ```
  */
 export class ArcpClient {
-  #ws: WebSocket;
-  #options: ConnectOptions;
-  #state: "connecting" | "open" | "closing" | "closed" = "connecting";
+  #connection: Connection;
   #hello = Promise.withResolvers<ArcpClient>();
-  #closed = Promise.withResolvers<void>();
-  #failure: ArcpClientError | undefined;
-  #lastSessionError: ArcpClientError | undefined;
-  #socketError = "";
-
-  #session: SessionInfo = NO_SESSION;
-  #sequence = new EventSequence(0);
-
   #outstanding = new Outstanding();
   #routes = new JobRoutes();
+  #inbound: Inbound;
+  /** Jobs to follow from the welcome on. */
+  #watch: readonly string[];
   /** Streams of `ConnectOptions.watch`, until `watch()` hands them out. */
   #watched = new Map<string, JobStream>();
 
   private constructor(ws: WebSocket, options: ConnectOptions) {
-    this.#ws = ws;
-    this.#options = options;
-    ws.onopen = () => this.#sendHello();
-    ws.onmessage = (e: MessageEvent) => {
-      if (typeof e.data === "string") this.#onFrame(e.data);
-    };
-    ws.onerror = (e: Event) => {
-      this.#socketError = e instanceof ErrorEvent ? e.message : "socket error";
-    };
-    ws.onclose = (e: CloseEvent) => this.#onClose(e);
+    this.#watch = options.watch ?? [];
+    this.#connection = new Connection(ws, options, {
+      welcomed: () => this.#welcomed(),
+      envelope: (env) => this.#inbound.handle(env),
+      failed: (error) => this.#fail(error),
+    });
+    this.#inbound = new Inbound(this.#connection, this.#outstanding, this.#routes);
   }
 
   /**
@@ -121,47 +102,47 @@ export class ArcpClient {
 
   /** The session id from the welcome. */
   get sessionId(): string {
-    return this.#session.sessionId;
+    return this.#connection.session.sessionId;
   }
 
   /** The newest resume token (a secret: store it, never log it). */
   get resumeToken(): string {
-    return this.#session.resumeToken;
+    return this.#connection.session.resumeToken;
   }
 
   /** How long the session stays resumable after the connection drops (s). */
   get resumeWindowSec(): number {
-    return this.#session.resumeWindowSec;
+    return this.#connection.session.resumeWindowSec;
   }
 
   /** The heartbeat interval (s), when `heartbeat` was negotiated. */
   get heartbeatIntervalSec(): number | undefined {
-    return this.#session.heartbeatIntervalSec;
+    return this.#connection.session.heartbeatIntervalSec;
   }
 
   /** The runtime's name and version. */
   get runtime(): RuntimeInfo {
-    return this.#session.runtime;
+    return this.#connection.session.runtime;
   }
 
   /** The negotiated features. */
   get features(): readonly string[] {
-    return this.#session.features;
+    return this.#connection.session.features;
   }
 
   /** The agents the runtime offers. */
   get agents(): readonly AgentInfo[] {
-    return this.#session.agents;
+    return this.#connection.session.agents;
   }
 
   /** Whether this connection resumed an earlier session. */
   get resumed(): boolean {
-    return this.#session.resumed;
+    return this.#connection.session.resumed;
   }
 
   /** The highest `event_seq` received (they arrive gap-free). */
   get lastEventSeq(): number {
-    return this.#sequence.last;
+    return this.#connection.lastEventSeq;
   }
 
   /**
@@ -187,8 +168,8 @@ export class ArcpClient {
       );
       return handle;
     }
-    if (!this.#send("job.submit", submitPayload(request), { trace_id: traceId })) {
-      handle.lose(this.#closedError());
+    if (!this.#connection.send("job.submit", submitPayload(request), { trace_id: traceId })) {
+      handle.lose(this.#connection.closedError());
       return handle;
     }
     this.#outstanding.submits.add(traceId, handle);
@@ -213,8 +194,12 @@ export class ArcpClient {
    */
   cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
     if (this.#routes.hasEnded(jobId)) return Promise.resolve("ended");
-    if (!this.#send("job.cancel", reason === undefined ? {} : { reason }, { job_id: jobId })) {
-      return Promise.reject(this.#closedError());
+    if (
+      !this.#connection.send("job.cancel", reason === undefined ? {} : { reason }, {
+        job_id: jobId,
+      })
+    ) {
+      return Promise.reject(this.#connection.closedError());
     }
     const pending = this.#outstanding.cancels.add(jobId);
     if (this.#negotiated("list_jobs")) {
@@ -265,8 +250,8 @@ export class ArcpClient {
     if (!this.#negotiated("subscribe")) {
       return Promise.reject(this.#notNegotiated("subscribe"));
     }
-    if (!this.#send("job.subscribe", subscribePayload(jobId, options))) {
-      return Promise.reject(this.#closedError());
+    if (!this.#connection.send("job.subscribe", subscribePayload(jobId, options))) {
+      return Promise.reject(this.#connection.closedError());
     }
     const answer = Promise.withResolvers<JobSubscription>();
     this.#outstanding.subscribes.add(jobId, answer);
@@ -300,8 +285,8 @@ export class ArcpClient {
       return early;
     }
     const stream = new JobStream();
-    if (this.#state === "open") this.#routes.follow(jobId, stream);
-    else stream.lose(this.#closedError());
+    if (this.#connection.isOpen) this.#routes.follow(jobId, stream);
+    else stream.lose(this.#connection.closedError());
     return stream;
   }
 
@@ -313,8 +298,8 @@ export class ArcpClient {
    */
   ping(): Promise<PongPayload> {
     const nonce = `p_${newUlid()}`;
-    if (!this.#send("session.ping", { nonce, sent_at: nowIso() })) {
-      return Promise.reject(this.#closedError());
+    if (!this.#connection.send("session.ping", { nonce, sent_at: nowIso() })) {
+      return Promise.reject(this.#connection.closedError());
     }
     const answer = Promise.withResolvers<PongPayload>();
     this.#outstanding.pings.add(nonce, answer);
@@ -328,9 +313,9 @@ export class ArcpClient {
    * @param seq the highest processed `event_seq`; default {@linkcode lastEventSeq}
    * @returns whether the ack was sent (not when `ack` was not negotiated or the session is closed)
    */
-  ack(seq: number = this.#sequence.last): boolean {
+  ack(seq: number = this.#connection.lastEventSeq): boolean {
     if (!this.#negotiated("ack")) return false;
-    return this.#send("session.ack", { last_processed_seq: seq });
+    return this.#connection.send("session.ack", { last_processed_seq: seq });
   }
 
   /**
@@ -342,11 +327,13 @@ export class ArcpClient {
    * @returns resolves once the socket is closed
    */
   async close(reason?: string): Promise<void> {
-    if (this.#state === "open") {
-      this.#send("session.bye", reason === undefined ? {} : { reason });
+    if (this.#connection.isOpen) {
+      this.#connection.send("session.bye", reason === undefined ? {} : { reason });
     }
-    this.#shutdown(new ArcpClientError("CONNECTION_CLOSED", "the client closed the session"));
-    await this.#closed.promise;
+    this.#connection.shutdown(
+      new ArcpClientError("CONNECTION_CLOSED", "the client closed the session"),
+    );
+    await this.#connection.closed;
   }
 
   /**
@@ -358,91 +345,8 @@ export class ArcpClient {
     return this.close();
   }
 
-  // ---- outbound ---------------------------------------------------------
-
-  #sendHello(): void {
-    this.#ws.send(
-      encodeEnvelope({ type: "session.hello", payload: helloPayload(this.#options) }),
-    );
-  }
-
-  /** Sends one envelope (`extra` may set its id); false when the session is not open. */
-  #send<T extends MessageType>(
-    type: T,
-    payload: Payloads[T],
-    extra: { id?: string; job_id?: string; trace_id?: string } = {},
-  ): boolean {
-    // Deno's send() throws once the socket is closing, before our close event has run.
-    if (this.#state !== "open" || this.#ws.readyState !== WebSocket.OPEN) return false;
-    this.#ws.send(encodeEnvelope({ type, session_id: this.#session.sessionId, ...extra, payload }));
-    return true;
-  }
-
-  #list(request: ListJobsRequest): Promise<JobsPayload> {
-    const id = newUlid();
-    if (!this.#send("session.list_jobs", listJobsPayload(request), { id })) {
-      return Promise.reject(this.#closedError());
-    }
-    const answer = Promise.withResolvers<JobsPayload>();
-    this.#outstanding.lists.add(id, answer);
-    return answer.promise;
-  }
-
-  // ---- inbound ----------------------------------------------------------
-
-  #onFrame(text: string): void {
-    if (this.#state === "closing" || this.#state === "closed") return;
-    const env = decode.envelope(text);
-    // The reference client drops envelopes without a session id; so do we.
-    if (!env?.session_id) return;
-    if (this.#state === "connecting") {
-      this.#onHandshake(env);
-      return;
-    }
-    if (env.session_id !== this.#session.sessionId) return;
-    if (env.event_seq !== undefined && !this.#inSequence(env.event_seq)) return;
-    switch (env.type) {
-      case "session.ping":
-        return this.#onPing(env);
-      case "session.pong":
-        return this.#onPong(env);
-      case "session.error":
-        return this.#onSessionError(env);
-      case "session.bye":
-        return this.#shutdown(
-          new ArcpClientError(
-            "CONNECTION_CLOSED",
-            `the runtime closed the session${
-              typeof env.payload.reason === "string" ? `: ${env.payload.reason}` : ""
-            }`,
-            { retryable: true },
-          ),
-        );
-      case "session.jobs":
-        return this.#onJobs(env);
-      case "job.accepted":
-        return this.#onAccepted(env);
-      case "job.event":
-        return this.#onEvent(env);
-      case "job.result":
-        return this.#onResult(env);
-      case "job.error":
-        return this.#onJobError(env);
-      case "job.cancelled":
-        return this.#onCancelled(env);
-      case "job.subscribed":
-        return this.#onSubscribed(env);
-    }
-  }
-
-  #onHandshake(env: Envelope): void {
-    const answer = answerToHello(env, this.#options);
-    if (answer instanceof ArcpClientError) return this.#shutdown(answer);
-    if (!answer) return;
-    this.#session = answer;
-    this.#sequence = new EventSequence(answer.lastEventSeq);
-    this.#state = "open";
-    for (const jobId of this.#options.watch ?? []) {
+  #welcomed(): void {
+    for (const jobId of this.#watch) {
       const stream = new JobStream();
       this.#watched.set(jobId, stream);
       this.#routes.follow(jobId, stream);
@@ -450,124 +354,25 @@ export class ArcpClient {
     this.#hello.resolve(this);
   }
 
-  /** Checks an `event_seq`; false when the envelope must not be handled. */
-  #inSequence(seq: number): boolean {
-    const admitted = this.#sequence.admit(seq);
-    if (typeof admitted === "boolean") return admitted;
-    this.#options.onGap?.(admitted);
-    this.#shutdown(this.#sequence.gapError(admitted));
-    return false;
+  /** The session ended: the connect (if still waiting) and everything pending fail. */
+  #fail(error: ArcpClientError): void {
+    this.#hello.reject(error);
+    this.#outstanding.lose(error);
+    this.#routes.loseAll(error);
   }
 
-  #onPing(env: Envelope): void {
-    const ping = decode.ping(env.payload);
-    if (!ping) return;
-    this.#send("session.pong", { ping_nonce: ping.nonce, received_at: nowIso() });
-  }
-
-  #onPong(env: Envelope): void {
-    const pong = decode.pong(env.payload);
-    if (!pong) return;
-    this.#outstanding.pings.take(pong.ping_nonce)?.resolve(pong);
-  }
-
-  /** ARCP §3: a `session.error` fails every pending submit, list, subscribe (and cancel). */
-  #onSessionError(env: Envelope): void {
-    const err = sessionError(
-      decode.errorPayload(env.payload),
-      "the runtime sent a malformed session.error",
-    );
-    this.#lastSessionError = err;
-    this.#outstanding.refuse(err);
-  }
-
-  #onJobs(env: Envelope): void {
-    const jobs = decode.jobs(env.payload);
-    if (!jobs) return;
-    this.#outstanding.lists.take(jobs.request_id)?.resolve(jobs);
-  }
-
-  #onAccepted(env: Envelope): void {
-    // Always matched by trace id: the submit always carries one. An
-    // unmatched answer (a delegated child, a submit given up on after a
-    // session.error) belongs to no handle.
-    const handle = env.trace_id ? this.#outstanding.submits.take(env.trace_id) : undefined;
-    if (!handle) return;
-    const accepted = decode.accepted(env.payload);
-    if (!accepted) {
-      handle.refuse(
-        new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed job.accepted"),
-      );
-      return;
+  #list(request: ListJobsRequest): Promise<JobsPayload> {
+    const id = newUlid();
+    if (!this.#connection.send("session.list_jobs", listJobsPayload(request), { id })) {
+      return Promise.reject(this.#connection.closedError());
     }
-    handle.accept(accepted);
-    this.#routes.follow(accepted.job_id, handle);
-  }
-
-  #onEvent(env: Envelope): void {
-    if (!env.job_id || !this.#routes.isFollowed(env.job_id)) return;
-    const event = decode.jobEvent(env);
-    if (event) this.#routes.push(env.job_id, event);
-  }
-
-  #onResult(env: Envelope): void {
-    const result = decode.result(env.payload);
-    if (result && env.job_id) this.#terminate(env.job_id, result);
-  }
-
-  #onJobError(env: Envelope): void {
-    const error = decode.jobError(env.payload);
-    if (!error || !env.job_id) return;
-    const options = { retryable: error.retryable, details: error.details };
-    // A refused cancel is the requester's alone and ends nothing.
-    if (error.details?.refused === "job.cancel") {
-      this.#outstanding.cancels.settleOldest(
-        env.job_id,
-        new ArcpClientError(error.code, error.message, options),
-      );
-      return;
-    }
-    const handle = env.trace_id && !this.#routes.isFollowed(env.job_id)
-      ? this.#outstanding.submits.take(env.trace_id)
-      : undefined;
-    if (handle) {
-      handle.refuse(new SubmitRejectedError(env.job_id, error.code, error.message, options));
-      return;
-    }
-    this.#terminate(
-      env.job_id,
-      new JobFailedError(env.job_id, error.final_status, error.code, error.message, options),
-    );
-  }
-
-  #onCancelled(env: Envelope): void {
-    if (!env.job_id || !decode.cancelled(env.payload)) return;
-    this.#outstanding.cancels.settleAll(env.job_id, "cancelling");
-  }
-
-  #onSubscribed(env: Envelope): void {
-    const info = decode.subscribed(env.payload);
-    if (!info) return;
-    const answer = this.#outstanding.subscribes.take(info.job_id);
-    if (!answer) return;
-    const sub = new Subscription(info, () => this.#unsubscribe(info.job_id, sub));
-    this.#routes.follow(info.job_id, sub);
-    answer.resolve(sub);
-  }
-
-  // ---- bookkeeping -------------------------------------------------------
-
-  #unsubscribe(jobId: string, sub: Subscription): void {
-    if (!this.#routes.unfollow(jobId, sub)) this.#send("job.unsubscribe", { job_id: jobId });
-  }
-
-  #terminate(jobId: string, outcome: JobOutcome): void {
-    this.#routes.end(jobId, outcome);
-    this.#outstanding.cancels.settleAll(jobId, "ended");
+    const answer = Promise.withResolvers<JobsPayload>();
+    this.#outstanding.lists.add(id, answer);
+    return answer.promise;
   }
 
   #negotiated(feature: Feature): boolean {
-    return this.#session.features.includes(feature);
+    return this.#connection.session.features.includes(feature);
   }
 
   #notNegotiated(feature: Feature): ArcpClientError {
@@ -575,48 +380,5 @@ export class ArcpClient {
       "INVALID_REQUEST",
       `the session did not negotiate the ${feature} feature`,
     );
-  }
-
-  #closedError(): ArcpClientError {
-    return this.#failure ??
-      new ArcpClientError("CONNECTION_CLOSED", "the session is not open", { retryable: true });
-  }
-
-  /** Ends the session here: everything pending fails with `error`, and the socket closes. */
-  #shutdown(error: ArcpClientError): void {
-    if (this.#state === "closing" || this.#state === "closed") return;
-    this.#failure = error;
-    const wasConnecting = this.#state === "connecting";
-    this.#state = "closing";
-    if (wasConnecting) this.#hello.reject(error);
-    this.#failAll(error);
-    try {
-      this.#ws.close(1000);
-    } catch {
-      // Already closing: the close event still comes.
-    }
-  }
-
-  #onClose(e: CloseEvent): void {
-    if (this.#state !== "closing") {
-      const why = this.#socketError || e.reason;
-      const after = this.#lastSessionError
-        ? ` after session.error ${this.#lastSessionError.code}: ${this.#lastSessionError.message}`
-        : "";
-      this.#shutdown(
-        new ArcpClientError(
-          "CONNECTION_CLOSED",
-          `connection closed (code ${e.code}${why ? `, ${why}` : ""})${after}`,
-          { retryable: true, cause: this.#lastSessionError },
-        ),
-      );
-    }
-    this.#state = "closed";
-    this.#closed.resolve();
-  }
-
-  #failAll(error: ArcpClientError): void {
-    this.#outstanding.lose(error);
-    this.#routes.loseAll(error);
   }
 }
