@@ -6,7 +6,7 @@
  * @module
  */
 import type { ArcpClientError, JobFailedError } from "./errors.ts";
-import type { JobStream } from "./job_stream.ts";
+import { JobStream } from "./job_stream.ts";
 import { Subscription } from "./job_subscription.ts";
 import type { JobEventEnvelope, JobResultPayload } from "./payloads.ts";
 
@@ -22,6 +22,8 @@ export class JobRoutes {
   #jobs = new Map<string, Set<JobStream>>();
   /** Outcomes of recently ended jobs, oldest first. */
   #ended = new Map<string, JobOutcome>();
+  /** Streams of `ConnectOptions.watch`, until `watch()` hands them out. */
+  #early = new Map<string, JobStream>();
 
   /**
    * Routes a job's envelopes to a stream (or ends it, if the job already ended here).
@@ -38,6 +40,32 @@ export class JobRoutes {
     const streams = this.#jobs.get(jobId);
     if (streams) streams.add(stream);
     else this.#jobs.set(jobId, new Set([stream]));
+  }
+
+  /**
+   * Follows jobs from the welcome on, so that none of their envelopes are
+   * missed before the caller asks for their streams.
+   *
+   * @param jobIds the jobs
+   */
+  followEarly(jobIds: readonly string[]): void {
+    for (const jobId of jobIds) {
+      const stream = new JobStream();
+      this.#early.set(jobId, stream);
+      this.follow(jobId, stream);
+    }
+  }
+
+  /**
+   * Hands out a stream of {@linkcode followEarly}, once.
+   *
+   * @param jobId the job
+   * @returns the stream, or undefined when there is none (left)
+   */
+  takeEarly(jobId: string): JobStream | undefined {
+    const early = this.#early.get(jobId);
+    this.#early.delete(jobId);
+    return early;
   }
 
   /**

@@ -6,13 +6,9 @@
  *
  * @module
  */
-import { TRACE_ID } from "../protocol/envelope.ts";
-import type { Feature } from "../protocol/features.ts";
-import { newTraceId, newUlid } from "../protocol/ids.ts";
-import { nowIso } from "../protocol/time.ts";
 import type { ConnectOptions } from "./connect_options.ts";
 import { ArcpClientError } from "./errors.ts";
-import { type JobHandle, SubmittedJob } from "./job_handle.ts";
+import type { JobHandle } from "./job_handle.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
 import type { JobSubscription } from "./job_subscription.ts";
 import type { AgentInfo, JobsPayload, PongPayload, RuntimeInfo } from "./payloads.ts";
@@ -25,8 +21,8 @@ import type {
 import { Connection } from "./_connection.ts";
 import { Inbound } from "./_inbound.ts";
 import { JobRoutes } from "./_job_routes.ts";
+import { Outbound } from "./_outbound.ts";
 import { Outstanding } from "./_outstanding.ts";
-import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
 
 /**
  * An ARCP session.
@@ -53,10 +49,9 @@ export class ArcpClient {
   #outstanding = new Outstanding();
   #routes = new JobRoutes();
   #inbound: Inbound;
+  #outbound: Outbound;
   /** Jobs to follow from the welcome on. */
   #watch: readonly string[];
-  /** Streams of `ConnectOptions.watch`, until `watch()` hands them out. */
-  #watched = new Map<string, JobStream>();
 
   private constructor(ws: WebSocket, options: ConnectOptions) {
     this.#watch = options.watch ?? [];
@@ -66,6 +61,7 @@ export class ArcpClient {
       failed: (error) => this.#fail(error),
     });
     this.#inbound = new Inbound(this.#connection, this.#outstanding, this.#routes);
+    this.#outbound = new Outbound(this.#connection, this.#outstanding, this.#routes);
   }
 
   /**
@@ -160,20 +156,7 @@ export class ArcpClient {
    * ```
    */
   submit(request: SubmitRequest): JobHandle {
-    const traceId = request.traceId ?? newTraceId();
-    const handle = new SubmittedJob(traceId, (jobId, reason) => this.cancel(jobId, reason));
-    if (!TRACE_ID.test(traceId)) {
-      handle.refuse(
-        new ArcpClientError("INVALID_REQUEST", "traceId: must be 32 lowercase hex characters"),
-      );
-      return handle;
-    }
-    if (!this.#connection.send("job.submit", submitPayload(request), { trace_id: traceId })) {
-      handle.lose(this.#connection.closedError());
-      return handle;
-    }
-    this.#outstanding.submits.add(traceId, handle);
-    return handle;
+    return this.#outbound.submit(request);
   }
 
   /**
@@ -193,19 +176,7 @@ export class ArcpClient {
    *   `JOB_NOT_FOUND`, or `CONNECTION_CLOSED`
    */
   cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
-    if (this.#routes.hasEnded(jobId)) return Promise.resolve("ended");
-    if (
-      !this.#connection.send("job.cancel", reason === undefined ? {} : { reason }, {
-        job_id: jobId,
-      })
-    ) {
-      return Promise.reject(this.#connection.closedError());
-    }
-    const pending = this.#outstanding.cancels.add(jobId);
-    if (this.#negotiated("list_jobs")) {
-      this.#list({ limit: 1 }).then(() => pending.settle("ended"), (err) => pending.settle(err));
-    }
-    return pending.outcome;
+    return this.#outbound.cancel(jobId, reason);
   }
 
   /**
@@ -229,10 +200,7 @@ export class ArcpClient {
    * ```
    */
   listJobs(request: ListJobsRequest = {}): Promise<JobsPayload> {
-    if (!this.#negotiated("list_jobs")) {
-      return Promise.reject(this.#notNegotiated("list_jobs"));
-    }
-    return this.#list(request);
+    return this.#outbound.listJobs(request);
   }
 
   /**
@@ -247,15 +215,7 @@ export class ArcpClient {
    *   `JOB_NOT_FOUND`), or `INVALID_REQUEST` when `subscribe` was not negotiated
    */
   subscribe(jobId: string, options: SubscribeOptions = {}): Promise<JobSubscription> {
-    if (!this.#negotiated("subscribe")) {
-      return Promise.reject(this.#notNegotiated("subscribe"));
-    }
-    if (!this.#connection.send("job.subscribe", subscribePayload(jobId, options))) {
-      return Promise.reject(this.#connection.closedError());
-    }
-    const answer = Promise.withResolvers<JobSubscription>();
-    this.#outstanding.subscribes.add(jobId, answer);
-    return answer.promise;
+    return this.#outbound.subscribe(jobId, options);
   }
 
   /**
@@ -279,11 +239,8 @@ export class ArcpClient {
    * ```
    */
   watch(jobId: string): JobEvents {
-    const early = this.#watched.get(jobId);
-    if (early) {
-      this.#watched.delete(jobId);
-      return early;
-    }
+    const early = this.#routes.takeEarly(jobId);
+    if (early) return early;
     const stream = new JobStream();
     if (this.#connection.isOpen) this.#routes.follow(jobId, stream);
     else stream.lose(this.#connection.closedError());
@@ -297,13 +254,7 @@ export class ArcpClient {
    * @throws {ArcpClientError} `CONNECTION_CLOSED`
    */
   ping(): Promise<PongPayload> {
-    const nonce = `p_${newUlid()}`;
-    if (!this.#connection.send("session.ping", { nonce, sent_at: nowIso() })) {
-      return Promise.reject(this.#connection.closedError());
-    }
-    const answer = Promise.withResolvers<PongPayload>();
-    this.#outstanding.pings.add(nonce, answer);
-    return answer.promise;
+    return this.#outbound.ping();
   }
 
   /**
@@ -314,8 +265,7 @@ export class ArcpClient {
    * @returns whether the ack was sent (not when `ack` was not negotiated or the session is closed)
    */
   ack(seq: number = this.#connection.lastEventSeq): boolean {
-    if (!this.#negotiated("ack")) return false;
-    return this.#connection.send("session.ack", { last_processed_seq: seq });
+    return this.#outbound.ack(seq);
   }
 
   /**
@@ -346,11 +296,7 @@ export class ArcpClient {
   }
 
   #welcomed(): void {
-    for (const jobId of this.#watch) {
-      const stream = new JobStream();
-      this.#watched.set(jobId, stream);
-      this.#routes.follow(jobId, stream);
-    }
+    this.#routes.followEarly(this.#watch);
     this.#hello.resolve(this);
   }
 
@@ -359,26 +305,5 @@ export class ArcpClient {
     this.#hello.reject(error);
     this.#outstanding.lose(error);
     this.#routes.loseAll(error);
-  }
-
-  #list(request: ListJobsRequest): Promise<JobsPayload> {
-    const id = newUlid();
-    if (!this.#connection.send("session.list_jobs", listJobsPayload(request), { id })) {
-      return Promise.reject(this.#connection.closedError());
-    }
-    const answer = Promise.withResolvers<JobsPayload>();
-    this.#outstanding.lists.add(id, answer);
-    return answer.promise;
-  }
-
-  #negotiated(feature: Feature): boolean {
-    return this.#connection.session.features.includes(feature);
-  }
-
-  #notNegotiated(feature: Feature): ArcpClientError {
-    return new ArcpClientError(
-      "INVALID_REQUEST",
-      `the session did not negotiate the ${feature} feature`,
-    );
   }
 }
