@@ -9,27 +9,20 @@ import { nowIso } from "../protocol/time.ts";
 import * as decode from "./decode.ts";
 import { ArcpClientError, JobFailedError, sessionError, SubmitRejectedError } from "./errors.ts";
 import { Subscription } from "./job_subscription.ts";
-import type { Connection } from "./_connection.ts";
-import type { JobOutcome, JobRoutes } from "./_job_routes.ts";
-import type { Outstanding } from "./_outstanding.ts";
+import type { JobOutcome } from "./_job_routes.ts";
+import type { SessionParts } from "./_session_parts.ts";
 
 /** Hands each envelope of the open session to what awaits it. */
 export class Inbound {
-  #connection: Connection;
-  #outstanding: Outstanding;
-  #routes: JobRoutes;
+  #parts: SessionParts;
 
   /**
    * Creates the dispatcher of one session.
    *
-   * @param connection the session's wire, for answers and the session's end
-   * @param outstanding the requests awaiting answers
-   * @param routes the streams following jobs
+   * @param parts the session's wire, pending requests and job routes
    */
-  constructor(connection: Connection, outstanding: Outstanding, routes: JobRoutes) {
-    this.#connection = connection;
-    this.#outstanding = outstanding;
-    this.#routes = routes;
+  constructor(parts: SessionParts) {
+    this.#parts = parts;
   }
 
   /**
@@ -47,7 +40,7 @@ export class Inbound {
       case "session.error":
         return this.#onSessionError(env);
       case "session.bye":
-        return this.#connection.shutdown(
+        return this.#parts.connection.shutdown(
           new ArcpClientError(
             "CONNECTION_CLOSED",
             `the runtime closed the session${
@@ -76,13 +69,13 @@ export class Inbound {
   #onPing(env: Envelope): void {
     const ping = decode.ping(env.payload);
     if (!ping) return;
-    this.#connection.send("session.pong", { ping_nonce: ping.nonce, received_at: nowIso() });
+    this.#parts.connection.send("session.pong", { ping_nonce: ping.nonce, received_at: nowIso() });
   }
 
   #onPong(env: Envelope): void {
     const pong = decode.pong(env.payload);
     if (!pong) return;
-    this.#outstanding.pings.take(pong.ping_nonce)?.resolve(pong);
+    this.#parts.outstanding.pings.take(pong.ping_nonce)?.resolve(pong);
   }
 
   /** ARCP §3: a `session.error` fails every pending submit, list, subscribe (and cancel). */
@@ -91,21 +84,21 @@ export class Inbound {
       decode.errorPayload(env.payload),
       "the runtime sent a malformed session.error",
     );
-    this.#connection.noteSessionError(err);
-    this.#outstanding.refuse(err);
+    this.#parts.connection.noteSessionError(err);
+    this.#parts.outstanding.refuse(err);
   }
 
   #onJobs(env: Envelope): void {
     const jobs = decode.jobs(env.payload);
     if (!jobs) return;
-    this.#outstanding.lists.take(jobs.request_id)?.resolve(jobs);
+    this.#parts.outstanding.lists.take(jobs.request_id)?.resolve(jobs);
   }
 
   #onAccepted(env: Envelope): void {
     // Always matched by trace id: the submit always carries one. An
     // unmatched answer (a delegated child, a submit given up on after a
     // session.error) belongs to no handle.
-    const handle = env.trace_id ? this.#outstanding.submits.take(env.trace_id) : undefined;
+    const handle = env.trace_id ? this.#parts.outstanding.submits.take(env.trace_id) : undefined;
     if (!handle) return;
     const accepted = decode.accepted(env.payload);
     if (!accepted) {
@@ -115,13 +108,13 @@ export class Inbound {
       return;
     }
     handle.accept(accepted);
-    this.#routes.follow(accepted.job_id, handle);
+    this.#parts.routes.follow(accepted.job_id, handle);
   }
 
   #onEvent(env: Envelope): void {
-    if (!env.job_id || !this.#routes.isFollowed(env.job_id)) return;
+    if (!env.job_id || !this.#parts.routes.isFollowed(env.job_id)) return;
     const event = decode.jobEvent(env);
-    if (event) this.#routes.push(env.job_id, event);
+    if (event) this.#parts.routes.push(env.job_id, event);
   }
 
   #onResult(env: Envelope): void {
@@ -135,14 +128,14 @@ export class Inbound {
     const options = { retryable: error.retryable, details: error.details };
     // A refused cancel is the requester's alone and ends nothing.
     if (error.details?.refused === "job.cancel") {
-      this.#outstanding.cancels.settleOldest(
+      this.#parts.outstanding.cancels.settleOldest(
         env.job_id,
         new ArcpClientError(error.code, error.message, options),
       );
       return;
     }
-    const handle = env.trace_id && !this.#routes.isFollowed(env.job_id)
-      ? this.#outstanding.submits.take(env.trace_id)
+    const handle = env.trace_id && !this.#parts.routes.isFollowed(env.job_id)
+      ? this.#parts.outstanding.submits.take(env.trace_id)
       : undefined;
     if (handle) {
       handle.refuse(new SubmitRejectedError(env.job_id, error.code, error.message, options));
@@ -156,27 +149,27 @@ export class Inbound {
 
   #onCancelled(env: Envelope): void {
     if (!env.job_id || !decode.cancelled(env.payload)) return;
-    this.#outstanding.cancels.settleAll(env.job_id, "cancelling");
+    this.#parts.outstanding.cancels.settleAll(env.job_id, "cancelling");
   }
 
   #onSubscribed(env: Envelope): void {
     const info = decode.subscribed(env.payload);
     if (!info) return;
-    const answer = this.#outstanding.subscribes.take(info.job_id);
+    const answer = this.#parts.outstanding.subscribes.take(info.job_id);
     if (!answer) return;
     const sub = new Subscription(info, () => this.#unsubscribe(info.job_id, sub));
-    this.#routes.follow(info.job_id, sub);
+    this.#parts.routes.follow(info.job_id, sub);
     answer.resolve(sub);
   }
 
   #unsubscribe(jobId: string, sub: Subscription): void {
-    if (!this.#routes.unfollow(jobId, sub)) {
-      this.#connection.send("job.unsubscribe", { job_id: jobId });
+    if (!this.#parts.routes.unfollow(jobId, sub)) {
+      this.#parts.connection.send("job.unsubscribe", { job_id: jobId });
     }
   }
 
   #terminate(jobId: string, outcome: JobOutcome): void {
-    this.#routes.end(jobId, outcome);
-    this.#outstanding.cancels.settleAll(jobId, "ended");
+    this.#parts.routes.end(jobId, outcome);
+    this.#parts.outstanding.cancels.settleAll(jobId, "ended");
   }
 }

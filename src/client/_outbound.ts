@@ -20,28 +20,20 @@ import type {
   SubmitRequest,
   SubscribeOptions,
 } from "./requests.ts";
-import type { Connection } from "./_connection.ts";
-import type { JobRoutes } from "./_job_routes.ts";
-import type { Outstanding } from "./_outstanding.ts";
+import type { SessionParts } from "./_session_parts.ts";
 import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
 
 /** Sends one session's requests; `ArcpClient` documents each. */
 export class Outbound {
-  #connection: Connection;
-  #outstanding: Outstanding;
-  #routes: JobRoutes;
+  #parts: SessionParts;
 
   /**
    * Creates the sender of one session.
    *
-   * @param connection the session's wire
-   * @param outstanding where requests wait for their answers
-   * @param routes the streams following jobs, to know which jobs ended
+   * @param parts the session's wire, pending requests and job routes
    */
-  constructor(connection: Connection, outstanding: Outstanding, routes: JobRoutes) {
-    this.#connection = connection;
-    this.#outstanding = outstanding;
-    this.#routes = routes;
+  constructor(parts: SessionParts) {
+    this.#parts = parts;
   }
 
   /**
@@ -59,11 +51,11 @@ export class Outbound {
       );
       return handle;
     }
-    if (!this.#connection.send("job.submit", submitPayload(request), { trace_id: traceId })) {
-      handle.lose(this.#connection.closedError());
+    if (!this.#parts.connection.send("job.submit", submitPayload(request), { trace_id: traceId })) {
+      handle.lose(this.#parts.connection.closedError());
       return handle;
     }
-    this.#outstanding.submits.add(traceId, handle);
+    this.#parts.outstanding.submits.add(traceId, handle);
     return handle;
   }
 
@@ -76,12 +68,12 @@ export class Outbound {
    * @returns how the cancel went
    */
   cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
-    if (this.#routes.hasEnded(jobId)) return Promise.resolve("ended");
+    if (this.#parts.routes.hasEnded(jobId)) return Promise.resolve("ended");
     const payload = reason === undefined ? {} : { reason };
-    if (!this.#connection.send("job.cancel", payload, { job_id: jobId })) {
-      return Promise.reject(this.#connection.closedError());
+    if (!this.#parts.connection.send("job.cancel", payload, { job_id: jobId })) {
+      return Promise.reject(this.#parts.connection.closedError());
     }
-    const pending = this.#outstanding.cancels.add(jobId);
+    const pending = this.#parts.outstanding.cancels.add(jobId);
     if (this.#negotiated("list_jobs")) {
       this.#list({ limit: 1 }).then(() => pending.settle("ended"), (err) => pending.settle(err));
     }
@@ -109,7 +101,7 @@ export class Outbound {
   subscribe(jobId: string, options: SubscribeOptions): Promise<JobSubscription> {
     if (!this.#negotiated("subscribe")) return this.#notNegotiated("subscribe");
     const payload = subscribePayload(jobId, options);
-    return this.#ask(this.#outstanding.subscribes, jobId, "job.subscribe", payload);
+    return this.#ask(this.#parts.outstanding.subscribes, jobId, "job.subscribe", payload);
   }
 
   /**
@@ -119,7 +111,10 @@ export class Outbound {
    */
   ping(): Promise<PongPayload> {
     const nonce = `p_${newUlid()}`;
-    return this.#ask(this.#outstanding.pings, nonce, "session.ping", { nonce, sent_at: nowIso() });
+    return this.#ask(this.#parts.outstanding.pings, nonce, "session.ping", {
+      nonce,
+      sent_at: nowIso(),
+    });
   }
 
   /**
@@ -130,13 +125,13 @@ export class Outbound {
    */
   ack(seq: number): boolean {
     if (!this.#negotiated("ack")) return false;
-    return this.#connection.send("session.ack", { last_processed_seq: seq });
+    return this.#parts.connection.send("session.ack", { last_processed_seq: seq });
   }
 
   #list(request: ListJobsRequest): Promise<JobsPayload> {
     const id = newUlid();
     const payload = listJobsPayload(request);
-    return this.#ask(this.#outstanding.lists, id, "session.list_jobs", payload, { id });
+    return this.#ask(this.#parts.outstanding.lists, id, "session.list_jobs", payload, { id });
   }
 
   /** Sends a request and waits for the answer that will name `key`. */
@@ -147,8 +142,8 @@ export class Outbound {
     payload: Payloads[T],
     extra?: { id: string },
   ): Promise<A> {
-    if (!this.#connection.send(type, payload, extra)) {
-      return Promise.reject(this.#connection.closedError());
+    if (!this.#parts.connection.send(type, payload, extra)) {
+      return Promise.reject(this.#parts.connection.closedError());
     }
     const answer = Promise.withResolvers<A>();
     answers.add(key, answer);
@@ -156,7 +151,7 @@ export class Outbound {
   }
 
   #negotiated(feature: Feature): boolean {
-    return this.#connection.session.features.includes(feature);
+    return this.#parts.connection.session.features.includes(feature);
   }
 
   #notNegotiated(feature: Feature): Promise<never> {

@@ -60,8 +60,13 @@ export class ArcpClient {
       envelope: (env) => this.#inbound.handle(env),
       failed: (error) => this.#fail(error),
     });
-    this.#inbound = new Inbound(this.#connection, this.#outstanding, this.#routes);
-    this.#outbound = new Outbound(this.#connection, this.#outstanding, this.#routes);
+    const parts = {
+      connection: this.#connection,
+      outstanding: this.#outstanding,
+      routes: this.#routes,
+    };
+    this.#inbound = new Inbound(parts);
+    this.#outbound = new Outbound(parts);
   }
 
   /**
