@@ -49,7 +49,7 @@ export class Connection {
    * Takes over a socket that is opening: the hello goes out once it is open.
    *
    * @param ws the socket
-   * @param options the hello's contents, the jobs to watch, the gap callback
+   * @param options the hello's contents and the gap callback
    * @param events where the connection reports to
    */
   constructor(ws: WebSocket, options: ConnectOptions, events: ConnectionEvents) {

@@ -4,6 +4,12 @@
  * subscription is registered before the next frame (its first event) is
  * read.
  *
+ * The client is the documented API over four parts: `_connection.ts` owns
+ * the socket, the handshake and the checks every envelope passes;
+ * `_outbound.ts` sends requests and parks them in `_outstanding.ts`;
+ * `_inbound.ts` settles them and feeds the job streams `_job_routes.ts`
+ * keeps.
+ *
  * @module
  */
 import type { ConnectOptions } from "./connect_options.ts";
