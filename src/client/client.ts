@@ -275,7 +275,7 @@ export class ArcpClient {
    * @param seq the highest processed `event_seq`; default {@linkcode lastEventSeq}
    * @returns whether the ack was sent (not when `ack` was not negotiated or the session is closed)
    */
-  ack(seq: number = this.#connection.lastEventSeq): boolean {
+  ack(seq: number = this.lastEventSeq): boolean {
     return this.#outbound.ack(seq);
   }
 
