@@ -4,106 +4,31 @@
  * subscription is registered before the next frame (its first event) is
  * read.
  *
+ * The client is the documented API over four parts: `_connection.ts` owns
+ * the socket, the handshake and the checks every envelope passes;
+ * `_outbound.ts` sends requests and parks them in `_outstanding.ts`;
+ * `_inbound.ts` settles them and feeds the job streams `_job_routes.ts`
+ * keeps.
+ *
  * @module
  */
-import { encodeEnvelope } from "../protocol/encode.ts";
-import { type Envelope, TRACE_ID } from "../protocol/envelope.ts";
-import { ALL_FEATURES, type Feature } from "../protocol/features.ts";
-import { newTraceId, newUlid } from "../protocol/ids.ts";
-import type {
-  Hello,
-  ListJobs,
-  MessageType,
-  Payloads,
-  Submit,
-  Subscribe,
-} from "../protocol/messages.ts";
-import { nowIso } from "../protocol/time.ts";
-import * as decode from "./decode.ts";
-import { ArcpClientError, JobFailedError, SubmitRejectedError } from "./errors.ts";
-import { type JobHandle, SubmittedJob } from "./job_handle.ts";
+import type { ConnectOptions } from "./connect_options.ts";
+import { ArcpClientError } from "./errors.ts";
+import type { JobHandle } from "./job_handle.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
-import { type JobSubscription, Subscription } from "./job_subscription.ts";
-import { PendingRequests } from "./pending_requests.ts";
-import type {
-  AgentInfo,
-  JobResultPayload,
-  JobsPayload,
-  PongPayload,
-  RuntimeInfo,
-} from "./payloads.ts";
+import type { JobSubscription } from "./job_subscription.ts";
+import type { AgentInfo, JobsPayload, PongPayload, RuntimeInfo } from "./payloads.ts";
 import type {
   CancelOutcome,
   ListJobsRequest,
   SubmitRequest,
   SubscribeOptions,
 } from "./requests.ts";
-
-/**
- * The features the client asks for unless told otherwise: everything it
- * handles, `result_chunk` included (chunks arrive as events, and
- * `resultBytes()`/`resultText()` reassemble them on request). Only
- * `provisioned_credentials` is left out (secrets only for callers that ask).
- */
-export const DEFAULT_FEATURES: readonly string[] = ALL_FEATURES.filter((f) =>
-  f !== "provisioned_credentials"
-);
-
-/** A session to take over, from an earlier welcome. */
-export interface ResumeOptions {
-  /** The session's id. */
-  sessionId: string;
-  /** The newest resume token it was given. */
-  resumeToken: string;
-  /** The highest `event_seq` already processed; the runtime replays what follows. */
-  lastEventSeq: number;
-}
-
-/** An `event_seq` that skipped ahead. */
-export interface SequenceGap {
-  /** The seq that should have come. */
-  expected: number;
-  /** The seq that came. */
-  received: number;
-}
-
-/** Options of {@linkcode ArcpClient.connect}. */
-export interface ConnectOptions {
-  /** Bearer token; it decides the principal. */
-  token: string;
-  /** Features to ask for; default {@linkcode DEFAULT_FEATURES}. */
-  features?: readonly string[];
-  /** `client.name` in the hello; default `arcp-deno-client`. */
-  clientName?: string;
-  /** `client.version` in the hello. */
-  clientVersion?: string;
-  /** Resume this session instead of opening a new one. */
-  resume?: ResumeOptions;
-  /**
-   * Jobs to follow from the welcome on, so that none of their envelopes
-   * are missed: with `resume`, the runtime replays their events right after
-   * the welcome. Get each one's stream with {@linkcode ArcpClient.watch}.
-   */
-  watch?: readonly string[];
-  /**
-   * Called when `event_seq` skips ahead. The session is then broken (ARCP
-   * §8.3): the client closes it and everything pending fails with
-   * `SEQUENCE_GAP`, so the caller can resume from {@linkcode ArcpClient.lastEventSeq}.
-   */
-  onGap?: (gap: SequenceGap) => void;
-}
-
-// Spelled out rather than read from the runtime, which a client must not import.
-const CLIENT_INFO = { name: "arcp-deno-client", version: "0.1.0" };
-
-/** Ended jobs remembered, so a late cancel or an idempotent replay of one settles at once. */
-const ENDED_MEMORY = 256;
-
-/** A cancel waiting for the runtime's word. */
-interface PendingCancel {
-  answer: PromiseWithResolvers<CancelOutcome>;
-  settled: boolean;
-}
+import { Connection } from "./_connection.ts";
+import { Inbound } from "./_inbound.ts";
+import { JobRoutes } from "./_job_routes.ts";
+import { Outbound } from "./_outbound.ts";
+import { Outstanding } from "./_outstanding.ts";
 
 /**
  * An ARCP session.
@@ -125,50 +50,29 @@ interface PendingCancel {
  * ```
  */
 export class ArcpClient {
-  #ws: WebSocket;
-  #options: ConnectOptions;
-  #state: "connecting" | "open" | "closing" | "closed" = "connecting";
+  #connection: Connection;
   #hello = Promise.withResolvers<ArcpClient>();
-  #closed = Promise.withResolvers<void>();
-  #failure: ArcpClientError | undefined;
-  #lastSessionError: ArcpClientError | undefined;
-  #socketError = "";
-
-  #sessionId = "";
-  #resumeToken = "";
-  #resumeWindowSec = 0;
-  #heartbeatIntervalSec: number | undefined;
-  #runtime: RuntimeInfo = { name: "", version: "" };
-  #features: readonly string[] = [];
-  #agents: readonly AgentInfo[] = [];
-  #resumed = false;
-  #lastEventSeq = 0;
-
-  /** Submits awaiting their answer, by trace id. */
-  #submits = new PendingRequests<string, SubmittedJob>();
-  /** Handles and subscriptions receiving a job's envelopes, by job id. */
-  #jobs = new Map<string, Set<JobStream>>();
-  /** Outcomes of recently ended jobs, oldest first. */
-  #ended = new Map<string, JobResultPayload | JobFailedError>();
-  /** Lists by request envelope id, subscribes by job id, pings by nonce, cancels by job id. */
-  #lists = new PendingRequests<string, PromiseWithResolvers<JobsPayload>>();
-  #subscribes = new PendingRequests<string, PromiseWithResolvers<JobSubscription>>();
-  #pings = new PendingRequests<string, PromiseWithResolvers<PongPayload>>();
-  #cancels = new PendingRequests<string, PendingCancel>();
-  /** Streams of `ConnectOptions.watch`, until `watch()` hands them out. */
-  #watched = new Map<string, JobStream>();
+  #outstanding = new Outstanding();
+  #routes = new JobRoutes();
+  #inbound: Inbound;
+  #outbound: Outbound;
+  /** Jobs to follow from the welcome on. */
+  #watch: readonly string[];
 
   private constructor(ws: WebSocket, options: ConnectOptions) {
-    this.#ws = ws;
-    this.#options = options;
-    ws.onopen = () => this.#sendHello();
-    ws.onmessage = (e: MessageEvent) => {
-      if (typeof e.data === "string") this.#onFrame(e.data);
+    this.#watch = options.watch ?? [];
+    this.#connection = new Connection(ws, options, {
+      welcomed: () => this.#welcomed(),
+      envelope: (env) => this.#inbound.handle(env),
+      failed: (error) => this.#fail(error),
+    });
+    const parts = {
+      connection: this.#connection,
+      outstanding: this.#outstanding,
+      routes: this.#routes,
     };
-    ws.onerror = (e: Event) => {
-      this.#socketError = e instanceof ErrorEvent ? e.message : "socket error";
-    };
-    ws.onclose = (e: CloseEvent) => this.#onClose(e);
+    this.#inbound = new Inbound(parts);
+    this.#outbound = new Outbound(parts);
   }
 
   /**
@@ -205,47 +109,47 @@ export class ArcpClient {
 
   /** The session id from the welcome. */
   get sessionId(): string {
-    return this.#sessionId;
+    return this.#connection.session.sessionId;
   }
 
   /** The newest resume token (a secret: store it, never log it). */
   get resumeToken(): string {
-    return this.#resumeToken;
+    return this.#connection.session.resumeToken;
   }
 
   /** How long the session stays resumable after the connection drops (s). */
   get resumeWindowSec(): number {
-    return this.#resumeWindowSec;
+    return this.#connection.session.resumeWindowSec;
   }
 
   /** The heartbeat interval (s), when `heartbeat` was negotiated. */
   get heartbeatIntervalSec(): number | undefined {
-    return this.#heartbeatIntervalSec;
+    return this.#connection.session.heartbeatIntervalSec;
   }
 
   /** The runtime's name and version. */
   get runtime(): RuntimeInfo {
-    return this.#runtime;
+    return this.#connection.session.runtime;
   }
 
   /** The negotiated features. */
   get features(): readonly string[] {
-    return this.#features;
+    return this.#connection.session.features;
   }
 
   /** The agents the runtime offers. */
   get agents(): readonly AgentInfo[] {
-    return this.#agents;
+    return this.#connection.session.agents;
   }
 
   /** Whether this connection resumed an earlier session. */
   get resumed(): boolean {
-    return this.#resumed;
+    return this.#connection.session.resumed;
   }
 
   /** The highest `event_seq` received (they arrive gap-free). */
   get lastEventSeq(): number {
-    return this.#lastEventSeq;
+    return this.#connection.lastEventSeq;
   }
 
   /**
@@ -263,29 +167,7 @@ export class ArcpClient {
    * ```
    */
   submit(request: SubmitRequest): JobHandle {
-    const traceId = request.traceId ?? newTraceId();
-    const handle = new SubmittedJob(traceId, (jobId, reason) => this.cancel(jobId, reason));
-    if (!TRACE_ID.test(traceId)) {
-      handle.refuse(
-        new ArcpClientError("INVALID_REQUEST", "traceId: must be 32 lowercase hex characters"),
-      );
-      return handle;
-    }
-    const payload: Submit = { agent: request.agent, input: request.input };
-    if (request.leaseRequest) payload.lease_request = request.leaseRequest;
-    if (request.leaseConstraints) {
-      payload.lease_constraints = request.leaseConstraints.expiresAt === undefined
-        ? {}
-        : { expires_at: request.leaseConstraints.expiresAt };
-    }
-    if (request.idempotencyKey !== undefined) payload.idempotency_key = request.idempotencyKey;
-    if (request.maxRuntimeSec !== undefined) payload.max_runtime_sec = request.maxRuntimeSec;
-    if (!this.#send("job.submit", payload, { trace_id: traceId })) {
-      handle.lose(this.#closedError());
-      return handle;
-    }
-    this.#submits.add(traceId, handle);
-    return handle;
+    return this.#outbound.submit(request);
   }
 
   /**
@@ -305,19 +187,7 @@ export class ArcpClient {
    *   `JOB_NOT_FOUND`, or `CONNECTION_CLOSED`
    */
   cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
-    if (this.#ended.has(jobId)) return Promise.resolve("ended");
-    const pending: PendingCancel = { answer: Promise.withResolvers(), settled: false };
-    if (!this.#send("job.cancel", reason === undefined ? {} : { reason }, { job_id: jobId })) {
-      return Promise.reject(this.#closedError());
-    }
-    this.#cancels.add(jobId, pending);
-    if (this.#negotiated("list_jobs")) {
-      this.#list({ limit: 1 }).then(
-        () => this.#settleCancel(jobId, pending, "ended"),
-        (err) => this.#settleCancel(jobId, pending, err),
-      );
-    }
-    return pending.answer.promise;
+    return this.#outbound.cancel(jobId, reason);
   }
 
   /**
@@ -341,10 +211,7 @@ export class ArcpClient {
    * ```
    */
   listJobs(request: ListJobsRequest = {}): Promise<JobsPayload> {
-    if (!this.#negotiated("list_jobs")) {
-      return Promise.reject(this.#notNegotiated("list_jobs"));
-    }
-    return this.#list(request);
+    return this.#outbound.listJobs(request);
   }
 
   /**
@@ -359,16 +226,7 @@ export class ArcpClient {
    *   `JOB_NOT_FOUND`), or `INVALID_REQUEST` when `subscribe` was not negotiated
    */
   subscribe(jobId: string, options: SubscribeOptions = {}): Promise<JobSubscription> {
-    if (!this.#negotiated("subscribe")) {
-      return Promise.reject(this.#notNegotiated("subscribe"));
-    }
-    const payload: Subscribe = { job_id: jobId };
-    if (options.fromEventSeq !== undefined) payload.from_event_seq = options.fromEventSeq;
-    if (options.history !== undefined) payload.history = options.history;
-    if (!this.#send("job.subscribe", payload)) return Promise.reject(this.#closedError());
-    const answer = Promise.withResolvers<JobSubscription>();
-    this.#subscribes.add(jobId, answer);
-    return answer.promise;
+    return this.#outbound.subscribe(jobId, options);
   }
 
   /**
@@ -392,14 +250,11 @@ export class ArcpClient {
    * ```
    */
   watch(jobId: string): JobEvents {
-    const early = this.#watched.get(jobId);
-    if (early) {
-      this.#watched.delete(jobId);
-      return early;
-    }
+    const early = this.#routes.takeEarly(jobId);
+    if (early) return early;
     const stream = new JobStream();
-    if (this.#state === "open") this.#follow(jobId, stream);
-    else stream.lose(this.#closedError());
+    if (this.#connection.isOpen) this.#routes.follow(jobId, stream);
+    else stream.lose(this.#connection.closedError());
     return stream;
   }
 
@@ -410,13 +265,7 @@ export class ArcpClient {
    * @throws {ArcpClientError} `CONNECTION_CLOSED`
    */
   ping(): Promise<PongPayload> {
-    const nonce = `p_${newUlid()}`;
-    if (!this.#send("session.ping", { nonce, sent_at: nowIso() })) {
-      return Promise.reject(this.#closedError());
-    }
-    const answer = Promise.withResolvers<PongPayload>();
-    this.#pings.add(nonce, answer);
-    return answer.promise;
+    return this.#outbound.ping();
   }
 
   /**
@@ -426,9 +275,8 @@ export class ArcpClient {
    * @param seq the highest processed `event_seq`; default {@linkcode lastEventSeq}
    * @returns whether the ack was sent (not when `ack` was not negotiated or the session is closed)
    */
-  ack(seq: number = this.#lastEventSeq): boolean {
-    if (!this.#negotiated("ack")) return false;
-    return this.#send("session.ack", { last_processed_seq: seq });
+  ack(seq: number = this.lastEventSeq): boolean {
+    return this.#outbound.ack(seq);
   }
 
   /**
@@ -440,11 +288,13 @@ export class ArcpClient {
    * @returns resolves once the socket is closed
    */
   async close(reason?: string): Promise<void> {
-    if (this.#state === "open") {
-      this.#send("session.bye", reason === undefined ? {} : { reason });
+    if (this.#connection.isOpen) {
+      this.#connection.send("session.bye", reason === undefined ? {} : { reason });
     }
-    this.#shutdown(new ArcpClientError("CONNECTION_CLOSED", "the client closed the session"));
-    await this.#closed.promise;
+    this.#connection.shutdown(
+      new ArcpClientError("CONNECTION_CLOSED", "the client closed the session"),
+    );
+    await this.#connection.closed;
   }
 
   /**
@@ -456,374 +306,15 @@ export class ArcpClient {
     return this.close();
   }
 
-  // ---- outbound ---------------------------------------------------------
-
-  #sendHello(): void {
-    const payload: Hello = {
-      client: {
-        name: this.#options.clientName ?? CLIENT_INFO.name,
-        version: this.#options.clientVersion ?? CLIENT_INFO.version,
-      },
-      auth: { scheme: "bearer", token: this.#options.token },
-      capabilities: {
-        encodings: ["json"],
-        features: [...(this.#options.features ?? DEFAULT_FEATURES)],
-      },
-    };
-    const resume = this.#options.resume;
-    if (resume) {
-      payload.resume = {
-        session_id: resume.sessionId,
-        resume_token: resume.resumeToken,
-        last_event_seq: resume.lastEventSeq,
-      };
-    }
-    this.#ws.send(encodeEnvelope({ type: "session.hello", payload }));
-  }
-
-  /** Sends one envelope (`extra` may set its id); false when the session is not open. */
-  #send<T extends MessageType>(
-    type: T,
-    payload: Payloads[T],
-    extra: { id?: string; job_id?: string; trace_id?: string } = {},
-  ): boolean {
-    // Deno's send() throws once the socket is closing, before our close event has run.
-    if (this.#state !== "open" || this.#ws.readyState !== WebSocket.OPEN) return false;
-    this.#ws.send(encodeEnvelope({ type, session_id: this.#sessionId, ...extra, payload }));
-    return true;
-  }
-
-  #list(request: ListJobsRequest): Promise<JobsPayload> {
-    const filter: NonNullable<ListJobs["filter"]> = {};
-    const f = request.filter ?? {};
-    if (f.status !== undefined) filter.status = f.status;
-    if (f.agent !== undefined) filter.agent = f.agent;
-    if (f.createdAfter !== undefined) filter.created_after = f.createdAfter;
-    if (f.createdBefore !== undefined) filter.created_before = f.createdBefore;
-    const payload: ListJobs = {};
-    if (request.filter) payload.filter = filter;
-    if (request.limit !== undefined) payload.limit = request.limit;
-    if (request.cursor !== undefined) payload.cursor = request.cursor;
-    const id = newUlid();
-    if (!this.#send("session.list_jobs", payload, { id })) {
-      return Promise.reject(this.#closedError());
-    }
-    const answer = Promise.withResolvers<JobsPayload>();
-    this.#lists.add(id, answer);
-    return answer.promise;
-  }
-
-  // ---- inbound ----------------------------------------------------------
-
-  #onFrame(text: string): void {
-    if (this.#state === "closing" || this.#state === "closed") return;
-    const env = decode.envelope(text);
-    // The reference client drops envelopes without a session id; so do we.
-    if (!env?.session_id) return;
-    if (this.#state === "connecting") {
-      this.#onHandshake(env);
-      return;
-    }
-    if (env.session_id !== this.#sessionId) return;
-    if (env.event_seq !== undefined && !this.#inSequence(env.event_seq)) return;
-    switch (env.type) {
-      case "session.ping":
-        return this.#onPing(env);
-      case "session.pong":
-        return this.#onPong(env);
-      case "session.error":
-        return this.#onSessionError(env);
-      case "session.bye":
-        return this.#shutdown(
-          new ArcpClientError(
-            "CONNECTION_CLOSED",
-            `the runtime closed the session${
-              typeof env.payload.reason === "string" ? `: ${env.payload.reason}` : ""
-            }`,
-            { retryable: true },
-          ),
-        );
-      case "session.jobs":
-        return this.#onJobs(env);
-      case "job.accepted":
-        return this.#onAccepted(env);
-      case "job.event":
-        return this.#onEvent(env);
-      case "job.result":
-        return this.#onResult(env);
-      case "job.error":
-        return this.#onJobError(env);
-      case "job.cancelled":
-        return this.#onCancelled(env);
-      case "job.subscribed":
-        return this.#onSubscribed(env);
-    }
-  }
-
-  #onHandshake(env: Envelope): void {
-    if (env.type === "session.error") {
-      const err = decode.errorPayload(env.payload);
-      this.#shutdown(
-        err
-          ? new ArcpClientError(err.code, err.message, {
-            retryable: err.retryable,
-            details: err.details,
-          })
-          : new ArcpClientError("INTERNAL_ERROR", "the runtime refused the hello"),
-      );
-      return;
-    }
-    if (env.type !== "session.welcome") return;
-    const welcome = decode.welcome(env.payload);
-    if (!welcome) {
-      this.#shutdown(new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed welcome"));
-      return;
-    }
-    const resume = this.#options.resume;
-    this.#resumed = resume?.sessionId === env.session_id;
-    this.#lastEventSeq = this.#resumed ? resume!.lastEventSeq : 0;
-    this.#sessionId = env.session_id!;
-    this.#resumeToken = welcome.resume_token;
-    this.#resumeWindowSec = welcome.resume_window_sec;
-    this.#heartbeatIntervalSec = welcome.heartbeat_interval_sec;
-    this.#runtime = welcome.runtime;
-    const asked = new Set(this.#options.features ?? DEFAULT_FEATURES);
-    this.#features = welcome.capabilities.features.filter((f) => asked.has(f));
-    this.#agents = welcome.capabilities.agents;
-    this.#state = "open";
-    for (const jobId of this.#options.watch ?? []) {
-      const stream = new JobStream();
-      this.#watched.set(jobId, stream);
-      this.#follow(jobId, stream);
-    }
+  #welcomed(): void {
+    this.#routes.followEarly(this.#watch);
     this.#hello.resolve(this);
   }
 
-  /** Checks an `event_seq`; false when the envelope must not be handled. */
-  #inSequence(seq: number): boolean {
-    // A replay may overlap what was already seen; those are dropped, not gaps.
-    if (seq <= this.#lastEventSeq) return false;
-    const expected = this.#lastEventSeq + 1;
-    if (seq !== expected) {
-      this.#options.onGap?.({ expected, received: seq });
-      this.#shutdown(
-        new ArcpClientError(
-          "SEQUENCE_GAP",
-          `expected event_seq ${expected}, got ${seq}: resume from ${this.#lastEventSeq} to recover`,
-          { retryable: true, details: { expected, received: seq } },
-        ),
-      );
-      return false;
-    }
-    this.#lastEventSeq = seq;
-    return true;
-  }
-
-  #onPing(env: Envelope): void {
-    const ping = decode.ping(env.payload);
-    if (!ping) return;
-    this.#send("session.pong", { ping_nonce: ping.nonce, received_at: nowIso() });
-  }
-
-  #onPong(env: Envelope): void {
-    const pong = decode.pong(env.payload);
-    if (!pong) return;
-    this.#pings.take(pong.ping_nonce)?.resolve(pong);
-  }
-
-  /** ARCP §3: a `session.error` fails every pending submit, list, subscribe (and cancel). */
-  #onSessionError(env: Envelope): void {
-    const payload = decode.errorPayload(env.payload);
-    const err = payload
-      ? new ArcpClientError(payload.code, payload.message, {
-        retryable: payload.retryable,
-        details: payload.details,
-      })
-      : new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed session.error");
-    this.#lastSessionError = err;
-    for (const [, handle] of this.#submits.drainAll()) handle.refuse(err);
-    for (const [, list] of this.#lists.drainAll()) list.reject(err);
-    for (const [, subscribe] of this.#subscribes.drainAll()) subscribe.reject(err);
-    for (const [jobId, cancel] of this.#cancels.drainAll()) this.#settleCancel(jobId, cancel, err);
-  }
-
-  #onJobs(env: Envelope): void {
-    const jobs = decode.jobs(env.payload);
-    if (!jobs) return;
-    this.#lists.take(jobs.request_id)?.resolve(jobs);
-  }
-
-  #onAccepted(env: Envelope): void {
-    // Always matched by trace id: the submit always carries one. An
-    // unmatched answer (a delegated child, a submit given up on after a
-    // session.error) belongs to no handle.
-    const handle = env.trace_id ? this.#submits.take(env.trace_id) : undefined;
-    if (!handle) return;
-    const accepted = decode.accepted(env.payload);
-    if (!accepted) {
-      handle.refuse(
-        new ArcpClientError("INTERNAL_ERROR", "the runtime sent a malformed job.accepted"),
-      );
-      return;
-    }
-    handle.accept(accepted);
-    this.#follow(accepted.job_id, handle);
-  }
-
-  #onEvent(env: Envelope): void {
-    const streams = env.job_id ? this.#jobs.get(env.job_id) : undefined;
-    if (!streams) return;
-    const event = decode.jobEvent(env);
-    if (event) { for (const s of streams) s.push(event); }
-  }
-
-  #onResult(env: Envelope): void {
-    const result = decode.result(env.payload);
-    if (result && env.job_id) this.#terminate(env.job_id, result);
-  }
-
-  #onJobError(env: Envelope): void {
-    const error = decode.jobError(env.payload);
-    if (!error || !env.job_id) return;
-    const options = { retryable: error.retryable, details: error.details };
-    // A refused cancel is the requester's alone and ends nothing.
-    if (error.details?.refused === "job.cancel") {
-      const pending = this.#cancels.peek(env.job_id);
-      if (pending) {
-        this.#settleCancel(
-          env.job_id,
-          pending,
-          new ArcpClientError(error.code, error.message, options),
-        );
-      }
-      return;
-    }
-    const handle = env.trace_id && !this.#jobs.has(env.job_id)
-      ? this.#submits.take(env.trace_id)
-      : undefined;
-    if (handle) {
-      handle.refuse(new SubmitRejectedError(env.job_id, error.code, error.message, options));
-      return;
-    }
-    this.#terminate(
-      env.job_id,
-      new JobFailedError(env.job_id, error.final_status, error.code, error.message, options),
-    );
-  }
-
-  #onCancelled(env: Envelope): void {
-    if (!env.job_id || !decode.cancelled(env.payload)) return;
-    for (const c of this.#cancels.drain(env.job_id)) {
-      this.#settleCancel(env.job_id, c, "cancelling");
-    }
-  }
-
-  #onSubscribed(env: Envelope): void {
-    const info = decode.subscribed(env.payload);
-    if (!info) return;
-    const answer = this.#subscribes.take(info.job_id);
-    if (!answer) return;
-    const sub = new Subscription(info, () => this.#unsubscribe(info.job_id, sub));
-    this.#follow(info.job_id, sub);
-    answer.resolve(sub);
-  }
-
-  // ---- bookkeeping -------------------------------------------------------
-
-  /** Routes a job's envelopes to a stream (or ends it, if the job already ended here). */
-  #follow(jobId: string, stream: JobStream): void {
-    const outcome = this.#ended.get(jobId);
-    if (outcome) {
-      stream.end(outcome);
-      return;
-    }
-    const streams = this.#jobs.get(jobId);
-    if (streams) streams.add(stream);
-    else this.#jobs.set(jobId, new Set([stream]));
-  }
-
-  #unsubscribe(jobId: string, sub: Subscription): void {
-    const streams = this.#jobs.get(jobId);
-    streams?.delete(sub);
-    if (streams?.size === 0) this.#jobs.delete(jobId);
-    const stillSubscribed = [...streams ?? []].some((s) => s instanceof Subscription);
-    if (!stillSubscribed) this.#send("job.unsubscribe", { job_id: jobId });
-  }
-
-  #terminate(jobId: string, outcome: JobResultPayload | JobFailedError): void {
-    for (const s of this.#jobs.get(jobId) ?? []) s.end(outcome);
-    this.#jobs.delete(jobId);
-    this.#ended.set(jobId, outcome);
-    if (this.#ended.size > ENDED_MEMORY) this.#ended.delete(this.#ended.keys().next().value!);
-    for (const c of this.#cancels.drain(jobId)) this.#settleCancel(jobId, c, "ended");
-  }
-
-  #settleCancel(jobId: string, pending: PendingCancel, outcome: CancelOutcome | Error): void {
-    if (pending.settled) return;
-    pending.settled = true;
-    this.#cancels.remove(jobId, pending);
-    if (outcome instanceof Error) pending.answer.reject(outcome);
-    else pending.answer.resolve(outcome);
-  }
-
-  #negotiated(feature: Feature): boolean {
-    return this.#features.includes(feature);
-  }
-
-  #notNegotiated(feature: Feature): ArcpClientError {
-    return new ArcpClientError(
-      "INVALID_REQUEST",
-      `the session did not negotiate the ${feature} feature`,
-    );
-  }
-
-  #closedError(): ArcpClientError {
-    return this.#failure ??
-      new ArcpClientError("CONNECTION_CLOSED", "the session is not open", { retryable: true });
-  }
-
-  /** Ends the session here: everything pending fails with `error`, and the socket closes. */
-  #shutdown(error: ArcpClientError): void {
-    if (this.#state === "closing" || this.#state === "closed") return;
-    this.#failure = error;
-    const wasConnecting = this.#state === "connecting";
-    this.#state = "closing";
-    if (wasConnecting) this.#hello.reject(error);
-    this.#failAll(error);
-    try {
-      this.#ws.close(1000);
-    } catch {
-      // Already closing: the close event still comes.
-    }
-  }
-
-  #onClose(e: CloseEvent): void {
-    if (this.#state !== "closing") {
-      const why = this.#socketError || e.reason;
-      const after = this.#lastSessionError
-        ? ` after session.error ${this.#lastSessionError.code}: ${this.#lastSessionError.message}`
-        : "";
-      this.#shutdown(
-        new ArcpClientError(
-          "CONNECTION_CLOSED",
-          `connection closed (code ${e.code}${why ? `, ${why}` : ""})${after}`,
-          { retryable: true, cause: this.#lastSessionError },
-        ),
-      );
-    }
-    this.#state = "closed";
-    this.#closed.resolve();
-  }
-
-  #failAll(error: ArcpClientError): void {
-    for (const [, handle] of this.#submits.drainAll()) handle.lose(error);
-    for (const streams of this.#jobs.values()) for (const s of streams) s.lose(error);
-    this.#jobs.clear();
-    for (const [, list] of this.#lists.drainAll()) list.reject(error);
-    for (const [, subscribe] of this.#subscribes.drainAll()) subscribe.reject(error);
-    for (const [, ping] of this.#pings.drainAll()) ping.reject(error);
-    for (const [jobId, cancel] of this.#cancels.drainAll()) {
-      this.#settleCancel(jobId, cancel, error);
-    }
+  /** The session ended: the connect (if still waiting) and everything pending fail. */
+  #fail(error: ArcpClientError): void {
+    this.#hello.reject(error);
+    this.#outstanding.lose(error);
+    this.#routes.loseAll(error);
   }
 }

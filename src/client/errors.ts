@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ErrorCode } from "../protocol/errors.ts";
+import type { ErrorCode, ErrorPayload } from "../protocol/errors.ts";
 import type { FailedStatus } from "../protocol/messages.ts";
 
 export { ERROR_CODES, type ErrorCode } from "../protocol/errors.ts";
@@ -139,4 +139,24 @@ export class JobFailedError extends ArcpClientError {
     this.jobId = jobId;
     this.finalStatus = finalStatus;
   }
+}
+
+/**
+ * The error a `session.error` names: the runtime's code, message, retryable
+ * flag and details.
+ *
+ * @param payload the decoded payload; undefined when it failed its schema
+ * @param malformed what to say then
+ * @returns the error
+ */
+export function sessionError(
+  payload: ErrorPayload | undefined,
+  malformed: string,
+): ArcpClientError {
+  return payload
+    ? new ArcpClientError(payload.code, payload.message, {
+      retryable: payload.retryable,
+      details: payload.details,
+    })
+    : new ArcpClientError("INTERNAL_ERROR", malformed);
 }

@@ -46,13 +46,13 @@
  *
  * @module
  */
+export { ArcpClient } from "./client.ts";
 export {
-  ArcpClient,
   type ConnectOptions,
   DEFAULT_FEATURES,
   type ResumeOptions,
   type SequenceGap,
-} from "./client.ts";
+} from "./connect_options.ts";
 export {
   ArcpClientError,
   type ArcpClientErrorOptions,
