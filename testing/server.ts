@@ -8,6 +8,7 @@
 import { createRuntime, type Runtime, type RuntimeOptions } from "../mod.ts";
 import { RUN_FLAGS } from "../src/cli/flags.ts";
 import { silentLogger } from "../src/logger.ts";
+import { serveLoopback } from "./loopback.ts";
 
 /** The project root. */
 export const ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -58,22 +59,14 @@ export async function startServer(options: Partial<RuntimeOptions> = {}): Promis
     ...options,
     kvPath,
   });
-  const ac = new AbortController();
-  const { promise: listening, resolve } = Promise.withResolvers<number>();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: ac.signal,
-    onListen: ({ port }) => resolve(port),
-  }, runtime.fetch);
-  const port = await listening;
+  const server = serveLoopback(runtime.fetch);
+  const port = server.port;
   let closed = false;
   const close = async (remove = false) => {
     if (!closed) {
       closed = true;
       await runtime.close();
-      ac.abort();
-      await server.finished;
+      await server.close();
     }
     if (remove) await Deno.remove(dir, { recursive: true }).catch(() => {});
   };

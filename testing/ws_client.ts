@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ALL_FEATURES as PROTOCOL_FEATURES } from "../src/protocol/features.ts";
 
 /** An envelope as received. */
 export type Env = {
@@ -19,20 +20,8 @@ export type Env = {
   payload: any;
 };
 
-/** Every feature flag a full client asks for. */
-export const ALL_FEATURES: string[] = [
-  "heartbeat",
-  "ack",
-  "list_jobs",
-  "subscribe",
-  "lease_expires_at",
-  "cost.budget",
-  "model.use",
-  "provisioned_credentials",
-  "progress",
-  "result_chunk",
-  "agent_versions",
-];
+/** Every feature flag a full client asks for: all that ARCP v1.1 defines. */
+export const ALL_FEATURES: string[] = [...PROTOCOL_FEATURES];
 
 let counter = 0;
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { serveLoopback } from "../../testing/loopback.ts";
 
 /** An envelope as the client sent it. */
 export type Sent = {
@@ -80,14 +81,7 @@ export async function startScriptedRuntime(): Promise<ScriptedRuntime> {
   let wake: (() => void) | undefined;
   let counter = 0;
 
-  const ac = new AbortController();
-  const { promise: listening, resolve } = Promise.withResolvers<number>();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: ac.signal,
-    onListen: ({ port }) => resolve(port),
-  }, (req) => {
+  const server = serveLoopback((req) => {
     const upgraded = Deno.upgradeWebSocket(req);
     socket = upgraded.socket;
     const done = Promise.withResolvers<void>();
@@ -99,7 +93,7 @@ export async function startScriptedRuntime(): Promise<ScriptedRuntime> {
     };
     return upgraded.response;
   });
-  const port = await listening;
+  const port = server.port;
 
   const runtime: ScriptedRuntime = {
     url: `ws://127.0.0.1:${port}/arcp`,
@@ -152,8 +146,7 @@ export async function startScriptedRuntime(): Promise<ScriptedRuntime> {
     async [Symbol.asyncDispose]() {
       if (socket && socket.readyState < WebSocket.CLOSING) socket.close();
       await closed;
-      ac.abort();
-      await server.finished;
+      await server.close();
     },
   };
   return runtime;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { serveLoopback } from "../../testing/loopback.ts";
 import { ROOT } from "../../testing/server.ts";
 import config from "../../deno.json" with { type: "json" };
 
@@ -67,14 +68,7 @@ export function unfurl(source: string): string {
 export async function servePackage(): Promise<PackageServer> {
   const files = await publishedFiles();
   const served = new Set(files);
-  const ac = new AbortController();
-  const { promise: listening, resolve } = Promise.withResolvers<number>();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: ac.signal,
-    onListen: ({ port }) => resolve(port),
-  }, async (req) => {
+  const server = serveLoopback(async (req) => {
     const path = decodeURIComponent(new URL(req.url).pathname).slice(1);
     if (!served.has(path)) return new Response("not published", { status: 404 });
     const text = await Deno.readTextFile(`${ROOT}/${path}`);
@@ -83,13 +77,5 @@ export async function servePackage(): Promise<PackageServer> {
       headers: { "content-type": isModule ? "application/typescript" : "text/plain" },
     });
   });
-  const port = await listening;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    files,
-    async close() {
-      ac.abort();
-      await server.finished;
-    },
-  };
+  return { url: `http://127.0.0.1:${server.port}`, files, close: server.close };
 }
