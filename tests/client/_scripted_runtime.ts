@@ -74,7 +74,7 @@ export interface ScriptedRuntime {
  *
  * @returns the runtime
  */
-export async function startScriptedRuntime(): Promise<ScriptedRuntime> {
+export function startScriptedRuntime(): ScriptedRuntime {
   let socket: WebSocket | undefined;
   let closed: Promise<void> = Promise.resolve();
   const inbox: Sent[] = [];
