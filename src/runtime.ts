@@ -9,6 +9,7 @@ import { RUNTIME_FEATURES } from "./protocol/features.ts";
 import type { AgentInventoryEntry } from "./protocol/messages.ts";
 import { type JobLimits, JobManager } from "./jobs/job_manager.ts";
 import { AgentRegistry } from "./sandbox/registry.ts";
+import { prepareDescriber } from "./sandbox/describer.ts";
 import type { Sandbox } from "./sandbox/sandbox.ts";
 import { SupervisedSandbox, type SupervisorOptions } from "./sandbox/supervisor.ts";
 import { HostLauncher } from "./sandbox/host_launcher.ts";
@@ -38,6 +39,12 @@ import { httpHandler } from "./http.ts";
 
 /** The runtime's name and version, as the welcome reports them. */
 export const RUNTIME_INFO = { name: "arcp-deno-runtime", version: "0.1.0" } as const;
+
+/** How long one agent module may take to describe itself at start (ms). */
+const DEFAULT_DESCRIBE_TIMEOUT_MS = 10_000;
+
+/** Heap cap of a describer process (MiB): describing needs little; a heap bomb fails fast. */
+const DEFAULT_DESCRIBE_HEAP_MB = 256;
 
 /** Options of {@linkcode createRuntime}. */
 export interface RuntimeOptions {
@@ -80,6 +87,12 @@ export interface RuntimeOptions {
    * symlink scan bound (`scanLimit`) live here too.
    */
   liveness?: SupervisorOptions;
+  /**
+   * Describing agents at start: each module is loaded in its own short-lived
+   * deno process, killed after `timeoutMs` (default 10 s) or when it passes
+   * `heapMb` (default 256 MiB); such a module is skipped with a warning.
+   */
+  describe?: { timeoutMs?: number; heapMb?: number };
   /** Heap cap of each sandbox host process, MiB (default 512). */
   hostHeapMb?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
@@ -149,9 +162,15 @@ export interface Runtime {
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const log = options.logger ?? stderrLogger();
   const tokens = new TokenTable(options.tokens);
+  // A standalone binary cannot start deno processes: it describes in workers.
+  const describer = isCompiledBinary() ? undefined : await prepareDescriber(
+    options.describe?.timeoutMs ?? DEFAULT_DESCRIBE_TIMEOUT_MS,
+    options.describe?.heapMb ?? DEFAULT_DESCRIBE_HEAP_MB,
+  );
   const agents = await AgentRegistry.fromDirectory(
     options.agentsDir,
     (path, reason) => log.warn("skipped agent module", { path, reason }),
+    describer,
   );
   const denyPaths = [...runtimeStatePaths(options.kvPath), ...(options.denyPaths ?? [])];
   // A `deno compile` binary cannot start `deno run` host processes: it runs

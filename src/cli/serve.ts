@@ -38,6 +38,10 @@ export async function serve(args: string[]): Promise<number> {
     agentsDir: config.agentsDir,
     tokens: config.tokens,
     sessions: { resumeWindowSec: config.resumeWindowSec },
+    // Unset quotas are left out, so the runtime's defaults apply.
+    jobs: Object.fromEntries(
+      Object.entries(config.quotas).filter(([, v]) => v !== undefined),
+    ),
     heartbeatSec: config.heartbeatSec,
     denyPaths: config.configFiles.map((f) => (f.startsWith("/") ? f : `${Deno.cwd()}/${f}`)),
     credentials: config.credentials && {

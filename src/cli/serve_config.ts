@@ -29,6 +29,13 @@ export interface ServeConfig {
   tls?: { certFile: string; keyFile: string };
   /** The runtime's configuration files (tokens, TLS): no lease may reach them. */
   configFiles: string[];
+  /** Output quotas; unset ones keep the runtime's defaults. */
+  quotas: {
+    maxEventsPerJob?: number;
+    maxLogBytesPerJob?: number;
+    maxEventsPerPrincipal?: number;
+    maxLogBytesPerPrincipal?: number;
+  };
   /** Credential provisioning, when configured. */
   credentials?: {
     kind: "litellm" | "local";
@@ -56,6 +63,10 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --litellm-url URL        LiteLLM admin API (admin key from env ARCP_LITELLM_ADMIN_KEY)
   --litellm-endpoint URL   URL clients use with the keys (default URL/v1)
   --allow-insecure-credentials  advertise credentials to loopback peers without TLS (development)
+  --job-max-events N       events one job may log (default 100000)
+  --job-max-log-mb N       MiB of events one job may log (default 512)
+  --principal-max-events N events one principal's live jobs may log together (default 1000000)
+  --principal-max-log-mb N MiB one principal's live jobs may log together (default 1024)
 With no token configured a random one is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
@@ -118,6 +129,10 @@ export async function readServeConfig(
       "litellm-url": { type: "string" },
       "litellm-endpoint": { type: "string" },
       "allow-insecure-credentials": { type: "boolean" },
+      "job-max-events": { type: "string" },
+      "job-max-log-mb": { type: "string" },
+      "principal-max-events": { type: "string" },
+      "principal-max-log-mb": { type: "string" },
     },
     strict: true,
   });
@@ -162,7 +177,18 @@ export async function readServeConfig(
   if (!!values["tls-cert"] !== !!values["tls-key"]) {
     throw new TypeError("--tls-cert and --tls-key go together");
   }
+  const optional = (flag: string, scale = 1) => {
+    const text = (values as Record<string, string | undefined>)[flag];
+    return text === undefined ? undefined : positiveInt(text, 0, `--${flag}`) * scale;
+  };
+  const MIB = 1024 * 1024;
   return {
+    quotas: {
+      maxEventsPerJob: optional("job-max-events"),
+      maxLogBytesPerJob: optional("job-max-log-mb", MIB),
+      maxEventsPerPrincipal: optional("principal-max-events"),
+      maxLogBytesPerPrincipal: optional("principal-max-log-mb", MIB),
+    },
     host: values.host ?? env("ARCP_HOST") ?? "127.0.0.1",
     port: positiveInt(values.port ?? env("ARCP_PORT"), 7777, "--port", true),
     kvPath: values.kv ?? env("ARCP_KV") ?? "./data/arcp.kv",

@@ -11,6 +11,7 @@ import { newUlid } from "../protocol/ids.ts";
 import { type Lease, LeaseSchema } from "../protocol/lease.ts";
 import { describeZodError } from "../protocol/envelope.ts";
 import { parseUtc } from "../protocol/time.ts";
+import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../protocol/nesting.ts";
 import type { AgentModule, AgentRegistry } from "../sandbox/registry.ts";
 import type { JobRecord } from "../store/records.ts";
 import type { LeaseGuardOptions } from "../lease/guard.ts";
@@ -95,7 +96,7 @@ export class Delegation {
       | undefined;
     let child: ChildPlan;
     try {
-      child = this.#plan(parent, String(args.agent), args.lease, constraints);
+      child = this.#plan(parent, String(args.agent), args.input, args.lease, constraints);
     } catch (err) {
       const e = toArcpError(err);
       this.#port.event(parent, "tool_result", { call_id: delegateId, error: e.toPayload() });
@@ -117,9 +118,17 @@ export class Delegation {
   #plan(
     parent: LiveJob,
     ref: string,
+    input: unknown,
     requested: unknown,
     constraints: { expires_at?: unknown } | undefined,
   ): ChildPlan {
+    if (nestsDeeperThan(input, MAX_NESTING_DEPTH)) {
+      throw new ArcpError(
+        "INVALID_REQUEST",
+        `delegate input nests objects or arrays deeper than ${MAX_NESTING_DEPTH} levels`,
+        { cap: "input_depth", limit: MAX_NESTING_DEPTH },
+      );
+    }
     const parsed = LeaseSchema.safeParse(requested ?? {});
     if (!parsed.success) {
       throw new ArcpError("INVALID_REQUEST", describeZodError(parsed.error, "lease"));

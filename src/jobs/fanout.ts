@@ -16,6 +16,8 @@ import type { Logger } from "../logger.ts";
 import type { EventSink, SeqPayload, SeqType, SinkLookup, Staged } from "./sink.ts";
 import type { LiveJob, Subscriber } from "./live_job.ts";
 import type { JobTable } from "./job_table.ts";
+import type { OutputQuota } from "./output_quota.ts";
+import { utf8Length } from "./result_stream.ts";
 
 /** One entry of a job's own history: the envelope as its owner session got it. */
 interface HistoryEntry {
@@ -80,15 +82,27 @@ export class Fanout {
   #sinks: SinkLookup;
   #log: Logger;
   #live: JobTable;
+  #quota: OutputQuota;
+  #overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
 
   /**
-   * @param deps the store, session lookup, logger and the live jobs
+   * @param deps the store, session lookup, logger, the live jobs, the output
+   *   quotas and how a job past one ends
    */
-  constructor(deps: { store: Store; sinks: SinkLookup; log: Logger; live: JobTable }) {
+  constructor(deps: {
+    store: Store;
+    sinks: SinkLookup;
+    log: Logger;
+    live: JobTable;
+    quota: OutputQuota;
+    overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
+  }) {
     this.#store = deps.store;
     this.#sinks = deps.sinks;
     this.#log = deps.log;
     this.#live = deps.live;
+    this.#quota = deps.quota;
+    this.#overQuota = deps.overQuota;
   }
 
   /**
@@ -124,7 +138,14 @@ export class Fanout {
   ): Promise<void> {
     // Nothing of a job follows its terminal (a tool settling late, a refusal).
     if (live.terminated) return Promise.resolve();
-    if (type !== "job.event") live.terminated = true;
+    if (type === "job.event") {
+      // Nothing is staged for an event past a quota: the job ends instead.
+      const refused = this.#quota.refusal(live);
+      if (refused) return this.#overQuota(live, refused);
+    } else {
+      live.terminated = true;
+      this.#quota.release(live);
+    }
     const job = live.record;
     const writes: KvWrite[] = [];
     const deliveries: Array<[EventSink, Staged]> = [];
@@ -147,13 +168,9 @@ export class Fanout {
       event_seq: job.last_event_seq,
       payload: logPayload ?? payload,
     };
-    writes.push(
-      ...this.#store.jobLogWrites(
-        job.job_id,
-        job.log_length++,
-        ownerStaged?.logged ?? JSON.stringify(history),
-      ),
-    );
+    const logged = ownerStaged?.logged ?? JSON.stringify(history);
+    if (type === "job.event") this.#quota.charge(live, utf8Length(logged));
+    writes.push(...this.#store.jobLogWrites(job.job_id, job.log_length++, logged));
     for (const [id, sub] of live.subscribers) {
       if (sub.sink.evicted) live.subscribers.delete(id);
       else if (sub.queue) sub.queue.push([type, logPayload ?? payload]);

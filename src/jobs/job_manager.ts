@@ -22,6 +22,7 @@ import type { EventSink, SinkLookup } from "./sink.ts";
 import { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
 import { type LiveJob, newLiveJob } from "./live_job.ts";
 import { JobTable } from "./job_table.ts";
+import { OutputQuota } from "./output_quota.ts";
 import { Fanout, type SubscribeOptions, type Subscription } from "./fanout.ts";
 import { Admission, type Submission, type Submitter } from "./admission.ts";
 import { Delegation } from "./delegation.ts";
@@ -83,7 +84,15 @@ export class JobManager {
       requireModelLease: all.requireModelLease,
       protectedPaths: deps.protectedPaths ?? [],
     };
-    const fanout = this.#fanout = new Fanout({ store, sinks, log: deps.log, live });
+    const fanout = this.#fanout = new Fanout({
+      store,
+      sinks,
+      log: deps.log,
+      live,
+      quota: new OutputQuota(all),
+      // The lifecycle is made after the fan-out it emits through.
+      overQuota: (job, error): Promise<void> => lifecycle.end(job, { status: "error", error }),
+    });
     const credentials = this.#credentials = new JobCredentials({ service, live, fanout });
     const lifecycle = this.#lifecycle = new Lifecycle({
       sandbox: deps.sandbox,

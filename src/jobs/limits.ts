@@ -22,6 +22,14 @@ export interface JobLimits {
   maxDelegationDepth: number;
   /** Live children one job may have. */
   maxChildrenPerJob: number;
+  /** `job.event`s one job may commit to its log (every kind, result chunks included). */
+  maxEventsPerJob: number;
+  /** Bytes of `job.event`s one job may commit to its log. */
+  maxLogBytesPerJob: number;
+  /** `job.event`s one principal's live jobs may have committed together. */
+  maxEventsPerPrincipal: number;
+  /** Bytes of `job.event`s one principal's live jobs may have committed together. */
+  maxLogBytesPerPrincipal: number;
 }
 
 /** Defaults of {@linkcode JobLimits}. */
@@ -34,4 +42,11 @@ export const DEFAULT_JOB_LIMITS: JobLimits = {
   resultTotalBytes: 256 * 1024 * 1024,
   maxDelegationDepth: 4,
   maxChildrenPerJob: 16,
+  // 1e6 one-kilobyte logs once took a gigabyte of KV; a tenth of that is
+  // plenty for any job that reports rather than floods.
+  maxEventsPerJob: 100_000,
+  // Room for the largest streamed result (256 MiB, a third more as base64) and its events.
+  maxLogBytesPerJob: 512 * 1024 * 1024,
+  maxEventsPerPrincipal: 1_000_000,
+  maxLogBytesPerPrincipal: 1024 * 1024 * 1024,
 };

@@ -85,6 +85,8 @@ export interface LiveJob {
   span?: JobSpan;
   /** Set once the terminal envelope has been staged. */
   terminated?: boolean;
+  /** What the job has committed to its log, for the output quotas. */
+  output: { events: number; bytes: number };
 }
 
 /** What {@linkcode newLiveJob} needs. */
@@ -133,6 +135,7 @@ export function newLiveJob(init: LiveJobInit): LiveJob {
     parent,
     children: new Set(),
     startingChildren: 0,
+    output: { events: 0, bytes: 0 },
   };
 }
 

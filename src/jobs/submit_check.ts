@@ -8,6 +8,7 @@ import { ArcpError } from "../protocol/errors.ts";
 import { canonicalJson, sha256Hex } from "../protocol/ids.ts";
 import type { Submit } from "../protocol/messages.ts";
 import { parseUtc } from "../protocol/time.ts";
+import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../protocol/nesting.ts";
 
 /** Largest serialized input accepted. */
 export const MAX_INPUT_BYTES = 512 * 1024;
@@ -40,12 +41,20 @@ export function checkExpiry(submit: Submit, now: number): number | undefined {
 }
 
 /**
- * Validates the input's size.
+ * Validates the input's nesting and size.
  *
  * @param submit the submit payload
- * @throws {ArcpError} `INVALID_REQUEST` when the input is over the cap
+ * @throws {ArcpError} `INVALID_REQUEST` when the input nests too deep or is over the cap
  */
 export function checkInput(submit: Submit): void {
+  // First: everything after this (the size, the hash, the worker) walks the input recursively.
+  if (nestsDeeperThan(submit.input, MAX_NESTING_DEPTH)) {
+    throw new ArcpError(
+      "INVALID_REQUEST",
+      `payload.input: nests objects or arrays deeper than ${MAX_NESTING_DEPTH} levels`,
+      { cap: "input_depth", limit: MAX_NESTING_DEPTH },
+    );
+  }
   const size = JSON.stringify(submit.input ?? null).length;
   if (size > MAX_INPUT_BYTES) {
     throw new ArcpError(

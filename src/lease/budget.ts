@@ -43,7 +43,9 @@ export class BudgetCounters {
       this.#initial.set(currency, amount);
       this.#remaining.set(
         currency,
-        remaining?.[currency] !== undefined ? parseDecimal(remaining[currency]) : amount,
+        remaining && Object.hasOwn(remaining, currency)
+          ? parseDecimal(remaining[currency])
+          : amount,
       );
       this.#unreported.set(currency, 0n);
     }

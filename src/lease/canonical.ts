@@ -99,7 +99,9 @@ function* resolve(input: string): Generator<Ask, string, Answer> {
     const real = yield { op: "realPath", path: pending };
     if ("value" in real) return joinPath(String(real.value), tail);
     if (!missing(real)) {
-      throw denied(`cannot resolve ${pending}: ${(real.error as Error)?.message}`, {
+      // Named as the agent gave it, with no OS message: `pending` may be where
+      // a symlink points, and Deno's message repeats that path.
+      throw denied(`cannot resolve ${input}: ${(real.error as Error)?.name ?? "error"}`, {
         path: input,
       });
     }
@@ -115,7 +117,7 @@ function* resolve(input: string): Generator<Ask, string, Answer> {
     const target = yield { op: "readLink", path: pending };
     const dir = yield { op: "realPath", path: parentOf(pending) };
     if (!("value" in target) || !("value" in dir)) {
-      throw denied(`cannot resolve symbolic link ${pending}`, { path: input });
+      throw denied(`cannot resolve a symbolic link in ${input}`, { path: input });
     }
     const to = String(target.value);
     pending = normalizePath(to.startsWith("/") ? to : `${dir.value}/${to}`);

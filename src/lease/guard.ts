@@ -79,19 +79,26 @@ export class LeaseGuard {
       );
     }
     const canon = await canonical(ns, target);
+    // Refusals name the target as the agent gave it: the canonical form of a
+    // path that resolves outside the lease is where a symlink points, which
+    // the agent may not learn.
+    const named = JSON.stringify(target.slice(0, 300));
     if ((ns === "fs.read" || ns === "fs.write") && this.#isProtected(canon)) {
       throw new ArcpError(
         "PERMISSION_DENIED",
-        `${JSON.stringify(canon.slice(0, 300))} is the runtime's own state; no lease reaches it`,
+        `${named} is the runtime's own state; no lease reaches it`,
       );
     }
-    const patterns = this.#lease[ns];
+    // The namespace is the agent's word: only the lease's own keys count, so
+    // "constructor" or "__proto__" never reach Object.prototype.
+    const patterns = Object.hasOwn(this.#lease, ns) ? this.#lease[ns] : undefined;
     const modelsOpen = ns === "model.use" && patterns === undefined &&
       !this.#options.requireModelLease;
     if (!modelsOpen && (patterns === undefined || !matchesAny(patterns, canon))) {
+      const resolved = canon === target ? "" : " (it resolves outside what the lease grants)";
       throw new ArcpError(
         "PERMISSION_DENIED",
-        `lease does not grant ${ns} for ${JSON.stringify(canon.slice(0, 300))}`,
+        `lease does not grant ${ns} for ${named}${resolved}`,
       );
     }
     this.checkLive();

@@ -43,35 +43,49 @@ export function isValidNamespace(ns: string): boolean {
   return (RESERVED_NAMESPACES as readonly string[]).includes(ns) || VENDOR_NAMESPACE.test(ns);
 }
 
-/** Schema of a lease request or effective lease. */
-export const LeaseSchema: z.ZodType<Lease> = z.record(
-  z.string(),
-  z.array(
-    z.string().min(1).max(LEASE_LIMITS.patternLength).refine((p) => !p.includes("\0"), {
-      message: "must not contain NUL",
-    }),
-  ).max(LEASE_LIMITS.patternsPerNamespace),
-).superRefine((lease, ctx) => {
-  const names = Object.keys(lease);
-  if (names.length > LEASE_LIMITS.namespaces) {
-    ctx.addIssue({ code: "custom", message: `at most ${LEASE_LIMITS.namespaces} namespaces` });
+/**
+ * Schema of a lease request or effective lease. A `__proto__` key is refused
+ * here, before the record is parsed: zod's record parsing drops it, which
+ * would silently grant a lease other than the one asked for.
+ */
+export const LeaseSchema: z.ZodType<Lease> = z.unknown().superRefine((raw, ctx) => {
+  if (raw !== null && typeof raw === "object" && Object.hasOwn(raw, "__proto__")) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["__proto__"],
+      message: "unknown namespace (reserved names or x-vendor.<org>.<name>)",
+    });
   }
-  for (const ns of names) {
-    if (!isValidNamespace(ns)) {
-      ctx.addIssue({
-        code: "custom",
-        path: [ns],
-        message: "unknown namespace (reserved names or x-vendor.<org>.<name>)",
-      });
+}).pipe(
+  z.record(
+    z.string(),
+    z.array(
+      z.string().min(1).max(LEASE_LIMITS.patternLength).refine((p) => !p.includes("\0"), {
+        message: "must not contain NUL",
+      }),
+    ).max(LEASE_LIMITS.patternsPerNamespace),
+  ).superRefine((lease, ctx) => {
+    const names = Object.keys(lease);
+    if (names.length > LEASE_LIMITS.namespaces) {
+      ctx.addIssue({ code: "custom", message: `at most ${LEASE_LIMITS.namespaces} namespaces` });
     }
-  }
-  for (const [i, amount] of (lease["cost.budget"] ?? []).entries()) {
-    if (!AMOUNT.test(amount)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["cost.budget", i],
-        message: "amount must look like CUR:decimal, e.g. USD:5.00",
-      });
+    for (const ns of names) {
+      if (!isValidNamespace(ns)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [ns],
+          message: "unknown namespace (reserved names or x-vendor.<org>.<name>)",
+        });
+      }
     }
-  }
-});
+    for (const [i, amount] of (lease["cost.budget"] ?? []).entries()) {
+      if (!AMOUNT.test(amount)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["cost.budget", i],
+          message: "amount must look like CUR:decimal, e.g. USD:5.00",
+        });
+      }
+    }
+  }),
+);

@@ -21,4 +21,5 @@ export * from "./features.ts";
 export * from "./ids.ts";
 export * from "./lease.ts";
 export * from "./messages.ts";
+export * from "./nesting.ts";
 export * from "./time.ts";

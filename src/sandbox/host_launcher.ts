@@ -12,6 +12,7 @@ import type { HostCommand, HostReport } from "./host/protocol.ts";
 import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
+import { childEnv } from "./child_env.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -38,23 +39,6 @@ export interface HostLauncherOptions {
 
 const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 
-/** Environment variables a host keeps; everything else (tokens, keys) stays out. */
-const KEEP_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_COLOR"];
-
-/**
- * The host's environment: what Deno needs to find its cache, nothing else.
- *
- * @returns the variables
- */
-function hostEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of KEEP_ENV) {
-    const v = Deno.env.get(k);
-    if (v !== undefined) env[k] = v;
-  }
-  return env;
-}
-
 class Host {
   readonly process: Deno.ChildProcess;
   readonly channels = new Map<string, ChannelHandlers>();
@@ -73,7 +57,7 @@ class Host {
       stdout: "piped",
       stderr: "piped",
       clearEnv: true,
-      env: hostEnv(),
+      env: childEnv(),
     }).spawn();
     this.#writer = this.process.stdin.getWriter();
     this.#readReports();

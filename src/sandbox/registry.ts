@@ -1,8 +1,9 @@
 /**
  * The agent inventory: which agents and versions exist, where their modules
  * are, and which version a bare name means. Agent modules are described
- * inside a permissionless worker, so no agent code ever runs in the
- * runtime's own, fully privileged, context.
+ * in short-lived describer processes (or, in a standalone binary, which
+ * cannot start deno processes, in a permissionless worker), so no agent code
+ * runs in the runtime's own, fully privileged, context.
  *
  * @module
  */
@@ -16,6 +17,7 @@ import {
 import type { AgentInventoryEntry } from "../protocol/messages.ts";
 import { WorkerMessageSchema } from "./worker/wire.ts";
 import { workerEntryUrl } from "./worker/entry.ts";
+import { describeInProcess, type DescriberOptions, type RawDescription } from "./describer.ts";
 
 /** One agent version. */
 export interface AgentModule {
@@ -31,15 +33,35 @@ export interface AgentModule {
 
 const AGENT_FILE = /\.(ts|js|mjs|mts)$/;
 
-/** How long an agent module may take to load and describe itself. */
+/** How long an agent module may take to describe itself in a worker (standalone binaries). */
 const DESCRIBE_TIMEOUT_MS = 30_000;
 
 /** Agent modules described at once at start. */
-const DESCRIBE_CONCURRENCY = 8;
+const DESCRIBE_CONCURRENCY = 4;
 
 /**
- * Loads an agent module in a worker with no permissions and asks for its
- * name, version and description.
+ * Checks what a module said it is.
+ *
+ * @param raw the module's own description
+ * @param url file URL of the module
+ * @returns the agent version
+ * @throws {Error} when the name or version is malformed
+ */
+function checkDescription(raw: RawDescription, url: string): AgentModule {
+  const { name, version, description } = raw;
+  if (typeof name !== "string" || !isAgentName(name)) {
+    throw new Error(`bad agent name ${JSON.stringify(name)}`);
+  }
+  if (typeof version !== "string" || !isAgentVersion(version)) {
+    throw new Error(`bad agent version ${JSON.stringify(version)}`);
+  }
+  return { name, version, ...(typeof description === "string" ? { description } : {}), url };
+}
+
+/**
+ * Loads an agent module in a worker with no permissions in this process and
+ * asks for its name, version and description: for standalone binaries only,
+ * which cannot start describer processes.
  *
  * @param url file URL of the module
  * @returns what the module says it is
@@ -66,12 +88,11 @@ export function describeAgentModule(url: string): Promise<AgentModule> {
       if (!parsed.success || parsed.data.t !== "described") {
         return done(new Error("not an agent module"));
       }
-      const { name, version, description } = parsed.data;
-      if (!isAgentName(name)) return done(new Error(`bad agent name ${JSON.stringify(name)}`));
-      if (!isAgentVersion(version)) {
-        return done(new Error(`bad agent version ${JSON.stringify(version)}`));
+      try {
+        done(null, checkDescription(parsed.data, url));
+      } catch (err) {
+        done(err as Error);
       }
-      done(null, { name, version, description, url });
     };
     worker.onerror = (e) => {
       e.preventDefault();
@@ -133,13 +154,20 @@ export class AgentRegistry {
    *
    * @param dir the agents folder
    * @param onSkip told about files that are not loadable agents
+   * @param describer how describer processes run; without it, modules are
+   *   described in workers of this process (standalone binaries)
    * @returns the registry
    */
   static async fromDirectory(
     dir: string,
     onSkip: (path: string, reason: string) => void = () => {},
+    describer?: Omit<DescriberOptions, "agentsDir">,
   ): Promise<AgentRegistry> {
     const root = await Deno.realPath(dir);
+    const describe = describer
+      ? async (url: string) =>
+        checkDescription(await describeInProcess(url, { ...describer, agentsDir: root }), url)
+      : describeAgentModule;
     const paths: string[] = [];
     for await (const path of agentFiles(root)) paths.push(path);
     // A few at a time: each describe loads (and may compile) a module graph.
@@ -148,7 +176,7 @@ export class AgentRegistry {
       described.push(
         ...await Promise.allSettled(
           paths.slice(i, i + DESCRIBE_CONCURRENCY).map((p) =>
-            describeAgentModule(new URL(`file://${p}`).href)
+            describe(new URL(`file://${p}`).href)
           ),
         ),
       );

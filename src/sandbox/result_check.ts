@@ -7,6 +7,7 @@
  */
 import { ArcpError } from "../protocol/errors.ts";
 import { MAX_RESULT_BYTES } from "./worker/limits.ts";
+import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../protocol/nesting.ts";
 
 /**
  * Checks an inline result: it must be JSON and fit the inline cap.
@@ -19,9 +20,16 @@ import { MAX_RESULT_BYTES } from "./worker/limits.ts";
  *
  * @param value what the agent returned
  * @returns the JSON-safe result
- * @throws {ArcpError} `INTERNAL_ERROR` when it cannot be sent inline
+ * @throws {ArcpError} `INTERNAL_ERROR` when it cannot be sent inline or nests too deep
  */
 export function checkResult(value: unknown): unknown {
+  if (nestsDeeperThan(value, MAX_NESTING_DEPTH)) {
+    throw new ArcpError(
+      "INTERNAL_ERROR",
+      `agent result nests objects or arrays deeper than ${MAX_NESTING_DEPTH} levels`,
+      { cap: "result_depth", limit: MAX_NESTING_DEPTH },
+    );
+  }
   let text: string | undefined;
   try {
     text = JSON.stringify(value);

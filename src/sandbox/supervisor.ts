@@ -10,6 +10,7 @@
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { EVENT_BODIES, isReservedKind, VENDOR_KIND } from "../protocol/events.ts";
 import { describeZodError } from "../protocol/envelope.ts";
+import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../protocol/nesting.ts";
 import type { AgentChannel, AgentLauncher } from "./channel.ts";
 import {
   BEAT_INTERVAL_MS,
@@ -83,8 +84,16 @@ export function checkAgentEvent(
   if (RUNTIME_KINDS.has(kind)) {
     throw new ArcpError("PERMISSION_DENIED", `agents may not emit ${kind} events directly`);
   }
-  let checked = body;
+  if (nestsDeeperThan(body, MAX_NESTING_DEPTH)) {
+    throw new ArcpError(
+      "INTERNAL_ERROR",
+      `agent sent a ${kind} event nesting deeper than ${MAX_NESTING_DEPTH} levels`,
+      { cap: "event_depth", limit: MAX_NESTING_DEPTH },
+    );
+  }
   if (isReservedKind(kind)) {
+    // Validated, but the body goes on as the agent sent it: zod's parsed copy
+    // would silently lose `__proto__` keys.
     const parsed = EVENT_BODIES[kind].safeParse(body);
     if (!parsed.success) {
       throw new ArcpError(
@@ -92,21 +101,20 @@ export function checkAgentEvent(
         `agent sent a bad ${kind} event: ${describeZodError(parsed.error, "body")}`,
       );
     }
-    checked = parsed.data as Record<string, unknown>;
   } else if (!VENDOR_KIND.test(kind)) {
     throw new ArcpError(
       "INTERNAL_ERROR",
       `agent sent an event of unknown kind ${JSON.stringify(kind.slice(0, 64))}`,
     );
   }
-  const size = JSON.stringify(checked).length;
+  const size = JSON.stringify(body).length;
   if (size > MAX_EVENT_BYTES) {
     throw new ArcpError(
       "INTERNAL_ERROR",
       `agent sent a ${kind} event of ${size} bytes; the cap is ${MAX_EVENT_BYTES}`,
     );
   }
-  return checked;
+  return body;
 }
 
 /** Runs agents through a launcher, supervising each one. */
@@ -229,7 +237,8 @@ export class SupervisedSandbox implements Sandbox {
           }
           let body: Record<string, unknown>;
           try {
-            body = checkAgentEvent(msg.kind, msg.body);
+            // The raw body: the wire schema's parsed copy drops `__proto__` keys.
+            body = checkAgentEvent(msg.kind, (raw as { body: Record<string, unknown> }).body);
           } catch (err) {
             fail(err as ArcpError);
             return;

@@ -51,7 +51,8 @@ export async function assertNoEscapingSymlinks(
       if (!inside(target, roots)) {
         throw new ArcpError(
           "PERMISSION_DENIED",
-          `leased path contains a symlink that leads outside the lease: ${path} -> ${target}`,
+          // The link alone: where it points is outside the lease, not the submitter's to learn.
+          `leased path contains a symlink that leads outside the lease: ${path}`,
         );
       }
       return;

@@ -211,7 +211,9 @@ export class Session implements EventSink {
     payload: Payloads[SeqType],
     logPayload?: Payloads[SeqType],
   ): Staged | undefined {
-    const feature = "kind" in payload ? KIND_FEATURE[payload.kind] : undefined;
+    const feature = "kind" in payload && Object.hasOwn(KIND_FEATURE, payload.kind)
+      ? KIND_FEATURE[payload.kind]
+      : undefined;
     if (feature && !this.#features.has(feature)) return undefined;
     const seq = ++this.record.last_seq;
     const env = {

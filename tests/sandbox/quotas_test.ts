@@ -1,0 +1,95 @@
+/**
+ * Output quotas (issue 9, class 9) against a real server: a job that floods
+ * its log ends with INTERNAL_ERROR naming the quota, while another
+ * principal's honest job completes; the per-principal quota counts a
+ * principal's live jobs together and frees what ended jobs held.
+ */
+import { equal, match, ok } from "assert";
+import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
+import { connect, type Env } from "../../testing/ws_client.ts";
+
+const AGENTS = `${ROOT}/tests/fixtures/quotas`;
+
+/** Floods from alice beside bob's ticker; returns alice's envelopes per job. */
+async function floodBesideTicker(
+  server: TestServer,
+  floods: Array<{ count: number; size: number }>,
+): Promise<Env[][]> {
+  const bob = await connect(server.url, "bob-token");
+  const alice = await connect(server.url, "alice-token");
+  try {
+    const ticker = await bob.submit({ agent: "ticker", input: { count: 20, interval_ms: 20 } });
+    equal(ticker.type, "job.accepted", JSON.stringify(ticker.payload));
+    const ids: string[] = [];
+    for (const input of floods) {
+      const acc = await alice.submit({ agent: "flooder", input });
+      equal(acc.type, "job.accepted", JSON.stringify(acc.payload));
+      ids.push(acc.job_id!);
+    }
+    const out = await Promise.all(ids.map((id) => alice.untilTerminal(id, 60_000)));
+    const bobEvents = await bob.untilTerminal(ticker.job_id!, 60_000);
+    const bobEnd = bobEvents.at(-1)!;
+    equal(bobEnd.type, "job.result", `honest ticker: ${JSON.stringify(bobEnd.payload)}`);
+    equal(bobEnd.payload.result.ticks, 20);
+    return out;
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+}
+
+function expectQuota(events: Env[], cap: string, limit: number): void {
+  const end = events.at(-1)!;
+  equal(end.type, "job.error", JSON.stringify(end.payload));
+  equal(end.payload.code, "INTERNAL_ERROR");
+  equal(end.payload.details.cap, cap);
+  equal(end.payload.details.limit, limit);
+  match(end.payload.message, new RegExp(`quota \\(${limit}\\)`));
+}
+
+Deno.test("a job past its event quota ends with the quota's error; others run on", async () => {
+  await using server = await startServer({
+    agentsDir: AGENTS,
+    hostHeapMb: 128,
+    jobs: { maxEventsPerJob: 200 },
+  });
+  const [flood] = await floodBesideTicker(server, [{ count: 1_000_000, size: 10 }]);
+  expectQuota(flood, "job_events", 200);
+  // Exactly the quota was committed: the status event and 199 logs.
+  equal(flood.filter((e) => e.type === "job.event").length, 200);
+});
+
+Deno.test("a job past its byte quota ends before writing much more", async () => {
+  const limit = 64 * 1024;
+  await using server = await startServer({
+    agentsDir: AGENTS,
+    hostHeapMb: 128,
+    jobs: { maxLogBytesPerJob: limit },
+  });
+  const [flood] = await floodBesideTicker(server, [{ count: 1_000_000, size: 1000 }]);
+  expectQuota(flood, "job_log_bytes", limit);
+  const logged = flood.filter((e) => e.type === "job.event")
+    .reduce((n, e) => n + JSON.stringify(e).length, 0);
+  // At most one event past the quota.
+  ok(logged < limit + 2000, `${logged} bytes logged`);
+});
+
+Deno.test("the per-principal quota counts live jobs together and frees ended ones", async () => {
+  await using server = await startServer({
+    agentsDir: AGENTS,
+    hostHeapMb: 128,
+    jobs: { maxEventsPerJob: 10_000, maxEventsPerPrincipal: 300 },
+  });
+  const floods = await floodBesideTicker(server, [
+    { count: 1_000_000, size: 10 },
+    { count: 1_000_000, size: 10 },
+  ]);
+  for (const events of floods) expectQuota(events, "principal_events", 300);
+  // Together they hit 300; once the first ended, the second had the rest to itself.
+  const [a, b] = floods.map((f) => f.filter((e) => e.type === "job.event").length)
+    .sort((x, y) => x - y);
+  ok(a < 300 && b <= 300 && a + b > 300, `${a} + ${b} events committed`);
+  // Both ended, so their events no longer count: a new job of alice's runs.
+  const [again] = await floodBesideTicker(server, [{ count: 250, size: 10 }]);
+  equal(again.at(-1)!.type, "job.result", JSON.stringify(again.at(-1)!.payload));
+});
