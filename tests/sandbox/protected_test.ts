@@ -26,22 +26,21 @@ interface Served {
 /** Listens first, then creates the runtime with its listener, as `arcp serve` does. */
 async function serveProtected(): Promise<Served> {
   const kvDir = await Deno.realPath(await Deno.makeTempDir({ prefix: "arcp_protected_" }));
-  let runtime: Runtime | undefined;
+  const ready: { runtime?: Runtime } = {};
   const ac = new AbortController();
   const bound = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: bound.resolve },
-    (req, info) => runtime ? runtime.fetch(req, info) : new Response("starting", { status: 503 }),
+    (req, info) => ready.runtime?.fetch(req, info) ?? new Response("starting", { status: 503 }),
   );
   const { hostname, port } = await bound.promise;
-  runtime = await createRuntime({
+  const rt = ready.runtime = await createRuntime({
     kvPath: `${kvDir}/arcp.kv`,
     agentsDir: AGENTS,
     tokens: TOKENS,
     logger: silentLogger(),
     listeners: [{ hostname, port }],
   });
-  const rt = runtime;
   return {
     url: `ws://127.0.0.1:${port}/arcp`,
     port,
