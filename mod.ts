@@ -52,6 +52,7 @@ export {
 export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
 export type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./src/sandbox/sandbox.ts";
 export type { SupervisorOptions } from "./src/sandbox/supervisor.ts";
+export type { Listener } from "./src/sandbox/protected_listeners.ts";
 export type { ToolContext, ToolHandler } from "./src/jobs/tools.ts";
 export {
   type Credential,

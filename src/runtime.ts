@@ -14,6 +14,9 @@ import type { Sandbox } from "./sandbox/sandbox.ts";
 import { SupervisedSandbox, type SupervisorOptions } from "./sandbox/supervisor.ts";
 import { HostLauncher } from "./sandbox/host_launcher.ts";
 import { LocalLauncher } from "./sandbox/local_launcher.ts";
+import { runtimeProtectedPaths } from "./sandbox/protected_paths.ts";
+import type { Listener } from "./sandbox/protected_listeners.ts";
+import type { Protection } from "./sandbox/protection.ts";
 import type { ToolHandler } from "./jobs/tools.ts";
 import {
   type CredentialProvisioner,
@@ -97,8 +100,21 @@ export interface RuntimeOptions {
   hostHeapMb?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
-  /** More paths no lease may reach (the KV file's folder and /proc always are). */
+  /**
+   * More paths no lease may read or write, e.g. the tokens file and TLS key.
+   * The KV file's folder, `/proc`, Deno's cache (`DENO_DIR`) always are;
+   * the runtime's modules, the agents folder, the deno executable and its
+   * configuration are never writable.
+   */
   denyPaths?: string[];
+  /**
+   * Where this runtime's `fetch` is served (`Deno.serve`'s hostname and
+   * port): no lease may reach them and sandbox hosts are denied them. The
+   * runtime cannot learn this itself, so listen first (port 0 included) and
+   * pass what `onListen` reported; `arcp serve` does. Without it agents are
+   * kept off nothing but what their leases name.
+   */
+  listeners?: Listener[];
   /** Host-side tools agents call with `ctx.tool` (built in: `search`). */
   tools?: Record<string, ToolHandler>;
   /**
@@ -172,7 +188,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     (path, reason) => log.warn("skipped agent module", { path, reason }),
     describer,
   );
-  const denyPaths = [...runtimeStatePaths(options.kvPath), ...(options.denyPaths ?? [])];
+  const protection: Protection = {
+    paths: await runtimeProtectedPaths({
+      kvPath: options.kvPath,
+      agentsDir: options.agentsDir,
+      secrets: options.denyPaths,
+    }),
+    listeners: options.listeners ?? [],
+  };
   // A `deno compile` binary cannot start `deno run` host processes: it runs
   // workers in-process instead (documented in the README).
   const isolation = options.sandbox ?? (isCompiledBinary() ? "worker" : "process");
@@ -184,10 +207,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
     isolation === "worker" ? new LocalLauncher() : await HostLauncher.create({
       heapMb: options.hostHeapMb,
-      denyPaths,
+      protection,
       allowNpm: options.allowNpm,
     }),
-    denyPaths,
+    protection,
     options.liveness,
   );
   // Opened after the sandbox is ready, so a sandbox that cannot start leaves no KV open.
@@ -211,7 +234,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sandbox,
     tools: options.tools,
     credentials,
-    protectedPaths: denyPaths.map(realPathOrSelf),
+    protectedPaths: protection.paths,
     sinks: (id) => sessions.get(id),
     log,
   }, options.jobs);
@@ -292,22 +315,6 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
 }
 
 /**
- * The runtime's own state, which no lease may reach: the KV file's folder
- * (the file and its -wal/-shm companions) and process information.
- *
- * @param kvPath the KV file
- * @returns absolute paths to deny
- */
-function runtimeStatePaths(kvPath: string): string[] {
-  const out = ["/proc"];
-  if (kvPath !== ":memory:") {
-    const abs = kvPath.startsWith("/") ? kvPath : `${Deno.cwd()}/${kvPath}`;
-    out.push(abs.replace(/\/[^/]*$/, "") || "/");
-  }
-  return out;
-}
-
-/**
  * Whether this code runs inside a `deno compile` binary (its modules live
  * in a virtual `deno-compile-*` folder).
  *
@@ -315,21 +322,6 @@ function runtimeStatePaths(kvPath: string): string[] {
  */
 function isCompiledBinary(): boolean {
   return import.meta.url.includes("/deno-compile-");
-}
-
-/**
- * A path with symlinks resolved when it exists (ctx.fs compares canonical
- * paths), else as given.
- *
- * @param path an absolute path
- * @returns its real path, or the path itself
- */
-function realPathOrSelf(path: string): string {
-  try {
-    return Deno.realPathSync(path);
-  } catch {
-    return path;
-  }
 }
 
 /**

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { createRuntime } from "../runtime.ts";
+import { createRuntime, type Runtime, type RuntimeOptions } from "../runtime.ts";
 import { LiteLlmProvisioner } from "../credentials/litellm_provisioner.ts";
 import { LocalProvisioner } from "../credentials/local_provisioner.ts";
 import { readServeConfig, SERVE_USAGE } from "./serve_config.ts";
@@ -33,7 +33,7 @@ export async function serve(args: string[]): Promise<number> {
   }
   // In stdio mode stdout carries the protocol, so every human line goes to stderr.
   const say = config.stdio ? console.error : console.log;
-  const runtime = await createRuntime({
+  const options: RuntimeOptions = {
     kvPath: config.kvPath,
     agentsDir: config.agentsDir,
     tokens: config.tokens,
@@ -54,14 +54,18 @@ export async function serve(args: string[]): Promise<number> {
         : new LocalProvisioner(),
       allowInsecure: config.credentials.allowInsecure,
     },
-  });
-  if (config.generatedToken) {
-    say(
-      `token: ${config.generatedToken} (principal "local"; pass --token TOKEN=PRINCIPAL to choose your own)`,
-    );
-  }
+  };
+  const tokenLine = () => {
+    if (config.generatedToken) {
+      say(
+        `token: ${config.generatedToken} (principal "local"; pass --token TOKEN=PRINCIPAL to choose your own)`,
+      );
+    }
+  };
 
   if (config.stdio) {
+    const runtime = await createRuntime(options);
+    tokenLine();
     await runtime.serveStdio(Deno.stdin.readable, Deno.stdout.writable);
     await runtime.close();
     return 0;
@@ -74,16 +78,28 @@ export async function serve(args: string[]): Promise<number> {
       key: await Deno.readTextFile(config.tls.keyFile),
     }
     : {};
+  // Listen before the runtime exists, so it knows its own address (port 0
+  // included) and can keep every agent off it; until then requests get 503.
+  let runtime: Runtime | undefined;
+  const bound = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
     signal: ac.signal,
     ...tls,
-    onListen: ({ hostname, port }) => {
-      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-      say(`listening on ${config.tls ? "wss" : "ws"}://${host}:${port}/arcp`);
-    },
-  }, runtime.fetch);
+    onListen: bound.resolve,
+  }, (req, info) => runtime ? runtime.fetch(req, info) : new Response("starting", { status: 503 }));
+  const { hostname, port } = await bound.promise;
+  try {
+    runtime = await createRuntime({ ...options, listeners: [{ hostname, port }] });
+  } catch (err) {
+    ac.abort();
+    await server.finished;
+    throw err;
+  }
+  tokenLine();
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  say(`listening on ${config.tls ? "wss" : "ws"}://${host}:${port}/arcp`);
   const stop = () => {
     console.error("shutting down");
     runtime.close().finally(() => ac.abort());

@@ -144,6 +144,8 @@ export interface AdmissionDeps {
   live: JobTable;
   /** Lease policy of every job's guard. */
   policy: LeaseGuardOptions;
+  /** The sandbox's refusal of leases it cannot honour (`Sandbox.checkLease`). */
+  checkLease: (lease: Lease) => void;
   /** Starts an admitted job. */
   start: StartJob;
 }
@@ -177,6 +179,7 @@ export class Admission {
     const agent = this.#deps.agents.resolve(submit.agent);
     const expiresMs = checkExpiry(submit, now);
     checkInput(submit);
+    this.#deps.checkLease(submit.lease_request ?? {});
 
     let idem: Idempotency | undefined;
     if (submit.idempotency_key !== undefined) {

@@ -36,6 +36,8 @@ export interface DelegationPort {
   agents: AgentRegistry;
   /** Lease policy of every job's guard. */
   policy: LeaseGuardOptions;
+  /** The sandbox's refusal of leases it cannot honour (`Sandbox.checkLease`). */
+  checkLease: (lease: Lease) => void;
   /** Emits a `job.event`. */
   event: EmitEvent;
   /**
@@ -176,6 +178,7 @@ export class Delegation {
       expires as string | undefined,
     );
     if (!subset.ok) throw subset.error;
+    this.#port.checkLease(subset.lease);
     return {
       agent,
       lease: subset.lease,

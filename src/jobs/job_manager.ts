@@ -12,6 +12,8 @@
  */
 import { ArcpError } from "../protocol/errors.ts";
 import type { Submit } from "../protocol/messages.ts";
+import type { Lease } from "../protocol/lease.ts";
+import type { ProtectedPath } from "../lease/protected_path.ts";
 import type { AgentRegistry } from "../sandbox/registry.ts";
 import type { Sandbox, SandboxListener } from "../sandbox/sandbox.ts";
 import type { Store } from "../store/store.ts";
@@ -56,8 +58,8 @@ export interface JobManagerDeps {
   log: Logger;
   /** Host-side tools, added to (or replacing) the built-in ones. */
   tools?: Record<string, ToolHandler>;
-  /** Paths no lease reaches (the runtime's own state). */
-  protectedPaths?: readonly string[];
+  /** Paths no lease reaches (the runtime's own state and code), for the inner wall. */
+  protectedPaths?: readonly ProtectedPath[];
   /** Issues provisioned credentials, when configured. */
   credentials?: CredentialService;
 }
@@ -104,15 +106,17 @@ export class JobManager {
       listen: (job: LiveJob): SandboxListener => listener.for(job),
     }, all);
     const start = lifecycle.start.bind(lifecycle);
+    const checkLease = (lease: Lease) => deps.sandbox.checkLease(lease);
     const end = lifecycle.end.bind(lifecycle);
     const event = fanout.event.bind(fanout);
     this.#admission = new Admission(
-      { store, agents, credentials: service, live, policy, start },
+      { store, agents, credentials: service, live, policy, checkLease, start },
       all,
     );
     const delegation = new Delegation({
       agents,
       policy,
+      checkLease,
       event,
       create: (record) => store.createJob(record),
       accept: lifecycle.accept.bind(lifecycle),

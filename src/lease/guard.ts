@@ -9,6 +9,7 @@ import { ArcpError } from "../protocol/errors.ts";
 import { matchesAny } from "./glob.ts";
 import type { Lease } from "../protocol/lease.ts";
 import { canonicalPath, canonicalUrl } from "./canonical.ts";
+import { protectedContaining, type ProtectedPath } from "./protected_path.ts";
 
 /** What the guard asks of the job's budget. */
 export interface BudgetState {
@@ -20,8 +21,8 @@ export interface BudgetState {
 export interface LeaseGuardOptions {
   /** A lease without `model.use` forbids every model (default true). */
   requireModelLease: boolean;
-  /** Paths no lease reaches (the runtime's own state), canonical and absolute. */
-  protectedPaths?: readonly string[];
+  /** Paths no lease reaches (the runtime's own state and code), in every form they go by. */
+  protectedPaths?: readonly ProtectedPath[];
 }
 
 /**
@@ -83,10 +84,13 @@ export class LeaseGuard {
     // path that resolves outside the lease is where a symlink points, which
     // the agent may not learn.
     const named = JSON.stringify(target.slice(0, 300));
-    if ((ns === "fs.read" || ns === "fs.write") && this.#isProtected(canon)) {
+    const shielded = (ns === "fs.read" || ns === "fs.write")
+      ? protectedContaining(canon, ns, this.#options.protectedPaths ?? [])
+      : undefined;
+    if (shielded) {
       throw new ArcpError(
         "PERMISSION_DENIED",
-        `${named} is the runtime's own state; no lease reaches it`,
+        `${named} is protected (${shielded.reason}); no ${ns} lease reaches it`,
       );
     }
     // The namespace is the agent's word: only the lease's own keys count, so
@@ -103,12 +107,6 @@ export class LeaseGuard {
     }
     this.checkLive();
     return canon;
-  }
-
-  #isProtected(path: string): boolean {
-    return (this.#options.protectedPaths ?? []).some((p) =>
-      path === p || path.startsWith(p.endsWith("/") ? p : p + "/")
-    );
   }
 
   /**

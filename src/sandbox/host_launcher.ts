@@ -13,6 +13,8 @@ import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
 import { childEnv } from "./child_env.ts";
+import { denyFlags } from "./deny_flags.ts";
+import type { Protection } from "./protection.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -20,6 +22,8 @@ export interface HostLauncherOptions {
   heapMb?: number;
   /** Paths no agent may read or write, whatever its lease (the runtime's state). */
   denyPaths?: string[];
+  /** The runtime's protected paths and listeners, denied to the whole process. */
+  protection?: Protection;
   /** How long a host with no jobs lives on (ms, default 60 s). */
   idleMs?: number;
   /** The deno executable (default: the one running the runtime). */
@@ -161,7 +165,6 @@ export class HostLauncher implements AgentLauncher {
    * @param options heap cap, denied paths, idle lifetime, configuration
    */
   constructor(options: HostLauncherOptions = {}) {
-    const deny = options.denyPaths ?? [];
     this.#denoPath = options.denoPath ?? Deno.execPath();
     this.#idleMs = options.idleMs ?? 60_000;
     this.#args = [
@@ -176,7 +179,7 @@ export class HostLauncher implements AgentLauncher {
       "--allow-read",
       "--allow-write",
       "--allow-net",
-      ...deny.flatMap((p) => [`--deny-read=${p}`, `--deny-write=${p}`]),
+      ...denyFlags(options.protection, options.denyPaths),
       HOST_MAIN,
     ];
   }

@@ -73,6 +73,8 @@ export interface PermissionOptions {
    * added to these.
    */
   denyPaths?: readonly string[];
+  /** Paths a worker must never write (the runtime's code); reading them is allowed. */
+  denyWritePaths?: readonly string[];
 }
 
 /**
@@ -199,7 +201,9 @@ function netGrants(globs: readonly string[]): string[] | false {
 
 /**
  * The narrowest Deno permissions that cover a lease, never wider than it
- * and never touching a denied path. Reads the filesystem (symlinks of
+ * and never touching a denied path (a pattern that would is refused at
+ * submit, see `protection.ts`; dropping it here is the last resort for a
+ * filesystem that changed since). Reads the filesystem (symlinks of
  * granted prefixes and denied paths), synchronously.
  *
  * @param lease the effective lease
@@ -220,12 +224,13 @@ export function permissionsForLease(
   lease: Lease,
   options: PermissionOptions = {},
 ): WorkerPermissions {
-  const denied = deniedForms(options.denyPaths ?? []);
-  const paths = (globs: readonly string[] | undefined): string[] | false =>
+  const deniedRead = deniedForms(options.denyPaths ?? []);
+  const deniedWrite = deniedForms([...options.denyPaths ?? [], ...options.denyWritePaths ?? []]);
+  const paths = (globs: readonly string[] | undefined, denied: string[]): string[] | false =>
     unique((globs ?? []).map(staticPrefix).filter((p) => p !== undefined && grantable(p, denied)));
   return {
-    read: paths(lease["fs.read"]),
-    write: paths(lease["fs.write"]),
+    read: paths(lease["fs.read"], deniedRead),
+    write: paths(lease["fs.write"], deniedWrite),
     net: netGrants(lease["net.fetch"] ?? []),
     env: false,
     run: false,

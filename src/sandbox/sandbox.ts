@@ -57,6 +57,16 @@ export interface AgentRun {
 /** Something that runs agents. */
 export interface Sandbox {
   /**
+   * Refuses a lease the sandbox could not honour without reaching the
+   * runtime's own state or listeners. Called at submit (and for every
+   * delegated lease) before anything is accepted, so such a lease never
+   * becomes a job with a silently empty grant.
+   *
+   * @param lease the requested lease
+   * @throws {ArcpError} `PERMISSION_DENIED` naming the pattern, what it would reach and why
+   */
+  checkLease(lease: Lease): void;
+  /**
    * Starts one job's agent.
    *
    * @param job what to run

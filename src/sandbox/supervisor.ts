@@ -19,6 +19,8 @@ import {
   MAX_PENDING_CALLS,
 } from "./worker/limits.ts";
 import { permissionsForLease } from "./permissions.ts";
+import { checkLeaseProtection, type Protection } from "./protection.ts";
+import type { Lease } from "../protocol/lease.ts";
 import { checkResult } from "./result_check.ts";
 import type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
 import { type WorkerMessage, WorkerMessageSchema } from "./worker/wire.ts";
@@ -120,7 +122,9 @@ export function checkAgentEvent(
 /** Runs agents through a launcher, supervising each one. */
 export class SupervisedSandbox implements Sandbox {
   #launcher: AgentLauncher;
+  #protection: Protection;
   #denyPaths: string[];
+  #denyWritePaths: string[];
   #missedBeats: number;
   #beatMs: number;
   #startGraceMs: number;
@@ -130,12 +134,18 @@ export class SupervisedSandbox implements Sandbox {
 
   /**
    * @param launcher where workers start
-   * @param denyPaths paths no lease may reach (the runtime's own state)
+   * @param protection what no lease reaches (the runtime's own state, code and listeners)
    * @param options liveness tunables
    */
-  constructor(launcher: AgentLauncher, denyPaths: string[] = [], options: SupervisorOptions = {}) {
+  constructor(
+    launcher: AgentLauncher,
+    protection: Protection = { paths: [], listeners: [] },
+    options: SupervisorOptions = {},
+  ) {
     this.#launcher = launcher;
-    this.#denyPaths = denyPaths;
+    this.#protection = protection;
+    this.#denyPaths = protection.paths.filter((p) => p.access === "read-write").map((p) => p.path);
+    this.#denyWritePaths = protection.paths.filter((p) => p.access === "write").map((p) => p.path);
     this.#missedBeats = options.missedBeats ?? 5;
     this.#beatMs = options.beatIntervalMs ?? BEAT_INTERVAL_MS;
     this.#startGraceMs = options.startGraceMs ?? 30_000;
@@ -145,14 +155,30 @@ export class SupervisedSandbox implements Sandbox {
   }
 
   /**
+   * Refuses a lease that would reach protected paths or the runtime's listeners.
+   *
+   * @param lease the requested lease
+   * @throws {ArcpError} `PERMISSION_DENIED` naming the pattern and what it would reach
+   */
+  checkLease(lease: Lease): void {
+    checkLeaseProtection(lease, this.#protection);
+  }
+
+  /**
    * Starts one job's agent.
    *
    * @param job what to run
    * @param listener where its events and outcome go
    * @returns a handle to stop it
+   * @throws {ArcpError} `PERMISSION_DENIED` when the lease reaches protected
+   *   state (checked again here: the filesystem may have changed since submit)
    */
   async start(job: SandboxJob, listener: SandboxListener): Promise<AgentRun> {
-    const permissions = permissionsForLease(job.lease, { denyPaths: this.#denyPaths });
+    this.checkLease(job.lease);
+    const permissions = permissionsForLease(job.lease, {
+      denyPaths: this.#denyPaths,
+      denyWritePaths: this.#denyWritePaths,
+    });
     await assertNoEscapingSymlinks(
       [...(permissions.read || []), ...(permissions.write || [])],
       this.#scanLimit,

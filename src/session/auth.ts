@@ -1,6 +1,6 @@
 /**
  * Bearer-token authentication with constant-time comparison, and a
- * throttle on repeated failed hellos from one address.
+ * tarpit for repeated failed hellos from one address.
  *
  * @module
  */
@@ -48,44 +48,79 @@ export class TokenTable {
   }
 }
 
-/** Throttles addresses that keep failing authentication. */
+/**
+ * Slows addresses that keep failing authentication, and never refuses a
+ * valid token.
+ *
+ * Why a tarpit and not a lockout: every local client and every agent share
+ * 127.0.0.1, so the lockout this replaces (ten failures, then every hello
+ * from the address refused for a minute) let one job lock every local
+ * client out. So a hello is always checked, and a valid token is always
+ * welcomed at once. What is slowed is the answer to a failure: once an
+ * address has `max` failures within `windowMs`, each further failure is
+ * answered only after a delay that doubles (1 s, 2 s, 4 s…) up to
+ * `maxDelayMs`, so a client that waits for its answers guesses at most
+ * about once per `maxDelayMs`. At most `maxHeld` answers per address are
+ * held at once, so the tarpit cannot hold the runtime's sockets hostage;
+ * beyond that, failures are answered at once. What no throttle that still
+ * welcomes valid tokens at once can stop is a client that opens many
+ * connections and takes a missing welcome as its answer; that is why
+ * tokens must be long and random (`arcp serve` generates 192-bit ones) and
+ * why agents may not reach the runtime's listeners at all.
+ */
 export class HelloThrottle {
   #failures = new Map<string, number[]>();
+  #held = new Map<string, number>();
   #max: number;
   #windowMs: number;
+  #maxDelayMs: number;
+  #maxHeld: number;
 
   /**
-   * @param max failures allowed per window
+   * @param max failures per window answered without delay
    * @param windowMs the window
+   * @param maxDelayMs the longest a failure's answer is held
+   * @param maxHeld answers held at once per address
    */
-  constructor(max = 10, windowMs = 60_000) {
+  constructor(max = 10, windowMs = 60_000, maxDelayMs = 10_000, maxHeld = 16) {
     this.#max = max;
     this.#windowMs = windowMs;
+    this.#maxDelayMs = maxDelayMs;
+    this.#maxHeld = maxHeld;
   }
 
   /**
-   * How long an address must wait before its next hello is considered.
+   * Records a failed hello and waits as long as its address has earned
+   * before the failure may be answered.
    *
    * @param addr the address
-   * @returns milliseconds, 0 when it may try now
+   * @returns resolves when the refusal may be sent
    */
-  retryAfterMs(addr: string): number {
+  async failed(addr: string): Promise<void> {
     const now = Date.now();
+    if (this.#failures.size > 1024) this.#forgetStale(now);
     const recent = (this.#failures.get(addr) ?? []).filter((t) => now - t < this.#windowMs);
-    if (recent.length === 0) this.#failures.delete(addr);
-    else this.#failures.set(addr, recent);
-    return recent.length >= this.#max ? this.#windowMs - (now - recent[0]) : 0;
+    recent.push(now);
+    // Enough to know how far past `max` the address is; the delay is capped long before.
+    if (recent.length > this.#max + 32) recent.shift();
+    this.#failures.set(addr, recent);
+    const excess = recent.length - this.#max;
+    const held = this.#held.get(addr) ?? 0;
+    if (excess <= 0 || held >= this.#maxHeld) return;
+    this.#held.set(addr, held + 1);
+    const delay = Math.min(this.#maxDelayMs, 1000 * 2 ** Math.min(excess - 1, 30));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    } finally {
+      const left = (this.#held.get(addr) ?? 1) - 1;
+      if (left > 0) this.#held.set(addr, left);
+      else this.#held.delete(addr);
+    }
   }
 
-  /**
-   * Records a failed hello.
-   *
-   * @param addr the address
-   */
-  fail(addr: string): void {
-    const list = this.#failures.get(addr) ?? [];
-    list.push(Date.now());
-    if (list.length > this.#max) list.shift();
-    this.#failures.set(addr, list);
+  #forgetStale(now: number): void {
+    for (const [addr, times] of this.#failures) {
+      if (now - times[times.length - 1] >= this.#windowMs) this.#failures.delete(addr);
+    }
   }
 }

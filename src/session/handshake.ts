@@ -1,5 +1,5 @@
 /**
- * The hello handshake: throttle, authenticate, negotiate features, open a
+ * The hello handshake: authenticate (tarpitting repeated failures), negotiate features, open a
  * new session or resume one, then welcome, replay what the client missed
  * and hand a resumed job its credentials again. Any refusal is a
  * `session.error` followed by a close.
@@ -64,16 +64,6 @@ export async function handshake(
   host: HandshakeHost,
 ): Promise<void> {
   const addr = host.transport.remoteAddr;
-  const wait = ctx.throttle.retryAfterMs(addr);
-  if (wait > 0) {
-    host.reject(
-      new ArcpError(
-        "UNAUTHENTICATED",
-        `too many failed hellos from this address; retry in ${Math.ceil(wait / 1000)} s`,
-      ),
-    );
-    return;
-  }
   let hello: Hello;
   try {
     hello = decodePayload(HelloSchema, env.payload);
@@ -83,8 +73,9 @@ export async function handshake(
   }
   const principal = ctx.tokens.principalFor(hello.auth.token);
   if (principal === undefined) {
-    ctx.throttle.fail(addr);
     ctx.log.warn("hello rejected: bad token", { addr });
+    // Held in the tarpit when this address keeps failing; a valid token is never held.
+    await ctx.throttle.failed(addr);
     host.reject(new ArcpError("UNAUTHENTICATED", "bearer token not recognised"));
     return;
   }
@@ -100,7 +91,7 @@ export async function handshake(
     }
   } catch (err) {
     const e = toArcpError(err);
-    if (e.code === "RESUME_WINDOW_EXPIRED") ctx.throttle.fail(addr);
+    if (e.code === "RESUME_WINDOW_EXPIRED") await ctx.throttle.failed(addr);
     host.reject(e);
     return;
   }

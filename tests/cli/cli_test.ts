@@ -96,7 +96,7 @@ Deno.test("arcp submit passes lease, expiry, runtime limit and idempotency key t
     "--input",
     '{"ms":30000}',
     "--lease",
-    "fs.read=/tmp/**",
+    "fs.read=/srv/data/**",
     "--lease",
     "fs.read=/data/*.txt",
     "--expires-at",
@@ -112,7 +112,7 @@ Deno.test("arcp submit passes lease, expiry, runtime limit and idempotency key t
   const [, jobId] = run.stdout.match(JOB_LINE)!;
   await using client = await ArcpClient.connect(server.url, { token: "alice-token" });
   const entry = (await client.listJobs()).jobs.find((j) => j.job_id === jobId)!;
-  deepEqual(entry.lease, { "fs.read": ["/tmp/**", "/data/*.txt"] });
+  deepEqual(entry.lease, { "fs.read": ["/srv/data/**", "/data/*.txt"] });
   // Same key, same parameters: the same job.
   const again = await runCli(args, env(server));
   equal(again.stdout.match(JOB_LINE)![1], jobId);

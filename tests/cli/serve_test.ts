@@ -29,16 +29,25 @@ Deno.test("tokens come from --tokens-file and ARCP_TOKENS, and none of them is p
     const bad = new WsClient(s.url);
     equal((await bad.hello("alice-token")).payload.code, "UNAUTHENTICATED");
     await bad.closed();
-    // The tokens file is the runtime's own configuration: no lease reaches it.
+    // The tokens file is the runtime's own configuration: no lease reaches
+    // it, and a lease whose grant would cover it is refused at submit.
     const c = new WsClient(s.url);
     await c.hello("file-token");
-    const acc = await c.submit({
+    const refused = await c.submit({
       agent: "reader",
       input: { path: `${dir}/conf/tokens` },
       lease_request: { "fs.read": [`${dir}/conf/*`] },
     });
+    equal(refused.type, "job.error", JSON.stringify(refused.payload));
+    equal(refused.payload.code, "PERMISSION_DENIED", JSON.stringify(refused.payload));
+    match(refused.payload.message, /tokens/);
+    const acc = await c.submit({
+      agent: "reader",
+      input: { path: `${dir}/conf/other.txt` },
+      lease_request: { "fs.read": [`${dir}/conf/other.txt`] },
+    });
     const end = (await c.untilTerminal(acc.job_id!)).at(-1)!;
-    equal(end.payload.code, "PERMISSION_DENIED", JSON.stringify(end.payload));
+    equal(end.type, "job.result", JSON.stringify(end.payload));
     await c.close();
   } finally {
     await s.stop();

@@ -45,7 +45,7 @@ Deno.test("the same key with different parameters is DUPLICATE_KEY naming the ex
     const changed of [
       { agent: "echo", input: { n: 2 } },
       { agent: "echo@1.0.0", input: { n: 1 } },
-      { agent: "echo", input: { n: 1 }, lease_request: { "fs.read": ["/tmp/**"] } },
+      { agent: "echo", input: { n: 1 }, lease_request: { "fs.read": ["/srv/data/**"] } },
     ]
   ) {
     const e = await c.submit({ ...changed, idempotency_key: "k-dup" });

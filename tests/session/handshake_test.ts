@@ -35,18 +35,17 @@ Deno.test("a bad token gets session.error UNAUTHENTICATED with a fresh session i
   ok((await c.closed()) !== undefined);
 });
 
-Deno.test("repeated failed hellos from one address are throttled", async () => {
+Deno.test("repeated failed hellos from one address never lock a valid token out", async () => {
   await using server = await startServer();
   for (let i = 0; i < 10; i++) {
     const c = new WsClient(server.url);
     equal((await c.hello("wrong")).payload.code, "UNAUTHENTICATED");
     await c.closed();
   }
-  const c = new WsClient(server.url);
-  const e = await c.hello("alice-token");
-  equal(e.type, "session.error");
-  match(e.payload.message, /too many failed hellos/);
-  await c.closed();
+  // Every local client shares this address: failures are slowed (see
+  // tests/sandbox/protected_test.ts), a valid token is still welcomed.
+  await using c = new WsClient(server.url);
+  equal((await c.hello("alice-token")).type, "session.welcome");
 });
 
 Deno.test("a first message that is not a hello is refused and the socket closes", async () => {
