@@ -66,9 +66,10 @@ export interface RuntimeOptions {
   /** Where operator messages go; default stderr. */
   logger?: Logger;
   /**
-   * Where agents run. `"process"` (default): each principal's workers live in
-   * a sandbox host process with a heap cap, so an agent that exhausts memory
-   * ends only that principal's jobs. `"worker"`: workers in this process
+   * Where agents run. `"process"` (default): each job's worker lives in a
+   * sandbox process of its own with a heap cap, killed when the job ends, so
+   * an agent that exhausts memory or leaves threads behind ends only its own
+   * job. `"worker"`: workers in this process
    * (faster to start; an out-of-memory agent kills the runtime). Or a
    * {@linkcode Sandbox} of your own.
    */
@@ -80,8 +81,13 @@ export interface RuntimeOptions {
    * symlink scan bound (`scanLimit`) live here too.
    */
   liveness?: SupervisorOptions;
-  /** Heap cap of each sandbox host process, MiB (default 512). */
+  /** Heap cap of each sandbox process, MiB (default 512). */
   hostHeapMb?: number;
+  /**
+   * Idle sandbox processes kept started and connected, so a job does not wait
+   * for a process to start (default 2; 0 starts one per job on demand).
+   */
+  warmPool?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
   /** More paths no lease may reach (the KV file's folder and /proc always are). */
@@ -162,12 +168,20 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       "standalone binary: agents run in workers inside this process, without sandbox host processes",
     );
   }
-  const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
-    isolation === "worker" ? new LocalLauncher() : await HostLauncher.create({
+  const launcher = isolation === "process"
+    ? await HostLauncher.create({
       heapMb: options.hostHeapMb,
+      warmPool: options.warmPool,
       denyPaths,
       allowNpm: options.allowNpm,
-    }),
+      logger: log,
+    })
+    : undefined;
+  // The control sockets' folder is runtime state: a worker reaching it could
+  // stand in for the runtime before a new sandbox process connects.
+  if (launcher) denyPaths.push(launcher.controlDir);
+  const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
+    launcher ?? new LocalLauncher(),
     denyPaths,
     options.liveness,
   );

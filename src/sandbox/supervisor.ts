@@ -304,7 +304,14 @@ export class SupervisedSandbox implements Sandbox {
         principal: job.principal,
         agentUrl: job.agentUrl,
         permissions,
-      }, { message: onMessage, crash: (reason) => fail(agentFailure("Error", reason), false) });
+      }, {
+        message: onMessage,
+        crash: (reason, cap) =>
+          fail(
+            cap ? new ArcpError("INTERNAL_ERROR", reason, { cap }) : agentFailure("Error", reason),
+            false,
+          ),
+      });
     } catch (err) {
       clearInterval(watchdog);
       throw err;
