@@ -84,6 +84,14 @@ export interface RuntimeOptions {
   /** Heap cap of each sandbox process, MiB (default 512). */
   hostHeapMb?: number;
   /**
+   * Memory ceiling of each sandbox process (resident set, ArrayBuffers and
+   * wasm included), MiB; a job whose process goes over it ends with
+   * `INTERNAL_ERROR` (`details.cap: "memory"`). Default: an eighth of the
+   * machine's memory, clamped to 256 MiB – 4 GiB, and at least the heap cap
+   * plus 128 MiB.
+   */
+  memoryMb?: number;
+  /**
    * Idle sandbox processes kept started and connected, so a job does not wait
    * for a process to start (default 2; 0 starts one per job on demand).
    */
@@ -172,6 +180,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     ? await HostLauncher.create({
       heapMb: options.hostHeapMb,
       warmPool: options.warmPool,
+      memoryMb: options.memoryMb,
       denyPaths,
       allowNpm: options.allowNpm,
       logger: log,

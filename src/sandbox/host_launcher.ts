@@ -16,11 +16,18 @@ import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
 import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
+import { defaultMemoryMb, residentBytes } from "./memory_ceiling.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
   /** Heap cap of each sandbox process, MiB (default 512). */
   heapMb?: number;
+  /**
+   * Memory ceiling of each sandbox process (its resident set, which counts
+   * ArrayBuffers and wasm memory), MiB. Default: {@linkcode defaultMemoryMb}
+   * (an eighth of the machine's memory, clamped to 256 MiB – 4 GiB).
+   */
+  memoryMb?: number;
   /** Paths no agent may read or write, whatever its lease (the runtime's state). */
   denyPaths?: string[];
   /** Idle, connected processes kept ready for the next jobs (default 2; 0 starts each on demand). */
@@ -50,6 +57,9 @@ const KEEP_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_CO
 /** How long a process has to connect to its control socket (ms). */
 const CONNECT_TIMEOUT_MS = 30_000;
 
+/** How often each busy process's memory is read (ms). */
+const MEMORY_POLL_MS = 200;
+
 /** Pool processes that may fail to start in a row before the pool stops refilling. */
 const MAX_POOL_FAILURES = 3;
 
@@ -77,6 +87,9 @@ export class HostLauncher implements AgentLauncher {
   #all = new Set<SandboxProcess>();
   #poolFailures = 0;
   #closed = false;
+  #memoryMb: number;
+  #memoryTimer: ReturnType<typeof setInterval>;
+  #polling = false;
 
   /**
    * A launcher whose processes resolve modules as this process does and
@@ -115,6 +128,7 @@ export class HostLauncher implements AgentLauncher {
     const deny = options.denyPaths ?? [];
     const heapMb = options.heapMb ?? 512;
     this.#poolSize = options.warmPool ?? 2;
+    this.#memoryMb = options.memoryMb ?? defaultMemoryMb(heapMb);
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: hostEnv(),
@@ -138,7 +152,48 @@ export class HostLauncher implements AgentLauncher {
         HOST_MAIN,
       ],
     };
+    this.#memoryTimer = setInterval(() => this.#pollMemory(), MEMORY_POLL_MS);
+    Deno.unrefTimer(this.#memoryTimer);
     this.#refill();
+  }
+
+  /** The memory ceiling of each sandbox process, MiB. */
+  get memoryMb(): number {
+    return this.#memoryMb;
+  }
+
+  /**
+   * Reads each busy process's resident set and kills the ones over the
+   * ceiling; where `/proc` cannot tell, says once that only the heap cap
+   * applies and stops polling.
+   */
+  async #pollMemory(): Promise<void> {
+    if (this.#polling) return;
+    this.#polling = true;
+    try {
+      const ceiling = this.#memoryMb * 1024 * 1024;
+      for (const proc of this.#all) {
+        if (proc.jobId === undefined || proc.dead) continue;
+        const rss = await residentBytes(proc.pid);
+        if (rss === undefined && !proc.dead && (await residentBytes(Deno.pid)) === undefined) {
+          this.#spawn.log.warn(
+            "no /proc here: the sandbox memory ceiling is not enforced, only the V8 heap cap",
+            { memoryMb: this.#memoryMb },
+          );
+          clearInterval(this.#memoryTimer);
+          return;
+        }
+        if (rss !== undefined && rss > ceiling) {
+          proc.fail(
+            `agent's sandbox process reached ${Math.round(rss / 1048576)} MiB of memory; ` +
+              `the memory ceiling is ${this.#memoryMb} MiB`,
+            "memory",
+          );
+        }
+      }
+    } finally {
+      this.#polling = false;
+    }
   }
 
   /** The directory holding control sockets: no worker may reach it. */
@@ -208,6 +263,7 @@ export class HostLauncher implements AgentLauncher {
   /** Kills every process, waits for them to exit and removes the control directory. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#memoryTimer);
     const procs = [...this.#all];
     this.#idle = [];
     for (const p of procs) p.kill();
