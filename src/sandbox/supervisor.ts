@@ -304,7 +304,23 @@ export class SupervisedSandbox implements Sandbox {
           return;
         }
         case "error":
-          fail(agentFailure(msg.name, msg.message, msg.code), false);
+          fail(
+            msg.cap
+              ? new ArcpError("INTERNAL_ERROR", msg.message, { cap: msg.cap })
+              : agentFailure(msg.name, msg.message, msg.code),
+            false,
+          );
+          return;
+        case "exit":
+          fail(
+            new ArcpError(
+              "INTERNAL_ERROR",
+              msg.via === "close"
+                ? "agent closed its worker (self.close()) before returning"
+                : "agent called Deno.exit() before returning",
+            ),
+            false,
+          );
           return;
         case "described":
           return;
