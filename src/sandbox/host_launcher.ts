@@ -89,7 +89,9 @@ export class HostLauncher implements AgentLauncher {
   #closed = false;
   #memoryMb: number;
   #memoryTimer: ReturnType<typeof setInterval>;
-  #polling = false;
+  /** Processes whose memory is being read now. */
+  #reading = new Set<SandboxProcess>();
+  #procChecked = false;
 
   /**
    * A launcher whose processes resolve modules as this process does and
@@ -164,35 +166,34 @@ export class HostLauncher implements AgentLauncher {
 
   /**
    * Reads each busy process's resident set and kills the ones over the
-   * ceiling; where `/proc` cannot tell, says once that only the heap cap
-   * applies and stops polling.
+   * ceiling. Each process is read on its own, so a slow read of one (a
+   * process tearing down gigabytes) never delays the others. Where `/proc`
+   * cannot tell, says once that only the heap cap applies and stops.
    */
-  async #pollMemory(): Promise<void> {
-    if (this.#polling) return;
-    this.#polling = true;
-    try {
-      const ceiling = this.#memoryMb * 1024 * 1024;
-      for (const proc of this.#all) {
-        if (proc.jobId === undefined || proc.dead) continue;
-        const rss = await residentBytes(proc.pid);
-        if (rss === undefined && !proc.dead && (await residentBytes(Deno.pid)) === undefined) {
-          this.#spawn.log.warn(
-            "no /proc here: the sandbox memory ceiling is not enforced, only the V8 heap cap",
-            { memoryMb: this.#memoryMb },
-          );
-          clearInterval(this.#memoryTimer);
-          return;
-        }
-        if (rss !== undefined && rss > ceiling) {
-          proc.fail(
-            `agent's sandbox process reached ${Math.round(rss / 1048576)} MiB of memory; ` +
-              `the memory ceiling is ${this.#memoryMb} MiB`,
-            "memory",
-          );
-        }
-      }
-    } finally {
-      this.#polling = false;
+  #pollMemory(): void {
+    if (!this.#procChecked) {
+      this.#procChecked = true;
+      residentBytes(Deno.pid).then((own) => {
+        if (own !== undefined) return;
+        this.#spawn.log.warn(
+          "no /proc here: the sandbox memory ceiling is not enforced, only the V8 heap cap",
+          { memoryMb: this.#memoryMb },
+        );
+        clearInterval(this.#memoryTimer);
+      });
+    }
+    const ceiling = this.#memoryMb * 1024 * 1024;
+    for (const proc of this.#all) {
+      if (proc.jobId === undefined || proc.dead || this.#reading.has(proc)) continue;
+      this.#reading.add(proc);
+      residentBytes(proc.pid).then((rss) => {
+        if (rss === undefined || rss <= ceiling) return;
+        proc.fail(
+          `agent's sandbox process reached ${Math.round(rss / 1048576)} MiB of memory; ` +
+            `the memory ceiling is ${this.#memoryMb} MiB`,
+          "memory",
+        );
+      }).finally(() => this.#reading.delete(proc));
     }
   }
 
