@@ -16,7 +16,7 @@ import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
 import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
-import { defaultMemoryMb, residentBytes } from "./memory_ceiling.ts";
+import { defaultMemoryMb } from "./memory_ceiling.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -57,9 +57,6 @@ const KEEP_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_CO
 /** How long a process has to connect to its control socket (ms). */
 const CONNECT_TIMEOUT_MS = 30_000;
 
-/** How often each busy process's memory is read (ms). */
-const MEMORY_POLL_MS = 200;
-
 /** Pool processes that may fail to start in a row before the pool stops refilling. */
 const MAX_POOL_FAILURES = 3;
 
@@ -87,11 +84,6 @@ export class HostLauncher implements AgentLauncher {
   #all = new Set<SandboxProcess>();
   #poolFailures = 0;
   #closed = false;
-  #memoryMb: number;
-  #memoryTimer: ReturnType<typeof setInterval>;
-  /** Processes whose memory is being read now. */
-  #reading = new Set<SandboxProcess>();
-  #procChecked = false;
 
   /**
    * A launcher whose processes resolve modules as this process does and
@@ -130,13 +122,13 @@ export class HostLauncher implements AgentLauncher {
     const deny = options.denyPaths ?? [];
     const heapMb = options.heapMb ?? 512;
     this.#poolSize = options.warmPool ?? 2;
-    this.#memoryMb = options.memoryMb ?? defaultMemoryMb(heapMb);
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: hostEnv(),
       controlDir,
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
       heapMb,
+      memoryMb: options.memoryMb ?? defaultMemoryMb(heapMb),
       log: options.logger ?? silentLogger(),
       args: [
         "run",
@@ -154,47 +146,12 @@ export class HostLauncher implements AgentLauncher {
         HOST_MAIN,
       ],
     };
-    this.#memoryTimer = setInterval(() => this.#pollMemory(), MEMORY_POLL_MS);
-    Deno.unrefTimer(this.#memoryTimer);
     this.#refill();
   }
 
   /** The memory ceiling of each sandbox process, MiB. */
   get memoryMb(): number {
-    return this.#memoryMb;
-  }
-
-  /**
-   * Reads each busy process's resident set and kills the ones over the
-   * ceiling. Each process is read on its own, so a slow read of one (a
-   * process tearing down gigabytes) never delays the others. Where `/proc`
-   * cannot tell, says once that only the heap cap applies and stops.
-   */
-  #pollMemory(): void {
-    if (!this.#procChecked) {
-      this.#procChecked = true;
-      residentBytes(Deno.pid).then((own) => {
-        if (own !== undefined) return;
-        this.#spawn.log.warn(
-          "no /proc here: the sandbox memory ceiling is not enforced, only the V8 heap cap",
-          { memoryMb: this.#memoryMb },
-        );
-        clearInterval(this.#memoryTimer);
-      });
-    }
-    const ceiling = this.#memoryMb * 1024 * 1024;
-    for (const proc of this.#all) {
-      if (proc.jobId === undefined || proc.dead || this.#reading.has(proc)) continue;
-      this.#reading.add(proc);
-      residentBytes(proc.pid).then((rss) => {
-        if (rss === undefined || rss <= ceiling) return;
-        proc.fail(
-          `agent's sandbox process reached ${Math.round(rss / 1048576)} MiB of memory; ` +
-            `the memory ceiling is ${this.#memoryMb} MiB`,
-          "memory",
-        );
-      }).finally(() => this.#reading.delete(proc));
-    }
+    return this.#spawn.memoryMb;
   }
 
   /** The directory holding control sockets: no worker may reach it. */
@@ -264,7 +221,6 @@ export class HostLauncher implements AgentLauncher {
   /** Kills every process, waits for them to exit and removes the control directory. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#memoryTimer);
     const procs = [...this.#all];
     this.#idle = [];
     for (const p of procs) p.kill();

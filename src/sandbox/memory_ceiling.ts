@@ -1,7 +1,6 @@
 /**
- * The memory ceiling of a sandbox process: its resident set (which counts
- * ArrayBuffers and wasm memory, unlike the V8 heap cap), read from `/proc`
- * and enforced by the runtime, where no agent can stop it.
+ * The default memory ceiling of a sandbox process: a bound on its resident
+ * set, which counts ArrayBuffers and wasm memory, unlike the V8 heap cap.
  *
  * @module
  */
@@ -39,30 +38,4 @@ export function defaultMemoryMb(heapMb: number, totalBytes?: number): number {
   const eighth = Math.floor(total / 8 / 1024 / 1024);
   const clamped = Math.min(MAX_DEFAULT_MB, Math.max(MIN_DEFAULT_MB, eighth));
   return Math.max(clamped, heapMb + 128);
-}
-
-/**
- * A process's resident set size.
- *
- * @param pid the process
- * @returns bytes, or undefined when `/proc` cannot tell (gone, or no `/proc`)
- */
-export async function residentBytes(pid: number): Promise<number | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`/proc/${pid}/status`);
-  } catch {
-    return undefined;
-  }
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(text);
-  return m ? Number(m[1]) * 1024 : undefined;
-}
-
-/**
- * Whether this machine exposes processes' memory in `/proc`.
- *
- * @returns true when the runtime's own `/proc` entry shows its RSS
- */
-export async function procMemoryAvailable(): Promise<boolean> {
-  return (await residentBytes(Deno.pid)) !== undefined;
 }

@@ -27,6 +27,8 @@ export interface SpawnSpec {
   connectTimeoutMs: number;
   /** The V8 heap cap it runs with, MiB (named when it is exhausted). */
   heapMb: number;
+  /** The ceiling on its resident set, MiB: over it, its job ends and it is killed. */
+  memoryMb: number;
   /** Where its output and faults are logged. */
   log: Logger;
 }
@@ -166,7 +168,15 @@ export class SandboxProcess {
   #dispatch(r: HostReport): void {
     if (this.#released || !this.#handlers) return;
     if ("m" in r) this.#handlers.message(r.m);
-    else if ("crash" in r) {
+    else if ("rss" in r) {
+      if (typeof r.rss === "number" && r.rss > this.#spec.memoryMb * 1024 * 1024) {
+        this.fail(
+          `agent's sandbox process reached ${Math.round(r.rss / 1048576)} MiB of memory; ` +
+            `the memory ceiling is ${this.#spec.memoryMb} MiB`,
+          "memory",
+        );
+      }
+    } else if ("crash" in r) {
       this.fail(String(r.crash), typeof r.cap === "string" ? r.cap : undefined);
     }
   }

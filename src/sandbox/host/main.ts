@@ -23,6 +23,7 @@ import {
   type HostReport,
   MAX_COMMAND_FRAME_BYTES,
   MAX_INTRO_BYTES,
+  RSS_REPORT_MS,
 } from "./protocol.ts";
 
 const encoder = new TextEncoder();
@@ -166,6 +167,8 @@ async function main(): Promise<never> {
         // Whoever holds the socket path without the answer is not the runtime.
         if (cmd.c !== "answer" || cmd.answer !== intro.answer) Deno.exit(2);
         answered = true;
+        // Agent code runs on another thread, so it cannot stop this timer.
+        setInterval(() => relay.report({ rss: Deno.memoryUsage().rss }), RSS_REPORT_MS);
       } else relay.handle(cmd);
     }
   } catch {

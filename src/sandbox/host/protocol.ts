@@ -33,7 +33,16 @@ export type HostReport =
   /** A message the worker posted, relayed unchecked but within the size caps. */
   | { m: unknown }
   /** The worker failed or broke the relay's rules; `cap` names the limit it hit. */
-  | { crash: string; cap?: string };
+  | { crash: string; cap?: string }
+  /** The whole process's resident set, bytes (ArrayBuffers and wasm memory included). */
+  | { rss: number };
+
+/**
+ * How often a process reports its resident set (ms). Its main isolate
+ * measures (no permission needed, unlike another process's `/proc` entry,
+ * which Deno opens only with `--allow-all`); the runtime judges.
+ */
+export const RSS_REPORT_MS = 200;
 
 /** Largest frame the runtime reads from a process: a capped message plus its envelope. */
 export const MAX_REPORT_FRAME_BYTES: number = MAX_MESSAGE_BYTES + 64 * 1024;
