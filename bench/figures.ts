@@ -25,7 +25,6 @@ import {
   machineFacts,
   markdownTable,
   pool,
-  principalToken,
   rawWorkerRoundTrip,
   type ResultRow,
   ROOT,
@@ -205,45 +204,47 @@ async function figure4(): Promise<void> {
     notes: `entry module as the runtime builds it, ${n} samples`,
   });
 
-  const principals = scaled(6, 2);
-  const warmJobs = scaled(20, 5);
-  for (const sandbox of ["process", "worker"] as const) {
-    const label = sandbox === "process" ? "4b" : "4c";
-    heading(
-      `${label}. job start cost, sandbox "${sandbox}": first job of ${principals} new principals vs ${warmJobs} later jobs each`,
-    );
-    await using server = await startBenchServer({ sandbox });
-    // A throwaway principal first, so the first measured one does not also pay for the runtime's own JIT warm-up.
-    const warm = await BenchClient.connect(server.url, { token: "bob-token" });
-    await sequentialEcho(warm, 5);
-    await warm.close();
-    const first: number[] = [];
-    const later: number[] = [];
-    for (let i = 0; i < principals; i++) {
-      const c = await BenchClient.connect(server.url, { token: principalToken(i) });
-      const [f, ...rest] = await sequentialEcho(c, warmJobs + 1);
-      first.push(f);
-      later.push(...rest);
-      await c.close();
-    }
-    const sf = stats(first);
-    const sl = stats(later);
-    const figure = `${label}. job start (${sandbox})`;
-    report({
-      figure,
-      metric: `first echo job of a new principal, median (sandbox ${sandbox})`,
-      value: ms(sf.p50),
-      unit: "ms",
-      notes: sandbox === "process"
-        ? `spawns the principal's sandbox host; ${principals} principals`
-        : `no host process; ${principals} principals`,
+  const jobs = scaled(20, 5);
+  const setups = [
+    {
+      label: "4b",
+      what: "warm pool (2), jobs 300 ms apart",
+      sandbox: "process",
+      pool: 2,
+      gap: 300,
+    },
+    {
+      label: "4b",
+      what: "cold process per job (warmPool 0)",
+      sandbox: "process",
+      pool: 0,
+      gap: 300,
+    },
+    { label: "4b", what: "warm pool (2), jobs back to back", sandbox: "process", pool: 2, gap: 0 },
+    { label: "4c", what: "in-process worker", sandbox: "worker", pool: 0, gap: 300 },
+  ] as const;
+  for (const setup of setups) {
+    heading(`${setup.label}. job start cost, ${setup.what}: ${jobs} echo jobs`);
+    await using server = await startBenchServer({
+      sandbox: setup.sandbox,
+      warmPool: setup.pool,
     });
+    const c = await BenchClient.connect(server.url);
+    // Warm-up: module compile and JIT in the runtime, so the figure is the sandbox's own cost.
+    await sequentialEcho(c, 5);
+    const times: number[] = [];
+    for (let i = 0; i < jobs; i++) {
+      await new Promise((r) => setTimeout(r, setup.gap));
+      times.push(...await sequentialEcho(c, 1));
+    }
+    await c.close();
+    const st = stats(times);
     report({
-      figure,
-      metric: `later echo jobs, median (sandbox ${sandbox})`,
-      value: ms(sl.p50),
+      figure: `${setup.label}. job start (${setup.sandbox})`,
+      metric: `echo submit→result, median: ${setup.what}`,
+      value: ms(st.p50),
       unit: "ms",
-      notes: `${sl.n} jobs, ${sandbox === "process" ? "warm host" : "in-process worker"}`,
+      notes: `p90 ${ms(st.p90)} ms, ${st.n} jobs`,
     });
   }
 }

@@ -76,9 +76,10 @@ export interface RuntimeOptions {
   /** Where operator messages go; default stderr. */
   logger?: Logger;
   /**
-   * Where agents run. `"process"` (default): each principal's workers live in
-   * a sandbox host process with a heap cap, so an agent that exhausts memory
-   * ends only that principal's jobs. `"worker"`: workers in this process
+   * Where agents run. `"process"` (default): each job's worker lives in a
+   * sandbox process of its own with a heap cap, killed when the job ends, so
+   * an agent that exhausts memory or leaves threads behind ends only its own
+   * job. `"worker"`: workers in this process
    * (faster to start; an out-of-memory agent kills the runtime). Or a
    * {@linkcode Sandbox} of your own.
    */
@@ -96,8 +97,21 @@ export interface RuntimeOptions {
    * `heapMb` (default 256 MiB); such a module is skipped with a warning.
    */
   describe?: { timeoutMs?: number; heapMb?: number };
-  /** Heap cap of each sandbox host process, MiB (default 512). */
+  /** Heap cap of each sandbox process, MiB (default 512). */
   hostHeapMb?: number;
+  /**
+   * Memory ceiling of each sandbox process (resident set, ArrayBuffers and
+   * wasm included), MiB; a job whose process goes over it ends with
+   * `INTERNAL_ERROR` (`details.cap: "memory"`). Default: an eighth of the
+   * machine's memory, clamped to 256 MiB – 4 GiB, and at least the heap cap
+   * plus 128 MiB.
+   */
+  memoryMb?: number;
+  /**
+   * Idle sandbox processes kept started and connected, so a job does not wait
+   * for a process to start (default 2; 0 starts one per job on demand).
+   */
+  warmPool?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
   /**
@@ -204,13 +218,33 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       "standalone binary: agents run in workers inside this process, without sandbox host processes",
     );
   }
-  const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
-    isolation === "worker" ? new LocalLauncher() : await HostLauncher.create({
+  const launcher = isolation === "process"
+    ? await HostLauncher.create({
       heapMb: options.hostHeapMb,
+      warmPool: options.warmPool,
+      memoryMb: options.memoryMb,
       protection,
       allowNpm: options.allowNpm,
-    }),
-    protection,
+      logger: log,
+    })
+    : undefined;
+  // The control sockets' folder is runtime state: a worker reaching it could
+  // stand in for the runtime before a new sandbox process connects. The
+  // processes themselves must reach it, so it is kept from workers (their
+  // grants and the submit check), not denied to the whole process.
+  const guarded: Protection = launcher
+    ? {
+      ...protection,
+      paths: [...protection.paths, {
+        path: launcher.controlDir,
+        access: "read-write",
+        reason: "the sandbox's control sockets",
+      }],
+    }
+    : protection;
+  const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
+    launcher ?? new LocalLauncher(),
+    guarded,
     options.liveness,
   );
   // Opened after the sandbox is ready, so a sandbox that cannot start leaves no KV open.
@@ -234,7 +268,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sandbox,
     tools: options.tools,
     credentials,
-    protectedPaths: protection.paths,
+    protectedPaths: guarded.paths,
     sinks: (id) => sessions.get(id),
     log,
   }, options.jobs);

@@ -22,8 +22,13 @@ export interface LaunchSpec {
 export interface ChannelHandlers {
   /** A message the worker posted (unchecked). */
   message(msg: unknown): void;
-  /** The worker (or the process it lived in) died. */
-  crash(reason: string): void;
+  /**
+   * The worker (or the process it lived in) died or was stopped.
+   *
+   * @param reason what happened, in words for the job's error
+   * @param cap the limit it hit (`memory`, `event`, `result`, `output`, …), when one did
+   */
+  crash(reason: string, cap?: string): void;
 }
 
 /** A channel to one worker. */
@@ -31,7 +36,7 @@ export interface AgentChannel {
   /** Posts a message to the worker. */
   post(msg: HostMessage): void;
   /**
-   * Ends the worker.
+   * Ends the worker (a launcher with a process per job kills that process).
    *
    * @param forced the agent had not finished by itself, so it may be stuck in
    *   synchronous code that `Worker.terminate()` cannot interrupt (Deno 2.9)

@@ -1,147 +1,87 @@
 /**
- * Runs agent workers inside supervised sandbox host processes: one process
- * per principal, started on demand, with a V8 heap cap and Deno
- * permissions that deny the runtime's own state. When a host dies (an agent
- * exhausted its heap, or anything else), only the jobs in that host end,
- * and the next job of that principal gets a fresh host.
+ * Runs each job's agent worker in a sandbox process of its own, with a V8
+ * heap cap and Deno permissions that deny the runtime's own state, and
+ * SIGKILLs that process when the job ends for any reason: threads, timers
+ * and memory the agent created cannot outlive its job, and nothing of one
+ * job is visible to another. A small pool of idle, already connected
+ * processes keeps process start off the path from submit to first event;
+ * a process never serves a second job.
  *
  * @module
  */
+import { type Logger, silentLogger } from "../logger.ts";
 import type { AgentChannel, AgentLauncher, ChannelHandlers, LaunchSpec } from "./channel.ts";
-import type { HostCommand, HostReport } from "./host/protocol.ts";
+import { makeControlDir } from "./control_socket.ts";
 import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
+import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
+import { defaultMemoryMb } from "./memory_ceiling.ts";
 import { childEnv } from "./child_env.ts";
 import { denyFlags } from "./deny_flags.ts";
 import type { Protection } from "./protection.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
-  /** Heap cap of each host process, MiB (default 512). */
+  /** Heap cap of each sandbox process, MiB (default 512). */
   heapMb?: number;
+  /**
+   * Memory ceiling of each sandbox process (its resident set, which counts
+   * ArrayBuffers and wasm memory), MiB. Default: {@linkcode defaultMemoryMb}
+   * (an eighth of the machine's memory, clamped to 256 MiB – 4 GiB).
+   */
+  memoryMb?: number;
   /** Paths no agent may read or write, whatever its lease (the runtime's state). */
   denyPaths?: string[];
   /** The runtime's protected paths and listeners, denied to the whole process. */
   protection?: Protection;
-  /** How long a host with no jobs lives on (ms, default 60 s). */
-  idleMs?: number;
+  /** Idle, connected processes kept ready for the next jobs (default 2; 0 starts each on demand). */
+  warmPool?: number;
   /** The deno executable (default: the one running the runtime). */
   denoPath?: string;
   /**
    * Whether agents may import npm packages (default false). When true, only
-   * packages already in Deno's cache load: hosts never download.
+   * packages already in Deno's cache load: processes never download.
    */
   allowNpm?: boolean;
   /**
-   * The `deno.json` hosts resolve modules with (its import map and
+   * The `deno.json` processes resolve modules with (its import map and
    * lockfile). {@linkcode HostLauncher.create} finds the one the runtime
    * process runs with.
    */
   configPath?: string;
+  /** Where sandbox output and faults are logged (default: nowhere). */
+  logger?: Logger;
 }
 
 const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 
-class Host {
-  readonly process: Deno.ChildProcess;
-  readonly channels = new Map<string, ChannelHandlers>();
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #writing: Promise<void> = Promise.resolve();
-  #encoder = new TextEncoder();
-  dead = false;
-  /** A job here was force-killed and its thread may still spin: no new jobs, and killed once empty. */
-  tainted = false;
-  idleTimer: ReturnType<typeof setTimeout> | undefined;
+/** How long a process has to connect to its control socket (ms). */
+const CONNECT_TIMEOUT_MS = 30_000;
 
-  constructor(args: string[], denoPath: string, onExit: (host: Host, reason: string) => void) {
-    this.process = new Deno.Command(denoPath, {
-      args,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      clearEnv: true,
-      env: childEnv(),
-    }).spawn();
-    this.#writer = this.process.stdin.getWriter();
-    this.#readReports();
-    let stderrTail = "";
-    this.process.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-      new WritableStream({ write: (s) => void (stderrTail = (stderrTail + s).slice(-2000)) }),
-    ).catch(() => {});
-    this.process.status.then((status) => {
-      this.dead = true;
-      const oom = /heap out of memory|Reached heap limit|allocation failed/i.test(stderrTail);
-      const why = oom
-        ? "an agent exhausted the sandbox host's memory"
-        : `sandbox host process exited (code ${status.code}${
-          status.signal ? `, ${status.signal}` : ""
-        })`;
-      onExit(this, why);
-    });
-  }
+/** Pool processes that may fail to start in a row before the pool stops refilling. */
+const MAX_POOL_FAILURES = 3;
 
-  send(cmd: HostCommand): void {
-    if (this.dead) return;
-    const bytes = this.#encoder.encode(JSON.stringify(cmd) + "\n");
-    this.#writing = this.#writing.then(() => this.#writer.write(bytes)).catch(() => {});
-  }
-
-  async #readReports(): Promise<void> {
-    let buf = "";
-    try {
-      for await (const chunk of this.process.stdout.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line) this.#dispatch(JSON.parse(line) as HostReport);
-        }
-      }
-    } catch {
-      // The process is gone; its status handler reports that.
-    }
-  }
-
-  #dispatch(r: HostReport): void {
-    if (!("id" in r)) return;
-    const handlers = this.channels.get(r.id);
-    if (!handlers) return;
-    if ("crash" in r) {
-      this.channels.delete(r.id);
-      handlers.crash(r.crash);
-    } else handlers.message(r.m);
-  }
-
-  kill(): void {
-    try {
-      this.process.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** Launches workers in per-principal sandbox host processes. */
+/** Launches each job's worker in a sandbox process of its own. */
 export class HostLauncher implements AgentLauncher {
-  /** The host each principal's next job goes to. */
-  #hosts = new Map<string, Host>();
-  /** Every live host, including retired (tainted) ones still finishing jobs. */
-  #all = new Set<Host>();
-  #args: string[];
-  #denoPath: string;
-  #idleMs: number;
+  #spawn: SpawnSpec;
+  #poolSize: number;
+  /** Idle processes, oldest first. */
+  #idle: SandboxProcess[] = [];
+  /** Every process alive, idle or serving a job. */
+  #all = new Set<SandboxProcess>();
+  #poolFailures = 0;
   #closed = false;
 
   /**
-   * A launcher whose hosts resolve modules as this process does and find
-   * their own code in the cache: it discovers this process's `deno.json`
-   * (unless `options.configPath` names one) and, when the package is remote,
-   * caches the host's main module and the worker bootstrap before any host
-   * starts, so hosts keep running with `--cached-only`.
+   * A launcher whose processes resolve modules as this process does and
+   * find their own code in the cache: it discovers this process's
+   * `deno.json` (unless `options.configPath` names one), caches the host's
+   * main module and the worker bootstrap when the package is remote (so
+   * processes keep running with `--cached-only`), creates the private
+   * control directory and fills the warm pool.
    *
-   * @param options heap cap, denied paths, idle lifetime, configuration
+   * @param options heap cap, denied paths, pool size, configuration
    * @returns the launcher
    * @example
    * ```ts ignore
@@ -155,109 +95,123 @@ export class HostLauncher implements AgentLauncher {
       denoPath: options.denoPath ?? Deno.execPath(),
       configPath,
     });
-    return new HostLauncher({ ...options, configPath });
+    return new HostLauncher(await makeControlDir(), { ...options, configPath });
   }
 
   /**
-   * A launcher that starts hosts as they are; {@linkcode HostLauncher.create}
-   * also readies their configuration and modules.
+   * A launcher that starts processes as they are; {@linkcode HostLauncher.create}
+   * also readies their configuration, modules and control directory.
    *
-   * @param options heap cap, denied paths, idle lifetime, configuration
+   * @param controlDir a private (0700) directory for control sockets, which
+   *   the caller denies to every worker; the launcher removes it on close
+   * @param options heap cap, denied paths, pool size, configuration
    */
-  constructor(options: HostLauncherOptions = {}) {
-    this.#denoPath = options.denoPath ?? Deno.execPath();
-    this.#idleMs = options.idleMs ?? 60_000;
-    this.#args = [
-      "run",
-      "--no-prompt",
-      "--unstable-worker-options",
-      // Hosts never download code: whatever an agent imports must already be cached.
-      "--cached-only",
-      ...(options.configPath ? ["--config", options.configPath] : []),
-      ...(options.allowNpm ? [] : ["--no-npm"]),
-      `--v8-flags=--max-old-space-size=${options.heapMb ?? 512}`,
-      "--allow-read",
-      "--allow-write",
-      "--allow-net",
-      ...denyFlags(options.protection, options.denyPaths),
-      HOST_MAIN,
-    ];
+  constructor(controlDir: string, options: HostLauncherOptions = {}) {
+    const heapMb = options.heapMb ?? 512;
+    this.#poolSize = options.warmPool ?? 2;
+    this.#spawn = {
+      denoPath: options.denoPath ?? Deno.execPath(),
+      env: childEnv(),
+      controlDir,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      heapMb,
+      memoryMb: options.memoryMb ?? defaultMemoryMb(heapMb),
+      log: options.logger ?? silentLogger(),
+      args: [
+        "run",
+        "--no-prompt",
+        "--unstable-worker-options",
+        // Processes never download code: whatever an agent imports must already be cached.
+        "--cached-only",
+        ...(options.configPath ? ["--config", options.configPath] : []),
+        ...(options.allowNpm ? [] : ["--no-npm"]),
+        `--v8-flags=--max-old-space-size=${heapMb}`,
+        "--allow-read",
+        "--allow-write",
+        "--allow-net",
+        ...denyFlags(options.protection, options.denyPaths),
+        HOST_MAIN,
+      ],
+    };
+    this.#refill();
   }
 
-  /** Host processes alive now. */
+  /** The memory ceiling of each sandbox process, MiB. */
+  get memoryMb(): number {
+    return this.#spawn.memoryMb;
+  }
+
+  /** The directory holding control sockets: no worker may reach it. */
+  get controlDir(): string {
+    return this.#spawn.controlDir;
+  }
+
+  /** Sandbox processes alive now (idle ones included). */
   get hostCount(): number {
     return this.#all.size;
   }
 
-  #hostFor(principal: string): Host {
-    let host = this.#hosts.get(principal);
-    if (host && !host.dead && !host.tainted) return host;
-    host = new Host(this.#args, this.#denoPath, (h, reason) => {
-      this.#all.delete(h);
-      if (this.#hosts.get(principal) === h) this.#hosts.delete(principal);
-      clearTimeout(h.idleTimer);
-      for (const handlers of h.channels.values()) handlers.crash(reason);
-      h.channels.clear();
+  /** Process ids of the processes serving jobs now. */
+  get busyPids(): number[] {
+    return [...this.#all].filter((p) => p.jobId !== undefined).map((p) => p.pid);
+  }
+
+  #start(): SandboxProcess {
+    const proc = new SandboxProcess(this.#spawn, (p) => {
+      this.#all.delete(p);
+      const i = this.#idle.indexOf(p);
+      if (i >= 0) {
+        this.#idle.splice(i, 1);
+        // An idle process that died never served a job: refill, but not forever.
+        if (++this.#poolFailures < MAX_POOL_FAILURES) this.#refill();
+      }
     });
-    this.#hosts.set(principal, host);
-    this.#all.add(host);
-    return host;
+    this.#all.add(proc);
+    return proc;
+  }
+
+  /** Tops the pool up in the background. */
+  #refill(): void {
+    while (!this.#closed && this.#idle.length < this.#poolSize) {
+      const proc = this.#start();
+      this.#idle.push(proc);
+      proc.ready.then(() => void (this.#poolFailures = 0), () => {});
+    }
   }
 
   /**
-   * Starts a worker in the principal's host process.
+   * Starts a worker for one job in a process of its own: an idle one from
+   * the pool when there is one, else a fresh one.
    *
    * @param spec what to start
    * @param handlers where its messages go
-   * @returns the channel
+   * @returns the channel; killing it kills the process
    */
   launch(spec: LaunchSpec, handlers: ChannelHandlers): AgentChannel {
     if (this.#closed) throw new Error("sandbox is closed");
-    const host = this.#hostFor(spec.principal);
-    clearTimeout(host.idleTimer);
-    host.channels.set(spec.jobId, handlers);
-    host.send({
+    const proc = this.#idle.shift() ?? this.#start();
+    this.#poolFailures = 0;
+    queueMicrotask(() => this.#refill());
+    proc.attach(spec.jobId, handlers);
+    proc.send({
       c: "launch",
       id: spec.jobId,
       agentUrl: spec.agentUrl,
       permissions: spec.permissions,
     });
-    let alive = true;
     return {
-      post: (msg) => {
-        if (alive) host.send({ c: "post", id: spec.jobId, msg });
-      },
-      kill: (forced) => {
-        if (!alive) return;
-        alive = false;
-        host.channels.delete(spec.jobId);
-        host.send({ c: "kill", id: spec.jobId });
-        if (forced && !host.tainted) {
-          // Worker.terminate() cannot stop synchronous code (Deno 2.9): retire
-          // this process; the principal's next job gets a fresh one.
-          host.tainted = true;
-          if (this.#hosts.get(spec.principal) === host) this.#hosts.delete(spec.principal);
-        }
-        if (host.tainted && host.channels.size === 0) host.kill();
-        else if (host.channels.size === 0) {
-          host.idleTimer = setTimeout(() => {
-            if (host.channels.size === 0) host.kill();
-          }, this.#idleMs);
-        }
-      },
+      post: (msg) => proc.send({ c: "post", msg }),
+      kill: () => proc.release(),
     };
   }
 
-  /** Kills every host process and waits for them to exit. */
+  /** Kills every process, waits for them to exit and removes the control directory. */
   async close(): Promise<void> {
     this.#closed = true;
-    const hosts = [...this.#all];
-    this.#hosts.clear();
-    this.#all.clear();
-    for (const h of hosts) {
-      clearTimeout(h.idleTimer);
-      h.kill();
-    }
-    await Promise.all(hosts.map((h) => h.process.status.catch(() => {})));
+    const procs = [...this.#all];
+    this.#idle = [];
+    for (const p of procs) p.kill();
+    await Promise.all(procs.map((p) => p.process.status.catch(() => {})));
+    await Deno.remove(this.#spawn.controlDir, { recursive: true }).catch(() => {});
   }
 }

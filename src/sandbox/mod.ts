@@ -2,7 +2,7 @@
  * Running agents: the worker bootstrap, lease → Deno
  * permissions, the host↔agent protocol and the agent inventory. The jobs
  * layer sees only the {@linkcode Sandbox} interface; where agents run (a
- * worker in this process, or in a per-principal sandbox host process) is
+ * worker in this process, or in a sandbox process per job) is
  * decided here.
  *
  * @example

@@ -15,7 +15,7 @@ export { checkResult } from "./result_check.ts";
 export interface SandboxJob {
   /** The job id. */
   jobId: string;
-  /** Who submitted it; jobs of different principals never share a host process. */
+  /** Who submitted it. */
   principal: string;
   /** The job's trace id. */
   traceId: string;

@@ -193,7 +193,7 @@ export class SupervisedSandbox implements Sandbox {
     let channel: AgentChannel | undefined;
     const finish = (forced: boolean) => {
       done = true;
-      clearInterval(watchdog);
+      clearTimeout(watchdog);
       channel?.kill(forced);
     };
     /** Ends the job; `forced` unless the agent itself finished (threw, or its worker died). */
@@ -211,16 +211,28 @@ export class SupervisedSandbox implements Sandbox {
       channel!.post({ t: "credit", n: toGrant });
       toGrant = 0;
     };
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastBeat > this.#missedBeats * this.#beatMs) {
+    let due = Date.now() + this.#beatMs;
+    const watch = () => {
+      const now = Date.now();
+      const late = now - due;
+      if (late > this.#beatMs / 2) {
+        // This runtime's own loop stalled: the worker's beats may sit unread
+        // behind that stall, so it is not counted against the worker; the
+        // next tick judges once the backlog has been read.
+        lastBeat += late;
+      } else if (now - lastBeat > this.#missedBeats * this.#beatMs) {
         fail(
           new ArcpError(
             "HEARTBEAT_LOST",
             `agent missed ${this.#missedBeats} liveness beats; its event loop is blocked`,
           ),
         );
+        return;
       }
-    }, this.#beatMs);
+      due = now + this.#beatMs;
+      watchdog = setTimeout(watch, this.#beatMs);
+    };
+    let watchdog = setTimeout(watch, this.#beatMs);
     const onMessage = (raw: unknown) => {
       if (done) return;
       const parsed = WorkerMessageSchema.safeParse(raw);
@@ -327,7 +339,23 @@ export class SupervisedSandbox implements Sandbox {
           return;
         }
         case "error":
-          fail(agentFailure(msg.name, msg.message, msg.code), false);
+          fail(
+            msg.cap
+              ? new ArcpError("INTERNAL_ERROR", msg.message, { cap: msg.cap })
+              : agentFailure(msg.name, msg.message, msg.code),
+            false,
+          );
+          return;
+        case "exit":
+          fail(
+            new ArcpError(
+              "INTERNAL_ERROR",
+              msg.via === "close"
+                ? "agent closed its worker (self.close()) before returning"
+                : "agent called Deno.exit() before returning",
+            ),
+            false,
+          );
           return;
         case "described":
           return;
@@ -339,9 +367,16 @@ export class SupervisedSandbox implements Sandbox {
         principal: job.principal,
         agentUrl: job.agentUrl,
         permissions,
-      }, { message: onMessage, crash: (reason) => fail(agentFailure("Error", reason), false) });
+      }, {
+        message: onMessage,
+        crash: (reason, cap) =>
+          fail(
+            cap ? new ArcpError("INTERNAL_ERROR", reason, { cap }) : agentFailure("Error", reason),
+            false,
+          ),
+      });
     } catch (err) {
-      clearInterval(watchdog);
+      clearTimeout(watchdog);
       throw err;
     }
     channel.post({

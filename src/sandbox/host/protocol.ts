@@ -1,20 +1,54 @@
 /**
- * What the runtime and a sandbox host process say to each other: one JSON
- * object per line on the host's stdin (commands) and stdout (reports).
+ * What the runtime and a sandbox process say to each other over the control
+ * socket, as length-prefixed JSON frames (`frames.ts`). The process reads
+ * one {@linkcode HostIntro} line on stdin before any worker exists, connects
+ * to the socket, presents the token and waits for the runtime's answer; only
+ * then does it take commands. Each process serves exactly one job.
  *
  * @module
  */
 import type { WorkerPermissions } from "../permissions.ts";
 import type { HostMessage } from "../worker/wire.ts";
+import { MAX_MESSAGE_BYTES } from "../worker/limits.ts";
 
-/** Runtime → host process. */
+/** The one line the runtime writes on a sandbox process's stdin, then closes it. */
+export interface HostIntro {
+  /** The control socket's path. */
+  path: string;
+  /** What the process presents when it connects. */
+  token: string;
+  /** What the runtime answers; proves to the process that it reached the runtime. */
+  answer: string;
+}
+
+/** Runtime → process. */
 export type HostCommand =
+  | { c: "answer"; answer: string }
   | { c: "launch"; id: string; agentUrl: string; permissions: WorkerPermissions }
-  | { c: "post"; id: string; msg: HostMessage }
-  | { c: "kill"; id: string };
+  | { c: "post"; msg: HostMessage };
 
-/** Host process → runtime. */
+/** Process → runtime. */
 export type HostReport =
-  | { ready: true }
-  | { id: string; m: unknown }
-  | { id: string; crash: string };
+  | { token: string }
+  /** A message the worker posted, relayed unchecked but within the size caps. */
+  | { m: unknown }
+  /** The worker failed or broke the relay's rules; `cap` names the limit it hit. */
+  | { crash: string; cap?: string }
+  /** The whole process's resident set, bytes (ArrayBuffers and wasm memory included). */
+  | { rss: number };
+
+/**
+ * How often a process reports its resident set (ms). Its main isolate
+ * measures (no permission needed, unlike another process's `/proc` entry,
+ * which Deno opens only with `--allow-all`); the runtime judges.
+ */
+export const RSS_REPORT_MS = 200;
+
+/** Largest frame the runtime reads from a process: a capped message plus its envelope. */
+export const MAX_REPORT_FRAME_BYTES: number = MAX_MESSAGE_BYTES + 64 * 1024;
+
+/** Largest frame a process reads from the runtime (a job's start carries its input). */
+export const MAX_COMMAND_FRAME_BYTES: number = 32 * 1024 * 1024;
+
+/** Longest intro line a process reads from stdin. */
+export const MAX_INTRO_BYTES = 8192;

@@ -18,7 +18,7 @@ import type {
 } from "../../agent.ts";
 import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
-import { BEAT_INTERVAL_MS, EVENT_WINDOW } from "./limits.ts";
+import { BEAT_INTERVAL_MS, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
 
 /**
  * Replaces the channels a worker could use to reach other workers or keep
@@ -39,7 +39,31 @@ function lockdown(): void {
   Object.defineProperty(g, "caches", { get: refuse("caches"), configurable: false });
 }
 
+/**
+ * Makes the two ways an agent can end its own worker say so first, so its
+ * job ends at once with a truthful error instead of waiting for lost beats:
+ * `self.close()`, and `Deno.exit()` (which in a worker ends only the worker
+ * in Deno 2.9.6; `node:process`'s `exit` calls it too, measured).
+ */
+function reportExits(): void {
+  const g = globalThis as unknown as { close(): void; postMessage(msg: unknown): void };
+  const post = g.postMessage.bind(g);
+  const close = g.close.bind(g);
+  const exit = Deno.exit.bind(Deno);
+  const pin = (target: object, name: string, value: unknown) =>
+    Object.defineProperty(target, name, { value, configurable: false, writable: false });
+  pin(g, "close", function close_(): void {
+    post({ t: "exit", via: "close" });
+    close();
+  });
+  pin(Deno, "exit", function exit_(code?: number): never {
+    post({ t: "exit", via: "exit" });
+    return exit(code);
+  });
+}
+
 lockdown();
+reportExits();
 
 /** The worker's global scope, as far as this module uses it. */
 const scope = globalThis as unknown as {
@@ -136,6 +160,30 @@ function errorMessage(err: unknown): { t: "error"; name: string; message: string
     };
   }
   return { t: "error", name: "Error", message: String(err) };
+}
+
+/**
+ * The message that carries the agent's return value, or the cap error when
+ * it is too large to send inline: refused here, before it is copied to the
+ * sandbox process.
+ */
+function resultMessage(value: unknown): unknown {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    return errorMessage(err);
+  }
+  if (text !== undefined && text.length > MAX_RESULT_BYTES) {
+    return {
+      t: "error",
+      name: "RangeError",
+      message: `agent result is ${text.length} bytes; the inline cap is ${MAX_RESULT_BYTES} ` +
+        "bytes (stream larger results with ctx.streamResult())",
+      cap: "result",
+    };
+  }
+  return { t: "result", value: value === undefined ? null : value };
 }
 
 /** The longest redirect chain `ctx.fetch` follows. */
@@ -382,7 +430,7 @@ export function serveAgent(agent: AgentDefinition): void {
         );
         await stream.end();
         await outbox.drained();
-        post({ t: "result", value: value === undefined ? null : value });
+        post(resultMessage(value));
       } catch (err) {
         await outbox.drained();
         post(errorMessage(err));

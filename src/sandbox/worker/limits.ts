@@ -19,3 +19,10 @@ export const BEAT_INTERVAL_MS = 1000;
 
 /** Calls a worker may have waiting on the runtime at once. */
 export const MAX_PENDING_CALLS = 64;
+
+/**
+ * Largest serialized message of any other kind a worker may send (calls,
+ * result chunks: a 1 MiB chunk is 1.4 MB as base64). The sandbox process
+ * refuses anything larger before it reaches the runtime.
+ */
+export const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;

@@ -61,7 +61,11 @@ export const WorkerMessageSchema = z.discriminatedUnion("t", [
     name: z.string().max(200),
     message: z.string(),
     code: z.string().max(64).optional(),
+    /** The limit the agent's outcome hit, when the worker refused it itself. */
+    cap: z.literal("result").optional(),
   }).strict(),
+  /** The agent is ending its own worker (`self.close()`, `Deno.exit()`). */
+  z.object({ t: z.literal("exit"), via: z.enum(["close", "exit"]) }).strict(),
 ]);
 
 /** A message from a worker. */

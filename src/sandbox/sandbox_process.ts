@@ -1,0 +1,241 @@
+/**
+ * One sandbox process, as the runtime sees it: spawned with its one-time
+ * intro on stdin, connected over its own control socket, its stdout and
+ * stderr drained into the operator log, and serving at most one job. Killing
+ * it (SIGKILL) ends everything the job started.
+ *
+ * @module
+ */
+import type { Logger } from "../logger.ts";
+import type { ChannelHandlers } from "./channel.ts";
+import { type ControlConnection, ControlEndpoint } from "./control_socket.ts";
+import { encodeFrame, FrameTooLarge } from "./host/frames.ts";
+import type { HostCommand, HostReport } from "./host/protocol.ts";
+import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES, OutputDrain } from "./output_drain.ts";
+
+/** How a sandbox process is started. */
+export interface SpawnSpec {
+  /** The deno executable. */
+  denoPath: string;
+  /** Its arguments (`run`, flags, the host's main module). */
+  args: string[];
+  /** Its whole environment. */
+  env: Record<string, string>;
+  /** The private directory control sockets live in. */
+  controlDir: string;
+  /** How long the process has to connect (ms). */
+  connectTimeoutMs: number;
+  /** The V8 heap cap it runs with, MiB (named when it is exhausted). */
+  heapMb: number;
+  /** The ceiling on its resident set, MiB: over it, its job ends and it is killed. */
+  memoryMb: number;
+  /** Where its output and faults are logged. */
+  log: Logger;
+}
+
+const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
+
+/** A spawned sandbox process. */
+export class SandboxProcess {
+  readonly process: Deno.ChildProcess;
+  /** Settles once the control channel is authenticated; rejects if the process never made it. */
+  readonly ready: Promise<void>;
+  #spec: SpawnSpec;
+  #control: ControlEndpoint;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #writing: Promise<void> = Promise.resolve();
+  /** Commands sent before the channel was up. */
+  #queued: Uint8Array[] = [];
+  #jobId: string | undefined;
+  #handlers: ChannelHandlers | undefined;
+  #stderr: OutputDrain;
+  /** Set once the process is gone or was told to go. */
+  #dead = false;
+  /** Set when the runtime ended the job itself: the exit then reports nothing more. */
+  #released = false;
+
+  /**
+   * Spawns the process and starts connecting it.
+   *
+   * @param spec how
+   * @param onExit called once the process has exited, whatever the reason
+   */
+  constructor(spec: SpawnSpec, onExit: (proc: SandboxProcess) => void) {
+    this.#spec = spec;
+    this.#control = new ControlEndpoint(spec.controlDir, spec.connectTimeoutMs);
+    this.process = new Deno.Command(spec.denoPath, {
+      args: spec.args,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      clearEnv: true,
+      env: spec.env,
+    }).spawn();
+    this.#writeIntro();
+    new OutputDrain(this.process.stdout, this.#sink("stdout"));
+    this.#stderr = new OutputDrain(this.process.stderr, this.#sink("stderr"));
+    this.ready = this.#control.connected.then((c) => this.#serve(c));
+    this.ready.catch((err) => {
+      if (this.#dead) return;
+      spec.log.warn("sandbox process failed to connect; killing it", { error: String(err) });
+      this.kill();
+    });
+    this.process.status.then(async (status) => {
+      this.#dead = true;
+      this.#control.close();
+      await this.#stderr.done;
+      if (!this.#released && this.#handlers) {
+        const { reason, cap } = this.#exitReason(status);
+        this.#handlers.crash(reason, cap);
+      }
+      onExit(this);
+    });
+  }
+
+  /** The process id. */
+  get pid(): number {
+    return this.process.pid;
+  }
+
+  /** The job it serves, once it serves one. */
+  get jobId(): string | undefined {
+    return this.#jobId;
+  }
+
+  /** Whether it has exited or was killed. */
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  async #writeIntro(): Promise<void> {
+    const writer = this.process.stdin.getWriter();
+    try {
+      await writer.write(new TextEncoder().encode(JSON.stringify(this.#control.intro) + "\n"));
+      await writer.close();
+    } catch {
+      // The process died before reading; its exit is reported.
+    }
+  }
+
+  #sink(stream: "stdout" | "stderr") {
+    const fields = () => ({ job: this.#jobId ?? "(idle)", pid: this.pid, stream });
+    return {
+      line: (text: string) => this.#spec.log.info("agent output", { ...fields(), line: text }),
+      dropped: (count: number) =>
+        this.#spec.log.warn("agent output dropped by the log rate", { ...fields(), count }),
+      flood: () =>
+        this.fail(
+          `agent wrote to ${stream} faster than ${OUTPUT_RATE_BYTES} bytes/s ` +
+            `(bursts of ${OUTPUT_BURST_BYTES} bytes)`,
+          "output",
+        ),
+    };
+  }
+
+  #exitReason(status: Deno.CommandStatus): { reason: string; cap?: string } {
+    if (HEAP_OOM.test(this.#stderr.tail)) {
+      return {
+        reason: `agent exhausted its sandbox process's ${this.#spec.heapMb} MiB heap (memory)`,
+        cap: "heap",
+      };
+    }
+    return {
+      reason: `sandbox process exited (code ${status.code}${
+        status.signal ? `, ${status.signal}` : ""
+      })`,
+    };
+  }
+
+  #serve({ conn, frames }: ControlConnection): void {
+    this.#writer = conn.writable.getWriter();
+    for (const bytes of this.#queued) this.#write(bytes);
+    this.#queued = [];
+    this.#read(frames);
+  }
+
+  async #read(frames: AsyncGenerator<unknown>): Promise<void> {
+    try {
+      for await (const frame of frames) this.#dispatch(frame as HostReport);
+    } catch (err) {
+      if (err instanceof FrameTooLarge) {
+        this.fail(`sandbox process sent a ${err.message}`, "frame");
+        return;
+      }
+    }
+    // The channel closed: the process is going; its exit reports why.
+  }
+
+  #dispatch(r: HostReport): void {
+    if (this.#released || !this.#handlers) return;
+    if ("m" in r) this.#handlers.message(r.m);
+    else if ("rss" in r) {
+      if (typeof r.rss === "number" && r.rss > this.#spec.memoryMb * 1024 * 1024) {
+        this.fail(
+          `agent's sandbox process reached ${Math.round(r.rss / 1048576)} MiB of memory; ` +
+            `the memory ceiling is ${this.#spec.memoryMb} MiB`,
+          "memory",
+        );
+      }
+    } else if ("crash" in r) {
+      this.fail(String(r.crash), typeof r.cap === "string" ? r.cap : undefined);
+    }
+  }
+
+  #write(bytes: Uint8Array): void {
+    const writer = this.#writer!;
+    this.#writing = this.#writing.then(() => writer.write(bytes)).catch(() => {});
+  }
+
+  /**
+   * Sends a command, now or once the channel is up.
+   *
+   * @param cmd the command
+   */
+  send(cmd: HostCommand): void {
+    if (this.#dead) return;
+    const bytes = encodeFrame(cmd);
+    if (this.#writer) this.#write(bytes);
+    else this.#queued.push(bytes);
+  }
+
+  /**
+   * Gives this process its one job.
+   *
+   * @param jobId the job
+   * @param handlers where its worker's messages and end go
+   */
+  attach(jobId: string, handlers: ChannelHandlers): void {
+    this.#jobId = jobId;
+    this.#handlers = handlers;
+  }
+
+  /**
+   * Ends the job with a reason the runtime names, then kills the process.
+   *
+   * @param reason the job's error message
+   * @param cap the limit it hit, if any
+   */
+  fail(reason: string, cap?: string): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#handlers?.crash(reason, cap);
+    this.kill();
+  }
+
+  /** Detaches the job (the runtime ended it) and kills the process. */
+  release(): void {
+    this.#released = true;
+    this.kill();
+  }
+
+  /** SIGKILLs the process: its worker, threads and memory go with it. */
+  kill(): void {
+    this.#dead = true;
+    this.#control.close();
+    try {
+      this.process.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
