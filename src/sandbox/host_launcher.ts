@@ -56,6 +56,12 @@ export interface HostLauncherOptions {
 
 const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 
+/** Defaults of the {@linkcode HostLauncherOptions} that have one. */
+export const DEFAULT_HOST_OPTIONS: { heapMb: number; warmPool: number } = {
+  heapMb: 512,
+  warmPool: 2,
+};
+
 /** How long a process has to connect to its control socket (ms). */
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -107,8 +113,8 @@ export class HostLauncher implements AgentLauncher {
    * @param options heap cap, denied paths, pool size, configuration
    */
   constructor(controlDir: string, options: HostLauncherOptions = {}) {
-    const heapMb = options.heapMb ?? 512;
-    this.#poolSize = options.warmPool ?? 2;
+    const heapMb = options.heapMb ?? DEFAULT_HOST_OPTIONS.heapMb;
+    this.#poolSize = options.warmPool ?? DEFAULT_HOST_OPTIONS.warmPool;
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: childEnv(),

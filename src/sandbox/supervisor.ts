@@ -42,6 +42,16 @@ export interface SupervisorOptions {
   scanLimit?: number;
 }
 
+/** Defaults of {@linkcode SupervisorOptions}. */
+export const DEFAULT_SUPERVISOR_OPTIONS: Required<SupervisorOptions> = {
+  missedBeats: 5,
+  beatIntervalMs: BEAT_INTERVAL_MS,
+  startGraceMs: 30_000,
+  eventRate: 20_000,
+  eventBurst: 50_000,
+  scanLimit: DEFAULT_SCAN_LIMIT,
+};
+
 /** Kinds the runtime itself produces; an agent may not forge them. */
 const RUNTIME_KINDS = new Set(["result_chunk", "delegate"]);
 
@@ -146,12 +156,13 @@ export class SupervisedSandbox implements Sandbox {
     this.#protection = protection;
     this.#denyPaths = protection.paths.filter((p) => p.access === "read-write").map((p) => p.path);
     this.#denyWritePaths = protection.paths.filter((p) => p.access === "write").map((p) => p.path);
-    this.#missedBeats = options.missedBeats ?? 5;
-    this.#beatMs = options.beatIntervalMs ?? BEAT_INTERVAL_MS;
-    this.#startGraceMs = options.startGraceMs ?? 30_000;
-    this.#eventRate = options.eventRate ?? 20_000;
-    this.#eventBurst = options.eventBurst ?? 50_000;
-    this.#scanLimit = options.scanLimit ?? DEFAULT_SCAN_LIMIT;
+    const d = DEFAULT_SUPERVISOR_OPTIONS;
+    this.#missedBeats = options.missedBeats ?? d.missedBeats;
+    this.#beatMs = options.beatIntervalMs ?? d.beatIntervalMs;
+    this.#startGraceMs = options.startGraceMs ?? d.startGraceMs;
+    this.#eventRate = options.eventRate ?? d.eventRate;
+    this.#eventBurst = options.eventBurst ?? d.eventBurst;
+    this.#scanLimit = options.scanLimit ?? d.scanLimit;
   }
 
   /**
