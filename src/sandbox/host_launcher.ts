@@ -18,6 +18,7 @@ import { cacheModules } from "./module_cache.ts";
 import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
 import { defaultMemoryMb } from "./memory_ceiling.ts";
 import { childEnv } from "./child_env.ts";
+import { findDenoDir } from "./protected_paths.ts";
 import { denyFlags } from "./deny_flags.ts";
 import type { Protection } from "./protection.ts";
 
@@ -123,6 +124,7 @@ export class HostLauncher implements AgentLauncher {
       heapMb,
       memoryMb: options.memoryMb ?? defaultMemoryMb(heapMb),
       log: options.logger ?? silentLogger(),
+      denoDir: findDenoDir(),
       args: [
         "run",
         "--no-prompt",

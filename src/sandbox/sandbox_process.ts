@@ -12,6 +12,7 @@ import { type ControlConnection, ControlEndpoint } from "./control_socket.ts";
 import { encodeFrame, FrameTooLarge } from "./host/frames.ts";
 import type { HostCommand, HostReport } from "./host/protocol.ts";
 import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES, OutputDrain } from "./output_drain.ts";
+import { webStorageScope } from "./web_storage.ts";
 
 /** How a sandbox process is started. */
 export interface SpawnSpec {
@@ -31,6 +32,8 @@ export interface SpawnSpec {
   memoryMb: number;
   /** Where its output and faults are logged. */
   log: Logger;
+  /** Deno's cache folder, where the process's web storage lives until it exits. */
+  denoDir?: string;
 }
 
 const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
@@ -63,8 +66,11 @@ export class SandboxProcess {
   constructor(spec: SpawnSpec, onExit: (proc: SandboxProcess) => void) {
     this.#spec = spec;
     this.#control = new ControlEndpoint(spec.controlDir, spec.connectTimeoutMs);
+    const storage = webStorageScope(spec.denoDir);
+    // The flag goes before the main module: what follows it are the module's own arguments.
+    const args = [...spec.args.slice(0, -1), storage.flag, ...spec.args.slice(-1)];
     this.process = new Deno.Command(spec.denoPath, {
-      args: spec.args,
+      args,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -83,6 +89,7 @@ export class SandboxProcess {
     this.process.status.then(async (status) => {
       this.#dead = true;
       this.#control.close();
+      await storage.remove();
       await this.#stderr.done;
       if (!this.#released && this.#handlers) {
         const { reason, cap } = this.#exitReason(status);
