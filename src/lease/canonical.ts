@@ -27,12 +27,10 @@
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
+import { parseCanonicalUrl } from "./canonical_url.ts";
 
 /** Symlinks followed through dangling links before giving up (Linux's own limit). */
 const MAX_LINK_HOPS = 40;
-
-/** RFC 3986 unreserved characters, which percent-encoding must not hide. */
-const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 
 function denied(message: string, details?: Record<string, unknown>): ArcpError {
   return new ArcpError("PERMISSION_DENIED", message, details);
@@ -183,13 +181,6 @@ export function canonicalPathSync(path: string): string {
   return next.value;
 }
 
-function normalizeEscapes(text: string): string {
-  return text.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => {
-    const ch = String.fromCharCode(parseInt(hex, 16));
-    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-  });
-}
-
 /**
  * The canonical form of an http(s) URL: scheme and host lower-cased (IDNs
  * in punycode, IPv4 in dotted decimal), default port dropped, dot segments
@@ -208,20 +199,7 @@ function normalizeEscapes(text: string): string {
  * ```
  */
 export function canonicalUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    // No details: an unparsable string might still carry credentials.
-    throw denied("not an absolute URL");
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw denied("only http and https URLs may be fetched", { scheme: parsed.protocol });
-  }
-  if (parsed.username !== "" || parsed.password !== "") {
-    throw denied("URLs with userinfo are refused", { url: `${parsed.protocol}//${parsed.host}` });
-  }
-  const path = normalizeEscapes(parsed.pathname);
-  const query = normalizeEscapes(parsed.search);
-  return `${parsed.protocol}//${parsed.host}${path}${query}`;
+  const c = parseCanonicalUrl(url);
+  if ("refused" in c) throw denied(c.refused, c.details);
+  return c.url;
 }

@@ -6,6 +6,8 @@
  */
 import { monotonicFactory } from "ulid";
 
+export { timingSafeEqual } from "./timing_safe.ts";
+
 const nextUlid = monotonicFactory();
 
 /**
@@ -79,23 +81,6 @@ export function toHex(bytes: Uint8Array): string {
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return toHex(new Uint8Array(digest));
-}
-
-/**
- * Compares two secrets in time that depends only on their lengths, so a
- * client cannot learn a token byte by byte from response times.
- *
- * @param a one secret
- * @param b the other
- * @returns whether they are equal
- */
-export function timingSafeEqual(a: string, b: string): boolean {
-  const ea = new TextEncoder().encode(a);
-  const eb = new TextEncoder().encode(b);
-  const n = Math.max(ea.length, eb.length);
-  let diff = ea.length ^ eb.length;
-  for (let i = 0; i < n; i++) diff |= (ea[i] ?? 0) ^ (eb[i] ?? 0);
-  return diff === 0;
 }
 
 /**

@@ -14,8 +14,14 @@ export interface LaunchSpec {
   principal: string;
   /** File URL of the agent module. */
   agentUrl: string;
-  /** The worker's Deno permissions. */
+  /** The worker's Deno permissions (`net` is the launcher's to set: see `egress`). */
   permissions: WorkerPermissions;
+  /**
+   * The lease's `net.fetch` globs. When there are any, the launcher starts
+   * the job's egress proxy, grants the worker `net` for that proxy alone and
+   * routes its `fetch` through it.
+   */
+  egress: readonly string[];
 }
 
 /** Receives what a worker does. */

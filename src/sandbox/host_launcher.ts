@@ -206,6 +206,7 @@ export class HostLauncher implements AgentLauncher {
       id: spec.jobId,
       agentUrl: spec.agentUrl,
       permissions: spec.permissions,
+      egress: spec.egress,
     });
     return {
       post: (msg) => proc.send({ c: "post", msg }),

@@ -8,10 +8,12 @@
  */
 import type { AgentChannel, AgentLauncher, ChannelHandlers, LaunchSpec } from "./channel.ts";
 import { workerEntryUrl } from "./worker/entry.ts";
+import { EgressProxy } from "./egress_proxy.ts";
 
 /** Launches Web Workers in the runtime's own process. */
 export class LocalLauncher implements AgentLauncher {
-  #workers = new Set<Worker>();
+  /** Each live worker's end: terminates it and closes its egress proxy. */
+  #ends = new Set<() => void>();
 
   /**
    * Starts a worker.
@@ -21,20 +23,24 @@ export class LocalLauncher implements AgentLauncher {
    * @returns the channel
    */
   launch(spec: LaunchSpec, handlers: ChannelHandlers): AgentChannel {
-    const worker = new Worker(workerEntryUrl(spec.agentUrl), {
+    const proxy = spec.egress.length > 0 ? new EgressProxy(spec.egress) : undefined;
+    const worker = new Worker(workerEntryUrl(spec.agentUrl, proxy?.config), {
       type: "module",
       name: spec.jobId,
-      // deno-lint-ignore no-explicit-any
-      deno: { permissions: spec.permissions } as any,
+      deno: {
+        permissions: { ...spec.permissions, net: proxy ? [proxy.address] : false },
+        // deno-lint-ignore no-explicit-any
+      } as any,
     });
-    this.#workers.add(worker);
     let alive = true;
     const end = () => {
       if (!alive) return;
       alive = false;
+      proxy?.close();
       worker.terminate();
-      this.#workers.delete(worker);
+      this.#ends.delete(end);
     };
+    this.#ends.add(end);
     worker.onmessage = (e: MessageEvent) => handlers.message(e.data);
     worker.onerror = (e: ErrorEvent) => {
       // Without this the worker's uncaught error would propagate to the runtime.
@@ -53,10 +59,9 @@ export class LocalLauncher implements AgentLauncher {
     };
   }
 
-  /** Terminates every worker. */
+  /** Terminates every worker and closes their egress proxies. */
   close(): Promise<void> {
-    for (const w of this.#workers) w.terminate();
-    this.#workers.clear();
+    for (const end of this.#ends) end();
     return Promise.resolve();
   }
 }

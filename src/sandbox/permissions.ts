@@ -1,9 +1,12 @@
 /**
  * Lease → Deno permissions: the outer wall. A worker gets `read`/`write`
- * for the static prefixes of its `fs.read`/`fs.write` globs, `net` for the
- * exact `host:port`s of its `net.fetch` globs, and nothing else. The exact
- * glob check on canonical paths and URLs is the inner wall; this module
- * only makes sure the outer one is never wider than the lease.
+ * for the static prefixes of its `fs.read`/`fs.write` globs and nothing
+ * else. `net` is never derived from a lease: Deno's `net` permission for a
+ * `host:port` also lets a worker listen there, so a job with `net.fetch`
+ * gets `net` only for its egress proxy (`egress_proxy.ts`), which the
+ * launcher starts and which checks each URL. The exact glob check on
+ * canonical paths and URLs is the inner wall; this module only makes sure
+ * the outer one is never wider than the lease.
  *
  * What Deno 2.9.6 worker permissions can express (measured with real
  * workers, see `tests/sandbox/permissions_test.ts`):
@@ -21,19 +24,9 @@
  *   permission. `/`, `/proc`, `/dev` and any ancestor of a denied path are
  *   therefore never granted. {@linkcode ALWAYS_DENIED_PATHS} are denied
  *   whatever the caller passes.
- * - `net` takes `host` (every port), `host:port` (that port only; an
- *   implicit URL port counts as 80 or 443) and `*.domain[:port]`. A
- *   wildcard also admits the bare `domain` itself, which a glob
- *   `https://*.domain/**` does not cover, so a wildcard host is granted
- *   only when the lease also grants the bare domain on the same port;
- *   otherwise that glob gets no outer-wall permission. URLs, `*` alone, and
- *   port ranges are refused when the worker is created.
- * - A `host:port` grant is scheme-blind: granting `https://h/**` lets the
- *   worker reach `h:443` with any protocol Deno speaks.
  *
- * Globs are taken as written: a prefix or authority that is not already
- * canonical (`/srv/../etc/**`, `/srv/./x`, `HTTPS://Host/**`,
- * `https://host:443/**`) matches no canonical path or URL, so it grants
+ * Globs are taken as written: a prefix that is not already canonical
+ * (`/srv/../etc/**`, `/srv/./x`) matches no canonical path, so it grants
  * nothing here either. Canonicalize or reject such patterns at submit if
  * they should work.
  *
@@ -50,7 +43,7 @@ export interface WorkerPermissions {
   read: string[] | false;
   /** Writable paths, or false. */
   write: string[] | false;
-  /** Reachable `host:port`s (or `*.domain:port`s), or false. */
+  /** Reachable `host:port`s: false from a lease; the launcher sets its egress proxy's address. */
   net: string[] | false;
   /** Always false. */
   env: false;
@@ -88,7 +81,6 @@ export const ALWAYS_DENIED_PATHS: readonly string[] = [
 ];
 
 const WILDCARD = /[*?]/;
-const DEFAULT_PORT: Record<string, string> = { "http:": "80", "https:": "443" };
 
 /**
  * The deepest path a path glob cannot leave: every segment before the first
@@ -114,45 +106,6 @@ export function staticPrefix(glob: string): string | undefined {
   }
   const prefix = "/" + fixed.join("/");
   return normalizePath(prefix) === prefix ? prefix : undefined;
-}
-
-/** A URL glob's scheme and authority when both are literal and canonical. */
-function urlAuthority(glob: string): { host: string; port: string } | undefined {
-  const m = /^(https?:)\/\/([^/?#]+)\//.exec(glob);
-  if (!m || m[2].includes("@")) return undefined;
-  const [, scheme, authority] = m;
-  const probe = authority.replace(/^\*\./, "wildcard.");
-  let url: URL;
-  try {
-    url = new URL(`${scheme}//${probe}/`);
-  } catch {
-    return undefined;
-  }
-  if (url.host !== probe || WILDCARD.test(url.host)) return undefined;
-  return {
-    host: authority.slice(0, authority.length - (url.port ? url.port.length + 1 : 0)),
-    port: url.port || DEFAULT_PORT[scheme],
-  };
-}
-
-/**
- * The `host:port` a URL glob is confined to, when its scheme and authority
- * are literal and canonical. An implicit port is the scheme's default, so
- * `https://h/**` grants `h:443` and not every port of `h`.
- *
- * @param glob a URL glob, e.g. `https://api.example.com/**`
- * @returns `host:port`, or undefined when Deno cannot express the glob's
- *   hosts exactly (wildcards, userinfo, a non-canonical authority)
- * @example
- * ```ts
- * import { netHost } from "./permissions.ts";
- * netHost("https://api.example.com/v1/*"); // "api.example.com:443"
- * netHost("http://127.0.0.1:8080/**"); // "127.0.0.1:8080"
- * ```
- */
-export function netHost(glob: string): string | undefined {
-  const a = urlAuthority(glob);
-  return a && !a.host.startsWith("*.") ? `${a.host}:${a.port}` : undefined;
 }
 
 function within(path: string, dir: string): boolean {
@@ -189,16 +142,6 @@ function unique(items: Array<string | undefined>): string[] | false {
   return set.length > 0 ? set : false;
 }
 
-function netGrants(globs: readonly string[]): string[] | false {
-  const exact = new Set(globs.map(netHost).filter((h) => h !== undefined));
-  const wildcards = globs.flatMap((glob) => {
-    const a = urlAuthority(glob);
-    if (!a?.host.startsWith("*.") || !exact.has(`${a.host.slice(2)}:${a.port}`)) return [];
-    return [`${a.host}:${a.port}`];
-  });
-  return unique([...exact, ...wildcards]);
-}
-
 /**
  * The narrowest Deno permissions that cover a lease, never wider than it
  * and never touching a denied path (a pattern that would is refused at
@@ -217,7 +160,7 @@ function netGrants(globs: readonly string[]): string[] | false {
  *   { denyPaths: ["/srv/arcp-kv"] },
  * );
  * p.read; // ["/srv/data"]: "/" contains a denied path
- * p.net; // ["api.example.com:443"]
+ * p.net; // false: the launcher grants the job's egress proxy instead
  * ```
  */
 export function permissionsForLease(
@@ -231,7 +174,7 @@ export function permissionsForLease(
   return {
     read: paths(lease["fs.read"], deniedRead),
     write: paths(lease["fs.write"], deniedWrite),
-    net: netGrants(lease["net.fetch"] ?? []),
+    net: false,
     env: false,
     run: false,
     ffi: false,

@@ -378,6 +378,7 @@ export class SupervisedSandbox implements Sandbox {
         principal: job.principal,
         agentUrl: job.agentUrl,
         permissions,
+        egress: job.lease["net.fetch"] ?? [],
       }, {
         message: onMessage,
         crash: (reason, cap) =>

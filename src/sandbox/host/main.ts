@@ -10,6 +10,7 @@
  * @module
  */
 import { workerEntryUrl } from "../worker/entry.ts";
+import { EgressProxy } from "../egress_proxy.ts";
 import {
   EVENT_WINDOW,
   MAX_EVENT_BYTES,
@@ -129,11 +130,15 @@ class Relay {
   #launch(cmd: Extract<HostCommand, { c: "launch" }>): void {
     let worker: Worker;
     try {
-      worker = new Worker(workerEntryUrl(cmd.agentUrl), {
+      // The proxy lives in this process's main isolate: its traffic and memory are the job's own.
+      const proxy = cmd.egress.length > 0 ? new EgressProxy(cmd.egress) : undefined;
+      worker = new Worker(workerEntryUrl(cmd.agentUrl, proxy?.config), {
         type: "module",
         name: cmd.id,
-        // deno-lint-ignore no-explicit-any
-        deno: { permissions: cmd.permissions } as any,
+        deno: {
+          permissions: { ...cmd.permissions, net: proxy ? [proxy.address] : false },
+          // deno-lint-ignore no-explicit-any
+        } as any,
       });
     } catch (err) {
       this.#end((err as Error).message);

@@ -24,7 +24,14 @@ export interface HostIntro {
 /** Runtime → process. */
 export type HostCommand =
   | { c: "answer"; answer: string }
-  | { c: "launch"; id: string; agentUrl: string; permissions: WorkerPermissions }
+  | {
+    c: "launch";
+    id: string;
+    agentUrl: string;
+    permissions: WorkerPermissions;
+    /** The lease's `net.fetch` globs, which the process's egress proxy enforces. */
+    egress: readonly string[];
+  }
   | { c: "post"; msg: HostMessage };
 
 /** Process → runtime. */

@@ -20,6 +20,8 @@ import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
 import { BEAT_INTERVAL_MS, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
 
+export { routeFetchThrough } from "./egress_fetch.ts";
+
 /**
  * Replaces the channels a worker could use to reach other workers or keep
  * state outside its lease with stubs that throw `NotCapable`. Deno

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { EgressConfig } from "./egress_fetch.ts";
 
 /**
  * URL of the worker bootstrap. Where the package was imported from a
@@ -14,16 +15,36 @@
  */
 export const BOOTSTRAP_URL: string = new URL("./bootstrap.ts", import.meta.url).href;
 
+function dataUrl(src: string): string {
+  const bytes = new TextEncoder().encode(src);
+  return `data:application/typescript;base64,${btoa(String.fromCharCode(...bytes))}`;
+}
+
 /**
  * The entry URL of a worker that serves the agent in `agentUrl`.
  *
  * @param agentUrl file URL of the agent module
+ * @param egress the job's egress proxy, when it has one: plain `fetch` is
+ *   routed through it before the agent module is evaluated, so even fetches
+ *   at the agent's import time take that route
  * @returns a `data:` URL
  */
-export function workerEntryUrl(agentUrl: string): string {
-  const src = `import { serveAgent } from ${JSON.stringify(BOOTSTRAP_URL)};\n` +
-    `import agent from ${JSON.stringify(agentUrl)};\n` +
-    `serveAgent(agent);\n`;
-  const bytes = new TextEncoder().encode(src);
-  return `data:application/typescript;base64,${btoa(String.fromCharCode(...bytes))}`;
+export function workerEntryUrl(agentUrl: string, egress?: EgressConfig): string {
+  const bootstrap = JSON.stringify(BOOTSTRAP_URL);
+  // Modules evaluate in import order: the bootstrap, then this one, then the agent.
+  const route = egress
+    ? `import ${
+      JSON.stringify(
+        dataUrl(
+          `import { routeFetchThrough } from ${bootstrap};\n` +
+            `routeFetchThrough(${JSON.stringify(egress)});\n`,
+        ),
+      )
+    };\n`
+    : "";
+  return dataUrl(
+    `import { serveAgent } from ${bootstrap};\n` + route +
+      `import agent from ${JSON.stringify(agentUrl)};\n` +
+      `serveAgent(agent);\n`,
+  );
 }
