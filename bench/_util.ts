@@ -390,6 +390,21 @@ export interface MachineFacts {
   os: string;
   /** Total memory, MiB, when readable. */
   memMiB?: number;
+  /** CPU model name from `/proc/cpuinfo`, when readable. */
+  cpu?: string;
+  /** 1, 5 and 15 minute load averages when the run started: how shared the machine was. */
+  load?: string;
+}
+
+/** A `/proc` file's text through `cat` (see {@linkcode rssKiB} for why), or undefined. */
+function procText(path: string): string | undefined {
+  try {
+    const out = new Deno.Command("cat", { args: [path], stdout: "piped", stderr: "null" })
+      .outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -410,6 +425,8 @@ export function machineFacts(): MachineFacts {
     v8: Deno.version.v8,
     os: `${Deno.build.os} ${Deno.build.arch}`,
     memMiB,
+    cpu: procText("/proc/cpuinfo")?.match(/^model name\s*:\s*(.+)$/m)?.[1].trim(),
+    load: procText("/proc/loadavg")?.split(" ").slice(0, 3).join(" "),
   };
 }
 
