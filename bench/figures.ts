@@ -132,7 +132,7 @@ async function figure1(): Promise<void> {
   const p50 = new Map<string, number>();
   for (const b of BOUNDARIES) {
     // A cold process per job costs a process start each: fewer jobs keep the run short.
-    const n = b.key === "b" ? scaled(200, 10) : scaled(1000, 20);
+    const n = b.key === "b" ? scaled(100, 10) : scaled(500, 20);
     const warmup = b.key === "b" ? 5 : 20;
     heading(`1${b.key}. echo submit→result, ${n} sequential jobs on one session: ${b.what}`);
     await using server = await startBenchServer(b.options);
@@ -664,7 +664,9 @@ async function figure10(): Promise<void> {
   const rounds = scaled(4, 1);
   for (const c of cases) {
     const samples: number[] = [];
-    const notes = new Set<string>();
+    const honest: string[] = [];
+    const hostileEnds: string[] = [];
+    const hostileSecs: number[] = [];
     for (let round = 0; round < rounds; round++) {
       const health = pollHealth(server.http, gap);
       const ticker = bob.submit("ticker", { count: 30, interval_ms: 20 });
@@ -674,18 +676,28 @@ async function figure10(): Promise<void> {
         within(ticker.done, 60_000),
       ]);
       samples.push(...await health.stop());
-      notes.add(
+      honest.push(
         tickerRun?.terminal?.type === "job.result"
-          ? `bob's ticker: ${tickerRun.terminal.payload.result?.ticks} ticks`
-          : `bob's ticker: ${outcome(tickerRun)}`,
+          ? `${tickerRun.terminal.payload.result?.ticks} ticks`
+          : outcome(tickerRun),
       );
       if (hostile) {
-        const took = hostileRun
-          ? ` in ${fmt((hostileRun.endedAt! - hostileRun.submittedAt) / 1000, 1)} s`
-          : "";
-        notes.add(`${c.agent}: ${outcome(hostileRun)}${took}`);
+        hostileEnds.push(outcome(hostileRun));
+        if (hostileRun) hostileSecs.push((hostileRun.endedAt! - hostileRun.submittedAt) / 1000);
       }
     }
+    // Outcomes as counts ("result ×4"), so a round that went differently stands out.
+    const tally = (xs: string[]) =>
+      [...new Set(xs)].map((x) => `${x} ×${xs.filter((y) => y === x).length}`).join(", ");
+    const [lo, hi] = [Math.min(...hostileSecs), Math.max(...hostileSecs)];
+    const span = hostileSecs.length === 0
+      ? ""
+      : lo === hi
+      ? ` in ${fmt(lo, 1)} s`
+      : ` in ${fmt(lo, 1)}–${fmt(hi, 1)} s`;
+    const notes = `${samples.length} polls over ${rounds} rounds; bob's ticker: ${tally(honest)}${
+      c.agent ? `; ${c.agent}: ${tally(hostileEnds)}${span}` : ""
+    }`;
     if (c.agent) all.push(...samples);
     const s = stats(samples);
     report({
@@ -693,7 +705,7 @@ async function figure10(): Promise<void> {
       metric: "/healthz p50 / p99 / max",
       value: `${ms(s.p50)} / ${ms(s.p99)} / ${ms(s.max)}`,
       unit: "ms",
-      notes: `${s.n} polls over ${rounds} rounds; ${[...notes].join("; ")}`,
+      notes,
     });
   }
   const s = stats(all);
@@ -840,8 +852,10 @@ if (import.meta.main) {
   const failed: number[] = [];
   for (const [n, fn] of FIGURES) {
     if (ONLY && !ONLY.has(n)) continue;
+    const t0 = performance.now();
     try {
       await fn();
+      console.log(`  (figure ${n} took ${fmt((performance.now() - t0) / 1000, 0)} s)`);
     } catch (err) {
       // One broken figure must not hide the others: report it and go on.
       failed.push(n);
