@@ -18,10 +18,11 @@
  */
 import { parseArgs } from "parse-args";
 import type { RuntimeOptions } from "../mod.ts";
+import { RUN_FLAGS } from "../src/cli/flags.ts";
+import type { Footprint, MemoryProbe } from "./memory_probe.ts";
 import {
   agentWorkerRoundTrip,
   BenchClient,
-  denoChildren,
   fmt,
   type JobRun,
   machineFacts,
@@ -528,43 +529,35 @@ async function figure8(): Promise<void> {
 
 // ---- 9. memory per running job ---------------------------------------------
 
-/** Resident set of this process (which hosts the bench runtime) and of its sandbox processes. */
-async function footprint(): Promise<{ runtimeKiB: number; children: number[]; totalKiB: number }> {
-  const runtimeKiB = await rssKiB(Deno.pid);
-  const children = (await denoChildren()).map((c) => c.rssKiB);
-  return { runtimeKiB, children, totalKiB: runtimeKiB + children.reduce((a, b) => a + b, 0) };
-}
-
-/** Waits until `done()` holds, polling; gives up quietly after `timeoutMs`. */
-async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (!done()) {
-    if (performance.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
-
 async function figure9(): Promise<void> {
   const n = scaled(16, 4);
   for (const b of [BOUNDARIES[0], BOUNDARIES[2]]) {
     heading(`9${b.key}. memory of ${n} running sleeper jobs: ${b.what}`);
-    await using server = await startBenchServer(b.options);
-    const client = await BenchClient.connect(server.url);
-    await client.run("sleeper", { ms: 0 }); // warm-up: the agent's modules loaded and compiled
-    await new Promise((r) => setTimeout(r, 1500)); // the pool refilled, the runtime settled
-    const before = await footprint();
-    const runs = Array.from({ length: n }, () => client.submit("sleeper", { ms: 600_000 }));
-    // A sleeper's `sleeping` status means its agent runs in its sandbox: all of them, then measure.
-    const running = await until(() => runs.every((r) => r.firstEventAt !== undefined), 60_000);
-    await new Promise((r) => setTimeout(r, 1500)); // the pool refilled behind them
-    const during = await footprint();
+    // A fresh runtime process: this one's resident set carries every figure before it.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...RUN_FLAGS,
+        `${ROOT}/bench/memory_probe.ts`,
+        "--sandbox",
+        b.options.sandbox,
+        "--jobs",
+        String(n),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+    const { before, during, allRunning } = JSON.parse(line) as MemoryProbe;
+    const total = (f: Footprint) => f.runtimeKiB + f.children.reduce((x, y) => x + y, 0);
     const figure = `9${b.key}. memory per job (${b.label})`;
-    const notes = `(with − without) ÷ ${n}${running ? "" : " (not all sleepers started)"}`;
+    const notes = `(with − without) ÷ ${n}, runtime in a fresh process${
+      allRunning ? "" : " (not all sleepers started)"
+    }`;
     report({
       figure,
       metric: "RSS per running sleeper job, runtime + sandbox processes",
-      value: fmt((during.totalKiB - before.totalKiB) / n / 1024, 1),
+      value: fmt((total(during) - total(before)) / n / 1024, 1),
       unit: "MiB",
       notes,
     });
@@ -587,7 +580,6 @@ async function figure9(): Promise<void> {
         } MiB; ${before.children.length} idle before`,
       });
     }
-    await client.close();
   }
 }
 
