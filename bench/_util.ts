@@ -8,12 +8,13 @@
  *
  * @module
  */
-import { startServer, type TestServer, TOKENS } from "../testing/server.ts";
+import { ROOT, startServer, type TestServer, TOKENS } from "../testing/server.ts";
 import type { RuntimeOptions } from "../mod.ts";
 import type { Env } from "../testing/ws_client.ts";
 import { workerEntryUrl } from "../src/sandbox/worker/entry.ts";
 
-export { ROOT, startChildServer } from "../testing/server.ts";
+export { ROOT };
+export { startChildServer } from "../testing/server.ts";
 
 /** An envelope as received (the test harness's raw shape). */
 export type Envelope = Env;
@@ -389,6 +390,21 @@ export interface MachineFacts {
   os: string;
   /** Total memory, MiB, when readable. */
   memMiB?: number;
+  /** CPU model name from `/proc/cpuinfo`, when readable. */
+  cpu?: string;
+  /** 1, 5 and 15 minute load averages when the run started: how shared the machine was. */
+  load?: string;
+}
+
+/** A `/proc` file's text through `cat` (see {@linkcode rssKiB} for why), or undefined. */
+function procText(path: string): string | undefined {
+  try {
+    const out = new Deno.Command("cat", { args: [path], stdout: "piped", stderr: "null" })
+      .outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -409,6 +425,8 @@ export function machineFacts(): MachineFacts {
     v8: Deno.version.v8,
     os: `${Deno.build.os} ${Deno.build.arch}`,
     memMiB,
+    cpu: procText("/proc/cpuinfo")?.match(/^model name\s*:\s*(.+)$/m)?.[1].trim(),
+    load: procText("/proc/loadavg")?.split(" ").slice(0, 3).join(" "),
   };
 }
 
@@ -540,4 +558,62 @@ export async function agentWorkerRoundTrip(): Promise<number> {
   } finally {
     w.terminate();
   }
+}
+
+/**
+ * Starts a bare `deno run` of a one-line module that prints `ready`, with
+ * the project's configuration and `--cached-only` as sandbox processes get
+ * them, and times spawn → first byte on stdout: the floor under any
+ * process-per-job design, whatever the sandbox does after it.
+ *
+ * @param modulePath a module that writes to stdout at once
+ * @returns milliseconds from spawn to its first output
+ * @throws {Error} when the process prints nothing
+ */
+export async function rawProcessStart(modulePath: string): Promise<number> {
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--cached-only", "--config", `${ROOT}/deno.json`, modulePath],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  try {
+    const first = await reader.read();
+    if (first.done) throw new Error("the process printed nothing");
+    return performance.now() - t0;
+  } finally {
+    reader.releaseLock();
+    await child.stdout.cancel();
+    await child.status;
+  }
+}
+
+/** A process's resident set, as `ps` reports it. */
+export interface ProcRss {
+  /** Process id. */
+  pid: number;
+  /** Resident set, KiB. */
+  rssKiB: number;
+}
+
+/**
+ * The `deno` children of a process and their resident sets: for a bench
+ * runtime in this process, its sandbox processes (idle pool ones included).
+ * `ps` itself, a child too while it runs, is left out by its name.
+ *
+ * @param ppid the parent (default: this process)
+ * @returns one entry per child `deno` process
+ */
+export async function denoChildren(ppid = Deno.pid): Promise<ProcRss[]> {
+  const out = await new Deno.Command("ps", {
+    args: ["-o", "pid=,rss=,comm=", "--ppid", String(ppid)],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length === 3 && f[2] === "deno")
+    .map(([pid, rss]) => ({ pid: Number(pid), rssKiB: Number(rss) }));
 }
