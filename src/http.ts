@@ -8,6 +8,7 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { getConnInfo, upgradeWebSocket } from "hono/deno";
+import type { GatedInfo } from "./transport/gate.ts";
 import type { Transport, TransportHandler } from "./transport/transport.ts";
 import { webSocketEvents } from "./transport/websocket.ts";
 
@@ -25,11 +26,14 @@ export interface HttpOptions {
   connect: (transport: Transport) => TransportHandler;
 }
 
-/** A web-standard request handler, as `Deno.serve` takes it. */
-export type FetchHandler = (
-  req: Request,
-  info?: Deno.ServeHandlerInfo,
-) => Response | Promise<Response>;
+/**
+ * What the server tells the handler about a request's connection: Deno's
+ * info, plus TLS and abort when the runtime's gate relays it.
+ */
+export type PeerInfo = Deno.ServeHandlerInfo | GatedInfo;
+
+/** A web-standard request handler, as `Deno.serve` (or the gate) takes it. */
+export type FetchHandler = (req: Request, info?: PeerInfo) => Response | Promise<Response>;
 
 /**
  * The HTTP handler of a runtime.
@@ -44,7 +48,7 @@ export type FetchHandler = (
  */
 export function httpHandler(options: HttpOptions): FetchHandler {
   const { runtime, isClosing } = options;
-  const app = new Hono<{ Bindings: Partial<Deno.ServeHandlerInfo> }>();
+  const app = new Hono<{ Bindings: Partial<GatedInfo> }>();
   app.get(
     "/healthz",
     (c) =>
@@ -61,7 +65,8 @@ export function httpHandler(options: HttpOptions): FetchHandler {
         webSocketEvents({
           maxFrameBytes: options.maxFrameBytes,
           remoteAddr: peerAddress(c),
-          secure: new URL(c.req.url).protocol === "https:",
+          secure: c.env.secure ?? new URL(c.req.url).protocol === "https:",
+          abort: c.env.abort,
         }, options.connect),
       // ARCP names no subprotocol: answer none, whatever the client offers
       // (the adapter would otherwise echo the first one).
@@ -93,6 +98,6 @@ function refuseWhileClosing(isClosing: () => boolean): MiddlewareHandler {
  * @returns its host name, or "unknown" when the server gave none (a direct
  *   `fetch` call, a Unix socket)
  */
-function peerAddress(c: Context<{ Bindings: Partial<Deno.ServeHandlerInfo> }>): string {
+function peerAddress(c: Context<{ Bindings: Partial<GatedInfo> }>): string {
   return c.env.remoteAddr ? getConnInfo(c).remote.address ?? "unknown" : "unknown";
 }

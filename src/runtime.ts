@@ -36,6 +36,13 @@ import {
 import { Store } from "./store/store.ts";
 import { DEFAULT_SWEEP, Sweeper } from "./store/sweeper.ts";
 import { serveLines } from "./transport/stdio.ts";
+export {
+  DEFAULT_GATE_LIMITS,
+  type GatedServer,
+  type GateLimits,
+  gateLimitsFor,
+  serveGated,
+} from "./transport/gate.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./transport/transport.ts";
 import { type Logger, stderrLogger } from "./logger.ts";
 import { httpHandler } from "./http.ts";
@@ -152,7 +159,11 @@ export interface RuntimeOptions {
 
 /** A running ARCP runtime. */
 export interface Runtime {
-  /** Handles HTTP: the WebSocket endpoint at `/arcp` and `GET /healthz`. */
+  /**
+   * Handles HTTP: the WebSocket endpoint at `/arcp` and `GET /healthz`.
+   * Behind {@linkcode serveGated} the info also carries TLS and a way to
+   * drop the connection at once, which the slow-reader abort uses.
+   */
   fetch(req: Request, info?: Deno.ServeHandlerInfo): Response | Promise<Response>;
   /**
    * Serves one session over newline-delimited JSON streams.
@@ -303,6 +314,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       credentials && (t.secure || (options.credentials?.allowInsecure && isLoopback(t.remoteAddr)))
         ? [...RUNTIME_FEATURES, "provisioned_credentials"]
         : RUNTIME_FEATURES,
+    helloTimeoutMs: sessionLimits.helloTimeoutSec * 1000,
     heartbeatSec: options.heartbeatSec ?? DEFAULT_HEARTBEAT_SEC,
     inventory: () => agents.inventory(),
     tokens,

@@ -21,12 +21,15 @@ export interface SessionLimits {
   maxSessionsPerPrincipal: number;
   /** Resume window (seconds). */
   resumeWindowSec: number;
+  /** How long a new connection may go without sending `session.hello` (seconds). */
+  helloTimeoutSec: number;
 }
 
 /** Defaults of {@linkcode SessionLimits}. */
 export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   maxSessionsPerPrincipal: 100,
   resumeWindowSec: 600,
+  helloTimeoutSec: 10,
 };
 
 /** Defaults of {@linkcode SessionPolicy}; the runtime keeps the log TTL at least the resume window. */

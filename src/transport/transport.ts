@@ -9,8 +9,10 @@
 export interface Transport {
   /** Sends one envelope's text as one frame or line. */
   send(text: string): void;
-  /** Closes the connection. */
+  /** Closes the connection: the close follows whatever is still queued. */
   close(code?: number, reason?: string): void;
+  /** Drops the connection at once, discarding what is still queued. */
+  abort(): void;
   /** The peer's address, for throttling (never logged with secrets). */
   readonly remoteAddr: string;
   /** Bytes queued but not yet written. */

@@ -17,6 +17,11 @@ export interface WebSocketOptions {
   remoteAddr: string;
   /** Whether the request came over TLS. */
   secure: boolean;
+  /**
+   * Drops the underlying connection at once (the gate's); without it an
+   * abort is a close that still waits behind the queued bytes.
+   */
+  abort?: () => void;
 }
 
 /**
@@ -71,18 +76,23 @@ export function webSocketEvents(
  * @returns the transport
  */
 function socketTransport(socket: WebSocket, options: WebSocketOptions): Transport {
+  const close = (code = 1000, reason = ""): void => {
+    if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+      try {
+        socket.close(code, reason);
+      } catch {
+        socket.close();
+      }
+    }
+  };
   return {
     send(text) {
       if (socket.readyState === WebSocket.OPEN) socket.send(text);
     },
-    close(code = 1000, reason = "") {
-      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
-        try {
-          socket.close(code, reason);
-        } catch {
-          socket.close();
-        }
-      }
+    close,
+    abort() {
+      if (options.abort) options.abort();
+      else close(1008, "aborted");
     },
     remoteAddr: options.remoteAddr,
     secure: options.secure,
