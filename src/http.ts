@@ -18,6 +18,8 @@ export interface HttpOptions {
   runtime: { name: string; version: string };
   /** Largest inbound WebSocket frame in bytes. */
   maxFrameBytes: number;
+  /** Bytes queued to one socket past which it is dropped. */
+  maxSocketBytes: number;
   /** Whether the runtime is shutting down. */
   isClosing: () => boolean;
   /** Jobs running now, for the health check. */
@@ -42,7 +44,7 @@ export type FetchHandler = (req: Request, info?: PeerInfo) => Response | Promise
  * @returns the handler
  * @example
  * ```ts ignore
- * const fetch = httpHandler({ runtime, maxFrameBytes, isClosing, liveJobs, connect });
+ * const fetch = httpHandler({ runtime, maxFrameBytes, maxSocketBytes, isClosing, liveJobs, connect });
  * Deno.serve({ port: 7777 }, fetch);
  * ```
  */
@@ -64,6 +66,7 @@ export function httpHandler(options: HttpOptions): FetchHandler {
       (c) =>
         webSocketEvents({
           maxFrameBytes: options.maxFrameBytes,
+          maxQueuedBytes: options.maxSocketBytes,
           remoteAddr: peerAddress(c),
           secure: c.env.secure ?? new URL(c.req.url).protocol === "https:",
           abort: c.env.abort,

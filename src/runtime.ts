@@ -43,7 +43,7 @@ export {
   gateLimitsFor,
   serveGated,
 } from "./transport/gate.ts";
-import { DEFAULT_MAX_FRAME_BYTES } from "./transport/transport.ts";
+import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_SOCKET_BYTES } from "./transport/transport.ts";
 import { type Logger, stderrLogger } from "./logger.ts";
 import { httpHandler } from "./http.ts";
 
@@ -76,8 +76,14 @@ export interface RuntimeOptions {
   heartbeatSec?: number;
   /** Unacknowledged envelopes after which jobs feeding a session get `back_pressure`; default 1000. */
   backPressureLag?: number;
-  /** Socket buffer above which delivery pauses (bytes); default 8 MiB. */
+  /** Socket buffer above which delivery pauses (bytes); default 4 MiB. */
   maxBufferedBytes?: number;
+  /**
+   * Bytes queued to one socket past which it is dropped at once (its
+   * session stays resumable); default 8 MiB. Behind `Deno.serve` alone,
+   * without {@linkcode serveGated}, the drop is a close that waits behind the queue.
+   */
+  maxSocketBytes?: number;
   /** How long a socket may stay stuck before it is closed (ms); default 30 s. */
   stallTimeoutMs?: number;
   /** Where operator messages go; default stderr. */
@@ -331,6 +337,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     fetch: httpHandler({
       runtime: RUNTIME_INFO,
       maxFrameBytes,
+      maxSocketBytes: options.maxSocketBytes ?? DEFAULT_MAX_SOCKET_BYTES,
       isClosing: () => closing,
       liveJobs: () => jobs.liveCount,
       connect: (t) => new Connection(ctx, t),

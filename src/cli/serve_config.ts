@@ -44,6 +44,8 @@ export interface ServeConfig {
   };
   /** How long a new WebSocket may go without `session.hello` (s); unset keeps the default. */
   helloTimeoutSec?: number;
+  /** Bytes queued to one socket past which it is dropped; unset keeps the default. */
+  maxSocketBytes?: number;
   /** Credential provisioning, when configured. */
   credentials?: {
     kind: "litellm" | "local";
@@ -80,6 +82,7 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --max-connections-per-addr N  open connections from one address (default: half of that)
   --header-timeout-sec N   close a connection not upgraded that gets no answer this long (default 10)
   --hello-timeout-sec N    close a WebSocket that sends no session.hello this long (default 10)
+  --max-socket-buffer-mb N drop a socket with this much queued to it (default 8)
 With no token configured a random one is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
@@ -150,6 +153,7 @@ export async function readServeConfig(
       "max-connections-per-addr": { type: "string" },
       "header-timeout-sec": { type: "string" },
       "hello-timeout-sec": { type: "string" },
+      "max-socket-buffer-mb": { type: "string" },
     },
     strict: true,
   });
@@ -212,6 +216,7 @@ export async function readServeConfig(
       headerTimeoutMs: optional("header-timeout-sec", 1000),
     },
     helloTimeoutSec: optional("hello-timeout-sec"),
+    maxSocketBytes: optional("max-socket-buffer-mb", MIB),
     host: values.host ?? env("ARCP_HOST") ?? "127.0.0.1",
     port: positiveInt(values.port ?? env("ARCP_PORT"), 7777, "--port", true),
     kvPath: values.kv ?? env("ARCP_KV") ?? "./data/arcp.kv",

@@ -31,3 +31,11 @@ export interface TransportHandler {
 
 /** Default cap on one inbound frame. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+
+/**
+ * Default cap on the bytes queued to one socket: past it the socket is
+ * dropped. Sessions pause their events well below it (half, by default),
+ * so only a client that stops reading and keeps asking (pings, submits)
+ * reaches it.
+ */
+export const DEFAULT_MAX_SOCKET_BYTES = 8 * 1024 * 1024;

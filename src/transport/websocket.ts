@@ -17,6 +17,8 @@ export interface WebSocketOptions {
   remoteAddr: string;
   /** Whether the request came over TLS. */
   secure: boolean;
+  /** Bytes queued to the socket past which it is aborted. */
+  maxQueuedBytes: number;
   /**
    * Drops the underlying connection at once (the gate's); without it an
    * abort is a close that still waits behind the queued bytes.
@@ -76,6 +78,10 @@ export function webSocketEvents(
  * @returns the transport
  */
 function socketTransport(socket: WebSocket, options: WebSocketOptions): Transport {
+  const abort = (): void => {
+    if (options.abort) options.abort();
+    else close(1008, "too much queued");
+  };
   const close = (code = 1000, reason = ""): void => {
     if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
       try {
@@ -87,13 +93,13 @@ function socketTransport(socket: WebSocket, options: WebSocketOptions): Transpor
   };
   return {
     send(text) {
-      if (socket.readyState === WebSocket.OPEN) socket.send(text);
+      if (socket.readyState !== WebSocket.OPEN) return;
+      socket.send(text);
+      // A client that stops reading must not grow this process without bound.
+      if (socket.bufferedAmount > options.maxQueuedBytes) abort();
     },
     close,
-    abort() {
-      if (options.abort) options.abort();
-      else close(1008, "aborted");
-    },
+    abort,
     remoteAddr: options.remoteAddr,
     secure: options.secure,
     get bufferedAmount() {
