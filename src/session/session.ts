@@ -22,10 +22,7 @@ import type { Transport } from "../transport/transport.ts";
 /** `job.accepted` envelopes kept for a detached session, at most. */
 const MAX_PENDING_ACCEPTED = 100;
 
-/**
- * How long a socket closed for not reading may take to finish its close
- * (the close frame waits behind the unread data) before it is dropped.
- */
+/** How long a close behind unread data may take before the socket is dropped (ms). */
 const CLOSE_GRACE_MS = 5_000;
 
 /** Event kinds a session receives only when it negotiated their feature. */
@@ -60,13 +57,9 @@ export class Session implements EventSink {
   #sentSeq = 0;
   /** While replaying from KV (resume, or after a stall), live deliveries wait here. */
   #held: Staged[] | undefined;
-  /**
-   * The socket stopped draining: deliveries are dropped, not held (the log
-   * has them; holding them grew memory for as long as the client idled).
-   */
+  /** The socket stopped draining: deliveries are left to the log, not held in memory. */
   #stalled = false;
   #stallTimer: ReturnType<typeof setInterval> | undefined;
-  #abortTimer: ReturnType<typeof setTimeout> | undefined;
   #pressured = false;
   /** Live texts of held envelopes whose logged copy is redacted, by seq: replay sends these. */
   #unredacted = new Map<number, string>();
@@ -158,9 +151,7 @@ export class Session implements EventSink {
     if (this.#transport !== transport) return false;
     this.#transport = undefined;
     this.#held = undefined;
-    this.#stalled = false;
     this.#stopStallWatch();
-    clearTimeout(this.#abortTimer);
     this.record.detached_at = Date.now();
     this.onDetach?.();
     return true;
@@ -307,7 +298,6 @@ export class Session implements EventSink {
       if (this.#transport !== transport) return this.#stopStallWatch();
       if (transport.bufferedAmount <= this.#policy.maxBufferedBytes / 2) {
         this.#stopStallWatch();
-        // Deliveries from here on are held until the replay from KV catches up.
         this.#stalled = false;
         this.replay().catch((err) => this.fault(err));
       } else if (Date.now() - since > this.#policy.stallTimeoutMs) {
@@ -317,14 +307,11 @@ export class Session implements EventSink {
     }, 100);
   }
 
-  /**
-   * Closes a socket whose client stopped reading, and drops it if the close
-   * cannot get through either. The session stays resumable.
-   */
+  /** Closes a non-reading client's socket, or drops it after a grace (a detach clears the timer). */
   #giveUp(transport: Transport): void {
     transport.close(1008, "client stopped reading; resume to continue");
-    clearTimeout(this.#abortTimer);
-    this.#abortTimer = setTimeout(() => {
+    this.#stopStallWatch();
+    this.#stallTimer = setTimeout(() => {
       if (this.#transport === transport) transport.abort();
     }, CLOSE_GRACE_MS);
   }
