@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { equal } from "assert";
 import type { Env } from "./ws_client.ts";
 
 /** One WebSocket frame as read. */
@@ -165,6 +166,26 @@ export class RawWs {
       out.push(env);
       if (pred(env)) return out;
     }
+  }
+
+  /**
+   * Says hello as alice and returns the welcome.
+   *
+   * @param features the features to ask for
+   * @returns the welcome
+   */
+  async hello(features: string[]): Promise<Env> {
+    await this.send({
+      type: "session.hello",
+      payload: {
+        client: { name: "raw", version: "0" },
+        auth: { scheme: "bearer", token: "alice-token" },
+        capabilities: { encodings: ["json"], features },
+      },
+    });
+    const [w] = await this.readUntil(() => true);
+    equal(w.type, "session.welcome", JSON.stringify(w.payload));
+    return w;
   }
 
   /** Closes the TCP connection. */

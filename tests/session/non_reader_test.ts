@@ -7,24 +7,10 @@
 import { equal, ok } from "assert";
 import { RawWs } from "../../testing/raw_ws.ts";
 import { startChildServer, startServer } from "../../testing/server.ts";
-import { ALL_FEATURES, type Env, WsClient } from "../../testing/ws_client.ts";
+import { ALL_FEATURES, WsClient } from "../../testing/ws_client.ts";
 
 const FEATURES = ALL_FEATURES.filter((f) => f !== "heartbeat");
 const MIB = 1024 * 1024;
-
-async function rawHello(raw: RawWs): Promise<Env> {
-  await raw.send({
-    type: "session.hello",
-    payload: {
-      client: { name: "raw", version: "0" },
-      auth: { scheme: "bearer", token: "alice-token" },
-      capabilities: { encodings: ["json"], features: FEATURES },
-    },
-  });
-  const [w] = await raw.readUntil(() => true);
-  equal(w.type, "session.welcome", JSON.stringify(w.payload));
-  return w;
-}
 
 /** Reads whatever is left until the connection ends; false when it stays open for `ms`. */
 async function endsWithin(raw: RawWs, ms: number): Promise<boolean> {
@@ -40,7 +26,7 @@ Deno.test("a client that asks without reading is dropped once its queue passes t
   await using server = await startServer({ maxSocketBytes: MIB, stallTimeoutMs: 120_000 });
   const raw = await RawWs.open(server.url);
   try {
-    const w = await rawHello(raw);
+    const w = await raw.hello(FEATURES);
     // Every ping is answered, read or not: ~1 KiB pongs, more than both
     // hops' kernel buffers and the cap hold.
     const nonce = "n".repeat(1000);
@@ -84,7 +70,7 @@ Deno.test("events to a client that never reads are not held in the server's memo
   const child = await startChildServer(`${dir}/arcp.kv`);
   const raw = await RawWs.open(child.url);
   try {
-    const w = await rawHello(raw);
+    const w = await raw.hello(FEATURES);
     await raw.send({
       type: "job.submit",
       session_id: w.session_id,

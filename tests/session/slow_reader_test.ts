@@ -23,21 +23,6 @@ const BIG = 180_000;
 // More than the kernel buffers of both hops (client↔gate, gate↔server) hold, so the client stalls.
 const JOBS = 150;
 
-/** Says hello on a raw connection and returns the welcome. */
-async function rawHello(raw: RawWs): Promise<Env> {
-  await raw.send({
-    type: "session.hello",
-    payload: {
-      client: { name: "raw", version: "0" },
-      auth: { scheme: "bearer", token: "alice-token" },
-      capabilities: { encodings: ["json"], features: FEATURES },
-    },
-  });
-  const [w] = await raw.readUntil(() => true);
-  equal(w.type, "session.welcome", JSON.stringify(w.payload));
-  return w;
-}
-
 /** Submits JOBS echo jobs whose results are BIG characters each, without reading. */
 async function flood(raw: RawWs, sessionId: string): Promise<string[]> {
   const traces: string[] = [];
@@ -69,7 +54,7 @@ Deno.test("a client that stops reading is disconnected after the stall timeout, 
   await using server = await startServer({ maxBufferedBytes: 64 * 1024, stallTimeoutMs: 1500 });
   const raw = await RawWs.open(server.url);
   try {
-    const w = await rawHello(raw);
+    const w = await raw.hello(FEATURES);
     const sessionId = w.session_id!;
     const traces = await flood(raw, sessionId);
     await untilIdle(server.http);
@@ -126,7 +111,7 @@ Deno.test("a client that pauses reading for less than the stall timeout catches 
   await using server = await startServer({ maxBufferedBytes: 64 * 1024, stallTimeoutMs: 1500 });
   const raw = await RawWs.open(server.url);
   try {
-    const w = await rawHello(raw);
+    const w = await raw.hello(FEATURES);
     const traces = await flood(raw, w.session_id!);
     await new Promise((r) => setTimeout(r, 700));
     const got: Env[] = [];
