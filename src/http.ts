@@ -8,6 +8,7 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { getConnInfo, upgradeWebSocket } from "hono/deno";
+import type { GatedInfo } from "./transport/gate.ts";
 import type { Transport, TransportHandler } from "./transport/transport.ts";
 import { webSocketEvents } from "./transport/websocket.ts";
 
@@ -17,6 +18,8 @@ export interface HttpOptions {
   runtime: { name: string; version: string };
   /** Largest inbound WebSocket frame in bytes. */
   maxFrameBytes: number;
+  /** Bytes queued to one socket past which it is dropped. */
+  maxSocketBytes: number;
   /** Whether the runtime is shutting down. */
   isClosing: () => boolean;
   /** Jobs running now, for the health check. */
@@ -25,11 +28,14 @@ export interface HttpOptions {
   connect: (transport: Transport) => TransportHandler;
 }
 
-/** A web-standard request handler, as `Deno.serve` takes it. */
-export type FetchHandler = (
-  req: Request,
-  info?: Deno.ServeHandlerInfo,
-) => Response | Promise<Response>;
+/**
+ * What the server tells the handler about a request's connection: Deno's
+ * info, plus TLS and abort when the runtime's gate relays it.
+ */
+export type PeerInfo = Deno.ServeHandlerInfo | GatedInfo;
+
+/** A web-standard request handler, as `Deno.serve` (or the gate) takes it. */
+export type FetchHandler = (req: Request, info?: PeerInfo) => Response | Promise<Response>;
 
 /**
  * The HTTP handler of a runtime.
@@ -38,13 +44,13 @@ export type FetchHandler = (
  * @returns the handler
  * @example
  * ```ts ignore
- * const fetch = httpHandler({ runtime, maxFrameBytes, isClosing, liveJobs, connect });
+ * const fetch = httpHandler({ runtime, maxFrameBytes, maxSocketBytes, isClosing, liveJobs, connect });
  * Deno.serve({ port: 7777 }, fetch);
  * ```
  */
 export function httpHandler(options: HttpOptions): FetchHandler {
   const { runtime, isClosing } = options;
-  const app = new Hono<{ Bindings: Partial<Deno.ServeHandlerInfo> }>();
+  const app = new Hono<{ Bindings: Partial<GatedInfo> }>();
   app.get(
     "/healthz",
     (c) =>
@@ -60,8 +66,10 @@ export function httpHandler(options: HttpOptions): FetchHandler {
       (c) =>
         webSocketEvents({
           maxFrameBytes: options.maxFrameBytes,
+          maxQueuedBytes: options.maxSocketBytes,
           remoteAddr: peerAddress(c),
-          secure: new URL(c.req.url).protocol === "https:",
+          secure: c.env.secure ?? new URL(c.req.url).protocol === "https:",
+          abort: c.env.abort,
         }, options.connect),
       // ARCP names no subprotocol: answer none, whatever the client offers
       // (the adapter would otherwise echo the first one).
@@ -93,6 +101,6 @@ function refuseWhileClosing(isClosing: () => boolean): MiddlewareHandler {
  * @returns its host name, or "unknown" when the server gave none (a direct
  *   `fetch` call, a Unix socket)
  */
-function peerAddress(c: Context<{ Bindings: Partial<Deno.ServeHandlerInfo> }>): string {
+function peerAddress(c: Context<{ Bindings: Partial<GatedInfo> }>): string {
   return c.env.remoteAddr ? getConnInfo(c).remote.address ?? "unknown" : "unknown";
 }

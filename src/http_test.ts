@@ -5,6 +5,7 @@ function handler(closing: { now: boolean }) {
   return httpHandler({
     runtime: { name: "test", version: "0" },
     maxFrameBytes: 1024,
+    maxSocketBytes: 4096,
     isClosing: () => closing.now,
     liveJobs: () => 2,
     connect: () => ({ onText() {}, onClose() {} }),

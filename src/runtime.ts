@@ -36,7 +36,14 @@ import {
 import { Store } from "./store/store.ts";
 import { DEFAULT_SWEEP, Sweeper } from "./store/sweeper.ts";
 import { serveLines } from "./transport/stdio.ts";
-import { DEFAULT_MAX_FRAME_BYTES } from "./transport/transport.ts";
+export {
+  DEFAULT_GATE_LIMITS,
+  type GatedServer,
+  type GateLimits,
+  gateLimitsFor,
+  serveGated,
+} from "./transport/gate.ts";
+import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_SOCKET_BYTES } from "./transport/transport.ts";
 import { type Logger, stderrLogger } from "./logger.ts";
 import { httpHandler } from "./http.ts";
 
@@ -69,8 +76,14 @@ export interface RuntimeOptions {
   heartbeatSec?: number;
   /** Unacknowledged envelopes after which jobs feeding a session get `back_pressure`; default 1000. */
   backPressureLag?: number;
-  /** Socket buffer above which delivery pauses (bytes); default 8 MiB. */
+  /** Socket buffer above which delivery pauses (bytes); default 4 MiB. */
   maxBufferedBytes?: number;
+  /**
+   * Bytes queued to one socket past which it is dropped at once (its
+   * session stays resumable); default 8 MiB. Behind `Deno.serve` alone,
+   * without {@linkcode serveGated}, the drop is a close that waits behind the queue.
+   */
+  maxSocketBytes?: number;
   /** How long a socket may stay stuck before it is closed (ms); default 30 s. */
   stallTimeoutMs?: number;
   /** Where operator messages go; default stderr. */
@@ -152,7 +165,11 @@ export interface RuntimeOptions {
 
 /** A running ARCP runtime. */
 export interface Runtime {
-  /** Handles HTTP: the WebSocket endpoint at `/arcp` and `GET /healthz`. */
+  /**
+   * Handles HTTP: the WebSocket endpoint at `/arcp` and `GET /healthz`.
+   * Behind {@linkcode serveGated} the info also carries TLS and a way to
+   * drop the connection at once, which the slow-reader abort uses.
+   */
   fetch(req: Request, info?: Deno.ServeHandlerInfo): Response | Promise<Response>;
   /**
    * Serves one session over newline-delimited JSON streams.
@@ -303,6 +320,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       credentials && (t.secure || (options.credentials?.allowInsecure && isLoopback(t.remoteAddr)))
         ? [...RUNTIME_FEATURES, "provisioned_credentials"]
         : RUNTIME_FEATURES,
+    helloTimeoutMs: sessionLimits.helloTimeoutSec * 1000,
     heartbeatSec: options.heartbeatSec ?? DEFAULT_HEARTBEAT_SEC,
     inventory: () => agents.inventory(),
     tokens,
@@ -319,6 +337,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     fetch: httpHandler({
       runtime: RUNTIME_INFO,
       maxFrameBytes,
+      maxSocketBytes: options.maxSocketBytes ?? DEFAULT_MAX_SOCKET_BYTES,
       isClosing: () => closing,
       liveJobs: () => jobs.liveCount,
       connect: (t) => new Connection(ctx, t),

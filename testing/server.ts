@@ -8,7 +8,12 @@
 import { createRuntime, type Runtime, type RuntimeOptions } from "../mod.ts";
 import { RUN_FLAGS } from "../src/cli/flags.ts";
 import { silentLogger } from "../src/logger.ts";
-import { serveLoopback } from "./loopback.ts";
+import {
+  DEFAULT_GATE_LIMITS,
+  type GatedServer,
+  type GateLimits,
+  serveGated,
+} from "../src/transport/gate.ts";
 
 /** The project root. */
 export const ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -31,6 +36,8 @@ export interface TestServer {
   http: string;
   /** The runtime. */
   runtime: Runtime;
+  /** The connection gate it is served behind. */
+  gate: GatedServer;
   /** Temp dir holding the KV file. */
   dir: string;
   /** The KV file. */
@@ -42,12 +49,17 @@ export interface TestServer {
 }
 
 /**
- * Starts the runtime in this process on a free port.
+ * Starts the runtime in this process on a free port, behind the connection
+ * gate as `arcp serve` runs it.
  *
  * @param options overrides (kvPath reuses an existing KV file)
+ * @param gate connection limits other than the defaults
  * @returns the server
  */
-export async function startServer(options: Partial<RuntimeOptions> = {}): Promise<TestServer> {
+export async function startServer(
+  options: Partial<RuntimeOptions> = {},
+  gate: Partial<GateLimits> = {},
+): Promise<TestServer> {
   const dir = options.kvPath
     ? options.kvPath.replace(/\/[^/]*$/, "")
     : await Deno.makeTempDir({ prefix: "arcp_test_" });
@@ -59,14 +71,19 @@ export async function startServer(options: Partial<RuntimeOptions> = {}): Promis
     ...options,
     kvPath,
   });
-  const server = serveLoopback(runtime.fetch);
-  const port = server.port;
+  const server = serveGated({
+    hostname: "127.0.0.1",
+    port: 0,
+    limits: { ...DEFAULT_GATE_LIMITS, ...gate },
+    log: silentLogger(),
+  }, runtime.fetch);
+  const port = server.addr.port;
   let closed = false;
   const close = async (remove = false) => {
     if (!closed) {
       closed = true;
       await runtime.close();
-      await server.close();
+      await server.shutdown();
     }
     if (remove) await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
@@ -74,6 +91,7 @@ export async function startServer(options: Partial<RuntimeOptions> = {}): Promis
     url: `ws://127.0.0.1:${port}/arcp`,
     http: `http://127.0.0.1:${port}`,
     runtime,
+    gate: server,
     dir,
     kvPath,
     close,
@@ -99,14 +117,19 @@ export interface ChildServer {
  *
  * @param serveArgs flags after `serve`
  * @param env extra environment variables for the child
+ * @param fdLimit a lower soft limit on the child's open files (`ulimit -n`)
  * @returns the child server
  */
 export async function spawnServe(
   serveArgs: string[],
   env: Record<string, string> = {},
+  fdLimit?: number,
 ): Promise<ChildServer> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [...CLI_RUN, "serve", ...serveArgs],
+  const args = [...CLI_RUN, "serve", ...serveArgs];
+  const process = new Deno.Command(fdLimit === undefined ? Deno.execPath() : "sh", {
+    args: fdLimit === undefined
+      ? args
+      : ["-c", `ulimit -n ${fdLimit} && exec "$0" "$@"`, Deno.execPath(), ...args],
     env,
     stdout: "piped",
     stderr: "piped",
@@ -149,21 +172,27 @@ export async function spawnServe(
  * @param kvPath the KV file
  * @param extraArgs more `serve` flags
  * @param env extra environment variables for the child
+ * @param fdLimit a lower soft limit on the child's open files (`ulimit -n`)
  * @returns the child server
  */
 export function startChildServer(
   kvPath: string,
   extraArgs: string[] = [],
   env: Record<string, string> = {},
+  fdLimit?: number,
 ): Promise<ChildServer> {
-  return spawnServe([
-    "--port",
-    "0",
-    "--kv",
-    kvPath,
-    "--agents",
-    `${ROOT}/agents`,
-    ...Object.entries(TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
-    ...extraArgs,
-  ], env);
+  return spawnServe(
+    [
+      "--port",
+      "0",
+      "--kv",
+      kvPath,
+      "--agents",
+      `${ROOT}/agents`,
+      ...Object.entries(TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
+      ...extraArgs,
+    ],
+    env,
+    fdLimit,
+  );
 }

@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { createRuntime, type Runtime, type RuntimeOptions } from "../runtime.ts";
+import {
+  createRuntime,
+  gateLimitsFor,
+  type Runtime,
+  type RuntimeOptions,
+  serveGated,
+} from "../runtime.ts";
+import { stderrLogger } from "../logger.ts";
 import { LiteLlmProvisioner } from "../credentials/litellm_provisioner.ts";
 import { LocalProvisioner } from "../credentials/local_provisioner.ts";
 import { readServeConfig, SERVE_USAGE } from "./serve_config.ts";
@@ -37,11 +44,12 @@ export async function serve(args: string[]): Promise<number> {
     kvPath: config.kvPath,
     agentsDir: config.agentsDir,
     tokens: config.tokens,
-    sessions: { resumeWindowSec: config.resumeWindowSec },
-    // Unset quotas are left out, so the runtime's defaults apply.
-    jobs: Object.fromEntries(
-      Object.entries(config.quotas).filter(([, v]) => v !== undefined),
-    ),
+    sessions: definedOnly({
+      resumeWindowSec: config.resumeWindowSec,
+      helloTimeoutSec: config.helloTimeoutSec,
+    }),
+    jobs: definedOnly(config.quotas),
+    ...definedOnly({ maxSocketBytes: config.maxSocketBytes }),
     heartbeatSec: config.heartbeatSec,
     denyPaths: config.configFiles.map((f) => (f.startsWith("/") ? f : `${Deno.cwd()}/${f}`)),
     credentials: config.credentials && {
@@ -71,30 +79,32 @@ export async function serve(args: string[]): Promise<number> {
     return 0;
   }
 
-  const ac = new AbortController();
   const tls = config.tls
     ? {
       cert: await Deno.readTextFile(config.tls.certFile),
       key: await Deno.readTextFile(config.tls.keyFile),
     }
-    : {};
-  // Listen before the runtime exists, so it knows its own address (port 0
-  // included) and can keep every agent off it; until then requests get 503.
+    : undefined;
+  // Listen before the runtime exists, so it knows its own addresses (port 0
+  // included) and can keep every agent off them; until then requests get 503.
+  // The gate, not Deno.serve, faces clients: it caps connections below the fd
+  // limit and survives accept errors (see src/transport/gate.ts).
   let runtime: Runtime | undefined;
-  const bound = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
+  const server = serveGated({
     hostname: config.host,
     port: config.port,
-    signal: ac.signal,
-    ...tls,
-    onListen: bound.resolve,
+    tls,
+    limits: { ...gateLimitsFor(await fdLimit()), ...definedOnly(config.gate) },
+    log: stderrLogger(),
   }, (req, info) => runtime ? runtime.fetch(req, info) : new Response("starting", { status: 503 }));
-  const { hostname, port } = await bound.promise;
+  const { hostname, port } = server.addr;
   try {
-    runtime = await createRuntime({ ...options, listeners: [{ hostname, port }] });
+    runtime = await createRuntime({
+      ...options,
+      listeners: [{ hostname, port }, server.inner],
+    });
   } catch (err) {
-    ac.abort();
-    await server.finished;
+    await server.shutdown();
     throw err;
   }
   tokenLine();
@@ -102,10 +112,40 @@ export async function serve(args: string[]): Promise<number> {
   say(`listening on ${config.tls ? "wss" : "ws"}://${host}:${port}/arcp`);
   const stop = () => {
     console.error("shutting down");
-    runtime.close().finally(() => ac.abort());
+    runtime.close().finally(() => server.shutdown());
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   await server.finished;
   return 0;
+}
+
+/**
+ * Leaves unset settings out, so the defaults under them apply.
+ *
+ * @param settings settings, some unset
+ * @returns the set ones
+ */
+function definedOnly<T extends object>(settings: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(settings).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
+}
+
+/**
+ * The process's soft limit on open files, which the connection caps stay
+ * below. Deno reads `/proc/self/limits` only with `--allow-all`, so a shell
+ * (which inherits the limit) reports it.
+ *
+ * @returns it, or undefined when no shell could tell
+ */
+async function fdLimit(): Promise<number | undefined> {
+  try {
+    const out = await new Deno.Command("sh", { args: ["-c", "ulimit -Sn"], stderr: "null" })
+      .output();
+    const n = Number(new TextDecoder().decode(out.stdout).trim());
+    return out.success && Number.isInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }

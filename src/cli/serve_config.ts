@@ -36,6 +36,16 @@ export interface ServeConfig {
     maxEventsPerPrincipal?: number;
     maxLogBytesPerPrincipal?: number;
   };
+  /** Connection limits of the gate; unset ones follow the fd limit. */
+  gate: {
+    maxConnections?: number;
+    maxConnectionsPerAddress?: number;
+    headerTimeoutMs?: number;
+  };
+  /** How long a new WebSocket may go without `session.hello` (s); unset keeps the default. */
+  helloTimeoutSec?: number;
+  /** Bytes queued to one socket past which it is dropped; unset keeps the default. */
+  maxSocketBytes?: number;
   /** Credential provisioning, when configured. */
   credentials?: {
     kind: "litellm" | "local";
@@ -67,6 +77,12 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --job-max-log-mb N       MiB of events one job may log (default 512)
   --principal-max-events N events one principal's live jobs may log together (default 1000000)
   --principal-max-log-mb N MiB one principal's live jobs may log together (default 1024)
+  --max-connections N      open connections in all (default: a quarter of the fd limit
+                           less 256; the oldest not yet upgraded make room for new ones)
+  --max-connections-per-addr N  open connections from one address (default: half of that)
+  --header-timeout-sec N   close a connection not upgraded that gets no answer this long (default 10)
+  --hello-timeout-sec N    close a WebSocket that sends no session.hello this long (default 10)
+  --max-socket-buffer-mb N drop a socket with this much queued to it (default 8)
 With no token configured a random one is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
@@ -133,6 +149,11 @@ export async function readServeConfig(
       "job-max-log-mb": { type: "string" },
       "principal-max-events": { type: "string" },
       "principal-max-log-mb": { type: "string" },
+      "max-connections": { type: "string" },
+      "max-connections-per-addr": { type: "string" },
+      "header-timeout-sec": { type: "string" },
+      "hello-timeout-sec": { type: "string" },
+      "max-socket-buffer-mb": { type: "string" },
     },
     strict: true,
   });
@@ -189,6 +210,13 @@ export async function readServeConfig(
       maxEventsPerPrincipal: optional("principal-max-events"),
       maxLogBytesPerPrincipal: optional("principal-max-log-mb", MIB),
     },
+    gate: {
+      maxConnections: optional("max-connections"),
+      maxConnectionsPerAddress: optional("max-connections-per-addr"),
+      headerTimeoutMs: optional("header-timeout-sec", 1000),
+    },
+    helloTimeoutSec: optional("hello-timeout-sec"),
+    maxSocketBytes: optional("max-socket-buffer-mb", MIB),
     host: values.host ?? env("ARCP_HOST") ?? "127.0.0.1",
     port: positiveInt(values.port ?? env("ARCP_PORT"), 7777, "--port", true),
     kvPath: values.kv ?? env("ARCP_KV") ?? "./data/arcp.kv",

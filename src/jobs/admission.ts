@@ -173,7 +173,6 @@ export class Admission {
    * @throws {ArcpError} the submit rejection
    */
   async submit(who: Submitter, submit: Submit): Promise<Submission> {
-    const { store, credentials: service } = this.#deps;
     const principal = who.sink.principal;
     const now = Date.now();
     const agent = this.#deps.agents.resolve(submit.agent);
@@ -181,6 +180,27 @@ export class Admission {
     checkInput(submit);
     this.#deps.checkLease(submit.lease_request ?? {});
 
+    // Taken before the first await: a cap checked here and counted later let
+    // concurrent submits all through. At the cap, only a replay may pass.
+    const release = this.#deps.live.tryReserve(principal, this.#limits.maxJobsPerPrincipal);
+    try {
+      return await this.#admit(who, submit, agent, expiresMs, now, release !== undefined);
+    } finally {
+      release?.();
+    }
+  }
+
+  /** The rest of {@linkcode submit}, with a cap slot held when `slot` is true. */
+  async #admit(
+    who: Submitter,
+    submit: Submit,
+    agent: AgentModule,
+    expiresMs: number | undefined,
+    now: number,
+    slot: boolean,
+  ): Promise<Submission> {
+    const { store, credentials: service } = this.#deps;
+    const principal = who.sink.principal;
     let idem: Idempotency | undefined;
     if (submit.idempotency_key !== undefined) {
       idem = {
@@ -190,7 +210,7 @@ export class Admission {
       const replay = await this.#findIdempotent(principal, idem);
       if (replay) return replay;
     }
-    if (this.#deps.live.countFor(principal) >= this.#limits.maxJobsPerPrincipal) {
+    if (!slot) {
       throw new ArcpError(
         "INTERNAL_ERROR",
         `principal has ${this.#limits.maxJobsPerPrincipal} live jobs, the most allowed`,

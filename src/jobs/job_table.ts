@@ -10,6 +10,8 @@ import type { LiveJob } from "./live_job.ts";
 export class JobTable {
   #byId = new Map<string, LiveJob>();
   #perPrincipal = new Map<string, number>();
+  /** Slots taken by submits still being admitted (they await the store). */
+  #reserved = new Map<string, number>();
 
   /** How many jobs are live. */
   get size(): number {
@@ -43,6 +45,29 @@ export class JobTable {
    */
   countFor(principal: string): number {
     return this.#perPrincipal.get(principal) ?? 0;
+  }
+
+  /**
+   * Takes one of a principal's slots for a submit being admitted, so
+   * concurrent submits cannot all pass the cap before any goes live. Call
+   * it before the first await; release once the job is live or refused.
+   *
+   * @param principal the principal
+   * @param limit its cap on live jobs
+   * @returns the release, or undefined when live and reserved jobs fill the cap
+   */
+  tryReserve(principal: string, limit: number): (() => void) | undefined {
+    const reserved = this.#reserved.get(principal) ?? 0;
+    if (this.countFor(principal) + reserved >= limit) return undefined;
+    this.#reserved.set(principal, reserved + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#reserved.get(principal) ?? 1) - 1;
+      if (left > 0) this.#reserved.set(principal, left);
+      else this.#reserved.delete(principal);
+    };
   }
 
   /**

@@ -28,6 +28,7 @@ export class Connection implements TransportHandler {
   #closed = false;
   #queue: Promise<void> = Promise.resolve();
   #heartbeat: Heartbeat | undefined;
+  #helloTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param ctx what connections share
@@ -36,6 +37,18 @@ export class Connection implements TransportHandler {
   constructor(ctx: ConnectionContext, transport: Transport) {
     this.#ctx = ctx;
     this.#transport = transport;
+    // A socket that never says hello would otherwise be held forever (it
+    // may well answer WebSocket pings).
+    this.#helloTimer = setTimeout(() => {
+      const sec = ctx.helloTimeoutMs / 1000;
+      this.#reject(
+        new ArcpError("INVALID_REQUEST", `type: no session.hello within ${sec} s`, {
+          cap: "hello_timeout",
+          limit: sec,
+        }),
+        1008,
+      );
+    }, ctx.helloTimeoutMs);
   }
 
   /**
@@ -64,6 +77,7 @@ export class Connection implements TransportHandler {
   /** The transport closed. */
   onClose(): void {
     this.#closed = true;
+    clearTimeout(this.#helloTimer);
     this.#heartbeat?.stop();
     if (this.#session?.detach(this.#transport)) {
       this.#ctx.store.write([this.#session.recordWrite()]).catch(() => {});
@@ -83,6 +97,7 @@ export class Connection implements TransportHandler {
         return;
       }
       this.#helloSeen = true;
+      clearTimeout(this.#helloTimer);
       await handshake(this.#ctx, env, this.#host());
       return;
     }
@@ -157,7 +172,7 @@ export class Connection implements TransportHandler {
   }
 
   /** A rejected hello: error with a fresh id that names no session, then close. */
-  #reject(err: ArcpError): void {
+  #reject(err: ArcpError, code = 1000): void {
     if (this.#closed) return;
     this.#transport.send(
       encodeEnvelope({
@@ -166,12 +181,12 @@ export class Connection implements TransportHandler {
         payload: err.toPayload(),
       }),
     );
-    this.#close();
+    this.#close(code);
   }
 
-  #close(): void {
+  #close(code = 1000): void {
     if (this.#closed) return;
-    this.#transport.close(1000, "bye");
+    this.#transport.close(code, code === 1000 ? "bye" : "no hello");
     this.onClose();
   }
 }

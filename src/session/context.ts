@@ -20,6 +20,8 @@ export interface ConnectionContext {
   runtime: { name: string; version: string };
   /** Features this runtime offers on a given connection. */
   features: (transport: Transport) => readonly Feature[];
+  /** How long a new connection may go without a `session.hello` before it is closed (ms). */
+  helloTimeoutMs: number;
   /** Heartbeat interval (seconds) when `heartbeat` is negotiated. */
   heartbeatSec: number;
   /** The agent inventory. */

@@ -81,8 +81,9 @@ export async function handshake(
   }
   const features = negotiateFeatures(ctx.features(host.transport), hello.capabilities?.features);
   let opened: { session: Session; resumeToken: string };
+  let release: (() => void) | undefined;
   try {
-    ctx.sessions.checkCap(principal);
+    release = ctx.sessions.reserve(principal);
     if (hello.resume) {
       opened = await ctx.sessions.resume(principal, hello.resume);
       opened.session.setFeatures(features);
@@ -90,11 +91,14 @@ export async function handshake(
       opened = await ctx.sessions.create(principal, features);
     }
   } catch (err) {
+    release?.();
     const e = toArcpError(err);
     if (e.code === "RESUME_WINDOW_EXPIRED") await ctx.throttle.failed(addr);
     host.reject(e);
     return;
   }
+  // The slot passes to the attached session in this same turn, before anything else can count.
+  release();
   const { session, resumeToken } = opened;
   if (host.isClosed()) return;
   session.attach(host.transport, hello.resume?.last_event_seq ?? session.record.last_seq);

@@ -21,18 +21,21 @@ export interface SessionLimits {
   maxSessionsPerPrincipal: number;
   /** Resume window (seconds). */
   resumeWindowSec: number;
+  /** How long a new connection may go without sending `session.hello` (seconds). */
+  helloTimeoutSec: number;
 }
 
 /** Defaults of {@linkcode SessionLimits}. */
 export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   maxSessionsPerPrincipal: 100,
   resumeWindowSec: 600,
+  helloTimeoutSec: 10,
 };
 
 /** Defaults of {@linkcode SessionPolicy}; the runtime keeps the log TTL at least the resume window. */
 export const DEFAULT_SESSION_POLICY: SessionPolicy = {
   logTtlMs: 24 * 3600 * 1000,
-  maxBufferedBytes: 8 * 1024 * 1024,
+  maxBufferedBytes: 4 * 1024 * 1024,
   stallTimeoutMs: 30_000,
   backPressureLag: 1000,
 };
@@ -57,6 +60,8 @@ export class SessionRegistry {
   #limits: SessionLimits;
   #sessions = new Map<string, Session>();
   #evictTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Hellos past the cap check and not yet attached, per principal. */
+  #pending = new Map<string, number>();
   /** Called when a session leaves memory (jobs stop feeding it). */
   onEvict: ((session: Session) => void) | undefined;
 
@@ -143,13 +148,17 @@ export class SessionRegistry {
   }
 
   /**
-   * Checks the per-principal cap on connected sessions.
+   * Takes one of a principal's connected-session slots for a hello being
+   * handled, so concurrent hellos cannot all pass the cap before any
+   * attaches. Call it before the first await; release once the session is
+   * attached or refused.
    *
    * @param principal who is connecting
-   * @throws {ArcpError} `INTERNAL_ERROR` with `details.cap` when at the cap
+   * @returns the release
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.cap` when connected and pending sessions fill the cap
    */
-  checkCap(principal: string): void {
-    let n = 0;
+  reserve(principal: string): () => void {
+    let n = this.#pending.get(principal) ?? 0;
     for (const s of this.#sessions.values()) if (s.connected && s.principal === principal) n++;
     if (n >= this.#limits.maxSessionsPerPrincipal) {
       throw new ArcpError(
@@ -161,6 +170,15 @@ export class SessionRegistry {
         },
       );
     }
+    this.#pending.set(principal, (this.#pending.get(principal) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#pending.get(principal) ?? 1) - 1;
+      if (left > 0) this.#pending.set(principal, left);
+      else this.#pending.delete(principal);
+    };
   }
 
   /**

@@ -22,6 +22,9 @@ import type { Transport } from "../transport/transport.ts";
 /** `job.accepted` envelopes kept for a detached session, at most. */
 const MAX_PENDING_ACCEPTED = 100;
 
+/** How long a close behind unread data may take before the socket is dropped (ms). */
+const CLOSE_GRACE_MS = 5_000;
+
 /** Event kinds a session receives only when it negotiated their feature. */
 const KIND_FEATURE: Record<string, Feature> = {
   progress: "progress",
@@ -54,6 +57,8 @@ export class Session implements EventSink {
   #sentSeq = 0;
   /** While replaying from KV (resume, or after a stall), live deliveries wait here. */
   #held: Staged[] | undefined;
+  /** The socket stopped draining: deliveries are left to the log, not held in memory. */
+  #stalled = false;
   #stallTimer: ReturnType<typeof setInterval> | undefined;
   #pressured = false;
   /** Live texts of held envelopes whose logged copy is redacted, by seq: replay sends these. */
@@ -122,6 +127,7 @@ export class Session implements EventSink {
     this.#transport = transport;
     this.#sentSeq = lastSeenSeq;
     this.#held = lastSeenSeq < this.record.last_seq ? [] : undefined;
+    this.#stalled = false;
     delete this.record.detached_at;
   }
 
@@ -246,7 +252,7 @@ export class Session implements EventSink {
   deliver(staged: Staged): void {
     if (!this.#transport) return;
     if (this.#held) {
-      this.#held.push(staged);
+      if (!this.#stalled) this.#held.push(staged);
       if (staged.text !== staged.logged) this.#unredacted.set(staged.seq, staged.text);
     } else this.#send(staged);
   }
@@ -258,6 +264,7 @@ export class Session implements EventSink {
       // The client is not reading. Stop writing (the log has everything)
       // and catch up from KV once it drains, or close if it never does.
       this.#held = [];
+      this.#stalled = true;
       this.#watchStall(transport);
       return;
     }
@@ -276,7 +283,7 @@ export class Session implements EventSink {
     while (transport.bufferedAmount > this.#policy.maxBufferedBytes / 2) {
       if (this.#transport !== transport) return false;
       if (Date.now() - since > this.#policy.stallTimeoutMs) {
-        transport.close(1008, "client stopped reading; resume to continue");
+        this.#giveUp(transport);
         return false;
       }
       await new Promise((r) => setTimeout(r, 50));
@@ -291,12 +298,22 @@ export class Session implements EventSink {
       if (this.#transport !== transport) return this.#stopStallWatch();
       if (transport.bufferedAmount <= this.#policy.maxBufferedBytes / 2) {
         this.#stopStallWatch();
+        this.#stalled = false;
         this.replay().catch((err) => this.fault(err));
       } else if (Date.now() - since > this.#policy.stallTimeoutMs) {
         this.#stopStallWatch();
-        transport.close(1008, "client stopped reading; resume to continue");
+        this.#giveUp(transport);
       }
     }, 100);
+  }
+
+  /** Closes a non-reading client's socket, or drops it after a grace (a detach clears the timer). */
+  #giveUp(transport: Transport): void {
+    transport.close(1008, "client stopped reading; resume to continue");
+    this.#stopStallWatch();
+    this.#stallTimer = setTimeout(() => {
+      if (this.#transport === transport) transport.abort();
+    }, CLOSE_GRACE_MS);
   }
 
   #stopStallWatch(): void {

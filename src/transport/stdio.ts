@@ -42,6 +42,9 @@ export async function serveLines(
     close() {
       closed = true;
     },
+    abort() {
+      closed = true;
+    },
     remoteAddr: "stdio",
     secure: false,
     get bufferedAmount() {

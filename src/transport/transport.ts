@@ -9,8 +9,10 @@
 export interface Transport {
   /** Sends one envelope's text as one frame or line. */
   send(text: string): void;
-  /** Closes the connection. */
+  /** Closes the connection: the close follows whatever is still queued. */
   close(code?: number, reason?: string): void;
+  /** Drops the connection at once, discarding what is still queued. */
+  abort(): void;
   /** The peer's address, for throttling (never logged with secrets). */
   readonly remoteAddr: string;
   /** Bytes queued but not yet written. */
@@ -29,3 +31,11 @@ export interface TransportHandler {
 
 /** Default cap on one inbound frame. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+
+/**
+ * Default cap on the bytes queued to one socket: past it the socket is
+ * dropped. Sessions pause their events well below it (half, by default),
+ * so only a client that stops reading and keeps asking (pings, submits)
+ * reaches it.
+ */
+export const DEFAULT_MAX_SOCKET_BYTES = 8 * 1024 * 1024;

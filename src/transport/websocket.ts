@@ -17,6 +17,13 @@ export interface WebSocketOptions {
   remoteAddr: string;
   /** Whether the request came over TLS. */
   secure: boolean;
+  /** Bytes queued to the socket past which it is aborted. */
+  maxQueuedBytes: number;
+  /**
+   * Drops the underlying connection at once (the gate's); without it an
+   * abort is a close that still waits behind the queued bytes.
+   */
+  abort?: () => void;
 }
 
 /**
@@ -71,19 +78,28 @@ export function webSocketEvents(
  * @returns the transport
  */
 function socketTransport(socket: WebSocket, options: WebSocketOptions): Transport {
+  const abort = (): void => {
+    if (options.abort) options.abort();
+    else close(1008, "too much queued");
+  };
+  const close = (code = 1000, reason = ""): void => {
+    if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+      try {
+        socket.close(code, reason);
+      } catch {
+        socket.close();
+      }
+    }
+  };
   return {
     send(text) {
-      if (socket.readyState === WebSocket.OPEN) socket.send(text);
+      if (socket.readyState !== WebSocket.OPEN) return;
+      socket.send(text);
+      // A client that stops reading must not grow this process without bound.
+      if (socket.bufferedAmount > options.maxQueuedBytes) abort();
     },
-    close(code = 1000, reason = "") {
-      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
-        try {
-          socket.close(code, reason);
-        } catch {
-          socket.close();
-        }
-      }
-    },
+    close,
+    abort,
     remoteAddr: options.remoteAddr,
     secure: options.secure,
     get bufferedAmount() {

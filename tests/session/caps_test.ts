@@ -48,3 +48,39 @@ Deno.test("a principal at its cap of live jobs gets INTERNAL_ERROR with details.
   alice.send("job.cancel", {}, { job_id: j2.job_id });
   await alice.untilTerminal(j2.job_id!);
 });
+
+Deno.test("500 concurrent hellos of one principal against a cap of 20: exactly 20 are welcomed", async () => {
+  await using server = await startServer({ sessions: { maxSessionsPerPrincipal: 20 } });
+  const clients = Array.from({ length: 500 }, () => new WsClient(server.url));
+  try {
+    await Promise.all(clients.map((c) => c.opened()));
+    const answers = await Promise.all(clients.map((c) => c.hello("alice-token")));
+    const welcomed = answers.filter((a) => a.type === "session.welcome").length;
+    equal(welcomed, 20);
+    for (const a of answers.filter((a) => a.type === "session.error")) {
+      equal(a.payload.details.cap, "sessions");
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+});
+
+Deno.test("500 concurrent submits of one principal against a cap of 10 live jobs: exactly 10 are accepted", async () => {
+  await using server = await startServer({ jobs: { maxJobsPerPrincipal: 10 } });
+  const sessions = await Promise.all(Array.from({ length: 25 }, () => connect(server.url)));
+  try {
+    const answers = await Promise.all(
+      sessions.flatMap((s) =>
+        Array.from({ length: 20 }, () => s.submit({ agent: "sleeper", input: { ms: 30_000 } }))
+      ),
+    );
+    const accepted = answers.filter((a) => a.type === "job.accepted");
+    equal(accepted.length, 10);
+    for (const a of answers.filter((a) => a.type === "job.error")) {
+      equal(a.payload.details.cap, "concurrent_jobs");
+    }
+    equal((await fetch(`${server.http}/healthz`).then((r) => r.json())).ok, true);
+  } finally {
+    await Promise.all(sessions.map((s) => s.close()));
+  }
+});

@@ -9,176 +9,8 @@
  */
 import { deepEqual, equal, ok } from "assert";
 import { startServer } from "../../testing/server.ts";
+import { RawWs } from "../../testing/raw_ws.ts";
 import { ALL_FEATURES, type Env, traceId, WsClient } from "../../testing/ws_client.ts";
-
-/** One WebSocket frame as read. */
-interface Frame {
-  opcode: number;
-  payload: Uint8Array;
-}
-
-/** A minimal client-side WebSocket over a raw TCP connection (RFC 6455, no extensions). */
-class RawWs {
-  readonly conn: Deno.TcpConn;
-  #buf = new Uint8Array(0);
-  #reading: Promise<Uint8Array | null> | undefined;
-  #eof = false;
-  #n = 0;
-
-  private constructor(conn: Deno.TcpConn) {
-    this.conn = conn;
-  }
-
-  /**
-   * Connects and performs the opening handshake.
-   *
-   * @param url `ws://host:port/path`
-   * @returns the open connection
-   */
-  static async open(url: string): Promise<RawWs> {
-    const u = new URL(url);
-    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-    const ws = new RawWs(conn);
-    const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-    await ws.#writeAll(
-      new TextEncoder().encode(
-        `GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\n` +
-          `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      ),
-    );
-    while (true) {
-      const text = new TextDecoder().decode(ws.#buf);
-      const end = text.indexOf("\r\n\r\n");
-      if (end >= 0) {
-        if (!text.startsWith("HTTP/1.1 101")) throw new Error(`handshake refused: ${text}`);
-        ws.#buf = ws.#buf.slice(new TextEncoder().encode(text.slice(0, end + 4)).length);
-        return ws;
-      }
-      if (!(await ws.#fill(5_000))) throw new Error("connection closed during handshake");
-    }
-  }
-
-  async #writeAll(bytes: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < bytes.length) off += await this.conn.write(bytes.subarray(off));
-  }
-
-  /** Reads more bytes into the buffer; false on EOF or timeout. */
-  async #fill(ms: number): Promise<boolean> {
-    if (this.#eof) return false;
-    const chunk = new Uint8Array(256 * 1024);
-    this.#reading ??= this.conn.read(chunk).then((n) => (n === null ? null : chunk.subarray(0, n)))
-      .catch(() => null);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)));
-    const got = await Promise.race([this.#reading, timeout]);
-    clearTimeout(timer);
-    if (got === "timeout") return false;
-    this.#reading = undefined;
-    if (got === null) {
-      this.#eof = true;
-      return false;
-    }
-    const next = new Uint8Array(this.#buf.length + got.length);
-    next.set(this.#buf);
-    next.set(got, this.#buf.length);
-    this.#buf = next;
-    return true;
-  }
-
-  /**
-   * Sends one masked frame.
-   *
-   * @param opcode 1 text, 8 close
-   * @param payload the payload
-   */
-  async sendFrame(opcode: number, payload: Uint8Array): Promise<void> {
-    const len = payload.length;
-    const head = len < 126 ? 2 : len < 65536 ? 4 : 10;
-    const frame = new Uint8Array(head + 4 + len);
-    frame[0] = 0x80 | opcode;
-    if (len < 126) frame[1] = 0x80 | len;
-    else if (len < 65536) {
-      frame[1] = 0x80 | 126;
-      new DataView(frame.buffer).setUint16(2, len);
-    } else {
-      frame[1] = 0x80 | 127;
-      new DataView(frame.buffer).setBigUint64(2, BigInt(len));
-    }
-    const mask = crypto.getRandomValues(new Uint8Array(4));
-    frame.set(mask, head);
-    for (let i = 0; i < len; i++) frame[head + 4 + i] = payload[i] ^ mask[i & 3];
-    await this.#writeAll(frame);
-  }
-
-  /**
-   * Sends one envelope as a text frame.
-   *
-   * @param env the envelope, sent as given plus `arcp` and `id`
-   */
-  async send(env: Record<string, unknown>): Promise<void> {
-    const full = { arcp: "1.1", id: `raw${this.#n++}`, ...env };
-    await this.sendFrame(1, new TextEncoder().encode(JSON.stringify(full)));
-  }
-
-  /**
-   * Reads the next frame.
-   *
-   * @param ms how long to wait for more bytes
-   * @returns the frame, or undefined on EOF or timeout
-   */
-  async readFrame(ms = 10_000): Promise<Frame | undefined> {
-    while (true) {
-      const b = this.#buf;
-      if (b.length >= 2) {
-        const opcode = b[0] & 0x0f;
-        let len = b[1] & 0x7f;
-        let off = 2;
-        if (len === 126 && b.length >= 4) {
-          len = new DataView(b.buffer, b.byteOffset).getUint16(2);
-          off = 4;
-        } else if (len === 127 && b.length >= 10) {
-          len = Number(new DataView(b.buffer, b.byteOffset).getBigUint64(2));
-          off = 10;
-        } else if (len >= 126) {
-          len = Infinity;
-        }
-        if (b.length >= off + len) {
-          this.#buf = b.slice(off + len);
-          return { opcode, payload: b.slice(off, off + len) };
-        }
-      }
-      if (!(await this.#fill(ms))) return undefined;
-    }
-  }
-
-  /**
-   * Reads envelopes until `pred` matches; text frames only.
-   *
-   * @param pred what to wait for
-   * @returns the envelopes read, the match last
-   */
-  async readUntil(pred: (e: Env) => boolean): Promise<Env[]> {
-    const out: Env[] = [];
-    while (true) {
-      const f = await this.readFrame();
-      if (!f) throw new Error("connection ended");
-      if (f.opcode !== 1) continue;
-      const env = JSON.parse(new TextDecoder().decode(f.payload)) as Env;
-      out.push(env);
-      if (pred(env)) return out;
-    }
-  }
-
-  /** Closes the TCP connection. */
-  close(): void {
-    try {
-      this.conn.close();
-    } catch {
-      // already closed
-    }
-  }
-}
 
 /** The seq-bearing envelopes of a list must be `from`, `from + 1`, ... without gaps or repeats. */
 function assertGapFree(envs: Env[], from: number): void {
@@ -188,22 +20,8 @@ function assertGapFree(envs: Env[], from: number): void {
 
 const FEATURES = ALL_FEATURES.filter((f) => f !== "heartbeat");
 const BIG = 180_000;
-const JOBS = 60;
-
-/** Says hello on a raw connection and returns the welcome. */
-async function rawHello(raw: RawWs): Promise<Env> {
-  await raw.send({
-    type: "session.hello",
-    payload: {
-      client: { name: "raw", version: "0" },
-      auth: { scheme: "bearer", token: "alice-token" },
-      capabilities: { encodings: ["json"], features: FEATURES },
-    },
-  });
-  const [w] = await raw.readUntil(() => true);
-  equal(w.type, "session.welcome", JSON.stringify(w.payload));
-  return w;
-}
+// More than the kernel buffers of both hops (client↔gate, gate↔server) hold, so the client stalls.
+const JOBS = 150;
 
 /** Submits JOBS echo jobs whose results are BIG characters each, without reading. */
 async function flood(raw: RawWs, sessionId: string): Promise<string[]> {
@@ -236,7 +54,7 @@ Deno.test("a client that stops reading is disconnected after the stall timeout, 
   await using server = await startServer({ maxBufferedBytes: 64 * 1024, stallTimeoutMs: 1500 });
   const raw = await RawWs.open(server.url);
   try {
-    const w = await rawHello(raw);
+    const w = await raw.hello(FEATURES);
     const sessionId = w.session_id!;
     const traces = await flood(raw, sessionId);
     await untilIdle(server.http);
@@ -255,7 +73,9 @@ Deno.test("a client that stops reading is disconnected after the stall timeout, 
         break;
       }
     }
-    equal(closeCode, 1008, "the stalled socket should be closed with 1008");
+    // The close frame waits behind the unread data; a close that cannot get
+    // through within its grace is dropped, so the reader may see either.
+    ok(closeCode === undefined || closeCode === 1008, `closed with ${closeCode}`);
     const seqd = got.filter((e) => e.event_seq !== undefined);
     assertGapFree(seqd, 1);
     const terminalsBefore = seqd.filter((e) => e.type === "job.result").length;
@@ -291,7 +111,7 @@ Deno.test("a client that pauses reading for less than the stall timeout catches 
   await using server = await startServer({ maxBufferedBytes: 64 * 1024, stallTimeoutMs: 1500 });
   const raw = await RawWs.open(server.url);
   try {
-    const w = await rawHello(raw);
+    const w = await raw.hello(FEATURES);
     const traces = await flood(raw, w.session_id!);
     await new Promise((r) => setTimeout(r, 700));
     const got: Env[] = [];

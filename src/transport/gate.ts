@@ -1,0 +1,350 @@
+/**
+ * The TCP gate in front of the HTTP server. `Deno.serve` (2.9) caps neither
+ * open connections nor the time a connection may take to send its request,
+ * and its accept loop ends for good on the first accept error: at the fd
+ * limit `server.finished` rejects with EMFILE and the port is closed. So the
+ * runtime accepts connections itself: it caps them in total and per peer
+ * address (new connections push out the oldest ones not yet upgraded, so
+ * idle connections cannot lock a real client out), closes connections that
+ * are not upgraded and hear nothing from the server within a timeout,
+ * survives accept errors, and relays each connection, once its first bytes
+ * arrive, to a `Deno.serve` on a private loopback port that answers only
+ * connections the gate made.
+ *
+ * @module
+ */
+import type { Logger } from "../logger.ts";
+
+/** The gate's limits. */
+export interface GateLimits {
+  /** Open connections in all; past it the oldest not yet upgraded is closed, or the newcomer. */
+  maxConnections: number;
+  /** Open connections from one peer address, the same way. */
+  maxConnectionsPerAddress: number;
+  /**
+   * How long a connection not upgraded to a WebSocket may go without an
+   * answer from the server (its request is incomplete, or it idles between
+   * requests) before it is closed (ms).
+   */
+  headerTimeoutMs: number;
+}
+
+/** Defaults of {@linkcode GateLimits}, for an fd limit of 20,000; see {@linkcode gateLimitsFor}. */
+export const DEFAULT_GATE_LIMITS: GateLimits = {
+  maxConnections: 4096,
+  maxConnectionsPerAddress: 2048,
+  headerTimeoutMs: 10_000,
+};
+
+/** Fds kept for the store, sandbox processes and their pipes, whatever the connections hold. */
+const FD_RESERVE = 256;
+
+/**
+ * Default limits under an fd limit: a relayed connection holds three fds
+ * (the client's, and both ends of the private one) and its session a little
+ * more, so connections get a quarter of what the reserve leaves; one
+ * address gets half of that.
+ *
+ * @param fdLimit the process's soft `RLIMIT_NOFILE`, when known
+ * @returns the limits
+ */
+export function gateLimitsFor(fdLimit: number | undefined): GateLimits {
+  if (fdLimit === undefined || !Number.isFinite(fdLimit)) return DEFAULT_GATE_LIMITS;
+  const total = Math.max(16, Math.min(16_384, Math.floor((fdLimit - FD_RESERVE) / 4)));
+  return {
+    ...DEFAULT_GATE_LIMITS,
+    maxConnections: total,
+    maxConnectionsPerAddress: Math.ceil(total / 2),
+  };
+}
+
+/** What the handler learns about a gated connection. */
+export interface GatedInfo extends Deno.ServeHandlerInfo<Deno.NetAddr> {
+  /** Whether the peer's connection is TLS. */
+  secure: boolean;
+  /** Drops the connection at once, whatever is still queued to it. */
+  abort(): void;
+}
+
+/** A request handler behind the gate. */
+export type GatedHandler = (req: Request, info: GatedInfo) => Response | Promise<Response>;
+
+/** Options of {@linkcode serveGated}. */
+export interface GateOptions {
+  /** Interface to listen on. */
+  hostname: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+  /** PEM certificate and key: serve TLS. */
+  tls?: { cert: string; key: string };
+  /** Connection limits. */
+  limits: GateLimits;
+  /** Where accept errors are reported. */
+  log: Logger;
+}
+
+/** A running gate and the server behind it. */
+export interface GatedServer {
+  /** The public address. */
+  readonly addr: Deno.NetAddr;
+  /** The private loopback address of the server behind the gate. */
+  readonly inner: Deno.NetAddr;
+  /** Connections open now. */
+  readonly connections: number;
+  /** Resolves once the gate and the server behind it have stopped. */
+  readonly finished: Promise<void>;
+  /**
+   * Stops accepting, drops every connection and stops the server behind.
+   *
+   * @returns resolves once stopped
+   */
+  shutdown(): Promise<void>;
+}
+
+/** First reads are small: an idle connection should cost little memory. */
+const FIRST_READ_BYTES = 4 * 1024;
+const RELAY_READ_BYTES = 16 * 1024;
+/** An accept error (EMFILE above all) is retried after this long, and logged at most this often. */
+const ACCEPT_RETRY_MS = 100;
+const ACCEPT_LOG_EVERY_MS = 10_000;
+const UPGRADED = new TextEncoder().encode("HTTP/1.1 101 ");
+
+/** One client connection through the gate. */
+class Link {
+  readonly outer: Deno.Conn;
+  readonly address: string;
+  inner: Deno.Conn | undefined;
+  upgraded = false;
+  closed = false;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  onClose: (() => void) | undefined;
+
+  constructor(outer: Deno.Conn, address: string) {
+    this.outer = outer;
+    this.address = address;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const conn of [this.outer, this.inner]) {
+      try {
+        conn?.close();
+      } catch {
+        // already closed by the peer
+      }
+    }
+    this.onClose?.();
+  }
+}
+
+/**
+ * Serves `handler` behind a gate on `hostname:port`.
+ *
+ * @param options where to listen, TLS, limits, logger
+ * @param handler answers requests of admitted connections
+ * @returns the running server
+ * @example
+ * ```ts ignore
+ * const server = serveGated({ hostname: "0.0.0.0", port: 7777, limits: DEFAULT_GATE_LIMITS, log }, runtime.fetch);
+ * await server.finished;
+ * ```
+ */
+export function serveGated(options: GateOptions, handler: GatedHandler): GatedServer {
+  const { limits, log } = options;
+  const listener = options.tls
+    ? Deno.listenTls({ hostname: options.hostname, port: options.port, ...options.tls })
+    : Deno.listen({ hostname: options.hostname, port: options.port });
+  const links = new Set<Link>();
+  const perAddress = new Map<string, number>();
+  const byInnerPort = new Map<number, Link>();
+  const secure = options.tls !== undefined;
+  const ac = new AbortController();
+
+  const answer = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+    const link = byInnerPort.get(info.remoteAddr.port);
+    // Anyone else on this machine reaching the private port directly is refused.
+    if (!link) return new Response("connect through the public port", { status: 403 });
+    return handler(req, {
+      remoteAddr: link.outer.remoteAddr as Deno.NetAddr,
+      completed: info.completed,
+      secure,
+      abort: () => link.close(),
+    });
+  };
+  let inner = startInner(answer, ac.signal, log);
+
+  const admit = (link: Link): boolean => {
+    const sameAddress = (l: Link) => l.address === link.address;
+    if ((perAddress.get(link.address) ?? 0) >= limits.maxConnectionsPerAddress) {
+      if (!evictOldestWaiting(links, sameAddress)) return false;
+    }
+    if (links.size >= limits.maxConnections && !evictOldestWaiting(links, () => true)) {
+      return false;
+    }
+    links.add(link);
+    perAddress.set(link.address, (perAddress.get(link.address) ?? 0) + 1);
+    link.onClose = () => {
+      links.delete(link);
+      const left = (perAddress.get(link.address) ?? 1) - 1;
+      if (left > 0) perAddress.set(link.address, left);
+      else perAddress.delete(link.address);
+      if (link.inner) byInnerPort.delete((link.inner.localAddr as Deno.NetAddr).port);
+    };
+    return true;
+  };
+
+  const relay = async (link: Link): Promise<void> => {
+    const first = new Uint8Array(FIRST_READ_BYTES);
+    const n = await link.outer.read(first);
+    if (n === null || link.closed) return;
+    const conn = await Deno.connect({ hostname: inner.addr.hostname, port: inner.addr.port });
+    if (link.closed) return conn.close();
+    link.inner = conn;
+    byInnerPort.set((conn.localAddr as Deno.NetAddr).port, link);
+    await writeAll(conn, first.subarray(0, n));
+    await Promise.race([
+      pump(link.outer, conn, () => {}).catch(() => {}),
+      pump(conn, link.outer, (chunk) => {
+        if (link.upgraded) return;
+        if (startsWith(chunk, UPGRADED)) {
+          link.upgraded = true;
+          clearTimeout(link.timer);
+        } else armTimeout(link, limits.headerTimeoutMs);
+      }).catch(() => {}),
+    ]);
+  };
+
+  const accepting = (async () => {
+    let lastLog = 0;
+    while (!ac.signal.aborted) {
+      let outer: Deno.Conn;
+      try {
+        outer = await listener.accept();
+      } catch (err) {
+        if (ac.signal.aborted || err instanceof Deno.errors.BadResource) return;
+        // Out of fds (or another transient failure): keep serving what is open, retry soon.
+        if (Date.now() - lastLog > ACCEPT_LOG_EVERY_MS) {
+          lastLog = Date.now();
+          log.warn("accept failed; retrying", { error: String(err), open: links.size });
+        }
+        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+        continue;
+      }
+      const link = new Link(outer, (outer.remoteAddr as Deno.NetAddr).hostname);
+      if (!admit(link)) {
+        link.closed = true;
+        outer.close();
+        continue;
+      }
+      armTimeout(link, limits.headerTimeoutMs);
+      relay(link).catch(() => {}).finally(() => link.close());
+    }
+  })();
+
+  // The server behind should never see an fd shortage the caps allow, but
+  // if its accept loop dies anyway a new one takes over; it must not end the process.
+  const watchInner = (): void => {
+    inner.finished.catch((err) => {
+      if (ac.signal.aborted) return;
+      log.error("internal server failed; restarting it", { error: String(err) });
+      inner = startInner(answer, ac.signal, log);
+      watchInner();
+    });
+  };
+  watchInner();
+
+  return {
+    addr: listener.addr as Deno.NetAddr,
+    get inner() {
+      return inner.addr;
+    },
+    get connections() {
+      return links.size;
+    },
+    finished: accepting.then(() => inner.finished.catch(() => {})),
+    async shutdown() {
+      ac.abort();
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+      for (const link of [...links]) link.close();
+      await accepting;
+      await inner.finished.catch(() => {});
+    },
+  };
+}
+
+/**
+ * Starts the private server behind the gate.
+ *
+ * @param answer the request handler
+ * @param signal stops it
+ * @param log where its errors go
+ * @returns the server
+ */
+function startInner(
+  answer: Deno.ServeHandler<Deno.NetAddr>,
+  signal: AbortSignal,
+  log: Logger,
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    signal,
+    onListen() {},
+    onError(err) {
+      log.error("request failed", { error: String(err) });
+      return new Response("internal error", { status: 500 });
+    },
+  }, answer);
+}
+
+/**
+ * Closes the oldest connection matching `pick` that is not upgraded.
+ *
+ * @returns whether one was closed
+ */
+function evictOldestWaiting(links: Set<Link>, pick: (link: Link) => boolean): boolean {
+  for (const link of links) {
+    if (!link.upgraded && pick(link)) {
+      link.close();
+      return true;
+    }
+  }
+  return false;
+}
+
+function armTimeout(link: Link, ms: number): void {
+  clearTimeout(link.timer);
+  link.timer = setTimeout(() => link.close(), ms);
+}
+
+/** Copies `from` to `to` until either ends; `seen` looks at each chunk first. */
+async function pump(
+  from: Deno.Conn,
+  to: Deno.Conn,
+  seen: (chunk: Uint8Array) => void,
+): Promise<void> {
+  const buf = new Uint8Array(RELAY_READ_BYTES);
+  while (true) {
+    const n = await from.read(buf);
+    if (n === null) return;
+    seen(buf.subarray(0, n));
+    await writeAll(to, buf.subarray(0, n));
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+function startsWith(chunk: Uint8Array, prefix: Uint8Array): boolean {
+  if (chunk.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (chunk[i] !== prefix[i]) return false;
+  return true;
+}
