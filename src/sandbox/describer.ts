@@ -8,6 +8,7 @@
  * @module
  */
 import { childEnv } from "./child_env.ts";
+import { childRunFlags } from "./child_run.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
 import { describerMainUrl } from "./host/describe_main.ts";
@@ -56,12 +57,7 @@ export async function describeInProcess(
 ): Promise<RawDescription> {
   const child = new Deno.Command(options.denoPath, {
     args: [
-      "run",
-      "--no-prompt",
-      "--unstable-worker-options",
-      "--cached-only",
-      ...(options.configPath ? ["--config", options.configPath] : []),
-      `--v8-flags=--max-old-space-size=${options.heapMb}`,
+      ...childRunFlags(options),
       `--allow-read=${options.agentsDir}`,
       describerMainUrl(url),
     ],

@@ -18,6 +18,7 @@ import { cacheModules } from "./module_cache.ts";
 import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
 import { defaultMemoryMb } from "./memory_ceiling.ts";
 import { childEnv } from "./child_env.ts";
+import { childRunFlags } from "./child_run.ts";
 import { findDenoDir } from "./protected_paths.ts";
 import { denyFlags } from "./deny_flags.ts";
 import type { Protection } from "./protection.ts";
@@ -126,14 +127,8 @@ export class HostLauncher implements AgentLauncher {
       log: options.logger ?? silentLogger(),
       denoDir: findDenoDir(),
       args: [
-        "run",
-        "--no-prompt",
-        "--unstable-worker-options",
-        // Processes never download code: whatever an agent imports must already be cached.
-        "--cached-only",
-        ...(options.configPath ? ["--config", options.configPath] : []),
+        ...childRunFlags({ configPath: options.configPath, heapMb }),
         ...(options.allowNpm ? [] : ["--no-npm"]),
-        `--v8-flags=--max-old-space-size=${heapMb}`,
         "--allow-read",
         "--allow-write",
         "--allow-net",
