@@ -49,7 +49,7 @@ export async function serve(args: string[]): Promise<number> {
       helloTimeoutSec: config.helloTimeoutSec,
     }),
     jobs: definedOnly(config.quotas),
-    ...definedOnly({ maxSocketBytes: config.maxSocketBytes }),
+    ...definedOnly({ maxSocketBytes: config.maxSocketBytes, ...config.sandbox }),
     heartbeatSec: config.heartbeatSec,
     denyPaths: config.configFiles.map((f) => (f.startsWith("/") ? f : `${Deno.cwd()}/${f}`)),
     credentials: config.credentials && {

@@ -42,6 +42,8 @@ export interface ServeConfig {
     maxConnectionsPerAddress?: number;
     headerTimeoutMs?: number;
   };
+  /** Sandbox process limits; unset ones keep the runtime's defaults. */
+  sandbox: { hostHeapMb?: number; memoryMb?: number; warmPool?: number };
   /** How long a new WebSocket may go without `session.hello` (s); unset keeps the default. */
   helloTimeoutSec?: number;
   /** Bytes queued to one socket past which it is dropped; unset keeps the default. */
@@ -83,6 +85,10 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --header-timeout-sec N   close a connection not upgraded that gets no answer this long (default 10)
   --hello-timeout-sec N    close a WebSocket that sends no session.hello this long (default 10)
   --max-socket-buffer-mb N drop a socket with this much queued to it (default 8)
+  --sandbox-heap-mb N      V8 heap cap of each sandbox process (default 512)
+  --sandbox-memory-mb N    resident memory ceiling of each sandbox process (default: an eighth
+                           of the machine's memory, 256 MiB to 4 GiB, at least the heap cap + 128)
+  --warm-pool N            idle sandbox processes kept ready; 0 starts one per job (default 2)
 With no token configured a random one is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
@@ -154,6 +160,9 @@ export async function readServeConfig(
       "header-timeout-sec": { type: "string" },
       "hello-timeout-sec": { type: "string" },
       "max-socket-buffer-mb": { type: "string" },
+      "sandbox-heap-mb": { type: "string" },
+      "sandbox-memory-mb": { type: "string" },
+      "warm-pool": { type: "string" },
     },
     strict: true,
   });
@@ -214,6 +223,13 @@ export async function readServeConfig(
       maxConnections: optional("max-connections"),
       maxConnectionsPerAddress: optional("max-connections-per-addr"),
       headerTimeoutMs: optional("header-timeout-sec", 1000),
+    },
+    sandbox: {
+      hostHeapMb: optional("sandbox-heap-mb"),
+      memoryMb: optional("sandbox-memory-mb"),
+      warmPool: values["warm-pool"] === undefined
+        ? undefined
+        : positiveInt(values["warm-pool"], 0, "--warm-pool", true),
     },
     helloTimeoutSec: optional("hello-timeout-sec"),
     maxSocketBytes: optional("max-socket-buffer-mb", MIB),

@@ -1,8 +1,9 @@
-/** Command-line parsing of `arcp submit`, `arcp jobs` and `arcp cancel`. */
-import { deepEqual, equal, throws } from "assert";
+/** Command-line parsing of `arcp submit`, `arcp jobs`, `arcp cancel` and `arcp serve`. */
+import { deepEqual, equal, rejects, throws } from "assert";
 import { parseCancelArgs } from "../../src/cli/cancel.ts";
 import { connectionSettings, DEFAULT_URL } from "../../src/cli/connection.ts";
 import { parseJobsArgs } from "../../src/cli/jobs.ts";
+import { readServeConfig } from "../../src/cli/serve_config.ts";
 import { parseSubmitArgs } from "../../src/cli/submit.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
@@ -92,4 +93,22 @@ Deno.test("arcp jobs and arcp cancel arguments", () => {
     reason: "r",
   });
   throws(() => parseCancelArgs([], env({ ARCP_TOKEN: "t" })), TypeError);
+});
+
+Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative count is refused", async () => {
+  const config = await readServeConfig(
+    ["--warm-pool", "0", "--sandbox-memory-mb", "300", "--sandbox-heap-mb", "128"],
+    env({}),
+  );
+  deepEqual(config.sandbox, { hostHeapMb: 128, memoryMb: 300, warmPool: 0 });
+  deepEqual((await readServeConfig([], env({}))).sandbox, {
+    hostHeapMb: undefined,
+    memoryMb: undefined,
+    warmPool: undefined,
+  });
+  await rejects(() => readServeConfig(["--warm-pool", "-1"], env({})), /--warm-pool/);
+  await rejects(
+    () => readServeConfig(["--sandbox-memory-mb", "0"], env({})),
+    /--sandbox-memory-mb/,
+  );
 });

@@ -214,3 +214,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test("--sandbox-memory-mb, --sandbox-heap-mb and --warm-pool reach the sandbox processes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_serve_" });
+  const child = await startChildServer(`${dir}/arcp.kv`, [
+    "--agents",
+    `${ROOT}/tests/fixtures/containment`,
+    "--sandbox-memory-mb",
+    "300",
+    "--sandbox-heap-mb",
+    "128",
+    "--warm-pool",
+    "0",
+  ]);
+  try {
+    const c = await connect(child.url);
+    const acc = await c.submit({ agent: "memory-bomb", input: { kind: "buffer" } });
+    const end = (await c.untilTerminal(acc.job_id!, 30_000)).at(-1)!;
+    equal(end.type, "job.error", JSON.stringify(end.payload));
+    equal(end.payload.details?.cap, "memory", JSON.stringify(end.payload));
+    match(end.payload.message, /memory ceiling is 300 MiB/);
+    await c.close();
+  } finally {
+    await child.stop("SIGKILL").catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
