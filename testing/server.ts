@@ -14,6 +14,7 @@ import {
   type GateLimits,
   serveGated,
 } from "../src/transport/gate.ts";
+import { serveLoopback } from "./loopback.ts";
 
 /** The project root. */
 export const ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -60,6 +61,39 @@ export async function startServer(
   options: Partial<RuntimeOptions> = {},
   gate: Partial<GateLimits> = {},
 ): Promise<TestServer> {
+  const { runtime, dir, kvPath } = await openRuntime(options);
+  const server = serveGated({
+    hostname: "127.0.0.1",
+    port: 0,
+    limits: { ...DEFAULT_GATE_LIMITS, ...gate },
+    log: silentLogger(),
+  }, runtime.fetch);
+  return {
+    ...handle(runtime, dir, kvPath, server.addr.port, () => server.shutdown()),
+    gate: server,
+  };
+}
+
+/**
+ * Starts the runtime in this process on a free port with its `fetch` served
+ * by `Deno.serve` directly, as an embedder may run it: one TCP hop between
+ * client and session, so what a client leaves unread backs up into the
+ * session's own socket within the kernel's buffers of that one hop.
+ *
+ * @param options overrides (kvPath reuses an existing KV file)
+ * @returns the server
+ */
+export async function startDirectServer(
+  options: Partial<RuntimeOptions> = {},
+): Promise<Omit<TestServer, "gate">> {
+  const { runtime, dir, kvPath } = await openRuntime(options);
+  const server = serveLoopback(runtime.fetch);
+  return handle(runtime, dir, kvPath, server.port, server.close);
+}
+
+async function openRuntime(
+  options: Partial<RuntimeOptions>,
+): Promise<{ runtime: Runtime; dir: string; kvPath: string }> {
   const dir = options.kvPath
     ? options.kvPath.replace(/\/[^/]*$/, "")
     : await Deno.makeTempDir({ prefix: "arcp_test_" });
@@ -71,19 +105,22 @@ export async function startServer(
     ...options,
     kvPath,
   });
-  const server = serveGated({
-    hostname: "127.0.0.1",
-    port: 0,
-    limits: { ...DEFAULT_GATE_LIMITS, ...gate },
-    log: silentLogger(),
-  }, runtime.fetch);
-  const port = server.addr.port;
+  return { runtime, dir, kvPath };
+}
+
+function handle(
+  runtime: Runtime,
+  dir: string,
+  kvPath: string,
+  port: number,
+  stop: () => Promise<void>,
+): Omit<TestServer, "gate"> {
   let closed = false;
   const close = async (remove = false) => {
     if (!closed) {
       closed = true;
       await runtime.close();
-      await server.shutdown();
+      await stop();
     }
     if (remove) await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
@@ -91,7 +128,6 @@ export async function startServer(
     url: `ws://127.0.0.1:${port}/arcp`,
     http: `http://127.0.0.1:${port}`,
     runtime,
-    gate: server,
     dir,
     kvPath,
     close,

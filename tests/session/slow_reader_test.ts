@@ -8,7 +8,7 @@
  * @module
  */
 import { deepEqual, equal, ok } from "assert";
-import { startServer } from "../../testing/server.ts";
+import { startDirectServer } from "../../testing/server.ts";
 import { RawWs } from "../../testing/raw_ws.ts";
 import { ALL_FEATURES, type Env, traceId, WsClient } from "../../testing/ws_client.ts";
 
@@ -20,8 +20,14 @@ function assertGapFree(envs: Env[], from: number): void {
 
 const FEATURES = ALL_FEATURES.filter((f) => f !== "heartbeat");
 const BIG = 180_000;
-// More than the kernel buffers of both hops (client↔gate, gate↔server) hold, so the client stalls.
-const JOBS = 150;
+// These tests are about the session's own stall watchdog, so the runtime is
+// served without the connection gate: with one TCP hop, what the client
+// leaves unread (JOBS × BIG, 10.8 MB) is more than that hop's kernel buffers
+// hold while the client does not read, so the session's socket backs up.
+// Through the gate the second hop's receive buffer can grow to tens of MB
+// (tcp_rmem), so whether a client stalls there depends on the kernel;
+// tests/session/non_reader_test.ts covers the gated path.
+const JOBS = 60;
 
 /** Submits JOBS echo jobs whose results are BIG characters each, without reading. */
 async function flood(raw: RawWs, sessionId: string): Promise<string[]> {
@@ -51,7 +57,10 @@ async function untilIdle(http: string, ms = 30_000): Promise<void> {
 }
 
 Deno.test("a client that stops reading is disconnected after the stall timeout, and a resume loses nothing", async () => {
-  await using server = await startServer({ maxBufferedBytes: 64 * 1024, stallTimeoutMs: 1500 });
+  await using server = await startDirectServer({
+    maxBufferedBytes: 64 * 1024,
+    stallTimeoutMs: 1500,
+  });
   const raw = await RawWs.open(server.url);
   try {
     const w = await raw.hello(FEATURES);
@@ -108,7 +117,10 @@ Deno.test("a client that stops reading is disconnected after the stall timeout, 
 });
 
 Deno.test("a client that pauses reading for less than the stall timeout catches up with nothing lost", async () => {
-  await using server = await startServer({ maxBufferedBytes: 64 * 1024, stallTimeoutMs: 1500 });
+  await using server = await startDirectServer({
+    maxBufferedBytes: 64 * 1024,
+    stallTimeoutMs: 1500,
+  });
   const raw = await RawWs.open(server.url);
   try {
     const w = await raw.hello(FEATURES);
