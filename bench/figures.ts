@@ -20,6 +20,7 @@ import { parseArgs } from "parse-args";
 import type { RuntimeOptions } from "../mod.ts";
 import { RUN_FLAGS } from "../src/cli/flags.ts";
 import type { Footprint, MemoryProbe } from "./memory_probe.ts";
+import { heading, report, rows, SCALE, scaled } from "./_report.ts";
 import {
   agentWorkerRoundTrip,
   BenchClient,
@@ -49,36 +50,9 @@ const { values: flags } = parseArgs({
   },
   strict: true,
 });
-const SCALE = Number(flags.scale ?? 1);
 const ONLY = flags.only
   ? new Set(String(flags.only).split(",").map((s: string) => Number(s.trim())))
   : undefined;
-
-/**
- * A count scaled by `--scale`, never below `min`.
- *
- * @param n full-size count
- * @param min smallest count
- * @returns the count to use
- */
-function scaled(n: number, min = 1): number {
-  return Math.max(min, Math.round(n * SCALE));
-}
-
-const rows: ResultRow[] = [];
-
-function report(row: ResultRow): void {
-  rows.push(row);
-  console.log(
-    `  ${row.metric.padEnd(60)} ${row.value.padStart(12)} ${row.unit}${
-      row.notes ? `  (${row.notes})` : ""
-    }`,
-  );
-}
-
-function heading(text: string): void {
-  console.log(`\n== ${text}`);
-}
 
 const ms = (n: number) => fmt(n, n < 10 ? 2 : 1);
 
