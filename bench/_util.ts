@@ -551,7 +551,14 @@ export async function agentWorkerRoundTrip(): Promise<number> {
     e.preventDefault();
     reject(new Error(e.message));
   };
-  w.postMessage({ t: "start", jobId: "job_bench", traceId: "0".repeat(32), input: {}, lease: {} });
+  w.postMessage({
+    t: "start",
+    j: 0,
+    jobId: "job_bench",
+    traceId: "0".repeat(32),
+    input: {},
+    lease: {},
+  });
   try {
     await promise;
     return performance.now() - t0;

@@ -110,6 +110,7 @@ export class Lifecycle {
         agentUrl: live.agentUrl,
         input: live.input,
         lease: job.lease,
+        ...(live.sharing ? { sharing: live.sharing } : {}),
       },
       this.#listen(live),
     ).then(

@@ -1,16 +1,28 @@
 /**
- * Runs each job's agent worker in a sandbox process of its own, with a V8
+ * Runs agent workers in sandbox processes: one worker per process, with a V8
  * heap cap and Deno permissions that deny the runtime's own state, and
- * SIGKILLs that process when the job ends for any reason: threads, timers
- * and memory the agent created cannot outlive its job, and nothing of one
- * job is visible to another. A small pool of idle, already connected
- * processes keeps process start off the path from submit to first event;
- * a process never serves a second job.
+ * SIGKILLs a process when its last job ends, so threads, timers and memory
+ * an agent created cannot outlive its job.
+ *
+ * By default each job gets a fresh process and worker, and nothing of one
+ * job is visible to another. Start-up stays off the path from submit to
+ * first event: the pool keeps processes whose worker already runs the agent
+ * with the exact permissions recent jobs needed (keyed by
+ * {@linkcode workerKey}), sized by recent demand within `warmMax`, plus
+ * idle processes without a worker for keys it has not seen. An agent that
+ * asks for `reuse` or `concurrency` shares its workers between jobs of the
+ * identical key (principal included), within its limits.
  *
  * @module
  */
 import { type Logger, silentLogger } from "../logger.ts";
-import type { AgentChannel, AgentLauncher, ChannelHandlers, LaunchSpec } from "./channel.ts";
+import type {
+  AgentChannel,
+  AgentLauncher,
+  ChannelHandlers,
+  JobExit,
+  LaunchSpec,
+} from "./channel.ts";
 import { makeControlDir } from "./control_socket.ts";
 import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
@@ -22,6 +34,8 @@ import { childRunFlags } from "./child_run.ts";
 import { findDenoDir } from "./protected_paths.ts";
 import { denyFlags } from "./deny_flags.ts";
 import type { Protection } from "./protection.ts";
+import type { Sharing } from "./sandbox.ts";
+import { WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -37,8 +51,18 @@ export interface HostLauncherOptions {
   denyPaths?: string[];
   /** The runtime's protected paths and listeners, denied to the whole process. */
   protection?: Protection;
-  /** Idle, connected processes kept ready for the next jobs (default 2; 0 starts each on demand). */
+  /**
+   * Idle, connected processes kept ready for the next jobs (default 2; 0
+   * starts each on demand). While jobs arrive, the pool holds processes
+   * whose worker already runs the agent the jobs need instead, as many as
+   * the recent rate calls for, up to `warmMax`.
+   */
   warmPool?: number;
+  /**
+   * Most warm processes held ready at once (default 8): each holds ~50 MiB,
+   * so this is the pool's memory budget.
+   */
+  warmMax?: number;
   /** The deno executable (default: the one running the runtime). */
   denoPath?: string;
   /**
@@ -59,9 +83,10 @@ export interface HostLauncherOptions {
 const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 
 /** Defaults of the {@linkcode HostLauncherOptions} that have one. */
-export const DEFAULT_HOST_OPTIONS: { heapMb: number; warmPool: number } = {
+export const DEFAULT_HOST_OPTIONS: { heapMb: number; warmPool: number; warmMax: number } = {
   heapMb: 512,
   warmPool: 2,
+  warmMax: 8,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -70,15 +95,37 @@ const CONNECT_TIMEOUT_MS = 30_000;
 /** Pool processes that may fail to start in a row before the pool stops refilling. */
 const MAX_POOL_FAILURES = 3;
 
-/** Launches each job's worker in a sandbox process of its own. */
+/** How often the pool drops warm workers nobody asks for any more (ms). */
+const TRIM_MS = 5_000;
+
+/** A worker shared by jobs of one key. */
+interface SharedWorker {
+  proc: SandboxProcess;
+  sharing: Sharing;
+  /** Jobs it has taken in all. */
+  served: number;
+  /** Set once it takes no more jobs; it goes when its last job does. */
+  retiring: boolean;
+  idle?: ReturnType<typeof setTimeout>;
+}
+
+/** Launches agent workers in sandbox processes, one worker per process. */
 export class HostLauncher implements AgentLauncher {
   #spawn: SpawnSpec;
   #poolSize: number;
-  /** Idle processes, oldest first. */
+  #warmMax: number;
+  /** Idle processes without a worker, oldest first. */
   #idle: SandboxProcess[] = [];
-  /** Every process alive, idle or serving a job. */
+  /** Idle processes whose worker already runs, by worker key, oldest first. */
+  #warm = new Map<string, SandboxProcess[]>();
+  /** Workers shared between jobs, by worker key. */
+  #shared = new Map<string, SharedWorker[]>();
+  /** Every process alive, idle or serving. */
   #all = new Set<SandboxProcess>();
+  #demand = new WarmDemand();
   #poolFailures = 0;
+  #refillQueued = false;
+  #trim: ReturnType<typeof setInterval>;
   #closed = false;
 
   /**
@@ -117,6 +164,7 @@ export class HostLauncher implements AgentLauncher {
   constructor(controlDir: string, options: HostLauncherOptions = {}) {
     const heapMb = options.heapMb ?? DEFAULT_HOST_OPTIONS.heapMb;
     this.#poolSize = options.warmPool ?? DEFAULT_HOST_OPTIONS.warmPool;
+    this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? DEFAULT_HOST_OPTIONS.warmMax);
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: childEnv(),
@@ -136,6 +184,8 @@ export class HostLauncher implements AgentLauncher {
         HOST_MAIN,
       ],
     };
+    this.#trim = setInterval(() => this.#refill(), TRIM_MS);
+    Deno.unrefTimer(this.#trim);
     this.#refill();
   }
 
@@ -156,64 +206,185 @@ export class HostLauncher implements AgentLauncher {
 
   /** Process ids of the processes serving jobs now. */
   get busyPids(): number[] {
-    return [...this.#all].filter((p) => p.jobId !== undefined).map((p) => p.pid);
+    return [...this.#all].filter((p) => p.active > 0).map((p) => p.pid);
+  }
+
+  /** Processes waiting for a job now: without a worker, and with one started ahead. */
+  get warmCount(): { idle: number; warm: number } {
+    let warm = 0;
+    for (const list of this.#warm.values()) warm += list.length;
+    return { idle: this.#idle.length, warm };
   }
 
   #start(): SandboxProcess {
     const proc = new SandboxProcess(this.#spawn, (p) => {
       this.#all.delete(p);
-      const i = this.#idle.indexOf(p);
-      if (i >= 0) {
-        this.#idle.splice(i, 1);
-        // An idle process that died never served a job: refill, but not forever.
-        if (++this.#poolFailures < MAX_POOL_FAILURES) this.#refill();
-      }
+      this.#forget(p);
     });
     this.#all.add(proc);
     return proc;
   }
 
-  /** Tops the pool up in the background. */
+  /** Drops a process that exited from whichever list held it; refills for an idle one. */
+  #forget(p: SandboxProcess): void {
+    const i = this.#idle.indexOf(p);
+    if (i >= 0) {
+      this.#idle.splice(i, 1);
+      // An idle process that died never served a job: refill, but not forever.
+      if (++this.#poolFailures < MAX_POOL_FAILURES) this.#queueRefill();
+      return;
+    }
+    for (const [key, list] of this.#warm) {
+      const w = list.indexOf(p);
+      if (w < 0) continue;
+      list.splice(w, 1);
+      if (list.length === 0) this.#warm.delete(key);
+      this.#demand.warmFailed(key);
+      this.#queueRefill();
+      return;
+    }
+    for (const [key, list] of this.#shared) {
+      const s = list.findIndex((x) => x.proc === p);
+      if (s < 0) continue;
+      clearTimeout(list[s].idle);
+      list.splice(s, 1);
+      if (list.length === 0) this.#shared.delete(key);
+      return;
+    }
+  }
+
+  #queueRefill(): void {
+    if (this.#refillQueued) return;
+    this.#refillQueued = true;
+    queueMicrotask(() => {
+      this.#refillQueued = false;
+      this.#refill();
+    });
+  }
+
+  /**
+   * Brings the pool to what recent demand calls for: workers started ahead
+   * for the keys in use, idle processes for the rest (at least `warmPool` in
+   * all), and no more than `warmMax`. Warm workers of keys no longer in use
+   * are stopped.
+   */
   #refill(): void {
-    while (!this.#closed && this.#idle.length < this.#poolSize) {
+    if (this.#closed) return;
+    const wanted = this.#poolSize === 0 ? [] : this.#demand.wanted(Date.now(), this.#warmMax);
+    const keep = new Set(wanted.map((w) => w.key));
+    for (const [key, list] of this.#warm) {
+      if (keep.has(key)) continue;
+      for (const p of list) p.kill();
+      this.#warm.delete(key);
+    }
+    let warm = 0;
+    for (const w of wanted) {
+      const list = this.#warm.get(w.key) ?? [];
+      while (list.length > w.n) list.shift()!.kill();
+      while (list.length < w.n) list.push(this.#startWarm(w.template));
+      this.#warm.set(w.key, list);
+      warm += list.length;
+    }
+    const idle = Math.max(0, this.#poolSize - warm);
+    while (this.#idle.length > idle) this.#idle.shift()!.kill();
+    while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES) {
       const proc = this.#start();
       this.#idle.push(proc);
       proc.ready.then(() => void (this.#poolFailures = 0), () => {});
     }
   }
 
+  /** A process whose worker starts now, ahead of the job that will use it. */
+  #startWarm(template: WorkerTemplate): SandboxProcess {
+    const started = performance.now();
+    const proc = this.#start();
+    proc.launch(template);
+    proc.ready.then(() => this.#demand.readyTook(performance.now() - started), () => {});
+    return proc;
+  }
+
+  /** A process for a new worker: one already running it, an idle one, or a new one. */
+  #take(key: string, spec: LaunchSpec): SandboxProcess {
+    const warm = this.#warm.get(key);
+    const proc = warm?.shift() ?? this.#idle.shift() ?? this.#start();
+    if (warm?.length === 0) this.#warm.delete(key);
+    proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
+    return proc;
+  }
+
   /**
-   * Starts a worker for one job in a process of its own: an idle one from
-   * the pool when there is one, else a fresh one.
+   * Starts a job: in a fresh worker (one started ahead for its key when the
+   * pool has one), or for an agent with `sharing`, in a worker of its key
+   * that has room.
    *
    * @param spec what to start
    * @param handlers where its messages go
-   * @returns the channel; killing it kills the process
+   * @returns the channel; ending it ends or releases the worker
    */
   launch(spec: LaunchSpec, handlers: ChannelHandlers): AgentChannel {
     if (this.#closed) throw new Error("sandbox is closed");
-    const proc = this.#idle.shift() ?? this.#start();
+    const key = workerKey(spec);
     this.#poolFailures = 0;
-    queueMicrotask(() => this.#refill());
-    proc.attach(spec.jobId, handlers);
-    proc.send({
-      c: "launch",
-      id: spec.jobId,
-      agentUrl: spec.agentUrl,
-      permissions: spec.permissions,
-      egress: spec.egress,
-    });
+    if (spec.sharing) return this.#launchShared(key, spec, spec.sharing, handlers);
+    this.#demand.note(key, spec, Date.now());
+    const proc = this.#take(key, spec);
+    this.#queueRefill();
+    const j = proc.attach(spec.jobId, handlers);
     return {
+      slot: j,
       post: (msg) => proc.send({ c: "post", msg }),
-      kill: () => proc.release(),
+      end: (how) => {
+        if (how === "done") this.#demand.served(key);
+        proc.detach(j);
+        proc.kill();
+      },
+    };
+  }
+
+  #launchShared(
+    key: string,
+    spec: LaunchSpec,
+    sharing: Sharing,
+    handlers: ChannelHandlers,
+  ): AgentChannel {
+    const list = this.#shared.get(key) ?? [];
+    let w = list.find((x) => !x.retiring && !x.proc.dead && x.proc.active < x.sharing.concurrency);
+    if (!w) {
+      w = { proc: this.#take(key, spec), sharing, served: 0, retiring: false };
+      list.push(w);
+      this.#shared.set(key, list);
+      this.#queueRefill();
+    }
+    const worker = w;
+    clearTimeout(worker.idle);
+    if (++worker.served >= sharing.maxJobs) worker.retiring = true;
+    const proc = worker.proc;
+    const j = proc.attach(spec.jobId, handlers);
+    return {
+      slot: j,
+      post: (msg) => proc.send({ c: "post", msg }),
+      end: (how: JobExit) => {
+        proc.detach(j);
+        if (how !== "done") worker.retiring = true;
+        if (proc.active > 0) return;
+        if (worker.retiring) proc.kill();
+        else {
+          worker.idle = setTimeout(() => proc.kill(), sharing.idleSec * 1000);
+          Deno.unrefTimer(worker.idle);
+        }
+      },
     };
   }
 
   /** Kills every process, waits for them to exit and removes the control directory. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#trim);
+    for (const list of this.#shared.values()) for (const w of list) clearTimeout(w.idle);
     const procs = [...this.#all];
     this.#idle = [];
+    this.#warm.clear();
+    this.#shared.clear();
     for (const p of procs) p.kill();
     await Promise.all(procs.map((p) => p.process.status.catch(() => {})));
     await Deno.remove(this.#spawn.controlDir, { recursive: true }).catch(() => {});
