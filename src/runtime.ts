@@ -125,6 +125,12 @@ export interface RuntimeOptions {
    * for a process to start (default 2; 0 starts one per job on demand).
    */
   warmPool?: number;
+  /**
+   * Most sandbox processes kept ready at once, idle or with their agent's
+   * worker already started for the keys recent jobs used (default 8; each
+   * holds ~50 MiB).
+   */
+  warmMax?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
   /**
@@ -239,6 +245,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     ? await HostLauncher.create({
       heapMb: options.hostHeapMb,
       warmPool: options.warmPool,
+      warmMax: options.warmMax,
       memoryMb: options.memoryMb,
       protection,
       allowNpm: options.allowNpm,

@@ -47,6 +47,7 @@ export async function serve(args: string[]): Promise<number> {
     sessions: definedOnly({
       resumeWindowSec: config.resumeWindowSec,
       helloTimeoutSec: config.helloTimeoutSec,
+      maxSessionsPerPrincipal: config.maxSessionsPerPrincipal,
     }),
     jobs: definedOnly(config.quotas),
     ...definedOnly({ maxSocketBytes: config.maxSocketBytes, ...config.sandbox }),

@@ -35,7 +35,10 @@ export interface ServeConfig {
     maxLogBytesPerJob?: number;
     maxEventsPerPrincipal?: number;
     maxLogBytesPerPrincipal?: number;
+    maxJobsPerPrincipal?: number;
   };
+  /** Live sessions one principal may hold; unset keeps the default. */
+  maxSessionsPerPrincipal?: number;
   /** Connection limits of the gate; unset ones follow the fd limit. */
   gate: {
     maxConnections?: number;
@@ -43,7 +46,7 @@ export interface ServeConfig {
     headerTimeoutMs?: number;
   };
   /** Sandbox process limits; unset ones keep the runtime's defaults. */
-  sandbox: { hostHeapMb?: number; memoryMb?: number; warmPool?: number };
+  sandbox: { hostHeapMb?: number; memoryMb?: number; warmPool?: number; warmMax?: number };
   /** How long a new WebSocket may go without `session.hello` (s); unset keeps the default. */
   helloTimeoutSec?: number;
   /** Bytes queued to one socket past which it is dropped; unset keeps the default. */
@@ -79,6 +82,8 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --job-max-log-mb N       MiB of events one job may log (default 512)
   --principal-max-events N events one principal's live jobs may log together (default 1000000)
   --principal-max-log-mb N MiB one principal's live jobs may log together (default 1024)
+  --principal-max-jobs N   live jobs one principal may have (default 100)
+  --principal-max-sessions N  live sessions one principal may hold (default 100)
   --max-connections N      open connections in all (default: a quarter of the fd limit
                            less 256; the oldest not yet upgraded make room for new ones)
   --max-connections-per-addr N  open connections from one address (default: half of that)
@@ -89,6 +94,8 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --sandbox-memory-mb N    resident memory ceiling of each sandbox process (default: an eighth
                            of the machine's memory, 256 MiB to 4 GiB, at least the heap cap + 128)
   --warm-pool N            idle sandbox processes kept ready; 0 starts one per job (default 2)
+  --warm-max N             most sandbox processes kept ready, with their agent's worker
+                           already started for recent demand (default 8; ~50 MiB each)
 With no token configured a random one is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
@@ -155,6 +162,9 @@ export async function readServeConfig(
       "job-max-log-mb": { type: "string" },
       "principal-max-events": { type: "string" },
       "principal-max-log-mb": { type: "string" },
+      "principal-max-jobs": { type: "string" },
+      "principal-max-sessions": { type: "string" },
+      "warm-max": { type: "string" },
       "max-connections": { type: "string" },
       "max-connections-per-addr": { type: "string" },
       "header-timeout-sec": { type: "string" },
@@ -218,7 +228,9 @@ export async function readServeConfig(
       maxLogBytesPerJob: optional("job-max-log-mb", MIB),
       maxEventsPerPrincipal: optional("principal-max-events"),
       maxLogBytesPerPrincipal: optional("principal-max-log-mb", MIB),
+      maxJobsPerPrincipal: optional("principal-max-jobs"),
     },
+    maxSessionsPerPrincipal: optional("principal-max-sessions"),
     gate: {
       maxConnections: optional("max-connections"),
       maxConnectionsPerAddress: optional("max-connections-per-addr"),
@@ -230,6 +242,7 @@ export async function readServeConfig(
       warmPool: values["warm-pool"] === undefined
         ? undefined
         : positiveInt(values["warm-pool"], 0, "--warm-pool", true),
+      warmMax: optional("warm-max"),
     },
     helloTimeoutSec: optional("hello-timeout-sec"),
     maxSocketBytes: optional("max-socket-buffer-mb", MIB),

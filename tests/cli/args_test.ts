@@ -97,15 +97,35 @@ Deno.test("arcp jobs and arcp cancel arguments", () => {
 
 Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative count is refused", async () => {
   const config = await readServeConfig(
-    ["--warm-pool", "0", "--sandbox-memory-mb", "300", "--sandbox-heap-mb", "128"],
+    [
+      "--warm-pool",
+      "0",
+      "--sandbox-memory-mb",
+      "300",
+      "--sandbox-heap-mb",
+      "128",
+      "--warm-max",
+      "4",
+      "--principal-max-jobs",
+      "600",
+      "--principal-max-sessions",
+      "300",
+    ],
     env({}),
   );
-  deepEqual(config.sandbox, { hostHeapMb: 128, memoryMb: 300, warmPool: 0 });
+  deepEqual(config.sandbox, { hostHeapMb: 128, memoryMb: 300, warmPool: 0, warmMax: 4 });
+  equal(config.quotas.maxJobsPerPrincipal, 600);
+  equal(config.maxSessionsPerPrincipal, 300);
   deepEqual((await readServeConfig([], env({}))).sandbox, {
     hostHeapMb: undefined,
     memoryMb: undefined,
     warmPool: undefined,
+    warmMax: undefined,
   });
+  await rejects(
+    () => readServeConfig(["--principal-max-jobs", "0"], env({})),
+    /--principal-max-jobs/,
+  );
   await rejects(() => readServeConfig(["--warm-pool", "-1"], env({})), /--warm-pool/);
   await rejects(
     () => readServeConfig(["--sandbox-memory-mb", "0"], env({})),

@@ -16,6 +16,7 @@ interface Ran {
   pid: number;
   served: number;
   peak: number;
+  text?: string;
 }
 
 /** Submits and waits for the terminal. */
