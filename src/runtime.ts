@@ -131,6 +131,12 @@ export interface RuntimeOptions {
    * holds ~50 MiB).
    */
   warmMax?: number;
+  /**
+   * Jobs one sandbox process serves one after another, each in a fresh
+   * worker, all of one principal, agent and permission set, each after a
+   * clean result (default 100; 1 gives every job a process of its own).
+   */
+  jobsPerProcess?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
   /**
@@ -246,6 +252,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       heapMb: options.hostHeapMb,
       warmPool: options.warmPool,
       warmMax: options.warmMax,
+      jobsPerProcess: options.jobsPerProcess,
       memoryMb: options.memoryMb,
       protection,
       allowNpm: options.allowNpm,

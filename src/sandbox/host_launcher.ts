@@ -63,6 +63,14 @@ export interface HostLauncherOptions {
    * so this is the pool's memory budget.
    */
   warmMax?: number;
+  /**
+   * Jobs one sandbox process serves, one after another, each in a fresh
+   * worker (default 100; 1 gives every job a process of its own). A process
+   * only takes the next job of the identical key, and only after its last
+   * job ended with a result and left nothing running; any other outcome
+   * kills it.
+   */
+  jobsPerProcess?: number;
   /** The deno executable (default: the one running the runtime). */
   denoPath?: string;
   /**
@@ -83,10 +91,16 @@ export interface HostLauncherOptions {
 const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 
 /** Defaults of the {@linkcode HostLauncherOptions} that have one. */
-export const DEFAULT_HOST_OPTIONS: { heapMb: number; warmPool: number; warmMax: number } = {
+export const DEFAULT_HOST_OPTIONS: {
+  heapMb: number;
+  warmPool: number;
+  warmMax: number;
+  jobsPerProcess: number;
+} = {
   heapMb: 512,
   warmPool: 2,
   warmMax: 8,
+  jobsPerProcess: 100,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -114,10 +128,17 @@ export class HostLauncher implements AgentLauncher {
   #spawn: SpawnSpec;
   #poolSize: number;
   #warmMax: number;
+  #jobsPerProcess: number;
   /** Idle processes without a worker, oldest first. */
   #idle: SandboxProcess[] = [];
-  /** Idle processes whose worker already runs, by worker key, oldest first. */
+  /** Idle processes whose worker was started ahead, by worker key, oldest first. */
   #warm = new Map<string, SandboxProcess[]>();
+  /**
+   * Idle processes that served a job and run a fresh worker for the next one,
+   * by the principal's worker key, oldest first; `base` is the key without
+   * the principal, under which demand is counted.
+   */
+  #recycled = new Map<string, { base: string; procs: SandboxProcess[] }>();
   /** Workers shared between jobs, by worker key. */
   #shared = new Map<string, SharedWorker[]>();
   /** Every process alive, idle or serving. */
@@ -165,6 +186,7 @@ export class HostLauncher implements AgentLauncher {
     const heapMb = options.heapMb ?? DEFAULT_HOST_OPTIONS.heapMb;
     this.#poolSize = options.warmPool ?? DEFAULT_HOST_OPTIONS.warmPool;
     this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? DEFAULT_HOST_OPTIONS.warmMax);
+    this.#jobsPerProcess = options.jobsPerProcess ?? DEFAULT_HOST_OPTIONS.jobsPerProcess;
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: childEnv(),
@@ -213,6 +235,7 @@ export class HostLauncher implements AgentLauncher {
   get warmCount(): { idle: number; warm: number } {
     let warm = 0;
     for (const list of this.#warm.values()) warm += list.length;
+    for (const r of this.#recycled.values()) warm += r.procs.length;
     return { idle: this.#idle.length, warm };
   }
 
@@ -243,6 +266,13 @@ export class HostLauncher implements AgentLauncher {
       this.#queueRefill();
       return;
     }
+    for (const [key, r] of this.#recycled) {
+      const w = r.procs.indexOf(p);
+      if (w < 0) continue;
+      r.procs.splice(w, 1);
+      if (r.procs.length === 0) this.#recycled.delete(key);
+      return;
+    }
     for (const [key, list] of this.#shared) {
       const s = list.findIndex((x) => x.proc === p);
       if (s < 0) continue;
@@ -271,19 +301,33 @@ export class HostLauncher implements AgentLauncher {
   #refill(): void {
     if (this.#closed) return;
     const wanted = this.#poolSize === 0 ? [] : this.#demand.wanted(Date.now(), this.#warmMax);
-    const keep = new Set(wanted.map((w) => w.key));
+    const want = new Map(wanted.map((w) => [w.key, w.n]));
     for (const [key, list] of this.#warm) {
-      if (keep.has(key)) continue;
+      if (want.has(key)) continue;
       for (const p of list) p.kill();
       this.#warm.delete(key);
     }
+    // Recycled processes count first: they cost nothing more to keep, while
+    // their key is in use and the budget allows (the oldest go first).
+    let budget = this.#warmMax;
+    const recycledOf = new Map<string, number>();
+    for (const [key, r] of [...this.#recycled].reverse()) {
+      if (!want.has(r.base)) r.procs.splice(0).forEach((p) => p.kill());
+      while (r.procs.length > Math.max(0, budget)) r.procs.shift()!.kill();
+      budget -= r.procs.length;
+      if (r.procs.length === 0) this.#recycled.delete(key);
+      recycledOf.set(r.base, (recycledOf.get(r.base) ?? 0) + r.procs.length);
+    }
     let warm = 0;
     for (const w of wanted) {
+      const n = Math.max(0, Math.min(w.n - (recycledOf.get(w.key) ?? 0), budget));
+      budget -= n;
       const list = this.#warm.get(w.key) ?? [];
-      while (list.length > w.n) list.shift()!.kill();
-      while (list.length < w.n) list.push(this.#startWarm(w.template));
-      this.#warm.set(w.key, list);
-      warm += list.length;
+      while (list.length > n) list.shift()!.kill();
+      while (list.length < n) list.push(this.#startWarm(w.template));
+      if (list.length > 0) this.#warm.set(w.key, list);
+      else this.#warm.delete(w.key);
+      warm += list.length + (recycledOf.get(w.key) ?? 0);
     }
     const idle = Math.max(0, this.#poolSize - warm);
     while (this.#idle.length > idle) this.#idle.shift()!.kill();
@@ -303,11 +347,19 @@ export class HostLauncher implements AgentLauncher {
     return proc;
   }
 
-  /** A process for a new worker: one already running it, an idle one, or a new one. */
-  #take(key: string, spec: LaunchSpec): SandboxProcess {
-    const warm = this.#warm.get(key);
-    const proc = warm?.shift() ?? this.#idle.shift() ?? this.#start();
-    if (warm?.length === 0) this.#warm.delete(key);
+  /**
+   * A process for a job: one of its principal's that served the same key and
+   * runs a fresh worker for it, one whose worker was started ahead for the
+   * key, an idle one, or a new one.
+   */
+  #take(spec: LaunchSpec): SandboxProcess {
+    const own = workerKey(spec, true);
+    const base = workerKey(spec, false);
+    const recycled = this.#recycled.get(own);
+    const warm = this.#warm.get(base);
+    const proc = recycled?.procs.pop() ?? warm?.pop() ?? this.#idle.shift() ?? this.#start();
+    if (recycled?.procs.length === 0) this.#recycled.delete(own);
+    if (warm?.length === 0) this.#warm.delete(base);
     proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
     return proc;
   }
@@ -323,22 +375,37 @@ export class HostLauncher implements AgentLauncher {
    */
   launch(spec: LaunchSpec, handlers: ChannelHandlers): AgentChannel {
     if (this.#closed) throw new Error("sandbox is closed");
-    const key = workerKey(spec);
     this.#poolFailures = 0;
-    if (spec.sharing) return this.#launchShared(key, spec, spec.sharing, handlers);
+    if (spec.sharing) return this.#launchShared(workerKey(spec), spec, spec.sharing, handlers);
+    const key = workerKey(spec, false);
     this.#demand.note(key, spec, Date.now());
-    const proc = this.#take(key, spec);
+    const proc = this.#take(spec);
     this.#queueRefill();
     const j = proc.attach(spec.jobId, handlers);
     return {
       slot: j,
       post: (msg) => proc.send({ c: "post", msg }),
       end: (how) => {
-        if (how === "done") this.#demand.served(key);
         proc.detach(j);
-        proc.kill();
+        if (how !== "done") return proc.kill();
+        this.#demand.served(key);
+        if (proc.served >= this.#jobsPerProcess || this.#closed) return proc.kill();
+        this.#recycle(key, workerKey(spec, true), proc);
       },
     };
+  }
+
+  /**
+   * Readies a process whose job ended with a result for the next job of the
+   * same key, in a fresh worker; it rejoins the warm pool once the process
+   * confirms that nothing of the last job still runs.
+   */
+  async #recycle(base: string, own: string, proc: SandboxProcess): Promise<void> {
+    if (!(await proc.recycle()) || this.#closed) return proc.kill();
+    const r = this.#recycled.get(own) ?? { base, procs: [] };
+    r.procs.push(proc);
+    this.#recycled.set(own, r);
+    this.#queueRefill();
   }
 
   #launchShared(
@@ -350,7 +417,7 @@ export class HostLauncher implements AgentLauncher {
     const list = this.#shared.get(key) ?? [];
     let w = list.find((x) => !x.retiring && !x.proc.dead && x.proc.active < x.sharing.concurrency);
     if (!w) {
-      w = { proc: this.#take(key, spec), sharing, served: 0, retiring: false };
+      w = { proc: this.#take(spec), sharing, served: 0, retiring: false };
       list.push(w);
       this.#shared.set(key, list);
       this.#queueRefill();
@@ -384,6 +451,7 @@ export class HostLauncher implements AgentLauncher {
     const procs = [...this.#all];
     this.#idle = [];
     this.#warm.clear();
+    this.#recycled.clear();
     this.#shared.clear();
     for (const p of procs) p.kill();
     await Promise.all(procs.map((p) => p.process.status.catch(() => {})));

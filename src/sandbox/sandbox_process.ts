@@ -40,6 +40,35 @@ export interface SpawnSpec {
 
 const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
 
+/** Times a recycled process's threads are counted, {@linkcode RECYCLE_CHECK_MS} apart. */
+const RECYCLE_CHECKS = 20;
+const RECYCLE_CHECK_MS = 25;
+
+/**
+ * How many worker threads a process runs (Web Workers and `node:worker_threads`
+ * alike: Deno names each thread `worker-N`). Read by `cat`, because Deno opens
+ * another process's `/proc` entries only with `--allow-all`.
+ *
+ * @param pid the process
+ * @returns the count, or undefined where `/proc` cannot tell
+ */
+async function workerThreads(pid: number): Promise<number | undefined> {
+  try {
+    const out = await new Deno.Command("/bin/sh", {
+      args: ["-c", 'cat /proc/"$1"/task/*/comm', "sh", String(pid)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+      clearEnv: true,
+    }).output();
+    if (!out.success) return undefined;
+    return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("worker-"))
+      .length;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A spawned sandbox process. */
 export class SandboxProcess {
   readonly process: Deno.ChildProcess;
@@ -54,6 +83,8 @@ export class SandboxProcess {
   #slots = new Map<number, { jobId: string; handlers: ChannelHandlers }>();
   #nextSlot = 0;
   #launched = false;
+  /** Settles a pending {@linkcode recycle}. */
+  #recycled: ((ok: boolean) => void) | undefined;
   #stderr: OutputDrain;
   /** Set once the process is gone or was told to go. */
   #dead = false;
@@ -194,6 +225,9 @@ export class SandboxProcess {
           "memory",
         );
       }
+    } else if ("recycled" in r) {
+      this.#recycled?.(true);
+      this.#recycled = undefined;
     } else if ("crash" in r) {
       const cap = typeof r.cap === "string" ? r.cap : undefined;
       const slot = typeof r.j === "number" ? this.#slots.get(r.j) : undefined;
@@ -254,6 +288,37 @@ export class SandboxProcess {
     return this.#slots.size;
   }
 
+  /** Jobs it has taken in all. */
+  get served(): number {
+    return this.#nextSlot;
+  }
+
+  /**
+   * Replaces the worker, whose job ended with a result, with a fresh one
+   * like it, for the next job of the same key; then checks, from outside,
+   * that the process runs exactly one worker thread. A `node:worker_threads`
+   * thread busy in a loop survives its parent worker (Deno 2.9.6, measured),
+   * so a process with more is not fit for another job.
+   *
+   * @returns true once the new worker runs alone; false when the process is
+   *   not fit for another job, cannot be checked (no `/proc`) or died
+   */
+  async recycle(): Promise<boolean> {
+    if (this.#dead || this.#slots.size > 0) return false;
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    this.#recycled = resolve;
+    this.send({ c: "next" });
+    if (!(await promise)) return false;
+    // The old worker's thread exits shortly after its terminate.
+    for (let i = 0; i < RECYCLE_CHECKS; i++) {
+      const threads = await workerThreads(this.pid);
+      if (threads === 1) return !this.#dead;
+      if (threads === undefined || this.#dead) return false;
+      await new Promise((r) => setTimeout(r, RECYCLE_CHECK_MS));
+    }
+    return false;
+  }
+
   #crashAll(reason: string, cap?: string): void {
     const slots = [...this.#slots.values()];
     this.#slots.clear();
@@ -273,6 +338,8 @@ export class SandboxProcess {
 
   /** SIGKILLs the process: its worker, threads and memory go with it. */
   kill(): void {
+    this.#recycled?.(false);
+    this.#recycled = undefined;
     this.#dead = true;
     this.#control.close();
     try {

@@ -18,11 +18,14 @@ export type WorkerTemplate = Pick<LaunchSpec, "agentUrl" | "permissions" | "egre
  * different words still get different workers: never the other way round.
  *
  * @param spec the job's launch
+ * @param ofPrincipal whether the key names the principal: always for shared
+ *   workers and for processes that already served one of its jobs; a worker
+ *   started ahead has run no job, so it may serve any principal's
  * @returns the key
  */
-export function workerKey(spec: LaunchSpec): string {
+export function workerKey(spec: LaunchSpec, ofPrincipal = spec.sharing !== undefined): string {
   return JSON.stringify([
-    spec.sharing ? spec.principal : "",
+    ofPrincipal ? spec.principal : "",
     spec.agentUrl,
     spec.permissions,
     spec.egress,

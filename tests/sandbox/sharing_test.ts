@@ -184,15 +184,68 @@ Deno.test("concurrency: a hung shared worker ends the jobs inside it HEARTBEAT_L
     equal(bobEnd.type, "job.result", JSON.stringify(bobEnd.payload));
   }));
 
-Deno.test("fresh isolation: every job gets its own worker and process, warm or not", () =>
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether a process is alive (its /proc entry exists). */
+async function alive(pid: number): Promise<boolean> {
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("fresh isolation: every job gets a fresh worker; a process serves only its principal's next jobs", () =>
+  withServer(async (server) => {
+    await using alice = await connect(server.url, "alice-token");
+    await using bob = await connect(server.url, "bob-token");
+    const a = [];
+    const b = [];
+    for (let i = 0; i < 5; i++) {
+      a.push(await ran(alice, "fresh"));
+      b.push(await ran(bob, "fresh"));
+      // Time for the processes to ready a fresh worker for their principal's next job.
+      await pause(1000);
+    }
+    equal(new Set([...a, ...b].map((r) => r.worker)).size, 10, "a worker served two jobs");
+    ok([...a, ...b].every((r) => r.served === 1));
+    const alicePids = new Set(a.map((r) => r.pid));
+    ok(alicePids.size < 5, "no process served a second job: recycling never happened");
+    ok(b.every((r) => !alicePids.has(r.pid)), "a process of alice's served bob");
+  }));
+
+Deno.test("fresh isolation: a process whose job failed, or left a thread running, serves no other job", () =>
   withServer(async (server) => {
     await using c = await connect(server.url);
-    const runs = [];
-    for (let i = 0; i < 6; i++) runs.push(await ran(c, "fresh"));
-    equal(new Set(runs.map((r) => r.worker)).size, 6);
-    equal(new Set(runs.map((r) => r.pid)).size, 6);
-    ok(runs.every((r) => r.served === 1));
+    const failed = await c.submit({ agent: "fresh", input: { fail: true } });
+    equal((await c.untilTerminal(failed.job_id!)).at(-1)!.type, "job.error");
+    const threaded = await ran(c, "fresh", { thread: true });
+    await pause(1000);
+    const next = [];
+    for (let i = 0; i < 3; i++) {
+      next.push(await ran(c, "fresh"));
+      await pause(500);
+    }
+    ok(
+      next.every((r) => r.pid !== threaded.pid),
+      "a process with a thread left running took a job",
+    );
+    // Its process was killed, spinning thread and all.
+    for (let i = 0; i < 50 && await alive(threaded.pid); i++) await pause(100);
+    ok(!(await alive(threaded.pid)), "the process with the leftover thread is still running");
   }));
+
+Deno.test("jobsPerProcess 1: every job gets a process of its own", async () => {
+  await using server = await startServer({ agentsDir: AGENTS, jobsPerProcess: 1 });
+  await using c = await connect(server.url);
+  const runs = [];
+  for (let i = 0; i < 4; i++) {
+    runs.push(await ran(c, "fresh"));
+    await pause(500);
+  }
+  equal(new Set(runs.map((r) => r.pid)).size, 4);
+});
 
 Deno.test("a worker started ahead for one permission set never serves another", () =>
   withServer(async (server) => {

@@ -78,6 +78,9 @@ class Relay {
   /** Slots whose job this process already ended; their later messages are dropped. */
   #ended = new Set<number>();
   #dead = false;
+  /** What the worker was started with, for the next one. */
+  #template: Extract<HostCommand, { c: "launch" }> | undefined;
+  #proxy: EgressProxy | undefined;
 
   constructor(conn: Deno.Conn) {
     this.#out = new FrameWriter(conn.writable);
@@ -134,6 +137,7 @@ class Relay {
 
   handle(cmd: HostCommand): void {
     if (cmd.c === "launch" && !this.#worker) this.#launch(cmd);
+    else if (cmd.c === "next" && this.#worker && !this.#dead) this.#next();
     else if (cmd.c === "post" && this.#worker && !this.#dead) {
       const msg = cmd.msg;
       if (msg.t === "credit") {
@@ -144,11 +148,28 @@ class Relay {
     }
   }
 
+  /**
+   * Retires the worker whose job ended and starts a fresh one for the next
+   * job of this key. Whether a thread of the last job outlived its worker is
+   * the runtime's to check: it can see this process's threads, and this
+   * process cannot (`/proc` is denied to it).
+   */
+  #next(): void {
+    this.#worker!.terminate();
+    this.#worker = undefined;
+    this.#outstanding.clear();
+    this.#ended.clear();
+    this.#launch(this.#template!);
+    if (!this.#dead) this.report({ recycled: true });
+  }
+
   #launch(cmd: Extract<HostCommand, { c: "launch" }>): void {
+    this.#template = cmd;
     let worker: Worker;
     try {
-      // The proxy lives in this process's main isolate: its traffic and memory are the job's own.
-      const proxy = cmd.egress.length > 0 ? new EgressProxy(cmd.egress) : undefined;
+      // The proxy lives in this process's main isolate: its traffic and memory are its key's own.
+      this.#proxy ??= cmd.egress.length > 0 ? new EgressProxy(cmd.egress) : undefined;
+      const proxy = this.#proxy;
       worker = new Worker(workerEntryUrl(cmd.agentUrl, proxy?.config), {
         type: "module",
         name: "agent",

@@ -34,7 +34,12 @@ export type HostCommand =
     /** The lease's `net.fetch` globs, which the process's egress proxy enforces. */
     egress: readonly string[];
   }
-  | { c: "post"; msg: HostMessage };
+  | { c: "post"; msg: HostMessage }
+  /**
+   * The worker's job ended with a result: retire that worker and start
+   * another like it for the next job of the same key.
+   */
+  | { c: "next" };
 
 /** Process → runtime. */
 export type HostReport =
@@ -47,7 +52,9 @@ export type HostReport =
    */
   | { crash: string; cap?: string; j?: number }
   /** The whole process's resident set, bytes (ArrayBuffers and wasm memory included). */
-  | { rss: number };
+  | { rss: number }
+  /** A fresh worker replaced the last one (after `next`). */
+  | { recycled: true };
 
 /**
  * How often a process reports its resident set (ms). Its main isolate
