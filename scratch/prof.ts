@@ -22,3 +22,4 @@ const sum = times.reduce((a, b) => a + b, 0);
 console.log(`${agent}: p50 ${times[Math.floor(n / 2)].toFixed(2)} ms p99 ${times[Math.floor(n * 0.99)].toFixed(2)} ms; ${(n / sum * 1000).toFixed(0)} jobs/s`);
 await c.close();
 await s.close();
+console.log((globalThis as any).__how);

@@ -112,6 +112,15 @@ const MAX_POOL_FAILURES = 3;
 /** How often the pool drops warm workers nobody asks for any more (ms). */
 const TRIM_MS = 5_000;
 
+/** Takes the newest process of a list whose worker is ready, if any. */
+function takeReady(list: SandboxProcess[] | undefined): SandboxProcess | undefined {
+  if (!list) return undefined;
+  for (let i = list.length - 1; i >= 0; i--) {
+    if (list[i].workerReady) return list.splice(i, 1)[0];
+  }
+  return undefined;
+}
+
 /** A worker shared by jobs of one key. */
 interface SharedWorker {
   proc: SandboxProcess;
@@ -357,7 +366,10 @@ export class HostLauncher implements AgentLauncher {
     const base = workerKey(spec, false);
     const recycled = this.#recycled.get(own);
     const warm = this.#warm.get(base);
-    const proc = recycled?.procs.pop() ?? warm?.pop() ?? this.#idle.shift() ?? this.#start();
+    // A worker that has loaded its agent first, the newest first (an older
+    // one may be about to be trimmed); then one still loading; then any process.
+    const proc = takeReady(recycled?.procs) ?? takeReady(warm) ?? recycled?.procs.pop() ??
+      warm?.pop() ?? this.#idle.shift() ?? this.#start();
     if (recycled?.procs.length === 0) this.#recycled.delete(own);
     if (warm?.length === 0) this.#warm.delete(base);
     proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });

@@ -122,6 +122,7 @@ export function describeAgentModule(url: string): Promise<AgentModule> {
       else resolve(mod!);
     };
     worker.onmessage = (e) => {
+      if (e.data?.t === "ready") return;
       const parsed = WorkerMessageSchema.safeParse(e.data);
       if (!parsed.success || parsed.data.t !== "described") {
         return done(new Error("not an agent module"));

@@ -82,7 +82,10 @@ export class SandboxProcess {
   /** The jobs attached to the worker, by slot. */
   #slots = new Map<number, { jobId: string; handlers: ChannelHandlers }>();
   #nextSlot = 0;
+  #served = 0;
   #launched = false;
+  /** Set once the worker reports its agent module loaded. */
+  #workerReady = false;
   /** Settles a pending {@linkcode recycle}. */
   #recycled: ((ok: boolean) => void) | undefined;
   #stderr: OutputDrain;
@@ -144,6 +147,11 @@ export class SandboxProcess {
   /** Whether its worker was launched. */
   get launched(): boolean {
     return this.#launched;
+  }
+
+  /** Whether its worker has loaded the agent and can start a job at once. */
+  get workerReady(): boolean {
+    return this.#workerReady;
   }
 
   /** Whether it has exited or was killed. */
@@ -213,6 +221,10 @@ export class SandboxProcess {
     if (this.#dead) return;
     if ("m" in r) {
       const j = slotOf(r.m);
+      if (j === undefined && (r.m as { t?: unknown })?.t === "ready") {
+        this.#workerReady = true;
+        return;
+      }
       // A message about no job (a beat, an exit, or one too broken to name
       // its slot) is about the whole worker: every job hears it.
       if (j === undefined) { for (const s of [...this.#slots.values()]) s.handlers.message(r.m); }
@@ -226,6 +238,9 @@ export class SandboxProcess {
         );
       }
     } else if ("recycled" in r) {
+      // Everything the old worker sent came before this report: the new
+      // worker's jobs count their slots from 0 again.
+      this.#nextSlot = 0;
       this.#recycled?.(true);
       this.#recycled = undefined;
     } else if ("crash" in r) {
@@ -262,7 +277,8 @@ export class SandboxProcess {
   }
 
   /**
-   * Attaches a job to the worker.
+   * Attaches a job to the worker. Slots count from 0 for each worker, so a
+   * fresh worker's only job is slot 0.
    *
    * @param jobId the job
    * @param handlers where its worker's messages and end go
@@ -270,6 +286,7 @@ export class SandboxProcess {
    */
   attach(jobId: string, handlers: ChannelHandlers): number {
     const j = this.#nextSlot++;
+    this.#served++;
     this.#slots.set(j, { jobId, handlers });
     return j;
   }
@@ -290,7 +307,7 @@ export class SandboxProcess {
 
   /** Jobs it has taken in all. */
   get served(): number {
-    return this.#nextSlot;
+    return this.#served;
   }
 
   /**
@@ -307,6 +324,7 @@ export class SandboxProcess {
     if (this.#dead || this.#slots.size > 0) return false;
     const { promise, resolve } = Promise.withResolvers<boolean>();
     this.#recycled = resolve;
+    this.#workerReady = false;
     this.send({ c: "next" });
     if (!(await promise)) return false;
     // The old worker's thread exits shortly after its terminate.

@@ -370,6 +370,7 @@ export class SupervisedSandbox implements Sandbox {
           );
           return;
         case "described":
+        case "ready":
           return;
       }
     };

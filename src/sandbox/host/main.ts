@@ -155,7 +155,13 @@ class Relay {
    * process cannot (`/proc` is denied to it).
    */
   #next(): void {
-    this.#worker!.terminate();
+    const old = this.#worker!;
+    // Nothing the old worker still had queued may follow the report below:
+    // the next job's slots start again at 0.
+    old.onmessage = null;
+    old.onerror = (e: ErrorEvent) => e.preventDefault();
+    old.onmessageerror = null;
+    old.terminate();
     this.#worker = undefined;
     this.#outstanding.clear();
     this.#ended.clear();

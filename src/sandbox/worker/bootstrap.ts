@@ -487,4 +487,5 @@ export function serveAgent(agent: AgentDefinition): void {
       jobs.get(msg.j)?.abort.abort(new DOMException(msg.reason, "AbortError"));
     }
   };
+  post({ t: "ready" });
 }

@@ -66,6 +66,8 @@ export const WorkerMessageSchema = z.discriminatedUnion("t", [
     args: z.record(z.string(), z.unknown()),
   }).strict(),
   z.object({ t: z.literal("beat") }).strict(),
+  /** The agent module is loaded: the worker can start a job at once. */
+  z.object({ t: z.literal("ready") }).strict(),
   z.object({
     t: z.literal("chunk"),
     j: Slot,
