@@ -278,7 +278,7 @@ export class Sweeper {
     return deleted;
   }
 
-  /** Deletes every entry under a prefix (see {@linkcode Sweeper.#deleteAll}). */
+  /** Deletes every entry under a prefix, like `#deleteAll`. */
   async #deletePrefix(prefix: Deno.KvKey): Promise<void> {
     await this.#deleteAll({ prefix });
   }
@@ -431,7 +431,8 @@ export class Sweeper {
       const job = record.value;
       const writes: KvWrite[] = [{ key: d.entry }];
       const checks: Deno.AtomicCheck[] = [];
-      if (job && TERMINAL_STATUSES.has(job.status)) {
+      const finished = job !== null && TERMINAL_STATUSES.has(job.status);
+      if (finished) {
         checks.push({ key: record.key, versionstamp: record.versionstamp });
         writes.push(
           { key: record.key },
@@ -451,7 +452,7 @@ export class Sweeper {
         // Not finished (it never should be here): the job stays, the entry goes.
         checks.push({ key: record.key, versionstamp: record.versionstamp });
       }
-      return { checks, writes, deletesJob: !!job && TERMINAL_STATUSES.has(job.status) };
+      return { checks, writes, deletesJob: finished };
     }));
     const commit = async (group: typeof ops) => {
       const op = kv.atomic();
