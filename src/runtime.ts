@@ -167,12 +167,26 @@ export interface RuntimeOptions {
   /**
    * Time between retention sweeps (ms); default 60 s. Each sweep deletes
    * sessions (record and log) whose resume window has passed, idempotency
-   * keys past their TTL and job histories past `jobHistoryTtlMs`. 0 turns
+   * keys past their TTL, job histories past `jobHistoryTtlMs`, finished jobs
+   * past `jobRetentionMs` and audit entries past `auditRetentionMs`. 0 turns
    * sweeping off.
    */
   sweepIntervalMs?: number;
-  /** How long a terminal job's event history is kept for subscribers (ms); default 7 days. */
+  /**
+   * How long a finished job's event history is kept for subscribers after it
+   * ended (ms); default 7 days, never longer than `jobRetentionMs`; 0 keeps
+   * histories as long as their jobs.
+   */
   jobHistoryTtlMs?: number;
+  /**
+   * How long a finished job is kept after it ended (ms): its record, its
+   * `session.list_jobs` entries and the idempotency key naming it; default
+   * 7 days; 0 keeps finished jobs forever. Live jobs are never deleted, and
+   * sessions' logs follow their own rules (resume window, acks).
+   */
+  jobRetentionMs?: number;
+  /** How long subscription audit entries are kept (ms); default 30 days; 0 keeps them forever. */
+  auditRetentionMs?: number;
 }
 
 /** A running ARCP runtime. */
@@ -280,6 +294,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   );
   // Opened after the sandbox is ready, so a sandbox that cannot start leaves no KV open.
   const store = await Store.open({ path: options.kvPath });
+  // Before anything lists or sweeps: jobs written by an earlier layout get their index entries.
+  const indexed = await store.migrate();
+  if (indexed > 0) log.info("indexed existing jobs for session.list_jobs", { count: indexed });
   const sessionLimits = { ...DEFAULT_SESSION_LIMITS, ...options.sessions };
   const sessions = new SessionRegistry(store, sessionLimits, {
     logTtlMs: Math.max(
@@ -322,7 +339,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     store,
     intervalMs: sweepIntervalMs,
     resumeWindowMs: sessionLimits.resumeWindowSec * 1000,
-    jobHistoryTtlMs: options.jobHistoryTtlMs ?? DEFAULT_SWEEP.jobHistoryTtlMs,
+    jobHistoryTtlMs: keptFor(options.jobHistoryTtlMs, DEFAULT_SWEEP.jobHistoryTtlMs),
+    jobRetentionMs: keptFor(options.jobRetentionMs, DEFAULT_SWEEP.jobRetentionMs),
+    auditRetentionMs: keptFor(options.auditRetentionMs, DEFAULT_SWEEP.auditRetentionMs),
     isHeld: (id) => sessions.get(id) !== undefined,
     onError: (err) => log.warn("retention sweep failed; retrying later", { error: String(err) }),
   });
@@ -379,6 +398,18 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       await sweeping;
     },
   };
+}
+
+/**
+ * A retention period as the sweeper takes it: 0 keeps forever.
+ *
+ * @param ms the option, if given
+ * @param fallback the default
+ * @returns the period in ms, `Infinity` for forever
+ */
+function keptFor(ms: number | undefined, fallback: number): number {
+  const period = ms ?? fallback;
+  return period === 0 ? Infinity : period;
 }
 
 /**

@@ -49,8 +49,14 @@ export async function serve(args: string[]): Promise<number> {
       helloTimeoutSec: config.helloTimeoutSec,
       maxSessionsPerPrincipal: config.maxSessionsPerPrincipal,
     }),
-    jobs: definedOnly(config.quotas),
-    ...definedOnly({ maxSocketBytes: config.maxSocketBytes, ...config.sandbox }),
+    jobs: definedOnly({ ...config.quotas, idempotencyTtlMs: config.retention.idempotencyTtlMs }),
+    ...definedOnly({
+      maxSocketBytes: config.maxSocketBytes,
+      ...config.sandbox,
+      jobRetentionMs: config.retention.jobRetentionMs,
+      jobHistoryTtlMs: config.retention.jobHistoryTtlMs,
+      auditRetentionMs: config.retention.auditRetentionMs,
+    }),
     heartbeatSec: config.heartbeatSec,
     denyPaths: config.configFiles.map((f) => (f.startsWith("/") ? f : `${Deno.cwd()}/${f}`)),
     credentials: config.credentials && {

@@ -12,6 +12,7 @@
  * @module
  */
 export * from "./group_commit.ts";
+export * from "./job_index.ts";
 export * from "./keys.ts";
 export * from "./large_value.ts";
 export * from "./records.ts";

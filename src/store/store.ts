@@ -9,31 +9,11 @@ import { GroupCommitter } from "./group_commit.ts";
 import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
-import { type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
+import { jobIndexWrites, type JobPage, type JobQuery, listJobPage } from "./job_index.ts";
+import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 
-/** Filters of a job listing. */
-export interface JobQuery {
-  /** Only these states. */
-  statuses?: readonly JobStatus[];
-  /** Bare name or `name@version`. */
-  agent?: string;
-  /** Created strictly after (epoch ms). */
-  createdAfterMs?: number;
-  /** Created strictly before (epoch ms). */
-  createdBeforeMs?: number;
-  /** Resume after this position (exclusive). */
-  after?: { createdMs: number; jobId: string };
-  /** At most this many. */
-  limit: number;
-}
-
-/** One page of jobs. */
-export interface JobPage {
-  /** The jobs, in (creation time, id) order. */
-  jobs: JobRecord[];
-  /** Position of the last job when more may follow. */
-  next?: { createdMs: number; jobId: string };
-}
+/** The key layout this code writes: 2 added the status and agent indexes of list_jobs. */
+export const STORE_LAYOUT = 2;
 
 /** Options of {@linkcode Store.open}. */
 export interface StoreOptions {
@@ -123,21 +103,55 @@ export class Store {
    * The writes that store a job record and keep its indexes in step.
    *
    * @param job the record
-   * @returns writes for the record, the principal index, the live index and,
-   *   once the job has ended, the end-time index the sweeper reads
+   * @returns writes for the record, the live index (jobs to reconcile at
+   *   start), the list_jobs indexes and, once the job has ended, the
+   *   end-time index retention reads
    */
   jobWrites(job: JobRecord): KvWrite[] {
     const live = !TERMINAL_STATUSES.has(job.status);
-    const writes: KvWrite[] = [
+    return [
       { key: keys.job(job.job_id), value: job },
-      { key: keys.principalJob(job.principal, job.created_ms, job.job_id), value: job },
       { key: keys.liveJob(job.job_id), value: live ? job.session_id : undefined },
+      ...jobIndexWrites(job),
     ];
-    const endedMs = job.ended_at === undefined ? NaN : Date.parse(job.ended_at);
-    if (!live && Number.isFinite(endedMs)) {
-      writes.push({ key: keys.endedJob(endedMs, job.job_id), value: job.session_id });
+  }
+
+  /**
+   * Brings a store written by an earlier layout up to this one: every job
+   * gets its list_jobs index entries (and, once ended, its place in the
+   * retention index), and the layout-1 index goes. Idempotent and batched;
+   * a store already at this layout costs one read. Run it before serving.
+   *
+   * @returns how many job records were indexed (0 when nothing was to do)
+   */
+  async migrate(): Promise<number> {
+    if ((await this.kv.get<number>(keys.layout())).value === STORE_LAYOUT) return 0;
+    let batch: KvWrite[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (batch.length > 0) await this.write(batch);
+      batch = [];
+      bytes = 0;
+    };
+    const add = async (writes: KvWrite[]) => {
+      batch.push(...writes);
+      bytes += writes.reduce((n, w) => n + (w.value ? JSON.stringify(w.value).length : 0), 0);
+      // Well inside one commit's limits (mutations and bytes).
+      if (batch.length >= 400 || bytes >= 200_000) await flush();
+    };
+    let n = 0;
+    for await (const e of this.kv.list<JobRecord>({ prefix: keys.jobs() }, { batchSize: 500 })) {
+      await add(jobIndexWrites(e.value));
+      n++;
     }
-    return writes;
+    for await (
+      const e of this.kv.list({ prefix: keys.legacyPrincipalJobs() }, { batchSize: 500 })
+    ) {
+      await add([{ key: e.key }]);
+    }
+    await add([{ key: keys.layout(), value: STORE_LAYOUT }]);
+    await flush();
+    return n;
   }
 
   /**
@@ -212,39 +226,15 @@ export class Store {
   }
 
   /**
-   * A page of a principal's jobs, in creation order.
+   * A page of a principal's jobs, in creation order, read from the list_jobs
+   * indexes (see `job_index.ts`): its cost follows the page, not the store.
    *
    * @param principal whose jobs
    * @param query filters and paging
    * @returns the page
    */
-  async listJobs(principal: string, query: JobQuery): Promise<JobPage> {
-    const prefix = keys.principalJobs(principal);
-    const start: Deno.KvKey = query.after
-      ? [...prefix, query.after.createdMs, query.after.jobId, ""]
-      : query.createdAfterMs !== undefined
-      ? [...prefix, query.createdAfterMs + 1]
-      : prefix;
-    const end: Deno.KvKey = query.createdBeforeMs !== undefined
-      ? [...prefix, query.createdBeforeMs]
-      : [...prefix, Number.MAX_SAFE_INTEGER];
-    const statuses = query.statuses ? new Set(query.statuses) : undefined;
-    const jobs: JobRecord[] = [];
-    let last: JobRecord | undefined;
-    for await (const entry of this.kv.list<JobRecord>({ start, end }, { batchSize: 200 })) {
-      const job = entry.value;
-      if (query.createdAfterMs !== undefined && job.created_ms <= query.createdAfterMs) continue;
-      if (statuses && !statuses.has(job.status)) continue;
-      if (query.agent && job.agent !== query.agent && job.agent.split("@")[0] !== query.agent) {
-        continue;
-      }
-      if (jobs.length === query.limit) {
-        return { jobs, next: { createdMs: last!.created_ms, jobId: last!.job_id } };
-      }
-      jobs.push(job);
-      last = job;
-    }
-    return { jobs };
+  listJobs(principal: string, query: JobQuery): Promise<JobPage> {
+    return listJobPage(this.kv, principal, query);
   }
 
   // ---- sessions and logs ------------------------------------------------
