@@ -11,6 +11,7 @@
  *
  * @module
  */
+export * from "./damage.ts";
 export * from "./group_commit.ts";
 export * from "./keys.ts";
 export * from "./large_value.ts";
