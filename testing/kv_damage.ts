@@ -118,3 +118,24 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
   }
   return -1;
 }
+
+/**
+ * Replaces one entry's stored value with bytes that do not deserialize, as a
+ * flipped run of bits inside a value would leave it (SQLite's structure
+ * stays sound).
+ *
+ * @param kvPath the KV file
+ * @param key the entry's key
+ */
+export function garbleValue(kvPath: string, key: ReadonlyArray<string | number>): void {
+  const db = new DatabaseSync(kvPath);
+  try {
+    const result = db.prepare("UPDATE kv SET v = ? WHERE k = ?")
+      .run(new Uint8Array([0xff, 0x0f, 0x6f, 0x99, 0x99]), encodeKey(key)) as {
+        changes: number | bigint;
+      };
+    if (Number(result.changes) !== 1) throw new Error(`no entry ${JSON.stringify(key)}`);
+  } finally {
+    db.close();
+  }
+}
