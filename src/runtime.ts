@@ -166,7 +166,7 @@ export interface RuntimeOptions {
   jobHistoryTtlMs?: number;
   /**
    * Check the KV file's structure before anything else starts (SQLite's
-   * `quick_check`; it reads the whole file, about 0.2 s per 100 MB); default
+   * `quick_check`; it reads the whole file, about 0.12 s per 100 MB); default
    * true. A damaged or unreadable store then fails the start with
    * {@linkcode StoreDamageError} naming the file and the problem.
    */

@@ -189,3 +189,66 @@ Deno.test("arcp doctor with no store at the path exits 2 and says so", async () 
   equal(run.code, 2);
   equal(run.stderr.trim(), "arcp doctor: no KV store at /nonexistent/arcp.kv");
 });
+
+const haveSqlite3 = await new Deno.Command("sqlite3", {
+  args: ["-version"],
+  stdout: "null",
+  stderr: "null",
+}).output().then((o) => o.success, () => false);
+
+Deno.test({
+  name:
+    "a backup taken with sqlite3 .backup while the runtime writes is sound, and a runtime started on it resumes the session gap-free",
+  ignore: !haveSqlite3,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "arcp_backup_" });
+    const kvPath = `${dir}/arcp.kv`;
+    const backup = `${dir}/restore/arcp.kv`;
+    await Deno.mkdir(`${dir}/restore`);
+    try {
+      const server = await startServer({ kvPath });
+      let sessionId: string, resumeToken: string, jobId: string;
+      try {
+        const c = new WsClient(server.url);
+        const w = await c.hello("alice-token");
+        [sessionId, resumeToken] = [c.sessionId, w.payload.resume_token];
+        const acc = await c.submit({ agent: "ticker", input: { count: 3000, interval_ms: 1 } });
+        jobId = acc.job_id!;
+        await c.next((e) => e.job_id === jobId && e.event_seq! >= 100, 30_000, "100 ticks");
+        // The README's online backup, in the middle of the job.
+        const out = await new Deno.Command("sqlite3", { args: [kvPath, `.backup ${backup}`] })
+          .output();
+        equal(out.code, 0, new TextDecoder().decode(out.stderr));
+        await c.untilTerminal(jobId, 60_000);
+        await c.close();
+      } finally {
+        await server.close();
+      }
+      const check = await runCli(["doctor", "--kv", backup], {});
+      equal(check.code, 0, check.stdout + check.stderr);
+      // The restored store: the job was running when the backup was taken, so it ends
+      // INTERNAL_ERROR at this start, and the session replays whole.
+      const restored = await startServer({ kvPath: backup });
+      try {
+        const c = new WsClient(restored.url);
+        const w = await c.hello("alice-token", undefined, {
+          session_id: sessionId,
+          resume_token: resumeToken,
+          last_event_seq: 0,
+        });
+        equal(w.type, "session.welcome", JSON.stringify(w.payload));
+        const envs = await c.untilTerminal(jobId, 60_000);
+        const seqs = envs.map((e) => e.event_seq);
+        ok(seqs.every((s, i) => s === i + 1), "not gap-free from 1");
+        ok(envs.length > 100, `only ${envs.length} envelopes in the backup`);
+        equal(envs.at(-1)!.type, "job.error");
+        equal(envs.at(-1)!.payload.code, "INTERNAL_ERROR");
+        await c.close();
+      } finally {
+        await restored.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
