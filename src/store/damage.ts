@@ -30,6 +30,8 @@ export class StoreDamageError extends ArcpError {
   readonly kind: DamageKind;
 
   /**
+   * Creates the error.
+   *
    * @param kind what is wrong
    * @param message what was being read and what failed; prefixed with `storage: `
    * @param details more details for the client (never a secret)

@@ -49,7 +49,8 @@ export interface StoreReport {
  * ```
  */
 export function examineStore(path: string): StoreReport {
-  Deno.statSync(path);
+  // An empty file is a store nothing was written to yet (SQLite makes it a database on first use).
+  if (Deno.statSync(path).size === 0) return { path, entries: 0, sqlite: [], problems: [] };
   let file: KvFile;
   try {
     file = KvFile.open(path);
@@ -58,7 +59,10 @@ export function examineStore(path: string): StoreReport {
       path,
       entries: 0,
       sqlite: [],
-      problems: [{ where: "(file)", problem: (err as StoreDamageError).message }],
+      problems: [{
+        where: "(file)",
+        problem: (err as StoreDamageError).message.replace(/^storage: /, ""),
+      }],
     };
   }
   try {
@@ -227,7 +231,8 @@ class Examiner {
         return this.#record(where, value, IdempotencyShape, "idempotency record", "job_id");
       case "revoke":
         if (!shape(4, "string", "string")) break;
-        return this.#record(where, value, RevocationShape, "revocation record", "job_id");
+        // Issued before its job is created: a refused submit leaves one naming no job.
+        return this.#record(where, value, RevocationShape, "revocation record");
       case "audit":
         if (!shape(4, "number", "string")) break;
         return this.#record(where, value, AuditShape, "audit record");

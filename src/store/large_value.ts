@@ -75,6 +75,8 @@ export class TextAssembler {
   #pending: { n: number; parts: string[]; want: number } | undefined;
 
   /**
+   * Creates an assembler for one log.
+   *
    * @param what the log, for messages (e.g. `session log of sess_…`)
    * @param problem told of each problem; reading goes on after it returns
    */
