@@ -23,6 +23,7 @@ import type { Footprint, MemoryProbe } from "./memory_probe.ts";
 import { heading, report, rows, SCALE, scaled } from "./_report.ts";
 import { figure11 } from "./sandbox_figures.ts";
 import { figure13 } from "./store_figures.ts";
+import { figure14 } from "./store_damage_figures.ts";
 import {
   agentWorkerRoundTrip,
   BenchClient,
@@ -808,6 +809,7 @@ const FIGURES: Array<[number, () => Promise<void>]> = [
   [10, figure10],
   [11, figure11],
   [13, figure13],
+  [14, figure14],
 ];
 
 if (import.meta.main) {

@@ -21,6 +21,8 @@ export interface ServeConfig {
   generatedToken?: string;
   /** Serve one session on stdin/stdout instead of listening. */
   stdio: boolean;
+  /** Start without checking the KV file's structure first. */
+  skipStoreCheck: boolean;
   /** Heartbeat interval (s). */
   heartbeatSec: number;
   /** Resume window (s). */
@@ -80,6 +82,7 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --token TOKEN=PRINCIPAL  accept a bearer token (repeatable; env ARCP_TOKENS=tok=p,tok2=p2)
   --tokens-file PATH       read TOKEN=PRINCIPAL lines from a file
   --stdio                  serve one session on stdin/stdout
+  --skip-store-check       start without checking the KV file first (see arcp doctor)
   --heartbeat-sec N        heartbeat interval (default 30)
   --resume-window-sec N    resume window (default 600)
   --tls-cert FILE          serve wss:// with this certificate (PEM)
@@ -189,6 +192,7 @@ export async function readServeConfig(
       token: { type: "string", multiple: true },
       "tokens-file": { type: "string" },
       stdio: { type: "boolean" },
+      "skip-store-check": { type: "boolean" },
       "heartbeat-sec": { type: "string" },
       "resume-window-sec": { type: "string" },
       "tls-cert": { type: "string" },
@@ -313,6 +317,7 @@ export async function readServeConfig(
     tokens,
     generatedToken,
     stdio: values.stdio ?? false,
+    skipStoreCheck: values["skip-store-check"] ?? false,
     heartbeatSec: positiveInt(values["heartbeat-sec"], 30, "--heartbeat-sec"),
     resumeWindowSec: positiveInt(values["resume-window-sec"], 600, "--resume-window-sec"),
     credentials,

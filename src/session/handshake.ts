@@ -120,7 +120,9 @@ export async function handshake(
     session_id: session.sessionId,
     principal,
   });
-  await session.replay();
+  // A replay that did not finish (connection gone, replaced, or ended for a storage fault)
+  // leaves the credentials to the next resume.
+  if (!(await session.replay())) return;
   if (hello.resume) await ctx.jobs.redeliverCredentials(session.sessionId);
 }
 

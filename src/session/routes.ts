@@ -27,6 +27,7 @@ import {
   UnsubscribeSchema,
 } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
+import { StoreDamageError } from "../store/damage.ts";
 import type { ConnectionContext } from "./context.ts";
 import { listJobs } from "./list_jobs.ts";
 import type { Session } from "./session.ts";
@@ -184,7 +185,7 @@ async function followReplayedJob(
   const job = await ctx.store.getJob(jobId);
   if (!job || job.session_id === session.sessionId) return;
   const sub = await ctx.jobs.subscribe(session, jobId, { history: true, fromEventSeq: 0 });
-  await sub.replay();
+  await replayHistory(ctx, session, jobId, sub.replay);
 }
 
 async function cancel(
@@ -211,5 +212,38 @@ async function subscribe(
   const sub = await ctx.jobs.answerSubscribe(session, req, () => session.record.last_seq);
   const { job, payload } = sub;
   session.sendControl("job.subscribed", payload, { job_id: job.job_id, trace_id: job.trace_id });
-  await sub.replay();
+  await replayHistory(ctx, session, job.job_id, sub.replay);
+}
+
+/**
+ * Replays a subscription's history. History that cannot be read whole (an
+ * entry KV refuses, a missing or garbled one) ends the connection with
+ * `session.error INTERNAL_ERROR` naming storage and close 1011, rather
+ * than leaving the subscriber a stream that stopped short; the session
+ * stays resumable.
+ */
+async function replayHistory(
+  ctx: ConnectionContext,
+  session: Session,
+  jobId: string,
+  replay: () => Promise<void>,
+): Promise<void> {
+  try {
+    await replay();
+  } catch (err) {
+    ctx.jobs.unsubscribe(session.sessionId, jobId);
+    // Reading and decoding stored history is all a replay does besides committing, and
+    // commit failures are reported to the session, not thrown.
+    const error = err instanceof ArcpError ? err : new StoreDamageError(
+      "malformed",
+      `the history of job ${jobId} could not be replayed: ${toArcpError(err).message}`,
+      { job_id: jobId },
+    );
+    ctx.log.error("job history replay failed; connection closed", {
+      session_id: session.sessionId,
+      job_id: jobId,
+      error: error.message,
+    });
+    session.endConnection(error, "job history could not be replayed");
+  }
 }

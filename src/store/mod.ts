@@ -11,9 +11,12 @@
  *
  * @module
  */
+export * from "./damage.ts";
+export * from "./doctor.ts";
 export * from "./group_commit.ts";
 export * from "./job_index.ts";
 export * from "./keys.ts";
+export * from "./kv_file.ts";
 export * from "./large_value.ts";
 export * from "./records.ts";
 export * from "./store.ts";

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { reading, readingAll, StoreDamageError } from "./damage.ts";
 import { keys, V } from "./keys.ts";
 import { GroupCommitter } from "./group_commit.ts";
 import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
@@ -94,9 +95,11 @@ export class Store {
    *
    * @param jobId the job id
    * @returns the record, or null
+   * @throws {StoreDamageError} when KV cannot read it
    */
   async getJob(jobId: string): Promise<JobRecord | null> {
-    return (await this.kv.get<JobRecord>(keys.job(jobId))).value;
+    return (await reading(`job record of ${jobId}`, () => this.kv.get<JobRecord>(keys.job(jobId))))
+      .value;
   }
 
   /**
@@ -217,9 +220,11 @@ export class Store {
    * Jobs that were not terminal when last written.
    *
    * @returns their records
+   * @throws {StoreDamageError} when KV cannot read the index or a record
    */
   async *liveJobs(): AsyncGenerator<JobRecord> {
-    for await (const entry of this.kv.list({ prefix: keys.liveJobs() })) {
+    const index = this.kv.list({ prefix: keys.liveJobs() });
+    for await (const entry of readingAll("the live-jobs index", index)) {
       const job = await this.getJob(entry.key.at(-1) as string);
       if (job) yield job;
     }
@@ -244,9 +249,13 @@ export class Store {
    *
    * @param sessionId the session id
    * @returns the record, or null
+   * @throws {StoreDamageError} when KV cannot read it
    */
   async getSession(sessionId: string): Promise<SessionRecord | null> {
-    return (await this.kv.get<SessionRecord>(keys.session(sessionId))).value;
+    return (await reading(
+      `session record of ${sessionId}`,
+      () => this.kv.get<SessionRecord>(keys.session(sessionId)),
+    )).value;
   }
 
   /**
@@ -295,9 +304,15 @@ export class Store {
    * @param sessionId the session
    * @param afterSeq list seqs greater than this
    * @returns `[seq, envelope text]` in order
+   * @throws {StoreDamageError} at the first entry KV cannot read or that does not reassemble
    */
   sessionLog(sessionId: string, afterSeq: number): AsyncGenerator<[number, string]> {
-    return listTexts(this.kv, keys.sessionLog(sessionId), afterSeq);
+    return listTexts(
+      this.kv,
+      keys.sessionLog(sessionId),
+      afterSeq,
+      `the session log of ${sessionId}`,
+    );
   }
 
   /**
@@ -347,13 +362,37 @@ export class Store {
   }
 
   /**
-   * A job's history.
+   * A job's history. Entries must follow one another without a hole and,
+   * while the job is live (its history is never swept then), run from the
+   * first to the last its record counts; anything else is damage.
    *
    * @param jobId the job
    * @returns `[n, envelope text]` in order
+   * @throws {StoreDamageError} at the first entry KV cannot read, that does
+   *   not reassemble, or that is missing
    */
-  jobLog(jobId: string): AsyncGenerator<[number, string]> {
-    return listTexts(this.kv, keys.jobLog(jobId));
+  async *jobLog(jobId: string): AsyncGenerator<[number, string]> {
+    const what = `the history of job ${jobId}`;
+    // Read before the history: every entry it counts was committed with it.
+    const job = await this.getJob(jobId);
+    const live = job !== null && !TERMINAL_STATUSES.has(job.status);
+    let expect: number | undefined = live ? 0 : undefined;
+    for await (const [n, text] of listTexts(this.kv, keys.jobLog(jobId), -1, what)) {
+      // An ended job's history is swept from its start: its first entry may be any, and a
+      // hole behind an entry the sweeper has since deleted is the sweep, not damage.
+      if (expect !== undefined && n !== expect) {
+        if (!live) {
+          const key = keys.jobLogEntry(jobId, expect - 1);
+          if ((await reading(what, () => this.kv.get(key))).versionstamp === null) return;
+        }
+        throw missingEntries(what, expect, n - 1, jobId);
+      }
+      expect = n + 1;
+      yield [n, text];
+    }
+    if (live && job.log_length > (expect ?? 0)) {
+      throw missingEntries(what, expect ?? 0, job.log_length - 1, jobId);
+    }
   }
 }
 
@@ -367,6 +406,20 @@ export class Store {
  */
 export function isExpired(record: IdempotencyRecord, now: number): boolean {
   return record.expires_at !== undefined && record.expires_at <= now;
+}
+
+/** Entries `from`…`to` of a job's history are not in KV. */
+function missingEntries(what: string, from: number, to: number, jobId: string): StoreDamageError {
+  const which = from === to ? `entry ${from}` : `entries ${from}–${to}`;
+  return new StoreDamageError(
+    "missing",
+    `${which} of ${what} ${from === to ? "is" : "are"} missing`,
+    {
+      job_id: jobId,
+      from,
+      to,
+    },
+  );
 }
 
 /** The sessions some writes belong to: session logs and records, and jobs' owners. */
