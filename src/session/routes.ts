@@ -152,6 +152,9 @@ async function list(
 async function submit(
   { ctx, session, env, payload }: Inbound<z.output<typeof SubmitSchema>>,
 ): Promise<void> {
+  // A job is a write: while storage fails it is refused now, not accepted
+  // whenever the disk has room again.
+  ctx.store.assertWritable();
   const { accepted, start } = await ctx.jobs.submit({
     sink: session,
     traceId: env.trace_id,
@@ -164,7 +167,11 @@ async function submit(
   else await followReplayedJob(ctx, session, accepted.job_id);
 }
 
-/** A refused submit is a `job.error` under a fresh job id, so the session's seqs stay gap-free. */
+/**
+ * A refused submit is a `job.error` under a fresh job id, so the session's
+ * seqs stay gap-free (a `session.error` while storage fails: see
+ * `Session.sendLoggedError`).
+ */
 async function refuseSubmit(err: ArcpError, { session, env }: Inbound<unknown>): Promise<void> {
   await session.sendLoggedError(newJobId(), env.trace_id, {
     final_status: "error",
@@ -209,6 +216,9 @@ async function cancel(
 async function subscribe(
   { ctx, session, payload: req }: Inbound<z.output<typeof SubscribeSchema>>,
 ): Promise<void> {
+  // Subscribing writes (the audit entry, the envelopes stamped into this
+  // session's log): while storage fails it is refused at once.
+  ctx.store.assertWritable();
   const sub = await ctx.jobs.answerSubscribe(session, req, () => session.record.last_seq);
   const { job, payload } = sub;
   session.sendControl("job.subscribed", payload, { job_id: job.job_id, trace_id: job.trace_id });

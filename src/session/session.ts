@@ -20,6 +20,8 @@ import type { KvWrite } from "../store/large_value.ts";
 import type { SessionRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport } from "../transport/transport.ts";
+import { isStorageFailure } from "../store/group_commit.ts";
+import type { SessionEvents } from "./operator_events.ts";
 
 /** `job.accepted` envelopes kept for a detached session, at most. */
 const MAX_PENDING_ACCEPTED = 100;
@@ -70,6 +72,7 @@ export class Session implements EventSink {
   /** Live texts of held envelopes whose logged copy is redacted, by seq: replay sends these. */
   #unredacted = new Map<number, string>();
   #freeing: Promise<void> = Promise.resolve();
+  #events: SessionEvents;
   /** Called when the session has been detached for a while; see SessionRegistry. */
   onDetach: (() => void) | undefined;
 
@@ -77,11 +80,18 @@ export class Session implements EventSink {
    * @param record the session's record
    * @param store where it is kept
    * @param policy retention and pacing
+   * @param events where operator events (a slow reader closed) are reported
    */
-  constructor(record: SessionRecord, store: Store, policy: SessionPolicy) {
+  constructor(
+    record: SessionRecord,
+    store: Store,
+    policy: SessionPolicy,
+    events: SessionEvents,
+  ) {
     this.record = record;
     this.#store = store;
     this.#policy = policy;
+    this.#events = events;
     this.#features = new Set(record.features);
     // A record read from KV was committed with its log entries; a new one has none.
     this.#committedSeq = record.last_seq;
@@ -379,6 +389,10 @@ export class Session implements EventSink {
         void this.replay();
       } else if (Date.now() - since > this.#policy.stallTimeoutMs) {
         this.#stopStallWatch();
+        this.#events.policyClose("slow_reader", transport.remoteAddr, this, {
+          queued_bytes: transport.bufferedAmount,
+          stall_timeout_ms: this.#policy.stallTimeoutMs,
+        });
         this.#giveUp(transport, 1008, "client stopped reading; resume to continue");
       }
     }, 100);
@@ -427,14 +441,22 @@ export class Session implements EventSink {
       if (upTo <= from) return;
       await this.#store.freeSessionLog(this.sessionId, from, upTo);
       this.record.floor_seq = Math.max(this.record.floor_seq, upTo);
-      await this.#store.write([this.recordWrite()]);
-    }).catch((err) => this.fault(err));
+      await this.#store.write([this.recordWrite()], { failFast: true });
+    }).catch((err) => {
+      // Freeing never waits for a failing disk, so the messages behind an
+      // ack do not either; the entries stay until a later ack or their TTL,
+      // and the client has already been told storage is failing.
+      if (!isStorageRefusal(err)) this.fault(err);
+    });
     return this.#freeing;
   }
 
   /**
    * Stamps, commits and sends a seq-bearing envelope that belongs to this
-   * session alone (a submit rejection, a refused cancel).
+   * session alone (a submit rejection, a refused cancel). While storage
+   * fails it cannot be stored, so the same error goes out at once as a
+   * seq-less `session.error` (the profile's failure of a pending request)
+   * rather than waiting for the disk.
    *
    * @param jobId the job id the envelope names
    * @param traceId the trace id
@@ -446,6 +468,11 @@ export class Session implements EventSink {
     traceId: string | undefined,
     payload: JobError,
   ): Promise<void> {
+    if (!this.#store.health().ok) {
+      const { final_status: _, ...error } = payload;
+      this.sendControl("session.error", error, { trace_id: traceId });
+      return;
+    }
     const staged = this.stage("job.error", jobId, traceId, payload)!;
     try {
       await this.#store.write(staged.writes);
@@ -524,4 +551,14 @@ export class Session implements EventSink {
       () => this.#transport?.close(1011, "runtime could not store events"),
     );
   }
+}
+
+/**
+ * Whether a write was refused because storage is failing.
+ *
+ * @param err what the write rejected with
+ * @returns true for a refusal of a fail-fast write, or a raw storage error
+ */
+function isStorageRefusal(err: unknown): boolean {
+  return (err instanceof ArcpError && err.details?.storage !== undefined) || isStorageFailure(err);
 }

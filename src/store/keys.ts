@@ -87,6 +87,8 @@ export const keys = {
   sweptSession: (sessionId: string): Deno.KvKey => [V, "swept", sessionId],
   /** Every idempotency key. */
   idempotencyKeys: (): Deno.KvKey => [V, "idem"],
+  /** What the group committer writes, while commits fail, to learn when storage works again. */
+  storageProbe: (): Deno.KvKey => [V, "probe"],
   /** An idempotency key (hashed) of a principal. */
   idempotency: (principal: string, keyHash: string): Deno.KvKey => [V, "idem", principal, keyHash],
   /** Which key layout the store holds (absent: layout 1, before the status and agent indexes). */

@@ -20,5 +20,6 @@ export * from "./kv_file.ts";
 export * from "./large_value.ts";
 export * from "./records.ts";
 export * from "./store.ts";
+export * from "./storage_health.ts";
 export * from "./sweeper.ts";
 export * from "./revocations.ts";

@@ -6,7 +6,8 @@
  */
 import { reading, readingAll, StoreDamageError } from "./damage.ts";
 import { keys, V } from "./keys.ts";
-import { GroupCommitter } from "./group_commit.ts";
+import { GroupCommitter, isStorageFailure } from "./group_commit.ts";
+import { describeCause, type StorageHealth, storageUnavailable } from "./storage_health.ts";
 import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
@@ -55,6 +56,7 @@ export class Store {
     this.committer = new GroupCommitter(kv, {
       onStall: (error, writes) => this.onCommitStall?.(error, sessionsOf(writes)),
       onRecover: () => this.onCommitRecover?.(),
+      probe: { key: keys.storageProbe(), value: "written while commits fail, to see them succeed" },
     });
   }
 
@@ -82,10 +84,45 @@ export class Store {
    * Queues writes for the next group commit.
    *
    * @param writes writes that must land together
+   * @param options `failFast`: while storage fails, reject (with
+   *   {@linkcode storageUnavailable}) and drop the writes instead of holding
+   *   them until they land; for writes nothing depends on yet
    * @returns resolves once durable
    */
-  write(writes: KvWrite[]): Promise<void> {
-    return this.committer.write(writes);
+  async write(writes: KvWrite[], options: { failFast?: boolean } = {}): Promise<void> {
+    if (!options.failFast) return await this.committer.write(writes);
+    try {
+      await this.committer.write(writes, options);
+    } catch (err) {
+      throw isStorageFailure(err) ? storageUnavailable(err) : err;
+    }
+  }
+
+  /**
+   * Refuses a request that needs a write while storage fails, before it
+   * changes anything.
+   *
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage: "failing"`
+   *   while commits are failing
+   */
+  assertWritable(): void {
+    const failure = this.committer.stalled;
+    if (failure !== undefined) throw storageUnavailable(failure);
+  }
+
+  /**
+   * Whether commits succeed, for health checks and metrics.
+   *
+   * @returns ok, or the failing commit's error and since when
+   */
+  health(): StorageHealth {
+    const failure = this.committer.stalled;
+    if (failure === undefined) return { ok: true };
+    return {
+      ok: false,
+      error: describeCause(failure),
+      since: new Date(this.committer.stalledSince!).toISOString(),
+    };
   }
 
   // ---- jobs -------------------------------------------------------------
@@ -164,8 +201,9 @@ export class Store {
    * @param job the new job
    * @param idempotency the key to claim, if any
    * @returns true when created; false when the key was claimed meanwhile
-   * @throws the storage error when commits are failing (disk full, I/O
-   *   error): the job is refused rather than accepted late
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` when commits
+   *   are failing (disk full, I/O error): the job is refused rather than
+   *   accepted late
    */
   async createJob(
     job: JobRecord,
@@ -173,11 +211,22 @@ export class Store {
   ): Promise<boolean> {
     // While the store cannot commit at all, refuse the job now rather than
     // accept it whenever the disk has room again.
-    if (this.committer.stalled !== undefined) throw this.committer.stalled;
+    this.assertWritable();
     if (!idempotency) {
-      await this.write(this.jobWrites(job));
+      await this.write(this.jobWrites(job), { failFast: true });
       return true;
     }
+    try {
+      return await this.#claimAndCreate(job, idempotency);
+    } catch (err) {
+      throw isStorageFailure(err) ? storageUnavailable(err) : err;
+    }
+  }
+
+  async #claimAndCreate(
+    job: JobRecord,
+    idempotency: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
+  ): Promise<boolean> {
     const key = keys.idempotency(idempotency.principal, idempotency.keyHash);
     // Earlier queued writes (e.g. this session's log) must land first; a
     // storage failure meanwhile refuses the job instead of waiting.
@@ -322,6 +371,9 @@ export class Store {
    * @param after keep this seq and below (already freed)
    * @param upTo free up to and including this seq
    * @returns resolves once deleted
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` while storage
+   *   fails: freeing is never held back (the entries stay until a later ack
+   *   or their TTL), so nothing waits on it
    */
   async freeSessionLog(sessionId: string, after: number, upTo: number): Promise<void> {
     const prefix = keys.sessionLog(sessionId);
@@ -333,11 +385,11 @@ export class Store {
     ) {
       batch.push({ key: entry.key });
       if (batch.length === 500) {
-        await this.write(batch);
+        await this.write(batch, { failFast: true });
         batch = [];
       }
     }
-    if (batch.length > 0) await this.write(batch);
+    if (batch.length > 0) await this.write(batch, { failFast: true });
   }
 
   /**
