@@ -21,6 +21,8 @@ export interface ServeConfig {
   generatedToken?: string;
   /** Serve one session on stdin/stdout instead of listening. */
   stdio: boolean;
+  /** Start without checking the KV file's structure first. */
+  skipStoreCheck: boolean;
   /** Heartbeat interval (s). */
   heartbeatSec: number;
   /** Resume window (s). */
@@ -51,6 +53,16 @@ export interface ServeConfig {
   helloTimeoutSec?: number;
   /** Bytes queued to one socket past which it is dropped; unset keeps the default. */
   maxSocketBytes?: number;
+  /**
+   * Retention periods (ms; 0 keeps forever) and the idempotency key TTL (ms);
+   * unset ones keep the runtime's defaults.
+   */
+  retention: {
+    jobRetentionMs?: number;
+    jobHistoryTtlMs?: number;
+    auditRetentionMs?: number;
+    idempotencyTtlMs?: number;
+  };
   /** Credential provisioning, when configured. */
   credentials?: {
     kind: "litellm" | "local";
@@ -70,6 +82,7 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --token TOKEN=PRINCIPAL  accept a bearer token (repeatable; env ARCP_TOKENS=tok=p,tok2=p2)
   --tokens-file PATH       read TOKEN=PRINCIPAL lines from a file
   --stdio                  serve one session on stdin/stdout
+  --skip-store-check       start without checking the KV file first (see arcp doctor)
   --heartbeat-sec N        heartbeat interval (default 30)
   --resume-window-sec N    resume window (default 600)
   --tls-cert FILE          serve wss:// with this certificate (PEM)
@@ -96,6 +109,12 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --warm-pool N            idle sandbox processes kept ready; 0 starts one per job (default 2)
   --warm-max N             most sandbox processes kept ready, with their agent's worker
                            already started for recent demand (default 8; ~50 MiB each)
+  --job-retention-days N   keep finished jobs (record, list entry, idempotency key) this long
+                           after they end; 0 or forever keeps them (default 7)
+  --job-history-days N     keep finished jobs' event histories this long, at most as long as
+                           the jobs; 0 or forever: as long as the jobs (default 7)
+  --audit-retention-days N keep subscription audit entries this long; 0 or forever (default 30)
+  --idempotency-ttl-hours N  how long an idempotency key names its job (default 24)
 With no token configured a random one is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
@@ -110,6 +129,29 @@ function parseTokenPairs(pairs: string[], where: string): Record<string, string>
     out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return out;
+}
+
+/**
+ * A period in days or hours as milliseconds; `0` and `forever` both mean
+ * "keep forever" (0) when `forever` is allowed.
+ */
+function period(
+  text: string | undefined,
+  unitMs: number,
+  name: string,
+  forever: boolean,
+): number | undefined {
+  if (text === undefined) return undefined;
+  if (forever && text === "forever") return 0;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n < 0 || (!forever && n === 0)) {
+    throw new TypeError(
+      `${name}: expected a ${
+        forever ? "non-negative number or forever" : "positive number"
+      }, got ${text}`,
+    );
+  }
+  return Math.round(n * unitMs);
 }
 
 function positiveInt(
@@ -150,6 +192,7 @@ export async function readServeConfig(
       token: { type: "string", multiple: true },
       "tokens-file": { type: "string" },
       stdio: { type: "boolean" },
+      "skip-store-check": { type: "boolean" },
       "heartbeat-sec": { type: "string" },
       "resume-window-sec": { type: "string" },
       "tls-cert": { type: "string" },
@@ -173,6 +216,10 @@ export async function readServeConfig(
       "sandbox-heap-mb": { type: "string" },
       "sandbox-memory-mb": { type: "string" },
       "warm-pool": { type: "string" },
+      "job-retention-days": { type: "string" },
+      "job-history-days": { type: "string" },
+      "audit-retention-days": { type: "string" },
+      "idempotency-ttl-hours": { type: "string" },
     },
     strict: true,
   });
@@ -222,6 +269,7 @@ export async function readServeConfig(
     return text === undefined ? undefined : positiveInt(text, 0, `--${flag}`) * scale;
   };
   const MIB = 1024 * 1024;
+  const DAY_MS = 24 * 3600_000;
   return {
     quotas: {
       maxEventsPerJob: optional("job-max-events"),
@@ -244,6 +292,22 @@ export async function readServeConfig(
         : positiveInt(values["warm-pool"], 0, "--warm-pool", true),
       warmMax: optional("warm-max"),
     },
+    retention: {
+      jobRetentionMs: period(values["job-retention-days"], DAY_MS, "--job-retention-days", true),
+      jobHistoryTtlMs: period(values["job-history-days"], DAY_MS, "--job-history-days", true),
+      auditRetentionMs: period(
+        values["audit-retention-days"],
+        DAY_MS,
+        "--audit-retention-days",
+        true,
+      ),
+      idempotencyTtlMs: period(
+        values["idempotency-ttl-hours"],
+        3600_000,
+        "--idempotency-ttl-hours",
+        false,
+      ),
+    },
     helloTimeoutSec: optional("hello-timeout-sec"),
     maxSocketBytes: optional("max-socket-buffer-mb", MIB),
     host: values.host ?? env("ARCP_HOST") ?? "127.0.0.1",
@@ -253,6 +317,7 @@ export async function readServeConfig(
     tokens,
     generatedToken,
     stdio: values.stdio ?? false,
+    skipStoreCheck: values["skip-store-check"] ?? false,
     heartbeatSec: positiveInt(values["heartbeat-sec"], 30, "--heartbeat-sec"),
     resumeWindowSec: positiveInt(values["resume-window-sec"], 600, "--resume-window-sec"),
     credentials,

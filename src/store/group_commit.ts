@@ -14,6 +14,14 @@
  * large, too many mutations) is rejected at once, alone: it never holds up or
  * fails the writes it was batched with.
  *
+ * A write that nothing depends on yet (a new session, a new job, freeing
+ * acknowledged log entries) may ask to fail fast instead: while commits are
+ * failing it is refused at once, and if a failure holds it back it is taken
+ * out of the queue and refused, so a request that needs storage is answered
+ * with an error rather than left waiting for the disk. While nothing else is
+ * queued, a probe write ({@linkcode GroupCommitterOptions.probe}) keeps
+ * retrying, so the committer learns when storage works again.
+ *
  * @module
  */
 import type { KvWrite } from "./large_value.ts";
@@ -35,6 +43,8 @@ interface Pending {
   solo: boolean;
   /** Already reported through `onStall`. */
   reported: boolean;
+  /** Refused, not held, when a storage failure stops it. */
+  failFast: boolean;
 }
 
 interface Waiter {
@@ -53,6 +63,13 @@ export interface GroupCommitterOptions {
   onStall?: (error: unknown, writes: KvWrite[]) => void;
   /** Called when commits succeed again after a stall. */
   onRecover?: () => void;
+  /**
+   * A harmless write retried while commits fail and nothing else is queued,
+   * so recovery is noticed even when every write that failed was refused
+   * rather than held. Without it the committer stops counting itself
+   * stalled once it holds nothing.
+   */
+  probe?: KvWrite;
 }
 
 /**
@@ -92,6 +109,7 @@ export class GroupCommitter {
   #closing = false;
   #stall: unknown = undefined;
   #stalled = false;
+  #stalledSince = 0;
   #wake: (() => void) | undefined;
   /** Commits made so far (for benchmarks and tests). */
   commits = 0;
@@ -119,17 +137,30 @@ export class GroupCommitter {
   }
 
   /**
+   * When commits started failing (epoch ms).
+   *
+   * @returns the time of the first failure of the current stall, or undefined
+   */
+  get stalledSince(): number | undefined {
+    return this.#stalled ? this.#stalledSince : undefined;
+  }
+
+  /**
    * Queues writes to be committed together with whatever else is queued.
    *
    * @param writes the writes; all of them land in the same atomic commit
+   * @param options `failFast`: reject with the storage error, the writes
+   *   dropped, instead of holding them while commits are failing
    * @returns resolves once they are durable (a storage failure delays it,
-   *   retrying), rejects if KV refuses the writes themselves or the
-   *   committer is closed while they cannot be committed
+   *   retrying, unless `failFast`), rejects if KV refuses the writes
+   *   themselves or the committer is closed while they cannot be committed
    */
-  write(writes: KvWrite[]): Promise<void> {
+  write(writes: KvWrite[], options: { failFast?: boolean } = {}): Promise<void> {
+    const failFast = options.failFast ?? false;
+    if (failFast && this.#stalled) return Promise.reject(this.#stall);
     return new Promise((resolve, reject) => {
       const bytes = writes.reduce((n, w) => n + writeBytes(w), 0);
-      this.#queue.push({ writes, bytes, resolve, reject, solo: false, reported: false });
+      this.#queue.push({ writes, bytes, resolve, reject, solo: false, reported: false, failFast });
       if (!this.#running) {
         this.#running = true;
         queueMicrotask(() => this.#drain());
@@ -165,8 +196,8 @@ export class GroupCommitter {
 
   async #drain(): Promise<void> {
     let backoff = RETRY_MIN_MS;
-    while (this.#queue.length > 0) {
-      const batch = this.#take();
+    while (this.#queue.length > 0 || this.#probing()) {
+      const batch = this.#queue.length > 0 ? this.#take() : [this.#probe()];
       try {
         await this.#commit(batch);
       } catch (err) {
@@ -185,6 +216,7 @@ export class GroupCommitter {
           for (const p of this.#queue.splice(0)) p.reject(err);
           break;
         }
+        if (!this.#stalled) this.#stalledSince = Date.now();
         this.#stalled = true;
         this.#stall = err;
         this.#reportStall(err);
@@ -201,10 +233,32 @@ export class GroupCommitter {
         this.#callback(() => this.#options.onRecover?.());
       }
     }
+    // Nothing is held and nothing probes: the next write finds out whether storage works.
+    this.#stalled = false;
+    this.#stall = undefined;
     this.#running = false;
     const idle = this.#idle;
     this.#idle = [];
     for (const w of idle) w.resolve();
+  }
+
+  /** Whether to keep retrying a probe: commits are failing and nothing else is queued. */
+  #probing(): boolean {
+    return this.#stalled && !this.#closing && this.#options.probe !== undefined;
+  }
+
+  /** A pending probe write; only the committer cares how it ends. */
+  #probe(): Pending {
+    const writes = [this.#options.probe!];
+    return {
+      writes,
+      bytes: writeBytes(writes[0]),
+      resolve: () => {},
+      reject: () => {},
+      solo: false,
+      reported: false,
+      failFast: false,
+    };
   }
 
   /** The next batch: queued writes up to the limits, or one `solo` write alone. */
@@ -224,8 +278,13 @@ export class GroupCommitter {
     return batch;
   }
 
-  /** Reports the writes a storage failure has newly stalled; fails fast waiters. */
+  /** Refuses fail-fast writes and waiters; reports the writes a storage failure has newly stalled. */
   #reportStall(err: unknown): void {
+    const refused = this.#queue.filter((p) => p.failFast);
+    if (refused.length > 0) {
+      this.#queue = this.#queue.filter((p) => !p.failFast);
+      for (const p of refused) p.reject(err);
+    }
     const fresh: KvWrite[] = [];
     for (const p of this.#queue) {
       if (p.reported) continue;

@@ -132,3 +132,46 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
     /--sandbox-memory-mb/,
   );
 });
+
+Deno.test("arcp serve retention flags: days and hours as milliseconds, 0 or forever keeps", async () => {
+  const config = await readServeConfig(
+    [
+      "--job-retention-days",
+      "1.5",
+      "--job-history-days",
+      "forever",
+      "--audit-retention-days",
+      "0",
+      "--idempotency-ttl-hours",
+      "2",
+    ],
+    env({}),
+  );
+  deepEqual(config.retention, {
+    jobRetentionMs: 1.5 * 24 * 3600_000,
+    jobHistoryTtlMs: 0,
+    auditRetentionMs: 0,
+    idempotencyTtlMs: 2 * 3600_000,
+  });
+  deepEqual((await readServeConfig([], env({}))).retention, {
+    jobRetentionMs: undefined,
+    jobHistoryTtlMs: undefined,
+    auditRetentionMs: undefined,
+    idempotencyTtlMs: undefined,
+  });
+  for (
+    const [flag, value] of [
+      ["--job-retention-days", "-1"],
+      ["--job-retention-days", "week"],
+      ["--audit-retention-days", ""],
+      ["--idempotency-ttl-hours", "0"],
+      ["--idempotency-ttl-hours", "forever"],
+    ]
+  ) {
+    await rejects(
+      () => readServeConfig([flag, value], env({})),
+      new RegExp(flag),
+      `${flag} ${value}`,
+    );
+  }
+});
