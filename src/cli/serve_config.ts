@@ -48,7 +48,13 @@ export interface ServeConfig {
     headerTimeoutMs?: number;
   };
   /** Sandbox process limits; unset ones keep the runtime's defaults. */
-  sandbox: { hostHeapMb?: number; memoryMb?: number; warmPool?: number; warmMax?: number };
+  sandbox: {
+    hostHeapMb?: number;
+    memoryMb?: number;
+    warmPool?: number;
+    warmMax?: number;
+    jobsPerProcess?: number;
+  };
   /** How long a new WebSocket may go without `session.hello` (s); unset keeps the default. */
   helloTimeoutSec?: number;
   /** Bytes queued to one socket past which it is dropped; unset keeps the default. */
@@ -109,6 +115,8 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --warm-pool N            idle sandbox processes kept ready; 0 starts one per job (default 2)
   --warm-max N             most sandbox processes kept ready, with their agent's worker
                            already started for recent demand (default 8; ~50 MiB each)
+  --jobs-per-process N     jobs one sandbox process serves, each in a fresh worker, all of one
+                           principal and worker key (default 100; 1 = a process per job)
   --job-retention-days N   keep finished jobs (record, list entry, idempotency key) this long
                            after they end; 0 or forever keeps them (default 7)
   --job-history-days N     keep finished jobs' event histories this long, at most as long as
@@ -208,6 +216,7 @@ export async function readServeConfig(
       "principal-max-jobs": { type: "string" },
       "principal-max-sessions": { type: "string" },
       "warm-max": { type: "string" },
+      "jobs-per-process": { type: "string" },
       "max-connections": { type: "string" },
       "max-connections-per-addr": { type: "string" },
       "header-timeout-sec": { type: "string" },
@@ -291,6 +300,7 @@ export async function readServeConfig(
         ? undefined
         : positiveInt(values["warm-pool"], 0, "--warm-pool", true),
       warmMax: optional("warm-max"),
+      jobsPerProcess: optional("jobs-per-process"),
     },
     retention: {
       jobRetentionMs: period(values["job-retention-days"], DAY_MS, "--job-retention-days", true),

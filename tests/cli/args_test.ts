@@ -106,6 +106,8 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
       "128",
       "--warm-max",
       "4",
+      "--jobs-per-process",
+      "1",
       "--principal-max-jobs",
       "600",
       "--principal-max-sessions",
@@ -113,7 +115,13 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
     ],
     env({}),
   );
-  deepEqual(config.sandbox, { hostHeapMb: 128, memoryMb: 300, warmPool: 0, warmMax: 4 });
+  deepEqual(config.sandbox, {
+    hostHeapMb: 128,
+    memoryMb: 300,
+    warmPool: 0,
+    warmMax: 4,
+    jobsPerProcess: 1,
+  });
   equal(config.quotas.maxJobsPerPrincipal, 600);
   equal(config.maxSessionsPerPrincipal, 300);
   deepEqual((await readServeConfig([], env({}))).sandbox, {
@@ -121,6 +129,7 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
     memoryMb: undefined,
     warmPool: undefined,
     warmMax: undefined,
+    jobsPerProcess: undefined,
   });
   await rejects(
     () => readServeConfig(["--principal-max-jobs", "0"], env({})),
