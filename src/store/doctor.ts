@@ -186,6 +186,9 @@ class Examiner {
   #refs: JobRef[] = [];
   #live = new Set<string>();
   #listed = new Set<string>();
+  /** Jobs in the agent index (stores with the status and agent indexes). */
+  #byAgent = new Set<string>();
+  #layoutSeen = false;
   #sessionLogs = new Map<string, LogSummary>();
   #jobLogs = new Map<string, LogSummary>();
   #log:
@@ -210,8 +213,26 @@ class Examiner {
         if (!shape(3, "string")) break;
         return this.#job(where, id as string, value);
       case "pjob":
+        // The list index of stores written before the status and agent indexes.
         if (!shape(5, "string", "number", "string")) break;
         return this.#listedJob(where, key, value);
+      case "pjs":
+        if (!shape(6, "string", "string", "number", "string")) break;
+        return this.#indexedJob(where, key[5] as string, key[3] as string, value, this.#listed);
+      case "pja":
+        if (!shape(7, "string", "string", "string", "number", "string")) break;
+        return this.#indexedJob(where, key[6] as string, key[4] as string, value, this.#byAgent);
+      case "kept":
+        if (!shape(4, "number", "string")) break;
+        this.#refs.push({ where, jobId: key[3] as string, what: "kept-jobs index entry" });
+        return;
+      case "probe":
+        if (key.length !== 2) break;
+        return;
+      case "meta":
+        if (!shape(3, "string")) break;
+        if (id === "layout") this.#layoutSeen = true;
+        return;
       case "live":
         if (!shape(3, "string")) break;
         this.#live.add(id as string);
@@ -267,6 +288,32 @@ class Examiner {
     }
     this.#listed.add(jobId as string);
     this.#refs.push({ where, jobId: jobId as string, what: "principal's job list entry" });
+  }
+
+  /**
+   * An entry of the status or agent index: no value in the `live` bucket (the
+   * record is read), the job's final record in a terminal one.
+   */
+  #indexedJob(
+    where: string,
+    jobId: string,
+    bucket: string,
+    value: unknown,
+    seen: Set<string>,
+  ): void {
+    if (bucket !== "live") {
+      const wrong = shapeProblem(JobRecordShape, value, "job record");
+      if (wrong) return this.problem(where, wrong);
+      const job = value as z.output<typeof JobRecordShape>;
+      if (job.job_id !== jobId || job.status !== bucket) {
+        return this.problem(
+          where,
+          `holds job ${job.job_id} (${job.status}), not the one its key names`,
+        );
+      }
+    }
+    seen.add(jobId);
+    this.#refs.push({ where, jobId, what: "principal's job list entry" });
   }
 
   #ref(where: string, jobId: string, value: unknown, what: string): void {
@@ -390,6 +437,9 @@ class Examiner {
         this.problem(where, "a live job missing from the live-jobs index");
       }
       if (!this.#listed.has(id)) this.problem(where, "missing from its principal's job list");
+      if (this.#layoutSeen && !this.#byAgent.has(id)) {
+        this.problem(where, "missing from its principal's agent index");
+      }
     }
     return this.#problems;
   }
