@@ -24,6 +24,7 @@ import type {
   LaunchSpec,
 } from "./channel.ts";
 import { makeControlDir } from "./control_socket.ts";
+import type { HostMessage, JobMessage } from "./worker/wire.ts";
 import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
@@ -112,6 +113,65 @@ const MAX_POOL_FAILURES = 3;
 /** How often the pool drops warm workers nobody asks for any more (ms). */
 const TRIM_MS = 5_000;
 
+/**
+ * Workers one key of a sharing agent may have at once; past it, jobs wait
+ * for room (a process each is what sharing exists to avoid).
+ */
+const MAX_SHARED_WORKERS = Math.max(2, navigator.hardwareConcurrency ?? 2);
+
+/** How long a job may wait for room in a shared worker (ms). */
+const MAX_SHARED_WAIT_MS = 10_000;
+
+/**
+ * A job's channel before it has a worker: messages wait, in order, until it
+ * is bound to one.
+ */
+class WaitingChannel implements AgentChannel {
+  readonly handlers: ChannelHandlers;
+  #queued: JobMessage[] = [];
+  #post: ((msg: JobMessage) => void) | undefined;
+  #end: ((how: JobExit) => void) | undefined;
+  #ended = false;
+
+  constructor(handlers: ChannelHandlers) {
+    this.handlers = handlers;
+  }
+
+  /** Whether it still waits for a worker. */
+  get waiting(): boolean {
+    return this.#post === undefined && !this.#ended;
+  }
+
+  /** Whether its job ended (while waiting, or after). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  bind(post: (msg: JobMessage) => void, end: (how: JobExit) => void): void {
+    this.#post = post;
+    this.#end = end;
+    for (const msg of this.#queued.splice(0)) post(msg);
+  }
+
+  /** Ends a job that never got a worker, with the reason and cap its error names. */
+  refuse(reason: string, cap: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.handlers.crash(reason, cap);
+  }
+
+  post(msg: JobMessage): void {
+    if (this.#post) this.#post(msg);
+    else if (!this.#ended) this.#queued.push(msg);
+  }
+
+  end(how: JobExit): void {
+    if (this.#end) return this.#end(how);
+    this.#ended = true;
+    this.#queued = [];
+  }
+}
+
 /** Takes the newest process of a list whose worker is ready, if any. */
 function takeReady(list: SandboxProcess[] | undefined): SandboxProcess | undefined {
   if (!list) return undefined;
@@ -150,6 +210,12 @@ export class HostLauncher implements AgentLauncher {
   #recycled = new Map<string, { base: string; procs: SandboxProcess[] }>();
   /** Workers shared between jobs, by worker key. */
   #shared = new Map<string, SharedWorker[]>();
+  /** Jobs waiting for room in a shared worker, by worker key, oldest first. */
+  #sharedWaiting = new Map<
+    string,
+    Array<{ spec: LaunchSpec; sharing: Sharing; channel: WaitingChannel; since: number }>
+  >();
+  #waitTimer: ReturnType<typeof setInterval> | undefined;
   /** Every process alive, idle or serving. */
   #all = new Set<SandboxProcess>();
   #demand = new WarmDemand();
@@ -288,6 +354,7 @@ export class HostLauncher implements AgentLauncher {
       clearTimeout(list[s].idle);
       list.splice(s, 1);
       if (list.length === 0) this.#shared.delete(key);
+      queueMicrotask(() => this.#serveShared(key));
       return;
     }
   }
@@ -395,8 +462,7 @@ export class HostLauncher implements AgentLauncher {
     this.#queueRefill();
     const j = proc.attach(spec.jobId, handlers);
     return {
-      slot: j,
-      post: (msg) => proc.send({ c: "post", msg }),
+      post: (msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }),
       end: (how) => {
         proc.detach(j);
         if (how !== "done") return proc.kill();
@@ -420,45 +486,107 @@ export class HostLauncher implements AgentLauncher {
     this.#queueRefill();
   }
 
+  /**
+   * Starts a job of an agent that shares its workers: in a worker of its key
+   * with room, else in a new one while the key has fewer than
+   * {@linkcode MAX_SHARED_WORKERS}, else once one of them has room. A job
+   * that waits longer than {@linkcode MAX_SHARED_WAIT_MS} ends with a
+   * retryable `INTERNAL_ERROR` (`cap: "sandbox_busy"`) instead: the machine
+   * cannot keep up, and the client should retry later.
+   */
   #launchShared(
     key: string,
     spec: LaunchSpec,
     sharing: Sharing,
     handlers: ChannelHandlers,
   ): AgentChannel {
-    const list = this.#shared.get(key) ?? [];
-    let w = list.find((x) => !x.retiring && !x.proc.dead && x.proc.active < x.sharing.concurrency);
-    if (!w) {
-      w = { proc: this.#take(spec), sharing, served: 0, retiring: false };
-      list.push(w);
-      this.#shared.set(key, list);
-      this.#queueRefill();
+    const channel = new WaitingChannel(handlers);
+    const queue = this.#sharedWaiting.get(key) ?? [];
+    queue.push({ spec, sharing, channel, since: Date.now() });
+    this.#sharedWaiting.set(key, queue);
+    this.#serveShared(key);
+    if (channel.waiting) this.#armWaitTimer();
+    return channel;
+  }
+
+  /** Hands the jobs waiting for a shared worker of `key` to workers with room. */
+  #serveShared(key: string): void {
+    const queue = this.#sharedWaiting.get(key);
+    while (queue && queue.length > 0 && !this.#closed) {
+      const next = queue[0];
+      if (next.channel.ended) {
+        queue.shift();
+        continue;
+      }
+      const list = this.#shared.get(key) ?? [];
+      const usable = list.filter((x) => !x.retiring && !x.proc.dead);
+      let w = usable.find((x) => x.proc.active < x.sharing.concurrency);
+      if (!w) {
+        if (usable.length >= MAX_SHARED_WORKERS) break;
+        w = { proc: this.#take(next.spec), sharing: next.sharing, served: 0, retiring: false };
+        list.push(w);
+        this.#shared.set(key, list);
+        this.#queueRefill();
+      }
+      queue.shift();
+      this.#bindShared(key, w, next.spec, next.channel);
     }
-    const worker = w;
+    if (queue?.length === 0) this.#sharedWaiting.delete(key);
+  }
+
+  #bindShared(key: string, worker: SharedWorker, spec: LaunchSpec, channel: WaitingChannel): void {
     clearTimeout(worker.idle);
-    if (++worker.served >= sharing.maxJobs) worker.retiring = true;
+    if (++worker.served >= worker.sharing.maxJobs) worker.retiring = true;
     const proc = worker.proc;
-    const j = proc.attach(spec.jobId, handlers);
-    return {
-      slot: j,
-      post: (msg) => proc.send({ c: "post", msg }),
-      end: (how: JobExit) => {
-        proc.detach(j);
-        if (how !== "done") worker.retiring = true;
-        if (proc.active > 0) return;
+    const j = proc.attach(spec.jobId, channel.handlers);
+    channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (how) => {
+      proc.detach(j);
+      if (how !== "done") worker.retiring = true;
+      if (proc.active === 0) {
         if (worker.retiring) proc.kill();
         else {
-          worker.idle = setTimeout(() => proc.kill(), sharing.idleSec * 1000);
+          worker.idle = setTimeout(() => proc.kill(), worker.sharing.idleSec * 1000);
           Deno.unrefTimer(worker.idle);
         }
-      },
-    };
+      }
+      // Room freed, or a worker retired: the next waiting job may go.
+      queueMicrotask(() => this.#serveShared(key));
+    });
+  }
+
+  /** Ends jobs that waited too long for a shared worker, while any wait. */
+  #armWaitTimer(): void {
+    if (this.#waitTimer !== undefined) return;
+    this.#waitTimer = setInterval(() => {
+      const now = Date.now();
+      for (const [key, queue] of this.#sharedWaiting) {
+        for (const item of queue.splice(0)) {
+          if (item.channel.ended) continue;
+          if (now - item.since <= MAX_SHARED_WAIT_MS) {
+            queue.push(item);
+            continue;
+          }
+          item.channel.refuse(
+            `no worker of this agent had room for ${MAX_SHARED_WAIT_MS / 1000} s; ` +
+              "the sandbox is at capacity, retry later",
+            "sandbox_busy",
+          );
+        }
+        if (queue.length === 0) this.#sharedWaiting.delete(key);
+      }
+      if (this.#sharedWaiting.size === 0) {
+        clearInterval(this.#waitTimer);
+        this.#waitTimer = undefined;
+      }
+    }, 250);
+    Deno.unrefTimer(this.#waitTimer);
   }
 
   /** Kills every process, waits for them to exit and removes the control directory. */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#trim);
+    clearInterval(this.#waitTimer);
     for (const list of this.#shared.values()) for (const w of list) clearTimeout(w.idle);
     const procs = [...this.#all];
     this.#idle = [];

@@ -239,7 +239,7 @@ export class SupervisedSandbox implements Sandbox {
     };
     const grant = () => {
       if (toGrant === 0 || done) return;
-      channel!.post({ t: "credit", j: channel!.slot, n: toGrant });
+      channel!.post({ t: "credit", n: toGrant });
       toGrant = 0;
     };
     let due = Date.now() + this.#beatMs;
@@ -347,12 +347,11 @@ export class SupervisedSandbox implements Sandbox {
             return;
           }
           listener.onCall(msg.op, msg.args).then(
-            (value) => channel!.post({ t: "reply", j: msg.j, id: msg.id, ok: true, value }),
+            (value) => channel!.post({ t: "reply", id: msg.id, ok: true, value }),
             (err) => {
               const e = toArcpError(err);
               channel!.post({
                 t: "reply",
-                j: msg.j,
                 id: msg.id,
                 ok: false,
                 code: e.code,
@@ -420,7 +419,6 @@ export class SupervisedSandbox implements Sandbox {
     }
     channel.post({
       t: "start",
-      j: channel.slot,
       jobId: job.jobId,
       traceId: job.traceId,
       input: job.input,
@@ -429,7 +427,7 @@ export class SupervisedSandbox implements Sandbox {
     });
     return {
       abort: (reason) => {
-        if (!done) channel!.post({ t: "abort", j: channel!.slot, reason });
+        if (!done) channel!.post({ t: "abort", reason });
       },
       kill: () => {
         if (!done) finish("forced");

@@ -265,3 +265,20 @@ Deno.test("a worker started ahead for one permission set never serves another", 
     await Deno.remove(a, { recursive: true });
     await Deno.remove(b, { recursive: true });
   }));
+
+Deno.test("reuse: jobs past the key's worker limit wait for room instead of starting processes", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const limit = Math.max(2, navigator.hardwareConcurrency ?? 2);
+    const ids = [];
+    for (let i = 0; i < limit + 3; i++) {
+      ids.push((await c.submit({ agent: "reuser", input: { ms: 800 } })).job_id!);
+    }
+    const runs = await Promise.all(ids.map(async (id) => {
+      const end = (await c.untilTerminal(id, 30_000)).at(-1)!;
+      equal(end.type, "job.result", JSON.stringify(end.payload));
+      return end.payload.result as Ran;
+    }));
+    const workers = new Set(runs.map((r) => r.worker));
+    ok(workers.size <= limit, `${workers.size} workers for one key; the limit is ${limit}`);
+  }));
