@@ -144,6 +144,12 @@ export interface RuntimeOptions {
    * clean result (default 100; 1 gives every job a process of its own).
    */
   jobsPerProcess?: number;
+  /**
+   * How long a job may wait for a sandbox worker when the sandbox is at
+   * capacity before it ends with a retryable `INTERNAL_ERROR`
+   * (`details.cap: "sandbox_busy"`), ms (default 10,000).
+   */
+  sandboxWaitMs?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
   /**
@@ -288,6 +294,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       warmPool: options.warmPool,
       warmMax: options.warmMax,
       jobsPerProcess: options.jobsPerProcess,
+      maxWaitMs: options.sandboxWaitMs,
       memoryMb: options.memoryMb,
       protection,
       allowNpm: options.allowNpm,

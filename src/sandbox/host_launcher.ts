@@ -72,6 +72,13 @@ export interface HostLauncherOptions {
    * kills it.
    */
   jobsPerProcess?: number;
+  /**
+   * How long a job may wait for a worker when the sandbox is at capacity
+   * (processes starting at the limit, or its shared workers full) before it
+   * ends with a retryable `INTERNAL_ERROR` (`cap: "sandbox_busy"`), ms
+   * (default 10,000).
+   */
+  maxWaitMs?: number;
   /** The deno executable (default: the one running the runtime). */
   denoPath?: string;
   /**
@@ -97,11 +104,13 @@ export const DEFAULT_HOST_OPTIONS: {
   warmPool: number;
   warmMax: number;
   jobsPerProcess: number;
+  maxWaitMs: number;
 } = {
   heapMb: 512,
   warmPool: 2,
   warmMax: 8,
   jobsPerProcess: 100,
+  maxWaitMs: 10_000,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -119,8 +128,11 @@ const TRIM_MS = 5_000;
  */
 const MAX_SHARED_WORKERS = Math.max(2, navigator.hardwareConcurrency ?? 2);
 
-/** How long a job may wait for room in a shared worker (ms). */
-const MAX_SHARED_WAIT_MS = 10_000;
+/**
+ * Processes that may be starting at once (spawned, worker not yet ready):
+ * starting costs CPU, and past the cores more starts only slow each other.
+ */
+const MAX_STARTING = Math.max(2, navigator.hardwareConcurrency ?? 2);
 
 /**
  * A job's channel before it has a worker: messages wait, in order, until it
@@ -198,6 +210,9 @@ export class HostLauncher implements AgentLauncher {
   #poolSize: number;
   #warmMax: number;
   #jobsPerProcess: number;
+  #maxWaitMs: number;
+  /** Fresh jobs waiting for a process, oldest first. */
+  #freshWaiting: Array<{ spec: LaunchSpec; channel: WaitingChannel; since: number }> = [];
   /** Idle processes without a worker, oldest first. */
   #idle: SandboxProcess[] = [];
   /** Idle processes whose worker was started ahead, by worker key, oldest first. */
@@ -262,6 +277,7 @@ export class HostLauncher implements AgentLauncher {
     this.#poolSize = options.warmPool ?? DEFAULT_HOST_OPTIONS.warmPool;
     this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? DEFAULT_HOST_OPTIONS.warmMax);
     this.#jobsPerProcess = options.jobsPerProcess ?? DEFAULT_HOST_OPTIONS.jobsPerProcess;
+    this.#maxWaitMs = options.maxWaitMs ?? DEFAULT_HOST_OPTIONS.maxWaitMs;
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: childEnv(),
@@ -318,7 +334,13 @@ export class HostLauncher implements AgentLauncher {
     const proc = new SandboxProcess(this.#spawn, (p) => {
       this.#all.delete(p);
       this.#forget(p);
+      queueMicrotask(() => this.#serveFresh());
     });
+    // A process that stops starting frees room for another start.
+    proc.onSettled = () => {
+      this.#serveFresh();
+      this.#queueRefill();
+    };
     this.#all.add(proc);
     return proc;
   }
@@ -400,14 +422,14 @@ export class HostLauncher implements AgentLauncher {
       budget -= n;
       const list = this.#warm.get(w.key) ?? [];
       while (list.length > n) list.shift()!.kill();
-      while (list.length < n) list.push(this.#startWarm(w.template));
+      while (list.length < n && this.#mayStart()) list.push(this.#startWarm(w.template));
       if (list.length > 0) this.#warm.set(w.key, list);
       else this.#warm.delete(w.key);
       warm += list.length + (recycledOf.get(w.key) ?? 0);
     }
     const idle = Math.max(0, this.#poolSize - warm);
     while (this.#idle.length > idle) this.#idle.shift()!.kill();
-    while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES) {
+    while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES && this.#mayStart()) {
       const proc = this.#start();
       this.#idle.push(proc);
       proc.ready.then(() => void (this.#poolFailures = 0), () => {});
@@ -424,21 +446,27 @@ export class HostLauncher implements AgentLauncher {
   }
 
   /**
-   * A process for a job: one of its principal's that served the same key and
-   * runs a fresh worker for it, one whose worker was started ahead for the
-   * key, an idle one, or a new one.
+   * A process already readied for a job's key, if the pool has one: one of
+   * its principal's that served the same key and runs a fresh worker for it,
+   * or one whose worker was started ahead; ready workers first.
    */
-  #take(spec: LaunchSpec): SandboxProcess {
+  #takeReadied(spec: LaunchSpec): SandboxProcess | undefined {
     const own = workerKey(spec, true);
     const base = workerKey(spec, false);
     const recycled = this.#recycled.get(own);
     const warm = this.#warm.get(base);
     // A worker that has loaded its agent first, the newest first (an older
-    // one may be about to be trimmed); then one still loading; then any process.
+    // one may be about to be trimmed); then one still loading.
     const proc = takeReady(recycled?.procs) ?? takeReady(warm) ?? recycled?.procs.pop() ??
-      warm?.pop() ?? this.#idle.shift() ?? this.#start();
+      warm?.pop();
     if (recycled?.procs.length === 0) this.#recycled.delete(own);
     if (warm?.length === 0) this.#warm.delete(base);
+    return proc;
+  }
+
+  /** A process for a job: one readied for its key, an idle one, or a new one. */
+  #take(spec: LaunchSpec): SandboxProcess {
+    const proc = this.#takeReadied(spec) ?? this.#idle.shift() ?? this.#start();
     proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
     return proc;
   }
@@ -456,21 +484,58 @@ export class HostLauncher implements AgentLauncher {
     if (this.#closed) throw new Error("sandbox is closed");
     this.#poolFailures = 0;
     if (spec.sharing) return this.#launchShared(workerKey(spec), spec, spec.sharing, handlers);
-    const key = workerKey(spec, false);
-    this.#demand.note(key, spec, Date.now());
-    const proc = this.#take(spec);
+    this.#demand.note(workerKey(spec, false), spec, Date.now());
+    const channel = new WaitingChannel(handlers);
+    this.#freshWaiting.push({ spec, channel, since: Date.now() });
+    this.#serveFresh();
+    if (channel.waiting) this.#armWaitTimer();
     this.#queueRefill();
-    const j = proc.attach(spec.jobId, handlers);
-    return {
-      post: (msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }),
-      end: (how) => {
-        proc.detach(j);
-        if (how !== "done") return proc.kill();
-        this.#demand.served(key);
-        if (proc.served >= this.#jobsPerProcess || this.#closed) return proc.kill();
-        this.#recycle(key, workerKey(spec, true), proc);
-      },
-    };
+    return channel;
+  }
+
+  /** Whether the pool may start a process ahead of demand: room to start, and no job waiting. */
+  #mayStart(): boolean {
+    return this.#freshWaiting.length === 0 && this.#startingCount() < MAX_STARTING;
+  }
+
+  /** Processes starting now (spawned, their worker not yet ready). */
+  #startingCount(): number {
+    let n = 0;
+    for (const p of this.#all) if (p.starting) n++;
+    return n;
+  }
+
+  /**
+   * Gives waiting fresh jobs a process: one ready or readying for their key,
+   * an idle one, or a new one while fewer than {@linkcode MAX_STARTING}
+   * processes are starting (past that, more starts only slow all of them).
+   */
+  #serveFresh(): void {
+    while (this.#freshWaiting.length > 0 && !this.#closed) {
+      const next = this.#freshWaiting[0];
+      if (next.channel.ended) {
+        this.#freshWaiting.shift();
+        continue;
+      }
+      const proc = this.#takeReadied(next.spec) ??
+        (this.#startingCount() < MAX_STARTING ? this.#take(next.spec) : undefined);
+      if (!proc) break;
+      this.#freshWaiting.shift();
+      this.#bindFresh(next.spec, proc, next.channel);
+    }
+  }
+
+  #bindFresh(spec: LaunchSpec, proc: SandboxProcess, channel: WaitingChannel): void {
+    const key = workerKey(spec, false);
+    proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
+    const j = proc.attach(spec.jobId, channel.handlers);
+    channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (how) => {
+      proc.detach(j);
+      if (how !== "done") return proc.kill();
+      this.#demand.served(key);
+      if (proc.served >= this.#jobsPerProcess || this.#closed) return proc.kill();
+      this.#recycle(key, workerKey(spec, true), proc);
+    });
   }
 
   /**
@@ -483,6 +548,7 @@ export class HostLauncher implements AgentLauncher {
     const r = this.#recycled.get(own) ?? { base, procs: [] };
     r.procs.push(proc);
     this.#recycled.set(own, r);
+    this.#serveFresh();
     this.#queueRefill();
   }
 
@@ -490,7 +556,7 @@ export class HostLauncher implements AgentLauncher {
    * Starts a job of an agent that shares its workers: in a worker of its key
    * with room, else in a new one while the key has fewer than
    * {@linkcode MAX_SHARED_WORKERS}, else once one of them has room. A job
-   * that waits longer than {@linkcode MAX_SHARED_WAIT_MS} ends with a
+   * that waits longer than `maxWaitMs` ends with a
    * retryable `INTERNAL_ERROR` (`cap: "sandbox_busy"`) instead: the machine
    * cannot keep up, and the client should retry later.
    */
@@ -554,27 +620,32 @@ export class HostLauncher implements AgentLauncher {
     });
   }
 
-  /** Ends jobs that waited too long for a shared worker, while any wait. */
+  /** Ends jobs that waited too long for a worker, while any wait. */
   #armWaitTimer(): void {
     if (this.#waitTimer !== undefined) return;
     this.#waitTimer = setInterval(() => {
       const now = Date.now();
-      for (const [key, queue] of this.#sharedWaiting) {
+      const expire = <T extends { channel: WaitingChannel; since: number }>(queue: T[]) => {
         for (const item of queue.splice(0)) {
           if (item.channel.ended) continue;
-          if (now - item.since <= MAX_SHARED_WAIT_MS) {
+          if (now - item.since <= this.#maxWaitMs) {
             queue.push(item);
             continue;
           }
           item.channel.refuse(
-            `no worker of this agent had room for ${MAX_SHARED_WAIT_MS / 1000} s; ` +
+            `no sandbox worker came free for this job within ${this.#maxWaitMs / 1000} s; ` +
               "the sandbox is at capacity, retry later",
             "sandbox_busy",
           );
         }
+      };
+      this.#serveFresh();
+      expire(this.#freshWaiting);
+      for (const [key, queue] of this.#sharedWaiting) {
+        expire(queue);
         if (queue.length === 0) this.#sharedWaiting.delete(key);
       }
-      if (this.#sharedWaiting.size === 0) {
+      if (this.#sharedWaiting.size === 0 && this.#freshWaiting.length === 0) {
         clearInterval(this.#waitTimer);
         this.#waitTimer = undefined;
       }
