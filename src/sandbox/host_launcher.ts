@@ -135,6 +135,17 @@ const MAX_SHARED_WORKERS = Math.max(2, navigator.hardwareConcurrency ?? 2);
 const MAX_STARTING = Math.max(2, navigator.hardwareConcurrency ?? 2);
 
 /**
+ * Fresh jobs that may wait for a process; one more is refused at once
+ * (`sandbox_busy`): a longer queue only turns overload into latency.
+ */
+const MAX_FRESH_WAITING = 4 * MAX_STARTING;
+
+/** Jobs that may wait for room in one key's shared workers. */
+const MAX_SHARED_WAITING = 256;
+
+const BUSY = "the sandbox is at capacity, retry later";
+
+/**
  * A job's channel before it has a worker: messages wait, in order, until it
  * is bound to one.
  */
@@ -488,6 +499,14 @@ export class HostLauncher implements AgentLauncher {
     const channel = new WaitingChannel(handlers);
     this.#freshWaiting.push({ spec, channel, since: Date.now() });
     this.#serveFresh();
+    if (channel.waiting && this.#freshWaiting.length > MAX_FRESH_WAITING) {
+      this.#freshWaiting.pop();
+      channel.refuse(
+        `${MAX_FRESH_WAITING} jobs already wait for a sandbox process; ${BUSY}`,
+        "sandbox_busy",
+      );
+      return channel;
+    }
     if (channel.waiting) this.#armWaitTimer();
     this.#queueRefill();
     return channel;
@@ -571,6 +590,14 @@ export class HostLauncher implements AgentLauncher {
     queue.push({ spec, sharing, channel, since: Date.now() });
     this.#sharedWaiting.set(key, queue);
     this.#serveShared(key);
+    if (channel.waiting && queue.length > MAX_SHARED_WAITING) {
+      queue.pop();
+      channel.refuse(
+        `${MAX_SHARED_WAITING} jobs already wait for this agent's workers; ${BUSY}`,
+        "sandbox_busy",
+      );
+      return channel;
+    }
     if (channel.waiting) this.#armWaitTimer();
     return channel;
   }
@@ -633,8 +660,7 @@ export class HostLauncher implements AgentLauncher {
             continue;
           }
           item.channel.refuse(
-            `no sandbox worker came free for this job within ${this.#maxWaitMs / 1000} s; ` +
-              "the sandbox is at capacity, retry later",
+            `no sandbox worker came free for this job within ${this.#maxWaitMs / 1000} s; ${BUSY}`,
             "sandbox_busy",
           );
         }
