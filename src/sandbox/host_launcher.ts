@@ -135,10 +135,11 @@ const MAX_SHARED_WORKERS = Math.max(2, navigator.hardwareConcurrency ?? 2);
 const MAX_STARTING = Math.max(2, navigator.hardwareConcurrency ?? 2);
 
 /**
- * Fresh jobs that may wait for a process; one more is refused at once
+ * Fresh jobs that may wait for a process (a burst of submits is normal; a
+ * process starts in ~50–100 ms); one more is refused at once
  * (`sandbox_busy`): a longer queue only turns overload into latency.
  */
-const MAX_FRESH_WAITING = 4 * MAX_STARTING;
+const MAX_FRESH_WAITING = Math.max(64, 16 * MAX_STARTING);
 
 /** Jobs that may wait for room in one key's shared workers. */
 const MAX_SHARED_WAITING = 256;
