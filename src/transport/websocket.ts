@@ -65,8 +65,13 @@ export function webSocketEvents(
       }
       handler.onText(event.data);
     },
-    onClose() {
+    onClose(event) {
       transport?.dispose();
+      // A socket that ended without the closing handshake (Deno's own ping
+      // timeout, a write error) keeps its TCP connection open behind the
+      // frames it could not send: drop it, or the gate's relay holds it and
+      // its kernel buffers for as long as the client keeps it.
+      if (!event.wasClean) options.abort?.();
       handler?.onClose();
     },
   };
