@@ -21,6 +21,7 @@ import type { RuntimeOptions } from "../mod.ts";
 import { RUN_FLAGS } from "../src/cli/flags.ts";
 import type { Footprint, MemoryProbe } from "./memory_probe.ts";
 import { heading, report, rows, SCALE, scaled } from "./_report.ts";
+import { figure15 } from "./slow_reader_figures.ts";
 import {
   agentWorkerRoundTrip,
   BenchClient,
@@ -804,6 +805,7 @@ const FIGURES: Array<[number, () => Promise<void>]> = [
   [8, figure8],
   [9, figure9],
   [10, figure10],
+  [15, figure15],
 ];
 
 if (import.meta.main) {
