@@ -83,12 +83,13 @@ export interface RuntimeOptions {
   heartbeatSec?: number;
   /** Unacknowledged envelopes after which jobs feeding a session get `back_pressure`; default 1000. */
   backPressureLag?: number;
-  /** Socket buffer above which delivery pauses (bytes); default 4 MiB. */
+  /** Socket buffer above which delivery pauses (bytes); default 1 MiB. */
   maxBufferedBytes?: number;
   /**
    * Bytes queued to one socket past which it is dropped at once (its
    * session stays resumable); default 8 MiB. Behind `Deno.serve` alone,
-   * without {@linkcode serveGated}, the drop is a close that waits behind the queue.
+   * without {@linkcode serveGated}, the drop is a close that waits behind
+   * the 64 KiB the socket holds.
    */
   maxSocketBytes?: number;
   /** How long a socket may stay stuck before it is closed (ms); default 30 s. */
