@@ -163,7 +163,8 @@ export class Session implements EventSink {
    * @returns the write
    */
   recordWrite(): KvWrite {
-    return this.#store.sessionWrite({ ...this.record }, this.#policy.logTtlMs);
+    // sessionWrite stores a copy, so later changes to the record do not reach this write.
+    return this.#store.sessionWrite(this.record, this.#policy.logTtlMs);
   }
 
   /**
@@ -348,7 +349,7 @@ export class Session implements EventSink {
     this.#freeing = this.#freeing.then(async () => {
       const from = this.record.floor_seq;
       if (upTo <= from) return;
-      await this.#store.freeSessionLog(this.sessionId, from, upTo);
+      await this.#store.freeSessionLog(this.sessionId, from, upTo, this.#policy.logTtlMs);
       this.record.floor_seq = Math.max(this.record.floor_seq, upTo);
       await this.#store.write([this.recordWrite()]);
     }).catch((err) => this.fault(err));

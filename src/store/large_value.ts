@@ -1,7 +1,17 @@
 /**
- * Text values larger than one KV value (64 KiB) are stored as a head entry
- * `{parts: n}` at the key and the text in `n` parts at `[...key, i]`, so a
- * prefix listing returns them in order right after the head.
+ * How texts are kept in KV, whose values hold at most 64 KiB.
+ *
+ * A text larger than one value is stored as a head entry `{parts: n}` at the
+ * key and the text in `n` parts at `[...key, i]`, so a prefix listing
+ * returns them in order right after the head.
+ *
+ * A log (a session's envelopes, a job's history) is a prefix whose entries
+ * are `[...log, n]`. Entries appended in one group commit are stored
+ * together: consecutive small entries of one log share one value, an array
+ * of their texts kept at the key of the last of them, so a commit of many
+ * events writes a few values rather than one per event. A reader listing
+ * from `n` therefore finds the entry `n` in the first value at or after
+ * `[...log, n]`.
  *
  * @module
  */
@@ -12,6 +22,12 @@
  */
 export const PART_CHARS = 30_000;
 
+/** Characters one shared log value holds at most (with its entries' overhead, under 64 KiB). */
+export const SEGMENT_CHARS = PART_CHARS;
+
+/** Entries one shared log value holds at most (a few bytes of overhead each). */
+export const SEGMENT_ENTRIES = 256;
+
 /** A write for the group committer. */
 export interface KvWrite {
   /** The key. */
@@ -20,6 +36,12 @@ export interface KvWrite {
   value?: unknown;
   /** Milliseconds until KV may drop the entry. */
   expireIn?: number;
+  /**
+   * Set on a small entry appended to a log (`key` is `[...log, n]`, `value`
+   * a text of at most {@linkcode PART_CHARS}): the committer may store it in
+   * one value with the entries around it.
+   */
+  append?: true;
 }
 
 /** The head entry of a value stored in parts. */
@@ -51,13 +73,48 @@ export function textWrites(key: Deno.KvKey, text: string, expireIn?: number): Kv
 }
 
 /**
- * Reads back texts written with {@linkcode textWrites} under a prefix whose
- * entries are `[...prefix, n]`, in key order.
+ * The writes that append entry `n` to a log. A small entry is marked as an
+ * append, so the committer may store it with its neighbours; a large one is
+ * stored in parts, alone.
+ *
+ * @param log the log's prefix
+ * @param n the entry's position
+ * @param text the entry
+ * @param expireIn optional time to live in ms
+ * @returns the writes
+ * @example
+ * ```ts ignore
+ * await committer.write(logWrites(["v1", "slog", "sess_1"], 7, envelopeText, ttlMs));
+ * ```
+ */
+export function logWrites(log: Deno.KvKey, n: number, text: string, expireIn?: number): KvWrite[] {
+  if (text.length > PART_CHARS) return textWrites([...log, n], text, expireIn);
+  return [{ key: [...log, n], value: text, expireIn, append: true }];
+}
+
+/**
+ * The positions and texts one stored log value holds.
+ *
+ * @param n the last part of its key
+ * @param value the value: a text, or the texts of entries up to `n`
+ * @returns `[position, text]` pairs, in order; none for a parts head
+ */
+export function logEntries(n: number, value: unknown): Array<[number, string]> {
+  if (typeof value === "string") return [[n, value]];
+  if (!Array.isArray(value)) return [];
+  const first = n - value.length + 1;
+  return value.map((text, i) => [first + i, text as string]);
+}
+
+/**
+ * Reads back texts written with {@linkcode textWrites} or
+ * {@linkcode logWrites} under a prefix whose entries are `[...prefix, n]`,
+ * in order.
  *
  * @param kv the database
  * @param prefix the log's prefix; entries are `[...prefix, n]`
  * @param after list entries with `n > after`
- * @returns `[n, text]` pairs, the last key part and the whole text
+ * @returns `[n, text]` pairs, the entry's position and its whole text
  */
 export async function* listTexts(
   kv: Deno.Kv,
@@ -65,14 +122,16 @@ export async function* listTexts(
   after = -1,
 ): AsyncGenerator<[number, string]> {
   const depth = prefix.length + 1;
+  // A value holding several entries sits at the key of its last one, so the
+  // entry after `after` is in the first value at or past it.
   const selector = { prefix, start: [...prefix, after + 1] };
   let pending: { n: number; parts: string[]; want: number } | undefined;
   for await (const entry of kv.list<unknown>(selector, { batchSize: 500 })) {
     if (entry.key.length === depth) {
       const n = entry.key[depth - 1] as number;
-      if (typeof entry.value === "string") {
-        yield [n, entry.value];
-        pending = undefined;
+      pending = undefined;
+      if (typeof entry.value === "string" || Array.isArray(entry.value)) {
+        for (const item of logEntries(n, entry.value)) if (item[0] > after) yield item;
       } else {
         pending = { n, parts: [], want: (entry.value as PartsHead).parts };
       }

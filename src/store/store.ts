@@ -6,7 +6,7 @@
  */
 import { keys, V } from "./keys.ts";
 import { GroupCommitter } from "./group_commit.ts";
-import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
+import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
 import { type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
@@ -284,7 +284,7 @@ export class Store {
    * @returns the writes
    */
   sessionLogWrites(sessionId: string, seq: number, text: string, ttlMs: number): KvWrite[] {
-    return textWrites(keys.sessionLogEntry(sessionId, seq), text, ttlMs);
+    return logWrites(keys.sessionLog(sessionId), seq, text, ttlMs);
   }
 
   /**
@@ -296,7 +296,7 @@ export class Store {
    * @returns the writes
    */
   jobLogWrites(jobId: string, n: number, text: string): KvWrite[] {
-    return textWrites(keys.jobLogEntry(jobId, n), text);
+    return logWrites(keys.jobLog(jobId), n, text);
   }
 
   /**
@@ -311,22 +311,43 @@ export class Store {
   }
 
   /**
-   * Deletes a session's log entries with `after < seq <= upTo`.
+   * Frees a session's log entries with `after < seq <= upTo`. Entries
+   * stored together with later ones (one commit's entries share a value)
+   * are cut out of that value, so exactly the entries up to `upTo` go.
    *
    * @param sessionId the session
    * @param after keep this seq and below (already freed)
    * @param upTo free up to and including this seq
+   * @param ttlMs how long KV keeps what is left of a value that is cut
    * @returns resolves once deleted
    */
-  async freeSessionLog(sessionId: string, after: number, upTo: number): Promise<void> {
+  async freeSessionLog(
+    sessionId: string,
+    after: number,
+    upTo: number,
+    ttlMs: number,
+  ): Promise<void> {
     const prefix = keys.sessionLog(sessionId);
+    const depth = prefix.length + 1;
     let batch: KvWrite[] = [];
     for await (
-      const entry of this.kv.list({ start: [...prefix, after + 1], end: [...prefix, upTo + 1] }, {
-        batchSize: 500,
-      })
+      const entry of this.kv.list({ prefix, start: [...prefix, after + 1] }, { batchSize: 500 })
     ) {
-      batch.push({ key: entry.key });
+      const n = entry.key[depth - 1] as number;
+      if (n <= upTo) {
+        // The entry, a value of entries, or a head or part of a large entry.
+        batch.push({ key: entry.key });
+      } else {
+        if (entry.key.length === depth) {
+          const held = logEntries(n, entry.value);
+          const kept = held.filter(([seq]) => seq > upTo).map(([, text]) => text);
+          if (kept.length < held.length) {
+            const value = kept.length === 1 ? kept[0] : kept;
+            batch.push({ key: entry.key, value, expireIn: ttlMs });
+          }
+        }
+        break;
+      }
       if (batch.length === 500) {
         await this.write(batch);
         batch = [];
