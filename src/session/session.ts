@@ -13,7 +13,7 @@ import type { EventBody, JobEventPayload } from "../protocol/events.ts";
 import type { Feature } from "../protocol/features.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { JobError, MessageType, Payloads } from "../protocol/messages.ts";
-import type { EventSink, SeqType, Staged } from "../jobs/sink.ts";
+import { type EventSink, type JobEnvelope, jobEnvelope, type Staged } from "../jobs/sink.ts";
 import type { KvWrite } from "../store/large_value.ts";
 import type { SessionRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
@@ -204,36 +204,20 @@ export class Session implements EventSink {
   /**
    * Stamps a job envelope with the next `event_seq`.
    *
-   * @param type envelope type
-   * @param jobId the job
-   * @param traceId the job's trace id
-   * @param payload the payload
-   * @param logPayload what the log keeps instead of `payload`, when that carries a secret
+   * @param envelope the envelope, encoded once for every session it goes to
    * @returns the stamped envelope, or undefined when the session did not negotiate its feature
    */
-  stage(
-    type: SeqType,
-    jobId: string,
-    traceId: string | undefined,
-    payload: Payloads[SeqType],
-    logPayload?: Payloads[SeqType],
-  ): Staged | undefined {
+  stage(envelope: JobEnvelope): Staged | undefined {
+    const payload = envelope.encoding.shared.payload;
     const feature = "kind" in payload && Object.hasOwn(KIND_FEATURE, payload.kind)
       ? KIND_FEATURE[payload.kind]
       : undefined;
     if (feature && !this.#features.has(feature)) return undefined;
     const seq = ++this.record.last_seq;
-    const env = {
-      id: newUlid(),
-      type,
-      session_id: this.sessionId,
-      job_id: jobId,
-      trace_id: traceId || undefined,
-      event_seq: seq,
-    };
-    const text = encodeEnvelope({ ...env, payload });
+    const id = newUlid();
+    const text = envelope.encoding.frame(id, this.sessionId, seq);
     // Secrets (a rotated credential) go to the socket, never to KV.
-    const logged = logPayload ? encodeEnvelope({ ...env, payload: logPayload }) : text;
+    const logged = envelope.logEncoding?.frame(id, this.sessionId, seq) ?? text;
     return {
       seq,
       text,
@@ -370,7 +354,7 @@ export class Session implements EventSink {
     traceId: string | undefined,
     payload: JobError,
   ): Promise<void> {
-    const staged = this.stage("job.error", jobId, traceId, payload)!;
+    const staged = this.stage(jobEnvelope("job.error", jobId, traceId, payload))!;
     try {
       await this.#store.write(staged.writes);
       this.deliver(staged);
