@@ -138,3 +138,67 @@ Deno.test("batches adapt to what is queued, never reorder, and settle each write
     deepEqual(got, Array.from({ length: next[l] }, (_, i) => i + 1), `log ${l}`);
   }
 });
+
+/** A KV whose commits fail while `failing` is set, the way SQLite fails them on a full disk. */
+function failingKv(kv: Deno.Kv): { kv: Deno.Kv; state: { failing: boolean } } {
+  const state = { failing: false };
+  const wrapped = {
+    atomic() {
+      const op = kv.atomic();
+      const outer = {
+        set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) {
+          op.set(key, value, options);
+          return outer;
+        },
+        delete(key: Deno.KvKey) {
+          op.delete(key);
+          return outer;
+        },
+        commit() {
+          return state.failing
+            ? Promise.reject(new TypeError("database or disk is full"))
+            : op.commit();
+        },
+      };
+      return outer;
+    },
+  } as unknown as Deno.Kv;
+  return { kv: wrapped, state };
+}
+
+Deno.test("log entries held back by a storage failure settle nothing until they land, then all land in order", async () => {
+  await using db = await tempKv();
+  const flaky = failingKv(db.kv);
+  const stall = Promise.withResolvers<void>();
+  const gc = new GroupCommitter(flaky.kv, { onStall: () => stall.resolve() });
+  flaky.state.failing = true;
+  const settled: number[] = [];
+  const writes = Array.from(
+    { length: 300 },
+    (_, i) => gc.write(logWrites(["log"], i + 1, `e${i + 1}`)).then(() => settled.push(i + 1)),
+  );
+  await stall.promise;
+  deepEqual(settled, [], "an entry settled while commits were failing");
+  ok(gc.stalled !== undefined);
+  flaky.state.failing = false;
+  await Promise.all(writes);
+  deepEqual(settled, Array.from({ length: 300 }, (_, i) => i + 1));
+  const got: number[] = [];
+  for await (const [n] of listTexts(db.kv, ["log"])) got.push(n);
+  deepEqual(got, Array.from({ length: 300 }, (_, i) => i + 1));
+});
+
+Deno.test("a write KV refuses fails alone; log entries batched around it still land in order", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  const results = await Promise.allSettled([
+    gc.write([...logWrites(["log"], 1, "a"), ...logWrites(["log"], 2, "b")]),
+    gc.write([{ key: ["big"], value: "x".repeat(70_000) }]),
+    gc.write(logWrites(["log"], 3, "c")),
+  ]);
+  deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  const got: Array<[number, string]> = [];
+  for await (const entry of listTexts(db.kv, ["log"])) got.push(entry);
+  deepEqual(got, [[1, "a"], [2, "b"], [3, "c"]]);
+  equal((await db.kv.get(["big"])).value, null);
+});
