@@ -40,6 +40,7 @@ import {
   stats,
   waitIdle,
 } from "./_util.ts";
+import { figure12 } from "./events_figures.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -804,6 +805,7 @@ const FIGURES: Array<[number, () => Promise<void>]> = [
   [8, figure8],
   [9, figure9],
   [10, figure10],
+  [12, figure12],
 ];
 
 if (import.meta.main) {
