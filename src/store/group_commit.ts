@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { keyId } from "./key_id.ts";
 import { type KvWrite, SEGMENT_CHARS, SEGMENT_ENTRIES } from "./large_value.ts";
 
 /** Stay well inside KV's 1000 mutations and ~800 KiB per atomic operation. */
@@ -91,42 +92,24 @@ function valueBytes(v: unknown): number {
   return typeof v === "string" ? v.length * 2 : v === undefined ? 0 : JSON.stringify(v).length * 2;
 }
 
-/**
- * An identity of the first `length` parts of a key, for grouping writes in
- * a batch: each part is tagged with its type and strings with their length,
- * so distinct keys never share an identity.
- */
-function keyId(key: Deno.KvKey, length: number): string {
-  let id = "";
-  for (let i = 0; i < length; i++) {
-    const part = key[i];
-    if (typeof part === "string") id += `s${part.length}:${part}`;
-    else if (typeof part === "number") id += `n${part};`;
-    else if (part instanceof Uint8Array) id += `u${part.join(",")};`;
-    else id += `${typeof part}${String(part)};`;
-  }
-  return id;
-}
-
 /** Entries of one log stored as one value: the texts of `last - count + 1 .. last`. */
 interface Segment {
   /** The key of its last entry, where the value goes. */
   key: Deno.KvKey;
   /** Position of its last entry. */
   last: number;
-  /** Entries in it. */
-  count: number;
   /** Characters in it. */
   chars: number;
   expireIn: number | undefined;
-  /** The texts (shared, not copied, while a batch is only being measured). */
+  /** The texts of its entries, in order. */
   texts: string[];
 }
 
-/** What adding some writes to a batch would cost. */
-interface Cost {
-  mutations: number;
-  bytes: number;
+/** Whether an appended entry may go into a segment: the next position, same expiry, room left. */
+function joins(seg: Segment | undefined, w: KvWrite, text: string): seg is Segment {
+  return seg !== undefined && seg.last + 1 === w.key[w.key.length - 1] &&
+    seg.expireIn === w.expireIn && seg.texts.length < SEGMENT_ENTRIES &&
+    seg.chars + text.length <= SEGMENT_CHARS;
 }
 
 /**
@@ -139,11 +122,15 @@ class Batch {
   #mutations = 0;
   #bytes = 0;
   /** Plain writes by key identity; a later one replaces an earlier one. */
-  #plain = new Map<string, { write: KvWrite; bytes: number }>();
+  #plain = new Map<string, KvWrite>();
   /** Every log segment, in creation order. */
   #segments: Segment[] = [];
   /** The newest segment of each log, by log identity: the one the next entry may join. */
   #open = new Map<string, Segment>();
+  /** Per write of the pending being offered: its key's (or its log's) identity. */
+  #ids: string[] = [];
+  /** Per write of the pending being offered: its bytes, when it is a plain write new to the batch. */
+  #sizes: number[] = [];
 
   /** Whether it is a lone write to be committed alone. */
   get solo(): boolean {
@@ -159,81 +146,77 @@ class Batch {
   offer(p: Pending): boolean {
     const first = this.pending.length === 0;
     if (!first && (p.solo || this.solo)) return false;
-    const undo: Array<() => void> = [];
-    const cost = this.#place(p.writes, undo);
-    if (
-      !first &&
-      (this.#mutations + cost.mutations > MAX_MUTATIONS || this.#bytes + cost.bytes > MAX_BYTES)
-    ) {
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
-      return false;
+    const writes = p.writes;
+    // First an upper bound of the cost, touching nothing: an entry counts
+    // as joining a value only if it follows one already in the batch.
+    let mutations = 0;
+    let bytes = 0;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i];
+      if (w.append !== undefined) {
+        const log = w.append;
+        this.#ids[i] = log;
+        const text = w.value as string;
+        bytes += text.length * 2;
+        if (!joins(this.#open.get(log), w, text)) {
+          mutations++;
+          bytes += keyBytes(w.key);
+        }
+        continue;
+      }
+      const id = w.id ?? keyId(w.key);
+      this.#ids[i] = id;
+      // A replacement is taken to be the size of the write it replaces.
+      if (this.#plain.has(id)) continue;
+      const size = keyBytes(w.key) + valueBytes(w.value);
+      this.#sizes[i] = size;
+      mutations++;
+      bytes += size;
     }
-    this.#mutations += cost.mutations;
-    this.#bytes += cost.bytes;
+    if (
+      !first && (this.#mutations + mutations > MAX_MUTATIONS || this.#bytes + bytes > MAX_BYTES)
+    ) return false;
+    this.#place(writes);
     this.pending.push(p);
     return true;
   }
 
-  /** Places writes in the batch; `undo` collects how to take each step back. */
-  #place(writes: KvWrite[], undo: Array<() => void>): Cost {
-    const cost: Cost = { mutations: 0, bytes: 0 };
-    for (const w of writes) {
-      if (w.append) {
+  /** Places writes whose identities and sizes `offer` has just worked out; counts them exactly. */
+  #place(writes: KvWrite[]): void {
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i];
+      const id = this.#ids[i];
+      if (w.append !== undefined) {
         const text = w.value as string;
         const n = w.key[w.key.length - 1] as number;
-        const log = keyId(w.key, w.key.length - 1);
-        const seg = this.#open.get(log);
-        cost.bytes += text.length * 2;
-        if (
-          seg && seg.last + 1 === n && seg.expireIn === w.expireIn &&
-          seg.count < SEGMENT_ENTRIES && seg.chars + text.length <= SEGMENT_CHARS
-        ) {
-          const { key, last, count, chars } = seg;
-          undo.push(() => {
-            seg.texts.pop();
-            Object.assign(seg, { key, last, count, chars });
-          });
+        const seg = this.#open.get(id);
+        this.#bytes += text.length * 2;
+        if (seg && joins(seg, w, text)) {
           seg.texts.push(text);
           seg.key = w.key;
           seg.last = n;
-          seg.count++;
           seg.chars += text.length;
           continue;
         }
         const fresh: Segment = {
           key: w.key,
           last: n,
-          count: 1,
           chars: text.length,
           expireIn: w.expireIn,
           texts: [text],
         };
-        undo.push(() => {
-          this.#segments.pop();
-          if (seg) this.#open.set(log, seg);
-          else this.#open.delete(log);
-        });
-        this.#open.set(log, fresh);
+        this.#open.set(id, fresh);
         this.#segments.push(fresh);
-        cost.mutations++;
-        cost.bytes += keyBytes(w.key);
+        this.#mutations++;
+        this.#bytes += keyBytes(w.key);
         continue;
       }
-      const id = keyId(w.key, w.key.length);
-      const known = this.#plain.get(id);
-      if (known) {
-        // A replacement is taken to be the size of the write it replaces.
-        undo.push(() => this.#plain.set(id, known));
-        this.#plain.set(id, { write: w, bytes: known.bytes });
-        continue;
+      if (!this.#plain.has(id)) {
+        this.#mutations++;
+        this.#bytes += this.#sizes[i];
       }
-      const bytes = keyBytes(w.key) + valueBytes(w.value);
-      undo.push(() => this.#plain.delete(id));
-      this.#plain.set(id, { write: w, bytes });
-      cost.mutations++;
-      cost.bytes += bytes;
+      this.#plain.set(id, w);
     }
-    return cost;
   }
 
   /**
@@ -243,10 +226,10 @@ class Batch {
    */
   fill(op: Deno.AtomicOperation): void {
     for (const seg of this.#segments) {
-      const value = seg.count === 1 ? seg.texts[0] : seg.texts;
+      const value = seg.texts.length === 1 ? seg.texts[0] : seg.texts;
       op.set(seg.key, value, seg.expireIn ? { expireIn: seg.expireIn } : undefined);
     }
-    for (const { write: w } of this.#plain.values()) {
+    for (const w of this.#plain.values()) {
       if (w.value === undefined) op.delete(w.key);
       else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
     }

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { keyId } from "./key_id.ts";
 
 /**
  * Characters per part. V8 stores a string with any non-Latin-1 character as
@@ -36,12 +37,14 @@ export interface KvWrite {
   value?: unknown;
   /** Milliseconds until KV may drop the entry. */
   expireIn?: number;
+  /** `keyId(key)` (`key_id.ts`), when the builder has it at hand; computed when left out. */
+  id?: string;
   /**
    * Set on a small entry appended to a log (`key` is `[...log, n]`, `value`
-   * a text of at most {@linkcode PART_CHARS}): the committer may store it in
-   * one value with the entries around it.
+   * a text of at most {@linkcode PART_CHARS}) to `keyId(log)`: the committer
+   * may store it in one value with the entries around it.
    */
-  append?: true;
+  append?: string;
 }
 
 /** The head entry of a value stored in parts. */
@@ -81,15 +84,22 @@ export function textWrites(key: Deno.KvKey, text: string, expireIn?: number): Kv
  * @param n the entry's position
  * @param text the entry
  * @param expireIn optional time to live in ms
+ * @param logId `keyId(log)`, when the caller has it at hand
  * @returns the writes
  * @example
  * ```ts ignore
  * await committer.write(logWrites(["v1", "slog", "sess_1"], 7, envelopeText, ttlMs));
  * ```
  */
-export function logWrites(log: Deno.KvKey, n: number, text: string, expireIn?: number): KvWrite[] {
+export function logWrites(
+  log: Deno.KvKey,
+  n: number,
+  text: string,
+  expireIn?: number,
+  logId: string = keyId(log),
+): KvWrite[] {
   if (text.length > PART_CHARS) return textWrites([...log, n], text, expireIn);
-  return [{ key: [...log, n], value: text, expireIn, append: true }];
+  return [{ key: [...log, n], value: text, expireIn, append: logId }];
 }
 
 /**

@@ -5,11 +5,25 @@
  * @module
  */
 import { keys, V } from "./keys.ts";
+import { keyId, keyIdUnder } from "./key_id.ts";
 import { GroupCommitter } from "./group_commit.ts";
 import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
 import { type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
+
+/**
+ * Identities of the key prefixes every event writes under, computed once:
+ * a write's identity then costs one concatenation (see `key_id.ts`).
+ */
+const PREFIX_IDS = {
+  job: keyId(keys.job("").slice(0, 2)),
+  principalJob: keyId(keys.principalJobs("").slice(0, 2)),
+  liveJob: keyId(keys.liveJobs()),
+  session: keyId(keys.sessions()),
+  sessionLog: keyId(keys.sessionLog("").slice(0, 2)),
+  jobLog: keyId(keys.jobLog("").slice(0, 2)),
+};
 
 /** Filters of a job listing. */
 export interface JobQuery {
@@ -128,10 +142,17 @@ export class Store {
    */
   jobWrites(job: JobRecord): KvWrite[] {
     const live = !TERMINAL_STATUSES.has(job.status);
+    const jobKey = keys.job(job.job_id);
+    const indexKey = keys.principalJob(job.principal, job.created_ms, job.job_id);
+    const liveKey = keys.liveJob(job.job_id);
     const writes: KvWrite[] = [
-      { key: keys.job(job.job_id), value: job },
-      { key: keys.principalJob(job.principal, job.created_ms, job.job_id), value: job },
-      { key: keys.liveJob(job.job_id), value: live ? job.session_id : undefined },
+      { key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) },
+      { key: indexKey, value: job, id: keyIdUnder(PREFIX_IDS.principalJob, indexKey, 2) },
+      {
+        key: liveKey,
+        value: live ? job.session_id : undefined,
+        id: keyIdUnder(PREFIX_IDS.liveJob, liveKey, 2),
+      },
     ];
     const endedMs = job.ended_at === undefined ? NaN : Date.parse(job.ended_at);
     if (!live && Number.isFinite(endedMs)) {
@@ -267,10 +288,12 @@ export class Store {
    * @returns the write
    */
   sessionWrite(session: SessionRecord, ttlMs: number): KvWrite {
+    const key = keys.session(session.session_id);
     return {
-      key: keys.session(session.session_id),
+      key,
       value: { ...session, updated_at: Date.now() },
       expireIn: ttlMs,
+      id: keyIdUnder(PREFIX_IDS.session, key, 2),
     };
   }
 
@@ -284,7 +307,8 @@ export class Store {
    * @returns the writes
    */
   sessionLogWrites(sessionId: string, seq: number, text: string, ttlMs: number): KvWrite[] {
-    return logWrites(keys.sessionLog(sessionId), seq, text, ttlMs);
+    const log = keys.sessionLog(sessionId);
+    return logWrites(log, seq, text, ttlMs, keyIdUnder(PREFIX_IDS.sessionLog, log, 2));
   }
 
   /**
@@ -296,7 +320,8 @@ export class Store {
    * @returns the writes
    */
   jobLogWrites(jobId: string, n: number, text: string): KvWrite[] {
-    return logWrites(keys.jobLog(jobId), n, text);
+    const log = keys.jobLog(jobId);
+    return logWrites(log, n, text, undefined, keyIdUnder(PREFIX_IDS.jobLog, log, 2));
   }
 
   /**
