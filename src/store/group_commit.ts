@@ -92,7 +92,7 @@ function valueBytes(v: unknown): number {
   return typeof v === "string" ? v.length * 2 : v === undefined ? 0 : JSON.stringify(v).length * 2;
 }
 
-/** Entries of one log stored as one value: the texts of `last - count + 1 .. last`. */
+/** Entries of one log stored as one value: positions `last - texts.length + 1 .. last`. */
 interface Segment {
   /** The key of its last entry, where the value goes. */
   key: Deno.KvKey;
@@ -100,6 +100,7 @@ interface Segment {
   last: number;
   /** Characters in it. */
   chars: number;
+  /** Time to live of every entry in it (ms). */
   expireIn: number | undefined;
   /** The texts of its entries, in order. */
   texts: string[];
