@@ -8,7 +8,14 @@
  *
  * @module
  */
-import { ROOT, startServer, type TestServer, TOKENS } from "../testing/server.ts";
+import {
+  type ChildServer,
+  ROOT,
+  spawnServe,
+  startServer,
+  type TestServer,
+  TOKENS,
+} from "../testing/server.ts";
 import type { RuntimeOptions } from "../mod.ts";
 import type { Env } from "../testing/ws_client.ts";
 import { workerEntryUrl } from "../src/sandbox/worker/entry.ts";
@@ -42,6 +49,37 @@ export const BENCH_TOKENS: Record<string, string> = {
     Array.from({ length: EXTRA_PRINCIPALS }, (_, i) => [principalToken(i), `p${i}`]),
   ),
 };
+
+/** A runtime running as `arcp serve` in a child process. */
+export type ChildServerLike = ChildServer;
+
+/**
+ * Starts `arcp serve` in a child process on a KV file in a fresh temp dir,
+ * knowing {@linkcode BENCH_TOKENS}, so a figure's load generator does not
+ * share the runtime's event loop. Stopping it removes the temp dir.
+ *
+ * @param extra more `serve` flags (`--agents`, caps, …)
+ * @returns the server
+ */
+export async function spawnBenchServe(extra: string[] = []): Promise<ChildServer> {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_bench_" });
+  const server = await spawnServe([
+    "--port",
+    "0",
+    "--kv",
+    `${dir}/arcp.kv`,
+    ...Object.entries(BENCH_TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
+    ...extra,
+  ]);
+  return {
+    ...server,
+    stop: async (signal?: Deno.Signal) => {
+      const status = await server.stop(signal);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      return status;
+    },
+  };
+}
 
 /**
  * Starts a real runtime on a loopback port with a KV file in a fresh temp
@@ -143,6 +181,7 @@ export class BenchClient {
   #welcome: PromiseWithResolvers<Envelope> = Promise.withResolvers();
   #closed: PromiseWithResolvers<void> = Promise.withResolvers();
   #onEnvelope?: (env: Envelope, at: number) => void;
+  #pings = new Map<string, (at: number) => void>();
 
   private constructor(url: string, onEnvelope?: (env: Envelope, at: number) => void) {
     this.ws = new WebSocket(url);
@@ -206,6 +245,8 @@ export class BenchClient {
       this.#welcome.resolve(env);
     } else if (env.type === "session.error" && !this.sessionId) {
       this.#welcome.resolve(env);
+    } else if (env.type === "session.pong") {
+      this.#pings.get(env.payload?.ping_nonce)?.(at);
     } else if (env.type === "session.ping") {
       this.#send("session.pong", {
         ping_nonce: env.payload.nonce,
@@ -263,6 +304,25 @@ export class BenchClient {
    */
   async run(agent: string, input: unknown, lease?: LeaseRequest): Promise<JobRun> {
     return expectSuccess(await this.submit(agent, input, lease).done);
+  }
+
+  /**
+   * Sends a `session.ping` and waits for its pong: a round trip through the
+   * session's control path.
+   *
+   * @returns the round trip (ms)
+   */
+  async ping(): Promise<number> {
+    const nonce = crypto.randomUUID();
+    const { promise, resolve } = Promise.withResolvers<number>();
+    this.#pings.set(nonce, resolve);
+    const sent = performance.now();
+    this.#send("session.ping", { nonce, sent_at: new Date().toISOString() });
+    try {
+      return (await promise) - sent;
+    } finally {
+      this.#pings.delete(nonce);
+    }
   }
 
   /**
@@ -551,7 +611,14 @@ export async function agentWorkerRoundTrip(): Promise<number> {
     e.preventDefault();
     reject(new Error(e.message));
   };
-  w.postMessage({ t: "start", jobId: "job_bench", traceId: "0".repeat(32), input: {}, lease: {} });
+  w.postMessage({
+    t: "start",
+    j: 0,
+    jobId: "job_bench",
+    traceId: "0".repeat(32),
+    input: {},
+    lease: {},
+  });
   try {
     await promise;
     return performance.now() - t0;

@@ -21,6 +21,9 @@ import type { RuntimeOptions } from "../mod.ts";
 import { RUN_FLAGS } from "../src/cli/flags.ts";
 import type { Footprint, MemoryProbe } from "./memory_probe.ts";
 import { heading, report, rows, SCALE, scaled } from "./_report.ts";
+import { figure11 } from "./sandbox_figures.ts";
+import { figure13 } from "./store_figures.ts";
+import { figure14 } from "./store_damage_figures.ts";
 import {
   agentWorkerRoundTrip,
   BenchClient,
@@ -805,7 +808,10 @@ const FIGURES: Array<[number, () => Promise<void>]> = [
   [8, figure8],
   [9, figure9],
   [10, figure10],
+  [11, figure11],
   [12, figure12],
+  [13, figure13],
+  [14, figure14],
 ];
 
 if (import.meta.main) {

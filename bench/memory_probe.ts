@@ -3,7 +3,7 @@
  * resident set is its own and not the bench process's, which carries the
  * garbage of every figure before it: starts a runtime (`--sandbox process`
  * or `worker`), measures this process plus its sandbox processes, runs
- * `--jobs` sleeper jobs, waits until each has reported `sleeping`, measures
+ * `--jobs` jobs of a sleeper (`--agent`, default `sleeper`, from `--agents`), waits until each has reported `sleeping`, measures
  * again and prints both as one JSON line.
  *
  * ```sh
@@ -45,17 +45,27 @@ const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { sandbox: { type: "string" }, jobs: { type: "string" } },
+    options: {
+      sandbox: { type: "string" },
+      jobs: { type: "string" },
+      agent: { type: "string" },
+      agents: { type: "string" },
+    },
     strict: true,
   });
   const sandbox = values.sandbox === "worker" ? "worker" : "process";
   const jobs = Number(values.jobs ?? 16);
-  const server = await startBenchServer({ sandbox });
+  const agent = values.agent ?? "sleeper";
+  const server = await startBenchServer({
+    sandbox,
+    ...(values.agents ? { agentsDir: values.agents } : {}),
+    jobs: { maxJobsPerPrincipal: jobs + 10 },
+  });
   const client = await BenchClient.connect(server.url);
-  await client.run("sleeper", { ms: 0 }); // the agent's modules loaded and compiled
+  await client.run(agent, { ms: 0 }); // the agent's modules loaded and compiled
   await settle(1500); // the pool refilled, the runtime settled
   const before = await footprint();
-  const runs = Array.from({ length: jobs }, () => client.submit("sleeper", { ms: 600_000 }));
+  const runs = Array.from({ length: jobs }, () => client.submit(agent, { ms: 600_000 }));
   // A sleeper's `sleeping` status means its agent runs in its sandbox.
   const deadline = performance.now() + 60_000;
   while (!runs.every((r) => r.firstEventAt !== undefined) && performance.now() < deadline) {

@@ -148,8 +148,34 @@ export interface AgentDefinition<I = unknown, O = unknown> {
   readonly version: string;
   /** One line on what it does. */
   readonly description?: string;
+  /**
+   * Lets one worker serve successive jobs (opt-in; each job gets a fresh
+   * worker by default). Only jobs with the identical key share a worker:
+   * the same principal, agent version, Deno permission set and egress globs.
+   * Each job gets a new `ctx`, lease guard and signal; module globals, the
+   * module cache, timers the agent left running and anything written to
+   * `globalThis` persist between jobs, so an agent that keeps per-job state in
+   * globals must not use this. A job that does not end with a result (an
+   * error, a cancel, a timeout, a kill, a cap) retires its worker.
+   */
+  readonly reuse?: AgentReuse;
+  /**
+   * Lets up to this many jobs with the identical key run in one worker at
+   * once (opt-in; implies `reuse`). For I/O-bound agents (model calls) whose
+   * main cost is an isolate per job. A worker that hangs or crashes ends
+   * exactly the jobs inside it.
+   */
+  readonly concurrency?: number;
   /** Runs one job; the resolved value is the job's result. */
   run(input: I, ctx: AgentContext): Promise<O> | O;
+}
+
+/** How long a reused worker lives (see {@linkcode AgentDefinition.reuse}). */
+export interface AgentReuse {
+  /** Jobs one worker serves before it is retired (default 1,000). */
+  readonly maxJobs?: number;
+  /** Seconds a worker may sit without a job before it is retired (default 60). */
+  readonly idleSec?: number;
 }
 
 /**
@@ -167,6 +193,16 @@ export interface AgentDefinition<I = unknown, O = unknown> {
 export function defineAgent<I, O>(definition: AgentDefinition<I, O>): AgentDefinition<I, O> {
   if (typeof definition?.run !== "function") {
     throw new TypeError("defineAgent: run must be a function");
+  }
+  const { reuse, concurrency } = definition;
+  if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1)) {
+    throw new TypeError("defineAgent: concurrency must be a positive integer");
+  }
+  for (const key of ["maxJobs", "idleSec"] as const) {
+    const v = reuse?.[key];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) {
+      throw new TypeError(`defineAgent: reuse.${key} must be a positive integer`);
+    }
   }
   return Object.freeze({ ...definition });
 }

@@ -1,8 +1,15 @@
 /**
  * The runtime's HTTP side, a hono app on Deno's adapter: `GET /arcp`
- * upgrades to the WebSocket transport and `GET /healthz` reports liveness.
- * While the runtime shuts down, new connections are refused with 503 and
- * the health check says so.
+ * upgrades to the WebSocket transport, `GET /healthz` reports liveness and
+ * state, `GET /readyz` readiness, and `GET /metrics` the operator metrics in
+ * the Prometheus text format. While the runtime shuts down, new connections
+ * are refused with 503 and both checks say so; while storage fails,
+ * `/healthz` says so (still 200: the process is alive, and restarting it
+ * frees no disk) and `/readyz` is 503.
+ *
+ * `/metrics` is unauthenticated, like the health checks: it names no job,
+ * session or principal, only counts, but serve the runtime on loopback or a
+ * private network if even counts are not for everyone.
  *
  * @module
  */
@@ -11,6 +18,17 @@ import { getConnInfo, upgradeWebSocket } from "hono/deno";
 import type { GatedInfo } from "./transport/gate.ts";
 import type { Transport, TransportHandler } from "./transport/transport.ts";
 import { webSocketEvents } from "./transport/websocket.ts";
+import { type Metrics, METRICS_CONTENT_TYPE } from "./metrics.ts";
+
+/** Whether the runtime's storage commits, as the health checks report it. */
+export interface StorageState {
+  /** Whether commits succeed (or nothing says otherwise). */
+  ok: boolean;
+  /** The failing commit's error, while failing. */
+  error?: string;
+  /** When commits started failing (RFC 3339), while failing. */
+  since?: string;
+}
 
 /** Options of {@linkcode httpHandler}. */
 export interface HttpOptions {
@@ -24,6 +42,10 @@ export interface HttpOptions {
   isClosing: () => boolean;
   /** Jobs running now, for the health check. */
   liveJobs: () => number;
+  /** Whether storage commits, for the health and readiness checks. */
+  storage: () => StorageState;
+  /** What `GET /metrics` renders. */
+  metrics: Metrics;
   /** Builds the handler of one new connection. */
   connect: (transport: Transport) => TransportHandler;
 }
@@ -44,20 +66,35 @@ export type FetchHandler = (req: Request, info?: PeerInfo) => Response | Promise
  * @returns the handler
  * @example
  * ```ts ignore
- * const fetch = httpHandler({ runtime, maxFrameBytes, maxSocketBytes, isClosing, liveJobs, connect });
+ * const fetch = httpHandler({
+ *   runtime, maxFrameBytes, maxSocketBytes, isClosing, liveJobs, storage, metrics, connect,
+ * });
  * Deno.serve({ port: 7777 }, fetch);
  * ```
  */
 export function httpHandler(options: HttpOptions): FetchHandler {
   const { runtime, isClosing } = options;
   const app = new Hono<{ Bindings: Partial<GatedInfo> }>();
+  app.get("/healthz", (c) => {
+    const storage = options.storage();
+    return c.json(
+      { ok: !isClosing() && storage.ok, runtime, live_jobs: options.liveJobs(), storage },
+      isClosing() ? 503 : 200,
+    );
+  });
+  app.get("/readyz", (c) => {
+    const storage = options.storage();
+    const reasons = [
+      ...(isClosing() ? ["shutting_down"] : []),
+      ...(storage.ok ? [] : ["storage_failing"]),
+    ];
+    return reasons.length === 0
+      ? c.json({ ready: true })
+      : c.json({ ready: false, reasons, storage }, 503);
+  });
   app.get(
-    "/healthz",
-    (c) =>
-      c.json(
-        { ok: !isClosing(), runtime, live_jobs: options.liveJobs() },
-        isClosing() ? 503 : 200,
-      ),
+    "/metrics",
+    (c) => c.body(options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
   app.get(
     "/arcp",

@@ -9,6 +9,7 @@ import { deepEqual } from "assert";
 const MAY_IMPORT: Record<string, readonly string[]> = {
   "agent.ts": [],
   "logger.ts": [],
+  "metrics.ts": [],
   "protocol": [],
   "lease": ["protocol"],
   "store": ["protocol"],
@@ -17,9 +18,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "sandbox/worker": ["agent.ts"],
   "sandbox/host": ["sandbox", "sandbox/worker"],
   "sandbox": ["protocol", "lease", "sandbox/worker", "sandbox/host", "logger.ts"],
-  "jobs": ["protocol", "lease", "store", "credentials", "sandbox", "logger.ts"],
-  "session": ["protocol", "jobs", "sandbox", "store", "transport", "logger.ts"],
-  "http.ts": ["protocol", "session", "transport", "logger.ts"],
+  "jobs": ["protocol", "lease", "store", "credentials", "sandbox", "logger.ts", "metrics.ts"],
+  "session": ["protocol", "jobs", "sandbox", "store", "transport", "logger.ts", "metrics.ts"],
+  "http.ts": ["protocol", "session", "transport", "logger.ts", "metrics.ts"],
   "runtime.ts": [
     "protocol",
     "store",
@@ -30,6 +31,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "transport",
     "http.ts",
     "logger.ts",
+    "metrics.ts",
   ],
   "client": ["protocol"],
   "cli": ["protocol", "client", "credentials", "runtime.ts", "logger.ts"],

@@ -1,7 +1,8 @@
 /**
  * The composition root: opens the store, loads the agent inventory, wires
  * sessions, jobs and the sandbox together, and exposes a web-standard
- * `fetch` handler (WebSocket at `/arcp`, `GET /healthz`) and a stdio server.
+ * `fetch` handler (WebSocket at `/arcp`, `GET /healthz`, `/readyz`,
+ * `/metrics`) and a stdio server.
  *
  * @module
  */
@@ -24,6 +25,7 @@ import {
   type CredentialServiceOptions,
 } from "./credentials/credentials.ts";
 import { HelloThrottle, TokenTable } from "./session/auth.ts";
+import { SessionEvents } from "./session/operator_events.ts";
 import { Connection } from "./session/connection.ts";
 import type { ConnectionContext } from "./session/context.ts";
 import {
@@ -34,6 +36,10 @@ import {
   SessionRegistry,
 } from "./session/registry.ts";
 import { Store } from "./store/store.ts";
+import { checkStoreFile } from "./store/kv_file.ts";
+export { StoreDamageError } from "./store/damage.ts";
+export { examineStore, type StoreProblem, type StoreReport } from "./store/doctor.ts";
+import { describeCause, storageHeld } from "./store/storage_health.ts";
 import { DEFAULT_SWEEP, Sweeper } from "./store/sweeper.ts";
 import { serveLines } from "./transport/stdio.ts";
 export {
@@ -45,6 +51,7 @@ export {
 } from "./transport/gate.ts";
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_SOCKET_BYTES } from "./transport/transport.ts";
 import { type Logger, stderrLogger } from "./logger.ts";
+import { Metrics } from "./metrics.ts";
 import { httpHandler } from "./http.ts";
 
 /** The runtime's name and version, as the welcome reports them. */
@@ -125,6 +132,18 @@ export interface RuntimeOptions {
    * for a process to start (default 2; 0 starts one per job on demand).
    */
   warmPool?: number;
+  /**
+   * Most sandbox processes kept ready at once, idle or with their agent's
+   * worker already started for the keys recent jobs used (default 8; each
+   * holds ~50 MiB).
+   */
+  warmMax?: number;
+  /**
+   * Jobs one sandbox process serves one after another, each in a fresh
+   * worker, all of one principal, agent and permission set, each after a
+   * clean result (default 100; 1 gives every job a process of its own).
+   */
+  jobsPerProcess?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
   /**
@@ -155,18 +174,40 @@ export interface RuntimeOptions {
   /**
    * Time between retention sweeps (ms); default 60 s. Each sweep deletes
    * sessions (record and log) whose resume window has passed, idempotency
-   * keys past their TTL and job histories past `jobHistoryTtlMs`. 0 turns
+   * keys past their TTL, job histories past `jobHistoryTtlMs`, finished jobs
+   * past `jobRetentionMs` and audit entries past `auditRetentionMs`. 0 turns
    * sweeping off.
    */
   sweepIntervalMs?: number;
-  /** How long a terminal job's event history is kept for subscribers (ms); default 7 days. */
+  /**
+   * How long a finished job's event history is kept for subscribers after it
+   * ended (ms); default 7 days, never longer than `jobRetentionMs`; 0 keeps
+   * histories as long as their jobs.
+   */
   jobHistoryTtlMs?: number;
+  /**
+   * How long a finished job is kept after it ended (ms): its record, its
+   * `session.list_jobs` entries and the idempotency key naming it; default
+   * 7 days; 0 keeps finished jobs forever. Live jobs are never deleted, and
+   * sessions' logs follow their own rules (resume window, acks).
+   */
+  jobRetentionMs?: number;
+  /** How long subscription audit entries are kept (ms); default 30 days; 0 keeps them forever. */
+  auditRetentionMs?: number;
+  /**
+   * Check the KV file's structure before anything else starts (SQLite's
+   * `quick_check`; it reads the whole file, about 0.12 s per 100 MB); default
+   * true. A damaged or unreadable store then fails the start with
+   * {@linkcode StoreDamageError} naming the file and the problem.
+   */
+  storeCheck?: boolean;
 }
 
 /** A running ARCP runtime. */
 export interface Runtime {
   /**
-   * Handles HTTP: the WebSocket endpoint at `/arcp` and `GET /healthz`.
+   * Handles HTTP: the WebSocket endpoint at `/arcp`, `GET /healthz`,
+   * `GET /readyz` and `GET /metrics`.
    * Behind {@linkcode serveGated} the info also carries TLS and a way to
    * drop the connection at once, which the slow-reader abort uses.
    */
@@ -181,6 +222,8 @@ export interface Runtime {
   serveStdio(input: ReadableStream<Uint8Array>, output: WritableStream<Uint8Array>): Promise<void>;
   /** The agent inventory, as the welcome advertises it. */
   inventory(): AgentInventoryEntry[];
+  /** The operator metrics `GET /metrics` renders; an embedder may declare its own beside them. */
+  readonly metrics: Metrics;
   /**
    * Rotates a live job's provisioned credential: a new value under the same
    * id, `status {phase: "credential_rotated"}` to its observers, the old
@@ -208,6 +251,10 @@ export interface Runtime {
  */
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const log = options.logger ?? stderrLogger();
+  // First, so a damaged store fails the start before anything is started that must be stopped.
+  if (options.kvPath !== ":memory:" && options.storeCheck !== false) {
+    await checkStoreFile(options.kvPath);
+  }
   const tokens = new TokenTable(options.tokens);
   // A standalone binary cannot start deno processes: it describes in workers.
   const describer = isCompiledBinary() ? undefined : await prepareDescriber(
@@ -239,6 +286,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     ? await HostLauncher.create({
       heapMb: options.hostHeapMb,
       warmPool: options.warmPool,
+      warmMax: options.warmMax,
+      jobsPerProcess: options.jobsPerProcess,
       memoryMb: options.memoryMb,
       protection,
       allowNpm: options.allowNpm,
@@ -266,6 +315,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   );
   // Opened after the sandbox is ready, so a sandbox that cannot start leaves no KV open.
   const store = await Store.open({ path: options.kvPath });
+  // Before anything lists or sweeps: jobs written by an earlier layout get their index entries.
+  const indexed = await store.migrate();
+  if (indexed > 0) log.info("indexed existing jobs for session.list_jobs", { count: indexed });
+  const metrics = new Metrics();
+  const sessionEvents = new SessionEvents(log, metrics);
   const sessionLimits = { ...DEFAULT_SESSION_LIMITS, ...options.sessions };
   const sessions = new SessionRegistry(store, sessionLimits, {
     logTtlMs: Math.max(
@@ -275,7 +329,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_SESSION_POLICY.maxBufferedBytes,
     stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_SESSION_POLICY.stallTimeoutMs,
     backPressureLag: options.backPressureLag ?? DEFAULT_SESSION_POLICY.backPressureLag,
-  });
+    log,
+  }, sessionEvents);
   const credentials = options.credentials
     ? new CredentialService(options.credentials.provisioner, store, log, options.credentials)
     : undefined;
@@ -288,27 +343,72 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     protectedPaths: guarded.paths,
     sinks: (id) => sessions.get(id),
     log,
+    metrics,
   }, options.jobs);
   sessions.onEvict = (session) => jobs.dropSession(session.sessionId);
   // A commit that fails for a storage reason (disk full, I/O error) is held
   // back and retried, so nothing uncommitted is sent and seqs stay gap-free;
-  // the sessions it holds back are told at once.
+  // the sessions it holds back are told at once. Requests that need a write
+  // are refused meanwhile (see Store.assertWritable). One line when storage
+  // starts failing and one when it recovers, however long the stall.
+  const stalls = metrics.counter(
+    "arcp_storage_stalls_total",
+    "Times KV commits started failing for a storage reason (disk full, I/O error).",
+  );
+  stalls.inc({}, 0);
+  let stalledAt: number | undefined;
   store.onCommitStall = (error, sessionIds) => {
-    log.error("KV commit failed; holding writes back and retrying", {
-      error: String(error),
-      sessions: sessionIds.length,
-    });
-    for (const id of sessionIds) sessions.get(id)?.fault(error);
+    if (stalledAt === undefined) {
+      stalledAt = Date.now();
+      stalls.inc();
+      log.error("storage failing: KV commits fail; holding writes back and retrying", {
+        error: describeCause(error),
+        sessions: sessionIds.length,
+      });
+    }
+    for (const id of sessionIds) sessions.get(id)?.fault(storageHeld(error));
   };
-  store.onCommitRecover = () => log.info("KV commits succeed again");
-  const recovered = await jobs.recover((id) => sessions.restore(id));
+  store.onCommitRecover = () => {
+    log.info("storage recovered: KV commits succeed again", {
+      stalled_ms: stalledAt === undefined ? 0 : Date.now() - stalledAt,
+    });
+    stalledAt = undefined;
+  };
+  metrics.gauge(
+    "arcp_storage_failing",
+    "1 while KV commits fail for a storage reason, else 0.",
+    () => store.health().ok ? 0 : 1,
+  );
+  metrics.gauge("arcp_jobs_live", "Jobs running in this process.", () => jobs.liveCount);
+  metrics.gauge("arcp_sessions_connected", "Sessions with a connection attached.", () => {
+    let n = 0;
+    for (const s of sessions.all()) if (s.connected) n++;
+    return n;
+  });
+  metrics.gauge(
+    "arcp_sessions_held",
+    "Sessions held in memory (connected, or detached within their resume window).",
+    () => sessions.size,
+  );
+  let recovered: number;
+  try {
+    recovered = await jobs.recover((id) => sessions.restore(id));
+  } catch (err) {
+    // A store that cannot be read at start leaves nothing running behind the error.
+    jobs.stopAll();
+    await sandbox.close();
+    await store.close().catch(() => {});
+    throw err;
+  }
   if (recovered > 0) log.warn("ended jobs interrupted by the last shutdown", { count: recovered });
   const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP.intervalMs;
   const sweeper = new Sweeper({
     store,
     intervalMs: sweepIntervalMs,
     resumeWindowMs: sessionLimits.resumeWindowSec * 1000,
-    jobHistoryTtlMs: options.jobHistoryTtlMs ?? DEFAULT_SWEEP.jobHistoryTtlMs,
+    jobHistoryTtlMs: keptFor(options.jobHistoryTtlMs, DEFAULT_SWEEP.jobHistoryTtlMs),
+    jobRetentionMs: keptFor(options.jobRetentionMs, DEFAULT_SWEEP.jobRetentionMs),
+    auditRetentionMs: keptFor(options.auditRetentionMs, DEFAULT_SWEEP.auditRetentionMs),
     isHeld: (id) => sessions.get(id) !== undefined,
     onError: (err) => log.warn("retention sweep failed; retrying later", { error: String(err) }),
   });
@@ -329,6 +429,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     jobs,
     store,
     log,
+    events: sessionEvents,
   };
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   let closing = false;
@@ -340,11 +441,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       maxSocketBytes: options.maxSocketBytes ?? DEFAULT_MAX_SOCKET_BYTES,
       isClosing: () => closing,
       liveJobs: () => jobs.liveCount,
+      storage: () => store.health(),
+      metrics,
       connect: (t) => new Connection(ctx, t),
     }),
     serveStdio: (input, output) =>
       serveLines(input, output, maxFrameBytes, (t) => new Connection(ctx, t)),
     inventory: () => agents.inventory(),
+    metrics,
     rotateCredentials: (jobId) => jobs.rotateCredentials(jobId),
     async close() {
       if (closing) return;
@@ -365,6 +469,18 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       await sweeping;
     },
   };
+}
+
+/**
+ * A retention period as the sweeper takes it: 0 keeps forever.
+ *
+ * @param ms the option, if given
+ * @param fallback the default
+ * @returns the period in ms, `Infinity` for forever
+ */
+function keptFor(ms: number | undefined, fallback: number): number {
+  const period = ms ?? fallback;
+  return period === 0 ? Infinity : period;
 }
 
 /**

@@ -1,11 +1,12 @@
 /**
- * The `arcp` command: `serve`, `submit`, `jobs`, `cancel`. Runs from a
+ * The `arcp` command: `serve`, `submit`, `jobs`, `cancel`, `doctor`. Runs from a
  * checkout, from the package (`deno run <flags> jsr:@arcp/runtime/cli
  * serve`), or embedded through {@linkcode main}.
  *
  * @module
  */
 import { cancel } from "./cancel.ts";
+import { doctor } from "./doctor.ts";
 import { jobs } from "./jobs.ts";
 import { serve } from "./serve.ts";
 import { submit } from "./submit.ts";
@@ -14,7 +15,8 @@ const USAGE = `usage: arcp <command> [options]
   serve     run the runtime (arcp serve --help)
   submit    submit a job and follow it (arcp submit --help)
   jobs      list your jobs (arcp jobs --help)
-  cancel    cancel a job (arcp cancel --help)`;
+  cancel    cancel a job (arcp cancel --help)
+  doctor    list damage in a KV store, read-only (arcp doctor --help)`;
 
 /**
  * Runs the CLI.
@@ -38,6 +40,8 @@ export async function main(args: string[]): Promise<number> {
       return await jobs(rest);
     case "cancel":
       return await cancel(rest);
+    case "doctor":
+      return doctor(rest);
     default:
       console.error(USAGE);
       return command === undefined || command === "--help" ? 0 : 2;

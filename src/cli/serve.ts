@@ -10,6 +10,7 @@ import {
   type Runtime,
   type RuntimeOptions,
   serveGated,
+  StoreDamageError,
 } from "../runtime.ts";
 import { stderrLogger } from "../logger.ts";
 import { LiteLlmProvisioner } from "../credentials/litellm_provisioner.ts";
@@ -42,14 +43,22 @@ export async function serve(args: string[]): Promise<number> {
   const say = config.stdio ? console.error : console.log;
   const options: RuntimeOptions = {
     kvPath: config.kvPath,
+    storeCheck: !config.skipStoreCheck,
     agentsDir: config.agentsDir,
     tokens: config.tokens,
     sessions: definedOnly({
       resumeWindowSec: config.resumeWindowSec,
       helloTimeoutSec: config.helloTimeoutSec,
+      maxSessionsPerPrincipal: config.maxSessionsPerPrincipal,
     }),
-    jobs: definedOnly(config.quotas),
-    ...definedOnly({ maxSocketBytes: config.maxSocketBytes, ...config.sandbox }),
+    jobs: definedOnly({ ...config.quotas, idempotencyTtlMs: config.retention.idempotencyTtlMs }),
+    ...definedOnly({
+      maxSocketBytes: config.maxSocketBytes,
+      ...config.sandbox,
+      jobRetentionMs: config.retention.jobRetentionMs,
+      jobHistoryTtlMs: config.retention.jobHistoryTtlMs,
+      auditRetentionMs: config.retention.auditRetentionMs,
+    }),
     heartbeatSec: config.heartbeatSec,
     denyPaths: config.configFiles.map((f) => (f.startsWith("/") ? f : `${Deno.cwd()}/${f}`)),
     credentials: config.credentials && {
@@ -72,7 +81,12 @@ export async function serve(args: string[]): Promise<number> {
   };
 
   if (config.stdio) {
-    const runtime = await createRuntime(options);
+    let runtime: Runtime;
+    try {
+      runtime = await createRuntime(options);
+    } catch (err) {
+      return refuseStart(err, config.kvPath);
+    }
     tokenLine();
     await runtime.serveStdio(Deno.stdin.readable, Deno.stdout.writable);
     await runtime.close();
@@ -105,7 +119,7 @@ export async function serve(args: string[]): Promise<number> {
     });
   } catch (err) {
     await server.shutdown();
-    throw err;
+    return refuseStart(err, config.kvPath);
   }
   tokenLine();
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
@@ -118,6 +132,23 @@ export async function serve(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", stop);
   await server.finished;
   return 0;
+}
+
+/**
+ * A start that failed: a damaged or unreadable store is one line naming the
+ * file and the problem, and exit 1; anything else is thrown on.
+ *
+ * @param err why the runtime could not start
+ * @param kvPath the KV file
+ * @returns the exit code
+ */
+function refuseStart(err: unknown, kvPath: string): number {
+  if (!(err instanceof StoreDamageError)) throw err;
+  console.error(
+    `arcp serve: ${err.message.replace(/^storage: /, "")}; ` +
+      `list the damage with \`arcp doctor --kv ${kvPath}\` and see "Backups and damage" in the README`,
+  );
+  return 1;
 }
 
 /**

@@ -21,6 +21,8 @@ export interface ServeConfig {
   generatedToken?: string;
   /** Serve one session on stdin/stdout instead of listening. */
   stdio: boolean;
+  /** Start without checking the KV file's structure first. */
+  skipStoreCheck: boolean;
   /** Heartbeat interval (s). */
   heartbeatSec: number;
   /** Resume window (s). */
@@ -35,7 +37,10 @@ export interface ServeConfig {
     maxLogBytesPerJob?: number;
     maxEventsPerPrincipal?: number;
     maxLogBytesPerPrincipal?: number;
+    maxJobsPerPrincipal?: number;
   };
+  /** Live sessions one principal may hold; unset keeps the default. */
+  maxSessionsPerPrincipal?: number;
   /** Connection limits of the gate; unset ones follow the fd limit. */
   gate: {
     maxConnections?: number;
@@ -43,11 +48,27 @@ export interface ServeConfig {
     headerTimeoutMs?: number;
   };
   /** Sandbox process limits; unset ones keep the runtime's defaults. */
-  sandbox: { hostHeapMb?: number; memoryMb?: number; warmPool?: number };
+  sandbox: {
+    hostHeapMb?: number;
+    memoryMb?: number;
+    warmPool?: number;
+    warmMax?: number;
+    jobsPerProcess?: number;
+  };
   /** How long a new WebSocket may go without `session.hello` (s); unset keeps the default. */
   helloTimeoutSec?: number;
   /** Bytes queued to one socket past which it is dropped; unset keeps the default. */
   maxSocketBytes?: number;
+  /**
+   * Retention periods (ms; 0 keeps forever) and the idempotency key TTL (ms);
+   * unset ones keep the runtime's defaults.
+   */
+  retention: {
+    jobRetentionMs?: number;
+    jobHistoryTtlMs?: number;
+    auditRetentionMs?: number;
+    idempotencyTtlMs?: number;
+  };
   /** Credential provisioning, when configured. */
   credentials?: {
     kind: "litellm" | "local";
@@ -67,6 +88,7 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --token TOKEN=PRINCIPAL  accept a bearer token (repeatable; env ARCP_TOKENS=tok=p,tok2=p2)
   --tokens-file PATH       read TOKEN=PRINCIPAL lines from a file
   --stdio                  serve one session on stdin/stdout
+  --skip-store-check       start without checking the KV file first (see arcp doctor)
   --heartbeat-sec N        heartbeat interval (default 30)
   --resume-window-sec N    resume window (default 600)
   --tls-cert FILE          serve wss:// with this certificate (PEM)
@@ -79,6 +101,8 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --job-max-log-mb N       MiB of events one job may log (default 512)
   --principal-max-events N events one principal's live jobs may log together (default 1000000)
   --principal-max-log-mb N MiB one principal's live jobs may log together (default 1024)
+  --principal-max-jobs N   live jobs one principal may have (default 100)
+  --principal-max-sessions N  live sessions one principal may hold (default 100)
   --max-connections N      open connections in all (default: a quarter of the fd limit
                            less 256; the oldest not yet upgraded make room for new ones)
   --max-connections-per-addr N  open connections from one address (default: half of that)
@@ -89,6 +113,16 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --sandbox-memory-mb N    resident memory ceiling of each sandbox process (default: an eighth
                            of the machine's memory, 256 MiB to 4 GiB, at least the heap cap + 128)
   --warm-pool N            idle sandbox processes kept ready; 0 starts one per job (default 2)
+  --warm-max N             most sandbox processes kept ready, with their agent's worker
+                           already started for recent demand (default 8; ~50 MiB each)
+  --jobs-per-process N     jobs one sandbox process serves, each in a fresh worker, all of one
+                           principal and worker key (default 100; 1 = a process per job)
+  --job-retention-days N   keep finished jobs (record, list entry, idempotency key) this long
+                           after they end; 0 or forever keeps them (default 7)
+  --job-history-days N     keep finished jobs' event histories this long, at most as long as
+                           the jobs; 0 or forever: as long as the jobs (default 7)
+  --audit-retention-days N keep subscription audit entries this long; 0 or forever (default 30)
+  --idempotency-ttl-hours N  how long an idempotency key names its job (default 24)
 With no token configured a random one is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
@@ -103,6 +137,29 @@ function parseTokenPairs(pairs: string[], where: string): Record<string, string>
     out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return out;
+}
+
+/**
+ * A period in days or hours as milliseconds; `0` and `forever` both mean
+ * "keep forever" (0) when `forever` is allowed.
+ */
+function period(
+  text: string | undefined,
+  unitMs: number,
+  name: string,
+  forever: boolean,
+): number | undefined {
+  if (text === undefined) return undefined;
+  if (forever && text === "forever") return 0;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n < 0 || (!forever && n === 0)) {
+    throw new TypeError(
+      `${name}: expected a ${
+        forever ? "non-negative number or forever" : "positive number"
+      }, got ${text}`,
+    );
+  }
+  return Math.round(n * unitMs);
 }
 
 function positiveInt(
@@ -143,6 +200,7 @@ export async function readServeConfig(
       token: { type: "string", multiple: true },
       "tokens-file": { type: "string" },
       stdio: { type: "boolean" },
+      "skip-store-check": { type: "boolean" },
       "heartbeat-sec": { type: "string" },
       "resume-window-sec": { type: "string" },
       "tls-cert": { type: "string" },
@@ -155,6 +213,10 @@ export async function readServeConfig(
       "job-max-log-mb": { type: "string" },
       "principal-max-events": { type: "string" },
       "principal-max-log-mb": { type: "string" },
+      "principal-max-jobs": { type: "string" },
+      "principal-max-sessions": { type: "string" },
+      "warm-max": { type: "string" },
+      "jobs-per-process": { type: "string" },
       "max-connections": { type: "string" },
       "max-connections-per-addr": { type: "string" },
       "header-timeout-sec": { type: "string" },
@@ -163,6 +225,10 @@ export async function readServeConfig(
       "sandbox-heap-mb": { type: "string" },
       "sandbox-memory-mb": { type: "string" },
       "warm-pool": { type: "string" },
+      "job-retention-days": { type: "string" },
+      "job-history-days": { type: "string" },
+      "audit-retention-days": { type: "string" },
+      "idempotency-ttl-hours": { type: "string" },
     },
     strict: true,
   });
@@ -212,13 +278,16 @@ export async function readServeConfig(
     return text === undefined ? undefined : positiveInt(text, 0, `--${flag}`) * scale;
   };
   const MIB = 1024 * 1024;
+  const DAY_MS = 24 * 3600_000;
   return {
     quotas: {
       maxEventsPerJob: optional("job-max-events"),
       maxLogBytesPerJob: optional("job-max-log-mb", MIB),
       maxEventsPerPrincipal: optional("principal-max-events"),
       maxLogBytesPerPrincipal: optional("principal-max-log-mb", MIB),
+      maxJobsPerPrincipal: optional("principal-max-jobs"),
     },
+    maxSessionsPerPrincipal: optional("principal-max-sessions"),
     gate: {
       maxConnections: optional("max-connections"),
       maxConnectionsPerAddress: optional("max-connections-per-addr"),
@@ -230,6 +299,24 @@ export async function readServeConfig(
       warmPool: values["warm-pool"] === undefined
         ? undefined
         : positiveInt(values["warm-pool"], 0, "--warm-pool", true),
+      warmMax: optional("warm-max"),
+      jobsPerProcess: optional("jobs-per-process"),
+    },
+    retention: {
+      jobRetentionMs: period(values["job-retention-days"], DAY_MS, "--job-retention-days", true),
+      jobHistoryTtlMs: period(values["job-history-days"], DAY_MS, "--job-history-days", true),
+      auditRetentionMs: period(
+        values["audit-retention-days"],
+        DAY_MS,
+        "--audit-retention-days",
+        true,
+      ),
+      idempotencyTtlMs: period(
+        values["idempotency-ttl-hours"],
+        3600_000,
+        "--idempotency-ttl-hours",
+        false,
+      ),
     },
     helloTimeoutSec: optional("hello-timeout-sec"),
     maxSocketBytes: optional("max-socket-buffer-mb", MIB),
@@ -240,6 +327,7 @@ export async function readServeConfig(
     tokens,
     generatedToken,
     stdio: values.stdio ?? false,
+    skipStoreCheck: values["skip-store-check"] ?? false,
     heartbeatSec: positiveInt(values["heartbeat-sec"], 30, "--heartbeat-sec"),
     resumeWindowSec: positiveInt(values["resume-window-sec"], 600, "--resume-window-sec"),
     credentials,

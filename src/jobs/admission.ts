@@ -274,6 +274,7 @@ export class Admission {
       record,
       input: submit.input,
       agentUrl: agent.url,
+      sharing: agent.sharing,
       expiresMs,
       budget,
       policy: this.#deps.policy,

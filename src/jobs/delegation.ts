@@ -226,6 +226,7 @@ export class Delegation {
       record,
       input: args.input,
       agentUrl: child.agent.url,
+      sharing: child.agent.sharing,
       expiresMs,
       budget: child.budget,
       parent,

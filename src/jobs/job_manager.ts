@@ -18,6 +18,7 @@ import type { AgentRegistry } from "../sandbox/registry.ts";
 import type { Sandbox, SandboxListener } from "../sandbox/sandbox.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Credential, CredentialService } from "../credentials/credentials.ts";
 import type { ToolHandler } from "./tools.ts";
 import type { EventSink, SinkLookup } from "./sink.ts";
@@ -32,6 +33,7 @@ import { AgentCalls } from "./agent_calls.ts";
 import { AgentListener } from "./agent_listener.ts";
 import { JobCredentials } from "./job_credentials.ts";
 import { Lifecycle } from "./lifecycle.ts";
+import { JobEvents } from "./operator_events.ts";
 import {
   answerSubscribe,
   type GrantedSubscription,
@@ -56,6 +58,8 @@ export interface JobManagerDeps {
   sinks: SinkLookup;
   /** Where failures are logged. */
   log: Logger;
+  /** Where job counters live (a private registry when omitted). */
+  metrics?: Metrics;
   /** Host-side tools, added to (or replacing) the built-in ones. */
   tools?: Record<string, ToolHandler>;
   /** Paths no lease reaches (the runtime's own state and code), for the inner wall. */
@@ -102,6 +106,7 @@ export class JobManager {
       live,
       fanout,
       credentials,
+      events: new JobEvents(deps.log, deps.metrics),
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
     }, all);

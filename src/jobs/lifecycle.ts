@@ -18,6 +18,7 @@ import type { JobTable } from "./job_table.ts";
 import type { Fanout } from "./fanout.ts";
 import type { JobCredentials } from "./job_credentials.ts";
 import { acceptedPayload } from "./admission.ts";
+import type { JobEvents } from "./operator_events.ts";
 
 /** What the transitions need. */
 export interface LifecycleDeps {
@@ -31,6 +32,8 @@ export interface LifecycleDeps {
   fanout: Fanout;
   /** Revokes a job's credentials when it ends. */
   credentials: JobCredentials;
+  /** Counts ended jobs and reports those their sandbox failed. */
+  events: JobEvents;
   /**
    * The listener of a job's agent.
    *
@@ -47,11 +50,12 @@ export class Lifecycle {
   #live: JobTable;
   #fanout: Fanout;
   #credentials: JobCredentials;
+  #events: JobEvents;
   #listen: (live: LiveJob) => SandboxListener;
   #limits: JobLimits;
 
   /**
-   * @param deps the sandbox, sessions, live jobs, fan-out, credentials and agent listeners
+   * @param deps the sandbox, sessions, live jobs, fan-out, credentials, operator events and agent listeners
    * @param limits tunables (cancel grace)
    */
   constructor(deps: LifecycleDeps, limits: JobLimits) {
@@ -60,6 +64,7 @@ export class Lifecycle {
     this.#live = deps.live;
     this.#fanout = deps.fanout;
     this.#credentials = deps.credentials;
+    this.#events = deps.events;
     this.#listen = deps.listen;
     this.#limits = limits;
   }
@@ -110,6 +115,7 @@ export class Lifecycle {
         agentUrl: live.agentUrl,
         input: live.input,
         lease: job.lease,
+        ...(live.sharing ? { sharing: live.sharing } : {}),
       },
       this.#listen(live),
     ).then(
@@ -186,6 +192,7 @@ export class Lifecycle {
     this.#live.delete(live);
     if (outcome.status !== "success") job.error = outcome.error.toPayload();
     live.span?.end(job);
+    this.#events.ended(job, outcome);
     // Revocation is attempted before the terminal message goes out.
     if (this.#credentials.provisioned) await this.#credentials.revoke(job.job_id);
     for (const child of live.children) this.cancel(child, "parent job ended");

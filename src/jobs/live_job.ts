@@ -7,7 +7,7 @@
  */
 import { ArcpError } from "../protocol/errors.ts";
 import type { FailedStatus } from "../protocol/messages.ts";
-import type { AgentRun } from "../sandbox/sandbox.ts";
+import type { AgentRun, Sharing } from "../sandbox/sandbox.ts";
 import type { JobRecord } from "../store/records.ts";
 import type { BudgetCounters } from "../lease/budget.ts";
 import { LeaseGuard, type LeaseGuardOptions } from "../lease/guard.ts";
@@ -55,6 +55,8 @@ export interface LiveJob {
   input: unknown;
   /** File URL of the agent module. */
   agentUrl: string;
+  /** How the agent's workers are shared between jobs; absent for a fresh worker per job. */
+  sharing?: Sharing;
   /** Set once a terminal outcome is decided. */
   ended: boolean;
   /** Set when a cancel was accepted; the terminal will be CANCELLED. */
@@ -97,6 +99,8 @@ export interface LiveJobInit {
   input?: unknown;
   /** File URL of the agent module (default none). */
   agentUrl?: string;
+  /** How the agent's workers are shared between jobs. */
+  sharing?: Sharing;
   /** `lease_constraints.expires_at` in epoch ms. */
   expiresMs?: number;
   /** Budget counters, when the lease has `cost.budget`. */
@@ -127,6 +131,7 @@ export function newLiveJob(init: LiveJobInit): LiveJob {
       : new LeaseGuard({}, undefined, undefined),
     abort: new AbortController(),
     agentUrl: init.agentUrl ?? "",
+    ...(init.sharing ? { sharing: init.sharing } : {}),
     ended: false,
     cancelling: false,
     timers: [],

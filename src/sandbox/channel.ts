@@ -5,6 +5,7 @@
  */
 import type { WorkerPermissions } from "./permissions.ts";
 import type { HostMessage } from "./worker/wire.ts";
+import type { Sharing } from "./sandbox.ts";
 
 /** What launching a worker needs. */
 export interface LaunchSpec {
@@ -22,6 +23,8 @@ export interface LaunchSpec {
    * routes its `fetch` through it.
    */
   egress: readonly string[];
+  /** How the agent's workers are shared between jobs; absent for a fresh worker per job. */
+  sharing?: Sharing;
 }
 
 /** Receives what a worker does. */
@@ -37,23 +40,35 @@ export interface ChannelHandlers {
   crash(reason: string, cap?: string): void;
 }
 
-/** A channel to one worker. */
+/**
+ * How a job left its worker: `done` (it returned a result), `failed` (the
+ * agent failed by itself: it threw, exited or broke a cap) or `forced` (the
+ * runtime ended it while it ran: a cancel past its grace, a timeout, a lost
+ * heartbeat). Only `done` leaves a shared worker fit for another job.
+ */
+export type JobExit = "done" | "failed" | "forced";
+
+/** A channel to one job in one worker. */
 export interface AgentChannel {
+  /** The job's slot in its worker: every message about the job names it. */
+  readonly slot: number;
   /** Posts a message to the worker. */
   post(msg: HostMessage): void;
   /**
-   * Ends the worker (a launcher with a process per job kills that process).
+   * Ends the job's use of the worker. A fresh worker (the default) goes with
+   * it, process and all; a shared one goes on serving other jobs unless the
+   * job did not end `done`, which retires it.
    *
-   * @param forced the agent had not finished by itself, so it may be stuck in
-   *   synchronous code that `Worker.terminate()` cannot interrupt (Deno 2.9)
+   * @param how how the job ended
    */
-  kill(forced: boolean): void;
+  end(how: JobExit): void;
 }
 
 /** Starts workers. */
 export interface AgentLauncher {
   /**
-   * Starts a worker for one job.
+   * Starts a job in a worker: a fresh one, or for an agent with `sharing`, a
+   * worker of the identical key that has room.
    *
    * @param spec what to start
    * @param handlers where its messages and death go

@@ -35,6 +35,10 @@ export interface RawDescription {
   version: unknown;
   /** Description, as the module gave it. */
   description?: unknown;
+  /** `reuse`, as the module gave it. */
+  reuse?: unknown;
+  /** `concurrency`, as the module gave it. */
+  concurrency?: unknown;
 }
 
 /** The module every describer process imports before the agent. */

@@ -1,16 +1,28 @@
 /**
- * Runs each job's agent worker in a sandbox process of its own, with a V8
+ * Runs agent workers in sandbox processes: one worker per process, with a V8
  * heap cap and Deno permissions that deny the runtime's own state, and
- * SIGKILLs that process when the job ends for any reason: threads, timers
- * and memory the agent created cannot outlive its job, and nothing of one
- * job is visible to another. A small pool of idle, already connected
- * processes keeps process start off the path from submit to first event;
- * a process never serves a second job.
+ * SIGKILLs a process when its last job ends, so threads, timers and memory
+ * an agent created cannot outlive its job.
+ *
+ * By default each job gets a fresh process and worker, and nothing of one
+ * job is visible to another. Start-up stays off the path from submit to
+ * first event: the pool keeps processes whose worker already runs the agent
+ * with the exact permissions recent jobs needed (keyed by
+ * {@linkcode workerKey}), sized by recent demand within `warmMax`, plus
+ * idle processes without a worker for keys it has not seen. An agent that
+ * asks for `reuse` or `concurrency` shares its workers between jobs of the
+ * identical key (principal included), within its limits.
  *
  * @module
  */
 import { type Logger, silentLogger } from "../logger.ts";
-import type { AgentChannel, AgentLauncher, ChannelHandlers, LaunchSpec } from "./channel.ts";
+import type {
+  AgentChannel,
+  AgentLauncher,
+  ChannelHandlers,
+  JobExit,
+  LaunchSpec,
+} from "./channel.ts";
 import { makeControlDir } from "./control_socket.ts";
 import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
@@ -22,6 +34,8 @@ import { childRunFlags } from "./child_run.ts";
 import { findDenoDir } from "./protected_paths.ts";
 import { denyFlags } from "./deny_flags.ts";
 import type { Protection } from "./protection.ts";
+import type { Sharing } from "./sandbox.ts";
+import { WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -37,8 +51,26 @@ export interface HostLauncherOptions {
   denyPaths?: string[];
   /** The runtime's protected paths and listeners, denied to the whole process. */
   protection?: Protection;
-  /** Idle, connected processes kept ready for the next jobs (default 2; 0 starts each on demand). */
+  /**
+   * Idle, connected processes kept ready for the next jobs (default 2; 0
+   * starts each on demand). While jobs arrive, the pool holds processes
+   * whose worker already runs the agent the jobs need instead, as many as
+   * the recent rate calls for, up to `warmMax`.
+   */
   warmPool?: number;
+  /**
+   * Most warm processes held ready at once (default 8): each holds ~50 MiB,
+   * so this is the pool's memory budget.
+   */
+  warmMax?: number;
+  /**
+   * Jobs one sandbox process serves, one after another, each in a fresh
+   * worker (default 100; 1 gives every job a process of its own). A process
+   * only takes the next job of the identical key, and only after its last
+   * job ended with a result and left nothing running; any other outcome
+   * kills it.
+   */
+  jobsPerProcess?: number;
   /** The deno executable (default: the one running the runtime). */
   denoPath?: string;
   /**
@@ -59,9 +91,16 @@ export interface HostLauncherOptions {
 const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 
 /** Defaults of the {@linkcode HostLauncherOptions} that have one. */
-export const DEFAULT_HOST_OPTIONS: { heapMb: number; warmPool: number } = {
+export const DEFAULT_HOST_OPTIONS: {
+  heapMb: number;
+  warmPool: number;
+  warmMax: number;
+  jobsPerProcess: number;
+} = {
   heapMb: 512,
   warmPool: 2,
+  warmMax: 8,
+  jobsPerProcess: 100,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -70,15 +109,53 @@ const CONNECT_TIMEOUT_MS = 30_000;
 /** Pool processes that may fail to start in a row before the pool stops refilling. */
 const MAX_POOL_FAILURES = 3;
 
-/** Launches each job's worker in a sandbox process of its own. */
+/** How often the pool drops warm workers nobody asks for any more (ms). */
+const TRIM_MS = 5_000;
+
+/** Takes the newest process of a list whose worker is ready, if any. */
+function takeReady(list: SandboxProcess[] | undefined): SandboxProcess | undefined {
+  if (!list) return undefined;
+  for (let i = list.length - 1; i >= 0; i--) {
+    if (list[i].workerReady) return list.splice(i, 1)[0];
+  }
+  return undefined;
+}
+
+/** A worker shared by jobs of one key. */
+interface SharedWorker {
+  proc: SandboxProcess;
+  sharing: Sharing;
+  /** Jobs it has taken in all. */
+  served: number;
+  /** Set once it takes no more jobs; it goes when its last job does. */
+  retiring: boolean;
+  idle?: ReturnType<typeof setTimeout>;
+}
+
+/** Launches agent workers in sandbox processes, one worker per process. */
 export class HostLauncher implements AgentLauncher {
   #spawn: SpawnSpec;
   #poolSize: number;
-  /** Idle processes, oldest first. */
+  #warmMax: number;
+  #jobsPerProcess: number;
+  /** Idle processes without a worker, oldest first. */
   #idle: SandboxProcess[] = [];
-  /** Every process alive, idle or serving a job. */
+  /** Idle processes whose worker was started ahead, by worker key, oldest first. */
+  #warm = new Map<string, SandboxProcess[]>();
+  /**
+   * Idle processes that served a job and run a fresh worker for the next one,
+   * by the principal's worker key, oldest first; `base` is the key without
+   * the principal, under which demand is counted.
+   */
+  #recycled = new Map<string, { base: string; procs: SandboxProcess[] }>();
+  /** Workers shared between jobs, by worker key. */
+  #shared = new Map<string, SharedWorker[]>();
+  /** Every process alive, idle or serving. */
   #all = new Set<SandboxProcess>();
+  #demand = new WarmDemand();
   #poolFailures = 0;
+  #refillQueued = false;
+  #trim: ReturnType<typeof setInterval>;
   #closed = false;
 
   /**
@@ -117,6 +194,8 @@ export class HostLauncher implements AgentLauncher {
   constructor(controlDir: string, options: HostLauncherOptions = {}) {
     const heapMb = options.heapMb ?? DEFAULT_HOST_OPTIONS.heapMb;
     this.#poolSize = options.warmPool ?? DEFAULT_HOST_OPTIONS.warmPool;
+    this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? DEFAULT_HOST_OPTIONS.warmMax);
+    this.#jobsPerProcess = options.jobsPerProcess ?? DEFAULT_HOST_OPTIONS.jobsPerProcess;
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: childEnv(),
@@ -136,6 +215,8 @@ export class HostLauncher implements AgentLauncher {
         HOST_MAIN,
       ],
     };
+    this.#trim = setInterval(() => this.#refill(), TRIM_MS);
+    Deno.unrefTimer(this.#trim);
     this.#refill();
   }
 
@@ -156,64 +237,234 @@ export class HostLauncher implements AgentLauncher {
 
   /** Process ids of the processes serving jobs now. */
   get busyPids(): number[] {
-    return [...this.#all].filter((p) => p.jobId !== undefined).map((p) => p.pid);
+    return [...this.#all].filter((p) => p.active > 0).map((p) => p.pid);
+  }
+
+  /** Processes waiting for a job now: without a worker, and with one started ahead. */
+  get warmCount(): { idle: number; warm: number } {
+    let warm = 0;
+    for (const list of this.#warm.values()) warm += list.length;
+    for (const r of this.#recycled.values()) warm += r.procs.length;
+    return { idle: this.#idle.length, warm };
   }
 
   #start(): SandboxProcess {
     const proc = new SandboxProcess(this.#spawn, (p) => {
       this.#all.delete(p);
-      const i = this.#idle.indexOf(p);
-      if (i >= 0) {
-        this.#idle.splice(i, 1);
-        // An idle process that died never served a job: refill, but not forever.
-        if (++this.#poolFailures < MAX_POOL_FAILURES) this.#refill();
-      }
+      this.#forget(p);
     });
     this.#all.add(proc);
     return proc;
   }
 
-  /** Tops the pool up in the background. */
+  /** Drops a process that exited from whichever list held it; refills for an idle one. */
+  #forget(p: SandboxProcess): void {
+    const i = this.#idle.indexOf(p);
+    if (i >= 0) {
+      this.#idle.splice(i, 1);
+      // An idle process that died never served a job: refill, but not forever.
+      if (++this.#poolFailures < MAX_POOL_FAILURES) this.#queueRefill();
+      return;
+    }
+    for (const [key, list] of this.#warm) {
+      const w = list.indexOf(p);
+      if (w < 0) continue;
+      list.splice(w, 1);
+      if (list.length === 0) this.#warm.delete(key);
+      this.#demand.warmFailed(key);
+      this.#queueRefill();
+      return;
+    }
+    for (const [key, r] of this.#recycled) {
+      const w = r.procs.indexOf(p);
+      if (w < 0) continue;
+      r.procs.splice(w, 1);
+      if (r.procs.length === 0) this.#recycled.delete(key);
+      return;
+    }
+    for (const [key, list] of this.#shared) {
+      const s = list.findIndex((x) => x.proc === p);
+      if (s < 0) continue;
+      clearTimeout(list[s].idle);
+      list.splice(s, 1);
+      if (list.length === 0) this.#shared.delete(key);
+      return;
+    }
+  }
+
+  #queueRefill(): void {
+    if (this.#refillQueued) return;
+    this.#refillQueued = true;
+    queueMicrotask(() => {
+      this.#refillQueued = false;
+      this.#refill();
+    });
+  }
+
+  /**
+   * Brings the pool to what recent demand calls for: workers started ahead
+   * for the keys in use, idle processes for the rest (at least `warmPool` in
+   * all), and no more than `warmMax`. Warm workers of keys no longer in use
+   * are stopped.
+   */
   #refill(): void {
-    while (!this.#closed && this.#idle.length < this.#poolSize) {
+    if (this.#closed) return;
+    const wanted = this.#poolSize === 0 ? [] : this.#demand.wanted(Date.now(), this.#warmMax);
+    const want = new Map(wanted.map((w) => [w.key, w.n]));
+    for (const [key, list] of this.#warm) {
+      if (want.has(key)) continue;
+      for (const p of list) p.kill();
+      this.#warm.delete(key);
+    }
+    // Recycled processes count first: they cost nothing more to keep, while
+    // their key is in use and the budget allows (the oldest go first).
+    let budget = this.#warmMax;
+    const recycledOf = new Map<string, number>();
+    for (const [key, r] of [...this.#recycled].reverse()) {
+      if (!want.has(r.base)) r.procs.splice(0).forEach((p) => p.kill());
+      while (r.procs.length > Math.max(0, budget)) r.procs.shift()!.kill();
+      budget -= r.procs.length;
+      if (r.procs.length === 0) this.#recycled.delete(key);
+      recycledOf.set(r.base, (recycledOf.get(r.base) ?? 0) + r.procs.length);
+    }
+    let warm = 0;
+    for (const w of wanted) {
+      const n = Math.max(0, Math.min(w.n - (recycledOf.get(w.key) ?? 0), budget));
+      budget -= n;
+      const list = this.#warm.get(w.key) ?? [];
+      while (list.length > n) list.shift()!.kill();
+      while (list.length < n) list.push(this.#startWarm(w.template));
+      if (list.length > 0) this.#warm.set(w.key, list);
+      else this.#warm.delete(w.key);
+      warm += list.length + (recycledOf.get(w.key) ?? 0);
+    }
+    const idle = Math.max(0, this.#poolSize - warm);
+    while (this.#idle.length > idle) this.#idle.shift()!.kill();
+    while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES) {
       const proc = this.#start();
       this.#idle.push(proc);
       proc.ready.then(() => void (this.#poolFailures = 0), () => {});
     }
   }
 
+  /** A process whose worker starts now, ahead of the job that will use it. */
+  #startWarm(template: WorkerTemplate): SandboxProcess {
+    const started = performance.now();
+    const proc = this.#start();
+    proc.launch(template);
+    proc.ready.then(() => this.#demand.readyTook(performance.now() - started), () => {});
+    return proc;
+  }
+
   /**
-   * Starts a worker for one job in a process of its own: an idle one from
-   * the pool when there is one, else a fresh one.
+   * A process for a job: one of its principal's that served the same key and
+   * runs a fresh worker for it, one whose worker was started ahead for the
+   * key, an idle one, or a new one.
+   */
+  #take(spec: LaunchSpec): SandboxProcess {
+    const own = workerKey(spec, true);
+    const base = workerKey(spec, false);
+    const recycled = this.#recycled.get(own);
+    const warm = this.#warm.get(base);
+    // A worker that has loaded its agent first, the newest first (an older
+    // one may be about to be trimmed); then one still loading; then any process.
+    const proc = takeReady(recycled?.procs) ?? takeReady(warm) ?? recycled?.procs.pop() ??
+      warm?.pop() ?? this.#idle.shift() ?? this.#start();
+    if (recycled?.procs.length === 0) this.#recycled.delete(own);
+    if (warm?.length === 0) this.#warm.delete(base);
+    proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
+    return proc;
+  }
+
+  /**
+   * Starts a job: in a fresh worker (one started ahead for its key when the
+   * pool has one), or for an agent with `sharing`, in a worker of its key
+   * that has room.
    *
    * @param spec what to start
    * @param handlers where its messages go
-   * @returns the channel; killing it kills the process
+   * @returns the channel; ending it ends or releases the worker
    */
   launch(spec: LaunchSpec, handlers: ChannelHandlers): AgentChannel {
     if (this.#closed) throw new Error("sandbox is closed");
-    const proc = this.#idle.shift() ?? this.#start();
     this.#poolFailures = 0;
-    queueMicrotask(() => this.#refill());
-    proc.attach(spec.jobId, handlers);
-    proc.send({
-      c: "launch",
-      id: spec.jobId,
-      agentUrl: spec.agentUrl,
-      permissions: spec.permissions,
-      egress: spec.egress,
-    });
+    if (spec.sharing) return this.#launchShared(workerKey(spec), spec, spec.sharing, handlers);
+    const key = workerKey(spec, false);
+    this.#demand.note(key, spec, Date.now());
+    const proc = this.#take(spec);
+    this.#queueRefill();
+    const j = proc.attach(spec.jobId, handlers);
     return {
+      slot: j,
       post: (msg) => proc.send({ c: "post", msg }),
-      kill: () => proc.release(),
+      end: (how) => {
+        proc.detach(j);
+        if (how !== "done") return proc.kill();
+        this.#demand.served(key);
+        if (proc.served >= this.#jobsPerProcess || this.#closed) return proc.kill();
+        this.#recycle(key, workerKey(spec, true), proc);
+      },
+    };
+  }
+
+  /**
+   * Readies a process whose job ended with a result for the next job of the
+   * same key, in a fresh worker; it rejoins the warm pool once the process
+   * confirms that nothing of the last job still runs.
+   */
+  async #recycle(base: string, own: string, proc: SandboxProcess): Promise<void> {
+    if (!(await proc.recycle()) || this.#closed) return proc.kill();
+    const r = this.#recycled.get(own) ?? { base, procs: [] };
+    r.procs.push(proc);
+    this.#recycled.set(own, r);
+    this.#queueRefill();
+  }
+
+  #launchShared(
+    key: string,
+    spec: LaunchSpec,
+    sharing: Sharing,
+    handlers: ChannelHandlers,
+  ): AgentChannel {
+    const list = this.#shared.get(key) ?? [];
+    let w = list.find((x) => !x.retiring && !x.proc.dead && x.proc.active < x.sharing.concurrency);
+    if (!w) {
+      w = { proc: this.#take(spec), sharing, served: 0, retiring: false };
+      list.push(w);
+      this.#shared.set(key, list);
+      this.#queueRefill();
+    }
+    const worker = w;
+    clearTimeout(worker.idle);
+    if (++worker.served >= sharing.maxJobs) worker.retiring = true;
+    const proc = worker.proc;
+    const j = proc.attach(spec.jobId, handlers);
+    return {
+      slot: j,
+      post: (msg) => proc.send({ c: "post", msg }),
+      end: (how: JobExit) => {
+        proc.detach(j);
+        if (how !== "done") worker.retiring = true;
+        if (proc.active > 0) return;
+        if (worker.retiring) proc.kill();
+        else {
+          worker.idle = setTimeout(() => proc.kill(), sharing.idleSec * 1000);
+          Deno.unrefTimer(worker.idle);
+        }
+      },
     };
   }
 
   /** Kills every process, waits for them to exit and removes the control directory. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#trim);
+    for (const list of this.#shared.values()) for (const w of list) clearTimeout(w.idle);
     const procs = [...this.#all];
     this.#idle = [];
+    this.#warm.clear();
+    this.#recycled.clear();
+    this.#shared.clear();
     for (const p of procs) p.kill();
     await Promise.all(procs.map((p) => p.process.status.catch(() => {})));
     await Deno.remove(this.#spawn.controlDir, { recursive: true }).catch(() => {});

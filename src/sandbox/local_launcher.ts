@@ -49,13 +49,16 @@ export class LocalLauncher implements AgentLauncher {
     };
     worker.onmessageerror = () => handlers.crash("agent sent a message that could not be read");
     return {
+      // One job per worker here: agents' `reuse` and `concurrency` apply to
+      // sandbox processes only.
+      slot: 0,
       post: (msg) => {
         if (alive) worker.postMessage(msg);
       },
-      // A forced kill of a worker stuck in synchronous code may leave its
+      // A forced end of a worker stuck in synchronous code may leave its
       // thread running (Deno 2.9); only a process boundary fixes that, which
       // is why production uses HostLauncher.
-      kill: end,
+      end,
     };
   }
 

@@ -167,13 +167,22 @@ export function permissionsForLease(
   lease: Lease,
   options: PermissionOptions = {},
 ): WorkerPermissions {
-  const deniedRead = deniedForms(options.denyPaths ?? []);
-  const deniedWrite = deniedForms([...options.denyPaths ?? [], ...options.denyWritePaths ?? []]);
-  const paths = (globs: readonly string[] | undefined, denied: string[]): string[] | false =>
-    unique((globs ?? []).map(staticPrefix).filter((p) => p !== undefined && grantable(p, denied)));
+  // Resolving the denied paths costs a realpath each: only a lease with
+  // filesystem globs needs them.
+  const paths = (
+    globs: readonly string[] | undefined,
+    denied: () => string[],
+  ): string[] | false => {
+    if (!globs?.length) return false;
+    const forms = denied();
+    return unique(globs.map(staticPrefix).filter((p) => p !== undefined && grantable(p, forms)));
+  };
   return {
-    read: paths(lease["fs.read"], deniedRead),
-    write: paths(lease["fs.write"], deniedWrite),
+    read: paths(lease["fs.read"], () => deniedForms(options.denyPaths ?? [])),
+    write: paths(
+      lease["fs.write"],
+      () => deniedForms([...options.denyPaths ?? [], ...options.denyWritePaths ?? []]),
+    ),
     net: false,
     env: false,
     run: false,

@@ -18,6 +18,7 @@ import type { AgentInventoryEntry } from "../protocol/messages.ts";
 import { WorkerMessageSchema } from "./worker/wire.ts";
 import { workerEntryUrl } from "./worker/entry.ts";
 import { describeInProcess, type DescriberOptions, type RawDescription } from "./describer.ts";
+import { DEFAULT_REUSE, type Sharing } from "./sandbox.ts";
 
 /** One agent version. */
 export interface AgentModule {
@@ -29,6 +30,8 @@ export interface AgentModule {
   description?: string;
   /** File URL of the module. */
   url: string;
+  /** How its workers are shared between jobs; absent for a fresh worker per job. */
+  sharing?: Sharing;
 }
 
 const AGENT_FILE = /\.(ts|js|mjs|mts)$/;
@@ -55,7 +58,42 @@ function checkDescription(raw: RawDescription, url: string): AgentModule {
   if (typeof version !== "string" || !isAgentVersion(version)) {
     throw new Error(`bad agent version ${JSON.stringify(version)}`);
   }
-  return { name, version, ...(typeof description === "string" ? { description } : {}), url };
+  const sharing = sharingOf(raw.reuse, raw.concurrency);
+  return {
+    name,
+    version,
+    ...(typeof description === "string" ? { description } : {}),
+    url,
+    ...(sharing ? { sharing } : {}),
+  };
+}
+
+/** A positive integer option, or its default; anything else is an error naming it. */
+function positiveInt(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === "number" && Number.isInteger(value) && value >= 1) return value;
+  throw new Error(`bad ${name} ${JSON.stringify(value)}: a positive integer`);
+}
+
+/**
+ * An agent's sharing from its raw `reuse` and `concurrency` options.
+ *
+ * @param reuse the module's `reuse`, unchecked
+ * @param concurrency the module's `concurrency`, unchecked
+ * @returns the sharing, or undefined for a fresh worker per job
+ * @throws {Error} naming the malformed option
+ */
+function sharingOf(reuse: unknown, concurrency: unknown): Sharing | undefined {
+  if (reuse === undefined && concurrency === undefined) return undefined;
+  if (reuse !== undefined && (typeof reuse !== "object" || reuse === null)) {
+    throw new Error(`bad reuse ${JSON.stringify(reuse)}: an object`);
+  }
+  const r = (reuse ?? {}) as { maxJobs?: unknown; idleSec?: unknown };
+  return {
+    concurrency: positiveInt(concurrency, "concurrency", 1),
+    maxJobs: positiveInt(r.maxJobs, "reuse.maxJobs", DEFAULT_REUSE.maxJobs),
+    idleSec: positiveInt(r.idleSec, "reuse.idleSec", DEFAULT_REUSE.idleSec),
+  };
 }
 
 /**
@@ -84,6 +122,7 @@ export function describeAgentModule(url: string): Promise<AgentModule> {
       else resolve(mod!);
     };
     worker.onmessage = (e) => {
+      if (e.data?.t === "ready") return;
       const parsed = WorkerMessageSchema.safeParse(e.data);
       if (!parsed.success || parsed.data.t !== "described") {
         return done(new Error("not an agent module"));

@@ -11,6 +11,25 @@ import type { Lease } from "../protocol/lease.ts";
 
 export { checkResult } from "./result_check.ts";
 
+/**
+ * How an agent's workers are shared between jobs, from its `reuse` and
+ * `concurrency` options; absent, each job gets a fresh worker.
+ */
+export interface Sharing {
+  /** Jobs one worker runs at once (1 unless the agent asked for more). */
+  concurrency: number;
+  /** Jobs one worker serves in all before it retires. */
+  maxJobs: number;
+  /** Seconds a worker may sit without a job before it retires. */
+  idleSec: number;
+}
+
+/** Defaults of an agent's `reuse` options. */
+export const DEFAULT_REUSE: { maxJobs: number; idleSec: number } = {
+  maxJobs: 1000,
+  idleSec: 60,
+};
+
 /** What the sandbox needs to start a job. */
 export interface SandboxJob {
   /** The job id. */
@@ -25,6 +44,8 @@ export interface SandboxJob {
   input: unknown;
   /** The effective lease. */
   lease: Lease;
+  /** How the agent's workers are shared; absent for a fresh worker per job. */
+  sharing?: Sharing;
 }
 
 /** How a running agent reports back. Calls arrive in the order the agent made them. */

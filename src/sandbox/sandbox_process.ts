@@ -1,18 +1,20 @@
 /**
  * One sandbox process, as the runtime sees it: spawned with its one-time
  * intro on stdin, connected over its own control socket, its stdout and
- * stderr drained into the operator log, and serving at most one job. Killing
- * it (SIGKILL) ends everything the job started.
+ * stderr drained into the operator log, running at most one worker, which
+ * serves the jobs attached to it (one, unless the agent shares its workers),
+ * each by its slot. Killing it (SIGKILL) ends everything its jobs started.
  *
  * @module
  */
 import type { Logger } from "../logger.ts";
 import type { ChannelHandlers } from "./channel.ts";
 import { type ControlConnection, ControlEndpoint } from "./control_socket.ts";
-import { encodeFrame, FrameTooLarge } from "./host/frames.ts";
+import { encodeFrame, FrameTooLarge, FrameWriter } from "./host/frames.ts";
 import type { HostCommand, HostReport } from "./host/protocol.ts";
 import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES, OutputDrain } from "./output_drain.ts";
 import { webStorageScope } from "./web_storage.ts";
+import { slotOf } from "./worker/slot.ts";
 
 /** How a sandbox process is started. */
 export interface SpawnSpec {
@@ -38,6 +40,35 @@ export interface SpawnSpec {
 
 const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
 
+/** Times a recycled process's threads are counted, {@linkcode RECYCLE_CHECK_MS} apart. */
+const RECYCLE_CHECKS = 20;
+const RECYCLE_CHECK_MS = 25;
+
+/**
+ * How many worker threads a process runs (Web Workers and `node:worker_threads`
+ * alike: Deno names each thread `worker-N`). Read by `cat`, because Deno opens
+ * another process's `/proc` entries only with `--allow-all`.
+ *
+ * @param pid the process
+ * @returns the count, or undefined where `/proc` cannot tell
+ */
+async function workerThreads(pid: number): Promise<number | undefined> {
+  try {
+    const out = await new Deno.Command("/bin/sh", {
+      args: ["-c", 'cat /proc/"$1"/task/*/comm', "sh", String(pid)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+      clearEnv: true,
+    }).output();
+    if (!out.success) return undefined;
+    return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("worker-"))
+      .length;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A spawned sandbox process. */
 export class SandboxProcess {
   readonly process: Deno.ChildProcess;
@@ -45,17 +76,21 @@ export class SandboxProcess {
   readonly ready: Promise<void>;
   #spec: SpawnSpec;
   #control: ControlEndpoint;
-  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  #writing: Promise<void> = Promise.resolve();
+  #out: FrameWriter | undefined;
   /** Commands sent before the channel was up. */
   #queued: Uint8Array[] = [];
-  #jobId: string | undefined;
-  #handlers: ChannelHandlers | undefined;
+  /** The jobs attached to the worker, by slot. */
+  #slots = new Map<number, { jobId: string; handlers: ChannelHandlers }>();
+  #nextSlot = 0;
+  #served = 0;
+  #launched = false;
+  /** Set once the worker reports its agent module loaded. */
+  #workerReady = false;
+  /** Settles a pending {@linkcode recycle}. */
+  #recycled: ((ok: boolean) => void) | undefined;
   #stderr: OutputDrain;
   /** Set once the process is gone or was told to go. */
   #dead = false;
-  /** Set when the runtime ended the job itself: the exit then reports nothing more. */
-  #released = false;
 
   /**
    * Spawns the process and starts connecting it.
@@ -91,9 +126,9 @@ export class SandboxProcess {
       this.#control.close();
       await storage.remove();
       await this.#stderr.done;
-      if (!this.#released && this.#handlers) {
+      if (this.#slots.size > 0) {
         const { reason, cap } = this.#exitReason(status);
-        this.#handlers.crash(reason, cap);
+        this.#crashAll(reason, cap);
       }
       onExit(this);
     });
@@ -104,9 +139,19 @@ export class SandboxProcess {
     return this.process.pid;
   }
 
-  /** The job it serves, once it serves one. */
-  get jobId(): string | undefined {
-    return this.#jobId;
+  /** The jobs it serves now. */
+  get jobIds(): string[] {
+    return [...this.#slots.values()].map((s) => s.jobId);
+  }
+
+  /** Whether its worker was launched. */
+  get launched(): boolean {
+    return this.#launched;
+  }
+
+  /** Whether its worker has loaded the agent and can start a job at once. */
+  get workerReady(): boolean {
+    return this.#workerReady;
   }
 
   /** Whether it has exited or was killed. */
@@ -125,7 +170,7 @@ export class SandboxProcess {
   }
 
   #sink(stream: "stdout" | "stderr") {
-    const fields = () => ({ job: this.#jobId ?? "(idle)", pid: this.pid, stream });
+    const fields = () => ({ job: this.jobIds.join(",") || "(idle)", pid: this.pid, stream });
     return {
       line: (text: string) => this.#spec.log.info("agent output", { ...fields(), line: text }),
       dropped: (count: number) =>
@@ -154,8 +199,8 @@ export class SandboxProcess {
   }
 
   #serve({ conn, frames }: ControlConnection): void {
-    this.#writer = conn.writable.getWriter();
-    for (const bytes of this.#queued) this.#write(bytes);
+    this.#out = new FrameWriter(conn.writable);
+    for (const bytes of this.#queued) this.#out.write(bytes);
     this.#queued = [];
     this.#read(frames);
   }
@@ -173,9 +218,18 @@ export class SandboxProcess {
   }
 
   #dispatch(r: HostReport): void {
-    if (this.#released || !this.#handlers) return;
-    if ("m" in r) this.#handlers.message(r.m);
-    else if ("rss" in r) {
+    if (this.#dead) return;
+    if ("m" in r) {
+      const j = slotOf(r.m);
+      if (j === undefined && (r.m as { t?: unknown })?.t === "ready") {
+        this.#workerReady = true;
+        return;
+      }
+      // A message about no job (a beat, an exit, or one too broken to name
+      // its slot) is about the whole worker: every job hears it.
+      if (j === undefined) { for (const s of [...this.#slots.values()]) s.handlers.message(r.m); }
+      else this.#slots.get(j)?.handlers.message(r.m);
+    } else if ("rss" in r) {
       if (typeof r.rss === "number" && r.rss > this.#spec.memoryMb * 1024 * 1024) {
         this.fail(
           `agent's sandbox process reached ${Math.round(r.rss / 1048576)} MiB of memory; ` +
@@ -183,14 +237,20 @@ export class SandboxProcess {
           "memory",
         );
       }
+    } else if ("recycled" in r) {
+      // Everything the old worker sent came before this report: the new
+      // worker's jobs count their slots from 0 again.
+      this.#nextSlot = 0;
+      this.#recycled?.(true);
+      this.#recycled = undefined;
     } else if ("crash" in r) {
-      this.fail(String(r.crash), typeof r.cap === "string" ? r.cap : undefined);
+      const cap = typeof r.cap === "string" ? r.cap : undefined;
+      const slot = typeof r.j === "number" ? this.#slots.get(r.j) : undefined;
+      if (slot) {
+        this.#slots.delete(r.j!);
+        slot.handlers.crash(String(r.crash), cap);
+      } else if (r.j === undefined) this.fail(String(r.crash), cap);
     }
-  }
-
-  #write(bytes: Uint8Array): void {
-    const writer = this.#writer!;
-    this.#writing = this.#writing.then(() => writer.write(bytes)).catch(() => {});
   }
 
   /**
@@ -201,42 +261,103 @@ export class SandboxProcess {
   send(cmd: HostCommand): void {
     if (this.#dead) return;
     const bytes = encodeFrame(cmd);
-    if (this.#writer) this.#write(bytes);
+    if (this.#out) this.#out.write(bytes);
     else this.#queued.push(bytes);
   }
 
   /**
-   * Gives this process its one job.
+   * Starts the process's one worker (for a job, or ahead of one).
    *
-   * @param jobId the job
-   * @param handlers where its worker's messages and end go
+   * @param cmd what the worker runs and with which permissions
    */
-  attach(jobId: string, handlers: ChannelHandlers): void {
-    this.#jobId = jobId;
-    this.#handlers = handlers;
+  launch(cmd: Omit<Extract<HostCommand, { c: "launch" }>, "c">): void {
+    if (this.#launched) return;
+    this.#launched = true;
+    this.send({ c: "launch", ...cmd });
   }
 
   /**
-   * Ends the job with a reason the runtime names, then kills the process.
+   * Attaches a job to the worker. Slots count from 0 for each worker, so a
+   * fresh worker's only job is slot 0.
    *
-   * @param reason the job's error message
+   * @param jobId the job
+   * @param handlers where its worker's messages and end go
+   * @returns the job's slot
+   */
+  attach(jobId: string, handlers: ChannelHandlers): number {
+    const j = this.#nextSlot++;
+    this.#served++;
+    this.#slots.set(j, { jobId, handlers });
+    return j;
+  }
+
+  /**
+   * Detaches a job: nothing more of it reaches its handlers.
+   *
+   * @param j its slot
+   */
+  detach(j: number): void {
+    this.#slots.delete(j);
+  }
+
+  /** Jobs attached now. */
+  get active(): number {
+    return this.#slots.size;
+  }
+
+  /** Jobs it has taken in all. */
+  get served(): number {
+    return this.#served;
+  }
+
+  /**
+   * Replaces the worker, whose job ended with a result, with a fresh one
+   * like it, for the next job of the same key; then checks, from outside,
+   * that the process runs exactly one worker thread. A `node:worker_threads`
+   * thread busy in a loop survives its parent worker (Deno 2.9.6, measured),
+   * so a process with more is not fit for another job.
+   *
+   * @returns true once the new worker runs alone; false when the process is
+   *   not fit for another job, cannot be checked (no `/proc`) or died
+   */
+  async recycle(): Promise<boolean> {
+    if (this.#dead || this.#slots.size > 0) return false;
+    const { promise, resolve } = Promise.withResolvers<boolean>();
+    this.#recycled = resolve;
+    this.#workerReady = false;
+    this.send({ c: "next" });
+    if (!(await promise)) return false;
+    // The old worker's thread exits shortly after its terminate.
+    for (let i = 0; i < RECYCLE_CHECKS; i++) {
+      const threads = await workerThreads(this.pid);
+      if (threads === 1) return !this.#dead;
+      if (threads === undefined || this.#dead) return false;
+      await new Promise((r) => setTimeout(r, RECYCLE_CHECK_MS));
+    }
+    return false;
+  }
+
+  #crashAll(reason: string, cap?: string): void {
+    const slots = [...this.#slots.values()];
+    this.#slots.clear();
+    for (const s of slots) s.handlers.crash(reason, cap);
+  }
+
+  /**
+   * Ends every job attached with a reason the runtime names, then kills the process.
+   *
+   * @param reason the jobs' error message
    * @param cap the limit it hit, if any
    */
   fail(reason: string, cap?: string): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#handlers?.crash(reason, cap);
-    this.kill();
-  }
-
-  /** Detaches the job (the runtime ended it) and kills the process. */
-  release(): void {
-    this.#released = true;
+    this.#crashAll(reason, cap);
     this.kill();
   }
 
   /** SIGKILLs the process: its worker, threads and memory go with it. */
   kill(): void {
+    this.#recycled?.(false);
+    this.#recycled = undefined;
     this.#dead = true;
     this.#control.close();
     try {

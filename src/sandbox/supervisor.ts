@@ -11,7 +11,7 @@ import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { EVENT_BODIES, isReservedKind, VENDOR_KIND } from "../protocol/events.ts";
 import { describeZodError } from "../protocol/envelope.ts";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../protocol/nesting.ts";
-import type { AgentChannel, AgentLauncher } from "./channel.ts";
+import type { AgentChannel, AgentLauncher, JobExit } from "./channel.ts";
 import {
   BEAT_INTERVAL_MS,
   EVENT_WINDOW,
@@ -202,15 +202,15 @@ export class SupervisedSandbox implements Sandbox {
     let pendingCalls = 0;
     let lastBeat = Date.now() + this.#startGraceMs - this.#beatMs;
     let channel: AgentChannel | undefined;
-    const finish = (forced: boolean) => {
+    const finish = (how: JobExit) => {
       done = true;
       clearTimeout(watchdog);
-      channel?.kill(forced);
+      channel?.end(how);
     };
     /** Ends the job; `forced` unless the agent itself finished (threw, or its worker died). */
     const fail = (error: ArcpError, forced = true) => {
       if (done) return;
-      finish(forced);
+      finish(forced ? "forced" : "failed");
       listener.onError(error);
     };
     const credit = () => {
@@ -219,7 +219,7 @@ export class SupervisedSandbox implements Sandbox {
     };
     const grant = () => {
       if (toGrant === 0 || done) return;
-      channel!.post({ t: "credit", n: toGrant });
+      channel!.post({ t: "credit", j: channel!.slot, n: toGrant });
       toGrant = 0;
     };
     let due = Date.now() + this.#beatMs;
@@ -323,11 +323,12 @@ export class SupervisedSandbox implements Sandbox {
             return;
           }
           listener.onCall(msg.op, msg.args).then(
-            (value) => channel!.post({ t: "reply", id: msg.id, ok: true, value }),
+            (value) => channel!.post({ t: "reply", j: msg.j, id: msg.id, ok: true, value }),
             (err) => {
               const e = toArcpError(err);
               channel!.post({
                 t: "reply",
+                j: msg.j,
                 id: msg.id,
                 ok: false,
                 code: e.code,
@@ -345,7 +346,7 @@ export class SupervisedSandbox implements Sandbox {
             fail(err as ArcpError);
             return;
           }
-          finish(false);
+          finish("done");
           listener.onResult(value);
           return;
         }
@@ -369,6 +370,7 @@ export class SupervisedSandbox implements Sandbox {
           );
           return;
         case "described":
+        case "ready":
           return;
       }
     };
@@ -379,6 +381,7 @@ export class SupervisedSandbox implements Sandbox {
         agentUrl: job.agentUrl,
         permissions,
         egress: job.lease["net.fetch"] ?? [],
+        ...(job.sharing ? { sharing: job.sharing } : {}),
       }, {
         message: onMessage,
         crash: (reason, cap) =>
@@ -393,6 +396,7 @@ export class SupervisedSandbox implements Sandbox {
     }
     channel.post({
       t: "start",
+      j: channel.slot,
       jobId: job.jobId,
       traceId: job.traceId,
       input: job.input,
@@ -401,10 +405,10 @@ export class SupervisedSandbox implements Sandbox {
     });
     return {
       abort: (reason) => {
-        if (!done) channel!.post({ t: "abort", reason });
+        if (!done) channel!.post({ t: "abort", j: channel!.slot, reason });
       },
       kill: () => {
-        if (!done) finish(true);
+        if (!done) finish("forced");
       },
     };
   }

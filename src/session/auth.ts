@@ -94,9 +94,9 @@ export class HelloThrottle {
    * before the failure may be answered.
    *
    * @param addr the address
-   * @returns resolves when the refusal may be sent
+   * @returns resolves when the refusal may be sent, with how long it was held (ms; 0 when not)
    */
-  async failed(addr: string): Promise<void> {
+  async failed(addr: string): Promise<number> {
     const now = Date.now();
     if (this.#failures.size > 1024) this.#forgetStale(now);
     const recent = (this.#failures.get(addr) ?? []).filter((t) => now - t < this.#windowMs);
@@ -106,7 +106,7 @@ export class HelloThrottle {
     this.#failures.set(addr, recent);
     const excess = recent.length - this.#max;
     const held = this.#held.get(addr) ?? 0;
-    if (excess <= 0 || held >= this.#maxHeld) return;
+    if (excess <= 0 || held >= this.#maxHeld) return 0;
     this.#held.set(addr, held + 1);
     const delay = Math.min(this.#maxDelayMs, 1000 * 2 ** Math.min(excess - 1, 30));
     try {
@@ -116,6 +116,7 @@ export class HelloThrottle {
       if (left > 0) this.#held.set(addr, left);
       else this.#held.delete(addr);
     }
+    return delay;
   }
 
   #forgetStale(now: number): void {

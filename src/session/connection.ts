@@ -16,6 +16,7 @@ import type { Transport, TransportHandler } from "../transport/transport.ts";
 import type { ConnectionContext } from "./context.ts";
 import { handshake, type HandshakeHost } from "./handshake.ts";
 import type { Heartbeat } from "./heartbeat.ts";
+import type { DropReason } from "./operator_events.ts";
 import { type Route, routeOf } from "./routes.ts";
 import type { Session } from "./session.ts";
 
@@ -29,6 +30,10 @@ export class Connection implements TransportHandler {
   #queue: Promise<void> = Promise.resolve();
   #heartbeat: Heartbeat | undefined;
   #helloTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The runtime closed or dropped the socket itself (this connection or its session did). */
+  #closedHere = false;
+  /** Why the session is reported dropped when the socket goes, if the runtime knows better than "gone". */
+  #dropReason: DropReason | undefined;
 
   /**
    * @param ctx what connections share
@@ -36,11 +41,14 @@ export class Connection implements TransportHandler {
    */
   constructor(ctx: ConnectionContext, transport: Transport) {
     this.#ctx = ctx;
-    this.#transport = transport;
+    this.#transport = this.#watched(transport);
     // A socket that never says hello would otherwise be held forever (it
     // may well answer WebSocket pings).
     this.#helloTimer = setTimeout(() => {
       const sec = ctx.helloTimeoutMs / 1000;
+      ctx.events.policyClose("hello_timeout", transport.remoteAddr, undefined, {
+        timeout_sec: sec,
+      });
       this.#reject(
         new ArcpError("INVALID_REQUEST", `type: no session.hello within ${sec} s`, {
           cap: "hello_timeout",
@@ -79,9 +87,38 @@ export class Connection implements TransportHandler {
     this.#closed = true;
     clearTimeout(this.#helloTimer);
     this.#heartbeat?.stop();
-    if (this.#session?.detach(this.#transport)) {
-      this.#ctx.store.write([this.#session.recordWrite()]).catch(() => {});
+    const session = this.#session;
+    if (session?.detach(this.#transport)) {
+      this.#ctx.store.write([session.recordWrite()]).catch(() => {});
+      // A socket the runtime closed on purpose (bye, shutdown, a slow
+      // reader, a takeover) is not a drop; the lost heartbeat is one it
+      // closed because the client was already gone.
+      const reason = this.#dropReason ?? (this.#closedHere ? undefined : "socket_gone");
+      if (reason) this.#ctx.events.sessionDropped(reason, this.#transport.remoteAddr, session);
     }
+  }
+
+  /**
+   * The transport as this connection and its session use it, noting
+   * whether the runtime closed it (so a close it did not make is a drop).
+   */
+  #watched(transport: Transport): Transport {
+    return {
+      send: (text) => transport.send(text),
+      close: (code, reason) => {
+        this.#closedHere = true;
+        transport.close(code, reason);
+      },
+      abort: () => {
+        this.#closedHere = true;
+        transport.abort();
+      },
+      remoteAddr: transport.remoteAddr,
+      secure: transport.secure,
+      get bufferedAmount() {
+        return transport.bufferedAmount;
+      },
+    };
   }
 
   async #route(env: Envelope): Promise<void> {
@@ -156,6 +193,10 @@ export class Connection implements TransportHandler {
       isClosed: () => this.#closed,
       reject: (err) => this.#reject(err),
       close: () => this.#close(),
+      lost: () => {
+        this.#dropReason = "heartbeat_lost";
+        this.#close();
+      },
       adopt: (session) => {
         this.#session = session;
       },

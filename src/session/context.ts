@@ -12,6 +12,7 @@ import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import type { Transport } from "../transport/transport.ts";
 import type { HelloThrottle, TokenTable } from "./auth.ts";
+import type { SessionEvents } from "./operator_events.ts";
 import type { SessionRegistry } from "./registry.ts";
 
 /** What every connection shares. */
@@ -38,4 +39,6 @@ export interface ConnectionContext {
   store: Store;
   /** Operator log. */
   log: Logger;
+  /** Operator events: one log line and one counter each. */
+  events: SessionEvents;
 }

@@ -35,6 +35,8 @@ export interface HandshakeHost {
   reject(err: ArcpError): void;
   /** Closes the connection. */
   close(): void;
+  /** The client fell silent: the session is dropped (reported as such) and the connection closed. */
+  lost(): void;
   /**
    * The session is attached: from here on pings are answered and a close
    * detaches it.
@@ -73,9 +75,8 @@ export async function handshake(
   }
   const principal = ctx.tokens.principalFor(hello.auth.token);
   if (principal === undefined) {
-    ctx.log.warn("hello rejected: bad token", { addr });
     // Held in the tarpit when this address keeps failing; a valid token is never held.
-    await ctx.throttle.failed(addr);
+    ctx.events.helloRejected("bad_token", addr, await ctx.throttle.failed(addr));
     host.reject(new ArcpError("UNAUTHENTICATED", "bearer token not recognised"));
     return;
   }
@@ -83,6 +84,9 @@ export async function handshake(
   let opened: { session: Session; resumeToken: string };
   let release: (() => void) | undefined;
   try {
+    // Opening or resuming a session is a write: while storage fails, say so
+    // at once instead of leaving the hello unanswered until the disk has room.
+    ctx.store.assertWritable();
     release = ctx.sessions.reserve(principal);
     if (hello.resume) {
       opened = await ctx.sessions.resume(principal, hello.resume);
@@ -93,7 +97,10 @@ export async function handshake(
   } catch (err) {
     release?.();
     const e = toArcpError(err);
-    if (e.code === "RESUME_WINDOW_EXPIRED") await ctx.throttle.failed(addr);
+    if (e.code === "RESUME_WINDOW_EXPIRED") {
+      const held = await ctx.throttle.failed(addr);
+      ctx.events.helloRejected("resume_refused", addr, held, hello.resume?.session_id);
+    }
     host.reject(e);
     return;
   }
@@ -120,7 +127,9 @@ export async function handshake(
     session_id: session.sessionId,
     principal,
   });
-  await session.replay();
+  // A replay that did not finish (connection gone, replaced, or ended for a storage fault)
+  // leaves the credentials to the next resume.
+  if (!(await session.replay())) return;
   if (hello.resume) await ctx.jobs.redeliverCredentials(session.sessionId);
 }
 
@@ -143,7 +152,7 @@ function startHeartbeat(intervalSec: number, session: Session, host: HandshakeHo
           "no message from the client for two heartbeat intervals",
         ).toPayload(),
       );
-      host.close();
+      host.lost();
     },
   });
 }

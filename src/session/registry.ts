@@ -11,6 +11,8 @@ import { newSecret, newSessionId, sha256Hex, timingSafeEqual } from "../protocol
 import { nowIso } from "../protocol/time.ts";
 import type { Store } from "../store/store.ts";
 import { Session, type SessionPolicy } from "./session.ts";
+import { SessionEvents } from "./operator_events.ts";
+import { silentLogger } from "../logger.ts";
 
 /** When this process started; sessions it finds attached in KV were orphaned then. */
 const PROCESS_START_MS = Date.now();
@@ -58,6 +60,7 @@ export class SessionRegistry {
   #store: Store;
   #policy: SessionPolicy;
   #limits: SessionLimits;
+  #events: SessionEvents;
   #sessions = new Map<string, Session>();
   #evictTimers = new Map<string, ReturnType<typeof setTimeout>>();
   /** Hellos past the cap check and not yet attached, per principal. */
@@ -69,11 +72,18 @@ export class SessionRegistry {
    * @param store where sessions are kept
    * @param limits tunables
    * @param policy retention and pacing
+   * @param events where sessions report operator events (dropped when omitted)
    */
-  constructor(store: Store, limits: SessionLimits, policy: SessionPolicy) {
+  constructor(
+    store: Store,
+    limits: SessionLimits,
+    policy: SessionPolicy,
+    events: SessionEvents = new SessionEvents(silentLogger()),
+  ) {
     this.#store = store;
     this.#limits = limits;
     this.#policy = policy;
+    this.#events = events;
   }
 
   /**
@@ -144,7 +154,7 @@ export class SessionRegistry {
     // A session whose process died while attached counts as detached from
     // its last write or this process's start, whichever is later (as the sweeper does).
     record.detached_at ??= Math.max(record.updated_at ?? 0, PROCESS_START_MS);
-    return this.#hold(new Session(record, this.#store, this.#policy));
+    return this.#hold(new Session(record, this.#store, this.#policy, this.#events));
   }
 
   /**
@@ -187,6 +197,7 @@ export class SessionRegistry {
    * @param principal its principal
    * @param features negotiated features
    * @returns the session and its first resume token
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` while storage fails
    */
   async create(
     principal: string,
@@ -206,8 +217,11 @@ export class SessionRegistry {
       },
       this.#store,
       this.#policy,
+      this.#events,
     );
-    await this.#store.write([session.recordWrite()]);
+    // Nothing depends on a session not yet welcomed: while storage fails the
+    // hello is refused at once rather than held until the disk has room.
+    await this.#store.write([session.recordWrite()], { failFast: true });
     return { session: this.#hold(session), resumeToken };
   }
 

@@ -27,6 +27,7 @@ import {
   UnsubscribeSchema,
 } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
+import { StoreDamageError } from "../store/damage.ts";
 import type { ConnectionContext } from "./context.ts";
 import { listJobs } from "./list_jobs.ts";
 import type { Session } from "./session.ts";
@@ -151,6 +152,9 @@ async function list(
 async function submit(
   { ctx, session, env, payload }: Inbound<z.output<typeof SubmitSchema>>,
 ): Promise<void> {
+  // A job is a write: while storage fails it is refused now, not accepted
+  // whenever the disk has room again.
+  ctx.store.assertWritable();
   const { accepted, start } = await ctx.jobs.submit({
     sink: session,
     traceId: env.trace_id,
@@ -163,7 +167,11 @@ async function submit(
   else await followReplayedJob(ctx, session, accepted.job_id);
 }
 
-/** A refused submit is a `job.error` under a fresh job id, so the session's seqs stay gap-free. */
+/**
+ * A refused submit is a `job.error` under a fresh job id, so the session's
+ * seqs stay gap-free (a `session.error` while storage fails: see
+ * `Session.sendLoggedError`).
+ */
 async function refuseSubmit(err: ArcpError, { session, env }: Inbound<unknown>): Promise<void> {
   await session.sendLoggedError(newJobId(), env.trace_id, {
     final_status: "error",
@@ -184,7 +192,7 @@ async function followReplayedJob(
   const job = await ctx.store.getJob(jobId);
   if (!job || job.session_id === session.sessionId) return;
   const sub = await ctx.jobs.subscribe(session, jobId, { history: true, fromEventSeq: 0 });
-  await sub.replay();
+  await replayHistory(ctx, session, jobId, sub.replay);
 }
 
 async function cancel(
@@ -208,8 +216,44 @@ async function cancel(
 async function subscribe(
   { ctx, session, payload: req }: Inbound<z.output<typeof SubscribeSchema>>,
 ): Promise<void> {
+  // Subscribing writes (the audit entry, the envelopes stamped into this
+  // session's log): while storage fails it is refused at once.
+  ctx.store.assertWritable();
   const sub = await ctx.jobs.answerSubscribe(session, req, () => session.record.last_seq);
   const { job, payload } = sub;
   session.sendControl("job.subscribed", payload, { job_id: job.job_id, trace_id: job.trace_id });
-  await sub.replay();
+  await replayHistory(ctx, session, job.job_id, sub.replay);
+}
+
+/**
+ * Replays a subscription's history. History that cannot be read whole (an
+ * entry KV refuses, a missing or garbled one) ends the connection with
+ * `session.error INTERNAL_ERROR` naming storage and close 1011, rather
+ * than leaving the subscriber a stream that stopped short; the session
+ * stays resumable.
+ */
+async function replayHistory(
+  ctx: ConnectionContext,
+  session: Session,
+  jobId: string,
+  replay: () => Promise<void>,
+): Promise<void> {
+  try {
+    await replay();
+  } catch (err) {
+    ctx.jobs.unsubscribe(session.sessionId, jobId);
+    // Reading and decoding stored history is all a replay does besides committing, and
+    // commit failures are reported to the session, not thrown.
+    const error = err instanceof ArcpError ? err : new StoreDamageError(
+      "malformed",
+      `the history of job ${jobId} could not be replayed: ${toArcpError(err).message}`,
+      { job_id: jobId },
+    );
+    ctx.log.error("job history replay failed; connection closed", {
+      session_id: session.sessionId,
+      job_id: jobId,
+      error: error.message,
+    });
+    session.endConnection(error, "job history could not be replayed");
+  }
 }

@@ -14,10 +14,14 @@ import type { Feature } from "../protocol/features.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { JobError, MessageType, Payloads } from "../protocol/messages.ts";
 import { type EventSink, type JobEnvelope, jobEnvelope, type Staged } from "../jobs/sink.ts";
+import type { Logger } from "../logger.ts";
+import { StoreDamageError } from "../store/damage.ts";
 import type { KvWrite } from "../store/large_value.ts";
 import type { SessionRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport } from "../transport/transport.ts";
+import { isStorageFailure } from "../store/group_commit.ts";
+import type { SessionEvents } from "./operator_events.ts";
 
 /** `job.accepted` envelopes kept for a detached session, at most. */
 const MAX_PENDING_ACCEPTED = 100;
@@ -41,6 +45,8 @@ export interface SessionPolicy {
   stallTimeoutMs: number;
   /** Unacknowledged envelopes above which jobs feeding the session get `back_pressure`. */
   backPressureLag: number;
+  /** Where a connection ended for a storage fault is reported; default nowhere. */
+  log?: Logger;
 }
 
 /** One session. */
@@ -55,6 +61,8 @@ export class Session implements EventSink {
   #features: Set<string>;
   /** Highest seq written to the current transport. */
   #sentSeq = 0;
+  /** Highest seq known to be in KV: replay must reach it (or find it held). */
+  #committedSeq: number;
   /** While replaying from KV (resume, or after a stall), live deliveries wait here. */
   #held: Staged[] | undefined;
   /** The socket stopped draining: deliveries are left to the log, not held in memory. */
@@ -64,6 +72,7 @@ export class Session implements EventSink {
   /** Live texts of held envelopes whose logged copy is redacted, by seq: replay sends these. */
   #unredacted = new Map<number, string>();
   #freeing: Promise<void> = Promise.resolve();
+  #events: SessionEvents;
   /** Called when the session has been detached for a while; see SessionRegistry. */
   onDetach: (() => void) | undefined;
 
@@ -71,12 +80,21 @@ export class Session implements EventSink {
    * @param record the session's record
    * @param store where it is kept
    * @param policy retention and pacing
+   * @param events where operator events (a slow reader closed) are reported
    */
-  constructor(record: SessionRecord, store: Store, policy: SessionPolicy) {
+  constructor(
+    record: SessionRecord,
+    store: Store,
+    policy: SessionPolicy,
+    events: SessionEvents,
+  ) {
     this.record = record;
     this.#store = store;
     this.#policy = policy;
+    this.#events = events;
     this.#features = new Set(record.features);
+    // A record read from KV was committed with its log entries; a new one has none.
+    this.#committedSeq = record.last_seq;
   }
 
   /** The session id. */
@@ -169,36 +187,104 @@ export class Session implements EventSink {
 
   /**
    * Sends every logged envelope after the client's last seen seq, then
-   * whatever arrived live meanwhile. Call after {@linkcode attach}.
+   * whatever arrived live meanwhile. Call after {@linkcode attach}. A log
+   * that cannot be read whole (an entry KV refuses, one that does not
+   * reassemble, a seq missing) ends the connection with `session.error`
+   * `INTERNAL_ERROR` (`details.storage`) and close 1011: the client never
+   * waits on a replay that stopped short.
    *
-   * @returns resolves once caught up
+   * @returns true once caught up; false when the connection went away, was
+   *   replaced, or was ended for a storage fault
    */
-  async replay(): Promise<void> {
+  async replay(): Promise<boolean> {
     const transport = this.#transport;
-    if (!transport) return;
+    if (!transport) return false;
+    try {
+      return await this.#replay(transport);
+    } catch (err) {
+      this.#endForFault(transport, err);
+      return false;
+    }
+  }
+
+  async #replay(transport: Transport): Promise<boolean> {
     const pending = this.record.pending_accepted;
     if (pending?.length) {
       for (const text of pending) transport.send(text);
       delete this.record.pending_accepted;
       await this.#store.write([this.recordWrite()]);
     }
-    if (!this.#held) return;
+    if (!this.#held) return true;
     for await (const [seq, text] of this.#store.sessionLog(this.sessionId, this.#sentSeq)) {
-      if (this.#transport !== transport) return;
-      if (seq !== this.#sentSeq + 1) break;
+      if (this.#transport !== transport) return false;
+      if (seq !== this.#sentSeq + 1) this.#skipTo(seq);
       if (
         transport.bufferedAmount > this.#policy.maxBufferedBytes &&
         !(await this.#drained(transport))
-      ) return;
+      ) return false;
       // A catch-up of this connection sends the live text, not the redacted copy in KV.
       transport.send(this.#unredacted.get(seq) ?? text);
       this.#unredacted.delete(seq);
       this.#sentSeq = seq;
     }
-    if (this.#transport !== transport) return;
-    const held = this.#held ?? [];
+    if (this.#transport !== transport) return false;
+    // What the log did not have must be held (committed after the listing read past it).
+    const held = (this.#held ?? []).filter((staged) => staged.seq > this.#sentSeq);
+    this.#skipTo(held[0]?.seq ?? this.#committedSeq + 1);
     this.#held = undefined;
     for (const staged of held) this.#send(staged);
+    return true;
+  }
+
+  /**
+   * The next seq to send is `next`: the seqs between the last sent and it
+   * must be ones the client acknowledged (their entries freed), else the log
+   * lost them.
+   *
+   * @throws {StoreDamageError} `missing`, naming the seqs
+   */
+  #skipTo(next: number): void {
+    const from = Math.max(this.#sentSeq, this.record.acked_seq) + 1;
+    const to = next - 1;
+    if (to < from) {
+      this.#sentSeq = Math.max(this.#sentSeq, to);
+      return;
+    }
+    throw new StoreDamageError(
+      "missing",
+      `the session log lacks ${from === to ? `seq ${from}` : `seqs ${from}–${to}`}`,
+      { from, to },
+    );
+  }
+
+  /** A replay that failed: report it and end the connection, so the client resumes later. */
+  #endForFault(transport: Transport, err: unknown): void {
+    const error = err instanceof ArcpError ? err : new StoreDamageError(
+      "unreadable",
+      `the session log could not be replayed: ${toArcpError(err).message}`,
+    );
+    this.#policy.log?.error("session log replay failed; connection closed", {
+      session_id: this.sessionId,
+      sent_seq: this.#sentSeq,
+      error: error.message,
+    });
+    if (this.#transport !== transport) return;
+    this.endConnection(error, "session log could not be replayed");
+  }
+
+  /**
+   * Ends the attached connection for a fault the session cannot carry on
+   * past: `session.error`, then close 1011 (the socket is dropped if the
+   * close cannot get through). The session stays resumable.
+   *
+   * @param error what went wrong
+   * @param reason the close reason
+   */
+  endConnection(error: ArcpError, reason: string): void {
+    const transport = this.#transport;
+    if (!transport) return;
+    this.sendControl("session.error", error.toPayload());
+    this.#giveUp(transport, 1011, reason);
   }
 
   /**
@@ -235,6 +321,7 @@ export class Session implements EventSink {
    * @param staged what {@linkcode stage} returned, now durable
    */
   deliver(staged: Staged): void {
+    this.#committedSeq = Math.max(this.#committedSeq, staged.seq);
     if (!this.#transport) return;
     if (this.#held) {
       if (!this.#stalled) this.#held.push(staged);
@@ -268,7 +355,7 @@ export class Session implements EventSink {
     while (transport.bufferedAmount > this.#policy.maxBufferedBytes / 2) {
       if (this.#transport !== transport) return false;
       if (Date.now() - since > this.#policy.stallTimeoutMs) {
-        this.#giveUp(transport);
+        this.#giveUp(transport, 1008, "client stopped reading; resume to continue");
         return false;
       }
       await new Promise((r) => setTimeout(r, 50));
@@ -284,17 +371,21 @@ export class Session implements EventSink {
       if (transport.bufferedAmount <= this.#policy.maxBufferedBytes / 2) {
         this.#stopStallWatch();
         this.#stalled = false;
-        this.replay().catch((err) => this.fault(err));
+        void this.replay();
       } else if (Date.now() - since > this.#policy.stallTimeoutMs) {
         this.#stopStallWatch();
-        this.#giveUp(transport);
+        this.#events.policyClose("slow_reader", transport.remoteAddr, this, {
+          queued_bytes: transport.bufferedAmount,
+          stall_timeout_ms: this.#policy.stallTimeoutMs,
+        });
+        this.#giveUp(transport, 1008, "client stopped reading; resume to continue");
       }
     }, 100);
   }
 
-  /** Closes a non-reading client's socket, or drops it after a grace (a detach clears the timer). */
-  #giveUp(transport: Transport): void {
-    transport.close(1008, "client stopped reading; resume to continue");
+  /** Closes a socket, or drops it after a grace if the close cannot get through (a detach clears the timer). */
+  #giveUp(transport: Transport, code: number, reason: string): void {
+    transport.close(code, reason);
     this.#stopStallWatch();
     this.#stallTimer = setTimeout(() => {
       if (this.#transport === transport) transport.abort();
@@ -335,14 +426,22 @@ export class Session implements EventSink {
       if (upTo <= from) return;
       await this.#store.freeSessionLog(this.sessionId, from, upTo, this.#policy.logTtlMs);
       this.record.floor_seq = Math.max(this.record.floor_seq, upTo);
-      await this.#store.write([this.recordWrite()]);
-    }).catch((err) => this.fault(err));
+      await this.#store.write([this.recordWrite()], { failFast: true });
+    }).catch((err) => {
+      // Freeing never waits for a failing disk, so the messages behind an
+      // ack do not either; the entries stay until a later ack or their TTL,
+      // and the client has already been told storage is failing.
+      if (!isStorageRefusal(err)) this.fault(err);
+    });
     return this.#freeing;
   }
 
   /**
    * Stamps, commits and sends a seq-bearing envelope that belongs to this
-   * session alone (a submit rejection, a refused cancel).
+   * session alone (a submit rejection, a refused cancel). While storage
+   * fails it cannot be stored, so the same error goes out at once as a
+   * seq-less `session.error` (the profile's failure of a pending request)
+   * rather than waiting for the disk.
    *
    * @param jobId the job id the envelope names
    * @param traceId the trace id
@@ -354,6 +453,11 @@ export class Session implements EventSink {
     traceId: string | undefined,
     payload: JobError,
   ): Promise<void> {
+    if (!this.#store.health().ok) {
+      const { final_status: _, ...error } = payload;
+      this.sendControl("session.error", error, { trace_id: traceId });
+      return;
+    }
     const staged = this.stage(jobEnvelope("job.error", jobId, traceId, payload))!;
     try {
       await this.#store.write(staged.writes);
@@ -432,4 +536,14 @@ export class Session implements EventSink {
       () => this.#transport?.close(1011, "runtime could not store events"),
     );
   }
+}
+
+/**
+ * Whether a write was refused because storage is failing.
+ *
+ * @param err what the write rejected with
+ * @returns true for a refusal of a fail-fast write, or a raw storage error
+ */
+function isStorageRefusal(err: unknown): boolean {
+  return (err instanceof ArcpError && err.details?.storage !== undefined) || isStorageFailure(err);
 }

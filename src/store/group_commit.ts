@@ -25,6 +25,14 @@
  * large, too many mutations) is rejected at once, alone: it never holds up or
  * fails the writes it was batched with.
  *
+ * A write that nothing depends on yet (a new session, a new job, freeing
+ * acknowledged log entries) may ask to fail fast instead: while commits are
+ * failing it is refused at once, and if a failure holds it back it is taken
+ * out of the queue and refused, so a request that needs storage is answered
+ * with an error rather than left waiting for the disk. While nothing else is
+ * queued, a probe write ({@linkcode GroupCommitterOptions.probe}) keeps
+ * retrying, so the committer learns when storage works again.
+ *
  * @module
  */
 import { keyId } from "./key_id.ts";
@@ -49,6 +57,8 @@ interface Pending {
   solo: boolean;
   /** Already reported through `onStall`. */
   reported: boolean;
+  /** Refused, not held, when a storage failure stops it. */
+  failFast: boolean;
 }
 
 interface Waiter {
@@ -67,6 +77,13 @@ export interface GroupCommitterOptions {
   onStall?: (error: unknown, writes: KvWrite[]) => void;
   /** Called when commits succeed again after a stall. */
   onRecover?: () => void;
+  /**
+   * A harmless write retried while commits fail and nothing else is queued,
+   * so recovery is noticed even when every write that failed was refused
+   * rather than held. Without it the committer stops counting itself
+   * stalled once it holds nothing.
+   */
+  probe?: KvWrite;
 }
 
 /**
@@ -252,6 +269,7 @@ export class GroupCommitter {
   #closing = false;
   #stall: unknown = undefined;
   #stalled = false;
+  #stalledSince = 0;
   #wake: (() => void) | undefined;
   /** Commits made so far (for benchmarks and tests). */
   commits = 0;
@@ -279,16 +297,29 @@ export class GroupCommitter {
   }
 
   /**
+   * When commits started failing (epoch ms).
+   *
+   * @returns the time of the first failure of the current stall, or undefined
+   */
+  get stalledSince(): number | undefined {
+    return this.#stalled ? this.#stalledSince : undefined;
+  }
+
+  /**
    * Queues writes to be committed together with whatever else is queued.
    *
    * @param writes the writes; all of them land in the same atomic commit
+   * @param options `failFast`: reject with the storage error, the writes
+   *   dropped, instead of holding them while commits are failing
    * @returns resolves once they are durable (a storage failure delays it,
-   *   retrying), rejects if KV refuses the writes themselves or the
-   *   committer is closed while they cannot be committed
+   *   retrying, unless `failFast`), rejects if KV refuses the writes
+   *   themselves or the committer is closed while they cannot be committed
    */
-  write(writes: KvWrite[]): Promise<void> {
+  write(writes: KvWrite[], options: { failFast?: boolean } = {}): Promise<void> {
+    const failFast = options.failFast ?? false;
+    if (failFast && this.#stalled) return Promise.reject(this.#stall);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ writes, resolve, reject, solo: false, reported: false });
+      this.#queue.push({ writes, resolve, reject, solo: false, reported: false, failFast });
       if (!this.#running) {
         this.#running = true;
         queueMicrotask(() => this.#drain());
@@ -334,8 +365,8 @@ export class GroupCommitter {
 
   async #drain(): Promise<void> {
     let backoff = RETRY_MIN_MS;
-    while (this.#queued > 0) {
-      const batch = this.#take();
+    while (this.#queued > 0 || this.#probing()) {
+      const batch = this.#queued > 0 ? this.#take() : this.#probe();
       try {
         await this.#commit(batch);
       } catch (err) {
@@ -355,6 +386,7 @@ export class GroupCommitter {
           for (const p of this.#queue.splice(0)) p.reject(err);
           break;
         }
+        if (!this.#stalled) this.#stalledSince = Date.now();
         this.#stalled = true;
         this.#stall = err;
         this.#reportStall(err);
@@ -373,10 +405,32 @@ export class GroupCommitter {
     }
     this.#queue = [];
     this.#head = 0;
+    // Nothing is held and nothing probes: the next write finds out whether storage works.
+    this.#stalled = false;
+    this.#stall = undefined;
     this.#running = false;
     const idle = this.#idle;
     this.#idle = [];
     for (const w of idle) w.resolve();
+  }
+
+  /** Whether to keep retrying a probe: commits are failing and nothing else is queued. */
+  #probing(): boolean {
+    return this.#stalled && !this.#closing && this.#options.probe !== undefined;
+  }
+
+  /** A batch of the probe write alone; only the committer cares how it ends. */
+  #probe(): Batch {
+    const batch = new Batch();
+    batch.offer({
+      writes: [this.#options.probe!],
+      resolve: () => {},
+      reject: () => {},
+      solo: false,
+      reported: false,
+      failFast: false,
+    });
+    return batch;
   }
 
   /** The next batch: queued writes from the head, as many as one commit holds. */
@@ -390,8 +444,15 @@ export class GroupCommitter {
     return batch;
   }
 
-  /** Reports the writes a storage failure has newly stalled; fails fast waiters. */
+  /** Refuses fail-fast writes and waiters; reports the writes a storage failure has newly stalled. */
   #reportStall(err: unknown): void {
+    const queued = this.#queue.slice(this.#head);
+    const refused = queued.filter((p) => p.failFast);
+    if (refused.length > 0) {
+      this.#queue = queued.filter((p) => !p.failFast);
+      this.#head = 0;
+      for (const p of refused) p.reject(err);
+    }
     const fresh: KvWrite[] = [];
     for (let i = this.#head; i < this.#queue.length; i++) {
       const p = this.#queue[i];

@@ -46,6 +46,7 @@ Deno.test("the store's write builders carry the identities the committer would c
       job_id: "job_1",
       session_id: "sess_1",
       principal: "alice",
+      agent: "echo@1.0.0",
       created_ms: 17,
       status: "success",
       ended_at: new Date().toISOString(),

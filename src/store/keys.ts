@@ -10,26 +10,55 @@ export const V = "v1";
 
 /** Key builders. Client-supplied strings never appear raw: ids are minted, idempotency keys are hashed. */
 export const keys = {
+  /** Every job record. */
+  jobs: (): Deno.KvKey => [V, "job"],
   /** A job record by id. */
   job: (jobId: string): Deno.KvKey => [V, "job", jobId],
-  /** All jobs of a principal, in creation order (the list_jobs index). */
-  principalJobs: (principal: string): Deno.KvKey => [V, "pjob", principal],
-  /** One job in its principal's index. */
-  principalJob: (principal: string, createdMs: number, jobId: string): Deno.KvKey => [
+  /**
+   * A principal's jobs in one status bucket, in creation order (the
+   * list_jobs index): `"live"` (pending or running, no value: the record is
+   * read) or a terminal status (the final record as value).
+   */
+  statusJobs: (principal: string, bucket: string): Deno.KvKey => [V, "pjs", principal, bucket],
+  /** One job in its principal's status index. */
+  statusJob: (principal: string, bucket: string, createdMs: number, jobId: string): Deno.KvKey => [
     V,
-    "pjob",
+    "pjs",
     principal,
+    bucket,
     createdMs,
     jobId,
   ],
+  /** A principal's jobs of one agent (bare name) in one status bucket, in creation order. */
+  agentJobs: (principal: string, agent: string, bucket: string): Deno.KvKey => [
+    V,
+    "pja",
+    principal,
+    agent,
+    bucket,
+  ],
+  /** One job in its principal's agent index. */
+  agentJob: (
+    principal: string,
+    agent: string,
+    bucket: string,
+    createdMs: number,
+    jobId: string,
+  ): Deno.KvKey => [V, "pja", principal, agent, bucket, createdMs, jobId],
+  /** The list_jobs index of layout 1 (one entry per job, record as value); migrated away. */
+  legacyPrincipalJobs: (): Deno.KvKey => [V, "pjob"],
   /** Jobs not yet terminal (reconciled on start). */
   liveJobs: (): Deno.KvKey => [V, "live"],
   /** One live job. */
   liveJob: (jobId: string): Deno.KvKey => [V, "live", jobId],
-  /** Terminal jobs by end time (the sweeper's index of job histories to drop). */
+  /** Terminal jobs by end time whose history is still kept (the sweeper's first stage). */
   endedJobs: (): Deno.KvKey => [V, "ended"],
   /** One terminal job in the end-time index. */
   endedJob: (endedMs: number, jobId: string): Deno.KvKey => [V, "ended", endedMs, jobId],
+  /** Terminal jobs by end time whose history is gone and whose record is still kept. */
+  keptJobs: (): Deno.KvKey => [V, "kept"],
+  /** One terminal job in the second stage. */
+  keptJob: (endedMs: number, jobId: string): Deno.KvKey => [V, "kept", endedMs, jobId],
   /** A job's own event history (for subscribers), by position. */
   jobLog: (jobId: string): Deno.KvKey => [V, "jlog", jobId],
   /** One entry of a job's history. */
@@ -58,6 +87,10 @@ export const keys = {
   sweptSession: (sessionId: string): Deno.KvKey => [V, "swept", sessionId],
   /** Every idempotency key. */
   idempotencyKeys: (): Deno.KvKey => [V, "idem"],
+  /** What the group committer writes, while commits fail, to learn when storage works again. */
+  storageProbe: (): Deno.KvKey => [V, "probe"],
   /** An idempotency key (hashed) of a principal. */
   idempotency: (principal: string, keyHash: string): Deno.KvKey => [V, "idem", principal, keyHash],
+  /** Which key layout the store holds (absent: layout 1, before the status and agent indexes). */
+  layout: (): Deno.KvKey => [V, "meta", "layout"],
 };

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { type DamageKind, StoreDamageError, unreadable } from "./damage.ts";
 import { keyId } from "./key_id.ts";
 
 /**
@@ -117,40 +118,189 @@ export function logEntries(n: number, value: unknown): Array<[number, string]> {
 }
 
 /**
+ * Reassembles the entries of one log, read in key order, from values
+ * written with {@linkcode textWrites} or {@linkcode logWrites}, and finds
+ * what does not fit: a value that is neither a text, nor texts of entries
+ * sharing it, nor `{parts}`; entries a shared value holds twice or before
+ * the first position; a part missing or without its head; a head whose
+ * parts never all arrive.
+ *
+ * @example
+ * ```ts
+ * import { TextAssembler, textWrites } from "./large_value.ts";
+ * const problems: string[] = [];
+ * const assembler = new TextAssembler("log", (e) => problems.push(e.message));
+ * for (const w of textWrites(["log", 0], "x".repeat(70_000))) {
+ *   for (const [n, text] of assembler.add(w.key.slice(1), w.value)) {
+ *     console.log(n, text.length); // 0 70000
+ *   }
+ * }
+ * assembler.end();
+ * ```
+ */
+export class TextAssembler {
+  #what: string;
+  #problem: (error: StoreDamageError) => void;
+  #pending: { n: number; parts: string[]; want: number } | undefined;
+  /** Position of the last whole entry returned. */
+  #last = -1;
+
+  /**
+   * Creates an assembler for one log.
+   *
+   * @param what the log, for messages (e.g. `session log of sess_…`)
+   * @param problem told of each problem; reading goes on after it returns
+   */
+  constructor(what: string, problem: (error: StoreDamageError) => void) {
+    this.#what = what;
+    this.#problem = problem;
+  }
+
+  /**
+   * One value of the log.
+   *
+   * @param tail its key after the log's prefix: `[n]` for an entry, the
+   *   entries up to `n` sharing a value, or a head; `[n, i]` for a part
+   * @param value its value
+   * @returns the `[n, text]` entries it makes whole, in order (often none or one)
+   */
+  add(tail: Deno.KvKey, value: unknown): Array<[number, string]> {
+    const [n, i] = tail;
+    if (typeof n !== "number" || tail.length > 2 || (tail.length === 2 && typeof i !== "number")) {
+      this.#fail("malformed", `an entry of ${this.#what} has an unexpected key`, { key: tail });
+      return [];
+    }
+    if (tail.length === 1) {
+      this.#unfinished();
+      if (typeof value === "string") return this.#whole([[n, value]]);
+      if (Array.isArray(value)) return this.#shared(n, value);
+      const parts = (value as Partial<PartsHead> | null)?.parts;
+      if (Number.isInteger(parts) && parts! > 0) {
+        this.#pending = { n, parts: [], want: parts! };
+      } else {
+        this.#fail("malformed", `entry ${n} of ${this.#what} is neither a text nor a parts head`, {
+          entry: n,
+        });
+      }
+      return [];
+    }
+    const pending = this.#pending;
+    if (!pending || pending.n !== n) {
+      this.#unfinished();
+      this.#fail("missing", `entry ${n} of ${this.#what} has parts but no head`, { entry: n });
+      return [];
+    }
+    if (i !== pending.parts.length || typeof value !== "string") {
+      this.#pending = undefined;
+      this.#fail(
+        typeof value === "string" ? "missing" : "malformed",
+        `entry ${n} of ${this.#what}: part ${pending.parts.length} of ${pending.want} ${
+          typeof value === "string" ? "is missing" : "is not a text"
+        }`,
+        { entry: n },
+      );
+      return [];
+    }
+    pending.parts.push(value);
+    if (pending.parts.length < pending.want) return [];
+    this.#pending = undefined;
+    return this.#whole([[n, pending.parts.join("")]]);
+  }
+
+  /** The log has ended: a text still waiting for parts is a problem. */
+  end(): void {
+    this.#unfinished();
+  }
+
+  /** A value shared by the entries up to `n`: texts, one per entry, none before position 0. */
+  #shared(n: number, value: unknown[]): Array<[number, string]> {
+    const first = n - value.length + 1;
+    if (value.length === 0 || first < 0 || !value.every((t) => typeof t === "string")) {
+      this.#fail(
+        "malformed",
+        `entry ${n} of ${this.#what} is not the texts of the entries sharing its value`,
+        { entry: n },
+      );
+      return [];
+    }
+    return this.#whole(logEntries(n, value));
+  }
+
+  /** Entries made whole; any at or before one already returned is stored twice. */
+  #whole(entries: Array<[number, string]>): Array<[number, string]> {
+    const [first] = entries[0];
+    if (first <= this.#last) {
+      this.#fail(
+        "malformed",
+        `entry ${
+          entries.at(-1)![0]
+        } of ${this.#what} holds entry ${first}, which an earlier value holds`,
+        { entry: entries.at(-1)![0] },
+      );
+      entries = entries.filter(([n]) => n > this.#last);
+      if (entries.length === 0) return [];
+    }
+    this.#last = entries.at(-1)![0];
+    return entries;
+  }
+
+  #unfinished(): void {
+    const pending = this.#pending;
+    if (!pending) return;
+    this.#pending = undefined;
+    this.#fail(
+      "missing",
+      `entry ${pending.n} of ${this.#what} has ${pending.parts.length} of its ${pending.want} parts`,
+      { entry: pending.n },
+    );
+  }
+
+  #fail(kind: DamageKind, message: string, details: Record<string, unknown>): void {
+    this.#problem(new StoreDamageError(kind, message, details));
+  }
+}
+
+/**
  * Reads back texts written with {@linkcode textWrites} or
  * {@linkcode logWrites} under a prefix whose entries are `[...prefix, n]`,
- * in order.
+ * in order. Damage ends the listing with a {@linkcode StoreDamageError}: a
+ * read KV refuses, or values that do not reassemble (see
+ * {@linkcode TextAssembler}); nothing is skipped silently.
  *
  * @param kv the database
  * @param prefix the log's prefix; entries are `[...prefix, n]`
  * @param after list entries with `n > after`
+ * @param what the log, for messages
  * @returns `[n, text]` pairs, the entry's position and its whole text
+ * @throws {StoreDamageError} at the first damage
  */
 export async function* listTexts(
   kv: Deno.Kv,
   prefix: Deno.KvKey,
   after = -1,
+  what = "log",
 ): AsyncGenerator<[number, string]> {
-  const depth = prefix.length + 1;
   // A value holding several entries sits at the key of its last one, so the
   // entry after `after` is in the first value at or past it.
   const selector = { prefix, start: [...prefix, after + 1] };
-  let pending: { n: number; parts: string[]; want: number } | undefined;
-  for await (const entry of kv.list<unknown>(selector, { batchSize: 500 })) {
-    if (entry.key.length === depth) {
-      const n = entry.key[depth - 1] as number;
-      pending = undefined;
-      if (typeof entry.value === "string" || Array.isArray(entry.value)) {
-        for (const item of logEntries(n, entry.value)) if (item[0] > after) yield item;
-      } else {
-        pending = { n, parts: [], want: (entry.value as PartsHead).parts };
-      }
-    } else if (pending && entry.key.length === depth + 1) {
-      pending.parts.push(entry.value as string);
-      if (pending.parts.length === pending.want) {
-        yield [pending.n, pending.parts.join("")];
-        pending = undefined;
-      }
+  const assembler = new TextAssembler(what, (error) => {
+    throw error;
+  });
+  const entries = kv.list<unknown>(selector, { batchSize: 500 })[Symbol.asyncIterator]();
+  let last = after;
+  while (true) {
+    let next: IteratorResult<Deno.KvEntry<unknown>>;
+    try {
+      next = await entries.next();
+    } catch (err) {
+      throw unreadable(`${what} after entry ${last}`, err, { after: last });
+    }
+    if (next.done) break;
+    for (const whole of assembler.add(next.value.key.slice(prefix.length), next.value.value)) {
+      if (whole[0] <= after) continue;
+      last = whole[0];
+      yield whole;
     }
   }
+  assembler.end();
 }

@@ -1,6 +1,141 @@
-import { deepEqual, equal, ok } from "assert";
-import { listTexts, logWrites, PART_CHARS, SEGMENT_CHARS, SEGMENT_ENTRIES } from "./large_value.ts";
+import { deepEqual, equal, ok, rejects } from "assert";
+import { StoreDamageError } from "./damage.ts";
+import {
+  listTexts,
+  logWrites,
+  PART_CHARS,
+  SEGMENT_CHARS,
+  SEGMENT_ENTRIES,
+  TextAssembler,
+  textWrites,
+} from "./large_value.ts";
 import { Store } from "./store.ts";
+
+/** Feeds writes to an assembler as a listing would return them; collects texts and problems. */
+function assemble(
+  entries: Array<[Deno.KvKey, unknown]>,
+): { texts: Array<[number, string]>; problems: StoreDamageError[] } {
+  const problems: StoreDamageError[] = [];
+  const assembler = new TextAssembler("the log", (e) => problems.push(e));
+  const texts: Array<[number, string]> = [];
+  for (const [key, value] of entries) {
+    texts.push(...assembler.add(key, value));
+  }
+  assembler.end();
+  return { texts, problems };
+}
+
+const big = "é".repeat(70_000);
+const parts = textWrites(["log", 1], big).map((
+  w,
+): [Deno.KvKey, unknown] => [w.key.slice(1), w.value]);
+
+Deno.test("whole texts and split ones reassemble in order, with no problem", () => {
+  const { texts, problems } = assemble([[[0], "a"], ...parts, [[2], "b"]]);
+  deepEqual(texts.map(([n, t]) => [n, t.length]), [[0, 1], [1, 70_000], [2, 1]]);
+  equal(texts[1][1], big);
+  deepEqual(problems, []);
+});
+
+Deno.test("a split text with a part gone, its head gone, or its end gone is a problem naming the entry, and the rest still reads", () => {
+  const lostMiddle = assemble([...parts.filter(([k]) => k[1] !== 1), [[2], "b"]]);
+  deepEqual(lostMiddle.texts, [[2, "b"]]);
+  equal(lostMiddle.problems.length, 1);
+  equal(lostMiddle.problems[0].kind, "missing");
+  deepEqual(lostMiddle.problems[0].details, { storage: "missing", entry: 1 });
+
+  const lostHead = assemble([...parts.slice(1), [[2], "b"]]);
+  deepEqual(lostHead.texts, [[2, "b"]]);
+  ok(lostHead.problems.every((p) => /entry 1 of the log has parts but no head/.test(p.message)));
+
+  const lostEnd = assemble(parts.slice(0, -1));
+  deepEqual(lostEnd.texts, []);
+  equal(lostEnd.problems.length, 1);
+  ok(/has 2 of its 3 parts/.test(lostEnd.problems[0].message), lostEnd.problems[0].message);
+});
+
+Deno.test("a head that is neither a text nor {parts} is malformed", () => {
+  const { texts, problems } = assemble([[[0], { parts: "x" }], [[1], 7], [[2], "ok"]]);
+  deepEqual(texts, [[2, "ok"]]);
+  deepEqual(problems.map((p) => p.kind), ["malformed", "malformed"]);
+});
+
+Deno.test("listTexts stops with StoreDamageError at a split value missing a part, after the entries before it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_lv_" });
+  const kv = await Deno.openKv(`${dir}/test.kv`);
+  try {
+    const op = kv.atomic();
+    for (const w of [...textWrites(["log", 0], "a"), ...textWrites(["log", 1], big)]) {
+      op.set(w.key, w.value);
+    }
+    await op.commit();
+    await kv.delete(["log", 1, 2]);
+    const got: number[] = [];
+    await rejects(
+      async () => {
+        for await (const [n] of listTexts(kv, ["log"], -1, "the test log")) got.push(n);
+      },
+      (err: unknown) =>
+        err instanceof StoreDamageError && err.code === "INTERNAL_ERROR" &&
+        /^storage: entry 1 of the test log has 2 of its 3 parts$/.test(err.message),
+    );
+    deepEqual(got, [0]);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("entries sharing a value come out one by one; a shared value that is not texts, reaches before position 0, or holds an entry twice is malformed", () => {
+  const good = assemble([
+    [[2], ["a", "b", "c"]],
+    ...parts.map(([k, v]): [Deno.KvKey, unknown] => [[3, ...k.slice(1)], v]),
+    [[5], ["d", "e"]],
+  ]);
+  deepEqual(good.texts.map(([n, t]) => [n, t.length]), [
+    [0, 1],
+    [1, 1],
+    [2, 1],
+    [3, 70_000],
+    [4, 1],
+    [5, 1],
+  ]);
+  deepEqual(good.problems, []);
+
+  const bad = assemble([[[1], []], [[2], ["x", 7]], [[3], ["a", "b", "c", "d", "e"]], [[6], [
+    "f",
+    "g",
+  ]], [[9], ["h", "i", "j", "k"]]]);
+  deepEqual(bad.texts, [[5, "f"], [6, "g"], [7, "i"], [8, "j"], [9, "k"]]);
+  deepEqual(bad.problems.map((p) => p.kind), ["malformed", "malformed", "malformed", "malformed"]);
+  ok(
+    /entry 9 of the log holds entry 6, which an earlier value holds/.test(bad.problems[3].message),
+  );
+});
+
+Deno.test("listTexts stops with StoreDamageError at a shared value that is not texts, after the entries before it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_lv_" });
+  const kv = await Deno.openKv(`${dir}/test.kv`);
+  try {
+    await kv.set(["log", 2], ["a", "b", "c"]);
+    await kv.set(["log", 4], ["d", { not: "a text" }]);
+    const got: number[] = [];
+    await rejects(
+      async () => {
+        for await (const [n] of listTexts(kv, ["log"], 0, "the test log")) got.push(n);
+      },
+      (err: unknown) =>
+        err instanceof StoreDamageError && err.kind === "malformed" &&
+        /entry 4 of the test log is not the texts of the entries sharing its value/.test(
+          err.message,
+        ),
+    );
+    deepEqual(got, [1, 2]);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 /** A store on a KV file in a fresh temp dir, removed on dispose. */
 async function tempStore(): Promise<{ store: Store } & AsyncDisposable> {

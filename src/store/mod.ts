@@ -11,10 +11,15 @@
  *
  * @module
  */
+export * from "./damage.ts";
+export * from "./doctor.ts";
 export * from "./group_commit.ts";
+export * from "./job_index.ts";
 export * from "./keys.ts";
+export * from "./kv_file.ts";
 export * from "./large_value.ts";
 export * from "./records.ts";
 export * from "./store.ts";
+export * from "./storage_health.ts";
 export * from "./sweeper.ts";
 export * from "./revocations.ts";

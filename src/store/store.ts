@@ -4,13 +4,16 @@
  *
  * @module
  */
+import { reading, readingAll, StoreDamageError } from "./damage.ts";
 import { keys, V } from "./keys.ts";
 import { keyId, keyIdUnder } from "./key_id.ts";
-import { GroupCommitter } from "./group_commit.ts";
+import { GroupCommitter, isStorageFailure } from "./group_commit.ts";
+import { describeCause, type StorageHealth, storageUnavailable } from "./storage_health.ts";
 import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
-import { type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
+import { jobIndexWrites, type JobPage, type JobQuery, listJobPage } from "./job_index.ts";
+import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 
 /**
  * Identities of the key prefixes every event writes under, computed once:
@@ -18,36 +21,14 @@ import { type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
  */
 const PREFIX_IDS = {
   job: keyId(keys.job("").slice(0, 2)),
-  principalJob: keyId(keys.principalJobs("").slice(0, 2)),
   liveJob: keyId(keys.liveJobs()),
   session: keyId(keys.sessions()),
   sessionLog: keyId(keys.sessionLog("").slice(0, 2)),
   jobLog: keyId(keys.jobLog("").slice(0, 2)),
 };
 
-/** Filters of a job listing. */
-export interface JobQuery {
-  /** Only these states. */
-  statuses?: readonly JobStatus[];
-  /** Bare name or `name@version`. */
-  agent?: string;
-  /** Created strictly after (epoch ms). */
-  createdAfterMs?: number;
-  /** Created strictly before (epoch ms). */
-  createdBeforeMs?: number;
-  /** Resume after this position (exclusive). */
-  after?: { createdMs: number; jobId: string };
-  /** At most this many. */
-  limit: number;
-}
-
-/** One page of jobs. */
-export interface JobPage {
-  /** The jobs, in (creation time, id) order. */
-  jobs: JobRecord[];
-  /** Position of the last job when more may follow. */
-  next?: { createdMs: number; jobId: string };
-}
+/** The key layout this code writes: 2 added the status and agent indexes of list_jobs. */
+export const STORE_LAYOUT = 2;
 
 /** Options of {@linkcode Store.open}. */
 export interface StoreOptions {
@@ -88,6 +69,7 @@ export class Store {
     this.committer = new GroupCommitter(kv, {
       onStall: (error, writes) => this.onCommitStall?.(error, sessionsOf(writes)),
       onRecover: () => this.onCommitRecover?.(),
+      probe: { key: keys.storageProbe(), value: "written while commits fail, to see them succeed" },
     });
   }
 
@@ -115,10 +97,45 @@ export class Store {
    * Queues writes for the next group commit.
    *
    * @param writes writes that must land together
+   * @param options `failFast`: while storage fails, reject (with
+   *   {@linkcode storageUnavailable}) and drop the writes instead of holding
+   *   them until they land; for writes nothing depends on yet
    * @returns resolves once durable
    */
-  write(writes: KvWrite[]): Promise<void> {
-    return this.committer.write(writes);
+  async write(writes: KvWrite[], options: { failFast?: boolean } = {}): Promise<void> {
+    if (!options.failFast) return await this.committer.write(writes);
+    try {
+      await this.committer.write(writes, options);
+    } catch (err) {
+      throw isStorageFailure(err) ? storageUnavailable(err) : err;
+    }
+  }
+
+  /**
+   * Refuses a request that needs a write while storage fails, before it
+   * changes anything.
+   *
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage: "failing"`
+   *   while commits are failing
+   */
+  assertWritable(): void {
+    const failure = this.committer.stalled;
+    if (failure !== undefined) throw storageUnavailable(failure);
+  }
+
+  /**
+   * Whether commits succeed, for health checks and metrics.
+   *
+   * @returns ok, or the failing commit's error and since when
+   */
+  health(): StorageHealth {
+    const failure = this.committer.stalled;
+    if (failure === undefined) return { ok: true };
+    return {
+      ok: false,
+      error: describeCause(failure),
+      since: new Date(this.committer.stalledSince!).toISOString(),
+    };
   }
 
   // ---- jobs -------------------------------------------------------------
@@ -128,37 +145,72 @@ export class Store {
    *
    * @param jobId the job id
    * @returns the record, or null
+   * @throws {StoreDamageError} when KV cannot read it
    */
   async getJob(jobId: string): Promise<JobRecord | null> {
-    return (await this.kv.get<JobRecord>(keys.job(jobId))).value;
+    return (await reading(`job record of ${jobId}`, () => this.kv.get<JobRecord>(keys.job(jobId))))
+      .value;
   }
 
   /**
    * The writes that store a job record and keep its indexes in step.
    *
    * @param job the record
-   * @returns writes for the record, the principal index, the live index and,
-   *   once the job has ended, the end-time index the sweeper reads
+   * @returns writes for the record, the live index (jobs to reconcile at
+   *   start), the list_jobs indexes and, once the job has ended, the
+   *   end-time index retention reads
    */
   jobWrites(job: JobRecord): KvWrite[] {
     const live = !TERMINAL_STATUSES.has(job.status);
     const jobKey = keys.job(job.job_id);
-    const indexKey = keys.principalJob(job.principal, job.created_ms, job.job_id);
     const liveKey = keys.liveJob(job.job_id);
-    const writes: KvWrite[] = [
+    return [
       { key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) },
-      { key: indexKey, value: job, id: keyIdUnder(PREFIX_IDS.principalJob, indexKey, 2) },
       {
         key: liveKey,
         value: live ? job.session_id : undefined,
         id: keyIdUnder(PREFIX_IDS.liveJob, liveKey, 2),
       },
+      ...jobIndexWrites(job),
     ];
-    const endedMs = job.ended_at === undefined ? NaN : Date.parse(job.ended_at);
-    if (!live && Number.isFinite(endedMs)) {
-      writes.push({ key: keys.endedJob(endedMs, job.job_id), value: job.session_id });
+  }
+
+  /**
+   * Brings a store written by an earlier layout up to this one: every job
+   * gets its list_jobs index entries (and, once ended, its place in the
+   * retention index), and the layout-1 index goes. Idempotent and batched;
+   * a store already at this layout costs one read. Run it before serving.
+   *
+   * @returns how many job records were indexed (0 when nothing was to do)
+   */
+  async migrate(): Promise<number> {
+    if ((await this.kv.get<number>(keys.layout())).value === STORE_LAYOUT) return 0;
+    let batch: KvWrite[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (batch.length > 0) await this.write(batch);
+      batch = [];
+      bytes = 0;
+    };
+    const add = async (writes: KvWrite[]) => {
+      batch.push(...writes);
+      bytes += writes.reduce((n, w) => n + (w.value ? JSON.stringify(w.value).length : 0), 0);
+      // Well inside one commit's limits (mutations and bytes).
+      if (batch.length >= 400 || bytes >= 200_000) await flush();
+    };
+    let n = 0;
+    for await (const e of this.kv.list<JobRecord>({ prefix: keys.jobs() }, { batchSize: 500 })) {
+      await add(jobIndexWrites(e.value));
+      n++;
     }
-    return writes;
+    for await (
+      const e of this.kv.list({ prefix: keys.legacyPrincipalJobs() }, { batchSize: 500 })
+    ) {
+      await add([{ key: e.key }]);
+    }
+    await add([{ key: keys.layout(), value: STORE_LAYOUT }]);
+    await flush();
+    return n;
   }
 
   /**
@@ -168,8 +220,9 @@ export class Store {
    * @param job the new job
    * @param idempotency the key to claim, if any
    * @returns true when created; false when the key was claimed meanwhile
-   * @throws the storage error when commits are failing (disk full, I/O
-   *   error): the job is refused rather than accepted late
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` when commits
+   *   are failing (disk full, I/O error): the job is refused rather than
+   *   accepted late
    */
   async createJob(
     job: JobRecord,
@@ -177,11 +230,22 @@ export class Store {
   ): Promise<boolean> {
     // While the store cannot commit at all, refuse the job now rather than
     // accept it whenever the disk has room again.
-    if (this.committer.stalled !== undefined) throw this.committer.stalled;
+    this.assertWritable();
     if (!idempotency) {
-      await this.write(this.jobWrites(job));
+      await this.write(this.jobWrites(job), { failFast: true });
       return true;
     }
+    try {
+      return await this.#claimAndCreate(job, idempotency);
+    } catch (err) {
+      throw isStorageFailure(err) ? storageUnavailable(err) : err;
+    }
+  }
+
+  async #claimAndCreate(
+    job: JobRecord,
+    idempotency: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
+  ): Promise<boolean> {
     const key = keys.idempotency(idempotency.principal, idempotency.keyHash);
     // Earlier queued writes (e.g. this session's log) must land first; a
     // storage failure meanwhile refuses the job instead of waiting.
@@ -224,48 +288,26 @@ export class Store {
    * Jobs that were not terminal when last written.
    *
    * @returns their records
+   * @throws {StoreDamageError} when KV cannot read the index or a record
    */
   async *liveJobs(): AsyncGenerator<JobRecord> {
-    for await (const entry of this.kv.list({ prefix: keys.liveJobs() })) {
+    const index = this.kv.list({ prefix: keys.liveJobs() });
+    for await (const entry of readingAll("the live-jobs index", index)) {
       const job = await this.getJob(entry.key.at(-1) as string);
       if (job) yield job;
     }
   }
 
   /**
-   * A page of a principal's jobs, in creation order.
+   * A page of a principal's jobs, in creation order, read from the list_jobs
+   * indexes (see `job_index.ts`): its cost follows the page, not the store.
    *
    * @param principal whose jobs
    * @param query filters and paging
    * @returns the page
    */
-  async listJobs(principal: string, query: JobQuery): Promise<JobPage> {
-    const prefix = keys.principalJobs(principal);
-    const start: Deno.KvKey = query.after
-      ? [...prefix, query.after.createdMs, query.after.jobId, ""]
-      : query.createdAfterMs !== undefined
-      ? [...prefix, query.createdAfterMs + 1]
-      : prefix;
-    const end: Deno.KvKey = query.createdBeforeMs !== undefined
-      ? [...prefix, query.createdBeforeMs]
-      : [...prefix, Number.MAX_SAFE_INTEGER];
-    const statuses = query.statuses ? new Set(query.statuses) : undefined;
-    const jobs: JobRecord[] = [];
-    let last: JobRecord | undefined;
-    for await (const entry of this.kv.list<JobRecord>({ start, end }, { batchSize: 200 })) {
-      const job = entry.value;
-      if (query.createdAfterMs !== undefined && job.created_ms <= query.createdAfterMs) continue;
-      if (statuses && !statuses.has(job.status)) continue;
-      if (query.agent && job.agent !== query.agent && job.agent.split("@")[0] !== query.agent) {
-        continue;
-      }
-      if (jobs.length === query.limit) {
-        return { jobs, next: { createdMs: last!.created_ms, jobId: last!.job_id } };
-      }
-      jobs.push(job);
-      last = job;
-    }
-    return { jobs };
+  listJobs(principal: string, query: JobQuery): Promise<JobPage> {
+    return listJobPage(this.kv, principal, query);
   }
 
   // ---- sessions and logs ------------------------------------------------
@@ -275,9 +317,13 @@ export class Store {
    *
    * @param sessionId the session id
    * @returns the record, or null
+   * @throws {StoreDamageError} when KV cannot read it
    */
   async getSession(sessionId: string): Promise<SessionRecord | null> {
-    return (await this.kv.get<SessionRecord>(keys.session(sessionId))).value;
+    return (await reading(
+      `session record of ${sessionId}`,
+      () => this.kv.get<SessionRecord>(keys.session(sessionId)),
+    )).value;
   }
 
   /**
@@ -330,9 +376,15 @@ export class Store {
    * @param sessionId the session
    * @param afterSeq list seqs greater than this
    * @returns `[seq, envelope text]` in order
+   * @throws {StoreDamageError} at the first entry KV cannot read or that does not reassemble
    */
   sessionLog(sessionId: string, afterSeq: number): AsyncGenerator<[number, string]> {
-    return listTexts(this.kv, keys.sessionLog(sessionId), afterSeq);
+    return listTexts(
+      this.kv,
+      keys.sessionLog(sessionId),
+      afterSeq,
+      `the session log of ${sessionId}`,
+    );
   }
 
   /**
@@ -345,6 +397,9 @@ export class Store {
    * @param upTo free up to and including this seq
    * @param ttlMs how long KV keeps what is left of a value that is cut
    * @returns resolves once deleted
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` while storage
+   *   fails: freeing is never held back (the entries stay until a later ack
+   *   or their TTL), so nothing waits on it
    */
   async freeSessionLog(
     sessionId: string,
@@ -374,11 +429,11 @@ export class Store {
         break;
       }
       if (batch.length === 500) {
-        await this.write(batch);
+        await this.write(batch, { failFast: true });
         batch = [];
       }
     }
-    if (batch.length > 0) await this.write(batch);
+    if (batch.length > 0) await this.write(batch, { failFast: true });
   }
 
   /**
@@ -403,13 +458,39 @@ export class Store {
   }
 
   /**
-   * A job's history.
+   * A job's history. Entries must follow one another without a hole and,
+   * while the job is live (its history is never swept then), run from the
+   * first to the last its record counts; anything else is damage.
    *
    * @param jobId the job
    * @returns `[n, envelope text]` in order
+   * @throws {StoreDamageError} at the first entry KV cannot read, that does
+   *   not reassemble, or that is missing
    */
-  jobLog(jobId: string): AsyncGenerator<[number, string]> {
-    return listTexts(this.kv, keys.jobLog(jobId));
+  async *jobLog(jobId: string): AsyncGenerator<[number, string]> {
+    const what = `the history of job ${jobId}`;
+    // Read before the history: every entry it counts was committed with it.
+    const job = await this.getJob(jobId);
+    const live = job !== null && !TERMINAL_STATUSES.has(job.status);
+    let expect: number | undefined = live ? 0 : undefined;
+    for await (const [n, text] of listTexts(this.kv, keys.jobLog(jobId), -1, what)) {
+      // An ended job's history is swept from its start: its first entry may be any, and a
+      // hole behind an entry the sweeper has since deleted is the sweep, not damage.
+      if (expect !== undefined && n !== expect) {
+        if (!live) {
+          // Entry expect - 1 ended its value (the next one is not in it), so
+          // that value is at its key, shared or not.
+          const key = keys.jobLogEntry(jobId, expect - 1);
+          if ((await reading(what, () => this.kv.get(key))).versionstamp === null) return;
+        }
+        throw missingEntries(what, expect, n - 1, jobId);
+      }
+      expect = n + 1;
+      yield [n, text];
+    }
+    if (live && job.log_length > (expect ?? 0)) {
+      throw missingEntries(what, expect ?? 0, job.log_length - 1, jobId);
+    }
   }
 }
 
@@ -423,6 +504,20 @@ export class Store {
  */
 export function isExpired(record: IdempotencyRecord, now: number): boolean {
   return record.expires_at !== undefined && record.expires_at <= now;
+}
+
+/** Entries `from`…`to` of a job's history are not in KV. */
+function missingEntries(what: string, from: number, to: number, jobId: string): StoreDamageError {
+  const which = from === to ? `entry ${from}` : `entries ${from}–${to}`;
+  return new StoreDamageError(
+    "missing",
+    `${which} of ${what} ${from === to ? "is" : "are"} missing`,
+    {
+      job_id: jobId,
+      from,
+      to,
+    },
+  );
 }
 
 /** The sessions some writes belong to: session logs and records, and jobs' owners. */

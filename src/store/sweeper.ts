@@ -10,22 +10,33 @@
  *   this process's start (the registry makes such a session resumable only
  *   after a restart).
  * - Idempotency keys past their `expires_at`.
- * - The histories of jobs that ended more than the history TTL ago (job
- *   records stay, so `list_jobs` and idempotent replays still find them).
+ * - The histories of jobs that ended more than the history TTL ago, and
+ *   the finished jobs themselves (record, list_jobs index entries, the
+ *   idempotency key that names them) once they ended more than the job
+ *   retention ago. A history never outlives its job's record.
+ * - Audit entries older than the audit retention.
  *
- * Nothing inside a resume window is touched, acknowledged or not. Deletes go
- * through the group committer in bounded batches, and one sweep deletes at
- * most a bounded number of entries (the next sweep carries on). A session is
- * swept in a crash-safe order: its record is replaced by a tombstone in one
- * atomic step (guarded by the record's versionstamp, so a record written
- * meanwhile is left alone), then its log is deleted, then the tombstone.
+ * Nothing inside a resume window is touched, acknowledged or not: a
+ * session's log is its own, so deleting a job never deletes an envelope a
+ * session holds. A job is deleted only while its record is terminal
+ * (checked in the deleting commit, against the record's versionstamp), so a
+ * live job is never dropped. Deletes go through the group committer in
+ * bounded batches, and one sweep deletes at most a bounded number of
+ * entries (the next sweep carries on). A session is swept in a crash-safe
+ * order: its record is replaced by a tombstone in one atomic step (guarded
+ * by the record's versionstamp, so a record written meanwhile is left
+ * alone), then its log is deleted, then the tombstone. A finished job's
+ * entry in the end-time index goes last, with its record, so a sweep cut
+ * short finds the job again.
  *
  * @module
  */
 import { keys } from "./keys.ts";
 import type { KvWrite } from "./large_value.ts";
-import type { IdempotencyRecord, SessionRecord } from "./records.ts";
+import { jobIndexDeletes } from "./job_index.ts";
+import type { IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { isExpired, type Store } from "./store.ts";
+import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 
 /** Options of {@linkcode Sweeper}. */
 export interface SweeperOptions {
@@ -35,8 +46,16 @@ export interface SweeperOptions {
   intervalMs: number;
   /** The sessions' resume window (ms). */
   resumeWindowMs: number;
-  /** How long a terminal job's history is kept after it ended (ms). */
+  /** How long a terminal job's history is kept after it ended (ms); `Infinity` keeps it. */
   jobHistoryTtlMs: number;
+  /**
+   * How long a terminal job (record, index entries, idempotency key) is kept
+   * after it ended (ms); `Infinity` (the default) keeps it. Its history goes
+   * with it at the latest.
+   */
+  jobRetentionMs?: number;
+  /** How long audit entries are kept (ms); `Infinity` (the default) keeps them. */
+  auditRetentionMs?: number;
   /** Whether this process holds a session in memory (connected or still resumable). */
   isHeld: (sessionId: string) => boolean;
   /** Reports a sweep that failed (it is retried at the next interval). */
@@ -49,14 +68,27 @@ export interface SweeperOptions {
   now?: () => number;
 }
 
-/** Defaults of the sweep's tunables. */
+const DAY_MS = 24 * 3600 * 1000;
+
+/** The runtime's defaults of the sweep's tunables. */
 export const DEFAULT_SWEEP: Readonly<
   Required<
-    Pick<SweeperOptions, "intervalMs" | "jobHistoryTtlMs" | "batchSize" | "maxDeletesPerSweep">
+    Pick<
+      SweeperOptions,
+      | "intervalMs"
+      | "jobHistoryTtlMs"
+      | "jobRetentionMs"
+      | "auditRetentionMs"
+      | "batchSize"
+      | "maxDeletesPerSweep"
+    >
   >
 > = {
   intervalMs: 60_000,
-  jobHistoryTtlMs: 7 * 24 * 3600 * 1000,
+  jobHistoryTtlMs: 7 * DAY_MS,
+  jobRetentionMs: 7 * DAY_MS,
+  // Longer than the jobs they name: an audit trail is read after the fact.
+  auditRetentionMs: 30 * DAY_MS,
   batchSize: 500,
   maxDeletesPerSweep: 50_000,
 };
@@ -67,6 +99,10 @@ export interface SweepReport {
   sessions: number;
   /** Job histories deleted. */
   jobHistories: number;
+  /** Finished jobs deleted (record and index entries). */
+  jobs: number;
+  /** Audit entries deleted. */
+  auditEntries: number;
   /** Idempotency keys deleted. */
   idempotencyKeys: number;
   /** KV entries deleted in all. */
@@ -78,12 +114,21 @@ export interface SweepReport {
 /** Checks per atomic operation for guarded deletes (KV allows 100). */
 const CHECKS_PER_COMMIT = 50;
 
+/** Finished jobs deleted per commit: a record and an idempotency key check each. */
+const JOBS_PER_COMMIT = CHECKS_PER_COMMIT / 2;
+
+/** A finished job due for deletion: its entry in the end-time index and its id. */
+interface DueJob {
+  entry: Deno.KvKey;
+  jobId: string;
+}
+
 /** Thrown inside a sweep to end it early (stopped, budget spent, commits failing). */
 class SweepCut extends Error {}
 
 /**
- * Deletes expired sessions, idempotency keys and job histories, every
- * `intervalMs`, one sweep at a time.
+ * Deletes expired sessions, idempotency keys, job histories, finished jobs
+ * and audit entries, every `intervalMs`, one sweep at a time.
  *
  * @example
  * ```ts ignore
@@ -176,6 +221,8 @@ export class Sweeper {
     const report: SweepReport = {
       sessions: 0,
       jobHistories: 0,
+      jobs: 0,
+      auditEntries: 0,
       idempotencyKeys: 0,
       entries: 0,
       truncated: false,
@@ -185,7 +232,8 @@ export class Sweeper {
       await this.#finishSweptSessions();
       await this.#sweepSessions(report);
       await this.#sweepIdempotency(report);
-      await this.#sweepJobHistories(report);
+      await this.#sweepJobs(report);
+      await this.#sweepAudit(report);
     } catch (err) {
       if (!(err instanceof SweepCut)) throw err;
       report.truncated = true;
@@ -202,17 +250,24 @@ export class Sweeper {
     if (this.#store.committer.stalled !== undefined) throw new SweepCut("commits are failing");
   }
 
-  /** Deletes every entry under a prefix, in bounded batches; the budget may stop it midway. */
-  async #deletePrefix(prefix: Deno.KvKey): Promise<void> {
+  /**
+   * Deletes every entry a selector lists, in bounded batches; the budget may
+   * stop it midway.
+   *
+   * @returns how many entries it deleted
+   */
+  async #deleteAll(selector: Deno.KvListSelector): Promise<number> {
     let batch: KvWrite[] = [];
+    let deleted = 0;
     const flush = async () => {
       if (batch.length === 0) return;
       const writes = batch;
       batch = [];
       await this.#store.write(writes);
       this.#budget -= writes.length;
+      deleted += writes.length;
     };
-    for await (const entry of this.#store.kv.list({ prefix }, { batchSize: this.#batchSize })) {
+    for await (const entry of this.#store.kv.list(selector, { batchSize: this.#batchSize })) {
       batch.push({ key: entry.key });
       if (batch.length >= Math.min(this.#batchSize, this.#budget)) {
         await flush();
@@ -220,6 +275,12 @@ export class Sweeper {
       }
     }
     await flush();
+    return deleted;
+  }
+
+  /** Deletes every entry under a prefix, like `#deleteAll`. */
+  async #deletePrefix(prefix: Deno.KvKey): Promise<void> {
+    await this.#deleteAll({ prefix });
   }
 
   /** Logs of sessions whose record an earlier sweep deleted (it stopped or the process died). */
@@ -295,18 +356,133 @@ export class Sweeper {
     await flush();
   }
 
-  async #sweepJobHistories(report: SweepReport): Promise<void> {
-    const cutoff = this.#now() - this.#options.jobHistoryTtlMs;
-    const prefix = keys.endedJobs();
-    const selector = { start: prefix, end: [...prefix, cutoff] };
-    for await (const entry of this.#store.kv.list(selector, { batchSize: this.#batchSize })) {
-      this.#step();
-      const jobId = entry.key.at(-1) as string;
-      await this.#deletePrefix(keys.jobLog(jobId));
-      // The index entry goes last, so a sweep cut short finds the job again.
-      await this.#store.write([{ key: entry.key }]);
-      this.#budget--;
-      report.jobHistories++;
+  /**
+   * Finished jobs, in two stages of the end-time index: `ended` entries past
+   * the history TTL lose their history and move to `kept` (or, past the job
+   * retention too, go with their job); `kept` entries past the job retention
+   * go with their job.
+   */
+  async #sweepJobs(report: SweepReport): Promise<void> {
+    const now = this.#now();
+    const jobTtl = this.#options.jobRetentionMs ?? Infinity;
+    const historyTtl = Math.min(this.#options.jobHistoryTtlMs, jobTtl);
+    const jobCutoff = now - jobTtl;
+    let due: DueJob[] = [];
+    const take = async (entry: Deno.KvKey, jobId: string) => {
+      due.push({ entry, jobId });
+      if (due.length >= JOBS_PER_COMMIT) {
+        const batch = due;
+        due = [];
+        await this.#deleteJobs(batch, report);
+      }
+    };
+    if (Number.isFinite(historyTtl)) {
+      const prefix = keys.endedJobs();
+      const selector = { start: prefix, end: [...prefix, now - historyTtl] };
+      for await (const entry of this.#store.kv.list(selector, { batchSize: this.#batchSize })) {
+        this.#step();
+        const [endedMs, jobId] = entry.key.slice(-2) as [number, string];
+        const job = (await this.#store.kv.get<JobRecord>(keys.job(jobId))).value;
+        if (job && !TERMINAL_STATUSES.has(job.status)) {
+          // A stale entry: the job is live, and its history with it.
+          await this.#store.write([{ key: entry.key }]);
+          this.#budget--;
+          continue;
+        }
+        await this.#deletePrefix(keys.jobLog(jobId));
+        report.jobHistories++;
+        if (endedMs < jobCutoff) await take(entry.key, jobId);
+        else {
+          await this.#store.write([
+            { key: entry.key },
+            { key: keys.keptJob(endedMs, jobId), value: entry.value },
+          ]);
+          this.#budget--;
+        }
+      }
     }
+    if (Number.isFinite(jobCutoff)) {
+      const prefix = keys.keptJobs();
+      const selector = { start: prefix, end: [...prefix, jobCutoff] };
+      for await (const entry of this.#store.kv.list(selector, { batchSize: this.#batchSize })) {
+        this.#step();
+        await take(entry.key, entry.key.at(-1) as string);
+      }
+    }
+    if (due.length > 0) await this.#deleteJobs(due, report);
+  }
+
+  /**
+   * Deletes finished jobs: record, index entries, end-time entry and the
+   * idempotency key when it still names the job, in one commit guarded by
+   * the versionstamps read. A record that is not terminal is kept (only its
+   * stale end-time entry goes); one written meanwhile waits for the next sweep.
+   */
+  async #deleteJobs(due: DueJob[], report: SweepReport): Promise<void> {
+    const kv = this.#store.kv;
+    const records: Array<Deno.KvEntryMaybe<JobRecord>> = [];
+    for (let i = 0; i < due.length; i += 10) {
+      records.push(
+        ...await kv.getMany<JobRecord[]>(due.slice(i, i + 10).map((d) => keys.job(d.jobId))),
+      );
+    }
+    const ops = await Promise.all(due.map(async (d, i) => {
+      const record = records[i];
+      const job = record.value;
+      const writes: KvWrite[] = [{ key: d.entry }];
+      const checks: Deno.AtomicCheck[] = [];
+      const finished = job !== null && TERMINAL_STATUSES.has(job.status);
+      if (finished) {
+        checks.push({ key: record.key, versionstamp: record.versionstamp });
+        writes.push(
+          { key: record.key },
+          { key: keys.liveJob(d.jobId) },
+          ...jobIndexDeletes(job),
+        );
+        if (job.idempotency_hash) {
+          const idem = await kv.get<IdempotencyRecord>(
+            keys.idempotency(job.principal, job.idempotency_hash),
+          );
+          if (idem.value?.job_id === d.jobId) {
+            checks.push({ key: idem.key, versionstamp: idem.versionstamp });
+            writes.push({ key: idem.key });
+          }
+        }
+      } else if (job) {
+        // Not finished (it never should be here): the job stays, the entry goes.
+        checks.push({ key: record.key, versionstamp: record.versionstamp });
+      }
+      return { checks, writes, deletesJob: finished };
+    }));
+    const commit = async (group: typeof ops) => {
+      const op = kv.atomic();
+      for (const { checks, writes } of group) {
+        for (const c of checks) op.check(c);
+        for (const w of writes) op.delete(w.key);
+      }
+      return (await op.commit()).ok;
+    };
+    const done = (group: typeof ops) => {
+      for (const o of group) {
+        this.#budget -= o.writes.length;
+        if (o.deletesJob) report.jobs++;
+      }
+    };
+    if (await commit(ops)) done(ops);
+    else {
+      // One of them changed since it was read: the rest go one by one.
+      for (const o of ops) if (await commit([o])) done([o]);
+    }
+    this.#step();
+  }
+
+  async #sweepAudit(report: SweepReport): Promise<void> {
+    const ttl = this.#options.auditRetentionMs ?? Infinity;
+    if (!Number.isFinite(ttl)) return;
+    const prefix = keys.audit();
+    report.auditEntries += await this.#deleteAll({
+      start: prefix,
+      end: [...prefix, this.#now() - ttl],
+    });
   }
 }

@@ -201,6 +201,10 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
     if (n === null || link.closed) return;
     const conn = await Deno.connect({ hostname: inner.addr.hostname, port: inner.addr.port });
     if (link.closed) return conn.close();
+    // Without these, Nagle's algorithm holds each small frame on both hops
+    // until the peer's delayed ACK: ~40 ms on every reply.
+    conn.setNoDelay(true);
+    (link.outer as Partial<Deno.TcpConn>).setNoDelay?.(true);
     link.inner = conn;
     byInnerPort.set((conn.localAddr as Deno.NetAddr).port, link);
     await writeAll(conn, first.subarray(0, n));

@@ -97,18 +97,90 @@ Deno.test("arcp jobs and arcp cancel arguments", () => {
 
 Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative count is refused", async () => {
   const config = await readServeConfig(
-    ["--warm-pool", "0", "--sandbox-memory-mb", "300", "--sandbox-heap-mb", "128"],
+    [
+      "--warm-pool",
+      "0",
+      "--sandbox-memory-mb",
+      "300",
+      "--sandbox-heap-mb",
+      "128",
+      "--warm-max",
+      "4",
+      "--jobs-per-process",
+      "1",
+      "--principal-max-jobs",
+      "600",
+      "--principal-max-sessions",
+      "300",
+    ],
     env({}),
   );
-  deepEqual(config.sandbox, { hostHeapMb: 128, memoryMb: 300, warmPool: 0 });
+  deepEqual(config.sandbox, {
+    hostHeapMb: 128,
+    memoryMb: 300,
+    warmPool: 0,
+    warmMax: 4,
+    jobsPerProcess: 1,
+  });
+  equal(config.quotas.maxJobsPerPrincipal, 600);
+  equal(config.maxSessionsPerPrincipal, 300);
   deepEqual((await readServeConfig([], env({}))).sandbox, {
     hostHeapMb: undefined,
     memoryMb: undefined,
     warmPool: undefined,
+    warmMax: undefined,
+    jobsPerProcess: undefined,
   });
+  await rejects(
+    () => readServeConfig(["--principal-max-jobs", "0"], env({})),
+    /--principal-max-jobs/,
+  );
   await rejects(() => readServeConfig(["--warm-pool", "-1"], env({})), /--warm-pool/);
   await rejects(
     () => readServeConfig(["--sandbox-memory-mb", "0"], env({})),
     /--sandbox-memory-mb/,
   );
+});
+
+Deno.test("arcp serve retention flags: days and hours as milliseconds, 0 or forever keeps", async () => {
+  const config = await readServeConfig(
+    [
+      "--job-retention-days",
+      "1.5",
+      "--job-history-days",
+      "forever",
+      "--audit-retention-days",
+      "0",
+      "--idempotency-ttl-hours",
+      "2",
+    ],
+    env({}),
+  );
+  deepEqual(config.retention, {
+    jobRetentionMs: 1.5 * 24 * 3600_000,
+    jobHistoryTtlMs: 0,
+    auditRetentionMs: 0,
+    idempotencyTtlMs: 2 * 3600_000,
+  });
+  deepEqual((await readServeConfig([], env({}))).retention, {
+    jobRetentionMs: undefined,
+    jobHistoryTtlMs: undefined,
+    auditRetentionMs: undefined,
+    idempotencyTtlMs: undefined,
+  });
+  for (
+    const [flag, value] of [
+      ["--job-retention-days", "-1"],
+      ["--job-retention-days", "week"],
+      ["--audit-retention-days", ""],
+      ["--idempotency-ttl-hours", "0"],
+      ["--idempotency-ttl-hours", "forever"],
+    ]
+  ) {
+    await rejects(
+      () => readServeConfig([flag, value], env({})),
+      new RegExp(flag),
+      `${flag} ${value}`,
+    );
+  }
 });

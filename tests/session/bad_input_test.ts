@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, ok } from "assert";
 import { startServer, type TestServer } from "../../testing/server.ts";
 import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
+import { RawWs } from "../../testing/raw_ws.ts";
 
 /** Waits for the next session.error. */
 function sessionError(c: WsClient): Promise<Env> {
@@ -256,4 +257,34 @@ Deno.test("a 4 MiB frame closes only that socket, with 1009; another session kee
   // And the server still accepts new sessions.
   await using fresh = await connect(server.url);
   await stillWorks(fresh);
+});
+
+Deno.test("a malformed session.pong over a raw socket gets INVALID_REQUEST naming the field; a well-formed one gets no answer", async () => {
+  await using server = await startServer();
+  const raw = await RawWs.open(server.url);
+  try {
+    const sessionId = (await raw.hello(["heartbeat", "list_jobs"])).session_id;
+    const cases: Array<[unknown, RegExp]> = [
+      [{}, /payload\.ping_nonce/],
+      [{ ping_nonce: 5, received_at: new Date().toISOString() }, /payload\.ping_nonce/],
+      [{ ping_nonce: "n" }, /payload\.received_at/],
+      ["pong", /payload/],
+    ];
+    for (const [payload, field] of cases) {
+      await raw.send({ type: "session.pong", session_id: sessionId, payload });
+      const [e] = await raw.readUntil(() => true);
+      equal(e.type, "session.error", JSON.stringify(payload));
+      equal(e.payload.code, "INVALID_REQUEST");
+      equal(e.payload.retryable, false);
+      match(e.payload.message, field);
+    }
+    // A well-formed pong is taken silently: the next frame answers the request queued behind it.
+    const pong = { ping_nonce: "n-1", received_at: new Date().toISOString() };
+    await raw.send({ type: "session.pong", session_id: sessionId, payload: pong });
+    await raw.send({ type: "session.list_jobs", session_id: sessionId, payload: {} });
+    const [next] = await raw.readUntil(() => true);
+    equal(next.type, "session.jobs", JSON.stringify(next.payload));
+  } finally {
+    raw.close();
+  }
 });

@@ -48,6 +48,33 @@ Deno.test("repeated failed hellos from one address never lock a valid token out"
   equal((await c.hello("alice-token")).type, "session.welcome");
 });
 
+Deno.test("on a throttled address the failing hellos are held and a valid token is welcomed ahead of them", async () => {
+  await using server = await startServer();
+  for (let i = 0; i < 10; i++) {
+    const c = new WsClient(server.url);
+    equal((await c.hello(`wrong-${i}`)).payload.code, "UNAUTHENTICATED");
+    await c.closed();
+  }
+  // Three more failures at once: the tarpit holds their answers 1, 2 and 4 s.
+  const order: string[] = [];
+  const held = Array.from({ length: 3 }, async (_, i) => {
+    const c = new WsClient(server.url);
+    const e = await c.hello(`wrong-held-${i}`);
+    order.push(e.payload.code);
+    return e;
+  });
+  await Promise.race(held);
+  // The address is throttled now; its next valid hello is not.
+  await using good = new WsClient(server.url);
+  const w = await good.hello("alice-token");
+  order.push(w.type);
+  equal(w.type, "session.welcome");
+  for (const e of await Promise.all(held)) equal(e.payload.code, "UNAUTHENTICATED");
+  // Welcomed while refusals of the same address were still held (the last one for 4 s).
+  equal(order.length, 4);
+  equal(order.at(-1), "UNAUTHENTICATED", `order of answers: ${order}`);
+});
+
 Deno.test("a first message that is not a hello is refused and the socket closes", async () => {
   await using server = await startServer();
   const c = new WsClient(server.url);

@@ -134,3 +134,67 @@ Deno.test("closing while the disk is full rejects what cannot be committed, and 
   equal(await held, "TypeError: database or disk is full");
   equal((await db.real.get(["x"])).value, null);
 });
+
+Deno.test("a fail-fast write is refused, never held: dropped when a failure catches it queued, refused at once while commits fail", async () => {
+  await using db = await flakyKv();
+  let recover!: () => void;
+  const recovered = new Promise<void>((r) => recover = r);
+  const gc = new GroupCommitter(db.kv, {
+    probe: { key: ["probe"], value: "p" },
+    onRecover: () => recover(),
+  });
+  db.state.error = DISK_FULL();
+  const held = gc.write([{ key: ["held"], value: 1 }]);
+  const queued = gc.write([{ key: ["fast"], value: 1 }], { failFast: true })
+    .then(() => "resolved", (e) => String(e));
+  // Caught in the failing batch with a held write: refused, the held one kept.
+  equal(await queued, "TypeError: database or disk is full");
+  ok(gc.stalled instanceof TypeError);
+  const atOnce = await gc.write([{ key: ["late"], value: 1 }], { failFast: true })
+    .then(() => "resolved", (e) => String(e));
+  equal(atOnce, "TypeError: database or disk is full");
+
+  db.state.error = undefined;
+  await held;
+  await recovered;
+  equal((await db.real.get(["held"])).value, 1);
+  equal((await db.real.get(["fast"])).value, null, "a refused write landed later");
+  equal((await db.real.get(["late"])).value, null, "a refused write landed later");
+  await gc.write([{ key: ["after"], value: 1 }], { failFast: true });
+  equal((await db.real.get(["after"])).value, 1);
+});
+
+Deno.test("when every failed write was refused, the probe keeps retrying and notices recovery", async () => {
+  await using db = await flakyKv();
+  let recover!: () => void;
+  const recovered = new Promise<void>((r) => recover = r);
+  const gc = new GroupCommitter(db.kv, {
+    probe: { key: ["probe"], value: "p" },
+    onRecover: () => recover(),
+  });
+  db.state.error = DISK_FULL();
+  const refused = await gc.write([{ key: ["fast"], value: 1 }], { failFast: true })
+    .then(() => "resolved", (e) => String(e));
+  equal(refused, "TypeError: database or disk is full");
+  // Nothing is queued, yet the committer still knows storage fails and keeps trying.
+  const attempts = db.state.attempts;
+  while (db.state.attempts < attempts + 2) await sleep(20);
+  ok(gc.stalled instanceof TypeError);
+  ok(gc.stalledSince! <= Date.now());
+  db.state.error = undefined;
+  await recovered;
+  equal(gc.stalled, undefined);
+  equal((await db.real.get(["probe"])).value, "p");
+  equal((await db.real.get(["fast"])).value, null);
+});
+
+Deno.test("without a probe, a committer that holds nothing stops counting itself stalled", async () => {
+  await using db = await flakyKv();
+  const gc = new GroupCommitter(db.kv);
+  db.state.error = DISK_FULL();
+  const refused = await gc.write([{ key: ["fast"], value: 1 }], { failFast: true })
+    .then(() => "resolved", (e) => String(e));
+  equal(refused, "TypeError: database or disk is full");
+  await gc.flush();
+  equal(gc.stalled, undefined);
+});

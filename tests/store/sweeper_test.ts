@@ -393,3 +393,104 @@ Deno.test("an idempotent resubmit after the key's TTL creates a new job, even be
     await server.close(true);
   }
 });
+
+Deno.test("finished jobs lose their history, then their record, index entries and key; live jobs, re-claimed keys and recent audit entries stay", async () => {
+  await using db = await tempStore();
+  const { store } = db;
+  const kv = store.kv;
+  const start = Date.now();
+  let clock = start;
+  const sweeperWith = (jobRetentionMs: number, auditRetentionMs: number) =>
+    new Sweeper({
+      store,
+      intervalMs: 60_000,
+      resumeWindowMs: 1000,
+      jobHistoryTtlMs: 10_000,
+      jobRetentionMs,
+      auditRetentionMs,
+      isHeld: () => false,
+      now: () => clock,
+    });
+  const ended = (ms: number) => new Date(ms).toISOString();
+  // Ended long ago with a key; ended long ago, its key since re-claimed by a newer job; ended
+  // recently; running; and a live record with a stale end-time entry (which must not happen,
+  // and must not cost the job if it does).
+  const jobs: Array<[string, Partial<JobRecord>]> = [
+    ["job_old", { status: "success", ended_at: ended(start - 60_000), idempotency_hash: "h-old" }],
+    ["job_reclaimed", {
+      status: "error",
+      ended_at: ended(start - 60_000),
+      idempotency_hash: "h-re",
+    }],
+    ["job_recent", { status: "cancelled", ended_at: ended(start - 1000) }],
+    ["job_running", {}],
+  ];
+  for (const [id, extra] of jobs) {
+    await store.write([
+      ...store.jobWrites(jobRecord(id, extra)),
+      ...store.jobLogWrites(id, 0, "e"),
+    ]);
+  }
+  await kv.set(["v1", "idem", "alice", "h-old"], { job_id: "job_old", params_hash: "p" });
+  await kv.set(["v1", "idem", "alice", "h-re"], { job_id: "job_new", params_hash: "p" });
+  await kv.set(["v1", "ended", start - 60_000, "job_running"], "sess_x");
+  for (const [id, at] of [["a_old", start - 40_000], ["a_new", start - 1000]] as const) {
+    await store.write([store.auditWrite({
+      id,
+      at,
+      subscriber_principal: "alice",
+      subscriber_session: "sess_y",
+      job_id: "job_old",
+      decision: "granted",
+    })]);
+  }
+  const listed = async () =>
+    (await store.listJobs("alice", { limit: 100 })).jobs.map((j) => j.job_id).sort();
+
+  // Retention of 0 in the runtime is Infinity here: nothing but histories goes.
+  const forever = await sweeperWith(Infinity, Infinity).sweep();
+  equal(forever.jobs, 0);
+  equal(forever.auditEntries, 0);
+  equal(forever.jobHistories, 2, "histories past their TTL");
+  deepEqual(await listed(), ["job_old", "job_recent", "job_reclaimed", "job_running"]);
+  equal(await count(kv, ["v1", "jlog", "job_old"]), 0);
+  equal(await count(kv, ["v1", "jlog", "job_recent"]), 1);
+  equal(await count(kv, ["v1", "jlog", "job_running"]), 1, "a live job's history was swept");
+  equal(await count(kv, ["v1", "kept"]), 2, "records whose history went wait in the second stage");
+  equal(await count(kv, ["v1", "ended"]), 1, "the recent job waits for its history TTL");
+
+  const report = await sweeperWith(30_000, 30_000).sweep();
+  equal(report.jobs, 2);
+  equal(report.auditEntries, 1);
+  deepEqual(await listed(), ["job_recent", "job_running"]);
+  for (const id of ["job_old", "job_reclaimed"]) {
+    equal((await kv.get(["v1", "job", id])).value, null);
+  }
+  // What is left in the indexes: one entry each for the recent and the running job.
+  equal(await count(kv, ["v1", "pjs", "alice"]), 2, "index entries of deleted jobs");
+  equal(await count(kv, ["v1", "pja", "alice"]), 2, "index entries of deleted jobs");
+  equal((await kv.get(["v1", "idem", "alice", "h-old"])).value, null, "the key of a deleted job");
+  deepEqual(
+    (await kv.get(["v1", "idem", "alice", "h-re"])).value,
+    { job_id: "job_new", params_hash: "p" },
+    "a key that names another job now",
+  );
+  equal((await store.getJob("job_running"))?.status, "running");
+  equal((await kv.get(["v1", "live", "job_running"])).value, "sess_x");
+  deepEqual(
+    (await Array.fromAsync(store.audit())).map((a) => a.id),
+    ["a_new"],
+  );
+  equal(await count(kv, ["v1", "kept"]), 0);
+
+  // Past both periods at once: history and job go in one sweep.
+  clock = start + 60_000;
+  const later = await sweeperWith(30_000, 30_000).sweep();
+  equal(later.jobHistories, 1);
+  equal(later.jobs, 1);
+  equal(later.auditEntries, 1);
+  deepEqual(await listed(), ["job_running"]);
+  equal(await count(kv, ["v1", "ended"]), 0);
+  equal(await count(kv, ["v1", "jlog", "job_running"]), 1);
+  equal((await sweeperWith(30_000, 30_000).sweep()).entries, 0);
+});

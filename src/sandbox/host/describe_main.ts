@@ -18,6 +18,10 @@ export interface Describable {
   version?: unknown;
   /** One line on what it does. */
   description?: unknown;
+  /** Its `reuse` option. */
+  reuse?: unknown;
+  /** Its `concurrency` option. */
+  concurrency?: unknown;
 }
 
 /**
@@ -31,6 +35,8 @@ export function reportAgent(agent: Describable | undefined): void {
     name: String(agent?.name),
     version: String(agent?.version),
     ...(typeof agent?.description === "string" ? { description: agent.description } : {}),
+    ...(agent?.reuse !== undefined ? { reuse: agent.reuse } : {}),
+    ...(agent?.concurrency !== undefined ? { concurrency: agent.concurrency } : {}),
   };
   // On a line of its own: the agent's console output shares stdout.
   console.log(`\n${JSON.stringify({ described })}`);

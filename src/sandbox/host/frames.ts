@@ -126,3 +126,67 @@ export async function* readFrames(
     }
   }
 }
+
+/**
+ * Writes frames to a byte stream in order. Frames queued while a write is in
+ * flight go out together in the next write, so a burst of small messages
+ * (events, credits) costs one system call instead of one each.
+ */
+export class FrameWriter {
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #busy = false;
+  #broken = false;
+
+  /**
+   * @param writable where frames go; the writer holds its lock
+   */
+  constructor(writable: WritableStream<Uint8Array>) {
+    this.#writer = writable.getWriter();
+  }
+
+  /**
+   * Queues one frame (from {@linkcode encodeFrame} or {@linkcode frameBytes}).
+   * A broken stream drops it: the peer is gone, and its end is reported
+   * elsewhere.
+   *
+   * @param frame the frame's bytes
+   */
+  write(frame: Uint8Array): void {
+    if (this.#broken) return;
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.length;
+    if (!this.#busy) this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    this.#busy = true;
+    // Frames queued in this same turn join the first write.
+    await Promise.resolve();
+    while (this.#pending.length > 0 && !this.#broken) {
+      const batch = this.#pending.length === 1
+        ? this.#pending[0]
+        : concat(this.#pending, this.#pendingBytes);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      try {
+        await this.#writer.write(batch);
+      } catch {
+        this.#broken = true;
+        this.#pending = [];
+      }
+    }
+    this.#busy = false;
+  }
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

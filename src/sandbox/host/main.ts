@@ -1,7 +1,8 @@
 /**
- * The sandbox process: runs exactly one job's agent worker, under a V8 heap
- * cap, and is killed with everything the agent started (threads, timers,
- * memory) when the job ends. It talks to the runtime over a control socket
+ * The sandbox process: runs one agent worker, under a V8 heap cap, for one
+ * job (or, for an agent with `reuse` or `concurrency`, for jobs of one key),
+ * and is killed with everything the agent started (threads, timers, memory)
+ * when its last job ends. It talks to the runtime over a control socket
  * no worker can reach: the socket's path and a one-time token arrive on
  * stdin, which is read before any worker exists. It refuses worker messages
  * over the size caps before they leave this process; every other check
@@ -10,6 +11,7 @@
  * @module
  */
 import { workerEntryUrl } from "../worker/entry.ts";
+import { slotOf } from "../worker/slot.ts";
 import { EgressProxy } from "../egress_proxy.ts";
 import {
   EVENT_WINDOW,
@@ -17,7 +19,7 @@ import {
   MAX_MESSAGE_BYTES,
   MAX_RESULT_BYTES,
 } from "../worker/limits.ts";
-import { encodeFrame, frameBytes, readFrames } from "./frames.ts";
+import { encodeFrame, frameBytes, FrameWriter, readFrames } from "./frames.ts";
 import {
   type HostCommand,
   type HostIntro,
@@ -67,90 +69,132 @@ function overCap(msg: { t?: unknown }, size: number): { crash: string; cap: stri
   return undefined;
 }
 
-/** The one job this process serves. */
+/** The process's one worker and the jobs it runs. */
 class Relay {
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #writing: Promise<void> = Promise.resolve();
+  #out: FrameWriter;
   #worker: Worker | undefined;
-  /** Events relayed minus credits seen: a worker ignoring credits is stopped here too. */
-  #outstanding = 0;
-  #ended = false;
+  /** Per job slot: events relayed minus credits seen. A worker ignoring credits is stopped here too. */
+  #outstanding = new Map<number, number>();
+  /** Slots whose job this process already ended; their later messages are dropped. */
+  #ended = new Set<number>();
+  #dead = false;
+  /** What the worker was started with, for the next one. */
+  #template: Extract<HostCommand, { c: "launch" }> | undefined;
+  #proxy: EgressProxy | undefined;
 
   constructor(conn: Deno.Conn) {
-    this.#writer = conn.writable.getWriter();
+    this.#out = new FrameWriter(conn.writable);
   }
 
   report(r: HostReport): void {
-    this.#send(encodeFrame(r));
-  }
-
-  #send(bytes: Uint8Array): void {
-    this.#writing = this.#writing.then(() => this.#writer.write(bytes)).catch(() => {});
+    this.#out.write(encodeFrame(r));
   }
 
   /** Stops the worker and tells the runtime why; the runtime then kills this process. */
-  #end(crash: string, cap?: string): void {
-    if (this.#ended) return;
-    this.#ended = true;
+  #endWorker(crash: string, cap?: string): void {
+    if (this.#dead) return;
+    this.#dead = true;
     this.#worker?.terminate();
     this.report(cap ? { crash, cap } : { crash });
   }
 
+  /**
+   * Ends one job for breaking the relay's rules; the worker's other jobs go
+   * on. A message that names no slot breaks the whole worker.
+   */
+  #endJob(j: number | undefined, crash: string, cap?: string): void {
+    if (j === undefined) return this.#endWorker(crash, cap);
+    this.#ended.add(j);
+    this.#outstanding.delete(j);
+    this.report(cap ? { crash, cap, j } : { crash, j });
+  }
+
   #relay(data: unknown): void {
-    if (this.#ended) return;
+    if (this.#dead) return;
     const msg = (data ?? {}) as { t?: unknown };
-    if ((msg.t === "event" || msg.t === "chunk") && ++this.#outstanding > 2 * EVENT_WINDOW) {
-      this.#end(
-        `agent flooded the runtime with more than ${2 * EVENT_WINDOW} unacknowledged events`,
-      );
-      return;
+    const j = slotOf(data);
+    if (j !== undefined && this.#ended.has(j)) return;
+    if ((msg.t === "event" || msg.t === "chunk") && j !== undefined) {
+      const n = (this.#outstanding.get(j) ?? 0) + 1;
+      this.#outstanding.set(j, n);
+      if (n > 2 * EVENT_WINDOW) {
+        return this.#endJob(
+          j,
+          `agent flooded the runtime with more than ${2 * EVENT_WINDOW} unacknowledged events`,
+        );
+      }
     }
     let body: Uint8Array;
     try {
       body = encoder.encode(JSON.stringify({ m: data }));
     } catch (err) {
-      this.#end(`agent posted a message that is not JSON: ${(err as Error).message}`);
-      return;
+      return this.#endJob(j, `agent posted a message that is not JSON: ${(err as Error).message}`);
     }
     const refused = overCap(msg, body.length);
-    if (refused) this.#end(refused.crash, refused.cap);
-    else this.#send(frameBytes(body));
+    if (refused) this.#endJob(j, refused.crash, refused.cap);
+    else this.#out.write(frameBytes(body));
   }
 
   handle(cmd: HostCommand): void {
     if (cmd.c === "launch" && !this.#worker) this.#launch(cmd);
-    else if (cmd.c === "post" && this.#worker && !this.#ended) {
-      if (cmd.msg.t === "credit") {
-        this.#outstanding = Math.max(0, this.#outstanding - cmd.msg.n);
+    else if (cmd.c === "next" && this.#worker && !this.#dead) this.#next();
+    else if (cmd.c === "post" && this.#worker && !this.#dead) {
+      const msg = cmd.msg;
+      if (msg.t === "credit") {
+        const n = this.#outstanding.get(msg.j);
+        if (n !== undefined) this.#outstanding.set(msg.j, Math.max(0, n - msg.n));
       }
-      this.#worker.postMessage(cmd.msg);
+      this.#worker.postMessage(msg);
     }
   }
 
+  /**
+   * Retires the worker whose job ended and starts a fresh one for the next
+   * job of this key. Whether a thread of the last job outlived its worker is
+   * the runtime's to check: it can see this process's threads, and this
+   * process cannot (`/proc` is denied to it).
+   */
+  #next(): void {
+    const old = this.#worker!;
+    // Nothing the old worker still had queued may follow the report below:
+    // the next job's slots start again at 0.
+    old.onmessage = null;
+    old.onerror = (e: ErrorEvent) => e.preventDefault();
+    old.onmessageerror = null;
+    old.terminate();
+    this.#worker = undefined;
+    this.#outstanding.clear();
+    this.#ended.clear();
+    this.#launch(this.#template!);
+    if (!this.#dead) this.report({ recycled: true });
+  }
+
   #launch(cmd: Extract<HostCommand, { c: "launch" }>): void {
+    this.#template = cmd;
     let worker: Worker;
     try {
-      // The proxy lives in this process's main isolate: its traffic and memory are the job's own.
-      const proxy = cmd.egress.length > 0 ? new EgressProxy(cmd.egress) : undefined;
+      // The proxy lives in this process's main isolate: its traffic and memory are its key's own.
+      this.#proxy ??= cmd.egress.length > 0 ? new EgressProxy(cmd.egress) : undefined;
+      const proxy = this.#proxy;
       worker = new Worker(workerEntryUrl(cmd.agentUrl, proxy?.config), {
         type: "module",
-        name: cmd.id,
+        name: "agent",
         deno: {
           permissions: { ...cmd.permissions, net: proxy ? [proxy.address] : false },
           // deno-lint-ignore no-explicit-any
         } as any,
       });
     } catch (err) {
-      this.#end((err as Error).message);
+      this.#endWorker((err as Error).message);
       return;
     }
     this.#worker = worker;
     worker.onmessage = (e: MessageEvent) => this.#relay(e.data);
     worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      this.#end(e.message ?? "uncaught error in agent");
+      this.#endWorker(e.message ?? "uncaught error in agent");
     };
-    worker.onmessageerror = () => this.#end("agent sent a message that could not be read");
+    worker.onmessageerror = () => this.#endWorker("agent sent a message that could not be read");
   }
 }
 

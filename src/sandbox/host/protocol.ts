@@ -3,7 +3,9 @@
  * socket, as length-prefixed JSON frames (`frames.ts`). The process reads
  * one {@linkcode HostIntro} line on stdin before any worker exists, connects
  * to the socket, presents the token and waits for the runtime's answer; only
- * then does it take commands. Each process serves exactly one job.
+ * then does it take commands. Each process runs one worker, which serves one
+ * job (the default), or successive or concurrent jobs of one key (an agent's
+ * `reuse` and `concurrency`), each named by its slot.
  *
  * @module
  */
@@ -25,24 +27,34 @@ export interface HostIntro {
 export type HostCommand =
   | { c: "answer"; answer: string }
   | {
+    /** Starts the process's one worker, before or with its first job. */
     c: "launch";
-    id: string;
     agentUrl: string;
     permissions: WorkerPermissions;
     /** The lease's `net.fetch` globs, which the process's egress proxy enforces. */
     egress: readonly string[];
   }
-  | { c: "post"; msg: HostMessage };
+  | { c: "post"; msg: HostMessage }
+  /**
+   * The worker's job ended with a result: retire that worker and start
+   * another like it for the next job of the same key.
+   */
+  | { c: "next" };
 
 /** Process → runtime. */
 export type HostReport =
   | { token: string }
   /** A message the worker posted, relayed unchecked but within the size caps. */
   | { m: unknown }
-  /** The worker failed or broke the relay's rules; `cap` names the limit it hit. */
-  | { crash: string; cap?: string }
+  /**
+   * The worker failed or broke the relay's rules; `cap` names the limit it
+   * hit. With `j`, only that job did, and the worker is otherwise unharmed.
+   */
+  | { crash: string; cap?: string; j?: number }
   /** The whole process's resident set, bytes (ArrayBuffers and wasm memory included). */
-  | { rss: number };
+  | { rss: number }
+  /** A fresh worker replaced the last one (after `next`). */
+  | { recycled: true };
 
 /**
  * How often a process reports its resident set (ms). Its main isolate

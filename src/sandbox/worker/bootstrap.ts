@@ -80,13 +80,18 @@ const post = (msg: unknown) => scope.postMessage(msg);
  */
 const MAX_QUEUED_EVENTS = 10_000;
 
-/** Sends events within the credit the host grants, queueing the rest. */
+/** Sends one job's events within the credit the host grants it, queueing the rest. */
 class Outbox {
+  readonly j: number;
   #credit = EVENT_WINDOW;
   #queue: Array<{ msg: unknown; done: () => void }> = [];
 
+  constructor(j: number) {
+    this.j = j;
+  }
+
   send(kind: string, body: Record<string, unknown>): Promise<void> {
-    return this.post({ t: "event", kind, body });
+    return this.post({ t: "event", j: this.j, kind, body });
   }
 
   /** Sends any credit-counted message (events and result chunks). */
@@ -128,16 +133,21 @@ class Outbox {
   }
 }
 
-/** Requests to the runtime, matched to replies by id. */
+/** One job's requests to the runtime, matched to replies by id. */
 class Calls {
+  #j: number;
   #next = 0;
   #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  constructor(j: number) {
+    this.#j = j;
+  }
 
   call(op: CallOp, args: Record<string, unknown>): Promise<unknown> {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      post({ t: "call", id, op, args });
+      post({ t: "call", j: this.#j, id, op, args });
     });
   }
 
@@ -150,18 +160,22 @@ class Calls {
   }
 }
 
-function errorMessage(err: unknown): { t: "error"; name: string; message: string; code?: string } {
+function errorMessage(
+  j: number,
+  err: unknown,
+): { t: "error"; j: number; name: string; message: string; code?: string } {
   if (err instanceof Error) {
     const raw = (err as unknown as { code?: unknown }).code;
     const code = typeof raw === "string" ? raw : undefined;
     return {
       t: "error",
+      j,
       name: err.name,
       message: err.message || err.name,
       ...(code ? { code } : {}),
     };
   }
-  return { t: "error", name: "Error", message: String(err) };
+  return { t: "error", j, name: "Error", message: String(err) };
 }
 
 /**
@@ -169,23 +183,24 @@ function errorMessage(err: unknown): { t: "error"; name: string; message: string
  * it is too large to send inline: refused here, before it is copied to the
  * sandbox process.
  */
-function resultMessage(value: unknown): unknown {
+function resultMessage(j: number, value: unknown): unknown {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
   } catch (err) {
-    return errorMessage(err);
+    return errorMessage(j, err);
   }
   if (text !== undefined && text.length > MAX_RESULT_BYTES) {
     return {
       t: "error",
+      j,
       name: "RangeError",
       message: `agent result is ${text.length} bytes; the inline cap is ${MAX_RESULT_BYTES} ` +
         "bytes (stream larger results with ctx.streamResult())",
       cap: "result",
     };
   }
-  return { t: "result", value: value === undefined ? null : value };
+  return { t: "result", j, value: value === undefined ? null : value };
 }
 
 /** The longest redirect chain `ctx.fetch` follows. */
@@ -295,10 +310,20 @@ class ResultStream {
     return new WritableStream<string | Uint8Array>({
       write: (chunk) => {
         if (typeof chunk === "string") {
-          return this.#outbox.post({ t: "chunk", data: chunk, encoding: "utf8" });
+          return this.#outbox.post({
+            t: "chunk",
+            j: this.#outbox.j,
+            data: chunk,
+            encoding: "utf8",
+          });
         }
         if (chunk instanceof Uint8Array) {
-          return this.#outbox.post({ t: "chunk", data: toBase64(chunk), encoding: "base64" });
+          return this.#outbox.post({
+            t: "chunk",
+            j: this.#outbox.j,
+            data: toBase64(chunk),
+            encoding: "base64",
+          });
         }
         throw new TypeError("streamResult() takes strings or Uint8Arrays");
       },
@@ -328,7 +353,7 @@ class ResultStream {
     }
     if (!this.opened || this.closed) return Promise.resolve();
     this.closed = true;
-    return this.#outbox.post({ t: "chunk_end" });
+    return this.#outbox.post({ t: "chunk_end", j: this.#outbox.j });
   }
 }
 
@@ -392,20 +417,56 @@ function makeContext(
   );
 }
 
+/** What a worker holds for one job it runs. */
+interface JobSlot {
+  outbox: Outbox;
+  calls: Calls;
+  abort: AbortController;
+}
+
 /**
- * Serves one agent in this worker: answers `describe`, runs it on `start`,
- * aborts it on `abort`, beats while its event loop is free, and reports the
- * outcome.
+ * Serves one agent in this worker: answers `describe`, runs a job on each
+ * `start` (one after another, or several at once for an agent with
+ * `concurrency`), each with its own `ctx`, outbox, calls and signal; aborts a
+ * job on `abort`; beats while its event loop is free; and reports each
+ * job's outcome.
  *
  * @param agent the agent module's default export
  */
 export function serveAgent(agent: AgentDefinition): void {
-  const outbox = new Outbox();
-  const calls = new Calls();
-  const stream = new ResultStream(outbox);
-  const abort = new AbortController();
-  let started = false;
-  scope.onmessage = async (e: MessageEvent<HostMessage>) => {
+  const jobs = new Map<number, JobSlot>();
+  let beating = false;
+  const run = async (start: Extract<HostMessage, { t: "start" }>) => {
+    const { j } = start;
+    const slot: JobSlot = {
+      outbox: new Outbox(j),
+      calls: new Calls(j),
+      abort: new AbortController(),
+    };
+    const stream = new ResultStream(slot.outbox);
+    jobs.set(j, slot);
+    if (!beating) {
+      beating = true;
+      // A blocked event loop stops these beats; the runtime notices and kills the jobs.
+      post({ t: "beat" });
+      setInterval(() => post({ t: "beat" }), start.beatMs > 0 ? start.beatMs : BEAT_INTERVAL_MS);
+    }
+    try {
+      const value = await agent.run(
+        start.input,
+        makeContext(start, slot.outbox, slot.calls, slot.abort.signal, stream),
+      );
+      await stream.end();
+      await slot.outbox.drained();
+      post(resultMessage(j, value));
+    } catch (err) {
+      await slot.outbox.drained();
+      post(errorMessage(j, err));
+    } finally {
+      jobs.delete(j);
+    }
+  };
+  scope.onmessage = (e: MessageEvent<HostMessage>) => {
     const msg = e.data;
     if (msg.t === "describe") {
       post({
@@ -413,30 +474,18 @@ export function serveAgent(agent: AgentDefinition): void {
         name: String(agent?.name),
         version: String(agent?.version),
         ...(typeof agent?.description === "string" ? { description: agent.description } : {}),
+        ...(agent?.reuse !== undefined ? { reuse: agent.reuse } : {}),
+        ...(agent?.concurrency !== undefined ? { concurrency: agent.concurrency } : {}),
       });
+    } else if (msg.t === "start") {
+      if (!jobs.has(msg.j)) run(msg);
     } else if (msg.t === "credit") {
-      outbox.grant(msg.n);
+      jobs.get(msg.j)?.outbox.grant(msg.n);
     } else if (msg.t === "reply") {
-      calls.settle(msg);
+      jobs.get(msg.j)?.calls.settle(msg);
     } else if (msg.t === "abort") {
-      abort.abort(new DOMException(msg.reason, "AbortError"));
-    } else if (msg.t === "start" && !started) {
-      started = true;
-      // A blocked event loop stops these beats; the runtime notices and kills the job.
-      post({ t: "beat" });
-      setInterval(() => post({ t: "beat" }), msg.beatMs > 0 ? msg.beatMs : BEAT_INTERVAL_MS);
-      try {
-        const value = await agent.run(
-          msg.input,
-          makeContext(msg, outbox, calls, abort.signal, stream),
-        );
-        await stream.end();
-        await outbox.drained();
-        post(resultMessage(value));
-      } catch (err) {
-        await outbox.drained();
-        post(errorMessage(err));
-      }
+      jobs.get(msg.j)?.abort.abort(new DOMException(msg.reason, "AbortError"));
     }
   };
+  post({ t: "ready" });
 }

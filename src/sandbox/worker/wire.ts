@@ -1,8 +1,12 @@
 /**
- * The messages a sandboxed agent and its host exchange. The host trusts
- * nothing the worker sends: {@linkcode WorkerMessageSchema} is strict, so a
- * message naming a job id, or any field this protocol does not define, is a
- * protocol violation.
+ * The messages a sandboxed agent and its host exchange. One worker may run
+ * several jobs (an agent's `reuse` and `concurrency`), so every message about
+ * a job carries its slot `j`, a small number the runtime assigns; `beat`,
+ * `described` and `exit` are about the whole worker. The host trusts nothing
+ * the worker sends: {@linkcode WorkerMessageSchema} is strict, so a message
+ * naming a job id, or any field this protocol does not define, is a protocol
+ * violation, and the runtime routes a message only to the job whose slot it
+ * names.
  *
  * @module
  */
@@ -13,6 +17,8 @@ export type HostMessage =
   | { t: "describe" }
   | {
     t: "start";
+    /** The job's slot in this worker. */
+    j: number;
     jobId: string;
     traceId: string;
     input: unknown;
@@ -20,16 +26,19 @@ export type HostMessage =
     /** How often to beat (ms). */
     beatMs: number;
   }
-  | { t: "abort"; reason: string }
-  | { t: "credit"; n: number }
-  | { t: "reply"; id: number; ok: true; value: unknown }
-  | { t: "reply"; id: number; ok: false; code: string; message: string };
+  | { t: "abort"; j: number; reason: string }
+  | { t: "credit"; j: number; n: number }
+  | { t: "reply"; j: number; id: number; ok: true; value: unknown }
+  | { t: "reply"; j: number; id: number; ok: false; code: string; message: string };
 
 /** Operations a worker may ask the runtime for; each is checked against the lease. */
 export const CALL_OPS = ["authorize", "tool", "delegate"] as const;
 
 /** One of {@linkcode CALL_OPS}. */
 export type CallOp = typeof CALL_OPS[number];
+
+/** A job's slot in its worker. */
+const Slot = z.number().int().nonnegative();
 
 /** Worker → host, as the host accepts it. */
 export const WorkerMessageSchema = z.discriminatedUnion("t", [
@@ -38,26 +47,38 @@ export const WorkerMessageSchema = z.discriminatedUnion("t", [
     name: z.string(),
     version: z.string(),
     description: z.string().optional(),
+    reuse: z.unknown().optional(),
+    concurrency: z.unknown().optional(),
   }).strict(),
   z.object({
     t: z.literal("event"),
+    j: Slot,
     kind: z.string().min(1).max(200),
     body: z.record(z.string(), z.unknown()),
   })
     .strict(),
-  z.object({ t: z.literal("result"), value: z.unknown() }).strict(),
+  z.object({ t: z.literal("result"), j: Slot, value: z.unknown() }).strict(),
   z.object({
     t: z.literal("call"),
+    j: Slot,
     id: z.number().int().nonnegative(),
     op: z.enum(CALL_OPS),
     args: z.record(z.string(), z.unknown()),
   }).strict(),
   z.object({ t: z.literal("beat") }).strict(),
-  z.object({ t: z.literal("chunk"), data: z.string(), encoding: z.enum(["utf8", "base64"]) })
+  /** The agent module is loaded: the worker can start a job at once. */
+  z.object({ t: z.literal("ready") }).strict(),
+  z.object({
+    t: z.literal("chunk"),
+    j: Slot,
+    data: z.string(),
+    encoding: z.enum(["utf8", "base64"]),
+  })
     .strict(),
-  z.object({ t: z.literal("chunk_end") }).strict(),
+  z.object({ t: z.literal("chunk_end"), j: Slot }).strict(),
   z.object({
     t: z.literal("error"),
+    j: Slot,
     name: z.string().max(200),
     message: z.string(),
     code: z.string().max(64).optional(),

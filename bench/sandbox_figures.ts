@@ -1,0 +1,373 @@
+/**
+ * Figure 11: what a sandboxed job costs once worker start is off its path
+ * (issue 12), each beside a ceiling measured in the same run: a fresh
+ * worker per job at a steady rate and back to back, reused workers, shared
+ * workers' memory, and load held by many sessions. The runtime runs as
+ * `arcp serve` in a child process, so the load generator in this process
+ * does not share its event loop.
+ *
+ * @module
+ */
+import { heading, report, scaled } from "./_report.ts";
+import {
+  BenchClient,
+  type ChildServerLike,
+  fmt,
+  type JobRun,
+  principalToken,
+  rawWorkerRoundTrip,
+  ROOT,
+  spawnBenchServe,
+  stats,
+} from "./_util.ts";
+import type { Footprint, MemoryProbe } from "./memory_probe.ts";
+import { RUN_FLAGS } from "../src/cli/flags.ts";
+
+const FIG = "11";
+const ms = (n: number) => fmt(n, n < 10 ? 2 : 1);
+const settle = (t: number) => new Promise((r) => setTimeout(r, t));
+
+/** Submit→result times (ms) of finished runs. */
+const latencies = (runs: JobRun[]) => runs.map((r) => r.endedAt! - r.submittedAt);
+
+/** Runs `n` jobs one after another; returns their runs and the wall time (ms). */
+async function sequential(
+  client: BenchClient,
+  agent: string,
+  n: number,
+): Promise<{ runs: JobRun[]; wallMs: number }> {
+  const runs: JobRun[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) runs.push(await client.run(agent, { i }));
+  return { runs, wallMs: performance.now() - t0 };
+}
+
+/** The ceilings: a raw `new Worker` round trip, one after another. */
+async function ceilings(n: number): Promise<{ p50: number; perSec: number }> {
+  const samples: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) samples.push(await rawWorkerRoundTrip());
+  const perSec = n / ((performance.now() - t0) / 1000);
+  return { p50: stats(samples).p50, perSec };
+}
+
+async function freshFigures(server: ChildServerLike): Promise<void> {
+  heading(`${FIG}a. ceilings: raw new Worker round trips, one after another`);
+  const raw = await ceilings(scaled(40, 10));
+  report({
+    figure: `${FIG}a. ceilings`,
+    metric: "raw new Worker + message round trip, p50",
+    value: ms(raw.p50),
+    unit: "ms",
+  });
+  report({
+    figure: `${FIG}a. ceilings`,
+    metric: "raw worker spawn rate, one after another",
+    value: fmt(raw.perSec, 1),
+    unit: "workers/s",
+  });
+
+  heading(`${FIG}b. fresh isolation (default): echo at a steady 20 jobs/s`);
+  const client = await BenchClient.connect(server.url);
+  await sequential(client, "echo-fresh", 5);
+  const steady: JobRun[] = [];
+  const count = scaled(300, 40);
+  for (let i = 0; i < count; i++) {
+    steady.push(client.submit("echo-fresh", { i }));
+    await settle(50);
+  }
+  await Promise.all(steady.map((r) => r.done));
+  const s = stats(latencies(steady.slice(20)));
+  const notes = `${count - 20} jobs after 20 warm-up, one every 50 ms; a warm worker waiting`;
+  report({
+    figure: `${FIG}b. fresh, 20 jobs/s`,
+    metric: "submit→result p50",
+    value: ms(s.p50),
+    unit: "ms",
+    notes,
+  });
+  report({
+    figure: `${FIG}b. fresh, 20 jobs/s`,
+    metric: "submit→result p99",
+    value: ms(s.p99),
+    unit: "ms",
+    notes,
+  });
+
+  heading(`${FIG}c. fresh isolation: echo back to back`);
+  const seq = await sequential(client, "echo-fresh", scaled(200, 30));
+  const rate = seq.runs.length / (seq.wallMs / 1000);
+  report({
+    figure: `${FIG}c. fresh, back to back`,
+    metric: "sequential jobs/s",
+    value: fmt(rate, 1),
+    unit: "jobs/s",
+    notes: `${fmt(rate / raw.perSec, 2)}× the raw worker spawn rate (${fmt(raw.perSec, 1)}/s)`,
+  });
+  const q = stats(latencies(seq.runs));
+  report({
+    figure: `${FIG}c. fresh, back to back`,
+    metric: "submit→result p50 / p99",
+    value: `${ms(q.p50)} / ${ms(q.p99)}`,
+    unit: "ms",
+  });
+  await client.close();
+}
+
+async function reuseFigures(server: ChildServerLike): Promise<void> {
+  heading(`${FIG}d. reuse: echo-reused back to back, 1 and 8 sessions`);
+  const one = await BenchClient.connect(server.url);
+  await sequential(one, "echo-reused", 50);
+  const seq = await sequential(one, "echo-reused", scaled(2000, 100));
+  const s = stats(latencies(seq.runs));
+  report({
+    figure: `${FIG}d. reuse`,
+    metric: "echo jobs/s, 1 session, one after another",
+    value: fmt(seq.runs.length / (seq.wallMs / 1000), 0),
+    unit: "jobs/s",
+  });
+  report({
+    figure: `${FIG}d. reuse`,
+    metric: "submit→result p50 / p99",
+    value: `${ms(s.p50)} / ${ms(s.p99)}`,
+    unit: "ms",
+  });
+  await one.close();
+  const clients = await Promise.all(
+    Array.from(
+      { length: 8 },
+      (_, i) => BenchClient.connect(server.url, { token: principalToken(i % 4) }),
+    ),
+  );
+  await Promise.all(clients.map((c) => sequential(c, "echo-reused", 20)));
+  const per = scaled(500, 30);
+  const t0 = performance.now();
+  await Promise.all(clients.map((c) => sequential(c, "echo-reused", per)));
+  const wall = performance.now() - t0;
+  report({
+    figure: `${FIG}d. reuse`,
+    metric: "echo jobs/s, 8 sessions (4 principals), each one after another",
+    value: fmt((8 * per) / (wall / 1000), 0),
+    unit: "jobs/s",
+  });
+  await Promise.all(clients.map((c) => c.close()));
+}
+
+/** Runs bench/memory_probe.ts in a fresh process and reports per-job memory. */
+async function sharedMemoryFigure(): Promise<void> {
+  const n = scaled(1000, 100);
+  heading(`${FIG}e. concurrency: memory of ${n} running sleeper-shared jobs (1,000 per worker)`);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...RUN_FLAGS,
+      `${ROOT}/bench/memory_probe.ts`,
+      "--agent",
+      "sleeper-shared",
+      "--agents",
+      `${ROOT}/bench/agents`,
+      "--jobs",
+      String(n),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  const { before, during, allRunning } = JSON.parse(line) as MemoryProbe;
+  const total = (f: Footprint) => f.runtimeKiB + f.children.reduce((x, y) => x + y, 0);
+  report({
+    figure: `${FIG}e. concurrency`,
+    metric: "RSS per additional running sleeper job, runtime + sandbox processes",
+    value: fmt((total(during) - total(before)) / n / 1024, 3),
+    unit: "MiB",
+    notes: `(with − without) ÷ ${n}; ${fmt(total(before) / 1024, 0)} → ${
+      fmt(total(during) / 1024, 0)
+    } MiB${allRunning ? "" : " (not all sleepers started)"}`,
+  });
+}
+
+/** 5,000 shared sleepers over 10 principals, with the control plane timed throughout. */
+async function manySleepersFigure(server: ChildServerLike, http: string): Promise<void> {
+  const principals = 10;
+  const perPrincipal = scaled(500, 20);
+  heading(
+    `${FIG}f. concurrency: ${
+      principals * perPrincipal
+    } sleeper-shared jobs over ${principals} principals`,
+  );
+  const clients = await Promise.all(
+    Array.from({ length: principals }, (_, i) =>
+      BenchClient.connect(server.url, {
+        token: principalToken(i),
+        features: ["progress", "heartbeat"],
+      })),
+  );
+  const probe = await BenchClient.connect(server.url, {
+    token: principalToken(principals),
+    features: ["heartbeat"],
+  });
+  const pings: number[] = [];
+  const health: number[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      pings.push(await probe.ping());
+      const t0 = performance.now();
+      await (await fetch(`${http}/healthz`)).body?.cancel();
+      health.push(performance.now() - t0);
+      await settle(50);
+    }
+  })();
+  const runs = clients.flatMap((c) =>
+    Array.from({ length: perPrincipal }, () => c.submit("sleeper-shared", { ms: 600_000 }))
+  );
+  const deadline = performance.now() + 180_000;
+  while (
+    runs.some((r) => r.firstEventAt === undefined && !r.terminal) && performance.now() < deadline
+  ) {
+    await settle(100);
+  }
+  const running = runs.filter((r) => r.firstEventAt !== undefined && !r.terminal).length;
+  await settle(2000);
+  sampling = false;
+  await sampler;
+  const p = stats(pings);
+  const h = stats(health);
+  report({
+    figure: `${FIG}f. concurrency`,
+    metric: "sleeper jobs running at once",
+    value: String(running),
+    unit: "jobs",
+    notes: `of ${runs.length} submitted; ${runs.filter((r) => r.terminal).length} ended early`,
+  });
+  report({
+    figure: `${FIG}f. concurrency`,
+    metric: "session.ping round trip p50 / p99 / max, while they start and run",
+    value: `${ms(p.p50)} / ${ms(p.p99)} / ${ms(p.max)}`,
+    unit: "ms",
+    notes: `${p.n} pings`,
+  });
+  report({
+    figure: `${FIG}f. concurrency`,
+    metric: "/healthz p50 / p99 / max",
+    value: `${ms(h.p50)} / ${ms(h.p99)} / ${ms(h.max)}`,
+    unit: "ms",
+    notes: `${h.n} polls`,
+  });
+  await Promise.all([...clients, probe].map((c) => c.close()));
+}
+
+/** N sessions each submitting one job every `everyMs` for `seconds`. */
+async function loadHeld(
+  url: string,
+  label: string,
+  agent: string,
+  sessions: number,
+  everyMs: number,
+  seconds: number,
+): Promise<void> {
+  const clients: BenchClient[] = [];
+  let refused = 0;
+  for (let i = 0; i < sessions; i += 50) {
+    const batch = await Promise.allSettled(
+      Array.from({ length: Math.min(50, sessions - i) }, (_, k) =>
+        BenchClient.connect(url, {
+          token: principalToken((i + k) % 10),
+          features: ["progress", "heartbeat"],
+        })),
+    );
+    for (const b of batch) {
+      if (b.status === "fulfilled") clients.push(b.value);
+      else refused++;
+    }
+  }
+  const runs: JobRun[] = [];
+  const until = performance.now() + seconds * 1000;
+  await Promise.all(clients.map(async (c, i) => {
+    // Spread the sessions' submits evenly over one period.
+    await settle((i / clients.length) * everyMs);
+    while (performance.now() < until) {
+      runs.push(c.submit(agent, { i }));
+      await settle(everyMs);
+    }
+  }));
+  await Promise.race([Promise.all(runs.map((r) => r.done)), settle(60_000)]);
+  const done = runs.filter((r) => r.terminal?.type === "job.result");
+  const errors = runs.filter((r) => r.terminal?.type === "job.error");
+  const codes = new Map<string, number>();
+  for (const r of errors) {
+    const code = `${r.terminal!.payload.code}${
+      r.terminal!.payload.details?.cap ? `:${r.terminal!.payload.details.cap}` : ""
+    }`;
+    codes.set(code, (codes.get(code) ?? 0) + 1);
+  }
+  const dropped = runs.filter((r) => r.terminal?.type === "closed").length;
+  const unfinished = runs.filter((r) => !r.terminal).length;
+  const s = stats(latencies(done));
+  report({
+    figure: `${FIG}g. load held`,
+    metric: `${label}: jobs done / submitted`,
+    value: `${done.length} / ${runs.length}`,
+    unit: "jobs",
+    notes: `errors ${[...codes].map(([c, n]) => `${c} ×${n}`).join(", ") || "none"}; ` +
+      `${dropped} lost with a dropped session, ${unfinished} unfinished, ${refused} hellos refused`,
+  });
+  report({
+    figure: `${FIG}g. load held`,
+    metric: `${label}: submit→result p50 / p99`,
+    value: `${ms(s.p50)} / ${ms(s.p99)}`,
+    unit: "ms",
+    notes: `${fmt(done.length / seconds, 1)} jobs/s done`,
+  });
+  await Promise.all(clients.map((c) => c.close()));
+}
+
+/**
+ * Figure 11.
+ *
+ * @returns resolves once every row is reported
+ */
+export async function figure11(): Promise<void> {
+  const server = await spawnBenchServe([
+    "--agents",
+    `${ROOT}/bench/agents`,
+    "--principal-max-jobs",
+    "1000",
+    "--principal-max-sessions",
+    "400",
+  ]);
+  try {
+    await freshFigures(server);
+    await reuseFigures(server);
+    await sharedMemoryFigure();
+    await manySleepersFigure(server, server.url.replace(/^ws/, "http").replace(/\/arcp$/, ""));
+    const seconds = scaled(30, 5);
+    heading(`${FIG}g. load held: sessions × one echo per period, ${seconds} s each`);
+    await loadHeld(
+      server.url,
+      "100 sessions × 1 echo/s, fresh",
+      "echo-fresh",
+      scaled(100, 10),
+      1000,
+      seconds,
+    );
+    await loadHeld(
+      server.url,
+      "500 sessions × 1 echo/s, reuse",
+      "echo-reused",
+      scaled(500, 20),
+      1000,
+      seconds,
+    );
+    await loadHeld(
+      server.url,
+      "2,000 sessions × 1 echo/20 s, reuse",
+      "echo-reused",
+      scaled(2000, 40),
+      20_000,
+      Math.max(seconds, 40),
+    );
+  } finally {
+    await server.stop();
+  }
+}

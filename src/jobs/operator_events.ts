@@ -1,0 +1,112 @@
+/**
+ * What the jobs layer tells operators. Every job that ends is counted by
+ * status and agent; a job ended because its sandbox failed it (the agent
+ * stopped beating, its sandbox process died) is also exactly one log line
+ * (ids and reason) and one step of its own counter.
+ *
+ * | event | log line | counter |
+ * | --- | --- | --- |
+ * | any job ends | — | `arcp_jobs_ended_total{status,agent}` |
+ * | the agent's liveness beats stopped (`HEARTBEAT_LOST`) | `job ended: agent heartbeat lost` (warn) | `arcp_jobs_heartbeat_lost_total` |
+ * | its sandbox process died (exit, signal, heap exhausted) | `job ended: sandbox process crashed` (error) | `arcp_sandbox_crashes_total` |
+ *
+ * @module
+ */
+import type { ArcpError } from "../protocol/errors.ts";
+import type { JobRecord } from "../store/records.ts";
+import type { Logger } from "../logger.ts";
+import { type Counter, Metrics } from "../metrics.ts";
+import type { Outcome } from "./live_job.ts";
+
+/** How a sandbox failed a job. */
+export type SandboxFailure = "heartbeat_lost" | "host_crash";
+
+/**
+ * The sandbox reports a process that died as an `INTERNAL_ERROR` saying so
+ * (`sandbox process exited (code …)`), or with `details.cap: "heap"` when
+ * V8 ran out of heap; an agent cannot carry `HEARTBEAT_LOST` through.
+ */
+const HOST_EXIT = /\bsandbox process exited\b/;
+
+/** How much of a failure's message goes into the log line. */
+const MAX_MESSAGE = 300;
+
+/**
+ * Whether (and how) a job's error says its sandbox failed it.
+ *
+ * @param error the error the job ended with
+ * @returns the kind of failure, or undefined for any other error
+ * @example
+ * ```ts
+ * import { ArcpError } from "../protocol/errors.ts";
+ * import { sandboxFailureOf } from "./operator_events.ts";
+ * sandboxFailureOf(new ArcpError("HEARTBEAT_LOST", "agent missed 5 liveness beats")); // "heartbeat_lost"
+ * ```
+ */
+export function sandboxFailureOf(error: ArcpError): SandboxFailure | undefined {
+  if (error.code === "HEARTBEAT_LOST") return "heartbeat_lost";
+  if (error.code !== "INTERNAL_ERROR") return undefined;
+  if (error.details?.cap === "heap" || HOST_EXIT.test(error.message)) return "host_crash";
+  return undefined;
+}
+
+/** Logs and counts the jobs layer's operator events. */
+export class JobEvents {
+  #log: Logger;
+  #ended: Counter;
+  #heartbeatLost: Counter;
+  #crashes: Counter;
+
+  /**
+   * Declares the counters in a registry.
+   *
+   * @param log where the lines go
+   * @param metrics where the counters live (a private registry when omitted)
+   */
+  constructor(log: Logger, metrics: Metrics = new Metrics()) {
+    this.#log = log;
+    this.#ended = metrics.counter(
+      "arcp_jobs_ended_total",
+      "Jobs that reached a terminal state, by status and agent.",
+      ["status", "agent"],
+    );
+    this.#heartbeatLost = metrics.counter(
+      "arcp_jobs_heartbeat_lost_total",
+      "Jobs ended HEARTBEAT_LOST: the agent's event loop stopped beating.",
+    );
+    this.#crashes = metrics.counter(
+      "arcp_sandbox_crashes_total",
+      "Jobs ended because their sandbox process died (exit, signal, heap exhausted).",
+    );
+    this.#heartbeatLost.inc({}, 0);
+    this.#crashes.inc({}, 0);
+  }
+
+  /**
+   * A job reached its terminal state.
+   *
+   * @param job its record, terminal
+   * @param outcome how it ended
+   */
+  ended(job: JobRecord, outcome: Outcome): void {
+    this.#ended.inc({ status: outcome.status, agent: job.agent });
+    if (outcome.status === "success") return;
+    const failure = sandboxFailureOf(outcome.error);
+    if (!failure) return;
+    const fields = {
+      reason: failure,
+      job_id: job.job_id,
+      agent: job.agent,
+      principal: job.principal,
+      session_id: job.session_id,
+      error: outcome.error.message.slice(0, MAX_MESSAGE),
+    };
+    if (failure === "heartbeat_lost") {
+      this.#heartbeatLost.inc();
+      this.#log.warn("job ended: agent heartbeat lost", fields);
+    } else {
+      this.#crashes.inc();
+      this.#log.error("job ended: sandbox process crashed", fields);
+    }
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * Which job of a worker a message is about. Kept free of dependencies: the
+ * sandbox process, which loads no npm packages, reads it too.
+ *
+ * @module
+ */
+
+/**
+ * The slot a worker message is about, or undefined for a message about the
+ * whole worker (or one too malformed to name a slot).
+ *
+ * @param msg a message as the worker posted it, unchecked
+ * @returns its slot
+ */
+export function slotOf(msg: unknown): number | undefined {
+  const j = (msg as { j?: unknown } | null)?.j;
+  return typeof j === "number" && Number.isInteger(j) && j >= 0 ? j : undefined;
+}

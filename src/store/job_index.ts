@@ -1,0 +1,255 @@
+/**
+ * The list_jobs indexes and the listing that reads them.
+ *
+ * Every job sits in two indexes of its principal, both ordered by
+ * (creation time, job id): by status bucket (`[pjs, principal, bucket, …]`)
+ * and by agent and status bucket (`[pja, principal, agent, bucket, …]`). A
+ * bucket is `"live"` for a pending or running job and the status itself for
+ * a terminal one. A listing reads only the buckets its filter can match,
+ * from the cursor on, and merges them, so its cost follows the page size and
+ * not the number of jobs the principal has.
+ *
+ * Live entries carry no value (a live record changes with every event; the
+ * listing reads it), so rewriting them with each event costs two small
+ * sets, deduplicated within a group commit. Terminal entries carry the final
+ * record, so finished jobs, the bulk of any store, list in one range read.
+ *
+ * @module
+ */
+import { keys } from "./keys.ts";
+import type { KvWrite } from "./large_value.ts";
+import type { JobRecord } from "./records.ts";
+import { JOB_STATUSES, type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
+
+/** A position in a listing: the creation time and id of a job. */
+export interface JobPosition {
+  /** Creation time (epoch ms). */
+  createdMs: number;
+  /** Job id. */
+  jobId: string;
+}
+
+/** Filters of a job listing. */
+export interface JobQuery {
+  /** Only these states. */
+  statuses?: readonly JobStatus[];
+  /** Bare name or `name@version`. */
+  agent?: string;
+  /** Created strictly after (epoch ms). */
+  createdAfterMs?: number;
+  /** Created strictly before (epoch ms). */
+  createdBeforeMs?: number;
+  /** Resume after this position (exclusive). */
+  after?: JobPosition;
+  /** At most this many. */
+  limit: number;
+}
+
+/** One page of jobs. */
+export interface JobPage {
+  /** The jobs, in (creation time, id) order. */
+  jobs: JobRecord[];
+  /** Position of the last job when more may follow. */
+  next?: JobPosition;
+}
+
+/** The bucket of live jobs. */
+const LIVE = "live";
+
+/** Keys KV reads at once with `getMany`. */
+const GET_MANY = 10;
+
+/**
+ * The index bucket of a status: `"live"` or the terminal status.
+ *
+ * @param status the job's status
+ * @returns its bucket
+ */
+export function bucketOf(status: JobStatus): string {
+  return TERMINAL_STATUSES.has(status) ? status : LIVE;
+}
+
+/**
+ * The agent's bare name, as the agent index keys it.
+ *
+ * @param agent `name@version` or `name`
+ * @returns `name`
+ */
+export function bareAgent(agent: string): string {
+  const at = agent.indexOf("@");
+  return at < 0 ? agent : agent.slice(0, at);
+}
+
+/**
+ * When a terminal job ended, for retention: its `ended_at`, else its
+ * creation time (a record without `ended_at` predates that field).
+ *
+ * @param job a terminal job's record
+ * @returns epoch ms
+ */
+export function endedMsOf(job: JobRecord): number {
+  const ms = job.ended_at === undefined ? NaN : Date.parse(job.ended_at);
+  return Number.isFinite(ms) ? ms : job.created_ms;
+}
+
+/**
+ * The index writes that go with writing a job record.
+ *
+ * @param job the record being written
+ * @returns sets and deletes of the job's index entries, and for a terminal
+ *   job its entry in the retention index
+ */
+export function jobIndexWrites(job: JobRecord): KvWrite[] {
+  const agent = bareAgent(job.agent);
+  const at = [job.created_ms, job.job_id] as const;
+  if (!TERMINAL_STATUSES.has(job.status)) {
+    return [
+      { key: keys.statusJob(job.principal, LIVE, ...at), value: null },
+      { key: keys.agentJob(job.principal, agent, LIVE, ...at), value: null },
+    ];
+  }
+  return [
+    { key: keys.statusJob(job.principal, LIVE, ...at) },
+    { key: keys.agentJob(job.principal, agent, LIVE, ...at) },
+    { key: keys.statusJob(job.principal, job.status, ...at), value: job },
+    { key: keys.agentJob(job.principal, agent, job.status, ...at), value: job },
+    { key: keys.endedJob(endedMsOf(job), job.job_id), value: job.session_id },
+  ];
+}
+
+/**
+ * The deletes of a terminal job's index entries (retention).
+ *
+ * @param job the terminal record
+ * @returns deletes of its status and agent entries
+ */
+export function jobIndexDeletes(job: JobRecord): KvWrite[] {
+  const at = [job.created_ms, job.job_id] as const;
+  const agent = bareAgent(job.agent);
+  return [LIVE, job.status].flatMap((bucket) => [
+    { key: keys.statusJob(job.principal, bucket, ...at) },
+    { key: keys.agentJob(job.principal, agent, bucket, ...at) },
+  ]);
+}
+
+/** One candidate of a listing, from one bucket. */
+interface Candidate {
+  pos: JobPosition;
+  /** The record (terminal entries), or how to read it (live entries). */
+  job: JobRecord | (() => Promise<JobRecord | null>);
+}
+
+/** Orders positions as KV orders the index keys. */
+function compare(a: JobPosition, b: JobPosition): number {
+  if (a.createdMs !== b.createdMs) return a.createdMs < b.createdMs ? -1 : 1;
+  return a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0;
+}
+
+function positionOf(key: Deno.KvKey): JobPosition {
+  return { createdMs: key.at(-2) as number, jobId: key.at(-1) as string };
+}
+
+/**
+ * A page of a principal's jobs, in creation order, from the indexes.
+ *
+ * The live bucket's keys are read first, in one go (a principal's live jobs
+ * are bounded by its cap), and the terminal buckets after: a job that ends
+ * meanwhile is then found in one or the other (once, duplicates are
+ * dropped), never in neither.
+ *
+ * @param kv the database
+ * @param principal whose jobs
+ * @param query filters and paging
+ * @returns the page
+ */
+export async function listJobPage(
+  kv: Deno.Kv,
+  principal: string,
+  query: JobQuery,
+): Promise<JobPage> {
+  const statuses = new Set<JobStatus>(query.statuses ?? JOB_STATUSES);
+  const buckets = [...new Set([...statuses].map(bucketOf))];
+  const exactAgent = query.agent?.includes("@") ? query.agent : undefined;
+  const prefixOf = (bucket: string) =>
+    query.agent === undefined
+      ? keys.statusJobs(principal, bucket)
+      : keys.agentJobs(principal, bareAgent(query.agent), bucket);
+  const rangeOf = (prefix: Deno.KvKey): { start: Deno.KvKey; end: Deno.KvKey } => ({
+    start: query.after
+      ? [...prefix, query.after.createdMs, query.after.jobId, ""]
+      : query.createdAfterMs !== undefined
+      ? [...prefix, Math.floor(query.createdAfterMs) + 1]
+      : prefix,
+    end: [...prefix, query.createdBeforeMs ?? Number.MAX_SAFE_INTEGER],
+  });
+  // Reads past a page's worth are wasted; reading less costs round trips.
+  const batchSize = Math.min(query.limit + 1, 500);
+  const sources: Array<AsyncIterator<Candidate>> = [];
+  if (buckets.includes(LIVE)) sources.push(await liveSource(kv, rangeOf(prefixOf(LIVE))));
+  for (const bucket of buckets) {
+    if (bucket !== LIVE) sources.push(terminalSource(kv, rangeOf(prefixOf(bucket)), batchSize));
+  }
+  const matches = (job: JobRecord) =>
+    statuses.has(job.status) && (exactAgent === undefined || job.agent === exactAgent) &&
+    (query.createdAfterMs === undefined || job.created_ms > query.createdAfterMs);
+
+  const heads = await Promise.all(sources.map((s) => s.next()));
+  const jobs: JobRecord[] = [];
+  let last: JobPosition | undefined;
+  while (true) {
+    let min = -1;
+    for (let i = 0; i < heads.length; i++) {
+      if (heads[i].done) continue;
+      if (min < 0 || compare(heads[i].value.pos, heads[min].value.pos) < 0) min = i;
+    }
+    if (min < 0) return { jobs };
+    const candidate = heads[min].value as Candidate;
+    heads[min] = await sources[min].next();
+    if (last && compare(candidate.pos, last) === 0) continue;
+    const job = typeof candidate.job === "function" ? await candidate.job() : candidate.job;
+    if (!job || !matches(job)) continue;
+    if (jobs.length === query.limit) {
+      const end = jobs[jobs.length - 1];
+      for (const s of sources) await s.return?.();
+      return { jobs, next: { createdMs: end.created_ms, jobId: end.job_id } };
+    }
+    jobs.push(job);
+    last = candidate.pos;
+  }
+}
+
+/** Terminal entries, with the record as value, read lazily. */
+async function* terminalSource(
+  kv: Deno.Kv,
+  range: { start: Deno.KvKey; end: Deno.KvKey },
+  batchSize: number,
+): AsyncGenerator<Candidate> {
+  for await (const e of kv.list<JobRecord>(range, { batchSize })) {
+    yield { pos: positionOf(e.key), job: e.value };
+  }
+}
+
+/**
+ * Live entries: every key read at once (before any terminal bucket), the
+ * records read in small batches as the merge reaches them.
+ */
+async function liveSource(
+  kv: Deno.Kv,
+  range: { start: Deno.KvKey; end: Deno.KvKey },
+): Promise<AsyncGenerator<Candidate>> {
+  const positions: JobPosition[] = [];
+  for await (const e of kv.list(range, { batchSize: 500 })) positions.push(positionOf(e.key));
+  return (async function* () {
+    for (let from = 0; from < positions.length; from += GET_MANY) {
+      const slice = positions.slice(from, from + GET_MANY);
+      // Read once, when the merge reaches the first of them.
+      let read: Promise<Array<JobRecord | null>> | undefined;
+      const records = () =>
+        read ??= kv.getMany<JobRecord[]>(slice.map((p) => keys.job(p.jobId)))
+          .then((entries) => entries.map((e) => e.value));
+      for (let k = 0; k < slice.length; k++) {
+        yield { pos: slice[k], job: async () => (await records())[k] };
+      }
+    }
+  })();
+}

@@ -1,0 +1,267 @@
+/**
+ * Workers shared between jobs (an agent's `reuse` and `concurrency`) only
+ * ever serve jobs of one key: the same principal, agent and Deno permission
+ * set. A job that does not end with a result retires its worker; a worker
+ * that hangs or dies ends exactly the jobs inside it. Without either option,
+ * every job gets a fresh worker, even when the pool started it ahead.
+ */
+import { deepEqual, equal, notEqual, ok } from "assert";
+import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
+import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
+
+const AGENTS = `${ROOT}/tests/fixtures/sharing`;
+
+interface Ran {
+  worker: string;
+  pid: number;
+  served: number;
+  peak: number;
+  text?: string;
+}
+
+/** Submits and waits for the terminal. */
+async function run(
+  c: WsClient,
+  agent: string,
+  input: Record<string, unknown> = {},
+  lease?: Record<string, string[]>,
+): Promise<Env> {
+  const accepted = await c.submit({ agent, input, ...(lease ? { lease_request: lease } : {}) });
+  equal(accepted.type, "job.accepted", JSON.stringify(accepted.payload));
+  return (await c.untilTerminal(accepted.job_id!, 30_000)).at(-1)!;
+}
+
+/** Submits, waits for a result, and says which worker ran the job. */
+async function ran(
+  c: WsClient,
+  agent: string,
+  input: Record<string, unknown> = {},
+  lease?: Record<string, string[]>,
+): Promise<Ran> {
+  const end = await run(c, agent, input, lease);
+  equal(end.type, "job.result", JSON.stringify(end.payload));
+  return end.payload.result as Ran;
+}
+
+async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
+  await using server = await startServer({
+    agentsDir: AGENTS,
+    liveness: { beatIntervalMs: 200, missedBeats: 5 },
+  });
+  await fn(server);
+}
+
+Deno.test("reuse: successive jobs of one key share a worker, up to maxJobs", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const runs = [];
+    for (let i = 0; i < 4; i++) runs.push(await ran(c, "reuser"));
+    // maxJobs is 3: the first three ran in one worker, the fourth in a new one.
+    equal(runs[1].worker, runs[0].worker);
+    equal(runs[2].worker, runs[0].worker);
+    deepEqual(runs.slice(0, 3).map((r) => r.served), [1, 2, 3]);
+    notEqual(runs[3].worker, runs[0].worker);
+    equal(runs[3].served, 1);
+  }));
+
+Deno.test("reuse never crosses principals or permission sets", () =>
+  withServer(async (server) => {
+    await using alice = await connect(server.url, "alice-token");
+    await using bob = await connect(server.url, "bob-token");
+    const dir = await Deno.makeTempDir({ prefix: "arcp_lease_" });
+    const a1 = await ran(alice, "reuser");
+    const b1 = await ran(bob, "reuser");
+    const a2 = await ran(alice, "reuser", {}, { "fs.read": [`${dir}/**`] });
+    const a3 = await ran(alice, "reuser");
+    notEqual(b1.worker, a1.worker, "another principal got alice's worker");
+    notEqual(a2.worker, a1.worker, "another permission set got the worker");
+    equal(a3.worker, a1.worker, "the same key should have reused the worker");
+    await Deno.remove(dir, { recursive: true });
+  }));
+
+Deno.test("reuse: a job that fails, is cancelled past its grace or times out retires its worker", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const first = await ran(c, "reuser");
+    const failed = await run(c, "reuser", { fail: true });
+    equal(failed.type, "job.error");
+    const afterFail = await ran(c, "reuser");
+    notEqual(afterFail.worker, first.worker, "a worker whose job failed was reused");
+
+    const hung = await c.submit({ agent: "reuser", input: { hang: true } });
+    c.send("job.cancel", { reason: "stop" }, { job_id: hung.job_id });
+    const cancelled = (await c.untilTerminal(hung.job_id!, 30_000)).at(-1)!;
+    equal(cancelled.payload.code, "CANCELLED");
+    const afterCancel = await ran(c, "reuser");
+    notEqual(afterCancel.worker, afterFail.worker, "a worker whose job was killed was reused");
+
+    const timedOut = await c.submit({
+      agent: "reuser",
+      input: { hang: true },
+      max_runtime_sec: 1,
+    });
+    const timeout = (await c.untilTerminal(timedOut.job_id!, 30_000)).at(-1)!;
+    equal(timeout.type, "job.error");
+    const afterTimeout = await ran(c, "reuser");
+    notEqual(afterTimeout.worker, afterCancel.worker, "a worker whose job timed out was reused");
+  }));
+
+Deno.test("reuse: a worker idle past idleSec is retired", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const first = await ran(c, "idler");
+    // idleSec is 1; nothing else touches the worker meanwhile.
+    await new Promise((r) => setTimeout(r, 2500));
+    const second = await ran(c, "idler");
+    notEqual(second.worker, first.worker);
+  }));
+
+Deno.test("concurrency: up to 3 jobs of one key run in one worker at once, never across principals", () =>
+  withServer(async (server) => {
+    await using alice = await connect(server.url, "alice-token");
+    await using bob = await connect(server.url, "bob-token");
+    const submit = async (c: WsClient) => {
+      const a = await c.submit({ agent: "sharer", input: { ms: 1500 } });
+      equal(a.type, "job.accepted");
+      return a.job_id!;
+    };
+    const aliceJobs = [];
+    for (let i = 0; i < 4; i++) aliceJobs.push(await submit(alice));
+    const bobJob = await submit(bob);
+    const results = async (c: WsClient, ids: string[]) =>
+      await Promise.all(ids.map(async (id) => {
+        const end = (await c.untilTerminal(id, 30_000)).at(-1)!;
+        equal(end.type, "job.result", JSON.stringify(end.payload));
+        return end.payload.result as Ran;
+      }));
+    const [a, [b]] = await Promise.all([results(alice, aliceJobs), results(bob, [bobJob])]);
+    const workers = new Map<string, number>();
+    for (const r of a) workers.set(r.worker, (workers.get(r.worker) ?? 0) + 1);
+    deepEqual(
+      [...workers.values()].sort(),
+      [1, 3],
+      "alice's 4 jobs: 3 in one worker, 1 in another",
+    );
+    ok(a.some((r) => r.peak === 3), "three jobs ran at once in the shared worker");
+    ok(!workers.has(b.worker), "bob's job ran in one of alice's workers");
+  }));
+
+Deno.test("concurrency: a worker that dies ends exactly the jobs inside it, each with its error", () =>
+  withServer(async (server) => {
+    await using alice = await connect(server.url, "alice-token");
+    await using bob = await connect(server.url, "bob-token");
+    const bobJob = await bob.submit({ agent: "sharer", input: { ms: 2000 } });
+    const sleepers = [];
+    for (let i = 0; i < 2; i++) {
+      sleepers.push((await alice.submit({ agent: "sharer", input: { ms: 20_000 } })).job_id!);
+    }
+    const exiting = (await alice.submit({ agent: "sharer", input: { exit: true } })).job_id!;
+    for (const id of [...sleepers, exiting]) {
+      const end = (await alice.untilTerminal(id, 30_000)).at(-1)!;
+      equal(end.type, "job.error");
+      equal(end.payload.code, "INTERNAL_ERROR");
+      ok(/Deno\.exit\(\)/.test(end.payload.message), end.payload.message);
+    }
+    const bobEnd = (await bob.untilTerminal(bobJob.job_id!, 30_000)).at(-1)!;
+    equal(bobEnd.type, "job.result", JSON.stringify(bobEnd.payload));
+    // alice's next job gets a new worker.
+    const next = await ran(alice, "sharer");
+    equal(next.served, 1);
+  }));
+
+Deno.test("concurrency: a hung shared worker ends the jobs inside it HEARTBEAT_LOST; others run on", () =>
+  withServer(async (server) => {
+    await using alice = await connect(server.url, "alice-token");
+    await using bob = await connect(server.url, "bob-token");
+    const bobJob = await bob.submit({ agent: "sharer", input: { ms: 3000 } });
+    const sleeper = (await alice.submit({ agent: "sharer", input: { ms: 20_000 } })).job_id!;
+    const spinner = (await alice.submit({ agent: "sharer", input: { spin: true } })).job_id!;
+    for (const id of [sleeper, spinner]) {
+      const end = (await alice.untilTerminal(id, 30_000)).at(-1)!;
+      equal(end.payload.code, "HEARTBEAT_LOST", JSON.stringify(end.payload));
+    }
+    const bobEnd = (await bob.untilTerminal(bobJob.job_id!, 30_000)).at(-1)!;
+    equal(bobEnd.type, "job.result", JSON.stringify(bobEnd.payload));
+  }));
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether a process is alive (its /proc entry exists). */
+async function alive(pid: number): Promise<boolean> {
+  try {
+    await Deno.stat(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("fresh isolation: every job gets a fresh worker; a process serves only its principal's next jobs", () =>
+  withServer(async (server) => {
+    await using alice = await connect(server.url, "alice-token");
+    await using bob = await connect(server.url, "bob-token");
+    const a = [];
+    const b = [];
+    for (let i = 0; i < 5; i++) {
+      a.push(await ran(alice, "fresh"));
+      b.push(await ran(bob, "fresh"));
+      // Time for the processes to ready a fresh worker for their principal's next job.
+      await pause(1000);
+    }
+    equal(new Set([...a, ...b].map((r) => r.worker)).size, 10, "a worker served two jobs");
+    ok([...a, ...b].every((r) => r.served === 1));
+    const alicePids = new Set(a.map((r) => r.pid));
+    ok(alicePids.size < 5, "no process served a second job: recycling never happened");
+    ok(b.every((r) => !alicePids.has(r.pid)), "a process of alice's served bob");
+  }));
+
+Deno.test("fresh isolation: a process whose job failed, or left a thread running, serves no other job", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const failed = await c.submit({ agent: "fresh", input: { fail: true } });
+    equal((await c.untilTerminal(failed.job_id!)).at(-1)!.type, "job.error");
+    const threaded = await ran(c, "fresh", { thread: true });
+    await pause(1000);
+    const next = [];
+    for (let i = 0; i < 3; i++) {
+      next.push(await ran(c, "fresh"));
+      await pause(500);
+    }
+    ok(
+      next.every((r) => r.pid !== threaded.pid),
+      "a process with a thread left running took a job",
+    );
+    // Its process was killed, spinning thread and all.
+    for (let i = 0; i < 50 && await alive(threaded.pid); i++) await pause(100);
+    ok(!(await alive(threaded.pid)), "the process with the leftover thread is still running");
+  }));
+
+Deno.test("jobsPerProcess 1: every job gets a process of its own", async () => {
+  await using server = await startServer({ agentsDir: AGENTS, jobsPerProcess: 1 });
+  await using c = await connect(server.url);
+  const runs = [];
+  for (let i = 0; i < 4; i++) {
+    runs.push(await ran(c, "fresh"));
+    await pause(500);
+  }
+  equal(new Set(runs.map((r) => r.pid)).size, 4);
+});
+
+Deno.test("a worker started ahead for one permission set never serves another", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const a = await Deno.makeTempDir({ prefix: "arcp_lease_a_" });
+    const b = await Deno.makeTempDir({ prefix: "arcp_lease_b_" });
+    await Deno.writeTextFile(`${a}/f`, "in a");
+    await Deno.writeTextFile(`${b}/f`, "in b");
+    const leaseA = { "fs.read": [`${a}/**`] };
+    // Jobs leased `a` make the pool start workers for that key ahead.
+    for (let i = 0; i < 4; i++) {
+      equal((await ran(c, "fresh", { read: `${a}/f` }, leaseA)).text, "in a");
+    }
+    equal((await ran(c, "fresh", { read: `${b}/f` }, { "fs.read": [`${b}/**`] })).text, "in b");
+    const unleased = await run(c, "fresh", { read: `${a}/f` });
+    equal(unleased.payload.code, "PERMISSION_DENIED", JSON.stringify(unleased.payload));
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }));

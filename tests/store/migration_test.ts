@@ -1,0 +1,139 @@
+/**
+ * A store written by layout 1 (one list index entry per job, no status or
+ * agent index, no layout marker) is brought up to date at start, once:
+ * filtered listings find its jobs, the old index is gone, and retention
+ * reaches jobs whose end-time entry an earlier sweep had already consumed.
+ */
+import { deepEqual, equal } from "assert";
+import { startServer } from "../../testing/server.ts";
+import { connect, type WsClient } from "../../testing/ws_client.ts";
+import type { JobRecord } from "../../src/store/records.ts";
+import type { Logger } from "../../src/logger.ts";
+
+const T0 = Date.UTC(2026, 0, 1);
+
+function legacyJob(i: number, status: string, agent: string): JobRecord {
+  const created = T0 + i * 1000;
+  const record = {
+    job_id: `job_legacy_${String(i).padStart(3, "0")}`,
+    principal: "alice",
+    session_id: "sess_gone",
+    agent,
+    status,
+    lease: {},
+    trace_id: "0".repeat(32),
+    created_at: new Date(created).toISOString(),
+    created_ms: created,
+    accepted_at: new Date(created).toISOString(),
+    last_event_seq: 0,
+    log_length: 0,
+  } as JobRecord;
+  if (status !== "running") record.ended_at = new Date(created + 500).toISOString();
+  return record;
+}
+
+/** Writes the jobs as layout 1 did. `swept`: their end-time entries were consumed already. */
+async function writeLegacy(path: string, jobs: JobRecord[], swept: Set<string>): Promise<void> {
+  const kv = await Deno.openKv(path);
+  try {
+    for (const job of jobs) {
+      const op = kv.atomic()
+        .set(["v1", "job", job.job_id], job)
+        .set(["v1", "pjob", job.principal, job.created_ms, job.job_id], job);
+      if (job.status === "running") op.set(["v1", "live", job.job_id], job.session_id);
+      else if (!swept.has(job.job_id)) {
+        op.set(["v1", "ended", Date.parse(job.ended_at!), job.job_id], job.session_id);
+      }
+      await op.commit();
+    }
+  } finally {
+    kv.close();
+  }
+}
+
+async function listed(c: WsClient, filter?: Record<string, unknown>): Promise<string[]> {
+  const req = c.send("session.list_jobs", filter ? { filter } : {});
+  const res = await c.next((e) => e.type === "session.jobs" && e.payload.request_id === req.id);
+  return res.payload.jobs.map((j: { job_id: string }) => j.job_id);
+}
+
+async function count(path: string, prefix: Deno.KvKey): Promise<number> {
+  const kv = await Deno.openKv(path);
+  try {
+    let n = 0;
+    for await (const _ of kv.list({ prefix })) n++;
+    return n;
+  } finally {
+    kv.close();
+  }
+}
+
+/** A logger that keeps its info lines. */
+function recorder(): Logger & { infos: string[] } {
+  const infos: string[] = [];
+  return {
+    infos,
+    info: (m, f) => infos.push(`${m} ${JSON.stringify(f ?? {})}`),
+    warn() {},
+    error() {},
+  };
+}
+
+Deno.test("a layout-1 store is indexed at start, once, and its finished jobs come under retention", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_migrate_" });
+  const kvPath = `${dir}/arcp.kv`;
+  const jobs = [
+    legacyJob(0, "success", "echo@1.0.0"),
+    legacyJob(1, "error", "echo@2.0.0"),
+    legacyJob(2, "success", "ticker@1.0.0"),
+    legacyJob(3, "cancelled", "echo@2.0.0"),
+    // Running when the old process died: recovery ends it at start.
+    legacyJob(4, "running", "sleeper@1.0.0"),
+  ];
+  const ids = jobs.map((j) => j.job_id);
+  await writeLegacy(kvPath, jobs, new Set([ids[0], ids[2]]));
+  try {
+    const first = recorder();
+    // Closed, not disposed: disposing would remove the KV file.
+    const server1 = await startServer({ kvPath, logger: first, sweepIntervalMs: 0 });
+    try {
+      const c = await connect(server1.url);
+      deepEqual(await listed(c), ids);
+      deepEqual(await listed(c, { status: ["success"] }), [ids[0], ids[2]]);
+      deepEqual(await listed(c, { status: ["error"] }), [ids[1], ids[4]]);
+      deepEqual(await listed(c, { agent: "echo" }), [ids[0], ids[1], ids[3]]);
+      deepEqual(await listed(c, { agent: "echo@2.0.0", status: ["cancelled"] }), [ids[3]]);
+      deepEqual(await listed(c, { status: ["running"] }), []);
+      await c.close();
+    } finally {
+      await server1.close();
+    }
+    deepEqual(first.infos.filter((l) => l.startsWith("indexed existing jobs")), [
+      'indexed existing jobs for session.list_jobs {"count":5}',
+    ]);
+    equal(await count(kvPath, ["v1", "pjob"]), 0, "the layout-1 index is gone");
+    // Every finished job has its end-time entry again, those swept before included.
+    equal(await count(kvPath, ["v1", "ended"]), 5);
+
+    // Started again, with retention: nothing to migrate, and every finished job goes.
+    const second = recorder();
+    await using server = await startServer({
+      kvPath,
+      logger: second,
+      sweepIntervalMs: 50,
+      jobRetentionMs: 1,
+    });
+    await using c = await connect(server.url);
+    for (let i = 0; i < 400 && (await listed(c)).length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    deepEqual(await listed(c), []);
+    deepEqual(second.infos.filter((l) => l.startsWith("indexed existing jobs")), []);
+    await server.close();
+    for (const prefix of ["job", "pjs", "pja", "ended", "kept"]) {
+      equal(await count(kvPath, ["v1", prefix]), 0, prefix);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
