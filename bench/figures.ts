@@ -44,6 +44,7 @@ import {
   stats,
   waitIdle,
 } from "./_util.ts";
+import { figure12 } from "./events_figures.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -809,6 +810,7 @@ const FIGURES: Array<[number, () => Promise<void>]> = [
   [9, figure9],
   [10, figure10],
   [11, figure11],
+  [12, figure12],
   [13, figure13],
   [14, figure14],
   [15, figure15],

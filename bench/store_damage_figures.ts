@@ -12,7 +12,7 @@ import { examineStore } from "../src/store/doctor.ts";
 import { checkStoreFile } from "../src/store/kv_file.ts";
 import type { JobRecord } from "../src/store/records.ts";
 import { Store } from "../src/store/store.ts";
-import { overwritePageOf } from "../testing/kv_damage.ts";
+import { overwriteLog } from "../testing/kv_damage.ts";
 import { CLI_RUN, ROOT, TOKENS } from "../testing/server.ts";
 import { heading, report, scaled } from "./_report.ts";
 import { fmt, type Stats, stats } from "./_util.ts";
@@ -172,7 +172,8 @@ export async function figure14(): Promise<void> {
     const middle = await writeStore(healthy, jobs);
     await Deno.copyFile(healthy, damaged);
     const mb = (await Deno.stat(healthy)).size / 1e6;
-    await overwritePageOf(damaged, ["v1", "slog", middle.sessionId, middle.seq]);
+    // From the page holding the log's middle, whatever follows it.
+    await overwriteLog(damaged, ["v1", "slog", middle.sessionId], middle.seq, { alone: false });
     const store = `${fmt(mb, 1)} MB, ${jobs} jobs × ${EVENTS_PER_JOB} events`;
 
     const figure = "14. storage damage";

@@ -6,6 +6,8 @@
  * @module
  */
 import { DatabaseSync } from "sqlite";
+import { KvFile } from "../src/store/kv_file.ts";
+import { V } from "../src/store/keys.ts";
 
 /**
  * Encodes a key as Deno KV stores it (strings and numbers: all the runtime's
@@ -32,30 +34,148 @@ export function encodeKey(key: ReadonlyArray<string | number>): Uint8Array {
   return new Uint8Array(out);
 }
 
+/** The prefixes of the logs: a session's envelopes, a job's history. */
+const LOGS = [[V, "slog"], [V, "jlog"]].map(encodeKey);
+
 /**
- * Overwrites `length` bytes of the file with random ones, starting at the
- * start of the database page that holds `key` (its first copy in the file),
- * as a disk that lost a stretch there would.
+ * Overwrites `length` bytes of the file with random ones, as a disk that
+ * lost a stretch there would: whole pages, among them the page holding an
+ * entry of `log` at or after entry `from`.
  *
- * @param kvPath the KV file
- * @param key a key stored in it
- * @param length bytes to overwrite
+ * By default (`alone`) the stretch holds logs' pages only: leaf pages of
+ * the `kv` table whose every entry is a log's, and the overflow pages of
+ * those entries. Entries appended in one commit share a value spread over
+ * overflow pages (`src/store/large_value.ts`), so a store has few b-tree
+ * pages among many overflow ones, and a stretch taken blindly would often
+ * hold an interior page of `kv` (every entry under it lost), the expiry
+ * index, or the records beside the logs: damage to the store at large, not
+ * to a log. With `alone: false` it starts at the first b-tree page holding
+ * such an entry, whatever follows.
+ *
+ * @param kvPath the KV file (no process may have it open)
+ * @param log the log's prefix, e.g. `["v1", "slog", sessionId]`
+ * @param from the first entry whose page the stretch may hold
+ * @param options `length`: bytes to overwrite (64 KiB); `alone`: the logs' pages only (true)
  * @returns the offset overwritten from
+ * @throws {Error} when no such stretch is in the file
  */
-export async function overwritePageOf(
+export async function overwriteLog(
   kvPath: string,
-  key: ReadonlyArray<string | number>,
-  length = 64 * 1024,
+  log: ReadonlyArray<string | number>,
+  from: number,
+  options: { length?: number; alone?: boolean } = {},
 ): Promise<number> {
+  const { length = 64 * 1024, alone = true } = options;
   const file = await Deno.readFile(kvPath);
-  const at = indexOf(file, encodeKey(key));
-  if (at < 0) throw new Error(`key ${JSON.stringify(key)} is not in ${kvPath}`);
   // The page size is a big-endian u16 at offset 16 of the header (1 means 65536).
   const raw = (file[16] << 8) | file[17];
   const pageSize = raw === 1 ? 65536 : raw;
-  const from = Math.floor(at / pageSize) * pageSize;
-  await overwrite(kvPath, from, length);
-  return from;
+  const page = (n: number) => file.subarray((n - 1) * pageSize, n * pageSize);
+  const pages = pagesOfKv(kvPath);
+  const byPath = new Map([...pages].map(([n, p]) => [p.path, n]));
+  const isLog = (key: Uint8Array) => LOGS.some((prefix) => startsWith(key, prefix));
+  const logsOnly = (n: number) =>
+    pages.get(n)?.type === "leaf" && cellKeys(page(n)).every((key) => isLog(key));
+  const ofLogs = (n: number) => {
+    const p = pages.get(n);
+    if (p?.type !== "overflow") return logsOnly(n);
+    // An overflow page's path is its cell's: the path of the page holding the cell, the
+    // cell's index in hex, then `+` and the page's place in the chain. A cell on an
+    // interior page is read whole by every search passing it: its overflow is no log's alone.
+    const slash = p.path.lastIndexOf("/");
+    const owner = byPath.get(p.path.slice(0, slash + 1));
+    if (owner === undefined || pages.get(owner)?.type !== "leaf") return false;
+    const cell = parseInt(p.path.slice(slash + 1, p.path.indexOf("+")), 16);
+    return isLog(cellKeys(page(owner))[cell] ?? new Uint8Array());
+  };
+  const keys = logValues(kvPath, log).filter((v) => v.last >= from).map((v) =>
+    encodeKey([...log, v.last])
+  );
+  const span = Math.ceil(length / pageSize);
+  for (const holder of [...pages.keys()].sort((a, b) => a - b)) {
+    const ours = (alone ? logsOnly(holder) : pages.get(holder)?.type !== "overflow") &&
+      cellKeys(page(holder)).some((key) => keys.some((k) => equalBytes(key, k)));
+    if (!ours) continue;
+    // From the page if the stretch after it is the logs' alone, else from a page before it.
+    for (let start = holder; start > holder - span && start > 1; start--) {
+      let clean = true;
+      for (let n = start; n < start + span && clean && alone; n++) clean = ofLogs(n);
+      if (!clean) continue;
+      const offset = (start - 1) * pageSize;
+      await overwrite(kvPath, offset, length);
+      return offset;
+    }
+  }
+  throw new Error(`no ${length} bytes of ${kvPath} hold ${JSON.stringify(log)} from ${from} alone`);
+}
+
+/** A page of the `kv` table, as SQLite's `dbstat` describes it. */
+interface KvPage {
+  type: "internal" | "leaf" | "overflow";
+  /** Its place in the b-tree: `/000/003/` for a b-tree page, `/000/003/005+000001` for an overflow page. */
+  path: string;
+}
+
+/** The pages of the `kv` table, by number from 1. */
+function pagesOfKv(kvPath: string): Map<number, KvPage> {
+  const db = new DatabaseSync(kvPath, { readOnly: true });
+  try {
+    const rows = db.prepare("SELECT pageno, pagetype, path FROM dbstat WHERE name = 'kv'")
+      .all() as Array<{ pageno: number | bigint; pagetype: KvPage["type"]; path: string }>;
+    return new Map(rows.map((r) => [Number(r.pageno), { type: r.pagetype, path: r.path }]));
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The keys of the cells of a b-tree page of `kv` (a table WITHOUT ROWID, so
+ * an index b-tree: a cell is a record whose first column is the key).
+ *
+ * @param page the page's bytes (never page 1, which starts with the file header)
+ * @returns each cell's key, in cell order; none for a page that is no b-tree page
+ */
+function cellKeys(page: Uint8Array): Uint8Array[] {
+  const type = page[0];
+  if (type !== LEAF && type !== INTERIOR) return [];
+  const header = type === LEAF ? 8 : 12;
+  const cells = (page[3] << 8) | page[4];
+  const keys: Uint8Array[] = [];
+  for (let c = 0; c < cells; c++) {
+    let at = (page[header + 2 * c] << 8) | page[header + 2 * c + 1];
+    if (type === INTERIOR) at += 4; // the left child's page number
+    [, at] = sqliteVarint(page, at); // the payload's size
+    const [headerSize, types] = sqliteVarint(page, at);
+    // The key is a blob: serial type 12 + 2 × its length.
+    const [keyType] = sqliteVarint(page, types);
+    const start = at + headerSize;
+    keys.push(page.subarray(start, start + Math.max(0, (keyType - 12) / 2)));
+  }
+  return keys;
+}
+
+/** Index b-tree page types of SQLite: leaf and interior. */
+const LEAF = 0x0a;
+const INTERIOR = 0x02;
+
+/** A SQLite varint (big-endian, 7 bits a byte, the ninth byte whole) at `at`: value and end. */
+function sqliteVarint(bytes: Uint8Array, at: number): [number, number] {
+  let value = 0;
+  for (let i = 0; i < 9; i++) {
+    const b = bytes[at + i];
+    if (i === 8) return [value * 256 + b, at + 9];
+    value = value * 128 + (b & 0x7f);
+    if (b < 0x80) return [value, at + i + 1];
+  }
+  return [value, at + 9];
+}
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  return bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && startsWith(a, b);
 }
 
 /**
@@ -109,16 +229,6 @@ export async function fileDigest(path: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
-  const first = needle[0];
-  for (let i = haystack.indexOf(first); i >= 0; i = haystack.indexOf(first, i + 1)) {
-    let j = 1;
-    while (j < needle.length && haystack[i + j] === needle[j]) j++;
-    if (j === needle.length) return i;
-  }
-  return -1;
-}
-
 /**
  * Replaces one entry's stored value with bytes that do not deserialize, as a
  * flipped run of bits inside a value would leave it (SQLite's structure
@@ -138,4 +248,49 @@ export function garbleValue(kvPath: string, key: ReadonlyArray<string | number>)
   } finally {
     db.close();
   }
+}
+
+/** One value of a log: the entries it holds, `first` to `last` (its key's last part). */
+export interface LogValue {
+  /** The first entry it holds. */
+  first: number;
+  /** The last entry it holds, the last part of its key. */
+  last: number;
+}
+
+/**
+ * Where a log's entries are stored: entries appended in one commit share a
+ * value at the key of the last of them (`src/store/large_value.ts`), so a
+ * test that damages an entry damages the value holding it, and every entry
+ * beside it there.
+ *
+ * @param kvPath the KV file, read without changing it
+ * @param log the log's prefix, e.g. `["v1", "slog", sessionId]`
+ * @returns its values, in key order (a large entry's parts are left out: its head stands for it)
+ */
+export function logValues(kvPath: string, log: ReadonlyArray<string | number>): LogValue[] {
+  using file = KvFile.open(kvPath);
+  const values: LogValue[] = [];
+  for (const item of file.walk()) {
+    if (!("entry" in item)) continue;
+    const { key, value } = item.entry;
+    if (key.length !== log.length + 1 || !log.every((part, i) => key[i] === part)) continue;
+    const last = key.at(-1) as number;
+    values.push({ first: last - (Array.isArray(value) ? value.length : 1) + 1, last });
+  }
+  return values;
+}
+
+/**
+ * The value holding entry `n` of a log.
+ *
+ * @param values the log's values, from {@linkcode logValues}
+ * @param n the entry
+ * @returns the value
+ * @throws {Error} when no value holds it
+ */
+export function valueHolding(values: LogValue[], n: number): LogValue {
+  const value = values.find((v) => v.first <= n && n <= v.last);
+  if (!value) throw new Error(`no value holds entry ${n}`);
+  return value;
 }

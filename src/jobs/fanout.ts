@@ -13,7 +13,14 @@ import type { Store } from "../store/store.ts";
 import type { JobRecord } from "../store/records.ts";
 import type { KvWrite } from "../store/large_value.ts";
 import type { Logger } from "../logger.ts";
-import type { EventSink, SeqPayload, SeqType, SinkLookup, Staged } from "./sink.ts";
+import {
+  type EventSink,
+  jobEnvelope,
+  type SeqPayload,
+  type SeqType,
+  type SinkLookup,
+  type Staged,
+} from "./sink.ts";
 import type { LiveJob, Subscriber } from "./live_job.ts";
 import type { JobTable } from "./job_table.ts";
 import type { OutputQuota } from "./output_quota.ts";
@@ -120,7 +127,8 @@ export class Fanout {
   /**
    * Stages a job envelope for its owner session and subscribers, commits it
    * with the job's history and record, then delivers it. A `job.result` or
-   * `job.error` is the job's last.
+   * `job.error` is the job's last. The envelope is serialized once; each
+   * session splices in its own id, session id and seq.
    *
    * @param live the job
    * @param type the envelope type
@@ -150,8 +158,9 @@ export class Fanout {
     const writes: KvWrite[] = [];
     const deliveries: Array<[EventSink, Staged]> = [];
     const pressured: EventSink[] = [];
+    const envelope = jobEnvelope(type, job.job_id, job.trace_id, payload, logPayload);
     const stageFor = (sink: EventSink) => {
-      const staged = sink.stage(type, job.job_id, job.trace_id, payload, logPayload);
+      const staged = sink.stage(envelope);
       if (!staged) return undefined;
       writes.push(...staged.writes);
       deliveries.push([sink, staged]);
@@ -310,7 +319,7 @@ export class Fanout {
       }
     };
     for (const [type, payload] of items) {
-      const st = sink.stage(type, job.job_id, job.trace_id || undefined, payload);
+      const st = sink.stage(jobEnvelope(type, job.job_id, job.trace_id, payload));
       if (!st) continue;
       group.push(st);
       chars += st.text.length;

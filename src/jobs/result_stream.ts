@@ -40,6 +40,8 @@ export interface ChunkBody {
  * @returns its UTF-8 length
  */
 export function utf8Length(text: string): number {
+  // Most envelopes are ASCII, where the answer is the length; the regex runs natively.
+  if (!NON_ASCII.test(text)) return text.length;
   let n = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -52,6 +54,9 @@ export function utf8Length(text: string): number {
   }
   return n;
 }
+
+/** Any character outside ASCII. */
+const NON_ASCII = /[\u0080-\uffff]/;
 
 function isLowSurrogate(c: number): boolean {
   return c >= 0xdc00 && c <= 0xdfff;

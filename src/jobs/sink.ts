@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { EnvelopeEncoding } from "../protocol/encode.ts";
 import type { Feature } from "../protocol/features.ts";
 import type { MessageType, Payloads } from "../protocol/messages.ts";
 import type { KvWrite } from "../store/large_value.ts";
@@ -15,6 +16,42 @@ export type SeqType = "job.event" | "job.result" | "job.error";
 
 /** The payload of a job-scoped envelope that carries an `event_seq`. */
 export type SeqPayload = Payloads[SeqType];
+
+/**
+ * A job envelope on its way to sessions, encoded once: each session that
+ * takes it splices in its own id, session id and seq.
+ */
+export interface JobEnvelope {
+  /** What sessions get. */
+  encoding: EnvelopeEncoding<SeqType>;
+  /** What the logs keep instead, when the payload carries a secret. */
+  logEncoding?: EnvelopeEncoding<SeqType>;
+}
+
+/**
+ * Encodes a job envelope for every session it goes to.
+ *
+ * @param type the envelope type
+ * @param jobId the job
+ * @param traceId the job's trace id (an empty one is left out)
+ * @param payload what sessions get
+ * @param logPayload what the logs keep instead, when `payload` carries a secret
+ * @returns the envelope
+ */
+export function jobEnvelope(
+  type: SeqType,
+  jobId: string,
+  traceId: string | undefined,
+  payload: SeqPayload,
+  logPayload?: SeqPayload,
+): JobEnvelope {
+  const trace_id = traceId || undefined;
+  return {
+    encoding: new EnvelopeEncoding({ type, job_id: jobId, trace_id, payload }),
+    logEncoding: logPayload &&
+      new EnvelopeEncoding({ type, job_id: jobId, trace_id, payload: logPayload }),
+  };
+}
 
 /** An envelope stamped for one session, not yet committed. */
 export interface Staged {
@@ -39,13 +76,7 @@ export interface EventSink {
    *
    * @returns the stamped envelope, or undefined when this session did not negotiate the event's feature
    */
-  stage(
-    type: SeqType,
-    jobId: string,
-    traceId: string | undefined,
-    payload: SeqPayload,
-    logPayload?: SeqPayload,
-  ): Staged | undefined;
+  stage(envelope: JobEnvelope): Staged | undefined;
   /** Whether the session negotiated a feature. */
   has(feature: Feature): boolean;
   /** Sends a committed envelope, if the session is connected. */

@@ -50,3 +50,73 @@ export function encodeEnvelope<T extends MessageType>(env: OutboundEnvelope<T>):
     payload: env.payload,
   });
 }
+
+/** How every frame begins, up to the value of `id`. */
+const HEAD = `{"arcp":${JSON.stringify(ARCP_VERSION)},"id":`;
+
+/** The fields of an envelope that every session it goes to gets alike. */
+export interface SharedEnvelope<T extends MessageType> {
+  /** The message type. */
+  type: T;
+  /** The job the envelope is about. */
+  job_id?: string;
+  /** The W3C trace id. */
+  trace_id?: string;
+  /** The payload. */
+  payload: Payloads[T];
+}
+
+/**
+ * An envelope serialized once for every session it goes to: the payload and
+ * the shared fields are encoded here, and each session's frame only splices
+ * in its own `id`, `session_id` and `event_seq`. The frame is byte for byte
+ * what {@linkcode encodeEnvelope} makes of the same fields.
+ *
+ * @example
+ * ```ts
+ * import { EnvelopeEncoding } from "./encode.ts";
+ * const enc = new EnvelopeEncoding({
+ *   type: "job.event",
+ *   job_id: "job_1",
+ *   payload: { kind: "log", ts: "2026-01-01T00:00:00Z", body: { level: "info", message: "hi" } },
+ * });
+ * console.log(JSON.parse(enc.frame("01J0", "sess_1", 7)).event_seq); // 7
+ * ```
+ */
+export class EnvelopeEncoding<T extends MessageType> {
+  /** The shared fields, as given. */
+  readonly shared: SharedEnvelope<T>;
+  #type: string;
+  #middle: string;
+  #tail: string;
+
+  /**
+   * Encodes the shared fields.
+   *
+   * @param shared type, job, trace and payload
+   */
+  constructor(shared: SharedEnvelope<T>) {
+    this.shared = shared;
+    this.#type = `,"type":${JSON.stringify(shared.type)},"session_id":`;
+    const job = shared.job_id === undefined ? "" : `,"job_id":${JSON.stringify(shared.job_id)}`;
+    const trace = shared.trace_id === undefined
+      ? ""
+      : `,"trace_id":${JSON.stringify(shared.trace_id)}`;
+    this.#middle = `${job}${trace},"event_seq":`;
+    this.#tail = `,"payload":${JSON.stringify(shared.payload)}}`;
+  }
+
+  /**
+   * The frame for one session.
+   *
+   * @param id the envelope id
+   * @param sessionId the receiving session
+   * @param eventSeq its seq in that session
+   * @returns the frame's text
+   */
+  frame(id: string, sessionId: string, eventSeq: number): string {
+    return `${HEAD}${JSON.stringify(id)}${this.#type}${
+      JSON.stringify(sessionId)
+    }${this.#middle}${eventSeq}${this.#tail}`;
+  }
+}

@@ -10,8 +10,17 @@
  * @returns e.g. `2026-05-13T19:42:13.000Z`
  */
 export function nowIso(): string {
-  return new Date().toISOString();
+  // Events come thousands a second: format each millisecond once.
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
+
+let lastMs = NaN;
+let lastIso = "";
 
 /** RFC 3339 with a `Z` offset, e.g. `2026-05-13T23:42:00Z` or with fractions. */
 const UTC_RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;

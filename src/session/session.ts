@@ -13,7 +13,7 @@ import type { EventBody, JobEventPayload } from "../protocol/events.ts";
 import type { Feature } from "../protocol/features.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { JobError, MessageType, Payloads } from "../protocol/messages.ts";
-import type { EventSink, SeqType, Staged } from "../jobs/sink.ts";
+import { type EventSink, type JobEnvelope, jobEnvelope, type Staged } from "../jobs/sink.ts";
 import type { Logger } from "../logger.ts";
 import { StoreDamageError } from "../store/damage.ts";
 import type { KvWrite } from "../store/large_value.ts";
@@ -185,7 +185,8 @@ export class Session implements EventSink {
    * @returns the write
    */
   recordWrite(): KvWrite {
-    return this.#store.sessionWrite({ ...this.record }, this.#policy.logTtlMs);
+    // sessionWrite stores a copy, so later changes to the record do not reach this write.
+    return this.#store.sessionWrite(this.record, this.#policy.logTtlMs);
   }
 
   /**
@@ -293,36 +294,20 @@ export class Session implements EventSink {
   /**
    * Stamps a job envelope with the next `event_seq`.
    *
-   * @param type envelope type
-   * @param jobId the job
-   * @param traceId the job's trace id
-   * @param payload the payload
-   * @param logPayload what the log keeps instead of `payload`, when that carries a secret
+   * @param envelope the envelope, encoded once for every session it goes to
    * @returns the stamped envelope, or undefined when the session did not negotiate its feature
    */
-  stage(
-    type: SeqType,
-    jobId: string,
-    traceId: string | undefined,
-    payload: Payloads[SeqType],
-    logPayload?: Payloads[SeqType],
-  ): Staged | undefined {
+  stage(envelope: JobEnvelope): Staged | undefined {
+    const payload = envelope.encoding.shared.payload;
     const feature = "kind" in payload && Object.hasOwn(KIND_FEATURE, payload.kind)
       ? KIND_FEATURE[payload.kind]
       : undefined;
     if (feature && !this.#features.has(feature)) return undefined;
     const seq = ++this.record.last_seq;
-    const env = {
-      id: newUlid(),
-      type,
-      session_id: this.sessionId,
-      job_id: jobId,
-      trace_id: traceId || undefined,
-      event_seq: seq,
-    };
-    const text = encodeEnvelope({ ...env, payload });
+    const id = newUlid();
+    const text = envelope.encoding.frame(id, this.sessionId, seq);
     // Secrets (a rotated credential) go to the socket, never to KV.
-    const logged = logPayload ? encodeEnvelope({ ...env, payload: logPayload }) : text;
+    const logged = envelope.logEncoding?.frame(id, this.sessionId, seq) ?? text;
     return {
       seq,
       text,
@@ -443,7 +428,7 @@ export class Session implements EventSink {
     this.#freeing = this.#freeing.then(async () => {
       const from = this.record.floor_seq;
       if (upTo <= from) return;
-      await this.#store.freeSessionLog(this.sessionId, from, upTo);
+      await this.#store.freeSessionLog(this.sessionId, from, upTo, this.#policy.logTtlMs);
       this.record.floor_seq = Math.max(this.record.floor_seq, upTo);
       await this.#store.write([this.recordWrite()], { failFast: true });
     }).catch((err) => {
@@ -477,7 +462,7 @@ export class Session implements EventSink {
       this.sendControl("session.error", error, { trace_id: traceId });
       return;
     }
-    const staged = this.stage("job.error", jobId, traceId, payload)!;
+    const staged = this.stage(jobEnvelope("job.error", jobId, traceId, payload))!;
     try {
       await this.#store.write(staged.writes);
       this.deliver(staged);

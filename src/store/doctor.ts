@@ -4,7 +4,9 @@
  * writes there. It finds entries that cannot be read, values that do not
  * have their record's shape or do not decode, values stored in parts with a
  * part missing, holes in session logs and job histories, and index entries
- * naming a job that has no record.
+ * naming a job that has no record. Log entries appended in one commit share
+ * one value, kept at the key of the last of them (`large_value.ts`): each is
+ * checked as an entry of its own.
  *
  * @module
  */
@@ -345,9 +347,14 @@ class Examiner {
       const assembler = new TextAssembler(what, (e) => this.#partProblem(family, id, e));
       this.#log = { family, id, assembler };
     }
-    const whole = this.#log.assembler.add(key.slice(3), value);
-    if (!whole) return;
-    const [n, text] = whole;
+    // One value may hold several entries (appended in one commit): each is checked.
+    for (const [n, text] of this.#log.assembler.add(key.slice(3), value)) {
+      this.#logText(family, id, n, text);
+    }
+  }
+
+  /** One whole entry of the log being read: an envelope of this log, where the summary expects it. */
+  #logText(family: string, id: string, n: number, text: string): void {
     const where = formatKey([V, family, id, n]);
     let envelope: Record<string, unknown> | undefined;
     try {
@@ -361,7 +368,7 @@ class Examiner {
     } else if (family === "slog" && envelope.event_seq !== n) {
       this.problem(where, `holds event_seq ${envelope.event_seq}, not ${n}`);
     }
-    const log = this.#log;
+    const log = this.#log!;
     if (!log.summary) {
       log.summary = { where: formatKey([V, family, id]), first: n, last: n, holes: [] };
     } else {

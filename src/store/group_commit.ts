@@ -1,7 +1,18 @@
 /**
- * Group commit: writes queued in the same tick share one atomic KV commit,
- * so the durability rule (committed before sent) costs one fsync per batch
- * rather than one per event.
+ * Group commit: writes queued while a commit is in flight share the next
+ * atomic KV commit, so the durability rule (committed before sent) costs
+ * one commit per batch rather than one per event.
+ *
+ * The batch size adapts to the load: an idle committer commits a write at
+ * once, alone; under load each batch takes everything queued meanwhile, up
+ * to what one atomic operation may hold (mutations and bytes). Those limits
+ * are measured on what is actually committed: a later write to a key the
+ * batch already holds replaces the earlier one (a session or job record
+ * rewritten by every event counts once), and log entries appended
+ * back to back share one value (see `large_value.ts`), so a batch of a few
+ * hundred events is a few mutations. Batches never reorder writes: they are
+ * cut from the head of the queue, committed one at a time, and settle in
+ * queue order.
  *
  * A commit that fails because of the storage (disk full, I/O error, the
  * database locked) does not drop or reorder anything: the writes stay at the
@@ -24,7 +35,8 @@
  *
  * @module
  */
-import type { KvWrite } from "./large_value.ts";
+import { keyId } from "./key_id.ts";
+import { type KvWrite, SEGMENT_CHARS, SEGMENT_ENTRIES } from "./large_value.ts";
 
 /** Stay well inside KV's 1000 mutations and ~800 KiB per atomic operation. */
 const MAX_MUTATIONS = 900;
@@ -34,9 +46,11 @@ const MAX_BYTES = 600_000;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
 
+/** Queue entries consumed before the queue array is compacted. */
+const COMPACT_AFTER = 1024;
+
 interface Pending {
   writes: KvWrite[];
-  bytes: number;
   resolve: () => void;
   reject: (err: unknown) => void;
   /** Commit this one alone (set after a batch it was in was refused). */
@@ -85,15 +99,159 @@ export function isStorageFailure(err: unknown): boolean {
     .test(message);
 }
 
-/** Rough bytes a write adds to an atomic operation (UTF-16 worst case for text). */
-function writeBytes(w: KvWrite): number {
-  const v = w.value;
-  const valueBytes = typeof v === "string"
-    ? v.length * 2
-    : v === undefined
-    ? 0
-    : JSON.stringify(v).length * 2;
-  return valueBytes + 64 * w.key.length;
+/** Rough bytes a key adds to an atomic operation. */
+function keyBytes(key: Deno.KvKey): number {
+  return 64 * key.length;
+}
+
+/** Rough bytes a value adds to an atomic operation (UTF-16 worst case for text). */
+function valueBytes(v: unknown): number {
+  return typeof v === "string" ? v.length * 2 : v === undefined ? 0 : JSON.stringify(v).length * 2;
+}
+
+/** Entries of one log stored as one value: positions `last - texts.length + 1 .. last`. */
+interface Segment {
+  /** The key of its last entry, where the value goes. */
+  key: Deno.KvKey;
+  /** Position of its last entry. */
+  last: number;
+  /** Characters in it. */
+  chars: number;
+  /** Time to live of every entry in it (ms). */
+  expireIn: number | undefined;
+  /** The texts of its entries, in order. */
+  texts: string[];
+}
+
+/** Whether an appended entry may go into a segment: the next position, same expiry, room left. */
+function joins(seg: Segment | undefined, w: KvWrite, text: string): seg is Segment {
+  return seg !== undefined && seg.last + 1 === w.key[w.key.length - 1] &&
+    seg.expireIn === w.expireIn && seg.texts.length < SEGMENT_ENTRIES &&
+    seg.chars + text.length <= SEGMENT_CHARS;
+}
+
+/**
+ * One atomic commit being put together: pending writes from the head of the
+ * queue, coalesced into the mutations that will be committed.
+ */
+class Batch {
+  /** The pending writes it holds, in queue order. */
+  readonly pending: Pending[] = [];
+  #mutations = 0;
+  #bytes = 0;
+  /** Plain writes by key identity; a later one replaces an earlier one. */
+  #plain = new Map<string, KvWrite>();
+  /** Every log segment, in creation order. */
+  #segments: Segment[] = [];
+  /** The newest segment of each log, by log identity: the one the next entry may join. */
+  #open = new Map<string, Segment>();
+  /** Per write of the pending being offered: its key's (or its log's) identity. */
+  #ids: string[] = [];
+  /** Per write of the pending being offered: its bytes, when it is a plain write new to the batch. */
+  #sizes: number[] = [];
+
+  /** Whether it is a lone write to be committed alone. */
+  get solo(): boolean {
+    return this.pending.length === 1 && this.pending[0].solo;
+  }
+
+  /**
+   * Adds a pending write if the batch can take it; the first always goes in
+   * (if it is too large alone, KV refuses it and it fails alone).
+   *
+   * @returns whether it was added
+   */
+  offer(p: Pending): boolean {
+    const first = this.pending.length === 0;
+    if (!first && (p.solo || this.solo)) return false;
+    const writes = p.writes;
+    // First an upper bound of the cost, touching nothing: an entry counts
+    // as joining a value only if it follows one already in the batch.
+    let mutations = 0;
+    let bytes = 0;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i];
+      if (w.append !== undefined) {
+        const log = w.append;
+        this.#ids[i] = log;
+        const text = w.value as string;
+        bytes += text.length * 2;
+        if (!joins(this.#open.get(log), w, text)) {
+          mutations++;
+          bytes += keyBytes(w.key);
+        }
+        continue;
+      }
+      const id = w.id ?? keyId(w.key);
+      this.#ids[i] = id;
+      // A replacement is taken to be the size of the write it replaces.
+      if (this.#plain.has(id)) continue;
+      const size = keyBytes(w.key) + valueBytes(w.value);
+      this.#sizes[i] = size;
+      mutations++;
+      bytes += size;
+    }
+    if (
+      !first && (this.#mutations + mutations > MAX_MUTATIONS || this.#bytes + bytes > MAX_BYTES)
+    ) return false;
+    this.#place(writes);
+    this.pending.push(p);
+    return true;
+  }
+
+  /** Places writes whose identities and sizes `offer` has just worked out; counts them exactly. */
+  #place(writes: KvWrite[]): void {
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i];
+      const id = this.#ids[i];
+      if (w.append !== undefined) {
+        const text = w.value as string;
+        const n = w.key[w.key.length - 1] as number;
+        const seg = this.#open.get(id);
+        this.#bytes += text.length * 2;
+        if (seg && joins(seg, w, text)) {
+          seg.texts.push(text);
+          seg.key = w.key;
+          seg.last = n;
+          seg.chars += text.length;
+          continue;
+        }
+        const fresh: Segment = {
+          key: w.key,
+          last: n,
+          chars: text.length,
+          expireIn: w.expireIn,
+          texts: [text],
+        };
+        this.#open.set(id, fresh);
+        this.#segments.push(fresh);
+        this.#mutations++;
+        this.#bytes += keyBytes(w.key);
+        continue;
+      }
+      if (!this.#plain.has(id)) {
+        this.#mutations++;
+        this.#bytes += this.#sizes[i];
+      }
+      this.#plain.set(id, w);
+    }
+  }
+
+  /**
+   * The mutations to commit, on an atomic operation.
+   *
+   * @param op the operation to fill
+   */
+  fill(op: Deno.AtomicOperation): void {
+    for (const seg of this.#segments) {
+      const value = seg.texts.length === 1 ? seg.texts[0] : seg.texts;
+      op.set(seg.key, value, seg.expireIn ? { expireIn: seg.expireIn } : undefined);
+    }
+    for (const w of this.#plain.values()) {
+      if (w.value === undefined) op.delete(w.key);
+      else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
+    }
+  }
 }
 
 /**
@@ -103,7 +261,9 @@ function writeBytes(w: KvWrite): number {
 export class GroupCommitter {
   #kv: Deno.Kv;
   #options: GroupCommitterOptions;
+  /** Queued writes; those before `#head` are taken. */
   #queue: Pending[] = [];
+  #head = 0;
   #running = false;
   #idle: Waiter[] = [];
   #closing = false;
@@ -159,8 +319,7 @@ export class GroupCommitter {
     const failFast = options.failFast ?? false;
     if (failFast && this.#stalled) return Promise.reject(this.#stall);
     return new Promise((resolve, reject) => {
-      const bytes = writes.reduce((n, w) => n + writeBytes(w), 0);
-      this.#queue.push({ writes, bytes, resolve, reject, solo: false, reported: false, failFast });
+      this.#queue.push({ writes, resolve, reject, solo: false, reported: false, failFast });
       if (!this.#running) {
         this.#running = true;
         queueMicrotask(() => this.#drain());
@@ -194,24 +353,35 @@ export class GroupCommitter {
     return this.flush();
   }
 
+  get #queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** Puts a batch back at the head of the queue, ahead of everything queued later. */
+  #requeue(pending: Pending[]): void {
+    this.#queue = [...pending, ...this.#queue.slice(this.#head)];
+    this.#head = 0;
+  }
+
   async #drain(): Promise<void> {
     let backoff = RETRY_MIN_MS;
-    while (this.#queue.length > 0 || this.#probing()) {
-      const batch = this.#queue.length > 0 ? this.#take() : [this.#probe()];
+    while (this.#queued > 0 || this.#probing()) {
+      const batch = this.#queued > 0 ? this.#take() : this.#probe();
       try {
         await this.#commit(batch);
       } catch (err) {
+        const pending = batch.pending;
         if (!isStorageFailure(err)) {
           // KV refused these writes themselves. Find the culprit alone so
           // the writes it was batched with still land, in order.
-          if (batch.length > 1) {
-            for (const p of batch) p.solo = true;
-            this.#queue.unshift(...batch);
-          } else batch[0].reject(err);
+          if (pending.length > 1) {
+            for (const p of pending) p.solo = true;
+            this.#requeue(pending);
+          } else pending[0].reject(err);
           continue;
         }
         this.failures++;
-        this.#queue.unshift(...batch);
+        this.#requeue(pending);
         if (this.#closing) {
           for (const p of this.#queue.splice(0)) p.reject(err);
           break;
@@ -226,13 +396,15 @@ export class GroupCommitter {
       }
       this.commits++;
       backoff = RETRY_MIN_MS;
-      for (const p of batch) p.resolve();
+      for (const p of batch.pending) p.resolve();
       if (this.#stalled) {
         this.#stalled = false;
         this.#stall = undefined;
         this.#callback(() => this.#options.onRecover?.());
       }
     }
+    this.#queue = [];
+    this.#head = 0;
     // Nothing is held and nothing probes: the next write finds out whether storage works.
     this.#stalled = false;
     this.#stall = undefined;
@@ -247,46 +419,43 @@ export class GroupCommitter {
     return this.#stalled && !this.#closing && this.#options.probe !== undefined;
   }
 
-  /** A pending probe write; only the committer cares how it ends. */
-  #probe(): Pending {
-    const writes = [this.#options.probe!];
-    return {
-      writes,
-      bytes: writeBytes(writes[0]),
+  /** A batch of the probe write alone; only the committer cares how it ends. */
+  #probe(): Batch {
+    const batch = new Batch();
+    batch.offer({
+      writes: [this.#options.probe!],
       resolve: () => {},
       reject: () => {},
       solo: false,
       reported: false,
       failFast: false,
-    };
+    });
+    return batch;
   }
 
-  /** The next batch: queued writes up to the limits, or one `solo` write alone. */
-  #take(): Pending[] {
-    const batch: Pending[] = [];
-    let mutations = 0;
-    let bytes = 0;
-    while (this.#queue.length > 0) {
-      const next = this.#queue[0];
-      const fits = !next.solo && mutations + next.writes.length <= MAX_MUTATIONS &&
-        bytes + next.bytes <= MAX_BYTES;
-      if (batch.length > 0 && (!fits || batch[0].solo)) break;
-      batch.push(this.#queue.shift()!);
-      mutations += next.writes.length;
-      bytes += next.bytes;
+  /** The next batch: queued writes from the head, as many as one commit holds. */
+  #take(): Batch {
+    const batch = new Batch();
+    while (this.#head < this.#queue.length && batch.offer(this.#queue[this.#head])) this.#head++;
+    if (this.#head >= COMPACT_AFTER) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
     }
     return batch;
   }
 
   /** Refuses fail-fast writes and waiters; reports the writes a storage failure has newly stalled. */
   #reportStall(err: unknown): void {
-    const refused = this.#queue.filter((p) => p.failFast);
+    const queued = this.#queue.slice(this.#head);
+    const refused = queued.filter((p) => p.failFast);
     if (refused.length > 0) {
-      this.#queue = this.#queue.filter((p) => !p.failFast);
+      this.#queue = queued.filter((p) => !p.failFast);
+      this.#head = 0;
       for (const p of refused) p.reject(err);
     }
     const fresh: KvWrite[] = [];
-    for (const p of this.#queue) {
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const p = this.#queue[i];
       if (p.reported) continue;
       p.reported = true;
       fresh.push(...p.writes);
@@ -320,21 +489,9 @@ export class GroupCommitter {
     });
   }
 
-  async #commit(batch: Pending[]): Promise<void> {
-    // A later write to the same key in one batch replaces the earlier one.
-    const byKey = new Map<string, KvWrite>();
-    for (const p of batch) {
-      for (const w of p.writes) {
-        const id = JSON.stringify(w.key);
-        byKey.delete(id);
-        byKey.set(id, w);
-      }
-    }
+  async #commit(batch: Batch): Promise<void> {
     const op = this.#kv.atomic();
-    for (const w of byKey.values()) {
-      if (w.value === undefined) op.delete(w.key);
-      else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
-    }
+    batch.fill(op);
     const res = await op.commit();
     if (!res.ok) throw new Error("KV commit was refused");
   }

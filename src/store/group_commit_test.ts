@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "assert";
 import { GroupCommitter } from "./group_commit.ts";
-import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
+import { type KvWrite, listTexts, logWrites, textWrites } from "./large_value.ts";
 
 /** A KV database in a fresh temp dir, removed on dispose. */
 async function tempKv(): Promise<{ kv: Deno.Kv } & AsyncDisposable> {
@@ -81,4 +81,124 @@ Deno.test("a text over 64 KiB written via textWrites reads back intact via listT
   const after: number[] = [];
   for await (const [n] of listTexts(db.kv, ["log"], 0)) after.push(n);
   deepEqual(after, [1, 2]);
+});
+
+Deno.test("batches adapt to what is queued, never reorder, and settle each write only once it is durable", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  // A fixed pseudo-random mix, so a failure replays the same way.
+  let seed = 12345;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const logs = [["log", "a"], ["log", "b"], ["log", "c"]];
+  const next = [0, 0, 0];
+  const settled: number[] = [];
+  const checks: Array<Promise<void>> = [];
+  const writes: Array<Promise<void>> = [];
+  const expectedRecord = new Map<string, number>();
+  const n = 3000;
+  for (let i = 0; i < n; i++) {
+    const r = rand();
+    const batch: KvWrite[] = [];
+    const l = Math.floor(rand() * logs.length);
+    const pos = ++next[l];
+    batch.push(...logWrites(logs[l], pos, `entry ${pos} of ${l} ${"·".repeat(rand() * 200)}`));
+    const rec = `r${Math.floor(rand() * 5)}`;
+    batch.push({ key: ["rec", rec], value: { i } });
+    expectedRecord.set(rec, i);
+    // Now and then a write that fills much of a commit by bytes or by mutations.
+    if (r < 0.01) batch.push({ key: ["bulk", i], value: "y".repeat(60_000) });
+    else if (r < 0.02) {
+      for (let k = 0; k < 300; k++) batch.push({ key: ["many", i, k], value: k });
+    }
+    writes.push(
+      gc.write(batch).then(() => {
+        settled.push(i);
+        // Durable by the time it settles: the entry reads back at once.
+        checks.push((async () => {
+          const got = [];
+          for await (const [m] of listTexts(db.kv, logs[l], pos - 1)) {
+            got.push(m);
+            break;
+          }
+          deepEqual(got, [pos], `write ${i} settled before its entry was in KV`);
+        })());
+      }),
+    );
+    // Writers come in bursts: some ticks queue many, some one.
+    if (rand() < 0.05) await new Promise((r) => setTimeout(r, 0));
+  }
+  await Promise.all(writes);
+  await Promise.all(checks);
+  deepEqual(settled, Array.from({ length: n }, (_, i) => i), "writes settled out of order");
+  ok(gc.commits > 3 && gc.commits < n / 10, `${gc.commits} commits for ${n} writes`);
+  for (const [rec, i] of expectedRecord) deepEqual((await db.kv.get(["rec", rec])).value, { i });
+  for (let l = 0; l < logs.length; l++) {
+    const got: number[] = [];
+    for await (const [m] of listTexts(db.kv, logs[l])) got.push(m);
+    deepEqual(got, Array.from({ length: next[l] }, (_, i) => i + 1), `log ${l}`);
+  }
+});
+
+/** A KV whose commits fail while `failing` is set, the way SQLite fails them on a full disk. */
+function failingKv(kv: Deno.Kv): { kv: Deno.Kv; state: { failing: boolean } } {
+  const state = { failing: false };
+  const wrapped = {
+    atomic() {
+      const op = kv.atomic();
+      const outer = {
+        set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) {
+          op.set(key, value, options);
+          return outer;
+        },
+        delete(key: Deno.KvKey) {
+          op.delete(key);
+          return outer;
+        },
+        commit() {
+          return state.failing
+            ? Promise.reject(new TypeError("database or disk is full"))
+            : op.commit();
+        },
+      };
+      return outer;
+    },
+  } as unknown as Deno.Kv;
+  return { kv: wrapped, state };
+}
+
+Deno.test("log entries held back by a storage failure settle nothing until they land, then all land in order", async () => {
+  await using db = await tempKv();
+  const flaky = failingKv(db.kv);
+  const stall = Promise.withResolvers<void>();
+  const gc = new GroupCommitter(flaky.kv, { onStall: () => stall.resolve() });
+  flaky.state.failing = true;
+  const settled: number[] = [];
+  const writes = Array.from(
+    { length: 300 },
+    (_, i) => gc.write(logWrites(["log"], i + 1, `e${i + 1}`)).then(() => settled.push(i + 1)),
+  );
+  await stall.promise;
+  deepEqual(settled, [], "an entry settled while commits were failing");
+  ok(gc.stalled !== undefined);
+  flaky.state.failing = false;
+  await Promise.all(writes);
+  deepEqual(settled, Array.from({ length: 300 }, (_, i) => i + 1));
+  const got: number[] = [];
+  for await (const [n] of listTexts(db.kv, ["log"])) got.push(n);
+  deepEqual(got, Array.from({ length: 300 }, (_, i) => i + 1));
+});
+
+Deno.test("a write KV refuses fails alone; log entries batched around it still land in order", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  const results = await Promise.allSettled([
+    gc.write([...logWrites(["log"], 1, "a"), ...logWrites(["log"], 2, "b")]),
+    gc.write([{ key: ["big"], value: "x".repeat(70_000) }]),
+    gc.write(logWrites(["log"], 3, "c")),
+  ]);
+  deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  const got: Array<[number, string]> = [];
+  for await (const entry of listTexts(db.kv, ["log"])) got.push(entry);
+  deepEqual(got, [[1, "a"], [2, "b"], [3, "c"]]);
+  equal((await db.kv.get(["big"])).value, null);
 });

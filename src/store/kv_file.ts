@@ -357,7 +357,7 @@ const BYTES = 3;
 function decodeValue(bytes: Uint8Array, encoding: number): unknown {
   switch (encoding) {
     case V8:
-      return v8String(bytes) ?? deserialize(bytes);
+      return v8Texts(bytes) ?? deserialize(bytes);
     case LE64:
       if (bytes.byteLength !== 8) throw new Error(`a u64 of ${bytes.byteLength} bytes`);
       return new Deno.KvU64(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
@@ -374,35 +374,72 @@ const DOUBLE = new DataView(DOUBLE_BYTES.buffer);
 const utf16 = new TextDecoder("utf-16le");
 
 /**
- * A V8-serialized string, decoded without the general deserializer (most
- * entries are log texts, and `node:v8`'s deserializer is slow): a version
- * header, padding, then a one-byte (Latin-1) or two-byte (UTF-16LE) string
- * filling the rest.
+ * A V8-serialized string, or array of strings (log entries sharing a value),
+ * decoded without the general deserializer (most entries are log texts, and
+ * `node:v8`'s deserializer is slow): a version header, then the string, or
+ * a dense array of them with its end tag, filling the rest.
  *
  * @param bytes the serialized value
- * @returns the string, or undefined when the value is not one such string
+ * @returns the value, or undefined when it is not one such string or array
  */
-function v8String(bytes: Uint8Array): string | undefined {
+function v8Texts(bytes: Uint8Array): string | string[] | undefined {
   if (bytes[0] !== 0xff) return undefined;
   let i = 2;
   while (bytes[i] === 0x00) i++;
+  if (bytes[i] !== 0x41) {
+    const one = v8String(bytes, i);
+    return one && one[1] === bytes.length ? one[0] : undefined;
+  }
+  let count: number;
+  [count, i] = varint(bytes, i + 1);
+  const texts: string[] = [];
+  for (let n = 0; n < count; n++) {
+    const one = v8String(bytes, i);
+    if (!one) return undefined;
+    texts.push(one[0]);
+    i = one[1];
+  }
+  // The end of a dense array: its tag, no other properties, its length again.
+  if (bytes[i] !== 0x24) return undefined;
+  const [properties, at] = varint(bytes, i + 1);
+  const [length, end] = varint(bytes, at);
+  return properties === 0 && length === count && end === bytes.length ? texts : undefined;
+}
+
+/**
+ * A one-byte (Latin-1) or two-byte (UTF-16LE) string at `at`, after any padding.
+ *
+ * @returns the string and where it ends, or undefined when there is none
+ */
+function v8String(bytes: Uint8Array, at: number): [string, number] | undefined {
+  let i = at;
+  while (bytes[i] === 0x00) i++;
   const tag = bytes[i++];
   if (tag !== 0x22 && tag !== 0x63) return undefined;
-  let length = 0;
-  for (let shift = 0; i < bytes.length; shift += 7) {
-    const b = bytes[i++];
-    length += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) break;
-  }
-  if (i + length !== bytes.length) return undefined;
-  const body = bytes.subarray(i);
-  if (tag === 0x63) return length % 2 === 0 ? utf16.decode(body) : undefined;
-  if (isAscii(body)) return utf8.decode(body);
+  let length: number;
+  [length, i] = varint(bytes, i);
+  const end = i + length;
+  if (end > bytes.length) return undefined;
+  const body = bytes.subarray(i, end);
+  if (tag === 0x63) return length % 2 === 0 ? [utf16.decode(body), end] : undefined;
+  if (isAscii(body)) return [utf8.decode(body), end];
   let text = "";
   for (let j = 0; j < body.length; j += 8192) {
     text += String.fromCharCode(...body.subarray(j, j + 8192));
   }
-  return text;
+  return [text, end];
+}
+
+/** An unsigned base-128 varint at `at`: its value and where it ends. */
+function varint(bytes: Uint8Array, at: number): [number, number] {
+  let value = 0;
+  let i = at;
+  for (let shift = 0; i < bytes.length; shift += 7) {
+    const b = bytes[i++];
+    value += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) break;
+  }
+  return [value, i];
 }
 
 function isAscii(bytes: Uint8Array): boolean {

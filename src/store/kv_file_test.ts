@@ -46,6 +46,29 @@ Deno.test("keys and values read straight from the file are what Deno.Kv lists, i
   deepEqual(file.integrity(), []);
 });
 
+Deno.test("texts and arrays of texts (log entries sharing a value) read straight from the file are what Deno.Kv returns", async () => {
+  const values: unknown[] = [
+    "",
+    "é".repeat(3),
+    "ünï😀",
+    ["a"],
+    ["a", "é", "😀x", ""],
+    Array.from({ length: 300 }, (_, i) => "x".repeat(i) + (i % 3 ? "é" : i % 5 ? "😀" : "")),
+    ["y".repeat(200), "ü".repeat(129)],
+    [],
+    ["a", 1],
+    [1, 2],
+  ];
+  await using store = await storeWith(values.map((v, i) => [["log", i], v]));
+  using file = KvFile.open(store.path);
+  const walked: unknown[] = [];
+  for (const item of file.walk()) {
+    if (!("entry" in item)) throw new Error(`damage in a sound store: ${item.damage.problem}`);
+    walked.push(item.entry.value);
+  }
+  deepEqual(walked, values);
+});
+
 Deno.test("decodeKey refuses a truncated key and a tag it does not know", () => {
   const ok1 = decodeKey(new Uint8Array([0x02, 0x61, 0x00]));
   deepEqual(ok1, ["a"]);

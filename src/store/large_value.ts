@@ -1,17 +1,34 @@
 /**
- * Text values larger than one KV value (64 KiB) are stored as a head entry
- * `{parts: n}` at the key and the text in `n` parts at `[...key, i]`, so a
- * prefix listing returns them in order right after the head.
+ * How texts are kept in KV, whose values hold at most 64 KiB.
+ *
+ * A text larger than one value is stored as a head entry `{parts: n}` at the
+ * key and the text in `n` parts at `[...key, i]`, so a prefix listing
+ * returns them in order right after the head.
+ *
+ * A log (a session's envelopes, a job's history) is a prefix whose entries
+ * are `[...log, n]`. Entries appended in one group commit are stored
+ * together: consecutive small entries of one log share one value, an array
+ * of their texts kept at the key of the last of them, so a commit of many
+ * events writes a few values rather than one per event. A reader listing
+ * from `n` therefore finds the entry `n` in the first value at or after
+ * `[...log, n]`.
  *
  * @module
  */
 import { type DamageKind, StoreDamageError, unreadable } from "./damage.ts";
+import { keyId } from "./key_id.ts";
 
 /**
  * Characters per part. V8 stores a string with any non-Latin-1 character as
  * UTF-16, two bytes a character, so 30,000 characters stay under 64 KiB.
  */
 export const PART_CHARS = 30_000;
+
+/** Characters one shared log value holds at most (with its entries' overhead, under 64 KiB). */
+export const SEGMENT_CHARS = PART_CHARS;
+
+/** Entries one shared log value holds at most (a few bytes of overhead each). */
+export const SEGMENT_ENTRIES = 256;
 
 /** A write for the group committer. */
 export interface KvWrite {
@@ -21,6 +38,14 @@ export interface KvWrite {
   value?: unknown;
   /** Milliseconds until KV may drop the entry. */
   expireIn?: number;
+  /** `keyId(key)` (`key_id.ts`), when the builder has it at hand; computed when left out. */
+  id?: string;
+  /**
+   * Set on a small entry appended to a log (`key` is `[...log, n]`, `value`
+   * a text of at most {@linkcode PART_CHARS}) to `keyId(log)`: the committer
+   * may store it in one value with the entries around it.
+   */
+  append?: string;
 }
 
 /** The head entry of a value stored in parts. */
@@ -52,10 +77,53 @@ export function textWrites(key: Deno.KvKey, text: string, expireIn?: number): Kv
 }
 
 /**
- * Reassembles texts written with {@linkcode textWrites} from the entries of
- * one log, read in key order, and finds what does not fit: a head that is
- * neither a text nor `{parts}`, a part missing or without its head, a head
- * whose parts never all arrive.
+ * The writes that append entry `n` to a log. A small entry is marked as an
+ * append, so the committer may store it with its neighbours; a large one is
+ * stored in parts, alone.
+ *
+ * @param log the log's prefix
+ * @param n the entry's position
+ * @param text the entry
+ * @param expireIn optional time to live in ms
+ * @param logId `keyId(log)`, when the caller has it at hand
+ * @returns the writes
+ * @example
+ * ```ts ignore
+ * await committer.write(logWrites(["v1", "slog", "sess_1"], 7, envelopeText, ttlMs));
+ * ```
+ */
+export function logWrites(
+  log: Deno.KvKey,
+  n: number,
+  text: string,
+  expireIn?: number,
+  logId: string = keyId(log),
+): KvWrite[] {
+  if (text.length > PART_CHARS) return textWrites([...log, n], text, expireIn);
+  return [{ key: [...log, n], value: text, expireIn, append: logId }];
+}
+
+/**
+ * The positions and texts one stored log value holds.
+ *
+ * @param n the last part of its key
+ * @param value the value: a text, or the texts of entries up to `n`
+ * @returns `[position, text]` pairs, in order; none for a parts head
+ */
+export function logEntries(n: number, value: unknown): Array<[number, string]> {
+  if (typeof value === "string") return [[n, value]];
+  if (!Array.isArray(value)) return [];
+  const first = n - value.length + 1;
+  return value.map((text, i) => [first + i, text as string]);
+}
+
+/**
+ * Reassembles the entries of one log, read in key order, from values
+ * written with {@linkcode textWrites} or {@linkcode logWrites}, and finds
+ * what does not fit: a value that is neither a text, nor texts of entries
+ * sharing it, nor `{parts}`; entries a shared value holds twice or before
+ * the first position; a part missing or without its head; a head whose
+ * parts never all arrive.
  *
  * @example
  * ```ts
@@ -63,8 +131,9 @@ export function textWrites(key: Deno.KvKey, text: string, expireIn?: number): Kv
  * const problems: string[] = [];
  * const assembler = new TextAssembler("log", (e) => problems.push(e.message));
  * for (const w of textWrites(["log", 0], "x".repeat(70_000))) {
- *   const done = assembler.add(w.key.slice(1), w.value);
- *   if (done) console.log(done[0], done[1].length); // 0 70000
+ *   for (const [n, text] of assembler.add(w.key.slice(1), w.value)) {
+ *     console.log(n, text.length); // 0 70000
+ *   }
  * }
  * assembler.end();
  * ```
@@ -73,6 +142,8 @@ export class TextAssembler {
   #what: string;
   #problem: (error: StoreDamageError) => void;
   #pending: { n: number; parts: string[]; want: number } | undefined;
+  /** Position of the last whole entry returned. */
+  #last = -1;
 
   /**
    * Creates an assembler for one log.
@@ -86,21 +157,23 @@ export class TextAssembler {
   }
 
   /**
-   * One entry of the log.
+   * One value of the log.
    *
-   * @param tail its key after the log's prefix: `[n]` for a head, `[n, i]` for a part
+   * @param tail its key after the log's prefix: `[n]` for an entry, the
+   *   entries up to `n` sharing a value, or a head; `[n, i]` for a part
    * @param value its value
-   * @returns `[n, text]` once a text is whole
+   * @returns the `[n, text]` entries it makes whole, in order (often none or one)
    */
-  add(tail: Deno.KvKey, value: unknown): [number, string] | undefined {
+  add(tail: Deno.KvKey, value: unknown): Array<[number, string]> {
     const [n, i] = tail;
     if (typeof n !== "number" || tail.length > 2 || (tail.length === 2 && typeof i !== "number")) {
       this.#fail("malformed", `an entry of ${this.#what} has an unexpected key`, { key: tail });
-      return undefined;
+      return [];
     }
     if (tail.length === 1) {
       this.#unfinished();
-      if (typeof value === "string") return [n, value];
+      if (typeof value === "string") return this.#whole([[n, value]]);
+      if (Array.isArray(value)) return this.#shared(n, value);
       const parts = (value as Partial<PartsHead> | null)?.parts;
       if (Number.isInteger(parts) && parts! > 0) {
         this.#pending = { n, parts: [], want: parts! };
@@ -109,13 +182,13 @@ export class TextAssembler {
           entry: n,
         });
       }
-      return undefined;
+      return [];
     }
     const pending = this.#pending;
     if (!pending || pending.n !== n) {
       this.#unfinished();
       this.#fail("missing", `entry ${n} of ${this.#what} has parts but no head`, { entry: n });
-      return undefined;
+      return [];
     }
     if (i !== pending.parts.length || typeof value !== "string") {
       this.#pending = undefined;
@@ -126,17 +199,49 @@ export class TextAssembler {
         }`,
         { entry: n },
       );
-      return undefined;
+      return [];
     }
     pending.parts.push(value);
-    if (pending.parts.length < pending.want) return undefined;
+    if (pending.parts.length < pending.want) return [];
     this.#pending = undefined;
-    return [n, pending.parts.join("")];
+    return this.#whole([[n, pending.parts.join("")]]);
   }
 
   /** The log has ended: a text still waiting for parts is a problem. */
   end(): void {
     this.#unfinished();
+  }
+
+  /** A value shared by the entries up to `n`: texts, one per entry, none before position 0. */
+  #shared(n: number, value: unknown[]): Array<[number, string]> {
+    const first = n - value.length + 1;
+    if (value.length === 0 || first < 0 || !value.every((t) => typeof t === "string")) {
+      this.#fail(
+        "malformed",
+        `entry ${n} of ${this.#what} is not the texts of the entries sharing its value`,
+        { entry: n },
+      );
+      return [];
+    }
+    return this.#whole(logEntries(n, value));
+  }
+
+  /** Entries made whole; any at or before one already returned is stored twice. */
+  #whole(entries: Array<[number, string]>): Array<[number, string]> {
+    const [first] = entries[0];
+    if (first <= this.#last) {
+      this.#fail(
+        "malformed",
+        `entry ${
+          entries.at(-1)![0]
+        } of ${this.#what} holds entry ${first}, which an earlier value holds`,
+        { entry: entries.at(-1)![0] },
+      );
+      entries = entries.filter(([n]) => n > this.#last);
+      if (entries.length === 0) return [];
+    }
+    this.#last = entries.at(-1)![0];
+    return entries;
   }
 
   #unfinished(): void {
@@ -156,16 +261,17 @@ export class TextAssembler {
 }
 
 /**
- * Reads back texts written with {@linkcode textWrites} under a prefix whose
- * entries are `[...prefix, n]`, in key order. Damage ends the listing with a
- * {@linkcode StoreDamageError}: a read KV refuses, or entries that do not
- * reassemble (see {@linkcode TextAssembler}); nothing is skipped silently.
+ * Reads back texts written with {@linkcode textWrites} or
+ * {@linkcode logWrites} under a prefix whose entries are `[...prefix, n]`,
+ * in order. Damage ends the listing with a {@linkcode StoreDamageError}: a
+ * read KV refuses, or values that do not reassemble (see
+ * {@linkcode TextAssembler}); nothing is skipped silently.
  *
  * @param kv the database
  * @param prefix the log's prefix; entries are `[...prefix, n]`
  * @param after list entries with `n > after`
  * @param what the log, for messages
- * @returns `[n, text]` pairs, the last key part and the whole text
+ * @returns `[n, text]` pairs, the entry's position and its whole text
  * @throws {StoreDamageError} at the first damage
  */
 export async function* listTexts(
@@ -174,6 +280,8 @@ export async function* listTexts(
   after = -1,
   what = "log",
 ): AsyncGenerator<[number, string]> {
+  // A value holding several entries sits at the key of its last one, so the
+  // entry after `after` is in the first value at or past it.
   const selector = { prefix, start: [...prefix, after + 1] };
   const assembler = new TextAssembler(what, (error) => {
     throw error;
@@ -188,8 +296,8 @@ export async function* listTexts(
       throw unreadable(`${what} after entry ${last}`, err, { after: last });
     }
     if (next.done) break;
-    const whole = assembler.add(next.value.key.slice(prefix.length), next.value.value);
-    if (whole) {
+    for (const whole of assembler.add(next.value.key.slice(prefix.length), next.value.value)) {
+      if (whole[0] <= after) continue;
       last = whole[0];
       yield whole;
     }

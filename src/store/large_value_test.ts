@@ -1,6 +1,15 @@
 import { deepEqual, equal, ok, rejects } from "assert";
 import { StoreDamageError } from "./damage.ts";
-import { listTexts, TextAssembler, textWrites } from "./large_value.ts";
+import {
+  listTexts,
+  logWrites,
+  PART_CHARS,
+  SEGMENT_CHARS,
+  SEGMENT_ENTRIES,
+  TextAssembler,
+  textWrites,
+} from "./large_value.ts";
+import { Store } from "./store.ts";
 
 /** Feeds writes to an assembler as a listing would return them; collects texts and problems. */
 function assemble(
@@ -10,8 +19,7 @@ function assemble(
   const assembler = new TextAssembler("the log", (e) => problems.push(e));
   const texts: Array<[number, string]> = [];
   for (const [key, value] of entries) {
-    const whole = assembler.add(key, value);
-    if (whole) texts.push(whole);
+    texts.push(...assembler.add(key, value));
   }
   assembler.end();
   return { texts, problems };
@@ -76,4 +84,166 @@ Deno.test("listTexts stops with StoreDamageError at a split value missing a part
     kv.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("entries sharing a value come out one by one; a shared value that is not texts, reaches before position 0, or holds an entry twice is malformed", () => {
+  const good = assemble([
+    [[2], ["a", "b", "c"]],
+    ...parts.map(([k, v]): [Deno.KvKey, unknown] => [[3, ...k.slice(1)], v]),
+    [[5], ["d", "e"]],
+  ]);
+  deepEqual(good.texts.map(([n, t]) => [n, t.length]), [
+    [0, 1],
+    [1, 1],
+    [2, 1],
+    [3, 70_000],
+    [4, 1],
+    [5, 1],
+  ]);
+  deepEqual(good.problems, []);
+
+  const bad = assemble([[[1], []], [[2], ["x", 7]], [[3], ["a", "b", "c", "d", "e"]], [[6], [
+    "f",
+    "g",
+  ]], [[9], ["h", "i", "j", "k"]]]);
+  deepEqual(bad.texts, [[5, "f"], [6, "g"], [7, "i"], [8, "j"], [9, "k"]]);
+  deepEqual(bad.problems.map((p) => p.kind), ["malformed", "malformed", "malformed", "malformed"]);
+  ok(
+    /entry 9 of the log holds entry 6, which an earlier value holds/.test(bad.problems[3].message),
+  );
+});
+
+Deno.test("listTexts stops with StoreDamageError at a shared value that is not texts, after the entries before it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_lv_" });
+  const kv = await Deno.openKv(`${dir}/test.kv`);
+  try {
+    await kv.set(["log", 2], ["a", "b", "c"]);
+    await kv.set(["log", 4], ["d", { not: "a text" }]);
+    const got: number[] = [];
+    await rejects(
+      async () => {
+        for await (const [n] of listTexts(kv, ["log"], 0, "the test log")) got.push(n);
+      },
+      (err: unknown) =>
+        err instanceof StoreDamageError && err.kind === "malformed" &&
+        /entry 4 of the test log is not the texts of the entries sharing its value/.test(
+          err.message,
+        ),
+    );
+    deepEqual(got, [1, 2]);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A store on a KV file in a fresh temp dir, removed on dispose. */
+async function tempStore(): Promise<{ store: Store } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_lv_" });
+  const store = await Store.open({ path: `${dir}/test.kv` });
+  return {
+    store,
+    async [Symbol.asyncDispose]() {
+      await store.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** The texts of a log from `after` on, as `[n, text]`. */
+async function read(
+  kv: Deno.Kv,
+  log: Deno.KvKey,
+  after?: number,
+): Promise<Array<[number, string]>> {
+  const out: Array<[number, string]> = [];
+  for await (const entry of listTexts(kv, log, after)) out.push(entry);
+  return out;
+}
+
+/** Every value stored under a prefix. */
+async function values(kv: Deno.Kv, prefix: Deno.KvKey): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for await (const e of kv.list({ prefix })) out.push(e.value);
+  return out;
+}
+
+const LOG = ["v1", "slog", "sess_test"];
+
+Deno.test("entries of one log appended in one commit share values and read back in order from any position", async () => {
+  await using db = await tempStore();
+  const kv = db.store.kv;
+  const texts = Array.from({ length: 700 }, (_, i) => `envelope ${i + 1} ${"·".repeat(i % 50)}`);
+  await Promise.all(texts.map((t, i) => db.store.write(logWrites(LOG, i + 1, t))));
+  const stored = await values(kv, LOG);
+  ok(stored.length < texts.length / 100, `${stored.length} values for ${texts.length} entries`);
+  for (const v of stored) {
+    ok(Array.isArray(v) || typeof v === "string");
+    const shared = Array.isArray(v) ? v as string[] : [v as string];
+    ok(shared.length <= SEGMENT_ENTRIES);
+    ok(shared.reduce((n, t) => n + t.length, 0) <= SEGMENT_CHARS);
+  }
+  const all = texts.map((t, i): [number, string] => [i + 1, t]);
+  deepEqual(await read(kv, LOG), all);
+  // Positions inside a shared value, at its ends, and past the end.
+  for (const after of [0, 1, 137, 255, 256, 257, 699, 700]) {
+    deepEqual(await read(kv, LOG, after), all.slice(after), `after ${after}`);
+  }
+});
+
+Deno.test("a large entry is stored in parts, alone, between entries that share values", async () => {
+  await using db = await tempStore();
+  const kv = db.store.kv;
+  const big = "ünïcödé ".repeat(Math.ceil((PART_CHARS * 2.5) / 8));
+  const texts = ["a", "b", big, "c", "d"];
+  await Promise.all(texts.map((t, i) => db.store.write(logWrites(LOG, i + 1, t))));
+  const all = texts.map((t, i): [number, string] => [i + 1, t]);
+  deepEqual(await read(kv, LOG), all);
+  deepEqual(await read(kv, LOG, 2), all.slice(2));
+  deepEqual(await read(kv, LOG, 3), all.slice(3));
+  deepEqual(await read(kv, LOG, 4), all.slice(4));
+});
+
+Deno.test("interleaved logs and a gap in positions each start a value of their own", async () => {
+  await using db = await tempStore();
+  const kv = db.store.kv;
+  const other = ["v1", "slog", "sess_other"];
+  const writes: Array<Promise<void>> = [];
+  for (let i = 1; i <= 40; i++) {
+    writes.push(db.store.write(logWrites(LOG, i, `mine ${i}`)));
+    writes.push(db.store.write(logWrites(other, i, `other ${i}`)));
+  }
+  // A filler for a position far behind (as when a lost envelope is replaced).
+  writes.push(db.store.write(logWrites(LOG, 100, "late")));
+  await Promise.all(writes);
+  const mine = Array.from({ length: 40 }, (_, i): [number, string] => [i + 1, `mine ${i + 1}`]);
+  deepEqual(await read(kv, LOG), [...mine, [100, "late"]]);
+  deepEqual(
+    await read(kv, other),
+    Array.from({ length: 40 }, (_, i): [number, string] => [i + 1, `other ${i + 1}`]),
+  );
+});
+
+Deno.test("freeing a session log removes exactly the entries acknowledged, cutting shared values", async () => {
+  await using db = await tempStore();
+  const { store } = db;
+  const kv = store.kv;
+  const id = "sess_free";
+  const log = ["v1", "slog", id];
+  const big = "x".repeat(PART_CHARS * 2);
+  const texts = Array.from({ length: 12 }, (_, i) => (i === 8 ? big : `e${i + 1}`));
+  await Promise.all(texts.map((t, i) => store.write(store.sessionLogWrites(id, i + 1, t, 60_000))));
+  const all = texts.map((t, i): [number, string] => [i + 1, t]);
+  ok((await values(kv, log)).length < 12, "the entries did not share values");
+
+  await store.freeSessionLog(id, 0, 6, 60_000);
+  deepEqual(await read(kv, log), all.slice(6));
+  await store.freeSessionLog(id, 6, 9, 60_000);
+  deepEqual(await read(kv, log), all.slice(9));
+  // Freeing nothing new changes nothing.
+  await store.freeSessionLog(id, 9, 9, 60_000);
+  deepEqual(await read(kv, log), all.slice(9));
+  await store.freeSessionLog(id, 9, 12, 60_000);
+  deepEqual(await read(kv, log), []);
+  equal((await values(kv, log)).length, 0);
 });

@@ -6,13 +6,26 @@
  */
 import { reading, readingAll, StoreDamageError } from "./damage.ts";
 import { keys, V } from "./keys.ts";
+import { keyId, keyIdUnder } from "./key_id.ts";
 import { GroupCommitter, isStorageFailure } from "./group_commit.ts";
 import { describeCause, type StorageHealth, storageUnavailable } from "./storage_health.ts";
-import { type KvWrite, listTexts, textWrites } from "./large_value.ts";
+import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
 import { jobIndexWrites, type JobPage, type JobQuery, listJobPage } from "./job_index.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
+
+/**
+ * Identities of the key prefixes every event writes under, computed once:
+ * a write's identity then costs one concatenation (see `key_id.ts`).
+ */
+const PREFIX_IDS = {
+  job: keyId(keys.job("").slice(0, 2)),
+  liveJob: keyId(keys.liveJobs()),
+  session: keyId(keys.sessions()),
+  sessionLog: keyId(keys.sessionLog("").slice(0, 2)),
+  jobLog: keyId(keys.jobLog("").slice(0, 2)),
+};
 
 /** The key layout this code writes: 2 added the status and agent indexes of list_jobs. */
 export const STORE_LAYOUT = 2;
@@ -149,9 +162,15 @@ export class Store {
    */
   jobWrites(job: JobRecord): KvWrite[] {
     const live = !TERMINAL_STATUSES.has(job.status);
+    const jobKey = keys.job(job.job_id);
+    const liveKey = keys.liveJob(job.job_id);
     return [
-      { key: keys.job(job.job_id), value: job },
-      { key: keys.liveJob(job.job_id), value: live ? job.session_id : undefined },
+      { key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) },
+      {
+        key: liveKey,
+        value: live ? job.session_id : undefined,
+        id: keyIdUnder(PREFIX_IDS.liveJob, liveKey, 2),
+      },
       ...jobIndexWrites(job),
     ];
   }
@@ -315,10 +334,12 @@ export class Store {
    * @returns the write
    */
   sessionWrite(session: SessionRecord, ttlMs: number): KvWrite {
+    const key = keys.session(session.session_id);
     return {
-      key: keys.session(session.session_id),
+      key,
       value: { ...session, updated_at: Date.now() },
       expireIn: ttlMs,
+      id: keyIdUnder(PREFIX_IDS.session, key, 2),
     };
   }
 
@@ -332,7 +353,8 @@ export class Store {
    * @returns the writes
    */
   sessionLogWrites(sessionId: string, seq: number, text: string, ttlMs: number): KvWrite[] {
-    return textWrites(keys.sessionLogEntry(sessionId, seq), text, ttlMs);
+    const log = keys.sessionLog(sessionId);
+    return logWrites(log, seq, text, ttlMs, keyIdUnder(PREFIX_IDS.sessionLog, log, 2));
   }
 
   /**
@@ -344,7 +366,8 @@ export class Store {
    * @returns the writes
    */
   jobLogWrites(jobId: string, n: number, text: string): KvWrite[] {
-    return textWrites(keys.jobLogEntry(jobId, n), text);
+    const log = keys.jobLog(jobId);
+    return logWrites(log, n, text, undefined, keyIdUnder(PREFIX_IDS.jobLog, log, 2));
   }
 
   /**
@@ -365,25 +388,46 @@ export class Store {
   }
 
   /**
-   * Deletes a session's log entries with `after < seq <= upTo`.
+   * Frees a session's log entries with `after < seq <= upTo`. Entries
+   * stored together with later ones (one commit's entries share a value)
+   * are cut out of that value, so exactly the entries up to `upTo` go.
    *
    * @param sessionId the session
    * @param after keep this seq and below (already freed)
    * @param upTo free up to and including this seq
+   * @param ttlMs how long KV keeps what is left of a value that is cut
    * @returns resolves once deleted
    * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` while storage
    *   fails: freeing is never held back (the entries stay until a later ack
    *   or their TTL), so nothing waits on it
    */
-  async freeSessionLog(sessionId: string, after: number, upTo: number): Promise<void> {
+  async freeSessionLog(
+    sessionId: string,
+    after: number,
+    upTo: number,
+    ttlMs: number,
+  ): Promise<void> {
     const prefix = keys.sessionLog(sessionId);
+    const depth = prefix.length + 1;
     let batch: KvWrite[] = [];
     for await (
-      const entry of this.kv.list({ start: [...prefix, after + 1], end: [...prefix, upTo + 1] }, {
-        batchSize: 500,
-      })
+      const entry of this.kv.list({ prefix, start: [...prefix, after + 1] }, { batchSize: 500 })
     ) {
-      batch.push({ key: entry.key });
+      const n = entry.key[depth - 1] as number;
+      if (n <= upTo) {
+        // The entry, a value of entries, or a head or part of a large entry.
+        batch.push({ key: entry.key });
+      } else {
+        if (entry.key.length === depth) {
+          const held = logEntries(n, entry.value);
+          const kept = held.filter(([seq]) => seq > upTo).map(([, text]) => text);
+          if (kept.length < held.length) {
+            const value = kept.length === 1 ? kept[0] : kept;
+            batch.push({ key: entry.key, value, expireIn: ttlMs });
+          }
+        }
+        break;
+      }
       if (batch.length === 500) {
         await this.write(batch, { failFast: true });
         batch = [];
@@ -434,6 +478,8 @@ export class Store {
       // hole behind an entry the sweeper has since deleted is the sweep, not damage.
       if (expect !== undefined && n !== expect) {
         if (!live) {
+          // Entry expect - 1 ended its value (the next one is not in it), so
+          // that value is at its key, shared or not.
           const key = keys.jobLogEntry(jobId, expect - 1);
           if ((await reading(what, () => this.kv.get(key))).versionstamp === null) return;
         }

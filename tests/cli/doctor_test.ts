@@ -4,7 +4,14 @@
  * without changing anything. Real KV files, real child processes.
  */
 import { equal, match, ok } from "assert";
-import { fileDigest, garbleValue, overwrite, overwritePageOf } from "../../testing/kv_damage.ts";
+import {
+  fileDigest,
+  garbleValue,
+  logValues,
+  overwrite,
+  overwriteLog,
+  valueHolding,
+} from "../../testing/kv_damage.ts";
 import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
 import { WsClient } from "../../testing/ws_client.ts";
 import { runCli, spawnCli } from "./_cli.ts";
@@ -39,6 +46,11 @@ async function writtenStore(): Promise<Fixture> {
   } finally {
     await server.close();
   }
+}
+
+/** Overwrites 64 KiB of the fixture's session log, from a page holding its middle. */
+async function overwriteMiddleOfLog(f: Fixture): Promise<void> {
+  await overwriteLog(f.kvPath, ["v1", "slog", f.sessionId], TICKS / 2);
 }
 
 function serveArgs(kvPath: string): string[] {
@@ -93,7 +105,7 @@ Deno.test("arcp serve on a KV file that is garbage throughout exits 1 with one l
 Deno.test("arcp serve on a store with 64 KiB overwritten mid-file exits 1 with one line; --skip-store-check starts anyway", async () => {
   const f = await writtenStore();
   try {
-    await overwritePageOf(f.kvPath, ["v1", "slog", f.sessionId, TICKS / 2]);
+    await overwriteMiddleOfLog(f);
     assertRefusal(await serveOutcome(serveArgs(f.kvPath)), f.kvPath, /is damaged: .*page \d+/);
     const skipped = await serveOutcome([...serveArgs(f.kvPath), "--skip-store-check"]);
     ok(skipped.listening, skipped.stderr);
@@ -131,7 +143,7 @@ Deno.test("arcp doctor finds nothing wrong with a store a runtime wrote, while i
 Deno.test("arcp doctor on a store with 64 KiB overwritten lists the unreadable stretch and the log's missing seqs, exits 1, and changes nothing", async () => {
   const f = await writtenStore();
   try {
-    await overwritePageOf(f.kvPath, ["v1", "slog", f.sessionId, TICKS / 2]);
+    await overwriteMiddleOfLog(f);
     const before = await fileDigest(f.kvPath);
     const run = await runCli(["doctor", "--kv", f.kvPath], {});
     equal(run.code, 1, run.stdout + run.stderr);
@@ -157,13 +169,16 @@ Deno.test("arcp doctor on a store with 64 KiB overwritten lists the unreadable s
 Deno.test("arcp doctor names a value that does not decode, one that is not its record, a split value missing parts and an index entry naming no job", async () => {
   const f = await writtenStore();
   try {
+    // Entries appended in one commit share a value: a value in the middle of the log is
+    // garbled, and every entry it held is a hole between the entries around it.
+    const garbled = valueHolding(logValues(f.kvPath, ["v1", "slog", f.sessionId]), 100);
     const kv = await Deno.openKv(f.kvPath);
     await kv.set(["v1", "job", "job_bad"], { job_id: "job_bad", status: "bogus" });
     await kv.set(["v1", "live", "job_gone"], f.sessionId);
     await kv.set(["v1", "slog", f.sessionId, TICKS + 50], { parts: 3 });
     await kv.set(["v1", "slog", f.sessionId, TICKS + 50, 0], "{");
     kv.close();
-    garbleValue(f.kvPath, ["v1", "slog", f.sessionId, 7]);
+    garbleValue(f.kvPath, ["v1", "slog", f.sessionId, garbled.last]);
     const run = await runCli(["doctor", "--kv", f.kvPath], {});
     equal(run.code, 1, run.stdout + run.stderr);
     const has = (where: string, problem: RegExp) =>
@@ -172,10 +187,13 @@ Deno.test("arcp doctor names a value that does not decode, one that is not its r
         `no "${where} ${problem}" in:\n${run.stdout}`,
       );
     const log = `["v1","slog","${f.sessionId}"`;
-    has(`${log},7]`, /undecodable value/);
+    has(`${log},${garbled.last}]`, /undecodable value/);
     has(`${log},${TICKS + 50}]`, /has 1 of its 3 parts/);
     // The entry that does not decode leaves a hole in the log, too.
-    has(`${log}]`, / {2}entry 7 missing$/);
+    const lost = garbled.first === garbled.last
+      ? `entry ${garbled.first}`
+      : `entries ${garbled.first}–${garbled.last}`;
+    has(`${log}]`, new RegExp(` {2}${lost} missing$`));
     has(`["v1","job","job_bad"]`, /not a job record/);
     has(`["v1","live","job_gone"]`, /naming job job_gone, which has no record/);
     equal(run.stdout.trim().split("\n").length, 1 + 5 + 1, run.stdout);

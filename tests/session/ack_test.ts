@@ -1,4 +1,5 @@
 import { deepEqual, equal, ok } from "assert";
+import { listTexts } from "../../src/store/large_value.ts";
 import { startServer } from "../../testing/server.ts";
 import { ALL_FEATURES, connect, type Env, WsClient } from "../../testing/ws_client.ts";
 
@@ -31,9 +32,7 @@ async function loggedSeqs(kvPath: string, sessionId: string): Promise<number[]> 
   const kv = await Deno.openKv(kvPath);
   try {
     const seqs: number[] = [];
-    for await (const e of kv.list({ prefix: ["v1", "slog", sessionId] })) {
-      if (e.key.length === 4) seqs.push(e.key[3] as number);
-    }
+    for await (const [seq] of listTexts(kv, ["v1", "slog", sessionId])) seqs.push(seq);
     return seqs;
   } finally {
     kv.close();

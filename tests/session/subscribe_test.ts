@@ -202,6 +202,50 @@ Deno.test("history:false delivers only live events, each once, through the termi
   deepEqual(mine.at(-1)!.payload.result, { ticks: 15 });
 });
 
+Deno.test("live fan-out: the owner and every subscriber get the same bytes but for id, session_id and event_seq", async () => {
+  await using server = await startServer({ agentsDir: STREAM_AGENTS });
+  await using owner = await connect(server.url);
+  await using sub1 = await connect(server.url);
+  await using sub2 = await connect(server.url);
+  const frames = new Map<WsClient, string[]>();
+  for (const c of [owner, sub1, sub2]) {
+    const texts: string[] = [];
+    frames.set(c, texts);
+    c.ws.addEventListener("message", (m) => texts.push(String(m.data)));
+  }
+  await warmUp(sub2); // so the sessions' seqs differ
+  const jobId = await burst(owner, [3, 20]);
+  await readUntilTick(owner, jobId, 3);
+  for (const c of [sub1, sub2]) {
+    equal((await subscribe(c, { job_id: jobId, history: false })).type, "job.subscribed");
+  }
+  await owner.untilTerminal(jobId);
+  for (const c of [sub1, sub2]) await c.untilTerminal(jobId);
+  // Each frame of the job with its per-session fields blanked, keyed by what it says.
+  const stamped = (c: WsClient) => {
+    const out = new Map<string, { text: string; env: Env }>();
+    for (const text of frames.get(c)!) {
+      const env = JSON.parse(text) as Env;
+      if (env.job_id !== jobId || env.event_seq === undefined) continue;
+      equal(env.session_id, c.sessionId);
+      const blank = text.replace(`"id":"${env.id}"`, '"id":""')
+        .replace(`"session_id":"${env.session_id}"`, '"session_id":""')
+        .replace(`"event_seq":${env.event_seq}`, '"event_seq":0');
+      out.set(JSON.stringify(content(env)), { text: blank, env });
+    }
+    return out;
+  };
+  const theirs = stamped(owner);
+  for (const c of [sub1, sub2]) {
+    const mine = stamped(c);
+    ok(mine.size >= 21, `${mine.size} live envelopes reached a subscriber`);
+    for (const [what, { text, env }] of mine) {
+      equal(text, theirs.get(what)?.text, `seq ${env.event_seq} differs from the owner's`);
+      ok(env.id !== undefined && !frames.get(owner)!.some((t) => t.includes(`"id":"${env.id}"`)));
+    }
+  }
+});
+
 Deno.test("subscribing to a finished job replays its history and its terminal", async () => {
   await using server = await startServer();
   await using owner = await connect(server.url);

@@ -1,4 +1,5 @@
 import { deepEqual, equal, match, ok } from "assert";
+import { listTexts } from "../../src/store/large_value.ts";
 import { type ChildServer, startChildServer, startServer } from "../../testing/server.ts";
 import { connect, type Env, traceId, WsClient } from "../../testing/ws_client.ts";
 import { CaptureLogger, sample, scrape } from "../operations/_observe.ts";
@@ -198,9 +199,13 @@ Deno.test({
       // ... and every delivered envelope is in the KV log, byte for byte.
       const kv = await Deno.openKv(kvPath);
       try {
+        const log = new Map<number, string>();
+        for await (const [seq, text] of listTexts(kv, ["v1", "slog", sessionId])) {
+          log.set(seq, text);
+        }
         for (const e of delivered) {
-          const logged = (await kv.get<string>(["v1", "slog", sessionId, e.event_seq!])).value;
-          ok(logged !== null, `delivered seq ${e.event_seq} is not in the KV log`);
+          const logged = log.get(e.event_seq!);
+          ok(logged !== undefined, `delivered seq ${e.event_seq} is not in the KV log`);
           deepEqual(JSON.parse(logged), e);
         }
       } finally {

@@ -5,10 +5,13 @@
  * skips the start check (which would refuse the file, see
  * tests/cli/doctor_test.ts), as a store damaged after start would be read.
  * Whatever the damage, the replay ends in a `session.error` naming storage
- * and a close: never a stall, never a half-replay left open.
+ * and a close: never a stall, never a half-replay left open. Entries
+ * appended in one commit share a value, so damage to an entry is damage to
+ * the value holding it: the tests find where the values are before damaging
+ * them.
  */
 import { deepEqual, equal, match, ok } from "assert";
-import { deleteRows, overwritePageOf } from "../../testing/kv_damage.ts";
+import { deleteRows, logValues, overwriteLog } from "../../testing/kv_damage.ts";
 import { startServer, type TestServer } from "../../testing/server.ts";
 import { ALL_FEATURES, type Env, WsClient } from "../../testing/ws_client.ts";
 
@@ -106,7 +109,8 @@ function assertStorageError(error: Env, kind: string, what: RegExp): void {
 
 Deno.test("a resume over a session log with 64 KiB overwritten in its middle: a gap-free prefix, then session.error INTERNAL_ERROR naming storage and close 1011", async () => {
   const f = await tickerStore();
-  await overwritePageOf(f.kvPath, ["v1", "slog", f.sessionId, Math.floor(f.lastSeq / 2)]);
+  const log = ["v1", "slog", f.sessionId];
+  await overwriteLog(f.kvPath, log, Math.floor(f.lastSeq / 2));
   const server = await restart(f);
   try {
     const c = await resume(server, f, 0);
@@ -126,25 +130,33 @@ Deno.test("a resume over a session log with 64 KiB overwritten in its middle: a 
 Deno.test("a resume over a session log that lost rows ends in session.error naming the missing seqs, whether they are inside the log or at its end", async () => {
   const f = await tickerStore();
   const log = ["v1", "slog", f.sessionId];
+  const values = logValues(f.kvPath, log);
+  // The values holding seqs 2000–2099, and the last 10 seqs: the seqs lost are all theirs.
+  const hole = values.filter((v) => v.last >= 2000 && v.first <= 2099);
+  const [from, to] = [hole[0].first, hole.at(-1)!.last];
+  const end = values.filter((v) => v.last >= f.lastSeq - 9);
+  const endFrom = end[0].first;
+  ok(to < endFrom, "the two stretches touch");
   // Rows gone without a trace, as a b-tree that lost a leaf would show them.
-  equal(deleteRows(f.kvPath, [...log, 2000], [...log, 2100]), 100);
-  equal(deleteRows(f.kvPath, [...log, f.lastSeq - 9], [...log, f.lastSeq + 1]), 10);
+  equal(deleteRows(f.kvPath, [...log, from], [...log, to + 1]), hole.length);
+  equal(deleteRows(f.kvPath, [...log, endFrom], [...log, f.lastSeq + 1]), end.length);
   const server = await restart(f);
   try {
-    const inside = await resume(server, f, 1500);
+    const before = from - 500;
+    const inside = await resume(server, f, before);
     const first = await untilSessionError(inside);
-    assertStorageError(first.error, "missing", /seqs 2000–2099/);
-    deepEqual(first.error.payload.details, { storage: "missing", from: 2000, to: 2099 });
-    assertRun(first.envs, 1501);
-    equal(first.envs.at(-1)!.event_seq, 1999);
+    assertStorageError(first.error, "missing", new RegExp(`seqs ${from}–${to}`));
+    deepEqual(first.error.payload.details, { storage: "missing", from, to });
+    assertRun(first.envs, before + 1);
+    equal(first.envs.at(-1)!.event_seq, from - 1);
     equal(await inside.closed(STALL_MS), 1011);
 
     // The session is still there: a resume past the hole reaches the lost end.
-    const tail = await resume(server, f, 2100);
+    const tail = await resume(server, f, to);
     const second = await untilSessionError(tail);
-    assertStorageError(second.error, "missing", new RegExp(`seqs ${f.lastSeq - 9}–${f.lastSeq}`));
-    assertRun(second.envs, 2101);
-    equal(second.envs.at(-1)!.event_seq, f.lastSeq - 10);
+    assertStorageError(second.error, "missing", new RegExp(`seqs ${endFrom}–${f.lastSeq}`));
+    assertRun(second.envs, to + 1);
+    equal(second.envs.at(-1)!.event_seq, endFrom - 1);
     equal(await tail.closed(STALL_MS), 1011);
   } finally {
     await server.close(true);
@@ -153,7 +165,8 @@ Deno.test("a resume over a session log that lost rows ends in session.error nami
 
 Deno.test("a subscriber's history replay over 64 KiB overwritten in the job's history: session.error INTERNAL_ERROR naming storage and the job, and close 1011", async () => {
   const f = await tickerStore();
-  await overwritePageOf(f.kvPath, ["v1", "jlog", f.jobId, Math.floor(TICKS / 2)]);
+  const history = ["v1", "jlog", f.jobId];
+  await overwriteLog(f.kvPath, history, Math.floor(TICKS / 2));
   const server = await restart(f);
   try {
     const c = new WsClient(server.url);

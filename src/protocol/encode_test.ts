@@ -1,0 +1,45 @@
+import { equal } from "assert";
+import { encodeEnvelope, EnvelopeEncoding, type SharedEnvelope } from "./encode.ts";
+
+const CASES: Array<SharedEnvelope<"job.event" | "job.result" | "job.error">> = [
+  {
+    type: "job.event",
+    job_id: "job_01J0000000000000000000000",
+    trace_id: "0123456789abcdef0123456789abcdef",
+    payload: { kind: "progress", ts: "2026-01-01T00:00:00.000Z", body: { current: 1, total: 2 } },
+  },
+  {
+    type: "job.event",
+    job_id: "job_1",
+    payload: {
+      kind: "log",
+      ts: "2026-01-01T00:00:00Z",
+      body: { level: "info", message: 'quotes " backslash \\ newline \n ünïcödé 🚀 \u2028' },
+    },
+  },
+  { type: "job.result", job_id: "job_2", payload: { final_status: "success", result: null } },
+  {
+    type: "job.error",
+    trace_id: "ffffffffffffffffffffffffffffffff",
+    payload: {
+      final_status: "error",
+      code: "INTERNAL_ERROR",
+      message: "x",
+      retryable: false,
+    },
+  },
+];
+
+Deno.test("a frame spliced from a shared encoding is byte for byte what encodeEnvelope makes", () => {
+  for (const shared of CASES) {
+    const enc = new EnvelopeEncoding(shared);
+    for (
+      const [id, sessionId, seq] of [["01JA", "sess_a", 1], ["01JB", "sess_b", 123456]] as const
+    ) {
+      equal(
+        enc.frame(id, sessionId, seq),
+        encodeEnvelope({ ...shared, id, session_id: sessionId, event_seq: seq }),
+      );
+    }
+  }
+});
