@@ -50,7 +50,14 @@ export {
   type ProgressBody,
 } from "./src/agent.ts";
 export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
-export type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./src/sandbox/sandbox.ts";
+export { Counter, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
+export type {
+  AgentRun,
+  Sandbox,
+  SandboxJob,
+  SandboxListener,
+  Sharing,
+} from "./src/sandbox/sandbox.ts";
 export type { SupervisorOptions } from "./src/sandbox/supervisor.ts";
 export type { Listener } from "./src/sandbox/protected_listeners.ts";
 export type { ToolContext, ToolHandler } from "./src/jobs/tools.ts";

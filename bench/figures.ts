@@ -24,6 +24,7 @@ import { heading, report, rows, SCALE, scaled } from "./_report.ts";
 import { figure11 } from "./sandbox_figures.ts";
 import { figure13 } from "./store_figures.ts";
 import { figure14 } from "./store_damage_figures.ts";
+import { figure15 } from "./slow_reader_figures.ts";
 import {
   agentWorkerRoundTrip,
   BenchClient,
@@ -812,6 +813,7 @@ const FIGURES: Array<[number, () => Promise<void>]> = [
   [12, figure12],
   [13, figure13],
   [14, figure14],
+  [15, figure15],
 ];
 
 if (import.meta.main) {

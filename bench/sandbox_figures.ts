@@ -260,12 +260,14 @@ async function manySleepersFigure(server: ChildServerLike, http: string): Promis
 /** N sessions each submitting one job every `everyMs` for `seconds`. */
 async function loadHeld(
   url: string,
-  label: string,
+  isolation: string,
   agent: string,
   sessions: number,
   everyMs: number,
   seconds: number,
 ): Promise<void> {
+  const period = everyMs === 1000 ? "s" : `${everyMs / 1000} s`;
+  const label = `${fmt(sessions, 0)} sessions × 1 echo/${period}, ${isolation}`;
   const clients: BenchClient[] = [];
   let refused = 0;
   for (let i = 0; i < sessions; i += 50) {
@@ -345,7 +347,7 @@ export async function figure11(): Promise<void> {
     heading(`${FIG}g. load held: sessions × one echo per period, ${seconds} s each`);
     await loadHeld(
       server.url,
-      "100 sessions × 1 echo/s, fresh",
+      "fresh",
       "echo-fresh",
       scaled(100, 10),
       1000,
@@ -353,7 +355,7 @@ export async function figure11(): Promise<void> {
     );
     await loadHeld(
       server.url,
-      "500 sessions × 1 echo/s, reuse",
+      "reuse",
       "echo-reused",
       scaled(500, 20),
       1000,
@@ -361,7 +363,7 @@ export async function figure11(): Promise<void> {
     );
     await loadHeld(
       server.url,
-      "2,000 sessions × 1 echo/20 s, reuse",
+      "reuse",
       "echo-reused",
       scaled(2000, 40),
       20_000,

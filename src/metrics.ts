@@ -82,7 +82,11 @@ class Series {
 export class Counter {
   #series: Series;
 
-  /** @param labelNames the labels every increment names */
+  /**
+   * A counter with no samples yet.
+   *
+   * @param labelNames the labels every increment names
+   */
   constructor(labelNames: readonly string[]) {
     this.#series = new Series(labelNames);
   }
@@ -108,7 +112,11 @@ export class Counter {
     return this.#series.get(labels);
   }
 
-  /** @returns every label set counted so far, with its count */
+  /**
+   * Every label set counted so far.
+   *
+   * @returns each label set with its count
+   */
   samples(): Iterable<[Labels, number]> {
     return this.#series.samples();
   }

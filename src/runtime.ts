@@ -83,12 +83,13 @@ export interface RuntimeOptions {
   heartbeatSec?: number;
   /** Unacknowledged envelopes after which jobs feeding a session get `back_pressure`; default 1000. */
   backPressureLag?: number;
-  /** Socket buffer above which delivery pauses (bytes); default 4 MiB. */
+  /** Socket buffer above which delivery pauses (bytes); default 1 MiB. */
   maxBufferedBytes?: number;
   /**
    * Bytes queued to one socket past which it is dropped at once (its
    * session stays resumable); default 8 MiB. Behind `Deno.serve` alone,
-   * without {@linkcode serveGated}, the drop is a close that waits behind the queue.
+   * without {@linkcode serveGated}, the drop is a close that waits behind
+   * the 64 KiB the socket holds.
    */
   maxSocketBytes?: number;
   /** How long a socket may stay stuck before it is closed (ms); default 30 s. */
@@ -144,6 +145,12 @@ export interface RuntimeOptions {
    * clean result (default 100; 1 gives every job a process of its own).
    */
   jobsPerProcess?: number;
+  /**
+   * How long a job may wait for a sandbox worker when the sandbox is at
+   * capacity before it ends with a retryable `INTERNAL_ERROR`
+   * (`details.cap: "sandbox_busy"`), ms (default 10,000).
+   */
+  sandboxWaitMs?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
   /**
@@ -288,6 +295,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       warmPool: options.warmPool,
       warmMax: options.warmMax,
       jobsPerProcess: options.jobsPerProcess,
+      maxWaitMs: options.sandboxWaitMs,
       memoryMb: options.memoryMb,
       protection,
       allowNpm: options.allowNpm,

@@ -54,6 +54,7 @@ export interface ServeConfig {
     warmPool?: number;
     warmMax?: number;
     jobsPerProcess?: number;
+    sandboxWaitMs?: number;
   };
   /** How long a new WebSocket may go without `session.hello` (s); unset keeps the default. */
   helloTimeoutSec?: number;
@@ -117,6 +118,8 @@ export const SERVE_USAGE = `usage: arcp serve [options]
                            already started for recent demand (default 8; ~50 MiB each)
   --jobs-per-process N     jobs one sandbox process serves, each in a fresh worker, all of one
                            principal and worker key (default 100; 1 = a process per job)
+  --sandbox-wait-sec N     how long a job may wait for a worker when the sandbox is at capacity
+                           before it ends with a retryable sandbox_busy error (default 10)
   --job-retention-days N   keep finished jobs (record, list entry, idempotency key) this long
                            after they end; 0 or forever keeps them (default 7)
   --job-history-days N     keep finished jobs' event histories this long, at most as long as
@@ -217,6 +220,7 @@ export async function readServeConfig(
       "principal-max-sessions": { type: "string" },
       "warm-max": { type: "string" },
       "jobs-per-process": { type: "string" },
+      "sandbox-wait-sec": { type: "string" },
       "max-connections": { type: "string" },
       "max-connections-per-addr": { type: "string" },
       "header-timeout-sec": { type: "string" },
@@ -301,6 +305,7 @@ export async function readServeConfig(
         : positiveInt(values["warm-pool"], 0, "--warm-pool", true),
       warmMax: optional("warm-max"),
       jobsPerProcess: optional("jobs-per-process"),
+      sandboxWaitMs: optional("sandbox-wait-sec", 1000),
     },
     retention: {
       jobRetentionMs: period(values["job-retention-days"], DAY_MS, "--job-retention-days", true),

@@ -4,7 +4,7 @@
  * @module
  */
 import type { WorkerPermissions } from "./permissions.ts";
-import type { HostMessage } from "./worker/wire.ts";
+import type { JobMessage } from "./worker/wire.ts";
 import type { Sharing } from "./sandbox.ts";
 
 /** What launching a worker needs. */
@@ -50,10 +50,12 @@ export type JobExit = "done" | "failed" | "forced";
 
 /** A channel to one job in one worker. */
 export interface AgentChannel {
-  /** The job's slot in its worker: every message about the job names it. */
-  readonly slot: number;
-  /** Posts a message to the worker. */
-  post(msg: HostMessage): void;
+  /**
+   * Posts a message about the job to its worker; the channel names the
+   * job's slot. A job still waiting for a worker keeps its messages, in
+   * order, until it has one.
+   */
+  post(msg: JobMessage): void;
   /**
    * Ends the job's use of the worker. A fresh worker (the default) goes with
    * it, process and all; a shared one goes on serving other jobs unless the

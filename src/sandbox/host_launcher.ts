@@ -24,6 +24,7 @@ import type {
   LaunchSpec,
 } from "./channel.ts";
 import { makeControlDir } from "./control_socket.ts";
+import type { HostMessage, JobMessage } from "./worker/wire.ts";
 import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
@@ -71,6 +72,13 @@ export interface HostLauncherOptions {
    * kills it.
    */
   jobsPerProcess?: number;
+  /**
+   * How long a job may wait for a worker when the sandbox is at capacity
+   * (processes starting at the limit, or its shared workers full) before it
+   * ends with a retryable `INTERNAL_ERROR` (`cap: "sandbox_busy"`), ms
+   * (default 10,000).
+   */
+  maxWaitMs?: number;
   /** The deno executable (default: the one running the runtime). */
   denoPath?: string;
   /**
@@ -96,11 +104,13 @@ export const DEFAULT_HOST_OPTIONS: {
   warmPool: number;
   warmMax: number;
   jobsPerProcess: number;
+  maxWaitMs: number;
 } = {
   heapMb: 512,
   warmPool: 2,
   warmMax: 8,
   jobsPerProcess: 100,
+  maxWaitMs: 10_000,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -111,6 +121,80 @@ const MAX_POOL_FAILURES = 3;
 
 /** How often the pool drops warm workers nobody asks for any more (ms). */
 const TRIM_MS = 5_000;
+
+/**
+ * Workers one key of a sharing agent may have at once; past it, jobs wait
+ * for room (a process each is what sharing exists to avoid).
+ */
+const MAX_SHARED_WORKERS = Math.max(2, navigator.hardwareConcurrency ?? 2);
+
+/**
+ * Processes that may be starting at once (spawned, worker not yet ready):
+ * starting costs CPU, and past the cores more starts only slow each other.
+ */
+const MAX_STARTING = Math.max(2, navigator.hardwareConcurrency ?? 2);
+
+/**
+ * Fresh jobs that may wait for a process (a burst of submits is normal; a
+ * process starts in ~50–100 ms); one more is refused at once
+ * (`sandbox_busy`): a longer queue only turns overload into latency.
+ */
+const MAX_FRESH_WAITING = Math.max(64, 16 * MAX_STARTING);
+
+/** Jobs that may wait for room in one key's shared workers. */
+const MAX_SHARED_WAITING = 256;
+
+const BUSY = "the sandbox is at capacity, retry later";
+
+/**
+ * A job's channel before it has a worker: messages wait, in order, until it
+ * is bound to one.
+ */
+class WaitingChannel implements AgentChannel {
+  readonly handlers: ChannelHandlers;
+  #queued: JobMessage[] = [];
+  #post: ((msg: JobMessage) => void) | undefined;
+  #end: ((how: JobExit) => void) | undefined;
+  #ended = false;
+
+  constructor(handlers: ChannelHandlers) {
+    this.handlers = handlers;
+  }
+
+  /** Whether it still waits for a worker. */
+  get waiting(): boolean {
+    return this.#post === undefined && !this.#ended;
+  }
+
+  /** Whether its job ended (while waiting, or after). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  bind(post: (msg: JobMessage) => void, end: (how: JobExit) => void): void {
+    this.#post = post;
+    this.#end = end;
+    for (const msg of this.#queued.splice(0)) post(msg);
+  }
+
+  /** Ends a job that never got a worker, with the reason and cap its error names. */
+  refuse(reason: string, cap: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.handlers.crash(reason, cap);
+  }
+
+  post(msg: JobMessage): void {
+    if (this.#post) this.#post(msg);
+    else if (!this.#ended) this.#queued.push(msg);
+  }
+
+  end(how: JobExit): void {
+    if (this.#end) return this.#end(how);
+    this.#ended = true;
+    this.#queued = [];
+  }
+}
 
 /** Takes the newest process of a list whose worker is ready, if any. */
 function takeReady(list: SandboxProcess[] | undefined): SandboxProcess | undefined {
@@ -138,6 +222,9 @@ export class HostLauncher implements AgentLauncher {
   #poolSize: number;
   #warmMax: number;
   #jobsPerProcess: number;
+  #maxWaitMs: number;
+  /** Fresh jobs waiting for a process, oldest first. */
+  #freshWaiting: Array<{ spec: LaunchSpec; channel: WaitingChannel; since: number }> = [];
   /** Idle processes without a worker, oldest first. */
   #idle: SandboxProcess[] = [];
   /** Idle processes whose worker was started ahead, by worker key, oldest first. */
@@ -150,6 +237,12 @@ export class HostLauncher implements AgentLauncher {
   #recycled = new Map<string, { base: string; procs: SandboxProcess[] }>();
   /** Workers shared between jobs, by worker key. */
   #shared = new Map<string, SharedWorker[]>();
+  /** Jobs waiting for room in a shared worker, by worker key, oldest first. */
+  #sharedWaiting = new Map<
+    string,
+    Array<{ spec: LaunchSpec; sharing: Sharing; channel: WaitingChannel; since: number }>
+  >();
+  #waitTimer: ReturnType<typeof setInterval> | undefined;
   /** Every process alive, idle or serving. */
   #all = new Set<SandboxProcess>();
   #demand = new WarmDemand();
@@ -196,6 +289,7 @@ export class HostLauncher implements AgentLauncher {
     this.#poolSize = options.warmPool ?? DEFAULT_HOST_OPTIONS.warmPool;
     this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? DEFAULT_HOST_OPTIONS.warmMax);
     this.#jobsPerProcess = options.jobsPerProcess ?? DEFAULT_HOST_OPTIONS.jobsPerProcess;
+    this.#maxWaitMs = options.maxWaitMs ?? DEFAULT_HOST_OPTIONS.maxWaitMs;
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: childEnv(),
@@ -252,7 +346,13 @@ export class HostLauncher implements AgentLauncher {
     const proc = new SandboxProcess(this.#spawn, (p) => {
       this.#all.delete(p);
       this.#forget(p);
+      queueMicrotask(() => this.#serveFresh());
     });
+    // A process that stops starting frees room for another start.
+    proc.onSettled = () => {
+      this.#serveFresh();
+      this.#queueRefill();
+    };
     this.#all.add(proc);
     return proc;
   }
@@ -288,6 +388,7 @@ export class HostLauncher implements AgentLauncher {
       clearTimeout(list[s].idle);
       list.splice(s, 1);
       if (list.length === 0) this.#shared.delete(key);
+      queueMicrotask(() => this.#serveShared(key));
       return;
     }
   }
@@ -333,14 +434,14 @@ export class HostLauncher implements AgentLauncher {
       budget -= n;
       const list = this.#warm.get(w.key) ?? [];
       while (list.length > n) list.shift()!.kill();
-      while (list.length < n) list.push(this.#startWarm(w.template));
+      while (list.length < n && this.#mayStart()) list.push(this.#startWarm(w.template));
       if (list.length > 0) this.#warm.set(w.key, list);
       else this.#warm.delete(w.key);
       warm += list.length + (recycledOf.get(w.key) ?? 0);
     }
     const idle = Math.max(0, this.#poolSize - warm);
     while (this.#idle.length > idle) this.#idle.shift()!.kill();
-    while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES) {
+    while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES && this.#mayStart()) {
       const proc = this.#start();
       this.#idle.push(proc);
       proc.ready.then(() => void (this.#poolFailures = 0), () => {});
@@ -357,21 +458,27 @@ export class HostLauncher implements AgentLauncher {
   }
 
   /**
-   * A process for a job: one of its principal's that served the same key and
-   * runs a fresh worker for it, one whose worker was started ahead for the
-   * key, an idle one, or a new one.
+   * A process already readied for a job's key, if the pool has one: one of
+   * its principal's that served the same key and runs a fresh worker for it,
+   * or one whose worker was started ahead; ready workers first.
    */
-  #take(spec: LaunchSpec): SandboxProcess {
+  #takeReadied(spec: LaunchSpec): SandboxProcess | undefined {
     const own = workerKey(spec, true);
     const base = workerKey(spec, false);
     const recycled = this.#recycled.get(own);
     const warm = this.#warm.get(base);
     // A worker that has loaded its agent first, the newest first (an older
-    // one may be about to be trimmed); then one still loading; then any process.
+    // one may be about to be trimmed); then one still loading.
     const proc = takeReady(recycled?.procs) ?? takeReady(warm) ?? recycled?.procs.pop() ??
-      warm?.pop() ?? this.#idle.shift() ?? this.#start();
+      warm?.pop();
     if (recycled?.procs.length === 0) this.#recycled.delete(own);
     if (warm?.length === 0) this.#warm.delete(base);
+    return proc;
+  }
+
+  /** A process for a job: one readied for its key, an idle one, or a new one. */
+  #take(spec: LaunchSpec): SandboxProcess {
+    const proc = this.#takeReadied(spec) ?? this.#idle.shift() ?? this.#start();
     proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
     return proc;
   }
@@ -389,22 +496,66 @@ export class HostLauncher implements AgentLauncher {
     if (this.#closed) throw new Error("sandbox is closed");
     this.#poolFailures = 0;
     if (spec.sharing) return this.#launchShared(workerKey(spec), spec, spec.sharing, handlers);
-    const key = workerKey(spec, false);
-    this.#demand.note(key, spec, Date.now());
-    const proc = this.#take(spec);
+    this.#demand.note(workerKey(spec, false), spec, Date.now());
+    const channel = new WaitingChannel(handlers);
+    this.#freshWaiting.push({ spec, channel, since: Date.now() });
+    this.#serveFresh();
+    if (channel.waiting && this.#freshWaiting.length > MAX_FRESH_WAITING) {
+      this.#freshWaiting.pop();
+      channel.refuse(
+        `${MAX_FRESH_WAITING} jobs already wait for a sandbox process; ${BUSY}`,
+        "sandbox_busy",
+      );
+      return channel;
+    }
+    if (channel.waiting) this.#armWaitTimer();
     this.#queueRefill();
-    const j = proc.attach(spec.jobId, handlers);
-    return {
-      slot: j,
-      post: (msg) => proc.send({ c: "post", msg }),
-      end: (how) => {
-        proc.detach(j);
-        if (how !== "done") return proc.kill();
-        this.#demand.served(key);
-        if (proc.served >= this.#jobsPerProcess || this.#closed) return proc.kill();
-        this.#recycle(key, workerKey(spec, true), proc);
-      },
-    };
+    return channel;
+  }
+
+  /** Whether the pool may start a process ahead of demand: room to start, and no job waiting. */
+  #mayStart(): boolean {
+    return this.#freshWaiting.length === 0 && this.#startingCount() < MAX_STARTING;
+  }
+
+  /** Processes starting now (spawned, their worker not yet ready). */
+  #startingCount(): number {
+    let n = 0;
+    for (const p of this.#all) if (p.starting) n++;
+    return n;
+  }
+
+  /**
+   * Gives waiting fresh jobs a process: one ready or readying for their key,
+   * an idle one, or a new one while fewer than {@linkcode MAX_STARTING}
+   * processes are starting (past that, more starts only slow all of them).
+   */
+  #serveFresh(): void {
+    while (this.#freshWaiting.length > 0 && !this.#closed) {
+      const next = this.#freshWaiting[0];
+      if (next.channel.ended) {
+        this.#freshWaiting.shift();
+        continue;
+      }
+      const proc = this.#takeReadied(next.spec) ??
+        (this.#startingCount() < MAX_STARTING ? this.#take(next.spec) : undefined);
+      if (!proc) break;
+      this.#freshWaiting.shift();
+      this.#bindFresh(next.spec, proc, next.channel);
+    }
+  }
+
+  #bindFresh(spec: LaunchSpec, proc: SandboxProcess, channel: WaitingChannel): void {
+    const key = workerKey(spec, false);
+    proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
+    const j = proc.attach(spec.jobId, channel.handlers);
+    channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (how) => {
+      proc.detach(j);
+      if (how !== "done") return proc.kill();
+      this.#demand.served(key);
+      if (proc.served >= this.#jobsPerProcess || this.#closed) return proc.kill();
+      this.#recycle(key, workerKey(spec, true), proc);
+    });
   }
 
   /**
@@ -417,48 +568,123 @@ export class HostLauncher implements AgentLauncher {
     const r = this.#recycled.get(own) ?? { base, procs: [] };
     r.procs.push(proc);
     this.#recycled.set(own, r);
+    this.#serveFresh();
     this.#queueRefill();
   }
 
+  /**
+   * Starts a job of an agent that shares its workers: in a worker of its key
+   * with room, else in a new one while the key has fewer than
+   * {@linkcode MAX_SHARED_WORKERS}, else once one of them has room. A job
+   * that waits longer than `maxWaitMs` ends with a
+   * retryable `INTERNAL_ERROR` (`cap: "sandbox_busy"`) instead: the machine
+   * cannot keep up, and the client should retry later.
+   */
   #launchShared(
     key: string,
     spec: LaunchSpec,
     sharing: Sharing,
     handlers: ChannelHandlers,
   ): AgentChannel {
-    const list = this.#shared.get(key) ?? [];
-    let w = list.find((x) => !x.retiring && !x.proc.dead && x.proc.active < x.sharing.concurrency);
-    if (!w) {
-      w = { proc: this.#take(spec), sharing, served: 0, retiring: false };
-      list.push(w);
-      this.#shared.set(key, list);
-      this.#queueRefill();
+    const channel = new WaitingChannel(handlers);
+    const queue = this.#sharedWaiting.get(key) ?? [];
+    queue.push({ spec, sharing, channel, since: Date.now() });
+    this.#sharedWaiting.set(key, queue);
+    this.#serveShared(key);
+    if (channel.waiting && queue.length > MAX_SHARED_WAITING) {
+      queue.pop();
+      channel.refuse(
+        `${MAX_SHARED_WAITING} jobs already wait for this agent's workers; ${BUSY}`,
+        "sandbox_busy",
+      );
+      return channel;
     }
-    const worker = w;
+    if (channel.waiting) this.#armWaitTimer();
+    return channel;
+  }
+
+  /** Hands the jobs waiting for a shared worker of `key` to workers with room. */
+  #serveShared(key: string): void {
+    const queue = this.#sharedWaiting.get(key);
+    while (queue && queue.length > 0 && !this.#closed) {
+      const next = queue[0];
+      if (next.channel.ended) {
+        queue.shift();
+        continue;
+      }
+      const list = this.#shared.get(key) ?? [];
+      const usable = list.filter((x) => !x.retiring && !x.proc.dead);
+      let w = usable.find((x) => x.proc.active < x.sharing.concurrency);
+      if (!w) {
+        if (usable.length >= MAX_SHARED_WORKERS) break;
+        w = { proc: this.#take(next.spec), sharing: next.sharing, served: 0, retiring: false };
+        list.push(w);
+        this.#shared.set(key, list);
+        this.#queueRefill();
+      }
+      queue.shift();
+      this.#bindShared(key, w, next.spec, next.channel);
+    }
+    if (queue?.length === 0) this.#sharedWaiting.delete(key);
+  }
+
+  #bindShared(key: string, worker: SharedWorker, spec: LaunchSpec, channel: WaitingChannel): void {
     clearTimeout(worker.idle);
-    if (++worker.served >= sharing.maxJobs) worker.retiring = true;
+    if (++worker.served >= worker.sharing.maxJobs) worker.retiring = true;
     const proc = worker.proc;
-    const j = proc.attach(spec.jobId, handlers);
-    return {
-      slot: j,
-      post: (msg) => proc.send({ c: "post", msg }),
-      end: (how: JobExit) => {
-        proc.detach(j);
-        if (how !== "done") worker.retiring = true;
-        if (proc.active > 0) return;
+    const j = proc.attach(spec.jobId, channel.handlers);
+    channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (how) => {
+      proc.detach(j);
+      if (how !== "done") worker.retiring = true;
+      if (proc.active === 0) {
         if (worker.retiring) proc.kill();
         else {
-          worker.idle = setTimeout(() => proc.kill(), sharing.idleSec * 1000);
+          worker.idle = setTimeout(() => proc.kill(), worker.sharing.idleSec * 1000);
           Deno.unrefTimer(worker.idle);
         }
-      },
-    };
+      }
+      // Room freed, or a worker retired: the next waiting job may go.
+      queueMicrotask(() => this.#serveShared(key));
+    });
+  }
+
+  /** Ends jobs that waited too long for a worker, while any wait. */
+  #armWaitTimer(): void {
+    if (this.#waitTimer !== undefined) return;
+    this.#waitTimer = setInterval(() => {
+      const now = Date.now();
+      const expire = <T extends { channel: WaitingChannel; since: number }>(queue: T[]) => {
+        for (const item of queue.splice(0)) {
+          if (item.channel.ended) continue;
+          if (now - item.since <= this.#maxWaitMs) {
+            queue.push(item);
+            continue;
+          }
+          item.channel.refuse(
+            `no sandbox worker came free for this job within ${this.#maxWaitMs / 1000} s; ${BUSY}`,
+            "sandbox_busy",
+          );
+        }
+      };
+      this.#serveFresh();
+      expire(this.#freshWaiting);
+      for (const [key, queue] of this.#sharedWaiting) {
+        expire(queue);
+        if (queue.length === 0) this.#sharedWaiting.delete(key);
+      }
+      if (this.#sharedWaiting.size === 0 && this.#freshWaiting.length === 0) {
+        clearInterval(this.#waitTimer);
+        this.#waitTimer = undefined;
+      }
+    }, 250);
+    Deno.unrefTimer(this.#waitTimer);
   }
 
   /** Kills every process, waits for them to exit and removes the control directory. */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#trim);
+    clearInterval(this.#waitTimer);
     for (const list of this.#shared.values()) for (const w of list) clearTimeout(w.idle);
     const procs = [...this.#all];
     this.#idle = [];

@@ -51,9 +51,8 @@ export class LocalLauncher implements AgentLauncher {
     return {
       // One job per worker here: agents' `reuse` and `concurrency` apply to
       // sandbox processes only.
-      slot: 0,
       post: (msg) => {
-        if (alive) worker.postMessage(msg);
+        if (alive) worker.postMessage({ ...msg, j: 0 });
       },
       // A forced end of a worker stuck in synchronous code may leave its
       // thread running (Deno 2.9); only a process boundary fixes that, which

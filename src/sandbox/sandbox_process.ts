@@ -86,6 +86,9 @@ export class SandboxProcess {
   #launched = false;
   /** Set once the worker reports its agent module loaded. */
   #workerReady = false;
+  #connected = false;
+  /** Called when the process stops starting: connected (no worker yet), or its worker ready. */
+  onSettled: (() => void) | undefined;
   /** Settles a pending {@linkcode recycle}. */
   #recycled: ((ok: boolean) => void) | undefined;
   #stderr: OutputDrain;
@@ -149,6 +152,14 @@ export class SandboxProcess {
     return this.#launched;
   }
 
+  /**
+   * Whether it is still starting, and so still busy the machine's CPU: not
+   * yet connected, or its worker not yet ready.
+   */
+  get starting(): boolean {
+    return !this.#dead && (this.#launched ? !this.#workerReady : !this.#connected);
+  }
+
   /** Whether its worker has loaded the agent and can start a job at once. */
   get workerReady(): boolean {
     return this.#workerReady;
@@ -200,6 +211,8 @@ export class SandboxProcess {
 
   #serve({ conn, frames }: ControlConnection): void {
     this.#out = new FrameWriter(conn.writable);
+    this.#connected = true;
+    if (!this.#launched) this.onSettled?.();
     for (const bytes of this.#queued) this.#out.write(bytes);
     this.#queued = [];
     this.#read(frames);
@@ -223,6 +236,7 @@ export class SandboxProcess {
       const j = slotOf(r.m);
       if (j === undefined && (r.m as { t?: unknown })?.t === "ready") {
         this.#workerReady = true;
+        this.onSettled?.();
         return;
       }
       // A message about no job (a beat, an exit, or one too broken to name

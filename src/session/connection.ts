@@ -115,6 +115,7 @@ export class Connection implements TransportHandler {
       },
       remoteAddr: transport.remoteAddr,
       secure: transport.secure,
+      maxBufferedAmount: transport.maxBufferedAmount,
       get bufferedAmount() {
         return transport.bufferedAmount;
       },

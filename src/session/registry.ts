@@ -37,7 +37,7 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = {
 /** Defaults of {@linkcode SessionPolicy}; the runtime keeps the log TTL at least the resume window. */
 export const DEFAULT_SESSION_POLICY: SessionPolicy = {
   logTtlMs: 24 * 3600 * 1000,
-  maxBufferedBytes: 4 * 1024 * 1024,
+  maxBufferedBytes: 1024 * 1024,
   stallTimeoutMs: 30_000,
   backPressureLag: 1000,
 };

@@ -29,6 +29,10 @@ const MAX_PENDING_ACCEPTED = 100;
 /** How long a close behind unread data may take before the socket is dropped (ms). */
 const CLOSE_GRACE_MS = 5_000;
 
+/** Where delivery pauses: at most half the transport's cap, so events alone never pass it. */
+const pauseAt = (policy: SessionPolicy, transport: Transport): number =>
+  Math.min(policy.maxBufferedBytes, transport.maxBufferedAmount / 2);
+
 /** Event kinds a session receives only when it negotiated their feature. */
 const KIND_FEATURE: Record<string, Feature> = {
   progress: "progress",
@@ -219,7 +223,7 @@ export class Session implements EventSink {
       if (this.#transport !== transport) return false;
       if (seq !== this.#sentSeq + 1) this.#skipTo(seq);
       if (
-        transport.bufferedAmount > this.#policy.maxBufferedBytes &&
+        transport.bufferedAmount > pauseAt(this.#policy, transport) &&
         !(await this.#drained(transport))
       ) return false;
       // A catch-up of this connection sends the live text, not the redacted copy in KV.
@@ -332,7 +336,7 @@ export class Session implements EventSink {
   #send(staged: Staged): void {
     const transport = this.#transport!;
     if (staged.seq <= this.#sentSeq) return;
-    if (transport.bufferedAmount > this.#policy.maxBufferedBytes) {
+    if (transport.bufferedAmount > pauseAt(this.#policy, transport)) {
       // The client is not reading. Stop writing (the log has everything)
       // and catch up from KV once it drains, or close if it never does.
       this.#held = [];
@@ -352,7 +356,7 @@ export class Session implements EventSink {
    */
   async #drained(transport: Transport): Promise<boolean> {
     const since = Date.now();
-    while (transport.bufferedAmount > this.#policy.maxBufferedBytes / 2) {
+    while (transport.bufferedAmount > pauseAt(this.#policy, transport) / 2) {
       if (this.#transport !== transport) return false;
       if (Date.now() - since > this.#policy.stallTimeoutMs) {
         this.#giveUp(transport, 1008, "client stopped reading; resume to continue");
@@ -368,7 +372,7 @@ export class Session implements EventSink {
     const since = Date.now();
     this.#stallTimer = setInterval(() => {
       if (this.#transport !== transport) return this.#stopStallWatch();
-      if (transport.bufferedAmount <= this.#policy.maxBufferedBytes / 2) {
+      if (transport.bufferedAmount <= pauseAt(this.#policy, transport) / 2) {
         this.#stopStallWatch();
         this.#stalled = false;
         void this.replay();

@@ -327,7 +327,12 @@ function armTimeout(link: Link, ms: number): void {
   link.timer = setTimeout(() => link.close(), ms);
 }
 
-/** Copies `from` to `to` until either ends; `seen` looks at each chunk first. */
+/**
+ * Copies `from` to `to` until either ends; `seen` looks at each chunk first.
+ * The next read waits for the write to complete, so the gate holds one
+ * buffer per direction: what a client does not read backs up into the
+ * server's socket, where the session sees it and pauses.
+ */
 async function pump(
   from: Deno.Conn,
   to: Deno.Conn,

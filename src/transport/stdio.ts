@@ -47,6 +47,7 @@ export async function serveLines(
     },
     remoteAddr: "stdio",
     secure: false,
+    maxBufferedAmount: Infinity,
     get bufferedAmount() {
       return pending;
     },

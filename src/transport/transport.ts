@@ -17,6 +17,11 @@ export interface Transport {
   readonly remoteAddr: string;
   /** Bytes queued but not yet written. */
   readonly bufferedAmount: number;
+  /**
+   * Bytes queued past which the transport drops itself (`Infinity` when it
+   * never does); senders that can wait pause well below it.
+   */
+  readonly maxBufferedAmount: number;
   /** Whether the connection is encrypted (wss://). */
   readonly secure: boolean;
 }
@@ -34,8 +39,8 @@ export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 
 /**
  * Default cap on the bytes queued to one socket: past it the socket is
- * dropped. Sessions pause their events well below it (half, by default),
- * so only a client that stops reading and keeps asking (pings, submits)
- * reaches it.
+ * dropped. Sessions pause their events well below it (at 1 MiB by default,
+ * never above half the cap), so only a client that stops reading and keeps
+ * asking (pings, submits) reaches it.
  */
 export const DEFAULT_MAX_SOCKET_BYTES = 8 * 1024 * 1024;

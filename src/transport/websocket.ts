@@ -7,6 +7,7 @@
  * @module
  */
 import type { WSEvents } from "hono/ws";
+import { SendQueue, SOCKET_WINDOW_BYTES } from "./send_queue.ts";
 import type { Transport, TransportHandler } from "./transport.ts";
 
 /** Options of {@linkcode webSocketEvents}. */
@@ -21,7 +22,7 @@ export interface WebSocketOptions {
   maxQueuedBytes: number;
   /**
    * Drops the underlying connection at once (the gate's); without it an
-   * abort is a close that still waits behind the queued bytes.
+   * abort drops this side's queue and closes behind what the socket holds.
    */
   abort?: () => void;
 }
@@ -43,7 +44,7 @@ export function webSocketEvents(
   options: WebSocketOptions,
   makeHandler: (transport: Transport) => TransportHandler,
 ): WSEvents<WebSocket> {
-  let transport: Transport | undefined;
+  let transport: SocketTransport | undefined;
   let handler: TransportHandler | undefined;
   return {
     onOpen(_event, ws) {
@@ -64,46 +65,80 @@ export function webSocketEvents(
       }
       handler.onText(event.data);
     },
-    onClose() {
+    onClose(event) {
+      transport?.dispose();
+      // A socket that ended without the closing handshake (Deno's own ping
+      // timeout, a write error) keeps its TCP connection open behind the
+      // frames it could not send: drop it, or the gate's relay holds it and
+      // its kernel buffers for as long as the client keeps it.
+      if (!event.wasClean) options.abort?.();
       handler?.onClose();
     },
   };
 }
 
+/** A transport and what ends it when its socket goes away. */
+interface SocketTransport extends Transport {
+  /** Drops what is still queued; the socket is gone. */
+  dispose(): void;
+}
+
 /**
- * A socket as a {@linkcode Transport}.
+ * A socket as a {@linkcode Transport}. Frames wait in a {@linkcode SendQueue}
+ * and reach the socket a window at a time; past `maxQueuedBytes` the socket
+ * is aborted and the queue dropped.
  *
  * @param socket the upgraded socket
  * @param options peer address and whether it is encrypted
  * @returns the transport
  */
-function socketTransport(socket: WebSocket, options: WebSocketOptions): Transport {
-  const abort = (): void => {
-    if (options.abort) options.abort();
-    else close(1008, "too much queued");
-  };
-  const close = (code = 1000, reason = ""): void => {
-    if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
-      try {
-        socket.close(code, reason);
-      } catch {
-        socket.close();
-      }
+function socketTransport(socket: WebSocket, options: WebSocketOptions): SocketTransport {
+  const open = () => socket.readyState === WebSocket.OPEN;
+  const queue = new SendQueue({
+    get bufferedAmount() {
+      return open() ? socket.bufferedAmount : 0;
+    },
+    send(text) {
+      if (open()) socket.send(text);
+    },
+  }, {
+    windowBytes: SOCKET_WINDOW_BYTES,
+    maxBytes: options.maxQueuedBytes,
+    // A client that stops reading must not grow this process without bound.
+    onOverflow: () => abort(),
+  });
+  let closing = false;
+  const closeNow = (code: number, reason: string): void => {
+    if (socket.readyState !== WebSocket.OPEN && socket.readyState !== WebSocket.CONNECTING) return;
+    try {
+      socket.close(code, reason);
+    } catch {
+      socket.close();
     }
+  };
+  const abort = (): void => {
+    closing = true;
+    queue.stop();
+    // Without the gate's abort the close still waits behind the socket's window, no more.
+    if (options.abort) options.abort();
+    else closeNow(1008, "too much queued");
   };
   return {
     send(text) {
-      if (socket.readyState !== WebSocket.OPEN) return;
-      socket.send(text);
-      // A client that stops reading must not grow this process without bound.
-      if (socket.bufferedAmount > options.maxQueuedBytes) abort();
+      if (!closing && open()) queue.push(text);
     },
-    close,
+    close(code = 1000, reason = "") {
+      if (closing) return;
+      closing = true;
+      queue.whenEmpty(() => closeNow(code, reason));
+    },
     abort,
+    dispose: () => queue.stop(),
     remoteAddr: options.remoteAddr,
     secure: options.secure,
+    maxBufferedAmount: options.maxQueuedBytes,
     get bufferedAmount() {
-      return socket.bufferedAmount;
+      return queue.bufferedAmount;
     },
   };
 }

@@ -108,6 +108,8 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
       "4",
       "--jobs-per-process",
       "1",
+      "--sandbox-wait-sec",
+      "5",
       "--principal-max-jobs",
       "600",
       "--principal-max-sessions",
@@ -121,6 +123,7 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
     warmPool: 0,
     warmMax: 4,
     jobsPerProcess: 1,
+    sandboxWaitMs: 5000,
   });
   equal(config.quotas.maxJobsPerPrincipal, 600);
   equal(config.maxSessionsPerPrincipal, 300);
@@ -130,6 +133,7 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
     warmPool: undefined,
     warmMax: undefined,
     jobsPerProcess: undefined,
+    sandboxWaitMs: undefined,
   });
   await rejects(
     () => readServeConfig(["--principal-max-jobs", "0"], env({})),

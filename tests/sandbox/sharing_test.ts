@@ -265,3 +265,39 @@ Deno.test("a worker started ahead for one permission set never serves another", 
     await Deno.remove(a, { recursive: true });
     await Deno.remove(b, { recursive: true });
   }));
+
+Deno.test("reuse: jobs past the key's worker limit wait for room instead of starting processes", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const limit = Math.max(2, navigator.hardwareConcurrency ?? 2);
+    const ids = [];
+    for (let i = 0; i < limit + 3; i++) {
+      ids.push((await c.submit({ agent: "reuser", input: { ms: 800 } })).job_id!);
+    }
+    const runs = await Promise.all(ids.map(async (id) => {
+      const end = (await c.untilTerminal(id, 30_000)).at(-1)!;
+      equal(end.type, "job.result", JSON.stringify(end.payload));
+      return end.payload.result as Ran;
+    }));
+    const workers = new Set(runs.map((r) => r.worker));
+    ok(workers.size <= limit, `${workers.size} workers for one key; the limit is ${limit}`);
+  }));
+
+Deno.test("a job that finds the sandbox at capacity past sandboxWaitMs ends with a retryable sandbox_busy cap error", async () => {
+  await using server = await startServer({ agentsDir: AGENTS, sandboxWaitMs: 500 });
+  await using c = await connect(server.url);
+  const limit = Math.max(2, navigator.hardwareConcurrency ?? 2);
+  // Every worker the key may have is held by a job that never returns.
+  const hung = [];
+  for (let i = 0; i < limit; i++) {
+    hung.push((await c.submit({ agent: "reuser", input: { hang: true } })).job_id!);
+  }
+  const extra = await c.submit({ agent: "reuser", input: {} });
+  const end = (await c.untilTerminal(extra.job_id!, 30_000)).at(-1)!;
+  equal(end.type, "job.error");
+  equal(end.payload.code, "INTERNAL_ERROR");
+  equal(end.payload.retryable, true);
+  equal(end.payload.details?.cap, "sandbox_busy", JSON.stringify(end.payload));
+  for (const id of hung) c.send("job.cancel", { reason: "done" }, { job_id: id });
+  for (const id of hung) await c.untilTerminal(id, 30_000);
+});

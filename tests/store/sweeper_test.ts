@@ -361,13 +361,16 @@ Deno.test("a real runtime sweeps what lapsed and keeps sessions that are connect
 
 Deno.test("an idempotent resubmit after the key's TTL creates a new job, even before the key is swept", async () => {
   // Sweeping off: the lapsed key is still in KV when the resubmit comes.
-  const server = await startServer({ sweepIntervalMs: 0, jobs: { idempotencyTtlMs: 500 } });
+  // Long enough that the replay below lands inside it on a busy machine.
+  const ttlMs = 5000;
+  const server = await startServer({ sweepIntervalMs: 0, jobs: { idempotencyTtlMs: ttlMs } });
   try {
     const c = await connect(server.url);
     const submit = { agent: "echo", input: "same", idempotency_key: "ttl-key" };
+    const claimed = Date.now();
     const first = await runEcho(c, "same", "ttl-key");
     equal((await c.submit(submit)).job_id, first);
-    await sleep(700);
+    await sleep(Math.max(0, claimed + ttlMs + 200 - Date.now()));
     const second = await runEcho(c, "same", "ttl-key");
     ok(second !== first, "a lapsed key replayed the old job");
     // The key now names the new job, and replays it.

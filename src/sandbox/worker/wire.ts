@@ -31,6 +31,12 @@ export type HostMessage =
   | { t: "reply"; j: number; id: number; ok: true; value: unknown }
   | { t: "reply"; j: number; id: number; ok: false; code: string; message: string };
 
+/** Omits a key from each member of a union. */
+type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A message about one job, before its channel names the job's slot. */
+export type JobMessage = OmitEach<Exclude<HostMessage, { t: "describe" }>, "j">;
+
 /** Operations a worker may ask the runtime for; each is checked against the lease. */
 export const CALL_OPS = ["authorize", "tool", "delegate"] as const;
 

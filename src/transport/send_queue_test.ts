@@ -1,0 +1,63 @@
+import { deepEqual, equal } from "assert";
+import { type FrameSink, SendQueue } from "./send_queue.ts";
+
+/** A socket that holds what it is given until the test drains it. */
+class HeldSink implements FrameSink {
+  bufferedAmount = 0;
+  sent: string[] = [];
+  send(text: string): void {
+    this.sent.push(text);
+    this.bufferedAmount += text.length;
+  }
+  drain(): void {
+    this.bufferedAmount = 0;
+  }
+}
+
+const emptied = (q: SendQueue) => new Promise<void>((r) => q.whenEmpty(r));
+
+Deno.test("frames go to the socket while its window has room; the rest wait and follow in order", async () => {
+  const sink = new HeldSink();
+  const q = new SendQueue(sink, { windowBytes: 10, maxBytes: 1000, onOverflow() {} });
+  q.push("aaaaa");
+  q.push("bbbbb");
+  q.push("ccccc");
+  q.push("ddddd");
+  deepEqual(sink.sent, ["aaaaa", "bbbbb"]);
+  equal(q.bufferedAmount, 20, "the socket's 10 bytes and the queue's 10");
+  sink.drain();
+  await emptied(q);
+  deepEqual(sink.sent, ["aaaaa", "bbbbb", "ccccc", "ddddd"]);
+  equal(q.bufferedAmount, 10);
+});
+
+Deno.test("past the cap the overflow is reported once, counting socket and queue", () => {
+  const sink = new HeldSink();
+  let overflows = 0;
+  const q = new SendQueue(sink, { windowBytes: 4, maxBytes: 12, onOverflow: () => overflows++ });
+  for (let i = 0; i < 3; i++) q.push("xxxx");
+  equal(overflows, 0, "12 bytes is at the cap, not past it");
+  q.push("y");
+  equal(overflows, 1);
+  q.push("z");
+  equal(overflows, 1);
+  q.stop();
+});
+
+Deno.test("stop drops what waits and ignores later frames; whenEmpty runs at once on an empty queue", () => {
+  const sink = new HeldSink();
+  const q = new SendQueue(sink, { windowBytes: 1, maxBytes: 1000, onOverflow() {} });
+  q.push("a");
+  q.push("b");
+  let ran = false;
+  q.whenEmpty(() => (ran = true));
+  equal(ran, false, "b still waits");
+  q.stop();
+  q.push("c");
+  deepEqual(sink.sent, ["a"]);
+  equal(q.bufferedAmount, 1, "only what the socket already holds");
+  equal(ran, false, "a stopped queue never empties by sending");
+  const fresh = new SendQueue(new HeldSink(), { windowBytes: 1, maxBytes: 1, onOverflow() {} });
+  fresh.whenEmpty(() => (ran = true));
+  equal(ran, true);
+});
