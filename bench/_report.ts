@@ -8,7 +8,7 @@
 import { parseArgs } from "parse-args";
 import type { ResultRow } from "./_util.ts";
 
-const { values: flags } = parseArgs({
+const { values } = parseArgs({
   args: Deno.args,
   options: {
     only: { type: "string" },
@@ -17,6 +17,13 @@ const { values: flags } = parseArgs({
   },
   strict: false,
 });
+
+/** The flags of a figures run: `--only`, `--scale` and `--no-write`. */
+export const flags: { only?: string; scale?: string; "no-write"?: boolean } = {
+  only: typeof values.only === "string" ? values.only : undefined,
+  scale: typeof values.scale === "string" ? values.scale : undefined,
+  "no-write": values["no-write"] === true,
+};
 
 /** The `--scale` factor of this run (1 unless given). */
 export const SCALE: number = Number(flags.scale ?? 1);

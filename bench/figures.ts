@@ -16,11 +16,10 @@
  *
  * @module
  */
-import { parseArgs } from "parse-args";
 import type { RuntimeOptions } from "../mod.ts";
 import { RUN_FLAGS } from "../src/cli/flags.ts";
 import type { Footprint, MemoryProbe } from "./memory_probe.ts";
-import { heading, report, rows, SCALE, scaled } from "./_report.ts";
+import { flags, heading, report, rows, SCALE, scaled } from "./_report.ts";
 import { figure11 } from "./sandbox_figures.ts";
 import { figure13 } from "./store_figures.ts";
 import { figure14 } from "./store_damage_figures.ts";
@@ -46,15 +45,6 @@ import {
 } from "./_util.ts";
 import { figure12 } from "./events_figures.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    only: { type: "string" },
-    scale: { type: "string" },
-    "no-write": { type: "boolean" },
-  },
-  strict: true,
-});
 const ONLY = flags.only
   ? new Set(String(flags.only).split(",").map((s: string) => Number(s.trim())))
   : undefined;
