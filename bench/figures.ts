@@ -17,8 +17,7 @@
  * @module
  */
 import type { RuntimeOptions } from "../mod.ts";
-import { RUN_FLAGS } from "../src/cli/flags.ts";
-import type { Footprint, MemoryProbe } from "./memory_probe.ts";
+import { probeMemory, totalKiB } from "./memory_probe.ts";
 import { flags, heading, report, rows, SCALE, scaled } from "./_report.ts";
 import { figure11 } from "./sandbox_figures.ts";
 import { figure13 } from "./store_figures.ts";
@@ -502,23 +501,13 @@ async function figure9(): Promise<void> {
   const n = scaled(16, 4);
   for (const b of [BOUNDARIES[0], BOUNDARIES[2]]) {
     heading(`9${b.key}. memory of ${n} running sleeper jobs: ${b.what}`);
-    // A fresh runtime process: this one's resident set carries every figure before it.
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...RUN_FLAGS,
-        `${ROOT}/bench/memory_probe.ts`,
-        "--sandbox",
-        b.options.sandbox,
-        "--jobs",
-        String(n),
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
-    const { before, during, allRunning } = JSON.parse(line) as MemoryProbe;
-    const total = (f: Footprint) => f.runtimeKiB + f.children.reduce((x, y) => x + y, 0);
+    const { before, during, allRunning } = await probeMemory([
+      "--sandbox",
+      b.options.sandbox,
+      "--jobs",
+      String(n),
+    ]);
+    const total = totalKiB;
     const figure = `9${b.key}. memory per job (${b.label})`;
     const notes = `(with − without) ÷ ${n}, runtime in a fresh process${
       allRunning ? "" : " (not all sleepers started)"

@@ -13,7 +13,8 @@
  * @module
  */
 import { parseArgs } from "parse-args";
-import { BenchClient, denoChildren, rssKiB, startBenchServer } from "./_util.ts";
+import { BenchClient, denoChildren, ROOT, rssKiB, startBenchServer } from "./_util.ts";
+import { RUN_FLAGS } from "../src/cli/flags.ts";
 
 /** One measurement: this process (the runtime) and its sandbox processes, KiB. */
 export interface Footprint {
@@ -31,6 +32,33 @@ export interface MemoryProbe {
   during: Footprint;
   /** Whether every sleeper reported `sleeping` in time. */
   allRunning: boolean;
+}
+
+/**
+ * Runs this probe in a fresh runtime process (the caller's resident set
+ * carries every figure before it) and returns what it measured.
+ *
+ * @param args the probe's flags (`--jobs`, `--sandbox`, `--agent`, `--agents`)
+ * @returns before and during
+ */
+export async function probeMemory(args: string[]): Promise<MemoryProbe> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...RUN_FLAGS, `${ROOT}/bench/memory_probe.ts`, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  return JSON.parse(line) as MemoryProbe;
+}
+
+/**
+ * The runtime and its sandbox processes together.
+ *
+ * @param f a footprint
+ * @returns its total resident set, KiB
+ */
+export function totalKiB(f: Footprint): number {
+  return f.runtimeKiB + f.children.reduce((x, y) => x + y, 0);
 }
 
 async function footprint(): Promise<Footprint> {

@@ -20,8 +20,7 @@ import {
   spawnBenchServe,
   stats,
 } from "./_util.ts";
-import type { Footprint, MemoryProbe } from "./memory_probe.ts";
-import { RUN_FLAGS } from "../src/cli/flags.ts";
+import { probeMemory, totalKiB } from "./memory_probe.ts";
 
 const FIG = "11";
 const ms = (n: number) => fmt(n, n < 10 ? 2 : 1);
@@ -157,24 +156,15 @@ async function reuseFigures(server: ChildServerLike): Promise<void> {
 async function sharedMemoryFigure(): Promise<void> {
   const n = scaled(1000, 100);
   heading(`${FIG}e. concurrency: memory of ${n} running sleeper-shared jobs (1,000 per worker)`);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...RUN_FLAGS,
-      `${ROOT}/bench/memory_probe.ts`,
-      "--agent",
-      "sleeper-shared",
-      "--agents",
-      `${ROOT}/bench/agents`,
-      "--jobs",
-      String(n),
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
-  const { before, during, allRunning } = JSON.parse(line) as MemoryProbe;
-  const total = (f: Footprint) => f.runtimeKiB + f.children.reduce((x, y) => x + y, 0);
+  const { before, during, allRunning } = await probeMemory([
+    "--agent",
+    "sleeper-shared",
+    "--agents",
+    `${ROOT}/bench/agents`,
+    "--jobs",
+    String(n),
+  ]);
+  const total = totalKiB;
   report({
     figure: `${FIG}e. concurrency`,
     metric: "RSS per additional running sleeper job, runtime + sandbox processes",
