@@ -383,3 +383,32 @@ Deno.test(
     equal((await c.untilTerminal(plain)).at(-1)!.payload.message, "job was cancelled");
   }),
 );
+
+Deno.test("input: retention bounds the transcript: the history goes first, then the job", async () => {
+  await using server = await startServer({
+    agentsDir: AGENTS,
+    sweepIntervalMs: 50,
+    jobHistoryTtlMs: 2_000,
+    jobRetentionMs: 4_000,
+  });
+  await using c = await connect(server.url, "alice-token", WITH_INPUT);
+  const jobId = await submitRunning(c, "reader");
+  await send(c, jobId, "kept a while", true);
+  equal((await c.untilTerminal(jobId)).at(-1)!.type, "job.result");
+  ok((await transcript(c, jobId)).some((it) => it.payload.kind === INPUT_KIND));
+  // The sweeper has no event to await: poll what a client sees.
+  const until = async (what: string, done: (p: Env) => boolean) => {
+    for (let i = 0; i < 400; i++) {
+      if (done(await page(c, jobId))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`never happened: ${what}`);
+  };
+  await until(
+    "history swept",
+    (p) => p.type !== "x-arcp-deno.refused" && p.payload.items.length === 0,
+  );
+  const empty = await page(c, jobId);
+  deepEqual([empty.payload.status, empty.payload.next_after], ["success", null]);
+  await until("job swept", (p) => p.payload.code === "JOB_NOT_FOUND");
+});
