@@ -27,6 +27,7 @@ import {
   withClient,
 } from "./connection.ts";
 import { eventLine } from "./event_line.ts";
+import { forwardLines, stdinLines } from "./interactive.ts";
 import { LiveLine, progressBar } from "./progress_bar.ts";
 import { sessionsPath, SessionStore, type StoredSession } from "./session_store.ts";
 
@@ -38,6 +39,7 @@ export const SUBMIT_USAGE = `usage: arcp submit AGENT [options]
   --max-runtime-sec N      the job times out after N seconds
   --idempotency-key KEY    a retried submit with the same key returns the same job
   --out FILE               write the result to FILE instead of stdout
+  --interactive            send each stdin line to the job as input; end of stdin ends the input
 ${CONNECTION_USAGE}
 Prints the job id, one line per event, then the result as JSON. A streamed
 result (result_chunk events) is reassembled and written as raw bytes, with
@@ -57,6 +59,8 @@ export interface SubmitArgs {
   request: SubmitRequest;
   /** Where to write the result (`--out`); stdout when absent. */
   out?: string;
+  /** Forward stdin lines as input (`--interactive`). */
+  interactive?: boolean;
 }
 
 /**
@@ -81,6 +85,7 @@ export function parseSubmitArgs(
       "max-runtime-sec": { type: "string" },
       "idempotency-key": { type: "string" },
       out: { type: "string" },
+      interactive: { type: "boolean" },
     },
     allowPositionals: true,
     strict: true,
@@ -120,6 +125,7 @@ export function parseSubmitArgs(
     if (values.out === "") throw new TypeError("--out: expected a file name");
     parsed.out = values.out;
   }
+  if (values.interactive) parsed.interactive = true;
   return parsed;
 }
 
@@ -136,11 +142,11 @@ export async function submit(args: string[]): Promise<number> {
     () => parseSubmitArgs(args, (n) => Deno.env.get(n)),
   );
   if (typeof parsed === "number") return parsed;
-  const { connection, request, out } = parsed;
+  const { connection, request, out, interactive } = parsed;
   return await withClient(
     "submit",
     () => ArcpClient.connect(connection.url, { token: connection.token, clientName: "arcp-cli" }),
-    (client) => follow(client, client.submit(request), connection.url, out),
+    (client) => follow(client, client.submit(request), connection.url, out, interactive),
   );
 }
 
@@ -149,6 +155,7 @@ async function follow(
   job: JobHandle,
   url: string,
   outPath: string | undefined,
+  interactive = false,
 ): Promise<number> {
   // Asked for before any event is read, so a streamed result's chunks are kept.
   const streamed = job.resultBytes();
@@ -180,6 +187,7 @@ async function follow(
       console.error(`arcp submit: cancel refused: ${describeError(err)}`)
     );
   });
+  if (interactive) void forwardLines(job, stdinLines(), job.result);
   try {
     const chunks = { count: 0, bytes: 0 };
     for await (const event of job.events()) {

@@ -12,6 +12,7 @@
  */
 import { ArcpError } from "../protocol/errors.ts";
 import type { Submit } from "../protocol/messages.ts";
+import type { Input, Transcript, TranscriptPage } from "../protocol/job_input.ts";
 import type { Lease } from "../protocol/lease.ts";
 import type { ProtectedPath } from "../lease/protected_path.ts";
 import type { AgentRegistry } from "../sandbox/registry.ts";
@@ -30,6 +31,7 @@ import { Fanout, type SubscribeOptions, type Subscription } from "./fanout.ts";
 import { Admission, type Submission, type Submitter } from "./admission.ts";
 import { Delegation } from "./delegation.ts";
 import { AgentCalls } from "./agent_calls.ts";
+import { type InputSender, JobInputs } from "./job_input.ts";
 import { AgentListener } from "./agent_listener.ts";
 import { JobCredentials } from "./job_credentials.ts";
 import { Lifecycle } from "./lifecycle.ts";
@@ -45,6 +47,7 @@ export { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
 export { acceptedPayload, type Submission, type Submitter } from "./admission.ts";
 export type { SubscribeOptions, Subscription } from "./fanout.ts";
 export type { GrantedSubscription, SubscribeRequest } from "./subscription.ts";
+export type { InputSender } from "./job_input.ts";
 
 /** What a {@linkcode JobManager} runs with. */
 export interface JobManagerDeps {
@@ -76,6 +79,7 @@ export class JobManager {
   #credentials: JobCredentials;
   #admission: Admission;
   #lifecycle: Lifecycle;
+  #inputs: JobInputs;
 
   /**
    * @param deps the store, agent inventory, sandbox, session lookup and logger
@@ -128,10 +132,12 @@ export class JobManager {
       start,
       end,
     }, all);
+    const inputs = this.#inputs = new JobInputs({ store, live, event }, all);
     const calls = new AgentCalls({
       tools: deps.tools,
       event,
       delegate: delegation.delegate.bind(delegation),
+      input: inputs.take.bind(inputs),
     });
     const listener = new AgentListener({ event, call: calls.call.bind(calls), end }, all);
   }
@@ -151,6 +157,30 @@ export class JobManager {
    */
   submit(who: Submitter, submit: Submit): Promise<Submission> {
     return this.#admission.submit(who, submit);
+  }
+
+  /**
+   * Sends input to a running job (vendor feature `x-arcp-deno.input`).
+   *
+   * @param who the sending session and its principal
+   * @param req the decoded request
+   * @returns the input's `input_seq`, once recorded in the job's history
+   * @throws {ArcpError} the refusal (see `JobInputs.send`)
+   */
+  sendInput(who: InputSender, req: Input): Promise<number> {
+    return this.#inputs.send(who, req);
+  }
+
+  /**
+   * One page of a job's transcript (vendor feature `x-arcp-deno.input`).
+   *
+   * @param principal the reading principal
+   * @param req the decoded request
+   * @returns the page, without `request_id`
+   * @throws {ArcpError} `JOB_NOT_FOUND` or `PERMISSION_DENIED`
+   */
+  transcript(principal: string, req: Transcript): Promise<Omit<TranscriptPage, "request_id">> {
+    return this.#inputs.transcript(principal, req);
   }
 
   /**

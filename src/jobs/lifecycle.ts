@@ -112,6 +112,7 @@ export class Lifecycle {
         jobId: job.job_id,
         principal: job.principal,
         traceId: job.trace_id,
+        ...(live.span ? { spanId: live.span.span.spanContext().spanId } : {}),
         agentUrl: live.agentUrl,
         input: live.input,
         lease: job.lease,
@@ -130,7 +131,7 @@ export class Lifecycle {
       (err) =>
         this.end(
           live,
-          live.cancelling ? cancelled() : { status: "error", error: toArcpError(err) },
+          live.cancelling ? cancelled(live) : { status: "error", error: toArcpError(err) },
         ),
     );
   }
@@ -159,6 +160,7 @@ export class Lifecycle {
   cancel(live: LiveJob, reason?: string): void {
     if (live.ended || live.cancelling) return;
     live.cancelling = true;
+    if (reason) live.cancelReason = reason;
     const job = live.record;
     this.#sinks(job.session_id)?.sendControl("job.cancelled", reason ? { reason } : {}, {
       job_id: job.job_id,
@@ -166,7 +168,7 @@ export class Lifecycle {
     });
     live.run?.abort(reason ?? "cancelled");
     live.timers.push(
-      setDeadline(() => this.end(live, cancelled()), Date.now() + this.#limits.cancelGraceMs),
+      setDeadline(() => this.end(live, cancelled(live)), Date.now() + this.#limits.cancelGraceMs),
     );
   }
 

@@ -61,6 +61,8 @@ export interface LiveJob {
   ended: boolean;
   /** Set when a cancel was accepted; the terminal will be CANCELLED. */
   cancelling: boolean;
+  /** The reason the cancel gave, for the terminal's message. */
+  cancelReason?: string;
   /** Cancels the job's deadlines. */
   timers: Array<() => void>;
   /** Checks what the agent asks the runtime for. */
@@ -145,10 +147,13 @@ export function newLiveJob(init: LiveJobInit): LiveJob {
 }
 
 /**
- * The outcome of a cancelled job.
+ * The outcome of a cancelled job; its message carries the cancel's reason.
  *
+ * @param live the job (its `cancelReason`, if any, goes into the message)
  * @returns it
  */
-export function cancelled(): Outcome {
-  return { status: "cancelled", error: new ArcpError("CANCELLED", "job was cancelled") };
+export function cancelled(live?: LiveJob): Outcome {
+  const reason = live?.cancelReason;
+  const message = reason ? `job was cancelled: ${reason}` : "job was cancelled";
+  return { status: "cancelled", error: new ArcpError("CANCELLED", message) };
 }

@@ -463,17 +463,18 @@ export class Store {
    * first to the last its record counts; anything else is damage.
    *
    * @param jobId the job
+   * @param after list entries after this position (default: from the first)
    * @returns `[n, envelope text]` in order
    * @throws {StoreDamageError} at the first entry KV cannot read, that does
    *   not reassemble, or that is missing
    */
-  async *jobLog(jobId: string): AsyncGenerator<[number, string]> {
+  async *jobLog(jobId: string, after = -1): AsyncGenerator<[number, string]> {
     const what = `the history of job ${jobId}`;
     // Read before the history: every entry it counts was committed with it.
     const job = await this.getJob(jobId);
     const live = job !== null && !TERMINAL_STATUSES.has(job.status);
-    let expect: number | undefined = live ? 0 : undefined;
-    for await (const [n, text] of listTexts(this.kv, keys.jobLog(jobId), -1, what)) {
+    let expect: number | undefined = live ? after + 1 : undefined;
+    for await (const [n, text] of listTexts(this.kv, keys.jobLog(jobId), after, what)) {
       // An ended job's history is swept from its start: its first entry may be any, and a
       // hole behind an entry the sweeper has since deleted is the sweep, not damage.
       if (expect !== undefined && n !== expect) {
