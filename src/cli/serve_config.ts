@@ -51,10 +51,11 @@ const positiveNumber = z.number({ error: "expected a positive number" }).positiv
   error: "expected a positive number",
 });
 /** A retention period: a non-negative number, or `forever` (both 0 and forever keep forever). */
+const KEEP = "expected a non-negative number or forever";
 const keepPeriod = z.union([
-  z.number().min(0),
-  z.literal("forever"),
-], { error: "expected a non-negative number or forever" });
+  z.number({ error: KEEP }).min(0, { error: KEEP }),
+  z.literal("forever", { error: KEEP }),
+], { error: KEEP });
 const text = z.string({ error: "expected a string" }).min(1, { error: "expected a string" });
 const bool = z.boolean({ error: "expected true or false" });
 const list = z.array(text, { error: "expected a list of strings" });
