@@ -24,7 +24,6 @@ import {
   type ConnectionSettings,
   connectionSettings,
   describeError,
-  isUnreachable,
   withClient,
 } from "./connection.ts";
 import { details, EventPrinter, print, writeResult } from "./job_output.ts";
@@ -282,7 +281,8 @@ async function resumeSession(
       console.error(`arcp submit: resumed session ${stored.session_id}`);
       return client;
     } catch (err) {
-      if (isUnreachable(err)) {
+      // Nothing listens yet, or the runtime is still starting (503): wait for it.
+      if (err instanceof ArcpClientError && err.code === "CONNECTION_CLOSED") {
         await sleep(delay);
         delay = Math.min(delay * 2, 2000);
         continue;
