@@ -31,14 +31,6 @@ async function jobStatus(server: TestServer, jobId: string): Promise<string | un
   return (await client.listJobs()).jobs.find((j) => j.job_id === jobId)?.status;
 }
 
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 Deno.test("arcp submit echo prints the job, its events, then the result JSON, and exits 0", async () => {
   await using server = await startServer();
   const run = await runCli(["submit", "echo", "--input", '{"a":1}'], env(server));

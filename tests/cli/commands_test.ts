@@ -46,7 +46,10 @@ Deno.test("arcp agents lists every agent with its versions and default", async (
   const inventory = server.runtime.inventory();
   equal(lines.length, inventory.length);
   for (const [i, agent] of inventory.entries()) {
-    match(lines[i], new RegExp(`^${agent.name} +${agent.versions.join(", ")}  \\(default ${agent.default}\\)$`));
+    match(
+      lines[i],
+      new RegExp(`^${agent.name} +${agent.versions.join(", ")}  \\(default ${agent.default}\\)$`),
+    );
   }
   ok(inventory.some((a) => a.versions.length > 1), "a fixture agent with two versions");
   const json = await runCli(["agents", "--json"], env(server, server.dir));
@@ -103,7 +106,10 @@ Deno.test("a runtime that is not running is named by its URL, with how to start 
     const run = await runCli(command, { ARCP_URL: url, ARCP_TOKEN: "t" });
     equal(run.code, 1, command[0]);
     equal(run.stderr.trimEnd().split("\n").length, 1, run.stderr);
-    match(run.stderr, new RegExp(`no ARCP runtime answers at ${url}.*npx -y deno@2\\.9\\.6 task serve`));
+    match(
+      run.stderr,
+      new RegExp(`no ARCP runtime answers at ${url}.*npx -y deno@2\\.9\\.6 task serve`),
+    );
   }
 });
 

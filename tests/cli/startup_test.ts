@@ -148,8 +148,8 @@ Deno.test("start-up prints URL, KV, sandbox mode, agents with versions, and skip
     const run = await serve.done();
     match(run.stdout, /^arcp serve ws:\/\/127\.0\.0\.1:\d+\/arcp$/m);
     match(run.stdout, new RegExp(`^  kv: +${dir}/arcp\\.kv$`, "m"));
-    match(run.stdout, /^  sandbox: +process$/m);
-    match(run.stdout, /^  agents: +echo@1\.0\.0$/m);
+    match(run.stdout, /^ {2}sandbox: +process$/m);
+    match(run.stdout, /^ {2}agents: +echo@1\.0\.0$/m);
     const skipped = run.stdout.split("\n").filter((l) => l.startsWith("  skipped:"));
     equal(skipped.length, 1, run.stdout);
     match(skipped[0], /broken\.ts: threw at import: Error: boom at import$/);
