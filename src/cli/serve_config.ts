@@ -914,6 +914,7 @@ export async function readServeConfig(
     if (values.credentials === "litellm" && (!values["litellm-url"] || !adminKey)) {
       throw new ServeConfigError(
         "--credentials litellm needs --litellm-url and ARCP_LITELLM_ADMIN_KEY in the environment",
+        true,
       );
     }
     credentials = {
