@@ -97,6 +97,11 @@ export interface RuntimeOptions {
   /** Where operator messages go; default stderr. */
   logger?: Logger;
   /**
+   * Told about each agent module skipped at start (path, one-line reason)
+   * instead of a warning in the log; `arcp serve` lists them in its summary.
+   */
+  onSkippedAgent?: (path: string, reason: string) => void;
+  /**
    * Where agents run. `"process"` (default): each job's worker lives in a
    * sandbox process of its own with a heap cap, killed when the job ends, so
    * an agent that exhausts memory or leaves threads behind ends only its own
@@ -270,7 +275,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   );
   const agents = await AgentRegistry.fromDirectory(
     options.agentsDir,
-    (path, reason) => log.warn("skipped agent module", { path, reason }),
+    options.onSkippedAgent ??
+      ((path, reason) => log.warn("skipped agent module", { path, reason })),
     describer,
   );
   const protection: Protection = {

@@ -78,6 +78,7 @@ export class Lifecycle {
    */
   start(live: LiveJob, expiresMs: number | undefined): void {
     const job = live.record;
+    this.#events.accepted(job);
     live.span = startJobSpan(job, live.parent?.span);
     job.status = "running";
     this.#fanout.event(live, "status", { phase: "running" });
