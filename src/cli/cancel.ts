@@ -11,13 +11,12 @@ import { parseArgs } from "parse-args";
 import { ArcpClient } from "../client/client.ts";
 import { ArcpClientError } from "../client/errors.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
-import { nowIso } from "../protocol/time.ts";
+import { borrowSession, handBack } from "./borrowed_session.ts";
 import {
   COMMON_OPTIONS,
   CONNECTION_USAGE,
   type ConnectionSettings,
   connectionSettings,
-  describeError,
   withClient,
 } from "./connection.ts";
 import { sessionsPath, SessionStore, type StoredSession } from "./session_store.ts";
@@ -87,7 +86,7 @@ export async function cancel(args: string[]): Promise<number> {
   let stored: StoredSession | undefined;
   return await withClient("cancel", connection.url, async () => {
     stored = await store.find(connection.url, jobId);
-    return (stored && await resume(connection, stored, store)) ??
+    return (stored && await borrowSession("cancel", connection, stored, store)) ??
       await ArcpClient.connect(connection.url, { token: connection.token, clientName: "arcp-cli" });
   }, async (client) => {
     let outcome: "cancelling" | "ended";
@@ -101,8 +100,7 @@ export async function cancel(args: string[]): Promise<number> {
     } finally {
       if (stored && client.resumed) {
         // Hand the session back (arcp submit may be waiting to resume it to hear the outcome).
-        await store.save({ ...stored, resume_token: client.resumeToken, in_use: false })
-          .catch(() => {});
+        await handBack(store, stored, client);
       }
     }
     console.log(outcome === "cancelling" ? `cancelling ${jobId}` : `${jobId} had already ended`);
@@ -129,48 +127,4 @@ async function hasEnded(client: ArcpClient, jobId: string): Promise<boolean> {
   const status = subscription.info.current_status;
   subscription.unsubscribe();
   return TERMINAL_STATUSES.has(status);
-}
-
-/**
- * Resumes the stored session that submitted the job.
- *
- * @returns the client, or undefined when the runtime refused the resume
- */
-async function resume(
-  connection: ConnectionSettings,
-  stored: StoredSession,
-  store: SessionStore,
-): Promise<ArcpClient | undefined> {
-  let client: ArcpClient;
-  try {
-    client = await ArcpClient.connect(connection.url, {
-      token: connection.token,
-      clientName: "arcp-cli",
-      resume: {
-        sessionId: stored.session_id,
-        resumeToken: stored.resume_token,
-        lastEventSeq: stored.last_event_seq,
-      },
-    });
-  } catch (err) {
-    if (!(err instanceof ArcpClientError) || err.code !== "RESUME_WINDOW_EXPIRED") throw err;
-    console.error(
-      `arcp cancel: the runtime refused to resume session ${stored.session_id}, which submitted the job (${
-        describeError(err)
-      }); asking from a new session`,
-    );
-    await store.forget(stored);
-    return undefined;
-  }
-  // The welcome rotated the token: the stored one is spent. In use until handed back.
-  await store.save({
-    ...stored,
-    resume_token: client.resumeToken,
-    saved_at: nowIso(),
-    in_use: true,
-  }).catch(
-    (err) =>
-      console.error(`arcp cancel: could not store the new resume token: ${describeError(err)}`),
-  );
-  return client;
 }

@@ -8,15 +8,13 @@
  */
 import { parseArgs } from "parse-args";
 import { ArcpClient } from "../client/client.ts";
-import { ArcpClientError } from "../client/errors.ts";
-import { nowIso } from "../protocol/time.ts";
+import { borrowSession, handBack } from "./borrowed_session.ts";
 import { parseCommandArgs } from "./command_args.ts";
 import {
   COMMON_OPTIONS,
   CONNECTION_USAGE,
   type ConnectionSettings,
   connectionSettings,
-  describeError,
   withClient,
 } from "./connection.ts";
 import { sessionsPath, SessionStore, type StoredSession } from "./session_store.ts";
@@ -28,9 +26,9 @@ export const SEND_USAGE = `usage: arcp send JOB_ID [options]
 ${CONNECTION_USAGE}
 Sends input to a running job; its agent reads it with ctx.input(). Only the
 session that submitted the job may: when arcp submit stored that session
-(~/.arcp/cli-sessions.json, env ARCP_CLI_SESSIONS) it is resumed, which
-takes it over from an arcp submit still following the job (use arcp submit
---interactive to chat with a job instead). Prints the input's sequence
+(~/.arcp/cli-sessions.json, env ARCP_CLI_SESSIONS) it is borrowed and handed
+back, and an arcp submit still following the job waits and goes on (arcp
+submit --interactive chats with a job from one terminal). Prints the input's sequence
 number. Exits 0 when the runtime recorded the input, 1 when it refused
 (a full queue is retryable: send again), 2 on bad usage.`;
 
@@ -96,47 +94,18 @@ export async function send(args: string[]): Promise<number> {
   if (typeof parsed === "number") return parsed;
   const { connection, jobId, content, end } = parsed;
   const store = new SessionStore(sessionsPath((n) => Deno.env.get(n)));
-  return await withClient("send", async () => {
-    const stored = await store.find(connection.url, jobId);
-    return (stored && await resume(connection, stored, store)) ??
+  let stored: StoredSession | undefined;
+  return await withClient("send", connection.url, async () => {
+    stored = await store.find(connection.url, jobId);
+    return (stored && await borrowSession("send", connection, stored, store)) ??
       await ArcpClient.connect(connection.url, { token: connection.token, clientName: "arcp-cli" });
   }, async (client) => {
-    const receipt = await client.sendInput(jobId, content, { end });
-    console.log(`input ${receipt.input_seq} sent to ${jobId}${end ? " (input ended)" : ""}`);
-    return 0;
+    try {
+      const receipt = await client.sendInput(jobId, content, { end });
+      console.log(`input ${receipt.input_seq} sent to ${jobId}${end ? " (input ended)" : ""}`);
+      return 0;
+    } finally {
+      if (stored && client.resumed) await handBack(store, stored, client);
+    }
   });
-}
-
-/** Resumes the stored session that submitted the job, or undefined when the runtime refused. */
-async function resume(
-  connection: ConnectionSettings,
-  stored: StoredSession,
-  store: SessionStore,
-): Promise<ArcpClient | undefined> {
-  let client: ArcpClient;
-  try {
-    client = await ArcpClient.connect(connection.url, {
-      token: connection.token,
-      clientName: "arcp-cli",
-      resume: {
-        sessionId: stored.session_id,
-        resumeToken: stored.resume_token,
-        lastEventSeq: stored.last_event_seq,
-      },
-    });
-  } catch (err) {
-    if (!(err instanceof ArcpClientError) || err.code !== "RESUME_WINDOW_EXPIRED") throw err;
-    console.error(
-      `arcp send: the runtime refused to resume session ${stored.session_id}, which submitted the job (${
-        describeError(err)
-      }); asking from a new session`,
-    );
-    return undefined;
-  }
-  // The welcome rotated the token: the stored one is spent.
-  await store.save({ ...stored, resume_token: client.resumeToken, saved_at: nowIso() }).catch(
-    (err) =>
-      console.error(`arcp send: could not store the new resume token: ${describeError(err)}`),
-  );
-  return client;
 }

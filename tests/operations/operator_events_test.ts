@@ -22,7 +22,6 @@ async function untilNoneConnected(http: string): Promise<void> {
   }
 }
 
-const about = (field: string, id: string) => (r: LogRecord) => r.fields[field] === id;
 /** The line a job ended with (its accepted line names it too). */
 const ended = (id: string) => (r: LogRecord) =>
   r.fields.job_id === id && r.message.startsWith("job ended");
