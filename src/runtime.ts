@@ -531,6 +531,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   let closing = false;
+  // One close, however many callers: each waits for the same one.
+  let closed: Promise<void> | undefined;
   const jobLimits = { ...DEFAULT_JOB_LIMITS, ...options.jobs };
   const sandboxView = (): SandboxView => ({
     mode: isolation === "process" ? "process" : isolation === "worker" ? "worker" : "custom",
@@ -600,26 +602,26 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     drain: (deadlineSec) => drain.start(deadlineSec ?? drainSec),
     drainNow: () => drain.now(),
     drained: drain.finished,
-    async close() {
-      if (closing) return;
-      closing = true;
-      drain.close();
-      api.close();
-      const sweeping = sweeper.stop();
-      for (const s of sessions.all()) {
-        if (!s.connected) continue;
-        s.sendControl("session.bye", { reason: "runtime shutting down" });
-        s.disconnect(1001, "runtime shutting down");
-      }
-      sessions.close();
-      credentials?.close();
-      jobs.stopAll();
-      await sandbox.close();
-      // After the store: a sweep waiting on a commit held back by a full
-      // disk is released when the store gives up on that commit.
-      await store.close();
-      await sweeping;
-    },
+    close: () =>
+      closed ??= (async () => {
+        closing = true;
+        drain.close();
+        api.close();
+        const sweeping = sweeper.stop();
+        for (const s of sessions.all()) {
+          if (!s.connected) continue;
+          s.sendControl("session.bye", { reason: "runtime shutting down" });
+          s.disconnect(1001, "runtime shutting down");
+        }
+        sessions.close();
+        credentials?.close();
+        jobs.stopAll();
+        await sandbox.close();
+        // After the store: a sweep waiting on a commit held back by a full
+        // disk is released when the store gives up on that commit.
+        await store.close();
+        await sweeping;
+      })(),
   };
 }
 
