@@ -16,6 +16,8 @@ import {
   JobManager,
 } from "./jobs/job_manager.ts";
 import { DEFAULT_DRAIN_SEC, Drain, type DrainStatus } from "./jobs/drain.ts";
+import { sandboxFailureOf } from "./jobs/operator_events.ts";
+import { ArcpError } from "./protocol/errors.ts";
 import { type Deployment, managementApi, type SandboxView } from "./api/mod.ts";
 import { AgentRegistry } from "./sandbox/registry.ts";
 import { prepareDescriber } from "./sandbox/describer.ts";
@@ -404,6 +406,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         ...(job.error ? { error_code: job.error.code } : {}),
         ...(job.ended_at ? { duration_ms: Date.parse(job.ended_at) - job.created_ms } : {}),
       });
+      // A job its sandbox process failed: that process is gone and replaced.
+      const failure = job.error &&
+        sandboxFailureOf(new ArcpError(job.error.code, job.error.message, job.error.details));
+      if (failure === "host_crash") {
+        void events.append("sandbox.host_restarted", { job_id: job.job_id, agent: job.agent });
+      }
       afterJobEnded.drain?.jobEnded();
     },
   };

@@ -4,7 +4,7 @@
  * diagnostics, and a drain started with `POST /v1/runtime/drain`.
  */
 import { deepEqual, equal, ok } from "assert";
-import { startServer, TOKENS } from "../../testing/server.ts";
+import { ROOT, startServer, TOKENS } from "../../testing/server.ts";
 import { connect } from "../../testing/ws_client.ts";
 import { call, running } from "./_api.ts";
 
@@ -154,5 +154,34 @@ Deno.test("POST /v1/runtime/drain: submits refused (retryable), /readyz 503, a j
   const events = (await call(s.http, "/v1/events?limit=100", "bob-token")).body.events
     .map((e: { kind: string }) => e.kind);
   ok(events.includes("drain.started") && events.includes("drain.finished"), events.join());
+  await c.close();
+});
+
+Deno.test("a sandbox process that dies is in the runtime's event log, and the summary lists live hosts", async () => {
+  await using s = await startServer({
+    ...ADMIN,
+    agentsDir: `${ROOT}/tests/fixtures/operations`,
+  });
+  const c = await connect(s.url, "alice-token");
+  const victim = await c.submit({ agent: "pid-sleeper", input: {} });
+  const sleeping = await c.next(
+    (e) => e.job_id === victim.job_id && e.payload?.body?.phase === "sleeping",
+    15_000,
+    "the sandbox process's id",
+  );
+  const pid = Number(sleeping.payload.body.message);
+  const hosts = (await call(s.http, "/v1/runtime", "bob-token")).body.sandbox.hosts;
+  deepEqual(
+    hosts.filter((h: { pid: number }) => h.pid === pid).map((h: { jobs: number }) => h.jobs),
+    [1],
+  );
+  Deno.kill(pid, "SIGKILL");
+  equal((await c.untilTerminal(victim.job_id!)).at(-1)!.payload.code, "INTERNAL_ERROR");
+  const events = (await call(s.http, "/v1/events?limit=100", "bob-token")).body.events;
+  const restarted = events.filter((e: { kind: string }) => e.kind === "sandbox.host_restarted");
+  deepEqual(restarted.map((e: { data: unknown }) => e.data), [{
+    job_id: victim.job_id,
+    agent: "pid-sleeper@1.0.0",
+  }]);
   await c.close();
 });
