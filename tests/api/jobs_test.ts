@@ -99,6 +99,22 @@ Deno.test("401 without or with a bad token, 403 past a principal's reach, 400 fo
   const status = await call(s.http, "/v1/jobs?status=finished", "alice-token");
   equal(status.status, 400);
   equal((await call(s.http, "/v1/jobs/job_unknown", "alice-token")).status, 404);
+  const alice = await connect(s.url, "alice-token");
+  const job = await alice.submit({ agent: "echo", input: 1 });
+  await alice.untilTerminal(job.job_id!);
+  const badCancel = await call(s.http, `/v1/jobs/${job.job_id}/cancel`, "alice-token", {
+    method: "POST",
+    body: { reason: 5 },
+  });
+  equal(badCancel.status, 400);
+  equal(badCancel.body.error.code, "INVALID_REQUEST");
+  const badDrain = await call(s.http, "/v1/runtime/drain", "bob-token", {
+    method: "POST",
+    body: { deadline_sec: -1 },
+  });
+  equal(badDrain.status, 400);
+  equal((await call(s.http, "/v1/runtime", "bob-token")).body.drain.state, "serving");
+  await alice.close();
 });
 
 Deno.test("the job cursor pages over more jobs than one page, newest first, without a duplicate or a gap", async () => {
