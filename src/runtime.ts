@@ -520,6 +520,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   });
   if (sweepIntervalMs > 0) sweeper.start();
 
+  // One tarpit for bad tokens, whether they come with a hello or to /v1.
+  const throttle = new HelloThrottle();
   const ctx: ConnectionContext = {
     runtime: RUNTIME_INFO,
     features: (t) =>
@@ -530,7 +532,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     heartbeatSec: options.heartbeatSec ?? DEFAULT_HEARTBEAT_SEC,
     inventory: () => agents.inventory(),
     tokens,
-    throttle: new HelloThrottle(),
+    throttle,
     sessions,
     jobs,
     store,
@@ -552,6 +554,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const api = managementApi({
     // The one place /v1 verifies a token: the same verifier as session.hello.
     authenticate: (token) => tokens.principalFor(token),
+    authFailed: (addr) => throttle.failed(addr),
     admins: new Set(options.adminPrincipals ?? []),
     runtime: RUNTIME_INFO,
     startedMs,

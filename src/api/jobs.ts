@@ -34,7 +34,7 @@ const MAX_SCAN = 5000;
 const CancelBodySchema = z.object({ reason: z.string().max(1000).optional() }).strict();
 
 /** The variables the API's middleware sets. */
-export type ApiEnv = { Variables: { caller: Caller } };
+export type ApiEnv = { Bindings: { peer: string }; Variables: { caller: Caller } };
 
 /**
  * Adds the job routes.
