@@ -1,8 +1,9 @@
 /**
  * The runtime's HTTP side, a hono app on Deno's adapter: `GET /arcp`
  * upgrades to the WebSocket transport, `GET /healthz` reports liveness and
- * state, `GET /readyz` readiness, and `GET /metrics` the operator metrics in
- * the Prometheus text format. While the runtime shuts down, new connections
+ * state, `GET /readyz` readiness (503 also while the runtime drains),
+ * `GET /metrics` the operator metrics in the Prometheus text format, and
+ * `/v1/*` the management API (`src/api/`) when the runtime gives one. While the runtime shuts down, new connections
  * are refused with 503 and both checks say so; while storage fails,
  * `/healthz` says so (still 200: the process is alive, and restarting it
  * frees no disk) and `/readyz` is 503.
@@ -48,6 +49,10 @@ export interface HttpOptions {
   metrics: Metrics;
   /** Builds the handler of one new connection. */
   connect: (transport: Transport) => TransportHandler;
+  /** Answers the management API under `/v1` (with the peer's address), when the runtime serves one. */
+  api?: (req: Request, peer: string) => Response | Promise<Response>;
+  /** Whether the runtime drains (readiness turns 503; connections are still taken). */
+  isDraining?: () => boolean;
 }
 
 /**
@@ -86,12 +91,15 @@ export function httpHandler(options: HttpOptions): FetchHandler {
     const storage = options.storage();
     const reasons = [
       ...(isClosing() ? ["shutting_down"] : []),
+      ...(options.isDraining?.() ? ["draining"] : []),
       ...(storage.ok ? [] : ["storage_failing"]),
     ];
     return reasons.length === 0
       ? c.json({ ready: true })
       : c.json({ ready: false, reasons, storage }, 503);
   });
+  const api = options.api;
+  if (api) app.all("/v1/*", (c) => api(c.req.raw, peerAddress(c)));
   app.get(
     "/metrics",
     (c) => c.body(options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),

@@ -20,6 +20,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "sandbox": ["protocol", "lease", "sandbox/worker", "sandbox/host", "logger.ts"],
   "jobs": ["protocol", "lease", "store", "credentials", "sandbox", "logger.ts", "metrics.ts"],
   "session": ["protocol", "jobs", "sandbox", "store", "transport", "logger.ts", "metrics.ts"],
+  "api": ["protocol", "jobs", "session", "store"],
   "http.ts": ["protocol", "session", "transport", "logger.ts", "metrics.ts"],
   "runtime.ts": [
     "protocol",
@@ -28,6 +29,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "sandbox",
     "jobs",
     "session",
+    "api",
     "transport",
     "http.ts",
     "logger.ts",

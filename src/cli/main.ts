@@ -1,8 +1,8 @@
 /**
  * The `arcp` command: `serve`, `agents`, `submit`, `watch`, `jobs`,
- * `cancel`, `send`, `doctor`. Runs from a checkout, from the package (`deno
- * run <flags> jsr:@arcp/runtime/cli serve`), or embedded through
- * {@linkcode main}.
+ * `cancel`, `send`, `status`, `doctor`. Runs from a checkout, from the
+ * package (`deno run <flags> jsr:@arcp/runtime/cli serve`), or embedded
+ * through {@linkcode main}.
  *
  * @module
  */
@@ -13,6 +13,7 @@ import { doctor } from "./doctor.ts";
 import { jobs } from "./jobs.ts";
 import { serve } from "./serve.ts";
 import { send } from "./send.ts";
+import { status } from "./status.ts";
 import { submit } from "./submit.ts";
 import { watch } from "./watch.ts";
 
@@ -25,6 +26,7 @@ export const USAGE = `usage: arcp <command> [options]
   jobs      list your jobs (arcp jobs --help)
   cancel    cancel a job (arcp cancel --help)
   send      send input to a running job (arcp send --help)
+  status    the runtime's summary, from the management API (arcp status --help)
   doctor    list damage in a KV store, read-only (arcp doctor --help)
   help      print this (also -h, --help); --version prints the version
 Client commands connect to ARCP_URL (default ws://127.0.0.1:7777/arcp) with
@@ -58,6 +60,8 @@ export async function main(args: string[]): Promise<number> {
       return await cancel(rest);
     case "send":
       return await send(rest);
+    case "status":
+      return await status(rest);
     case "doctor":
       return doctor(rest);
     case "--version":

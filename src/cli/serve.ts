@@ -1,6 +1,8 @@
 /**
- * `arcp serve`: runs the runtime on a port (or on stdio) until SIGINT or
- * SIGTERM, then shuts down gracefully.
+ * `arcp serve`: runs the runtime on a port (or on stdio). SIGTERM or SIGINT
+ * drains it (no new jobs; running ones get `--drain-sec` to finish, then
+ * end `INTERNAL_ERROR`, their sessions told), as `POST /v1/runtime/drain`
+ * does, and then it exits 0; a second signal stops the drain at once.
  *
  * @module
  */
@@ -160,15 +162,40 @@ async function run(config: ServeConfig, log: Logger): Promise<number> {
   summary(runtime, url);
   // The line scripts and tests wait for; the summary above is for people.
   say(`listening on ${url}`);
-  const stop = () => {
-    log.info("shutting down");
-    runtime.close().finally(() => server.shutdown());
+  const live = runtime;
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      log.info("shutting down");
+      await live.close();
+      await server.shutdown();
+    })();
+  // However the drain started (a signal, POST /v1/runtime/drain), its end stops the process.
+  void live.drained.then(shutdown);
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals === 1) {
+      const { deadline } = live.drain();
+      log.warn("draining: new jobs are refused; running jobs may finish until the deadline", {
+        deadline,
+        hint: "signal again to stop now",
+      });
+      return;
+    }
+    log.warn("stopping now: ending running jobs");
+    // Jobs are ended durably where storage allows (the drain's end then
+    // stops the process); a stuck store does not hold the exit.
+    void live.drainNow();
+    Deno.unrefTimer(setTimeout(shutdown, STOP_NOW_MS));
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   await server.finished;
   return 0;
 }
+
+/** How long a second signal waits for running jobs' terminals before the process goes (ms). */
+const STOP_NOW_MS = 3000;
 
 /**
  * Refuses a missing agents folder before anything starts.

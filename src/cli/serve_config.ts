@@ -143,6 +143,24 @@ export const SERVE_OPTIONS = [
     help: "read TOKEN=PRINCIPAL lines from a file, so tokens stay off the command line",
   },
   {
+    flag: "admin",
+    key: "admins",
+    type: "list",
+    schema: list,
+    arg: "PRINCIPAL",
+    default: "local, when the token is generated",
+    help: "an admin of the management API /v1, who sees and cancels every job (repeatable)",
+  },
+  {
+    flag: "drain-sec",
+    key: "drainSec",
+    type: "number",
+    schema: nonNegativeInt,
+    arg: "N",
+    default: "30",
+    help: "on SIGTERM/SIGINT or POST /v1/runtime/drain, running jobs get N s to finish",
+  },
+  {
     flag: "stdio",
     key: "stdio",
     type: "boolean",
@@ -991,6 +1009,14 @@ export function toRuntimeOptions(
     kvPath: config.kvPath,
     agentsDir: config.agentsDir,
     tokens: config.tokens,
+    // The generated token's principal is the operator at the keyboard.
+    adminPrincipals: v.admin ?? (config.generatedToken ? ["local"] : []),
+    drainSec: v["drain-sec"],
+    deployment: {
+      host: v.stdio ? undefined : config.host,
+      tls: config.tls !== undefined,
+      generatedToken: config.generatedToken !== undefined,
+    },
     storeCheck: !v["skip-store-check"],
     heartbeatSec: v["heartbeat-sec"],
     sessions: nested({

@@ -63,6 +63,10 @@ export interface LiveJob {
   cancelling: boolean;
   /** The reason the cancel gave, for the terminal's message. */
   cancelReason?: string;
+  /** Who cancelled, when not the submitting session (an operator): the CANCELLED error's details. */
+  cancelDetails?: Record<string, unknown>;
+  /** The body of the job's latest `progress` event, for the management API. */
+  progress?: Record<string, unknown>;
   /** Cancels the job's deadlines. */
   timers: Array<() => void>;
   /** Checks what the agent asks the runtime for. */
