@@ -1,8 +1,8 @@
 /**
  * The runtime's HTTP side, a hono app on Deno's adapter: `GET /arcp`
  * upgrades to the WebSocket transport, `GET /healthz` reports liveness and
- * state, `GET /readyz` readiness, and `GET /metrics` the operator metrics in
- * the Prometheus text format. While the runtime shuts down, new connections
+ * state, `GET /readyz` readiness, `GET /metrics` the operator metrics in
+ * the Prometheus text format, and `GET /` the operator dashboard. While the runtime shuts down, new connections
  * are refused with 503 and both checks say so; while storage fails,
  * `/healthz` says so (still 200: the process is alive, and restarting it
  * frees no disk) and `/readyz` is 503.
@@ -19,6 +19,7 @@ import type { GatedInfo } from "./transport/gate.ts";
 import type { Transport, TransportHandler } from "./transport/transport.ts";
 import { webSocketEvents } from "./transport/websocket.ts";
 import { type Metrics, METRICS_CONTENT_TYPE } from "./metrics.ts";
+import { dashboardRoutes } from "./dashboard/mod.ts";
 
 /** Whether the runtime's storage commits, as the health checks report it. */
 export interface StorageState {
@@ -115,6 +116,7 @@ export function httpHandler(options: HttpOptions): FetchHandler {
     // Reached only when the request was not an upgrade.
     (c) => c.text("expected a WebSocket upgrade", 426),
   );
+  app.route("/", dashboardRoutes());
   return (req, info) => app.fetch(req, info ?? {});
 }
 
