@@ -7,7 +7,7 @@
  */
 import { api } from "./api.js";
 import { h, pause, replace } from "./dom.js";
-import { badge, bytes, clock, duration } from "./format.js";
+import { badge, bytes, clock, duration, gauge } from "./format.js";
 
 const REFRESH_MS = 3000;
 const STATUSES = ["pending", "running", "success", "error", "cancelled", "timed_out"];
@@ -91,12 +91,7 @@ export function runtimeView(root, ctx) {
             "li",
             null,
             badge(s),
-            h("meter", {
-              min: 0,
-              max: Math.max(total, 1),
-              value: counts[s] ?? 0,
-              "aria-label": `${s} jobs`,
-            }),
+            gauge(counts[s] ?? 0, Math.max(total, 1), `${s} jobs`),
             h("span", { class: "num" }, counts[s] ?? 0),
           )
         ),
