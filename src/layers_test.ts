@@ -21,6 +21,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "sandbox": ["protocol", "lease", "sandbox/worker", "sandbox/host", "logger.ts"],
   "jobs": ["protocol", "lease", "store", "credentials", "sandbox", "logger.ts", "metrics.ts"],
   "session": ["protocol", "jobs", "sandbox", "store", "transport", "logger.ts", "metrics.ts"],
+  "api": ["protocol", "jobs", "session", "store"],
   "http.ts": ["protocol", "session", "transport", "dashboard", "logger.ts", "metrics.ts"],
   "runtime.ts": [
     "protocol",
@@ -29,6 +30,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "sandbox",
     "jobs",
     "session",
+    "api",
     "transport",
     "http.ts",
     "logger.ts",

@@ -1,5 +1,5 @@
 /**
- * The `arcp` command: `serve`, `submit`, `jobs`, `cancel`, `doctor`. Runs from a
+ * The `arcp` command: `serve`, `submit`, `jobs`, `cancel`, `status`, `doctor`. Runs from a
  * checkout, from the package (`deno run <flags> jsr:@arcp/runtime/cli
  * serve`), or embedded through {@linkcode main}.
  *
@@ -9,6 +9,7 @@ import { cancel } from "./cancel.ts";
 import { doctor } from "./doctor.ts";
 import { jobs } from "./jobs.ts";
 import { serve } from "./serve.ts";
+import { status } from "./status.ts";
 import { submit } from "./submit.ts";
 
 const USAGE = `usage: arcp <command> [options]
@@ -16,6 +17,7 @@ const USAGE = `usage: arcp <command> [options]
   submit    submit a job and follow it (arcp submit --help)
   jobs      list your jobs (arcp jobs --help)
   cancel    cancel a job (arcp cancel --help)
+  status    the runtime's summary, from the management API (arcp status --help)
   doctor    list damage in a KV store, read-only (arcp doctor --help)`;
 
 /**
@@ -40,6 +42,8 @@ export async function main(args: string[]): Promise<number> {
       return await jobs(rest);
     case "cancel":
       return await cancel(rest);
+    case "status":
+      return await status(rest);
     case "doctor":
       return doctor(rest);
     default:

@@ -1,6 +1,8 @@
 /**
- * `arcp serve`: runs the runtime on a port (or on stdio) until SIGINT or
- * SIGTERM, then shuts down gracefully.
+ * `arcp serve`: runs the runtime on a port (or on stdio). SIGTERM or SIGINT
+ * drains it (no new jobs; running ones get `--drain-sec` to finish, then
+ * end `INTERNAL_ERROR`, their sessions told), as `POST /v1/runtime/drain`
+ * does, and then it exits 0; a second signal stops the drain at once.
  *
  * @module
  */
@@ -46,6 +48,13 @@ export async function serve(args: string[]): Promise<number> {
     storeCheck: !config.skipStoreCheck,
     agentsDir: config.agentsDir,
     tokens: config.tokens,
+    adminPrincipals: config.admins,
+    ...definedOnly({ drainSec: config.drainSec }),
+    deployment: {
+      host: config.stdio ? undefined : config.host,
+      tls: config.tls !== undefined,
+      generatedToken: config.generatedToken !== undefined,
+    },
     sessions: definedOnly({
       resumeWindowSec: config.resumeWindowSec,
       helloTimeoutSec: config.helloTimeoutSec,
@@ -124,15 +133,37 @@ export async function serve(args: string[]): Promise<number> {
   tokenLine();
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   say(`listening on ${config.tls ? "wss" : "ws"}://${host}:${port}/arcp`);
-  const stop = () => {
+  const live = runtime;
+  // However the drain started (a signal, POST /v1/runtime/drain), its end stops the process.
+  void live.drained.then(async () => {
     console.error("shutting down");
-    runtime.close().finally(() => server.shutdown());
+    await live.close();
+    await server.shutdown();
+  });
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals === 1) {
+      const { deadline } = live.drain();
+      console.error(
+        `draining: new jobs are refused; running jobs may finish until ${deadline} ` +
+          `(signal again to stop now)`,
+      );
+      return;
+    }
+    console.error("stopping now: ending running jobs");
+    // Jobs are ended durably where storage allows; a stuck store does not hold the exit.
+    void Promise.race([live.drainNow(), new Promise((r) => setTimeout(r, STOP_NOW_MS))])
+      .then(() => live.close())
+      .finally(() => server.shutdown());
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   await server.finished;
   return 0;
 }
+
+/** How long a second signal waits for running jobs' terminals before the process goes (ms). */
+const STOP_NOW_MS = 3000;
 
 /**
  * A start that failed: a damaged or unreadable store is one line naming the

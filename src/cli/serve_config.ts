@@ -19,6 +19,10 @@ export interface ServeConfig {
   tokens: Record<string, string>;
   /** Whether the token was generated (and should be printed). */
   generatedToken?: string;
+  /** Principals that see everything through the management API (`--admin`). */
+  admins: string[];
+  /** How long running jobs get to finish on SIGTERM or a drain (s); unset keeps 30. */
+  drainSec?: number;
   /** Serve one session on stdin/stdout instead of listening. */
   stdio: boolean;
   /** Start without checking the KV file's structure first. */
@@ -88,6 +92,11 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --agents DIR             agents folder (env ARCP_AGENTS, default ./agents)
   --token TOKEN=PRINCIPAL  accept a bearer token (repeatable; env ARCP_TOKENS=tok=p,tok2=p2)
   --tokens-file PATH       read TOKEN=PRINCIPAL lines from a file
+  --admin PRINCIPAL        an admin of the management API /v1 (repeatable; default: "local"
+                           when the token is generated, else none)
+  --drain-sec N            on SIGTERM/SIGINT or POST /v1/runtime/drain, running jobs get N s
+                           to finish before they end INTERNAL_ERROR (default 30; signal again
+                           to stop at once)
   --stdio                  serve one session on stdin/stdout
   --skip-store-check       start without checking the KV file first (see arcp doctor)
   --heartbeat-sec N        heartbeat interval (default 30)
@@ -202,6 +211,8 @@ export async function readServeConfig(
       agents: { type: "string" },
       token: { type: "string", multiple: true },
       "tokens-file": { type: "string" },
+      admin: { type: "string", multiple: true },
+      "drain-sec": { type: "string" },
       stdio: { type: "boolean" },
       "skip-store-check": { type: "boolean" },
       "heartbeat-sec": { type: "string" },
@@ -331,6 +342,11 @@ export async function readServeConfig(
     agentsDir: values.agents ?? env("ARCP_AGENTS") ?? "./agents",
     tokens,
     generatedToken,
+    // The generated token's principal is the operator at the keyboard.
+    admins: values.admin ?? (generatedToken ? ["local"] : []),
+    drainSec: values["drain-sec"] === undefined
+      ? undefined
+      : positiveInt(values["drain-sec"], 0, "--drain-sec", true),
     stdio: values.stdio ?? false,
     skipStoreCheck: values["skip-store-check"] ?? false,
     heartbeatSec: positiveInt(values["heartbeat-sec"], 30, "--heartbeat-sec"),

@@ -121,6 +121,7 @@ export class Fanout {
    * @returns resolves once committed and delivered
    */
   event(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void> {
+    if (kind === "progress") live.progress = body;
     return this.emit(live, "job.event", jobEvent(kind, body));
   }
 

@@ -19,6 +19,7 @@ import type { Fanout } from "./fanout.ts";
 import type { JobCredentials } from "./job_credentials.ts";
 import { acceptedPayload } from "./admission.ts";
 import type { JobEvents } from "./operator_events.ts";
+import type { JobRecord } from "../store/records.ts";
 
 /** What the transitions need. */
 export interface LifecycleDeps {
@@ -34,6 +35,8 @@ export interface LifecycleDeps {
   credentials: JobCredentials;
   /** Counts ended jobs and reports those their sandbox failed. */
   events: JobEvents;
+  /** Told of every job that ended, once its terminal is committed and delivered. */
+  onEnded?: (job: JobRecord) => void;
   /**
    * The listener of a job's agent.
    *
@@ -51,6 +54,8 @@ export class Lifecycle {
   #fanout: Fanout;
   #credentials: JobCredentials;
   #events: JobEvents;
+  #onEnded: ((job: JobRecord) => void) | undefined;
+  #ending = 0;
   #listen: (live: LiveJob) => SandboxListener;
   #limits: JobLimits;
 
@@ -65,6 +70,7 @@ export class Lifecycle {
     this.#fanout = deps.fanout;
     this.#credentials = deps.credentials;
     this.#events = deps.events;
+    this.#onEnded = deps.onEnded;
     this.#listen = deps.listen;
     this.#limits = limits;
   }
@@ -155,10 +161,12 @@ export class Lifecycle {
    *
    * @param live the job
    * @param reason why, if given
+   * @param details what the CANCELLED error's details carry (an operator cancel names its actor)
    */
-  cancel(live: LiveJob, reason?: string): void {
+  cancel(live: LiveJob, reason?: string, details?: Record<string, unknown>): void {
     if (live.ended || live.cancelling) return;
     live.cancelling = true;
+    if (details) live.cancelDetails = details;
     const job = live.record;
     this.#sinks(job.session_id)?.sendControl("job.cancelled", reason ? { reason } : {}, {
       job_id: job.job_id,
@@ -183,6 +191,28 @@ export class Lifecycle {
   async end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
     if (live.ended) return;
     live.ended = true;
+    this.#ending++;
+    try {
+      await this.#end(live, outcome, sink);
+    } finally {
+      this.#ending--;
+    }
+    this.#onEnded?.(live.record);
+  }
+
+  /** Jobs whose end is under way: their terminal is not yet committed and delivered. */
+  get ending(): number {
+    return this.#ending;
+  }
+
+  async #end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
+    if (outcome.status === "cancelled" && live.cancelDetails) {
+      const { message, details } = outcome.error;
+      outcome = {
+        status: "cancelled",
+        error: new ArcpError("CANCELLED", message, { ...details, ...live.cancelDetails }),
+      };
+    }
     live.abort.abort();
     for (const cancel of live.timers) cancel();
     live.run?.kill();

@@ -61,6 +61,10 @@ export interface LiveJob {
   ended: boolean;
   /** Set when a cancel was accepted; the terminal will be CANCELLED. */
   cancelling: boolean;
+  /** Who cancelled, when not the submitting session (an operator): the CANCELLED error's details. */
+  cancelDetails?: Record<string, unknown>;
+  /** The body of the job's latest `progress` event, for the management API. */
+  progress?: Record<string, unknown>;
   /** Cancels the job's deadlines. */
   timers: Array<() => void>;
   /** Checks what the agent asks the runtime for. */
