@@ -6,7 +6,10 @@
  *
  * @module
  */
+// First: playwright-core probes a path Deno reserves to --allow-all as it loads.
+import "./_node_fs_exists.ts";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { setTimeout as delay } from "node:timers/promises";
 
 /** The Chromium binary: `CHROMIUM_BIN`, else Debian's. */
 export const CHROMIUM: string = Deno.env.get("CHROMIUM_BIN") ?? "/usr/bin/chromium";
@@ -20,7 +23,11 @@ export async function haveChromium(): Promise<boolean> {
   return await Deno.stat(CHROMIUM).then((s) => s.isFile, () => false);
 }
 
-/** A launched browser that closes (and so ends its processes) when disposed. */
+/**
+ * A launched browser. Disposing it closes the browser and checks that every
+ * process of its tree (renderers, GPU and utility processes, the zygote)
+ * has ended, killing and naming any left.
+ */
 export interface TestBrowser extends AsyncDisposable {
   /** The browser. */
   browser: Browser;
@@ -60,12 +67,16 @@ export interface PageOptions {
  * ```
  */
 export async function launchBrowser(): Promise<TestBrowser> {
-  const browser = await chromium.launch({
+  // A browser server, not `launch`: it tells the browser's pid, so the
+  // dispose below can find every process of its tree.
+  const server = await chromium.launchServer({
     executablePath: CHROMIUM,
     // Containers often have a small /dev/shm. (Playwright already passes
     // --no-sandbox, which a root user needs.)
     args: ["--disable-dev-shm-usage"],
   });
+  const pid = server.process().pid!;
+  const browser = await chromium.connect(server.wsEndpoint());
   return {
     browser,
     async page(options = {}) {
@@ -85,9 +96,139 @@ export async function launchBrowser(): Promise<TestBrowser> {
       return { page, context, errors };
     },
     async [Symbol.asyncDispose]() {
+      const tree = descendants(await processTable(), pid);
       await browser.close();
+      await server.close();
+      await noneLeft(tree);
     },
   };
+}
+
+/** One row of `ps`. */
+interface Proc {
+  pid: number;
+  ppid: number;
+  /** `ps`'s state letters; `Z` is a zombie, ended but not yet reaped. */
+  state: string;
+}
+
+/**
+ * Every process, from `ps` (Deno reserves `/proc` to `--allow-all`).
+ *
+ * @returns the process table
+ */
+async function processTable(): Promise<Proc[]> {
+  const out = await new Deno.Command("ps", { args: ["-eo", "pid=,ppid=,stat="] }).output();
+  return new TextDecoder().decode(out.stdout).trim().split("\n").map((line) => {
+    const [pid, ppid, state] = line.trim().split(/\s+/);
+    return { pid: Number(pid), ppid: Number(ppid), state };
+  });
+}
+
+/**
+ * A process and all its descendants.
+ *
+ * @param table the process table
+ * @param root the root's pid
+ * @returns their pids
+ */
+function descendants(table: Proc[], root: number): number[] {
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) {
+    for (const p of table) if (p.ppid === tree[i]) tree.push(p.pid);
+  }
+  return tree;
+}
+
+/**
+ * Waits (up to 10 s) for the given processes to end; kills and names any
+ * still running then.
+ *
+ * @param pids the processes
+ * @throws when any had to be killed
+ */
+async function noneLeft(pids: number[]): Promise<void> {
+  const running = async () => {
+    const table = await processTable();
+    return pids.filter((pid) => table.some((p) => p.pid === pid && !p.state.startsWith("Z")));
+  };
+  const deadline = Date.now() + 10_000;
+  let left = await running();
+  // No event tells another process's end: look again until they are gone.
+  while (left.length > 0 && Date.now() < deadline) {
+    await delay(50);
+    left = await running();
+  }
+  if (left.length === 0) return;
+  for (const pid of left) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // Ended in between.
+    }
+  }
+  throw new Error(`chromium processes left behind after close: ${left.join(", ")}`);
+}
+
+/**
+ * The little of the DOM the page functions below touch. Those functions
+ * are for `page.evaluate` and `page.waitForFunction`: they run in the page
+ * (Playwright sends their source), and the tests are type-checked without
+ * the DOM's types. Functions, not strings: the page's CSP forbids eval, and
+ * Playwright evaluates a string predicate with it.
+ */
+export interface PageGlobal {
+  /** The page's document. */
+  document: {
+    querySelector(selector: string): { value: number } | null;
+    querySelectorAll(selector: string): { length: number };
+    documentElement: { scrollWidth: number };
+  };
+}
+
+/**
+ * In the page: the value of the progress bar in a job's row.
+ *
+ * @param jobId the job
+ * @returns the bar's value, or -1 while the row has no determinate bar
+ */
+export function rowProgress(jobId: string): number {
+  const bar = (globalThis as unknown as PageGlobal).document.querySelector(
+    `tr[data-job-id="${jobId}"] progress[value]`,
+  );
+  return bar ? bar.value : -1;
+}
+
+/**
+ * In the page: whether a job's progress bar shows more than `before`.
+ *
+ * @param args the job and the value to exceed
+ * @returns true once it does
+ */
+export function progressAbove([jobId, before]: [string, number]): boolean {
+  const bar = (globalThis as unknown as PageGlobal).document.querySelector(
+    `tr[data-job-id="${jobId}"] progress[value]`,
+  );
+  return bar !== null && bar.value > before;
+}
+
+/**
+ * In the page: whether the job page lists more than `n` events.
+ *
+ * @param n the count to exceed
+ * @returns true once it does
+ */
+export function eventsAbove(n: number): boolean {
+  return (globalThis as unknown as PageGlobal).document.querySelectorAll("#events li").length > n;
+}
+
+/**
+ * In the page: its width, scrolling included.
+ *
+ * @returns CSS pixels
+ */
+export function pageWidth(): number {
+  return (globalThis as unknown as PageGlobal).document.documentElement.scrollWidth;
 }
 
 /**

@@ -12,8 +12,12 @@
 import { equal, ok } from "assert";
 import {
   CHROMIUM,
+  eventsAbove,
   haveChromium,
   launchBrowser,
+  pageWidth,
+  progressAbove,
+  rowProgress,
   signIn,
   type TestBrowser,
 } from "../../testing/browser.ts";
@@ -31,18 +35,6 @@ if (!chromiumThere && !inCi) {
 /** A ticker long enough to be watched, slow enough to be cancelled. */
 const TICKER = { agent: "ticker", input: { count: 600, interval_ms: 100 } };
 const SLEEPER = { agent: "sleeper", input: { ms: 120_000 } };
-
-/**
- * An expression, evaluated in the page, for the value of the progress bar
- * in a job's row (-1 while it has none). Strings, not functions: the test
- * is type-checked without the DOM's types.
- */
-function rowProgress(jobId: string): string {
-  return `document.querySelector('tr[data-job-id="${jobId}"] progress[value]')?.value ?? -1`;
-}
-
-/** The page's width in CSS pixels, scrolling included. */
-const PAGE_WIDTH = "document.documentElement.scrollWidth";
 
 Deno.test({
   name: "dashboard: sign in, live progress, live events, cancel, phone width",
@@ -75,10 +67,10 @@ Deno.test({
       await t.step("signed in, the ticker's progress bar advances in the jobs table", async () => {
         await signIn(page, server.http, "alice-token");
         await page.locator(".principal", { hasText: "alice" }).waitFor();
-        await page.waitForFunction(`${rowProgress(ticker)} >= 0`);
-        const first = await page.evaluate<number>(rowProgress(ticker));
-        await page.waitForFunction(`${rowProgress(ticker)} > ${first}`);
-        const second = await page.evaluate<number>(rowProgress(ticker));
+        await page.waitForFunction(progressAbove, [ticker, -1] as [string, number]);
+        const first = await page.evaluate(rowProgress, ticker);
+        await page.waitForFunction(progressAbove, [ticker, first] as [string, number]);
+        const second = await page.evaluate(rowProgress, ticker);
         ok(second > first, `progress went from ${first} to ${second}`);
         const row = page.locator(`tr[data-job-id="${ticker}"]`);
         ok((await row.textContent())!.includes("ticker@1.0.0"));
@@ -91,7 +83,7 @@ Deno.test({
         await page.locator("#h-events").waitFor();
         await page.locator("#events li[data-kind=progress]").first().waitFor();
         const seen = await page.locator("#events li").count();
-        await page.waitForFunction(`document.querySelectorAll("#events li").length > ${seen}`);
+        await page.waitForFunction(eventsAbove, seen);
         ok(await page.locator("#events li").count() > seen);
         ok((await page.locator(".facts").textContent())!.includes("ticker@1.0.0"));
         await page.getByText("No capabilities granted.").or(page.locator("pre.json")).first()
@@ -115,9 +107,9 @@ Deno.test({
       });
 
       await t.step("the sessions and runtime pages render", async () => {
-        await page.getByRole("link", { name: "Sessions" }).click();
+        await page.getByRole("link", { name: "Sessions", exact: true }).click();
         await page.locator("td", { hasText: "alice" }).first().waitFor();
-        await page.getByRole("link", { name: "Runtime" }).click();
+        await page.getByRole("link", { name: "Runtime", exact: true }).click();
         await page.locator(".tile", { hasText: "Version" }).waitFor();
       });
 
@@ -125,12 +117,12 @@ Deno.test({
         const phone = await browser.page({ width: 390, height: 844, mobile: true });
         await signIn(phone.page, server.http, "alice-token");
         await phone.page.locator(`tr[data-job-id="${ticker}"] progress[value]`).waitFor();
-        await phone.page.getByRole("link", { name: "Sessions" }).waitFor();
-        const width = await phone.page.evaluate<number>(PAGE_WIDTH);
+        await phone.page.getByRole("link", { name: "Sessions", exact: true }).waitFor();
+        const width = await phone.page.evaluate(pageWidth);
         ok(width <= 390, `page is ${width} px wide`);
         await phone.page.goto(`${server.http}/#/jobs/${ticker}`);
         await phone.page.locator("#events li").first().waitFor();
-        const detail = await phone.page.evaluate<number>(PAGE_WIDTH);
+        const detail = await phone.page.evaluate(pageWidth);
         ok(detail <= 390, `job page is ${detail} px wide`);
         equal(phone.errors.join("\n"), "");
         await phone.context.close();

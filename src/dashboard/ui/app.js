@@ -21,7 +21,10 @@ let me = null;
 /** @type {AbortController | null} */
 let current = null;
 
+// A token refused while signed in (revoked, expired): back to the form. The
+// form and the first route handle their own refusals.
 whenUnauthorized(() => {
+  if (!me) return;
   setToken(null);
   me = null;
   signIn("The runtime no longer accepts that token. Sign in again.");
@@ -97,9 +100,13 @@ async function route() {
     try {
       me = await api("/v1/whoami");
     } catch (e) {
-      if (!(e instanceof ApiError && e.status === 401)) {
-        signIn(`Could not reach the runtime: ${e.message}`);
-      }
+      const refused = e instanceof ApiError && e.status === 401;
+      if (refused) setToken(null);
+      signIn(
+        refused
+          ? "The runtime no longer accepts that token. Sign in again."
+          : `Could not reach the runtime: ${e.message}`,
+      );
       return;
     }
   }
