@@ -69,14 +69,31 @@ export function runtimeView(root, ctx) {
       tiles,
       tile("Version", rt.version),
       tile("Uptime", duration(rt.uptime_sec * 1000), `since ${clock(rt.started_at)}`),
-      tile("Live sessions", rt.sessions?.live ?? 0),
+      tile(
+        "Sessions",
+        rt.sessions?.live ?? 0,
+        rt.sessions?.held !== undefined ? `attached · ${rt.sessions.held} held for resume` : null,
+      ),
       tile("Live jobs", rt.jobs?.live ?? 0),
       tile(
         "State",
         badge(rt.drain?.state ?? "serving"),
         rt.drain?.deadline ? `until ${clock(rt.drain.deadline)}` : null,
       ),
-      tile("Sandbox", rt.sandbox?.mode ?? "—", `${rt.sandbox?.warm ?? 0} warm`),
+      tile(
+        "Sandbox",
+        rt.sandbox?.mode ?? "—",
+        `${rt.sandbox?.warm ?? 0} warm${
+          rt.sandbox?.memory_mb ? ` · ${rt.sandbox.memory_mb} MiB per host` : ""
+        }`,
+      ),
+      rt.storage
+        ? tile(
+          "Storage",
+          badge(rt.storage.ok ? "ok" : "failing"),
+          rt.storage.ok ? null : `${rt.storage.error ?? ""} since ${clock(rt.storage.since)}`,
+        )
+        : null,
       rt.node_id ? tile("Node", h("span", { class: "mono" }, rt.node_id)) : null,
     );
     const counts = rt.jobs?.by_status ?? {};
@@ -109,7 +126,7 @@ export function runtimeView(root, ctx) {
           h(
             "tr",
             null,
-            ["PID", "Agent", "Jobs", "Memory"].map((t) => h("th", { scope: "col" }, t)),
+            ["PID", "Jobs", "Memory"].map((t) => h("th", { scope: "col" }, t)),
           ),
         ),
         h(
@@ -120,9 +137,8 @@ export function runtimeView(root, ctx) {
               "tr",
               null,
               h("td", { class: "mono" }, p.pid),
-              h("td", { class: "mono" }, p.key ?? "warm"),
               h("td", { class: "num" }, p.jobs),
-              h("td", { class: "num" }, bytes(p.rss_bytes)),
+              h("td", null, hostMemory(p.rss_bytes, rt.sandbox?.memory_mb)),
             )
           ),
         ),
@@ -164,6 +180,33 @@ export function runtimeView(root, ctx) {
       ),
     );
   }
+}
+
+/**
+ * A host's memory: its resident size against the per-host ceiling, as a
+ * gauge that turns amber past 70 % and red past 90 % (a host near its
+ * ceiling is about to be restarted).
+ *
+ * @param {number | undefined} rss resident bytes, once the host reported them
+ * @param {number | undefined} ceilingMb the per-host ceiling in MiB
+ * @returns {Node | string}
+ */
+function hostMemory(rss, ceilingMb) {
+  if (rss === undefined) return "—";
+  if (!ceilingMb) return bytes(rss);
+  const max = ceilingMb * 1024 * 1024;
+  const share = rss / max;
+  return h(
+    "span",
+    { class: "gauge" },
+    gauge(
+      rss,
+      max,
+      `Memory ${bytes(rss)} of ${ceilingMb} MiB`,
+      share > 0.9 ? "out" : share > 0.7 ? "low" : "good",
+    ),
+    h("span", { class: "num" }, `${bytes(rss)} / ${ceilingMb} MiB`),
+  );
 }
 
 /**
