@@ -9,6 +9,7 @@
 // First: playwright-core probes a path Deno reserves to --allow-all as it loads.
 import "./_node_fs_exists.ts";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import axe from "axe-core";
 import { setTimeout as delay } from "node:timers/promises";
 
 /** The Chromium binary: `CHROMIUM_BIN`, else Debian's. */
@@ -229,6 +230,46 @@ export function eventsAbove(n: number): boolean {
  */
 export function pageWidth(): number {
   return (globalThis as unknown as PageGlobal).document.documentElement.scrollWidth;
+}
+
+/** What axe reports of one rule a page breaks. */
+interface AxeViolation {
+  id: string;
+  impact?: string | null;
+  help: string;
+  nodes: Array<{ target: unknown[] }>;
+}
+
+/**
+ * In the page: axe-core's checks (labels, names of buttons and links,
+ * contrast, landmarks, ARIA) on the document as it is now.
+ *
+ * @returns the rules broken
+ */
+function runAxe(): Promise<AxeViolation[]> {
+  const page = globalThis as unknown as {
+    axe: { run(): Promise<{ violations: AxeViolation[] }> };
+  };
+  return page.axe.run().then((r) => r.violations);
+}
+
+/**
+ * The accessibility problems axe-core finds on a page, serious and
+ * critical ones only (moderate ones are matters of taste such as landmark
+ * placement).
+ *
+ * @param page the page, rendered as it should be checked
+ * @returns one line per broken rule: its id, impact, help and the elements
+ */
+export async function accessibilityProblems(page: Page): Promise<string[]> {
+  // Sent over the DevTools protocol, which the page's CSP does not govern.
+  await page.evaluate(axe.source);
+  const violations = await page.evaluate(runAxe);
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) =>
+      `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`
+    );
 }
 
 /**

@@ -3,14 +3,17 @@
  * real KV file in a temp dir, real sandbox processes): sign in, watch a
  * ticker's progress bar advance in the live jobs table, open the job and see
  * its events arrive, cancel a sleeper with the button and see it end
- * CANCELLED (and its submitting session told), and render at phone width.
+ * CANCELLED (and its submitting session told), find no serious problem
+ * with axe-core on any view, and render every view at phone width.
  * No step sleeps: each waits for what the page shows.
  *
  * Needs Chromium: `.ci/run` installs Debian's package when it is missing.
  * Outside CI without it, the test is skipped with a line saying so.
  */
-import { equal, ok } from "assert";
+import { deepEqual, equal, ok } from "assert";
+import type { Page } from "playwright-core";
 import {
+  accessibilityProblems,
   CHROMIUM,
   eventsAbove,
   haveChromium,
@@ -43,7 +46,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    await using server: TestServer = await startServer();
+    await using server: TestServer = await startServer({ adminPrincipals: ["bob"] });
     const alice: WsClient = await connect(server.url, "alice-token");
     await using browser: TestBrowser = await launchBrowser();
     try {
@@ -106,24 +109,45 @@ Deno.test({
         equal(terminal.payload.code, "CANCELLED");
       });
 
-      await t.step("the sessions and runtime pages render", async () => {
+      /** The four views, each with what shows it has rendered. */
+      const views: Array<[string, (p: Page) => Promise<void>]> = [
+        ["#/jobs", (p) => p.locator(`tr[data-job-id="${ticker}"] progress[value]`).waitFor()],
+        [`#/jobs/${ticker}`, (p) => p.locator("#events li").first().waitFor()],
+        ["#/sessions", (p) => p.locator("tbody tr").first().waitFor()],
+        ["#/runtime", (p) => p.locator("section:has(#h-hosts) :is(table, p)").waitFor()],
+      ];
+
+      await t.step("the sessions and runtime pages render from the menu", async () => {
         await page.getByRole("link", { name: "Sessions", exact: true }).click();
         await page.locator("td", { hasText: "alice" }).first().waitFor();
         await page.getByRole("link", { name: "Runtime", exact: true }).click();
         await page.locator(".tile", { hasText: "Version" }).waitFor();
+        await page.getByText("Diagnostics are shown to admins.").waitFor();
       });
 
-      await t.step("at phone width (390 px) nothing overflows sideways", async () => {
+      await t.step("axe finds no serious accessibility problem on any view", async () => {
+        for (const [hash, rendered] of views) {
+          await page.goto(`${server.http}/${hash}`);
+          await rendered(page);
+          deepEqual(await accessibilityProblems(page), [], hash);
+        }
+      });
+
+      await t.step("at phone width (390 px), as an admin, no view overflows sideways", async () => {
         const phone = await browser.page({ width: 390, height: 844, mobile: true });
-        await signIn(phone.page, server.http, "alice-token");
-        await phone.page.locator(`tr[data-job-id="${ticker}"] progress[value]`).waitFor();
-        await phone.page.getByRole("link", { name: "Sessions", exact: true }).waitFor();
-        const width = await phone.page.evaluate(pageWidth);
-        ok(width <= 390, `page is ${width} px wide`);
-        await phone.page.goto(`${server.http}/#/jobs/${ticker}`);
-        await phone.page.locator("#events li").first().waitFor();
-        const detail = await phone.page.evaluate(pageWidth);
-        ok(detail <= 390, `job page is ${detail} px wide`);
+        await phone.page.goto(`${server.http}/`);
+        await phone.page.getByLabel("Access token").waitFor();
+        deepEqual(await accessibilityProblems(phone.page), [], "sign-in form");
+        await signIn(phone.page, server.http, "bob-token");
+        await phone.page.locator(".principal .tag", { hasText: "admin" }).waitFor();
+        for (const [hash, rendered] of views) {
+          await phone.page.goto(`${server.http}/${hash}`);
+          await rendered(phone.page);
+          const width = await phone.page.evaluate(pageWidth);
+          ok(width <= 390, `${hash} is ${width} px wide`);
+        }
+        // An admin sees the diagnostics.
+        await phone.page.locator("ul.diagnostics li").first().waitFor();
         equal(phone.errors.join("\n"), "");
         await phone.context.close();
       });

@@ -34,12 +34,7 @@ export function jobView(root, jobId, ctx) {
   const lease = h("div");
   const credentials = h("div");
   const eventCount = h("span", { class: "muted" });
-  const events = h("ol", {
-    class: "events",
-    role: "log",
-    "aria-label": "Job events",
-    id: "events",
-  });
+  const events = h("ol", { class: "events", id: "events" });
   const streamState = h("p", { class: "muted", id: "stream-state" }, "Connecting…");
   const dialog = cancelDialog(jobId, () => refresh());
   replace(
@@ -80,7 +75,9 @@ export function jobView(root, jobId, ctx) {
       { class: "card", "aria-labelledby": "h-events" },
       h("div", { class: "title" }, h("h2", { id: "h-events" }, "Events"), eventCount),
       streamState,
-      events,
+      // The log role (polite announcements) on a wrapper: on the list itself
+      // it would take away the list's semantics.
+      h("div", { role: "log", "aria-label": "Job events" }, events),
     ),
     dialog,
   );
