@@ -51,8 +51,8 @@ export interface HttpOptions {
   metrics: Metrics;
   /** Builds the handler of one new connection. */
   connect: (transport: Transport) => TransportHandler;
-  /** Answers the management API under `/v1`, when the runtime serves one. */
-  api?: (req: Request) => Response | Promise<Response>;
+  /** Answers the management API under `/v1` (with the peer's address), when the runtime serves one. */
+  api?: (req: Request, peer: string) => Response | Promise<Response>;
   /** Whether the runtime drains (readiness turns 503; connections are still taken). */
   isDraining?: () => boolean;
 }
@@ -101,7 +101,7 @@ export function httpHandler(options: HttpOptions): FetchHandler {
       : c.json({ ready: false, reasons, storage }, 503);
   });
   const api = options.api;
-  if (api) app.all("/v1/*", (c) => api(c.req.raw));
+  if (api) app.all("/v1/*", (c) => api(c.req.raw, peerAddress(c)));
   app.get(
     "/metrics",
     (c) => c.body(options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),

@@ -16,6 +16,8 @@ import {
   JobManager,
 } from "./jobs/job_manager.ts";
 import { DEFAULT_DRAIN_SEC, Drain, type DrainStatus } from "./jobs/drain.ts";
+import { sandboxFailureOf } from "./jobs/operator_events.ts";
+import { ArcpError } from "./protocol/errors.ts";
 import { type Deployment, managementApi, type SandboxView } from "./api/mod.ts";
 import { AgentRegistry } from "./sandbox/registry.ts";
 import { prepareDescriber } from "./sandbox/describer.ts";
@@ -404,6 +406,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         ...(job.error ? { error_code: job.error.code } : {}),
         ...(job.ended_at ? { duration_ms: Date.parse(job.ended_at) - job.created_ms } : {}),
       });
+      // A job its sandbox process failed: that process is gone and replaced.
+      const failure = job.error &&
+        sandboxFailureOf(new ArcpError(job.error.code, job.error.message, job.error.details));
+      if (failure === "host_crash") {
+        void events.append("sandbox.host_restarted", { job_id: job.job_id, agent: job.agent });
+      }
       afterJobEnded.drain?.jobEnded();
     },
   };
@@ -512,6 +520,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   });
   if (sweepIntervalMs > 0) sweeper.start();
 
+  // One tarpit for bad tokens, whether they come with a hello or to /v1.
+  const throttle = new HelloThrottle();
   const ctx: ConnectionContext = {
     runtime: RUNTIME_INFO,
     features: (t) =>
@@ -522,7 +532,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     heartbeatSec: options.heartbeatSec ?? DEFAULT_HEARTBEAT_SEC,
     inventory: () => agents.inventory(),
     tokens,
-    throttle: new HelloThrottle(),
+    throttle,
     sessions,
     jobs,
     store,
@@ -531,6 +541,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   let closing = false;
+  // One close, however many callers: each waits for the same one.
+  let closed: Promise<void> | undefined;
   const jobLimits = { ...DEFAULT_JOB_LIMITS, ...options.jobs };
   const sandboxView = (): SandboxView => ({
     mode: isolation === "process" ? "process" : isolation === "worker" ? "worker" : "custom",
@@ -542,6 +554,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const api = managementApi({
     // The one place /v1 verifies a token: the same verifier as session.hello.
     authenticate: (token) => tokens.principalFor(token),
+    authFailed: (addr) => throttle.failed(addr),
     admins: new Set(options.adminPrincipals ?? []),
     runtime: RUNTIME_INFO,
     startedMs,
@@ -600,26 +613,26 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     drain: (deadlineSec) => drain.start(deadlineSec ?? drainSec),
     drainNow: () => drain.now(),
     drained: drain.finished,
-    async close() {
-      if (closing) return;
-      closing = true;
-      drain.close();
-      api.close();
-      const sweeping = sweeper.stop();
-      for (const s of sessions.all()) {
-        if (!s.connected) continue;
-        s.sendControl("session.bye", { reason: "runtime shutting down" });
-        s.disconnect(1001, "runtime shutting down");
-      }
-      sessions.close();
-      credentials?.close();
-      jobs.stopAll();
-      await sandbox.close();
-      // After the store: a sweep waiting on a commit held back by a full
-      // disk is released when the store gives up on that commit.
-      await store.close();
-      await sweeping;
-    },
+    close: () =>
+      closed ??= (async () => {
+        closing = true;
+        drain.close();
+        api.close();
+        const sweeping = sweeper.stop();
+        for (const s of sessions.all()) {
+          if (!s.connected) continue;
+          s.sendControl("session.bye", { reason: "runtime shutting down" });
+          s.disconnect(1001, "runtime shutting down");
+        }
+        sessions.close();
+        credentials?.close();
+        jobs.stopAll();
+        await sandbox.close();
+        // After the store: a sweep waiting on a commit held back by a full
+        // disk is released when the store gives up on that commit.
+        await store.close();
+        await sweeping;
+      })(),
   };
 }
 

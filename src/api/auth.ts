@@ -24,11 +24,22 @@ export interface Caller {
 }
 
 /**
+ * Holds back the answer to a failed authentication, as the failed-hello
+ * tarpit does for `session.hello`, so `/v1` is no faster a way to guess
+ * tokens.
+ *
+ * @param addr the peer's address
+ * @returns resolves when the refusal may be sent
+ */
+export type OnAuthFailure = (addr: string) => Promise<unknown>;
+
+/**
  * The caller of a request.
  *
  * @param header the `Authorization` header
  * @param authenticate the verifier
  * @param admins admin principals
+ * @param failed holds back a refusal, with the peer's address
  * @returns the caller
  * @throws {ArcpError} `UNAUTHENTICATED` without a bearer token or with a bad one
  */
@@ -36,13 +47,17 @@ export async function callerOf(
   header: string | undefined,
   authenticate: Authenticate,
   admins: ReadonlySet<string>,
+  failed: () => Promise<unknown> = () => Promise.resolve(),
 ): Promise<Caller> {
   const token = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
   if (!token) {
     throw new ArcpError("UNAUTHENTICATED", "send Authorization: Bearer <token>");
   }
   const principal = await authenticate(token);
-  if (principal === undefined) throw new ArcpError("UNAUTHENTICATED", "the token is not valid");
+  if (principal === undefined) {
+    await failed();
+    throw new ArcpError("UNAUTHENTICATED", "the token is not valid");
+  }
   return { principal, admin: admins.has(principal) };
 }
 

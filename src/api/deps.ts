@@ -8,7 +8,7 @@ import type { Drain } from "../jobs/drain.ts";
 import type { JobManager } from "../jobs/job_manager.ts";
 import type { SessionRegistry } from "../session/registry.ts";
 import type { Store } from "../store/store.ts";
-import type { Authenticate } from "./auth.ts";
+import type { Authenticate, OnAuthFailure } from "./auth.ts";
 
 /** One sandbox process, as operators see it. */
 export interface HostView {
@@ -46,6 +46,8 @@ export interface Deployment {
 export interface ApiDeps {
   /** Verifies bearer tokens, as `session.hello` does. */
   authenticate: Authenticate;
+  /** Holds back the answer to a bad token (the failed-hello tarpit). */
+  authFailed?: OnAuthFailure;
   /** Principals that see and may act on everything. */
   admins: ReadonlySet<string>;
   /** Name and version. */

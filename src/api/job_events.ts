@@ -42,7 +42,7 @@ export interface JobEventPage {
 /** Entries sent per stream step. */
 const STREAM_BATCH = 64;
 
-/** Seconds between the stream's comment heartbeats. */
+/** Time between the stream's comment heartbeats (ms). */
 export const HEARTBEAT_MS = 15_000;
 
 /**
@@ -138,7 +138,7 @@ export function eventStream(
       wake = () => resolve(false);
       timer = setTimeout(() => resolve(false), HEARTBEAT_MS);
     });
-    const result = await Promise.race([change.then((r) => r), beat]);
+    const result = await Promise.race([change, beat]);
     clearTimeout(timer);
     if (result === false) return false;
     change = undefined;

@@ -14,9 +14,9 @@ import type { JobRecord } from "../store/records.ts";
 import { bareAgent } from "../store/job_index.ts";
 import type { ApiDeps } from "./deps.ts";
 import type { Caller } from "./auth.ts";
-import { invalid } from "./errors.ts";
+import { errorResponse, invalid } from "./errors.ts";
 import { decodeCursor, encodeCursor, jobDetail, jobSummary } from "./job_view.ts";
-import { afterParam, limitParam } from "./query.ts";
+import { afterParam, limitParam, parseBody } from "./query.ts";
 import { eventStream, readEvents } from "./job_events.ts";
 
 /** Jobs per page by default. */
@@ -34,7 +34,7 @@ const MAX_SCAN = 5000;
 const CancelBodySchema = z.object({ reason: z.string().max(1000).optional() }).strict();
 
 /** The variables the API's middleware sets. */
-export type ApiEnv = { Variables: { caller: Caller } };
+export type ApiEnv = { Bindings: { peer: string }; Variables: { caller: Caller } };
 
 /**
  * Adds the job routes.
@@ -135,24 +135,20 @@ export function jobRoutes(app: Hono<ApiEnv>, deps: ApiDeps, closing: AbortSignal
   app.post("/jobs/:id/cancel", async (c) => {
     const caller = c.get("caller");
     const job = await visibleJob(caller, c.req.param("id"));
-    const text = await c.req.text();
-    const body = CancelBodySchema.safeParse(text.trim() === "" ? {} : safeJson(text));
-    if (!body.success) {
-      throw invalid(`body: ${body.error.issues.map((i) => i.message).join("; ")}`);
-    }
+    const body = parseBody(await c.req.text(), CancelBodySchema);
     const after = await jobs.cancelAs(
       job.job_id,
       { actor: caller.principal, ...(caller.admin ? { admin: true } : {}) },
-      body.data.reason ?? `cancelled by ${caller.principal}`,
+      body.reason ?? `cancelled by ${caller.principal}`,
     );
     if (TERMINAL_STATUSES.has(after.status)) {
-      return c.json({
-        error: {
-          code: "INVALID_REQUEST",
-          message: `job ${job.job_id} has already ended (${after.status})`,
-          details: { job_id: job.job_id, status: after.status },
-        },
-      }, 409);
+      return errorResponse(
+        invalid(`job ${job.job_id} has already ended (${after.status})`, {
+          job_id: job.job_id,
+          status: after.status,
+        }),
+        409,
+      );
     }
     return c.json({ job_id: job.job_id, status: after.status }, 202);
   });
@@ -174,12 +170,4 @@ function statusesParam(text: string | undefined): JobStatus[] | undefined {
     }
   }
   return list as JobStatus[];
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw invalid("body: not JSON");
-  }
 }

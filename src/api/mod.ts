@@ -26,7 +26,7 @@ import { ArcpError } from "../protocol/errors.ts";
 import { DEFAULT_DRAIN_SEC } from "../jobs/drain.ts";
 
 export type { ApiDeps, Deployment, HostView, SandboxView } from "./deps.ts";
-export type { Authenticate, Caller } from "./auth.ts";
+export type { Authenticate, Caller, OnAuthFailure } from "./auth.ts";
 export type { Diagnostic } from "./diagnostics.ts";
 export type { JobDetail, JobSummary } from "./job_view.ts";
 export type { JobEventItem, JobEventPage } from "./job_events.ts";
@@ -41,8 +41,14 @@ export interface ApiOptions {
 
 /** The management API. */
 export interface ManagementApi {
-  /** Answers a request under `/v1`. */
-  fetch(req: Request): Response | Promise<Response>;
+  /**
+   * Answers a request under `/v1`.
+   *
+   * @param req the request
+   * @param peer the peer's address (the tarpit of failed tokens is per address)
+   * @returns the answer
+   */
+  fetch(req: Request, peer?: string): Response | Promise<Response>;
   /** Ends every open event stream (the runtime closes). */
   close(): void;
 }
@@ -59,7 +65,12 @@ export function managementApi(deps: ApiDeps, options: ApiOptions = {}): Manageme
   const app = new Hono<ApiEnv>().basePath("/v1");
   app.onError((err) => errorResponse(err));
   app.use("*", async (c, next) => {
-    c.set("caller", await callerOf(c.req.header("authorization"), deps.authenticate, deps.admins));
+    const peer = c.env.peer;
+    const failed = () => deps.authFailed?.(peer) ?? Promise.resolve();
+    c.set(
+      "caller",
+      await callerOf(c.req.header("authorization"), deps.authenticate, deps.admins, failed),
+    );
     await next();
   });
   runtimeRoutes(app, deps, options.drainSec ?? DEFAULT_DRAIN_SEC);
@@ -75,7 +86,7 @@ export function managementApi(deps: ApiDeps, options: ApiOptions = {}): Manageme
     )
   );
   return {
-    fetch: (req) => app.fetch(req),
+    fetch: (req, peer = "unknown") => app.fetch(req, { peer }),
     close: () => closing.abort(),
   };
 }

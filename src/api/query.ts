@@ -1,9 +1,10 @@
 /**
- * Query parameters of the management API: integers in a range, with a
- * clear 400 when a value is out of it.
+ * Query parameters and bodies of the management API: integers in a range
+ * and JSON bodies checked by a schema, with a clear 400 otherwise.
  *
  * @module
  */
+import type { z } from "zod";
 import { invalid } from "./errors.ts";
 
 /**
@@ -44,4 +45,32 @@ export function afterParam(text: string | undefined, name = "after"): number {
     throw invalid(`${name}: expected an integer ≥ -1, got ${JSON.stringify(text)}`);
   }
   return n;
+}
+
+/**
+ * A request body: empty → `{}`, else JSON checked against a schema.
+ *
+ * @param text the body
+ * @param schema what it must be
+ * @returns the parsed body
+ * @throws {ArcpError} `INVALID_REQUEST` naming what is wrong
+ */
+export function parseBody<T>(text: string, schema: z.ZodType<T>): T {
+  let json: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw invalid("body: not JSON");
+    }
+  }
+  const body = schema.safeParse(json);
+  if (!body.success) {
+    throw invalid(
+      `body: ${
+        body.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")
+      }`,
+    );
+  }
+  return body.data;
 }

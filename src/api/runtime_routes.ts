@@ -10,8 +10,7 @@ import { JOB_STATUSES } from "../protocol/messages.ts";
 import type { ApiDeps } from "./deps.ts";
 import type { ApiEnv } from "./jobs.ts";
 import { requireAdmin } from "./auth.ts";
-import { invalid } from "./errors.ts";
-import { afterParam, limitParam } from "./query.ts";
+import { afterParam, limitParam, parseBody } from "./query.ts";
 import { diagnose } from "./diagnostics.ts";
 
 /** Runtime events per page by default. */
@@ -69,24 +68,8 @@ export function runtimeRoutes(app: Hono<ApiEnv>, deps: ApiDeps, drainSec: number
 
   app.post("/runtime/drain", async (c) => {
     requireAdmin(c.get("caller"), "draining the runtime");
-    const text = await c.req.text();
-    let json: unknown = {};
-    if (text.trim() !== "") {
-      try {
-        json = JSON.parse(text);
-      } catch {
-        throw invalid("body: not JSON");
-      }
-    }
-    const body = DrainBodySchema.safeParse(json);
-    if (!body.success) {
-      throw invalid(
-        `body: ${
-          body.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ")
-        }`,
-      );
-    }
-    return c.json({ drain: deps.drain.start(body.data.deadline_sec ?? drainSec) }, 202);
+    const body = parseBody(await c.req.text(), DrainBodySchema);
+    return c.json({ drain: deps.drain.start(body.deadline_sec ?? drainSec) }, 202);
   });
 
   app.get("/events", async (c) => {

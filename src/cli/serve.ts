@@ -134,12 +134,15 @@ export async function serve(args: string[]): Promise<number> {
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   say(`listening on ${config.tls ? "wss" : "ws"}://${host}:${port}/arcp`);
   const live = runtime;
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      console.error("shutting down");
+      await live.close();
+      await server.shutdown();
+    })();
   // However the drain started (a signal, POST /v1/runtime/drain), its end stops the process.
-  void live.drained.then(async () => {
-    console.error("shutting down");
-    await live.close();
-    await server.shutdown();
-  });
+  void live.drained.then(shutdown);
   let signals = 0;
   const onSignal = () => {
     if (++signals === 1) {
@@ -151,10 +154,10 @@ export async function serve(args: string[]): Promise<number> {
       return;
     }
     console.error("stopping now: ending running jobs");
-    // Jobs are ended durably where storage allows; a stuck store does not hold the exit.
-    void Promise.race([live.drainNow(), new Promise((r) => setTimeout(r, STOP_NOW_MS))])
-      .then(() => live.close())
-      .finally(() => server.shutdown());
+    // Jobs are ended durably where storage allows (the drain's end then
+    // stops the process); a stuck store does not hold the exit.
+    void live.drainNow();
+    Deno.unrefTimer(setTimeout(shutdown, STOP_NOW_MS));
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);

@@ -67,6 +67,8 @@ export class RuntimeLog {
   #opening: Promise<void> | undefined;
   #sinceTrim = 0;
   #trimming: Promise<void> = Promise.resolve();
+  /** Settles once every entry appended so far is durable (or its write failed). */
+  #written: Promise<void> = Promise.resolve();
 
   /**
    * @param kv the database
@@ -91,7 +93,7 @@ export class RuntimeLog {
     this.#pending.push({ kind, data, time: new Date().toISOString() });
     // The first append finds where the log ends; the ones meanwhile wait in order.
     this.#opening ??= this.#open();
-    return this.#opening.then(() => this.#flush());
+    return this.#written = this.#opening.then(() => this.#flush());
   }
 
   async #open(): Promise<void> {
@@ -155,13 +157,16 @@ export class RuntimeLog {
   }
 
   /**
-   * Entries after a position, oldest first.
+   * Entries after a position, oldest first, every entry appended before
+   * the call included.
    *
    * @param after list entries with `index > after` (-1 for the start)
    * @param limit at most this many
    * @returns the entries, and whether more follow
    */
   async read(after: number, limit: number): Promise<{ events: RuntimeEvent[]; hasMore: boolean }> {
+    // A reader sees every entry appended before it asked.
+    await this.#written;
     const prefix = keys.runtimeEvents();
     const events: RuntimeEvent[] = [];
     for await (

@@ -99,6 +99,22 @@ Deno.test("401 without or with a bad token, 403 past a principal's reach, 400 fo
   const status = await call(s.http, "/v1/jobs?status=finished", "alice-token");
   equal(status.status, 400);
   equal((await call(s.http, "/v1/jobs/job_unknown", "alice-token")).status, 404);
+  const alice = await connect(s.url, "alice-token");
+  const job = await alice.submit({ agent: "echo", input: 1 });
+  await alice.untilTerminal(job.job_id!);
+  const badCancel = await call(s.http, `/v1/jobs/${job.job_id}/cancel`, "alice-token", {
+    method: "POST",
+    body: { reason: 5 },
+  });
+  equal(badCancel.status, 400);
+  equal(badCancel.body.error.code, "INVALID_REQUEST");
+  const badDrain = await call(s.http, "/v1/runtime/drain", "bob-token", {
+    method: "POST",
+    body: { deadline_sec: -1 },
+  });
+  equal(badDrain.status, 400);
+  equal((await call(s.http, "/v1/runtime", "bob-token")).body.drain.state, "serving");
+  await alice.close();
 });
 
 Deno.test("the job cursor pages over more jobs than one page, newest first, without a duplicate or a gap", async () => {
@@ -114,10 +130,15 @@ Deno.test("the job cursor pages over more jobs than one page, newest first, with
   }
   const alices = submitted.filter((_, i) => i % 3 !== 0);
 
-  const pages = async (token: string, query: string): Promise<string[][]> => {
+  const pages = async (
+    token: string,
+    query: string,
+    between?: () => Promise<void>,
+  ): Promise<string[][]> => {
     const out: string[][] = [];
     let cursor: string | null = null;
     do {
+      if (out.length > 0) await between?.();
       const page = await call(
         s.http,
         `/v1/jobs?limit=3${query}${cursor ? `&cursor=${cursor}` : ""}`,
@@ -134,12 +155,23 @@ Deno.test("the job cursor pages over more jobs than one page, newest first, with
   deepEqual(own.flat(), [...alices].reverse());
   ok(own.every((p) => p.length <= 3));
   ok(own.length >= 3);
-  // Every principal's, for an admin.
-  deepEqual((await pages("bob-token", "")).flat(), [...submitted].reverse());
+  // Every principal's, for an admin, while new jobs arrive: they are newer
+  // than the cursor, so the pages neither repeat nor skip one.
+  const added: string[] = [];
+  const addOne = async () => {
+    const acc = await alice.submit({ agent: "echo", input: "meanwhile" });
+    await alice.untilTerminal(acc.job_id!);
+    added.push(acc.job_id!);
+  };
+  deepEqual((await pages("bob-token", "", addOne)).flat(), [...submitted].reverse());
+  equal(added.length, 3);
+  // Alice's own listing now starts with the three added, then the rest, each once.
+  const before = [...added].reverse().concat([...alices].reverse());
+  deepEqual((await pages("alice-token", "", addOne)).flat(), before);
   // With a filter the page still follows it.
   deepEqual(
     (await pages("bob-token", "&status=success&agent=echo")).flat(),
-    [...submitted].reverse(),
+    [...added].reverse().concat([...submitted].reverse()),
   );
   deepEqual((await pages("bob-token", "&status=error")).flat(), []);
   await alice.close();
@@ -278,4 +310,27 @@ Deno.test("operator cancel: an admin or the job's principal cancels; the session
   equal(ownEnd.payload.details.admin, undefined);
   await alice.close();
   await watcher.close();
+});
+
+Deno.test("an SSE reader that stalls while the job runs gets every event once and in order when it reads on", async () => {
+  await using s = await startServer(ADMIN);
+  const c = await connect(s.url, "alice-token");
+  const acc = await c.submit({ agent: "ticker", input: { count: 400, interval_ms: 0 } });
+  const res = await fetch(`${s.http}/v1/jobs/${acc.job_id}/events`, {
+    headers: { authorization: "Bearer alice-token", accept: "text/event-stream" },
+  });
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = (await reader.read()).value ?? "";
+  // The reader stops here while the job runs to its end.
+  await c.untilTerminal(acc.job_id!, 60_000);
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const ids = text.split("\n").filter((l) => l.startsWith("id: ")).map((l) => Number(l.slice(4)));
+  deepEqual(ids, ids.map((_, i) => i));
+  equal(ids.length, 402); // running, 400 ticks, the result
+  ok(text.trimEnd().endsWith('"final_status":"success","result":{"ticks":400}}}'));
+  await c.close();
 });
