@@ -238,8 +238,12 @@ export function jobView(root, jobId, ctx) {
         }
       } catch (e) {
         if (signal.aborted) return;
-        streamState.textContent = `Event stream failed: ${e.message}. Retrying…`;
-        if (e.status === 404 || e.status === 403 || e.status === 401) return;
+        // A refusal will not change by asking again; anything else may (a restart, a proxy).
+        const refused = e.status === 401 || e.status === 403 || e.status === 404;
+        streamState.textContent = `Event stream failed: ${e.message}.${
+          refused ? "" : " Retrying…"
+        }`;
+        if (refused) return;
         await pause(2000, signal);
       }
     }
