@@ -102,11 +102,13 @@ Deno.test({
         await page.getByRole("button", { name: "Cancel the job" }).click();
         await page.locator(".status-line .badge", { hasText: /cancelled/i }).waitFor();
         await page.locator("#events li[data-kind=error]", { hasText: "CANCELLED" }).waitFor();
+        await page.locator(".status-line", { hasText: "(by alice)" }).waitFor();
         ok(await page.getByRole("button", { name: "Cancel job" }).isHidden());
         const terminal = (await alice.untilTerminal(sleeper, 30_000)).at(-1)!;
         equal(terminal.type, "job.error");
         equal(terminal.payload.final_status, "cancelled");
         equal(terminal.payload.code, "CANCELLED");
+        equal(terminal.payload.details?.actor, "alice");
       });
 
       /** The four views, each with what shows it has rendered. */

@@ -86,6 +86,8 @@ export function jobView(root, jobId, ctx) {
   let job = null;
   let ended = false;
   let lastProgress;
+  /** Who cancelled the job, from its terminal event (the record does not say). */
+  let actor;
   let count = 0;
 
   async function refresh() {
@@ -110,7 +112,13 @@ export function jobView(root, jobId, ctx) {
     replace(
       statusCell,
       badge(job.status),
-      job.error ? h("span", { class: "code" }, `${job.error.code}: ${job.error.message}`) : null,
+      job.error
+        ? h(
+          "span",
+          { class: "code" },
+          `${job.error.code}: ${job.error.message}${actor ? ` (by ${actor})` : ""}`,
+        )
+        : null,
     );
     cancel.hidden = ended;
     replace(
@@ -223,6 +231,7 @@ export function jobView(root, jobId, ctx) {
             if (job) render(job);
           }
           if (item.type === "job.result" || item.type === "job.error") finished = true;
+          if (item.type === "job.error") actor = item.payload?.details?.actor;
           if (!refreshing) {
             refreshing = true;
             queueMicrotask(async () => {
@@ -332,7 +341,9 @@ function describe(item) {
     case "job.result":
       return "succeeded";
     case "job.error":
-      return `${p.final_status}: ${p.code} — ${p.message}`;
+      return `${p.final_status}: ${p.code} — ${p.message}${
+        p.details?.actor ? ` (by ${p.details.actor})` : ""
+      }`;
     case "job.accepted":
       return "accepted";
     default:
