@@ -60,7 +60,7 @@ await desk.page.screenshot({ path: `${out}/dashboard_jobs.png` });
 await desk.page.setViewportSize({ width: 1280, height: 1000 });
 await desk.page.goto(`${server.http}/#/jobs/${ticker}`);
 await desk.page.waitForFunction(eventsAbove, 20);
-await desk.page.screenshot({ path: `${out}/dashboard_job.png` });
+await desk.page.screenshot({ path: `${out}/dashboard_job.png`, fullPage: true });
 
 await desk.page.setViewportSize({ width: 1280, height: 760 });
 await desk.page.goto(`${server.http}/#/runtime`);

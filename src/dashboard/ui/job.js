@@ -11,6 +11,8 @@ import { h, pause, replace } from "./dom.js";
 import { age, badge, budget, clock, duration, json, progress, TERMINAL } from "./format.js";
 
 const RECORD_REFRESH_MS = 2000;
+/** Events kept on the page; a job may log up to 100 000, the tab should not hold them all. */
+const MAX_SHOWN = 1000;
 
 /**
  * Mounts the job view.
@@ -223,9 +225,15 @@ export function jobView(root, jobId, ctx) {
           const item = JSON.parse(message.data);
           if (item.index <= after) continue;
           after = item.index;
+          // Follow the log while the reader is at its end, not when they scrolled up.
+          const atEnd = events.scrollTop + events.clientHeight >= events.scrollHeight - 4;
           events.append(eventItem(item));
+          if (events.childElementCount > MAX_SHOWN) events.firstElementChild.remove();
+          if (atEnd) events.scrollTop = events.scrollHeight;
           count++;
-          eventCount.textContent = `${count} event${count === 1 ? "" : "s"}`;
+          eventCount.textContent = count > MAX_SHOWN
+            ? `${count} events, the last ${MAX_SHOWN} shown`
+            : `${count} event${count === 1 ? "" : "s"}`;
           if (item.kind === "progress") {
             lastProgress = item.payload?.body ?? item.payload;
             if (job) render(job);
