@@ -2,11 +2,12 @@
  * The runtime's HTTP side, a hono app on Deno's adapter: `GET /arcp`
  * upgrades to the WebSocket transport, `GET /healthz` reports liveness and
  * state, `GET /readyz` readiness (503 also while the runtime drains),
- * `GET /metrics` the operator metrics in the Prometheus text format, and
- * `/v1/*` the management API (`src/api/`) when the runtime gives one. While the runtime shuts down, new connections
- * are refused with 503 and both checks say so; while storage fails,
- * `/healthz` says so (still 200: the process is alive, and restarting it
- * frees no disk) and `/readyz` is 503.
+ * `GET /metrics` the operator metrics in the Prometheus text format,
+ * `/v1/*` the management API (`src/api/`) when the runtime gives one, and
+ * `GET /` the operator dashboard (`src/dashboard/`). While the runtime shuts
+ * down, new connections are refused with 503 and both checks say so; while
+ * storage fails, `/healthz` says so (still 200: the process is alive, and
+ * restarting it frees no disk) and `/readyz` is 503.
  *
  * `/metrics` is unauthenticated, like the health checks: it names no job,
  * session or principal, only counts, but serve the runtime on loopback or a
@@ -20,6 +21,7 @@ import type { GatedInfo } from "./transport/gate.ts";
 import type { Transport, TransportHandler } from "./transport/transport.ts";
 import { webSocketEvents } from "./transport/websocket.ts";
 import { type Metrics, METRICS_CONTENT_TYPE } from "./metrics.ts";
+import { dashboardRoutes } from "./dashboard/mod.ts";
 
 /** Whether the runtime's storage commits, as the health checks report it. */
 export interface StorageState {
@@ -123,6 +125,7 @@ export function httpHandler(options: HttpOptions): FetchHandler {
     // Reached only when the request was not an upgrade.
     (c) => c.text("expected a WebSocket upgrade", 426),
   );
+  app.route("/", dashboardRoutes());
   return (req, info) => app.fetch(req, info ?? {});
 }
 

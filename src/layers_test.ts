@@ -10,6 +10,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "agent.ts": [],
   "logger.ts": [],
   "metrics.ts": [],
+  "dashboard": [],
   "protocol": [],
   "lease": ["protocol"],
   "store": ["protocol"],
@@ -21,7 +22,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "jobs": ["protocol", "lease", "store", "credentials", "sandbox", "logger.ts", "metrics.ts"],
   "session": ["protocol", "jobs", "sandbox", "store", "transport", "logger.ts", "metrics.ts"],
   "api": ["protocol", "jobs", "session", "store"],
-  "http.ts": ["protocol", "session", "transport", "logger.ts", "metrics.ts"],
+  "http.ts": ["protocol", "session", "transport", "dashboard", "logger.ts", "metrics.ts"],
   "runtime.ts": [
     "protocol",
     "store",
