@@ -49,7 +49,14 @@ export {
   type LogLevel,
   type ProgressBody,
 } from "./src/agent.ts";
-export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
+export {
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogSeverity,
+  silentLogger,
+  stderrLogger,
+} from "./src/logger.ts";
 export { Counter, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
 export type {
   AgentRun,

@@ -21,10 +21,10 @@ export interface Logger {
 }
 
 /** Log levels, least severe first. */
-export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export const LOG_LEVELS: readonly LogSeverity[] = ["debug", "info", "warn", "error"];
 
-/** A log level. */
-export type LogLevel = typeof LOG_LEVELS[number];
+/** A log line's severity; a logger writes lines at or above its threshold. */
+export type LogSeverity = "debug" | "info" | "warn" | "error";
 
 /** How lines are written: human text or one JSON object per line. */
 export type LogFormat = "text" | "json";
@@ -32,7 +32,7 @@ export type LogFormat = "text" | "json";
 /** Options of {@linkcode stderrLogger}. */
 export interface LoggerOptions {
   /** The least severe level written (default `info`). */
-  level?: LogLevel;
+  level?: LogSeverity;
   /** Text or JSON lines (default text). */
   format?: LogFormat;
   /** Where a line goes (default stderr); for tests. */
@@ -74,7 +74,7 @@ export function stderrLogger(options: LoggerOptions = {}): Logger {
   const min = LOG_LEVELS.indexOf(options.level ?? "info");
   const write = options.write ?? ((line: string) => console.error(line));
   const json = options.format === "json";
-  const line = (level: LogLevel, message: string, fields?: Record<string, unknown>) => {
+  const line = (level: LogSeverity, message: string, fields?: Record<string, unknown>) => {
     if (LOG_LEVELS.indexOf(level) < min) return;
     const safe = fields ? redact(fields) as Record<string, unknown> : {};
     const time = new Date().toISOString();

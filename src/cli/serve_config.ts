@@ -14,7 +14,7 @@
 import { parseArgs } from "parse-args";
 import { z } from "zod";
 import type { RuntimeOptions } from "../runtime.ts";
-import type { LogFormat, LogLevel } from "../logger.ts";
+import type { LogFormat, LogSeverity } from "../logger.ts";
 
 /** How a flag's text becomes a value before its schema checks it. */
 export type OptionType = "string" | "number" | "boolean" | "list";
@@ -1080,7 +1080,7 @@ export function toRuntimeOptions(
  * @param config the configuration
  * @returns level and format
  */
-export function logSettings(config: ServeConfig): { level: LogLevel; format: LogFormat } {
+export function logSettings(config: ServeConfig): { level: LogSeverity; format: LogFormat } {
   return {
     level: config.values["log-level"] ?? "info",
     format: config.values["log-format"] ?? "text",

@@ -107,18 +107,19 @@ export class JobInputs {
         { job_id: jobId },
       );
     }
-    if (job.session_id !== who.sessionId) {
-      throw new ArcpError(
-        "PERMISSION_DENIED",
-        "only the session that submitted a job may send it input (resume that session)",
-        { job_id: jobId },
-      );
-    }
+    // An ended job says so to any session of its principal, which may list it anyway.
     if (!live || live.ended || live.terminated || TERMINAL_STATUSES.has(job.status)) {
       throw new ArcpError(
         "INVALID_REQUEST",
         `job ${jobId} has ended (${job.status}); it takes no more input`,
         { job_id: jobId, status: job.status },
+      );
+    }
+    if (job.session_id !== who.sessionId) {
+      throw new ArcpError(
+        "PERMISSION_DENIED",
+        "only the session that submitted a job may send it input (resume that session)",
+        { job_id: jobId },
       );
     }
     if (live.cancelling) {
