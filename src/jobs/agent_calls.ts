@@ -27,6 +27,14 @@ export interface AgentCallsPort {
    * @returns the child's result
    */
   delegate(parent: LiveJob, args: Record<string, unknown>): Promise<unknown>;
+  /**
+   * Whether a credential id is one of a job's live credentials.
+   *
+   * @param live the job
+   * @param credentialId the id
+   * @returns true when it is
+   */
+  holds(live: LiveJob, credentialId: string): boolean;
 }
 
 /** Dispatches an agent's requests of the runtime. */
@@ -54,6 +62,7 @@ export class AgentCalls {
   async call(live: LiveJob, op: string, args: Record<string, unknown>): Promise<unknown> {
     if (op === "delegate") return await this.#port.delegate(live, args);
     if (op === "authorize") return await this.#authorize(live, args);
+    if (op === "upstream_budget") return await this.#upstreamBudget(live, args);
     return await this.#tool(live, args);
   }
 
@@ -63,6 +72,29 @@ export class AgentCalls {
     } catch (err) {
       throw this.#refuse(live, `call_${newUlid()}`, err);
     }
+  }
+
+  /**
+   * An upstream refused one of the job's credentials for budget: the job's
+   * counters are emptied (the runtime reports `cost.budget.remaining` 0) and
+   * its failure will read `BUDGET_EXHAUSTED`. Only the job's own
+   * credentials count, so an agent cannot blame a stranger's.
+   */
+  async #upstreamBudget(live: LiveJob, args: Record<string, unknown>): Promise<null> {
+    const id = String(args.credential_id);
+    if (!this.#port.holds(live, id)) {
+      throw new ArcpError("PERMISSION_DENIED", `credential ${id.slice(0, 64)} is not this job's`);
+    }
+    live.upstreamBudget = `credential ${id}: ${String(args.message ?? "").slice(0, 300)}`;
+    for (const r of live.budget?.exhaust() ?? []) {
+      live.record.budget_remaining = live.budget!.toStored();
+      await this.#port.event(live, "metric", {
+        name: "cost.budget.remaining",
+        value: r.value,
+        unit: r.currency,
+      });
+    }
+    return null;
   }
 
   async #tool(live: LiveJob, args: Record<string, unknown>): Promise<unknown> {

@@ -127,11 +127,14 @@ export class JobManager {
       accept: lifecycle.accept.bind(lifecycle),
       start,
       end,
+      issueCredentials: (child) => credentials.issueChild(child),
     }, all);
     const calls = new AgentCalls({
       tools: deps.tools,
       event,
       delegate: delegation.delegate.bind(delegation),
+      holds: (live, id) =>
+        credentials.current(live.record.job_id)?.some((c) => c.id === id) ?? false,
     });
     const listener = new AgentListener({ event, call: calls.call.bind(calls), end }, all);
   }

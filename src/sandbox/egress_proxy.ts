@@ -19,6 +19,7 @@ import { parseCanonicalUrl } from "../lease/canonical_url.ts";
 import { matchesAny } from "../lease/glob.ts";
 import { listenerNamedBy } from "./protected_listeners.ts";
 import { EGRESS_HEADERS, type EgressConfig } from "./worker/egress_fetch.ts";
+import { CredentialWatch } from "./credential_egress.ts";
 
 /** The longest redirect chain the proxy follows for one request. */
 const MAX_REDIRECTS = 20;
@@ -69,6 +70,8 @@ export class EgressProxy {
   #server: Deno.HttpServer<Deno.NetAddr>;
   #globs: readonly string[];
   #token = crypto.randomUUID() + crypto.randomUUID();
+  /** The provisioned credentials of the jobs behind this proxy: a value goes only to its endpoint. */
+  readonly credentials: CredentialWatch = new CredentialWatch();
 
   /**
    * Binds a fresh loopback port and starts serving; the port is bound when
@@ -139,6 +142,11 @@ export class EgressProxy {
     let method = req.method;
     let url = first.url;
     for (let hop = 0;; hop++) {
+      // Every hop: a redirect must not carry a credential away from its endpoint either.
+      const leak = this.credentials.refusal(url, headers, body);
+      if (leak) {
+        return answer(403, EGRESS_HEADERS.refused, hop > 0 ? `redirect: ${leak}` : leak);
+      }
       let res: Response;
       try {
         // Not req.signal: Deno 2.9 aborts it once a response is sent, and warns about it. A

@@ -19,6 +19,7 @@ import type {
 import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
 import { BEAT_INTERVAL_MS, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
+import { makeModelClient, SlotCredentials } from "./model_client.ts";
 
 export { routeFetchThrough } from "./egress_fetch.ts";
 
@@ -363,6 +364,7 @@ function makeContext(
   calls: Calls,
   signal: AbortSignal,
   stream: ResultStream,
+  credentials: SlotCredentials,
 ): AgentContext {
   const emit = (kind: string, body: Record<string, unknown>) => outbox.send(kind, body);
   const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
@@ -377,6 +379,19 @@ function makeContext(
       jobId: start.jobId,
       traceId: start.traceId,
       lease: Object.freeze(structuredClone(start.lease)),
+      get credentials() {
+        return credentials.list;
+      },
+      credential: (idOrProfile?: string) => credentials.find(idOrProfile),
+      model: (idOrProfile?: string) =>
+        makeModelClient({
+          credential: () => credentials.find(idOrProfile),
+          authorize,
+          emit,
+          exhausted: (credentialId, message) =>
+            calls.call("upstream_budget", { credential_id: credentialId, message }),
+          signal,
+        }),
       log: (level, message, attributes) =>
         emit("log", { level, message, ...opt(attributes, "attributes") }),
       thought: (text) => emit("thought", { text }),
@@ -422,6 +437,7 @@ interface JobSlot {
   outbox: Outbox;
   calls: Calls;
   abort: AbortController;
+  credentials: SlotCredentials;
 }
 
 /**
@@ -442,6 +458,7 @@ export function serveAgent(agent: AgentDefinition): void {
       outbox: new Outbox(j),
       calls: new Calls(j),
       abort: new AbortController(),
+      credentials: new SlotCredentials(),
     };
     const stream = new ResultStream(slot.outbox);
     jobs.set(j, slot);
@@ -454,7 +471,7 @@ export function serveAgent(agent: AgentDefinition): void {
     try {
       const value = await agent.run(
         start.input,
-        makeContext(start, slot.outbox, slot.calls, slot.abort.signal, stream),
+        makeContext(start, slot.outbox, slot.calls, slot.abort.signal, stream, slot.credentials),
       );
       await stream.end();
       await slot.outbox.drained();
@@ -463,6 +480,8 @@ export function serveAgent(agent: AgentDefinition): void {
       await slot.outbox.drained();
       post(errorMessage(j, err));
     } finally {
+      // Whatever the agent kept of ctx sees no credential once its job is over.
+      slot.credentials.set([]);
       jobs.delete(j);
     }
   };
@@ -483,6 +502,8 @@ export function serveAgent(agent: AgentDefinition): void {
       jobs.get(msg.j)?.outbox.grant(msg.n);
     } else if (msg.t === "reply") {
       jobs.get(msg.j)?.calls.settle(msg);
+    } else if (msg.t === "credentials") {
+      jobs.get(msg.j)?.credentials.set(msg.credentials);
     } else if (msg.t === "abort") {
       jobs.get(msg.j)?.abort.abort(new DOMException(msg.reason, "AbortError"));
     }

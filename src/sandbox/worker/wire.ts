@@ -27,9 +27,30 @@ export type HostMessage =
     beatMs: number;
   }
   | { t: "abort"; j: number; reason: string }
+  /**
+   * The job's provisioned credentials, replacing what the worker held: sent
+   * after `start`, again on every rotation, and empty at the job's end. The
+   * sandbox process reads them too (its egress proxy refuses to carry a
+   * value anywhere but its endpoint).
+   */
+  | { t: "credentials"; j: number; credentials: WireCredential[] }
   | { t: "credit"; j: number; n: number }
   | { t: "reply"; j: number; id: number; ok: true; value: unknown }
   | { t: "reply"; j: number; id: number; ok: false; code: string; message: string };
+
+/** A provisioned credential on the worker wire (the protocol's `Credential`). */
+export interface WireCredential {
+  id: string;
+  scheme: string;
+  value: string;
+  endpoint: string;
+  profile?: string;
+  constraints?: {
+    expires_at?: string;
+    allowed_models?: string[];
+    max_spend?: { currency: string; amount: number };
+  };
+}
 
 /** Omits a key from each member of a union. */
 type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -38,7 +59,7 @@ type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 export type JobMessage = OmitEach<Exclude<HostMessage, { t: "describe" }>, "j">;
 
 /** Operations a worker may ask the runtime for; each is checked against the lease. */
-export const CALL_OPS = ["authorize", "tool", "delegate"] as const;
+export const CALL_OPS = ["authorize", "tool", "delegate", "upstream_budget"] as const;
 
 /** One of {@linkcode CALL_OPS}. */
 export type CallOp = typeof CALL_OPS[number];
