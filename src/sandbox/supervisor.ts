@@ -425,6 +425,13 @@ export class SupervisedSandbox implements Sandbox {
       clearTimeout(watchdog);
       throw err;
     }
+    const deliver = (credentials: NonNullable<SandboxJob["credentials"]>) => {
+      if (done || (!holding && credentials.length === 0)) return;
+      holding = credentials.length > 0;
+      channel!.post({ t: "credentials", credentials });
+    };
+    // Before `start`, so the agent's first line already sees them.
+    if (job.credentials) deliver(job.credentials);
     channel.post({
       t: "start",
       jobId: job.jobId,
@@ -433,12 +440,6 @@ export class SupervisedSandbox implements Sandbox {
       lease: job.lease,
       beatMs: this.#beatMs,
     });
-    const deliver = (credentials: NonNullable<SandboxJob["credentials"]>) => {
-      if (done || (!holding && credentials.length === 0)) return;
-      holding = credentials.length > 0;
-      channel!.post({ t: "credentials", credentials });
-    };
-    if (job.credentials) deliver(job.credentials);
     return {
       credentials: deliver,
       abort: (reason) => {

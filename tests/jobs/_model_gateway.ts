@@ -86,16 +86,14 @@ export class ModelGateway {
   /** USD charged per token. */
   pricePerToken = 0.001;
   #spend = new Map<string, number>();
-  #isActive: (key: string) => boolean;
+  /** Whether a key is live: the provisioner's `isActive`, set once it exists. */
+  isActive: (key: string) => boolean = () => false;
   #server: Deno.HttpServer<Deno.NetAddr>;
 
   /**
    * Starts a gateway on a free loopback port.
-   *
-   * @param isActive whether a key is live (a {@linkcode RecordingProvisioner}'s `isActive`)
    */
-  constructor(isActive: (key: string) => boolean) {
-    this.#isActive = isActive;
+  constructor() {
     this.#server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       (req) => this.#handle(req),
@@ -128,7 +126,7 @@ export class ModelGateway {
     if (path !== "/v1/chat/completions" || req.method !== "POST") {
       return error(404, "no such route", "not_found");
     }
-    if (!this.#isActive(key)) {
+    if (!this.isActive(key)) {
       return error(401, "Authentication Error, invalid or revoked key", "auth_error");
     }
     const model = String(body?.model ?? "");

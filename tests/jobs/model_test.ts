@@ -26,9 +26,9 @@ interface Rig {
 
 /** A runtime whose credentials are live keys of a model gateway stand-in. */
 async function rig(): Promise<Rig> {
-  let prov: RecordingProvisioner | undefined;
-  const gw = new ModelGateway((key) => prov?.isActive(key) ?? false);
-  prov = new RecordingProvisioner(gw.endpoint);
+  const gw = new ModelGateway();
+  const prov = new RecordingProvisioner(gw.endpoint);
+  gw.isActive = (key) => prov.isActive(key);
   const server = await startServer({
     agentsDir: AGENTS,
     credentials: { provisioner: prov, allowInsecure: true },

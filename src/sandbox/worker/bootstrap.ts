@@ -451,6 +451,8 @@ interface JobSlot {
  */
 export function serveAgent(agent: AgentDefinition): void {
   const jobs = new Map<number, JobSlot>();
+  /** Credentials sent just before their job's `start`. */
+  const early = new Map<number, Extract<HostMessage, { t: "credentials" }>["credentials"]>();
   let beating = false;
   const run = async (start: Extract<HostMessage, { t: "start" }>) => {
     const { j } = start;
@@ -460,6 +462,8 @@ export function serveAgent(agent: AgentDefinition): void {
       abort: new AbortController(),
       credentials: new SlotCredentials(),
     };
+    slot.credentials.set(early.get(j) ?? []);
+    early.delete(j);
     const stream = new ResultStream(slot.outbox);
     jobs.set(j, slot);
     if (!beating) {
@@ -503,7 +507,10 @@ export function serveAgent(agent: AgentDefinition): void {
     } else if (msg.t === "reply") {
       jobs.get(msg.j)?.calls.settle(msg);
     } else if (msg.t === "credentials") {
-      jobs.get(msg.j)?.credentials.set(msg.credentials);
+      const slot = jobs.get(msg.j);
+      if (slot) slot.credentials.set(msg.credentials);
+      else if (msg.credentials.length > 0) early.set(msg.j, msg.credentials);
+      else early.delete(msg.j);
     } else if (msg.t === "abort") {
       jobs.get(msg.j)?.abort.abort(new DOMException(msg.reason, "AbortError"));
     }

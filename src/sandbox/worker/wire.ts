@@ -29,7 +29,7 @@ export type HostMessage =
   | { t: "abort"; j: number; reason: string }
   /**
    * The job's provisioned credentials, replacing what the worker held: sent
-   * after `start`, again on every rotation, and empty at the job's end. The
+   * just before `start`, again on every rotation, and empty at the job's end. The
    * sandbox process reads them too (its egress proxy refuses to carry a
    * value anywhere but its endpoint).
    */
