@@ -12,12 +12,12 @@ export default defineAgent({
   name: "chat",
   version: "1.0.0",
   description: "Streams a model's answer to input.messages (OpenAI-compatible) as the result.",
-  concurrency: 16,
+  concurrency: 16, // model calls are I/O: many jobs may share one worker
   async run(input: { messages: ChatMessage[]; model: string }, ctx) {
     const out = ctx.streamResult().getWriter();
     const answer = await ctx.model().chat(
       { model: input.model, messages: input.messages },
-      { onDelta: (text) => out.write(text) },
+      { onDelta: (text) => out.write(text) }, // `thoughts: true` also emits each piece as a thought
     );
     await out.close();
     const used = answer.usage?.total_tokens ?? 0;

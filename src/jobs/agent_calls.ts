@@ -9,6 +9,9 @@
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { newUlid } from "../protocol/ids.ts";
 import { checkResult } from "../sandbox/sandbox.ts";
+import { endpointGlobs } from "../sandbox/credential_egress.ts";
+import { parseCanonicalUrl } from "../lease/canonical_url.ts";
+import { matchesAny } from "../lease/glob.ts";
 import { BUILTIN_TOOLS, type ToolHandler } from "./tools.ts";
 import type { LiveJob } from "./live_job.ts";
 import type { EmitEvent } from "./fanout.ts";
@@ -35,6 +38,13 @@ export interface AgentCallsPort {
    * @returns true when it is
    */
   holds(live: LiveJob, credentialId: string): boolean;
+  /**
+   * The endpoints of a job's live credentials.
+   *
+   * @param live the job
+   * @returns them (none when it has no credential)
+   */
+  endpoints(live: LiveJob): string[];
 }
 
 /** Dispatches an agent's requests of the runtime. */
@@ -67,11 +77,28 @@ export class AgentCalls {
   }
 
   async #authorize(live: LiveJob, args: Record<string, unknown>): Promise<string> {
+    const ns = String(args.ns);
+    const target = String(args.target);
     try {
-      return await live.guard.check(String(args.ns), String(args.target));
+      // A provisioned credential's endpoint is the job's to reach, as the egress proxy lets it.
+      const endpoint = ns === "net.fetch" ? this.#credentialEndpoint(live, target) : undefined;
+      if (endpoint) {
+        live.guard.checkLive();
+        return endpoint;
+      }
+      return await live.guard.check(ns, target);
     } catch (err) {
       throw this.#refuse(live, `call_${newUlid()}`, err);
     }
+  }
+
+  /** The canonical URL when it lies under one of the job's credential endpoints. */
+  #credentialEndpoint(live: LiveJob, target: string): string | undefined {
+    const endpoints = this.#port.endpoints(live);
+    if (endpoints.length === 0) return undefined;
+    const c = parseCanonicalUrl(target);
+    if ("refused" in c) return undefined;
+    return matchesAny(endpoints.flatMap(endpointGlobs), c.url) ? c.url : undefined;
   }
 
   /**

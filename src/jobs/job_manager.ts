@@ -135,6 +135,7 @@ export class JobManager {
       delegate: delegation.delegate.bind(delegation),
       holds: (live, id) =>
         credentials.current(live.record.job_id)?.some((c) => c.id === id) ?? false,
+      endpoints: (live) => credentials.current(live.record.job_id)?.map((c) => c.endpoint) ?? [],
     });
     const listener = new AgentListener({ event, call: calls.call.bind(calls), end }, all);
   }

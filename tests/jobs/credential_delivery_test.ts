@@ -83,6 +83,19 @@ Deno.test("ctx.credentials holds the job's own credential, by id and by profile;
   deepEqual((await result(plain, bare.job_id!)).payload.result.own, []);
 });
 
+Deno.test("ctx.fetch reaches the credential's endpoint without a net.fetch grant; other URLs stay refused", async () => {
+  await using r = await rig();
+  const acc = await accepted(r.c, {
+    agent: "creds",
+    input: { mode: "ctx-fetch", url: "http://127.0.0.1:9/elsewhere" },
+  });
+  const done = await result(r.c, acc.job_id!);
+  deepEqual(done.payload.result, { status: 404, elsewhere: "PERMISSION_DENIED" });
+  deepEqual(r.gw.calls.map((c) => [c.path, c.key]), [
+    ["/v1/models", acc.payload.credentials[0].value],
+  ]);
+});
+
 Deno.test("a rotation reaches the running agent at once; the old value is revoked", async () => {
   await using r = await rig();
   const acc = await accepted(r.c, { agent: "creds", input: { mode: "rotate" } });

@@ -225,3 +225,15 @@ Deno.test("a slow answer streams as thoughts and stops at cancel; a dropped one 
     equal(failed.error.code, "INTERNAL_ERROR");
   }
 });
+
+Deno.test("the README's model-calls walkthrough is agents/chat/chat.ts, the agent these tests run", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const section = readme.slice(readme.indexOf("### Model calls"));
+  const shown = section.slice(section.indexOf("```ts\n") + 6, section.indexOf("```\n", 6));
+  const file = await Deno.readTextFile(new URL("../../agents/chat/chat.ts", import.meta.url));
+  const code = file.slice(file.indexOf("import ")).replace(
+    "../../src/agent.ts",
+    "@arcp/runtime/agent",
+  );
+  equal(shown, code);
+});
