@@ -80,15 +80,7 @@ export class CredentialWatch {
    */
   refusal(url: string, headers: Headers, body: ArrayBuffer | undefined): string | undefined {
     if (this.#bySlot.size === 0) return undefined;
-    const places: string[] = [url, safeDecode(url)];
-    for (const [, v] of headers) places.push(v);
-    if (body && body.byteLength > 0) {
-      places.push(
-        new TextDecoder().decode(
-          new Uint8Array(body, 0, Math.min(body.byteLength, BODY_SCAN_BYTES)),
-        ),
-      );
-    }
+    const places = placesOf(url, headers, body);
     for (const list of this.#bySlot.values()) {
       for (const c of list) {
         if (matchesAny(c.globs, url)) continue;
@@ -99,6 +91,38 @@ export class CredentialWatch {
     }
     return undefined;
   }
+
+  /**
+   * The credential a request presents to its own endpoint, if any: the
+   * proxy marks that credential when the upstream refuses it for budget.
+   *
+   * @param url the canonical URL the request went to
+   * @param headers its headers
+   * @param body its body, if any
+   * @returns the credential's id, or undefined
+   */
+  presented(url: string, headers: Headers, body: ArrayBuffer | undefined): string | undefined {
+    if (this.#bySlot.size === 0) return undefined;
+    const places = placesOf(url, headers, body);
+    for (const list of this.#bySlot.values()) {
+      for (const c of list) {
+        if (matchesAny(c.globs, url) && places.some((p) => p.includes(c.value))) return c.id;
+      }
+    }
+    return undefined;
+  }
+}
+
+/** Where a request may carry a credential value: its URL, its headers, its body's start. */
+function placesOf(url: string, headers: Headers, body: ArrayBuffer | undefined): string[] {
+  const places: string[] = [url, safeDecode(url)];
+  for (const [, v] of headers) places.push(v);
+  if (body && body.byteLength > 0) {
+    places.push(
+      new TextDecoder().decode(new Uint8Array(body, 0, Math.min(body.byteLength, BODY_SCAN_BYTES))),
+    );
+  }
+  return places;
 }
 
 function safeDecode(text: string): string {

@@ -96,6 +96,23 @@ Deno.test("ctx.fetch reaches the credential's endpoint without a net.fetch grant
   ]);
 });
 
+Deno.test("an upstream's budget refusal seen by the egress proxy (plain fetch) ends the job BUDGET_EXHAUSTED", async () => {
+  await using r = await rig();
+  const acc = await accepted(r.c, {
+    agent: "creds",
+    input: { mode: "raw-budget" },
+    lease_request: { "model.use": ["gpt-4o-mini"], "cost.budget": ["USD:1"] },
+  });
+  const envs = await r.c.untilTerminal(acc.job_id!, 30_000);
+  const terminal = envs.at(-1)!;
+  equal(terminal.type, "job.error");
+  equal(terminal.payload.code, "BUDGET_EXHAUSTED", JSON.stringify(terminal.payload));
+  match(terminal.payload.message, /HTTP 429/);
+  const remaining = envs.filter((e) => e.payload?.body?.name === "cost.budget.remaining");
+  deepEqual(remaining.map((e) => [e.payload.body.value, e.payload.body.unit]), [[0, "USD"]]);
+  deepEqual(r.gw.calls.map((c) => c.status), [429]);
+});
+
 Deno.test("a rotation reaches the running agent at once; the old value is revoked", async () => {
   await using r = await rig();
   const acc = await accepted(r.c, { agent: "creds", input: { mode: "rotate" } });

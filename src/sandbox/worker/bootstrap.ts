@@ -22,6 +22,7 @@ import { BEAT_INTERVAL_MS, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
 import { makeModelClient, SlotCredentials } from "./model_client.ts";
 
 export { routeFetchThrough } from "./egress_fetch.ts";
+import { upstreamBudget } from "./egress_fetch.ts";
 
 /**
  * Replaces the channels a worker could use to reach other workers or keep
@@ -487,6 +488,16 @@ export function serveAgent(agent: AgentDefinition): void {
       // Whatever the agent kept of ctx sees no credential once its job is over.
       slot.credentials.set([]);
       jobs.delete(j);
+    }
+  };
+  // The egress proxy saw an upstream refuse a credential for budget: tell the job that holds it.
+  upstreamBudget.report = (credentialId, status) => {
+    for (const slot of jobs.values()) {
+      if (!slot.credentials.list.some((c) => c.id === credentialId)) continue;
+      slot.calls.call("upstream_budget", {
+        credential_id: credentialId,
+        message: `the upstream refused it for budget (HTTP ${status})`,
+      }).catch(() => {});
     }
   };
   scope.onmessage = (e: MessageEvent<HostMessage>) => {

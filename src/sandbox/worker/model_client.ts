@@ -24,6 +24,7 @@ import type {
 } from "../../agent.ts";
 import { LeaseError } from "../../agent.ts";
 import type { WireCredential } from "./wire.ts";
+import { isBudgetRefusal } from "./budget_refusal.ts";
 
 /** One job's credentials in its worker: replaced whole by each message from the runtime. */
 export class SlotCredentials {
@@ -80,27 +81,6 @@ export interface ModelDeps {
 
 /** Longest error body read from an upstream refusal. */
 const MAX_ERROR_BODY = 16 * 1024;
-
-/** How a budget refusal reads in an OpenAI-compatible error (LiteLLM, OpenAI, vendors). */
-const BUDGET_REASON =
-  /budget_exceeded|insufficient_quota|budget has been exceeded|exceeded (your|the)? ?(current )?(budget|quota)|max(imum)?[ _]budget/i;
-
-/**
- * Whether an upstream answer is a budget refusal: HTTP 402, or a 400/403/429
- * whose error says budget or quota.
- *
- * @param status the HTTP status
- * @param body the error body's text
- * @returns true for a budget refusal
- * @example
- * ```ts
- * isBudgetRefusal(429, '{"error":{"type":"budget_exceeded"}}'); // true
- * ```
- */
-export function isBudgetRefusal(status: number, body: string): boolean {
-  if (status === 402) return true;
-  return (status === 400 || status === 403 || status === 429) && BUDGET_REASON.test(body);
-}
 
 /** The upstream's error message, without echoing more than a line of it. */
 function upstreamMessage(status: number, body: string): string {

@@ -1,5 +1,5 @@
 import { equal } from "assert";
-import { isBudgetRefusal } from "./model_client.ts";
+import { isBudgetRefusal } from "./budget_refusal.ts";
 
 Deno.test("isBudgetRefusal: 402, and 400/403/429 whose error speaks of budget or quota", () => {
   equal(isBudgetRefusal(402, ""), true);
