@@ -11,7 +11,7 @@
  */
 import { deepEqual, equal, match, ok } from "assert";
 import { startServer, type TestServer } from "../../testing/server.ts";
-import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
+import { ALL_FEATURES, connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 import { ModelGateway, RecordingProvisioner } from "./_model_gateway.ts";
 
 const AGENTS = new URL("../fixtures/model_agents", import.meta.url).pathname;
@@ -124,6 +124,25 @@ Deno.test("a model outside model.use is refused before any request, as a tool_re
   const refusals = bodies(envs, "tool_result") as any[];
   equal(refusals.length, 1);
   equal(refusals[0].error.code, "PERMISSION_DENIED");
+});
+
+Deno.test("a job without a credential (its session did not negotiate them) gets a PERMISSION_DENIED tool_result from ctx.model", async () => {
+  await using r = await rig();
+  await using plain = await connect(
+    r.server.url,
+    "alice-token",
+    ALL_FEATURES.filter((f) => f !== "provisioned_credentials"),
+  );
+  const envs = await run(plain, {
+    agent: "model-user",
+    input: { model: "gpt-4o-mini", catch: true },
+    lease_request: { "model.use": ["gpt-4o-mini"] },
+  });
+  deepEqual(envs.at(-1)!.payload.result, { code: "PERMISSION_DENIED", done: 0 });
+  // deno-lint-ignore no-explicit-any
+  const [refusal] = bodies(envs, "tool_result") as any[];
+  match(refusal.error.message, /no provisioned credential/);
+  equal(r.gw.calls.length, 0);
 });
 
 Deno.test("the gateway's model-not-allowed answer (401) reaches the agent as PERMISSION_DENIED", async () => {

@@ -154,8 +154,6 @@ async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<unknow
   throw new LeaseError("INTERNAL_ERROR", "the model's stream ended before data: [DONE]");
 }
 
-let calls = 0;
-
 /**
  * Builds a job's model client.
  *
@@ -177,16 +175,19 @@ async function chat(
   // Refused before anything is sent: the lease (model.use, expiry, budget) first.
   await deps.authorize("model.use", model);
   const credential = deps.credential();
-  if (!credential) {
-    throw new LeaseError("PERMISSION_DENIED", "this job has no provisioned credential for models");
-  }
-  const callId = `model_${++calls}`;
+  const callId = `model_${crypto.randomUUID()}`;
   await deps.emit("tool_call", {
     tool: "model.chat",
-    args: { model, messages: request.messages?.length ?? 0, credential_id: credential.id },
+    args: { model, messages: request.messages?.length ?? 0, credential_id: credential?.id ?? null },
     call_id: callId,
   });
   try {
+    if (!credential) {
+      throw new LeaseError(
+        "PERMISSION_DENIED",
+        "this job has no provisioned credential for models",
+      );
+    }
     const answer = await stream(deps, credential, request, options);
     const usage = answer.usage;
     if (usage) {
@@ -223,7 +224,7 @@ async function chat(
     return answer;
   } catch (err) {
     const e = asLeaseError(err);
-    if (e.code === "BUDGET_EXHAUSTED") await deps.exhausted(credential.id, e.message);
+    if (e.code === "BUDGET_EXHAUSTED" && credential) await deps.exhausted(credential.id, e.message);
     await deps.emit("tool_result", {
       call_id: callId,
       error: { code: e.code, message: e.message, retryable: e.code === "INTERNAL_ERROR" },
