@@ -59,6 +59,7 @@ export type {
   Sharing,
 } from "./src/sandbox/sandbox.ts";
 export type { SupervisorOptions } from "./src/sandbox/supervisor.ts";
+export type { WireCredential } from "./src/sandbox/worker/wire.ts";
 export type { Listener } from "./src/sandbox/protected_listeners.ts";
 export type { ToolContext, ToolHandler } from "./src/jobs/tools.ts";
 export {
@@ -80,3 +81,5 @@ export type { Lease } from "./src/protocol/lease.ts";
 export type { AgentInventoryEntry } from "./src/protocol/messages.ts";
 export type { JobLimits } from "./src/jobs/job_manager.ts";
 export type { SessionLimits } from "./src/session/registry.ts";
+export type { DrainState, DrainStatus } from "./src/jobs/drain.ts";
+export type { Deployment } from "./src/api/deps.ts";

@@ -45,6 +45,13 @@ export interface AgentCallsPort {
    * @returns them (none when it has no credential)
    */
   endpoints(live: LiveJob): string[];
+  /**
+   * Serves `ctx.input()`.
+   *
+   * @param live the reading job
+   * @returns the next input, or undefined once the input was ended
+   */
+  input(live: LiveJob): Promise<unknown>;
 }
 
 /** Dispatches an agent's requests of the runtime. */
@@ -64,7 +71,7 @@ export class AgentCalls {
    * Serves one request.
    *
    * @param live the calling job
-   * @param op `delegate`, `authorize` or `tool`
+   * @param op `delegate`, `authorize`, `upstream_budget`, `input` or `tool`
    * @param args the request's arguments
    * @returns what the agent gets back (for `authorize`, the canonical target)
    * @throws {ArcpError} the refusal or failure, already reported in the job's events
@@ -73,6 +80,7 @@ export class AgentCalls {
     if (op === "delegate") return await this.#port.delegate(live, args);
     if (op === "authorize") return await this.#authorize(live, args);
     if (op === "upstream_budget") return await this.#upstreamBudget(live, args);
+    if (op === "input") return await this.#port.input(live);
     return await this.#tool(live, args);
   }
 

@@ -65,7 +65,7 @@ export class AgentListener {
       onError: (error) =>
         this.#port.end(
           live,
-          live.cancelling ? cancelled() : { status: "error", error: this.#blame(live, error) },
+          live.cancelling ? cancelled(live) : { status: "error", error: this.#blame(live, error) },
         ),
     };
   }
@@ -81,7 +81,7 @@ export class AgentListener {
 
   /** The agent returned: a streamed result must not also come inline. */
   #finish(live: LiveJob, result: unknown): void {
-    if (live.cancelling) return void this.#port.end(live, cancelled());
+    if (live.cancelling) return void this.#port.end(live, cancelled(live));
     if (live.stream) {
       if (result !== null) {
         return void this.#port.end(live, {

@@ -73,6 +73,8 @@ export interface ModelCall {
   body: any;
   /** The status answered. */
   status: number;
+  /** The `traceparent` header, as sent. */
+  traceparent: string | null;
 }
 
 /** The stand-in gateway. */
@@ -115,7 +117,13 @@ export class ModelGateway {
     } catch {
       body = undefined;
     }
-    const call: ModelCall = { path, key, body, status: 0 };
+    const call: ModelCall = {
+      path,
+      key,
+      body,
+      status: 0,
+      traceparent: req.headers.get("traceparent"),
+    };
     this.calls.push(call);
     const error = (status: number, message: string, type: string) => {
       call.status = status;

@@ -7,7 +7,8 @@
  * remaining reports), `model.use` refusals before any request, a gateway's
  * model-not-allowed answer, budget refusals (402, 429, LiteLLM's 400)
  * translated to `BUDGET_EXHAUSTED`, the runtime's own budget stopping the
- * next call, slow responses cancelled and dropped ones failing.
+ * next call, slow responses cancelled and dropped ones failing, and the
+ * job's `traceparent` on every request to the gateway.
  */
 import { deepEqual, equal, match, ok } from "assert";
 import { startServer, type TestServer } from "../../testing/server.ts";
@@ -82,6 +83,8 @@ Deno.test("chat@1.0.0 streams the model's answer as its result, reports usage an
   equal(call.body.stream, true);
   deepEqual(call.body.stream_options, { include_usage: true });
   deepEqual(call.body.messages, [{ role: "user", content: "Say hello" }]);
+  // The gateway joins the job's trace, as ctx.fetch's upstreams do (§5.9).
+  match(call.traceparent ?? "", new RegExp(`^00-${envs[0].trace_id}-[0-9a-f]{16}-01$`));
 
   const [toolCall] = bodies(envs, "tool_call");
   equal(toolCall.tool, "model.chat");

@@ -77,6 +77,8 @@ export interface ModelDeps {
   exhausted: (credentialId: string, message: string) => Promise<unknown>;
   /** The job's signal. */
   signal: AbortSignal;
+  /** The job's `traceparent`, sent with every request so the gateway joins the job's trace (§5.9). */
+  traceparent: string;
 }
 
 /** Longest error body read from an upstream refusal. */
@@ -258,6 +260,7 @@ async function stream(
       authorization: `Bearer ${credential.value}`,
       "content-type": "application/json",
       accept: "text/event-stream",
+      traceparent: deps.traceparent,
     },
     body: JSON.stringify({
       ...request,

@@ -21,6 +21,8 @@ export type HostMessage =
     j: number;
     jobId: string;
     traceId: string;
+    /** The job's span in that trace: the parent of what the agent fetches (`traceparent`). */
+    spanId?: string;
     input: unknown;
     lease: Record<string, string[]>;
     /** How often to beat (ms). */
@@ -40,14 +42,23 @@ export type HostMessage =
 
 /** A provisioned credential on the worker wire (the protocol's `Credential`). */
 export interface WireCredential {
+  /** The credential's id, what events and the API name it by. */
   id: string;
+  /** How the value is presented (`bearer`). */
   scheme: string;
+  /** The secret itself; it never leaves the job's sandbox but for its endpoint. */
   value: string;
+  /** The base URL the value may be sent to. */
   endpoint: string;
+  /** The provisioner profile it was issued under. */
   profile?: string;
+  /** Limits the issuer set on it. */
   constraints?: {
+    /** When it stops working (RFC 3339). */
     expires_at?: string;
+    /** Models it may be used with. */
     allowed_models?: string[];
+    /** Most it may spend. */
     max_spend?: { currency: string; amount: number };
   };
 }
@@ -59,7 +70,7 @@ type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 export type JobMessage = OmitEach<Exclude<HostMessage, { t: "describe" }>, "j">;
 
 /** Operations a worker may ask the runtime for; each is checked against the lease. */
-export const CALL_OPS = ["authorize", "tool", "delegate", "upstream_budget"] as const;
+export const CALL_OPS = ["authorize", "tool", "delegate", "upstream_budget", "input"] as const;
 
 /** One of {@linkcode CALL_OPS}. */
 export type CallOp = typeof CALL_OPS[number];
