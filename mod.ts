@@ -66,6 +66,7 @@ export type {
   Sharing,
 } from "./src/sandbox/sandbox.ts";
 export type { SupervisorOptions } from "./src/sandbox/supervisor.ts";
+export type { WireCredential } from "./src/sandbox/worker/wire.ts";
 export type { Listener } from "./src/sandbox/protected_listeners.ts";
 export type { ToolContext, ToolHandler } from "./src/jobs/tools.ts";
 export {

@@ -86,6 +86,28 @@ export interface AgentContext {
   readonly traceId: string;
   /** The effective lease. */
   readonly lease: AgentLease;
+  /**
+   * The job's provisioned credentials (ARCP §9.8), current at every read: a
+   * rotation replaces a value at once, and the list is empty before the job
+   * is accepted and after it ends. Present a value only to its `endpoint`;
+   * the sandbox refuses any request that carries it anywhere else.
+   */
+  readonly credentials: readonly AgentCredential[];
+  /**
+   * One credential by `id` or `profile` (the first one without an argument).
+   *
+   * @param idOrProfile a credential id (`cred_…`) or profile (`openai`)
+   * @returns it, or undefined when the job has none such
+   */
+  credential(idOrProfile?: string): AgentCredential | undefined;
+  /**
+   * An OpenAI-compatible chat client bound to the job's credential of that
+   * profile (or id) and to its `model.use` lease.
+   *
+   * @param idOrProfile which credential (default: the first)
+   * @returns the client; its calls fail with `PERMISSION_DENIED` when the job has no such credential
+   */
+  model(idOrProfile?: string): ModelClient;
   /** Emits a `log` event. */
   log(level: LogLevel, message: string, attributes?: Record<string, unknown>): Promise<void>;
   /** Emits a `thought` event. */
@@ -142,6 +164,105 @@ export interface AgentContext {
    * of this job's, and resolves with its result (rejects with its error).
    */
   delegate(agent: string, input: unknown, options?: DelegateOptions): Promise<unknown>;
+}
+
+/** A provisioned credential as the agent sees it (ARCP §9.8). */
+export interface AgentCredential {
+  /** Stable id within the job (`cred_…`); a rotation keeps it. */
+  readonly id: string;
+  /** Auth scheme, `bearer`. */
+  readonly scheme: string;
+  /** The secret: send it only to `endpoint`. */
+  readonly value: string;
+  /** Base URL where it is valid, e.g. `https://gateway.internal/v1`. */
+  readonly endpoint: string;
+  /** API dialect hint, e.g. `openai`. */
+  readonly profile?: string;
+  /** What the upstream enforces. */
+  readonly constraints?: {
+    readonly expires_at?: string;
+    readonly allowed_models?: readonly string[];
+    readonly max_spend?: { readonly currency: string; readonly amount: number };
+  };
+}
+
+/** One message of an OpenAI-compatible chat. */
+export interface ChatMessage {
+  /** `system`, `user`, `assistant` or `tool`. */
+  role: string;
+  /** The text. */
+  content: string;
+  /** Optional speaker name. */
+  name?: string;
+}
+
+/** A chat completion request (the OpenAI wire fields; others are passed through). */
+export interface ChatRequest {
+  /** The model; checked against `model.use` before anything is sent. */
+  model: string;
+  /** The conversation so far. */
+  messages: ChatMessage[];
+  /** Upper bound on generated tokens. */
+  max_tokens?: number;
+  /** Sampling temperature. */
+  temperature?: number;
+  /** Any other field of the upstream's API. */
+  [field: string]: unknown;
+}
+
+/** Token counts an upstream reported for one call. */
+export interface ChatUsage {
+  /** Tokens of the prompt. */
+  prompt_tokens: number;
+  /** Tokens generated. */
+  completion_tokens: number;
+  /** Both. */
+  total_tokens: number;
+}
+
+/** The outcome of one chat call. */
+export interface ChatAnswer {
+  /** The whole generated text. */
+  text: string;
+  /** The model that answered, as the upstream named it. */
+  model: string;
+  /** Why generation stopped (`stop`, `length`, …), when the upstream said. */
+  finishReason: string | null;
+  /** Token counts, when the upstream reported them. */
+  usage?: ChatUsage;
+  /** What the call cost in USD, when the upstream reported it. */
+  costUsd?: number;
+}
+
+/** Options of one {@linkcode ModelClient.chat} call. */
+export interface ChatOptions {
+  /** Receives each piece of generated text as it streams in. */
+  onDelta?: (text: string) => void | Promise<void>;
+  /** Also emit each piece as a `thought` event. */
+  thoughts?: boolean;
+  /** Stops the call (the job's own signal always does). */
+  signal?: AbortSignal;
+}
+
+/**
+ * An OpenAI-compatible chat client (`POST {endpoint}/chat/completions`,
+ * streamed). Each call is checked against `model.use` and the budget before
+ * any request, emits `tool_call`/`tool_result` events, and reports usage as
+ * metrics (`tokens.*`, and `cost.model` in USD when the upstream states the
+ * cost). Each request carries the job's `traceparent`, as `ctx.fetch`'s do.
+ * An upstream's budget refusal rejects with a `LeaseError`
+ * `BUDGET_EXHAUSTED`; any other refusal with `PERMISSION_DENIED` (403, a model
+ * not allowed) or `INTERNAL_ERROR`.
+ */
+export interface ModelClient {
+  /**
+   * Runs one streamed chat completion.
+   *
+   * @param request the model and messages
+   * @param options where the streamed text goes
+   * @returns the whole answer
+   */
+  chat(request: ChatRequest, options?: ChatOptions): Promise<ChatAnswer>;
 }
 
 /** The child's authority when delegating. */

@@ -12,6 +12,12 @@ import type { JobLimits } from "./limits.ts";
 import { cancelled, type EndJob, type LiveJob } from "./live_job.ts";
 import type { EmitEvent } from "./fanout.ts";
 
+/**
+ * Metric names only the runtime reports (`cost.budget.remaining` and any
+ * other `cost.budget.*`): not spend, and not the agent's to forge.
+ */
+const RUNTIME_METRIC = /^cost\.budget(\.|$)/;
+
 /** What listening to agents needs of the jobs layer. */
 export interface AgentListenerPort {
   /** Emits a `job.event`. */
@@ -57,8 +63,20 @@ export class AgentListener {
       onCall: (op, args) => this.#port.call(live, op, args),
       onResult: (result) => this.#finish(live, result),
       onError: (error) =>
-        this.#port.end(live, live.cancelling ? cancelled(live) : { status: "error", error }),
+        this.#port.end(
+          live,
+          live.cancelling ? cancelled(live) : { status: "error", error: this.#blame(live, error) },
+        ),
     };
+  }
+
+  /**
+   * A job whose upstream refused for budget failed for that reason (§9.6),
+   * even when the agent turned the refusal into an error of its own.
+   */
+  #blame(live: LiveJob, error: ArcpError): ArcpError {
+    if (!live.upstreamBudget || error.code !== "INTERNAL_ERROR") return error;
+    return new ArcpError("BUDGET_EXHAUSTED", `upstream budget exhausted (${live.upstreamBudget})`);
   }
 
   /** The agent returned: a streamed result must not also come inline. */
@@ -112,6 +130,10 @@ export class AgentListener {
   #agentEvent(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void> {
     if (live.ended) return Promise.resolve();
     if (kind !== "metric") return this.#port.event(live, kind, body);
+    if (RUNTIME_METRIC.test(String(body.name))) {
+      // Reports of the budget are the runtime's: an agent's is renamed, never charged.
+      return this.#port.event(live, kind, { ...body, name: `agent.${body.name}` });
+    }
     const remaining = this.#charge(live, body);
     // Cost reported by a delegated job is charged to every live ancestor too.
     for (let p = live.parent; p; p = p.parent) {

@@ -55,6 +55,13 @@ export interface DelegationPort {
   accept(live: LiveJob): void;
   /** Starts a live job's agent. */
   start: StartJob;
+  /**
+   * Issues a child its own credentials when its parent has some.
+   *
+   * @param child the accepted child
+   * @returns resolves once issued
+   */
+  issueCredentials(child: LiveJob): Promise<void>;
   /** Ends a job. */
   end: EndJob;
 }
@@ -244,7 +251,14 @@ export class Delegation {
     }
     this.#port.accept(live);
     if (live.cancelling) void this.#port.end(live, cancelled(live));
-    else this.#port.start(live, expiresMs);
+    else {
+      try {
+        await this.#port.issueCredentials(live);
+      } catch (err) {
+        void this.#port.end(live, { status: "error", error: toArcpError(err) });
+      }
+      if (!live.ended) this.#port.start(live, expiresMs);
+    }
     const done = await outcome;
     if (done.status !== "success") throw done.error;
     return live.stream

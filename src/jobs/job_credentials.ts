@@ -50,6 +50,8 @@ export class JobCredentials {
       expiresAt: job.lease_constraints?.expires_at,
       budget: job.budget,
     });
+    // The agent holds the new value before anyone is told the old one is gone.
+    live.run?.credentials(this.#service.current(jobId) ?? []);
     await this.#send(live, credential, "credential rotated");
   }
 
@@ -86,6 +88,53 @@ export class JobCredentials {
    */
   get provisioned(): boolean {
     return this.#service !== undefined;
+  }
+
+  /**
+   * Issues a delegated child its own credential when its parent has one
+   * (§9.8.2): scoped to the child's lease, which is a subset of the
+   * parent's (models from its `model.use`, spend from its `cost.budget`,
+   * expiry no later than the parent's), and revoked when the child ends.
+   *
+   * @param child the child, live and accepted, not yet started
+   * @returns resolves once issued (at once when the parent has none)
+   * @throws {ArcpError} `INTERNAL_ERROR` when the upstream cannot issue
+   */
+  async issueChild(child: LiveJob): Promise<void> {
+    const parent = child.parent;
+    if (!this.#service || !parent || !this.#service.current(parent.record.job_id)?.length) return;
+    const job = child.record;
+    await this.#service.issue({
+      jobId: job.job_id,
+      traceId: job.trace_id,
+      lease: job.lease,
+      expiresAt: job.lease_constraints?.expires_at,
+      budget: job.budget,
+    });
+  }
+
+  /**
+   * Revokes the credentials of a job's descendants and takes them from
+   * their agents: a job's end leaves no credential of its tree live, even
+   * while its children are still being cancelled.
+   *
+   * @param live the ending job
+   * @returns resolves once attempted
+   */
+  async revokeDescendants(live: LiveJob): Promise<void> {
+    if (!this.#service) return;
+    const pending: Array<Promise<void>> = [];
+    const visit = (job: LiveJob) => {
+      for (const child of job.children) {
+        if (this.#service!.current(child.record.job_id)) {
+          child.run?.credentials([]);
+          pending.push(this.#service!.revokeJob(child.record.job_id));
+        }
+        visit(child);
+      }
+    };
+    visit(live);
+    await Promise.all(pending);
   }
 
   /**

@@ -160,12 +160,16 @@ export class JobManager {
       },
       start,
       end,
+      issueCredentials: (child) => credentials.issueChild(child),
     }, all);
     const inputs = this.#inputs = new JobInputs({ store, live, event }, all);
     const calls = new AgentCalls({
       tools: deps.tools,
       event,
       delegate: delegation.delegate.bind(delegation),
+      holds: (live, id) =>
+        credentials.current(live.record.job_id)?.some((c) => c.id === id) ?? false,
+      endpoints: (live) => credentials.current(live.record.job_id)?.map((c) => c.endpoint) ?? [],
       input: inputs.take.bind(inputs),
     });
     const listener = new AgentListener({ event, call: calls.call.bind(calls), end }, all);

@@ -114,8 +114,10 @@ export class Lifecycle {
         expiresMs,
       ));
     }
+    const credentials = this.#credentials.current(job.job_id);
     this.#sandbox.start(
       {
+        ...(credentials ? { credentials } : {}),
         jobId: job.job_id,
         principal: job.principal,
         traceId: job.trace_id,
@@ -132,6 +134,11 @@ export class Lifecycle {
         if (live.ended) run.kill();
         else {
           live.run = run;
+          // A rotation while the sandbox was starting: hand over the value that is live now.
+          const now = this.#credentials.current(job.job_id);
+          if (credentials && now?.some((c, i) => c.value !== credentials[i]?.value)) {
+            run.credentials(now);
+          }
           if (live.cancelling) run.abort("cancelled");
         }
       },
@@ -227,7 +234,12 @@ export class Lifecycle {
     live.span?.end(job);
     this.#events.ended(job, outcome);
     // Revocation is attempted before the terminal message goes out.
-    if (this.#credentials.provisioned) await this.#credentials.revoke(job.job_id);
+    if (this.#credentials.provisioned) {
+      await Promise.all([
+        this.#credentials.revoke(job.job_id),
+        this.#credentials.revokeDescendants(live),
+      ]);
+    }
     for (const child of live.children) this.cancel(child, "parent job ended");
     if (live.parent) live.parent.children.delete(live);
     live.settle?.(outcome);

@@ -93,6 +93,12 @@ export interface LiveJob {
   span?: JobSpan;
   /** Set once the terminal envelope has been staged. */
   terminated?: boolean;
+  /**
+   * Set when an upstream refused one of the job's credentials for budget:
+   * the job's failure is then `BUDGET_EXHAUSTED` (§9.6), whatever the agent
+   * made of the refusal.
+   */
+  upstreamBudget?: string;
   /** What the job has committed to its log, for the output quotas. */
   output: { events: number; bytes: number };
 }

@@ -107,6 +107,24 @@ export class BudgetCounters {
   }
 
   /**
+   * Empties every counter that is still positive: the upstream that
+   * enforces this budget (a provisioned credential's gateway) refused for
+   * budget, so nothing more can be spent through it.
+   *
+   * @returns a report per counter that was emptied
+   */
+  exhaust(): RemainingReport[] {
+    const reports: RemainingReport[] = [];
+    for (const [currency, left] of this.#remaining) {
+      if (isExhausted(left)) continue;
+      this.#remaining.set(currency, 0n);
+      this.#unreported.set(currency, 0n);
+      reports.push({ currency, value: 0 });
+    }
+    return reports;
+  }
+
+  /**
    * Current counters for the wire.
    *
    * @returns currency → number

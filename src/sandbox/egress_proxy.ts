@@ -19,6 +19,8 @@ import { parseCanonicalUrl } from "../lease/canonical_url.ts";
 import { matchesAny } from "../lease/glob.ts";
 import { listenerNamedBy } from "./protected_listeners.ts";
 import { EGRESS_HEADERS, type EgressConfig } from "./worker/egress_fetch.ts";
+import { CredentialWatch } from "./credential_egress.ts";
+import { BUDGET_STATUSES, isBudgetRefusal } from "./worker/budget_refusal.ts";
 
 /** The longest redirect chain the proxy follows for one request. */
 const MAX_REDIRECTS = 20;
@@ -69,6 +71,8 @@ export class EgressProxy {
   #server: Deno.HttpServer<Deno.NetAddr>;
   #globs: readonly string[];
   #token = crypto.randomUUID() + crypto.randomUUID();
+  /** The provisioned credentials of the jobs behind this proxy: a value goes only to its endpoint. */
+  readonly credentials: CredentialWatch = new CredentialWatch();
 
   /**
    * Binds a fresh loopback port and starts serving; the port is bound when
@@ -139,6 +143,11 @@ export class EgressProxy {
     let method = req.method;
     let url = first.url;
     for (let hop = 0;; hop++) {
+      // Every hop: a redirect must not carry a credential away from its endpoint either.
+      const leak = this.credentials.refusal(url, headers, body);
+      if (leak) {
+        return answer(403, EGRESS_HEADERS.refused, hop > 0 ? `redirect: ${leak}` : leak);
+      }
       let res: Response;
       try {
         // Not req.signal: Deno 2.9 aborts it once a response is sent, and warns about it. A
@@ -149,7 +158,12 @@ export class EgressProxy {
       }
       const location = res.headers.get("location");
       if (mode === "manual" || !REDIRECT_STATUSES.has(res.status) || location === null) {
-        return this.#relay(res, url, hop > 0);
+        const presented = BUDGET_STATUSES.has(res.status)
+          ? this.credentials.presented(url, headers, body)
+          : undefined;
+        return presented
+          ? await this.#relayRefusal(res, url, hop > 0, presented)
+          : this.#relay(res, url, hop > 0);
       }
       await res.body?.cancel();
       if (mode === "error") {
@@ -179,6 +193,27 @@ export class EgressProxy {
       if (new URL(next.url).origin !== new URL(url).origin) headers.delete("authorization");
       url = next.url;
     }
+  }
+
+  /**
+   * Relays an error answer to a request that presented a credential: read
+   * whole (error bodies are small) to tell a budget refusal, which is then
+   * marked for the worker with the credential's id.
+   */
+  async #relayRefusal(
+    res: Response,
+    url: string,
+    redirected: boolean,
+    credentialId: string,
+  ): Promise<Response> {
+    const text = await res.text().catch(() => "");
+    const relayed = this.#relay(
+      new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers }),
+      url,
+      redirected,
+    );
+    if (isBudgetRefusal(res.status, text)) relayed.headers.set(EGRESS_HEADERS.budget, credentialId);
+    return relayed;
   }
 
   #relay(res: Response, url: string, redirected: boolean): Response {

@@ -52,6 +52,7 @@ export class LocalLauncher implements AgentLauncher {
       // One job per worker here: agents' `reuse` and `concurrency` apply to
       // sandbox processes only.
       post: (msg) => {
+        if (msg.t === "credentials") proxy?.credentials.set(0, msg.credentials);
         if (alive) worker.postMessage({ ...msg, j: 0 });
       },
       // A forced end of a worker stuck in synchronous code may leave its

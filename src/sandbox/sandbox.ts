@@ -8,6 +8,7 @@
  */
 import type { ArcpError } from "../protocol/errors.ts";
 import type { Lease } from "../protocol/lease.ts";
+import type { WireCredential } from "./worker/wire.ts";
 
 export { checkResult } from "./result_check.ts";
 
@@ -48,6 +49,11 @@ export interface SandboxJob {
   lease: Lease;
   /** How the agent's workers are shared; absent for a fresh worker per job. */
   sharing?: Sharing;
+  /**
+   * The job's provisioned credentials: delivered to its worker after
+   * `start`, and their endpoints added to its egress globs.
+   */
+  credentials?: WireCredential[];
 }
 
 /** How a running agent reports back. Calls arrive in the order the agent made them. */
@@ -75,6 +81,13 @@ export interface AgentRun {
   abort(reason: string): void;
   /** Ends the agent at once. */
   kill(): void;
+  /**
+   * Replaces the credentials the agent holds (a rotation; an empty list
+   * when they were revoked before the job's end).
+   *
+   * @param credentials the current list
+   */
+  credentials(credentials: WireCredential[]): void;
 }
 
 /** Something that runs agents. */

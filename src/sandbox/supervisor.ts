@@ -25,6 +25,7 @@ import { checkResult } from "./result_check.ts";
 import type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
 import { type WorkerMessage, WorkerMessageSchema } from "./worker/wire.ts";
 import { assertNoEscapingSymlinks, DEFAULT_SCAN_LIMIT } from "./symlink_scan.ts";
+import { endpointGlobs } from "./credential_egress.ts";
 
 /** Options of {@linkcode SupervisedSandbox}. */
 export interface SupervisorOptions {
@@ -222,9 +223,13 @@ export class SupervisedSandbox implements Sandbox {
     let pendingCalls = 0;
     let lastBeat = Date.now() + this.#startGraceMs - this.#beatMs;
     let channel: AgentChannel | undefined;
+    /** Whether the worker (and its process's egress proxy) hold credentials of this job. */
+    let holding = false;
     const finish = (how: JobExit) => {
       done = true;
       clearTimeout(watchdog);
+      // A shared worker lives on: the job's credentials leave it with the job.
+      if (holding) channel?.post({ t: "credentials", credentials: [] });
       channel?.end(how);
     };
     /** Ends the job; `forced` unless the agent itself finished (threw, or its worker died). */
@@ -403,7 +408,10 @@ export class SupervisedSandbox implements Sandbox {
         principal: job.principal,
         agentUrl: job.agentUrl,
         permissions,
-        egress: job.lease["net.fetch"] ?? [],
+        egress: [
+          ...(job.lease["net.fetch"] ?? []),
+          ...new Set((job.credentials ?? []).flatMap((c) => endpointGlobs(c.endpoint))),
+        ],
         ...(job.sharing ? { sharing: job.sharing } : {}),
       }, {
         message: onMessage,
@@ -417,6 +425,13 @@ export class SupervisedSandbox implements Sandbox {
       clearTimeout(watchdog);
       throw err;
     }
+    const deliver = (credentials: NonNullable<SandboxJob["credentials"]>) => {
+      if (done || (!holding && credentials.length === 0)) return;
+      holding = credentials.length > 0;
+      channel!.post({ t: "credentials", credentials });
+    };
+    // Before `start`, so the agent's first line already sees them.
+    if (job.credentials) deliver(job.credentials);
     channel.post({
       t: "start",
       jobId: job.jobId,
@@ -427,6 +442,7 @@ export class SupervisedSandbox implements Sandbox {
       beatMs: this.#beatMs,
     });
     return {
+      credentials: deliver,
       abort: (reason) => {
         if (!done) channel!.post({ t: "abort", reason });
       },

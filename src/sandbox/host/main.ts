@@ -140,6 +140,7 @@ class Relay {
     else if (cmd.c === "next" && this.#worker && !this.#dead) this.#next();
     else if (cmd.c === "post" && this.#worker && !this.#dead) {
       const msg = cmd.msg;
+      if (msg.t === "credentials") this.#proxy?.credentials.set(msg.j, msg.credentials);
       if (msg.t === "credit") {
         const n = this.#outstanding.get(msg.j);
         if (n !== undefined) this.#outstanding.set(msg.j, Math.max(0, n - msg.n));
@@ -165,6 +166,7 @@ class Relay {
     this.#worker = undefined;
     this.#outstanding.clear();
     this.#ended.clear();
+    this.#proxy?.credentials.clear();
     this.#launch(this.#template!);
     if (!this.#dead) this.report({ recycled: true });
   }

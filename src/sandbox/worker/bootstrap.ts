@@ -19,9 +19,11 @@ import type {
 import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
 import { BEAT_INTERVAL_MS, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
+import { makeModelClient, SlotCredentials } from "./model_client.ts";
 import { traceparentOf, withTraceparent } from "./trace_context.ts";
 
 export { routeFetchThrough } from "./egress_fetch.ts";
+import { upstreamBudget } from "./egress_fetch.ts";
 
 /**
  * Replaces the channels a worker could use to reach other workers or keep
@@ -371,6 +373,7 @@ function makeContext(
   calls: Calls,
   signal: AbortSignal,
   stream: ResultStream,
+  credentials: SlotCredentials,
 ): AgentContext {
   const emit = (kind: string, body: Record<string, unknown>) => outbox.send(kind, body);
   const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
@@ -379,12 +382,28 @@ function makeContext(
     await outbox.drained();
     return await calls.call("authorize", { ns, target }) as string;
   };
+  // One span for the job: ctx.fetch and ctx.model name the same parent.
+  const traceparent = traceparentOf(start.traceId, start.spanId);
   return Object.freeze(
     {
       signal,
       jobId: start.jobId,
       traceId: start.traceId,
       lease: Object.freeze(structuredClone(start.lease)),
+      get credentials() {
+        return credentials.list;
+      },
+      credential: (idOrProfile?: string) => credentials.find(idOrProfile),
+      model: (idOrProfile?: string) =>
+        makeModelClient({
+          credential: () => credentials.find(idOrProfile),
+          authorize,
+          emit,
+          exhausted: (credentialId, message) =>
+            calls.call("upstream_budget", { credential_id: credentialId, message }),
+          signal,
+          traceparent,
+        }),
       log: (level, message, attributes) =>
         emit("log", { level, message, ...opt(attributes, "attributes") }),
       thought: (text) => emit("thought", { text }),
@@ -404,7 +423,7 @@ function makeContext(
         return emit(kind, body);
       },
       fs: makeFs(authorize),
-      fetch: makeFetch(authorize, traceparentOf(start.traceId, start.spanId)),
+      fetch: makeFetch(authorize, traceparent),
       input: () => nextInput(calls, signal),
       inputs: () => inputsOf(calls, signal),
       tool: async (name: string, args?: unknown) => {
@@ -461,6 +480,7 @@ interface JobSlot {
   outbox: Outbox;
   calls: Calls;
   abort: AbortController;
+  credentials: SlotCredentials;
 }
 
 /**
@@ -474,6 +494,8 @@ interface JobSlot {
  */
 export function serveAgent(agent: AgentDefinition): void {
   const jobs = new Map<number, JobSlot>();
+  /** Credentials sent just before their job's `start`. */
+  const early = new Map<number, Extract<HostMessage, { t: "credentials" }>["credentials"]>();
   let beating = false;
   const run = async (start: Extract<HostMessage, { t: "start" }>) => {
     const { j } = start;
@@ -481,7 +503,10 @@ export function serveAgent(agent: AgentDefinition): void {
       outbox: new Outbox(j),
       calls: new Calls(j),
       abort: new AbortController(),
+      credentials: new SlotCredentials(),
     };
+    slot.credentials.set(early.get(j) ?? []);
+    early.delete(j);
     const stream = new ResultStream(slot.outbox);
     jobs.set(j, slot);
     if (!beating) {
@@ -493,7 +518,7 @@ export function serveAgent(agent: AgentDefinition): void {
     try {
       const value = await agent.run(
         start.input,
-        makeContext(start, slot.outbox, slot.calls, slot.abort.signal, stream),
+        makeContext(start, slot.outbox, slot.calls, slot.abort.signal, stream, slot.credentials),
       );
       await stream.end();
       await slot.outbox.drained();
@@ -502,7 +527,19 @@ export function serveAgent(agent: AgentDefinition): void {
       await slot.outbox.drained();
       post(errorMessage(j, err));
     } finally {
+      // Whatever the agent kept of ctx sees no credential once its job is over.
+      slot.credentials.set([]);
       jobs.delete(j);
+    }
+  };
+  // The egress proxy saw an upstream refuse a credential for budget: tell the job that holds it.
+  upstreamBudget.report = (credentialId, status) => {
+    for (const slot of jobs.values()) {
+      if (!slot.credentials.list.some((c) => c.id === credentialId)) continue;
+      slot.calls.call("upstream_budget", {
+        credential_id: credentialId,
+        message: `the upstream refused it for budget (HTTP ${status})`,
+      }).catch(() => {});
     }
   };
   scope.onmessage = (e: MessageEvent<HostMessage>) => {
@@ -522,6 +559,11 @@ export function serveAgent(agent: AgentDefinition): void {
       jobs.get(msg.j)?.outbox.grant(msg.n);
     } else if (msg.t === "reply") {
       jobs.get(msg.j)?.calls.settle(msg);
+    } else if (msg.t === "credentials") {
+      const slot = jobs.get(msg.j);
+      if (slot) slot.credentials.set(msg.credentials);
+      else if (msg.credentials.length > 0) early.set(msg.j, msg.credentials);
+      else early.delete(msg.j);
     } else if (msg.t === "abort") {
       jobs.get(msg.j)?.abort.abort(new DOMException(msg.reason, "AbortError"));
     }

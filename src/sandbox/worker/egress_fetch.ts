@@ -25,6 +25,8 @@ export const EGRESS_HEADERS = {
   url: "x-arcp-egress-url",
   /** Present when the proxy followed at least one redirect. */
   redirected: "x-arcp-egress-redirected",
+  /** On an upstream's budget refusal of a provisioned credential: that credential's id. */
+  budget: "x-arcp-egress-budget",
 } as const;
 
 /** Where a worker's egress proxy is and how it knows this job. */
@@ -34,6 +36,17 @@ export interface EgressConfig {
   /** The job's secret for that proxy. */
   token: string;
 }
+
+/**
+ * Where the worker's bootstrap hears of an upstream's budget refusal the
+ * proxy saw (a request that presented a job's credential to its endpoint),
+ * so the runtime can end that job's budget, whatever the agent does with
+ * the response.
+ */
+export const upstreamBudget: {
+  /** Called with the refused credential's id and the upstream's status. */
+  report?: (credentialId: string, status: number) => void;
+} = {};
 
 /** Statuses whose responses have no body (Fetch standard "null body status"). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -72,6 +85,8 @@ export function routeFetchThrough(config: EgressConfig): void {
       if (refused !== null) throw new Deno.errors.NotCapable(decodeURIComponent(refused));
       throw new TypeError(`fetch failed: ${decodeURIComponent(failed!)}`);
     }
+    const budget = res.headers.get(EGRESS_HEADERS.budget);
+    if (budget !== null) upstreamBudget.report?.(budget, res.status);
     const out = new Headers(res.headers);
     for (const h of Object.values(EGRESS_HEADERS)) out.delete(h);
     const response = new Response(NULL_BODY.has(res.status) ? null : res.body, {

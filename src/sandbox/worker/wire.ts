@@ -29,9 +29,39 @@ export type HostMessage =
     beatMs: number;
   }
   | { t: "abort"; j: number; reason: string }
+  /**
+   * The job's provisioned credentials, replacing what the worker held: sent
+   * just before `start`, again on every rotation, and empty at the job's end. The
+   * sandbox process reads them too (its egress proxy refuses to carry a
+   * value anywhere but its endpoint).
+   */
+  | { t: "credentials"; j: number; credentials: WireCredential[] }
   | { t: "credit"; j: number; n: number }
   | { t: "reply"; j: number; id: number; ok: true; value: unknown }
   | { t: "reply"; j: number; id: number; ok: false; code: string; message: string };
+
+/** A provisioned credential on the worker wire (the protocol's `Credential`). */
+export interface WireCredential {
+  /** The credential's id, what events and the API name it by. */
+  id: string;
+  /** How the value is presented (`bearer`). */
+  scheme: string;
+  /** The secret itself; it never leaves the job's sandbox but for its endpoint. */
+  value: string;
+  /** The base URL the value may be sent to. */
+  endpoint: string;
+  /** The provisioner profile it was issued under. */
+  profile?: string;
+  /** Limits the issuer set on it. */
+  constraints?: {
+    /** When it stops working (RFC 3339). */
+    expires_at?: string;
+    /** Models it may be used with. */
+    allowed_models?: string[];
+    /** Most it may spend. */
+    max_spend?: { currency: string; amount: number };
+  };
+}
 
 /** Omits a key from each member of a union. */
 type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -40,7 +70,7 @@ type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 export type JobMessage = OmitEach<Exclude<HostMessage, { t: "describe" }>, "j">;
 
 /** Operations a worker may ask the runtime for; each is checked against the lease. */
-export const CALL_OPS = ["authorize", "tool", "delegate", "input"] as const;
+export const CALL_OPS = ["authorize", "tool", "delegate", "upstream_budget", "input"] as const;
 
 /** One of {@linkcode CALL_OPS}. */
 export type CallOp = typeof CALL_OPS[number];
