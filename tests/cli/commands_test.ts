@@ -145,7 +145,8 @@ Deno.test("arcp submit resumes its session when the runtime comes back and repor
     const cli = spawnCli(["submit", "sleeper", "--input", '{"ms":60000}'], env(first, dir));
     const [, jobId] = await cli.waitFor(JOB_LINE);
     await cli.waitFor(/^status: sleeping$/m);
-    await first.stop("SIGTERM");
+    // A crash, not a drain: the job is still running when the runtime goes.
+    await first.stop("SIGKILL");
     const second = await startChildServer(`${dir}/arcp.kv`, ["--port", port]);
     try {
       const run = await cli.done();
