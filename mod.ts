@@ -50,6 +50,17 @@ export {
   type ProgressBody,
 } from "./src/agent.ts";
 export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
+export {
+  type AnonymousLimits,
+  authenticateBearer,
+  type Authenticator,
+  authError,
+  type AuthFailure,
+  type AuthScheme,
+  type Identity,
+} from "./src/session/auth.ts";
+export type { AuthOptions } from "./src/session/authenticator.ts";
+export type { JwtOptions } from "./src/session/jwt_auth.ts";
 export { Counter, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
 export type {
   AgentRun,

@@ -24,7 +24,15 @@ import {
   CredentialService,
   type CredentialServiceOptions,
 } from "./credentials/credentials.ts";
-import { HelloThrottle, TokenTable } from "./session/auth.ts";
+import {
+  authenticateBearer,
+  type Authenticator,
+  HelloThrottle,
+  type Identity,
+  isAnonymous,
+} from "./session/auth.ts";
+import { type AuthOptions, buildAuth } from "./session/authenticator.ts";
+import type { ArcpError } from "./protocol/errors.ts";
 import { SessionEvents } from "./session/operator_events.ts";
 import { Connection } from "./session/connection.ts";
 import type { ConnectionContext } from "./session/context.ts";
@@ -69,8 +77,14 @@ export interface RuntimeOptions {
   kvPath: string;
   /** Folder of agent modules. */
   agentsDir: string;
-  /** Bearer token → principal. */
-  tokens: Record<string, string>;
+  /** Bearer token → principal (added to `auth.tokens`). */
+  tokens?: Record<string, string>;
+  /**
+   * Who may connect beyond `tokens`: JWTs from an identity provider
+   * (`auth.jwt`), the anonymous scheme (`auth.anonymous`, off by default),
+   * authenticators of your own. Static tokens are tried first, then JWT.
+   */
+  auth?: AuthOptions;
   /** Largest inbound frame (bytes); default 1 MiB. */
   maxFrameBytes?: number;
   /** Session limits. */
@@ -229,6 +243,15 @@ export interface Runtime {
   serveStdio(input: ReadableStream<Uint8Array>, output: WritableStream<Uint8Array>): Promise<void>;
   /** The agent inventory, as the welcome advertises it. */
   inventory(): AgentInventoryEntry[];
+  /**
+   * Authenticates an HTTP `Authorization: Bearer …` header exactly as
+   * `session.hello` authenticates its token, for routes an embedder serves
+   * beside the runtime.
+   *
+   * @param header the header's value, if any
+   * @returns the identity, or an `UNAUTHENTICATED` error (answer it with 401)
+   */
+  authenticateBearer(header: string | null | undefined): Promise<Identity | ArcpError>;
   /** The operator metrics `GET /metrics` renders; an embedder may declare its own beside them. */
   readonly metrics: Metrics;
   /**
@@ -262,7 +285,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   if (options.kvPath !== ":memory:" && options.storeCheck !== false) {
     await checkStoreFile(options.kvPath);
   }
-  const tokens = new TokenTable(options.tokens);
+  const auth = buildAuth({
+    ...options.auth,
+    tokens: { ...options.auth?.tokens, ...options.tokens },
+  });
+  const authenticator: Authenticator = auth.authenticator;
   // A standalone binary cannot start deno processes: it describes in workers.
   const describer = isCompiledBinary() ? undefined : await prepareDescriber(
     options.describe?.timeoutMs ?? DEFAULT_DESCRIBE_TIMEOUT_MS,
@@ -352,6 +379,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sinks: (id) => sessions.get(id),
     log,
     metrics,
+    jobCap: (principal) => isAnonymous(principal) ? auth.anonymous?.maxLiveJobs : undefined,
   }, options.jobs);
   sessions.onEvict = (session) => jobs.dropSession(session.sessionId);
   // A commit that fails for a storage reason (disk full, I/O error) is held
@@ -431,7 +459,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     helloTimeoutMs: sessionLimits.helloTimeoutSec * 1000,
     heartbeatSec: options.heartbeatSec ?? DEFAULT_HEARTBEAT_SEC,
     inventory: () => agents.inventory(),
-    tokens,
+    auth: authenticator,
+    anonymous: auth.anonymous,
     throttle: new HelloThrottle(),
     sessions,
     jobs,
@@ -456,6 +485,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     serveStdio: (input, output) =>
       serveLines(input, output, maxFrameBytes, (t) => new Connection(ctx, t)),
     inventory: () => agents.inventory(),
+    authenticateBearer: (header) => authenticateBearer(authenticator, header),
     metrics,
     rotateCredentials: (jobId) => jobs.rotateCredentials(jobId),
     async close() {

@@ -66,6 +66,8 @@ export interface JobManagerDeps {
   protectedPaths?: readonly ProtectedPath[];
   /** Issues provisioned credentials, when configured. */
   credentials?: CredentialService;
+  /** A principal's live-job cap when it is not `maxJobsPerPrincipal` (anonymous principals). */
+  jobCap?: (principal: string) => number | undefined;
 }
 
 /** Runs jobs. */
@@ -115,7 +117,7 @@ export class JobManager {
     const end = lifecycle.end.bind(lifecycle);
     const event = fanout.event.bind(fanout);
     this.#admission = new Admission(
-      { store, agents, credentials: service, live, policy, checkLease, start },
+      { store, agents, credentials: service, live, policy, checkLease, start, jobCap: deps.jobCap },
       all,
     );
     const delegation = new Delegation({

@@ -164,20 +164,26 @@ export class SessionRegistry {
    * attached or refused.
    *
    * @param principal who is connecting
+   * @param limit its cap, when it is not the default (anonymous principals)
+   * @param resuming the session a resume names: it does not count against
+   *   the cap, since its new connection replaces its old one
    * @returns the release
    * @throws {ArcpError} `INTERNAL_ERROR` with `details.cap` when connected and pending sessions fill the cap
    */
-  reserve(principal: string): () => void {
+  reserve(
+    principal: string,
+    limit: number = this.#limits.maxSessionsPerPrincipal,
+    resuming?: string,
+  ): () => void {
     let n = this.#pending.get(principal) ?? 0;
-    for (const s of this.#sessions.values()) if (s.connected && s.principal === principal) n++;
-    if (n >= this.#limits.maxSessionsPerPrincipal) {
+    for (const s of this.#sessions.values()) {
+      if (s.connected && s.principal === principal && s.sessionId !== resuming) n++;
+    }
+    if (n >= limit) {
       throw new ArcpError(
         "INTERNAL_ERROR",
         `principal has ${n} connected sessions, the most allowed`,
-        {
-          cap: "sessions",
-          limit: this.#limits.maxSessionsPerPrincipal,
-        },
+        { cap: "sessions", limit },
       );
     }
     this.#pending.set(principal, (this.#pending.get(principal) ?? 0) + 1);
