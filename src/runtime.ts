@@ -62,6 +62,17 @@ import { type Logger, stderrLogger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
 import { httpHandler } from "./http.ts";
 
+/**
+ * Checks authentication options as {@linkcode createRuntime} would, so a
+ * command line can refuse a bad one before starting anything.
+ *
+ * @param auth the options
+ * @throws {TypeError} naming what is wrong (a short secret, an algorithm without its key source…)
+ */
+export function checkAuthOptions(auth: AuthOptions): void {
+  buildAuth(auth);
+}
+
 /** The runtime's name and version, as the welcome reports them. */
 export const RUNTIME_INFO = { name: "arcp-deno-runtime", version: "0.1.0" } as const;
 

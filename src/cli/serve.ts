@@ -46,6 +46,7 @@ export async function serve(args: string[]): Promise<number> {
     storeCheck: !config.skipStoreCheck,
     agentsDir: config.agentsDir,
     tokens: config.tokens,
+    auth: config.auth,
     sessions: definedOnly({
       resumeWindowSec: config.resumeWindowSec,
       helloTimeoutSec: config.helloTimeoutSec,

@@ -4,6 +4,7 @@
  * @module
  */
 import { parseArgs } from "parse-args";
+import { checkAuthOptions, type RuntimeOptions } from "../runtime.ts";
 
 /** Everything `arcp serve` needs. */
 export interface ServeConfig {
@@ -17,6 +18,8 @@ export interface ServeConfig {
   agentsDir: string;
   /** Token → principal. */
   tokens: Record<string, string>;
+  /** JWT and anonymous authentication, when configured (tokens stay in `tokens`). */
+  auth?: Pick<NonNullable<RuntimeOptions["auth"]>, "jwt" | "anonymous">;
   /** Whether the token was generated (and should be printed). */
   generatedToken?: string;
   /** Serve one session on stdin/stdout instead of listening. */
@@ -88,6 +91,16 @@ export const SERVE_USAGE = `usage: arcp serve [options]
   --agents DIR             agents folder (env ARCP_AGENTS, default ./agents)
   --token TOKEN=PRINCIPAL  accept a bearer token (repeatable; env ARCP_TOKENS=tok=p,tok2=p2)
   --tokens-file PATH       read TOKEN=PRINCIPAL lines from a file
+  --jwt-jwks-url URL       accept JWTs signed by a key of this JWKS (https, or http on loopback)
+  --jwt-secret-file PATH   accept HS256 JWTs with the secret in this file (or env ARCP_JWT_SECRET;
+                           at least 32 bytes)
+  --jwt-issuer ISS         required iss claim (repeatable: any of them)
+  --jwt-audience AUD       required aud claim (repeatable: any of them)
+  --jwt-principal-claim C  claim naming the principal (default sub)
+  --jwt-algorithms A,B     allowed algorithms (default HS256 with a secret, RS256,ES256 with a JWKS)
+  --allow-anonymous        accept hellos with auth scheme "anonymous" (no token): each is a
+                           principal anon:<id> with caps of its own
+  --anonymous-max-jobs N   live jobs one anonymous principal may have (default 2)
   --stdio                  serve one session on stdin/stdout
   --skip-store-check       start without checking the KV file first (see arcp doctor)
   --heartbeat-sec N        heartbeat interval (default 30)
@@ -126,7 +139,7 @@ export const SERVE_USAGE = `usage: arcp serve [options]
                            the jobs; 0 or forever: as long as the jobs (default 7)
   --audit-retention-days N keep subscription audit entries this long; 0 or forever (default 30)
   --idempotency-ttl-hours N  how long an idempotency key names its job (default 24)
-With no token configured a random one is generated and printed.`;
+With no token and no JWT configured a random token is generated and printed.`;
 
 function parseTokenPairs(pairs: string[], where: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -202,6 +215,14 @@ export async function readServeConfig(
       agents: { type: "string" },
       token: { type: "string", multiple: true },
       "tokens-file": { type: "string" },
+      "jwt-jwks-url": { type: "string" },
+      "jwt-secret-file": { type: "string" },
+      "jwt-issuer": { type: "string", multiple: true },
+      "jwt-audience": { type: "string", multiple: true },
+      "jwt-principal-claim": { type: "string" },
+      "jwt-algorithms": { type: "string" },
+      "allow-anonymous": { type: "boolean" },
+      "anonymous-max-jobs": { type: "string" },
       stdio: { type: "boolean" },
       "skip-store-check": { type: "boolean" },
       "heartbeat-sec": { type: "string" },
@@ -246,8 +267,9 @@ export async function readServeConfig(
       : {}),
     ...parseTokenPairs(values.token ?? [], "--token"),
   };
+  const auth = await readAuth(values, env);
   let generatedToken: string | undefined;
-  if (Object.keys(tokens).length === 0) {
+  if (Object.keys(tokens).length === 0 && !auth?.jwt) {
     generatedToken = Array.from(
       crypto.getRandomValues(new Uint8Array(24)),
       (b) => b.toString(16).padStart(2, "0"),
@@ -330,16 +352,90 @@ export async function readServeConfig(
     kvPath: values.kv ?? env("ARCP_KV") ?? "./data/arcp.kv",
     agentsDir: values.agents ?? env("ARCP_AGENTS") ?? "./agents",
     tokens,
+    auth,
     generatedToken,
     stdio: values.stdio ?? false,
     skipStoreCheck: values["skip-store-check"] ?? false,
     heartbeatSec: positiveInt(values["heartbeat-sec"], 30, "--heartbeat-sec"),
     resumeWindowSec: positiveInt(values["resume-window-sec"], 600, "--resume-window-sec"),
     credentials,
-    configFiles: [values["tokens-file"], values["tls-cert"], values["tls-key"]]
+    configFiles: [
+      values["tokens-file"],
+      values["jwt-secret-file"],
+      values["tls-cert"],
+      values["tls-key"],
+    ]
       .filter((f): f is string => f !== undefined),
     tls: values["tls-cert"]
       ? { certFile: values["tls-cert"], keyFile: values["tls-key"]! }
       : undefined,
   };
+}
+
+/**
+ * The JWT and anonymous options of the flags. The HS256 secret comes from a
+ * file or the environment, never from a flag, where `ps` would show it.
+ *
+ * @param values the parsed flags
+ * @param env environment lookup
+ * @returns the options, or undefined when neither is configured
+ * @throws {TypeError} naming the bad flag
+ */
+async function readAuth(
+  values: {
+    "jwt-jwks-url"?: string;
+    "jwt-secret-file"?: string;
+    "jwt-issuer"?: string[];
+    "jwt-audience"?: string[];
+    "jwt-principal-claim"?: string;
+    "jwt-algorithms"?: string;
+    "allow-anonymous"?: boolean;
+    "anonymous-max-jobs"?: string;
+  },
+  env: (name: string) => string | undefined,
+): Promise<ServeConfig["auth"]> {
+  let secret: string | undefined;
+  if (values["jwt-secret-file"] !== undefined) {
+    try {
+      secret = (await Deno.readTextFile(values["jwt-secret-file"])).trim();
+    } catch (err) {
+      throw new TypeError(
+        `--jwt-secret-file: cannot read ${values["jwt-secret-file"]}: ${(err as Error).message}`,
+      );
+    }
+  } else {
+    secret = env("ARCP_JWT_SECRET") || undefined;
+  }
+  const jwksUrl = values["jwt-jwks-url"];
+  const jwtFlags = ["jwt-issuer", "jwt-audience", "jwt-principal-claim", "jwt-algorithms"] as const;
+  if (secret === undefined && jwksUrl === undefined) {
+    const stray = jwtFlags.find((f) => values[f] !== undefined);
+    if (stray) {
+      throw new TypeError(
+        `--${stray} needs --jwt-jwks-url, --jwt-secret-file or ARCP_JWT_SECRET`,
+      );
+    }
+  }
+  const one = (v: string[] | undefined) => v === undefined || v.length > 1 ? v : v[0];
+  const jwt = secret === undefined && jwksUrl === undefined ? undefined : {
+    secret,
+    jwksUrl,
+    issuer: one(values["jwt-issuer"]),
+    audience: one(values["jwt-audience"]),
+    principalClaim: values["jwt-principal-claim"],
+    algorithms: values["jwt-algorithms"]?.split(",").map((a) => a.trim()).filter(Boolean),
+  };
+  const maxJobs = values["anonymous-max-jobs"];
+  if (maxJobs !== undefined && !values["allow-anonymous"]) {
+    throw new TypeError("--anonymous-max-jobs needs --allow-anonymous");
+  }
+  const anonymous = values["allow-anonymous"]
+    ? maxJobs === undefined
+      ? true
+      : { maxLiveJobs: positiveInt(maxJobs, 0, "--anonymous-max-jobs") }
+    : undefined;
+  if (!jwt && !anonymous) return undefined;
+  const auth = { ...(jwt ? { jwt } : {}), ...(anonymous ? { anonymous } : {}) };
+  checkAuthOptions(auth);
+  return auth;
 }
