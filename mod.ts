@@ -61,7 +61,7 @@ export {
 } from "./src/session/auth.ts";
 export type { AuthOptions } from "./src/session/authenticator.ts";
 export type { JwtOptions } from "./src/session/jwt_auth.ts";
-export { Counter, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
+export { Counter, Histogram, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
 export type {
   AgentRun,
   Sandbox,

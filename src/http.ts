@@ -94,7 +94,8 @@ export function httpHandler(options: HttpOptions): FetchHandler {
   });
   app.get(
     "/metrics",
-    (c) => c.body(options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
+    async (c) =>
+      c.body(await options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
   app.get(
     "/arcp",

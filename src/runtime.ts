@@ -13,7 +13,7 @@ import { AgentRegistry } from "./sandbox/registry.ts";
 import { prepareDescriber } from "./sandbox/describer.ts";
 import type { Sandbox } from "./sandbox/sandbox.ts";
 import { SupervisedSandbox, type SupervisorOptions } from "./sandbox/supervisor.ts";
-import { HostLauncher } from "./sandbox/host_launcher.ts";
+import { HostLauncher, type SandboxStats } from "./sandbox/host_launcher.ts";
 import { LocalLauncher } from "./sandbox/local_launcher.ts";
 import { runtimeProtectedPaths } from "./sandbox/protected_paths.ts";
 import type { Listener } from "./sandbox/protected_listeners.ts";
@@ -437,6 +437,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     "Sessions held in memory (connected, or detached within their resume window).",
     () => sessions.size,
   );
+  sandboxAndStorageMetrics(metrics, store, launcher?.stats.bind(launcher), launcher?.memoryMb);
+  const credentialFailures = metrics.counter(
+    "arcp_credential_failures_total",
+    "Credential provisioner failures: issue (a job then fails) and revoke attempts (retried).",
+    ["op"],
+  );
+  for (const op of ["issue", "revoke"]) credentialFailures.inc({ op }, 0);
+  if (credentials) credentials.onFailure = (op) => credentialFailures.inc({ op });
   let recovered: number;
   try {
     recovered = await jobs.recover((id) => sessions.restore(id));
@@ -518,6 +526,65 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       await sweeping;
     },
   };
+}
+
+/** Buckets of the KV commit latency (s): a local SQLite commit is about a millisecond. */
+const COMMIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/**
+ * Declares the KV commit latency histogram and the sandbox's gauges (zero
+ * hosts when agents run in workers of this process).
+ *
+ * @param metrics the registry
+ * @param store whose commits are timed
+ * @param stats what the sandbox processes are doing, when there are any
+ * @param memoryMb the memory ceiling of each sandbox process
+ */
+function sandboxAndStorageMetrics(
+  metrics: Metrics,
+  store: Store,
+  stats: (() => SandboxStats) | undefined,
+  memoryMb: number | undefined,
+): void {
+  const commits = metrics.histogram(
+    "arcp_kv_commit_seconds",
+    "Latency of KV group commits (one atomic commit of every write queued meanwhile).",
+    COMMIT_BUCKETS,
+  );
+  store.onCommit = (seconds) => commits.observe(seconds);
+  const hosts = () => stats?.().hosts ?? [];
+  metrics.gauge("arcp_sandbox_hosts", "Sandbox processes alive.", () => hosts().length);
+  metrics.gauge(
+    "arcp_sandbox_host_memory_bytes",
+    "Resident set of each sandbox process as it last reported it; host is a small index kept for the process's life.",
+    () =>
+      hosts().flatMap((h): Array<[Record<string, string>, number]> =>
+        h.rssBytes === undefined ? [] : [[{ host: String(h.index) }, h.rssBytes]]
+      ),
+    ["host"],
+  );
+  metrics.gauge(
+    "arcp_sandbox_host_memory_limit_bytes",
+    "The memory ceiling of each sandbox process (a job whose process passes it ends).",
+    () => (memoryMb ?? 0) * 1024 * 1024,
+  );
+  metrics.gauge(
+    "arcp_sandbox_pool_processes",
+    "Ready sandbox processes by pool: idle (no worker), warm (worker started ahead), recycled (kept for a principal's next job), shared (workers shared by jobs of one key).",
+    () => {
+      const pools = stats?.().pools ?? { idle: 0, warm: 0, recycled: 0, shared: 0 };
+      return Object.entries(pools).map(([pool, n]): [Record<string, string>, number] => [
+        { pool },
+        n,
+      ]);
+    },
+    ["pool"],
+  );
+  metrics.gauge(
+    "arcp_sandbox_waiting_jobs",
+    "Jobs waiting for a sandbox worker while the sandbox is at capacity.",
+    () => stats?.().waiting ?? 0,
+  );
 }
 
 /**

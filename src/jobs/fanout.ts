@@ -91,6 +91,8 @@ export class Fanout {
   #live: JobTable;
   #quota: OutputQuota;
   #overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
+  /** Counts each `job.event` by kind, for the operator metrics. */
+  #onEvent: ((kind: string) => void) | undefined;
 
   /**
    * @param deps the store, session lookup, logger, the live jobs, the output
@@ -103,7 +105,9 @@ export class Fanout {
     live: JobTable;
     quota: OutputQuota;
     overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
+    onEvent?: (kind: string) => void;
   }) {
+    this.#onEvent = deps.onEvent;
     this.#store = deps.store;
     this.#sinks = deps.sinks;
     this.#log = deps.log;
@@ -150,6 +154,7 @@ export class Fanout {
       // Nothing is staged for an event past a quota: the job ends instead.
       const refused = this.#quota.refusal(live);
       if (refused) return this.#overQuota(live, refused);
+      this.#onEvent?.((payload as JobEventPayload).kind);
     } else {
       live.terminated = true;
       this.#quota.release(live);

@@ -92,6 +92,7 @@ export class JobManager {
       requireModelLease: all.requireModelLease,
       protectedPaths: deps.protectedPaths ?? [],
     };
+    const events = new JobEvents(deps.log, deps.metrics);
     const fanout = this.#fanout = new Fanout({
       store,
       sinks,
@@ -100,6 +101,7 @@ export class JobManager {
       quota: new OutputQuota(all),
       // The lifecycle is made after the fan-out it emits through.
       overQuota: (job, error): Promise<void> => lifecycle.end(job, { status: "error", error }),
+      onEvent: (kind) => events.event(kind),
     });
     const credentials = this.#credentials = new JobCredentials({ service, live, fanout });
     const lifecycle = this.#lifecycle = new Lifecycle({
@@ -108,7 +110,7 @@ export class JobManager {
       live,
       fanout,
       credentials,
-      events: new JobEvents(deps.log, deps.metrics),
+      events,
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
     }, all);

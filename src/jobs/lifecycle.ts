@@ -80,6 +80,7 @@ export class Lifecycle {
     const job = live.record;
     live.span = startJobSpan(job, live.parent?.span);
     job.status = "running";
+    this.#events.started(job);
     this.#fanout.event(live, "status", { phase: "running" });
     if (job.max_runtime_sec) {
       live.timers.push(setDeadline(
@@ -123,6 +124,7 @@ export class Lifecycle {
         // The job may have ended (cancel, timeout) while its sandbox was starting.
         if (live.ended) run.kill();
         else {
+          this.#events.running(job);
           live.run = run;
           if (live.cancelling) run.abort("cancelled");
         }

@@ -94,6 +94,8 @@ export class SandboxProcess {
   #stderr: OutputDrain;
   /** Set once the process is gone or was told to go. */
   #dead = false;
+  /** Its resident set as last reported (bytes), for the operator metrics. */
+  #rss: number | undefined;
 
   /**
    * Spawns the process and starts connecting it.
@@ -158,6 +160,15 @@ export class SandboxProcess {
    */
   get starting(): boolean {
     return !this.#dead && (this.#launched ? !this.#workerReady : !this.#connected);
+  }
+
+  /**
+   * Its resident set as it last reported it (every 200 ms once connected).
+   *
+   * @returns bytes, or undefined before the first report
+   */
+  get rssBytes(): number | undefined {
+    return this.#rss;
   }
 
   /** Whether its worker has loaded the agent and can start a job at once. */
@@ -244,6 +255,7 @@ export class SandboxProcess {
       if (j === undefined) { for (const s of [...this.#slots.values()]) s.handlers.message(r.m); }
       else this.#slots.get(j)?.handlers.message(r.m);
     } else if ("rss" in r) {
+      if (typeof r.rss === "number") this.#rss = r.rss;
       if (typeof r.rss === "number" && r.rss > this.#spec.memoryMb * 1024 * 1024) {
         this.fail(
           `agent's sandbox process reached ${Math.round(r.rss / 1048576)} MiB of memory; ` +
