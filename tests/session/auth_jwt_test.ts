@@ -15,7 +15,7 @@ import {
   SignJWT,
   UnsecuredJWT,
 } from "jose";
-import { startServer, type TestServer } from "../../testing/server.ts";
+import { startChildServer, startServer, type TestServer } from "../../testing/server.ts";
 import { type Env, WsClient } from "../../testing/ws_client.ts";
 import { CaptureLogger } from "../operations/_observe.ts";
 import type { RuntimeOptions } from "../../mod.ts";
@@ -390,4 +390,42 @@ Deno.test("anonymous on: each hello is its own anon: principal, with its own cap
   equal(line.fields.principal, principal);
   for (const id of jobs) again.send("job.cancel", {}, { job_id: id });
   for (const id of jobs) await again.untilTerminal(id);
+});
+
+Deno.test("arcp serve with --jwt-secret-file and --allow-anonymous: HS256 tokens, anonymous hellos and the static tokens are welcomed; the secret is never printed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_jwt_serve_" });
+  const secret = `serve-secret-${crypto.randomUUID()}`;
+  await Deno.writeTextFile(`${dir}/jwt.secret`, `${secret}\n`);
+  const child = await startChildServer(`${dir}/arcp.kv`, [
+    "--jwt-secret-file",
+    `${dir}/jwt.secret`,
+    "--jwt-audience",
+    AUDIENCE,
+    "--allow-anonymous",
+  ]);
+  try {
+    const token = await new SignJWT(claims({ iss: undefined })).setProtectedHeader({ alg: "HS256" })
+      .sign(new TextEncoder().encode(secret));
+    for (const say of [(c: WsClient) => c.hello(token), (c: WsClient) => anonymousHello(c)]) {
+      await using c = new WsClient(child.url);
+      const w = await say(c);
+      equal(w.type, "session.welcome", JSON.stringify(w.payload));
+    }
+    await using t = new WsClient(child.url);
+    equal((await t.hello("alice-token")).type, "session.welcome");
+    const wrongAudience = await new SignJWT(claims({ aud: "other" })).setProtectedHeader({
+      alg: "HS256",
+    }).sign(new TextEncoder().encode(secret));
+    await using r = new WsClient(child.url);
+    refused(
+      await r.hello(wrongAudience),
+      "wrong_audience",
+      /audience is not "arcp"/,
+      wrongAudience,
+    );
+  } finally {
+    await child.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  ok(!child.output().includes(secret), "the secret was printed");
 });
