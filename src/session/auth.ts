@@ -173,10 +173,20 @@ export interface AnonymousLimits {
   maxLiveJobs: number;
   /** Connected sessions one anonymous principal may have (default 1). */
   maxSessions: number;
+  /**
+   * Connected anonymous sessions, all principals together (default 32):
+   * each anonymous hello is a principal of its own, so the caps above alone
+   * do not bound how many there are.
+   */
+  maxConnected: number;
 }
 
 /** Defaults of {@linkcode AnonymousLimits}. */
-export const DEFAULT_ANONYMOUS_LIMITS: AnonymousLimits = { maxLiveJobs: 2, maxSessions: 1 };
+export const DEFAULT_ANONYMOUS_LIMITS: AnonymousLimits = {
+  maxLiveJobs: 2,
+  maxSessions: 1,
+  maxConnected: 32,
+};
 
 /** Prefix of every anonymous principal; no token or JWT may name one. */
 export const ANONYMOUS_PREFIX = "anon:";

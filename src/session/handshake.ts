@@ -15,7 +15,14 @@ import { newUlid } from "../protocol/ids.ts";
 import { type Hello, HelloSchema, type Welcome } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Transport } from "../transport/transport.ts";
-import { anonymousIdentity, authError, authFailureOf, type Identity, isAnonymous } from "./auth.ts";
+import {
+  ANONYMOUS_PREFIX,
+  anonymousIdentity,
+  authError,
+  authFailureOf,
+  type Identity,
+  isAnonymous,
+} from "./auth.ts";
 import type { ConnectionContext } from "./context.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import type { Session } from "./session.ts";
@@ -97,11 +104,13 @@ export async function handshake(
     // Opening or resuming a session is a write: while storage fails, say so
     // at once instead of leaving the hello unanswered until the disk has room.
     ctx.store.assertWritable();
-    release = ctx.sessions.reserve(
-      principal,
-      isAnonymous(principal) ? ctx.anonymous?.maxSessions : undefined,
-      hello.resume?.session_id,
-    );
+    const anonymous = isAnonymous(principal) ? ctx.anonymous : undefined;
+    release = ctx.sessions.reserve(principal, {
+      limit: anonymous?.maxSessions,
+      group: anonymous &&
+        { name: "anonymous", prefix: ANONYMOUS_PREFIX, limit: anonymous.maxConnected },
+      resuming: hello.resume?.session_id,
+    });
     if (hello.resume) {
       opened = await ctx.sessions.resume(principal, hello.resume);
       opened.session.setFeatures(features);

@@ -17,7 +17,7 @@ import {
 } from "jose";
 import { startChildServer, startServer, type TestServer } from "../../testing/server.ts";
 import { type Env, WsClient } from "../../testing/ws_client.ts";
-import { CaptureLogger } from "../operations/_observe.ts";
+import { CaptureLogger, sample, scrape } from "../operations/_observe.ts";
 import type { RuntimeOptions } from "../../mod.ts";
 
 const ISSUER = "https://idp.example.test";
@@ -390,6 +390,36 @@ Deno.test("anonymous on: each hello is its own anon: principal, with its own cap
   equal(line.fields.principal, principal);
   for (const id of jobs) again.send("job.cancel", {}, { job_id: id });
   for (const id of jobs) await again.untilTerminal(id);
+});
+
+Deno.test("anonymous sessions connected at once are capped together; token sessions are not counted", async () => {
+  await using server = await startServer({
+    sandbox: "worker",
+    auth: { anonymous: { maxConnected: 2 } },
+  });
+  await using a = new WsClient(server.url);
+  await using b = new WsClient(server.url);
+  equal((await anonymousHello(a)).type, "session.welcome");
+  equal((await anonymousHello(b)).type, "session.welcome");
+  await using c = new WsClient(server.url);
+  const third = await anonymousHello(c);
+  equal(third.type, "session.error");
+  equal(third.payload.code, "INTERNAL_ERROR");
+  equal(third.payload.retryable, true);
+  equal(third.payload.details.cap, "anonymous_sessions");
+  equal(third.payload.details.limit, 2);
+  await using t = new WsClient(server.url);
+  equal((await t.hello("alice-token")).type, "session.welcome");
+
+  // Once one anonymous connection is gone, another anonymous hello gets its place.
+  await a.close();
+  const deadline = Date.now() + 10_000;
+  while (sample(await scrape(server.http), "arcp_sessions_connected") !== 2) {
+    if (Date.now() > deadline) throw new Error("the closed session still counts as connected");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await using d = new WsClient(server.url);
+  equal((await anonymousHello(d)).type, "session.welcome");
 });
 
 Deno.test("arcp serve with --jwt-secret-file and --allow-anonymous: HS256 tokens, anonymous hellos and the static tokens are welcomed; the secret is never printed", async () => {
