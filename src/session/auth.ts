@@ -113,7 +113,9 @@ export class TokenAuthenticator implements Authenticator {
 /**
  * Authenticators tried in order (static tokens first, then JWT); the first
  * identity wins. When all refuse, the first specific refusal is returned
- * (an expired JWT says so rather than "not recognised").
+ * (an expired JWT says so rather than "not recognised"). An identity whose
+ * principal could not be a principal (empty, too long, `anon:`) is a
+ * refusal, whichever authenticator (an embedder's too) produced it.
  */
 export class AuthenticatorChain implements Authenticator {
   #links: readonly Authenticator[];
@@ -134,7 +136,14 @@ export class AuthenticatorChain implements Authenticator {
         // An authenticator of an embedder's that throws refuses; it never ends the hello badly.
         answer = authError("bad_token", "bearer token not recognised");
       }
-      if (!(answer instanceof ArcpError)) return answer;
+      if (!(answer instanceof ArcpError)) {
+        const { principal } = answer;
+        if (
+          typeof principal === "string" && principal.length > 0 &&
+          principal.length <= MAX_PRINCIPAL && !isAnonymous(principal)
+        ) return answer;
+        answer = authError("bad_claims", "the credential names no valid principal");
+      }
       if (!refusal || authFailureOf(refusal) === "bad_token") refusal = answer;
     }
     return refusal ?? authError("bad_token", "bearer token not recognised");
