@@ -49,9 +49,18 @@ export {
   type LogLevel,
   type ProgressBody,
 } from "./src/agent.ts";
-export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
+export {
+  LOG_LEVELS,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel as LogLineLevel,
+  silentLogger,
+  stderrLogger,
+} from "./src/logger.ts";
 export {
   type AnonymousLimits,
+  AUTH_FAILURES,
   authenticateBearer,
   type Authenticator,
   authError,
@@ -91,3 +100,5 @@ export type { Lease } from "./src/protocol/lease.ts";
 export type { AgentInventoryEntry } from "./src/protocol/messages.ts";
 export type { JobLimits } from "./src/jobs/job_manager.ts";
 export type { SessionLimits } from "./src/session/registry.ts";
+export type { DrainState, DrainStatus } from "./src/jobs/drain.ts";
+export type { Deployment } from "./src/api/deps.ts";

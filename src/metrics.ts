@@ -33,6 +33,8 @@ export class Counter {
   #counter: PromCounter<string>;
 
   /**
+   * Wraps a registered counter; {@linkcode Metrics.counter} makes one.
+   *
    * @param counter the registered `prom-client` counter
    */
   constructor(counter: PromCounter<string>) {
@@ -56,6 +58,8 @@ export class Histogram {
   #histogram: PromHistogram<string>;
 
   /**
+   * Wraps a registered histogram; {@linkcode Metrics.histogram} makes one.
+   *
    * @param histogram the registered `prom-client` histogram
    */
   constructor(histogram: PromHistogram<string>) {
@@ -75,7 +79,13 @@ export class Histogram {
 
 /** The registry of a runtime's metrics. */
 export class Metrics {
-  /** The `prom-client` registry underneath, for an embedder's own metrics or default collectors. */
+  /**
+   * The `prom-client` registry underneath, for an embedder's own metrics or
+   * default collectors. Left out of the generated docs: its type is
+   * `prom-client`'s `Registry`, documented by that package.
+   *
+   * @ignore
+   */
   readonly registry: Registry = new Registry();
 
   /**

@@ -67,6 +67,8 @@ export class SessionRegistry {
   #pending = new Map<string, number>();
   /** Called when a session leaves memory (jobs stop feeding it). */
   onEvict: ((session: Session) => void) | undefined;
+  /** Called when a new session is created (the runtime's event log). */
+  onOpen: ((session: Session) => void) | undefined;
 
   /**
    * @param store where sessions are kept
@@ -247,6 +249,7 @@ export class SessionRegistry {
     // Nothing depends on a session not yet welcomed: while storage fails the
     // hello is refused at once rather than held until the disk has room.
     await this.#store.write([session.recordWrite()], { failFast: true });
+    this.onOpen?.(session);
     return { session: this.#hold(session), resumeToken };
   }
 

@@ -11,6 +11,7 @@ import { encodeEnvelope } from "../protocol/encode.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import type { EventBody, JobEventPayload } from "../protocol/events.ts";
 import type { Feature } from "../protocol/features.ts";
+import { INPUT_FEATURE, INPUT_KIND } from "../protocol/job_input.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { JobError, MessageType, Payloads } from "../protocol/messages.ts";
 import { type EventSink, type JobEnvelope, jobEnvelope, type Staged } from "../jobs/sink.ts";
@@ -37,6 +38,7 @@ const pauseAt = (policy: SessionPolicy, transport: Transport): number =>
 const KIND_FEATURE: Record<string, Feature> = {
   progress: "progress",
   result_chunk: "result_chunk",
+  [INPUT_KIND]: INPUT_FEATURE,
 };
 
 /** How a session keeps and paces what it sends. */

@@ -91,6 +91,10 @@ export const keys = {
   storageProbe: (): Deno.KvKey => [V, "probe"],
   /** An idempotency key (hashed) of a principal. */
   idempotency: (principal: string, keyHash: string): Deno.KvKey => [V, "idem", principal, keyHash],
+  /** The runtime's own event log (started, jobs accepted and ended, sessions, drain). */
+  runtimeEvents: (): Deno.KvKey => [V, "rtlog"],
+  /** One entry of the runtime's event log, by position. */
+  runtimeEvent: (n: number): Deno.KvKey => [V, "rtlog", n],
   /** Which key layout the store holds (absent: layout 1, before the status and agent indexes). */
   layout: (): Deno.KvKey => [V, "meta", "layout"],
 };

@@ -23,3 +23,4 @@ export * from "./store.ts";
 export * from "./storage_health.ts";
 export * from "./sweeper.ts";
 export * from "./revocations.ts";
+export * from "./runtime_log.ts";

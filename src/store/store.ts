@@ -12,7 +12,16 @@ import { describeCause, type StorageHealth, storageUnavailable } from "./storage
 import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
-import { jobIndexWrites, type JobPage, type JobQuery, listJobPage } from "./job_index.ts";
+import {
+  type AllJobsPage,
+  type AllJobsQuery,
+  jobIndexWrites,
+  type JobPage,
+  type JobQuery,
+  listAllJobPage,
+  listJobPage,
+} from "./job_index.ts";
+import { DEFAULT_RUNTIME_LOG, RuntimeLog, type RuntimeLogOptions } from "./runtime_log.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 
 /**
@@ -34,6 +43,8 @@ export const STORE_LAYOUT = 2;
 export interface StoreOptions {
   /** KV file path, or `:memory:`. */
   path: string;
+  /** Bounds of the runtime's event log (default 30 days, 100,000 entries). */
+  runtimeLog?: Partial<RuntimeLogOptions>;
 }
 
 /**
@@ -53,6 +64,8 @@ export class Store {
   readonly committer: GroupCommitter;
   /** Outstanding credential revocations. */
   readonly revocations: Revocations;
+  /** The runtime's own event log. */
+  readonly runtimeLog: RuntimeLog;
   /**
    * Called when commits start failing for a storage reason (disk full, I/O
    * error), with the error and the sessions whose envelopes or records are
@@ -65,7 +78,7 @@ export class Store {
   /** Called after each successful commit with its latency (seconds), for the operator metrics. */
   onCommit: ((seconds: number) => void) | undefined;
 
-  private constructor(kv: Deno.Kv) {
+  private constructor(kv: Deno.Kv, runtimeLog: Partial<RuntimeLogOptions> = {}) {
     this.kv = kv;
     this.revocations = new Revocations(kv);
     this.committer = new GroupCommitter(kv, {
@@ -74,6 +87,7 @@ export class Store {
       onCommit: (seconds) => this.onCommit?.(seconds),
       probe: { key: keys.storageProbe(), value: "written while commits fail, to see them succeed" },
     });
+    this.runtimeLog = new RuntimeLog(kv, this.committer, { ...DEFAULT_RUNTIME_LOG, ...runtimeLog });
   }
 
   /**
@@ -84,7 +98,7 @@ export class Store {
    * @returns the open store
    */
   static async open(options: StoreOptions): Promise<Store> {
-    return new Store(await Deno.openKv(options.path));
+    return new Store(await Deno.openKv(options.path), options.runtimeLog);
   }
 
   /**
@@ -313,6 +327,45 @@ export class Store {
     return listJobPage(this.kv, principal, query);
   }
 
+  /**
+   * A page of every principal's jobs, newest first, read from the job
+   * records (see `listAllJobPage`): for operators, who see all jobs.
+   *
+   * @param query filter, cursor and bounds
+   * @returns the page
+   */
+  listAllJobs(query: AllJobsQuery): Promise<AllJobsPage> {
+    return listAllJobPage(this.kv, query);
+  }
+
+  /**
+   * A job's history from a position on, without the completeness checks of
+   * {@linkcode Store.jobLog} (a reader of a live job reads while it grows).
+   *
+   * @param jobId the job
+   * @param after list entries with `n > after`
+   * @returns `[n, envelope text]` in order
+   * @throws {StoreDamageError} at the first entry KV cannot read or that does not reassemble
+   */
+  jobLogAfter(jobId: string, after: number): AsyncGenerator<[number, string]> {
+    return listTexts(this.kv, keys.jobLog(jobId), after, `the history of job ${jobId}`);
+  }
+
+  /**
+   * Changes of a job's record: every commit of the job's history writes
+   * the record with it, so a change means the history may have grown.
+   *
+   * @param jobId the job
+   * @returns a stream of the record as it changes (the latest, when changes come faster than read)
+   */
+  watchJob(jobId: string): ReadableStream<JobRecord | null> {
+    return this.kv.watch<[JobRecord]>([keys.job(jobId)]).pipeThrough(
+      new TransformStream<[Deno.KvEntryMaybe<JobRecord>], JobRecord | null>({
+        transform: ([entry], out) => out.enqueue(entry.value),
+      }),
+    );
+  }
+
   // ---- sessions and logs ------------------------------------------------
 
   /**
@@ -466,17 +519,18 @@ export class Store {
    * first to the last its record counts; anything else is damage.
    *
    * @param jobId the job
+   * @param after list entries after this position (default: from the first)
    * @returns `[n, envelope text]` in order
    * @throws {StoreDamageError} at the first entry KV cannot read, that does
    *   not reassemble, or that is missing
    */
-  async *jobLog(jobId: string): AsyncGenerator<[number, string]> {
+  async *jobLog(jobId: string, after = -1): AsyncGenerator<[number, string]> {
     const what = `the history of job ${jobId}`;
     // Read before the history: every entry it counts was committed with it.
     const job = await this.getJob(jobId);
     const live = job !== null && !TERMINAL_STATUSES.has(job.status);
-    let expect: number | undefined = live ? 0 : undefined;
-    for await (const [n, text] of listTexts(this.kv, keys.jobLog(jobId), -1, what)) {
+    let expect: number | undefined = live ? after + 1 : undefined;
+    for await (const [n, text] of listTexts(this.kv, keys.jobLog(jobId), after, what)) {
       // An ended job's history is swept from its start: its first entry may be any, and a
       // hole behind an entry the sweeper has since deleted is the sweep, not damage.
       if (expect !== undefined && n !== expect) {

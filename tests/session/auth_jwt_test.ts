@@ -251,6 +251,15 @@ Deno.test("HS256 with a secret: the default claim sub is the principal; a token 
   refused(await hello(server, other), "bad_signature", /signature does not verify/, other);
   // Not a JWT at all, and no such static token: the plain refusal.
   refused(await hello(server, "nope"), "bad_token", /bearer token not recognised/, "nope");
+  // The management API authenticates with the same chain.
+  const whoami = (t: string) =>
+    fetch(`${server.http}/v1/whoami`, { headers: { authorization: `Bearer ${t}` } });
+  const me = await whoami(token);
+  equal(me.status, 200);
+  deepEqual(await me.json(), { principal: "user-123", admin: false });
+  const stranger = await whoami(other);
+  equal(stranger.status, 401);
+  await stranger.body?.cancel();
 });
 
 Deno.test("a JWKS that is down or never answers: a clear UNAUTHENTICATED, no hang, the runtime serves on", async () => {
