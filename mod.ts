@@ -50,6 +50,7 @@ export {
   type ProgressBody,
 } from "./src/agent.ts";
 export {
+  LOG_LEVELS,
   type LogFormat,
   type Logger,
   type LoggerOptions,
@@ -57,7 +58,19 @@ export {
   silentLogger,
   stderrLogger,
 } from "./src/logger.ts";
-export { Counter, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
+export {
+  type AnonymousLimits,
+  AUTH_FAILURES,
+  authenticateBearer,
+  type Authenticator,
+  authError,
+  type AuthFailure,
+  type AuthScheme,
+  type Identity,
+} from "./src/session/auth.ts";
+export type { AuthOptions } from "./src/session/authenticator.ts";
+export type { JwtOptions } from "./src/session/jwt_auth.ts";
+export { Counter, Histogram, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
 export type {
   AgentRun,
   Sandbox,

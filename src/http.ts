@@ -104,7 +104,8 @@ export function httpHandler(options: HttpOptions): FetchHandler {
   if (api) app.all("/v1/*", (c) => api(c.req.raw, peerAddress(c)));
   app.get(
     "/metrics",
-    (c) => c.body(options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
+    async (c) =>
+      c.body(await options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
   app.get(
     "/arcp",

@@ -23,7 +23,7 @@ import { AgentRegistry } from "./sandbox/registry.ts";
 import { prepareDescriber } from "./sandbox/describer.ts";
 import type { Sandbox } from "./sandbox/sandbox.ts";
 import { SupervisedSandbox, type SupervisorOptions } from "./sandbox/supervisor.ts";
-import { HostLauncher } from "./sandbox/host_launcher.ts";
+import { HostLauncher, type SandboxStats } from "./sandbox/host_launcher.ts";
 import { LocalLauncher } from "./sandbox/local_launcher.ts";
 import { runtimeProtectedPaths } from "./sandbox/protected_paths.ts";
 import type { Listener } from "./sandbox/protected_listeners.ts";
@@ -34,7 +34,14 @@ import {
   CredentialService,
   type CredentialServiceOptions,
 } from "./credentials/credentials.ts";
-import { HelloThrottle, TokenTable } from "./session/auth.ts";
+import {
+  authenticateBearer,
+  type Authenticator,
+  HelloThrottle,
+  type Identity,
+  isAnonymous,
+} from "./session/auth.ts";
+import { type AuthOptions, buildAuth } from "./session/authenticator.ts";
 import { SessionEvents } from "./session/operator_events.ts";
 import { Connection } from "./session/connection.ts";
 import type { ConnectionContext } from "./session/context.ts";
@@ -64,6 +71,17 @@ import { type Logger, stderrLogger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
 import { httpHandler } from "./http.ts";
 
+/**
+ * Checks authentication options as {@linkcode createRuntime} would, so a
+ * command line can refuse a bad one before starting anything.
+ *
+ * @param auth the options
+ * @throws {TypeError} naming what is wrong (a short secret, an algorithm without its key source…)
+ */
+export function checkAuthOptions(auth: AuthOptions): void {
+  buildAuth(auth);
+}
+
 /** The runtime's name and version, as the welcome reports them. */
 export const RUNTIME_INFO = { name: "arcp-deno-runtime", version: "0.1.0" } as const;
 
@@ -79,8 +97,14 @@ export interface RuntimeOptions {
   kvPath: string;
   /** Folder of agent modules. */
   agentsDir: string;
-  /** Bearer token → principal. */
-  tokens: Record<string, string>;
+  /** Bearer token → principal (added to `auth.tokens`). */
+  tokens?: Record<string, string>;
+  /**
+   * Who may connect beyond `tokens`: JWTs from an identity provider
+   * (`auth.jwt`), the anonymous scheme (`auth.anonymous`, off by default),
+   * authenticators of your own. Static tokens are tried first, then JWT.
+   */
+  auth?: AuthOptions;
   /**
    * Principals that see every job and session through the management API
    * (`/v1`) and alone may drain the runtime or read its event log and
@@ -254,6 +278,15 @@ export interface Runtime {
   serveStdio(input: ReadableStream<Uint8Array>, output: WritableStream<Uint8Array>): Promise<void>;
   /** The agent inventory, as the welcome advertises it. */
   inventory(): AgentInventoryEntry[];
+  /**
+   * Authenticates an HTTP `Authorization: Bearer …` header exactly as
+   * `session.hello` authenticates its token, for routes an embedder serves
+   * beside the runtime.
+   *
+   * @param header the header's value, if any
+   * @returns the identity, or an `UNAUTHENTICATED` error (answer it with 401)
+   */
+  authenticateBearer(header: string | null | undefined): Promise<Identity | ArcpError>;
   /** The operator metrics `GET /metrics` renders; an embedder may declare its own beside them. */
   readonly metrics: Metrics;
   /**
@@ -303,7 +336,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   if (options.kvPath !== ":memory:" && options.storeCheck !== false) {
     await checkStoreFile(options.kvPath);
   }
-  const tokens = new TokenTable(options.tokens);
+  const auth = buildAuth({
+    ...options.auth,
+    tokens: { ...options.auth?.tokens, ...options.tokens },
+  });
+  const authenticator: Authenticator = auth.authenticator;
   // A standalone binary cannot start deno processes: it describes in workers.
   const describer = isCompiledBinary() ? undefined : await prepareDescriber(
     options.describe?.timeoutMs ?? DEFAULT_DESCRIBE_TIMEOUT_MS,
@@ -431,6 +468,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sinks: (id) => sessions.get(id),
     log,
     metrics,
+    jobCap: (principal) => isAnonymous(principal) ? auth.anonymous?.maxLiveJobs : undefined,
     journal,
   }, options.jobs);
   const drain = afterJobEnded.drain = new Drain(jobs, {
@@ -502,6 +540,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     "Sessions held in memory (connected, or detached within their resume window).",
     () => sessions.size,
   );
+  sandboxAndStorageMetrics(metrics, store, launcher?.stats.bind(launcher), launcher?.memoryMb);
+  const credentialFailures = metrics.counter(
+    "arcp_credential_failures_total",
+    "Credential provisioner failures: issue (a job then fails) and revoke attempts (retried).",
+    ["op"],
+  );
+  for (const op of ["issue", "revoke"]) credentialFailures.inc({ op }, 0);
+  if (credentials) credentials.onFailure = (op) => credentialFailures.inc({ op });
   let recovered: number;
   try {
     recovered = await jobs.recover((id) => sessions.restore(id));
@@ -537,7 +583,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     helloTimeoutMs: sessionLimits.helloTimeoutSec * 1000,
     heartbeatSec: options.heartbeatSec ?? DEFAULT_HEARTBEAT_SEC,
     inventory: () => agents.inventory(),
-    tokens,
+    auth: authenticator,
+    anonymous: auth.anonymous,
     throttle,
     sessions,
     jobs,
@@ -558,8 +605,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   });
   const drainSec = options.drainSec ?? DEFAULT_DRAIN_SEC;
   const api = managementApi({
-    // The one place /v1 verifies a token: the same verifier as session.hello.
-    authenticate: (token) => tokens.principalFor(token),
+    // The one place /v1 verifies a token: the same authenticator chain as
+    // session.hello (tokens, JWT, an embedder's). Anonymous callers get no
+    // /v1 access: the scheme has no bearer token, and the chain refuses anon:.
+    authenticate: async (token) => {
+      const identity = await authenticator.authenticate(token);
+      return identity instanceof ArcpError ? undefined : identity.principal;
+    },
     authFailed: (addr) => throttle.failed(addr),
     admins: new Set(options.adminPrincipals ?? []),
     runtime: RUNTIME_INFO,
@@ -614,6 +666,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     serveStdio: (input, output) =>
       serveLines(input, output, maxFrameBytes, (t) => new Connection(ctx, t)),
     inventory: () => agents.inventory(),
+    authenticateBearer: (header) => authenticateBearer(authenticator, header),
     metrics,
     rotateCredentials: (jobId) => jobs.rotateCredentials(jobId),
     drain: (deadlineSec) => drain.start(deadlineSec ?? drainSec),
@@ -640,6 +693,65 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         await sweeping;
       })(),
   };
+}
+
+/** Buckets of the KV commit latency (s): a local SQLite commit is about a millisecond. */
+const COMMIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/**
+ * Declares the KV commit latency histogram and the sandbox's gauges (zero
+ * hosts when agents run in workers of this process).
+ *
+ * @param metrics the registry
+ * @param store whose commits are timed
+ * @param stats what the sandbox processes are doing, when there are any
+ * @param memoryMb the memory ceiling of each sandbox process
+ */
+function sandboxAndStorageMetrics(
+  metrics: Metrics,
+  store: Store,
+  stats: (() => SandboxStats) | undefined,
+  memoryMb: number | undefined,
+): void {
+  const commits = metrics.histogram(
+    "arcp_kv_commit_seconds",
+    "Latency of KV group commits (one atomic commit of every write queued meanwhile).",
+    COMMIT_BUCKETS,
+  );
+  store.onCommit = (seconds) => commits.observe(seconds);
+  const hosts = () => stats?.().hosts ?? [];
+  metrics.gauge("arcp_sandbox_hosts", "Sandbox processes alive.", () => hosts().length);
+  metrics.gauge(
+    "arcp_sandbox_host_memory_bytes",
+    "Resident set of each sandbox process as it last reported it; host is a small index kept for the process's life.",
+    () =>
+      hosts().flatMap((h): Array<[Record<string, string>, number]> =>
+        h.rssBytes === undefined ? [] : [[{ host: String(h.index) }, h.rssBytes]]
+      ),
+    ["host"],
+  );
+  metrics.gauge(
+    "arcp_sandbox_host_memory_limit_bytes",
+    "The memory ceiling of each sandbox process (a job whose process passes it ends).",
+    () => (memoryMb ?? 0) * 1024 * 1024,
+  );
+  metrics.gauge(
+    "arcp_sandbox_pool_processes",
+    "Ready sandbox processes by pool: idle (no worker), warm (worker started ahead), recycled (kept for a principal's next job), shared (workers shared by jobs of one key).",
+    () => {
+      const pools = stats?.().pools ?? { idle: 0, warm: 0, recycled: 0, shared: 0 };
+      return Object.entries(pools).map(([pool, n]): [Record<string, string>, number] => [
+        { pool },
+        n,
+      ]);
+    },
+    ["pool"],
+  );
+  metrics.gauge(
+    "arcp_sandbox_waiting_jobs",
+    "Jobs waiting for a sandbox worker while the sandbox is at capacity.",
+    () => stats?.().waiting ?? 0,
+  );
 }
 
 /**

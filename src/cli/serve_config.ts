@@ -13,7 +13,7 @@
  */
 import { parseArgs } from "parse-args";
 import { z } from "zod";
-import type { RuntimeOptions } from "../runtime.ts";
+import { checkAuthOptions, type RuntimeOptions } from "../runtime.ts";
 import type { LogFormat, LogSeverity } from "../logger.ts";
 
 /** How a flag's text becomes a value before its schema checks it. */
@@ -141,6 +141,72 @@ export const SERVE_OPTIONS = [
     schema: text,
     arg: "PATH",
     help: "read TOKEN=PRINCIPAL lines from a file, so tokens stay off the command line",
+  },
+  {
+    flag: "jwt-jwks-url",
+    key: "auth.jwt.jwksUrl",
+    type: "string",
+    schema: text,
+    arg: "URL",
+    help: "accept JWTs signed by a key of this JWKS (https, or http on loopback)",
+  },
+  {
+    flag: "jwt-secret-file",
+    key: "auth.jwt.secretFile",
+    type: "string",
+    schema: text,
+    arg: "PATH",
+    help: "HS256 JWT secret (32+ bytes) in this file, or env ARCP_JWT_SECRET; never a flag",
+  },
+  {
+    flag: "jwt-issuer",
+    key: "auth.jwt.issuer",
+    type: "list",
+    schema: list,
+    arg: "ISS",
+    help: "required iss claim (repeatable: any of them)",
+  },
+  {
+    flag: "jwt-audience",
+    key: "auth.jwt.audience",
+    type: "list",
+    schema: list,
+    arg: "AUD",
+    help: "required aud claim (repeatable: any of them)",
+  },
+  {
+    flag: "jwt-principal-claim",
+    key: "auth.jwt.principalClaim",
+    type: "string",
+    schema: text,
+    arg: "CLAIM",
+    default: "sub",
+    help: "claim naming the principal",
+  },
+  {
+    flag: "jwt-algorithms",
+    key: "auth.jwt.algorithms",
+    type: "list",
+    schema: list,
+    arg: "ALG",
+    default: "HS256; RS256,ES256 with a JWKS",
+    help: "allowed JWT algorithms (repeatable or comma-separated)",
+  },
+  {
+    flag: "allow-anonymous",
+    key: "auth.anonymous.allow",
+    type: "boolean",
+    schema: bool,
+    help: "accept auth scheme anonymous (no token): each hello its own principal and caps",
+  },
+  {
+    flag: "anonymous-max-jobs",
+    key: "auth.anonymous.maxJobs",
+    type: "number",
+    schema: positiveInt,
+    arg: "N",
+    default: "2",
+    help: "live jobs one anonymous principal may have (needs --allow-anonymous)",
   },
   {
     flag: "admin",
@@ -666,11 +732,13 @@ export interface ServeConfig {
   agentsDir: string;
   /** Token → principal. */
   tokens: Record<string, string>;
+  /** JWT and anonymous authentication, when configured (tokens stay in `tokens`). */
+  auth?: Pick<NonNullable<RuntimeOptions["auth"]>, "jwt" | "anonymous">;
   /** The generated token, when none was configured (printed once at start). */
   generatedToken?: string;
   /** TLS certificate and key files. */
   tls?: { certFile: string; keyFile: string };
-  /** The runtime's configuration files (config, tokens, TLS): no lease may reach them. */
+  /** The runtime's configuration files (config, tokens, JWT secret, TLS): no lease may reach them. */
   configFiles: string[];
   /** Credential provisioning, when configured. */
   credentials?: {
@@ -718,8 +786,8 @@ export function serveUsage(): string {
     "usage: arcp serve [options]",
     ...lines,
     "  -h, --help" + " ".repeat(width - 10) + "print this and exit",
-    "Precedence: flag, environment, config file, default. With no token configured a random one",
-    "is generated and printed. Config file keys are dotted paths into nested objects, e.g.",
+    "Precedence: flag, environment, config file, default. With no token and no JWT configured a",
+    "random token is generated and printed. Config file keys are dotted paths into nested objects, e.g.",
     '{"port": 7777, "quotas": {"maxEventsPerJob": 5000}}.',
   ].join("\n");
 }
@@ -918,8 +986,9 @@ export async function readServeConfig(
     fileTokens = parseTokenPairs(lines, "--tokens-file");
   }
   const tokens = { ...fileTokens, ...parseTokenPairs(values.token ?? [], "--token") };
+  const auth = await readAuth(values, env);
   let generatedToken: string | undefined;
-  if (Object.keys(tokens).length === 0) {
+  if (Object.keys(tokens).length === 0 && !auth?.jwt) {
     generatedToken = Array.from(
       crypto.getRandomValues(new Uint8Array(24)),
       (b) => b.toString(16).padStart(2, "0"),
@@ -953,14 +1022,84 @@ export async function readServeConfig(
     kvPath: values.kv ?? "./data/arcp.kv",
     agentsDir: values.agents ?? "./agents",
     tokens,
+    auth,
     generatedToken,
     credentials,
-    configFiles: [values.config, values["tokens-file"], values["tls-cert"], values["tls-key"]]
-      .filter((f): f is string => f !== undefined),
+    configFiles: [
+      values.config,
+      values["tokens-file"],
+      values["jwt-secret-file"],
+      values["tls-cert"],
+      values["tls-key"],
+    ].filter((f): f is string => f !== undefined),
     tls: values["tls-cert"]
       ? { certFile: values["tls-cert"], keyFile: values["tls-key"]! }
       : undefined,
   };
+}
+
+/**
+ * The JWT and anonymous options of the settings. The HS256 secret comes from
+ * a file or the environment, never from a flag, where `ps` would show it.
+ *
+ * @param values the settings
+ * @param env environment lookup
+ * @returns the options, or undefined when neither is configured
+ * @throws {ServeConfigError} naming the bad flag
+ */
+async function readAuth(
+  values: ServeValues,
+  env: (name: string) => string | undefined,
+): Promise<ServeConfig["auth"]> {
+  let secret: string | undefined;
+  const secretFile = values["jwt-secret-file"];
+  if (secretFile !== undefined) {
+    try {
+      secret = (await Deno.readTextFile(secretFile)).trim();
+    } catch (err) {
+      throw new ServeConfigError(
+        `--jwt-secret-file ${secretFile}: cannot read it (${(err as Error).message})`,
+      );
+    }
+  } else {
+    secret = env("ARCP_JWT_SECRET") || undefined;
+  }
+  const jwksUrl = values["jwt-jwks-url"];
+  const jwtFlags = ["jwt-issuer", "jwt-audience", "jwt-principal-claim", "jwt-algorithms"] as const;
+  if (secret === undefined && jwksUrl === undefined) {
+    const stray = jwtFlags.find((f) => values[f] !== undefined);
+    if (stray) {
+      throw new ServeConfigError(
+        `--${stray} needs --jwt-jwks-url, --jwt-secret-file or ARCP_JWT_SECRET`,
+        true,
+      );
+    }
+  }
+  const one = (v: string[] | undefined) => v === undefined || v.length > 1 ? v : v[0];
+  const jwt = secret === undefined && jwksUrl === undefined ? undefined : {
+    secret,
+    jwksUrl,
+    issuer: one(values["jwt-issuer"]),
+    audience: one(values["jwt-audience"]),
+    principalClaim: values["jwt-principal-claim"],
+    algorithms: values["jwt-algorithms"]?.flatMap((a) => a.split(",")).map((a) => a.trim())
+      .filter(Boolean),
+  };
+  const maxJobs = values["anonymous-max-jobs"];
+  if (maxJobs !== undefined && !values["allow-anonymous"]) {
+    throw new ServeConfigError("--anonymous-max-jobs needs --allow-anonymous", true);
+  }
+  const anonymous = values["allow-anonymous"]
+    ? maxJobs === undefined ? true : { maxLiveJobs: maxJobs }
+    : undefined;
+  if (!jwt && !anonymous) return undefined;
+  const auth = { ...(jwt ? { jwt } : {}), ...(anonymous ? { anonymous } : {}) };
+  try {
+    checkAuthOptions(auth);
+  } catch (err) {
+    throw new ServeConfigError((err as Error).message, true);
+  }
+  return auth;
 }
 
 const KIB = 1024;
@@ -1009,6 +1148,7 @@ export function toRuntimeOptions(
     kvPath: config.kvPath,
     agentsDir: config.agentsDir,
     tokens: config.tokens,
+    auth: config.auth,
     // The generated token's principal is the operator at the keyboard.
     adminPrincipals: v.admin ?? (config.generatedToken ? ["local"] : []),
     drainSec: v["drain-sec"],

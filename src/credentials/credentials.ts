@@ -96,6 +96,12 @@ export class CredentialService {
   #revokeWaitMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
   #retrying = false;
+  /**
+   * Called when the upstream fails to issue (`issue`, rotations included) or
+   * a revocation attempt fails (`revoke`; it is retried), for the operator
+   * metrics.
+   */
+  onFailure: ((op: "issue" | "revoke") => void) | undefined;
 
   /**
    * @param provisioner the upstream
@@ -166,6 +172,7 @@ export class CredentialService {
       try {
         issued = await this.#provisioner.issue({ ...request, handle });
       } catch (err) {
+        this.onFailure?.("issue");
         // The upstream may have issued before failing: revoke by handle anyway.
         await this.#store.revocations.put({ ...record, next_at: Date.now() });
         throw new ArcpError(
@@ -291,6 +298,7 @@ export class CredentialService {
       await this.#provisioner.revoke(record.handle);
       await this.#store.revocations.delete(jobId, handle);
     } catch (err) {
+      this.onFailure?.("revoke");
       const attempts = record.attempts + 1;
       const permanent = err instanceof RevocationError && err.permanent;
       const message = err instanceof Error ? err.message : String(err);

@@ -148,6 +148,8 @@ export interface AdmissionDeps {
   checkLease: (lease: Lease) => void;
   /** Starts an admitted job. */
   start: StartJob;
+  /** A principal's live-job cap when it is not `maxJobsPerPrincipal` (anonymous principals). */
+  jobCap?: (principal: string) => number | undefined;
 }
 
 /** Accepts or rejects submits. */
@@ -182,21 +184,23 @@ export class Admission {
 
     // Taken before the first await: a cap checked here and counted later let
     // concurrent submits all through. At the cap, only a replay may pass.
-    const release = this.#deps.live.tryReserve(principal, this.#limits.maxJobsPerPrincipal);
+    const cap = this.#deps.jobCap?.(principal) ?? this.#limits.maxJobsPerPrincipal;
+    const release = this.#deps.live.tryReserve(principal, cap);
     try {
-      return await this.#admit(who, submit, agent, expiresMs, now, release !== undefined);
+      return await this.#admit(who, submit, agent, expiresMs, now, cap, release !== undefined);
     } finally {
       release?.();
     }
   }
 
-  /** The rest of {@linkcode submit}, with a cap slot held when `slot` is true. */
+  /** The rest of {@linkcode submit}, with a slot under `cap` held when `slot` is true. */
   async #admit(
     who: Submitter,
     submit: Submit,
     agent: AgentModule,
     expiresMs: number | undefined,
     now: number,
+    cap: number,
     slot: boolean,
   ): Promise<Submission> {
     const { store, credentials: service } = this.#deps;
@@ -213,11 +217,8 @@ export class Admission {
     if (!slot) {
       throw new ArcpError(
         "INTERNAL_ERROR",
-        `principal has ${this.#limits.maxJobsPerPrincipal} live jobs, the most allowed`,
-        {
-          cap: "concurrent_jobs",
-          limit: this.#limits.maxJobsPerPrincipal,
-        },
+        `principal has ${cap} live jobs, the most allowed`,
+        { cap: "concurrent_jobs", limit: cap },
       );
     }
 

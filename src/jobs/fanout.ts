@@ -92,6 +92,8 @@ export class Fanout {
   #live: JobTable;
   #quota: OutputQuota;
   #overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
+  /** Counts each `job.event` by kind, for the operator metrics. */
+  #onEvent: ((kind: string) => void) | undefined;
 
   /**
    * @param deps the store, session lookup, logger, the live jobs, the output
@@ -104,7 +106,9 @@ export class Fanout {
     live: JobTable;
     quota: OutputQuota;
     overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
+    onEvent?: (kind: string) => void;
   }) {
+    this.#onEvent = deps.onEvent;
     this.#store = deps.store;
     this.#sinks = deps.sinks;
     this.#log = deps.log;
@@ -158,6 +162,7 @@ export class Fanout {
       live.terminated = true;
       this.#quota.release(live);
     }
+    if (type === "job.event") this.#onEvent?.((payload as JobEventPayload).kind);
     const job = live.record;
     const writes: KvWrite[] = [];
     const deliveries: Array<[EventSink, Staged]> = [];

@@ -70,6 +70,8 @@ export interface JobManagerDeps {
   protectedPaths?: readonly ProtectedPath[];
   /** Issues provisioned credentials, when configured. */
   credentials?: CredentialService;
+  /** A principal's live-job cap when it is not `maxJobsPerPrincipal` (anonymous principals). */
+  jobCap?: (principal: string) => number | undefined;
   /** Told of every job accepted and every job ended (the runtime's event log). */
   journal?: JobJournal;
 }
@@ -119,6 +121,7 @@ export class JobManager {
       requireModelLease: all.requireModelLease,
       protectedPaths: deps.protectedPaths ?? [],
     };
+    const events = new JobEvents(deps.log, deps.metrics);
     const fanout = this.#fanout = new Fanout({
       store,
       sinks,
@@ -127,6 +130,7 @@ export class JobManager {
       quota: new OutputQuota(all),
       // The lifecycle is made after the fan-out it emits through.
       overQuota: (job, error): Promise<void> => lifecycle.end(job, { status: "error", error }),
+      onEvent: (kind) => events.event(kind),
     });
     const credentials = this.#credentials = new JobCredentials({ service, live, fanout });
     const lifecycle = this.#lifecycle = new Lifecycle({
@@ -135,7 +139,7 @@ export class JobManager {
       live,
       fanout,
       credentials,
-      events: new JobEvents(deps.log, deps.metrics),
+      events,
       onEnded: journal && ((job) => journal.ended(job)),
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
@@ -145,7 +149,7 @@ export class JobManager {
     const end = lifecycle.end.bind(lifecycle);
     const event = fanout.event.bind(fanout);
     this.#admission = new Admission(
-      { store, agents, credentials: service, live, policy, checkLease, start },
+      { store, agents, credentials: service, live, policy, checkLease, start, jobCap: deps.jobCap },
       all,
     );
     const delegation = new Delegation({

@@ -87,6 +87,7 @@ export class Lifecycle {
     this.#events.accepted(job);
     live.span = startJobSpan(job, live.parent?.span);
     job.status = "running";
+    this.#events.started(job);
     this.#fanout.event(live, "status", { phase: "running" });
     if (job.max_runtime_sec) {
       live.timers.push(setDeadline(
@@ -133,6 +134,7 @@ export class Lifecycle {
         // The job may have ended (cancel, timeout) while its sandbox was starting.
         if (live.ended) run.kill();
         else {
+          this.#events.running(job);
           live.run = run;
           // A rotation while the sandbox was starting: hand over the value that is live now.
           const now = this.#credentials.current(job.job_id);

@@ -1,14 +1,18 @@
 /**
  * What the jobs layer tells operators. Every job is one line when it starts
  * and one when it ends (id, agent, principal, status, duration, error code,
- * and an agent's error message), and is counted by status and agent; when
- * its sandbox failed it (the agent stopped beating, its sandbox process
- * died) that end line says so, with the reason, and steps a counter of its
- * own. Never a secret: inputs, results and leases stay out.
+ * and an agent's error message), and is counted by agent when it starts and
+ * by status and agent when it ends; every `job.event` is counted by kind, and
+ * how long a job took from submit to its agent running is observed. When its
+ * sandbox failed it (the agent stopped beating, its sandbox process died)
+ * that end line says so, with the reason, and steps a counter of its own.
+ * Never a secret: inputs, results and leases stay out.
  *
- * | event | log line | counter |
+ * | event | log line | metric |
  * | --- | --- | --- |
- * | a job is accepted and starts | `job accepted` (info) | — |
+ * | a job is accepted and starts (`running`) | `job accepted` (info) | `arcp_jobs_started_total{agent}` |
+ * | its agent runs in a worker | — | `arcp_job_start_seconds` (histogram, from submit) |
+ * | a `job.event` is emitted | — | `arcp_job_events_total{kind}` (vendor kinds as `vendor`) |
  * | any other job ends | `job ended` (info; warn when it failed) | `arcp_jobs_ended_total{status,agent}` |
  * | the agent's liveness beats stopped (`HEARTBEAT_LOST`) | `job ended: agent heartbeat lost` (warn) | `arcp_jobs_heartbeat_lost_total` |
  * | its sandbox process died (exit, signal, heap exhausted) | `job ended: sandbox process crashed` (error) | `arcp_sandbox_crashes_total` |
@@ -16,9 +20,10 @@
  * @module
  */
 import type { ArcpError } from "../protocol/errors.ts";
+import { EVENT_BODIES, isReservedKind } from "../protocol/events.ts";
 import type { JobRecord } from "../store/records.ts";
 import type { Logger } from "../logger.ts";
-import { type Counter, Metrics } from "../metrics.ts";
+import { type Counter, type Histogram, Metrics } from "../metrics.ts";
 import type { Outcome } from "./live_job.ts";
 
 /** How a sandbox failed a job. */
@@ -30,6 +35,9 @@ export type SandboxFailure = "heartbeat_lost" | "host_crash";
  * V8 ran out of heap; an agent cannot carry `HEARTBEAT_LOST` through.
  */
 const HOST_EXIT = /\bsandbox process exited\b/;
+
+/** Buckets of the start latency (s): a warm worker is milliseconds, a cold process a second or more. */
+const START_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** How much of a failure's message goes into the log line. */
 const MAX_MESSAGE = 300;
@@ -56,7 +64,10 @@ export function sandboxFailureOf(error: ArcpError): SandboxFailure | undefined {
 /** Logs and counts the jobs layer's operator events. */
 export class JobEvents {
   #log: Logger;
+  #started: Counter;
   #ended: Counter;
+  #events: Counter;
+  #startLatency: Histogram;
   #heartbeatLost: Counter;
   #crashes: Counter;
 
@@ -68,6 +79,21 @@ export class JobEvents {
    */
   constructor(log: Logger, metrics: Metrics = new Metrics()) {
     this.#log = log;
+    this.#started = metrics.counter(
+      "arcp_jobs_started_total",
+      "Jobs started (status running), by agent.",
+      ["agent"],
+    );
+    this.#events = metrics.counter(
+      "arcp_job_events_total",
+      "job.event envelopes emitted, by kind (vendor kinds as vendor); rate() gives events/s.",
+      ["kind"],
+    );
+    this.#startLatency = metrics.histogram(
+      "arcp_job_start_seconds",
+      "Time from a job's submit to its agent running in a worker (waiting for a sandbox included).",
+      START_BUCKETS,
+    );
     this.#ended = metrics.counter(
       "arcp_jobs_ended_total",
       "Jobs that reached a terminal state, by status and agent.",
@@ -83,6 +109,36 @@ export class JobEvents {
     );
     this.#heartbeatLost.inc({}, 0);
     this.#crashes.inc({}, 0);
+    for (const kind of [...Object.keys(EVENT_BODIES), "vendor"]) this.#events.inc({ kind }, 0);
+  }
+
+  /**
+   * A job started: its status is `running` and its agent is being launched.
+   *
+   * @param job its record
+   */
+  started(job: JobRecord): void {
+    this.#started.inc({ agent: job.agent });
+  }
+
+  /**
+   * A job's agent runs in a worker.
+   *
+   * @param job its record
+   * @param at when (epoch ms)
+   */
+  running(job: JobRecord, at: number = Date.now()): void {
+    const since = Date.parse(job.created_at);
+    if (Number.isFinite(since)) this.#startLatency.observe(Math.max(0, at - since) / 1000);
+  }
+
+  /**
+   * A `job.event` was emitted.
+   *
+   * @param kind its kind
+   */
+  event(kind: string): void {
+    this.#events.inc({ kind: isReservedKind(kind) ? kind : "vendor" });
   }
 
   /**

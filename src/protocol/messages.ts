@@ -57,7 +57,12 @@ export const HelloSchema = z.object({
     fingerprint: short.optional(),
     principal: short.optional(),
   }),
-  auth: z.object({ scheme: z.literal("bearer"), token: z.string().min(1).max(4096) }),
+  // A JWT from an identity provider can be several KiB. `anonymous` (no
+  // token) is honoured only when the runtime opts in.
+  auth: z.discriminatedUnion("scheme", [
+    z.object({ scheme: z.literal("bearer"), token: z.string().min(1).max(16_384) }),
+    z.object({ scheme: z.literal("anonymous"), token: z.string().max(16_384).optional() }),
+  ]),
   capabilities: z.object({
     encodings: z.array(short).max(64).optional(),
     features: z.array(short).max(64).optional(),

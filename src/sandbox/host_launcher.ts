@@ -205,6 +205,24 @@ function takeReady(list: SandboxProcess[] | undefined): SandboxProcess | undefin
   return undefined;
 }
 
+/** What the sandbox processes are doing, for the operator metrics. */
+export interface SandboxStats {
+  /**
+   * Every process alive, by a small index (the lowest free when it started,
+   * kept for its life, so a label never names a pid), with its resident set
+   * as last reported.
+   */
+  hosts: Array<{ index: number; rssBytes?: number }>;
+  /**
+   * Idle processes without a worker (`idle`), with their agent's worker
+   * started ahead (`warm`), kept after a job for their principal's next one
+   * (`recycled`), and workers shared by jobs of one key (`shared`).
+   */
+  pools: { idle: number; warm: number; recycled: number; shared: number };
+  /** Jobs waiting for a worker while the sandbox is at capacity. */
+  waiting: number;
+}
+
 /** A worker shared by jobs of one key. */
 interface SharedWorker {
   proc: SandboxProcess;
@@ -243,8 +261,8 @@ export class HostLauncher implements AgentLauncher {
     Array<{ spec: LaunchSpec; sharing: Sharing; channel: WaitingChannel; since: number }>
   >();
   #waitTimer: ReturnType<typeof setInterval> | undefined;
-  /** Every process alive, idle or serving. */
-  #all = new Set<SandboxProcess>();
+  /** Every process alive, idle or serving, with its metrics index. */
+  #all = new Map<SandboxProcess, number>();
   #demand = new WarmDemand();
   #poolFailures = 0;
   #refillQueued = false;
@@ -331,7 +349,28 @@ export class HostLauncher implements AgentLauncher {
 
   /** Process ids of the processes serving jobs now. */
   get busyPids(): number[] {
-    return [...this.#all].filter((p) => p.active > 0).map((p) => p.pid);
+    return [...this.#all.keys()].filter((p) => p.active > 0).map((p) => p.pid);
+  }
+
+  /**
+   * What the processes are doing now.
+   *
+   * @returns the processes with their memory, the pools' sizes and the jobs waiting
+   */
+  stats(): SandboxStats {
+    let warm = 0;
+    for (const list of this.#warm.values()) warm += list.length;
+    let recycled = 0;
+    for (const r of this.#recycled.values()) recycled += r.procs.length;
+    let shared = 0;
+    for (const list of this.#shared.values()) shared += list.length;
+    let waiting = this.#freshWaiting.length;
+    for (const list of this.#sharedWaiting.values()) waiting += list.length;
+    return {
+      hosts: [...this.#all].map(([proc, index]) => ({ index, rssBytes: proc.rssBytes })),
+      pools: { idle: this.#idle.length, warm, recycled, shared },
+      waiting,
+    };
   }
 
   /**
@@ -341,7 +380,7 @@ export class HostLauncher implements AgentLauncher {
    * @returns them
    */
   hosts(): Array<{ pid: number; rss_bytes?: number; jobs: number }> {
-    return [...this.#all].map((p) => ({
+    return [...this.#all.keys()].map((p) => ({
       pid: p.pid,
       ...(p.rssBytes === undefined ? {} : { rss_bytes: p.rssBytes }),
       jobs: p.active,
@@ -367,7 +406,10 @@ export class HostLauncher implements AgentLauncher {
       this.#serveFresh();
       this.#queueRefill();
     };
-    this.#all.add(proc);
+    const used = new Set(this.#all.values());
+    let index = 0;
+    while (used.has(index)) index++;
+    this.#all.set(proc, index);
     return proc;
   }
 
@@ -535,7 +577,7 @@ export class HostLauncher implements AgentLauncher {
   /** Processes starting now (spawned, their worker not yet ready). */
   #startingCount(): number {
     let n = 0;
-    for (const p of this.#all) if (p.starting) n++;
+    for (const p of this.#all.keys()) if (p.starting) n++;
     return n;
   }
 
@@ -700,7 +742,7 @@ export class HostLauncher implements AgentLauncher {
     clearInterval(this.#trim);
     clearInterval(this.#waitTimer);
     for (const list of this.#shared.values()) for (const w of list) clearTimeout(w.idle);
-    const procs = [...this.#all];
+    const procs = [...this.#all.keys()];
     this.#idle = [];
     this.#warm.clear();
     this.#recycled.clear();

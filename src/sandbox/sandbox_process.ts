@@ -94,7 +94,7 @@ export class SandboxProcess {
   #stderr: OutputDrain;
   /** Set once the process is gone or was told to go. */
   #dead = false;
-  /** The resident set it last reported, bytes. */
+  /** Its resident set as last reported (bytes), for the operator metrics. */
   #rss: number | undefined;
 
   /**
@@ -160,6 +160,15 @@ export class SandboxProcess {
    */
   get starting(): boolean {
     return !this.#dead && (this.#launched ? !this.#workerReady : !this.#connected);
+  }
+
+  /**
+   * Its resident set as it last reported it (every 200 ms once connected).
+   *
+   * @returns bytes, or undefined before the first report
+   */
+  get rssBytes(): number | undefined {
+    return this.#rss;
   }
 
   /** Whether its worker has loaded the agent and can start a job at once. */
@@ -315,11 +324,6 @@ export class SandboxProcess {
    */
   detach(j: number): void {
     this.#slots.delete(j);
-  }
-
-  /** The resident set the process last reported (bytes), if it has. */
-  get rssBytes(): number | undefined {
-    return this.#rss;
   }
 
   /** Jobs attached now. */

@@ -11,7 +11,7 @@ import type { AgentInventoryEntry } from "../protocol/messages.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import type { Transport } from "../transport/transport.ts";
-import type { HelloThrottle, TokenTable } from "./auth.ts";
+import type { AnonymousLimits, Authenticator, HelloThrottle } from "./auth.ts";
 import type { SessionEvents } from "./operator_events.ts";
 import type { SessionRegistry } from "./registry.ts";
 
@@ -27,8 +27,10 @@ export interface ConnectionContext {
   heartbeatSec: number;
   /** The agent inventory. */
   inventory: () => AgentInventoryEntry[];
-  /** Token → principal. */
-  tokens: TokenTable;
+  /** Who a hello's bearer token names. */
+  auth: Authenticator;
+  /** The anonymous scheme's caps; anonymous hellos are refused when unset. */
+  anonymous?: AnonymousLimits;
   /** Failed-hello throttle. */
   throttle: HelloThrottle;
   /** Sessions. */

@@ -1,5 +1,7 @@
 /**
- * The hello handshake: authenticate (tarpitting repeated failures), negotiate features, open a
+ * The hello handshake: authenticate (bearer token through the runtime's
+ * `Authenticator`, or the opt-in anonymous scheme; repeated failures
+ * tarpitted), negotiate features, open a
  * new session or resume one, then welcome, replay what the client missed
  * and hand a resumed job its credentials again. Any refusal is a
  * `session.error` followed by a close.
@@ -13,6 +15,14 @@ import { newUlid } from "../protocol/ids.ts";
 import { type Hello, HelloSchema, type Welcome } from "../protocol/messages.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Transport } from "../transport/transport.ts";
+import {
+  ANONYMOUS_PREFIX,
+  anonymousIdentity,
+  authError,
+  authFailureOf,
+  type Identity,
+  isAnonymous,
+} from "./auth.ts";
 import type { ConnectionContext } from "./context.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import type { Session } from "./session.ts";
@@ -73,13 +83,20 @@ export async function handshake(
     host.reject(toArcpError(err));
     return;
   }
-  const principal = ctx.tokens.principalFor(hello.auth.token);
-  if (principal === undefined) {
-    // Held in the tarpit when this address keeps failing; a valid token is never held.
-    ctx.events.helloRejected("bad_token", addr, await ctx.throttle.failed(addr));
-    host.reject(new ArcpError("UNAUTHENTICATED", "bearer token not recognised"));
+  const identity = await identify(ctx, hello);
+  if (identity instanceof ArcpError) {
+    const reason = authFailureOf(identity);
+    // Held in the tarpit when this address keeps failing; a valid token is
+    // never held, nor a client refused for the runtime's side (its identity
+    // provider down) or for a scheme it could not know was off.
+    const held = reason === "jwks_unavailable" || reason === "anonymous_disabled"
+      ? 0
+      : await ctx.throttle.failed(addr);
+    ctx.events.helloRejected(reason, addr, held, undefined, identity.message);
+    host.reject(identity);
     return;
   }
+  const { principal } = identity;
   const features = negotiateFeatures(ctx.features(host.transport), hello.capabilities?.features);
   let opened: { session: Session; resumeToken: string };
   let release: (() => void) | undefined;
@@ -87,7 +104,13 @@ export async function handshake(
     // Opening or resuming a session is a write: while storage fails, say so
     // at once instead of leaving the hello unanswered until the disk has room.
     ctx.store.assertWritable();
-    release = ctx.sessions.reserve(principal);
+    const anonymous = isAnonymous(principal) ? ctx.anonymous : undefined;
+    release = ctx.sessions.reserve(principal, {
+      limit: anonymous?.maxSessions,
+      group: anonymous &&
+        { name: "anonymous", prefix: ANONYMOUS_PREFIX, limit: anonymous.maxConnected },
+      resuming: hello.resume?.session_id,
+    });
     if (hello.resume) {
       opened = await ctx.sessions.resume(principal, hello.resume);
       opened.session.setFeatures(features);
@@ -126,11 +149,39 @@ export async function handshake(
   ctx.log.info(hello.resume ? "session resumed" : "session opened", {
     session_id: session.sessionId,
     principal,
+    auth: identity.scheme,
   });
   // A replay that did not finish (connection gone, replaced, or ended for a storage fault)
   // leaves the credentials to the next resume.
   if (!(await session.replay())) return;
   if (hello.resume) await ctx.jobs.redeliverCredentials(session.sessionId);
+}
+
+/**
+ * Who a hello is. A bearer token goes to the runtime's authenticator. An
+ * anonymous hello, when the runtime allows them, is a new `anon:` principal,
+ * or, resuming, the anonymous principal of the session it names (the resume
+ * token then proves it; a wrong one is refused by the resume like any other).
+ *
+ * @param ctx what connections share
+ * @param hello the decoded hello
+ * @returns the identity, or an `UNAUTHENTICATED` error
+ */
+async function identify(ctx: ConnectionContext, hello: Hello): Promise<Identity | ArcpError> {
+  if (hello.auth.scheme === "bearer") return await ctx.auth.authenticate(hello.auth.token);
+  if (!ctx.anonymous) {
+    return authError(
+      "anonymous_disabled",
+      'anonymous sessions are not enabled on this runtime; use auth scheme "bearer" with a token',
+    );
+  }
+  if (hello.resume) {
+    const resumed = await ctx.sessions.restore(hello.resume.session_id);
+    if (resumed && isAnonymous(resumed.principal)) {
+      return { principal: resumed.principal, scheme: "anonymous" };
+    }
+  }
+  return anonymousIdentity();
 }
 
 /**

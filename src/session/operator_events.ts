@@ -5,7 +5,7 @@
  *
  * | event | log line | counter |
  * | --- | --- | --- |
- * | a hello refused for its credential | `hello rejected` (warn) | `arcp_hellos_rejected_total{reason}` |
+ * | a hello refused for its credential (reason: an `AuthFailure` or `resume_refused`) | `hello rejected` (warn, with the refusal's message) | `arcp_hellos_rejected_total{reason}` |
  * | … and held in the tarpit first | `hello rejected` with `throttled_ms` | also `arcp_hellos_throttled_total` |
  * | a socket closed with 1008 | `connection closed by policy (1008)` (warn) | `arcp_policy_closes_total{reason}` |
  * | a session's connection lost without a bye | `session dropped` (warn) | `arcp_sessions_dropped_total{reason}` |
@@ -14,9 +14,10 @@
  */
 import type { Logger } from "../logger.ts";
 import { type Counter, Metrics } from "../metrics.ts";
+import { AUTH_FAILURES, type AuthFailure } from "./auth.ts";
 
-/** Why a hello's credential was refused. */
-export type HelloRejection = "bad_token" | "resume_refused";
+/** Why a hello's credential was refused: an authentication failure, or a refused resume. */
+export type HelloRejection = AuthFailure | "resume_refused";
 
 /** Why the runtime closed a socket with 1008 (policy violation). */
 export type PolicyClose = "slow_reader" | "hello_timeout";
@@ -50,7 +51,7 @@ export class SessionEvents {
     this.#log = log;
     this.#rejected = metrics.counter(
       "arcp_hellos_rejected_total",
-      "Hellos refused for their credential (bad token, resume refused).",
+      "Hellos refused for their credential (bad token, expired or invalid JWT, resume refused).",
       ["reason"],
     );
     this.#throttled = metrics.counter(
@@ -67,7 +68,7 @@ export class SessionEvents {
       "Sessions whose connection was lost without a bye (they stay resumable).",
       ["reason"],
     );
-    for (const reason of ["bad_token", "resume_refused"]) this.#rejected.inc({ reason }, 0);
+    for (const reason of [...AUTH_FAILURES, "resume_refused"]) this.#rejected.inc({ reason }, 0);
     this.#throttled.inc({}, 0);
     for (const reason of ["slow_reader", "hello_timeout"]) this.#policy.inc({ reason }, 0);
     for (const reason of ["heartbeat_lost", "socket_gone"]) this.#dropped.inc({ reason }, 0);
@@ -80,13 +81,21 @@ export class SessionEvents {
    * @param addr the peer's address
    * @param heldMs how long the tarpit held the answer (0: not throttled)
    * @param sessionId the session a refused resume named
+   * @param message what the client was told (it never quotes the token)
    */
-  helloRejected(reason: HelloRejection, addr: string, heldMs: number, sessionId?: string): void {
+  helloRejected(
+    reason: HelloRejection,
+    addr: string,
+    heldMs: number,
+    sessionId?: string,
+    message?: string,
+  ): void {
     this.#rejected.inc({ reason });
     if (heldMs > 0) this.#throttled.inc();
     this.#log.warn("hello rejected", {
       reason,
       addr,
+      ...(message === undefined ? {} : { message }),
       ...(sessionId === undefined ? {} : { session_id: sessionId }),
       ...(heldMs > 0 ? { throttled_ms: heldMs } : {}),
     });

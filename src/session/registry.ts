@@ -166,20 +166,45 @@ export class SessionRegistry {
    * attached or refused.
    *
    * @param principal who is connecting
+   * @param caps `limit`: its cap, when it is not the default; `group`: a cap
+   *   on the connected sessions of every principal with a prefix together
+   *   (anonymous principals; `details.cap` is `<name>_sessions`); `resuming`: the session a resume names, which
+   *   counts against neither, since its new connection replaces its old one
    * @returns the release
-   * @throws {ArcpError} `INTERNAL_ERROR` with `details.cap` when connected and pending sessions fill the cap
+   * @throws {ArcpError} `INTERNAL_ERROR` with `details.cap` when connected and pending sessions fill a cap
    */
-  reserve(principal: string): () => void {
+  reserve(
+    principal: string,
+    caps: {
+      limit?: number;
+      group?: { name: string; prefix: string; limit: number };
+      resuming?: string;
+    } = {},
+  ): () => void {
+    const limit = caps.limit ?? this.#limits.maxSessionsPerPrincipal;
+    const group = caps.group;
     let n = this.#pending.get(principal) ?? 0;
-    for (const s of this.#sessions.values()) if (s.connected && s.principal === principal) n++;
-    if (n >= this.#limits.maxSessionsPerPrincipal) {
+    let inGroup = 0;
+    if (group) {
+      for (const [p, k] of this.#pending) if (p.startsWith(group.prefix)) inGroup += k;
+    }
+    for (const s of this.#sessions.values()) {
+      if (!s.connected || s.sessionId === caps.resuming) continue;
+      if (s.principal === principal) n++;
+      if (group && s.principal.startsWith(group.prefix)) inGroup++;
+    }
+    if (n >= limit) {
       throw new ArcpError(
         "INTERNAL_ERROR",
         `principal has ${n} connected sessions, the most allowed`,
-        {
-          cap: "sessions",
-          limit: this.#limits.maxSessionsPerPrincipal,
-        },
+        { cap: "sessions", limit },
+      );
+    }
+    if (group && inGroup >= group.limit) {
+      throw new ArcpError(
+        "INTERNAL_ERROR",
+        `${inGroup} ${group.name} sessions are connected, the most allowed together`,
+        { cap: `${group.name}_sessions`, limit: group.limit },
       );
     }
     this.#pending.set(principal, (this.#pending.get(principal) ?? 0) + 1);

@@ -77,6 +77,8 @@ export interface GroupCommitterOptions {
   onStall?: (error: unknown, writes: KvWrite[]) => void;
   /** Called when commits succeed again after a stall. */
   onRecover?: () => void;
+  /** Called after each successful commit with how long KV took to make it durable (seconds). */
+  onCommit?: (seconds: number) => void;
   /**
    * A harmless write retried while commits fail and nothing else is queued,
    * so recovery is noticed even when every write that failed was refused
@@ -492,7 +494,10 @@ export class GroupCommitter {
   async #commit(batch: Batch): Promise<void> {
     const op = this.#kv.atomic();
     batch.fill(op);
+    const started = performance.now();
     const res = await op.commit();
     if (!res.ok) throw new Error("KV commit was refused");
+    const seconds = (performance.now() - started) / 1000;
+    this.#callback(() => this.#options.onCommit?.(seconds));
   }
 }

@@ -75,6 +75,8 @@ export class Store {
   onCommitStall: ((error: unknown, sessionIds: string[]) => void) | undefined;
   /** Called when commits succeed again after a stall. */
   onCommitRecover: (() => void) | undefined;
+  /** Called after each successful commit with its latency (seconds), for the operator metrics. */
+  onCommit: ((seconds: number) => void) | undefined;
 
   private constructor(kv: Deno.Kv, runtimeLog: Partial<RuntimeLogOptions> = {}) {
     this.kv = kv;
@@ -82,6 +84,7 @@ export class Store {
     this.committer = new GroupCommitter(kv, {
       onStall: (error, writes) => this.onCommitStall?.(error, sessionsOf(writes)),
       onRecover: () => this.onCommitRecover?.(),
+      onCommit: (seconds) => this.onCommit?.(seconds),
       probe: { key: keys.storageProbe(), value: "written while commits fail, to see them succeed" },
     });
     this.runtimeLog = new RuntimeLog(kv, this.committer, { ...DEFAULT_RUNTIME_LOG, ...runtimeLog });

@@ -1,5 +1,5 @@
 /** Command-line parsing of `arcp submit`, `arcp jobs`, `arcp cancel` and `arcp serve`. */
-import { deepEqual, equal, rejects, throws } from "assert";
+import { deepEqual, equal, ok, rejects, throws } from "assert";
 import { parseCancelArgs } from "../../src/cli/cancel.ts";
 import { connectionSettings, DEFAULT_URL } from "../../src/cli/connection.ts";
 import { parseJobsArgs } from "../../src/cli/jobs.ts";
@@ -179,5 +179,90 @@ Deno.test("arcp serve retention flags: days and hours as milliseconds, 0 or fore
       new RegExp(flag),
       `${flag} ${value}`,
     );
+  }
+});
+
+Deno.test("arcp serve JWT and anonymous flags: the secret from a file or the environment, never a flag; bad settings refused", async () => {
+  const secret = "0123456789abcdef0123456789abcdef";
+  const dir = await Deno.makeTempDir({ prefix: "arcp_jwt_flags_" });
+  try {
+    const file = `${dir}/jwt.secret`;
+    await Deno.writeTextFile(file, `${secret}\n`);
+    const config = await readServeConfig(
+      [
+        "--jwt-jwks-url",
+        "https://idp.example.test/.well-known/jwks.json",
+        "--jwt-secret-file",
+        file,
+        "--jwt-issuer",
+        "https://idp.example.test",
+        "--jwt-audience",
+        "arcp",
+        "--jwt-audience",
+        "arcp-dev",
+        "--jwt-principal-claim",
+        "email",
+        "--jwt-algorithms",
+        "RS256, HS256",
+        "--allow-anonymous",
+        "--anonymous-max-jobs",
+        "3",
+      ],
+      env({}),
+    );
+    deepEqual(config.auth, {
+      jwt: {
+        secret,
+        jwksUrl: "https://idp.example.test/.well-known/jwks.json",
+        issuer: "https://idp.example.test",
+        audience: ["arcp", "arcp-dev"],
+        principalClaim: "email",
+        algorithms: ["RS256", "HS256"],
+      },
+      anonymous: { maxLiveJobs: 3 },
+    });
+    equal(config.generatedToken, undefined, "a dev token was generated beside the JWT setup");
+    ok(config.configFiles.includes(file), "the secret file is not kept from leases");
+
+    const fromEnv = await readServeConfig(["--allow-anonymous"], env({ ARCP_JWT_SECRET: secret }));
+    deepEqual(fromEnv.auth, {
+      jwt: {
+        secret,
+        jwksUrl: undefined,
+        issuer: undefined,
+        audience: undefined,
+        principalClaim: undefined,
+        algorithms: undefined,
+      },
+      anonymous: true,
+    });
+    equal((await readServeConfig([], env({}))).auth, undefined);
+
+    await rejects(
+      () => readServeConfig([], env({ ARCP_JWT_SECRET: "short" })),
+      /JWT secret: expected at least 32 bytes/,
+    );
+    await rejects(
+      () => readServeConfig(["--jwt-audience", "arcp"], env({})),
+      /--jwt-audience needs --jwt-jwks-url/,
+    );
+    await rejects(
+      () => readServeConfig(["--jwt-jwks-url", "http://idp.example.test/jwks"], env({})),
+      /expected https:\/\//,
+    );
+    await rejects(
+      () => readServeConfig(["--jwt-algorithms", "none"], env({ ARCP_JWT_SECRET: secret })),
+      /JWT algorithm "none" is not supported/,
+    );
+    await rejects(
+      () => readServeConfig(["--jwt-algorithms", "RS256"], env({ ARCP_JWT_SECRET: secret })),
+      /RS256 needs a JWKS URL/,
+    );
+    await rejects(
+      () => readServeConfig(["--anonymous-max-jobs", "2"], env({})),
+      /--allow-anonymous/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
