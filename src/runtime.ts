@@ -8,7 +8,7 @@
  */
 import { RUNTIME_FEATURES } from "./protocol/features.ts";
 import type { AgentInventoryEntry } from "./protocol/messages.ts";
-import { type JobLimits, JobManager } from "./jobs/job_manager.ts";
+import { type JobLimits, JobManager, type NodeInfo, type NodeOptions } from "./jobs/job_manager.ts";
 import { AgentRegistry } from "./sandbox/registry.ts";
 import { prepareDescriber } from "./sandbox/describer.ts";
 import type { Sandbox } from "./sandbox/sandbox.ts";
@@ -35,9 +35,11 @@ import {
   type SessionLimits,
   SessionRegistry,
 } from "./session/registry.ts";
-import { Store } from "./store/store.ts";
+import { isRemoteKv, Store } from "./store/store.ts";
 import { checkStoreFile } from "./store/kv_file.ts";
 export { StoreDamageError } from "./store/damage.ts";
+export { StartRefusedError } from "./store/nodes.ts";
+export type { NodeInfo, NodeOptions } from "./jobs/job_manager.ts";
 export { examineStore, type StoreProblem, type StoreReport } from "./store/doctor.ts";
 import { describeCause, storageHeld } from "./store/storage_health.ts";
 import { DEFAULT_SWEEP, Sweeper } from "./store/sweeper.ts";
@@ -65,8 +67,18 @@ const DEFAULT_DESCRIBE_HEAP_MB = 256;
 
 /** Options of {@linkcode createRuntime}. */
 export interface RuntimeOptions {
-  /** KV file path, or `:memory:`. */
+  /**
+   * KV file path, `:memory:`, or a KV Connect URL (`https://…`, a
+   * self-hosted `denokv` or hosted Deno KV; the token comes from
+   * `DENO_KV_ACCESS_TOKEN`). Several runtimes may share one: each is a node.
+   */
   kvPath: string;
+  /**
+   * This runtime as a node among those sharing the KV: its id (default
+   * generated), the URL clients reach it at (shown in node listings), and
+   * how long its lease lasts and how often it is renewed.
+   */
+  node?: NodeOptions;
   /** Folder of agent modules. */
   agentsDir: string;
   /** Bearer token → principal. */
@@ -240,6 +252,15 @@ export interface Runtime {
    * @returns resolves once the new value was sent
    */
   rotateCredentials(jobId: string): Promise<void>;
+  /** This runtime's node id among the nodes sharing its KV. */
+  readonly nodeId: string;
+  /**
+   * Every node sharing this runtime's KV (for `arcp status` and the
+   * management API): id, URL, age, live jobs, lease expiry, whether alive.
+   *
+   * @returns the nodes, this one first
+   */
+  listNodes(): Promise<NodeInfo[]>;
   /** Stops accepting, says `session.bye` to connected sessions, lets commits land and closes KV. */
   close(): Promise<void>;
 }
@@ -259,7 +280,9 @@ export interface Runtime {
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const log = options.logger ?? stderrLogger();
   // First, so a damaged store fails the start before anything is started that must be stopped.
-  if (options.kvPath !== ":memory:" && options.storeCheck !== false) {
+  if (
+    options.kvPath !== ":memory:" && !isRemoteKv(options.kvPath) && options.storeCheck !== false
+  ) {
     await checkStoreFile(options.kvPath);
   }
   const tokens = new TokenTable(options.tokens);
@@ -352,7 +375,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sinks: (id) => sessions.get(id),
     log,
     metrics,
+    node: options.node,
+    release: (id, to) => sessions.release(id, to),
   }, options.jobs);
+  sessions.node = {
+    run: jobs.cluster.run,
+    isRunAlive: (run) => jobs.cluster.isRunAlive(run),
+  };
   sessions.onEvict = (session) => jobs.dropSession(session.sessionId);
   // A commit that fails for a storage reason (disk full, I/O error) is held
   // back and retried, so nothing uncommitted is sent and seqs stay gap-free;
@@ -400,15 +429,18 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   );
   let recovered: number;
   try {
-    recovered = await jobs.recover((id) => sessions.restore(id));
+    recovered = await jobs.recover((id) => sessions.restore(id, false));
   } catch (err) {
     // A store that cannot be read at start leaves nothing running behind the error.
     jobs.stopAll();
+    await jobs.cluster.leave().catch(() => {});
     await sandbox.close();
     await store.close().catch(() => {});
     throw err;
   }
-  if (recovered > 0) log.warn("ended jobs interrupted by the last shutdown", { count: recovered });
+  if (recovered > 0) {
+    log.warn("ended jobs of stopped nodes (or of this one's last run)", { count: recovered });
+  }
   const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP.intervalMs;
   const sweeper = new Sweeper({
     store,
@@ -458,6 +490,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     inventory: () => agents.inventory(),
     metrics,
     rotateCredentials: (jobId) => jobs.rotateCredentials(jobId),
+    nodeId: jobs.cluster.nodeId,
+    listNodes: () => jobs.listNodes(),
     async close() {
       if (closing) return;
       closing = true;
@@ -470,6 +504,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       sessions.close();
       credentials?.close();
       jobs.stopAll();
+      // Its record goes: the nodes left end the jobs it stopped at once.
+      await jobs.cluster.leave();
       await sandbox.close();
       // After the store: a sweep waiting on a commit held back by a full
       // disk is released when the store gives up on that commit.

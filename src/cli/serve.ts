@@ -10,6 +10,7 @@ import {
   type Runtime,
   type RuntimeOptions,
   serveGated,
+  StartRefusedError,
   StoreDamageError,
 } from "../runtime.ts";
 import { stderrLogger } from "../logger.ts";
@@ -35,7 +36,7 @@ export async function serve(args: string[]): Promise<number> {
     console.error(`arcp serve: ${(err as Error).message}\n${SERVE_USAGE}`);
     return 2;
   }
-  if (config.kvPath !== ":memory:") {
+  if (config.kvPath !== ":memory:" && !/^https?:\/\//i.test(config.kvPath)) {
     const dir = config.kvPath.replace(/\/[^/]*$/, "");
     if (dir && dir !== config.kvPath) await Deno.mkdir(dir, { recursive: true });
   }
@@ -60,6 +61,7 @@ export async function serve(args: string[]): Promise<number> {
       auditRetentionMs: config.retention.auditRetentionMs,
     }),
     heartbeatSec: config.heartbeatSec,
+    node: config.node,
     denyPaths: config.configFiles.map((f) => (f.startsWith("/") ? f : `${Deno.cwd()}/${f}`)),
     credentials: config.credentials && {
       provisioner: config.credentials.kind === "litellm"
@@ -113,8 +115,11 @@ export async function serve(args: string[]): Promise<number> {
   }, (req, info) => runtime ? runtime.fetch(req, info) : new Response("starting", { status: 503 }));
   const { hostname, port } = server.addr;
   try {
+    const scheme = config.tls ? "wss" : "ws";
+    const at = hostname.includes(":") ? `[${hostname}]` : hostname;
     runtime = await createRuntime({
       ...options,
+      node: { url: `${scheme}://${at}:${port}/arcp`, ...options.node },
       listeners: [{ hostname, port }, server.inner],
     });
   } catch (err) {
@@ -143,6 +148,10 @@ export async function serve(args: string[]): Promise<number> {
  * @returns the exit code
  */
 function refuseStart(err: unknown, kvPath: string): number {
+  if (err instanceof StartRefusedError) {
+    console.error(`arcp serve: ${err.message}`);
+    return 1;
+  }
   if (!(err instanceof StoreDamageError)) throw err;
   console.error(
     `arcp serve: ${err.message.replace(/^storage: /, "")}; ` +

@@ -56,6 +56,8 @@ export interface ServeConfig {
     jobsPerProcess?: number;
     sandboxWaitMs?: number;
   };
+  /** This runtime as one node of several on one KV: id, advertised URL, lease timings. */
+  node: { id?: string; url?: string; leaseMs?: number; renewMs?: number };
   /** How long a new WebSocket may go without `session.hello` (s); unset keeps the default. */
   helloTimeoutSec?: number;
   /** Bytes queued to one socket past which it is dropped; unset keeps the default. */
@@ -84,7 +86,11 @@ export interface ServeConfig {
 export const SERVE_USAGE = `usage: arcp serve [options]
   --host HOST              interface (env ARCP_HOST, default 127.0.0.1)
   --port PORT              port, 0 = any free port (env ARCP_PORT, default 7777)
-  --kv PATH                KV file or :memory: (env ARCP_KV, default ./data/arcp.kv)
+  --kv PATH                KV file, :memory:, or a KV Connect URL https://… (token in
+                           DENO_KV_ACCESS_TOKEN) (env ARCP_KV, default ./data/arcp.kv)
+  --node-id ID             this node's id among runtimes sharing the KV (env ARCP_NODE_ID,
+                           default generated); --node-url URL: where clients reach it
+  --node-lease-ms N        node lease (default 10000), renewed every --node-renew-ms (2000)
   --agents DIR             agents folder (env ARCP_AGENTS, default ./agents)
   --token TOKEN=PRINCIPAL  accept a bearer token (repeatable; env ARCP_TOKENS=tok=p,tok2=p2)
   --tokens-file PATH       read TOKEN=PRINCIPAL lines from a file
@@ -233,6 +239,10 @@ export async function readServeConfig(
       "job-history-days": { type: "string" },
       "audit-retention-days": { type: "string" },
       "idempotency-ttl-hours": { type: "string" },
+      "node-id": { type: "string" },
+      "node-url": { type: "string" },
+      "node-lease-ms": { type: "string" },
+      "node-renew-ms": { type: "string" },
     },
     strict: true,
   });
@@ -324,6 +334,7 @@ export async function readServeConfig(
       ),
     },
     helloTimeoutSec: optional("hello-timeout-sec"),
+    node: nodeConfig(values, env),
     maxSocketBytes: optional("max-socket-buffer-mb", MIB),
     host: values.host ?? env("ARCP_HOST") ?? "127.0.0.1",
     port: positiveInt(values.port ?? env("ARCP_PORT"), 7777, "--port", true),
@@ -342,4 +353,38 @@ export async function readServeConfig(
       ? { certFile: values["tls-cert"], keyFile: values["tls-key"]! }
       : undefined,
   };
+}
+
+/**
+ * The node flags: `--node-id` (or `ARCP_NODE_ID`), `--node-url`, and the
+ * lease timings `--node-lease-ms` and `--node-renew-ms` (renewal below the lease).
+ *
+ * @param values parsed flags
+ * @param env environment lookup
+ * @returns the node settings; unset ones keep the runtime's defaults
+ * @throws {TypeError} naming a bad flag
+ */
+function nodeConfig(
+  values: Record<string, unknown>,
+  env: (name: string) => string | undefined,
+): ServeConfig["node"] {
+  const id = (values["node-id"] as string | undefined) ?? env("ARCP_NODE_ID");
+  if (id !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(id)) {
+    throw new TypeError("--node-id takes 1–64 letters, digits, '.', '_' or '-'");
+  }
+  const ms = (flag: string) => {
+    const v = values[flag] as string | undefined;
+    return v === undefined ? undefined : positiveInt(v, 0, `--${flag}`);
+  };
+  const node: ServeConfig["node"] = {};
+  if (id !== undefined) node.id = id;
+  if (values["node-url"] !== undefined) node.url = values["node-url"] as string;
+  const leaseMs = ms("node-lease-ms");
+  const renewMs = ms("node-renew-ms");
+  if (leaseMs !== undefined) node.leaseMs = leaseMs;
+  if (renewMs !== undefined) node.renewMs = renewMs;
+  if ((renewMs ?? 2000) >= (leaseMs ?? 10_000)) {
+    throw new TypeError("--node-renew-ms must be below --node-lease-ms");
+  }
+  return node;
 }

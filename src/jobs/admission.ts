@@ -148,6 +148,8 @@ export interface AdmissionDeps {
   checkLease: (lease: Lease) => void;
   /** Starts an admitted job. */
   start: StartJob;
+  /** The node that runs the jobs it admits. */
+  owner: { node_id: string; node_run: string };
 }
 
 /** Accepts or rejects submits. */
@@ -235,6 +237,7 @@ export class Admission {
       maxRuntimeSec: submit.max_runtime_sec,
       idempotencyHash: idem?.keyHash,
     });
+    Object.assign(record, this.#deps.owner);
     const jobId = record.job_id;
 
     // Issued no later than job.accepted, and only to sessions that negotiated it.

@@ -25,6 +25,7 @@ import type { LiveJob, Subscriber } from "./live_job.ts";
 import type { JobTable } from "./job_table.ts";
 import type { OutputQuota } from "./output_quota.ts";
 import { utf8Length } from "./result_stream.ts";
+import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 
 /** One entry of a job's own history: the envelope as its owner session got it. */
 interface HistoryEntry {
@@ -83,8 +84,28 @@ export type EmitEvent = (
   body: Record<string, unknown>,
 ) => Promise<void>;
 
+/** How {@linkcode Fanout.follow} feeds a session from a job's history in KV. */
+export interface FollowOptions {
+  /** The first position to read. */
+  from: number;
+  /**
+   * The session owns the job: entries already in its log (staged to it by
+   * the node running the job) are skipped, and how far it was fed is kept
+   * in its record, so a node resuming it later neither repeats nor skips.
+   */
+  owner: boolean;
+  /** Positions below this are history: only those past `fromEventSeq` go, and only with `history`. */
+  historyBelow?: number;
+  /** Replay history. */
+  history?: boolean;
+  /** Replay history entries whose owner-session seq is above this. */
+  fromEventSeq?: number;
+}
+
 /** Emits job envelopes and serves subscriptions. */
 export class Fanout {
+  /** Jobs on other nodes this process feeds to sessions from KV, by session then job. */
+  #follows = new Map<string, Map<string, AbortController>>();
   #store: Store;
   #sinks: SinkLookup;
   #log: Logger;
@@ -230,6 +251,23 @@ export class Fanout {
       );
     }
     const live = this.#live.get(jobId);
+    if (!live && !TERMINAL_STATUSES.has(job.status) && job.session_id !== sink.sessionId) {
+      // Running on another node: its history in KV is the feed, history and live alike.
+      const snapshot = { ...job };
+      return {
+        job: snapshot,
+        replay: () => {
+          this.follow(sink, snapshot, {
+            from: 0,
+            owner: false,
+            historyBelow: snapshot.log_length,
+            history: options.history,
+            fromEventSeq: options.fromEventSeq,
+          });
+          return Promise.resolve();
+        },
+      };
+    }
     const sub: Subscriber = { sink, queue: [] };
     // History holds entries below this mark; everything later lands in the queue.
     let mark = Number.POSITIVE_INFINITY;
@@ -260,6 +298,7 @@ export class Fanout {
    */
   unsubscribe(sessionId: string, jobId: string): void {
     this.#live.get(jobId)?.subscribers.delete(sessionId);
+    this.#follows.get(sessionId)?.get(jobId)?.abort();
   }
 
   /**
@@ -269,6 +308,82 @@ export class Fanout {
    */
   dropSession(sessionId: string): void {
     for (const live of this.#live.values()) live.subscribers.delete(sessionId);
+    for (const follow of this.#follows.get(sessionId)?.values() ?? []) follow.abort();
+  }
+
+  /** Stops every feed from KV (shutdown). */
+  stopFollowing(): void {
+    for (const byJob of this.#follows.values()) for (const f of byJob.values()) f.abort();
+  }
+
+  /**
+   * Feeds a session a job that runs on another node, from the job's history
+   * in KV, in order and each entry once, until its terminal envelope. KV
+   * Connect's watch wakes the feed; on a local file it polls with back-off.
+   * A second call for the same session and job while one runs does nothing.
+   *
+   * @param sink the session
+   * @param job the job (id and trace id)
+   * @param options where to start and what to skip
+   */
+  follow(sink: EventSink, job: { job_id: string; trace_id: string }, options: FollowOptions): void {
+    const byJob = this.#follows.get(sink.sessionId) ?? new Map<string, AbortController>();
+    if (byJob.has(job.job_id)) return;
+    this.#follows.set(sink.sessionId, byJob);
+    const stop = new AbortController();
+    byJob.set(job.job_id, stop);
+    this.#feed(sink, job, options, stop.signal).catch((err) => {
+      this.#log.error("feeding a job from another node failed", {
+        job_id: job.job_id,
+        session_id: sink.sessionId,
+        error: String(err),
+      });
+      sink.fault(err);
+    }).finally(() => {
+      byJob.delete(job.job_id);
+      if (byJob.size === 0 && this.#follows.get(sink.sessionId) === byJob) {
+        this.#follows.delete(sink.sessionId);
+      }
+    });
+  }
+
+  async #feed(
+    sink: EventSink,
+    job: { job_id: string; trace_id: string },
+    options: FollowOptions,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const jobId = job.job_id;
+    let next = options.owner ? Math.max(options.from, sink.fedFrom(jobId)) : options.from;
+    for await (const _ of this.#store.followJob(jobId, signal)) {
+      let ended = false;
+      const items: Array<[SeqType, SeqPayload, number]> = [];
+      for await (const [n, text] of this.#store.jobLogAfter(jobId, next - 1)) {
+        next = n + 1;
+        const env = JSON.parse(text) as HistoryEntry & { session_id?: string };
+        if (env.type !== "job.event") ended = true;
+        // Already in the owner's log: the running node staged it to this session.
+        if (options.owner && env.session_id === sink.sessionId) continue;
+        if (!options.owner && n < (options.historyBelow ?? 0)) {
+          if (!options.history || (env.event_seq ?? 0) <= (options.fromEventSeq ?? 0)) continue;
+        }
+        items.push([env.type, env.payload, n]);
+      }
+      if (signal.aborted || sink.evicted) return;
+      if (items.length > 0) {
+        await this.#deliverAll(
+          sink,
+          job,
+          items.map(([type, payload]) => [type, payload]),
+          options.owner ? items.map(([, , n]) => n) : undefined,
+          ended,
+        );
+      }
+      if (ended) return;
+      // Gone or ended without a terminal in the history left (swept): nothing more will come.
+      const record = await this.#store.getJob(jobId);
+      if (!record || (TERMINAL_STATUSES.has(record.status) && record.log_length <= next)) return;
+    }
   }
 
   async #replayHistory(
@@ -303,6 +418,8 @@ export class Fanout {
     sink: EventSink,
     job: { job_id: string; trace_id: string },
     items: Array<[SeqType, SeqPayload]>,
+    positions?: number[],
+    ended = false,
   ): Promise<void> {
     let group: Staged[] = [];
     let chars = 0;
@@ -318,7 +435,11 @@ export class Fanout {
         sink.fault(err, ready);
       }
     };
-    for (const [type, payload] of items) {
+    for (const [i, [type, payload]] of items.entries()) {
+      // Fed positions ride in the session record each staged envelope commits.
+      if (positions) {
+        sink.markFed(job.job_id, ended && i === items.length - 1 ? undefined : positions[i] + 1);
+      }
       const st = sink.stage(jobEnvelope(type, job.job_id, job.trace_id, payload));
       if (!st) continue;
       group.push(st);

@@ -17,6 +17,8 @@ import type { ProtectedPath } from "../lease/protected_path.ts";
 import type { AgentRegistry } from "../sandbox/registry.ts";
 import type { Sandbox, SandboxListener } from "../sandbox/sandbox.ts";
 import type { Store } from "../store/store.ts";
+import type { JobRecord } from "../store/records.ts";
+import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Credential, CredentialService } from "../credentials/credentials.ts";
@@ -34,6 +36,7 @@ import { AgentListener } from "./agent_listener.ts";
 import { JobCredentials } from "./job_credentials.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import { JobEvents } from "./operator_events.ts";
+import { Cluster, type NodeInfo, type NodeOptions } from "./cluster.ts";
 import {
   answerSubscribe,
   type GrantedSubscription,
@@ -45,6 +48,7 @@ export { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
 export { acceptedPayload, type Submission, type Submitter } from "./admission.ts";
 export type { SubscribeOptions, Subscription } from "./fanout.ts";
 export type { GrantedSubscription, SubscribeRequest } from "./subscription.ts";
+export { DEFAULT_NODE_LEASE, type NodeInfo, type NodeOptions } from "./cluster.ts";
 
 /** What a {@linkcode JobManager} runs with. */
 export interface JobManagerDeps {
@@ -66,6 +70,15 @@ export interface JobManagerDeps {
   protectedPaths?: readonly ProtectedPath[];
   /** Issues provisioned credentials, when configured. */
   credentials?: CredentialService;
+  /** This node's id, URL and lease timings. */
+  node?: NodeOptions;
+  /**
+   * Lets go of a session another node resumes (see {@linkcode ClusterDeps.release}).
+   *
+   * @param sessionId the session
+   * @param to the node run taking it
+   */
+  release?: (sessionId: string, to: string) => Promise<void>;
 }
 
 /** Runs jobs. */
@@ -76,6 +89,9 @@ export class JobManager {
   #credentials: JobCredentials;
   #admission: Admission;
   #lifecycle: Lifecycle;
+  #sinks: SinkLookup;
+  /** This runtime as a node among those sharing the KV. */
+  readonly cluster: Cluster;
 
   /**
    * @param deps the store, agent inventory, sandbox, session lookup and logger
@@ -84,6 +100,7 @@ export class JobManager {
   constructor(deps: JobManagerDeps, limits: Partial<JobLimits> = {}) {
     const { store, agents, sinks, credentials: service } = deps;
     this.#store = store;
+    this.#sinks = sinks;
     const all = { ...DEFAULT_JOB_LIMITS, ...limits };
     const live = this.#live;
     const policy = {
@@ -110,12 +127,30 @@ export class JobManager {
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
     }, all);
-    const start = lifecycle.start.bind(lifecycle);
+    const cluster = this.cluster = new Cluster({
+      store,
+      live,
+      log: deps.log,
+      endClaimed: (job, error) => this.#endClaimed(job, error),
+      cancelLocal: (jobId, reason) => {
+        const job = live.get(jobId);
+        if (job) lifecycle.cancel(job, reason);
+      },
+      release: deps.release ?? (() => Promise.resolve()),
+      fence: () => this.stopAll(),
+    }, deps.node);
+    const owner = { node_id: cluster.nodeId, node_run: cluster.run };
+    const startLocal = lifecycle.start.bind(lifecycle);
+    const start = (job: LiveJob, expiresMs: number | undefined) => {
+      startLocal(job, expiresMs);
+      // Cancel requests for it may follow soon: the request poll starts quick again.
+      cluster.poke();
+    };
     const checkLease = (lease: Lease) => deps.sandbox.checkLease(lease);
     const end = lifecycle.end.bind(lifecycle);
     const event = fanout.event.bind(fanout);
     this.#admission = new Admission(
-      { store, agents, credentials: service, live, policy, checkLease, start },
+      { store, agents, credentials: service, live, policy, checkLease, start, owner },
       all,
     );
     const delegation = new Delegation({
@@ -123,7 +158,7 @@ export class JobManager {
       policy,
       checkLease,
       event,
-      create: (record) => store.createJob(record),
+      create: (record) => store.createJob(Object.assign(record, owner)),
       accept: lifecycle.accept.bind(lifecycle),
       start,
       end,
@@ -179,9 +214,66 @@ export class JobManager {
         "only the session that submitted a job may cancel it",
       );
     }
-    if (!live || live.ended || live.cancelling) return;
-    this.#lifecycle.cancel(live, reason);
+    if (live) {
+      if (!live.ended && !live.cancelling) this.#lifecycle.cancel(live, reason);
+      return;
+    }
+    if (TERMINAL_STATUSES.has(job.status) || job.node_run === this.cluster.run) return;
+    // Running on another node: it acts on the request; its terminal reaches
+    // this session through the feed from KV.
+    this.#store.assertWritable();
+    await this.#store.nodes.requestCancel(jobId, { ...(reason ? { reason } : {}), at: Date.now() });
+    this.#sinks(sessionId)?.sendControl("job.cancelled", reason ? { reason } : {}, {
+      job_id: job.job_id,
+      trace_id: job.trace_id,
+    });
   }
+
+  /**
+   * Feeds a session, just resumed on this node, the envelopes of its jobs
+   * running on other nodes that its log does not hold yet, and then live
+   * until each ends.
+   *
+   * @param sink the session
+   * @param jobIds jobs to consider besides those live in KV now (listed before the session was taken)
+   * @returns resolves once the feeds are started
+   */
+  async followSession(sink: EventSink, jobIds: readonly string[] = []): Promise<void> {
+    const ids = new Set([...jobIds, ...await this.#store.liveJobIdsOf(sink.sessionId)]);
+    for (const id of ids) {
+      if (this.#live.get(id)) continue;
+      const job = await this.#store.getJob(id);
+      if (!job || job.session_id !== sink.sessionId) continue;
+      this.#fanout.follow(sink, job, { from: 0, owner: true });
+    }
+  }
+
+  /**
+   * The live jobs a session submitted, from KV (any node).
+   *
+   * @param sessionId the session
+   * @returns their ids
+   */
+  liveJobIdsOf(sessionId: string): Promise<string[]> {
+    return this.#store.liveJobIdsOf(sessionId);
+  }
+
+  /**
+   * Every node sharing this KV: id, URL, age, live jobs, lease expiry.
+   *
+   * @returns the nodes, this one first
+   */
+  listNodes(): Promise<NodeInfo[]> {
+    return this.cluster.listNodes();
+  }
+
+  /** Ends a job claimed from a dead node, in its session's log when no live node holds that. */
+  async #endClaimed(job: JobRecord, error: ArcpError): Promise<void> {
+    const sink = this.#sinks(job.session_id) ?? await this.#claimSink?.(job.session_id);
+    await this.#lifecycle.end(newLiveJob({ record: job }), { status: "error", error }, sink);
+  }
+
+  #claimSink: ((sessionId: string) => Promise<EventSink | undefined>) | undefined;
 
   /**
    * Rotates a live job's credential: a fresh value under the same id, the
@@ -218,23 +310,20 @@ export class JobManager {
   }
 
   /**
-   * Marks jobs that were running when the process died as failed, in their
-   * sessions' logs. Call once at start, after sessions can be restored.
+   * Joins the nodes sharing this KV and ends the jobs of dead nodes (this
+   * node id's earlier runs included) — never a live node's — in their
+   * sessions' logs, then keeps doing so while it runs. Call once at start,
+   * after sessions can be restored.
    *
-   * @param restore loads a session into memory
-   * @returns how many jobs were ended
+   * @param restore loads a session into memory when no live node holds it
+   * @returns how many jobs were ended now
+   * @throws {Error} when another live node holds this node id
    */
   async recover(restore: (sessionId: string) => Promise<EventSink | undefined>): Promise<number> {
-    let n = 0;
-    for await (const job of this.#store.liveJobs()) {
-      if (this.#live.get(job.job_id)) continue;
-      const sink = await restore(job.session_id);
-      await this.#lifecycle.end(newLiveJob({ record: job }), {
-        status: "error",
-        error: new ArcpError("INTERNAL_ERROR", "the runtime stopped while this job was running"),
-      }, sink);
-      n++;
-    }
+    this.#claimSink = restore;
+    await this.cluster.join();
+    const n = await this.cluster.reap();
+    this.cluster.start();
     return n;
   }
 
@@ -243,6 +332,7 @@ export class JobManager {
    * so the next start reports them as interrupted.
    */
   stopAll(): void {
+    this.#fanout.stopFollowing();
     for (const live of this.#live.values()) {
       for (const cancel of live.timers) cancel();
       live.abort.abort();

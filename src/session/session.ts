@@ -297,6 +297,19 @@ export class Session implements EventSink {
    * @param envelope the envelope, encoded once for every session it goes to
    * @returns the stamped envelope, or undefined when the session did not negotiate its feature
    */
+  fedFrom(jobId: string): number {
+    return this.record.fed?.[jobId] ?? 0;
+  }
+
+  markFed(jobId: string, next: number | undefined): void {
+    // A new object each time: a write already staged keeps the map it was staged with.
+    const fed = { ...this.record.fed };
+    if (next === undefined) delete fed[jobId];
+    else fed[jobId] = next;
+    if (Object.keys(fed).length > 0) this.record.fed = fed;
+    else delete this.record.fed;
+  }
+
   stage(envelope: JobEnvelope): Staged | undefined {
     const payload = envelope.encoding.shared.payload;
     const feature = "kind" in payload && Object.hasOwn(KIND_FEATURE, payload.kind)

@@ -12,6 +12,7 @@ import { describeCause, type StorageHealth, storageUnavailable } from "./storage
 import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
+import { NodeDirectory, StartRefusedError } from "./nodes.ts";
 import { jobIndexWrites, type JobPage, type JobQuery, listJobPage } from "./job_index.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 
@@ -53,6 +54,14 @@ export class Store {
   readonly committer: GroupCommitter;
   /** Outstanding credential revocations. */
   readonly revocations: Revocations;
+  /** Node records, job claims and cross-node requests. */
+  readonly nodes: NodeDirectory;
+  /**
+   * Whether KV is reached over KV Connect (`https://…`): only then does
+   * `kv.watch` see other processes' writes; a local SQLite file's watch
+   * fires for this process's writes alone (measured), so others are polled.
+   */
+  readonly remote: boolean;
   /**
    * Called when commits start failing for a storage reason (disk full, I/O
    * error), with the error and the sessions whose envelopes or records are
@@ -63,9 +72,11 @@ export class Store {
   /** Called when commits succeed again after a stall. */
   onCommitRecover: (() => void) | undefined;
 
-  private constructor(kv: Deno.Kv) {
+  private constructor(kv: Deno.Kv, remote: boolean) {
     this.kv = kv;
+    this.remote = remote;
     this.revocations = new Revocations(kv);
+    this.nodes = new NodeDirectory(kv);
     this.committer = new GroupCommitter(kv, {
       onStall: (error, writes) => this.onCommitStall?.(error, sessionsOf(writes)),
       onRecover: () => this.onCommitRecover?.(),
@@ -81,7 +92,65 @@ export class Store {
    * @returns the open store
    */
   static async open(options: StoreOptions): Promise<Store> {
-    return new Store(await Deno.openKv(options.path));
+    if (!isRemoteKv(options.path)) return new Store(await Deno.openKv(options.path), false);
+    // One read at start turns a bad URL or token into one clear line, whenever KV Connect fails.
+    let kv: Deno.Kv | undefined;
+    try {
+      kv = await Deno.openKv(options.path);
+      await kv.get(keys.layout());
+    } catch (err) {
+      kv?.close();
+      throw remoteKvError(options.path, err);
+    }
+    return new Store(kv, true);
+  }
+
+  /**
+   * Follows one key: yields at once, then whenever its value changes, until
+   * `signal` aborts. Over KV Connect this is `kv.watch`; on a local file,
+   * whose watch misses other processes' writes, it polls with back-off
+   * (from `minMs`, doubling to `maxMs` while nothing changes).
+   *
+   * @param key the key
+   * @param signal stops following
+   * @param pace the polling bounds (ms)
+   * @returns the key's versionstamps, one per change seen
+   */
+  async *follow(
+    key: Deno.KvKey,
+    signal: AbortSignal,
+    pace: { minMs: number; maxMs: number } = { minMs: 10, maxMs: 250 },
+  ): AsyncGenerator<string | null> {
+    if (this.remote) {
+      const stream = this.kv.watch([key]);
+      const reader = stream.getReader();
+      const stop = () => reader.cancel().catch(() => {});
+      signal.addEventListener("abort", stop, { once: true });
+      try {
+        while (!signal.aborted) {
+          const next = await reader.read();
+          if (next.done) return;
+          yield next.value[0].versionstamp;
+        }
+      } finally {
+        signal.removeEventListener("abort", stop);
+        stop();
+      }
+      return;
+    }
+    let seen: string | null | undefined = undefined;
+    let wait = pace.minMs;
+    while (!signal.aborted) {
+      const { versionstamp } = await this.kv.get(key);
+      if (versionstamp !== seen) {
+        seen = versionstamp;
+        wait = pace.minMs;
+        yield versionstamp;
+      } else {
+        wait = Math.min(wait * 2, pace.maxMs);
+      }
+      await pause(wait, signal);
+    }
   }
 
   /**
@@ -299,6 +368,67 @@ export class Store {
   }
 
   /**
+   * The live jobs a session submitted, from the live index alone.
+   *
+   * @param sessionId the session
+   * @returns their ids
+   */
+  async liveJobIdsOf(sessionId: string): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const e of this.kv.list<string>({ prefix: keys.liveJobs() })) {
+      if (e.value === sessionId) ids.push(e.key.at(-1) as string);
+    }
+    return ids;
+  }
+
+  /**
+   * Follows a job's record (every envelope of the job rewrites it): yields
+   * at once, then after each change. See {@linkcode follow}.
+   *
+   * @param jobId the job
+   * @param signal stops following
+   * @returns the record's versionstamps
+   */
+  followJob(jobId: string, signal: AbortSignal): AsyncGenerator<string | null> {
+    return this.follow(keys.job(jobId), signal);
+  }
+
+  /**
+   * A job's history entries after a position, as far as KV holds them now.
+   *
+   * @param jobId the job
+   * @param after list positions greater than this
+   * @returns `[n, envelope text]` in order
+   */
+  jobLogAfter(jobId: string, after: number): AsyncGenerator<[number, string]> {
+    return listTexts(this.kv, keys.jobLog(jobId), after, `the history of job ${jobId}`);
+  }
+
+  /**
+   * Takes a session for this node run if its holder is still `from`, so
+   * two nodes cannot both become the writer of its log.
+   *
+   * @param sessionId the session
+   * @param from the holder it was read with (undefined: none)
+   * @param to this node run
+   * @param ttlMs how long KV keeps the record
+   * @returns the record as taken, or undefined when another node changed it first
+   */
+  async takeSession(
+    sessionId: string,
+    from: string | undefined,
+    to: string,
+    ttlMs: number,
+  ): Promise<SessionRecord | undefined> {
+    const key = keys.session(sessionId);
+    const entry = await this.kv.get<SessionRecord>(key);
+    if (!entry.value || entry.value.node_run !== from) return undefined;
+    const record: SessionRecord = { ...entry.value, node_run: to, updated_at: Date.now() };
+    const res = await this.kv.atomic().check(entry).set(key, record, { expireIn: ttlMs }).commit();
+    return res.ok ? record : undefined;
+  }
+
+  /**
    * A page of a principal's jobs, in creation order, read from the list_jobs
    * indexes (see `job_index.ts`): its cost follows the page, not the store.
    *
@@ -492,6 +622,53 @@ export class Store {
       throw missingEntries(what, expect ?? 0, job.log_length - 1, jobId);
     }
   }
+}
+
+/**
+ * Whether a KV path names a KV Connect endpoint (self-hosted `denokv` or
+ * hosted Deno KV) rather than a local file.
+ *
+ * @param path the KV path
+ * @returns true for `http://` and `https://` URLs
+ */
+export function isRemoteKv(path: string): boolean {
+  return /^https?:\/\//i.test(path);
+}
+
+/**
+ * The one-line error of a KV Connect database that would not open: a
+ * refused or missing token, or a server that cannot be reached. The URL is
+ * shown without credentials; the token never is.
+ */
+function remoteKvError(path: string, err: unknown): StartRefusedError {
+  const where = new URL(path);
+  where.username = "";
+  where.password = "";
+  where.search = "";
+  const text = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+  const why = /\b(401|403)\b|unauthori[sz]ed|forbidden/i.test(text)
+    ? "the access token was refused (set DENO_KV_ACCESS_TOKEN to a token the server accepts)"
+    : /DENO_KV_ACCESS_TOKEN|access token/i.test(text)
+    ? "no access token (set DENO_KV_ACCESS_TOKEN)"
+    : /connect|dns|resolve|refused|timed? ?out|unreachable/i.test(text)
+    ? "the server cannot be reached"
+    : `it would not open (${text.replace(/Bearer\s+\S+/gi, "Bearer …")})`;
+  return new StartRefusedError(
+    `cannot open KV Connect database at ${where.origin}${where.pathname}: ${why}`,
+  );
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**
