@@ -9,6 +9,7 @@
  * @module
  */
 import { keys } from "./keys.ts";
+import { whileBusy } from "./busy.ts";
 import type { JobRecord } from "./records.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 
@@ -114,7 +115,9 @@ export class NodeDirectory {
    */
   async put(record: NodeRecord, versionstamp: string | null): Promise<string | null> {
     const key = keys.node(record.node_id);
-    const res = await this.#kv.atomic().check({ key, versionstamp }).set(key, record).commit();
+    const res = await whileBusy(() =>
+      this.#kv.atomic().check({ key, versionstamp }).set(key, record).commit()
+    );
     return res.ok ? res.versionstamp : null;
   }
 
@@ -127,7 +130,10 @@ export class NodeDirectory {
    */
   async remove(nodeId: string, versionstamp: string): Promise<boolean> {
     const key = keys.node(nodeId);
-    return (await this.#kv.atomic().check({ key, versionstamp }).delete(key).commit()).ok;
+    return (await whileBusy(() =>
+      this.#kv.atomic().check({ key, versionstamp }).delete(key).commit()
+    ))
+      .ok;
   }
 
   /**
@@ -149,7 +155,7 @@ export class NodeDirectory {
     const job = entry.value;
     if (!job || TERMINAL_STATUSES.has(job.status) || job.node_run !== fromRun) return undefined;
     const claimed: JobRecord = { ...job, node_id: to.node_id, node_run: to.run };
-    const res = await this.#kv.atomic().check(entry).set(key, claimed).commit();
+    const res = await whileBusy(() => this.#kv.atomic().check(entry).set(key, claimed).commit());
     return res.ok ? claimed : undefined;
   }
 
@@ -160,7 +166,9 @@ export class NodeDirectory {
    * @param request why and when
    */
   async requestCancel(jobId: string, request: CancelRequest): Promise<void> {
-    await this.#kv.set(keys.cancelRequest(jobId), request, { expireIn: REQUEST_TTL_MS });
+    await whileBusy(() =>
+      this.#kv.set(keys.cancelRequest(jobId), request, { expireIn: REQUEST_TTL_MS })
+    );
   }
 
   /**
@@ -182,7 +190,7 @@ export class NodeDirectory {
    * @param jobId the job
    */
   async dropCancel(jobId: string): Promise<void> {
-    await this.#kv.delete(keys.cancelRequest(jobId));
+    await whileBusy(() => this.#kv.delete(keys.cancelRequest(jobId)));
   }
 
   /**
@@ -192,7 +200,9 @@ export class NodeDirectory {
    * @param request who asks
    */
   async requestHandover(sessionId: string, request: HandoverRequest): Promise<void> {
-    await this.#kv.set(keys.handover(sessionId), request, { expireIn: REQUEST_TTL_MS });
+    await whileBusy(() =>
+      this.#kv.set(keys.handover(sessionId), request, { expireIn: REQUEST_TTL_MS })
+    );
   }
 
   /**
@@ -214,6 +224,6 @@ export class NodeDirectory {
    * @param sessionId the session
    */
   async dropHandover(sessionId: string): Promise<void> {
-    await this.#kv.delete(keys.handover(sessionId));
+    await whileBusy(() => this.#kv.delete(keys.handover(sessionId)));
   }
 }

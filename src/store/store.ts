@@ -13,6 +13,7 @@ import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
 import { NodeDirectory, StartRefusedError } from "./nodes.ts";
+import { whileBusy } from "./busy.ts";
 import { jobIndexWrites, type JobPage, type JobQuery, listJobPage } from "./job_index.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 
@@ -329,13 +330,16 @@ export class Store {
         ...idempotency.record,
         expires_at: Date.now() + idempotency.ttlMs,
       };
-      const op = this.kv.atomic().check({ key, versionstamp: existing.versionstamp })
-        .set(key, record, { expireIn: idempotency.ttlMs });
-      for (const w of this.jobWrites(job)) {
-        if (w.value === undefined) op.delete(w.key);
-        else op.set(w.key, w.value);
-      }
-      if ((await op.commit()).ok) return true;
+      const commit = () => {
+        const op = this.kv.atomic().check({ key, versionstamp: existing.versionstamp })
+          .set(key, record, { expireIn: idempotency.ttlMs });
+        for (const w of this.jobWrites(job)) {
+          if (w.value === undefined) op.delete(w.key);
+          else op.set(w.key, w.value);
+        }
+        return op.commit();
+      };
+      if ((await whileBusy(commit)).ok) return true;
     }
     return false;
   }
@@ -424,7 +428,9 @@ export class Store {
     const entry = await this.kv.get<SessionRecord>(key);
     if (!entry.value || entry.value.node_run !== from) return undefined;
     const record: SessionRecord = { ...entry.value, node_run: to, updated_at: Date.now() };
-    const res = await this.kv.atomic().check(entry).set(key, record, { expireIn: ttlMs }).commit();
+    const res = await whileBusy(() =>
+      this.kv.atomic().check(entry).set(key, record, { expireIn: ttlMs }).commit()
+    );
     return res.ok ? record : undefined;
   }
 
