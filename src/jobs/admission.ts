@@ -150,6 +150,8 @@ export interface AdmissionDeps {
   start: StartJob;
   /** The node that runs the jobs it admits. */
   owner: { node_id: string; node_run: string };
+  /** Whether other nodes share the KV: caps are then held in KV as well. */
+  shared: () => boolean;
 }
 
 /** Accepts or rejects submits. */
@@ -260,6 +262,7 @@ export class Admission {
           record: { job_id: jobId, params_hash: idem.paramsHash },
           ttlMs: this.#limits.idempotencyTtlMs,
         },
+        this.#deps.shared() ? { principal, limit: this.#limits.maxJobsPerPrincipal } : undefined,
       );
     } catch (err) {
       // Nothing was accepted: the credential must not outlive the failed submit.

@@ -116,6 +116,7 @@ export class Cluster {
   #loops: Promise<void>[] = [];
   #draining = false;
   #fenced = false;
+  #others = false;
   /** Wakes the request poll at once (a local job started, so requests may follow). */
   #poke: (() => void) | undefined;
 
@@ -129,6 +130,14 @@ export class Cluster {
     this.#url = options.url;
     this.#leaseMs = options.leaseMs ?? DEFAULT_NODE_LEASE.leaseMs;
     this.#renewMs = options.renewMs ?? DEFAULT_NODE_LEASE.renewMs;
+  }
+
+  /**
+   * Whether other live nodes shared the KV at the last scan: then caps are
+   * checked in KV, not in memory alone.
+   */
+  get shared(): boolean {
+    return this.#others;
   }
 
   /** Whether this node is fenced: presumed dead by the others, it runs nothing. */
@@ -202,6 +211,7 @@ export class Cluster {
     const nodes = await store.nodes.list();
     const alive = new Set<string>([this.run]);
     for (const n of nodes) if (this.#alive(n)) alive.add(n.run);
+    this.#others = alive.size > 1;
     let ended = 0;
     const reaped = new Set<string>();
     for await (const job of store.liveJobs()) {

@@ -150,7 +150,17 @@ export class JobManager {
     const end = lifecycle.end.bind(lifecycle);
     const event = fanout.event.bind(fanout);
     this.#admission = new Admission(
-      { store, agents, credentials: service, live, policy, checkLease, start, owner },
+      {
+        store,
+        agents,
+        credentials: service,
+        live,
+        policy,
+        checkLease,
+        start,
+        owner,
+        shared: () => cluster.shared,
+      },
       all,
     );
     const delegation = new Delegation({

@@ -16,6 +16,7 @@ import { NodeDirectory, StartRefusedError } from "./nodes.ts";
 import { whileBusy } from "./busy.ts";
 import { jobIndexWrites, type JobPage, type JobQuery, listJobPage } from "./job_index.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
+import { ArcpError } from "../protocol/errors.ts";
 
 /**
  * Identities of the key prefixes every event writes under, computed once:
@@ -289,24 +290,28 @@ export class Store {
    *
    * @param job the new job
    * @param idempotency the key to claim, if any
+   * @param cap the principal's cap on live jobs, when other nodes share the
+   *   KV: the job is created only while its principal's live jobs on every
+   *   node are below it, checked under the principal's admission gate key
    * @returns true when created; false when the key was claimed meanwhile
    * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` when commits
    *   are failing (disk full, I/O error): the job is refused rather than
-   *   accepted late
+   *   accepted late; `INTERNAL_ERROR` with `details.cap` at the cap
    */
   async createJob(
     job: JobRecord,
     idempotency?: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
+    cap?: JobCap,
   ): Promise<boolean> {
     // While the store cannot commit at all, refuse the job now rather than
     // accept it whenever the disk has room again.
     this.assertWritable();
-    if (!idempotency) {
+    if (!idempotency && !cap) {
       await this.write(this.jobWrites(job), { failFast: true });
       return true;
     }
     try {
-      return await this.#claimAndCreate(job, idempotency);
+      return await this.#claimAndCreate(job, idempotency, cap);
     } catch (err) {
       throw isStorageFailure(err) ? storageUnavailable(err) : err;
     }
@@ -314,25 +319,38 @@ export class Store {
 
   async #claimAndCreate(
     job: JobRecord,
-    idempotency: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
+    idempotency:
+      | { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number }
+      | undefined,
+    cap: JobCap | undefined,
   ): Promise<boolean> {
-    const key = keys.idempotency(idempotency.principal, idempotency.keyHash);
+    const key = idempotency && keys.idempotency(idempotency.principal, idempotency.keyHash);
+    const gate = cap && keys.admissionGate(cap.principal);
     // Earlier queued writes (e.g. this session's log) must land first; a
     // storage failure meanwhile refuses the job instead of waiting.
     await this.committer.flush({ failFast: true });
     // A key past its `expires_at` may still be in KV (expiry is eventual):
     // it is free to claim, guarded by its versionstamp. Retry when the
-    // sweeper deleted it between our read and our write.
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const existing = await this.kv.get<IdempotencyRecord>(key);
-      if (existing.value && !isExpired(existing.value, Date.now())) return false;
-      const record: IdempotencyRecord = {
-        ...idempotency.record,
-        expires_at: Date.now() + idempotency.ttlMs,
-      };
+    // sweeper deleted it between our read and our write, or (with a cap)
+    // another node admitted a job of this principal meanwhile.
+    for (let attempt = 0; attempt < (cap ? 20 : 3); attempt++) {
+      const existing = key ? await this.kv.get<IdempotencyRecord>(key) : undefined;
+      if (existing?.value && !isExpired(existing.value, Date.now())) return false;
+      // The gate's versionstamp is the count's: a count read under a gate
+      // no other admission has passed since is still the count at commit.
+      const gateEntry = gate ? await this.kv.get(gate) : undefined;
+      if (cap) await this.#assertUnderCap(cap);
       const commit = () => {
-        const op = this.kv.atomic().check({ key, versionstamp: existing.versionstamp })
-          .set(key, record, { expireIn: idempotency.ttlMs });
+        const op = this.kv.atomic();
+        if (key && idempotency && existing) {
+          op.check({ key, versionstamp: existing.versionstamp }).set(key, {
+            ...idempotency.record,
+            expires_at: Date.now() + idempotency.ttlMs,
+          }, { expireIn: idempotency.ttlMs });
+        }
+        if (gate && gateEntry) {
+          op.check({ key: gate, versionstamp: gateEntry.versionstamp }).set(gate, Date.now());
+        }
         for (const w of this.jobWrites(job)) {
           if (w.value === undefined) op.delete(w.key);
           else op.set(w.key, w.value);
@@ -341,7 +359,28 @@ export class Store {
       };
       if ((await whileBusy(commit)).ok) return true;
     }
+    if (cap && !key) {
+      throw new ArcpError(
+        "INTERNAL_ERROR",
+        "too many nodes admitted jobs of this principal at once; retry",
+        { cap: "concurrent_jobs", limit: cap.limit },
+      );
+    }
     return false;
+  }
+
+  /** Refuses a job when its principal's live jobs, on every node, fill the cap. */
+  async #assertUnderCap(cap: JobCap): Promise<void> {
+    let n = 0;
+    const prefix = keys.statusJobs(cap.principal, "live");
+    for await (const _ of this.kv.list({ prefix }, { limit: cap.limit, batchSize: cap.limit })) n++;
+    if (n >= cap.limit) {
+      throw new ArcpError(
+        "INTERNAL_ERROR",
+        `principal has ${cap.limit} live jobs, the most allowed`,
+        { cap: "concurrent_jobs", limit: cap.limit },
+      );
+    }
   }
 
   /**
@@ -628,6 +667,14 @@ export class Store {
       throw missingEntries(what, expect ?? 0, job.log_length - 1, jobId);
     }
   }
+}
+
+/** A principal's cap on live jobs, held across every node on the KV. */
+export interface JobCap {
+  /** Whose jobs. */
+  principal: string;
+  /** Live jobs it may have. */
+  limit: number;
 }
 
 /**

@@ -20,8 +20,8 @@ export interface Cluster {
   kvPath: string;
   /** The nodes, by id. */
   nodes: Map<string, ChildServer>;
-  /** Starts (or restarts) a node with this id. */
-  start(id: string): Promise<ChildServer>;
+  /** Starts (or restarts) a node with this id, with more `serve` flags. */
+  start(id: string, flags?: string[]): Promise<ChildServer>;
   /** Reads the node records from KV. */
   records(): Promise<NodeRecord[]>;
   /** Reads a job's history entries (type and payload) from KV. */
@@ -52,8 +52,8 @@ export async function startCluster(ids: string[]): Promise<Cluster> {
     dir,
     kvPath,
     nodes,
-    async start(id) {
-      const child = await startChildServer(kvPath, ["--node-id", id, ...NODE_FLAGS]);
+    async start(id, flags = []) {
+      const child = await startChildServer(kvPath, ["--node-id", id, ...NODE_FLAGS, ...flags]);
       nodes.set(id, child);
       return child;
     },

@@ -201,3 +201,29 @@ Deno.test("a node stopped cleanly leaves; the others end the jobs it stopped, on
   equal(end.payload.code, "INTERNAL_ERROR");
   deepEqual((await cluster.records()).map((r) => r.node_id), ["n2"]);
 });
+
+Deno.test("a principal's cap on live jobs holds across nodes", async () => {
+  await using cluster = await startCluster([]);
+  const n1 = await cluster.start("n1", ["--principal-max-jobs", "2"]);
+  const n2 = await cluster.start("n2", ["--principal-max-jobs", "2"]);
+  const n2Joined = Date.now();
+  // n1 learns of n2 in the scan that follows a renewal: once n1 has renewed
+  // twice since n2's record was written, that scan has run (renew, scan, renew…).
+  let firstRenewal: number | undefined;
+  await until(async () => {
+    const r1 = (await cluster.records()).find((r) => r.node_id === "n1")!;
+    if (r1.renewed_at <= n2Joined) return false;
+    firstRenewal ??= r1.renewed_at;
+    return r1.renewed_at > firstRenewal;
+  }, "n1 scanning the nodes after n2 joined");
+  await using c1 = await connect(n1.url);
+  await using c2 = await connect(n2.url);
+  const sleeper = { agent: "sleeper", input: { ms: 60_000 } };
+  equal((await c1.submit(sleeper)).type, "job.accepted");
+  equal((await c2.submit(sleeper)).type, "job.accepted");
+  for (const c of [c1, c2]) {
+    const refused = await c.submit(sleeper);
+    equal(refused.type, "job.error", JSON.stringify(refused.payload));
+    equal(refused.payload.details?.cap, "concurrent_jobs");
+  }
+});
