@@ -99,6 +99,13 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The node runs joined in this process and not yet left: a record naming
+ * this process but none of these is a run that ended here (an earlier
+ * runtime in this process, or a backup restored into it).
+ */
+const RUNS_HERE = new Set<string>();
+
 /** This node: its lease, the scans for dead nodes, and the requests it serves. */
 export class Cluster {
   /** The node id. */
@@ -175,6 +182,7 @@ export class Cluster {
       const vs = await nodes.put(this.#record(), entry.versionstamp);
       if (vs) {
         this.#versionstamp = vs;
+        RUNS_HERE.add(this.run);
         break;
       }
     }
@@ -292,6 +300,7 @@ export class Cluster {
 
   /** Stops the loops and removes this node's record (its jobs were stopped first). */
   async leave(): Promise<void> {
+    RUNS_HERE.delete(this.run);
     this.#stop.abort();
     this.#poke?.();
     await Promise.all(this.#loops);
@@ -304,7 +313,8 @@ export class Cluster {
     if (n.run === this.run) return true;
     if (n.lease_until <= Date.now()) return false;
     // On this host a process that is gone is dead now, not when its lease lapses.
-    return n.host !== this.#host || processAlive(n.pid);
+    if (n.host !== this.#host) return true;
+    return n.pid === Deno.pid ? RUNS_HERE.has(n.run) : processAlive(n.pid);
   }
 
   #record(): NodeRecord {
@@ -333,6 +343,7 @@ export class Cluster {
       return;
     }
     this.#fenced = true;
+    RUNS_HERE.delete(this.run);
     this.#deps.log.error(
       "node lease lost: another node presumed this one dead and ended its jobs; stopping them here",
       { node_id: this.nodeId },
