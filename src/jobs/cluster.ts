@@ -16,6 +16,7 @@ import type { JobRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
 import type { JobTable } from "./job_table.ts";
+import type { JobEvents } from "./operator_events.ts";
 
 /** How a node keeps its lease. */
 export interface NodeOptions {
@@ -56,8 +57,10 @@ export interface ClusterDeps {
   store: Store;
   /** The jobs live in this process. */
   live: JobTable;
-  /** Where joining, takeovers and fencing are logged. */
+  /** Where joining is logged. */
   log: Logger;
+  /** Where takeovers and fencing are logged and counted. */
+  events: JobEvents;
   /**
    * Ends a job claimed from a dead node with the given error.
    *
@@ -231,10 +234,7 @@ export class Cluster {
       });
       if (!claimed) continue;
       if (job.node_id) reaped.add(job.node_id);
-      this.#deps.log.warn("ending a job of a dead node", {
-        job_id: job.job_id,
-        dead_node: job.node_id ?? "(none)",
-      });
+      this.#deps.events.tookOver(claimed, job.node_id);
       await this.#deps.endClaimed(
         claimed,
         new ArcpError(
@@ -344,10 +344,7 @@ export class Cluster {
     }
     this.#fenced = true;
     RUNS_HERE.delete(this.run);
-    this.#deps.log.error(
-      "node lease lost: another node presumed this one dead and ended its jobs; stopping them here",
-      { node_id: this.nodeId },
-    );
+    this.#deps.events.fenced(this.nodeId);
     this.#deps.fence();
   }
 

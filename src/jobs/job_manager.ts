@@ -107,6 +107,7 @@ export class JobManager {
       requireModelLease: all.requireModelLease,
       protectedPaths: deps.protectedPaths ?? [],
     };
+    const events = new JobEvents(deps.log, deps.metrics);
     const fanout = this.#fanout = new Fanout({
       store,
       sinks,
@@ -123,7 +124,7 @@ export class JobManager {
       live,
       fanout,
       credentials,
-      events: new JobEvents(deps.log, deps.metrics),
+      events,
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
     }, all);
@@ -131,6 +132,7 @@ export class JobManager {
       store,
       live,
       log: deps.log,
+      events,
       endClaimed: (job, error) => this.#endClaimed(job, error),
       cancelLocal: (jobId, reason) => {
         const job = live.get(jobId);
