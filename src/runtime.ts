@@ -449,7 +449,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     jobHistoryTtlMs: keptFor(options.jobHistoryTtlMs, DEFAULT_SWEEP.jobHistoryTtlMs),
     jobRetentionMs: keptFor(options.jobRetentionMs, DEFAULT_SWEEP.jobRetentionMs),
     auditRetentionMs: keptFor(options.auditRetentionMs, DEFAULT_SWEEP.auditRetentionMs),
-    isHeld: (id) => sessions.get(id) !== undefined,
+    // A session another live node holds is that node's, however long since its record changed.
+    isHeld: (id, record) =>
+      sessions.get(id) !== undefined ||
+      (record?.node_run !== undefined && record.node_run !== jobs.cluster.run &&
+        jobs.cluster.wasAlive(record.node_run)),
     onError: (err) => log.warn("retention sweep failed; retrying later", { error: String(err) }),
   });
   if (sweepIntervalMs > 0) sweeper.start();

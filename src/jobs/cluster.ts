@@ -127,6 +127,8 @@ export class Cluster {
   #draining = false;
   #fenced = false;
   #others = false;
+  /** Node runs alive at the last scan. */
+  #aliveRuns = new Set<string>();
   /** Wakes the request poll at once (a local job started, so requests may follow). */
   #poke: (() => void) | undefined;
 
@@ -223,6 +225,7 @@ export class Cluster {
     const alive = new Set<string>([this.run]);
     for (const n of nodes) if (this.#alive(n)) alive.add(n.run);
     this.#others = alive.size > 1;
+    this.#aliveRuns = alive;
     let ended = 0;
     const reaped = new Set<string>();
     for await (const job of store.liveJobs()) {
@@ -287,6 +290,16 @@ export class Cluster {
     if (run === this.run) return true;
     for (const n of await this.#deps.store.nodes.list()) if (n.run === run) return this.#alive(n);
     return false;
+  }
+
+  /**
+   * Whether a node run was alive at the last scan (no KV read).
+   *
+   * @param run the node run
+   * @returns true when it was
+   */
+  wasAlive(run: string): boolean {
+    return run === this.run || this.#aliveRuns.has(run);
   }
 
   /**
