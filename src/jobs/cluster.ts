@@ -124,7 +124,6 @@ export class Cluster {
   #versionstamp: string | null = null;
   #stop = new AbortController();
   #loops: Promise<void>[] = [];
-  #draining = false;
   #fenced = false;
   #others = false;
   /** Node runs alive at the last scan. */
@@ -302,15 +301,6 @@ export class Cluster {
     return run === this.run || this.#aliveRuns.has(run);
   }
 
-  /**
-   * Marks the node draining (it takes no new work), renewed at once so
-   * listings show it.
-   */
-  async drain(): Promise<void> {
-    this.#draining = true;
-    await this.#renew();
-  }
-
   /** Stops the loops and removes this node's record (its jobs were stopped first). */
   async leave(): Promise<void> {
     RUNS_HERE.delete(this.run);
@@ -343,7 +333,6 @@ export class Cluster {
       live_jobs: this.#deps.live.size,
     };
     if (this.#url) record.url = this.#url;
-    if (this.#draining) record.draining = true;
     return record;
   }
 
@@ -411,6 +400,7 @@ export class Cluster {
         const timer = setTimeout(done, wait);
         function done() {
           clearTimeout(timer);
+          signal.removeEventListener("abort", done);
           resolve();
         }
         this.#poke = done;

@@ -73,7 +73,8 @@ export interface JobManagerDeps {
   /** This node's id, URL and lease timings. */
   node?: NodeOptions;
   /**
-   * Lets go of a session another node resumes (see {@linkcode ClusterDeps.release}).
+   * Lets go of a session another node resumes: stops feeding it, closes its
+   * connection, and marks its record held by `to`.
    *
    * @param sessionId the session
    * @param to the node run taking it
@@ -90,6 +91,8 @@ export class JobManager {
   #admission: Admission;
   #lifecycle: Lifecycle;
   #sinks: SinkLookup;
+  /** Loads a session to end a claimed job in, when no live node holds it (set by recover). */
+  #claimSink: ((sessionId: string) => Promise<EventSink | undefined>) | undefined;
   /** This runtime as a node among those sharing the KV. */
   readonly cluster: Cluster;
 
@@ -284,8 +287,6 @@ export class JobManager {
     const sink = this.#sinks(job.session_id) ?? await this.#claimSink?.(job.session_id);
     await this.#lifecycle.end(newLiveJob({ record: job }), { status: "error", error }, sink);
   }
-
-  #claimSink: ((sessionId: string) => Promise<EventSink | undefined>) | undefined;
 
   /**
    * Rotates a live job's credential: a fresh value under the same id, the

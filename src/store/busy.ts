@@ -35,7 +35,7 @@ export function isBusy(err: unknown): boolean {
  */
 export async function whileBusy<T>(write: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + BUSY_RETRY_MS;
-  let wait = 2;
+  let wait = 1;
   for (;;) {
     try {
       return await write();
@@ -43,7 +43,7 @@ export async function whileBusy<T>(write: () => Promise<T>): Promise<T> {
       if (!isBusy(err) || Date.now() > deadline) throw err;
       // Jittered, so processes contending for the lock do not retry in step.
       await new Promise((r) => setTimeout(r, wait * (0.5 + Math.random())));
-      wait = Math.min(wait * 2, 100);
+      wait = Math.min(wait * 2, 10);
     }
   }
 }

@@ -45,8 +45,6 @@ export interface NodeRecord {
   lease_until: number;
   /** Jobs it ran at its last renewal. */
   live_jobs: number;
-  /** Set while it drains: it takes no new work. */
-  draining?: boolean;
 }
 
 /** A cancel request for a job running on another node. */
