@@ -188,7 +188,16 @@ export class Fanout {
       if (sink.crossedBackPressure()) pressured.push(sink);
       return staged;
     };
-    const ownerStaged = owner && !owner.evicted ? stageFor(owner) : undefined;
+    // An owner back from another node that fed it this job catches up first (in order).
+    if (
+      owner && !owner.evicted && !live.ownerQueue && !live.ownerInStep &&
+      owner.fedFrom(job.job_id) > 0
+    ) {
+      this.catchUp(owner, live).catch((err) => owner.fault(err));
+    }
+    const catchingUp = live.ownerQueue !== undefined && owner !== undefined && !owner.evicted;
+    if (catchingUp) live.ownerQueue!.push([type, logPayload ?? payload, job.log_length]);
+    const ownerStaged = owner && !owner.evicted && !catchingUp ? stageFor(owner) : undefined;
     if (ownerStaged) job.last_event_seq = ownerStaged.seq;
     // The job's own history keeps every envelope, whatever the owner negotiated.
     const history: HistoryEntry = {
@@ -307,7 +316,11 @@ export class Fanout {
    * @param sessionId the session
    */
   dropSession(sessionId: string): void {
-    for (const live of this.#live.values()) live.subscribers.delete(sessionId);
+    for (const live of this.#live.values()) {
+      live.subscribers.delete(sessionId);
+      // Should it come back, it catches up on what another node fed it meanwhile.
+      if (live.record.session_id === sessionId) live.ownerInStep = false;
+    }
     for (const follow of this.#follows.get(sessionId)?.values() ?? []) follow.abort();
   }
 
@@ -345,6 +358,48 @@ export class Fanout {
         this.#follows.delete(sink.sessionId);
       }
     });
+  }
+
+  /**
+   * Brings a session back in step with a job running here that another node
+   * fed it while it was away: the history from where that node stopped is
+   * delivered first, then what the job emitted meanwhile, and then the
+   * session is fed directly again. A job it was never fed elsewhere needs nothing.
+   *
+   * @param sink the session, now held here
+   * @param live the job, live here and owned by the session
+   * @returns resolves once caught up
+   */
+  async catchUp(sink: EventSink, live: LiveJob): Promise<void> {
+    const from = sink.fedFrom(live.record.job_id);
+    if (from === 0 || live.ownerQueue || live.ownerInStep) return;
+    // Set before the first await: envelopes emitted from now on queue behind the catch-up.
+    const queue: Array<[SeqType, SeqPayload, number]> = live.ownerQueue = [];
+    const mark = live.record.log_length;
+    const job = live.record;
+    try {
+      const items: Array<[SeqType, SeqPayload, number]> = [];
+      for await (const [n, text] of this.#store.jobLogAfter(job.job_id, from - 1)) {
+        if (n >= mark) break;
+        const env = JSON.parse(text) as HistoryEntry & { session_id?: string };
+        if (env.session_id === sink.sessionId) continue;
+        items.push([env.type, env.payload, n]);
+      }
+      // Everything before `mark` was committed before this ran (the history above);
+      // later envelopes queue meanwhile and are drained in order.
+      let batch = items;
+      while (batch.length > 0 && !sink.evicted) {
+        await this.#deliverAll(sink, job, batch.map(([t, p]) => [t, p]), batch.map(([, , n]) => n));
+        batch = queue.splice(0, REPLAY_BATCH);
+      }
+      while (queue.length > 0 && !sink.evicted) {
+        const next = queue.splice(0, REPLAY_BATCH);
+        await this.#deliverAll(sink, job, next.map(([t, p]) => [t, p]), next.map(([, , n]) => n));
+      }
+      live.ownerInStep = !sink.evicted;
+    } finally {
+      delete live.ownerQueue;
+    }
   }
 
   async #feed(
@@ -436,6 +491,8 @@ export class Fanout {
       }
     };
     for (const [i, [type, payload]] of items.entries()) {
+      // A session handed to another node is that node's to write.
+      if (sink.evicted) break;
       // Fed positions ride in the session record each staged envelope commits.
       if (positions) {
         sink.markFed(job.job_id, ended && i === items.length - 1 ? undefined : positions[i] + 1);

@@ -256,7 +256,12 @@ export class JobManager {
   async followSession(sink: EventSink, jobIds: readonly string[] = []): Promise<void> {
     const ids = new Set([...jobIds, ...await this.#store.liveJobIdsOf(sink.sessionId)]);
     for (const id of ids) {
-      if (this.#live.get(id)) continue;
+      const here = this.#live.get(id);
+      if (here) {
+        // Back on the node running it: first what another node fed it meanwhile.
+        if (here.record.session_id === sink.sessionId) await this.#fanout.catchUp(sink, here);
+        continue;
+      }
       const job = await this.#store.getJob(id);
       if (!job || job.session_id !== sink.sessionId) continue;
       this.#fanout.follow(sink, job, { from: 0, owner: true });

@@ -227,3 +227,40 @@ Deno.test("a principal's cap on live jobs holds across nodes", async () => {
     equal(refused.payload.details?.cap, "concurrent_jobs");
   }
 });
+
+Deno.test("a session that moves to another node and back to the one running its job misses nothing and repeats nothing", async () => {
+  await using cluster = await startCluster(["n1", "n2"]);
+  const c1 = new WsClient(url(cluster, "n1"));
+  const w1 = await c1.hello("alice-token");
+  const acc = await c1.submit({ agent: "ticker", input: { count: 60, interval_ms: 25 } });
+  const jobId = acc.job_id!;
+  const first = await readUntilTick(c1, jobId, 5);
+  await c1.close();
+
+  // To n2, which feeds it the job from KV…
+  const { c: c2, w: w2 } = await resumeOn(
+    url(cluster, "n2"),
+    c1.sessionId,
+    w1.payload.resume_token,
+    first.at(-1)!.event_seq!,
+  );
+  equal(w2.type, "session.welcome", JSON.stringify(w2.payload));
+  const second = await readUntilTick(c2, jobId, 20);
+  await c2.close();
+
+  // …and back to n1, which runs it.
+  const { c: c3, w: w3 } = await resumeOn(
+    url(cluster, "n1"),
+    c1.sessionId,
+    w2.payload.resume_token,
+    second.at(-1)!.event_seq!,
+  );
+  await using _c3 = c3;
+  equal(w3.type, "session.welcome", JSON.stringify(w3.payload));
+  const third = await c3.untilTerminal(jobId, 60_000);
+  equal(third.at(-1)!.type, "job.result");
+  const all = [...first, ...second, ...third];
+  deepEqual(ticks(all), range(1, 60));
+  const s = seqs(all);
+  deepEqual(s, range(s[0], s[0] + s.length - 1), "one gap-free stream across three connections");
+});
