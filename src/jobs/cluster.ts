@@ -128,6 +128,8 @@ export class Cluster {
   #others = false;
   /** Node runs alive at the last scan. */
   #aliveRuns = new Set<string>();
+  /** Whether every live job was scanned once (at start). */
+  #scanned = false;
   /** Wakes the request poll at once (a local job started, so requests may follow). */
   #poke: (() => void) | undefined;
 
@@ -224,18 +226,31 @@ export class Cluster {
     const alive = new Set<string>([this.run]);
     for (const n of nodes) if (this.#alive(n)) alive.add(n.run);
     this.#others = alive.size > 1;
-    this.#aliveRuns = alive;
+    // Jobs can only have lost their node when a record is dead or one alive at the last
+    // scan is gone (a node that left); otherwise the scan of every live job is skipped.
+    const lost = !this.#scanned || nodes.some((n) => !alive.has(n.run)) ||
+      [...this.#aliveRuns].some((run) => !alive.has(run));
+    if (!lost) {
+      this.#aliveRuns = alive;
+      return 0;
+    }
     let ended = 0;
-    const reaped = new Set<string>();
     for await (const job of store.liveJobs()) {
       if (job.node_run !== undefined && alive.has(job.node_run)) continue;
       if (this.#deps.live.get(job.job_id)) continue;
+      // A node that joined after the list above: its record is read again before anything is ended.
+      if (job.node_id !== undefined) {
+        const owner = (await store.nodes.get(job.node_id)).value;
+        if (owner && owner.run === job.node_run && this.#alive(owner)) {
+          alive.add(owner.run);
+          continue;
+        }
+      }
       const claimed = await store.nodes.claimJob(job.job_id, job.node_run, {
         node_id: this.nodeId,
         run: this.run,
       });
       if (!claimed) continue;
-      if (job.node_id) reaped.add(job.node_id);
       this.#deps.events.tookOver(claimed, job.node_id);
       await this.#deps.endClaimed(
         claimed,
@@ -249,6 +264,9 @@ export class Cluster {
       );
       ended++;
     }
+    // Only a scan that finished counts: one that failed midway is run again.
+    this.#scanned = true;
+    this.#aliveRuns = alive;
     // A dead node's record goes once nothing names it; a renewal since (it was alive after all) keeps it.
     for (const n of nodes) {
       if (this.#alive(n) || n.run === this.run) continue;
