@@ -341,9 +341,15 @@ export class SessionRegistry {
         "RESUME_WINDOW_EXPIRED",
         "session cannot be resumed: unknown, expired, or token not current",
       );
+    const presented = await sha256Hex(resume.resume_token);
+    if (!this.#sessions.has(resume.session_id)) {
+      // The token is checked before the session is taken from another node:
+      // a resume that would be refused never moves a session.
+      const stored = await this.#store.getSession(resume.session_id);
+      if (!stored || !timingSafeEqual(presented, stored.resume_token_hash)) throw refuse();
+    }
     const session = await this.restore(resume.session_id);
     if (!session) throw refuse();
-    const presented = await sha256Hex(resume.resume_token);
     const tokenOk = timingSafeEqual(presented, session.record.resume_token_hash);
     const detachedAt = session.record.detached_at;
     const inWindow = detachedAt === undefined ||

@@ -264,3 +264,18 @@ Deno.test("a session that moves to another node and back to the one running its 
   const s = seqs(all);
   deepEqual(s, range(s[0], s[0] + s.length - 1), "one gap-free stream across three connections");
 });
+
+Deno.test("a resume with a wrong token on another node is refused and leaves the session where it is", async () => {
+  await using cluster = await startCluster(["n1", "n2"]);
+  await using c1 = await connect(url(cluster, "n1"));
+  const acc = await c1.submit({ agent: "ticker", input: { count: 20, interval_ms: 25 } });
+  await readUntilTick(c1, acc.job_id!, 2);
+  const { c: bogus, w } = await resumeOn(url(cluster, "n2"), c1.sessionId, "rt_wrong", 0);
+  equal(w.type, "session.error");
+  equal(w.payload.code, "RESUME_WINDOW_EXPIRED");
+  await bogus.close();
+  // The session stayed on n1, connected: the job's events keep coming there, to the end.
+  const rest = await c1.untilTerminal(acc.job_id!, 60_000);
+  equal(rest.at(-1)!.type, "job.result");
+  equal(c1.closeCode, undefined);
+});
