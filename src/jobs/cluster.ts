@@ -196,9 +196,10 @@ export class Cluster {
       node_id: this.nodeId,
       run: this.run,
       lease_ms: this.#leaseMs,
-      kv_changes: this.#deps.store.remote
-        ? "watch (KV Connect delivers other nodes' writes)"
-        : "poll with back-off (a local KV file's watch misses other processes' writes)",
+      job_feeds: this.#deps.store.remote
+        ? "kv.watch (KV Connect delivers other nodes' writes)"
+        : "polled with back-off (a local KV file's watch misses other processes' writes)",
+      requests: "polled with back-off",
     });
   }
 
