@@ -49,7 +49,15 @@ export {
   type LogLevel,
   type ProgressBody,
 } from "./src/agent.ts";
-export { type Logger, silentLogger, stderrLogger } from "./src/logger.ts";
+export {
+  LOG_LEVELS,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  silentLogger,
+  stderrLogger,
+} from "./src/logger.ts";
 export { Counter, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
 export type {
   AgentRun,
@@ -80,3 +88,5 @@ export type { Lease } from "./src/protocol/lease.ts";
 export type { AgentInventoryEntry } from "./src/protocol/messages.ts";
 export type { JobLimits, NodeInfo, NodeOptions } from "./src/jobs/job_manager.ts";
 export type { SessionLimits } from "./src/session/registry.ts";
+export type { DrainState, DrainStatus } from "./src/jobs/drain.ts";
+export type { Deployment } from "./src/api/deps.ts";

@@ -106,8 +106,20 @@ export interface AgentContext {
   emit(kind: string, body: Record<string, unknown>): Promise<void>;
   /** Lease-checked file access (`fs.read` / `fs.write`). */
   readonly fs: AgentFs;
-  /** Lease-checked `fetch` (`net.fetch`); every redirect hop is checked too. */
+  /**
+   * Lease-checked `fetch` (`net.fetch`); every redirect hop is checked too.
+   * Each request carries the job's W3C `traceparent` (unless `init` sets one).
+   */
   fetch(input: string | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * The next input a client sent to this job (vendor feature
+   * `x-arcp-deno.input`), in the order sent; waits for one. Resolves
+   * `undefined` once the client ended the input; rejects when the job is
+   * cancelled while waiting.
+   */
+  input(): Promise<unknown>;
+  /** Every input, in order, until the client ends the input (or the job is cancelled). */
+  inputs(): AsyncIterable<unknown>;
   /**
    * Calls a tool registered with the runtime (`tool.call`). The runtime
    * emits the `tool_call` and `tool_result` events.

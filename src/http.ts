@@ -1,11 +1,13 @@
 /**
  * The runtime's HTTP side, a hono app on Deno's adapter: `GET /arcp`
  * upgrades to the WebSocket transport, `GET /healthz` reports liveness and
- * state, `GET /readyz` readiness, and `GET /metrics` the operator metrics in
- * the Prometheus text format. While the runtime shuts down, new connections
- * are refused with 503 and both checks say so; while storage fails,
- * `/healthz` says so (still 200: the process is alive, and restarting it
- * frees no disk) and `/readyz` is 503.
+ * state, `GET /readyz` readiness (503 also while the runtime drains),
+ * `GET /metrics` the operator metrics in the Prometheus text format,
+ * `/v1/*` the management API (`src/api/`) when the runtime gives one, and
+ * `GET /` the operator dashboard (`src/dashboard/`). While the runtime shuts
+ * down, new connections are refused with 503 and both checks say so; while
+ * storage fails, `/healthz` says so (still 200: the process is alive, and
+ * restarting it frees no disk) and `/readyz` is 503.
  *
  * `/metrics` is unauthenticated, like the health checks: it names no job,
  * session or principal, only counts, but serve the runtime on loopback or a
@@ -19,6 +21,7 @@ import type { GatedInfo } from "./transport/gate.ts";
 import type { Transport, TransportHandler } from "./transport/transport.ts";
 import { webSocketEvents } from "./transport/websocket.ts";
 import { type Metrics, METRICS_CONTENT_TYPE } from "./metrics.ts";
+import { dashboardRoutes } from "./dashboard/mod.ts";
 
 /** Whether the runtime's storage commits, as the health checks report it. */
 export interface StorageState {
@@ -48,6 +51,10 @@ export interface HttpOptions {
   metrics: Metrics;
   /** Builds the handler of one new connection. */
   connect: (transport: Transport) => TransportHandler;
+  /** Answers the management API under `/v1` (with the peer's address), when the runtime serves one. */
+  api?: (req: Request, peer: string) => Response | Promise<Response>;
+  /** Whether the runtime drains (readiness turns 503; connections are still taken). */
+  isDraining?: () => boolean;
 }
 
 /**
@@ -86,12 +93,15 @@ export function httpHandler(options: HttpOptions): FetchHandler {
     const storage = options.storage();
     const reasons = [
       ...(isClosing() ? ["shutting_down"] : []),
+      ...(options.isDraining?.() ? ["draining"] : []),
       ...(storage.ok ? [] : ["storage_failing"]),
     ];
     return reasons.length === 0
       ? c.json({ ready: true })
       : c.json({ ready: false, reasons, storage }, 503);
   });
+  const api = options.api;
+  if (api) app.all("/v1/*", (c) => api(c.req.raw, peerAddress(c)));
   app.get(
     "/metrics",
     (c) => c.body(options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
@@ -115,6 +125,7 @@ export function httpHandler(options: HttpOptions): FetchHandler {
     // Reached only when the request was not an upgrade.
     (c) => c.text("expected a WebSocket upgrade", 426),
   );
+  app.route("/", dashboardRoutes());
   return (req, info) => app.fetch(req, info ?? {});
 }
 

@@ -1,13 +1,17 @@
 /**
  * Operator logging. Lines go to stderr so that stdout stays clean for the
- * stdio transport. Never pass a secret (token, resume token, credential) in
- * a field.
+ * stdio transport: text (`TIME LEVEL message {fields}`) or JSON lines
+ * (`{"time","level","msg",...fields}`), filtered by level. Never pass a
+ * secret (token, resume token, credential value) in a field; as a second
+ * wall, fields whose names say they hold one are written as `[redacted]`.
  *
  * @module
  */
 
 /** Where the runtime reports what operators should know. */
 export interface Logger {
+  /** Detail for debugging; dropped unless the level is `debug`. */
+  debug?(message: string, fields?: Record<string, unknown>): void;
   /** Something worth knowing. */
   info(message: string, fields?: Record<string, unknown>): void;
   /** Something went wrong but the runtime carries on. */
@@ -16,20 +20,78 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** Log levels, least severe first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+
+/** A log level. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** How lines are written: human text or one JSON object per line. */
+export type LogFormat = "text" | "json";
+
+/** Options of {@linkcode stderrLogger}. */
+export interface LoggerOptions {
+  /** The least severe level written (default `info`). */
+  level?: LogLevel;
+  /** Text or JSON lines (default text). */
+  format?: LogFormat;
+  /** Where a line goes (default stderr); for tests. */
+  write?: (line: string) => void;
+}
+
+/** Field names that hold a secret, whatever the caller meant; `*_id` fields name, never hold. */
+const SECRET_FIELD =
+  /^(?!.*_id$).*(token|secret|password|authorization|api_?key|admin_?key|credential_value|bearer)/i;
+
+/**
+ * Replaces the values of fields named like secrets, at any depth.
+ *
+ * @param value a field's value
+ * @returns the value, secrets replaced
+ */
+function redact(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redact);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, SECRET_FIELD.test(k) ? "[redacted]" : redact(v)]),
+  );
+}
+
 /**
  * A logger that writes one line per record to stderr.
  *
+ * @param options level and format
  * @returns the logger
+ * @example
+ * ```ts
+ * import { stderrLogger } from "./logger.ts";
+ * const log = stderrLogger({ level: "warn", format: "json" });
+ * log.info("not written");
+ * log.warn("disk nearly full", { free_mb: 12 });
+ * ```
  */
-export function stderrLogger(): Logger {
-  const line = (level: string, message: string, fields?: Record<string, unknown>) => {
-    const extra = fields && Object.keys(fields).length > 0 ? " " + JSON.stringify(fields) : "";
-    console.error(`${new Date().toISOString()} ${level} ${message}${extra}`);
+export function stderrLogger(options: LoggerOptions = {}): Logger {
+  const min = LOG_LEVELS.indexOf(options.level ?? "info");
+  const write = options.write ?? ((line: string) => console.error(line));
+  const json = options.format === "json";
+  const line = (level: LogLevel, message: string, fields?: Record<string, unknown>) => {
+    if (LOG_LEVELS.indexOf(level) < min) return;
+    const safe = fields ? redact(fields) as Record<string, unknown> : {};
+    const time = new Date().toISOString();
+    if (json) {
+      // The record's own keys first and last: first for reading, last so no field overrides them.
+      const own = { time, level, msg: message };
+      write(JSON.stringify({ ...own, ...safe, ...own }));
+      return;
+    }
+    const extra = Object.keys(safe).length > 0 ? " " + JSON.stringify(safe) : "";
+    write(`${time} ${level.toUpperCase()} ${message}${extra}`);
   };
   return {
-    info: (m, f) => line("INFO", m, f),
-    warn: (m, f) => line("WARN", m, f),
-    error: (m, f) => line("ERROR", m, f),
+    debug: (m, f) => line("debug", m, f),
+    info: (m, f) => line("info", m, f),
+    warn: (m, f) => line("warn", m, f),
+    error: (m, f) => line("error", m, f),
   };
 }
 
@@ -39,5 +101,5 @@ export function stderrLogger(): Logger {
  * @returns the logger
  */
 export function silentLogger(): Logger {
-  return { info() {}, warn() {}, error() {} };
+  return { debug() {}, info() {}, warn() {}, error() {} };
 }

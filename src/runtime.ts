@@ -2,13 +2,25 @@
  * The composition root: opens the store, loads the agent inventory, wires
  * sessions, jobs and the sandbox together, and exposes a web-standard
  * `fetch` handler (WebSocket at `/arcp`, `GET /healthz`, `/readyz`,
- * `/metrics`) and a stdio server.
+ * `/metrics`, the management API under `/v1`), a stdio server and the
+ * drain.
  *
  * @module
  */
 import { RUNTIME_FEATURES } from "./protocol/features.ts";
 import type { AgentInventoryEntry } from "./protocol/messages.ts";
-import { type JobLimits, JobManager, type NodeInfo, type NodeOptions } from "./jobs/job_manager.ts";
+import {
+  DEFAULT_JOB_LIMITS,
+  type JobJournal,
+  type JobLimits,
+  JobManager,
+  type NodeInfo,
+  type NodeOptions,
+} from "./jobs/job_manager.ts";
+import { DEFAULT_DRAIN_SEC, Drain, type DrainStatus } from "./jobs/drain.ts";
+import { sandboxFailureOf } from "./jobs/operator_events.ts";
+import { ArcpError } from "./protocol/errors.ts";
+import { type Deployment, managementApi, type SandboxView } from "./api/mod.ts";
 import { AgentRegistry } from "./sandbox/registry.ts";
 import { prepareDescriber } from "./sandbox/describer.ts";
 import type { Sandbox } from "./sandbox/sandbox.ts";
@@ -83,6 +95,16 @@ export interface RuntimeOptions {
   agentsDir: string;
   /** Bearer token → principal. */
   tokens: Record<string, string>;
+  /**
+   * Principals that see every job and session through the management API
+   * (`/v1`) and alone may drain the runtime or read its event log and
+   * diagnostics; every other principal sees its own.
+   */
+  adminPrincipals?: string[];
+  /** How long running jobs get to finish when a drain names no deadline (s); default 30. */
+  drainSec?: number;
+  /** How the runtime is reached (listening host, TLS, a generated token), for the diagnostics. */
+  deployment?: Deployment;
   /** Largest inbound frame (bytes); default 1 MiB. */
   maxFrameBytes?: number;
   /** Session limits. */
@@ -108,6 +130,11 @@ export interface RuntimeOptions {
   stallTimeoutMs?: number;
   /** Where operator messages go; default stderr. */
   logger?: Logger;
+  /**
+   * Told about each agent module skipped at start (path, one-line reason)
+   * instead of a warning in the log; `arcp serve` lists them in its summary.
+   */
+  onSkippedAgent?: (path: string, reason: string) => void;
   /**
    * Where agents run. `"process"` (default): each job's worker lives in a
    * sandbox process of its own with a heap cap, killed when the job ends, so
@@ -261,6 +288,21 @@ export interface Runtime {
    * @returns the nodes, this one first
    */
   listNodes(): Promise<NodeInfo[]>;
+  /**
+   * Starts draining (as `POST /v1/runtime/drain` does): submits are refused
+   * with a retryable `INTERNAL_ERROR` (`details.cap: "draining"`),
+   * `/readyz` answers 503, and jobs still running after `deadlineSec` end
+   * with a retryable `INTERNAL_ERROR` (`details.cap: "drain_deadline"`),
+   * their sessions told. Starting again changes nothing.
+   *
+   * @param deadlineSec how long running jobs get (default `drainSec`)
+   * @returns the drain's status
+   */
+  drain(deadlineSec?: number): DrainStatus;
+  /** Ends a drain now: jobs still running end as at the deadline; resolves once they have. */
+  drainNow(): Promise<void>;
+  /** Settles once a drain has finished (no job live, every terminal delivered). */
+  readonly drained: Promise<void>;
   /** Stops accepting, says `session.bye` to connected sessions, lets commits land and closes KV. */
   close(): Promise<void>;
 }
@@ -278,6 +320,7 @@ export interface Runtime {
  * ```
  */
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const startedMs = Date.now();
   const log = options.logger ?? stderrLogger();
   // First, so a damaged store fails the start before anything is started that must be stopped.
   if (
@@ -293,7 +336,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   );
   const agents = await AgentRegistry.fromDirectory(
     options.agentsDir,
-    (path, reason) => log.warn("skipped agent module", { path, reason }),
+    options.onSkippedAgent ??
+      ((path, reason) => log.warn("skipped agent module", { path, reason })),
     describer,
   );
   const protection: Protection = {
@@ -345,7 +389,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     options.liveness,
   );
   // Opened after the sandbox is ready, so a sandbox that cannot start leaves no KV open.
-  const store = await Store.open({ path: options.kvPath });
+  const store = await Store.open({
+    path: options.kvPath,
+    // The runtime's event log is operator history, kept as long as the audit log.
+    runtimeLog: { retentionMs: keptFor(options.auditRetentionMs, DEFAULT_SWEEP.auditRetentionMs) },
+  });
   // Before anything lists or sweeps: jobs written by an earlier layout get their index entries.
   const indexed = await store.migrate();
   if (indexed > 0) log.info("indexed existing jobs for session.list_jobs", { count: indexed });
@@ -365,6 +413,39 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const credentials = options.credentials
     ? new CredentialService(options.credentials.provisioner, store, log, options.credentials)
     : undefined;
+  // The runtime's event log hears of jobs and sessions; the drain of jobs that end.
+  const events = store.runtimeLog;
+  const endedSinceStart: Record<string, number> = {};
+  // The drain is made after the jobs it drains; until then no job can end.
+  const afterJobEnded: { drain?: Drain } = {};
+  const journal: JobJournal = {
+    accepted: (job) =>
+      void events.append("job.accepted", {
+        job_id: job.job_id,
+        agent: job.agent,
+        principal: job.principal,
+        session_id: job.session_id,
+        ...(job.parent_job_id ? { parent_job_id: job.parent_job_id } : {}),
+      }),
+    ended: (job) => {
+      endedSinceStart[job.status] = (endedSinceStart[job.status] ?? 0) + 1;
+      void events.append("job.ended", {
+        job_id: job.job_id,
+        agent: job.agent,
+        principal: job.principal,
+        status: job.status,
+        ...(job.error ? { error_code: job.error.code } : {}),
+        ...(job.ended_at ? { duration_ms: Date.parse(job.ended_at) - job.created_ms } : {}),
+      });
+      // A job its sandbox process failed: that process is gone and replaced.
+      const failure = job.error &&
+        sandboxFailureOf(new ArcpError(job.error.code, job.error.message, job.error.details));
+      if (failure === "host_crash") {
+        void events.append("sandbox.host_restarted", { job_id: job.job_id, agent: job.agent });
+      }
+      afterJobEnded.drain?.jobEnded();
+    },
+  };
   const jobs = new JobManager({
     store,
     agents,
@@ -375,6 +456,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sinks: (id) => sessions.get(id),
     log,
     metrics,
+    journal,
     node: options.node,
     release: (id, to) => sessions.release(id, to),
   }, options.jobs);
@@ -382,7 +464,31 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     run: jobs.cluster.run,
     isRunAlive: (run) => jobs.cluster.isRunAlive(run),
   };
-  sessions.onEvict = (session) => jobs.dropSession(session.sessionId);
+  const drain = afterJobEnded.drain = new Drain(jobs, {
+    started: (deadline, liveJobs) => {
+      log.info("draining: new jobs are refused; running jobs may finish until the deadline", {
+        deadline,
+        live_jobs: liveJobs,
+      });
+      void events.append("drain.started", { deadline, live_jobs: liveJobs });
+    },
+    finished: (ended) => {
+      log.info("drained", { ended_at_deadline: ended });
+      void events.append("drain.finished", { ended_at_deadline: ended });
+    },
+  });
+  sessions.onOpen = (session) =>
+    void events.append("session.opened", {
+      session_id: session.sessionId,
+      principal: session.principal,
+    });
+  sessions.onEvict = (session) => {
+    jobs.dropSession(session.sessionId);
+    void events.append("session.closed", {
+      session_id: session.sessionId,
+      principal: session.principal,
+    });
+  };
   // A commit that fails for a storage reason (disk full, I/O error) is held
   // back and retried, so nothing uncommitted is sent and seqs stay gap-free;
   // the sessions it holds back are told at once. Requests that need a write
@@ -458,6 +564,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   });
   if (sweepIntervalMs > 0) sweeper.start();
 
+  // One tarpit for bad tokens, whether they come with a hello or to /v1.
+  const throttle = new HelloThrottle();
   const ctx: ConnectionContext = {
     runtime: RUNTIME_INFO,
     features: (t) =>
@@ -468,7 +576,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     heartbeatSec: options.heartbeatSec ?? DEFAULT_HEARTBEAT_SEC,
     inventory: () => agents.inventory(),
     tokens,
-    throttle: new HelloThrottle(),
+    throttle,
     sessions,
     jobs,
     store,
@@ -477,6 +585,56 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
   const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   let closing = false;
+  // One close, however many callers: each waits for the same one.
+  let closed: Promise<void> | undefined;
+  const jobLimits = { ...DEFAULT_JOB_LIMITS, ...options.jobs };
+  const sandboxView = (): SandboxView => ({
+    mode: isolation === "process" ? "process" : isolation === "worker" ? "worker" : "custom",
+    hosts: launcher?.hosts() ?? [],
+    warm: launcher ? launcher.warmCount.idle + launcher.warmCount.warm : 0,
+    ...(launcher ? { memory_mb: launcher.memoryMb } : {}),
+  });
+  const drainSec = options.drainSec ?? DEFAULT_DRAIN_SEC;
+  const api = managementApi({
+    // The one place /v1 verifies a token: the same verifier as session.hello.
+    authenticate: (token) => tokens.principalFor(token),
+    authFailed: (addr) => throttle.failed(addr),
+    admins: new Set(options.adminPrincipals ?? []),
+    runtime: RUNTIME_INFO,
+    startedMs,
+    store,
+    kvPath: options.kvPath,
+    jobs,
+    sessions,
+    drain,
+    endedSinceStart: () => ({ ...endedSinceStart }),
+    sandbox: sandboxView,
+    limits: {
+      max_frame_bytes: maxFrameBytes,
+      max_jobs_per_principal: jobLimits.maxJobsPerPrincipal,
+      max_sessions_per_principal: sessionLimits.maxSessionsPerPrincipal,
+      resume_window_sec: sessionLimits.resumeWindowSec,
+      max_events_per_job: jobLimits.maxEventsPerJob,
+      max_log_bytes_per_job: jobLimits.maxLogBytesPerJob,
+      max_delegation_depth: jobLimits.maxDelegationDepth,
+      drain_sec: drainSec,
+    },
+    ...(options.credentials
+      ? {
+        credentials: {
+          provisioner: options.credentials.provisioner.name,
+          allowInsecure: options.credentials.allowInsecure ?? false,
+        },
+      }
+      : {}),
+    deployment: options.deployment ?? {},
+  }, { drainSec });
+  void events.append("runtime.started", {
+    name: RUNTIME_INFO.name,
+    version: RUNTIME_INFO.version,
+    sandbox: sandboxView().mode,
+    recovered_jobs: recovered,
+  });
 
   return {
     fetch: httpHandler({
@@ -488,6 +646,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       storage: () => store.health(),
       metrics,
       connect: (t) => new Connection(ctx, t),
+      api: api.fetch,
+      isDraining: () => drain.status.state !== "serving",
     }),
     serveStdio: (input, output) =>
       serveLines(input, output, maxFrameBytes, (t) => new Connection(ctx, t)),
@@ -496,26 +656,31 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     rotateCredentials: (jobId) => jobs.rotateCredentials(jobId),
     nodeId: jobs.cluster.nodeId,
     listNodes: () => jobs.listNodes(),
-    async close() {
-      if (closing) return;
-      closing = true;
-      const sweeping = sweeper.stop();
-      for (const s of sessions.all()) {
-        if (!s.connected) continue;
-        s.sendControl("session.bye", { reason: "runtime shutting down" });
-        s.disconnect(1001, "runtime shutting down");
-      }
-      sessions.close();
-      credentials?.close();
-      jobs.stopAll();
-      // Its record goes: the nodes left end the jobs it stopped at once.
-      await jobs.cluster.leave();
-      await sandbox.close();
-      // After the store: a sweep waiting on a commit held back by a full
-      // disk is released when the store gives up on that commit.
-      await store.close();
-      await sweeping;
-    },
+    drain: (deadlineSec) => drain.start(deadlineSec ?? drainSec),
+    drainNow: () => drain.now(),
+    drained: drain.finished,
+    close: () =>
+      closed ??= (async () => {
+        closing = true;
+        drain.close();
+        api.close();
+        const sweeping = sweeper.stop();
+        for (const s of sessions.all()) {
+          if (!s.connected) continue;
+          s.sendControl("session.bye", { reason: "runtime shutting down" });
+          s.disconnect(1001, "runtime shutting down");
+        }
+        sessions.close();
+        credentials?.close();
+        jobs.stopAll();
+        // Its record goes: the nodes left end the jobs it stopped at once.
+        await jobs.cluster.leave();
+        await sandbox.close();
+        // After the store: a sweep waiting on a commit held back by a full
+        // disk is released when the store gives up on that commit.
+        await store.close();
+        await sweeping;
+      })(),
   };
 }
 

@@ -10,13 +10,13 @@ import { parseCommandArgs } from "./command_args.ts";
 import { parseArgs } from "parse-args";
 import { ArcpClient } from "../client/client.ts";
 import { ArcpClientError } from "../client/errors.ts";
-import { nowIso } from "../protocol/time.ts";
+import { TERMINAL_STATUSES } from "../protocol/messages.ts";
+import { borrowSession, handBack } from "./borrowed_session.ts";
 import {
   COMMON_OPTIONS,
   CONNECTION_USAGE,
   type ConnectionSettings,
   connectionSettings,
-  describeError,
   withClient,
 } from "./connection.ts";
 import { sessionsPath, SessionStore, type StoredSession } from "./session_store.ts";
@@ -84,53 +84,47 @@ export async function cancel(args: string[]): Promise<number> {
   const { connection, jobId, reason } = parsed;
   const store = new SessionStore(sessionsPath((n) => Deno.env.get(n)));
   let stored: StoredSession | undefined;
-  return await withClient("cancel", async () => {
+  return await withClient("cancel", connection.url, async () => {
     stored = await store.find(connection.url, jobId);
-    return (stored && await resume(connection, stored, store)) ??
+    return (stored && await borrowSession("cancel", connection, stored, store)) ??
       await ArcpClient.connect(connection.url, { token: connection.token, clientName: "arcp-cli" });
   }, async (client) => {
-    const outcome = await client.cancel(jobId, reason);
+    let outcome: "cancelling" | "ended";
+    try {
+      outcome = await client.cancel(jobId, reason);
+    } catch (err) {
+      // Only the submitting session may cancel; a job that is over needs no cancel from anyone.
+      if (!(err instanceof ArcpClientError) || err.code !== "PERMISSION_DENIED") throw err;
+      if (!await hasEnded(client, jobId)) throw err;
+      outcome = "ended";
+    } finally {
+      if (stored && client.resumed) {
+        // Hand the session back (arcp submit may be waiting to resume it to hear the outcome).
+        await handBack(store, stored, client);
+      }
+    }
     console.log(outcome === "cancelling" ? `cancelling ${jobId}` : `${jobId} had already ended`);
-    if (stored && client.resumed) await store.forgetJob(stored, jobId);
+    if (stored && client.resumed && outcome === "ended") await store.forgetJob(stored, jobId);
     return 0;
   });
 }
 
 /**
- * Resumes the stored session that submitted the job.
+ * Whether a job this principal may observe has ended: its history, replayed
+ * to a subscription, ends with its terminal message.
  *
- * @returns the client, or undefined when the runtime refused the resume
+ * @param client a session of the job's principal
+ * @param jobId the job
+ * @returns true when it has ended; false when it runs or cannot be observed
  */
-async function resume(
-  connection: ConnectionSettings,
-  stored: StoredSession,
-  store: SessionStore,
-): Promise<ArcpClient | undefined> {
-  let client: ArcpClient;
+async function hasEnded(client: ArcpClient, jobId: string): Promise<boolean> {
+  let subscription;
   try {
-    client = await ArcpClient.connect(connection.url, {
-      token: connection.token,
-      clientName: "arcp-cli",
-      resume: {
-        sessionId: stored.session_id,
-        resumeToken: stored.resume_token,
-        lastEventSeq: stored.last_event_seq,
-      },
-    });
-  } catch (err) {
-    if (!(err instanceof ArcpClientError) || err.code !== "RESUME_WINDOW_EXPIRED") throw err;
-    console.error(
-      `arcp cancel: the runtime refused to resume session ${stored.session_id}, which submitted the job (${
-        describeError(err)
-      }); asking from a new session`,
-    );
-    await store.forget(stored);
-    return undefined;
+    subscription = await client.subscribe(jobId, { history: true });
+  } catch {
+    return false;
   }
-  // The welcome rotated the token: the stored one is spent.
-  await store.save({ ...stored, resume_token: client.resumeToken, saved_at: nowIso() }).catch(
-    (err) =>
-      console.error(`arcp cancel: could not store the new resume token: ${describeError(err)}`),
-  );
-  return client;
+  const status = subscription.info.current_status;
+  subscription.unsubscribe();
+  return TERMINAL_STATUSES.has(status);
 }

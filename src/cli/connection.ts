@@ -59,18 +59,50 @@ export function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** How to start a runtime, for the line that says none answers. */
+export const START_HINT =
+  "start one with `npx -y deno@2.9.6 task serve` (or pass --url / ARCP_URL)";
+
+/**
+ * Whether an error says nothing listens at the URL (as opposed to a refused hello).
+ *
+ * @param err what connecting threw
+ * @returns true when the socket could not be opened
+ */
+export function isUnreachable(err: unknown): boolean {
+  return err instanceof ArcpClientError && err.code === "CONNECTION_CLOSED" &&
+    /failed to connect|connect error|refused|code 1006/i.test(err.message);
+}
+
+/**
+ * The line for a failure to connect: a runtime that is not running is named
+ * by its URL, with how to start one.
+ *
+ * @param err what connecting threw
+ * @param url where it tried
+ * @returns one line
+ */
+export function describeConnectError(err: unknown, url: string): string {
+  if (isUnreachable(err)) {
+    return `no ARCP runtime answers at ${url} (CONNECTION_CLOSED); ${START_HINT}`;
+  }
+  return describeError(err);
+}
+
 /**
  * Runs one command's work on a connected client: a failure to connect or
  * an error of the work is told as `arcp COMMAND: …` with exit code 1, and
  * the client is closed either way.
  *
  * @param command the command's name, for the error line
+ * @param url where it connects, for the error line
  * @param connect opens the session
  * @param use the work; resolves with the exit code
  * @returns the exit code
  */
 export async function withClient(
   command: string,
+  url: string,
   connect: () => Promise<ArcpClient>,
   use: (client: ArcpClient) => Promise<number>,
 ): Promise<number> {
@@ -78,7 +110,7 @@ export async function withClient(
   try {
     client = await connect();
   } catch (err) {
-    console.error(`arcp ${command}: ${describeError(err)}`);
+    console.error(`arcp ${command}: ${describeConnectError(err, url)}`);
     return 1;
   }
   try {

@@ -115,7 +115,7 @@ export async function jobs(args: string[]): Promise<number> {
       clientName: "arcp-cli",
       features: ["list_jobs"],
     });
-  return await withClient("jobs", connect, async (client) => {
+  return await withClient("jobs", connection.url, connect, async (client) => {
     if (!json) console.log(row(["JOB_ID", "STATUS", "CREATED_AT", "AGENT"]));
     let listed = 0;
     let cursor: string | null = null;

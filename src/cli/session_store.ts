@@ -19,6 +19,8 @@ const StoredSessionSchema = z.object({
   last_event_seq: z.number().int().nonnegative(),
   jobs: z.array(z.string()),
   saved_at: z.string(),
+  /** Set by `arcp cancel` while it holds the session, so `arcp submit` waits to resume it. */
+  in_use: z.boolean().optional(),
 });
 
 /** A session `arcp submit` opened and may come back to. */
@@ -61,6 +63,17 @@ export class SessionStore {
    */
   async find(url: string, jobId: string): Promise<StoredSession | undefined> {
     return (await this.#read()).find((s) => s.url === url && s.jobs.includes(jobId));
+  }
+
+  /**
+   * Finds a stored session by id.
+   *
+   * @param url the runtime's endpoint
+   * @param sessionId the session
+   * @returns the session, if stored
+   */
+  async findSession(url: string, sessionId: string): Promise<StoredSession | undefined> {
+    return (await this.#read()).find((s) => s.url === url && s.session_id === sessionId);
   }
 
   /**

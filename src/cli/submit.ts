@@ -14,10 +14,10 @@ import { parseArgs } from "parse-args";
 import { ArcpClient } from "../client/client.ts";
 import { ArcpClientError, JobFailedError } from "../client/errors.ts";
 import type { JobHandle } from "../client/job_handle.ts";
-import type { JobResultPayload } from "../client/payloads.ts";
+import type { JobEvents } from "../client/job_stream.ts";
 import type { SubmitRequest } from "../client/requests.ts";
-import { EVENT_BODIES } from "../protocol/events.ts";
 import { nowIso } from "../protocol/time.ts";
+import { agentRefs } from "./agents.ts";
 import {
   COMMON_OPTIONS,
   CONNECTION_USAGE,
@@ -26,8 +26,8 @@ import {
   describeError,
   withClient,
 } from "./connection.ts";
-import { eventLine } from "./event_line.ts";
-import { LiveLine, progressBar } from "./progress_bar.ts";
+import { forwardLines, stdinLines } from "./interactive.ts";
+import { details, EventPrinter, print, writeResult } from "./job_output.ts";
 import { sessionsPath, SessionStore, type StoredSession } from "./session_store.ts";
 
 /** Usage text of `arcp submit`. */
@@ -38,6 +38,7 @@ export const SUBMIT_USAGE = `usage: arcp submit AGENT [options]
   --max-runtime-sec N      the job times out after N seconds
   --idempotency-key KEY    a retried submit with the same key returns the same job
   --out FILE               write the result to FILE instead of stdout
+  --interactive            send each stdin line to the job as input; end of stdin ends the input
 ${CONNECTION_USAGE}
 Prints the job id, one line per event, then the result as JSON. A streamed
 result (result_chunk events) is reassembled and written as raw bytes, with
@@ -45,9 +46,13 @@ nothing added, after the event lines; its chunks get no event lines (on a
 terminal, a live line counts them). With --out, the result (raw bytes, or
 JSON for an inline result) goes to FILE and stdout ends with a line saying
 so. Exits 0 on success, 1 when the job fails or is refused or its streamed
-result does not add up, 2 on bad usage. Ctrl-C cancels the job. The
-session's resume token is kept in ~/.arcp/cli-sessions.json (env
-ARCP_CLI_SESSIONS) until the job ends, for arcp cancel.`;
+result does not add up, 2 on bad usage. Ctrl-C cancels the job and waits
+for its end (a second Ctrl-C within 2 s, as npx forwards, is the same one;
+a later one stops waiting). When the connection drops (the runtime
+restarts, or arcp cancel takes the session over from another terminal) the
+session is resumed and the job's real outcome reported. The session's
+resume token is kept in ~/.arcp/cli-sessions.json (env ARCP_CLI_SESSIONS)
+until the job ends, for arcp cancel.`;
 
 /** A parsed `arcp submit` command line. */
 export interface SubmitArgs {
@@ -57,6 +62,8 @@ export interface SubmitArgs {
   request: SubmitRequest;
   /** Where to write the result (`--out`); stdout when absent. */
   out?: string;
+  /** Forward stdin lines as input (`--interactive`). */
+  interactive?: boolean;
 }
 
 /**
@@ -81,6 +88,7 @@ export function parseSubmitArgs(
       "max-runtime-sec": { type: "string" },
       "idempotency-key": { type: "string" },
       out: { type: "string" },
+      interactive: { type: "boolean" },
     },
     allowPositionals: true,
     strict: true,
@@ -120,6 +128,7 @@ export function parseSubmitArgs(
     if (values.out === "") throw new TypeError("--out: expected a file name");
     parsed.out = values.out;
   }
+  if (values.interactive) parsed.interactive = true;
   return parsed;
 }
 
@@ -136,29 +145,33 @@ export async function submit(args: string[]): Promise<number> {
     () => parseSubmitArgs(args, (n) => Deno.env.get(n)),
   );
   if (typeof parsed === "number") return parsed;
-  const { connection, request, out } = parsed;
+  const { connection, request, out, interactive } = parsed;
   return await withClient(
     "submit",
+    connection.url,
     () => ArcpClient.connect(connection.url, { token: connection.token, clientName: "arcp-cli" }),
-    (client) => follow(client, client.submit(request), connection.url, out),
+    (client) => follow(client, client.submit(request), connection, out, interactive),
   );
 }
 
 async function follow(
   client: ArcpClient,
   job: JobHandle,
-  url: string,
+  connection: ConnectionSettings,
   outPath: string | undefined,
+  interactive = false,
 ): Promise<number> {
-  // Asked for before any event is read, so a streamed result's chunks are kept.
-  const streamed = job.resultBytes();
+  const url = connection.url;
   let jobId: string;
   try {
     const accepted = await job.accepted;
     jobId = accepted.job_id;
     print(`job ${jobId} accepted (${accepted.agent})`);
   } catch (err) {
-    console.error(`arcp submit: refused: ${describeError(err)}${details(err)}`);
+    const unknown = err instanceof ArcpClientError &&
+      (err.code === "AGENT_NOT_AVAILABLE" || err.code === "AGENT_VERSION_NOT_AVAILABLE");
+    const available = unknown ? `; available: ${agentRefs(client.agents)}` : "";
+    console.error(`arcp submit: refused: ${describeError(err)}${details(err)}${available}`);
     return 1;
   }
   const store = new SessionStore(sessionsPath((n) => Deno.env.get(n)));
@@ -172,113 +185,163 @@ async function follow(
   };
   await keep(() => store.save(stored));
 
-  const tty = Deno.stdout.isTerminal();
-  const out = new LiveLine(writeStdout, terminalColumns);
-  const stopInterrupt = onInterrupt(() => {
-    console.error(`arcp submit: cancelling ${jobId} (Ctrl-C again to stop waiting)`);
-    job.cancel("interrupted from the arcp CLI").catch((err) =>
+  const printer = new EventPrinter();
+  let current = client;
+  let stream: JobEvents = job;
+  const interrupt = onInterrupt(() => {
+    console.error(`arcp submit: cancelling ${jobId}; waiting for it to end`);
+    current.cancel(jobId, "interrupted from the arcp CLI").catch((err) =>
       console.error(`arcp submit: cancel refused: ${describeError(err)}`)
     );
   });
+  if (interactive) void forwardLines(job, stdinLines(), job.result);
   try {
-    const chunks = { count: 0, bytes: 0 };
-    for await (const event of job.events()) {
-      if (event.payload.kind === "result_chunk") {
-        // The bytes come at the end; a terminal gets a count as they arrive.
-        if (tty) {
-          chunks.count++;
-          chunks.bytes += chunkSize(event.payload.body);
-          out.show(`result_chunk ${chunks.count} (${chunks.bytes} bytes)`);
+    while (true) {
+      // Asked for before any event is read, so a streamed result's chunks are kept.
+      const streamed = stream.resultBytes();
+      streamed.catch(() => {});
+      try {
+        await printer.print(stream);
+        const result = await stream.result;
+        await keep(() => store.forgetJob(stored, jobId));
+        return await writeResult("submit", jobId, result, streamed, outPath, printer.tty);
+      } catch (err) {
+        if (err instanceof JobFailedError) {
+          console.error(
+            `arcp submit: job ${jobId} ${err.finalStatus}: ${describeError(err)}${details(err)}`,
+          );
+          await keep(() => store.forgetJob(stored, jobId));
+          return 1;
         }
-        continue;
+        if (!(err instanceof ArcpClientError)) throw err;
+        console.error(
+          `arcp submit: connection lost (${
+            describeError(err)
+          }); resuming session ${stored.session_id} to follow ${jobId}`,
+        );
+        const lastSeq = current.lastEventSeq;
+        if (current !== client) await current.close().catch(() => {});
+        const resumed = await resumeSession(connection, store, stored, jobId, lastSeq, current);
+        if (!resumed) {
+          console.error(
+            `arcp submit: could not resume session ${stored.session_id}; job ${jobId} may still be running; arcp cancel ${jobId} stops it`,
+          );
+          return 1;
+        }
+        current = resumed;
+        stream = current.watch(jobId);
+        if (interrupt.interrupted()) {
+          current.cancel(jobId, "interrupted from the arcp CLI").catch(() => {});
+        }
       }
-      const progress = tty && event.payload.kind === "progress"
-        ? EVENT_BODIES.progress.safeParse(event.payload.body).data
-        : undefined;
-      if (progress) out.show(progressBar(progress));
-      else out.print(eventLine(event.payload));
     }
-    out.finish();
-    const result = await job.result;
-    await keep(() => store.forgetJob(stored, jobId));
-    return await writeResult(jobId, result, streamed, outPath, tty);
-  } catch (err) {
-    out.finish();
-    if (err instanceof JobFailedError) {
-      console.error(
-        `arcp submit: job ${jobId} ${err.finalStatus}: ${describeError(err)}${details(err)}`,
-      );
-      await keep(() => store.forgetJob(stored, jobId));
-      return 1;
-    }
-    // The stored session stays as it was: the job may run on, and another
-    // process (arcp cancel) may already have resumed the session and rotated its token.
-    const line = `arcp submit: ${describeError(err)}`;
-    console.error(`${line}\njob ${jobId} may still be running; arcp cancel ${jobId} stops it`);
-    return 1;
   } finally {
-    stopInterrupt();
+    interrupt.stop();
+    if (current !== client) await current.close().catch(() => {});
   }
 }
+
+/** How long `arcp submit` waits for `arcp cancel` to hand the session back (ms). */
+const HANDBACK_MS = 15_000;
 
 /**
- * Writes a successful job's result: a streamed one as its reassembled bytes,
- * an inline one as JSON; to `outPath` when given, else to stdout.
+ * Resumes the session that submitted the job, once the runtime answers
+ * again: while nothing listens, it retries until the resume window is over.
+ * The token may have been rotated by `arcp cancel` from another terminal,
+ * which stores the new one (and marks the session in use while it holds
+ * it), so the stored session is read again before each try.
+ *
+ * @returns the resumed client, or undefined when the session cannot be resumed
  */
-async function writeResult(
+async function resumeSession(
+  connection: ConnectionSettings,
+  store: SessionStore,
+  stored: StoredSession,
   jobId: string,
-  result: JobResultPayload,
-  streamed: Promise<Uint8Array>,
-  outPath: string | undefined,
-  tty: boolean,
-): Promise<number> {
-  let bytes: Uint8Array;
-  if (result.result_id === undefined) {
-    const json = JSON.stringify(result.result ?? null, null, tty && !outPath ? 2 : undefined);
-    bytes = encoder.encode(`${json}\n`);
-  } else {
+  lastEventSeq: number,
+  previous: ArcpClient,
+): Promise<ArcpClient | undefined> {
+  const windowEnds = Date.now() + previous.resumeWindowSec * 1000;
+  let token = previous.resumeToken;
+  let delay = 100;
+  let refusedAt: number | undefined;
+  while (Date.now() < windowEnds) {
+    const latest = await store.findSession(connection.url, stored.session_id).catch(() =>
+      undefined
+    );
+    if (
+      latest && latest.in_use && (refusedAt === undefined || Date.now() - refusedAt < HANDBACK_MS)
+    ) {
+      // arcp cancel holds the session; taking it over now would cut its answer off.
+      await sleep(200);
+      continue;
+    }
+    if (latest) token = latest.resume_token;
     try {
-      bytes = await streamed;
+      const client = await ArcpClient.connect(connection.url, {
+        token: connection.token,
+        clientName: "arcp-cli",
+        resume: { sessionId: stored.session_id, resumeToken: token, lastEventSeq },
+        watch: [jobId],
+      });
+      stored.resume_token = client.resumeToken;
+      await keep(() => store.save({ ...stored, last_event_seq: lastEventSeq, saved_at: nowIso() }));
+      console.error(`arcp submit: resumed session ${stored.session_id}`);
+      return client;
     } catch (err) {
-      if (!(err instanceof ArcpClientError)) throw err;
-      console.error(
-        `arcp submit: job ${jobId} succeeded, but ${describeError(err)}${details(err)}`,
-      );
-      return 1;
+      // Nothing listens yet, or the runtime is still starting (503): wait for it.
+      if (err instanceof ArcpClientError && err.code === "CONNECTION_CLOSED") {
+        await sleep(delay);
+        delay = Math.min(delay * 2, 2000);
+        continue;
+      }
+      if (!(err instanceof ArcpClientError) || err.code !== "RESUME_WINDOW_EXPIRED") throw err;
+      // A token rotated elsewhere arrives in the store; past the hand-back time, give up.
+      refusedAt ??= Date.now();
+      if (Date.now() - refusedAt > HANDBACK_MS) return undefined;
+      const tried = token;
+      while (Date.now() - refusedAt <= HANDBACK_MS) {
+        const again = await store.findSession(connection.url, stored.session_id).catch(() =>
+          undefined
+        );
+        if (again && again.resume_token !== tried) break;
+        await sleep(200);
+      }
     }
   }
-  if (outPath === undefined) {
-    writeStdout(bytes);
-    return 0;
-  }
-  try {
-    await Deno.writeFile(outPath, bytes);
-  } catch (err) {
-    console.error(`arcp submit: job ${jobId} succeeded, but ${outPath}: ${describeError(err)}`);
-    return 1;
-  }
-  print(`result (${bytes.length} bytes) written to ${outPath}`);
-  return 0;
+  return undefined;
 }
 
-/** Decoded bytes of a `result_chunk` body (0 for a malformed one). */
-function chunkSize(body: Record<string, unknown>): number {
-  const chunk = EVENT_BODIES.result_chunk.safeParse(body).data;
-  if (!chunk) return 0;
-  if (chunk.encoding === "utf8") return encoder.encode(chunk.data).length;
-  const pad = chunk.data.endsWith("==") ? 2 : chunk.data.endsWith("=") ? 1 : 0;
-  return Math.floor((chunk.data.length * 3) / 4) - pad;
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Cancels on the first Ctrl-C; a second one gives up waiting. */
-function onInterrupt(cancel: () => void): () => void {
-  let interrupts = 0;
+/** How long after a Ctrl-C another one counts as the same (a wrapper such as npx forwards it). */
+const SAME_INTERRUPT_MS = 2000;
+
+/**
+ * Cancels on the first Ctrl-C and keeps waiting for the job's end. A second
+ * signal within {@linkcode SAME_INTERRUPT_MS} is the same one delivered
+ * twice (the terminal signals the process group, and `npx` forwards it to
+ * its child as well), so it is ignored; a later one gives up waiting.
+ */
+function onInterrupt(cancel: () => void): { stop(): void; interrupted(): boolean } {
+  let first: number | undefined;
   const listener = () => {
-    if (++interrupts > 1) Deno.exit(130);
-    cancel();
+    if (first === undefined) {
+      first = Date.now();
+      cancel();
+      return;
+    }
+    if (Date.now() - first < SAME_INTERRUPT_MS) return;
+    console.error("arcp submit: stopped waiting; the job may still be ending");
+    Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", listener);
-  return () => Deno.removeSignalListener("SIGINT", listener);
+  return {
+    stop: () => Deno.removeSignalListener("SIGINT", listener),
+    interrupted: () => first !== undefined,
+  };
 }
 
 /** Storing the session only helps a later cancel; failing to is worth a warning, not an exit. */
@@ -290,28 +353,4 @@ async function keep(write: () => Promise<void>): Promise<void> {
       `arcp submit: could not store the session for arcp cancel: ${describeError(err)}`,
     );
   }
-}
-
-function details(err: unknown): string {
-  const d = (err as { details?: unknown }).details;
-  return d === undefined ? "" : ` ${JSON.stringify(d)}`;
-}
-
-function print(line: string): void {
-  writeStdout(`${line}\n`);
-}
-
-function terminalColumns(): number {
-  try {
-    return Deno.consoleSize().columns;
-  } catch {
-    return 0;
-  }
-}
-
-const encoder = new TextEncoder();
-
-function writeStdout(data: string | Uint8Array): void {
-  const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  for (let n = 0; n < bytes.length;) n += Deno.stdout.writeSync(bytes.subarray(n));
 }

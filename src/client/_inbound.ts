@@ -6,6 +6,15 @@
  */
 import type { Envelope } from "../protocol/envelope.ts";
 import { nowIso } from "../protocol/time.ts";
+import type { z } from "zod";
+import {
+  INPUT_ACCEPTED_TYPE,
+  InputAcceptedSchema,
+  REFUSED_TYPE,
+  RefusedSchema,
+  TRANSCRIPT_PAGE_TYPE,
+  TranscriptPageSchema,
+} from "../protocol/job_input.ts";
 import * as decode from "./decode.ts";
 import { ArcpClientError, JobFailedError, sessionError, SubmitRejectedError } from "./errors.ts";
 import { Subscription } from "./job_subscription.ts";
@@ -63,7 +72,37 @@ export class Inbound {
         return this.#onCancelled(env);
       case "job.subscribed":
         return this.#onSubscribed(env);
+      case INPUT_ACCEPTED_TYPE:
+        return this.#onVendorAnswer(env, InputAcceptedSchema);
+      case TRANSCRIPT_PAGE_TYPE:
+        return this.#onVendorAnswer(env, TranscriptPageSchema);
+      case REFUSED_TYPE:
+        return this.#onRefused(env);
     }
+  }
+
+  /** The answer to an input or transcript request, by its request id; a malformed one fails it. */
+  #onVendorAnswer(env: Envelope, schema: z.ZodType<{ request_id: string }>): void {
+    const requestId = (env.payload as { request_id?: unknown }).request_id;
+    if (typeof requestId !== "string") return;
+    const pending = this.#parts.outstanding.vendor.take(requestId);
+    const parsed = schema.safeParse(env.payload);
+    if (parsed.success) pending?.resolve(parsed.data);
+    else {
+      pending?.reject(
+        new ArcpClientError("INTERNAL_ERROR", `the runtime sent a malformed ${env.type}`),
+      );
+    }
+  }
+
+  /** A refused input or transcript request: only that request fails. */
+  #onRefused(env: Envelope): void {
+    const parsed = RefusedSchema.safeParse(env.payload);
+    if (!parsed.success) return;
+    const { request_id, code, message, retryable, details } = parsed.data;
+    this.#parts.outstanding.vendor.take(request_id)?.reject(
+      new ArcpClientError(code, message, { retryable, details }),
+    );
   }
 
   #onPing(env: Envelope): void {

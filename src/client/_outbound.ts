@@ -22,6 +22,13 @@ import type {
 } from "./requests.ts";
 import type { SessionParts } from "./_session_parts.ts";
 import { listJobsPayload, submitPayload, subscribePayload } from "./_request_payloads.ts";
+import { INPUT_FEATURE, INPUT_TYPE, TRANSCRIPT_TYPE } from "../protocol/job_input.ts";
+import type {
+  InputReceipt,
+  SendInputOptions,
+  TranscriptPagePayload,
+  TranscriptRequest,
+} from "./job_input.ts";
 
 /** Sends one session's requests; `ArcpClient` documents each. */
 export class Outbound {
@@ -44,7 +51,11 @@ export class Outbound {
    */
   submit(request: SubmitRequest): JobHandle {
     const traceId = request.traceId ?? newTraceId();
-    const handle = new SubmittedJob(traceId, (jobId, reason) => this.cancel(jobId, reason));
+    const handle = new SubmittedJob(
+      traceId,
+      (jobId, reason) => this.cancel(jobId, reason),
+      (jobId, content, options) => this.sendInput(jobId, content, options),
+    );
     if (!TRACE_ID.test(traceId)) {
       handle.refuse(
         new ArcpClientError("INVALID_REQUEST", "traceId: must be 32 lowercase hex characters"),
@@ -126,6 +137,52 @@ export class Outbound {
   ack(seq: number): boolean {
     if (!this.#negotiated("ack")) return false;
     return this.#parts.connection.send("session.ack", { last_processed_seq: seq });
+  }
+
+  /**
+   * Sends an `x-arcp-deno.job.input`.
+   *
+   * @param jobId the job
+   * @param content the input (any JSON value; may be absent only with `end`)
+   * @param options whether the input ends with it
+   * @returns the receipt
+   */
+  async sendInput(
+    jobId: string,
+    content: unknown,
+    options: SendInputOptions,
+  ): Promise<InputReceipt> {
+    if (!this.#negotiated(INPUT_FEATURE)) return await this.#notNegotiated(INPUT_FEATURE);
+    const id = newUlid();
+    const payload = {
+      job_id: jobId,
+      ...(content === undefined ? {} : { content }),
+      ...(options.end ? { end: true } : {}),
+    };
+    const answer = await this.#ask(this.#parts.outstanding.vendor, id, INPUT_TYPE, payload, {
+      id,
+    }) as InputReceipt;
+    return { job_id: answer.job_id, input_seq: answer.input_seq };
+  }
+
+  /**
+   * Sends an `x-arcp-deno.job.transcript`.
+   *
+   * @param jobId the job
+   * @param request cursor and page size
+   * @returns the page
+   */
+  async transcript(jobId: string, request: TranscriptRequest): Promise<TranscriptPagePayload> {
+    if (!this.#negotiated(INPUT_FEATURE)) return await this.#notNegotiated(INPUT_FEATURE);
+    const id = newUlid();
+    const payload = {
+      job_id: jobId,
+      ...(request.after === undefined ? {} : { after: request.after }),
+      ...(request.limit === undefined ? {} : { limit: request.limit }),
+    };
+    return await this.#ask(this.#parts.outstanding.vendor, id, TRANSCRIPT_TYPE, payload, {
+      id,
+    }) as TranscriptPagePayload;
   }
 
   #list(request: ListJobsRequest): Promise<JobsPayload> {

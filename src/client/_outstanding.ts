@@ -24,6 +24,8 @@ export class Outstanding {
   /** Pings by nonce. */
   readonly pings: PendingRequests<string, PromiseWithResolvers<PongPayload>> =
     new PendingRequests();
+  /** Vendor requests (input, transcript) by request envelope id; settled with the answer's payload. */
+  readonly vendor: PendingRequests<string, PromiseWithResolvers<unknown>> = new PendingRequests();
   /** Cancels by job id. */
   readonly cancels: PendingCancels = new PendingCancels();
 
@@ -54,5 +56,6 @@ export class Outstanding {
   #rejectAnswers(error: ArcpClientError): void {
     for (const [, list] of this.lists.drainAll()) list.reject(error);
     for (const [, subscribe] of this.subscribes.drainAll()) subscribe.reject(error);
+    for (const [, request] of this.vendor.drainAll()) request.reject(error);
   }
 }

@@ -24,6 +24,12 @@ import type {
   SubmitRequest,
   SubscribeOptions,
 } from "./requests.ts";
+import type {
+  InputReceipt,
+  SendInputOptions,
+  TranscriptPagePayload,
+  TranscriptRequest,
+} from "./job_input.ts";
 import { Connection } from "./_connection.ts";
 import { Inbound } from "./_inbound.ts";
 import { JobRoutes } from "./_job_routes.ts";
@@ -188,6 +194,52 @@ export class ArcpClient {
    */
   cancel(jobId: string, reason?: string): Promise<CancelOutcome> {
     return this.#outbound.cancel(jobId, reason);
+  }
+
+  /**
+   * Sends input to a running job this session submitted (vendor feature
+   * `x-arcp-deno.input`; see {@linkcode JobHandle.send}).
+   *
+   * @param jobId the job
+   * @param content the input, any JSON value (may be left out with `end`)
+   * @param options `end: true` when no input follows
+   * @returns the receipt, once the input is recorded in the job's history
+   * @throws {ArcpClientError} the runtime's refusal, or `INVALID_REQUEST`
+   *   when the feature was not negotiated
+   */
+  sendInput(
+    jobId: string,
+    content: unknown,
+    options: SendInputOptions = {},
+  ): Promise<InputReceipt> {
+    return this.#outbound.sendInput(jobId, content, options);
+  }
+
+  /**
+   * Reads one page of a job's transcript: its inputs and outputs in order,
+   * from a cursor, as long as the runtime keeps its history (vendor feature
+   * `x-arcp-deno.input`; the submitting principal only).
+   *
+   * @param jobId the job
+   * @param request cursor (`after`, a page's `next_after`) and page size
+   * @returns the page; `next_after` is null once the job ended and the page reached the end
+   * @throws {ArcpClientError} `PERMISSION_DENIED`, `JOB_NOT_FOUND`, or
+   *   `INVALID_REQUEST` when the feature was not negotiated
+   * @example
+   * ```ts ignore
+   * import { ArcpClient } from "./client.ts";
+   * const client = await ArcpClient.connect("ws://127.0.0.1:7777/arcp", { token: "secret" });
+   * let after: number | undefined;
+   * for (;;) {
+   *   const page = await client.transcript("job_01J...", { after });
+   *   for (const item of page.items) console.log(item.index, item.type, item.payload.kind);
+   *   if (page.next_after === null) break;
+   *   after = page.next_after;
+   * }
+   * ```
+   */
+  transcript(jobId: string, request: TranscriptRequest = {}): Promise<TranscriptPagePayload> {
+    return this.#outbound.transcript(jobId, request);
   }
 
   /**

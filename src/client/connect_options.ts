@@ -4,17 +4,19 @@
  *
  * @module
  */
-import { ALL_FEATURES } from "../protocol/features.ts";
+import { ALL_FEATURES, VENDOR_FEATURES } from "../protocol/features.ts";
 
 /**
  * The features the client asks for unless told otherwise: everything it
  * handles, `result_chunk` included (chunks arrive as events, and
  * `resultBytes()`/`resultText()` reassemble them on request). Only
  * `provisioned_credentials` is left out (secrets only for callers that ask).
+ * This runtime's vendor features are asked for too; another runtime ignores them.
  */
-export const DEFAULT_FEATURES: readonly string[] = ALL_FEATURES.filter((f) =>
-  f !== "provisioned_credentials"
-);
+export const DEFAULT_FEATURES: readonly string[] = [
+  ...ALL_FEATURES.filter((f) => f !== "provisioned_credentials"),
+  ...VENDOR_FEATURES,
+];
 
 /** A session to take over, from an earlier welcome. */
 export interface ResumeOptions {

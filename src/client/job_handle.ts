@@ -8,6 +8,7 @@ import type { ArcpClientError } from "./errors.ts";
 import { type JobEvents, JobStream } from "./job_stream.ts";
 import type { AcceptedPayload } from "./payloads.ts";
 import type { CancelOutcome } from "./requests.ts";
+import type { InputReceipt, SendInputOptions } from "./job_input.ts";
 
 /** A submitted job. */
 export interface JobHandle extends JobEvents {
@@ -28,10 +29,37 @@ export interface JobHandle extends JobEvents {
    * @returns `cancelling` once the runtime confirmed, `ended` when the job had already ended
    */
   cancel(reason?: string): Promise<CancelOutcome>;
+  /**
+   * Sends input to the running job (after it is accepted; vendor feature
+   * `x-arcp-deno.input`). The agent reads it with `ctx.input()`/`ctx.inputs()`.
+   *
+   * @param content the input, any JSON value (may be left out with `end`)
+   * @param options `end: true` when no input follows
+   * @returns the receipt, once the input is recorded in the job's history
+   * @throws {ArcpClientError} `INVALID_REQUEST` (the job ended, the input is
+   *   over the runtime's cap, or the feature was not negotiated),
+   *   `PERMISSION_DENIED`, or `INTERNAL_ERROR` with `retryable` and
+   *   `details.cap: "input_queue"` while the agent has not read earlier inputs
+   * @example
+   * ```ts ignore
+   * const job = client.submit({ agent: "echo-input", input: null });
+   * await job.send("hello");
+   * await job.send(undefined, { end: true });
+   * console.log((await job.result).result); // { answered: 1 }
+   * ```
+   */
+  send(content: unknown, options?: SendInputOptions): Promise<InputReceipt>;
 }
 
 /** Sends a `job.cancel` for a job id. */
 export type CancelJob = (jobId: string, reason?: string) => Promise<CancelOutcome>;
+
+/** Sends an input to a job by id. */
+export type SendInput = (
+  jobId: string,
+  content: unknown,
+  options: SendInputOptions,
+) => Promise<InputReceipt>;
 
 /** The client's side of a {@linkcode JobHandle}. */
 export class SubmittedJob extends JobStream implements JobHandle {
@@ -42,17 +70,20 @@ export class SubmittedJob extends JobStream implements JobHandle {
   #answer: PromiseWithResolvers<AcceptedPayload>;
   #jobId: string | undefined;
   #cancel: CancelJob;
+  #send: SendInput;
 
   /**
    * Creates a handle awaiting its submit's answer.
    *
    * @param traceId the submit's trace id
    * @param cancel how to cancel a job by id
+   * @param send how to send a job input
    */
-  constructor(traceId: string, cancel: CancelJob) {
+  constructor(traceId: string, cancel: CancelJob, send: SendInput) {
     super();
     this.traceId = traceId;
     this.#cancel = cancel;
+    this.#send = send;
     this.#answer = Promise.withResolvers<AcceptedPayload>();
     this.accepted = this.#answer.promise;
     // A caller that only awaits `result` must not get an unhandled rejection.
@@ -105,5 +136,17 @@ export class SubmittedJob extends JobStream implements JobHandle {
     const { job_id } = await this.accepted;
     if (this.ended) return "ended";
     return await this.#cancel(job_id, reason);
+  }
+
+  /**
+   * See {@linkcode JobHandle.send}.
+   *
+   * @param content the input
+   * @param options `end: true` when no input follows
+   * @returns the receipt
+   */
+  async send(content: unknown, options: SendInputOptions = {}): Promise<InputReceipt> {
+    const { job_id } = await this.accepted;
+    return await this.#send(job_id, content, options);
   }
 }

@@ -64,6 +64,13 @@ export {
   SubmitRejectedError,
 } from "./errors.ts";
 export type { JobHandle } from "./job_handle.ts";
+export type {
+  InputReceipt,
+  SendInputOptions,
+  TranscriptItem,
+  TranscriptPagePayload,
+  TranscriptRequest,
+} from "./job_input.ts";
 export type { JobEvents } from "./job_stream.ts";
 export type { JobSubscription } from "./job_subscription.ts";
 export type {

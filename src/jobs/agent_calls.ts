@@ -27,6 +27,13 @@ export interface AgentCallsPort {
    * @returns the child's result
    */
   delegate(parent: LiveJob, args: Record<string, unknown>): Promise<unknown>;
+  /**
+   * Serves `ctx.input()`.
+   *
+   * @param live the reading job
+   * @returns the next input, or undefined once the input was ended
+   */
+  input(live: LiveJob): Promise<unknown>;
 }
 
 /** Dispatches an agent's requests of the runtime. */
@@ -46,7 +53,7 @@ export class AgentCalls {
    * Serves one request.
    *
    * @param live the calling job
-   * @param op `delegate`, `authorize` or `tool`
+   * @param op `delegate`, `authorize`, `input` or `tool`
    * @param args the request's arguments
    * @returns what the agent gets back (for `authorize`, the canonical target)
    * @throws {ArcpError} the refusal or failure, already reported in the job's events
@@ -54,6 +61,7 @@ export class AgentCalls {
   async call(live: LiveJob, op: string, args: Record<string, unknown>): Promise<unknown> {
     if (op === "delegate") return await this.#port.delegate(live, args);
     if (op === "authorize") return await this.#authorize(live, args);
+    if (op === "input") return await this.#port.input(live);
     return await this.#tool(live, args);
   }
 

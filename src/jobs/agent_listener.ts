@@ -57,13 +57,13 @@ export class AgentListener {
       onCall: (op, args) => this.#port.call(live, op, args),
       onResult: (result) => this.#finish(live, result),
       onError: (error) =>
-        this.#port.end(live, live.cancelling ? cancelled() : { status: "error", error }),
+        this.#port.end(live, live.cancelling ? cancelled(live) : { status: "error", error }),
     };
   }
 
   /** The agent returned: a streamed result must not also come inline. */
   #finish(live: LiveJob, result: unknown): void {
-    if (live.cancelling) return void this.#port.end(live, cancelled());
+    if (live.cancelling) return void this.#port.end(live, cancelled(live));
     if (live.stream) {
       if (result !== null) {
         return void this.#port.end(live, {

@@ -73,8 +73,9 @@ export interface ClusterDeps {
    *
    * @param jobId the job
    * @param reason why, if given
+   * @param details what the CANCELLED error's details carry, if any
    */
-  cancelLocal(jobId: string, reason?: string): void;
+  cancelLocal(jobId: string, reason?: string, details?: Record<string, unknown>): void;
   /**
    * Lets go of a session another node resumes: stops feeding it, closes its
    * connection, and marks its record held by `to`.
@@ -395,7 +396,7 @@ export class Cluster {
       try {
         for (const [jobId, request] of await nodes.cancelRequests()) {
           if (!this.#deps.live.get(jobId)) continue;
-          this.#deps.cancelLocal(jobId, request.reason);
+          this.#deps.cancelLocal(jobId, request.reason, request.details);
           await nodes.dropCancel(jobId);
           acted = true;
         }

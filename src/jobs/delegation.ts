@@ -238,9 +238,12 @@ export class Delegation {
     parent.startingChildren--;
     slot.held = false;
     // The parent may have ended while the child's record was being written.
-    if (parent.ended || parent.cancelling) live.cancelling = true;
+    if (parent.ended || parent.cancelling) {
+      live.cancelling = true;
+      live.cancelReason = "parent job ended";
+    }
     this.#port.accept(live);
-    if (live.cancelling) void this.#port.end(live, cancelled());
+    if (live.cancelling) void this.#port.end(live, cancelled(live));
     else this.#port.start(live, expiresMs);
     const done = await outcome;
     if (done.status !== "success") throw done.error;

@@ -26,6 +26,7 @@ import type { JobTable } from "./job_table.ts";
 import type { OutputQuota } from "./output_quota.ts";
 import { utf8Length } from "./result_stream.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
+import { isInputEvent } from "./job_input.ts";
 
 /** One entry of a job's own history: the envelope as its owner session got it. */
 interface HistoryEntry {
@@ -142,6 +143,7 @@ export class Fanout {
    * @returns resolves once committed and delivered
    */
   event(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void> {
+    if (kind === "progress") live.progress = body;
     return this.emit(live, "job.event", jobEvent(kind, body));
   }
 
@@ -167,11 +169,13 @@ export class Fanout {
   ): Promise<void> {
     // Nothing of a job follows its terminal (a tool settling late, a refusal).
     if (live.terminated) return Promise.resolve();
-    if (type === "job.event") {
+    // An input the runtime records is not the agent's output: no output quota applies.
+    const output = type === "job.event" && !isInputEvent(payload);
+    if (output) {
       // Nothing is staged for an event past a quota: the job ends instead.
       const refused = this.#quota.refusal(live);
       if (refused) return this.#overQuota(live, refused);
-    } else {
+    } else if (type !== "job.event") {
       live.terminated = true;
       this.#quota.release(live);
     }
@@ -208,7 +212,7 @@ export class Fanout {
       payload: logPayload ?? payload,
     };
     const logged = ownerStaged?.logged ?? JSON.stringify(history);
-    if (type === "job.event") this.#quota.charge(live, utf8Length(logged));
+    if (output) this.#quota.charge(live, utf8Length(logged));
     writes.push(...this.#store.jobLogWrites(job.job_id, job.log_length++, logged));
     for (const [id, sub] of live.subscribers) {
       if (sub.sink.evicted) live.subscribers.delete(id);

@@ -12,6 +12,7 @@
  */
 import { ArcpError } from "../protocol/errors.ts";
 import type { Submit } from "../protocol/messages.ts";
+import type { Input, Transcript, TranscriptPage } from "../protocol/job_input.ts";
 import type { Lease } from "../protocol/lease.ts";
 import type { ProtectedPath } from "../lease/protected_path.ts";
 import type { AgentRegistry } from "../sandbox/registry.ts";
@@ -32,6 +33,7 @@ import { Fanout, type SubscribeOptions, type Subscription } from "./fanout.ts";
 import { Admission, type Submission, type Submitter } from "./admission.ts";
 import { Delegation } from "./delegation.ts";
 import { AgentCalls } from "./agent_calls.ts";
+import { type InputSender, JobInputs } from "./job_input.ts";
 import { AgentListener } from "./agent_listener.ts";
 import { JobCredentials } from "./job_credentials.ts";
 import { Lifecycle } from "./lifecycle.ts";
@@ -49,6 +51,7 @@ export { acceptedPayload, type Submission, type Submitter } from "./admission.ts
 export type { SubscribeOptions, Subscription } from "./fanout.ts";
 export type { GrantedSubscription, SubscribeRequest } from "./subscription.ts";
 export { DEFAULT_NODE_LEASE, type NodeInfo, type NodeOptions } from "./cluster.ts";
+export type { InputSender } from "./job_input.ts";
 
 /** What a {@linkcode JobManager} runs with. */
 export interface JobManagerDeps {
@@ -80,6 +83,26 @@ export interface JobManagerDeps {
    * @param to the node run taking it
    */
   release?: (sessionId: string, to: string) => Promise<void>;
+  /** Told of every job accepted and every job ended (the runtime's event log). */
+  journal?: JobJournal;
+}
+
+/** What hears of jobs accepted and ended. */
+export interface JobJournal {
+  /** A job was accepted (submitted, or delegated by another job). */
+  accepted(job: JobRecord): void;
+  /** A job reached its terminal state. */
+  ended(job: JobRecord): void;
+}
+
+/** A live job as operators see it. */
+export interface LiveJobView {
+  /** Its record, current. */
+  record: JobRecord;
+  /** The body of its latest `progress` event. */
+  progress?: Record<string, unknown>;
+  /** Ids and profiles of its provisioned credentials (never values). */
+  credentials: Array<{ id: string; profile?: string }>;
 }
 
 /** Runs jobs. */
@@ -95,6 +118,10 @@ export class JobManager {
   #claimSink: ((sessionId: string) => Promise<EventSink | undefined>) | undefined;
   /** This runtime as a node among those sharing the KV. */
   readonly cluster: Cluster;
+  #inputs: JobInputs;
+  #journal: JobJournal | undefined;
+  /** While set, submits are refused with it (a drain). */
+  #refusal: (() => ArcpError) | undefined;
 
   /**
    * @param deps the store, agent inventory, sandbox, session lookup and logger
@@ -104,6 +131,7 @@ export class JobManager {
     const { store, agents, sinks, credentials: service } = deps;
     this.#store = store;
     this.#sinks = sinks;
+    const journal = this.#journal = deps.journal;
     const all = { ...DEFAULT_JOB_LIMITS, ...limits };
     const live = this.#live;
     const policy = {
@@ -128,6 +156,7 @@ export class JobManager {
       fanout,
       credentials,
       events,
+      onEnded: journal && ((job) => journal.ended(job)),
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
     }, all);
@@ -137,9 +166,9 @@ export class JobManager {
       log: deps.log,
       events,
       endClaimed: (job, error) => this.#endClaimed(job, error),
-      cancelLocal: (jobId, reason) => {
+      cancelLocal: (jobId, reason, details) => {
         const job = live.get(jobId);
-        if (job) lifecycle.cancel(job, reason);
+        if (job) lifecycle.cancel(job, reason, details);
       },
       release: deps.release ?? (() => Promise.resolve()),
       fence: () => this.stopAll(),
@@ -174,14 +203,19 @@ export class JobManager {
       checkLease,
       event,
       create: (record) => store.createJob(Object.assign(record, owner)),
-      accept: lifecycle.accept.bind(lifecycle),
+      accept: (live) => {
+        lifecycle.accept(live);
+        journal?.accepted(live.record);
+      },
       start,
       end,
     }, all);
+    const inputs = this.#inputs = new JobInputs({ store, live, event }, all);
     const calls = new AgentCalls({
       tools: deps.tools,
       event,
       delegate: delegation.delegate.bind(delegation),
+      input: inputs.take.bind(inputs),
     });
     const listener = new AgentListener({ event, call: calls.call.bind(calls), end }, all);
   }
@@ -199,8 +233,134 @@ export class JobManager {
    * @returns the accepted payload, and how to start the job
    * @throws {ArcpError} the submit rejection
    */
-  submit(who: Submitter, submit: Submit): Promise<Submission> {
-    return this.#admission.submit(who, submit);
+  async submit(who: Submitter, submit: Submit): Promise<Submission> {
+    if (this.#refusal) throw this.#refusal();
+    const submission = await this.#admission.submit(who, submit);
+    // A replay (no start) accepted nothing new.
+    if (submission.start && this.#journal) {
+      const job = this.#live.get(submission.accepted.job_id)?.record;
+      if (job) this.#journal.accepted(job);
+    }
+    return submission;
+  }
+
+  /**
+   * Refuses every later submit with an error (a drain), or accepts them again.
+   *
+   * @param refusal builds the error each refused submit gets; undefined accepts again
+   */
+  refuseSubmits(refusal: (() => ArcpError) | undefined): void {
+    this.#refusal = refusal;
+  }
+
+  /**
+   * Cancels a job on behalf of an operator (an admin or the job's
+   * principal, checked by the caller): as a cancel of its session, the
+   * session and subscribers are told, and the job ends CANCELLED with
+   * `details` saying who. A job running on another node is cancelled
+   * through a cancel request that node acts on.
+   *
+   * @param jobId the job
+   * @param details what the CANCELLED error's details carry (`actor`)
+   * @param reason why, if given
+   * @returns the job's record: still live when the cancel started, terminal when it had ended
+   * @throws {ArcpError} `JOB_NOT_FOUND`
+   */
+  async cancelAs(
+    jobId: string,
+    details: Record<string, unknown>,
+    reason?: string,
+  ): Promise<JobRecord> {
+    const live = this.#live.get(jobId);
+    if (live && !live.ended) {
+      if (!live.cancelling) this.#lifecycle.cancel(live, reason, details);
+      return live.record;
+    }
+    const job = await this.#store.getJob(jobId);
+    if (!job) throw new ArcpError("JOB_NOT_FOUND", `no job ${jobId}`, { job_id: jobId });
+    if (!TERMINAL_STATUSES.has(job.status) && job.node_run !== this.cluster.run) {
+      this.#store.assertWritable();
+      await this.#store.nodes.requestCancel(jobId, {
+        ...(reason ? { reason } : {}),
+        details,
+        at: Date.now(),
+      });
+    }
+    return job;
+  }
+
+  /**
+   * Ends every live job with an error, each session told; for the end of
+   * a drain.
+   *
+   * @param error what they end with
+   * @returns resolves once every terminal is committed and delivered
+   */
+  async endAll(error: ArcpError): Promise<void> {
+    // Every one, children included: a parent's end finds its children ended already.
+    const all = [...this.#live.values()].filter((live) => !live.ended);
+    await Promise.all(all.map((live) => this.#lifecycle.end(live, { status: "error", error })));
+  }
+
+  /** Whether no job is live and no terminal is still on its way to its sessions. */
+  get idle(): boolean {
+    return this.#live.size === 0 && this.#lifecycle.ending === 0;
+  }
+
+  /**
+   * The jobs live in this process, as operators see them.
+   *
+   * @returns them, in the order they went live
+   */
+  liveJobs(): LiveJobView[] {
+    return [...this.#live.values()].map((live) => this.#view(live));
+  }
+
+  /**
+   * One live job, as operators see it.
+   *
+   * @param jobId the job
+   * @returns it, or undefined when it is not live here
+   */
+  liveJob(jobId: string): LiveJobView | undefined {
+    const live = this.#live.get(jobId);
+    return live && this.#view(live);
+  }
+
+  #view(live: LiveJob): LiveJobView {
+    const credentials = (this.credentialsOf(live.record.job_id) ?? []).map((c) => ({
+      id: c.id,
+      ...(c.profile ? { profile: c.profile } : {}),
+    }));
+    return {
+      record: live.record,
+      ...(live.progress ? { progress: live.progress } : {}),
+      credentials,
+    };
+  }
+
+  /**
+   * Sends input to a running job (vendor feature `x-arcp-deno.input`).
+   *
+   * @param who the sending session and its principal
+   * @param req the decoded request
+   * @returns the input's `input_seq`, once recorded in the job's history
+   * @throws {ArcpError} the refusal (see `JobInputs.send`)
+   */
+  sendInput(who: InputSender, req: Input): Promise<number> {
+    return this.#inputs.send(who, req);
+  }
+
+  /**
+   * One page of a job's transcript (vendor feature `x-arcp-deno.input`).
+   *
+   * @param principal the reading principal
+   * @param req the decoded request
+   * @returns the page, without `request_id`
+   * @throws {ArcpError} `JOB_NOT_FOUND` or `PERMISSION_DENIED`
+   */
+  transcript(principal: string, req: Transcript): Promise<Omit<TranscriptPage, "request_id">> {
+    return this.#inputs.transcript(principal, req);
   }
 
   /**

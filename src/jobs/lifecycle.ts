@@ -19,6 +19,7 @@ import type { Fanout } from "./fanout.ts";
 import type { JobCredentials } from "./job_credentials.ts";
 import { acceptedPayload } from "./admission.ts";
 import type { JobEvents } from "./operator_events.ts";
+import type { JobRecord } from "../store/records.ts";
 
 /** What the transitions need. */
 export interface LifecycleDeps {
@@ -34,6 +35,8 @@ export interface LifecycleDeps {
   credentials: JobCredentials;
   /** Counts ended jobs and reports those their sandbox failed. */
   events: JobEvents;
+  /** Told of every job that ended, once its terminal is committed and delivered. */
+  onEnded?: (job: JobRecord) => void;
   /**
    * The listener of a job's agent.
    *
@@ -51,6 +54,8 @@ export class Lifecycle {
   #fanout: Fanout;
   #credentials: JobCredentials;
   #events: JobEvents;
+  #onEnded: ((job: JobRecord) => void) | undefined;
+  #ending = 0;
   #listen: (live: LiveJob) => SandboxListener;
   #limits: JobLimits;
 
@@ -65,6 +70,7 @@ export class Lifecycle {
     this.#fanout = deps.fanout;
     this.#credentials = deps.credentials;
     this.#events = deps.events;
+    this.#onEnded = deps.onEnded;
     this.#listen = deps.listen;
     this.#limits = limits;
   }
@@ -78,6 +84,7 @@ export class Lifecycle {
    */
   start(live: LiveJob, expiresMs: number | undefined): void {
     const job = live.record;
+    this.#events.accepted(job);
     live.span = startJobSpan(job, live.parent?.span);
     job.status = "running";
     this.#fanout.event(live, "status", { phase: "running" });
@@ -112,6 +119,7 @@ export class Lifecycle {
         jobId: job.job_id,
         principal: job.principal,
         traceId: job.trace_id,
+        ...(live.span ? { spanId: live.span.span.spanContext().spanId } : {}),
         agentUrl: live.agentUrl,
         input: live.input,
         lease: job.lease,
@@ -130,7 +138,7 @@ export class Lifecycle {
       (err) =>
         this.end(
           live,
-          live.cancelling ? cancelled() : { status: "error", error: toArcpError(err) },
+          live.cancelling ? cancelled(live) : { status: "error", error: toArcpError(err) },
         ),
     );
   }
@@ -155,10 +163,13 @@ export class Lifecycle {
    *
    * @param live the job
    * @param reason why, if given
+   * @param details what the CANCELLED error's details carry (an operator cancel names its actor)
    */
-  cancel(live: LiveJob, reason?: string): void {
+  cancel(live: LiveJob, reason?: string, details?: Record<string, unknown>): void {
     if (live.ended || live.cancelling) return;
     live.cancelling = true;
+    if (reason) live.cancelReason = reason;
+    if (details) live.cancelDetails = details;
     const job = live.record;
     this.#sinks(job.session_id)?.sendControl("job.cancelled", reason ? { reason } : {}, {
       job_id: job.job_id,
@@ -166,7 +177,7 @@ export class Lifecycle {
     });
     live.run?.abort(reason ?? "cancelled");
     live.timers.push(
-      setDeadline(() => this.end(live, cancelled()), Date.now() + this.#limits.cancelGraceMs),
+      setDeadline(() => this.end(live, cancelled(live)), Date.now() + this.#limits.cancelGraceMs),
     );
   }
 
@@ -183,6 +194,28 @@ export class Lifecycle {
   async end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
     if (live.ended) return;
     live.ended = true;
+    this.#ending++;
+    try {
+      await this.#end(live, outcome, sink);
+    } finally {
+      this.#ending--;
+    }
+    this.#onEnded?.(live.record);
+  }
+
+  /** Jobs whose end is under way: their terminal is not yet committed and delivered. */
+  get ending(): number {
+    return this.#ending;
+  }
+
+  async #end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
+    if (outcome.status === "cancelled" && live.cancelDetails) {
+      const { message, details } = outcome.error;
+      outcome = {
+        status: "cancelled",
+        error: new ArcpError("CANCELLED", message, { ...details, ...live.cancelDetails }),
+      };
+    }
     live.abort.abort();
     for (const cancel of live.timers) cancel();
     live.run?.kill();

@@ -30,6 +30,10 @@ export interface JobLimits {
   maxEventsPerPrincipal: number;
   /** Bytes of `job.event`s one principal's live jobs may have committed together. */
   maxLogBytesPerPrincipal: number;
+  /** Largest input (`x-arcp-deno.job.input` content, serialized), bytes. */
+  maxInputBytes: number;
+  /** Inputs a job may hold that its agent has not read yet; past that a send is refused, retryably. */
+  maxQueuedInputs: number;
 }
 
 /** Defaults of {@linkcode JobLimits}. */
@@ -49,4 +53,6 @@ export const DEFAULT_JOB_LIMITS: JobLimits = {
   maxLogBytesPerJob: 512 * 1024 * 1024,
   maxEventsPerPrincipal: 1_000_000,
   maxLogBytesPerPrincipal: 1024 * 1024 * 1024,
+  maxInputBytes: 64 * 1024,
+  maxQueuedInputs: 32,
 };

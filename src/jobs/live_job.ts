@@ -61,6 +61,12 @@ export interface LiveJob {
   ended: boolean;
   /** Set when a cancel was accepted; the terminal will be CANCELLED. */
   cancelling: boolean;
+  /** The reason the cancel gave, for the terminal's message. */
+  cancelReason?: string;
+  /** Who cancelled, when not the submitting session (an operator): the CANCELLED error's details. */
+  cancelDetails?: Record<string, unknown>;
+  /** The body of the job's latest `progress` event, for the management API. */
+  progress?: Record<string, unknown>;
   /** Cancels the job's deadlines. */
   timers: Array<() => void>;
   /** Checks what the agent asks the runtime for. */
@@ -153,10 +159,13 @@ export function newLiveJob(init: LiveJobInit): LiveJob {
 }
 
 /**
- * The outcome of a cancelled job.
+ * The outcome of a cancelled job; its message carries the cancel's reason.
  *
+ * @param live the job (its `cancelReason`, if any, goes into the message)
  * @returns it
  */
-export function cancelled(): Outcome {
-  return { status: "cancelled", error: new ArcpError("CANCELLED", "job was cancelled") };
+export function cancelled(live?: LiveJob): Outcome {
+  const reason = live?.cancelReason;
+  const message = reason ? `job was cancelled: ${reason}` : "job was cancelled";
+  return { status: "cancelled", error: new ArcpError("CANCELLED", message) };
 }

@@ -16,3 +16,4 @@ export * from "./job_manager.ts";
 export * from "./sink.ts";
 export * from "./submit_check.ts";
 export * from "./timers.ts";
+export * from "./drain.ts";

@@ -1,12 +1,15 @@
 /**
- * What the jobs layer tells operators. Every job that ends is counted by
- * status and agent; a job ended because its sandbox failed it (the agent
- * stopped beating, its sandbox process died) is also exactly one log line
- * (ids and reason) and one step of its own counter.
+ * What the jobs layer tells operators. Every job is one line when it starts
+ * and one when it ends (id, agent, principal, status, duration, error code,
+ * and an agent's error message), and is counted by status and agent; when
+ * its sandbox failed it (the agent stopped beating, its sandbox process
+ * died) that end line says so, with the reason, and steps a counter of its
+ * own. Never a secret: inputs, results and leases stay out.
  *
  * | event | log line | counter |
  * | --- | --- | --- |
- * | any job ends | — | `arcp_jobs_ended_total{status,agent}` |
+ * | a job is accepted and starts | `job accepted` (info) | — |
+ * | any other job ends | `job ended` (info; warn when it failed) | `arcp_jobs_ended_total{status,agent}` |
  * | the agent's liveness beats stopped (`HEARTBEAT_LOST`) | `job ended: agent heartbeat lost` (warn) | `arcp_jobs_heartbeat_lost_total` |
  * | its sandbox process died (exit, signal, heap exhausted) | `job ended: sandbox process crashed` (error) | `arcp_sandbox_crashes_total` |
  * | this node ends a job of a dead node | `ending a job of a dead node` (warn) | `arcp_node_takeovers_total` |
@@ -126,6 +129,21 @@ export class JobEvents {
   }
 
   /**
+   * A job was accepted and starts (submitted or delegated).
+   *
+   * @param job its record
+   */
+  accepted(job: JobRecord): void {
+    this.#log.info("job accepted", {
+      job_id: job.job_id,
+      agent: job.agent,
+      principal: job.principal,
+      session_id: job.session_id,
+      ...(job.parent_job_id ? { parent_job_id: job.parent_job_id } : {}),
+    });
+  }
+
+  /**
    * A job reached its terminal state.
    *
    * @param job its record, terminal
@@ -133,23 +151,31 @@ export class JobEvents {
    */
   ended(job: JobRecord, outcome: Outcome): void {
     this.#ended.inc({ status: outcome.status, agent: job.agent });
-    if (outcome.status === "success") return;
-    const failure = sandboxFailureOf(outcome.error);
-    if (!failure) return;
     const fields = {
-      reason: failure,
       job_id: job.job_id,
       agent: job.agent,
       principal: job.principal,
       session_id: job.session_id,
-      error: outcome.error.message.slice(0, MAX_MESSAGE),
+      status: outcome.status,
+      duration_ms: Date.now() - Date.parse(job.accepted_at),
+      ...(outcome.status === "success" ? {} : {
+        code: outcome.error.code,
+        error: outcome.error.message.slice(0, MAX_MESSAGE),
+      }),
     };
+    const failure = outcome.status === "success" ? undefined : sandboxFailureOf(outcome.error);
+    // One line per ended job: a sandbox failure's own line, else the plain one.
     if (failure === "heartbeat_lost") {
       this.#heartbeatLost.inc();
-      this.#log.warn("job ended: agent heartbeat lost", fields);
-    } else {
+      this.#log.warn("job ended: agent heartbeat lost", { reason: failure, ...fields });
+    } else if (failure === "host_crash") {
       this.#crashes.inc();
-      this.#log.error("job ended: sandbox process crashed", fields);
+      this.#log.error("job ended: sandbox process crashed", { reason: failure, ...fields });
+    } else if (outcome.status === "error") {
+      // A failure is worth a look (an agent's throw carries its message); a cancel or timeout is not.
+      this.#log.warn("job ended", fields);
+    } else {
+      this.#log.info("job ended", fields);
     }
   }
 }

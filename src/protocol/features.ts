@@ -19,8 +19,15 @@ export const ALL_FEATURES = [
   "agent_versions",
 ] as const;
 
-/** One ARCP feature flag. */
-export type Feature = typeof ALL_FEATURES[number];
+/**
+ * This runtime's vendor features (`x-<vendor>.<name>`): negotiated like the
+ * others, so a client that does not ask for one never meets it. See
+ * `job_input.ts` for `x-arcp-deno.input`.
+ */
+export const VENDOR_FEATURES = ["x-arcp-deno.input"] as const;
+
+/** One feature flag: ARCP's or one of this runtime's vendor features. */
+export type Feature = typeof ALL_FEATURES[number] | typeof VENDOR_FEATURES[number];
 
 /**
  * The features this runtime implements today. A feature is listed here only
@@ -38,6 +45,7 @@ export const RUNTIME_FEATURES: readonly Feature[] = [
   "progress",
   "result_chunk",
   "agent_versions",
+  ...VENDOR_FEATURES,
 ];
 
 /**

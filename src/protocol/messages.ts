@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { type ErrorPayload, ErrorPayloadSchema } from "./errors.ts";
 import type { JobEventPayload } from "./events.ts";
+import type { Input, InputAccepted, Refused, Transcript, TranscriptPage } from "./job_input.ts";
 import { LeaseSchema } from "./lease.ts";
 
 /** Longest idempotency key accepted (it is hashed before use in a key anyway). */
@@ -374,6 +375,16 @@ export interface Payloads {
   "job.subscribed": Subscribed;
   /** Client → runtime: stop following a job. */
   "job.unsubscribe": Unsubscribe;
+  /** Client → runtime (vendor): input for a running job. */
+  "x-arcp-deno.job.input": Input;
+  /** Runtime → client (vendor): the input was recorded and queued. */
+  "x-arcp-deno.job.input_accepted": InputAccepted;
+  /** Client → runtime (vendor): read a job's transcript. */
+  "x-arcp-deno.job.transcript": Transcript;
+  /** Runtime → client (vendor): one page of a transcript. */
+  "x-arcp-deno.job.transcript_page": TranscriptPage;
+  /** Runtime → client (vendor): a vendor request was refused. */
+  "x-arcp-deno.refused": Refused;
 }
 
 /** An ARCP message type. */

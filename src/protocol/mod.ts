@@ -19,6 +19,7 @@ export * from "./errors.ts";
 export * from "./events.ts";
 export * from "./features.ts";
 export * from "./ids.ts";
+export * from "./job_input.ts";
 export * from "./lease.ts";
 export * from "./messages.ts";
 export * from "./nesting.ts";

@@ -134,6 +134,37 @@ function lastReport(out: string): RawDescription | undefined {
   return undefined;
 }
 
+/** How much of a skipped module's reason is kept: one line an operator reads at start. */
+const MAX_REASON = 300;
+
+/**
+ * Why a module could not be described, as one line an operator can read:
+ * without Deno's `error: Uncaught (in worker "")` prefixes, without the
+ * describer's `data:` main-module URL (base64 of generated code, which tells
+ * the operator nothing), and without stack lines.
+ *
+ * @param message the error's message
+ * @returns one line
+ * @example
+ * ```ts
+ * import { oneLineReason } from "./describer.ts";
+ * oneLineReason('describer process failed: error: Uncaught (in promise) Error: boom\n    at data:application/typescript;base64,aW1w:1:7');
+ * // "threw at import: Error: boom"
+ * ```
+ */
+export function oneLineReason(message: string): string {
+  const first = message.split("\n").find((l) => l.trim() !== "") ?? message;
+  let line = first
+    .replace(/^describer process failed: /, "")
+    .replace(/^error: /, "")
+    .replace(/data:[^\s"'`)]+/g, "(the describer's main module)")
+    .replace(/\s+/g, " ")
+    .trim();
+  const uncaught = /^Uncaught (\(in [^)]*\) )?/;
+  if (uncaught.test(line)) line = `threw at import: ${line.replace(uncaught, "")}`;
+  return line.length > MAX_REASON ? `${line.slice(0, MAX_REASON - 1)}…` : line;
+}
+
 /**
  * Readies describer processes to resolve modules as this process does: finds
  * this process's `deno.json` and, when the package is remote, caches the

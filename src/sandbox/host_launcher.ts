@@ -334,6 +334,20 @@ export class HostLauncher implements AgentLauncher {
     return [...this.#all].filter((p) => p.active > 0).map((p) => p.pid);
   }
 
+  /**
+   * Every sandbox process alive, for operators: its pid, the resident set
+   * it last reported and the jobs it serves now.
+   *
+   * @returns them
+   */
+  hosts(): Array<{ pid: number; rss_bytes?: number; jobs: number }> {
+    return [...this.#all].map((p) => ({
+      pid: p.pid,
+      ...(p.rssBytes === undefined ? {} : { rss_bytes: p.rssBytes }),
+      jobs: p.active,
+    }));
+  }
+
   /** Processes waiting for a job now: without a worker, and with one started ahead. */
   get warmCount(): { idle: number; warm: number } {
     let warm = 0;

@@ -17,7 +17,12 @@ import {
 import type { AgentInventoryEntry } from "../protocol/messages.ts";
 import { WorkerMessageSchema } from "./worker/wire.ts";
 import { workerEntryUrl } from "./worker/entry.ts";
-import { describeInProcess, type DescriberOptions, type RawDescription } from "./describer.ts";
+import {
+  describeInProcess,
+  type DescriberOptions,
+  oneLineReason,
+  type RawDescription,
+} from "./describer.ts";
 import { DEFAULT_REUSE, type Sharing } from "./sandbox.ts";
 
 /** One agent version. */
@@ -223,7 +228,7 @@ export class AgentRegistry {
     const modules: AgentModule[] = [];
     described.forEach((r, i) => {
       if (r.status === "fulfilled") modules.push(r.value);
-      else onSkip(paths[i], (r.reason as Error).message);
+      else onSkip(paths[i], oneLineReason((r.reason as Error).message));
     });
     return new AgentRegistry(modules);
   }

@@ -38,6 +38,8 @@ export interface SandboxJob {
   principal: string;
   /** The job's trace id. */
   traceId: string;
+  /** The job's span id in that trace, for the `traceparent` of the agent's fetches. */
+  spanId?: string;
   /** File URL of the agent module. */
   agentUrl: string;
   /** The job's input. */

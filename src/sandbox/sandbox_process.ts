@@ -94,6 +94,8 @@ export class SandboxProcess {
   #stderr: OutputDrain;
   /** Set once the process is gone or was told to go. */
   #dead = false;
+  /** The resident set it last reported, bytes. */
+  #rss: number | undefined;
 
   /**
    * Spawns the process and starts connecting it.
@@ -244,6 +246,7 @@ export class SandboxProcess {
       if (j === undefined) { for (const s of [...this.#slots.values()]) s.handlers.message(r.m); }
       else this.#slots.get(j)?.handlers.message(r.m);
     } else if ("rss" in r) {
+      if (typeof r.rss === "number") this.#rss = r.rss;
       if (typeof r.rss === "number" && r.rss > this.#spec.memoryMb * 1024 * 1024) {
         this.fail(
           `agent's sandbox process reached ${Math.round(r.rss / 1048576)} MiB of memory; ` +
@@ -312,6 +315,11 @@ export class SandboxProcess {
    */
   detach(j: number): void {
     this.#slots.delete(j);
+  }
+
+  /** The resident set the process last reported (bytes), if it has. */
+  get rssBytes(): number | undefined {
+    return this.#rss;
   }
 
   /** Jobs attached now. */

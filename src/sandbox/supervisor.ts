@@ -421,6 +421,7 @@ export class SupervisedSandbox implements Sandbox {
       t: "start",
       jobId: job.jobId,
       traceId: job.traceId,
+      ...(job.spanId ? { spanId: job.spanId } : {}),
       input: job.input,
       lease: job.lease,
       beatMs: this.#beatMs,

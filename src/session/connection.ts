@@ -145,7 +145,8 @@ export class Connection implements TransportHandler {
       throw new ArcpError("INVALID_REQUEST", "type: session.hello was already received");
     }
     const route = routeOf(env.type);
-    if (!route) {
+    // A vendor type this session did not negotiate does not exist for it.
+    if (!route || (route.feature?.startsWith("x-") && !session.has(route.feature))) {
       throw new ArcpError(
         "INVALID_REQUEST",
         `type: unknown message type ${JSON.stringify(env.type.slice(0, 64))}`,

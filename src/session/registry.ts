@@ -89,6 +89,8 @@ export class SessionRegistry {
    * node at a time, taken with an atomic check and handed over on request.
    */
   node: SessionNode | undefined;
+  /** Called when a new session is created (the runtime's event log). */
+  onOpen: ((session: Session) => void) | undefined;
 
   /**
    * @param store where sessions are kept
@@ -319,6 +321,7 @@ export class SessionRegistry {
     // Nothing depends on a session not yet welcomed: while storage fails the
     // hello is refused at once rather than held until the disk has room.
     await this.#store.write([session.recordWrite()], { failFast: true });
+    this.onOpen?.(session);
     return { session: this.#hold(session), resumeToken };
   }
 

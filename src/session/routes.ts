@@ -31,6 +31,7 @@ import { StoreDamageError } from "../store/damage.ts";
 import type { ConnectionContext } from "./context.ts";
 import { listJobs } from "./list_jobs.ts";
 import type { Session } from "./session.ts";
+import { INPUT_ROUTES } from "./input_routes.ts";
 
 /** One inbound message, decoded, as its handler gets it. */
 export interface Inbound<P> {
@@ -113,6 +114,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
       ctx.jobs.unsubscribe(session.sessionId, payload.job_id);
     },
   }),
+  ...INPUT_ROUTES,
 };
 
 /**

@@ -11,6 +11,7 @@ import { encodeEnvelope } from "../protocol/encode.ts";
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import type { EventBody, JobEventPayload } from "../protocol/events.ts";
 import type { Feature } from "../protocol/features.ts";
+import { INPUT_FEATURE, INPUT_KIND } from "../protocol/job_input.ts";
 import { newUlid } from "../protocol/ids.ts";
 import type { JobError, MessageType, Payloads } from "../protocol/messages.ts";
 import { type EventSink, type JobEnvelope, jobEnvelope, type Staged } from "../jobs/sink.ts";
@@ -37,6 +38,7 @@ const pauseAt = (policy: SessionPolicy, transport: Transport): number =>
 const KIND_FEATURE: Record<string, Feature> = {
   progress: "progress",
   result_chunk: "result_chunk",
+  [INPUT_KIND]: INPUT_FEATURE,
 };
 
 /** How a session keeps and paces what it sends. */
@@ -292,15 +294,21 @@ export class Session implements EventSink {
   }
 
   /**
-   * Stamps a job envelope with the next `event_seq`.
+   * Where this session's feed of a job running on another node stands.
    *
-   * @param envelope the envelope, encoded once for every session it goes to
-   * @returns the stamped envelope, or undefined when the session did not negotiate its feature
+   * @param jobId the job
+   * @returns the first history position not yet fed (0: none fed)
    */
   fedFrom(jobId: string): number {
     return this.record.fed?.[jobId] ?? 0;
   }
 
+  /**
+   * Records how far this session was fed a job running on another node.
+   *
+   * @param jobId the job
+   * @param next the first position not yet fed; undefined once the job ended
+   */
   markFed(jobId: string, next: number | undefined): void {
     // A new object each time: a write already staged keeps the map it was staged with.
     const fed = { ...this.record.fed };
@@ -310,6 +318,12 @@ export class Session implements EventSink {
     else delete this.record.fed;
   }
 
+  /**
+   * Stamps a job envelope with the next `event_seq`.
+   *
+   * @param envelope the envelope, encoded once for every session it goes to
+   * @returns the stamped envelope, or undefined when the session did not negotiate its feature
+   */
   stage(envelope: JobEnvelope): Staged | undefined {
     const payload = envelope.encoding.shared.payload;
     const feature = "kind" in payload && Object.hasOwn(KIND_FEATURE, payload.kind)

@@ -268,6 +268,10 @@ class Examiner {
       case "audit":
         if (!shape(4, "number", "string")) break;
         return this.#record(where, value, AuditShape, "audit record");
+      case "rtlog":
+        // The runtime's own event log: operator history, nothing else refers to it.
+        if (!shape(3, "number")) break;
+        return;
       case "swept":
         if (!shape(3, "string")) break;
         this.#swept.add(id as string);

@@ -39,15 +39,17 @@ export interface JobQuery {
   createdAfterMs?: number;
   /** Created strictly before (epoch ms). */
   createdBeforeMs?: number;
-  /** Resume after this position (exclusive). */
+  /** Resume after this position (exclusive; with `newestFirst`, the jobs older than it). */
   after?: JobPosition;
   /** At most this many. */
   limit: number;
+  /** Newest first (the management API's order) instead of oldest first. */
+  newestFirst?: boolean;
 }
 
 /** One page of jobs. */
 export interface JobPage {
-  /** The jobs, in (creation time, id) order. */
+  /** The jobs, in (creation time, id) order, or its reverse with `newestFirst`. */
   jobs: JobRecord[];
   /** Position of the last job when more may follow. */
   next?: JobPosition;
@@ -140,7 +142,7 @@ interface Candidate {
 }
 
 /** Orders positions as KV orders the index keys. */
-function compare(a: JobPosition, b: JobPosition): number {
+function ascending(a: JobPosition, b: JobPosition): number {
   if (a.createdMs !== b.createdMs) return a.createdMs < b.createdMs ? -1 : 1;
   return a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0;
 }
@@ -174,20 +176,28 @@ export async function listJobPage(
     query.agent === undefined
       ? keys.statusJobs(principal, bucket)
       : keys.agentJobs(principal, bareAgent(query.agent), bucket);
-  const rangeOf = (prefix: Deno.KvKey): { start: Deno.KvKey; end: Deno.KvKey } => ({
-    start: query.after
-      ? [...prefix, query.after.createdMs, query.after.jobId, ""]
-      : query.createdAfterMs !== undefined
+  const newest = query.newestFirst === true;
+  const compare = newest ? (a: JobPosition, b: JobPosition) => ascending(b, a) : ascending;
+  const rangeOf = (prefix: Deno.KvKey): { start: Deno.KvKey; end: Deno.KvKey } => {
+    const lowest: Deno.KvKey = query.createdAfterMs !== undefined
       ? [...prefix, Math.floor(query.createdAfterMs) + 1]
-      : prefix,
-    end: [...prefix, query.createdBeforeMs ?? Number.MAX_SAFE_INTEGER],
-  });
+      : prefix;
+    const highest: Deno.KvKey = [...prefix, query.createdBeforeMs ?? Number.MAX_SAFE_INTEGER];
+    if (!query.after) return { start: lowest, end: highest };
+    const at: Deno.KvKey = [...prefix, query.after.createdMs, query.after.jobId];
+    // The end of a range is exclusive, so the cursor's own job is left out either way.
+    return newest ? { start: lowest, end: at } : { start: [...at, ""], end: highest };
+  };
   // Reads past a page's worth are wasted; reading less costs round trips.
   const batchSize = Math.min(query.limit + 1, 500);
   const sources: Array<AsyncIterator<Candidate>> = [];
-  if (buckets.includes(LIVE)) sources.push(await liveSource(kv, rangeOf(prefixOf(LIVE))));
+  if (buckets.includes(LIVE)) {
+    sources.push(await liveSource(kv, rangeOf(prefixOf(LIVE)), newest));
+  }
   for (const bucket of buckets) {
-    if (bucket !== LIVE) sources.push(terminalSource(kv, rangeOf(prefixOf(bucket)), batchSize));
+    if (bucket !== LIVE) {
+      sources.push(terminalSource(kv, rangeOf(prefixOf(bucket)), batchSize, newest));
+    }
   }
   const matches = (job: JobRecord) =>
     statuses.has(job.status) && (exactAgent === undefined || job.agent === exactAgent) &&
@@ -223,8 +233,9 @@ async function* terminalSource(
   kv: Deno.Kv,
   range: { start: Deno.KvKey; end: Deno.KvKey },
   batchSize: number,
+  reverse: boolean,
 ): AsyncGenerator<Candidate> {
-  for await (const e of kv.list<JobRecord>(range, { batchSize })) {
+  for await (const e of kv.list<JobRecord>(range, { batchSize, reverse })) {
     yield { pos: positionOf(e.key), job: e.value };
   }
 }
@@ -236,9 +247,12 @@ async function* terminalSource(
 async function liveSource(
   kv: Deno.Kv,
   range: { start: Deno.KvKey; end: Deno.KvKey },
+  reverse: boolean,
 ): Promise<AsyncGenerator<Candidate>> {
   const positions: JobPosition[] = [];
-  for await (const e of kv.list(range, { batchSize: 500 })) positions.push(positionOf(e.key));
+  for await (const e of kv.list(range, { batchSize: 500, reverse })) {
+    positions.push(positionOf(e.key));
+  }
   return (async function* () {
     for (let from = 0; from < positions.length; from += GET_MANY) {
       const slice = positions.slice(from, from + GET_MANY);
@@ -252,4 +266,52 @@ async function liveSource(
       }
     }
   })();
+}
+
+/** Filters of a listing across every principal. */
+export interface AllJobsQuery {
+  /** Only jobs this accepts. */
+  match: (job: JobRecord) => boolean;
+  /** Resume with the jobs minted before this id (exclusive). */
+  beforeJobId?: string;
+  /** At most this many. */
+  limit: number;
+  /** Records read at most for one page, so a filter that matches little cannot read the store. */
+  maxScan: number;
+}
+
+/** One page of a listing across every principal. */
+export interface AllJobsPage {
+  /** The jobs, newest first. */
+  jobs: JobRecord[];
+  /** The id to resume before when more may follow. */
+  next?: string;
+}
+
+/**
+ * A page of every principal's jobs, newest first, read from the job records
+ * themselves: their ids are ULIDs, so KV keeps them in minting order. A page
+ * ends after `limit` matches or `maxScan` records, whichever comes first;
+ * either way `next` resumes exactly after the last record read.
+ *
+ * @param kv the database
+ * @param query filter, cursor and bounds
+ * @returns the page
+ */
+export async function listAllJobPage(kv: Deno.Kv, query: AllJobsQuery): Promise<AllJobsPage> {
+  const prefix = keys.jobs();
+  const range = query.beforeJobId === undefined
+    ? { prefix }
+    : { prefix, end: keys.job(query.beforeJobId) };
+  const jobs: JobRecord[] = [];
+  let scanned = 0;
+  let lastId: string | undefined;
+  const batchSize = Math.min(query.limit + 1, 500);
+  for await (const e of kv.list<JobRecord>(range, { reverse: true, batchSize })) {
+    if (jobs.length === query.limit || scanned === query.maxScan) return { jobs, next: lastId };
+    scanned++;
+    lastId = e.key.at(-1) as string;
+    if (query.match(e.value)) jobs.push(e.value);
+  }
+  return { jobs };
 }

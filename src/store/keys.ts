@@ -105,6 +105,10 @@ export const keys = {
   handover: (sessionId: string): Deno.KvKey => [V, "hand", sessionId],
   /** A principal's admission gate: every node admitting a job bumps it with a check. */
   admissionGate: (principal: string): Deno.KvKey => [V, "gate", principal],
+  /** The runtime's own event log (started, jobs accepted and ended, sessions, drain). */
+  runtimeEvents: (): Deno.KvKey => [V, "rtlog"],
+  /** One entry of the runtime's event log, by position. */
+  runtimeEvent: (n: number): Deno.KvKey => [V, "rtlog", n],
   /** Which key layout the store holds (absent: layout 1, before the status and agent indexes). */
   layout: (): Deno.KvKey => [V, "meta", "layout"],
 };

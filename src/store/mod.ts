@@ -24,3 +24,4 @@ export * from "./store.ts";
 export * from "./storage_health.ts";
 export * from "./sweeper.ts";
 export * from "./revocations.ts";
+export * from "./runtime_log.ts";

@@ -49,8 +49,10 @@ export interface NodeRecord {
 
 /** A cancel request for a job running on another node. */
 export interface CancelRequest {
-  /** Why, as the requesting session gave it. */
+  /** Why, as the requesting session or operator gave it. */
   reason?: string;
+  /** What the CANCELLED error's details carry (an operator cancel's `actor`). */
+  details?: Record<string, unknown>;
   /** When it was asked (epoch ms). */
   at: number;
 }

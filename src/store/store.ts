@@ -14,7 +14,16 @@ import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from ".
 import { Revocations } from "./revocations.ts";
 import { NodeDirectory, StartRefusedError } from "./nodes.ts";
 import { whileBusy } from "./busy.ts";
-import { jobIndexWrites, type JobPage, type JobQuery, listJobPage } from "./job_index.ts";
+import {
+  type AllJobsPage,
+  type AllJobsQuery,
+  jobIndexWrites,
+  type JobPage,
+  type JobQuery,
+  listAllJobPage,
+  listJobPage,
+} from "./job_index.ts";
+import { DEFAULT_RUNTIME_LOG, RuntimeLog, type RuntimeLogOptions } from "./runtime_log.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import { ArcpError } from "../protocol/errors.ts";
 
@@ -37,6 +46,8 @@ export const STORE_LAYOUT = 2;
 export interface StoreOptions {
   /** KV file path, or `:memory:`. */
   path: string;
+  /** Bounds of the runtime's event log (default 30 days, 100,000 entries). */
+  runtimeLog?: Partial<RuntimeLogOptions>;
 }
 
 /**
@@ -64,6 +75,8 @@ export class Store {
    * fires for this process's writes alone (measured), so others are polled.
    */
   readonly remote: boolean;
+  /** The runtime's own event log. */
+  readonly runtimeLog: RuntimeLog;
   /**
    * Called when commits start failing for a storage reason (disk full, I/O
    * error), with the error and the sessions whose envelopes or records are
@@ -74,7 +87,7 @@ export class Store {
   /** Called when commits succeed again after a stall. */
   onCommitRecover: (() => void) | undefined;
 
-  private constructor(kv: Deno.Kv, remote: boolean) {
+  private constructor(kv: Deno.Kv, remote: boolean, runtimeLog: Partial<RuntimeLogOptions> = {}) {
     this.kv = kv;
     this.remote = remote;
     this.revocations = new Revocations(kv);
@@ -84,6 +97,7 @@ export class Store {
       onRecover: () => this.onCommitRecover?.(),
       probe: { key: keys.storageProbe(), value: "written while commits fail, to see them succeed" },
     });
+    this.runtimeLog = new RuntimeLog(kv, this.committer, { ...DEFAULT_RUNTIME_LOG, ...runtimeLog });
   }
 
   /**
@@ -94,7 +108,9 @@ export class Store {
    * @returns the open store
    */
   static async open(options: StoreOptions): Promise<Store> {
-    if (!isRemoteKv(options.path)) return new Store(await Deno.openKv(options.path), false);
+    if (!isRemoteKv(options.path)) {
+      return new Store(await Deno.openKv(options.path), false, options.runtimeLog);
+    }
     // One read at start turns a bad URL or token into one clear line, whenever KV Connect fails.
     let kv: Deno.Kv | undefined;
     try {
@@ -104,7 +120,7 @@ export class Store {
       kv?.close();
       throw remoteKvError(options.path, err);
     }
-    return new Store(kv, true);
+    return new Store(kv, true, options.runtimeLog);
   }
 
   /**
@@ -437,17 +453,6 @@ export class Store {
   }
 
   /**
-   * A job's history entries after a position, as far as KV holds them now.
-   *
-   * @param jobId the job
-   * @param after list positions greater than this
-   * @returns `[n, envelope text]` in order
-   */
-  jobLogAfter(jobId: string, after: number): AsyncGenerator<[number, string]> {
-    return listTexts(this.kv, keys.jobLog(jobId), after, `the history of job ${jobId}`);
-  }
-
-  /**
    * Takes a session for this node run if its holder is still `from`, so
    * two nodes cannot both become the writer of its log.
    *
@@ -483,6 +488,45 @@ export class Store {
    */
   listJobs(principal: string, query: JobQuery): Promise<JobPage> {
     return listJobPage(this.kv, principal, query);
+  }
+
+  /**
+   * A page of every principal's jobs, newest first, read from the job
+   * records (see `listAllJobPage`): for operators, who see all jobs.
+   *
+   * @param query filter, cursor and bounds
+   * @returns the page
+   */
+  listAllJobs(query: AllJobsQuery): Promise<AllJobsPage> {
+    return listAllJobPage(this.kv, query);
+  }
+
+  /**
+   * A job's history from a position on, without the completeness checks of
+   * {@linkcode Store.jobLog} (a reader of a live job reads while it grows).
+   *
+   * @param jobId the job
+   * @param after list entries with `n > after`
+   * @returns `[n, envelope text]` in order
+   * @throws {StoreDamageError} at the first entry KV cannot read or that does not reassemble
+   */
+  jobLogAfter(jobId: string, after: number): AsyncGenerator<[number, string]> {
+    return listTexts(this.kv, keys.jobLog(jobId), after, `the history of job ${jobId}`);
+  }
+
+  /**
+   * Changes of a job's record: every commit of the job's history writes
+   * the record with it, so a change means the history may have grown.
+   *
+   * @param jobId the job
+   * @returns a stream of the record as it changes (the latest, when changes come faster than read)
+   */
+  watchJob(jobId: string): ReadableStream<JobRecord | null> {
+    return this.kv.watch<[JobRecord]>([keys.job(jobId)]).pipeThrough(
+      new TransformStream<[Deno.KvEntryMaybe<JobRecord>], JobRecord | null>({
+        transform: ([entry], out) => out.enqueue(entry.value),
+      }),
+    );
   }
 
   // ---- sessions and logs ------------------------------------------------
@@ -638,17 +682,18 @@ export class Store {
    * first to the last its record counts; anything else is damage.
    *
    * @param jobId the job
+   * @param after list entries after this position (default: from the first)
    * @returns `[n, envelope text]` in order
    * @throws {StoreDamageError} at the first entry KV cannot read, that does
    *   not reassemble, or that is missing
    */
-  async *jobLog(jobId: string): AsyncGenerator<[number, string]> {
+  async *jobLog(jobId: string, after = -1): AsyncGenerator<[number, string]> {
     const what = `the history of job ${jobId}`;
     // Read before the history: every entry it counts was committed with it.
     const job = await this.getJob(jobId);
     const live = job !== null && !TERMINAL_STATUSES.has(job.status);
-    let expect: number | undefined = live ? 0 : undefined;
-    for await (const [n, text] of listTexts(this.kv, keys.jobLog(jobId), -1, what)) {
+    let expect: number | undefined = live ? after + 1 : undefined;
+    for await (const [n, text] of listTexts(this.kv, keys.jobLog(jobId), after, what)) {
       // An ended job's history is swept from its start: its first entry may be any, and a
       // hole behind an entry the sweeper has since deleted is the sweep, not damage.
       if (expect !== undefined && n !== expect) {

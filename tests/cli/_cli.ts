@@ -33,12 +33,20 @@ export interface RunningCli {
   kill(signal: Deno.Signal): void;
   /** Waits for the exit. */
   done(): Promise<CliResult>;
+  /**
+   * Writes to the child's stdin (only when spawned with `stdin: true`).
+   *
+   * @param text what to write
+   */
+  write(text: string): Promise<void>;
+  /** Closes the child's stdin (end of input). */
+  closeStdin(): Promise<void>;
 }
 
 /** What the child keeps of this environment: enough for Deno to find its cache. */
 const PASSTHROUGH = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "SYSTEMROOT", "TMPDIR"];
 
-function command(args: string[], env: Record<string, string>): Deno.Command {
+function command(args: string[], env: Record<string, string>, stdin: boolean): Deno.Command {
   const base: Record<string, string> = { NO_COLOR: "1" };
   for (const name of PASSTHROUGH) {
     const value = Deno.env.get(name);
@@ -55,7 +63,7 @@ function command(args: string[], env: Record<string, string>): Deno.Command {
     cwd: ROOT,
     env: { ...base, ...env },
     clearEnv: true,
-    stdin: "null",
+    stdin: stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
   });
@@ -66,10 +74,16 @@ function command(args: string[], env: Record<string, string>): Deno.Command {
  *
  * @param args the command line after `arcp`
  * @param env the child's `ARCP_*` settings (nothing else of this environment leaks in but what Deno needs)
+ * @param options `stdin: true` to write to the child's stdin
  * @returns the running process
  */
-export function spawnCli(args: string[], env: Record<string, string>): RunningCli {
-  const child = command(args, env).spawn();
+export function spawnCli(
+  args: string[],
+  env: Record<string, string>,
+  options: { stdin?: boolean } = {},
+): RunningCli {
+  const child = command(args, env, options.stdin ?? false).spawn();
+  const stdin = options.stdin ? child.stdin.getWriter() : undefined;
   let stdout = "";
   let stderr = "";
   let wake: (() => void) | undefined;
@@ -102,6 +116,12 @@ export function spawnCli(args: string[], env: Record<string, string>): RunningCl
     },
     kill(signal) {
       child.kill(signal);
+    },
+    async write(text) {
+      await stdin!.write(new TextEncoder().encode(text));
+    },
+    async closeStdin() {
+      await stdin!.close();
     },
     async done() {
       const { code } = await status;

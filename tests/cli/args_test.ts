@@ -3,7 +3,7 @@ import { deepEqual, equal, rejects, throws } from "assert";
 import { parseCancelArgs } from "../../src/cli/cancel.ts";
 import { connectionSettings, DEFAULT_URL } from "../../src/cli/connection.ts";
 import { parseJobsArgs } from "../../src/cli/jobs.ts";
-import { readServeConfig } from "../../src/cli/serve_config.ts";
+import { readServeConfig, toRuntimeOptions } from "../../src/cli/serve_config.ts";
 import { parseSubmitArgs } from "../../src/cli/submit.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
@@ -117,24 +117,18 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
     ],
     env({}),
   );
-  deepEqual(config.sandbox, {
-    hostHeapMb: 128,
-    memoryMb: 300,
-    warmPool: 0,
-    warmMax: 4,
-    jobsPerProcess: 1,
-    sandboxWaitMs: 5000,
-  });
-  equal(config.quotas.maxJobsPerPrincipal, 600);
-  equal(config.maxSessionsPerPrincipal, 300);
-  deepEqual((await readServeConfig([], env({}))).sandbox, {
-    hostHeapMb: undefined,
-    memoryMb: undefined,
-    warmPool: undefined,
-    warmMax: undefined,
-    jobsPerProcess: undefined,
-    sandboxWaitMs: undefined,
-  });
+  const options = toRuntimeOptions(config);
+  deepEqual(
+    [options.hostHeapMb, options.memoryMb, options.warmPool, options.warmMax],
+    [128, 300, 0, 4],
+  );
+  deepEqual([options.jobsPerProcess, options.sandboxWaitMs], [1, 5000]);
+  equal(options.jobs?.maxJobsPerPrincipal, 600);
+  equal(options.sessions?.maxSessionsPerPrincipal, 300);
+  const defaults = toRuntimeOptions(await readServeConfig([], env({})));
+  for (const key of ["hostHeapMb", "memoryMb", "warmPool", "warmMax", "jobsPerProcess"] as const) {
+    equal(defaults[key], undefined, key);
+  }
   await rejects(
     () => readServeConfig(["--principal-max-jobs", "0"], env({})),
     /--principal-max-jobs/,
@@ -160,18 +154,17 @@ Deno.test("arcp serve retention flags: days and hours as milliseconds, 0 or fore
     ],
     env({}),
   );
-  deepEqual(config.retention, {
-    jobRetentionMs: 1.5 * 24 * 3600_000,
-    jobHistoryTtlMs: 0,
-    auditRetentionMs: 0,
-    idempotencyTtlMs: 2 * 3600_000,
-  });
-  deepEqual((await readServeConfig([], env({}))).retention, {
-    jobRetentionMs: undefined,
-    jobHistoryTtlMs: undefined,
-    auditRetentionMs: undefined,
-    idempotencyTtlMs: undefined,
-  });
+  const options = toRuntimeOptions(config);
+  deepEqual(
+    [options.jobRetentionMs, options.jobHistoryTtlMs, options.auditRetentionMs],
+    [1.5 * 24 * 3600_000, 0, 0],
+  );
+  equal(options.jobs?.idempotencyTtlMs, 2 * 3600_000);
+  const defaults = toRuntimeOptions(await readServeConfig([], env({})));
+  deepEqual(
+    [defaults.jobRetentionMs, defaults.jobHistoryTtlMs, defaults.auditRetentionMs, defaults.jobs],
+    [undefined, undefined, undefined, undefined],
+  );
   for (
     const [flag, value] of [
       ["--job-retention-days", "-1"],

@@ -5,8 +5,11 @@
  * its clients resume elsewhere with nothing lost or repeated; restarted, it
  * rejoins.
  */
-import { deepEqual, equal, notEqual, ok } from "assert";
+import { deepEqual, equal, match, notEqual, ok } from "assert";
 import { connect, type Env, WsClient } from "../../testing/ws_client.ts";
+import { CLI_RUN } from "../../testing/server.ts";
+import type { NodeInfo } from "../../src/jobs/job_manager.ts";
+import { type Answer, call } from "../api/_api.ts";
 import { range, readUntilTick, resumeOn, seqs, startCluster, ticks, until } from "./_nodes.ts";
 
 const url = (c: { nodes: Map<string, { url: string }> }, id: string) => c.nodes.get(id)!.url;
@@ -182,8 +185,9 @@ Deno.test("SIGKILL of the owning node mid-stream: exactly one other node ends it
   equal((await c3.untilTerminal(echo.job_id!)).at(-1)!.type, "job.result");
 });
 
-Deno.test("a node stopped cleanly leaves; the others end the jobs it stopped, once", async () => {
-  await using cluster = await startCluster(["n1", "n2"]);
+Deno.test("SIGTERM drains a node: it ends its own jobs at the deadline, hands nothing off, and leaves its record", async () => {
+  await using cluster = await startCluster(["n2"]);
+  await cluster.start("n1", ["--drain-sec", "0"]);
   await using watcher = await connect(url(cluster, "n2"));
   const c1 = new WsClient(url(cluster, "n1"));
   await c1.hello("alice-token");
@@ -198,8 +202,65 @@ Deno.test("a node stopped cleanly leaves; the others end the jobs it stopped, on
     (e) => e.job_id === acc.job_id && e.type === "job.error",
     30_000,
   );
+  // n1 ended it itself (the drain's deadline), not n2 taking over a dead node's job.
   equal(end.payload.code, "INTERNAL_ERROR");
+  equal(end.payload.details.cap, "drain_deadline");
   deepEqual((await cluster.records()).map((r) => r.node_id), ["n2"]);
+  ok(!cluster.nodes.get("n2")!.output().includes("ending a job of a dead node"));
+});
+
+Deno.test("the management API and arcp status list the nodes; diagnostics say the KV is shared; an operator cancels a job on another node", async () => {
+  await using cluster = await startCluster([]);
+  await cluster.start("n1", ["--admin", "bob"]);
+  await cluster.start("n2", ["--admin", "bob"]);
+  const http = (id: string) => url(cluster, id).replace(/^ws/, "http").replace(/\/arcp$/, "");
+  await using c1 = await connect(url(cluster, "n1"));
+  const acc = await c1.submit({ agent: "sleeper", input: { ms: 60_000 } });
+  await c1.next((e) => e.job_id === acc.job_id && e.payload?.body?.phase === "sleeping");
+
+  // n1's renewal carries its live job to the record n2 reads.
+  let summary!: Answer;
+  await until(async () => {
+    summary = await call(http("n2"), "/v1/runtime", "alice-token");
+    return summary.body.nodes.find((n: NodeInfo) => n.node_id === "n1")?.live_jobs === 1;
+  }, "n1's record to count its job");
+  equal(summary.status, 200);
+  equal(summary.body.node_id, "n2");
+  const nodes: NodeInfo[] = summary.body.nodes;
+  deepEqual(nodes.map((n) => [n.node_id, n.self, n.alive]), [["n2", true, true], [
+    "n1",
+    false,
+    true,
+  ]]);
+  equal(nodes[1].url, url(cluster, "n1"));
+  ok(nodes.every((n) => n.age_ms >= 0 && Date.parse(n.lease_expires_at) > Date.now() - 1000));
+
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...CLI_RUN, "status"],
+    env: { ARCP_URL: url(cluster, "n2"), ARCP_TOKEN: "alice-token" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  match(text, /nodes: +2 on this KV \(this one: n2\)/);
+  match(text, new RegExp(`n1  ${url(cluster, "n1")}  up \\S+, 1 live jobs, lease until \\S+\n`));
+  match(text, /n2 {2}.* \(this node\)/);
+
+  const diagnostics = await call(http("n2"), "/v1/diagnostics", "bob-token");
+  const shared = diagnostics.body.items.find((i: { code: string }) => i.code === "shared_kv");
+  match(shared.message, /shared with 1 other live node \(n1\)/);
+
+  // Cancelled through n2's API, ended by n1, which runs it.
+  const cancel = await call(http("n2"), `/v1/jobs/${acc.job_id}/cancel`, "bob-token", {
+    method: "POST",
+    body: { reason: "runaway" },
+  });
+  equal(cancel.status, 202, JSON.stringify(cancel.body));
+  const end = (await c1.untilTerminal(acc.job_id!)).at(-1)!;
+  equal(end.payload.code, "CANCELLED");
+  equal(end.payload.details.actor, "bob");
+  equal(end.payload.details.admin, true);
 });
 
 Deno.test("a principal's cap on live jobs holds across nodes", async () => {

@@ -22,7 +22,9 @@ async function untilNoneConnected(http: string): Promise<void> {
   }
 }
 
-const about = (field: string, id: string) => (r: LogRecord) => r.fields[field] === id;
+/** The line a job ended with (its accepted line names it too). */
+const ended = (id: string) => (r: LogRecord) =>
+  r.fields.job_id === id && r.message.startsWith("job ended");
 
 Deno.test("a sandbox process that dies and an agent that stops beating: one line and one counter step each", async () => {
   const log = new CaptureLogger();
@@ -47,15 +49,18 @@ Deno.test("a sandbox process that dies and an agent that stops beating: one line
   const crashed = (await c.untilTerminal(victim.job_id!)).at(-1)!;
   equal(crashed.payload.code, "INTERNAL_ERROR", JSON.stringify(crashed.payload));
   match(crashed.payload.message, /sandbox process exited/);
-  const crashLine = await log.waitFor(about("job_id", victim.job_id!), 5_000, "the crash line");
+  const crashLine = await log.waitFor(ended(victim.job_id!), 5_000, "the crash line");
   equal(crashLine.level, "ERROR");
   equal(crashLine.message, "job ended: sandbox process crashed");
-  deepEqual({ ...crashLine.fields, error: undefined }, {
+  deepEqual({ ...crashLine.fields, error: undefined, duration_ms: undefined }, {
     reason: "host_crash",
     job_id: victim.job_id,
     agent: "pid-sleeper@1.0.0",
     principal: "alice",
     session_id: c.sessionId,
+    status: "error",
+    code: "INTERNAL_ERROR",
+    duration_ms: undefined,
     error: undefined,
   });
   match(String(crashLine.fields.error), /sandbox process exited .*SIGKILL/);
@@ -65,16 +70,16 @@ Deno.test("a sandbox process that dies and an agent that stops beating: one line
   equal(spin.type, "job.accepted", JSON.stringify(spin.payload));
   const lost = (await c.untilTerminal(spin.job_id!)).at(-1)!;
   equal(lost.payload.code, "HEARTBEAT_LOST");
-  const lostLine = await log.waitFor(about("job_id", spin.job_id!), 5_000, "the heartbeat line");
+  const lostLine = await log.waitFor(ended(spin.job_id!), 5_000, "the heartbeat line");
   equal(lostLine.level, "WARN");
   equal(lostLine.message, "job ended: agent heartbeat lost");
   equal(lostLine.fields.reason, "heartbeat_lost");
   equal(lostLine.fields.agent, "spin@1.0.0");
   equal(lostLine.fields.principal, "alice");
 
-  // Exactly one line per job, and one counter step per event.
-  equal(log.matching(about("job_id", victim.job_id!)).length, 1);
-  equal(log.matching(about("job_id", spin.job_id!)).length, 1);
+  // Exactly one end line per job, and one counter step per event.
+  equal(log.matching(ended(victim.job_id!)).length, 1);
+  equal(log.matching(ended(spin.job_id!)).length, 1);
   const metrics = await scrape(server.http);
   equal(sample(metrics, "arcp_sandbox_crashes_total"), 1);
   equal(sample(metrics, "arcp_jobs_heartbeat_lost_total"), 1);

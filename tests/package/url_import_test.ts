@@ -137,7 +137,7 @@ Deno.test("the published package works imported by URL, with no module pre-cache
       },
     );
 
-    await t.step("the CLI serves from the package URL", async () => {
+    await t.step("the CLI serves sessions and the dashboard from the package URL", async () => {
       // Run from a URL, the CLI has no deno.json: agents name the package in full.
       const agents = `${project.dir}/cli_agents`;
       await Deno.mkdir(agents);
@@ -182,6 +182,14 @@ Deno.test("the published package works imported by URL, with no module pre-cache
         await using client = await ArcpClient.connect(url, { token: "cli-token" });
         const done = await client.submit({ agent: "echo", input: { via: "cli" } }).result;
         deepEqual(done.result, { echo: { via: "cli" }, version: "1.0.0" });
+        // The dashboard's files are text imports, so they came with the package's modules.
+        const http = url.replace(/^ws:/, "http:").replace(/\/arcp$/, "");
+        const page = await fetch(`${http}/`);
+        equal(page.status, 200);
+        ok((await page.text()).includes('src="/ui/app.js"'));
+        const app = await fetch(`${http}/ui/app.js`);
+        equal(app.status, 200);
+        ok((await app.text()).includes('from "./api.js"'));
       } finally {
         child.kill("SIGTERM");
         await lines.cancel();

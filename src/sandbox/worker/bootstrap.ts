@@ -19,6 +19,7 @@ import type {
 import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
 import { BEAT_INTERVAL_MS, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
+import { traceparentOf, withTraceparent } from "./trace_context.ts";
 
 export { routeFetchThrough } from "./egress_fetch.ts";
 
@@ -248,10 +249,17 @@ const BODY_HEADERS = ["content-type", "content-encoding", "content-language", "c
  * returns the redirect, a 303 (or a 301/302 after a POST) becomes a GET
  * without its body, and `Authorization` is not carried to another origin.
  */
-function makeFetch(authorize: (ns: string, target: string) => Promise<string>) {
+function makeFetch(
+  authorize: (ns: string, target: string) => Promise<string>,
+  traceparent: string,
+) {
   return async (input: string | URL, init: RequestInit = {}): Promise<Response> => {
     let url = await authorize("net.fetch", String(input));
-    let req: RequestInit = { ...init, redirect: "manual" };
+    let req: RequestInit = {
+      ...init,
+      headers: withTraceparent(init.headers, traceparent),
+      redirect: "manual",
+    };
     for (let hop = 0;; hop++) {
       const res = await fetch(url, req);
       const location = res.headers.get("location");
@@ -396,7 +404,9 @@ function makeContext(
         return emit(kind, body);
       },
       fs: makeFs(authorize),
-      fetch: makeFetch(authorize),
+      fetch: makeFetch(authorize, traceparentOf(start.traceId, start.spanId)),
+      input: () => nextInput(calls, signal),
+      inputs: () => inputsOf(calls, signal),
       tool: async (name: string, args?: unknown) => {
         await outbox.drained();
         return await calls.call("tool", { name, args: args ?? null });
@@ -415,6 +425,35 @@ function makeContext(
       },
     } satisfies AgentContext,
   );
+}
+
+/**
+ * The job's next input. The runtime holds the queue; a read waits there
+ * until an input arrives, the input is ended (undefined), or the job stops.
+ */
+function nextInput(calls: Calls, signal: AbortSignal): Promise<unknown> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  const { promise, reject } = Promise.withResolvers<never>();
+  const onAbort = () => reject(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return Promise.race([calls.call("input", {}), promise]).finally(() =>
+    signal.removeEventListener("abort", onAbort)
+  );
+}
+
+/** Every input until the input is ended; stops quietly when the job is cancelled. */
+async function* inputsOf(calls: Calls, signal: AbortSignal): AsyncGenerator<unknown> {
+  while (!signal.aborted) {
+    let next: unknown;
+    try {
+      next = await nextInput(calls, signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      throw err;
+    }
+    if (next === undefined) return;
+    yield next;
+  }
 }
 
 /** What a worker holds for one job it runs. */

@@ -21,6 +21,8 @@ export type HostMessage =
     j: number;
     jobId: string;
     traceId: string;
+    /** The job's span in that trace: the parent of what the agent fetches (`traceparent`). */
+    spanId?: string;
     input: unknown;
     lease: Record<string, string[]>;
     /** How often to beat (ms). */
@@ -38,7 +40,7 @@ type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 export type JobMessage = OmitEach<Exclude<HostMessage, { t: "describe" }>, "j">;
 
 /** Operations a worker may ask the runtime for; each is checked against the lease. */
-export const CALL_OPS = ["authorize", "tool", "delegate"] as const;
+export const CALL_OPS = ["authorize", "tool", "delegate", "input"] as const;
 
 /** One of {@linkcode CALL_OPS}. */
 export type CallOp = typeof CALL_OPS[number];

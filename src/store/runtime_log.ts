@@ -1,0 +1,183 @@
+/**
+ * The runtime's own event log: what happened to the runtime (it started, a
+ * job was accepted or ended, a session opened or closed, a drain began or
+ * finished), durable in KV and read from a cursor by the management API.
+ *
+ * Entries are numbered from 0 and appended through the group committer, so
+ * an entry costs no commit of its own. The log is bounded: entries older
+ * than the retention period, and all but the newest `maxEntries`, are
+ * deleted as new ones arrive.
+ *
+ * @module
+ */
+import { keys } from "./keys.ts";
+import type { GroupCommitter } from "./group_commit.ts";
+
+/** Kinds of runtime events. */
+export const RUNTIME_EVENT_KINDS = [
+  "runtime.started",
+  "job.accepted",
+  "job.ended",
+  "session.opened",
+  "session.closed",
+  "drain.started",
+  "drain.finished",
+  "sandbox.host_restarted",
+] as const;
+
+/** A kind of runtime event. */
+export type RuntimeEventKind = typeof RUNTIME_EVENT_KINDS[number];
+
+/** One entry of the runtime's event log. */
+export interface RuntimeEvent {
+  /** Position in the log, from 0. */
+  index: number;
+  /** When it happened, RFC 3339. */
+  time: string;
+  /** What happened. */
+  kind: RuntimeEventKind;
+  /** Ids and outcome; never a secret. */
+  data: Record<string, unknown>;
+}
+
+/** Bounds of the log. */
+export interface RuntimeLogOptions {
+  /** How long an entry is kept (ms); `Infinity` keeps entries until `maxEntries` pushes them out. */
+  retentionMs: number;
+  /** Entries kept at most. */
+  maxEntries: number;
+}
+
+/** Defaults of {@linkcode RuntimeLogOptions}: 30 days, 100,000 entries. */
+export const DEFAULT_RUNTIME_LOG: RuntimeLogOptions = {
+  retentionMs: 30 * 24 * 3600_000,
+  maxEntries: 100_000,
+};
+
+/** Appends between two trims. */
+const TRIM_EVERY = 256;
+
+/** The runtime's event log. */
+export class RuntimeLog {
+  #kv: Deno.Kv;
+  #committer: GroupCommitter;
+  #options: RuntimeLogOptions;
+  #next: number | undefined;
+  #pending: Array<{ kind: RuntimeEventKind; data: Record<string, unknown>; time: string }> = [];
+  #opening: Promise<void> | undefined;
+  #sinceTrim = 0;
+  #trimming: Promise<void> = Promise.resolve();
+  /** Settles once every entry appended so far is durable (or its write failed). */
+  #written: Promise<void> = Promise.resolve();
+
+  /**
+   * @param kv the database
+   * @param committer the group committer appends go through
+   * @param options retention and size bound
+   */
+  constructor(kv: Deno.Kv, committer: GroupCommitter, options: RuntimeLogOptions) {
+    this.#kv = kv;
+    this.#committer = committer;
+    this.#options = options;
+  }
+
+  /**
+   * Appends an entry. Never throws: the log is for operators, and a failed
+   * write of it must not fail what it reports.
+   *
+   * @param kind what happened
+   * @param data ids and outcome (never a secret)
+   * @returns resolves once the entry is durable (or its write failed)
+   */
+  append(kind: RuntimeEventKind, data: Record<string, unknown>): Promise<void> {
+    this.#pending.push({ kind, data, time: new Date().toISOString() });
+    // The first append finds where the log ends; the ones meanwhile wait in order.
+    this.#opening ??= this.#open();
+    return this.#written = this.#opening.then(() => this.#flush());
+  }
+
+  async #open(): Promise<void> {
+    let next = 0;
+    try {
+      for await (
+        const e of this.#kv.list({ prefix: keys.runtimeEvents() }, { reverse: true, limit: 1 })
+      ) {
+        next = (e.key.at(-1) as number) + 1;
+      }
+    } catch {
+      // An unreadable log starts again at 0 entries past nothing; reads skip what they cannot read.
+    }
+    this.#next = next;
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#pending.splice(0);
+    if (batch.length === 0) return;
+    const writes = batch.map(({ kind, data, time }) => {
+      const index = this.#next!++;
+      const entry: RuntimeEvent = { index, time, kind, data };
+      return { key: keys.runtimeEvent(index), value: entry };
+    });
+    this.#sinceTrim += batch.length;
+    if (this.#sinceTrim >= TRIM_EVERY) {
+      this.#sinceTrim = 0;
+      this.#trimming = this.#trimming.then(() => this.trim()).then(() => {}, () => {});
+    }
+    await this.#committer.write(writes, { failFast: true }).catch(() => {});
+  }
+
+  /**
+   * Deletes entries past the retention period and all but the newest
+   * `maxEntries`.
+   *
+   * @returns how many entries were deleted
+   */
+  async trim(): Promise<number> {
+    const cutoff = Date.now() - this.#options.retentionMs;
+    const keepFrom = (this.#next ?? 0) - this.#options.maxEntries;
+    let deleted = 0;
+    let batch: Deno.KvKey[] = [];
+    for await (
+      const e of this.#kv.list<RuntimeEvent>({ prefix: keys.runtimeEvents() }, { batchSize: 500 })
+    ) {
+      const old = e.value.index < keepFrom || Date.parse(e.value.time) < cutoff;
+      if (!old) break;
+      batch.push(e.key);
+      if (batch.length === 500) {
+        await this.#committer.write(batch.map((key) => ({ key })), { failFast: true });
+        deleted += batch.length;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) {
+      await this.#committer.write(batch.map((key) => ({ key })), { failFast: true });
+      deleted += batch.length;
+    }
+    return deleted;
+  }
+
+  /**
+   * Entries after a position, oldest first, every entry appended before
+   * the call included.
+   *
+   * @param after list entries with `index > after` (-1 for the start)
+   * @param limit at most this many
+   * @returns the entries, and whether more follow
+   */
+  async read(after: number, limit: number): Promise<{ events: RuntimeEvent[]; hasMore: boolean }> {
+    // A reader sees every entry appended before it asked.
+    await this.#written;
+    const prefix = keys.runtimeEvents();
+    const events: RuntimeEvent[] = [];
+    for await (
+      const e of this.#kv.list<RuntimeEvent>(
+        { prefix, start: [...prefix, Math.floor(after) + 1] },
+        { limit: limit + 1, batchSize: Math.min(limit + 1, 500) },
+      )
+    ) {
+      events.push(e.value);
+    }
+    const hasMore = events.length > limit;
+    return { events: events.slice(0, limit), hasMore };
+  }
+}
