@@ -54,7 +54,7 @@ export {
   type LogFormat,
   type Logger,
   type LoggerOptions,
-  type LogLevel,
+  type LogLevel as OperatorLogLevel,
   silentLogger,
   stderrLogger,
 } from "./src/logger.ts";
