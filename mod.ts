@@ -99,7 +99,7 @@ export {
 } from "./src/protocol/errors.ts";
 export type { Lease } from "./src/protocol/lease.ts";
 export type { AgentInventoryEntry } from "./src/protocol/messages.ts";
-export type { JobLimits } from "./src/jobs/job_manager.ts";
+export type { JobLimits, NodeInfo, NodeOptions } from "./src/jobs/job_manager.ts";
 export type { SessionLimits } from "./src/session/registry.ts";
 export type { DrainState, DrainStatus } from "./src/jobs/drain.ts";
 export type { Deployment } from "./src/api/deps.ts";

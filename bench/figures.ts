@@ -43,6 +43,7 @@ import {
   waitIdle,
 } from "./_util.ts";
 import { figure12 } from "./events_figures.ts";
+import { figure16 } from "./nodes_figures.ts";
 
 const ONLY = flags.only
   ? new Set(String(flags.only).split(",").map((s: string) => Number(s.trim())))
@@ -793,6 +794,7 @@ const FIGURES: Array<[number, () => Promise<void>]> = [
   [13, figure13],
   [14, figure14],
   [15, figure15],
+  [16, figure16],
 ];
 
 if (import.meta.main) {

@@ -14,6 +14,8 @@ import {
   type JobJournal,
   type JobLimits,
   JobManager,
+  type NodeInfo,
+  type NodeOptions,
 } from "./jobs/job_manager.ts";
 import { DEFAULT_DRAIN_SEC, Drain, type DrainStatus } from "./jobs/drain.ts";
 import { sandboxFailureOf } from "./jobs/operator_events.ts";
@@ -52,9 +54,11 @@ import {
   type SessionLimits,
   SessionRegistry,
 } from "./session/registry.ts";
-import { Store } from "./store/store.ts";
+import { isRemoteKv, Store } from "./store/store.ts";
 import { checkStoreFile } from "./store/kv_file.ts";
 export { StoreDamageError } from "./store/damage.ts";
+export { StartRefusedError } from "./store/nodes.ts";
+export type { NodeInfo, NodeOptions } from "./jobs/job_manager.ts";
 export { examineStore, type StoreProblem, type StoreReport } from "./store/doctor.ts";
 import { describeCause, storageHeld } from "./store/storage_health.ts";
 import { DEFAULT_SWEEP, Sweeper } from "./store/sweeper.ts";
@@ -93,8 +97,18 @@ const DEFAULT_DESCRIBE_HEAP_MB = 256;
 
 /** Options of {@linkcode createRuntime}. */
 export interface RuntimeOptions {
-  /** KV file path, or `:memory:`. */
+  /**
+   * KV file path, `:memory:`, or a KV Connect URL (`https://…`, a
+   * self-hosted `denokv` or hosted Deno KV; the token comes from
+   * `DENO_KV_ACCESS_TOKEN`). Several runtimes may share one: each is a node.
+   */
   kvPath: string;
+  /**
+   * This runtime as a node among those sharing the KV: its id (default
+   * generated), the URL clients reach it at (shown in node listings), and
+   * how long its lease lasts and how often it is renewed.
+   */
+  node?: NodeOptions;
   /** Folder of agent modules. */
   agentsDir: string;
   /** Bearer token → principal (added to `auth.tokens`). */
@@ -298,6 +312,15 @@ export interface Runtime {
    * @returns resolves once the new value was sent
    */
   rotateCredentials(jobId: string): Promise<void>;
+  /** This runtime's node id among the nodes sharing its KV. */
+  readonly nodeId: string;
+  /**
+   * Every node sharing this runtime's KV (for `arcp status` and the
+   * management API): id, URL, age, live jobs, lease expiry, whether alive.
+   *
+   * @returns the nodes, this one first
+   */
+  listNodes(): Promise<NodeInfo[]>;
   /**
    * Starts draining (as `POST /v1/runtime/drain` does): submits are refused
    * with a retryable `INTERNAL_ERROR` (`details.cap: "draining"`),
@@ -333,7 +356,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const startedMs = Date.now();
   const log = options.logger ?? stderrLogger();
   // First, so a damaged store fails the start before anything is started that must be stopped.
-  if (options.kvPath !== ":memory:" && options.storeCheck !== false) {
+  if (
+    options.kvPath !== ":memory:" && !isRemoteKv(options.kvPath) && options.storeCheck !== false
+  ) {
     await checkStoreFile(options.kvPath);
   }
   const auth = buildAuth({
@@ -470,7 +495,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     metrics,
     jobCap: (principal) => isAnonymous(principal) ? auth.anonymous?.maxLiveJobs : undefined,
     journal,
+    node: options.node,
+    release: (id, to) => sessions.release(id, to),
   }, options.jobs);
+  sessions.node = {
+    run: jobs.cluster.run,
+    isRunAlive: (run) => jobs.cluster.isRunAlive(run),
+  };
   const drain = afterJobEnded.drain = new Drain(jobs, {
     started: (deadline, liveJobs) => {
       log.info("draining: new jobs are refused; running jobs may finish until the deadline", {
@@ -550,15 +581,18 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   if (credentials) credentials.onFailure = (op) => credentialFailures.inc({ op });
   let recovered: number;
   try {
-    recovered = await jobs.recover((id) => sessions.restore(id));
+    recovered = await jobs.recover((id) => sessions.restore(id, false));
   } catch (err) {
     // A store that cannot be read at start leaves nothing running behind the error.
     jobs.stopAll();
+    await jobs.cluster.leave().catch(() => {});
     await sandbox.close();
     await store.close().catch(() => {});
     throw err;
   }
-  if (recovered > 0) log.warn("ended jobs interrupted by the last shutdown", { count: recovered });
+  if (recovered > 0) {
+    log.warn("ended jobs of stopped nodes (or of this one's last run)", { count: recovered });
+  }
   const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP.intervalMs;
   const sweeper = new Sweeper({
     store,
@@ -567,7 +601,11 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     jobHistoryTtlMs: keptFor(options.jobHistoryTtlMs, DEFAULT_SWEEP.jobHistoryTtlMs),
     jobRetentionMs: keptFor(options.jobRetentionMs, DEFAULT_SWEEP.jobRetentionMs),
     auditRetentionMs: keptFor(options.auditRetentionMs, DEFAULT_SWEEP.auditRetentionMs),
-    isHeld: (id) => sessions.get(id) !== undefined,
+    // A session another live node holds is that node's, however long since its record changed.
+    isHeld: (id, record) =>
+      sessions.get(id) !== undefined ||
+      (record?.node_run !== undefined && record.node_run !== jobs.cluster.run &&
+        jobs.cluster.wasAlive(record.node_run)),
     onError: (err) => log.warn("retention sweep failed; retrying later", { error: String(err) }),
   });
   if (sweepIntervalMs > 0) sweeper.start();
@@ -669,6 +707,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     authenticateBearer: (header) => authenticateBearer(authenticator, header),
     metrics,
     rotateCredentials: (jobId) => jobs.rotateCredentials(jobId),
+    nodeId: jobs.cluster.nodeId,
+    listNodes: () => jobs.listNodes(),
     drain: (deadlineSec) => drain.start(deadlineSec ?? drainSec),
     drainNow: () => drain.now(),
     drained: drain.finished,
@@ -686,6 +726,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         sessions.close();
         credentials?.close();
         jobs.stopAll();
+        // Its record goes: the nodes left end the jobs it stopped at once.
+        await jobs.cluster.leave();
         await sandbox.close();
         // After the store: a sweep waiting on a commit held back by a full
         // disk is released when the store gives up on that commit.

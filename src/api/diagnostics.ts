@@ -5,6 +5,7 @@
  * @module
  */
 import type { ApiDeps } from "./deps.ts";
+import type { NodeInfo } from "../jobs/job_manager.ts";
 
 /** One diagnostic. */
 export interface Diagnostic {
@@ -23,9 +24,10 @@ export const MEMORY_WARN_SHARE = 0.8;
  * The diagnostics of a runtime, now.
  *
  * @param deps the runtime's parts
+ * @param nodes the nodes sharing the KV (`listNodes()`)
  * @returns the items, warnings first
  */
-export function diagnose(deps: ApiDeps): Diagnostic[] {
+export function diagnose(deps: ApiDeps, nodes: readonly NodeInfo[] = []): Diagnostic[] {
   const items: Diagnostic[] = [];
   const warn = (code: string, message: string) => items.push({ code, level: "warn", message });
   const info = (code: string, message: string) => items.push({ code, level: "info", message });
@@ -61,12 +63,26 @@ export function diagnose(deps: ApiDeps): Diagnostic[] {
       );
     }
   }
+  const others = nodes.filter((n) => !n.self && n.alive).map((n) => n.node_id);
+  const kv = deps.store.remote ? `KV Connect at ${deps.kvPath}` : `the local file ${deps.kvPath}`;
   if (deps.kvPath === ":memory:") {
     warn("kv_in_memory", "KV is in memory: jobs and sessions are lost when the process stops");
+  } else if (others.length > 0) {
+    info(
+      "shared_kv",
+      `KV is ${kv}, shared with ${others.length} other live node${
+        others.length === 1 ? "" : "s"
+      } (${others.join(", ")}): see "Scaling out" in the README`,
+    );
+  } else if (deps.store.remote) {
+    info(
+      "single_node",
+      `KV is ${kv}: no other node shares it now; nodes started on the same URL join this one`,
+    );
   } else {
     info(
       "single_node",
-      `KV is the local file ${deps.kvPath}: this runtime is a single node, and the file must not be shared`,
+      `KV is ${kv}: no other node shares it now; processes on this host may share the file, never over a network filesystem`,
     );
   }
   const sandbox = deps.sandbox();

@@ -1,5 +1,5 @@
 /**
- * `/v1/whoami`, `/v1/runtime` (the summary), `/v1/runtime/drain`,
+ * `/v1/whoami`, `/v1/runtime` (the summary, with the nodes sharing the KV), `/v1/runtime/drain`,
  * `/v1/events` (the runtime's own event log) and `/v1/diagnostics`.
  *
  * @module
@@ -38,7 +38,7 @@ export function runtimeRoutes(app: Hono<ApiEnv>, deps: ApiDeps, drainSec: number
     return c.json({ principal, admin });
   });
 
-  app.get("/runtime", (c) => {
+  app.get("/runtime", async (c) => {
     const byStatus: Record<string, number> = {};
     for (const status of JOB_STATUSES) byStatus[status] = 0;
     const live = deps.jobs.liveJobs();
@@ -52,9 +52,12 @@ export function runtimeRoutes(app: Hono<ApiEnv>, deps: ApiDeps, drainSec: number
       held++;
       if (s.connected) attached++;
     }
+    const nodes = await deps.jobs.listNodes();
     return c.json({
       name: deps.runtime.name,
       version: deps.runtime.version,
+      node_id: deps.jobs.cluster.nodeId,
+      nodes,
       started_at: new Date(deps.startedMs).toISOString(),
       uptime_sec: Math.floor((Date.now() - deps.startedMs) / 1000),
       sessions: { live: attached, held },
@@ -81,8 +84,8 @@ export function runtimeRoutes(app: Hono<ApiEnv>, deps: ApiDeps, drainSec: number
     return c.json({ events, next_after: events.at(-1)?.index ?? after, has_more: hasMore });
   });
 
-  app.get("/diagnostics", (c) => {
+  app.get("/diagnostics", async (c) => {
     requireAdmin(c.get("caller"), "diagnostics");
-    return c.json({ items: diagnose(deps) });
+    return c.json({ items: diagnose(deps, await deps.jobs.listNodes()) });
   });
 }

@@ -13,6 +13,7 @@ import {
   type Runtime,
   type RuntimeOptions,
   serveGated,
+  StartRefusedError,
   StoreDamageError,
 } from "../runtime.ts";
 import { type Logger, stderrLogger } from "../logger.ts";
@@ -73,7 +74,7 @@ export async function serve(args: string[]): Promise<number> {
  */
 async function run(config: ServeConfig, log: Logger): Promise<number> {
   await checkAgentsDir(config.agentsDir);
-  if (config.kvPath !== ":memory:") {
+  if (config.kvPath !== ":memory:" && !/^https?:\/\//i.test(config.kvPath)) {
     const dir = config.kvPath.replace(/\/[^/]*$/, "");
     if (dir && dir !== config.kvPath) {
       try {
@@ -152,7 +153,13 @@ async function run(config: ServeConfig, log: Logger): Promise<number> {
   }
   const { hostname, port } = server.addr;
   try {
-    runtime = await createRuntime({ ...options, listeners: [{ hostname, port }, server.inner] });
+    const scheme = config.tls ? "wss" : "ws";
+    const at = hostname.includes(":") ? `[${hostname}]` : hostname;
+    runtime = await createRuntime({
+      ...options,
+      node: { url: `${scheme}://${at}:${port}/arcp`, ...options.node },
+      listeners: [{ hostname, port }, server.inner],
+    });
   } catch (err) {
     await server.shutdown();
     throw err;
@@ -266,7 +273,7 @@ function listenFailure(err: unknown, config: ServeConfig): string {
  * @returns the line, without the `arcp serve:` prefix
  */
 function startFailure(err: unknown, config: ServeConfig): string {
-  if (err instanceof StartError) return err.message;
+  if (err instanceof StartError || err instanceof StartRefusedError) return err.message;
   if (err instanceof StoreDamageError) {
     return `${err.message.replace(/^storage: /, "")}; ` +
       `list the damage with \`arcp doctor --kv ${config.kvPath}\` and see "Backups and damage" in the README`;

@@ -112,7 +112,46 @@ export const SERVE_OPTIONS = [
     arg: "PATH",
     env: "ARCP_KV",
     default: "./data/arcp.kv",
-    help: "KV file, or :memory:",
+    help: "KV file, :memory:, or a KV Connect URL https://… (token in DENO_KV_ACCESS_TOKEN)",
+  },
+  {
+    flag: "node-id",
+    key: "node.id",
+    type: "string",
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, {
+      error: "expected 1–64 letters, digits, '.', '_' or '-'",
+    }),
+    arg: "ID",
+    env: "ARCP_NODE_ID",
+    default: "generated",
+    help: "this node's id among the runtimes sharing the KV",
+  },
+  {
+    flag: "node-url",
+    key: "node.url",
+    type: "string",
+    schema: text,
+    arg: "URL",
+    default: "the listening URL",
+    help: "where clients reach this node (listed to other nodes and operators)",
+  },
+  {
+    flag: "node-lease-ms",
+    key: "node.leaseMs",
+    type: "number",
+    schema: positiveInt,
+    arg: "N",
+    default: "10000",
+    help: "a node whose record is not renewed for N ms is dead; its jobs end",
+  },
+  {
+    flag: "node-renew-ms",
+    key: "node.renewMs",
+    type: "number",
+    schema: positiveInt,
+    arg: "N",
+    default: "2000",
+    help: "how often a node renews its record (below --node-lease-ms)",
   },
   {
     flag: "agents",
@@ -1015,6 +1054,9 @@ export async function readServeConfig(
   if (!!values["tls-cert"] !== !!values["tls-key"]) {
     throw new ServeConfigError("--tls-cert and --tls-key go together", true);
   }
+  if ((values["node-renew-ms"] ?? 2000) >= (values["node-lease-ms"] ?? 10_000)) {
+    throw new ServeConfigError("--node-renew-ms must be below --node-lease-ms", true);
+  }
   return {
     values,
     host: values.host ?? "127.0.0.1",
@@ -1159,6 +1201,12 @@ export function toRuntimeOptions(
     },
     storeCheck: !v["skip-store-check"],
     heartbeatSec: v["heartbeat-sec"],
+    node: nested({
+      id: v["node-id"],
+      url: v["node-url"],
+      leaseMs: v["node-lease-ms"],
+      renewMs: v["node-renew-ms"],
+    }),
     sessions: nested({
       resumeWindowSec: v["resume-window-sec"],
       helloTimeoutSec: v["hello-timeout-sec"],

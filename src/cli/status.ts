@@ -1,6 +1,7 @@
 /**
- * `arcp status`: the runtime's summary, read from the management API
- * (`GET /v1/runtime`) with the token of `--token` or `ARCP_TOKEN`.
+ * `arcp status`: the runtime's summary and the nodes sharing its KV, read
+ * from the management API (`GET /v1/runtime`) with the token of `--token`
+ * or `ARCP_TOKEN`.
  *
  * @module
  */
@@ -29,6 +30,16 @@ interface RuntimeSummary {
   sandbox: { mode: string; hosts: Array<{ pid: number; rss_bytes?: number; jobs: number }> };
   drain: { state: string; deadline?: string };
   storage?: { ok: boolean; error?: string };
+  node_id?: string;
+  nodes?: Array<{
+    node_id: string;
+    url?: string;
+    age_ms: number;
+    live_jobs: number;
+    lease_expires_at: string;
+    alive: boolean;
+    self: boolean;
+  }>;
 }
 
 /**
@@ -74,6 +85,16 @@ export function formatStatus(s: RuntimeSummary): string[] {
     `sandbox:  ${s.sandbox.mode}${hosts}`,
   ];
   if (s.storage && !s.storage.ok) lines.push(`storage:  FAILING: ${s.storage.error}`);
+  if (s.nodes?.length) {
+    lines.push(`nodes:    ${s.nodes.length} on this KV (this one: ${s.node_id})`);
+    for (const n of s.nodes) {
+      lines.push(
+        `  ${n.node_id}  ${n.url ?? "(no URL)"}  up ${duration(Math.floor(n.age_ms / 1000))}, ` +
+          `${n.live_jobs} live jobs, lease until ${n.lease_expires_at}` +
+          (n.self ? " (this node)" : n.alive ? "" : " DEAD: its jobs are being ended"),
+      );
+    }
+  }
   return lines;
 }
 

@@ -150,6 +150,10 @@ export interface AdmissionDeps {
   start: StartJob;
   /** A principal's live-job cap when it is not `maxJobsPerPrincipal` (anonymous principals). */
   jobCap?: (principal: string) => number | undefined;
+  /** The node that runs the jobs it admits. */
+  owner: { node_id: string; node_run: string };
+  /** Whether other nodes share the KV: caps are then held in KV as well. */
+  shared: () => boolean;
 }
 
 /** Accepts or rejects submits. */
@@ -236,6 +240,7 @@ export class Admission {
       maxRuntimeSec: submit.max_runtime_sec,
       idempotencyHash: idem?.keyHash,
     });
+    Object.assign(record, this.#deps.owner);
     const jobId = record.job_id;
 
     // Issued no later than job.accepted, and only to sessions that negotiated it.
@@ -258,6 +263,7 @@ export class Admission {
           record: { job_id: jobId, params_hash: idem.paramsHash },
           ttlMs: this.#limits.idempotencyTtlMs,
         },
+        this.#deps.shared() ? { principal, limit: cap } : undefined,
       );
     } catch (err) {
       // Nothing was accepted: the credential must not outlive the failed submit.

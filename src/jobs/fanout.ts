@@ -25,6 +25,7 @@ import type { LiveJob, Subscriber } from "./live_job.ts";
 import type { JobTable } from "./job_table.ts";
 import type { OutputQuota } from "./output_quota.ts";
 import { utf8Length } from "./result_stream.ts";
+import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import { isInputEvent } from "./job_input.ts";
 
 /** One entry of a job's own history: the envelope as its owner session got it. */
@@ -84,8 +85,28 @@ export type EmitEvent = (
   body: Record<string, unknown>,
 ) => Promise<void>;
 
+/** How {@linkcode Fanout.follow} feeds a session from a job's history in KV. */
+export interface FollowOptions {
+  /** The first position to read. */
+  from: number;
+  /**
+   * The session owns the job: entries already in its log (staged to it by
+   * the node running the job) are skipped, and how far it was fed is kept
+   * in its record, so a node resuming it later neither repeats nor skips.
+   */
+  owner: boolean;
+  /** Positions below this are history: only those past `fromEventSeq` go, and only with `history`. */
+  historyBelow?: number;
+  /** Replay history. */
+  history?: boolean;
+  /** Replay history entries whose owner-session seq is above this. */
+  fromEventSeq?: number;
+}
+
 /** Emits job envelopes and serves subscriptions. */
 export class Fanout {
+  /** Jobs on other nodes this process feeds to sessions from KV, by session then job. */
+  #follows = new Map<string, Map<string, AbortController>>();
   #store: Store;
   #sinks: SinkLookup;
   #log: Logger;
@@ -176,7 +197,16 @@ export class Fanout {
       if (sink.crossedBackPressure()) pressured.push(sink);
       return staged;
     };
-    const ownerStaged = owner && !owner.evicted ? stageFor(owner) : undefined;
+    // An owner back from another node that fed it this job catches up first (in order).
+    if (
+      owner && !owner.evicted && !live.ownerQueue && !live.ownerInStep &&
+      owner.fedFrom(job.job_id) > 0
+    ) {
+      this.catchUp(owner, live).catch((err) => owner.fault(err));
+    }
+    const catchingUp = live.ownerQueue !== undefined && owner !== undefined && !owner.evicted;
+    if (catchingUp) live.ownerQueue!.push([type, logPayload ?? payload, job.log_length]);
+    const ownerStaged = owner && !owner.evicted && !catchingUp ? stageFor(owner) : undefined;
     if (ownerStaged) job.last_event_seq = ownerStaged.seq;
     // The job's own history keeps every envelope, whatever the owner negotiated.
     const history: HistoryEntry = {
@@ -239,6 +269,23 @@ export class Fanout {
       );
     }
     const live = this.#live.get(jobId);
+    if (!live && !TERMINAL_STATUSES.has(job.status) && job.session_id !== sink.sessionId) {
+      // Running on another node: its history in KV is the feed, history and live alike.
+      const snapshot = { ...job };
+      return {
+        job: snapshot,
+        replay: () => {
+          this.follow(sink, snapshot, {
+            from: 0,
+            owner: false,
+            historyBelow: snapshot.log_length,
+            history: options.history,
+            fromEventSeq: options.fromEventSeq,
+          });
+          return Promise.resolve();
+        },
+      };
+    }
     const sub: Subscriber = { sink, queue: [] };
     // History holds entries below this mark; everything later lands in the queue.
     let mark = Number.POSITIVE_INFINITY;
@@ -269,6 +316,7 @@ export class Fanout {
    */
   unsubscribe(sessionId: string, jobId: string): void {
     this.#live.get(jobId)?.subscribers.delete(sessionId);
+    this.#follows.get(sessionId)?.get(jobId)?.abort();
   }
 
   /**
@@ -277,7 +325,129 @@ export class Fanout {
    * @param sessionId the session
    */
   dropSession(sessionId: string): void {
-    for (const live of this.#live.values()) live.subscribers.delete(sessionId);
+    for (const live of this.#live.values()) {
+      live.subscribers.delete(sessionId);
+      // Should it come back, it catches up on what another node fed it meanwhile.
+      if (live.record.session_id === sessionId) live.ownerInStep = false;
+    }
+    for (const follow of this.#follows.get(sessionId)?.values() ?? []) follow.abort();
+  }
+
+  /** Stops every feed from KV (shutdown). */
+  stopFollowing(): void {
+    for (const byJob of this.#follows.values()) for (const f of byJob.values()) f.abort();
+  }
+
+  /**
+   * Feeds a session a job that runs on another node, from the job's history
+   * in KV, in order and each entry once, until its terminal envelope. KV
+   * Connect's watch wakes the feed; on a local file it polls with back-off.
+   * A second call for the same session and job while one runs does nothing.
+   *
+   * @param sink the session
+   * @param job the job (id and trace id)
+   * @param options where to start and what to skip
+   */
+  follow(sink: EventSink, job: { job_id: string; trace_id: string }, options: FollowOptions): void {
+    const byJob = this.#follows.get(sink.sessionId) ?? new Map<string, AbortController>();
+    if (byJob.has(job.job_id)) return;
+    this.#follows.set(sink.sessionId, byJob);
+    const stop = new AbortController();
+    byJob.set(job.job_id, stop);
+    this.#feed(sink, job, options, stop.signal).catch((err) => {
+      this.#log.error("feeding a job from another node failed", {
+        job_id: job.job_id,
+        session_id: sink.sessionId,
+        error: String(err),
+      });
+      sink.fault(err);
+    }).finally(() => {
+      byJob.delete(job.job_id);
+      if (byJob.size === 0 && this.#follows.get(sink.sessionId) === byJob) {
+        this.#follows.delete(sink.sessionId);
+      }
+    });
+  }
+
+  /**
+   * Brings a session back in step with a job running here that another node
+   * fed it while it was away: the history from where that node stopped is
+   * delivered first, then what the job emitted meanwhile, and then the
+   * session is fed directly again. A job it was never fed elsewhere needs nothing.
+   *
+   * @param sink the session, now held here
+   * @param live the job, live here and owned by the session
+   * @returns resolves once caught up
+   */
+  async catchUp(sink: EventSink, live: LiveJob): Promise<void> {
+    const from = sink.fedFrom(live.record.job_id);
+    if (from === 0 || live.ownerQueue || live.ownerInStep) return;
+    // Set before the first await: envelopes emitted from now on queue behind the catch-up.
+    const queue: Array<[SeqType, SeqPayload, number]> = live.ownerQueue = [];
+    const mark = live.record.log_length;
+    const job = live.record;
+    try {
+      const items: Array<[SeqType, SeqPayload, number]> = [];
+      for await (const [n, text] of this.#store.jobLogAfter(job.job_id, from - 1)) {
+        if (n >= mark) break;
+        const env = JSON.parse(text) as HistoryEntry & { session_id?: string };
+        if (env.session_id === sink.sessionId) continue;
+        items.push([env.type, env.payload, n]);
+      }
+      // Everything before `mark` was committed before this ran (the history above);
+      // later envelopes queue meanwhile and are drained in order.
+      let batch = items;
+      while (batch.length > 0 && !sink.evicted) {
+        await this.#deliverAll(sink, job, batch.map(([t, p]) => [t, p]), batch.map(([, , n]) => n));
+        batch = queue.splice(0, REPLAY_BATCH);
+      }
+      while (queue.length > 0 && !sink.evicted) {
+        const next = queue.splice(0, REPLAY_BATCH);
+        await this.#deliverAll(sink, job, next.map(([t, p]) => [t, p]), next.map(([, , n]) => n));
+      }
+      live.ownerInStep = !sink.evicted;
+    } finally {
+      delete live.ownerQueue;
+    }
+  }
+
+  async #feed(
+    sink: EventSink,
+    job: { job_id: string; trace_id: string },
+    options: FollowOptions,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const jobId = job.job_id;
+    let next = options.owner ? Math.max(options.from, sink.fedFrom(jobId)) : options.from;
+    for await (const _ of this.#store.followJob(jobId, signal)) {
+      let ended = false;
+      const items: Array<[SeqType, SeqPayload, number]> = [];
+      for await (const [n, text] of this.#store.jobLogAfter(jobId, next - 1)) {
+        next = n + 1;
+        const env = JSON.parse(text) as HistoryEntry & { session_id?: string };
+        if (env.type !== "job.event") ended = true;
+        // Already in the owner's log: the running node staged it to this session.
+        if (options.owner && env.session_id === sink.sessionId) continue;
+        if (!options.owner && n < (options.historyBelow ?? 0)) {
+          if (!options.history || (env.event_seq ?? 0) <= (options.fromEventSeq ?? 0)) continue;
+        }
+        items.push([env.type, env.payload, n]);
+      }
+      if (signal.aborted || sink.evicted) return;
+      if (items.length > 0) {
+        await this.#deliverAll(
+          sink,
+          job,
+          items.map(([type, payload]) => [type, payload]),
+          options.owner ? items.map(([, , n]) => n) : undefined,
+          ended,
+        );
+      }
+      if (ended) return;
+      // Gone or ended without a terminal in the history left (swept): nothing more will come.
+      const record = await this.#store.getJob(jobId);
+      if (!record || (TERMINAL_STATUSES.has(record.status) && record.log_length <= next)) return;
+    }
   }
 
   async #replayHistory(
@@ -312,6 +482,8 @@ export class Fanout {
     sink: EventSink,
     job: { job_id: string; trace_id: string },
     items: Array<[SeqType, SeqPayload]>,
+    positions?: number[],
+    ended = false,
   ): Promise<void> {
     let group: Staged[] = [];
     let chars = 0;
@@ -327,7 +499,13 @@ export class Fanout {
         sink.fault(err, ready);
       }
     };
-    for (const [type, payload] of items) {
+    for (const [i, [type, payload]] of items.entries()) {
+      // A session handed to another node is that node's to write.
+      if (sink.evicted) break;
+      // Fed positions ride in the session record each staged envelope commits.
+      if (positions) {
+        sink.markFed(job.job_id, ended && i === items.length - 1 ? undefined : positions[i] + 1);
+      }
       const st = sink.stage(jobEnvelope(type, job.job_id, job.trace_id, payload));
       if (!st) continue;
       group.push(st);

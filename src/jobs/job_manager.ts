@@ -19,6 +19,7 @@ import type { AgentRegistry } from "../sandbox/registry.ts";
 import type { Sandbox, SandboxListener } from "../sandbox/sandbox.ts";
 import type { Store } from "../store/store.ts";
 import type { JobRecord } from "../store/records.ts";
+import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Credential, CredentialService } from "../credentials/credentials.ts";
@@ -37,6 +38,7 @@ import { AgentListener } from "./agent_listener.ts";
 import { JobCredentials } from "./job_credentials.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import { JobEvents } from "./operator_events.ts";
+import { Cluster, type NodeInfo, type NodeOptions } from "./cluster.ts";
 import {
   answerSubscribe,
   type GrantedSubscription,
@@ -48,6 +50,7 @@ export { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
 export { acceptedPayload, type Submission, type Submitter } from "./admission.ts";
 export type { SubscribeOptions, Subscription } from "./fanout.ts";
 export type { GrantedSubscription, SubscribeRequest } from "./subscription.ts";
+export { DEFAULT_NODE_LEASE, type NodeInfo, type NodeOptions } from "./cluster.ts";
 export type { InputSender } from "./job_input.ts";
 
 /** What a {@linkcode JobManager} runs with. */
@@ -72,6 +75,16 @@ export interface JobManagerDeps {
   credentials?: CredentialService;
   /** A principal's live-job cap when it is not `maxJobsPerPrincipal` (anonymous principals). */
   jobCap?: (principal: string) => number | undefined;
+  /** This node's id, URL and lease timings. */
+  node?: NodeOptions;
+  /**
+   * Lets go of a session another node resumes: stops feeding it, closes its
+   * connection, and marks its record held by `to`.
+   *
+   * @param sessionId the session
+   * @param to the node run taking it
+   */
+  release?: (sessionId: string, to: string) => Promise<void>;
   /** Told of every job accepted and every job ended (the runtime's event log). */
   journal?: JobJournal;
 }
@@ -102,6 +115,11 @@ export class JobManager {
   #credentials: JobCredentials;
   #admission: Admission;
   #lifecycle: Lifecycle;
+  #sinks: SinkLookup;
+  /** Loads a session to end a claimed job in, when no live node holds it (set by recover). */
+  #claimSink: ((sessionId: string) => Promise<EventSink | undefined>) | undefined;
+  /** This runtime as a node among those sharing the KV. */
+  readonly cluster: Cluster;
   #inputs: JobInputs;
   #journal: JobJournal | undefined;
   /** While set, submits are refused with it (a drain). */
@@ -114,6 +132,7 @@ export class JobManager {
   constructor(deps: JobManagerDeps, limits: Partial<JobLimits> = {}) {
     const { store, agents, sinks, credentials: service } = deps;
     this.#store = store;
+    this.#sinks = sinks;
     const journal = this.#journal = deps.journal;
     const all = { ...DEFAULT_JOB_LIMITS, ...limits };
     const live = this.#live;
@@ -144,12 +163,42 @@ export class JobManager {
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
     }, all);
-    const start = lifecycle.start.bind(lifecycle);
+    const cluster = this.cluster = new Cluster({
+      store,
+      live,
+      log: deps.log,
+      events,
+      endClaimed: (job, error) => this.#endClaimed(job, error),
+      cancelLocal: (jobId, reason, details) => {
+        const job = live.get(jobId);
+        if (job) lifecycle.cancel(job, reason, details);
+      },
+      release: deps.release ?? (() => Promise.resolve()),
+      fence: () => this.stopAll(),
+    }, deps.node);
+    const owner = { node_id: cluster.nodeId, node_run: cluster.run };
+    const startLocal = lifecycle.start.bind(lifecycle);
+    const start = (job: LiveJob, expiresMs: number | undefined) => {
+      startLocal(job, expiresMs);
+      // Cancel requests for it may follow soon: the request poll starts quick again.
+      cluster.poke();
+    };
     const checkLease = (lease: Lease) => deps.sandbox.checkLease(lease);
     const end = lifecycle.end.bind(lifecycle);
     const event = fanout.event.bind(fanout);
     this.#admission = new Admission(
-      { store, agents, credentials: service, live, policy, checkLease, start, jobCap: deps.jobCap },
+      {
+        store,
+        agents,
+        credentials: service,
+        live,
+        policy,
+        checkLease,
+        start,
+        owner,
+        shared: () => cluster.shared,
+        jobCap: deps.jobCap,
+      },
       all,
     );
     const delegation = new Delegation({
@@ -157,7 +206,7 @@ export class JobManager {
       policy,
       checkLease,
       event,
-      create: (record) => store.createJob(record),
+      create: (record) => store.createJob(Object.assign(record, owner)),
       accept: (live) => {
         lifecycle.accept(live);
         journal?.accepted(live.record);
@@ -216,7 +265,8 @@ export class JobManager {
    * Cancels a job on behalf of an operator (an admin or the job's
    * principal, checked by the caller): as a cancel of its session, the
    * session and subscribers are told, and the job ends CANCELLED with
-   * `details` saying who.
+   * `details` saying who. A job running on another node is cancelled
+   * through a cancel request that node acts on.
    *
    * @param jobId the job
    * @param details what the CANCELLED error's details carry (`actor`)
@@ -236,6 +286,14 @@ export class JobManager {
     }
     const job = await this.#store.getJob(jobId);
     if (!job) throw new ArcpError("JOB_NOT_FOUND", `no job ${jobId}`, { job_id: jobId });
+    if (!TERMINAL_STATUSES.has(job.status) && job.node_run !== this.cluster.run) {
+      this.#store.assertWritable();
+      await this.#store.nodes.requestCancel(jobId, {
+        ...(reason ? { reason } : {}),
+        details,
+        at: Date.now(),
+      });
+    }
     return job;
   }
 
@@ -339,8 +397,68 @@ export class JobManager {
         "only the session that submitted a job may cancel it",
       );
     }
-    if (!live || live.ended || live.cancelling) return;
-    this.#lifecycle.cancel(live, reason);
+    if (live) {
+      if (!live.ended && !live.cancelling) this.#lifecycle.cancel(live, reason);
+      return;
+    }
+    if (TERMINAL_STATUSES.has(job.status) || job.node_run === this.cluster.run) return;
+    // Running on another node: it acts on the request; its terminal reaches
+    // this session through the feed from KV.
+    this.#store.assertWritable();
+    await this.#store.nodes.requestCancel(jobId, { ...(reason ? { reason } : {}), at: Date.now() });
+    this.#sinks(sessionId)?.sendControl("job.cancelled", reason ? { reason } : {}, {
+      job_id: job.job_id,
+      trace_id: job.trace_id,
+    });
+  }
+
+  /**
+   * Feeds a session, just resumed on this node, the envelopes of its jobs
+   * running on other nodes that its log does not hold yet, and then live
+   * until each ends.
+   *
+   * @param sink the session
+   * @param jobIds jobs to consider besides those live in KV now (listed before the session was taken)
+   * @returns resolves once the feeds are started
+   */
+  async followSession(sink: EventSink, jobIds: readonly string[] = []): Promise<void> {
+    const ids = new Set([...jobIds, ...await this.#store.liveJobIdsOf(sink.sessionId)]);
+    for (const id of ids) {
+      const here = this.#live.get(id);
+      if (here) {
+        // Back on the node running it: first what another node fed it meanwhile.
+        if (here.record.session_id === sink.sessionId) await this.#fanout.catchUp(sink, here);
+        continue;
+      }
+      const job = await this.#store.getJob(id);
+      if (!job || job.session_id !== sink.sessionId) continue;
+      this.#fanout.follow(sink, job, { from: 0, owner: true });
+    }
+  }
+
+  /**
+   * The live jobs a session submitted, from KV (any node).
+   *
+   * @param sessionId the session
+   * @returns their ids
+   */
+  liveJobIdsOf(sessionId: string): Promise<string[]> {
+    return this.#store.liveJobIdsOf(sessionId);
+  }
+
+  /**
+   * Every node sharing this KV: id, URL, age, live jobs, lease expiry.
+   *
+   * @returns the nodes, this one first
+   */
+  listNodes(): Promise<NodeInfo[]> {
+    return this.cluster.listNodes();
+  }
+
+  /** Ends a job claimed from a dead node, in its session's log when no live node holds that. */
+  async #endClaimed(job: JobRecord, error: ArcpError): Promise<void> {
+    const sink = this.#sinks(job.session_id) ?? await this.#claimSink?.(job.session_id);
+    await this.#lifecycle.end(newLiveJob({ record: job }), { status: "error", error }, sink);
   }
 
   /**
@@ -378,23 +496,20 @@ export class JobManager {
   }
 
   /**
-   * Marks jobs that were running when the process died as failed, in their
-   * sessions' logs. Call once at start, after sessions can be restored.
+   * Joins the nodes sharing this KV and ends the jobs of dead nodes (this
+   * node id's earlier runs included) — never a live node's — in their
+   * sessions' logs, then keeps doing so while it runs. Call once at start,
+   * after sessions can be restored.
    *
-   * @param restore loads a session into memory
-   * @returns how many jobs were ended
+   * @param restore loads a session into memory when no live node holds it
+   * @returns how many jobs were ended now
+   * @throws {Error} when another live node holds this node id
    */
   async recover(restore: (sessionId: string) => Promise<EventSink | undefined>): Promise<number> {
-    let n = 0;
-    for await (const job of this.#store.liveJobs()) {
-      if (this.#live.get(job.job_id)) continue;
-      const sink = await restore(job.session_id);
-      await this.#lifecycle.end(newLiveJob({ record: job }), {
-        status: "error",
-        error: new ArcpError("INTERNAL_ERROR", "the runtime stopped while this job was running"),
-      }, sink);
-      n++;
-    }
+    this.#claimSink = restore;
+    await this.cluster.join();
+    const n = await this.cluster.reap();
+    this.cluster.start();
     return n;
   }
 
@@ -403,6 +518,7 @@ export class JobManager {
    * so the next start reports them as interrupted.
    */
   stopAll(): void {
+    this.#fanout.stopFollowing();
     for (const live of this.#live.values()) {
       for (const cancel of live.timers) cancel();
       live.abort.abort();

@@ -77,6 +77,14 @@ export interface LiveJob {
   abort: AbortController;
   /** Other sessions watching this job, by session id. */
   subscribers: Map<string, Subscriber>;
+  /**
+   * While its owner session, back on this node, catches up from the job's
+   * history what another node fed it meanwhile: the envelopes emitted since,
+   * with their history positions, delivered after the catch-up.
+   */
+  ownerQueue?: Array<[SeqType, SeqPayload, number]>;
+  /** Set once its owner session, back here, caught up; cleared when the session leaves. */
+  ownerInStep?: boolean;
   /** The streamed result, once the agent opens one. */
   stream?: ResultStream;
   /** Delegation depth (0 for a submitted job). */

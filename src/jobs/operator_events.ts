@@ -16,6 +16,8 @@
  * | any other job ends | `job ended` (info; warn when it failed) | `arcp_jobs_ended_total{status,agent}` |
  * | the agent's liveness beats stopped (`HEARTBEAT_LOST`) | `job ended: agent heartbeat lost` (warn) | `arcp_jobs_heartbeat_lost_total` |
  * | its sandbox process died (exit, signal, heap exhausted) | `job ended: sandbox process crashed` (error) | `arcp_sandbox_crashes_total` |
+ * | this node ends a job of a dead node | `ending a job of a dead node` (warn) | `arcp_node_takeovers_total` |
+ * | this node finds its lease taken and stops its jobs | `node lease lost: …` (error) | `arcp_node_fenced_total` |
  *
  * @module
  */
@@ -70,6 +72,8 @@ export class JobEvents {
   #startLatency: Histogram;
   #heartbeatLost: Counter;
   #crashes: Counter;
+  #takeovers: Counter;
+  #fenced: Counter;
 
   /**
    * Declares the counters in a registry.
@@ -107,9 +111,19 @@ export class JobEvents {
       "arcp_sandbox_crashes_total",
       "Jobs ended because their sandbox process died (exit, signal, heap exhausted).",
     );
+    this.#takeovers = metrics.counter(
+      "arcp_node_takeovers_total",
+      "Jobs of dead nodes this node claimed and ended.",
+    );
+    this.#fenced = metrics.counter(
+      "arcp_node_fenced_total",
+      "Times this node found its lease taken (presumed dead) and stopped its jobs.",
+    );
     this.#heartbeatLost.inc({}, 0);
     this.#crashes.inc({}, 0);
     for (const kind of [...Object.keys(EVENT_BODIES), "vendor"]) this.#events.inc({ kind }, 0);
+    this.#takeovers.inc({}, 0);
+    this.#fenced.inc({}, 0);
   }
 
   /**
@@ -139,6 +153,35 @@ export class JobEvents {
    */
   event(kind: string): void {
     this.#events.inc({ kind: isReservedKind(kind) ? kind : "vendor" });
+  }
+
+  /**
+   * This node claimed a job of a dead node and is ending it.
+   *
+   * @param job the claimed record
+   * @param deadNode the node that ran it (undefined: a record from before nodes)
+   */
+  tookOver(job: JobRecord, deadNode: string | undefined): void {
+    this.#takeovers.inc();
+    this.#log.warn("ending a job of a dead node", {
+      job_id: job.job_id,
+      dead_node: deadNode ?? "(none)",
+      principal: job.principal,
+      session_id: job.session_id,
+    });
+  }
+
+  /**
+   * This node found its lease taken: the others presumed it dead and ended its jobs.
+   *
+   * @param nodeId this node
+   */
+  fenced(nodeId: string): void {
+    this.#fenced.inc();
+    this.#log.error(
+      "node lease lost: another node presumed this one dead and ended its jobs; stopping them here",
+      { node_id: nodeId },
+    );
   }
 
   /**

@@ -99,6 +99,23 @@ export interface EventSink {
   crossedBackPressure(): boolean;
   /** Set once the session has left memory; jobs stop feeding it. */
   readonly evicted: boolean;
+  /**
+   * Where feeding a job that runs on another node resumes: the first
+   * position of its history not yet in this session's log (0 when none was).
+   *
+   * @param jobId the job
+   * @returns the position
+   */
+  fedFrom(jobId: string): number;
+  /**
+   * Records, in the session record the next staged envelope commits, that
+   * the job's history is in this session's log up to `next` (exclusive);
+   * undefined forgets the job (it ended).
+   *
+   * @param jobId the job
+   * @param next the next position to feed, or undefined
+   */
+  markFed(jobId: string, next: number | undefined): void;
 }
 
 /** Finds the in-memory session for an id. */

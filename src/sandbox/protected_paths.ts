@@ -82,7 +82,8 @@ export async function runtimeProtectedPaths(sources: ProtectedSources): Promise<
   const list: Array<[string, ProtectedAccess, string]> = PROCESS_PATHS.map((
     [path, reason],
   ) => [path, "read-write", reason]);
-  if (sources.kvPath !== ":memory:") {
+  // A KV Connect URL is no path on this machine.
+  if (sources.kvPath !== ":memory:" && !/^https?:\/\//i.test(sources.kvPath)) {
     const kvDir = absolute(sources.kvPath).replace(/\/[^/]*$/, "") || "/";
     list.push([kvDir, "read-write", "the runtime's KV store: every principal's jobs and sessions"]);
   }

@@ -89,7 +89,8 @@ export class Connection implements TransportHandler {
     this.#heartbeat?.stop();
     const session = this.#session;
     if (session?.detach(this.#transport)) {
-      this.#ctx.store.write([session.recordWrite()]).catch(() => {});
+      // A session handed to another node is that node's to write.
+      if (!session.evicted) this.#ctx.store.write([session.recordWrite()]).catch(() => {});
       // A socket the runtime closed on purpose (bye, shutdown, a slow
       // reader, a takeover) is not a drop; the lost heartbeat is one it
       // closed because the client was already gone.

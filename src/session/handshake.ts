@@ -100,6 +100,7 @@ export async function handshake(
   const features = negotiateFeatures(ctx.features(host.transport), hello.capabilities?.features);
   let opened: { session: Session; resumeToken: string };
   let release: (() => void) | undefined;
+  let following: string[] = [];
   try {
     // Opening or resuming a session is a write: while storage fails, say so
     // at once instead of leaving the hello unanswered until the disk has room.
@@ -112,6 +113,10 @@ export async function handshake(
       resuming: hello.resume?.session_id,
     });
     if (hello.resume) {
+      // Listed before the session is taken: a job another node ends meanwhile is still followed.
+      following = ctx.sessions.get(hello.resume.session_id)
+        ? []
+        : await ctx.jobs.liveJobIdsOf(hello.resume.session_id);
       opened = await ctx.sessions.resume(principal, hello.resume);
       opened.session.setFeatures(features);
     } else {
@@ -154,7 +159,11 @@ export async function handshake(
   // A replay that did not finish (connection gone, replaced, or ended for a storage fault)
   // leaves the credentials to the next resume.
   if (!(await session.replay())) return;
-  if (hello.resume) await ctx.jobs.redeliverCredentials(session.sessionId);
+  if (hello.resume) {
+    // Its jobs running on other nodes reach it from KV from here on.
+    await ctx.jobs.followSession(session, following);
+    await ctx.jobs.redeliverCredentials(session.sessionId);
+  }
 }
 
 /**

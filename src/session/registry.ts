@@ -9,6 +9,7 @@ import { ArcpError } from "../protocol/errors.ts";
 import type { Feature } from "../protocol/features.ts";
 import { newSecret, newSessionId, sha256Hex, timingSafeEqual } from "../protocol/ids.ts";
 import { nowIso } from "../protocol/time.ts";
+import type { SessionRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import { Session, type SessionPolicy } from "./session.ts";
 import { SessionEvents } from "./operator_events.ts";
@@ -55,6 +56,22 @@ export interface ResumeRequest {
   last_event_seq: number;
 }
 
+/** This runtime as a node among those sharing the KV, as sessions need it. */
+export interface SessionNode {
+  /** This node run: the holder written into the records of sessions held here. */
+  readonly run: string;
+  /**
+   * Whether a node run is alive (its lease holds).
+   *
+   * @param run the node run
+   * @returns true while alive
+   */
+  isRunAlive(run: string): Promise<boolean>;
+}
+
+/** How long a resume waits for a live node to let go of the session (ms). */
+const HANDOVER_WAIT_MS = 15_000;
+
 /** Holds sessions. */
 export class SessionRegistry {
   #store: Store;
@@ -67,6 +84,11 @@ export class SessionRegistry {
   #pending = new Map<string, number>();
   /** Called when a session leaves memory (jobs stop feeding it). */
   onEvict: ((session: Session) => void) | undefined;
+  /**
+   * The node this runtime is, once it joined: sessions are then held by one
+   * node at a time, taken with an atomic check and handed over on request.
+   */
+  node: SessionNode | undefined;
   /** Called when a new session is created (the runtime's event log). */
   onOpen: ((session: Session) => void) | undefined;
 
@@ -118,6 +140,7 @@ export class SessionRegistry {
   }
 
   #hold(session: Session): Session {
+    if (this.node) session.record.node_run = this.node.run;
     this.#sessions.set(session.sessionId, session);
     session.onDetach = () => this.#scheduleEviction(session);
     if (!session.connected) this.#scheduleEviction(session);
@@ -128,35 +151,108 @@ export class SessionRegistry {
     clearTimeout(this.#evictTimers.get(session.sessionId));
     const detachedAt = session.record.detached_at ?? Date.now();
     const left = detachedAt + this.#limits.resumeWindowSec * 1000 - Date.now();
-    this.#evictTimers.set(
-      session.sessionId,
-      setTimeout(() => {
+    const timer = setTimeout(() => {
+      if (this.#evictTimers.get(session.sessionId) === timer) {
         this.#evictTimers.delete(session.sessionId);
-        if (session.connected) return;
-        session.evicted = true;
-        this.#sessions.delete(session.sessionId);
-        this.onEvict?.(session);
-      }, Math.max(0, left)),
-    );
+      }
+      if (!session.connected && !session.evicted) this.#evict(session);
+    }, Math.max(0, left));
+    this.#evictTimers.set(session.sessionId, timer);
+  }
+
+  /** Drops a session from memory; jobs stop feeding it. */
+  #evict(session: Session): void {
+    session.evicted = true;
+    if (this.#sessions.get(session.sessionId) === session) {
+      this.#sessions.delete(session.sessionId);
+      clearTimeout(this.#evictTimers.get(session.sessionId));
+      this.#evictTimers.delete(session.sessionId);
+    }
+    this.onEvict?.(session);
   }
 
   /**
-   * Loads a session from KV into memory (after a restart). A session whose
-   * process died while it was attached counts as detached from now.
+   * Loads a session from KV into memory (after a restart, or one first
+   * opened on another node). With nodes, the session is taken for this node
+   * with an atomic check on its record; a live node holding it is asked to
+   * let go and waited for, so its log never has two writers.
    *
    * @param sessionId the id
-   * @returns the session, or undefined when KV no longer has it
+   * @param wait whether to wait for a live holder to let go (false: leave it there)
+   * @returns the session, or undefined when KV no longer has it (or, without `wait`, another live node holds it)
+   * @throws {ArcpError} `INTERNAL_ERROR` (retryable) when the live holder does not let go in time
    */
-  async restore(sessionId: string): Promise<Session | undefined> {
+  async restore(sessionId: string, wait = true): Promise<Session | undefined> {
     const held = this.#sessions.get(sessionId);
     if (held) return held;
-    const record = await this.#store.getSession(sessionId);
+    const record = await this.#take(sessionId, wait);
     if (!record) return undefined;
     if (this.#sessions.has(sessionId)) return this.#sessions.get(sessionId);
     // A session whose process died while attached counts as detached from
     // its last write or this process's start, whichever is later (as the sweeper does).
     record.detached_at ??= Math.max(record.updated_at ?? 0, PROCESS_START_MS);
     return this.#hold(new Session(record, this.#store, this.#policy, this.#events));
+  }
+
+  /** Reads a session's record and, with nodes, makes this node its holder. */
+  async #take(sessionId: string, wait: boolean): Promise<SessionRecord | undefined> {
+    const node = this.node;
+    const deadline = Date.now() + HANDOVER_WAIT_MS;
+    let asked = false;
+    let pause = 10;
+    try {
+      for (;;) {
+        const record = await this.#store.getSession(sessionId);
+        if (!record || !node || record.node_run === node.run) return record ?? undefined;
+        const holder = record.node_run;
+        if (holder !== undefined && await node.isRunAlive(holder)) {
+          if (!wait) return undefined;
+          if (Date.now() > deadline) {
+            throw new ArcpError(
+              "INTERNAL_ERROR",
+              "the session is held by another node that did not let go of it; retry",
+            );
+          }
+          if (!asked) {
+            asked = true;
+            await this.#store.nodes.requestHandover(sessionId, { to: node.run, at: Date.now() });
+          }
+          await new Promise((r) => setTimeout(r, pause));
+          pause = Math.min(pause * 2, 200);
+          continue;
+        }
+        const taken = await this.#store.takeSession(
+          sessionId,
+          holder,
+          node.run,
+          this.#policy.logTtlMs,
+        );
+        if (taken) return taken;
+      }
+    } finally {
+      if (asked) await this.#store.nodes.dropHandover(sessionId).catch(() => {});
+    }
+  }
+
+  /**
+   * Lets go of a session another node resumes: drops it from memory (its
+   * connection closed, jobs stop feeding it), waits until everything staged
+   * to it is durable, then names the new holder in its record.
+   *
+   * @param sessionId the session
+   * @param to the node run taking it
+   * @returns resolves once the record names `to`
+   */
+  async release(sessionId: string, to: string): Promise<void> {
+    const session = this.#sessions.get(sessionId);
+    if (session) {
+      this.#evict(session);
+      session.disconnect(1000, "session resumed on another node");
+    }
+    await this.#store.write([]);
+    if (this.node) {
+      await this.#store.takeSession(sessionId, this.node.run, to, this.#policy.logTtlMs);
+    }
   }
 
   /**
@@ -246,6 +342,7 @@ export class SessionRegistry {
       this.#policy,
       this.#events,
     );
+    if (this.node) session.record.node_run = this.node.run;
     // Nothing depends on a session not yet welcomed: while storage fails the
     // hello is refused at once rather than held until the disk has room.
     await this.#store.write([session.recordWrite()], { failFast: true });
@@ -272,9 +369,15 @@ export class SessionRegistry {
         "RESUME_WINDOW_EXPIRED",
         "session cannot be resumed: unknown, expired, or token not current",
       );
+    const presented = await sha256Hex(resume.resume_token);
+    if (!this.#sessions.has(resume.session_id)) {
+      // The token is checked before the session is taken from another node:
+      // a resume that would be refused never moves a session.
+      const stored = await this.#store.getSession(resume.session_id);
+      if (!stored || !timingSafeEqual(presented, stored.resume_token_hash)) throw refuse();
+    }
     const session = await this.restore(resume.session_id);
     if (!session) throw refuse();
-    const presented = await sha256Hex(resume.resume_token);
     const tokenOk = timingSafeEqual(presented, session.record.resume_token_hash);
     const detachedAt = session.record.detached_at;
     const inWindow = detachedAt === undefined ||

@@ -294,6 +294,31 @@ export class Session implements EventSink {
   }
 
   /**
+   * Where this session's feed of a job running on another node stands.
+   *
+   * @param jobId the job
+   * @returns the first history position not yet fed (0: none fed)
+   */
+  fedFrom(jobId: string): number {
+    return this.record.fed?.[jobId] ?? 0;
+  }
+
+  /**
+   * Records how far this session was fed a job running on another node.
+   *
+   * @param jobId the job
+   * @param next the first position not yet fed; undefined once the job ended
+   */
+  markFed(jobId: string, next: number | undefined): void {
+    // A new object each time: a write already staged keeps the map it was staged with.
+    const fed = { ...this.record.fed };
+    if (next === undefined) delete fed[jobId];
+    else fed[jobId] = next;
+    if (Object.keys(fed).length > 0) this.record.fed = fed;
+    else delete this.record.fed;
+  }
+
+  /**
    * Stamps a job envelope with the next `event_seq`.
    *
    * @param envelope the envelope, encoded once for every session it goes to

@@ -134,6 +134,15 @@ const AuditShape = z.looseObject({
   decision: z.string(),
 });
 
+const NodeShape = z.looseObject({
+  node_id: z.string(),
+  run: z.string(),
+  host: z.string(),
+  pid: z.number(),
+  started_at: z.number(),
+  lease_until: z.number(),
+});
+
 const RevocationShape = z.looseObject({
   job_id: z.string(),
   credential_id: z.string(),
@@ -266,6 +275,17 @@ class Examiner {
       case "swept":
         if (!shape(3, "string")) break;
         this.#swept.add(id as string);
+        return;
+      case "node":
+        if (!shape(3, "string")) break;
+        return this.#record(where, value, NodeShape, "node record");
+      case "cxl":
+      case "hand":
+        // Requests between nodes; a stale one lapses with its TTL.
+        if (!shape(3, "string")) break;
+        return;
+      case "gate":
+        if (!shape(3, "string")) break;
         return;
       default:
         return this.problem(where, "not a key this runtime writes");

@@ -36,6 +36,7 @@
  * @module
  */
 import { keyId } from "./key_id.ts";
+import { whileBusy } from "./busy.ts";
 import { type KvWrite, SEGMENT_CHARS, SEGMENT_ENTRIES } from "./large_value.ts";
 
 /** Stay well inside KV's 1000 mutations and ~800 KiB per atomic operation. */
@@ -492,10 +493,12 @@ export class GroupCommitter {
   }
 
   async #commit(batch: Batch): Promise<void> {
-    const op = this.#kv.atomic();
-    batch.fill(op);
     const started = performance.now();
-    const res = await op.commit();
+    const res = await whileBusy(() => {
+      const op = this.#kv.atomic();
+      batch.fill(op);
+      return op.commit();
+    });
     if (!res.ok) throw new Error("KV commit was refused");
     const seconds = (performance.now() - started) / 1000;
     this.#callback(() => this.#options.onCommit?.(seconds));

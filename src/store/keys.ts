@@ -91,6 +91,20 @@ export const keys = {
   storageProbe: (): Deno.KvKey => [V, "probe"],
   /** An idempotency key (hashed) of a principal. */
   idempotency: (principal: string, keyHash: string): Deno.KvKey => [V, "idem", principal, keyHash],
+  /** Every runtime node's record (see `nodes.ts`). */
+  nodes: (): Deno.KvKey => [V, "node"],
+  /** One node's record: its lease, URL and live jobs. */
+  node: (nodeId: string): Deno.KvKey => [V, "node", nodeId],
+  /** Cancel requests for jobs running on another node. */
+  cancelRequests: (): Deno.KvKey => [V, "cxl"],
+  /** The cancel request of one job; its owning node acts on it. */
+  cancelRequest: (jobId: string): Deno.KvKey => [V, "cxl", jobId],
+  /** Requests that a node let go of a session another node is resuming. */
+  handovers: (): Deno.KvKey => [V, "hand"],
+  /** The handover request of one session. */
+  handover: (sessionId: string): Deno.KvKey => [V, "hand", sessionId],
+  /** A principal's admission gate: every node admitting a job bumps it with a check. */
+  admissionGate: (principal: string): Deno.KvKey => [V, "gate", principal],
   /** The runtime's own event log (started, jobs accepted and ended, sessions, drain). */
   runtimeEvents: (): Deno.KvKey => [V, "rtlog"],
   /** One entry of the runtime's event log, by position. */

@@ -18,6 +18,7 @@ export * from "./job_index.ts";
 export * from "./keys.ts";
 export * from "./kv_file.ts";
 export * from "./large_value.ts";
+export * from "./nodes.ts";
 export * from "./records.ts";
 export * from "./store.ts";
 export * from "./storage_health.ts";

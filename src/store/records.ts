@@ -51,6 +51,10 @@ export interface JobRecord {
   log_length: number;
   /** The terminal error, once the job ended in error. */
   error?: ErrorPayload;
+  /** The node running it (absent in records written before nodes existed). */
+  node_id?: string;
+  /** That node's run (a node id restarted is a new run): the owner is this run alone. */
+  node_run?: string;
 }
 
 /** A session as stored, so it outlives its connection and the process. */
@@ -77,6 +81,13 @@ export interface SessionRecord {
   pending_accepted?: string[];
   /** When the record was last written (epoch ms); the store sets it. */
   updated_at?: number;
+  /** The node run holding the session in memory (the one writer of its log). */
+  node_run?: string;
+  /**
+   * Jobs running on other nodes whose history this session's log holds up
+   * to a position (exclusive): a node resuming the session feeds from there.
+   */
+  fed?: Record<string, number>;
 }
 
 /** An idempotency key's record. */

@@ -12,6 +12,8 @@ import { describeCause, type StorageHealth, storageUnavailable } from "./storage
 import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
+import { NodeDirectory, StartRefusedError } from "./nodes.ts";
+import { whileBusy } from "./busy.ts";
 import {
   type AllJobsPage,
   type AllJobsQuery,
@@ -23,6 +25,7 @@ import {
 } from "./job_index.ts";
 import { DEFAULT_RUNTIME_LOG, RuntimeLog, type RuntimeLogOptions } from "./runtime_log.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
+import { ArcpError } from "../protocol/errors.ts";
 
 /**
  * Identities of the key prefixes every event writes under, computed once:
@@ -64,6 +67,14 @@ export class Store {
   readonly committer: GroupCommitter;
   /** Outstanding credential revocations. */
   readonly revocations: Revocations;
+  /** Node records, job claims and cross-node requests. */
+  readonly nodes: NodeDirectory;
+  /**
+   * Whether KV is reached over KV Connect (`https://…`): only then does
+   * `kv.watch` see other processes' writes; a local SQLite file's watch
+   * fires for this process's writes alone (measured), so others are polled.
+   */
+  readonly remote: boolean;
   /** The runtime's own event log. */
   readonly runtimeLog: RuntimeLog;
   /**
@@ -78,9 +89,11 @@ export class Store {
   /** Called after each successful commit with its latency (seconds), for the operator metrics. */
   onCommit: ((seconds: number) => void) | undefined;
 
-  private constructor(kv: Deno.Kv, runtimeLog: Partial<RuntimeLogOptions> = {}) {
+  private constructor(kv: Deno.Kv, remote: boolean, runtimeLog: Partial<RuntimeLogOptions> = {}) {
     this.kv = kv;
+    this.remote = remote;
     this.revocations = new Revocations(kv);
+    this.nodes = new NodeDirectory(kv);
     this.committer = new GroupCommitter(kv, {
       onStall: (error, writes) => this.onCommitStall?.(error, sessionsOf(writes)),
       onRecover: () => this.onCommitRecover?.(),
@@ -98,7 +111,67 @@ export class Store {
    * @returns the open store
    */
   static async open(options: StoreOptions): Promise<Store> {
-    return new Store(await Deno.openKv(options.path), options.runtimeLog);
+    if (!isRemoteKv(options.path)) {
+      return new Store(await Deno.openKv(options.path), false, options.runtimeLog);
+    }
+    // One read at start turns a bad URL or token into one clear line, whenever KV Connect fails.
+    let kv: Deno.Kv | undefined;
+    try {
+      kv = await Deno.openKv(options.path);
+      await kv.get(keys.layout());
+    } catch (err) {
+      kv?.close();
+      throw remoteKvError(options.path, err);
+    }
+    return new Store(kv, true, options.runtimeLog);
+  }
+
+  /**
+   * Follows one key: yields at once, then whenever its value changes, until
+   * `signal` aborts. Over KV Connect this is `kv.watch`; on a local file,
+   * whose watch misses other processes' writes, it polls with back-off
+   * (from `minMs`, doubling to `maxMs` while nothing changes).
+   *
+   * @param key the key
+   * @param signal stops following
+   * @param pace the polling bounds (ms)
+   * @returns the key's versionstamps, one per change seen
+   */
+  async *follow(
+    key: Deno.KvKey,
+    signal: AbortSignal,
+    pace: { minMs: number; maxMs: number } = { minMs: 10, maxMs: 250 },
+  ): AsyncGenerator<string | null> {
+    if (this.remote) {
+      const stream = this.kv.watch([key]);
+      const reader = stream.getReader();
+      const stop = () => reader.cancel().catch(() => {});
+      signal.addEventListener("abort", stop, { once: true });
+      try {
+        while (!signal.aborted) {
+          const next = await reader.read();
+          if (next.done) return;
+          yield next.value[0].versionstamp;
+        }
+      } finally {
+        signal.removeEventListener("abort", stop);
+        stop();
+      }
+      return;
+    }
+    let seen: string | null | undefined = undefined;
+    let wait = pace.minMs;
+    while (!signal.aborted) {
+      const { versionstamp } = await this.kv.get(key);
+      if (versionstamp !== seen) {
+        seen = versionstamp;
+        wait = pace.minMs;
+        yield versionstamp;
+      } else {
+        wait = Math.min(wait * 2, pace.maxMs);
+      }
+      await pause(wait, signal);
+    }
   }
 
   /**
@@ -236,24 +309,28 @@ export class Store {
    *
    * @param job the new job
    * @param idempotency the key to claim, if any
+   * @param cap the principal's cap on live jobs, when other nodes share the
+   *   KV: the job is created only while its principal's live jobs on every
+   *   node are below it, checked under the principal's admission gate key
    * @returns true when created; false when the key was claimed meanwhile
    * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` when commits
    *   are failing (disk full, I/O error): the job is refused rather than
-   *   accepted late
+   *   accepted late; `INTERNAL_ERROR` with `details.cap` at the cap
    */
   async createJob(
     job: JobRecord,
     idempotency?: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
+    cap?: JobCap,
   ): Promise<boolean> {
     // While the store cannot commit at all, refuse the job now rather than
     // accept it whenever the disk has room again.
     this.assertWritable();
-    if (!idempotency) {
+    if (!idempotency && !cap) {
       await this.write(this.jobWrites(job), { failFast: true });
       return true;
     }
     try {
-      return await this.#claimAndCreate(job, idempotency);
+      return await this.#claimAndCreate(job, idempotency, cap);
     } catch (err) {
       throw isStorageFailure(err) ? storageUnavailable(err) : err;
     }
@@ -261,31 +338,68 @@ export class Store {
 
   async #claimAndCreate(
     job: JobRecord,
-    idempotency: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
+    idempotency:
+      | { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number }
+      | undefined,
+    cap: JobCap | undefined,
   ): Promise<boolean> {
-    const key = keys.idempotency(idempotency.principal, idempotency.keyHash);
+    const key = idempotency && keys.idempotency(idempotency.principal, idempotency.keyHash);
+    const gate = cap && keys.admissionGate(cap.principal);
     // Earlier queued writes (e.g. this session's log) must land first; a
     // storage failure meanwhile refuses the job instead of waiting.
     await this.committer.flush({ failFast: true });
     // A key past its `expires_at` may still be in KV (expiry is eventual):
     // it is free to claim, guarded by its versionstamp. Retry when the
-    // sweeper deleted it between our read and our write.
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const existing = await this.kv.get<IdempotencyRecord>(key);
-      if (existing.value && !isExpired(existing.value, Date.now())) return false;
-      const record: IdempotencyRecord = {
-        ...idempotency.record,
-        expires_at: Date.now() + idempotency.ttlMs,
+    // sweeper deleted it between our read and our write, or (with a cap)
+    // another node admitted a job of this principal meanwhile.
+    for (let attempt = 0; attempt < (cap ? 20 : 3); attempt++) {
+      const existing = key ? await this.kv.get<IdempotencyRecord>(key) : undefined;
+      if (existing?.value && !isExpired(existing.value, Date.now())) return false;
+      // The gate's versionstamp is the count's: a count read under a gate
+      // no other admission has passed since is still the count at commit.
+      const gateEntry = gate ? await this.kv.get(gate) : undefined;
+      if (cap) await this.#assertUnderCap(cap);
+      const commit = () => {
+        const op = this.kv.atomic();
+        if (key && idempotency && existing) {
+          op.check({ key, versionstamp: existing.versionstamp }).set(key, {
+            ...idempotency.record,
+            expires_at: Date.now() + idempotency.ttlMs,
+          }, { expireIn: idempotency.ttlMs });
+        }
+        if (gate && gateEntry) {
+          op.check({ key: gate, versionstamp: gateEntry.versionstamp }).set(gate, Date.now());
+        }
+        for (const w of this.jobWrites(job)) {
+          if (w.value === undefined) op.delete(w.key);
+          else op.set(w.key, w.value);
+        }
+        return op.commit();
       };
-      const op = this.kv.atomic().check({ key, versionstamp: existing.versionstamp })
-        .set(key, record, { expireIn: idempotency.ttlMs });
-      for (const w of this.jobWrites(job)) {
-        if (w.value === undefined) op.delete(w.key);
-        else op.set(w.key, w.value);
-      }
-      if ((await op.commit()).ok) return true;
+      if ((await whileBusy(commit)).ok) return true;
+    }
+    if (cap && !key) {
+      throw new ArcpError(
+        "INTERNAL_ERROR",
+        "too many nodes admitted jobs of this principal at once; retry",
+        { cap: "concurrent_jobs", limit: cap.limit },
+      );
     }
     return false;
+  }
+
+  /** Refuses a job when its principal's live jobs, on every node, fill the cap. */
+  async #assertUnderCap(cap: JobCap): Promise<void> {
+    let n = 0;
+    const prefix = keys.statusJobs(cap.principal, "live");
+    for await (const _ of this.kv.list({ prefix }, { limit: cap.limit, batchSize: cap.limit })) n++;
+    if (n >= cap.limit) {
+      throw new ArcpError(
+        "INTERNAL_ERROR",
+        `principal has ${cap.limit} live jobs, the most allowed`,
+        { cap: "concurrent_jobs", limit: cap.limit },
+      );
+    }
   }
 
   /**
@@ -313,6 +427,58 @@ export class Store {
       const job = await this.getJob(entry.key.at(-1) as string);
       if (job) yield job;
     }
+  }
+
+  /**
+   * The live jobs a session submitted, from the live index alone.
+   *
+   * @param sessionId the session
+   * @returns their ids
+   */
+  async liveJobIdsOf(sessionId: string): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const e of this.kv.list<string>({ prefix: keys.liveJobs() })) {
+      if (e.value === sessionId) ids.push(e.key.at(-1) as string);
+    }
+    return ids;
+  }
+
+  /**
+   * Follows a job's record (every envelope of the job rewrites it): yields
+   * at once, then after each change. See {@linkcode follow}.
+   *
+   * @param jobId the job
+   * @param signal stops following
+   * @returns the record's versionstamps
+   */
+  followJob(jobId: string, signal: AbortSignal): AsyncGenerator<string | null> {
+    return this.follow(keys.job(jobId), signal);
+  }
+
+  /**
+   * Takes a session for this node run if its holder is still `from`, so
+   * two nodes cannot both become the writer of its log.
+   *
+   * @param sessionId the session
+   * @param from the holder it was read with (undefined: none)
+   * @param to this node run
+   * @param ttlMs how long KV keeps the record
+   * @returns the record as taken, or undefined when another node changed it first
+   */
+  async takeSession(
+    sessionId: string,
+    from: string | undefined,
+    to: string,
+    ttlMs: number,
+  ): Promise<SessionRecord | undefined> {
+    const key = keys.session(sessionId);
+    const entry = await this.kv.get<SessionRecord>(key);
+    if (!entry.value || entry.value.node_run !== from) return undefined;
+    const record: SessionRecord = { ...entry.value, node_run: to, updated_at: Date.now() };
+    const res = await whileBusy(() =>
+      this.kv.atomic().check(entry).set(key, record, { expireIn: ttlMs }).commit()
+    );
+    return res.ok ? record : undefined;
   }
 
   /**
@@ -549,6 +715,61 @@ export class Store {
       throw missingEntries(what, expect ?? 0, job.log_length - 1, jobId);
     }
   }
+}
+
+/** A principal's cap on live jobs, held across every node on the KV. */
+export interface JobCap {
+  /** Whose jobs. */
+  principal: string;
+  /** Live jobs it may have. */
+  limit: number;
+}
+
+/**
+ * Whether a KV path names a KV Connect endpoint (self-hosted `denokv` or
+ * hosted Deno KV) rather than a local file.
+ *
+ * @param path the KV path
+ * @returns true for `http://` and `https://` URLs
+ */
+export function isRemoteKv(path: string): boolean {
+  return /^https?:\/\//i.test(path);
+}
+
+/**
+ * The one-line error of a KV Connect database that would not open: a
+ * refused or missing token, or a server that cannot be reached. The URL is
+ * shown without credentials; the token never is.
+ */
+function remoteKvError(path: string, err: unknown): StartRefusedError {
+  const where = new URL(path);
+  where.username = "";
+  where.password = "";
+  where.search = "";
+  const text = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+  const why = /\b(401|403)\b|unauthori[sz]ed|forbidden/i.test(text)
+    ? "the access token was refused (set DENO_KV_ACCESS_TOKEN to a token the server accepts)"
+    : /DENO_KV_ACCESS_TOKEN|access token/i.test(text)
+    ? "no access token (set DENO_KV_ACCESS_TOKEN)"
+    : /connect|dns|resolve|refused|timed? ?out|unreachable/i.test(text)
+    ? "the server cannot be reached"
+    : `it would not open (${text.replace(/Bearer\s+\S+/gi, "Bearer …")})`;
+  return new StartRefusedError(
+    `cannot open KV Connect database at ${where.origin}${where.pathname}: ${why}`,
+  );
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**

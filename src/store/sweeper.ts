@@ -56,8 +56,11 @@ export interface SweeperOptions {
   jobRetentionMs?: number;
   /** How long audit entries are kept (ms); `Infinity` (the default) keeps them. */
   auditRetentionMs?: number;
-  /** Whether this process holds a session in memory (connected or still resumable). */
-  isHeld: (sessionId: string) => boolean;
+  /**
+   * Whether this process, or another live node sharing the KV, holds a
+   * session in memory (connected or still resumable).
+   */
+  isHeld: (sessionId: string, record?: SessionRecord) => boolean;
   /** Reports a sweep that failed (it is retried at the next interval). */
   onError?: (error: unknown) => void;
   /** Deletes per commit; default 500 (KV allows 1000 mutations per commit). */
@@ -301,7 +304,7 @@ export class Sweeper {
       this.#step();
       const record = entry.value;
       const sessionId = entry.key.at(-1) as string;
-      if (this.#options.isHeld(sessionId)) continue;
+      if (this.#options.isHeld(sessionId, record)) continue;
       const detachedAt = record.detached_at ??
         Math.max(record.updated_at ?? 0, this.#startedAt);
       if (detachedAt + windowMs >= now) continue;

@@ -145,7 +145,7 @@ Deno.test("arcp submit resumes its session when the runtime comes back and repor
     const cli = spawnCli(["submit", "sleeper", "--input", '{"ms":60000}'], env(first, dir));
     const [, jobId] = await cli.waitFor(JOB_LINE);
     await cli.waitFor(/^status: sleeping$/m);
-    // A crash, not a drain: the job is still running when the runtime goes.
+    // Killed, not drained: SIGTERM would let the sleeper end at the drain deadline first.
     await first.stop("SIGKILL");
     const second = await startChildServer(`${dir}/arcp.kv`, ["--port", port]);
     try {

@@ -149,3 +149,25 @@ Deno.test("arcp serve --config applies the file's caps, and a flag beats it (rea
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("node settings come from flags, ARCP_NODE_ID and the file; a bad id or a renewal not below the lease is a usage error", async () => {
+  await withFile({ node: { url: "wss://n1.example/arcp", leaseMs: 5000 } }, async (path) => {
+    const config = await readServeConfig(
+      ["--config", path, "--node-renew-ms", "500"],
+      env({ ARCP_NODE_ID: "n1" }),
+    );
+    deepEqual(toRuntimeOptions(config).node, {
+      id: "n1",
+      url: "wss://n1.example/arcp",
+      leaseMs: 5000,
+      renewMs: 500,
+    });
+  });
+  equal(toRuntimeOptions(await readServeConfig([], env({}))).node, undefined);
+  await rejects(() => readServeConfig(["--node-id", "a b"], env({})), Error, "--node-id");
+  await rejects(
+    () => readServeConfig(["--node-lease-ms", "1000", "--node-renew-ms", "1000"], env({})),
+    Error,
+    "--node-renew-ms must be below --node-lease-ms",
+  );
+});
