@@ -134,6 +134,9 @@ Deno.test("arcp serve --config applies the file's caps, and a flag beats it (rea
     `${dir}/arcp.kv`,
     "--agents",
     `${ROOT}/agents`,
+    // The sleeper is still running at stop: no drain to wait out.
+    "--drain-sec",
+    "0",
   ]);
   try {
     const c = new WsClient(s.url);
