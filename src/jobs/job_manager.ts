@@ -415,7 +415,7 @@ export class JobManager {
   /**
    * Feeds a session, just resumed on this node, the envelopes of its jobs
    * running on other nodes that its log does not hold yet, and then live
-   * until each ends.
+   * until each ends; and goes on with the jobs it subscribed to.
    *
    * @param sink the session
    * @param jobIds jobs to consider besides those live in KV now (listed before the session was taken)
@@ -433,6 +433,10 @@ export class JobManager {
       const job = await this.#store.getJob(id);
       if (!job || job.session_id !== sink.sessionId) continue;
       this.#fanout.follow(sink, job, { from: 0, owner: true });
+    }
+    // Its subscriptions go on from where its log stops, wherever the jobs run.
+    for (const [id, from] of sink.subscriptions()) {
+      await this.#fanout.resumeSubscription(sink, id, from);
     }
   }
 
