@@ -175,6 +175,7 @@ export class JobManager {
       },
       release: deps.release ?? (() => Promise.resolve()),
       fence: () => this.stopAll(),
+      deliverInput: (who, req) => this.#inputs.send(who, req),
     }, deps.node);
     const owner = { node_id: cluster.nodeId, node_run: cluster.run };
     const startLocal = lifecycle.start.bind(lifecycle);
@@ -215,7 +216,13 @@ export class JobManager {
       end,
       issueCredentials: (child) => credentials.issueChild(child),
     }, all);
-    const inputs = this.#inputs = new JobInputs({ store, live, event }, all);
+    const inputs = this.#inputs = new JobInputs({
+      store,
+      live,
+      event,
+      elsewhere: (job) => job.node_run !== undefined && job.node_run !== cluster.run,
+      forward: (job, who, req) => cluster.forwardInput(job, who, req),
+    }, all);
     const calls = new AgentCalls({
       tools: deps.tools,
       event,
