@@ -118,22 +118,25 @@ export function eventStream(
   let cursor = after;
   let latest: JobRecord = job;
   let done = false;
-  // Opened before the first read, so no commit after it goes unnoticed.
-  const changes = store.watchJob(job.job_id).getReader();
-  let change: Promise<ReadableStreamReadResult<JobRecord | null>> | undefined;
+  // The session feeds' follower: KV Connect's watch, or polling with back-off on a
+  // local file (whose watch misses commits of the other nodes sharing it). It yields
+  // at once, so no commit after the first read goes unnoticed.
+  const following = new AbortController();
+  const changes = store.followJob(job.job_id, following.signal);
+  let change: Promise<IteratorResult<string | null>> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let wake: (() => void) | undefined;
   const stop = () => {
     done = true;
     clearTimeout(timer);
     wake?.();
-    changes.cancel().catch(() => {});
+    following.abort();
   };
   signal.addEventListener("abort", stop, { once: true });
 
   /** Waits for the job's record to change, or for the heartbeat: true on a change. */
   const changed = async (): Promise<boolean> => {
-    change ??= changes.read();
+    change ??= changes.next();
     const beat = new Promise<false>((resolve) => {
       wake = () => resolve(false);
       timer = setTimeout(() => resolve(false), HEARTBEAT_MS);
@@ -146,7 +149,7 @@ export function eventStream(
       done = true;
       return false;
     }
-    if (result.value) latest = result.value;
+    latest = (await store.getJob(job.job_id)) ?? latest;
     return true;
   };
 

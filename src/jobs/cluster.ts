@@ -9,9 +9,11 @@
  *
  * @module
  */
-import { ArcpError } from "../protocol/errors.ts";
+import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { newUlid } from "../protocol/ids.ts";
-import { type NodeRecord, StartRefusedError } from "../store/nodes.ts";
+import type { Input } from "../protocol/job_input.ts";
+import { type InputAnswer, type NodeRecord, StartRefusedError } from "../store/nodes.ts";
+import { keys } from "../store/keys.ts";
 import type { JobRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import type { Logger } from "../logger.ts";
@@ -86,7 +88,22 @@ export interface ClusterDeps {
   release(sessionId: string, to: string): Promise<void>;
   /** Stops every job without writing (this node was presumed dead). */
   fence(): void;
+  /**
+   * Records an input another node forwarded for a job live here, as if its
+   * session had sent it here.
+   *
+   * @param who the sending session and its principal
+   * @param req the input
+   * @returns its `input_seq`, once recorded
+   */
+  deliverInput(who: { sessionId: string; principal: string }, req: Input): Promise<number>;
 }
+
+/** How long a forwarded input waits for the node running its job to take it (ms). */
+const INPUT_TAKE_MS = 15_000;
+
+/** How long, once taken, it waits for that node to say it was recorded (ms). */
+const INPUT_ANSWER_MS = 60_000;
 
 /**
  * Whether a process on this host still exists. SIGCONT is the probe: it
@@ -321,6 +338,77 @@ export class Cluster {
     return run === this.run || this.#aliveRuns.has(run);
   }
 
+  /**
+   * Forwards an input to the node running its job and waits for that node
+   * to record it. Not taken in time, it is withdrawn (one atomic check
+   * against the taking node) and refused, retryable, with nothing recorded.
+   *
+   * @param job the job, running on another node
+   * @param who the sending session and its principal
+   * @param req the input
+   * @returns its `input_seq`, once the owning node recorded it
+   * @throws {ArcpError} the owning node's refusal; `INVALID_REQUEST` when that
+   *   node stopped; `INTERNAL_ERROR` (retryable) when it did not answer in time
+   */
+  async forwardInput(
+    job: JobRecord,
+    who: { sessionId: string; principal: string },
+    req: Input,
+  ): Promise<number> {
+    const owner = job.node_id ?? "unknown";
+    const jobId = job.job_id;
+    if (job.node_run === undefined || !(await this.isRunAlive(job.node_run))) {
+      throw new ArcpError(
+        "INVALID_REQUEST",
+        `job ${jobId} ran on node ${owner}, which stopped; it takes no more input`,
+        { job_id: jobId, node_id: owner },
+      );
+    }
+    const nodes = this.#deps.store.nodes;
+    const id = newUlid();
+    const vs = await nodes.requestInput(jobId, id, {
+      session_id: who.sessionId,
+      principal: who.principal,
+      ...(req.content !== undefined ? { content: req.content } : {}),
+      ...(req.end ? { end: true } : {}),
+      at: Date.now(),
+    });
+    const waitAnswer = async (ms: number): Promise<InputAnswer | undefined> => {
+      const stop = new AbortController();
+      const timer = setTimeout(() => stop.abort(), ms);
+      try {
+        for await (const _ of this.#deps.store.follow(keys.inputAnswer(id), stop.signal)) {
+          const answer = await nodes.inputAnswer(id);
+          if (answer) return answer;
+        }
+        return undefined;
+      } finally {
+        clearTimeout(timer);
+        stop.abort();
+      }
+    };
+    let answer = await waitAnswer(INPUT_TAKE_MS);
+    if (!answer) {
+      if (await nodes.takeInput(jobId, id, vs)) {
+        throw new ArcpError(
+          "INTERNAL_ERROR",
+          `node ${owner} running job ${jobId} did not take the input in time; nothing was recorded; send it again`,
+          { job_id: jobId, node_id: owner },
+        );
+      }
+      answer = await waitAnswer(INPUT_ANSWER_MS);
+      if (!answer) {
+        throw new ArcpError(
+          "INTERNAL_ERROR",
+          `node ${owner} running job ${jobId} took the input but did not confirm it; read the transcript before sending it again`,
+          { job_id: jobId, node_id: owner },
+        );
+      }
+    }
+    if ("input_seq" in answer) return answer.input_seq;
+    throw new ArcpError(answer.error.code, answer.error.message, answer.error.details);
+  }
+
   /** Stops the loops and removes this node's record (its jobs were stopped first). */
   async leave(): Promise<void> {
     RUNS_HERE.delete(this.run);
@@ -386,7 +474,7 @@ export class Cluster {
     }
   }
 
-  /** Polls cancel and handover requests, backing off from 10 ms to 250 ms while none come. */
+  /** Polls cancel, input and handover requests, backing off from 10 ms to 250 ms while none come. */
   async #requestLoop(): Promise<void> {
     const signal = this.#stop.signal;
     const nodes = this.#deps.store.nodes;
@@ -398,6 +486,21 @@ export class Cluster {
           if (!this.#deps.live.get(jobId)) continue;
           this.#deps.cancelLocal(jobId, request.reason, request.details);
           await nodes.dropCancel(jobId);
+          acted = true;
+        }
+        for (const pending of await nodes.inputRequests()) {
+          if (!this.#deps.live.get(pending.jobId)) continue;
+          if (!await nodes.takeInput(pending.jobId, pending.id, pending.versionstamp)) continue;
+          const { request } = pending;
+          const answer: InputAnswer = await this.#deps.deliverInput(
+            { sessionId: request.session_id, principal: request.principal },
+            {
+              job_id: pending.jobId,
+              ...(request.content !== undefined ? { content: request.content } : {}),
+              ...(request.end ? { end: true } : {}),
+            },
+          ).then((seq) => ({ input_seq: seq }), (err) => ({ error: toArcpError(err).toPayload() }));
+          await nodes.answerInput(pending.id, answer);
           acted = true;
         }
         for (const [sessionId, request] of await nodes.handovers()) {

@@ -218,11 +218,15 @@ export class Fanout {
     };
     const logged = ownerStaged?.logged ?? JSON.stringify(history);
     if (output) this.#quota.charge(live, utf8Length(logged));
-    writes.push(...this.#store.jobLogWrites(job.job_id, job.log_length++, logged));
+    const position = job.log_length++;
+    writes.push(...this.#store.jobLogWrites(job.job_id, position, logged));
     for (const [id, sub] of live.subscribers) {
       if (sub.sink.evicted) live.subscribers.delete(id);
-      else if (sub.queue) sub.queue.push([type, logPayload ?? payload]);
-      else stageFor(sub.sink);
+      else if (sub.queue) sub.queue.push([type, logPayload ?? payload, position]);
+      else {
+        sub.sink.markSubscribed(job.job_id, type === "job.event" ? position + 1 : undefined);
+        stageFor(sub.sink);
+      }
     }
     writes.push(...this.#store.jobWrites({ ...job }));
     const committed = this.#store.write(writes).then(
@@ -272,6 +276,7 @@ export class Fanout {
     if (!live && !TERMINAL_STATUSES.has(job.status) && job.session_id !== sink.sessionId) {
       // Running on another node: its history in KV is the feed, history and live alike.
       const snapshot = { ...job };
+      sink.markSubscribed(jobId, options.history ? 0 : snapshot.log_length);
       return {
         job: snapshot,
         replay: () => {
@@ -289,23 +294,76 @@ export class Fanout {
     const sub: Subscriber = { sink, queue: [] };
     // History holds entries below this mark; everything later lands in the queue.
     let mark = Number.POSITIVE_INFINITY;
-    if (live && !live.ended && job.session_id !== sink.sessionId) {
+    const registered = live !== undefined && !live.ended && job.session_id !== sink.sessionId;
+    if (registered) {
       live.subscribers.set(sink.sessionId, sub);
       mark = live.record.log_length;
+      sink.markSubscribed(jobId, options.history ? 0 : mark);
     }
     const snapshot = { ...job };
     return {
       job: snapshot,
       replay: async () => {
-        if (options.history) await this.#replayHistory(sink, jobId, options.fromEventSeq, mark);
-        // Drain until empty; new live envelopes keep queueing meanwhile, so order holds.
-        const queue = sub.queue!;
-        while (queue.length > 0) {
-          await this.#deliverAll(sink, snapshot, queue.splice(0, REPLAY_BATCH));
+        if (options.history) {
+          await this.#replayHistory(sink, jobId, options.fromEventSeq, mark, 0, registered);
         }
-        delete sub.queue;
+        await this.#drainQueue(sink, snapshot, sub);
       },
     };
+  }
+
+  /**
+   * Goes on feeding a session, just resumed on this node, a job it
+   * subscribed to elsewhere, from the first history position its log lacks:
+   * directly when the job runs here, else from KV. Each entry reaches it
+   * once, in order.
+   *
+   * @param sink the session
+   * @param jobId the job
+   * @param from the first history position not yet delivered
+   * @returns resolves once the feed is started
+   */
+  async resumeSubscription(sink: EventSink, jobId: string, from: number): Promise<void> {
+    const live = this.#live.get(jobId);
+    if (live && !live.ended) {
+      if (live.subscribers.has(sink.sessionId)) return;
+      const sub: Subscriber = { sink, queue: [] };
+      live.subscribers.set(sink.sessionId, sub);
+      const mark = live.record.log_length;
+      const job = live.record;
+      try {
+        await this.#replayHistory(sink, jobId, -1, mark, from, true);
+        await this.#drainQueue(sink, job, sub);
+      } catch (err) {
+        live.subscribers.delete(sink.sessionId);
+        throw err;
+      }
+      return;
+    }
+    const job = await this.#store.getJob(jobId);
+    if (!job) {
+      sink.markSubscribed(jobId, undefined);
+      return;
+    }
+    this.follow(sink, job, { from, owner: false });
+  }
+
+  /** Delivers a subscriber's queued envelopes until none are left, then feeds it directly. */
+  async #drainQueue(
+    sink: EventSink,
+    job: { job_id: string; trace_id: string },
+    sub: Subscriber,
+  ): Promise<void> {
+    // Drain until empty; new live envelopes keep queueing meanwhile, so order holds.
+    const queue = sub.queue!;
+    while (queue.length > 0) {
+      const next = queue.splice(0, REPLAY_BATCH);
+      await this.#deliverAll(sink, job, next.map(([t, p]) => [t, p]), {
+        as: "subscriber",
+        positions: next.map(([, , n]) => n),
+      });
+    }
+    delete sub.queue;
   }
 
   /**
@@ -316,6 +374,7 @@ export class Fanout {
    */
   unsubscribe(sessionId: string, jobId: string): void {
     this.#live.get(jobId)?.subscribers.delete(sessionId);
+    this.#sinks(sessionId)?.markSubscribed(jobId, undefined);
     this.#follows.get(sessionId)?.get(jobId)?.abort();
   }
 
@@ -398,12 +457,18 @@ export class Fanout {
       // later envelopes queue meanwhile and are drained in order.
       let batch = items;
       while (batch.length > 0 && !sink.evicted) {
-        await this.#deliverAll(sink, job, batch.map(([t, p]) => [t, p]), batch.map(([, , n]) => n));
+        await this.#deliverAll(sink, job, batch.map(([t, p]) => [t, p]), {
+          as: "owner",
+          positions: batch.map(([, , n]) => n),
+        });
         batch = queue.splice(0, REPLAY_BATCH);
       }
       while (queue.length > 0 && !sink.evicted) {
         const next = queue.splice(0, REPLAY_BATCH);
-        await this.#deliverAll(sink, job, next.map(([t, p]) => [t, p]), next.map(([, , n]) => n));
+        await this.#deliverAll(sink, job, next.map(([t, p]) => [t, p]), {
+          as: "owner",
+          positions: next.map(([, , n]) => n),
+        });
       }
       live.ownerInStep = !sink.evicted;
     } finally {
@@ -435,13 +500,11 @@ export class Fanout {
       }
       if (signal.aborted || sink.evicted) return;
       if (items.length > 0) {
-        await this.#deliverAll(
-          sink,
-          job,
-          items.map(([type, payload]) => [type, payload]),
-          options.owner ? items.map(([, , n]) => n) : undefined,
+        await this.#deliverAll(sink, job, items.map(([type, payload]) => [type, payload]), {
+          as: options.owner ? "owner" : "subscriber",
+          positions: items.map(([, , n]) => n),
           ended,
-        );
+        });
       }
       if (ended) return;
       // Gone or ended without a terminal in the history left (swept): nothing more will come.
@@ -450,28 +513,44 @@ export class Fanout {
     }
   }
 
+  /**
+   * Replays a job's history from position `fromPos` up to `mark`, skipping
+   * entries whose owner-session seq is at most `fromSeq`; with `track`, the
+   * subscriber's record keeps how far it got.
+   */
   async #replayHistory(
     sink: EventSink,
     jobId: string,
     fromSeq: number,
     mark: number,
+    fromPos: number,
+    track: boolean,
   ): Promise<void> {
     // Everything emitted before this point must be in KV before we read it.
     await this.#store.write([]);
     let batch: Array<[SeqType, SeqPayload]> = [];
+    let positions: number[] = [];
     let traceId = "";
-    for await (const [n, text] of this.#store.jobLog(jobId)) {
+    const flush = async () => {
+      await this.#deliverAll(
+        sink,
+        { job_id: jobId, trace_id: traceId },
+        batch,
+        track ? { as: "subscriber", positions } : undefined,
+      );
+      batch = [];
+      positions = [];
+    };
+    for await (const [n, text] of this.#store.jobLog(jobId, fromPos - 1)) {
       if (n >= mark) break;
       const env = JSON.parse(text) as HistoryEntry;
       if ((env.event_seq ?? 0) <= fromSeq) continue;
       traceId = env.trace_id ?? traceId;
       batch.push([env.type, env.payload]);
-      if (batch.length === REPLAY_BATCH) {
-        await this.#deliverAll(sink, { job_id: jobId, trace_id: traceId }, batch);
-        batch = [];
-      }
+      positions.push(n);
+      if (batch.length === REPLAY_BATCH) await flush();
     }
-    if (batch.length > 0) await this.#deliverAll(sink, { job_id: jobId, trace_id: traceId }, batch);
+    if (batch.length > 0) await flush();
   }
 
   /**
@@ -482,8 +561,7 @@ export class Fanout {
     sink: EventSink,
     job: { job_id: string; trace_id: string },
     items: Array<[SeqType, SeqPayload]>,
-    positions?: number[],
-    ended = false,
+    track?: { as: "owner" | "subscriber"; positions: number[]; ended?: boolean },
   ): Promise<void> {
     let group: Staged[] = [];
     let chars = 0;
@@ -503,8 +581,11 @@ export class Fanout {
       // A session handed to another node is that node's to write.
       if (sink.evicted) break;
       // Fed positions ride in the session record each staged envelope commits.
-      if (positions) {
-        sink.markFed(job.job_id, ended && i === items.length - 1 ? undefined : positions[i] + 1);
+      if (track?.as === "owner") {
+        const last = track.ended && i === items.length - 1;
+        sink.markFed(job.job_id, last ? undefined : track.positions[i] + 1);
+      } else if (track) {
+        sink.markSubscribed(job.job_id, type === "job.event" ? track.positions[i] + 1 : undefined);
       }
       const st = sink.stage(jobEnvelope(type, job.job_id, job.trace_id, payload));
       if (!st) continue;

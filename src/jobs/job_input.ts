@@ -21,6 +21,7 @@ import {
 } from "../protocol/job_input.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import type { Store } from "../store/store.ts";
+import type { JobRecord } from "../store/records.ts";
 import type { EmitEvent } from "./fanout.ts";
 import type { JobTable } from "./job_table.ts";
 import type { LiveJob } from "./live_job.ts";
@@ -55,6 +56,22 @@ export interface JobInputsDeps {
   live: JobTable;
   /** Emits a `job.event` through the fan-out. */
   event: EmitEvent;
+  /**
+   * Whether a job not live here is owned by another node run.
+   *
+   * @param job the job's record
+   * @returns true when another node runs it
+   */
+  elsewhere(job: JobRecord): boolean;
+  /**
+   * Forwards an input to the node running its job (see `Cluster.forwardInput`).
+   *
+   * @param job the job
+   * @param who the sender
+   * @param req the input
+   * @returns its `input_seq`, once that node recorded it
+   */
+  forward(job: JobRecord, who: InputSender, req: Input): Promise<number>;
 }
 
 /** The input limits (see `JobLimits`). */
@@ -89,6 +106,7 @@ export class JobInputs {
    * @param who the sending session (only the submitting session may send)
    * @param req the decoded request
    * @returns the input's `input_seq`, once the history entry is committed
+   *   (for a job running on another node: once that node committed it)
    * @throws {ArcpError} `JOB_NOT_FOUND`; `PERMISSION_DENIED` (another
    *   principal's job, or another session's); `INVALID_REQUEST` (the job has
    *   ended or is cancelling, its input was ended, the input is over the size
@@ -106,6 +124,17 @@ export class JobInputs {
         "only the principal that submitted a job may send it input",
         { job_id: jobId },
       );
+    }
+    // Running on another node: that node records it (after the same checks there).
+    if (!live && !TERMINAL_STATUSES.has(job.status) && this.#deps.elsewhere(job)) {
+      if (job.session_id !== who.sessionId) {
+        throw new ArcpError(
+          "PERMISSION_DENIED",
+          "only the session that submitted a job may send it input (resume that session)",
+          { job_id: jobId },
+        );
+      }
+      return await this.#deps.forward(job, who, req);
     }
     // An ended job says so to any session of its principal, which may list it anyway.
     if (!live || live.ended || live.terminated || TERMINAL_STATUSES.has(job.status)) {

@@ -175,6 +175,7 @@ export class JobManager {
       },
       release: deps.release ?? (() => Promise.resolve()),
       fence: () => this.stopAll(),
+      deliverInput: (who, req) => this.#inputs.send(who, req),
     }, deps.node);
     const owner = { node_id: cluster.nodeId, node_run: cluster.run };
     const startLocal = lifecycle.start.bind(lifecycle);
@@ -215,7 +216,13 @@ export class JobManager {
       end,
       issueCredentials: (child) => credentials.issueChild(child),
     }, all);
-    const inputs = this.#inputs = new JobInputs({ store, live, event }, all);
+    const inputs = this.#inputs = new JobInputs({
+      store,
+      live,
+      event,
+      elsewhere: (job) => job.node_run !== undefined && job.node_run !== cluster.run,
+      forward: (job, who, req) => cluster.forwardInput(job, who, req),
+    }, all);
     const calls = new AgentCalls({
       tools: deps.tools,
       event,
@@ -415,7 +422,7 @@ export class JobManager {
   /**
    * Feeds a session, just resumed on this node, the envelopes of its jobs
    * running on other nodes that its log does not hold yet, and then live
-   * until each ends.
+   * until each ends; and goes on with the jobs it subscribed to.
    *
    * @param sink the session
    * @param jobIds jobs to consider besides those live in KV now (listed before the session was taken)
@@ -433,6 +440,10 @@ export class JobManager {
       const job = await this.#store.getJob(id);
       if (!job || job.session_id !== sink.sessionId) continue;
       this.#fanout.follow(sink, job, { from: 0, owner: true });
+    }
+    // Its subscriptions go on from where its log stops, wherever the jobs run.
+    for (const [id, from] of sink.subscriptions()) {
+      await this.#fanout.resumeSubscription(sink, id, from);
     }
   }
 

@@ -19,8 +19,8 @@ import type { EventSink, SeqPayload, SeqType } from "./sink.ts";
 export interface Subscriber {
   /** The subscribed session. */
   sink: EventSink;
-  /** Envelopes held back while history is replayed. */
-  queue?: Array<[SeqType, SeqPayload]>;
+  /** Envelopes held back while history is replayed, with their history positions. */
+  queue?: Array<[SeqType, SeqPayload, number]>;
 }
 
 /** The outcome that ends a job. */

@@ -116,6 +116,22 @@ export interface EventSink {
    * @param next the next position to feed, or undefined
    */
   markFed(jobId: string, next: number | undefined): void;
+  /**
+   * Records, in the session record the next staged envelope commits, that
+   * this subscriber has a job's history up to `next` (exclusive); undefined
+   * ends the subscription (unsubscribed, or the job ended).
+   *
+   * @param jobId the job
+   * @param next the next position to deliver, or undefined
+   */
+  markSubscribed(jobId: string, next: number | undefined): void;
+  /**
+   * The jobs this session subscribed to, with the first history position
+   * of each not yet in its log.
+   *
+   * @returns job id and position pairs
+   */
+  subscriptions(): Array<[string, number]>;
 }
 
 /** Finds the in-memory session for an id. */

@@ -110,8 +110,10 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   "job.unsubscribe": route({
     schema: UnsubscribeSchema,
     feature: "subscribe",
-    handle: ({ ctx, session, payload }) => {
+    handle: async ({ ctx, session, payload }) => {
       ctx.jobs.unsubscribe(session.sessionId, payload.job_id);
+      // A node resuming the session later must not take the subscription up again.
+      await ctx.store.write([session.recordWrite()]);
     },
   }),
   ...INPUT_ROUTES,
@@ -223,6 +225,8 @@ async function subscribe(
   ctx.store.assertWritable();
   const sub = await ctx.jobs.answerSubscribe(session, req, () => session.record.last_seq);
   const { job, payload } = sub;
+  // The subscription is in the session record before it is confirmed: a node resuming the session goes on with it.
+  await ctx.store.write([session.recordWrite()]);
   session.sendControl("job.subscribed", payload, { job_id: job.job_id, trace_id: job.trace_id });
   await replayHistory(ctx, session, job.job_id, sub.replay);
 }

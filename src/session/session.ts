@@ -319,6 +319,29 @@ export class Session implements EventSink {
   }
 
   /**
+   * Records how far this session, subscribed to a job, has its history.
+   *
+   * @param jobId the job
+   * @param next the first position not yet delivered; undefined once unsubscribed or ended
+   */
+  markSubscribed(jobId: string, next: number | undefined): void {
+    const subscribed = { ...this.record.subscribed };
+    if (next === undefined) delete subscribed[jobId];
+    else subscribed[jobId] = next;
+    if (Object.keys(subscribed).length > 0) this.record.subscribed = subscribed;
+    else delete this.record.subscribed;
+  }
+
+  /**
+   * The jobs this session subscribed to, and how far each was delivered.
+   *
+   * @returns job id and first position not yet delivered
+   */
+  subscriptions(): Array<[string, number]> {
+    return Object.entries(this.record.subscribed ?? {});
+  }
+
+  /**
    * Stamps a job envelope with the next `event_seq`.
    *
    * @param envelope the envelope, encoded once for every session it goes to

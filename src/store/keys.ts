@@ -103,6 +103,12 @@ export const keys = {
   handovers: (): Deno.KvKey => [V, "hand"],
   /** The handover request of one session. */
   handover: (sessionId: string): Deno.KvKey => [V, "hand", sessionId],
+  /** Inputs for jobs running on another node. */
+  inputRequests: (): Deno.KvKey => [V, "inp"],
+  /** One input for a job on another node; its owning node records it. */
+  inputRequest: (jobId: string, id: string): Deno.KvKey => [V, "inp", jobId, id],
+  /** The owning node's answer to a forwarded input (its `input_seq`, or the refusal). */
+  inputAnswer: (id: string): Deno.KvKey => [V, "inpa", id],
   /** A principal's admission gate: every node admitting a job bumps it with a check. */
   admissionGate: (principal: string): Deno.KvKey => [V, "gate", principal],
   /** The runtime's own event log (started, jobs accepted and ended, sessions, drain). */

@@ -12,6 +12,7 @@ import { keys } from "./keys.ts";
 import { whileBusy } from "./busy.ts";
 import type { JobRecord } from "./records.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
+import type { ErrorPayload } from "../protocol/errors.ts";
 
 /**
  * A start refused for a reason one line states: a KV Connect database that
@@ -64,6 +65,35 @@ export interface HandoverRequest {
   /** When it was asked (epoch ms). */
   at: number;
 }
+
+/** An input forwarded to the node running its job. */
+export interface InputRequest {
+  /** The sending session. */
+  session_id: string;
+  /** Its principal. */
+  principal: string;
+  /** The input, as the session sent it. */
+  content?: unknown;
+  /** No input follows. */
+  end?: boolean;
+  /** When it was asked (epoch ms). */
+  at: number;
+}
+
+/** A pending {@linkcode InputRequest} as listed. */
+export interface PendingInput {
+  /** The job. */
+  jobId: string;
+  /** The request's id (its answer's key). */
+  id: string;
+  /** The request. */
+  request: InputRequest;
+  /** Its versionstamp: taking it checks this. */
+  versionstamp: string;
+}
+
+/** The owning node's answer to a forwarded input. */
+export type InputAnswer = { input_seq: number } | { error: ErrorPayload };
 
 /** How long a request key stays in KV if no node acts on it (ms). */
 const REQUEST_TTL_MS = 10 * 60_000;
@@ -225,5 +255,74 @@ export class NodeDirectory {
    */
   async dropHandover(sessionId: string): Promise<void> {
     await whileBusy(() => this.#kv.delete(keys.handover(sessionId)));
+  }
+
+  /**
+   * Asks the node running a job to record an input.
+   *
+   * @param jobId the job
+   * @param id the request id
+   * @param request the input and its sender
+   * @returns the request's versionstamp
+   */
+  async requestInput(jobId: string, id: string, request: InputRequest): Promise<string> {
+    const res = await whileBusy(() =>
+      this.#kv.set(keys.inputRequest(jobId, id), request, { expireIn: REQUEST_TTL_MS })
+    );
+    return res.versionstamp;
+  }
+
+  /**
+   * Every pending input request, in the order sent (ids are ULIDs).
+   *
+   * @returns them
+   */
+  async inputRequests(): Promise<PendingInput[]> {
+    const out: PendingInput[] = [];
+    for await (const e of this.#kv.list<InputRequest>({ prefix: keys.inputRequests() })) {
+      const [jobId, id] = e.key.slice(-2) as [string, string];
+      out.push({ jobId, id, request: e.value, versionstamp: e.versionstamp });
+    }
+    return out;
+  }
+
+  /**
+   * Takes an input request away, if it is still unchanged: the owning node
+   * taking it to record it and the sender withdrawing it race on one check,
+   * so exactly one of them wins.
+   *
+   * @param jobId the job
+   * @param id the request id
+   * @param versionstamp what the key must still hold
+   * @returns whether this caller took it
+   */
+  async takeInput(jobId: string, id: string, versionstamp: string): Promise<boolean> {
+    const key = keys.inputRequest(jobId, id);
+    return (await whileBusy(() =>
+      this.#kv.atomic().check({ key, versionstamp }).delete(key).commit()
+    )).ok;
+  }
+
+  /**
+   * Answers a forwarded input.
+   *
+   * @param id the request id
+   * @param answer its `input_seq`, or the refusal
+   */
+  async answerInput(id: string, answer: InputAnswer): Promise<void> {
+    await whileBusy(() => this.#kv.set(keys.inputAnswer(id), answer, { expireIn: REQUEST_TTL_MS }));
+  }
+
+  /**
+   * Reads (and removes) the answer to a forwarded input.
+   *
+   * @param id the request id
+   * @returns the answer, or undefined while none came
+   */
+  async inputAnswer(id: string): Promise<InputAnswer | undefined> {
+    const entry = await this.#kv.get<InputAnswer>(keys.inputAnswer(id));
+    if (!entry.value) return undefined;
+    await whileBusy(() => this.#kv.delete(keys.inputAnswer(id)));
+    return entry.value;
   }
 }

@@ -88,6 +88,11 @@ export interface SessionRecord {
    * to a position (exclusive): a node resuming the session feeds from there.
    */
   fed?: Record<string, number>;
+  /**
+   * Jobs this session subscribed to, by the first position of their history
+   * not yet in its log: a node resuming the session goes on feeding from there.
+   */
+  subscribed?: Record<string, number>;
 }
 
 /** An idempotency key's record. */

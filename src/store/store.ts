@@ -517,21 +517,6 @@ export class Store {
     return listTexts(this.kv, keys.jobLog(jobId), after, `the history of job ${jobId}`);
   }
 
-  /**
-   * Changes of a job's record: every commit of the job's history writes
-   * the record with it, so a change means the history may have grown.
-   *
-   * @param jobId the job
-   * @returns a stream of the record as it changes (the latest, when changes come faster than read)
-   */
-  watchJob(jobId: string): ReadableStream<JobRecord | null> {
-    return this.kv.watch<[JobRecord]>([keys.job(jobId)]).pipeThrough(
-      new TransformStream<[Deno.KvEntryMaybe<JobRecord>], JobRecord | null>({
-        transform: ([entry], out) => out.enqueue(entry.value),
-      }),
-    );
-  }
-
   // ---- sessions and logs ------------------------------------------------
 
   /**
