@@ -40,7 +40,8 @@ const LOGS = [[V, "slog"], [V, "jlog"]].map(encodeKey);
 /**
  * Overwrites `length` bytes of the file with random ones, as a disk that
  * lost a stretch there would: whole pages, among them the page holding an
- * entry of `log` at or after entry `from`.
+ * entry of `log` at or after entry `from`. When no stretch that long is the
+ * logs' alone, the longest such stretch of half, a quarter… down to one page.
  *
  * By default (`alone`) the stretch holds logs' pages only: leaf pages of
  * the `kv` table whose every entry is a log's, and the overflow pages of
@@ -57,7 +58,7 @@ const LOGS = [[V, "slog"], [V, "jlog"]].map(encodeKey);
  * @param from the first entry whose page the stretch may hold
  * @param options `length`: bytes to overwrite (64 KiB); `alone`: the logs' pages only (true)
  * @returns the offset overwritten from
- * @throws {Error} when no such stretch is in the file
+ * @throws {Error} when not even one such page is in the file
  */
 export async function overwriteLog(
   kvPath: string,
@@ -91,22 +92,26 @@ export async function overwriteLog(
   const keys = logValues(kvPath, log).filter((v) => v.last >= from).map((v) =>
     encodeKey([...log, v.last])
   );
-  const span = Math.ceil(length / pageSize);
-  for (const holder of [...pages.keys()].sort((a, b) => a - b)) {
-    const ours = (alone ? logsOnly(holder) : pages.get(holder)?.type !== "overflow") &&
-      cellKeys(page(holder)).some((key) => keys.some((k) => equalBytes(key, k)));
-    if (!ours) continue;
-    // From the page if the stretch after it is the logs' alone, else from a page before it.
-    for (let start = holder; start > holder - span && start > 1; start--) {
-      let clean = true;
-      for (let n = start; n < start + span && clean && alone; n++) clean = ofLogs(n);
-      if (!clean) continue;
-      const offset = (start - 1) * pageSize;
-      await overwrite(kvPath, offset, length);
-      return offset;
+  // Pages of other keys land among the logs' as the file grows (how many depends on how
+  // commits were batched), so a shorter stretch stands in when no full one is the logs' alone.
+  for (let bytes = length; bytes >= pageSize; bytes /= 2) {
+    const span = Math.ceil(bytes / pageSize);
+    for (const holder of [...pages.keys()].sort((a, b) => a - b)) {
+      const ours = (alone ? logsOnly(holder) : pages.get(holder)?.type !== "overflow") &&
+        cellKeys(page(holder)).some((key) => keys.some((k) => equalBytes(key, k)));
+      if (!ours) continue;
+      // From the page if the stretch after it is the logs' alone, else from a page before it.
+      for (let start = holder; start > holder - span && start > 1; start--) {
+        let clean = true;
+        for (let n = start; n < start + span && clean && alone; n++) clean = ofLogs(n);
+        if (!clean) continue;
+        const offset = (start - 1) * pageSize;
+        await overwrite(kvPath, offset, bytes);
+        return offset;
+      }
     }
   }
-  throw new Error(`no ${length} bytes of ${kvPath} hold ${JSON.stringify(log)} from ${from} alone`);
+  throw new Error(`no page of ${kvPath} holds ${JSON.stringify(log)} from ${from} alone`);
 }
 
 /** A page of the `kv` table, as SQLite's `dbstat` describes it. */

@@ -107,7 +107,7 @@ function assertStorageError(error: Env, kind: string, what: RegExp): void {
   match(error.payload.message, what);
 }
 
-Deno.test("a resume over a session log with 64 KiB overwritten in its middle: a gap-free prefix, then session.error INTERNAL_ERROR naming storage and close 1011", async () => {
+Deno.test("a resume over a session log with up to 64 KiB overwritten in its middle: a gap-free prefix, then session.error INTERNAL_ERROR naming storage and close 1011", async () => {
   const f = await tickerStore();
   const log = ["v1", "slog", f.sessionId];
   await overwriteLog(f.kvPath, log, Math.floor(f.lastSeq / 2));
