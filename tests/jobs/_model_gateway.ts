@@ -13,7 +13,9 @@
  *
  * @module
  */
-import { LocalProvisioner } from "../../mod.ts";
+import { LocalProvisioner, type RuntimeOptions } from "../../mod.ts";
+import { startServer, type TestServer } from "../../testing/server.ts";
+import { connect, type WsClient } from "../../testing/ws_client.ts";
 import type { CredentialRequest } from "../../src/credentials/credentials.ts";
 
 /** A LocalProvisioner that remembers what it issued and revoked, per job. */
@@ -213,4 +215,51 @@ export class ModelGateway {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The model agents' fixtures folder. */
+const MODEL_AGENTS = new URL("../fixtures/model_agents", import.meta.url).pathname;
+
+/** A real runtime whose credentials are live keys of a {@linkcode ModelGateway}, and a client. */
+export interface GatewayRig {
+  /** The runtime. */
+  server: TestServer;
+  /** The gateway stand-in. */
+  gw: ModelGateway;
+  /** The provisioner issuing the gateway's keys. */
+  prov: RecordingProvisioner;
+  /** A client of the runtime, hello done. */
+  c: WsClient;
+  /** Closes the client, the runtime and the gateway. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Starts a runtime over the model agents' fixtures whose credentials are
+ * live keys of a fresh gateway stand-in.
+ *
+ * @param options more runtime options
+ * @returns the rig, to dispose with `await using`
+ */
+export async function gatewayRig(options: Partial<RuntimeOptions> = {}): Promise<GatewayRig> {
+  const gw = new ModelGateway();
+  const prov = new RecordingProvisioner(gw.endpoint);
+  gw.isActive = (key) => prov.isActive(key);
+  const server = await startServer({
+    ...options,
+    agentsDir: MODEL_AGENTS,
+    credentials: { provisioner: prov, allowInsecure: true },
+  });
+  const c = await connect(server.url);
+  return {
+    server,
+    gw,
+    prov,
+    c,
+    async [Symbol.asyncDispose]() {
+      await c.close();
+      await server.close(true);
+      await gw.close();
+    },
+  };
 }

@@ -10,40 +10,12 @@
  * none live, and an agent cannot forge the runtime's budget reports.
  */
 import { deepEqual, equal, match, notEqual, ok } from "assert";
-import type { RuntimeOptions } from "../../mod.ts";
-import { startServer } from "../../testing/server.ts";
 import { ALL_FEATURES, connect, type Env, type WsClient } from "../../testing/ws_client.ts";
-import { ModelGateway, RecordingProvisioner } from "./_model_gateway.ts";
-
-const AGENTS = new URL("../fixtures/model_agents", import.meta.url).pathname;
+import { gatewayRig } from "./_model_gateway.ts";
 
 async function sha256(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** A runtime whose credentials are live keys of a model gateway stand-in. */
-async function rig(options: Partial<RuntimeOptions> = {}) {
-  const gw = new ModelGateway();
-  const prov = new RecordingProvisioner(gw.endpoint);
-  gw.isActive = (key) => prov.isActive(key);
-  const server = await startServer({
-    ...options,
-    agentsDir: AGENTS,
-    credentials: { provisioner: prov, allowInsecure: true },
-  });
-  const c = await connect(server.url);
-  return {
-    server,
-    gw,
-    prov,
-    c,
-    async [Symbol.asyncDispose]() {
-      await c.close();
-      await server.close(true);
-      await gw.close();
-    },
-  };
 }
 
 async function accepted(c: WsClient, payload: Record<string, unknown>): Promise<Env> {
@@ -57,7 +29,7 @@ async function result(c: WsClient, jobId: string): Promise<Env> {
 }
 
 Deno.test("ctx.credentials holds the job's own credential, by id and by profile; a session without the feature gives its jobs none", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const acc = await accepted(r.c, {
     agent: "creds",
     input: { mode: "show" },
@@ -84,7 +56,7 @@ Deno.test("ctx.credentials holds the job's own credential, by id and by profile;
 });
 
 Deno.test("ctx.fetch reaches the credential's endpoint without a net.fetch grant; other URLs stay refused", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const acc = await accepted(r.c, {
     agent: "creds",
     input: { mode: "ctx-fetch", url: "http://127.0.0.1:9/elsewhere" },
@@ -97,7 +69,7 @@ Deno.test("ctx.fetch reaches the credential's endpoint without a net.fetch grant
 });
 
 Deno.test("an upstream's budget refusal seen by the egress proxy (plain fetch) ends the job BUDGET_EXHAUSTED", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const acc = await accepted(r.c, {
     agent: "creds",
     input: { mode: "raw-budget" },
@@ -114,7 +86,7 @@ Deno.test("an upstream's budget refusal seen by the egress proxy (plain fetch) e
 });
 
 Deno.test("a rotation reaches the running agent at once; the old value is revoked", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const acc = await accepted(r.c, { agent: "creds", input: { mode: "rotate" } });
   const old = acc.payload.credentials[0].value;
   await r.c.next((e) => e.job_id === acc.job_id && e.payload?.body?.phase === "holding");
@@ -131,7 +103,7 @@ Deno.test("a rotation reaches the running agent at once; the old value is revoke
 });
 
 Deno.test("a shared worker: one job never sees another's credential, and a finished job's ctx holds none", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const a = await accepted(r.c, { agent: "creds", input: { mode: "stash" } });
   const aDone = await result(r.c, a.job_id!);
   equal(aDone.type, "job.result");
@@ -148,7 +120,7 @@ Deno.test("a shared worker: one job never sees another's credential, and a finis
 
 for (const sandbox of ["process", "worker"] as const) {
   Deno.test(`the egress proxy (${sandbox} sandbox) refuses to present a credential anywhere but its endpoint; nothing reaches the other host`, async () => {
-    await using r = await rig({ sandbox });
+    await using r = await gatewayRig({ sandbox });
     const seen: string[] = [];
     await using elsewhere = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
       seen.push(req.url);
@@ -182,7 +154,7 @@ for (const sandbox of ["process", "worker"] as const) {
 }
 
 Deno.test("a delegated child gets its own credential within its lease; a parent's end leaves none of its tree live", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const lease = { "agent.delegate": ["creds"], "model.use": ["gpt-4o-mini", "claude-*"] };
   {
     const acc = await accepted(r.c, {
@@ -223,7 +195,7 @@ Deno.test("a delegated child gets its own credential within its lease; a parent'
 });
 
 Deno.test("an agent's own cost.budget.remaining metric is renamed, never charged", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const acc = await accepted(r.c, {
     agent: "creds",
     input: { mode: "forge" },

@@ -11,42 +11,8 @@
  * job's `traceparent` on every request to the gateway.
  */
 import { deepEqual, equal, match, ok } from "assert";
-import { startServer, type TestServer } from "../../testing/server.ts";
 import { ALL_FEATURES, connect, type Env, type WsClient } from "../../testing/ws_client.ts";
-import { ModelGateway, RecordingProvisioner } from "./_model_gateway.ts";
-
-const AGENTS = new URL("../fixtures/model_agents", import.meta.url).pathname;
-
-interface Rig {
-  server: TestServer;
-  gw: ModelGateway;
-  prov: RecordingProvisioner;
-  c: WsClient;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** A runtime whose credentials are live keys of a model gateway stand-in. */
-async function rig(): Promise<Rig> {
-  const gw = new ModelGateway();
-  const prov = new RecordingProvisioner(gw.endpoint);
-  gw.isActive = (key) => prov.isActive(key);
-  const server = await startServer({
-    agentsDir: AGENTS,
-    credentials: { provisioner: prov, allowInsecure: true },
-  });
-  const c = await connect(server.url);
-  return {
-    server,
-    gw,
-    prov,
-    c,
-    async [Symbol.asyncDispose]() {
-      await c.close();
-      await server.close(true);
-      await gw.close();
-    },
-  };
-}
+import { gatewayRig } from "./_model_gateway.ts";
 
 /** The bodies of a job's events of one kind. */
 function bodies(envs: Env[], kind: string): Array<Record<string, unknown>> {
@@ -62,7 +28,7 @@ async function run(c: WsClient, payload: Record<string, unknown>): Promise<Env[]
 }
 
 Deno.test("chat@1.0.0 streams the model's answer as its result, reports usage and cost, and the budget's remaining follows the upstream's spend", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const envs = await run(r.c, {
     agent: "chat",
     input: { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello" }] },
@@ -113,7 +79,7 @@ Deno.test("chat@1.0.0 streams the model's answer as its result, reports usage an
 });
 
 Deno.test("a model outside model.use is refused before any request, as a tool_result error and the job's PERMISSION_DENIED", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   const envs = await run(r.c, {
     agent: "model-user",
     input: { model: "gpt-4" },
@@ -130,7 +96,7 @@ Deno.test("a model outside model.use is refused before any request, as a tool_re
 });
 
 Deno.test("a job without a credential (its session did not negotiate them) gets a PERMISSION_DENIED tool_result from ctx.model", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   await using plain = await connect(
     r.server.url,
     "alice-token",
@@ -149,7 +115,7 @@ Deno.test("a job without a credential (its session did not negotiate them) gets 
 });
 
 Deno.test("the gateway's model-not-allowed answer (401) reaches the agent as PERMISSION_DENIED", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   r.gw.allowedModels = ["gpt-4o-mini"];
   const envs = await run(r.c, {
     agent: "model-user",
@@ -167,7 +133,7 @@ Deno.test("the gateway's model-not-allowed answer (401) reaches the agent as PER
 });
 
 Deno.test("upstream budget refusals (402, 429 with a budget reason, LiteLLM's 400) become BUDGET_EXHAUSTED, whatever the agent makes of them", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   {
     // Uncaught: the agent's LeaseError ends the job with its code.
     const envs = await run(r.c, {
@@ -208,7 +174,7 @@ Deno.test("upstream budget refusals (402, 429 with a budget reason, LiteLLM's 40
 });
 
 Deno.test("the job's own budget stops the next model call before it is sent", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   r.gw.pricePerToken = 1;
   const envs = await run(r.c, {
     agent: "model-user",
@@ -220,7 +186,7 @@ Deno.test("the job's own budget stops the next model call before it is sent", as
 });
 
 Deno.test("a slow answer streams as thoughts and stops at cancel; a dropped one fails the call", async () => {
-  await using r = await rig();
+  await using r = await gatewayRig();
   {
     const acc = await r.c.submit({
       agent: "model-user",
