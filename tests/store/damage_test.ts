@@ -170,7 +170,8 @@ Deno.test("a subscriber's history replay over 64 KiB overwritten in the job's hi
   const server = await restart(f);
   try {
     const c = new WsClient(server.url);
-    equal((await c.hello("alice-token")).type, "session.welcome");
+    const welcome = await c.hello("alice-token");
+    equal(welcome.type, "session.welcome", JSON.stringify(welcome.payload));
     c.send("job.subscribe", { job_id: f.jobId, history: true });
     const subscribed = await c.next((e) => e.type === "job.subscribed", STALL_MS);
     equal(subscribed.payload.replayed, true);
