@@ -7,7 +7,6 @@
  */
 import { DatabaseSync } from "sqlite";
 import { KvFile } from "../src/store/kv_file.ts";
-import { V } from "../src/store/keys.ts";
 
 /**
  * Encodes a key as Deno KV stores it (strings and numbers: all the runtime's
@@ -34,29 +33,28 @@ export function encodeKey(key: ReadonlyArray<string | number>): Uint8Array {
   return new Uint8Array(out);
 }
 
-/** The prefixes of the logs: a session's envelopes, a job's history. */
-const LOGS = [[V, "slog"], [V, "jlog"]].map(encodeKey);
-
 /**
  * Overwrites `length` bytes of the file with random ones, as a disk that
  * lost a stretch there would: whole pages, among them the page holding an
  * entry of `log` at or after entry `from`. When no stretch that long is the
- * logs' alone, the longest such stretch of half, a quarter… down to one page.
+ * log's alone, the longest such stretch of half, a quarter… down to one page.
  *
- * By default (`alone`) the stretch holds logs' pages only: leaf pages of
- * the `kv` table whose every entry is a log's, and the overflow pages of
- * those entries. Entries appended in one commit share a value spread over
- * overflow pages (`src/store/large_value.ts`), so a store has few b-tree
- * pages among many overflow ones, and a stretch taken blindly would often
- * hold an interior page of `kv` (every entry under it lost), the expiry
- * index, or the records beside the logs: damage to the store at large, not
- * to a log. With `alone: false` it starts at the first b-tree page holding
+ * By default (`alone`) the stretch holds that log's pages only: leaf pages
+ * of the `kv` table whose every entry is the log's, and the overflow pages
+ * of those entries. Another log's pages are left alone too: a write the
+ * test does not aim at (a new session's record or log, filed beside them)
+ * may have to read its neighbours' pages, and would then fail first.
+ * Entries appended in one commit share a value spread over overflow pages
+ * (`src/store/large_value.ts`), so a store has few b-tree pages among many
+ * overflow ones, and a stretch taken blindly would often hold an interior
+ * page of `kv` (every entry under it lost), the expiry index, or the
+ * records beside the log: damage to the store at large, not to a log. With `alone: false` it starts at the first b-tree page holding
  * such an entry, whatever follows.
  *
  * @param kvPath the KV file (no process may have it open)
  * @param log the log's prefix, e.g. `["v1", "slog", sessionId]`
  * @param from the first entry whose page the stretch may hold
- * @param options `length`: bytes to overwrite (64 KiB); `alone`: the logs' pages only (true)
+ * @param options `length`: bytes to overwrite (64 KiB); `alone`: the log's pages only (true)
  * @returns the offset overwritten from
  * @throws {Error} when not even one such page is in the file
  */
@@ -74,7 +72,8 @@ export async function overwriteLog(
   const page = (n: number) => file.subarray((n - 1) * pageSize, n * pageSize);
   const pages = pagesOfKv(kvPath);
   const byPath = new Map([...pages].map(([n, p]) => [p.path, n]));
-  const isLog = (key: Uint8Array) => LOGS.some((prefix) => startsWith(key, prefix));
+  const prefix = encodeKey(log);
+  const isLog = (key: Uint8Array) => startsWith(key, prefix);
   const logsOnly = (n: number) =>
     pages.get(n)?.type === "leaf" && cellKeys(page(n)).every((key) => isLog(key));
   const ofLogs = (n: number) => {
@@ -92,15 +91,15 @@ export async function overwriteLog(
   const keys = logValues(kvPath, log).filter((v) => v.last >= from).map((v) =>
     encodeKey([...log, v.last])
   );
-  // Pages of other keys land among the logs' as the file grows (how many depends on how
-  // commits were batched), so a shorter stretch stands in when no full one is the logs' alone.
+  // Pages of other keys land among the log's as the file grows (how many depends on how
+  // commits were batched), so a shorter stretch stands in when no full one is the log's alone.
   for (let bytes = length; bytes >= pageSize; bytes /= 2) {
     const span = Math.ceil(bytes / pageSize);
     for (const holder of [...pages.keys()].sort((a, b) => a - b)) {
       const ours = (alone ? logsOnly(holder) : pages.get(holder)?.type !== "overflow") &&
         cellKeys(page(holder)).some((key) => keys.some((k) => equalBytes(key, k)));
       if (!ours) continue;
-      // From the page if the stretch after it is the logs' alone, else from a page before it.
+      // From the page if the stretch after it is the log's alone, else from a page before it.
       for (let start = holder; start > holder - span && start > 1; start--) {
         let clean = true;
         for (let n = start; n < start + span && clean && alone; n++) clean = ofLogs(n);
