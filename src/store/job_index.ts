@@ -10,9 +10,10 @@
  * not the number of jobs the principal has.
  *
  * Live entries carry no value (a live record changes with every event; the
- * listing reads it), so rewriting them with each event costs two small
- * sets, deduplicated within a group commit. Terminal entries carry the final
- * record, so finished jobs, the bulk of any store, list in one range read.
+ * listing reads it), so they are written once, with the new record, and
+ * moved once, with the terminal; the events between rewrite the record
+ * alone. Terminal entries carry the final record, so finished jobs, the
+ * bulk of any store, list in one range read.
  *
  * @module
  */
