@@ -226,9 +226,14 @@ export class Cluster {
     this.#loops.push(this.#leaseLoop(), this.#requestLoop());
   }
 
-  /** Wakes the request poll (call when a job goes live here). */
+  /**
+   * Brings the request poll forward (call when a job goes live here): other
+   * nodes may soon ask to cancel it or send it input. A node alone on its KV
+   * has nobody to ask, so nothing changes; the poll goes on at its own pace
+   * and the next dead-node scan notices a node that joins.
+   */
   poke(): void {
-    this.#poke?.();
+    if (this.#others) this.#poke?.();
   }
 
   /**
