@@ -94,6 +94,16 @@ function batchedStderr(): (line: string, now: boolean) => void {
 const SECRET_FIELD =
   /^(?!.*_id$).*(token|secret|password|authorization|api_?key|admin_?key|credential_value|bearer)/i;
 
+/** Whether a field named like a secret is anywhere in a value. */
+function holdsSecret(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (Array.isArray(value)) return value.some(holdsSecret);
+  for (const k in value) {
+    if (SECRET_FIELD.test(k) || holdsSecret((value as Record<string, unknown>)[k])) return true;
+  }
+  return false;
+}
+
 /**
  * Replaces the values of fields named like secrets, at any depth.
  *
@@ -101,6 +111,8 @@ const SECRET_FIELD =
  * @returns the value, secrets replaced
  */
 function redact(value: unknown): unknown {
+  // Most lines hold no secret: they are written as they are, not copied.
+  if (!holdsSecret(value)) return value;
   if (Array.isArray(value)) return value.map(redact);
   if (value === null || typeof value !== "object") return value;
   return Object.fromEntries(
