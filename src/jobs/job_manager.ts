@@ -143,7 +143,6 @@ export class JobManager {
   /** This runtime as a node among those sharing the KV. */
   readonly cluster: Cluster;
   #inputs: JobInputs;
-  #journal: JobJournal | undefined;
   /** While set, submits are refused with it (a drain). */
   #refusal: (() => ArcpError) | undefined;
 
@@ -155,7 +154,7 @@ export class JobManager {
     const { store, agents, sinks, credentials: service } = deps;
     this.#store = store;
     this.#sinks = sinks;
-    const journal = this.#journal = deps.journal;
+    const journal = deps.journal;
     const all = { ...DEFAULT_JOB_LIMITS, ...limits };
     const live = this.#live;
     const policy = {
