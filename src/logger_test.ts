@@ -1,4 +1,4 @@
-import { deepEqual, equal, match } from "assert";
+import { deepEqual, equal, match, ok } from "assert";
 import { stderrLogger } from "./logger.ts";
 
 function capture(options: Parameters<typeof stderrLogger>[0]) {
@@ -42,4 +42,35 @@ Deno.test("fields named like secrets are redacted at any depth; ids are not", ()
   equal(line.nested[0].api_key, "[redacted]");
   equal(line.nested[0].credential_id, "cred_4");
   equal(line.admin_key, "[redacted]");
+});
+
+/** Runs a script with the default logger in a child process; returns its stderr lines. */
+async function stderrOf(script: string): Promise<string[]> {
+  const logger = new URL("./logger.ts", import.meta.url).href;
+  const { stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { stderrLogger } from "${logger}"; const log = stderrLogger(); ${script}`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(stderr).split("\n").filter((l) => l.length > 0);
+}
+
+Deno.test("stderr: batched info lines keep their order around a warning and are written at exit", async () => {
+  const lines = await stderrOf(`log.info("first"); log.warn("second"); log.info("third");`);
+  deepEqual(lines.map((l) => l.split(" ").slice(1).join(" ")), [
+    "INFO first",
+    "WARN second",
+    "INFO third",
+  ]);
+});
+
+Deno.test("stderr: an info line waiting in the batch is written before an uncaught error ends the process", async () => {
+  const lines = await stderrOf(
+    `log.info("before the crash"); setTimeout(() => { throw new Error("boom"); }, 0);`,
+  );
+  match(lines[0], / INFO before the crash$/);
+  ok(lines.some((l) => l.includes("boom")));
 });

@@ -455,18 +455,18 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const endedSinceStart: Record<string, number> = {};
   // The drain is made after the jobs it drains; until then no job can end.
   const afterJobEnded: { drain?: Drain } = {};
+  // A job's entries ride in the commits of its record and of its terminal.
   const journal: JobJournal = {
     accepted: (job) =>
-      void events.append("job.accepted", {
+      events.entry("job.accepted", {
         job_id: job.job_id,
         agent: job.agent,
         principal: job.principal,
         session_id: job.session_id,
         ...(job.parent_job_id ? { parent_job_id: job.parent_job_id } : {}),
       }),
-    ended: (job) => {
-      endedSinceStart[job.status] = (endedSinceStart[job.status] ?? 0) + 1;
-      void events.append("job.ended", {
+    ending: (job) => {
+      const writes = events.entry("job.ended", {
         job_id: job.job_id,
         agent: job.agent,
         principal: job.principal,
@@ -478,8 +478,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const failure = job.error &&
         sandboxFailureOf(new ArcpError(job.error.code, job.error.message, job.error.details));
       if (failure === "host_crash") {
-        void events.append("sandbox.host_restarted", { job_id: job.job_id, agent: job.agent });
+        writes.push(
+          ...events.entry("sandbox.host_restarted", { job_id: job.job_id, agent: job.agent }),
+        );
       }
+      return writes;
+    },
+    ended: (job) => {
+      endedSinceStart[job.status] = (endedSinceStart[job.status] ?? 0) + 1;
       afterJobEnded.drain?.jobEnded();
     },
   };

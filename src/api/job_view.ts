@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { ErrorPayload } from "../protocol/errors.ts";
 import type { LiveJobView } from "../jobs/job_manager.ts";
 import type { JobRecord } from "../store/records.ts";
+import type { ListedJob } from "../store/job_index.ts";
 import { invalid } from "./errors.ts";
 
 /** A job in a listing. */
@@ -53,11 +54,11 @@ export interface JobDetail extends JobSummary {
 /**
  * A job's summary.
  *
- * @param job its record
+ * @param job its record, or what a listing shows of it
  * @param live what only the running process knows (latest progress), while it runs
  * @returns the summary
  */
-export function jobSummary(job: JobRecord, live?: LiveJobView): JobSummary {
+export function jobSummary(job: ListedJob, live?: LiveJobView): JobSummary {
   const s: JobSummary = {
     job_id: job.job_id,
     agent: job.agent,

@@ -11,6 +11,7 @@ import { z } from "zod";
 import { ArcpError } from "../protocol/errors.ts";
 import { JOB_STATUSES, type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
 import type { JobRecord } from "../store/records.ts";
+import type { ListedJob } from "../store/job_index.ts";
 import { bareAgent } from "../store/job_index.ts";
 import type { ApiDeps } from "./deps.ts";
 import type { Caller } from "./auth.ts";
@@ -69,7 +70,7 @@ export function jobRoutes(app: Hono<ApiEnv>, deps: ApiDeps, closing: AbortSignal
       });
     }
     if (!caller.admin) principal = caller.principal;
-    let page: JobRecord[];
+    let page: ListedJob[];
     let next: string | null = null;
     if (principal !== undefined) {
       const result = await store.listJobs(principal, {

@@ -13,6 +13,7 @@ import type { Lease } from "../protocol/lease.ts";
 import type { AgentModule, AgentRegistry } from "../sandbox/registry.ts";
 import type { Store } from "../store/store.ts";
 import type { JobRecord } from "../store/records.ts";
+import type { KvWrite } from "../store/large_value.ts";
 import type { CredentialService } from "../credentials/credentials.ts";
 import type { LeaseGuardOptions } from "../lease/guard.ts";
 import { BudgetCounters } from "../lease/budget.ts";
@@ -154,6 +155,8 @@ export interface AdmissionDeps {
   owner: { node_id: string; node_run: string };
   /** Whether other nodes share the KV: caps are then held in KV as well. */
   shared: () => boolean;
+  /** The runtime log's entry of an accepted job: writes committed with its record. */
+  journal?: (job: JobRecord) => KvWrite[];
 }
 
 /** Accepts or rejects submits. */
@@ -254,6 +257,12 @@ export class Admission {
       })
       : undefined;
     let created: boolean;
+    const shared = this.#deps.shared();
+    // The journal's entry rides in the record's commit when that goes through
+    // the commit queue (no key to claim, no cap held in KV): it is numbered
+    // and queued in one step then. A claim awaits reads first, so its entry
+    // is queued after the claim succeeded instead.
+    const ride = !idem && !shared;
     try {
       created = await store.createJob(
         record,
@@ -263,7 +272,8 @@ export class Admission {
           record: { job_id: jobId, params_hash: idem.paramsHash },
           ttlMs: this.#limits.idempotencyTtlMs,
         },
-        this.#deps.shared() ? { principal, limit: cap } : undefined,
+        shared ? { principal, limit: cap } : undefined,
+        ride ? this.#deps.journal?.(record) : undefined,
       );
     } catch (err) {
       // Nothing was accepted: the credential must not outlive the failed submit.
@@ -276,6 +286,10 @@ export class Admission {
       const replay = await this.#findIdempotent(principal, idem!);
       if (replay) return replay;
       throw new ArcpError("INTERNAL_ERROR", "idempotency key changed hands during submit; retry");
+    }
+    if (!ride) {
+      const writes = this.#deps.journal?.(record) ?? [];
+      if (writes.length > 0) store.write(writes, { failFast: true }).catch(() => {});
     }
     const live = newLiveJob({
       record,

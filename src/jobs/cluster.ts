@@ -226,9 +226,14 @@ export class Cluster {
     this.#loops.push(this.#leaseLoop(), this.#requestLoop());
   }
 
-  /** Wakes the request poll (call when a job goes live here). */
+  /**
+   * Brings the request poll forward (call when a job goes live here): other
+   * nodes may soon ask to cancel it or send it input. A node alone on its KV
+   * has nobody to ask, so nothing changes; the poll goes on at its own pace
+   * and the next dead-node scan notices a node that joins.
+   */
   poke(): void {
-    this.#poke?.();
+    if (this.#others) this.#poke?.();
   }
 
   /**
@@ -413,7 +418,6 @@ export class Cluster {
   async leave(): Promise<void> {
     RUNS_HERE.delete(this.run);
     this.#stop.abort();
-    this.#poke?.();
     await Promise.all(this.#loops);
     if (this.#versionstamp && !this.#fenced) {
       await this.#deps.store.nodes.remove(this.nodeId, this.#versionstamp).catch(() => {});
@@ -474,11 +478,17 @@ export class Cluster {
     }
   }
 
-  /** Polls cancel, input and handover requests, backing off from 10 ms to 250 ms while none come. */
+  /**
+   * Polls cancel, input and handover requests, backing off from 10 ms to 250
+   * ms while none come. A poke (a job started here) brings the next poll to
+   * within 10 ms and the back-off back to its start: a burst of job starts
+   * costs one poll, not one each.
+   */
   async #requestLoop(): Promise<void> {
     const signal = this.#stop.signal;
     const nodes = this.#deps.store.nodes;
-    let wait = 10;
+    const quick = 10;
+    let wait = quick;
     while (!signal.aborted) {
       let acted = false;
       try {
@@ -518,15 +528,21 @@ export class Cluster {
           });
         }
       }
-      wait = acted ? 10 : Math.min(wait * 2, 250);
+      wait = acted ? quick : Math.min(wait * 2, 250);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, wait);
+        const due = Date.now() + wait;
+        let timer = setTimeout(done, wait);
         function done() {
           clearTimeout(timer);
           signal.removeEventListener("abort", done);
           resolve();
         }
-        this.#poke = done;
+        this.#poke = () => {
+          wait = quick;
+          if (due - Date.now() <= quick) return;
+          clearTimeout(timer);
+          timer = setTimeout(done, quick);
+        };
         signal.addEventListener("abort", done, { once: true });
       });
       this.#poke = undefined;

@@ -162,6 +162,7 @@ export class Fanout {
    * @param payload what sessions get
    * @param owner the owner session (default: looked up by the job's session id)
    * @param logPayload what is logged instead, when `payload` holds a secret
+   * @param extra more writes committed with it (the runtime log's entry of a terminal)
    * @returns resolves once committed and delivered (a failed commit is reported to the sessions)
    */
   emit(
@@ -170,6 +171,7 @@ export class Fanout {
     payload: SeqPayload,
     owner: EventSink | undefined = this.#sinks(live.record.session_id),
     logPayload?: SeqPayload,
+    extra?: KvWrite[],
   ): Promise<void> {
     // Nothing of a job follows its terminal (a tool settling late, a refusal).
     if (live.terminated) return Promise.resolve();
@@ -228,7 +230,8 @@ export class Fanout {
         stageFor(sub.sink);
       }
     }
-    writes.push(...this.#store.jobWrites({ ...job }));
+    writes.push(...this.#store.jobUpdateWrites({ ...job }));
+    if (extra) writes.push(...extra);
     const committed = this.#store.write(writes).then(
       () => {
         for (const [sink, staged] of deliveries) sink.deliver(staged);

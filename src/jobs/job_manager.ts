@@ -19,6 +19,7 @@ import type { AgentRegistry } from "../sandbox/registry.ts";
 import type { Sandbox, SandboxListener } from "../sandbox/sandbox.ts";
 import type { Store } from "../store/store.ts";
 import type { JobRecord } from "../store/records.ts";
+import type { KvWrite } from "../store/large_value.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
@@ -26,7 +27,7 @@ import type { Credential, CredentialService } from "../credentials/credentials.t
 import type { ToolHandler } from "./tools.ts";
 import type { EventSink, SinkLookup } from "./sink.ts";
 import { DEFAULT_JOB_LIMITS, type JobLimits } from "./limits.ts";
-import { type LiveJob, newLiveJob } from "./live_job.ts";
+import { JOB_ENDED, type LiveJob, newLiveJob } from "./live_job.ts";
 import { JobTable } from "./job_table.ts";
 import { OutputQuota } from "./output_quota.ts";
 import { Fanout, type SubscribeOptions, type Subscription } from "./fanout.ts";
@@ -89,11 +90,32 @@ export interface JobManagerDeps {
   journal?: JobJournal;
 }
 
-/** What hears of jobs accepted and ended. */
+/**
+ * What hears of jobs accepted and ended. Its entries ride in the commits a
+ * job makes anyway (its record, its terminal) rather than costing their own:
+ * the writes it returns are committed with those, so the caller queues them
+ * at once.
+ */
 export interface JobJournal {
-  /** A job was accepted (submitted, or delegated by another job). */
-  accepted(job: JobRecord): void;
-  /** A job reached its terminal state. */
+  /**
+   * A job is accepted (submitted, or delegated by another job).
+   *
+   * @param job its record, about to be committed
+   * @returns writes to commit with it
+   */
+  accepted(job: JobRecord): KvWrite[];
+  /**
+   * A job ends: its terminal envelope is about to be committed.
+   *
+   * @param job its record, terminal
+   * @returns writes to commit with the terminal
+   */
+  ending(job: JobRecord): KvWrite[];
+  /**
+   * A job reached its terminal state, committed and delivered.
+   *
+   * @param job its record
+   */
   ended(job: JobRecord): void;
 }
 
@@ -121,7 +143,6 @@ export class JobManager {
   /** This runtime as a node among those sharing the KV. */
   readonly cluster: Cluster;
   #inputs: JobInputs;
-  #journal: JobJournal | undefined;
   /** While set, submits are refused with it (a drain). */
   #refusal: (() => ArcpError) | undefined;
 
@@ -133,7 +154,7 @@ export class JobManager {
     const { store, agents, sinks, credentials: service } = deps;
     this.#store = store;
     this.#sinks = sinks;
-    const journal = this.#journal = deps.journal;
+    const journal = deps.journal;
     const all = { ...DEFAULT_JOB_LIMITS, ...limits };
     const live = this.#live;
     const policy = {
@@ -159,6 +180,7 @@ export class JobManager {
       fanout,
       credentials,
       events,
+      ending: journal && ((job) => journal.ending(job)),
       onEnded: journal && ((job) => journal.ended(job)),
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
@@ -199,6 +221,7 @@ export class JobManager {
         owner,
         shared: () => cluster.shared,
         jobCap: deps.jobCap,
+        journal: journal && ((job) => journal.accepted(job)),
       },
       all,
     );
@@ -210,7 +233,9 @@ export class JobManager {
       create: (record) => store.createJob(Object.assign(record, owner)),
       accept: (live) => {
         lifecycle.accept(live);
-        journal?.accepted(live.record);
+        const writes = journal?.accepted(live.record) ?? [];
+        // Queued at once, in the order the journal numbered them.
+        if (writes.length > 0) store.write(writes, { failFast: true }).catch(() => {});
       },
       start,
       end,
@@ -250,13 +275,7 @@ export class JobManager {
    */
   async submit(who: Submitter, submit: Submit): Promise<Submission> {
     if (this.#refusal) throw this.#refusal();
-    const submission = await this.#admission.submit(who, submit);
-    // A replay (no start) accepted nothing new.
-    if (submission.start && this.#journal) {
-      const job = this.#live.get(submission.accepted.job_id)?.record;
-      if (job) this.#journal.accepted(job);
-    }
-    return submission;
+    return await this.#admission.submit(who, submit);
   }
 
   /**
@@ -532,7 +551,7 @@ export class JobManager {
     this.#fanout.stopFollowing();
     for (const live of this.#live.values()) {
       for (const cancel of live.timers) cancel();
-      live.abort.abort();
+      live.abort.abort(JOB_ENDED);
       live.run?.kill();
     }
     this.#live.clear();

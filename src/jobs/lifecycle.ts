@@ -13,13 +13,14 @@ import { startJobSpan } from "./tracing.ts";
 import type { EventSink, SinkLookup } from "./sink.ts";
 import { setDeadline } from "./timers.ts";
 import type { JobLimits } from "./limits.ts";
-import { cancelled, type LiveJob, type Outcome } from "./live_job.ts";
+import { cancelled, JOB_ENDED, type LiveJob, type Outcome } from "./live_job.ts";
 import type { JobTable } from "./job_table.ts";
 import type { Fanout } from "./fanout.ts";
 import type { JobCredentials } from "./job_credentials.ts";
 import { acceptedPayload } from "./admission.ts";
 import type { JobEvents } from "./operator_events.ts";
 import type { JobRecord } from "../store/records.ts";
+import type { KvWrite } from "../store/large_value.ts";
 
 /** What the transitions need. */
 export interface LifecycleDeps {
@@ -35,6 +36,8 @@ export interface LifecycleDeps {
   credentials: JobCredentials;
   /** Counts ended jobs and reports those their sandbox failed. */
   events: JobEvents;
+  /** Writes committed with a job's terminal envelope (the runtime log's entry of it). */
+  ending?: (job: JobRecord) => KvWrite[];
   /** Told of every job that ended, once its terminal is committed and delivered. */
   onEnded?: (job: JobRecord) => void;
   /**
@@ -55,7 +58,8 @@ export class Lifecycle {
   #credentials: JobCredentials;
   #events: JobEvents;
   #onEnded: ((job: JobRecord) => void) | undefined;
-  #ending = 0;
+  #journalEnding: ((job: JobRecord) => KvWrite[]) | undefined;
+  #endingCount = 0;
   #listen: (live: LiveJob) => SandboxListener;
   #limits: JobLimits;
 
@@ -71,6 +75,7 @@ export class Lifecycle {
     this.#credentials = deps.credentials;
     this.#events = deps.events;
     this.#onEnded = deps.onEnded;
+    this.#journalEnding = deps.ending;
     this.#listen = deps.listen;
     this.#limits = limits;
   }
@@ -203,18 +208,18 @@ export class Lifecycle {
   async end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
     if (live.ended) return;
     live.ended = true;
-    this.#ending++;
+    this.#endingCount++;
     try {
       await this.#end(live, outcome, sink);
     } finally {
-      this.#ending--;
+      this.#endingCount--;
     }
     this.#onEnded?.(live.record);
   }
 
   /** Jobs whose end is under way: their terminal is not yet committed and delivered. */
   get ending(): number {
-    return this.#ending;
+    return this.#endingCount;
   }
 
   async #end(live: LiveJob, outcome: Outcome, sink?: EventSink): Promise<void> {
@@ -225,7 +230,7 @@ export class Lifecycle {
         error: new ArcpError("CANCELLED", message, { ...details, ...live.cancelDetails }),
       };
     }
-    live.abort.abort();
+    live.abort.abort(JOB_ENDED);
     for (const cancel of live.timers) cancel();
     live.run?.kill();
     const job = live.record;
@@ -253,13 +258,28 @@ export class Lifecycle {
           result_size: live.stream.bytes,
         }
         : { final_status: "success", result: outcome.result };
-      await this.#fanout.emit(live, "job.result", payload, sink);
+      // Numbered and queued in one step (see `JobJournal`).
+      await this.#fanout.emit(
+        live,
+        "job.result",
+        payload,
+        sink,
+        undefined,
+        this.#journalEnding?.(job),
+      );
     } else {
       job.error = outcome.error.toPayload();
-      await this.#fanout.emit(live, "job.error", {
-        final_status: outcome.status,
-        ...outcome.error.toPayload(),
-      }, sink);
+      await this.#fanout.emit(
+        live,
+        "job.error",
+        {
+          final_status: outcome.status,
+          ...outcome.error.toPayload(),
+        },
+        sink,
+        undefined,
+        this.#journalEnding?.(job),
+      );
     }
   }
 }

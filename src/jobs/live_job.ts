@@ -165,6 +165,13 @@ export function newLiveJob(init: LiveJobInit): LiveJob {
 }
 
 /**
+ * The reason a job's abort signal carries once the job ends: one
+ * `AbortError` made once, because each new one captures a stack trace
+ * (`abort()` without a reason made one per job, measurably).
+ */
+export const JOB_ENDED: DOMException = new DOMException("the job ended", "AbortError");
+
+/**
  * The outcome of a cancelled job; its message carries the cancel's reason.
  *
  * @param live the job (its `cancelReason`, if any, goes into the message)

@@ -6,7 +6,7 @@
 import { ArcpError } from "../protocol/errors.ts";
 import type { JobEntry, Jobs, ListJobs } from "../protocol/messages.ts";
 import { parseUtc } from "../protocol/time.ts";
-import type { JobRecord } from "../store/records.ts";
+import type { ListedJob } from "../store/job_index.ts";
 import type { Store } from "../store/store.ts";
 
 /** Page size when the request names none. */
@@ -59,7 +59,7 @@ function boundMs(text: string | undefined, field: string): number | undefined {
  * @param job the record
  * @returns the entry
  */
-export function jobEntry(job: JobRecord): JobEntry {
+export function jobEntry(job: ListedJob): JobEntry {
   return {
     job_id: job.job_id,
     agent: job.agent,

@@ -10,9 +10,11 @@
  * not the number of jobs the principal has.
  *
  * Live entries carry no value (a live record changes with every event; the
- * listing reads it), so rewriting them with each event costs two small
- * sets, deduplicated within a group commit. Terminal entries carry the final
- * record, so finished jobs, the bulk of any store, list in one range read.
+ * listing reads it), so they are written once, with the new record, and
+ * moved once, with the terminal; the events between rewrite the record
+ * alone. Terminal entries carry what a listing shows of the final record
+ * ({@linkcode listedJob}), so finished jobs, the bulk of any store, list in
+ * one range read.
  *
  * @module
  */
@@ -47,10 +49,62 @@ export interface JobQuery {
   newestFirst?: boolean;
 }
 
+/**
+ * What a listing shows of a job: its record less what only running it
+ * needs (its session, history length, node, idempotency key and limits).
+ */
+export type ListedJob =
+  & Pick<
+    JobRecord,
+    | "job_id"
+    | "principal"
+    | "agent"
+    | "status"
+    | "lease"
+    | "trace_id"
+    | "created_at"
+    | "created_ms"
+    | "last_event_seq"
+  >
+  & Partial<
+    Pick<JobRecord, "ended_at" | "parent_job_id" | "budget" | "budget_remaining" | "error">
+  >;
+
+/**
+ * What a terminal index entry keeps of a job: a listing's fields, so a
+ * finished job (written twice, by status and by agent) is not stored three
+ * times whole.
+ *
+ * @param job the record
+ * @returns its listed fields
+ */
+export function listedJob(job: JobRecord): ListedJob {
+  const listed: ListedJob = {
+    job_id: job.job_id,
+    principal: job.principal,
+    agent: job.agent,
+    status: job.status,
+    lease: job.lease,
+    trace_id: job.trace_id,
+    created_at: job.created_at,
+    created_ms: job.created_ms,
+    last_event_seq: job.last_event_seq,
+  };
+  if (job.ended_at !== undefined) listed.ended_at = job.ended_at;
+  if (job.parent_job_id !== undefined) listed.parent_job_id = job.parent_job_id;
+  if (job.budget !== undefined) listed.budget = job.budget;
+  if (job.budget_remaining !== undefined) listed.budget_remaining = job.budget_remaining;
+  if (job.error !== undefined) listed.error = job.error;
+  return listed;
+}
+
 /** One page of jobs. */
 export interface JobPage {
-  /** The jobs, in (creation time, id) order, or its reverse with `newestFirst`. */
-  jobs: JobRecord[];
+  /**
+   * The jobs, in (creation time, id) order, or its reverse with
+   * `newestFirst`: live ones as their records, finished ones as listed.
+   */
+  jobs: ListedJob[];
   /** Position of the last job when more may follow. */
   next?: JobPosition;
 }
@@ -110,11 +164,12 @@ export function jobIndexWrites(job: JobRecord): KvWrite[] {
       { key: keys.agentJob(job.principal, agent, LIVE, ...at), value: null },
     ];
   }
+  const listed = listedJob(job);
   return [
     { key: keys.statusJob(job.principal, LIVE, ...at) },
     { key: keys.agentJob(job.principal, agent, LIVE, ...at) },
-    { key: keys.statusJob(job.principal, job.status, ...at), value: job },
-    { key: keys.agentJob(job.principal, agent, job.status, ...at), value: job },
+    { key: keys.statusJob(job.principal, job.status, ...at), value: listed },
+    { key: keys.agentJob(job.principal, agent, job.status, ...at), value: listed },
     { key: keys.endedJob(endedMsOf(job), job.job_id), value: job.session_id },
   ];
 }
@@ -137,8 +192,8 @@ export function jobIndexDeletes(job: JobRecord): KvWrite[] {
 /** One candidate of a listing, from one bucket. */
 interface Candidate {
   pos: JobPosition;
-  /** The record (terminal entries), or how to read it (live entries). */
-  job: JobRecord | (() => Promise<JobRecord | null>);
+  /** The listed job (terminal entries), or how to read its record (live entries). */
+  job: ListedJob | (() => Promise<JobRecord | null>);
 }
 
 /** Orders positions as KV orders the index keys. */
@@ -199,12 +254,12 @@ export async function listJobPage(
       sources.push(terminalSource(kv, rangeOf(prefixOf(bucket)), batchSize, newest));
     }
   }
-  const matches = (job: JobRecord) =>
+  const matches = (job: ListedJob) =>
     statuses.has(job.status) && (exactAgent === undefined || job.agent === exactAgent) &&
     (query.createdAfterMs === undefined || job.created_ms > query.createdAfterMs);
 
   const heads = await Promise.all(sources.map((s) => s.next()));
-  const jobs: JobRecord[] = [];
+  const jobs: ListedJob[] = [];
   let last: JobPosition | undefined;
   while (true) {
     let min = -1;

@@ -4,14 +4,17 @@
  * finished), durable in KV and read from a cursor by the management API.
  *
  * Entries are numbered from 0 and appended through the group committer, so
- * an entry costs no commit of its own. The log is bounded: entries older
- * than the retention period, and all but the newest `maxEntries`, are
- * deleted as new ones arrive.
+ * an entry costs no commit of its own. An entry about a job rides in the
+ * commit the job makes anyway ({@linkcode RuntimeLog.entry}): the record
+ * of a job accepted, the terminal of a job ended. The log is bounded:
+ * entries older than the retention period, and all but the newest
+ * `maxEntries`, are deleted as new ones arrive.
  *
  * @module
  */
 import { keys } from "./keys.ts";
 import type { GroupCommitter } from "./group_commit.ts";
+import type { KvWrite } from "./large_value.ts";
 
 /** Kinds of runtime events. */
 export const RUNTIME_EVENT_KINDS = [
@@ -96,6 +99,44 @@ export class RuntimeLog {
     return this.#written = this.#opening.then(() => this.#flush());
   }
 
+  /**
+   * The write of an entry that rides in a commit the caller makes anyway,
+   * numbered now: queue it before anything else runs (in the same
+   * synchronous step), so entries commit in the order they are numbered.
+   * Until the log knows where it ends (its first append) there is none, and
+   * the entry is appended on its own instead. If the commit it rides in
+   * fails, the entry is lost with what it reports; readers skip the gap.
+   *
+   * @example
+   * ```ts ignore
+   * const writes = [...jobWrites, ...store.runtimeLog.entry("job.accepted", { job_id })];
+   * await store.write(writes);
+   * ```
+   *
+   * @param kind what happened
+   * @param data ids and outcome (never a secret)
+   * @returns the write to commit with the caller's, or none when the entry was appended alone
+   */
+  entry(kind: RuntimeEventKind, data: Record<string, unknown>): KvWrite[] {
+    if (this.#next === undefined || this.#pending.length > 0) {
+      void this.append(kind, data);
+      return [];
+    }
+    const index = this.#next++;
+    const value: RuntimeEvent = { index, time: new Date().toISOString(), kind, data };
+    this.#counted(1);
+    return [{ key: keys.runtimeEvent(index), value }];
+  }
+
+  /** Counts appended entries; every `TRIM_EVERY` of them a trim runs. */
+  #counted(n: number): void {
+    this.#sinceTrim += n;
+    if (this.#sinceTrim >= TRIM_EVERY) {
+      this.#sinceTrim = 0;
+      this.#trimming = this.#trimming.then(() => this.trim()).then(() => {}, () => {});
+    }
+  }
+
   async #open(): Promise<void> {
     let next = 0;
     try {
@@ -118,11 +159,7 @@ export class RuntimeLog {
       const entry: RuntimeEvent = { index, time, kind, data };
       return { key: keys.runtimeEvent(index), value: entry };
     });
-    this.#sinceTrim += batch.length;
-    if (this.#sinceTrim >= TRIM_EVERY) {
-      this.#sinceTrim = 0;
-      this.#trimming = this.#trimming.then(() => this.trim()).then(() => {}, () => {});
-    }
+    this.#counted(batch.length);
     await this.#committer.write(writes, { failFast: true }).catch(() => {});
   }
 
@@ -165,8 +202,11 @@ export class RuntimeLog {
    * @returns the entries, and whether more follow
    */
   async read(after: number, limit: number): Promise<{ events: RuntimeEvent[]; hasMore: boolean }> {
-    // A reader sees every entry appended before it asked.
+    // A reader sees every entry appended before it asked: those appended
+    // alone, and those riding in writes queued meanwhile (an empty write
+    // settles once everything queued before it is durable).
     await this.#written;
+    await this.#committer.write([], { failFast: true }).catch(() => {});
     const prefix = keys.runtimeEvents();
     const events: RuntimeEvent[] = [];
     for await (

@@ -266,6 +266,22 @@ export class Store {
   }
 
   /**
+   * The writes of a job record rewritten by one of its envelopes. While the
+   * job is live that is the record alone: its live index entries were
+   * written with it when it was created and stay as they are until it ends
+   * (a live entry carries no value). Its terminal envelope moves them, as
+   * {@linkcode jobWrites} does.
+   *
+   * @param job the record
+   * @returns the writes
+   */
+  jobUpdateWrites(job: JobRecord): KvWrite[] {
+    if (TERMINAL_STATUSES.has(job.status)) return this.jobWrites(job);
+    const jobKey = keys.job(job.job_id);
+    return [{ key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) }];
+  }
+
+  /**
    * Brings a store written by an earlier layout up to this one: every job
    * gets its list_jobs index entries (and, once ended, its place in the
    * retention index), and the layout-1 index goes. Idempotent and batched;
@@ -312,6 +328,8 @@ export class Store {
    * @param cap the principal's cap on live jobs, when other nodes share the
    *   KV: the job is created only while its principal's live jobs on every
    *   node are below it, checked under the principal's admission gate key
+   * @param extra more writes committed with the record, atomically (the
+   *   runtime log's entry of the job, see `RuntimeLog.entry`)
    * @returns true when created; false when the key was claimed meanwhile
    * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` when commits
    *   are failing (disk full, I/O error): the job is refused rather than
@@ -321,16 +339,19 @@ export class Store {
     job: JobRecord,
     idempotency?: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
     cap?: JobCap,
+    extra: KvWrite[] = [],
   ): Promise<boolean> {
     // While the store cannot commit at all, refuse the job now rather than
     // accept it whenever the disk has room again.
     this.assertWritable();
     if (!idempotency && !cap) {
-      await this.write(this.jobWrites(job), { failFast: true });
+      const writes = this.jobWrites(job);
+      if (extra.length > 0) writes.push(...extra);
+      await this.write(writes, { failFast: true });
       return true;
     }
     try {
-      return await this.#claimAndCreate(job, idempotency, cap);
+      return await this.#claimAndCreate(job, idempotency, cap, extra);
     } catch (err) {
       throw isStorageFailure(err) ? storageUnavailable(err) : err;
     }
@@ -342,6 +363,7 @@ export class Store {
       | { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number }
       | undefined,
     cap: JobCap | undefined,
+    extra: KvWrite[],
   ): Promise<boolean> {
     const key = idempotency && keys.idempotency(idempotency.principal, idempotency.keyHash);
     const gate = cap && keys.admissionGate(cap.principal);
@@ -370,9 +392,9 @@ export class Store {
         if (gate && gateEntry) {
           op.check({ key: gate, versionstamp: gateEntry.versionstamp }).set(gate, Date.now());
         }
-        for (const w of this.jobWrites(job)) {
+        for (const w of [...this.jobWrites(job), ...extra]) {
           if (w.value === undefined) op.delete(w.key);
-          else op.set(w.key, w.value);
+          else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
         }
         return op.commit();
       };

@@ -4,7 +4,7 @@
  * diagnostics, and a drain started with `POST /v1/runtime/drain`.
  */
 import { deepEqual, equal, ok } from "assert";
-import { ROOT, startServer, TOKENS } from "../../testing/server.ts";
+import { ROOT, startChildServer, startServer, TOKENS } from "../../testing/server.ts";
 import { connect } from "../../testing/ws_client.ts";
 import { call, running } from "./_api.ts";
 
@@ -84,6 +84,49 @@ Deno.test("the runtime's event log is durable and read from a cursor with has_mo
   deepEqual(after.body.events.map((e: { kind: string; index: number }) => [e.index, e.kind]), [
     [4, "runtime.started"],
   ]);
+});
+
+Deno.test("a job's runtime log entries (they ride in its record's and its terminal's commits) survive a SIGKILL right after its result, in order, and list_jobs finds the job", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_rtlog_" });
+  const kvPath = `${dir}/arcp.kv`;
+  try {
+    const child = await startChildServer(kvPath);
+    let ids: string[];
+    try {
+      await using c = await connect(child.url, "alice-token");
+      // A plain submit, and one with an idempotency key (its record is committed on its own path).
+      const plain = await c.submit({ agent: "echo", input: 1 });
+      await c.untilTerminal(plain.job_id!);
+      const keyed = await c.submit({ agent: "echo", input: 2, idempotency_key: "rtlog-k" });
+      await c.untilTerminal(keyed.job_id!);
+      ids = [plain.job_id!, keyed.job_id!];
+    } finally {
+      // Nothing gets a chance to write after the results were seen.
+      await child.stop("SIGKILL");
+    }
+
+    await using again = await startServer({ ...ADMIN, kvPath });
+    const events = (await call(again.http, "/v1/events?limit=100", "bob-token")).body.events;
+    for (const id of ids) {
+      deepEqual(
+        events.filter((e: { data: { job_id?: string } }) => e.data.job_id === id)
+          .map((e: { kind: string; data: { status?: string } }) => [e.kind, e.data.status]),
+        [["job.accepted", undefined], ["job.ended", "success"]],
+      );
+    }
+    const indexes = events.map((e: { index: number }) => e.index);
+    deepEqual(indexes, [...indexes].sort((a, b) => a - b));
+    await using c = await connect(again.url, "alice-token");
+    const req = c.send("session.list_jobs", {});
+    const list = await c.next((e) => e.type === "session.jobs" && e.payload.request_id === req.id);
+    deepEqual(
+      list.payload.jobs.map((j: { job_id: string; status: string }) => [j.job_id, j.status]),
+      ids.map((id) => [id, "success"]),
+    );
+  } finally {
+    // The restarted server removes its KV's folder when it closes.
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });
 
 Deno.test("diagnostics name a generated token, no TLS off loopback, no provisioner, a local KV file and the sandbox mode", async () => {

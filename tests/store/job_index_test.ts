@@ -6,7 +6,7 @@
 import { deepEqual, equal, ok } from "assert";
 import { Store } from "../../src/store/store.ts";
 import type { JobRecord } from "../../src/store/records.ts";
-import type { JobQuery } from "../../src/store/job_index.ts";
+import { type JobQuery, listedJob } from "../../src/store/job_index.ts";
 import type { JobStatus } from "../../src/protocol/messages.ts";
 
 const STATUSES: JobStatus[] = ["pending", "running", "success", "error", "cancelled", "timed_out"];
@@ -124,13 +124,13 @@ Deno.test("every filter, paged at any size, lists what a full scan would, after 
         }
       }
     }
-    // Entries carry what list_jobs reports: the current record, live or final.
+    // Entries carry what list_jobs reports: the current record while live, its listed fields once ended.
     const running = all.find((j) => j.status === "running" && j.principal === "alice")!;
     const page = await store.listJobs("alice", { statuses: ["running"], limit: 1000 });
     deepEqual(page.jobs.find((j) => j.job_id === running.job_id), running);
     const done = all.find((j) => j.status === "success" && j.principal === "alice")!;
     const finished = await store.listJobs("alice", { agent: done.agent, limit: 1000 });
-    deepEqual(finished.jobs.find((j) => j.job_id === done.job_id), done);
+    deepEqual(finished.jobs.find((j) => j.job_id === done.job_id), listedJob(done));
   } finally {
     await store.close();
     await Deno.remove(dir, { recursive: true });
