@@ -106,6 +106,16 @@ const JobRecordShape = z.looseObject({
   log_length: seq,
 });
 
+/**
+ * A terminal index entry: the listed fields of a job (`listedJob`); a store
+ * written before entries were trimmed holds whole records, which pass too.
+ */
+const ListedJobShape = JobRecordShape.omit({
+  session_id: true,
+  accepted_at: true,
+  log_length: true,
+});
+
 const SessionRecordShape = z.looseObject({
   session_id: z.string(),
   principal: z.string(),
@@ -318,7 +328,7 @@ class Examiner {
 
   /**
    * An entry of the status or agent index: no value in the `live` bucket (the
-   * record is read), the job's final record in a terminal one.
+   * record is read), the job's listed fields in a terminal one.
    */
   #indexedJob(
     where: string,
@@ -328,9 +338,9 @@ class Examiner {
     seen: Set<string>,
   ): void {
     if (bucket !== "live") {
-      const wrong = shapeProblem(JobRecordShape, value, "job record");
+      const wrong = shapeProblem(ListedJobShape, value, "listed job");
       if (wrong) return this.problem(where, wrong);
-      const job = value as z.output<typeof JobRecordShape>;
+      const job = value as z.output<typeof ListedJobShape>;
       if (job.job_id !== jobId || job.status !== bucket) {
         return this.problem(
           where,
