@@ -74,9 +74,18 @@ export interface EventSink {
   /**
    * Stamps a job envelope with this session's next `event_seq`.
    *
+   * @param envelope the envelope
+   * @param withRecord whether its writes include the session record (default
+   *   true); without, the caller commits {@linkcode recordWrite} with them
    * @returns the stamped envelope, or undefined when this session did not negotiate the event's feature
    */
-  stage(envelope: JobEnvelope): Staged | undefined;
+  stage(envelope: JobEnvelope, withRecord?: boolean): Staged | undefined;
+  /**
+   * The write that persists the session record as it is now.
+   *
+   * @returns the write
+   */
+  recordWrite(): KvWrite;
   /** Whether the session negotiated a feature. */
   has(feature: Feature): boolean;
   /** Sends a committed envelope, if the session is connected. */

@@ -58,8 +58,11 @@ export interface SandboxJob {
 
 /** How a running agent reports back. Calls arrive in the order the agent made them. */
 export interface SandboxListener {
-  /** A checked event; the promise settles once the runtime has taken it. */
-  onEvent(kind: string, body: Record<string, unknown>): Promise<void>;
+  /**
+   * Checked events, in order (`[kind, body]` each; one message of the
+   * worker's); the promise settles once the runtime has taken them all.
+   */
+  onEvents(events: Array<[string, Record<string, unknown>]>): Promise<void>;
   /**
    * A request the agent makes of the runtime (`authorize`, `tool`); the
    * promise rejects with an ArcpError when the lease refuses it.
