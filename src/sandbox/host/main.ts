@@ -83,7 +83,7 @@ class Relay {
   #proxy: EgressProxy | undefined;
 
   constructor(conn: Deno.Conn) {
-    this.#out = new FrameWriter(conn.writable);
+    this.#out = new FrameWriter(conn);
   }
 
   report(r: HostReport): void {
@@ -246,7 +246,7 @@ async function main(): Promise<never> {
   relay.report({ token: intro.token });
   let answered = false;
   try {
-    for await (const frame of readFrames(conn.readable, MAX_COMMAND_FRAME_BYTES)) {
+    for await (const frame of readFrames(conn, MAX_COMMAND_FRAME_BYTES)) {
       const cmd = frame as HostCommand;
       if (!answered) {
         // Whoever holds the socket path without the answer is not the runtime.
