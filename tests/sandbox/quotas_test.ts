@@ -132,3 +132,21 @@ Deno.test("a burst that crosses the event quota mid-batch: a resume replays exac
     await again.close();
   }
 });
+
+Deno.test("a burst of large events arrives whole and in order (its batch is split across frames)", async () => {
+  await using server = await startServer({ agentsDir: AGENTS, hostHeapMb: 128 });
+  const alice = await connect(server.url, "alice-token");
+  try {
+    // 20 events of 100,000 characters: their batch is eight times what one frame carries.
+    const acc = await alice.submit({ agent: "flooder", input: { count: 20, size: 100_000 } });
+    equal(acc.type, "job.accepted", JSON.stringify(acc.payload));
+    const out = await alice.untilTerminal(acc.job_id!, 60_000);
+    equal(out.at(-1)!.type, "job.result", JSON.stringify(out.at(-1)!.payload));
+    const logs = out.filter((e) => e.type === "job.event" && e.payload.kind === "log");
+    equal(logs.length, 20);
+    for (const e of logs) equal(e.payload.body.message, "x".repeat(100_000));
+    logs.forEach((e, i) => i > 0 && ok(e.event_seq! > logs[i - 1].event_seq!, "in order"));
+  } finally {
+    await alice.close();
+  }
+});
