@@ -6,7 +6,7 @@
  * @module
  */
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
-import type { SandboxListener } from "../sandbox/sandbox.ts";
+import type { AgentEvent, SandboxListener } from "../sandbox/sandbox.ts";
 import { ResultStream } from "./result_stream.ts";
 import type { JobLimits } from "./limits.ts";
 import { cancelled, type EndJob, type LiveJob } from "./live_job.ts";
@@ -22,11 +22,8 @@ const RUNTIME_METRIC = /^cost\.budget(\.|$)/;
 export interface AgentListenerPort {
   /** Emits a `job.event`. */
   event: EmitEvent;
-  /** Emits `job.event`s in order, staged together (`[kind, body]` each). */
-  events(
-    live: LiveJob,
-    items: ReadonlyArray<readonly [string, Record<string, unknown>]>,
-  ): Promise<void>;
+  /** Emits `job.event`s in order, staged together. */
+  events(live: LiveJob, items: readonly AgentEvent[]): Promise<void>;
   /**
    * Serves a request the agent makes of the runtime.
    *
@@ -132,10 +129,7 @@ export class AgentListener {
    * Events from the agent, in order: runs of plain events are emitted
    * together; a metric goes on its own, since it may charge the budget.
    */
-  #agentEvents(
-    live: LiveJob,
-    items: ReadonlyArray<readonly [string, Record<string, unknown>]>,
-  ): Promise<void> {
+  #agentEvents(live: LiveJob, items: readonly AgentEvent[]): Promise<void> {
     let last: Promise<void> = Promise.resolve();
     let from = 0;
     for (let i = 0; i <= items.length; i++) {

@@ -23,6 +23,7 @@ import {
   type Staged,
 } from "./sink.ts";
 import type { LiveJob, Subscriber } from "./live_job.ts";
+import type { AgentEvent } from "../sandbox/sandbox.ts";
 import type { JobTable } from "./job_table.ts";
 import type { OutputQuota } from "./output_quota.ts";
 import { utf8Length } from "./result_stream.ts";
@@ -110,6 +111,27 @@ const REPLAY_GROUP_CHARS = 150_000;
  */
 export function jobEvent(kind: string, body: Record<string, unknown>): JobEventPayload {
   return { kind, ts: nowIso(), body };
+}
+
+/**
+ * The JSON of a `job.event` payload around its body's JSON: what
+ * `JSON.stringify(payload)` gives, without serializing the body again.
+ *
+ * @example
+ * ```ts
+ * import { jobEvent, jobEventJson } from "./fanout.ts";
+ * const payload = jobEvent("log", { level: "info", message: "hi" });
+ * console.log(jobEventJson(payload, JSON.stringify(payload.body)) === JSON.stringify(payload)); // true
+ * ```
+ *
+ * @param payload the payload
+ * @param bodyJson `JSON.stringify(payload.body)`
+ * @returns the payload's JSON
+ */
+export function jobEventJson(payload: JobEventPayload, bodyJson: string): string {
+  return `{"kind":${JSON.stringify(payload.kind)},"ts":${
+    JSON.stringify(payload.ts)
+  },"body":${bodyJson}}`;
 }
 
 /**
@@ -202,17 +224,14 @@ export class Fanout {
    * @param items `[kind, body]` of each event
    * @returns resolves once all are committed and delivered
    */
-  events(
-    live: LiveJob,
-    items: ReadonlyArray<readonly [string, Record<string, unknown>]>,
-  ): Promise<void> {
+  events(live: LiveJob, items: readonly AgentEvent[]): Promise<void> {
     if (live.terminated) return Promise.resolve();
     const owner = this.#sinks(live.record.session_id);
     let group = new Group();
     let committed: Promise<void> = Promise.resolve();
     let kinds: Map<string, number> | undefined;
     let refused: ArcpError | undefined;
-    for (const [kind, body] of items) {
+    for (const [kind, body, json] of items) {
       const payload = jobEvent(kind, body);
       const output = !isInputEvent(payload);
       // Nothing is staged for an event past a quota: the job ends instead.
@@ -221,7 +240,11 @@ export class Fanout {
       if (kind === "progress") live.progress = body;
       kinds ??= new Map();
       kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-      this.#stage(live, "job.event", payload, owner, undefined, output, group);
+      // The body's JSON from its check: the payload is spelled around it, not serialized again.
+      const text = json === undefined
+        ? undefined
+        : `{"kind":${JSON.stringify(kind)},"ts":${JSON.stringify(payload.ts)},"body":${json}}`;
+      this.#stage(live, "job.event", payload, owner, undefined, output, group, text);
       if (group.chars > GROUP_CHARS) {
         committed = this.#commit(live, group);
         group = new Group();
@@ -279,9 +302,10 @@ export class Fanout {
     logPayload: SeqPayload | undefined,
     output: boolean,
     group: Group,
+    payloadJson?: string,
   ): void {
     const job = live.record;
-    const envelope = jobEnvelope(type, job.job_id, job.trace_id, payload, logPayload);
+    const envelope = jobEnvelope(type, job.job_id, job.trace_id, payload, logPayload, payloadJson);
     // An owner back from another node that fed it this job catches up first (in order).
     if (
       owner && !owner.evicted && !live.ownerQueue && !live.ownerInStep &&

@@ -36,6 +36,7 @@ export interface JobEnvelope {
  * @param traceId the job's trace id (an empty one is left out)
  * @param payload what sessions get
  * @param logPayload what the logs keep instead, when `payload` carries a secret
+ * @param payloadJson `JSON.stringify(payload)`, when the caller has it already
  * @returns the envelope
  */
 export function jobEnvelope(
@@ -44,10 +45,11 @@ export function jobEnvelope(
   traceId: string | undefined,
   payload: SeqPayload,
   logPayload?: SeqPayload,
+  payloadJson?: string,
 ): JobEnvelope {
   const trace_id = traceId || undefined;
   return {
-    encoding: new EnvelopeEncoding({ type, job_id: jobId, trace_id, payload }),
+    encoding: new EnvelopeEncoding({ type, job_id: jobId, trace_id, payload }, payloadJson),
     logEncoding: logPayload &&
       new EnvelopeEncoding({ type, job_id: jobId, trace_id, payload: logPayload }),
   };

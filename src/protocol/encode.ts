@@ -103,8 +103,9 @@ export class EnvelopeEncoding<T extends MessageType> {
    * Encodes the shared fields.
    *
    * @param shared type, job, trace and payload
+   * @param payloadJson `JSON.stringify(shared.payload)`, when the caller has it already
    */
-  constructor(shared: SharedEnvelope<T>) {
+  constructor(shared: SharedEnvelope<T>, payloadJson?: string) {
     this.shared = shared;
     // A job's envelopes come in runs of one type: their shared head is spelled once a run.
     if (
@@ -125,7 +126,7 @@ export class EnvelopeEncoding<T extends MessageType> {
     }
     this.#type = last.typeText;
     this.#middle = last.middle;
-    this.#tail = `,"payload":${JSON.stringify(shared.payload)}}`;
+    this.#tail = `,"payload":${payloadJson ?? JSON.stringify(shared.payload)}}`;
   }
 
   /**

@@ -37,10 +37,11 @@ Deno.test("a frame spliced from a shared encoding is byte for byte what encodeEn
     for (
       const [id, sessionId, seq] of [["01JA", "sess_a", 1], ["01JB", "sess_b", 123456]] as const
     ) {
-      equal(
-        enc.frame(id, sessionId, seq),
-        encodeEnvelope({ ...shared, id, session_id: sessionId, event_seq: seq }),
-      );
+      const expected = encodeEnvelope({ ...shared, id, session_id: sessionId, event_seq: seq });
+      equal(enc.frame(id, sessionId, seq), expected);
+      // The payload's JSON handed over by a caller that has it is used as it is.
+      const given = new EnvelopeEncoding(shared, JSON.stringify(shared.payload));
+      equal(given.frame(id, sessionId, seq), expected);
     }
   }
 });

@@ -22,7 +22,7 @@ import { permissionsForLease } from "./permissions.ts";
 import { checkLeaseProtection, type Protection } from "./protection.ts";
 import type { Lease } from "../protocol/lease.ts";
 import { checkResult } from "./result_check.ts";
-import type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
+import type { AgentEvent, AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
 import { type WorkerMessage, WorkerMessageSchema } from "./worker/wire.ts";
 import { assertNoEscapingSymlinks, DEFAULT_SCAN_LIMIT } from "./symlink_scan.ts";
 import { endpointGlobs } from "./credential_egress.ts";
@@ -87,13 +87,13 @@ export function agentFailure(name: string, message: string, code?: string): Arcp
  *
  * @param kind the event kind
  * @param body the event body
- * @returns the body as it will be sent
+ * @returns the body's JSON, as it will be sent (measured for the cap, so it is serialized once)
  * @throws {ArcpError} when the kind is not the agent's to emit or the body is malformed or too large
  */
 export function checkAgentEvent(
   kind: string,
   body: Record<string, unknown>,
-): Record<string, unknown> {
+): string {
   if (RUNTIME_KINDS.has(kind)) {
     throw new ArcpError("PERMISSION_DENIED", `agents may not emit ${kind} events directly`);
   }
@@ -123,14 +123,14 @@ export function checkAgentEvent(
       `agent sent an event of unknown kind ${JSON.stringify(kind.slice(0, 64))}`,
     );
   }
-  const size = JSON.stringify(body).length;
-  if (size > MAX_EVENT_BYTES) {
+  const json = JSON.stringify(body);
+  if (json.length > MAX_EVENT_BYTES) {
     throw new ArcpError(
       "INTERNAL_ERROR",
-      `agent sent a ${kind} event of ${size} bytes; the cap is ${MAX_EVENT_BYTES}`,
+      `agent sent a ${kind} event of ${json.length} bytes; the cap is ${MAX_EVENT_BYTES}`,
     );
   }
-  return body;
+  return json;
 }
 
 /** An optional field that, when present, is a string. */
@@ -344,7 +344,7 @@ export class SupervisedSandbox implements Sandbox {
      * would have in messages of their own.
      */
     const events = (items: Array<[string, Record<string, unknown>]>) => {
-      const checked: Array<[string, Record<string, unknown>]> = [];
+      const checked: AgentEvent[] = [];
       let refusal: ArcpError | undefined;
       const now = Date.now();
       tokens = Math.min(this.#eventBurst, tokens + ((now - refilled) / 1000) * this.#eventRate);
@@ -365,7 +365,7 @@ export class SupervisedSandbox implements Sandbox {
           break;
         }
         try {
-          checked.push([kind, checkAgentEvent(kind, body)]);
+          checked.push([kind, body, checkAgentEvent(kind, body)]);
         } catch (err) {
           refusal = err as ArcpError;
           break;
