@@ -74,8 +74,8 @@ class Group {
   readonly sinks = new Set<EventSink>();
   /** Characters of log text in it. */
   chars = 0;
-  /** Envelopes staged in it. */
-  staged = 0;
+  /** Log entries in it (the job's history and each session's log). */
+  entries = 0;
 
   /** Stages an envelope for a session; undefined when it did not negotiate the event's feature. */
   stage(sink: EventSink, envelope: JobEnvelope): Staged | undefined {
@@ -92,7 +92,7 @@ class Group {
   add(writes: KvWrite[], chars: number): void {
     for (const w of writes) this.writes.push(w);
     this.chars += chars;
-    this.staged++;
+    this.entries++;
   }
 }
 
@@ -251,7 +251,7 @@ export class Fanout {
       }
     }
     if (kinds) { for (const [kind, n] of kinds) this.#onEvent?.(kind, n); }
-    if (group.staged) committed = this.#commit(live, group);
+    if (group.entries > 0) committed = this.#commit(live, group);
     return refused ? this.#overQuota(live, refused) : committed;
   }
 
