@@ -72,6 +72,7 @@ export type { AuthOptions } from "./src/session/authenticator.ts";
 export type { JwtOptions } from "./src/session/jwt_auth.ts";
 export { Counter, Histogram, type Labels, Metrics, METRICS_CONTENT_TYPE } from "./src/metrics.ts";
 export type {
+  AgentEvent,
   AgentRun,
   Sandbox,
   SandboxJob,

@@ -9,6 +9,9 @@
  * slow client cannot pass for a slow runtime. The ceilings: raw Deno KV
  * atomic commits of events of the same size, stored one value per event and
  * stored the way the runtime stores them, and a bare WebSocket on loopback.
+ * CPU per event is reported for each process on the path: the runtime, the
+ * sandbox processes of the jobs (those that ended in the measured window,
+ * start-up included) and the bench clients.
  *
  * @module
  */
@@ -58,6 +61,23 @@ interface Child extends AsyncDisposable {
   commits(): Promise<number>;
   /** CPU time it has used so far (ms, user + system, all its threads). */
   cpuMs(): Promise<number>;
+  /**
+   * CPU time of its child processes that have ended so far (ms, user +
+   * system): the sandbox processes of finished jobs, start-up included.
+   */
+  childCpuMs(): Promise<number>;
+}
+
+/** The fields of `/proc/<pid>/stat` after the command name (field 3 onwards). */
+async function statFields(pid: number): Promise<string[]> {
+  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`] }).output();
+  return new TextDecoder().decode(out.stdout).split(") ")[1].split(" ");
+}
+
+/** This process's CPU time so far (ms, user + system): the bench clients'. */
+async function selfCpuMs(): Promise<number> {
+  const fields = await statFields(Deno.pid);
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Starts `_events_child.ts` in a mode and waits for its URL. */
@@ -101,10 +121,14 @@ async function startChild(args: string[]): Promise<Child> {
       return (JSON.parse(await nextLine("STATS ")) as { commits: number }).commits;
     },
     async cpuMs() {
-      const out = await new Deno.Command("cat", { args: [`/proc/${proc.pid}/stat`] }).output();
-      const fields = new TextDecoder().decode(out.stdout).split(") ")[1].split(" ");
+      const fields = await statFields(proc.pid);
       // utime and stime, fields 14 and 15 of stat, in clock ticks of 10 ms.
       return (Number(fields[11]) + Number(fields[12])) * 10;
+    },
+    async childCpuMs() {
+      const fields = await statFields(proc.pid);
+      // cutime and cstime, fields 16 and 17: children it has waited for.
+      return (Number(fields[13]) + Number(fields[14])) * 10;
     },
     async [Symbol.asyncDispose]() {
       proc.kill("SIGTERM");
@@ -287,26 +311,42 @@ async function rawTickerRun(url: string, count: number): Promise<{ events: numbe
   return { events, ms };
 }
 
-/** What one measured run of tickers cost the runtime. */
+/** What one measured run of tickers cost the runtime, its sandbox processes and the clients. */
 interface TickerRun {
   events: number;
   secs: number;
   commits: number;
   cpuMs: number;
+  /** CPU of the sandbox processes that ended meanwhile (their jobs'), start-up included. */
+  sandboxCpuMs: number;
+  /** CPU of this process, where the bench clients run. */
+  clientCpuMs: number;
 }
+
+/** How long to wait after the last result for the jobs' sandbox processes to be reaped (ms). */
+const REAP_MS = 300;
 
 /** Runs one ticker on each client at once, measuring the runtime around it. */
 async function tickers(child: Child, clients: BenchClient[], count: number): Promise<TickerRun> {
   const [commits0, cpu0] = [await child.commits(), await child.cpuMs()];
+  const [sandbox0, client0] = [await child.childCpuMs(), await selfCpuMs()];
   const t0 = performance.now();
   const runs = await Promise.all(clients.map((c) => c.run("ticker", { count, interval_ms: 0 })));
   const secs = (performance.now() - t0) / 1000;
-  const [commits1, cpu1] = [await child.commits(), await child.cpuMs()];
+  const [commits1, cpu1, client1] = [
+    await child.commits(),
+    await child.cpuMs(),
+    await selfCpuMs(),
+  ];
+  await new Promise((r) => setTimeout(r, REAP_MS));
+  const sandbox1 = await child.childCpuMs();
   return {
     events: runs.reduce((n: number, r: JobRun) => n + r.events, 0),
     secs,
     commits: commits1 - commits0,
     cpuMs: cpu1 - cpu0,
+    sandboxCpuMs: sandbox1 - sandbox0,
+    clientCpuMs: client1 - client0,
   };
 }
 
@@ -418,6 +458,17 @@ export async function figure12(): Promise<void> {
     });
     report({
       figure,
+      metric: "CPU per event: sandbox process (ended jobs') / bench client",
+      value: `${fmt((run.sandboxCpuMs * 1000) / run.events, 1)} / ${
+        fmt((run.clientCpuMs * 1000) / run.events, 1)
+      }`,
+      unit: "µs/event",
+      notes: sandbox === "worker"
+        ? "no sandbox process: the worker runs in the runtime process"
+        : "the job's sandbox process, start-up included; the client decodes every envelope",
+    });
+    report({
+      figure,
       metric: "÷ raw KV ceiling (shared values) / ÷ raw WebSocket send",
       value: `${fmt(rawRate / kvShared, 2)}× / ${fmt(rawRate / wsSend, 2)}×`,
       unit: "",
@@ -461,6 +512,17 @@ export async function figure12(): Promise<void> {
       notes: sandbox === "worker"
         ? "every thread of the runtime process"
         : "sandbox processes not counted",
+    });
+    report({
+      figure,
+      metric: "CPU per event: sandbox processes (ended jobs') / bench clients",
+      value: `${fmt((run.sandboxCpuMs * 1000) / run.events, 1)} / ${
+        fmt((run.clientCpuMs * 1000) / run.events, 1)
+      }`,
+      unit: "µs/event",
+      notes: sandbox === "worker"
+        ? "no sandbox processes: workers run in the runtime process"
+        : `${sessions} sandbox processes, start-up included`,
     });
     report({
       figure,

@@ -6,7 +6,7 @@
  * @module
  */
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
-import type { SandboxListener } from "../sandbox/sandbox.ts";
+import type { AgentEvent, SandboxListener } from "../sandbox/sandbox.ts";
 import { ResultStream } from "./result_stream.ts";
 import type { JobLimits } from "./limits.ts";
 import { cancelled, type EndJob, type LiveJob } from "./live_job.ts";
@@ -22,6 +22,8 @@ const RUNTIME_METRIC = /^cost\.budget(\.|$)/;
 export interface AgentListenerPort {
   /** Emits a `job.event`. */
   event: EmitEvent;
+  /** Emits `job.event`s in order, staged together. */
+  events(live: LiveJob, items: readonly AgentEvent[]): Promise<void>;
   /**
    * Serves a request the agent makes of the runtime.
    *
@@ -57,7 +59,7 @@ export class AgentListener {
    */
   for(live: LiveJob): SandboxListener {
     return {
-      onEvent: (kind, body) => this.#agentEvent(live, kind, body),
+      onEvents: (items) => this.#agentEvents(live, items),
       onChunk: (data, encoding) => this.#chunk(live, data, encoding),
       onChunkEnd: () => this.#chunkEnd(live),
       onCall: (op, args) => this.#port.call(live, op, args),
@@ -121,6 +123,24 @@ export class AgentListener {
       chunkBytes: this.#limits.resultChunkBytes,
       totalBytes: this.#limits.resultTotalBytes,
     });
+  }
+
+  /**
+   * Events from the agent, in order: runs of plain events are emitted
+   * together; a metric goes on its own, since it may charge the budget.
+   */
+  #agentEvents(live: LiveJob, items: readonly AgentEvent[]): Promise<void> {
+    let last: Promise<void> = Promise.resolve();
+    let from = 0;
+    for (let i = 0; i <= items.length; i++) {
+      if (i < items.length && items[i][0] !== "metric") continue;
+      if (live.ended) return Promise.resolve();
+      // Commits settle in order, so the last promise settles after every earlier one.
+      if (i > from) last = this.#port.events(live, items.slice(from, i));
+      if (i < items.length) last = this.#agentEvent(live, "metric", items[i][1]);
+      from = i + 1;
+    }
+    return last;
   }
 
   /**

@@ -15,6 +15,7 @@ import type { KvWrite } from "../store/large_value.ts";
 import type { Logger } from "../logger.ts";
 import {
   type EventSink,
+  type JobEnvelope,
   jobEnvelope,
   type SeqPayload,
   type SeqType,
@@ -22,6 +23,7 @@ import {
   type Staged,
 } from "./sink.ts";
 import type { LiveJob, Subscriber } from "./live_job.ts";
+import type { AgentEvent } from "../sandbox/sandbox.ts";
 import type { JobTable } from "./job_table.ts";
 import type { OutputQuota } from "./output_quota.ts";
 import { utf8Length } from "./result_stream.ts";
@@ -54,6 +56,46 @@ export interface Subscription {
   replay(): Promise<void>;
 }
 
+/**
+ * Text one commit of a burst of events carries at most (its envelopes, once
+ * in each log they go to), so the commit stays well inside KV's limits.
+ */
+const GROUP_CHARS = 120_000;
+
+/** What one commit of a job's envelopes holds while it is put together. */
+class Group {
+  /** The writes: log entries first, the records at the commit. */
+  readonly writes: KvWrite[] = [];
+  /** Each session's staged envelope, in the order they are delivered. */
+  readonly deliveries: Array<[EventSink, Staged]> = [];
+  /** Sessions that crossed their back-pressure threshold. */
+  readonly pressured: EventSink[] = [];
+  /** Sessions staged to, whose records the commit writes. */
+  readonly sinks = new Set<EventSink>();
+  /** Characters of log text in it. */
+  chars = 0;
+  /** Log entries in it (the job's history and each session's log). */
+  entries = 0;
+
+  /** Stages an envelope for a session; undefined when it did not negotiate the event's feature. */
+  stage(sink: EventSink, envelope: JobEnvelope): Staged | undefined {
+    const staged = sink.stage(envelope, false);
+    if (!staged) return undefined;
+    this.add(staged.writes, staged.logged.length);
+    this.deliveries.push([sink, staged]);
+    this.sinks.add(sink);
+    if (sink.crossedBackPressure()) this.pressured.push(sink);
+    return staged;
+  }
+
+  /** Adds writes of a log entry of `chars` characters. */
+  add(writes: KvWrite[], chars: number): void {
+    for (const w of writes) this.writes.push(w);
+    this.chars += chars;
+    this.entries++;
+  }
+}
+
 /** Envelopes read per replay step. */
 const REPLAY_BATCH = 200;
 
@@ -69,6 +111,27 @@ const REPLAY_GROUP_CHARS = 150_000;
  */
 export function jobEvent(kind: string, body: Record<string, unknown>): JobEventPayload {
   return { kind, ts: nowIso(), body };
+}
+
+/**
+ * The JSON of a `job.event` payload around its body's JSON: what
+ * `JSON.stringify(payload)` gives, without serializing the body again.
+ *
+ * @example
+ * ```ts
+ * import { jobEvent, jobEventJson } from "./fanout.ts";
+ * const payload = jobEvent("log", { level: "info", message: "hi" });
+ * console.log(jobEventJson(payload, JSON.stringify(payload.body)) === JSON.stringify(payload)); // true
+ * ```
+ *
+ * @param payload the payload
+ * @param bodyJson `JSON.stringify(payload.body)`
+ * @returns the payload's JSON
+ */
+export function jobEventJson(payload: JobEventPayload, bodyJson: string): string {
+  return `{"kind":${JSON.stringify(payload.kind)},"ts":${
+    JSON.stringify(payload.ts)
+  },"body":${bodyJson}}`;
 }
 
 /**
@@ -113,8 +176,8 @@ export class Fanout {
   #live: JobTable;
   #quota: OutputQuota;
   #overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
-  /** Counts each `job.event` by kind, for the operator metrics. */
-  #onEvent: ((kind: string) => void) | undefined;
+  /** Counts `job.event`s by kind (`n` of one kind at a time), for the operator metrics. */
+  #onEvent: ((kind: string, n: number) => void) | undefined;
 
   /**
    * @param deps the store, session lookup, logger, the live jobs, the output
@@ -127,7 +190,7 @@ export class Fanout {
     live: JobTable;
     quota: OutputQuota;
     overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
-    onEvent?: (kind: string) => void;
+    onEvent?: (kind: string, n: number) => void;
   }) {
     this.#onEvent = deps.onEvent;
     this.#store = deps.store;
@@ -147,8 +210,49 @@ export class Fanout {
    * @returns resolves once committed and delivered
    */
   event(live: LiveJob, kind: string, body: Record<string, unknown>): Promise<void> {
-    if (kind === "progress") live.progress = body;
-    return this.emit(live, "job.event", jobEvent(kind, body));
+    return this.events(live, [[kind, body]]);
+  }
+
+  /**
+   * Emits `job.event`s, in order, staged together: each session's record and
+   * the job's record are written once per commit rather than once per event,
+   * and the events go in as few commits as their size allows. An event past
+   * the job's output quota ends the job instead; the events before it still
+   * go out.
+   *
+   * @param live the job
+   * @param items `[kind, body]` of each event
+   * @returns resolves once all are committed and delivered
+   */
+  events(live: LiveJob, items: readonly AgentEvent[]): Promise<void> {
+    if (live.terminated) return Promise.resolve();
+    const owner = this.#sinks(live.record.session_id);
+    let group = new Group();
+    let committed: Promise<void> = Promise.resolve();
+    let kinds: Map<string, number> | undefined;
+    let refused: ArcpError | undefined;
+    for (const [kind, body, json] of items) {
+      const payload = jobEvent(kind, body);
+      const output = !isInputEvent(payload);
+      // Nothing is staged for an event past a quota: the job ends instead.
+      refused = output ? this.#quota.refusal(live) : undefined;
+      if (refused) break;
+      if (kind === "progress") live.progress = body;
+      kinds ??= new Map();
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      // The body's JSON from its check: the payload is spelled around it, not serialized again.
+      const text = json === undefined
+        ? undefined
+        : `{"kind":${JSON.stringify(kind)},"ts":${JSON.stringify(payload.ts)},"body":${json}}`;
+      this.#stage(live, "job.event", payload, owner, undefined, output, group, text);
+      if (group.chars > GROUP_CHARS) {
+        committed = this.#commit(live, group);
+        group = new Group();
+      }
+    }
+    if (kinds) { for (const [kind, n] of kinds) this.#onEvent?.(kind, n); }
+    if (group.entries > 0) committed = this.#commit(live, group);
+    return refused ? this.#overQuota(live, refused) : committed;
   }
 
   /**
@@ -185,20 +289,25 @@ export class Fanout {
       live.terminated = true;
       this.#quota.release(live);
     }
-    if (type === "job.event") this.#onEvent?.((payload as JobEventPayload).kind);
+    if (type === "job.event") this.#onEvent?.((payload as JobEventPayload).kind, 1);
+    const group = new Group();
+    this.#stage(live, type, payload, owner, logPayload, output, group);
+    return this.#commit(live, group, extra);
+  }
+
+  /** Stages one envelope for the owner, the job's history and every subscriber, into `group`. */
+  #stage(
+    live: LiveJob,
+    type: SeqType,
+    payload: SeqPayload,
+    owner: EventSink | undefined,
+    logPayload: SeqPayload | undefined,
+    output: boolean,
+    group: Group,
+    payloadJson?: string,
+  ): void {
     const job = live.record;
-    const writes: KvWrite[] = [];
-    const deliveries: Array<[EventSink, Staged]> = [];
-    const pressured: EventSink[] = [];
-    const envelope = jobEnvelope(type, job.job_id, job.trace_id, payload, logPayload);
-    const stageFor = (sink: EventSink) => {
-      const staged = sink.stage(envelope);
-      if (!staged) return undefined;
-      writes.push(...staged.writes);
-      deliveries.push([sink, staged]);
-      if (sink.crossedBackPressure()) pressured.push(sink);
-      return staged;
-    };
+    const envelope = jobEnvelope(type, job.job_id, job.trace_id, payload, logPayload, payloadJson);
     // An owner back from another node that fed it this job catches up first (in order).
     if (
       owner && !owner.evicted && !live.ownerQueue && !live.ownerInStep &&
@@ -208,30 +317,44 @@ export class Fanout {
     }
     const catchingUp = live.ownerQueue !== undefined && owner !== undefined && !owner.evicted;
     if (catchingUp) live.ownerQueue!.push([type, logPayload ?? payload, job.log_length]);
-    const ownerStaged = owner && !owner.evicted && !catchingUp ? stageFor(owner) : undefined;
+    const ownerStaged = owner && !owner.evicted && !catchingUp
+      ? group.stage(owner, envelope)
+      : undefined;
     if (ownerStaged) job.last_event_seq = ownerStaged.seq;
     // The job's own history keeps every envelope, whatever the owner negotiated.
-    const history: HistoryEntry = {
-      type,
-      job_id: job.job_id,
-      trace_id: job.trace_id,
-      event_seq: job.last_event_seq,
-      payload: logPayload ?? payload,
-    };
-    const logged = ownerStaged?.logged ?? JSON.stringify(history);
+    const logged = ownerStaged?.logged ?? JSON.stringify(
+      {
+        type,
+        job_id: job.job_id,
+        trace_id: job.trace_id,
+        event_seq: job.last_event_seq,
+        payload: logPayload ?? payload,
+      } satisfies HistoryEntry,
+    );
     if (output) this.#quota.charge(live, utf8Length(logged));
     const position = job.log_length++;
-    writes.push(...this.#store.jobLogWrites(job.job_id, position, logged));
+    group.add(this.#store.jobLogWrites(job.job_id, position, logged), logged.length);
     for (const [id, sub] of live.subscribers) {
       if (sub.sink.evicted) live.subscribers.delete(id);
       else if (sub.queue) sub.queue.push([type, logPayload ?? payload, position]);
       else {
         sub.sink.markSubscribed(job.job_id, type === "job.event" ? position + 1 : undefined);
-        stageFor(sub.sink);
+        group.stage(sub.sink, envelope);
       }
     }
+  }
+
+  /**
+   * Commits a group with the records of the sessions it staged to and of the
+   * job (and `extra`), then delivers its envelopes in order.
+   */
+  #commit(live: LiveJob, group: Group, extra?: KvWrite[]): Promise<void> {
+    const job = live.record;
+    const writes = group.writes;
+    for (const sink of group.sinks) writes.push(sink.recordWrite());
     writes.push(...this.#store.jobUpdateWrites({ ...job }));
     if (extra) writes.push(...extra);
+    const deliveries = group.deliveries;
     const committed = this.#store.write(writes).then(
       () => {
         for (const [sink, staged] of deliveries) sink.deliver(staged);
@@ -244,7 +367,7 @@ export class Fanout {
         for (const [sink, staged] of deliveries) sink.fault(err, [staged]);
       },
     );
-    for (const sink of pressured) this.#signalBackPressure(sink);
+    for (const sink of group.pressured) this.#signalBackPressure(sink);
     return committed;
   }
 

@@ -170,7 +170,7 @@ export class JobManager {
       quota: new OutputQuota(all),
       // The lifecycle is made after the fan-out it emits through.
       overQuota: (job, error): Promise<void> => lifecycle.end(job, { status: "error", error }),
-      onEvent: (kind) => events.event(kind),
+      onEvent: (kind, n) => events.event(kind, n),
     });
     const credentials = this.#credentials = new JobCredentials({ service, live, fanout });
     const lifecycle = this.#lifecycle = new Lifecycle({
@@ -257,7 +257,12 @@ export class JobManager {
       endpoints: (live) => credentials.current(live.record.job_id)?.map((c) => c.endpoint) ?? [],
       input: inputs.take.bind(inputs),
     });
-    const listener = new AgentListener({ event, call: calls.call.bind(calls), end }, all);
+    const listener = new AgentListener({
+      event,
+      events: fanout.events.bind(fanout),
+      call: calls.call.bind(calls),
+      end,
+    }, all);
   }
 
   /** Jobs running in this process. */

@@ -150,9 +150,10 @@ export class JobEvents {
    * A `job.event` was emitted.
    *
    * @param kind its kind
+   * @param n how many events of that kind (a burst is counted at once)
    */
-  event(kind: string): void {
-    this.#events.inc({ kind: isReservedKind(kind) ? kind : "vendor" });
+  event(kind: string, n = 1): void {
+    this.#events.inc({ kind: isReservedKind(kind) ? kind : "vendor" }, n);
   }
 
   /**

@@ -36,6 +36,7 @@ export interface JobEnvelope {
  * @param traceId the job's trace id (an empty one is left out)
  * @param payload what sessions get
  * @param logPayload what the logs keep instead, when `payload` carries a secret
+ * @param payloadJson `JSON.stringify(payload)`, when the caller has it already
  * @returns the envelope
  */
 export function jobEnvelope(
@@ -44,10 +45,11 @@ export function jobEnvelope(
   traceId: string | undefined,
   payload: SeqPayload,
   logPayload?: SeqPayload,
+  payloadJson?: string,
 ): JobEnvelope {
   const trace_id = traceId || undefined;
   return {
-    encoding: new EnvelopeEncoding({ type, job_id: jobId, trace_id, payload }),
+    encoding: new EnvelopeEncoding({ type, job_id: jobId, trace_id, payload }, payloadJson),
     logEncoding: logPayload &&
       new EnvelopeEncoding({ type, job_id: jobId, trace_id, payload: logPayload }),
   };
@@ -74,9 +76,18 @@ export interface EventSink {
   /**
    * Stamps a job envelope with this session's next `event_seq`.
    *
+   * @param envelope the envelope
+   * @param withRecord whether its writes include the session record (default
+   *   true); without, the caller commits {@linkcode recordWrite} with them
    * @returns the stamped envelope, or undefined when this session did not negotiate the event's feature
    */
-  stage(envelope: JobEnvelope): Staged | undefined;
+  stage(envelope: JobEnvelope, withRecord?: boolean): Staged | undefined;
+  /**
+   * The write that persists the session record as it is now.
+   *
+   * @returns the write
+   */
+  recordWrite(): KvWrite;
   /** Whether the session negotiated a feature. */
   has(feature: Feature): boolean;
   /** Sends a committed envelope, if the session is connected. */

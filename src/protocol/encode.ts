@@ -54,6 +54,15 @@ export function encodeEnvelope<T extends MessageType>(env: OutboundEnvelope<T>):
 /** How every frame begins, up to the value of `id`. */
 const HEAD = `{"arcp":${JSON.stringify(ARCP_VERSION)},"id":`;
 
+/** The head of the last envelope encoded, reused by the next one of the same type, job and trace. */
+let last: {
+  type: string;
+  job_id: string | undefined;
+  trace_id: string | undefined;
+  typeText: string;
+  middle: string;
+} = { type: "", job_id: undefined, trace_id: undefined, typeText: "", middle: "" };
+
 /** The fields of an envelope that every session it goes to gets alike. */
 export interface SharedEnvelope<T extends MessageType> {
   /** The message type. */
@@ -94,16 +103,30 @@ export class EnvelopeEncoding<T extends MessageType> {
    * Encodes the shared fields.
    *
    * @param shared type, job, trace and payload
+   * @param payloadJson `JSON.stringify(shared.payload)`, when the caller has it already
    */
-  constructor(shared: SharedEnvelope<T>) {
+  constructor(shared: SharedEnvelope<T>, payloadJson?: string) {
     this.shared = shared;
-    this.#type = `,"type":${JSON.stringify(shared.type)},"session_id":`;
-    const job = shared.job_id === undefined ? "" : `,"job_id":${JSON.stringify(shared.job_id)}`;
-    const trace = shared.trace_id === undefined
-      ? ""
-      : `,"trace_id":${JSON.stringify(shared.trace_id)}`;
-    this.#middle = `${job}${trace},"event_seq":`;
-    this.#tail = `,"payload":${JSON.stringify(shared.payload)}}`;
+    // A job's envelopes come in runs of one type: their shared head is spelled once a run.
+    if (
+      shared.type !== last.type || shared.job_id !== last.job_id ||
+      shared.trace_id !== last.trace_id
+    ) {
+      const job = shared.job_id === undefined ? "" : `,"job_id":${JSON.stringify(shared.job_id)}`;
+      const trace = shared.trace_id === undefined
+        ? ""
+        : `,"trace_id":${JSON.stringify(shared.trace_id)}`;
+      last = {
+        type: shared.type,
+        job_id: shared.job_id,
+        trace_id: shared.trace_id,
+        typeText: `,"type":${JSON.stringify(shared.type)},"session_id":`,
+        middle: `${job}${trace},"event_seq":`,
+      };
+    }
+    this.#type = last.typeText;
+    this.#middle = last.middle;
+    this.#tail = `,"payload":${payloadJson ?? JSON.stringify(shared.payload)}}`;
   }
 
   /**

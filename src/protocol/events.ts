@@ -6,7 +6,8 @@
 import { z } from "zod";
 import { ErrorPayloadSchema } from "./errors.ts";
 
-const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "critical"] as const;
+/** The levels of a `log` event. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "critical"] as const;
 
 /** Body schemas of the reserved event kinds, keyed by kind. */
 export const EVENT_BODIES = {

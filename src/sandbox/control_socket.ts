@@ -108,7 +108,7 @@ export class ControlEndpoint {
 
   /** Reads the first frame; anything but the token closes that connection. */
   async #authenticate(conn: Deno.Conn): Promise<ControlConnection | undefined> {
-    const frames = readFrames(conn.readable, MAX_REPORT_FRAME_BYTES);
+    const frames = readFrames(conn, MAX_REPORT_FRAME_BYTES);
     const timer = setTimeout(() => conn.close(), TOKEN_TIMEOUT_MS);
     try {
       const first = await frames.next();

@@ -56,10 +56,19 @@ export interface SandboxJob {
   credentials?: WireCredential[];
 }
 
+/**
+ * An event as the supervisor passes it on: its kind, its body as the agent
+ * sent it, and the body's JSON when the check already serialized it.
+ */
+export type AgentEvent = readonly [kind: string, body: Record<string, unknown>, json?: string];
+
 /** How a running agent reports back. Calls arrive in the order the agent made them. */
 export interface SandboxListener {
-  /** A checked event; the promise settles once the runtime has taken it. */
-  onEvent(kind: string, body: Record<string, unknown>): Promise<void>;
+  /**
+   * Checked events, in order (one message of the worker's); the promise
+   * settles once the runtime has taken them all.
+   */
+  onEvents(events: AgentEvent[]): Promise<void>;
   /**
    * A request the agent makes of the runtime (`authorize`, `tool`); the
    * promise rejects with an ArcpError when the lease refuses it.

@@ -221,7 +221,7 @@ export class SandboxProcess {
   }
 
   #serve({ conn, frames }: ControlConnection): void {
-    this.#out = new FrameWriter(conn.writable);
+    this.#out = new FrameWriter(conn);
     this.#connected = true;
     if (!this.#launched) this.onSettled?.();
     for (const bytes of this.#queued) this.#out.write(bytes);

@@ -8,7 +8,7 @@
  * @module
  */
 import { ArcpError, toArcpError } from "../protocol/errors.ts";
-import { EVENT_BODIES, isReservedKind, VENDOR_KIND } from "../protocol/events.ts";
+import { EVENT_BODIES, isReservedKind, LOG_LEVELS, VENDOR_KIND } from "../protocol/events.ts";
 import { describeZodError } from "../protocol/envelope.ts";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../protocol/nesting.ts";
 import type { AgentChannel, AgentLauncher, JobExit } from "./channel.ts";
@@ -22,7 +22,7 @@ import { permissionsForLease } from "./permissions.ts";
 import { checkLeaseProtection, type Protection } from "./protection.ts";
 import type { Lease } from "../protocol/lease.ts";
 import { checkResult } from "./result_check.ts";
-import type { AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
+import type { AgentEvent, AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
 import { type WorkerMessage, WorkerMessageSchema } from "./worker/wire.ts";
 import { assertNoEscapingSymlinks, DEFAULT_SCAN_LIMIT } from "./symlink_scan.ts";
 import { endpointGlobs } from "./credential_egress.ts";
@@ -87,13 +87,13 @@ export function agentFailure(name: string, message: string, code?: string): Arcp
  *
  * @param kind the event kind
  * @param body the event body
- * @returns the body as it will be sent
+ * @returns the body's JSON, as it will be sent (measured for the cap, so it is serialized once)
  * @throws {ArcpError} when the kind is not the agent's to emit or the body is malformed or too large
  */
 export function checkAgentEvent(
   kind: string,
   body: Record<string, unknown>,
-): Record<string, unknown> {
+): string {
   if (RUNTIME_KINDS.has(kind)) {
     throw new ArcpError("PERMISSION_DENIED", `agents may not emit ${kind} events directly`);
   }
@@ -106,8 +106,11 @@ export function checkAgentEvent(
   }
   if (isReservedKind(kind)) {
     // Validated, but the body goes on as the agent sent it: zod's parsed copy
-    // would silently lose `__proto__` keys.
-    const parsed = EVENT_BODIES[kind].safeParse(body);
+    // would silently lose `__proto__` keys. The frequent kinds' usual bodies
+    // are accepted by hand; anything else (and every refusal's wording) is the schema's.
+    const parsed = plainBody(kind, body)
+      ? { success: true as const }
+      : EVENT_BODIES[kind].safeParse(body);
     if (!parsed.success) {
       throw new ArcpError(
         "INTERNAL_ERROR",
@@ -120,14 +123,53 @@ export function checkAgentEvent(
       `agent sent an event of unknown kind ${JSON.stringify(kind.slice(0, 64))}`,
     );
   }
-  const size = JSON.stringify(body).length;
-  if (size > MAX_EVENT_BYTES) {
+  const json = JSON.stringify(body);
+  if (json.length > MAX_EVENT_BYTES) {
     throw new ArcpError(
       "INTERNAL_ERROR",
-      `agent sent a ${kind} event of ${size} bytes; the cap is ${MAX_EVENT_BYTES}`,
+      `agent sent a ${kind} event of ${json.length} bytes; the cap is ${MAX_EVENT_BYTES}`,
     );
   }
-  return body;
+  return json;
+}
+
+/** An optional field that, when present, is a string. */
+function optionalString(v: unknown): boolean {
+  return v === undefined || typeof v === "string";
+}
+
+/** A finite number, at least 0. */
+function count(v: unknown): v is number {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0;
+}
+
+const LOG_LEVEL_SET: ReadonlySet<unknown> = new Set(LOG_LEVELS);
+
+/**
+ * Whether a body of one of the most frequent reserved kinds is one its
+ * schema in `EVENT_BODIES` accepts, checked without zod. False means only
+ * "not decided here": the schema then judges (and words any refusal).
+ *
+ * @param kind the event kind
+ * @param b the body
+ * @returns true when the schema would accept it
+ */
+export function plainBody(kind: string, b: Record<string, unknown>): boolean {
+  switch (kind) {
+    case "progress":
+      return count(b.current) &&
+        (b.total === undefined || (count(b.total) && b.current <= b.total)) &&
+        optionalString(b.units) && optionalString(b.message);
+    case "log":
+      return LOG_LEVEL_SET.has(b.level) && typeof b.message === "string" &&
+        b.attributes === undefined;
+    case "thought":
+      return typeof b.text === "string";
+    case "status":
+      return typeof b.phase === "string" && b.phase.length > 0 && optionalString(b.message);
+    default:
+      return false;
+  }
 }
 
 const EVENT_KEYS = new Set(["t", "j", "kind", "body"]);
@@ -148,6 +190,32 @@ export function isEventMessage(raw: unknown): raw is Extract<WorkerMessage, { t:
   return t === "event" && typeof j === "number" && Number.isInteger(j) && j >= 0 &&
     typeof kind === "string" && kind.length >= 1 && kind.length <= 200 &&
     body !== null && typeof body === "object" && !Array.isArray(body);
+}
+
+const EVENTS_KEYS = new Set(["t", "j", "items"]);
+
+/**
+ * Whether a worker message is a well-formed `events` batch, exactly as the
+ * strict wire schema would accept it, without building the schema's parsed copy.
+ *
+ * @param raw the message as the worker (or its sandbox process) sent it
+ * @returns true for a well-formed batch
+ */
+export function isEventsMessage(raw: unknown): raw is Extract<WorkerMessage, { t: "events" }> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return false;
+  const m = raw as Record<string, unknown>;
+  const keys = Object.keys(m);
+  if (keys.length !== 3 || !keys.every((k) => EVENTS_KEYS.has(k))) return false;
+  const { t, j, items } = m;
+  if (t !== "events" || typeof j !== "number" || !Number.isInteger(j) || j < 0) return false;
+  if (!Array.isArray(items) || items.length < 1 || items.length > EVENT_WINDOW) return false;
+  for (const item of items) {
+    if (!Array.isArray(item) || item.length !== 2) return false;
+    const [kind, body] = item;
+    if (typeof kind !== "string" || kind.length < 1 || kind.length > 200) return false;
+    if (body === null || typeof body !== "object" || Array.isArray(body)) return false;
+  }
+  return true;
 }
 
 /** Runs agents through a launcher, supervising each one. */
@@ -238,9 +306,10 @@ export class SupervisedSandbox implements Sandbox {
       finish(forced ? "forced" : "failed");
       listener.onError(error);
     };
-    const credit = () => {
-      inflight--;
-      if (toGrant++ === 0) queueMicrotask(grant);
+    const credit = (n = 1) => {
+      inflight -= n;
+      if (toGrant === 0) queueMicrotask(grant);
+      toGrant += n;
     };
     const grant = () => {
       if (toGrant === 0 || done) return;
@@ -269,11 +338,50 @@ export class SupervisedSandbox implements Sandbox {
       watchdog = setTimeout(watch, this.#beatMs);
     };
     let watchdog = setTimeout(watch, this.#beatMs);
+    /**
+     * Events of one message, in order: each is held to the rate and window
+     * caps and checked; those before a refused one still go on, as they
+     * would have in messages of their own.
+     */
+    const events = (items: Array<[string, Record<string, unknown>]>) => {
+      const checked: AgentEvent[] = [];
+      let refusal: ArcpError | undefined;
+      const now = Date.now();
+      tokens = Math.min(this.#eventBurst, tokens + ((now - refilled) / 1000) * this.#eventRate);
+      refilled = now;
+      for (const [kind, body] of items) {
+        if (--tokens < 0) {
+          refusal = new ArcpError(
+            "INTERNAL_ERROR",
+            `agent exceeded the event rate cap (${this.#eventRate}/s, bursts of ${this.#eventBurst})`,
+          );
+          break;
+        }
+        if (++inflight > EVENT_WINDOW) {
+          refusal = new ArcpError(
+            "INTERNAL_ERROR",
+            `agent sent more than ${EVENT_WINDOW} events without waiting for the runtime`,
+          );
+          break;
+        }
+        try {
+          checked.push([kind, body, checkAgentEvent(kind, body)]);
+        } catch (err) {
+          refusal = err as ArcpError;
+          break;
+        }
+      }
+      if (checked.length > 0) {
+        const n = checked.length;
+        listener.onEvents(checked).then(() => credit(n), () => {});
+      }
+      if (refusal) fail(refusal);
+    };
     const onMessage = (raw: unknown) => {
       if (done) return;
       // Events are most of the traffic: checked by hand, the zod schema only
       // for the rest (and to word the refusal of a malformed event).
-      const parsed = isEventMessage(raw)
+      const parsed = isEventsMessage(raw) || isEventMessage(raw)
         ? { success: true as const, data: raw }
         : WorkerMessageSchema.safeParse(raw);
       if (!parsed.success) {
@@ -291,39 +399,11 @@ export class SupervisedSandbox implements Sandbox {
       switch (msg.t) {
         case "beat":
           return;
-        case "event": {
-          const now = Date.now();
-          tokens = Math.min(this.#eventBurst, tokens + ((now - refilled) / 1000) * this.#eventRate);
-          refilled = now;
-          if (--tokens < 0) {
-            fail(
-              new ArcpError(
-                "INTERNAL_ERROR",
-                `agent exceeded the event rate cap (${this.#eventRate}/s, bursts of ${this.#eventBurst})`,
-              ),
-            );
-            return;
-          }
-          if (++inflight > EVENT_WINDOW) {
-            fail(
-              new ArcpError(
-                "INTERNAL_ERROR",
-                `agent sent more than ${EVENT_WINDOW} events without waiting for the runtime`,
-              ),
-            );
-            return;
-          }
-          let body: Record<string, unknown>;
-          try {
-            // The raw body: the wire schema's parsed copy drops `__proto__` keys.
-            body = checkAgentEvent(msg.kind, (raw as { body: Record<string, unknown> }).body);
-          } catch (err) {
-            fail(err as ArcpError);
-            return;
-          }
-          listener.onEvent(msg.kind, body).then(credit, () => {});
-          return;
-        }
+        case "event":
+          // The raw body: the wire schema's parsed copy drops `__proto__` keys.
+          return void events([[msg.kind, (raw as { body: Record<string, unknown> }).body]]);
+        case "events":
+          return void events(msg.items);
         case "chunk":
           if (++inflight > EVENT_WINDOW) {
             fail(
@@ -334,7 +414,7 @@ export class SupervisedSandbox implements Sandbox {
             );
             return;
           }
-          listener.onChunk(msg.data, msg.encoding).then(credit, () => {});
+          listener.onChunk(msg.data, msg.encoding).then(() => credit(), () => {});
           return;
         case "chunk_end":
           // It took a credit like a chunk; give it back.

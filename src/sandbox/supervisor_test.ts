@@ -1,5 +1,7 @@
 import { equal } from "assert";
-import { isEventMessage } from "./supervisor.ts";
+import { EVENT_BODIES } from "../protocol/events.ts";
+import { isEventMessage, isEventsMessage, plainBody } from "./supervisor.ts";
+import { EVENT_WINDOW } from "./worker/limits.ts";
 import { WorkerMessageSchema } from "./worker/wire.ts";
 
 Deno.test("isEventMessage accepts exactly the events the strict wire schema accepts", () => {
@@ -28,4 +30,69 @@ Deno.test("isEventMessage accepts exactly the events the strict wire schema acce
     const wellFormed = strict.success && strict.data.t === "event";
     equal(isEventMessage(raw), wellFormed, JSON.stringify(raw));
   }
+});
+
+Deno.test("isEventsMessage accepts exactly the batches the strict wire schema accepts", () => {
+  const item = ["log", { level: "info", message: "hi" }];
+  const samples: unknown[] = [
+    { t: "events", j: 0, items: [item] },
+    { t: "events", j: 2, items: [item, ["x-vendor.a", {}], ["log", Object.create(null)]] },
+    { t: "events", j: 0, items: [] },
+    { t: "events", j: 0, items: Array.from({ length: EVENT_WINDOW }, () => item) },
+    { t: "events", j: 0, items: Array.from({ length: EVENT_WINDOW + 1 }, () => item) },
+    { t: "events", j: -1, items: [item] },
+    { t: "events", j: 0.5, items: [item] },
+    { t: "events", j: 0, items: [["log"]] },
+    { t: "events", j: 0, items: [["log", {}, 1]] },
+    { t: "events", j: 0, items: [["", {}]] },
+    { t: "events", j: 0, items: [["k".repeat(201), {}]] },
+    { t: "events", j: 0, items: [["log", []]] },
+    { t: "events", j: 0, items: [["log", null]] },
+    { t: "events", j: 0, items: [[1, {}]] },
+    { t: "events", j: 0, items: [{ kind: "log", body: {} }] },
+    { t: "events", j: 0, items: item },
+    { t: "events", j: 0, items: [item], job_id: "job_x" },
+    { t: "events", items: [item] },
+    { t: "event", j: 0, kind: "log", body: {} },
+    null,
+  ];
+  for (const raw of samples) {
+    const strict = WorkerMessageSchema.safeParse(raw);
+    const wellFormed = strict.success && strict.data.t === "events";
+    equal(isEventsMessage(raw), wellFormed, JSON.stringify(raw)?.slice(0, 200));
+  }
+});
+
+Deno.test("plainBody accepts only bodies their event schema accepts", () => {
+  const samples: Array<[string, Record<string, unknown>]> = [
+    ["progress", { current: 1, total: 2, units: "ticks" }],
+    ["progress", { current: 0 }],
+    ["progress", { current: 3, total: 2 }],
+    ["progress", { current: -1 }],
+    ["progress", { current: Infinity }],
+    ["progress", { current: NaN }],
+    ["progress", { current: "1" }],
+    ["progress", { current: 1, total: undefined, message: "m", extra: true }],
+    ["progress", { current: 1, units: 5 }],
+    ["progress", { current: 1, total: -1 }],
+    ["progress", {}],
+    ["log", { level: "info", message: "hi" }],
+    ["log", { level: "loud", message: "hi" }],
+    ["log", { level: "info", message: 1 }],
+    ["log", { level: "info", message: "hi", attributes: { a: 1 } }],
+    ["thought", { text: "t" }],
+    ["thought", { text: 1 }],
+    ["status", { phase: "running" }],
+    ["status", { phase: "" }],
+    ["status", { phase: "p", message: 1 }],
+    ["status", { phase: "p", message: "m", more: 1 }],
+    ["metric", { name: "n", value: 1 }],
+  ];
+  for (const [kind, body] of samples) {
+    const schema = EVENT_BODIES[kind as keyof typeof EVENT_BODIES];
+    // Accepted by hand implies accepted by the schema; the rest is the schema's to judge.
+    if (plainBody(kind, body)) equal(schema.safeParse(body).success, true, JSON.stringify(body));
+  }
+  equal(plainBody("progress", { current: 1, total: 2 }), true);
+  equal(plainBody("log", { level: "warn", message: "" }), true);
 });

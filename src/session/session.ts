@@ -345,9 +345,11 @@ export class Session implements EventSink {
    * Stamps a job envelope with the next `event_seq`.
    *
    * @param envelope the envelope, encoded once for every session it goes to
+   * @param withRecord whether its writes include the session record (default
+   *   true); without, the caller commits {@linkcode recordWrite} with them
    * @returns the stamped envelope, or undefined when the session did not negotiate its feature
    */
-  stage(envelope: JobEnvelope): Staged | undefined {
+  stage(envelope: JobEnvelope, withRecord = true): Staged | undefined {
     const payload = envelope.encoding.shared.payload;
     const feature = "kind" in payload && Object.hasOwn(KIND_FEATURE, payload.kind)
       ? KIND_FEATURE[payload.kind]
@@ -358,15 +360,9 @@ export class Session implements EventSink {
     const text = envelope.encoding.frame(id, this.sessionId, seq);
     // Secrets (a rotated credential) go to the socket, never to KV.
     const logged = envelope.logEncoding?.frame(id, this.sessionId, seq) ?? text;
-    return {
-      seq,
-      text,
-      logged,
-      writes: [
-        ...this.#store.sessionLogWrites(this.sessionId, seq, logged, this.#policy.logTtlMs),
-        this.recordWrite(),
-      ],
-    };
+    const writes = this.#store.sessionLogWrites(this.sessionId, seq, logged, this.#policy.logTtlMs);
+    if (withRecord) writes.push(this.recordWrite());
+    return { seq, text, logged, writes };
   }
 
   /**

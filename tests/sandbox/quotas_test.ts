@@ -4,9 +4,9 @@
  * principal's honest job completes; the per-principal quota counts a
  * principal's live jobs together and frees what ended jobs held.
  */
-import { equal, match, ok } from "assert";
+import { deepEqual, equal, match, ok } from "assert";
 import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
-import { connect, type Env } from "../../testing/ws_client.ts";
+import { connect, type Env, WsClient } from "../../testing/ws_client.ts";
 
 const AGENTS = `${ROOT}/tests/fixtures/quotas`;
 
@@ -92,4 +92,61 @@ Deno.test("the per-principal quota counts live jobs together and frees ended one
   // Both ended, so their events no longer count: a new job of alice's runs.
   const [again] = await floodBesideTicker(server, [{ count: 250, size: 10 }]);
   equal(again.at(-1)!.type, "job.result", JSON.stringify(again.at(-1)!.payload));
+});
+
+Deno.test("a burst that crosses the event quota mid-batch: a resume replays exactly what was sent", async () => {
+  await using server = await startServer({
+    agentsDir: AGENTS,
+    hostHeapMb: 128,
+    // Not a multiple of a worker's batch, so the quota falls inside one.
+    jobs: { maxEventsPerJob: 150 },
+  });
+  const alice = new WsClient(server.url);
+  const welcome = await alice.hello("alice-token");
+  const acc = await alice.submit({ agent: "flooder", input: { count: 1_000_000, size: 10 } });
+  equal(acc.type, "job.accepted", JSON.stringify(acc.payload));
+  const live = (await alice.untilTerminal(acc.job_id!, 60_000)).filter((e) =>
+    e.event_seq !== undefined
+  );
+  expectQuota(live, "job_events", 150);
+  equal(live.filter((e) => e.type === "job.event").length, 150);
+  live.forEach((e, i) => equal(e.event_seq, live[0].event_seq! + i, "live seqs are gap-free"));
+  await alice.close();
+  const again = new WsClient(server.url);
+  try {
+    const resumed = await again.hello("alice-token", undefined, {
+      session_id: alice.sessionId,
+      resume_token: welcome.payload.resume_token,
+      last_event_seq: 0,
+    });
+    equal(resumed.type, "session.welcome", JSON.stringify(resumed.payload));
+    const replay = (await again.untilTerminal(acc.job_id!, 30_000)).filter((e) =>
+      e.event_seq !== undefined
+    );
+    // Every envelope sent live was committed: the log replays each once, in order, nothing more.
+    deepEqual(
+      replay.map((e) => [e.event_seq, e.id, e.type]),
+      live.map((e) => [e.event_seq, e.id, e.type]),
+    );
+  } finally {
+    await again.close();
+  }
+});
+
+Deno.test("a burst of large events arrives whole and in order (its batch is split across frames)", async () => {
+  await using server = await startServer({ agentsDir: AGENTS, hostHeapMb: 128 });
+  const alice = await connect(server.url, "alice-token");
+  try {
+    // 20 events of 100,000 characters: their batch is eight times what one frame carries.
+    const acc = await alice.submit({ agent: "flooder", input: { count: 20, size: 100_000 } });
+    equal(acc.type, "job.accepted", JSON.stringify(acc.payload));
+    const out = await alice.untilTerminal(acc.job_id!, 60_000);
+    equal(out.at(-1)!.type, "job.result", JSON.stringify(out.at(-1)!.payload));
+    const logs = out.filter((e) => e.type === "job.event" && e.payload.kind === "log");
+    equal(logs.length, 20);
+    for (const e of logs) equal(e.payload.body.message, "x".repeat(100_000));
+    logs.forEach((e, i) => i > 0 && ok(e.event_seq! > logs[i - 1].event_seq!, "in order"));
+  } finally {
+    await alice.close();
+  }
 });

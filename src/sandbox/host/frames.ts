@@ -1,9 +1,9 @@
 /**
  * Length-prefixed JSON frames for the runtime ↔ sandbox process control
  * channel: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
- * The reader copies each byte once and checks a frame's length before
- * reading its body, so a peer can neither make it rescan its buffer nor
- * make it hold more than one frame's cap.
+ * The reader checks a frame's length before reading its body and never
+ * rescans what it has read, so a peer can neither make it rescan its buffer
+ * nor make it hold more than one frame's cap.
  *
  * @module
  */
@@ -59,96 +59,100 @@ export function frameBytes(body: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Reassembles frames from chunks, keeping only unread chunks. */
-class FrameBuffer {
-  #chunks: Uint8Array[] = [];
-  /** Bytes of `#chunks[0]` already consumed. */
-  #head = 0;
-  #size = 0;
-
-  get size(): number {
-    return this.#size;
-  }
-
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#size += chunk.length;
-  }
-
-  /** Takes exactly `n` bytes off the front; the caller checked `size >= n`. */
-  take(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      const first = this.#chunks[0];
-      const count = Math.min(n - filled, first.length - this.#head);
-      out.set(first.subarray(this.#head, this.#head + count), filled);
-      filled += count;
-      this.#head += count;
-      if (this.#head === first.length) {
-        this.#chunks.shift();
-        this.#head = 0;
-      }
-    }
-    this.#size -= n;
-    return out;
-  }
+/** What frames are read from: a connection's own `read` (no stream machinery per chunk). */
+export interface FrameSource {
+  /** Reads into `p`; resolves with the bytes read, or null at the end. */
+  read(p: Uint8Array): Promise<number | null>;
 }
 
+/** What frames are written to: a connection's own `write`. */
+export interface FrameSink {
+  /** Writes some of `p`; resolves with how many bytes it took. */
+  write(p: Uint8Array): Promise<number>;
+}
+
+/** The read buffer a reader starts with, and returns to after a large frame. */
+const READ_BYTES = 64 * 1024;
+
 /**
- * Reads frames from a byte stream until it ends.
+ * Reads frames from a connection until it ends. Reads land in one buffer
+ * that frames are decoded from in place; only the unread tail of a partial
+ * frame is moved, and the buffer grows to a large frame's size only once its
+ * header is read and within the cap.
  *
- * @param stream the bytes
+ * @param source the connection
  * @param maxBytes the largest body accepted
  * @returns the decoded frames, in order
  * @throws {FrameTooLarge} as soon as a header announces a body over `maxBytes`
  * @throws {SyntaxError} when a body is not JSON
  */
 export async function* readFrames(
-  stream: ReadableStream<Uint8Array>,
+  source: FrameSource,
   maxBytes: number,
 ): AsyncGenerator<unknown> {
-  const buf = new FrameBuffer();
-  let want = -1;
-  for await (const chunk of stream) {
-    buf.push(chunk);
-    while (true) {
-      if (want < 0) {
-        if (buf.size < 4) break;
-        want = new DataView(buf.take(4).buffer).getUint32(0);
-        if (want > maxBytes) throw new FrameTooLarge(want, maxBytes);
-      }
-      if (buf.size < want) break;
-      const body = buf.take(want);
-      want = -1;
+  let buf = new Uint8Array(READ_BYTES);
+  let view = new DataView(buf.buffer);
+  let start = 0;
+  let end = 0;
+  while (true) {
+    let need = 4;
+    while (end - start >= 4) {
+      const want = view.getUint32(start);
+      if (want > maxBytes) throw new FrameTooLarge(want, maxBytes);
+      need = 4 + want;
+      if (end - start < need) break;
+      const body = buf.subarray(start + 4, start + need);
+      start += need;
+      need = 4;
       yield JSON.parse(decoder.decode(body));
     }
+    if (start === end) {
+      start = end = 0;
+      if (buf.length > READ_BYTES && need <= READ_BYTES) {
+        buf = new Uint8Array(READ_BYTES);
+        view = new DataView(buf.buffer);
+      }
+    }
+    if (need > buf.length) {
+      const grown = new Uint8Array(need);
+      grown.set(buf.subarray(start, end));
+      buf = grown;
+      view = new DataView(buf.buffer);
+      end -= start;
+      start = 0;
+    } else if (buf.length - start < need || end === buf.length) {
+      buf.copyWithin(0, start, end);
+      end -= start;
+      start = 0;
+    }
+    const n = await source.read(buf.subarray(end));
+    if (n === null) return;
+    end += n;
   }
 }
 
 /**
- * Writes frames to a byte stream in order. Frames queued while a write is in
+ * Writes frames to a connection in order. Frames queued while a write is in
  * flight go out together in the next write, so a burst of small messages
  * (events, credits) costs one system call instead of one each.
  */
 export class FrameWriter {
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #sink: FrameSink;
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #busy = false;
   #broken = false;
 
   /**
-   * @param writable where frames go; the writer holds its lock
+   * @param sink where frames go (a connection)
    */
-  constructor(writable: WritableStream<Uint8Array>) {
-    this.#writer = writable.getWriter();
+  constructor(sink: FrameSink) {
+    this.#sink = sink;
   }
 
   /**
    * Queues one frame (from {@linkcode encodeFrame} or {@linkcode frameBytes}).
-   * A broken stream drops it: the peer is gone, and its end is reported
+   * A broken connection drops it: the peer is gone, and its end is reported
    * elsewhere.
    *
    * @param frame the frame's bytes
@@ -171,7 +175,7 @@ export class FrameWriter {
       this.#pending = [];
       this.#pendingBytes = 0;
       try {
-        await this.#writer.write(batch);
+        for (let at = 0; at < batch.length;) at += await this.#sink.write(batch.subarray(at));
       } catch {
         this.#broken = true;
         this.#pending = [];

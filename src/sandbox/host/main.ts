@@ -83,7 +83,7 @@ class Relay {
   #proxy: EgressProxy | undefined;
 
   constructor(conn: Deno.Conn) {
-    this.#out = new FrameWriter(conn.writable);
+    this.#out = new FrameWriter(conn);
   }
 
   report(r: HostReport): void {
@@ -111,11 +111,12 @@ class Relay {
 
   #relay(data: unknown): void {
     if (this.#dead) return;
-    const msg = (data ?? {}) as { t?: unknown };
+    const msg = (data ?? {}) as { t?: unknown; items?: unknown };
     const j = slotOf(data);
     if (j !== undefined && this.#ended.has(j)) return;
-    if ((msg.t === "event" || msg.t === "chunk") && j !== undefined) {
-      const n = (this.#outstanding.get(j) ?? 0) + 1;
+    if ((msg.t === "event" || msg.t === "chunk" || msg.t === "events") && j !== undefined) {
+      const count = msg.t === "events" && Array.isArray(msg.items) ? msg.items.length : 1;
+      const n = (this.#outstanding.get(j) ?? 0) + count;
       this.#outstanding.set(j, n);
       if (n > 2 * EVENT_WINDOW) {
         return this.#endJob(
@@ -130,9 +131,42 @@ class Relay {
     } catch (err) {
       return this.#endJob(j, `agent posted a message that is not JSON: ${(err as Error).message}`);
     }
+    if (msg.t === "events" && j !== undefined && body.length > MAX_EVENT_BYTES + 1024) {
+      return this.#relayEvents(j, msg.items);
+    }
     const refused = overCap(msg, body.length);
     if (refused) this.#endJob(j, refused.crash, refused.cap);
     else this.#out.write(frameBytes(body));
+  }
+
+  /**
+   * A batch of events too large for one frame: each event is held to the
+   * cap of one event, and they go on in as many frames as they need, in order.
+   */
+  #relayEvents(j: number, items: unknown): void {
+    if (!Array.isArray(items)) return this.#endJob(j, "agent sent a malformed events message");
+    let parts: string[] = [];
+    let size = 0;
+    const send = () => {
+      if (parts.length === 0) return;
+      const text = `{"m":{"t":"events","j":${j},"items":[${parts.join(",")}]}}`;
+      this.#out.write(frameBytes(encoder.encode(text)));
+      parts = [];
+      size = 0;
+    };
+    for (const item of items) {
+      const part = JSON.stringify(item) ?? "null";
+      const bytes = encoder.encode(part).length;
+      const refused = overCap({ t: "event" }, bytes);
+      if (refused) {
+        send();
+        return this.#endJob(j, refused.crash, refused.cap);
+      }
+      if (size + bytes > MAX_EVENT_BYTES) send();
+      parts.push(part);
+      size += bytes + 1;
+    }
+    send();
   }
 
   handle(cmd: HostCommand): void {
@@ -212,7 +246,7 @@ async function main(): Promise<never> {
   relay.report({ token: intro.token });
   let answered = false;
   try {
-    for await (const frame of readFrames(conn.readable, MAX_COMMAND_FRAME_BYTES)) {
+    for await (const frame of readFrames(conn, MAX_COMMAND_FRAME_BYTES)) {
       const cmd = frame as HostCommand;
       if (!answered) {
         // Whoever holds the socket path without the answer is not the runtime.

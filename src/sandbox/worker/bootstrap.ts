@@ -18,7 +18,7 @@ import type {
 } from "../../agent.ts";
 import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
-import { BEAT_INTERVAL_MS, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
+import { BEAT_INTERVAL_MS, EVENT_BATCH, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
 import { makeModelClient, SlotCredentials } from "./model_client.ts";
 import { traceparentOf, withTraceparent } from "./trace_context.ts";
 
@@ -58,10 +58,12 @@ function reportExits(): void {
   const pin = (target: object, name: string, value: unknown) =>
     Object.defineProperty(target, name, { value, configurable: false, writable: false });
   pin(g, "close", function close_(): void {
+    flushEvents();
     post({ t: "exit", via: "close" });
     close();
   });
   pin(Deno, "exit", function exit_(code?: number): never {
+    flushEvents();
     post({ t: "exit", via: "exit" });
     return exit(code);
   });
@@ -75,7 +77,55 @@ const scope = globalThis as unknown as {
   postMessage(msg: unknown): void;
   onmessage: ((e: MessageEvent<HostMessage>) => void) | null;
 };
-const post = (msg: unknown) => scope.postMessage(msg);
+/** Outboxes holding a batch of events not yet posted. */
+const batching = new Set<Outbox>();
+
+/** Posts every batch of events waiting, so nothing posted after overtakes them. */
+function flushEvents(): void {
+  if (batching.size === 0) return;
+  for (const outbox of batching) outbox.flush();
+  batching.clear();
+}
+
+/**
+ * Microtask turns without a new event before a burst counts as over. The
+ * agent's own `await` of an emit takes a turn, so a burst of awaited emits
+ * never looks idle while it lasts.
+ */
+const IDLE_TURNS = 2;
+
+/**
+ * Whether the agent is in a burst of events: the first event of a burst is
+ * posted at once (so an agent that then blocks its event loop has still
+ * said it), the ones after it are batched until the agent stops emitting for
+ * {@linkcode IDLE_TURNS} microtask turns, a batch is full, the credit runs out
+ * or another message is posted. Watching turns needs no timer: an agent
+ * that returns to the event loop ends its burst before it does.
+ */
+let burst = false;
+/** Events emitted so far, and as the burst watcher last saw them. */
+let emitted = 0;
+let seen = 0;
+let idle = 0;
+
+/** Runs once per microtask turn while a burst lasts; flushes once the agent stops emitting. */
+function watchBurst(): void {
+  if (emitted !== seen) {
+    seen = emitted;
+    idle = 0;
+  } else if (++idle >= IDLE_TURNS) {
+    burst = false;
+    flushEvents();
+    return;
+  }
+  queueMicrotask(watchBurst);
+}
+
+/** Posts a message that is not an event, after the events emitted before it. */
+const post = (msg: unknown) => {
+  flushEvents();
+  scope.postMessage(msg);
+};
 
 /**
  * Events an agent may queue without awaiting them. Past this, emitting
@@ -83,33 +133,81 @@ const post = (msg: unknown) => scope.postMessage(msg);
  */
 const MAX_QUEUED_EVENTS = 10_000;
 
-/** Sends one job's events within the credit the host grants it, queueing the rest. */
+/** An event waiting for credit, or another credit-counted message (a result chunk). */
+type Queued = { item: [string, Record<string, unknown>]; done: () => void } | {
+  msg: unknown;
+  done: () => void;
+};
+
+/**
+ * Sends one job's events within the credit the host grants it, queueing the
+ * rest. Events after the first of a burst go out together in `events`
+ * messages of at most {@linkcode EVENT_BATCH} (see {@linkcode watchBurst}).
+ */
 class Outbox {
   readonly j: number;
   #credit = EVENT_WINDOW;
-  #queue: Array<{ msg: unknown; done: () => void }> = [];
+  #queue: Queued[] = [];
+  #batch: Array<[string, Record<string, unknown>]> = [];
 
   constructor(j: number) {
     this.j = j;
   }
 
   send(kind: string, body: Record<string, unknown>): Promise<void> {
-    return this.post({ t: "event", j: this.j, kind, body });
+    if (this.#credit > 0 && this.#queue.length === 0) {
+      this.#credit--;
+      this.#add([kind, body]);
+      return Promise.resolve();
+    }
+    return this.#wait({ item: [kind, body], done: () => {} });
   }
 
-  /** Sends any credit-counted message (events and result chunks). */
+  /** Sends any other credit-counted message (result chunks), after the events before it. */
   post(msg: unknown): Promise<void> {
     if (this.#credit > 0 && this.#queue.length === 0) {
       this.#credit--;
       post(msg);
       return Promise.resolve();
     }
+    return this.#wait({ msg, done: () => {} });
+  }
+
+  #wait(entry: Queued): Promise<void> {
     if (this.#queue.length >= MAX_QUEUED_EVENTS) {
       throw new RangeError(
         `agent queued more than ${MAX_QUEUED_EVENTS} events without awaiting them; await ctx emit calls`,
       );
     }
-    return new Promise((done) => this.#queue.push({ msg, done }));
+    return new Promise((done) => {
+      entry.done = done;
+      this.#queue.push(entry);
+    });
+  }
+
+  #add(item: [string, Record<string, unknown>]): void {
+    emitted++;
+    if (!burst) {
+      burst = true;
+      seen = emitted;
+      idle = 0;
+      queueMicrotask(watchBurst);
+      post({ t: "events", j: this.j, items: [item] });
+      return;
+    }
+    this.#batch.push(item);
+    if (this.#batch.length >= EVENT_BATCH || this.#credit === 0) {
+      this.flush();
+      batching.delete(this);
+    } else if (this.#batch.length === 1) batching.add(this);
+  }
+
+  /** Posts the batch of events waiting, if any. */
+  flush(): void {
+    if (this.#batch.length === 0) return;
+    const items = this.#batch;
+    this.#batch = [];
+    scope.postMessage({ t: "events", j: this.j, items });
   }
 
   grant(n: number): void {
@@ -117,19 +215,24 @@ class Outbox {
     while (this.#credit > 0 && this.#queue.length > 0) {
       const next = this.#queue.shift()!;
       this.#credit--;
-      post(next.msg);
+      if ("item" in next) this.#add(next.item);
+      else post(next.msg);
       next.done();
     }
   }
 
   /** Settles once everything queued has been handed to the host. */
   drained(): Promise<void> {
-    if (this.#queue.length === 0) return Promise.resolve();
+    if (this.#queue.length === 0) {
+      flushEvents();
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const last = this.#queue[this.#queue.length - 1];
       const done = last.done;
       last.done = () => {
         done();
+        flushEvents();
         resolve();
       };
     });

@@ -8,6 +8,13 @@
 /** Events a worker may have in flight before the host grants more credit. */
 export const EVENT_WINDOW = 256;
 
+/**
+ * Events one `events` message carries at most: a worker sends the events an
+ * agent emits in one turn of its event loop together, so the host, the relay
+ * and the runtime handle one message per batch rather than one per event.
+ */
+export const EVENT_BATCH = 64;
+
 /** Largest serialized event body the runtime accepts from an agent. */
 export const MAX_EVENT_BYTES = 256 * 1024;
 

@@ -11,6 +11,7 @@
  * @module
  */
 import { z } from "zod";
+import { EVENT_WINDOW } from "./limits.ts";
 
 /** Host → worker. */
 export type HostMessage =
@@ -78,6 +79,12 @@ export type CallOp = typeof CALL_OPS[number];
 /** A job's slot in its worker. */
 const Slot = z.number().int().nonnegative();
 
+/** An event's kind, as the worker names it (the runtime checks it further). */
+const EventKind = z.string().min(1).max(200);
+
+/** An event's body. */
+const EventBody = z.record(z.string(), z.unknown());
+
 /** Worker → host, as the host accepts it. */
 export const WorkerMessageSchema = z.discriminatedUnion("t", [
   z.object({
@@ -91,10 +98,16 @@ export const WorkerMessageSchema = z.discriminatedUnion("t", [
   z.object({
     t: z.literal("event"),
     j: Slot,
-    kind: z.string().min(1).max(200),
-    body: z.record(z.string(), z.unknown()),
+    kind: EventKind,
+    body: EventBody,
   })
     .strict(),
+  /** Events of one job emitted in one turn, in order: `[kind, body]` each. */
+  z.object({
+    t: z.literal("events"),
+    j: Slot,
+    items: z.array(z.tuple([EventKind, EventBody])).min(1).max(EVENT_WINDOW),
+  }).strict(),
   z.object({ t: z.literal("result"), j: Slot, value: z.unknown() }).strict(),
   z.object({
     t: z.literal("call"),
