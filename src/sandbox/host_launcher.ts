@@ -253,6 +253,12 @@ export class HostLauncher implements AgentLauncher {
    * the principal, under which demand is counted.
    */
   #recycled = new Map<string, { base: string; procs: SandboxProcess[] }>();
+  /**
+   * Processes serving a fresh job (or readying a fresh worker after one)
+   * that may serve another, by the key without the principal: they come
+   * back to the pool, so the pool counts them instead of starting others.
+   */
+  #returning = new Map<string, number>();
   /** Workers shared between jobs, by worker key. */
   #shared = new Map<string, SharedWorker[]>();
   /** Jobs waiting for room in a shared worker, by worker key, oldest first. */
@@ -486,14 +492,15 @@ export class HostLauncher implements AgentLauncher {
     }
     let warm = 0;
     for (const w of wanted) {
-      const n = Math.max(0, Math.min(w.n - (recycledOf.get(w.key) ?? 0), budget));
+      const have = (recycledOf.get(w.key) ?? 0) + (this.#returning.get(w.key) ?? 0);
+      const n = Math.max(0, Math.min(w.n - have, budget));
       budget -= n;
       const list = this.#warm.get(w.key) ?? [];
       while (list.length > n) list.shift()!.kill();
       while (list.length < n && this.#mayStart()) list.push(this.#startWarm(w.template));
       if (list.length > 0) this.#warm.set(w.key, list);
       else this.#warm.delete(w.key);
-      warm += list.length + (recycledOf.get(w.key) ?? 0);
+      warm += list.length + have;
     }
     const idle = Math.max(0, this.#poolSize - warm);
     while (this.#idle.length > idle) this.#idle.shift()!.kill();
@@ -605,13 +612,26 @@ export class HostLauncher implements AgentLauncher {
     const key = workerKey(spec, false);
     proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
     const j = proc.attach(spec.jobId, channel.handlers);
+    const returns = proc.served < this.#jobsPerProcess;
+    if (returns) this.#countReturning(key, 1);
     channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (how) => {
       proc.detach(j);
-      if (how !== "done") return proc.kill();
-      this.#demand.served(key);
-      if (proc.served >= this.#jobsPerProcess || this.#closed) return proc.kill();
+      if (how === "done") this.#demand.served(key);
+      if (how !== "done" || !returns || this.#closed) {
+        if (returns) this.#countReturning(key, -1);
+        return proc.kill();
+      }
       this.#recycle(key, workerKey(spec, true), proc);
     });
+  }
+
+  /** Counts a process that will (or, at -1, will not any more) come back to the pool for `key`. */
+  #countReturning(key: string, by: 1 | -1): void {
+    const n = (this.#returning.get(key) ?? 0) + by;
+    if (n > 0) this.#returning.set(key, n);
+    else this.#returning.delete(key);
+    // One that will not come back leaves a gap to fill.
+    if (by < 0) this.#queueRefill();
   }
 
   /**
@@ -620,7 +640,9 @@ export class HostLauncher implements AgentLauncher {
    * confirms that nothing of the last job still runs.
    */
   async #recycle(base: string, own: string, proc: SandboxProcess): Promise<void> {
-    if (!(await proc.recycle()) || this.#closed) return proc.kill();
+    const ok = await proc.recycle();
+    this.#countReturning(base, -1);
+    if (!ok || this.#closed) return proc.kill();
     const r = this.#recycled.get(own) ?? { base, procs: [] };
     r.procs.push(proc);
     this.#recycled.set(own, r);

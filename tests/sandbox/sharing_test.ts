@@ -301,3 +301,53 @@ Deno.test("a job that finds the sandbox at capacity past sandboxWaitMs ends with
   for (const id of hung) c.send("job.cancel", { reason: "done" }, { job_id: id });
   for (const id of hung) await c.untilTerminal(id, 30_000);
 });
+
+/** Waits until the pool holds a process whose worker was readied ahead of any job. */
+async function untilReadiedAhead(http: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (true) {
+    const text = await (await fetch(`${http}/metrics`)).text();
+    const readied = text.split("\n").filter((l) =>
+      /^arcp_sandbox_pool_processes\{pool="(warm|recycled)"\} [1-9]/.test(l)
+    );
+    if (readied.length > 0) return;
+    if (Date.now() > deadline) throw new Error(`no worker was readied ahead:\n${text}`);
+    await pause(50);
+  }
+}
+
+Deno.test("fresh isolation: a worker warmed ahead ran no agent code and carries nothing of its warm-up into its job", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const lease = { "fs.read": ["/nonexistent/warmed/**"] };
+    // A first job makes its key wanted: the pool readies workers for it.
+    equal((await run(c, "warmed", {}, lease)).type, "job.result");
+    await untilReadiedAhead(server.http);
+    const submittedAt = Date.now();
+    const accepted = await c.submit({ agent: "warmed", input: {}, lease_request: lease });
+    equal(accepted.type, "job.accepted", JSON.stringify(accepted.payload));
+    const seen = await c.untilTerminal(accepted.job_id!, 30_000);
+    const end = seen.at(-1)!;
+    equal(end.type, "job.result", JSON.stringify(end.payload));
+    const r = end.payload.result as {
+      loadedAt: number;
+      runs: number;
+      jobId: string;
+      lease: Record<string, string[]>;
+      credentials: number;
+      aborted: boolean;
+    };
+    ok(r.loadedAt < submittedAt, "the job did not run in a worker started ahead");
+    // The warm-up ran the bootstrap, never the agent: this job is its first run.
+    equal(r.runs, 1);
+    equal(r.jobId, accepted.job_id);
+    deepEqual(r.lease, lease);
+    equal(r.credentials, 0);
+    equal(r.aborted, false, "the warm-up's aborted dummy signal reached the job");
+    // Besides the runtime's own status, exactly the agent's one event: nothing of the warm-up's slot.
+    deepEqual(
+      seen.filter((e) => e.type === "job.event" && e.payload.kind !== "status")
+        .map((e) => e.payload.kind),
+      ["progress"],
+    );
+  }));
