@@ -29,7 +29,7 @@ import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
 import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
-import { defaultMemoryMb } from "./memory_ceiling.ts";
+import { defaultMemoryMb, defaultWarmMax } from "./memory_ceiling.ts";
 import { childEnv } from "./child_env.ts";
 import { childRunFlags } from "./child_run.ts";
 import { findDenoDir } from "./protected_paths.ts";
@@ -60,8 +60,9 @@ export interface HostLauncherOptions {
    */
   warmPool?: number;
   /**
-   * Most warm processes held ready at once (default 8): each holds ~50 MiB,
-   * so this is the pool's memory budget.
+   * Most warm processes held ready at once: each holds ~50 MiB, so this is
+   * the pool's memory budget. Default: {@linkcode defaultWarmMax} (as many
+   * as a sixteenth of the machine's memory holds, 8 – 32).
    */
   warmMax?: number;
   /**
@@ -79,6 +80,14 @@ export interface HostLauncherOptions {
    * (default 10,000).
    */
   maxWaitMs?: number;
+  /**
+   * The longest a fresh job may be expected to wait for a worker when it is
+   * submitted, ms (default 100). Past it, {@linkcode HostLauncher.refusal}
+   * refuses the submit with a retryable `INTERNAL_ERROR`
+   * (`cap: "sandbox_busy"`) before it is accepted: a queue longer than the
+   * machine clears in that time only turns overload into latency.
+   */
+  maxQueueMs?: number;
   /** The deno executable (default: the one running the runtime). */
   denoPath?: string;
   /**
@@ -102,15 +111,15 @@ const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 export const DEFAULT_HOST_OPTIONS: {
   heapMb: number;
   warmPool: number;
-  warmMax: number;
   jobsPerProcess: number;
   maxWaitMs: number;
+  maxQueueMs: number;
 } = {
   heapMb: 512,
   warmPool: 2,
-  warmMax: 8,
   jobsPerProcess: 100,
   maxWaitMs: 10_000,
+  maxQueueMs: 100,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -241,8 +250,19 @@ export class HostLauncher implements AgentLauncher {
   #warmMax: number;
   #jobsPerProcess: number;
   #maxWaitMs: number;
-  /** Fresh jobs waiting for a process, oldest first. */
-  #freshWaiting: Array<{ spec: LaunchSpec; channel: WaitingChannel; since: number }> = [];
+  #maxQueueMs: number;
+  /**
+   * Fresh jobs waiting for a process, oldest first, each with the number of
+   * jobs that waited ahead of it when it came.
+   */
+  #freshWaiting: Array<
+    { spec: LaunchSpec; channel: WaitingChannel; since: number; ahead: number }
+  > = [];
+  /**
+   * How long each job ahead in the fresh queue has recently held up the one
+   * behind it (ms, smoothed): the queue's drain time per place.
+   */
+  #perPlaceMs = 50;
   /** Idle processes without a worker, oldest first. */
   #idle: SandboxProcess[] = [];
   /** Idle processes whose worker was started ahead, by worker key, oldest first. */
@@ -311,9 +331,10 @@ export class HostLauncher implements AgentLauncher {
   constructor(controlDir: string, options: HostLauncherOptions = {}) {
     const heapMb = options.heapMb ?? DEFAULT_HOST_OPTIONS.heapMb;
     this.#poolSize = options.warmPool ?? DEFAULT_HOST_OPTIONS.warmPool;
-    this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? DEFAULT_HOST_OPTIONS.warmMax);
+    this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? defaultWarmMax());
     this.#jobsPerProcess = options.jobsPerProcess ?? DEFAULT_HOST_OPTIONS.jobsPerProcess;
     this.#maxWaitMs = options.maxWaitMs ?? DEFAULT_HOST_OPTIONS.maxWaitMs;
+    this.#maxQueueMs = options.maxQueueMs ?? DEFAULT_HOST_OPTIONS.maxQueueMs;
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: childEnv(),
@@ -561,7 +582,8 @@ export class HostLauncher implements AgentLauncher {
     if (spec.sharing) return this.#launchShared(workerKey(spec), spec, spec.sharing, handlers);
     this.#demand.note(workerKey(spec, false), spec, Date.now());
     const channel = new WaitingChannel(handlers);
-    this.#freshWaiting.push({ spec, channel, since: Date.now() });
+    const ahead = this.#freshWaiting.length;
+    this.#freshWaiting.push({ spec, channel, since: Date.now(), ahead });
     this.#serveFresh();
     if (channel.waiting && this.#freshWaiting.length > MAX_FRESH_WAITING) {
       this.#freshWaiting.pop();
@@ -574,6 +596,30 @@ export class HostLauncher implements AgentLauncher {
     if (channel.waiting) this.#armWaitTimer();
     this.#queueRefill();
     return channel;
+  }
+
+  /**
+   * Why a job of this agent submitted now should be refused rather than
+   * accepted, if it should: a fresh job's expected wait for a worker (the
+   * jobs queued ahead times the time each has recently taken to clear, or,
+   * while more wait than may start processes at once, the age of the
+   * oldest, whichever is longer) is past `maxQueueMs`.
+   * Agents that share workers queue per key and are not refused here.
+   *
+   * @param agent the agent's module and sharing
+   * @returns the refusal's message, or undefined to accept
+   */
+  refusal(agent: { sharing?: Sharing }): string | undefined {
+    if (agent.sharing || this.#closed) return undefined;
+    const queued = this.#freshWaiting.filter((w) => !w.channel.ended);
+    if (queued.length === 0) return undefined;
+    // The oldest one's age counts once enough wait that none may be
+    // starting a process for itself: then nothing is clearing the queue.
+    const stalled = queued.length >= MAX_STARTING ? Date.now() - queued[0].since : 0;
+    const expected = Math.max(stalled, (queued.length + 1) * this.#perPlaceMs);
+    if (expected <= this.#maxQueueMs) return undefined;
+    return `${queued.length} jobs already wait for a sandbox process, about ` +
+      `${Math.round(expected)} ms (the limit is ${this.#maxQueueMs} ms); ${BUSY}`;
   }
 
   /** Whether the pool may start a process ahead of demand: room to start, and no job waiting. */
@@ -604,6 +650,10 @@ export class HostLauncher implements AgentLauncher {
         (this.#startingCount() < MAX_STARTING ? this.#take(next.spec) : undefined);
       if (!proc) break;
       this.#freshWaiting.shift();
+      const waited = Date.now() - next.since;
+      if (next.ahead > 0 || waited > 0) {
+        this.#perPlaceMs = 0.8 * this.#perPlaceMs + 0.2 * (waited / (next.ahead + 1));
+      }
       this.#bindFresh(next.spec, proc, next.channel);
     }
   }
