@@ -36,6 +36,7 @@ import { findDenoDir } from "./protected_paths.ts";
 import { denyFlags } from "./deny_flags.ts";
 import type { Protection } from "./protection.ts";
 import type { Sharing } from "./sandbox.ts";
+import { ThreadCounter } from "./thread_count.ts";
 import { WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
 
 /** Options of {@linkcode HostLauncher}. */
@@ -344,6 +345,7 @@ export class HostLauncher implements AgentLauncher {
       memoryMb: options.memoryMb ?? defaultMemoryMb(heapMb),
       log: options.logger ?? silentLogger(),
       denoDir: findDenoDir(),
+      threads: new ThreadCounter(),
       args: [
         ...childRunFlags({ configPath: options.configPath, heapMb }),
         ...(options.allowNpm ? [] : ["--no-npm"]),
@@ -821,6 +823,7 @@ export class HostLauncher implements AgentLauncher {
     this.#shared.clear();
     for (const p of procs) p.kill();
     await Promise.all(procs.map((p) => p.process.status.catch(() => {})));
+    await this.#spawn.threads.close();
     await Deno.remove(this.#spawn.controlDir, { recursive: true }).catch(() => {});
   }
 }
