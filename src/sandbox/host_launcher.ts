@@ -602,10 +602,10 @@ export class HostLauncher implements AgentLauncher {
 
   /**
    * Why a job of this agent submitted now should be refused rather than
-   * accepted, if it should: a fresh job's expected wait for a worker (the
-   * jobs queued ahead times the time each has recently taken to clear, or,
-   * while more wait than may start processes at once, the age of the
-   * oldest, whichever is longer) is past `maxQueueMs`.
+   * accepted, if it should: no process is free for it now, and its expected
+   * wait for a worker (the jobs queued ahead, plus itself, times the time
+   * each has recently taken to clear, or the age of the oldest, whichever
+   * is longer) is past `maxQueueMs`.
    * Agents that share workers queue per key and are not refused here.
    *
    * @param agent the agent's module and sharing
@@ -614,14 +614,25 @@ export class HostLauncher implements AgentLauncher {
   refusal(agent: { sharing?: Sharing }): string | undefined {
     if (agent.sharing || this.#closed) return undefined;
     const queued = this.#freshWaiting.filter((w) => !w.channel.ended);
-    if (queued.length === 0) return undefined;
-    // The oldest one's age counts once enough wait that none may be
-    // starting a process for itself: then nothing is clearing the queue.
-    const stalled = queued.length >= MAX_STARTING ? Date.now() - queued[0].since : 0;
-    const expected = Math.max(stalled, (queued.length + 1) * this.#perPlaceMs);
+    if (queued.length === 0 && this.#hasRoom()) return undefined;
+    // With nothing free, even the first in line waits for a process to clear.
+    const oldest = queued.length > 0 ? Date.now() - queued[0].since : 0;
+    const expected = Math.max(oldest, (queued.length + 1) * this.#perPlaceMs);
     if (expected <= this.#maxQueueMs) return undefined;
     return `${queued.length} jobs already wait for a sandbox process, about ` +
       `${Math.round(expected)} ms (the limit is ${this.#maxQueueMs} ms); ${BUSY}`;
+  }
+
+  /**
+   * Whether a fresh job could have a process now: one may start, or one is
+   * idle or ready (for some key: an approximation, which the queue's own
+   * waits correct).
+   */
+  #hasRoom(): boolean {
+    if (this.#idle.length > 0 || this.#startingCount() < MAX_STARTING) return true;
+    for (const list of this.#warm.values()) if (list.some((p) => p.workerReady)) return true;
+    for (const r of this.#recycled.values()) if (r.procs.some((p) => p.workerReady)) return true;
+    return false;
   }
 
   /** Whether the pool may start a process ahead of demand: room to start, and no job waiting. */
