@@ -643,7 +643,7 @@ export const SERVE_OPTIONS = [
     type: "number",
     schema: positiveInt,
     arg: "N",
-    default: "100",
+    default: "1000",
     help: "a fresh job expected to wait longer for a worker is refused at submit: sandbox_busy",
   },
   {

@@ -83,7 +83,7 @@ export interface HostLauncherOptions {
   maxWaitMs?: number;
   /**
    * The longest a fresh job may be expected to wait for a worker when it is
-   * submitted, ms (default 100). Past it, {@linkcode HostLauncher.refusal}
+   * submitted, ms (default 1,000). Past it, {@linkcode HostLauncher.refusal}
    * refuses the submit with a retryable `INTERNAL_ERROR`
    * (`cap: "sandbox_busy"`) before it is accepted: a queue longer than the
    * machine clears in that time only turns overload into latency.
@@ -120,7 +120,7 @@ export const DEFAULT_HOST_OPTIONS: {
   warmPool: 2,
   jobsPerProcess: 100,
   maxWaitMs: 10_000,
-  maxQueueMs: 100,
+  maxQueueMs: 1000,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -150,6 +150,13 @@ const MAX_STARTING = Math.max(2, navigator.hardwareConcurrency ?? 2);
  * (`sandbox_busy`): a longer queue only turns overload into latency.
  */
 const MAX_FRESH_WAITING = Math.max(64, 16 * MAX_STARTING);
+
+/**
+ * Fresh jobs that always may wait, whatever the expected wait: a small
+ * burst (a client starting a few jobs at once on a busy machine) is not
+ * overload.
+ */
+const MIN_QUEUE_REFUSED = 2 * MAX_STARTING;
 
 /** Jobs that may wait for room in one key's shared workers. */
 const MAX_SHARED_WAITING = 256;
@@ -602,10 +609,10 @@ export class HostLauncher implements AgentLauncher {
 
   /**
    * Why a job of this agent submitted now should be refused rather than
-   * accepted, if it should: no process is free for it now, and its expected
-   * wait for a worker (the jobs queued ahead, plus itself, times the time
-   * each has recently taken to clear, or the age of the oldest, whichever
-   * is longer) is past `maxQueueMs`.
+   * accepted, if it should: at least {@linkcode MIN_QUEUE_REFUSED} jobs
+   * wait, and its expected wait for a worker (the jobs queued ahead, plus
+   * itself, times the time each has recently taken to clear, or the age of
+   * the oldest, whichever is longer) is past `maxQueueMs`.
    * Agents that share workers queue per key and are not refused here.
    *
    * @param agent the agent's module and sharing
@@ -614,25 +621,12 @@ export class HostLauncher implements AgentLauncher {
   refusal(agent: { sharing?: Sharing }): string | undefined {
     if (agent.sharing || this.#closed) return undefined;
     const queued = this.#freshWaiting.filter((w) => !w.channel.ended);
-    if (queued.length === 0 && this.#hasRoom()) return undefined;
-    // With nothing free, even the first in line waits for a process to clear.
-    const oldest = queued.length > 0 ? Date.now() - queued[0].since : 0;
+    if (queued.length < MIN_QUEUE_REFUSED) return undefined;
+    const oldest = Date.now() - queued[0].since;
     const expected = Math.max(oldest, (queued.length + 1) * this.#perPlaceMs);
     if (expected <= this.#maxQueueMs) return undefined;
     return `${queued.length} jobs already wait for a sandbox process, about ` +
       `${Math.round(expected)} ms (the limit is ${this.#maxQueueMs} ms); ${BUSY}`;
-  }
-
-  /**
-   * Whether a fresh job could have a process now: one may start, or one is
-   * idle or ready (for some key: an approximation, which the queue's own
-   * waits correct).
-   */
-  #hasRoom(): boolean {
-    if (this.#idle.length > 0 || this.#startingCount() < MAX_STARTING) return true;
-    for (const list of this.#warm.values()) if (list.some((p) => p.workerReady)) return true;
-    for (const r of this.#recycled.values()) if (r.procs.some((p) => p.workerReady)) return true;
-    return false;
   }
 
   /** Whether the pool may start a process ahead of demand: room to start, and no job waiting. */
