@@ -198,8 +198,9 @@ export interface RuntimeOptions {
   warmPool?: number;
   /**
    * Most sandbox processes kept ready at once, idle or with their agent's
-   * worker already started for the keys recent jobs used (default 8; each
-   * holds ~50 MiB).
+   * worker already started for the keys recent jobs used (each holds ~50
+   * MiB). Default: as many as a sixteenth of the machine's memory holds,
+   * 8 – 32.
    */
   warmMax?: number;
   /**
@@ -214,6 +215,12 @@ export interface RuntimeOptions {
    * (`details.cap: "sandbox_busy"`), ms (default 10,000).
    */
   sandboxWaitMs?: number;
+  /**
+   * The longest a fresh job may be expected to wait for a sandbox worker
+   * when it is submitted, ms (default 1,000); past it the submit is refused
+   * with a retryable `INTERNAL_ERROR` (`details.cap: "sandbox_busy"`).
+   */
+  sandboxQueueMs?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */
   allowNpm?: boolean;
   /**
@@ -400,6 +407,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       warmMax: options.warmMax,
       jobsPerProcess: options.jobsPerProcess,
       maxWaitMs: options.sandboxWaitMs,
+      maxQueueMs: options.sandboxQueueMs,
       memoryMb: options.memoryMb,
       protection,
       allowNpm: options.allowNpm,

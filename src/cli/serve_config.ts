@@ -616,7 +616,7 @@ export const SERVE_OPTIONS = [
     type: "number",
     schema: positiveInt,
     arg: "N",
-    default: "8",
+    default: "RAM/16 ÷ 64 MiB, 8-32",
     help: "most sandbox processes kept ready, workers started ahead included (~50 MiB each)",
   },
   {
@@ -636,6 +636,15 @@ export const SERVE_OPTIONS = [
     arg: "N",
     default: "10",
     help: "how long a job may wait for a worker at capacity before a retryable sandbox_busy",
+  },
+  {
+    flag: "sandbox-queue-ms",
+    key: "sandbox.queueMs",
+    type: "number",
+    schema: positiveInt,
+    arg: "N",
+    default: "1000",
+    help: "a fresh job expected to wait longer for a worker is refused at submit: sandbox_busy",
   },
   {
     flag: "scan-limit",
@@ -1253,6 +1262,7 @@ export function toRuntimeOptions(
     warmMax: v["warm-max"],
     jobsPerProcess: v["jobs-per-process"],
     sandboxWaitMs: scaled(v["sandbox-wait-sec"], 1000),
+    sandboxQueueMs: v["sandbox-queue-ms"],
     allowNpm: v["allow-npm"],
     jobRetentionMs: keptMs(v["job-retention-days"], DAY_MS),
     jobHistoryTtlMs: keptMs(v["job-history-days"], DAY_MS),

@@ -147,6 +147,11 @@ export interface AdmissionDeps {
   policy: LeaseGuardOptions;
   /** The sandbox's refusal of leases it cannot honour (`Sandbox.checkLease`). */
   checkLease: (lease: Lease) => void;
+  /**
+   * The sandbox's refusal of a job it could not start soon
+   * (`Sandbox.checkCapacity`): a retryable `sandbox_busy` at submit.
+   */
+  checkCapacity?: (agent: AgentModule) => void;
   /** Starts an admitted job. */
   start: StartJob;
   /** A principal's live-job cap when it is not `maxJobsPerPrincipal` (anonymous principals). */
@@ -228,6 +233,8 @@ export class Admission {
         { cap: "concurrent_jobs", limit: cap },
       );
     }
+    // Overload is refused here, before acceptance, not left to wait for a worker.
+    this.#deps.checkCapacity?.(agent);
 
     const lease = submit.lease_request ?? {};
     const budget = BudgetCounters.fromLease(lease);

@@ -217,6 +217,7 @@ export class JobManager {
         live,
         policy,
         checkLease,
+        checkCapacity: (agent) => deps.sandbox.checkCapacity?.(agent),
         start,
         owner,
         shared: () => cluster.shared,

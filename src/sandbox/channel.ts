@@ -77,6 +77,15 @@ export interface AgentLauncher {
    * @returns the channel
    */
   launch(spec: LaunchSpec, handlers: ChannelHandlers): AgentChannel;
+  /**
+   * Why a job of this agent submitted now could not get a worker soon
+   * enough to be worth accepting, if so (a launcher without a queue never
+   * refuses).
+   *
+   * @param agent whether the agent shares its workers
+   * @returns the reason, or undefined to accept
+   */
+  refusal?(agent: { sharing?: Sharing }): string | undefined;
   /** Stops every worker and process it started. */
   close(): Promise<void>;
 }

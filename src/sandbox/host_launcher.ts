@@ -29,13 +29,14 @@ import { BOOTSTRAP_URL } from "./worker/entry.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
 import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
-import { defaultMemoryMb } from "./memory_ceiling.ts";
+import { defaultMemoryMb, defaultWarmMax } from "./memory_ceiling.ts";
 import { childEnv } from "./child_env.ts";
 import { childRunFlags } from "./child_run.ts";
 import { findDenoDir } from "./protected_paths.ts";
 import { denyFlags } from "./deny_flags.ts";
 import type { Protection } from "./protection.ts";
 import type { Sharing } from "./sandbox.ts";
+import { ThreadCounter } from "./thread_count.ts";
 import { WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
 
 /** Options of {@linkcode HostLauncher}. */
@@ -60,8 +61,9 @@ export interface HostLauncherOptions {
    */
   warmPool?: number;
   /**
-   * Most warm processes held ready at once (default 8): each holds ~50 MiB,
-   * so this is the pool's memory budget.
+   * Most warm processes held ready at once: each holds ~50 MiB, so this is
+   * the pool's memory budget. Default: {@linkcode defaultWarmMax} (as many
+   * as a sixteenth of the machine's memory holds, 8 – 32).
    */
   warmMax?: number;
   /**
@@ -79,6 +81,14 @@ export interface HostLauncherOptions {
    * (default 10,000).
    */
   maxWaitMs?: number;
+  /**
+   * The longest a fresh job may be expected to wait for a worker when it is
+   * submitted, ms (default 1,000). Past it, {@linkcode HostLauncher.refusal}
+   * refuses the submit with a retryable `INTERNAL_ERROR`
+   * (`cap: "sandbox_busy"`) before it is accepted: a queue longer than the
+   * machine clears in that time only turns overload into latency.
+   */
+  maxQueueMs?: number;
   /** The deno executable (default: the one running the runtime). */
   denoPath?: string;
   /**
@@ -102,15 +112,15 @@ const HOST_MAIN = new URL("./host/main.ts", import.meta.url).href;
 export const DEFAULT_HOST_OPTIONS: {
   heapMb: number;
   warmPool: number;
-  warmMax: number;
   jobsPerProcess: number;
   maxWaitMs: number;
+  maxQueueMs: number;
 } = {
   heapMb: 512,
   warmPool: 2,
-  warmMax: 8,
   jobsPerProcess: 100,
   maxWaitMs: 10_000,
+  maxQueueMs: 1000,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -140,6 +150,13 @@ const MAX_STARTING = Math.max(2, navigator.hardwareConcurrency ?? 2);
  * (`sandbox_busy`): a longer queue only turns overload into latency.
  */
 const MAX_FRESH_WAITING = Math.max(64, 16 * MAX_STARTING);
+
+/**
+ * Fresh jobs that always may wait, whatever the expected wait: a small
+ * burst (a client starting a few jobs at once on a busy machine) is not
+ * overload.
+ */
+const MIN_QUEUE_REFUSED = 2 * MAX_STARTING;
 
 /** Jobs that may wait for room in one key's shared workers. */
 const MAX_SHARED_WAITING = 256;
@@ -241,8 +258,19 @@ export class HostLauncher implements AgentLauncher {
   #warmMax: number;
   #jobsPerProcess: number;
   #maxWaitMs: number;
-  /** Fresh jobs waiting for a process, oldest first. */
-  #freshWaiting: Array<{ spec: LaunchSpec; channel: WaitingChannel; since: number }> = [];
+  #maxQueueMs: number;
+  /**
+   * Fresh jobs waiting for a process, oldest first, each with the number of
+   * jobs that waited ahead of it when it came.
+   */
+  #freshWaiting: Array<
+    { spec: LaunchSpec; channel: WaitingChannel; since: number; ahead: number }
+  > = [];
+  /**
+   * How long each job ahead in the fresh queue has recently held up the one
+   * behind it (ms, smoothed): the queue's drain time per place.
+   */
+  #perPlaceMs = 50;
   /** Idle processes without a worker, oldest first. */
   #idle: SandboxProcess[] = [];
   /** Idle processes whose worker was started ahead, by worker key, oldest first. */
@@ -253,6 +281,12 @@ export class HostLauncher implements AgentLauncher {
    * the principal, under which demand is counted.
    */
   #recycled = new Map<string, { base: string; procs: SandboxProcess[] }>();
+  /**
+   * Processes serving a fresh job (or readying a fresh worker after one)
+   * that may serve another, by the key without the principal: they come
+   * back to the pool, so the pool counts them instead of starting others.
+   */
+  #returning = new Map<string, number>();
   /** Workers shared between jobs, by worker key. */
   #shared = new Map<string, SharedWorker[]>();
   /** Jobs waiting for room in a shared worker, by worker key, oldest first. */
@@ -305,9 +339,10 @@ export class HostLauncher implements AgentLauncher {
   constructor(controlDir: string, options: HostLauncherOptions = {}) {
     const heapMb = options.heapMb ?? DEFAULT_HOST_OPTIONS.heapMb;
     this.#poolSize = options.warmPool ?? DEFAULT_HOST_OPTIONS.warmPool;
-    this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? DEFAULT_HOST_OPTIONS.warmMax);
+    this.#warmMax = Math.max(this.#poolSize, options.warmMax ?? defaultWarmMax());
     this.#jobsPerProcess = options.jobsPerProcess ?? DEFAULT_HOST_OPTIONS.jobsPerProcess;
     this.#maxWaitMs = options.maxWaitMs ?? DEFAULT_HOST_OPTIONS.maxWaitMs;
+    this.#maxQueueMs = options.maxQueueMs ?? DEFAULT_HOST_OPTIONS.maxQueueMs;
     this.#spawn = {
       denoPath: options.denoPath ?? Deno.execPath(),
       env: childEnv(),
@@ -317,6 +352,7 @@ export class HostLauncher implements AgentLauncher {
       memoryMb: options.memoryMb ?? defaultMemoryMb(heapMb),
       log: options.logger ?? silentLogger(),
       denoDir: findDenoDir(),
+      threads: new ThreadCounter(),
       args: [
         ...childRunFlags({ configPath: options.configPath, heapMb }),
         ...(options.allowNpm ? [] : ["--no-npm"]),
@@ -486,14 +522,15 @@ export class HostLauncher implements AgentLauncher {
     }
     let warm = 0;
     for (const w of wanted) {
-      const n = Math.max(0, Math.min(w.n - (recycledOf.get(w.key) ?? 0), budget));
+      const have = (recycledOf.get(w.key) ?? 0) + (this.#returning.get(w.key) ?? 0);
+      const n = Math.max(0, Math.min(w.n - have, budget));
       budget -= n;
       const list = this.#warm.get(w.key) ?? [];
       while (list.length > n) list.shift()!.kill();
       while (list.length < n && this.#mayStart()) list.push(this.#startWarm(w.template));
       if (list.length > 0) this.#warm.set(w.key, list);
       else this.#warm.delete(w.key);
-      warm += list.length + (recycledOf.get(w.key) ?? 0);
+      warm += list.length + have;
     }
     const idle = Math.max(0, this.#poolSize - warm);
     while (this.#idle.length > idle) this.#idle.shift()!.kill();
@@ -554,7 +591,8 @@ export class HostLauncher implements AgentLauncher {
     if (spec.sharing) return this.#launchShared(workerKey(spec), spec, spec.sharing, handlers);
     this.#demand.note(workerKey(spec, false), spec, Date.now());
     const channel = new WaitingChannel(handlers);
-    this.#freshWaiting.push({ spec, channel, since: Date.now() });
+    const ahead = this.#freshWaiting.length;
+    this.#freshWaiting.push({ spec, channel, since: Date.now(), ahead });
     this.#serveFresh();
     if (channel.waiting && this.#freshWaiting.length > MAX_FRESH_WAITING) {
       this.#freshWaiting.pop();
@@ -567,6 +605,28 @@ export class HostLauncher implements AgentLauncher {
     if (channel.waiting) this.#armWaitTimer();
     this.#queueRefill();
     return channel;
+  }
+
+  /**
+   * Why a job of this agent submitted now should be refused rather than
+   * accepted, if it should: at least {@linkcode MIN_QUEUE_REFUSED} jobs
+   * wait, and its expected wait for a worker (the jobs queued ahead, plus
+   * itself, times the time each has recently taken to clear, or the age of
+   * the oldest, whichever is longer) is past `maxQueueMs`.
+   * Agents that share workers queue per key and are not refused here.
+   *
+   * @param agent the agent's module and sharing
+   * @returns the refusal's message, or undefined to accept
+   */
+  refusal(agent: { sharing?: Sharing }): string | undefined {
+    if (agent.sharing || this.#closed) return undefined;
+    const queued = this.#freshWaiting.filter((w) => !w.channel.ended);
+    if (queued.length < MIN_QUEUE_REFUSED) return undefined;
+    const oldest = Date.now() - queued[0].since;
+    const expected = Math.max(oldest, (queued.length + 1) * this.#perPlaceMs);
+    if (expected <= this.#maxQueueMs) return undefined;
+    return `${queued.length} jobs already wait for a sandbox process, about ` +
+      `${Math.round(expected)} ms (the limit is ${this.#maxQueueMs} ms); ${BUSY}`;
   }
 
   /** Whether the pool may start a process ahead of demand: room to start, and no job waiting. */
@@ -597,6 +657,10 @@ export class HostLauncher implements AgentLauncher {
         (this.#startingCount() < MAX_STARTING ? this.#take(next.spec) : undefined);
       if (!proc) break;
       this.#freshWaiting.shift();
+      const waited = Date.now() - next.since;
+      if (next.ahead > 0 || waited > 0) {
+        this.#perPlaceMs = 0.8 * this.#perPlaceMs + 0.2 * (waited / (next.ahead + 1));
+      }
       this.#bindFresh(next.spec, proc, next.channel);
     }
   }
@@ -605,13 +669,26 @@ export class HostLauncher implements AgentLauncher {
     const key = workerKey(spec, false);
     proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
     const j = proc.attach(spec.jobId, channel.handlers);
+    const returns = proc.served < this.#jobsPerProcess;
+    if (returns) this.#countReturning(key, 1);
     channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (how) => {
       proc.detach(j);
-      if (how !== "done") return proc.kill();
-      this.#demand.served(key);
-      if (proc.served >= this.#jobsPerProcess || this.#closed) return proc.kill();
+      if (how === "done") this.#demand.served(key);
+      if (how !== "done" || !returns || this.#closed) {
+        if (returns) this.#countReturning(key, -1);
+        return proc.kill();
+      }
       this.#recycle(key, workerKey(spec, true), proc);
     });
+  }
+
+  /** Counts a process that will (or, at -1, will not any more) come back to the pool for `key`. */
+  #countReturning(key: string, by: 1 | -1): void {
+    const n = (this.#returning.get(key) ?? 0) + by;
+    if (n > 0) this.#returning.set(key, n);
+    else this.#returning.delete(key);
+    // One that will not come back leaves a gap to fill.
+    if (by < 0) this.#queueRefill();
   }
 
   /**
@@ -620,7 +697,9 @@ export class HostLauncher implements AgentLauncher {
    * confirms that nothing of the last job still runs.
    */
   async #recycle(base: string, own: string, proc: SandboxProcess): Promise<void> {
-    if (!(await proc.recycle()) || this.#closed) return proc.kill();
+    const ok = await proc.recycle();
+    this.#countReturning(base, -1);
+    if (!ok || this.#closed) return proc.kill();
     const r = this.#recycled.get(own) ?? { base, procs: [] };
     r.procs.push(proc);
     this.#recycled.set(own, r);
@@ -749,6 +828,7 @@ export class HostLauncher implements AgentLauncher {
     this.#shared.clear();
     for (const p of procs) p.kill();
     await Promise.all(procs.map((p) => p.process.status.catch(() => {})));
+    await this.#spawn.threads.close();
     await Deno.remove(this.#spawn.controlDir, { recursive: true }).catch(() => {});
   }
 }

@@ -27,15 +27,42 @@ const MAX_DEFAULT_MB = 4096;
  * @returns the ceiling, MiB
  */
 export function defaultMemoryMb(heapMb: number, totalBytes?: number): number {
-  let total = totalBytes;
-  if (total === undefined) {
-    try {
-      total = Deno.systemMemoryInfo().total;
-    } catch {
-      total = 0;
-    }
-  }
+  const total = totalBytes ?? machineBytes();
   const eighth = Math.floor(total / 8 / 1024 / 1024);
   const clamped = Math.min(MAX_DEFAULT_MB, Math.max(MIN_DEFAULT_MB, eighth));
   return Math.max(clamped, heapMb + 128);
+}
+
+/** The machine's memory, bytes (0 where it cannot be read). */
+function machineBytes(): number {
+  try {
+    return Deno.systemMemoryInfo().total;
+  } catch {
+    return 0;
+  }
+}
+
+/** What one idle sandbox process holds, MiB (measured ~50; rounded up). */
+const IDLE_PROCESS_MB = 64;
+
+/**
+ * The default most sandbox processes the warm pool keeps ready: as many as
+ * a sixteenth of the machine's memory holds at {@linkcode IDLE_PROCESS_MB}
+ * each, clamped to 8 – 32. Processes that served a job serve only their
+ * principal's next ones, so a pool smaller than the principals active at
+ * once starts (and kills) a process for most of their jobs.
+ *
+ * @example
+ * ```ts
+ * import { defaultWarmMax } from "./memory_ceiling.ts";
+ * console.log(defaultWarmMax(24 * 1024 ** 3)); // 24
+ * ```
+ *
+ * @param totalBytes the machine's memory (default: `Deno.systemMemoryInfo().total`)
+ * @returns the count
+ */
+export function defaultWarmMax(totalBytes?: number): number {
+  const total = totalBytes ?? machineBytes();
+  const fit = Math.floor(total / 16 / 1024 / 1024 / IDLE_PROCESS_MB);
+  return Math.min(32, Math.max(8, fit));
 }

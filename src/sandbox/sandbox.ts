@@ -112,6 +112,15 @@ export interface Sandbox {
    */
   checkLease(lease: Lease): void;
   /**
+   * Refuses a job the sandbox could not start soon: checked at submit,
+   * before anything is accepted, so overload is refused at once instead of
+   * accepted and left to wait. A sandbox without a queue may leave it out.
+   *
+   * @param agent whether the agent shares its workers
+   * @throws {ArcpError} retryable `INTERNAL_ERROR` with `details.cap: "sandbox_busy"`
+   */
+  checkCapacity?(agent: { sharing?: Sharing }): void;
+  /**
    * Starts one job's agent.
    *
    * @param job what to run

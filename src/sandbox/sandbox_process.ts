@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { getPriority, setPriority } from "os";
 import type { Logger } from "../logger.ts";
 import type { ChannelHandlers } from "./channel.ts";
 import { type ControlConnection, ControlEndpoint } from "./control_socket.ts";
@@ -15,6 +16,7 @@ import type { HostCommand, HostReport } from "./host/protocol.ts";
 import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES, OutputDrain } from "./output_drain.ts";
 import { webStorageScope } from "./web_storage.ts";
 import { slotOf } from "./worker/slot.ts";
+import type { ThreadCounter } from "./thread_count.ts";
 
 /** How a sandbox process is started. */
 export interface SpawnSpec {
@@ -36,38 +38,39 @@ export interface SpawnSpec {
   log: Logger;
   /** Deno's cache folder, where the process's web storage lives until it exits. */
   denoDir?: string;
+  /** Counts a process's worker threads from outside it (before it is recycled). */
+  threads: ThreadCounter;
 }
 
 const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
 
+/**
+ * How much lower a sandbox process's CPU priority is than the runtime's
+ * (its nice value, higher): when agents and the control plane want the
+ * same cores, sessions, heartbeats and commits are served first, and no
+ * agent can starve them.
+ */
+export const SANDBOX_NICE_OFFSET = 10;
+
+/**
+ * Lowers a just-spawned process's CPU priority by {@linkcode SANDBOX_NICE_OFFSET}
+ * below this process's. Set as soon as it is spawned, while it is still
+ * loading, so the threads it starts inherit it. Best effort: where the
+ * system refuses, the process runs at the runtime's priority.
+ *
+ * @param pid the process
+ */
+function lowerPriority(pid: number): void {
+  try {
+    setPriority(pid, Math.min(19, getPriority() + SANDBOX_NICE_OFFSET));
+  } catch {
+    // Not permitted here: containment does not depend on it.
+  }
+}
+
 /** Times a recycled process's threads are counted, {@linkcode RECYCLE_CHECK_MS} apart. */
 const RECYCLE_CHECKS = 20;
 const RECYCLE_CHECK_MS = 25;
-
-/**
- * How many worker threads a process runs (Web Workers and `node:worker_threads`
- * alike: Deno names each thread `worker-N`). Read by `cat`, because Deno opens
- * another process's `/proc` entries only with `--allow-all`.
- *
- * @param pid the process
- * @returns the count, or undefined where `/proc` cannot tell
- */
-async function workerThreads(pid: number): Promise<number | undefined> {
-  try {
-    const out = await new Deno.Command("/bin/sh", {
-      args: ["-c", 'cat /proc/"$1"/task/*/comm', "sh", String(pid)],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-      clearEnv: true,
-    }).output();
-    if (!out.success) return undefined;
-    return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("worker-"))
-      .length;
-  } catch {
-    return undefined;
-  }
-}
 
 /** A spawned sandbox process. */
 export class SandboxProcess {
@@ -117,6 +120,7 @@ export class SandboxProcess {
       clearEnv: true,
       env: spec.env,
     }).spawn();
+    lowerPriority(this.process.pid);
     this.#writeIntro();
     new OutputDrain(this.process.stdout, this.#sink("stdout"));
     this.#stderr = new OutputDrain(this.process.stderr, this.#sink("stderr"));
@@ -355,7 +359,7 @@ export class SandboxProcess {
     if (!(await promise)) return false;
     // The old worker's thread exits shortly after its terminate.
     for (let i = 0; i < RECYCLE_CHECKS; i++) {
-      const threads = await workerThreads(this.pid);
+      const threads = await this.#spec.threads.count(this.pid);
       if (threads === 1) return !this.#dead;
       if (threads === undefined || this.#dead) return false;
       await new Promise((r) => setTimeout(r, RECYCLE_CHECK_MS));

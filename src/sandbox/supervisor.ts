@@ -22,7 +22,14 @@ import { permissionsForLease } from "./permissions.ts";
 import { checkLeaseProtection, type Protection } from "./protection.ts";
 import type { Lease } from "../protocol/lease.ts";
 import { checkResult } from "./result_check.ts";
-import type { AgentEvent, AgentRun, Sandbox, SandboxJob, SandboxListener } from "./sandbox.ts";
+import type {
+  AgentEvent,
+  AgentRun,
+  Sandbox,
+  SandboxJob,
+  SandboxListener,
+  Sharing,
+} from "./sandbox.ts";
 import { type WorkerMessage, WorkerMessageSchema } from "./worker/wire.ts";
 import { assertNoEscapingSymlinks, DEFAULT_SCAN_LIMIT } from "./symlink_scan.ts";
 import { endpointGlobs } from "./credential_egress.ts";
@@ -262,6 +269,18 @@ export class SupervisedSandbox implements Sandbox {
    */
   checkLease(lease: Lease): void {
     checkLeaseProtection(lease, this.#protection);
+  }
+
+  /**
+   * Refuses a job its launcher could not give a worker soon (see
+   * {@linkcode Sandbox.checkCapacity}).
+   *
+   * @param agent whether the agent shares its workers
+   * @throws {ArcpError} retryable `INTERNAL_ERROR` with `details.cap: "sandbox_busy"`
+   */
+  checkCapacity(agent: { sharing?: Sharing }): void {
+    const refusal = this.#launcher.refusal?.(agent);
+    if (refusal) throw new ArcpError("INTERNAL_ERROR", refusal, { cap: "sandbox_busy" });
   }
 
   /**

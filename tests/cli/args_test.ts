@@ -110,6 +110,8 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
       "1",
       "--sandbox-wait-sec",
       "5",
+      "--sandbox-queue-ms",
+      "400",
       "--principal-max-jobs",
       "600",
       "--principal-max-sessions",
@@ -122,7 +124,11 @@ Deno.test("arcp serve sandbox flags: 0 warm processes is allowed, a negative cou
     [options.hostHeapMb, options.memoryMb, options.warmPool, options.warmMax],
     [128, 300, 0, 4],
   );
-  deepEqual([options.jobsPerProcess, options.sandboxWaitMs], [1, 5000]);
+  deepEqual([options.jobsPerProcess, options.sandboxWaitMs, options.sandboxQueueMs], [
+    1,
+    5000,
+    400,
+  ]);
   equal(options.jobs?.maxJobsPerPrincipal, 600);
   equal(options.sessions?.maxSessionsPerPrincipal, 300);
   const defaults = toRuntimeOptions(await readServeConfig([], env({})));

@@ -8,6 +8,8 @@
 import { deepEqual, equal, notEqual, ok } from "assert";
 import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
 import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
+import { getPriority } from "os";
+import { SANDBOX_NICE_OFFSET } from "../../src/sandbox/sandbox_process.ts";
 
 const AGENTS = `${ROOT}/tests/fixtures/sharing`;
 
@@ -301,3 +303,106 @@ Deno.test("a job that finds the sandbox at capacity past sandboxWaitMs ends with
   for (const id of hung) c.send("job.cancel", { reason: "done" }, { job_id: id });
   for (const id of hung) await c.untilTerminal(id, 30_000);
 });
+
+/** Waits until the pool holds a process whose worker was readied ahead of any job. */
+async function untilReadiedAhead(http: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (true) {
+    const text = await (await fetch(`${http}/metrics`)).text();
+    const readied = text.split("\n").filter((l) =>
+      /^arcp_sandbox_pool_processes\{pool="(warm|recycled)"\} [1-9]/.test(l)
+    );
+    if (readied.length > 0) return;
+    if (Date.now() > deadline) throw new Error(`no worker was readied ahead:\n${text}`);
+    await pause(50);
+  }
+}
+
+Deno.test("fresh isolation: a worker warmed ahead ran no agent code and carries nothing of its warm-up into its job", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const lease = { "fs.read": ["/nonexistent/warmed/**"] };
+    // A first job makes its key wanted: the pool readies workers for it.
+    equal((await run(c, "warmed", {}, lease)).type, "job.result");
+    await untilReadiedAhead(server.http);
+    const submittedAt = Date.now();
+    const accepted = await c.submit({ agent: "warmed", input: {}, lease_request: lease });
+    equal(accepted.type, "job.accepted", JSON.stringify(accepted.payload));
+    const seen = await c.untilTerminal(accepted.job_id!, 30_000);
+    const end = seen.at(-1)!;
+    equal(end.type, "job.result", JSON.stringify(end.payload));
+    const r = end.payload.result as {
+      loadedAt: number;
+      runs: number;
+      jobId: string;
+      lease: Record<string, string[]>;
+      credentials: number;
+      aborted: boolean;
+    };
+    ok(r.loadedAt < submittedAt, "the job did not run in a worker started ahead");
+    // The warm-up ran the bootstrap, never the agent: this job is its first run.
+    equal(r.runs, 1);
+    equal(r.jobId, accepted.job_id);
+    deepEqual(r.lease, lease);
+    equal(r.credentials, 0);
+    equal(r.aborted, false, "the warm-up's aborted dummy signal reached the job");
+    // Besides the runtime's own status, exactly the agent's one event: nothing of the warm-up's slot.
+    deepEqual(
+      seen.filter((e) => e.type === "job.event" && e.payload.kind !== "status")
+        .map((e) => e.payload.kind),
+      ["progress"],
+    );
+  }));
+
+Deno.test("a flood of fresh jobs past what the sandbox can start soon is refused at submit with a retryable sandbox_busy; every accepted job completes", async () => {
+  await using server = await startServer({ agentsDir: AGENTS, warmPool: 0, sandboxQueueMs: 1 });
+  await using c = await connect(server.url);
+  // Sent at once: processes start a few at a time, and each job holds one for a second.
+  const traces = Array.from({ length: 40 }, (_, i) => {
+    const trace = crypto.randomUUID().replaceAll("-", "");
+    c.send("job.submit", { agent: "fresh", input: { ms: 1000, i } }, { trace_id: trace });
+    return trace;
+  });
+  const answers = await Promise.all(traces.map((trace) =>
+    c.next(
+      (e) => (e.type === "job.accepted" || e.type === "job.error") && e.trace_id === trace,
+      30_000,
+      "submit answer",
+    )
+  ));
+  const refused = answers.filter((a) => a.type === "job.error");
+  const accepted = answers.filter((a) => a.type === "job.accepted");
+  ok(refused.length > 0, "no submit was refused");
+  ok(accepted.length > 0, "every submit was refused");
+  for (const r of refused) {
+    equal(r.payload.code, "INTERNAL_ERROR");
+    equal(r.payload.retryable, true);
+    equal(r.payload.details?.cap, "sandbox_busy", JSON.stringify(r.payload));
+  }
+  for (const a of accepted) {
+    const end = (await c.untilTerminal(a.job_id!, 60_000)).at(-1)!;
+    equal(end.type, "job.result", JSON.stringify(end.payload));
+  }
+});
+
+/** The nice value of every thread of a process (read by `cat`: Deno opens another process's `/proc` only with `--allow-all`). */
+async function threadNices(pid: number): Promise<number[]> {
+  const out = await new Deno.Command("/bin/sh", {
+    args: ["-c", 'cat /proc/"$1"/task/*/stat', "sh", String(pid)],
+    stdout: "piped",
+  }).output();
+  // Fields after the parenthesised name (which may hold spaces): nice is the 17th.
+  return new TextDecoder().decode(out.stdout).trim().split("\n").map((line) =>
+    Number(line.slice(line.lastIndexOf(")") + 2).split(" ")[16])
+  );
+}
+
+Deno.test("sandbox processes run every thread at a lower CPU priority than the runtime", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    const { pid } = await ran(c, "fresh", { ms: 1 });
+    const nices = await threadNices(pid);
+    ok(nices.length > 1, `threads of ${pid}: ${nices}`);
+    const expected = Math.min(19, getPriority() + SANDBOX_NICE_OFFSET);
+    deepEqual(nices, nices.map(() => expected));
+  }));
