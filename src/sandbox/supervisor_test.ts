@@ -1,6 +1,6 @@
 import { equal } from "assert";
 import { EVENT_BODIES } from "../protocol/events.ts";
-import { isEventMessage, isEventsMessage, plainBody } from "./supervisor.ts";
+import { isBeatMessage, isEventMessage, isEventsMessage, plainBody } from "./supervisor.ts";
 import { EVENT_WINDOW } from "./worker/limits.ts";
 import { WorkerMessageSchema } from "./worker/wire.ts";
 
@@ -29,6 +29,26 @@ Deno.test("isEventMessage accepts exactly the events the strict wire schema acce
     const strict = WorkerMessageSchema.safeParse(raw);
     const wellFormed = strict.success && strict.data.t === "event";
     equal(isEventMessage(raw), wellFormed, JSON.stringify(raw));
+  }
+});
+
+Deno.test("isBeatMessage accepts exactly the beats the strict wire schema accepts", () => {
+  const samples: unknown[] = [
+    { t: "beat" },
+    { t: "beat", j: 0 },
+    { t: "Beat" },
+    { t: ["beat"] },
+    Object.assign(Object.create(null), { t: "beat" }),
+    { t: "event", j: 0, kind: "log", body: {} },
+    {},
+    null,
+    [],
+    "beat",
+  ];
+  for (const raw of samples) {
+    const strict = WorkerMessageSchema.safeParse(raw);
+    const wellFormed = strict.success && strict.data.t === "beat";
+    equal(isBeatMessage(raw), wellFormed, JSON.stringify(raw));
   }
 });
 
