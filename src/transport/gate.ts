@@ -103,6 +103,13 @@ export interface GatedServer {
 
 /** First reads are small: an idle connection should cost little memory. */
 const FIRST_READ_BYTES = 4 * 1024;
+/**
+ * A relay direction waits for data in a small buffer: an idle session's two
+ * pending reads would otherwise pin 32 KiB between them (most of what a
+ * session cost). A read that fills it borrows a large buffer until a read
+ * comes up short, so a stream still moves in large chunks.
+ */
+const IDLE_READ_BYTES = 1024;
 const RELAY_READ_BYTES = 16 * 1024;
 /** An accept error (EMFILE above all) is retried after this long, and logged at most this often. */
 const ACCEPT_RETRY_MS = 100;
@@ -196,9 +203,8 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
   };
 
   const relay = async (link: Link): Promise<void> => {
-    const first = new Uint8Array(FIRST_READ_BYTES);
-    const n = await link.outer.read(first);
-    if (n === null || link.closed) return;
+    const head = await readHead(link.outer);
+    if (head === null || link.closed) return;
     const conn = await Deno.connect({ hostname: inner.addr.hostname, port: inner.addr.port });
     if (link.closed) return conn.close();
     // Without these, Nagle's algorithm holds each small frame on both hops
@@ -207,7 +213,7 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
     (link.outer as Partial<Deno.TcpConn>).setNoDelay?.(true);
     link.inner = conn;
     byInnerPort.set((conn.localAddr as Deno.NetAddr).port, link);
-    await writeAll(conn, first.subarray(0, n));
+    await writeAll(conn, head);
     await Promise.race([
       pump(link.outer, conn, () => {}).catch(() => {}),
       pump(conn, link.outer, (chunk) => {
@@ -338,13 +344,28 @@ async function pump(
   to: Deno.Conn,
   seen: (chunk: Uint8Array) => void,
 ): Promise<void> {
-  const buf = new Uint8Array(RELAY_READ_BYTES);
+  const idle = new Uint8Array(IDLE_READ_BYTES);
+  let buf = idle;
   while (true) {
     const n = await from.read(buf);
     if (n === null) return;
     seen(buf.subarray(0, n));
     await writeAll(to, buf.subarray(0, n));
+    if (n === buf.length) {
+      if (buf === idle) buf = new Uint8Array(RELAY_READ_BYTES);
+    } else buf = idle;
   }
+}
+
+/**
+ * Reads a connection's first bytes into a copy of their own size: this
+ * function's frame, and so its buffer, is gone once it returns, while the
+ * caller's frame lives as long as the connection.
+ */
+async function readHead(conn: Deno.Conn): Promise<Uint8Array | null> {
+  const buf = new Uint8Array(FIRST_READ_BYTES);
+  const n = await conn.read(buf);
+  return n === null ? null : buf.slice(0, n);
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
