@@ -30,6 +30,11 @@ const MAX_PENDING_ACCEPTED = 100;
 /** How long a close behind unread data may take before the socket is dropped (ms). */
 const CLOSE_GRACE_MS = 5_000;
 
+/** How often a paused replay looks at its socket again: from this (ms)… */
+const DRAIN_POLL_MIN_MS = 4;
+/** …doubling up to this (ms) while the socket stays full. */
+const DRAIN_POLL_MAX_MS = 50;
+
 /** Where delivery pauses: at most half the transport's cap, so events alone never pass it. */
 const pauseAt = (policy: SessionPolicy, transport: Transport): number =>
   Math.min(policy.maxBufferedBytes, transport.maxBufferedAmount / 2);
@@ -402,13 +407,21 @@ export class Session implements EventSink {
    */
   async #drained(transport: Transport): Promise<boolean> {
     const since = Date.now();
-    while (transport.bufferedAmount > pauseAt(this.#policy, transport) / 2) {
+    // A reading client drains half the pause mark in a few milliseconds: a
+    // fixed 50 ms wait left a resume replay idle most of its time. While the
+    // socket drains it is looked at again soon; while it does not, less often.
+    let waitMs = DRAIN_POLL_MIN_MS;
+    let buffered = transport.bufferedAmount;
+    while (buffered > pauseAt(this.#policy, transport) / 2) {
       if (this.#transport !== transport) return false;
       if (Date.now() - since > this.#policy.stallTimeoutMs) {
         this.#giveUp(transport, 1008, "client stopped reading; resume to continue");
         return false;
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, waitMs));
+      const now = transport.bufferedAmount;
+      waitMs = now < buffered ? DRAIN_POLL_MIN_MS : Math.min(DRAIN_POLL_MAX_MS, waitMs * 2);
+      buffered = now;
     }
     return this.#transport === transport;
   }
