@@ -152,11 +152,12 @@ const MAX_STARTING = Math.max(2, navigator.hardwareConcurrency ?? 2);
 const MAX_FRESH_WAITING = Math.max(64, 16 * MAX_STARTING);
 
 /**
- * Fresh jobs that always may wait, whatever the expected wait: a small
- * burst (a client starting a few jobs at once on a busy machine) is not
- * overload.
+ * Fresh jobs that always may wait, whatever the expected wait: a burst (a
+ * client starting a dozen jobs at once on a busy machine) is not overload.
+ * At 2 × the start limit, twelve jobs submitted together on two loaded
+ * cores were partly refused.
  */
-const MIN_QUEUE_REFUSED = 2 * MAX_STARTING;
+const MIN_QUEUE_REFUSED = 8 * MAX_STARTING;
 
 /** Jobs that may wait for room in one key's shared workers. */
 const MAX_SHARED_WAITING = 256;

@@ -324,34 +324,40 @@ Deno.test("fresh isolation: a worker warmed ahead ran no agent code and carries 
     const lease = { "fs.read": ["/nonexistent/warmed/**"] };
     // A first job makes its key wanted: the pool readies workers for it.
     equal((await run(c, "warmed", {}, lease)).type, "job.result");
-    await untilReadiedAhead(server.http);
-    const submittedAt = Date.now();
-    const accepted = await c.submit({ agent: "warmed", input: {}, lease_request: lease });
-    equal(accepted.type, "job.accepted", JSON.stringify(accepted.payload));
-    const seen = await c.untilTerminal(accepted.job_id!, 30_000);
-    const end = seen.at(-1)!;
-    equal(end.type, "job.result", JSON.stringify(end.payload));
-    const r = end.payload.result as {
-      loadedAt: number;
-      runs: number;
-      jobId: string;
-      lease: Record<string, string[]>;
-      credentials: number;
-      aborted: boolean;
-    };
-    ok(r.loadedAt < submittedAt, "the job did not run in a worker started ahead");
-    // The warm-up ran the bootstrap, never the agent: this job is its first run.
-    equal(r.runs, 1);
-    equal(r.jobId, accepted.job_id);
-    deepEqual(r.lease, lease);
-    equal(r.credentials, 0);
-    equal(r.aborted, false, "the warm-up's aborted dummy signal reached the job");
-    // Besides the runtime's own status, exactly the agent's one event: nothing of the warm-up's slot.
-    deepEqual(
-      seen.filter((e) => e.type === "job.event" && e.payload.kind !== "status")
-        .map((e) => e.payload.kind),
-      ["progress"],
-    );
+    // A readied process's worker may still be loading its agent when the job comes (a busy
+    // machine): that job proves nothing about warming, so another is tried, up to ten.
+    let aheadSeen = false;
+    for (let attempt = 0; attempt < 10 && !aheadSeen; attempt++) {
+      await untilReadiedAhead(server.http);
+      const submittedAt = Date.now();
+      const accepted = await c.submit({ agent: "warmed", input: {}, lease_request: lease });
+      equal(accepted.type, "job.accepted", JSON.stringify(accepted.payload));
+      const seen = await c.untilTerminal(accepted.job_id!, 30_000);
+      const end = seen.at(-1)!;
+      equal(end.type, "job.result", JSON.stringify(end.payload));
+      const r = end.payload.result as {
+        loadedAt: number;
+        runs: number;
+        jobId: string;
+        lease: Record<string, string[]>;
+        credentials: number;
+        aborted: boolean;
+      };
+      aheadSeen = r.loadedAt < submittedAt;
+      // The warm-up ran the bootstrap, never the agent: this job is its first run.
+      equal(r.runs, 1);
+      equal(r.jobId, accepted.job_id);
+      deepEqual(r.lease, lease);
+      equal(r.credentials, 0);
+      equal(r.aborted, false, "the warm-up's aborted dummy signal reached the job");
+      // Besides the runtime's own status, exactly the agent's one event: nothing of the warm-up's slot.
+      deepEqual(
+        seen.filter((e) => e.type === "job.event" && e.payload.kind !== "status")
+          .map((e) => e.payload.kind),
+        ["progress"],
+      );
+    }
+    ok(aheadSeen, "no job of ten ran in a worker started ahead");
   }));
 
 Deno.test("a flood of fresh jobs past what the sandbox can start soon is refused at submit with a retryable sandbox_busy; every accepted job completes", async () => {
