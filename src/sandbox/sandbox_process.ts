@@ -47,10 +47,12 @@ const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
 /**
  * How much lower a sandbox process's CPU priority is than the runtime's
  * (its nice value, higher): when agents and the control plane want the
- * same cores, sessions, heartbeats and commits are served first, and no
- * agent can starve them.
+ * same cores, sessions, heartbeats and commits are served first (about 3:1
+ * at 5), and no agent can starve them. Not more: at 10 a sandbox process
+ * got a tenth of a core beside any other busy process on the host, and a
+ * burst of sixty process starts on a loaded machine took tens of seconds.
  */
-export const SANDBOX_NICE_OFFSET = 10;
+export const SANDBOX_NICE_OFFSET = 5;
 
 /**
  * Lowers a just-spawned process's CPU priority by {@linkcode SANDBOX_NICE_OFFSET}
