@@ -29,6 +29,7 @@ import type { OutputQuota } from "./output_quota.ts";
 import { utf8Length } from "./result_stream.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import { isInputEvent } from "./job_input.ts";
+import { setDeadline } from "./timers.ts";
 
 /** One entry of a job's own history: the envelope as its owner session got it. */
 interface HistoryEntry {
@@ -61,6 +62,14 @@ export interface Subscription {
  * in each log they go to), so the commit stays well inside KV's limits.
  */
 const GROUP_CHARS = 120_000;
+
+/**
+ * How long a job's `running` status may wait for the job's next envelope to
+ * share its commit (ms). A short job (an echo) ends well within it, so its
+ * `running` and its terminal take one commit instead of two; a longer one
+ * announces `running` this much later.
+ */
+const RUNNING_WAIT_MS = 20;
 
 /** What one commit of a job's envelopes holds while it is put together. */
 class Group {
@@ -202,6 +211,32 @@ export class Fanout {
   }
 
   /**
+   * Announces that a job runs: its `status {phase: "running"}` is staged
+   * in front of the job's next envelope, in the same commit, or on its own
+   * after a few milliseconds when nothing else comes first. Either way it
+   * is the job's first envelope after `job.accepted`, numbered when it is
+   * staged, so no session sees seqs out of order.
+   *
+   * @param live the job, just started
+   */
+  announceRunning(live: LiveJob): void {
+    live.runningDue = nowIso();
+    live.timers.push(setDeadline(() => {
+      if (live.runningDue) this.events(live, []);
+    }, Date.now() + RUNNING_WAIT_MS));
+  }
+
+  /** Stages a job's due `running` status into `group`, ahead of what the job emits next. */
+  #stageRunning(live: LiveJob, owner: EventSink | undefined, group: Group): void {
+    const ts = live.runningDue;
+    if (ts === undefined) return;
+    live.runningDue = undefined;
+    this.#onEvent?.("status", 1);
+    const payload: JobEventPayload = { kind: "status", ts, body: { phase: "running" } };
+    this.#stage(live, "job.event", payload, owner, undefined, true, group);
+  }
+
+  /**
    * Emits a `job.event`.
    *
    * @param live the job
@@ -228,6 +263,7 @@ export class Fanout {
     if (live.terminated) return Promise.resolve();
     const owner = this.#sinks(live.record.session_id);
     let group = new Group();
+    this.#stageRunning(live, owner, group);
     let committed: Promise<void> = Promise.resolve();
     let kinds: Map<string, number> | undefined;
     let refused: ArcpError | undefined;
@@ -291,6 +327,7 @@ export class Fanout {
     }
     if (type === "job.event") this.#onEvent?.((payload as JobEventPayload).kind, 1);
     const group = new Group();
+    this.#stageRunning(live, owner, group);
     this.#stage(live, type, payload, owner, logPayload, output, group);
     return this.#commit(live, group, extra);
   }

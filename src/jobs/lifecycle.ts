@@ -93,7 +93,7 @@ export class Lifecycle {
     live.span = startJobSpan(job, live.parent?.span);
     job.status = "running";
     this.#events.started(job);
-    this.#fanout.event(live, "status", { phase: "running" });
+    this.#fanout.announceRunning(live);
     if (job.max_runtime_sec) {
       live.timers.push(setDeadline(
         () =>

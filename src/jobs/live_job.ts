@@ -102,6 +102,12 @@ export interface LiveJob {
   /** Set once the terminal envelope has been staged. */
   terminated?: boolean;
   /**
+   * While its `status {phase: "running"}` is announced but not yet staged,
+   * the time it was announced: it goes out with the job's next envelope
+   * (see `Fanout.announceRunning`), stamped with this time.
+   */
+  runningDue?: string;
+  /**
    * Set when an upstream refused one of the job's credentials for budget:
    * the job's failure is then `BUDGET_EXHAUSTED` (§9.6), whatever the agent
    * made of the refusal.

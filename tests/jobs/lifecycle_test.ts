@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "assert";
-import { startServer } from "../../testing/server.ts";
-import { connect, type Env, traceId } from "../../testing/ws_client.ts";
+import { ROOT, startServer } from "../../testing/server.ts";
+import { ALL_FEATURES, connect, type Env, traceId, WsClient } from "../../testing/ws_client.ts";
 
 const TRACE = /^[0-9a-f]{32}$/;
 
@@ -75,6 +75,67 @@ Deno.test("job.accepted comes before any event of the job and the first event is
   match(mine[1].payload.ts, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
   equal(mine.at(-1)!.type, "job.result");
   equal(mine.filter((e) => e.type === "job.result" || e.type === "job.error").length, 1);
+});
+
+Deno.test("a job that says nothing is still announced running while it runs", async () => {
+  // `running` waits briefly to share a commit with the job's next envelope;
+  // a job that emits nothing must not keep it back until its end.
+  await using server = await startServer({ agentsDir: `${ROOT}/tests/fixtures/agents` });
+  await using c = await connect(server.url);
+  const acc = await c.submit({ agent: "quiet", input: { ms: 600_000 } });
+  equal(acc.type, "job.accepted");
+  const running = await c.next((e) => e.job_id === acc.job_id, 30_000, "running");
+  equal(running.payload.kind, "status");
+  deepEqual(running.payload.body, { phase: "running" });
+  // Only now is it cancelled: had `running` waited for the terminal, this is never reached.
+  c.send("job.cancel", {}, { job_id: acc.job_id });
+  const end = (await c.untilTerminal(acc.job_id!)).at(-1)!;
+  equal(end.payload.final_status, "cancelled");
+});
+
+Deno.test("running is the first seq-bearing envelope of every job, seqs stay gap-free, and a resume replays what was sent live", async () => {
+  await using server = await startServer();
+  const c = await connect(server.url);
+  const jobs = await Promise.all(
+    Array.from({ length: 24 }, (_, i) =>
+      c.submit(
+        i % 3 === 0
+          ? { agent: "ticker", input: { count: 5, interval_ms: 0 } }
+          : i % 3 === 1
+          ? { agent: "echo", input: i }
+          : { agent: "failer", input: { message: `no ${i}` } },
+      )),
+  );
+  for (const acc of jobs) equal(acc.type, "job.accepted", JSON.stringify(acc.payload));
+  await Promise.all(jobs.map((acc) => c.untilTerminal(acc.job_id!)));
+  const live = c.seen.filter((e) => e.event_seq !== undefined);
+  deepEqual(live.map((e) => e.event_seq), Array.from({ length: live.length }, (_, i) => i + 1));
+  for (const acc of jobs) {
+    const first = live.find((e) => e.job_id === acc.job_id)!;
+    equal(first.type, "job.event", acc.job_id);
+    deepEqual([first.payload.kind, first.payload.body], ["status", { phase: "running" }]);
+    equal(live.filter((e) => e.job_id === acc.job_id && e.payload.kind === "status").length, 1);
+  }
+  const w1 = c.seen.find((e) => e.type === "session.welcome")!;
+  await c.close();
+  const again = new WsClient(server.url);
+  try {
+    const w = await again.hello("alice-token", ALL_FEATURES, {
+      session_id: c.sessionId,
+      resume_token: w1.payload.resume_token,
+      last_event_seq: 0,
+    });
+    equal(w.type, "session.welcome");
+    const last = live.at(-1)!.event_seq!;
+    await again.next((e) => e.event_seq === last, 30_000, "replay");
+    const replayed = again.seen.filter((e) => e.event_seq !== undefined);
+    deepEqual(
+      replayed.map((e) => [e.event_seq, e.type, e.job_id, e.payload]),
+      live.map((e) => [e.event_seq, e.type, e.job_id, e.payload]),
+    );
+  } finally {
+    await again.close();
+  }
 });
 
 Deno.test("ticker count 20 emits progress 1..20 in order with total 20 in ticks, then {ticks: 20}", async () => {

@@ -1,6 +1,7 @@
 import { deepEqual, equal, ok } from "assert";
 import { Store } from "../../src/store/store.ts";
 import { Sweeper } from "../../src/store/sweeper.ts";
+import { logEntries } from "../../src/store/large_value.ts";
 import type { JobRecord, SessionRecord } from "../../src/store/records.ts";
 import { startServer } from "../../testing/server.ts";
 import { connect, type WsClient } from "../../testing/ws_client.ts";
@@ -24,7 +25,11 @@ async function count(kv: Deno.Kv, prefix: Deno.KvKey): Promise<number> {
 async function loggedSeqs(kv: Deno.Kv, sessionId: string): Promise<number[]> {
   const seqs: number[] = [];
   for await (const e of kv.list({ prefix: ["v1", "slog", sessionId] })) {
-    if (e.key.length === 4) seqs.push(e.key[3] as number);
+    if (e.key.length !== 4) continue;
+    const seq = e.key[3] as number;
+    // Entries committed together share one value (an array), stored under the last one's seq.
+    if (Array.isArray(e.value)) seqs.push(...logEntries(seq, e.value).map(([n]) => n));
+    else seqs.push(seq);
   }
   return seqs;
 }
