@@ -77,6 +77,18 @@ const scope = globalThis as unknown as {
   postMessage(msg: unknown): void;
   onmessage: ((e: MessageEvent<HostMessage>) => void) | null;
 };
+/**
+ * Messages that arrived before {@linkcode serveAgent} took over. The host
+ * may post a job's `start` as soon as the worker exists, and an agent
+ * module that awaits at its top level (loading a model, reading a config)
+ * lets the event loop run before `serveAgent` installs its handler: a
+ * message dispatched to a worker with no handler is dropped, and the job
+ * then waited for beats that never came. This module evaluates before the
+ * agent's, so it takes them first.
+ */
+let beforeServe: MessageEvent<HostMessage>[] | undefined = [];
+scope.onmessage = (e) => beforeServe?.push(e);
+
 /** Outboxes holding a batch of events not yet posted. */
 const batching = new Set<Outbox>();
 
@@ -713,5 +725,8 @@ export function serveAgent(agent: AgentDefinition): void {
     }
   };
   scope.onmessage = handle;
+  const arrived = beforeServe ?? [];
+  beforeServe = undefined;
+  for (const e of arrived) handle(e);
   warmUp(handle).then(() => post({ t: "ready" }));
 }
