@@ -152,10 +152,13 @@ const MAX_STARTING = Math.max(2, navigator.hardwareConcurrency ?? 2);
 const MAX_FRESH_WAITING = Math.max(64, 16 * MAX_STARTING);
 
 /**
- * Fresh jobs that always may wait, whatever the expected wait: a burst (a
- * client starting a dozen jobs at once on a busy machine) is not overload.
- * At 2 × the start limit, twelve jobs submitted together on two loaded
- * cores were partly refused.
+ * Fresh jobs that may wait, whatever the expected wait, while the oldest of
+ * them has waited no longer than the budget: a burst (a client starting a
+ * dozen jobs at once on a busy machine) is not overload. At 2 × the start
+ * limit, twelve jobs submitted together on two loaded cores were partly
+ * refused. Once the oldest has waited past the budget the queue is
+ * overload, not a burst: a floor that held then kept a sustained overload
+ * at the floor, and every accepted job waited longer than the budget.
  */
 const MIN_QUEUE_REFUSED = 8 * MAX_STARTING;
 
@@ -610,10 +613,11 @@ export class HostLauncher implements AgentLauncher {
 
   /**
    * Why a job of this agent submitted now should be refused rather than
-   * accepted, if it should: at least {@linkcode MIN_QUEUE_REFUSED} jobs
-   * wait, and its expected wait for a worker (the jobs queued ahead, plus
-   * itself, times the time each has recently taken to clear, or the age of
-   * the oldest, whichever is longer) is past `maxQueueMs`.
+   * accepted, if it should: its expected wait for a worker (the jobs queued
+   * ahead, plus itself, times the time each has recently taken to clear, or
+   * the age of the oldest, whichever is longer) is past `maxQueueMs`, and
+   * the queue is not a young burst (fewer than
+   * {@linkcode MIN_QUEUE_REFUSED} jobs, the oldest within `maxQueueMs`).
    * Agents that share workers queue per key and are not refused here.
    *
    * @param agent the agent's module and sharing
@@ -622,8 +626,9 @@ export class HostLauncher implements AgentLauncher {
   refusal(agent: { sharing?: Sharing }): string | undefined {
     if (agent.sharing || this.#closed) return undefined;
     const queued = this.#freshWaiting.filter((w) => !w.channel.ended);
-    if (queued.length < MIN_QUEUE_REFUSED) return undefined;
+    if (queued.length === 0) return undefined;
     const oldest = Date.now() - queued[0].since;
+    if (queued.length < MIN_QUEUE_REFUSED && oldest <= this.#maxQueueMs) return undefined;
     const expected = Math.max(oldest, (queued.length + 1) * this.#perPlaceMs);
     if (expected <= this.#maxQueueMs) return undefined;
     return `${queued.length} jobs already wait for a sandbox process, about ` +

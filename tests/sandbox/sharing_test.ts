@@ -391,6 +391,49 @@ Deno.test("a flood of fresh jobs past what the sandbox can start soon is refused
   }
 });
 
+Deno.test("an agent whose module awaits at its top level gets its job: nothing posted to its worker meanwhile is lost", async () => {
+  // Its job's start reaches the worker while the module still loads; it was
+  // dropped, and the job failed HEARTBEAT_LOST 30 s later.
+  await using server = await startServer({
+    agentsDir: `${ROOT}/tests/fixtures/slow_start`,
+    warmPool: 0,
+  });
+  await using c = await connect(server.url);
+  const a = await c.submit({ agent: "slow-start", input: { hello: 1 } });
+  equal(a.type, "job.accepted", JSON.stringify(a.payload));
+  const end = (await c.untilTerminal(a.job_id!, 60_000)).at(-1)!;
+  equal(end.type, "job.result", JSON.stringify(end.payload));
+  deepEqual(end.payload.result, { hello: 1 });
+});
+
+Deno.test("a burst of fresh jobs is accepted, but a queue whose oldest job has waited past --sandbox-queue-ms refuses a fresh submit, however short", async () => {
+  const budgetMs = 500;
+  await using server = await startServer({
+    agentsDir: `${ROOT}/tests/fixtures/slow_start`,
+    warmPool: 0,
+    sandboxQueueMs: budgetMs,
+  });
+  await using c = await connect(server.url);
+  // One job more than may start at once: it waits, since no worker is ready for seconds.
+  const starting = Math.max(2, navigator.hardwareConcurrency ?? 2);
+  const burst = await Promise.all(
+    Array.from({ length: starting + 1 }, (_, i) => c.submit({ agent: "slow-start", input: i })),
+  );
+  for (const a of burst) equal(a.type, "job.accepted", JSON.stringify(a.payload));
+  // The budget is a wait, so it takes waiting to cross it; the agent's load outlasts this.
+  await new Promise((r) => setTimeout(r, budgetMs + 500));
+  const late = await c.submit({ agent: "slow-start", input: "late" });
+  equal(late.type, "job.error", JSON.stringify(late.payload));
+  equal(late.payload.code, "INTERNAL_ERROR");
+  equal(late.payload.retryable, true);
+  equal(late.payload.details?.cap, "sandbox_busy", JSON.stringify(late.payload));
+  for (const [i, a] of burst.entries()) {
+    const end = (await c.untilTerminal(a.job_id!, 60_000)).at(-1)!;
+    equal(end.type, "job.result", JSON.stringify(end.payload));
+    equal(end.payload.result, i);
+  }
+});
+
 /** The nice value of every thread of a process (read by `cat`: Deno opens another process's `/proc` only with `--allow-all`). */
 async function threadNices(pid: number): Promise<number[]> {
   const out = await new Deno.Command("/bin/sh", {
