@@ -113,8 +113,72 @@ async function freshFigures(server: ChildServerLike): Promise<void> {
   await client.close();
 }
 
+/**
+ * What one KV commit of a job record's size takes, one after another (ms):
+ * a job's record is committed before `job.accepted` and its terminal before
+ * `job.result`, so no job takes less than two of these.
+ */
+async function rawCommitLatency(n: number): Promise<number[]> {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_bench_commit_" });
+  const kv = await Deno.openKv(`${dir}/raw.kv`);
+  const value = "x".repeat(1200);
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await kv.atomic().set(["job", i], value).set(["session", "s"], i).commit();
+      samples.push(performance.now() - t0);
+    }
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+  return samples;
+}
+
+/** Round trips of a small frame to a bare `Deno.serve` WebSocket echo on loopback, one after another (ms). */
+async function rawWsRoundTrips(n: number): Promise<number[]> {
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (m) => socket.send(m.data);
+    return response;
+  });
+  const ws = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      ws.onmessage = () => resolve();
+      const t0 = performance.now();
+      ws.send(`{"type":"job.submit","i":${i}}`);
+      await promise;
+      samples.push(performance.now() - t0);
+    }
+  } finally {
+    ws.close();
+    await server.shutdown();
+  }
+  return samples;
+}
+
 async function reuseFigures(server: ChildServerLike): Promise<void> {
   heading(`${FIG}d. reuse: echo-reused back to back, 1 and 8 sessions`);
+  const commit = stats(await rawCommitLatency(scaled(500, 50))).p50;
+  const rtt = stats(await rawWsRoundTrips(scaled(500, 50))).p50;
+  const floor = 2 * commit + rtt;
+  report({
+    figure: `${FIG}d. reuse`,
+    metric: "floor: 2 raw KV commits + a raw WebSocket round trip, one after another",
+    value: `${ms(floor)} ms → ${fmt(1000 / floor, 0)}`,
+    unit: "jobs/s",
+    notes: `commit p50 ${ms(commit)} ms (a 1.2 KB record and a session record); ` +
+      `loopback WebSocket echo p50 ${ms(rtt)} ms; a job's record and its terminal are ` +
+      `each committed before the client hears of them`,
+  });
   const one = await BenchClient.connect(server.url);
   await sequential(one, "echo-reused", 50);
   const seq = await sequential(one, "echo-reused", scaled(2000, 100));
