@@ -379,6 +379,9 @@ async function loadHeld(
  * @returns resolves once every row is reported
  */
 export async function figure11(): Promise<void> {
+  // `ARCP_FIG11_ONLY=fresh,reuse` runs just those parts (quick A/B runs of the per-job path).
+  const only = Deno.env.get("ARCP_FIG11_ONLY")?.split(",");
+  const part = (name: string) => !only || only.includes(name);
   const options = [
     "--agents",
     `${ROOT}/bench/agents`,
@@ -389,10 +392,13 @@ export async function figure11(): Promise<void> {
   ];
   const server = await spawnBenchServe(options);
   try {
-    await freshFigures(server);
-    await reuseFigures(server);
-    await sharedMemoryFigure();
-    await manySleepersFigure(server, server.url.replace(/^ws/, "http").replace(/\/arcp$/, ""));
+    if (part("fresh")) await freshFigures(server);
+    if (part("reuse")) await reuseFigures(server);
+    if (part("memory")) await sharedMemoryFigure();
+    if (part("sleepers")) {
+      await manySleepersFigure(server, server.url.replace(/^ws/, "http").replace(/\/arcp$/, ""));
+    }
+    if (!part("load")) return;
     const seconds = scaled(30, 5);
     heading(`${FIG}g. load held: sessions × one echo per period, ${seconds} s each`);
     await loadHeld(
