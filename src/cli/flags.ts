@@ -36,5 +36,20 @@ export const PERMISSION_FLAGS: readonly string[] = [
   "--allow-sys",
 ];
 
+/**
+ * V8 heap settings. The young generation's semi-spaces grow with the rate
+ * objects survive (up to 16 MiB each by default) and never shrink back
+ * while the runtime runs: a burst of connecting sessions, whose objects all
+ * survive, left ~34 MiB of young generation resident, more than the
+ * sessions themselves held (1,000 idle sessions: 91 KiB each, of which
+ * ~35 KiB that young generation). At 4 MiB it stays ≤ ~12 MiB; event
+ * throughput showed no loss in the bench.
+ */
+export const HEAP_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=4"];
+
 /** Everything `deno run`, `deno test` or `deno compile` needs to run the runtime. */
-export const RUN_FLAGS: readonly string[] = [...UNSTABLE_FLAGS, ...PERMISSION_FLAGS];
+export const RUN_FLAGS: readonly string[] = [
+  ...UNSTABLE_FLAGS,
+  ...PERMISSION_FLAGS,
+  ...HEAP_FLAGS,
+];

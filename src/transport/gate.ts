@@ -202,9 +202,12 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
     return true;
   };
 
+  // Returns once both pumps run: their own frames carry the connection from
+  // then on, each closing the link when it ends, so an idle session keeps no
+  // frame, race or handler of this function alive (nor its request head).
   const relay = async (link: Link): Promise<void> => {
     const head = await readHead(link.outer);
-    if (head === null || link.closed) return;
+    if (head === null || link.closed) return link.close();
     const conn = await Deno.connect({ hostname: inner.addr.hostname, port: inner.addr.port });
     if (link.closed) return conn.close();
     // Without these, Nagle's algorithm holds each small frame on both hops
@@ -214,16 +217,15 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
     link.inner = conn;
     byInnerPort.set((conn.localAddr as Deno.NetAddr).port, link);
     await writeAll(conn, head);
-    await Promise.race([
-      pump(link.outer, conn, () => {}).catch(() => {}),
-      pump(conn, link.outer, (chunk) => {
-        if (link.upgraded) return;
-        if (startsWith(chunk, UPGRADED)) {
-          link.upgraded = true;
-          clearTimeout(link.timer);
-        } else armTimeout(link, limits.headerTimeoutMs);
-      }).catch(() => {}),
-    ]);
+    pump(link, link.outer, conn, undefined);
+    pump(link, conn, link.outer, (chunk) => {
+      if (link.upgraded) return;
+      if (startsWith(chunk, UPGRADED)) {
+        link.upgraded = true;
+        clearTimeout(link.timer);
+        link.timer = undefined;
+      } else armTimeout(link, limits.headerTimeoutMs);
+    });
   };
 
   const accepting = (async () => {
@@ -249,7 +251,7 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
         continue;
       }
       armTimeout(link, limits.headerTimeoutMs);
-      relay(link).catch(() => {}).finally(() => link.close());
+      relay(link).catch(() => link.close());
     }
   })();
 
@@ -334,26 +336,34 @@ function armTimeout(link: Link, ms: number): void {
 }
 
 /**
- * Copies `from` to `to` until either ends; `seen` looks at each chunk first.
- * The next read waits for the write to complete, so the gate holds one
- * buffer per direction: what a client does not read backs up into the
- * server's socket, where the session sees it and pauses.
+ * Copies `from` to `to` until either ends, then closes the link; `seen`
+ * looks at each chunk first. The next read waits for the write to complete,
+ * so the gate holds one buffer per direction: what a client does not read
+ * backs up into the server's socket, where the session sees it and pauses.
+ * It never rejects: a read or write error ends the link like an end of stream.
  */
 async function pump(
+  link: Link,
   from: Deno.Conn,
   to: Deno.Conn,
-  seen: (chunk: Uint8Array) => void,
+  seen: ((chunk: Uint8Array) => void) | undefined,
 ): Promise<void> {
   const idle = new Uint8Array(IDLE_READ_BYTES);
   let buf = idle;
-  while (true) {
-    const n = await from.read(buf);
-    if (n === null) return;
-    seen(buf.subarray(0, n));
-    await writeAll(to, buf.subarray(0, n));
-    if (n === buf.length) {
-      if (buf === idle) buf = new Uint8Array(RELAY_READ_BYTES);
-    } else buf = idle;
+  try {
+    while (true) {
+      const n = await from.read(buf);
+      if (n === null) return;
+      seen?.(buf.subarray(0, n));
+      await writeAll(to, buf.subarray(0, n));
+      if (n === buf.length) {
+        if (buf === idle) buf = new Uint8Array(RELAY_READ_BYTES);
+      } else buf = idle;
+    }
+  } catch {
+    // the peer or the link closed the connection
+  } finally {
+    link.close();
   }
 }
 

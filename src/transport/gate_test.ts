@@ -1,4 +1,4 @@
-import { deepEqual } from "assert";
+import { deepEqual, equal, ok } from "assert";
 import { silentLogger } from "../logger.ts";
 import { DEFAULT_GATE_LIMITS, serveGated } from "./gate.ts";
 
@@ -67,6 +67,57 @@ Deno.test("the gate relays request and response bodies of every size intact", as
       deepEqual(new Uint8Array(await res.arrayBuffer()), body, `${size} bytes`);
     }
   } finally {
+    await server.shutdown();
+  }
+});
+
+/** Reads `conn` to its end; what it read. */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(4096);
+  while (true) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) break;
+    chunks.push(buf.slice(0, n));
+  }
+  return new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+}
+
+// With an hour's header timeout, only the end of one direction can close these links.
+const PATIENT = { ...DEFAULT_GATE_LIMITS, headerTimeoutMs: 3_600_000 };
+
+Deno.test("a relayed connection is released as soon as the client ends its side", async () => {
+  const server = serveGated(
+    { hostname: "127.0.0.1", port: 0, limits: PATIENT, log: silentLogger() },
+    () => new Response("never complete"),
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n"));
+    await conn.closeWrite();
+    await readToEnd(conn);
+    equal(server.connections, 0);
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("a relayed connection is released as soon as the server ends its side", async () => {
+  const server = serveGated(
+    { hostname: "127.0.0.1", port: 0, limits: PATIENT, log: silentLogger() },
+    () => new Response("bye"),
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    await conn.write(
+      new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    const reply = await readToEnd(conn);
+    ok(reply.startsWith("HTTP/1.1 200") && reply.endsWith("bye"), reply);
+    equal(server.connections, 0);
+  } finally {
+    conn.close();
     await server.shutdown();
   }
 });
