@@ -16,6 +16,7 @@ import type { Transport, TransportHandler } from "../transport/transport.ts";
 import type { ConnectionContext } from "./context.ts";
 import { handshake, type HandshakeHost } from "./handshake.ts";
 import type { Heartbeat } from "./heartbeat.ts";
+import { inboundSpent } from "./inbound_slice.ts";
 import type { DropReason } from "./operator_events.ts";
 import { type Route, routeOf } from "./routes.ts";
 import type { Session } from "./session.ts";
@@ -28,6 +29,9 @@ export class Connection implements TransportHandler {
   #helloSeen = false;
   #closed = false;
   #queue: Promise<void> = Promise.resolve();
+  /** Frames received but not yet decoded, held while the event loop's stretch is spent. */
+  #backlog: string[] = [];
+  #backlogHead = 0;
   #heartbeat: Heartbeat | undefined;
   #helloTimer: ReturnType<typeof setTimeout> | undefined;
   /** The runtime closed or dropped the socket itself (this connection or its session did). */
@@ -67,6 +71,32 @@ export class Connection implements TransportHandler {
   onText(text: string): void {
     if (this.#closed) return;
     this.#heartbeat?.heard();
+    // Frames stay in arrival order: once one waits, every later one waits behind it.
+    if (this.#backlog.length > 0 || inboundSpent()) {
+      if (this.#backlog.push(text) === 1) setTimeout(() => this.#drainBacklog(), 0);
+      return;
+    }
+    this.#process(text);
+  }
+
+  /** Processes held frames in order, a budget's worth per macrotask. */
+  #drainBacklog(): void {
+    while (this.#backlogHead < this.#backlog.length) {
+      if (this.#closed) break;
+      if (inboundSpent()) {
+        setTimeout(() => this.#drainBacklog(), 0);
+        return;
+      }
+      const text = this.#backlog[this.#backlogHead];
+      this.#backlog[this.#backlogHead++] = "";
+      this.#process(text);
+    }
+    this.#backlog = [];
+    this.#backlogHead = 0;
+  }
+
+  /** Decodes one frame and routes it: inline routes at once, the rest in order. */
+  #process(text: string): void {
     let env: Envelope;
     try {
       env = decodeEnvelope(text);

@@ -47,6 +47,16 @@ const MAX_BYTES = 600_000;
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
 
+/**
+ * Settling a batch runs whatever waits on its writes (sending envelopes,
+ * starting jobs): for a batch of hundreds of jobs that is a long stretch on
+ * the event loop. After each slice of this many milliseconds the committer
+ * yields to timers and I/O (a ping, a health check) before settling the rest.
+ */
+const SETTLE_SLICE_MS = 8;
+/** Writes settled between looks at the clock. */
+const SETTLE_CHUNK = 16;
+
 /** Queue entries consumed before the queue array is compacted. */
 const COMPACT_AFTER = 1024;
 
@@ -87,6 +97,12 @@ export interface GroupCommitterOptions {
    * stalled once it holds nothing.
    */
   probe?: KvWrite;
+  /**
+   * Longest stretch (ms) spent settling one batch's writes, and what waits
+   * on them, before yielding to timers and I/O. Default 8; 0 yields after
+   * every few writes.
+   */
+  settleSliceMs?: number;
 }
 
 /**
@@ -399,7 +415,7 @@ export class GroupCommitter {
       }
       this.commits++;
       backoff = RETRY_MIN_MS;
-      for (const p of batch.pending) p.resolve();
+      await this.#settle(batch.pending);
       if (this.#stalled) {
         this.#stalled = false;
         this.#stall = undefined;
@@ -415,6 +431,28 @@ export class GroupCommitter {
     const idle = this.#idle;
     this.#idle = [];
     for (const w of idle) w.resolve();
+  }
+
+  /**
+   * Resolves committed writes in queue order, in slices: between slices
+   * the event loop serves timers and I/O, so a big batch does not hold a
+   * ping or a health check for the whole time its waiters take to run.
+   * Nothing is reordered (writes settle in order and the next batch is
+   * committed only after this one has settled) and nothing is settled
+   * before it is committed.
+   */
+  async #settle(pending: Pending[]): Promise<void> {
+    const budget = this.#options.settleSliceMs ?? SETTLE_SLICE_MS;
+    let sliceStart = performance.now();
+    for (let i = 0; i < pending.length; i++) {
+      pending[i].resolve();
+      if ((i + 1) % SETTLE_CHUNK !== 0 || i + 1 === pending.length) continue;
+      // Let the waiters just resolved run before looking at the clock.
+      await Promise.resolve();
+      if (performance.now() - sliceStart < budget) continue;
+      await new Promise<void>((r) => setTimeout(r, 0));
+      sliceStart = performance.now();
+    }
   }
 
   /** Whether to keep retrying a probe: commits are failing and nothing else is queued. */

@@ -202,3 +202,26 @@ Deno.test("a write KV refuses fails alone; log entries batched around it still l
   deepEqual(got, [[1, "a"], [2, "b"], [3, "c"]]);
   equal((await db.kv.get(["big"])).value, null);
 });
+
+Deno.test("a big batch settles in order, in slices with timers run between them", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv, { settleSliceMs: 0 });
+  const n = 200;
+  const settled: number[] = [];
+  let timerSawSettled: number | undefined;
+  const writes = Array.from(
+    { length: n },
+    (_, i) =>
+      gc.write([{ key: ["slice", i], value: i }]).then(() => {
+        settled.push(i);
+        // Queued once the first write of the big second batch has settled.
+        if (i === 1) setTimeout(() => void (timerSawSettled = settled.length), 0);
+      }),
+  );
+  await Promise.all(writes);
+  deepEqual(settled, Array.from({ length: n }, (_, i) => i), "writes settled out of order");
+  ok(
+    timerSawSettled !== undefined && timerSawSettled < n,
+    `a timer queued mid-batch ran only after all ${n} writes settled`,
+  );
+});
