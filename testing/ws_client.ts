@@ -288,3 +288,33 @@ export async function connect(
   if (w.type !== "session.welcome") throw new Error(`hello refused: ${JSON.stringify(w.payload)}`);
   return c;
 }
+
+/**
+ * Opens a new connection and resumes a session from the envelope after
+ * `lastEventSeq` (default 0: its whole log).
+ *
+ * @param url server URL
+ * @param session the session's id and its latest resume token
+ * @param token bearer token
+ * @param lastEventSeq the last seq the client has
+ * @returns the client, welcomed back
+ * @throws {Error} when the resume is refused
+ */
+export async function resume(
+  url: string,
+  session: { sessionId: string; resumeToken: string },
+  token = "alice-token",
+  lastEventSeq = 0,
+): Promise<WsClient> {
+  const c = new WsClient(url);
+  const w = await c.hello(token, ALL_FEATURES, {
+    session_id: session.sessionId,
+    resume_token: session.resumeToken,
+    last_event_seq: lastEventSeq,
+  });
+  if (w.type !== "session.welcome") {
+    await c.close();
+    throw new Error(`resume refused: ${JSON.stringify(w.payload)}`);
+  }
+  return c;
+}

@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "assert";
 import { ROOT, startServer } from "../../testing/server.ts";
-import { ALL_FEATURES, connect, type Env, traceId, WsClient } from "../../testing/ws_client.ts";
+import { connect, type Env, resume, traceId } from "../../testing/ws_client.ts";
 
 const TRACE = /^[0-9a-f]{32}$/;
 
@@ -119,14 +119,11 @@ Deno.test("running is the first seq-bearing envelope of every job, seqs stay gap
   }
   const w1 = c.seen.find((e) => e.type === "session.welcome")!;
   await c.close();
-  const again = new WsClient(server.url);
+  const again = await resume(server.url, {
+    sessionId: c.sessionId,
+    resumeToken: w1.payload.resume_token,
+  });
   try {
-    const w = await again.hello("alice-token", ALL_FEATURES, {
-      session_id: c.sessionId,
-      resume_token: w1.payload.resume_token,
-      last_event_seq: 0,
-    });
-    equal(w.type, "session.welcome");
     const last = live.at(-1)!.event_seq!;
     await again.next((e) => e.event_seq === last, 30_000, "replay");
     const replayed = again.seen.filter((e) => e.event_seq !== undefined);

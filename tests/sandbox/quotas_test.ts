@@ -6,7 +6,7 @@
  */
 import { deepEqual, equal, match, ok } from "assert";
 import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
-import { connect, type Env, WsClient } from "../../testing/ws_client.ts";
+import { connect, type Env, resume, WsClient } from "../../testing/ws_client.ts";
 
 const AGENTS = `${ROOT}/tests/fixtures/quotas`;
 
@@ -112,14 +112,11 @@ Deno.test("a burst that crosses the event quota mid-batch: a resume replays exac
   equal(live.filter((e) => e.type === "job.event").length, 150);
   live.forEach((e, i) => equal(e.event_seq, live[0].event_seq! + i, "live seqs are gap-free"));
   await alice.close();
-  const again = new WsClient(server.url);
+  const again = await resume(server.url, {
+    sessionId: alice.sessionId,
+    resumeToken: welcome.payload.resume_token,
+  });
   try {
-    const resumed = await again.hello("alice-token", undefined, {
-      session_id: alice.sessionId,
-      resume_token: welcome.payload.resume_token,
-      last_event_seq: 0,
-    });
-    equal(resumed.type, "session.welcome", JSON.stringify(resumed.payload));
     const replay = (await again.untilTerminal(acc.job_id!, 30_000)).filter((e) =>
       e.event_seq !== undefined
     );

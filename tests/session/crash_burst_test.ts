@@ -7,7 +7,7 @@
  */
 import { deepEqual, equal, ok } from "assert";
 import { type ChildServer, startChildServer } from "../../testing/server.ts";
-import { type Env, WsClient } from "../../testing/ws_client.ts";
+import { type Env, resume, WsClient } from "../../testing/ws_client.ts";
 
 Deno.test("SIGKILL mid-burst: every envelope a client got is in the log; a resume replays it gap-free and once", async () => {
   const dir = await Deno.makeTempDir({ prefix: "arcp_crash_burst_" });
@@ -34,14 +34,11 @@ Deno.test("SIGKILL mid-burst: every envelope a client got is in the log; a resum
     got.forEach((e, i) => equal(e.event_seq, got[0].event_seq! + i, "live seqs are gap-free"));
 
     child = await startChildServer(kvPath);
-    const again = new WsClient(child.url);
+    const again = await resume(child.url, {
+      sessionId: live.sessionId,
+      resumeToken: welcome.payload.resume_token,
+    });
     try {
-      const resumed = await again.hello("alice-token", undefined, {
-        session_id: live.sessionId,
-        resume_token: welcome.payload.resume_token,
-        last_event_seq: 0,
-      });
-      equal(resumed.type, "session.welcome", JSON.stringify(resumed.payload));
       const replay: Env[] = [];
       while (replay.length < got.at(-1)!.event_seq!) {
         replay.push(await again.next((e) => e.event_seq !== undefined, 30_000, "replay"));

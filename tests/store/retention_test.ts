@@ -6,7 +6,7 @@
  */
 import { deepEqual, equal, notEqual, ok } from "assert";
 import { startServer } from "../../testing/server.ts";
-import { ALL_FEATURES, connect, type Env, WsClient } from "../../testing/ws_client.ts";
+import { ALL_FEATURES, connect, type Env, resume, WsClient } from "../../testing/ws_client.ts";
 
 /** Sends session.list_jobs and returns the listed job ids. */
 async function listed(c: WsClient, filter?: Record<string, unknown>): Promise<string[]> {
@@ -86,14 +86,10 @@ Deno.test("finished jobs leave list_jobs and KV after the retention period; live
   }
 
   // Every envelope A did not acknowledge is still there, those of deleted jobs included.
-  const resumed = new WsClient(server.url);
-  await using _resumed = resumed;
-  const w = await resumed.hello("alice-token", ALL_FEATURES, {
-    session_id: welcome.session_id,
-    resume_token: welcome.payload.resume_token,
-    last_event_seq: 0,
+  await using resumed = await resume(server.url, {
+    sessionId: welcome.session_id!,
+    resumeToken: welcome.payload.resume_token,
   });
-  equal(w.type, "session.welcome", JSON.stringify(w.payload));
   const replay: Env[] = [];
   while (replay.at(-1)?.event_seq !== last) {
     replay.push(await resumed.next((e) => e.event_seq !== undefined));
