@@ -16,10 +16,10 @@
  * @module
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { getConnInfo, upgradeWebSocket } from "hono/deno";
+import { getConnInfo } from "hono/deno";
 import type { GatedInfo } from "./transport/gate.ts";
 import type { Transport, TransportHandler } from "./transport/transport.ts";
-import { webSocketEvents } from "./transport/websocket.ts";
+import { acceptWebSocket, type WebSocketOptions } from "./transport/websocket.ts";
 import { type Metrics, METRICS_CONTENT_TYPE } from "./metrics.ts";
 import { dashboardRoutes } from "./dashboard/mod.ts";
 
@@ -107,25 +107,23 @@ export function httpHandler(options: HttpOptions): FetchHandler {
     async (c) =>
       c.body(await options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
-  app.get(
-    "/arcp",
-    refuseWhileClosing(isClosing),
-    upgradeWebSocket(
-      (c) =>
-        webSocketEvents({
-          maxFrameBytes: options.maxFrameBytes,
-          maxQueuedBytes: options.maxSocketBytes,
-          remoteAddr: peerAddress(c),
-          secure: c.env.secure ?? new URL(c.req.url).protocol === "https:",
-          abort: c.env.abort,
-        }, options.connect),
-      // ARCP names no subprotocol: answer none, whatever the client offers
-      // (the adapter would otherwise echo the first one).
-      { protocol: undefined },
-    ),
-    // Reached only when the request was not an upgrade.
-    (c) => c.text("expected a WebSocket upgrade", 426),
-  );
+  app.get("/arcp", refuseWhileClosing(isClosing), (c) => {
+    if (c.req.header("upgrade") !== "websocket") return c.text("expected a WebSocket upgrade", 426);
+    const transport: WebSocketOptions = {
+      maxFrameBytes: options.maxFrameBytes,
+      maxQueuedBytes: options.maxSocketBytes,
+      remoteAddr: peerAddress(c),
+      secure: c.env.secure ?? new URL(c.req.url).protocol === "https:",
+      abort: c.env.abort,
+    };
+    // ARCP names no subprotocol: none is answered, whatever the client
+    // offers. The upgrade is done here rather than through hono's helper,
+    // whose socket handlers hold the request's context (request, headers,
+    // signal) for as long as the connection lives.
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
+    acceptWebSocket(socket, transport, options.connect);
+    return response;
+  });
   app.route("/", dashboardRoutes());
   return (req, info) => app.fetch(req, info ?? {});
 }

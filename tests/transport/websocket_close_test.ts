@@ -5,9 +5,7 @@
  * connection; a clean close is left to end by itself.
  */
 import { equal } from "assert";
-import { Hono } from "hono";
-import { upgradeWebSocket } from "hono/deno";
-import { webSocketEvents } from "../../src/transport/websocket.ts";
+import { acceptWebSocket } from "../../src/transport/websocket.ts";
 import { serveLoopback } from "../../testing/loopback.ts";
 import { RawWs } from "../../testing/raw_ws.ts";
 
@@ -15,22 +13,18 @@ import { RawWs } from "../../testing/raw_ws.ts";
 function pingingServer() {
   let aborts = 0;
   const closed: Array<() => void> = [];
-  const app = new Hono();
-  app.get(
-    "/",
-    upgradeWebSocket(
-      () =>
-        webSocketEvents({
-          maxFrameBytes: 1024,
-          remoteAddr: "test",
-          secure: false,
-          maxQueuedBytes: 1024 * 1024,
-          abort: () => aborts++,
-        }, () => ({ onText() {}, onClose: () => closed.shift()?.() })),
-      { idleTimeout: 1 },
-    ),
-  );
-  const server = serveLoopback(app.fetch);
+  const handler = (req: Request) => {
+    const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 1 });
+    acceptWebSocket(socket, {
+      maxFrameBytes: 1024,
+      remoteAddr: "test",
+      secure: false,
+      maxQueuedBytes: 1024 * 1024,
+      abort: () => aborts++,
+    }, () => ({ onText() {}, onClose: () => closed.shift()?.() }));
+    return response;
+  };
+  const server = serveLoopback(handler);
   return {
     url: `ws://127.0.0.1:${server.port}/`,
     aborts: () => aborts,
