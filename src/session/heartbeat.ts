@@ -4,6 +4,10 @@
  * hearing from the client, however busy the outbound stream is, and declares
  * the connection lost after two silent intervals.
  *
+ * Every heartbeat of one interval is looked at by one shared timer, a
+ * quarter interval apart: a timer per session cost an idle session a timer
+ * object and its closures, for a check that is the same for all of them.
+ *
  * @module
  */
 
@@ -15,13 +19,21 @@ export interface HeartbeatActions {
   lost(): void;
 }
 
+/** The heartbeats of one interval, and the timer that checks them. */
+interface Round {
+  timer: ReturnType<typeof setInterval>;
+  members: Set<Heartbeat>;
+}
+
+/** One round per interval in use (in practice, the runtime's one interval). */
+const rounds = new Map<number, Round>();
+
 /** Watches one connection's inbound silence. */
 export class Heartbeat {
   #intervalMs: number;
   #actions: HeartbeatActions;
   #lastHeard = Date.now();
   #lastPing = 0;
-  #timer: ReturnType<typeof setInterval>;
 
   /**
    * Starts watching.
@@ -32,7 +44,22 @@ export class Heartbeat {
   constructor(intervalMs: number, actions: HeartbeatActions) {
     this.#intervalMs = intervalMs;
     this.#actions = actions;
-    this.#timer = setInterval(() => this.#tick(), Math.max(50, Math.floor(intervalMs / 4)));
+    let round = rounds.get(intervalMs);
+    if (!round) {
+      const members = new Set<Heartbeat>();
+      const timer = setInterval(() => {
+        const now = Date.now();
+        for (const heartbeat of members) heartbeat.#tick(now);
+      }, Math.max(50, Math.floor(intervalMs / 4)));
+      round = { timer, members };
+      rounds.set(intervalMs, round);
+    }
+    round.members.add(this);
+  }
+
+  /** How many shared timers run now: one per interval in use, none once every heartbeat stopped. */
+  static get timers(): number {
+    return rounds.size;
   }
 
   /** Something arrived from the client. */
@@ -42,11 +69,14 @@ export class Heartbeat {
 
   /** Stops watching. */
   stop(): void {
-    clearInterval(this.#timer);
+    const round = rounds.get(this.#intervalMs);
+    if (!round?.members.delete(this) || round.members.size > 0) return;
+    // The last one out stops the timer, so nothing keeps the process alive.
+    clearInterval(round.timer);
+    rounds.delete(this.#intervalMs);
   }
 
-  #tick(): void {
-    const now = Date.now();
+  #tick(now: number): void {
     const silent = now - this.#lastHeard;
     if (silent >= 2 * this.#intervalMs) {
       this.stop();
