@@ -21,10 +21,14 @@ import type { DropReason } from "./operator_events.ts";
 import { type Route, routeOf } from "./routes.ts";
 import type { Session } from "./session.ts";
 
-/** Handles one transport's frames. */
-export class Connection implements TransportHandler {
+/**
+ * Handles one transport's frames. It is also the handshake's host: an idle
+ * session keeps its connection for as long as it is connected, so what the
+ * handshake and the heartbeat hold on to is this object, not closures over it.
+ */
+export class Connection implements TransportHandler, HandshakeHost {
   #ctx: ConnectionContext;
-  #transport: Transport;
+  #transport: WatchedTransport;
   #session: Session | undefined;
   #helloSeen = false;
   #closed = false;
@@ -34,8 +38,6 @@ export class Connection implements TransportHandler {
   #backlogHead = 0;
   #heartbeat: Heartbeat | undefined;
   #helloTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The runtime closed or dropped the socket itself (this connection or its session did). */
-  #closedHere = false;
   /** Why the session is reported dropped when the socket goes, if the runtime knows better than "gone". */
   #dropReason: DropReason | undefined;
 
@@ -45,7 +47,7 @@ export class Connection implements TransportHandler {
    */
   constructor(ctx: ConnectionContext, transport: Transport) {
     this.#ctx = ctx;
-    this.#transport = this.#watched(transport);
+    this.#transport = new WatchedTransport(transport);
     // A socket that never says hello would otherwise be held forever (it
     // may well answer WebSocket pings).
     this.#helloTimer = setTimeout(() => {
@@ -124,33 +126,9 @@ export class Connection implements TransportHandler {
       // A socket the runtime closed on purpose (bye, shutdown, a slow
       // reader, a takeover) is not a drop; the lost heartbeat is one it
       // closed because the client was already gone.
-      const reason = this.#dropReason ?? (this.#closedHere ? undefined : "socket_gone");
+      const reason = this.#dropReason ?? (this.#transport.closedHere ? undefined : "socket_gone");
       if (reason) this.#ctx.events.sessionDropped(reason, this.#transport.remoteAddr, session);
     }
-  }
-
-  /**
-   * The transport as this connection and its session use it, noting
-   * whether the runtime closed it (so a close it did not make is a drop).
-   */
-  #watched(transport: Transport): Transport {
-    return {
-      send: (text) => transport.send(text),
-      close: (code, reason) => {
-        this.#closedHere = true;
-        transport.close(code, reason);
-      },
-      abort: () => {
-        this.#closedHere = true;
-        transport.abort();
-      },
-      remoteAddr: transport.remoteAddr,
-      secure: transport.secure,
-      maxBufferedAmount: transport.maxBufferedAmount,
-      get bufferedAmount() {
-        return transport.bufferedAmount;
-      },
-    };
   }
 
   async #route(env: Envelope): Promise<void> {
@@ -167,7 +145,9 @@ export class Connection implements TransportHandler {
       }
       this.#helloSeen = true;
       clearTimeout(this.#helloTimer);
-      await handshake(this.#ctx, env, this.#host());
+      // The timer's callback holds the context and transport; let it go.
+      this.#helloTimer = undefined;
+      await handshake(this.#ctx, env, this);
       return;
     }
     const session = this.#session!;
@@ -219,24 +199,56 @@ export class Connection implements TransportHandler {
     this.#sessionError(toArcpError(err));
   }
 
-  /** This connection as the handshake drives it. */
-  #host(): HandshakeHost {
-    return {
-      transport: this.#transport,
-      isClosed: () => this.#closed,
-      reject: (err) => this.#reject(err),
-      close: () => this.#close(),
-      lost: () => {
-        this.#dropReason = "heartbeat_lost";
-        this.#close();
-      },
-      adopt: (session) => {
-        this.#session = session;
-      },
-      watch: (heartbeat) => {
-        this.#heartbeat = heartbeat;
-      },
-    };
+  /** This connection's outbound side, as the handshake and its session use it. */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  /**
+   * Whether the connection has closed.
+   *
+   * @returns true once closed
+   */
+  isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Refuses the hello: an error naming no session, then close.
+   *
+   * @param err why
+   */
+  reject(err: ArcpError): void {
+    this.#reject(err);
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.#close();
+  }
+
+  /** The client fell silent: the session is reported dropped and the connection closed. */
+  lost(): void {
+    this.#dropReason = "heartbeat_lost";
+    this.#close();
+  }
+
+  /**
+   * The session is attached: from here on messages route to it.
+   *
+   * @param session the opened session
+   */
+  adopt(session: Session): void {
+    this.#session = session;
+  }
+
+  /**
+   * Every inbound frame from here on counts as heard, and a close stops it.
+   *
+   * @param heartbeat the started heartbeat
+   */
+  watch(heartbeat: Heartbeat): void {
+    this.#heartbeat = heartbeat;
   }
 
   /** A session-level error; the session goes on. */
@@ -262,5 +274,43 @@ export class Connection implements TransportHandler {
     if (this.#closed) return;
     this.#transport.close(code, code === 1000 ? "bye" : "no hello");
     this.onClose();
+  }
+}
+
+/**
+ * The transport as a connection and its session use it, noting whether the
+ * runtime closed it (so a close it did not make is a drop).
+ */
+class WatchedTransport implements Transport {
+  /** The runtime closed or dropped the socket itself (the connection or its session did). */
+  closedHere = false;
+  readonly remoteAddr: string;
+  readonly secure: boolean;
+  readonly maxBufferedAmount: number;
+  #inner: Transport;
+
+  constructor(inner: Transport) {
+    this.#inner = inner;
+    this.remoteAddr = inner.remoteAddr;
+    this.secure = inner.secure;
+    this.maxBufferedAmount = inner.maxBufferedAmount;
+  }
+
+  get bufferedAmount(): number {
+    return this.#inner.bufferedAmount;
+  }
+
+  send(text: string): void {
+    this.#inner.send(text);
+  }
+
+  close(code?: number, reason?: string): void {
+    this.closedHere = true;
+    this.#inner.close(code, reason);
+  }
+
+  abort(): void {
+    this.closedHere = true;
+    this.#inner.abort();
   }
 }
