@@ -69,6 +69,11 @@ export class RuntimeLog {
   #pending: Array<{ kind: RuntimeEventKind; data: Record<string, unknown>; time: string }> = [];
   #opening: Promise<void> | undefined;
   #sinceTrim = 0;
+  /**
+   * The oldest entry the last trim kept, when known: while it is not yet
+   * due for deletion neither is any later one, so a trim needs no read.
+   */
+  #oldest: { index: number; timeMs: number } | undefined;
   #trimming: Promise<void> = Promise.resolve();
   /** Settles once every entry appended so far is durable (or its write failed). */
   #written: Promise<void> = Promise.resolve();
@@ -172,13 +177,22 @@ export class RuntimeLog {
   async trim(): Promise<number> {
     const cutoff = Date.now() - this.#options.retentionMs;
     const keepFrom = (this.#next ?? 0) - this.#options.maxEntries;
+    const oldest = this.#oldest;
+    // Entries are numbered in time order: the log's head decides. Known and
+    // kept, it needs no read (a list would decode a whole batch to see it).
+    if (oldest && oldest.index >= keepFrom && oldest.timeMs >= cutoff) return 0;
+    this.#oldest = undefined;
     let deleted = 0;
     let batch: Deno.KvKey[] = [];
     for await (
       const e of this.#kv.list<RuntimeEvent>({ prefix: keys.runtimeEvents() }, { batchSize: 500 })
     ) {
-      const old = e.value.index < keepFrom || Date.parse(e.value.time) < cutoff;
-      if (!old) break;
+      const timeMs = Date.parse(e.value.time);
+      const old = e.value.index < keepFrom || timeMs < cutoff;
+      if (!old) {
+        this.#oldest = { index: e.value.index, timeMs };
+        break;
+      }
       batch.push(e.key);
       if (batch.length === 500) {
         await this.#committer.write(batch.map((key) => ({ key })), { failFast: true });
