@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { nowIso } from "../protocol/time.ts";
 import { keys } from "./keys.ts";
 import type { GroupCommitter } from "./group_commit.ts";
 import type { KvWrite } from "./large_value.ts";
@@ -98,7 +99,7 @@ export class RuntimeLog {
    * @returns resolves once the entry is durable (or its write failed)
    */
   append(kind: RuntimeEventKind, data: Record<string, unknown>): Promise<void> {
-    this.#pending.push({ kind, data, time: new Date().toISOString() });
+    this.#pending.push({ kind, data, time: nowIso() });
     // The first append finds where the log ends; the ones meanwhile wait in order.
     this.#opening ??= this.#open();
     return this.#written = this.#opening.then(() => this.#flush());
@@ -128,7 +129,7 @@ export class RuntimeLog {
       return [];
     }
     const index = this.#next++;
-    const value: RuntimeEvent = { index, time: new Date().toISOString(), kind, data };
+    const value: RuntimeEvent = { index, time: nowIso(), kind, data };
     this.#counted(1);
     return [{ key: keys.runtimeEvent(index), value }];
   }
