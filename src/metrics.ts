@@ -45,32 +45,33 @@ function labelKey(labels: Labels): string {
  */
 class SeriesCache<S> {
   #metric: { hashMap?: Record<string, S & { labels?: unknown }> };
-  #map: unknown;
-  #series = new Map<string, S>();
+  /** By label key: the series and its key in the metric's series map. */
+  #series = new Map<string, [S, string]>();
 
   constructor(metric: unknown) {
     this.#metric = metric as { hashMap?: Record<string, S & { labels?: unknown }> };
   }
 
-  /** The series of a label set, when found after an earlier update. */
+  /** The series of a label set, when found after an earlier update and still the metric's. */
   get(key: string): S | undefined {
-    if (this.#metric.hashMap !== this.#map) {
-      this.#map = this.#metric.hashMap;
-      this.#series.clear();
+    const found = this.#series.get(key);
+    if (found === undefined) return undefined;
+    // Reset or removed since: prom-client makes the series again.
+    if (this.#metric.hashMap?.[found[1]] !== found[0]) {
+      this.#series.delete(key);
       return undefined;
     }
-    return this.#series.get(key);
+    return found[0];
   }
 
   /** Finds the series `prom-client` has just updated for `labels` (the same object). */
   learn(key: string, labels: Labels, valid: (s: S) => boolean): void {
     const map = this.#metric.hashMap;
-    if (map !== this.#map) return;
+    if (map === undefined) return;
     // No labels: the one series prom-client keys by "" (made when declared, for a counter).
-    const found = key === ""
-      ? map?.[""]
-      : Object.values(map ?? {}).find((s) => s.labels === labels);
-    if (found && valid(found)) this.#series.set(key, found);
+    const hash = key === "" ? "" : Object.keys(map).find((k) => map[k].labels === labels);
+    const found = hash === undefined ? undefined : map[hash];
+    if (hash !== undefined && found && valid(found)) this.#series.set(key, [found, hash]);
   }
 }
 

@@ -120,3 +120,16 @@ Deno.test("every update is counted, on the first label set and later ones, and a
   throws(() => byKind.inc({ kind: "a", other: "x" }));
   throws(() => byKind.inc({ kind: "a" }, -1));
 });
+
+Deno.test("a series removed through prom-client is made again by the next update", async () => {
+  const metrics = new Metrics();
+  const byKind = metrics.counter("r_total", "Removed.", ["kind"]);
+  byKind.inc({ kind: "a" });
+  byKind.inc({ kind: "a" });
+  const prom = metrics.registry.getSingleMetric("r_total") as unknown as {
+    remove(labels: Record<string, string>): void;
+  };
+  prom.remove({ kind: "a" });
+  byKind.inc({ kind: "a" });
+  match(await metrics.render(), /r_total\{kind="a"\} 1\n/);
+});
