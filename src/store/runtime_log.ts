@@ -183,6 +183,7 @@ export class RuntimeLog {
     // kept, it needs no read (a list would decode a whole batch to see it).
     if (oldest && oldest.index >= keepFrom && oldest.timeMs >= cutoff) return 0;
     this.#oldest = undefined;
+    let head: { index: number; timeMs: number } | undefined;
     let deleted = 0;
     let batch: Deno.KvKey[] = [];
     for await (
@@ -191,7 +192,7 @@ export class RuntimeLog {
       const timeMs = Date.parse(e.value.time);
       const old = e.value.index < keepFrom || timeMs < cutoff;
       if (!old) {
-        this.#oldest = { index: e.value.index, timeMs };
+        head = { index: e.value.index, timeMs };
         break;
       }
       batch.push(e.key);
@@ -205,6 +206,8 @@ export class RuntimeLog {
       await this.#committer.write(batch.map((key) => ({ key })), { failFast: true });
       deleted += batch.length;
     }
+    // Known only once everything before it is deleted.
+    this.#oldest = head;
     return deleted;
   }
 
