@@ -120,7 +120,7 @@ export class Counter {
 interface HistogramSeries {
   sum: number;
   count: number;
-  bucketValues: Record<number, number>;
+  bucketValues: Record<string, number>;
 }
 
 /** A distribution of observed values (durations, in seconds) in cumulative buckets. */
@@ -128,6 +128,7 @@ export class Histogram {
   #histogram: PromHistogram<string>;
   #cache: SeriesCache<HistogramSeries>;
   #bounds: readonly number[];
+  #boundKeys: readonly string[];
 
   /**
    * Wraps a registered histogram; {@linkcode Metrics.histogram} makes one.
@@ -139,6 +140,7 @@ export class Histogram {
     this.#histogram = histogram;
     this.#cache = new SeriesCache(histogram);
     this.#bounds = buckets;
+    this.#boundKeys = buckets.map(String);
   }
 
   /**
@@ -157,7 +159,8 @@ export class Histogram {
       const bounds = this.#bounds;
       for (let i = 0; i < bounds.length; i++) {
         if (value <= bounds[i]) {
-          series.bucketValues[bounds[i]] += 1;
+          // By the bound's text, spelled once: a number key is spelled on every use.
+          series.bucketValues[this.#boundKeys[i]] += 1;
           break;
         }
       }
@@ -166,14 +169,13 @@ export class Histogram {
     // First sight of the label set, or a value prom-client refuses: it checks.
     const own = { ...labels };
     this.#histogram.observe(own, value);
-    const bounds = this.#bounds;
     this.#cache.learn(
       key,
       own,
       (s) =>
         typeof s.sum === "number" && typeof s.count === "number" && s.bucketValues !== null &&
         typeof s.bucketValues === "object" &&
-        bounds.every((b) => typeof s.bucketValues[b] === "number"),
+        this.#boundKeys.every((b) => typeof s.bucketValues[b] === "number"),
     );
   }
 }
