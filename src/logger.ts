@@ -94,14 +94,62 @@ function batchedStderr(): (line: string, now: boolean) => void {
 const SECRET_FIELD =
   /^(?!.*_id$).*(token|secret|password|authorization|api_?key|admin_?key|credential_value|bearer)/i;
 
+/** Field names already tested against {@linkcode SECRET_FIELD}: lines repeat a few names. */
+const secretNames = new Map<string, boolean>();
+
+/** Names remembered at most; past it they are tested each time. */
+const MAX_SECRET_NAMES = 1024;
+
+/** Whether a field name says it holds a secret. */
+function secretName(k: string): boolean {
+  let secret = secretNames.get(k);
+  if (secret === undefined) {
+    secret = SECRET_FIELD.test(k);
+    if (secretNames.size < MAX_SECRET_NAMES) secretNames.set(k, secret);
+  }
+  return secret;
+}
+
 /** Whether a field named like a secret is anywhere in a value. */
 function holdsSecret(value: unknown): boolean {
   if (value === null || typeof value !== "object") return false;
   if (Array.isArray(value)) return value.some(holdsSecret);
   for (const k in value) {
-    if (SECRET_FIELD.test(k) || holdsSecret((value as Record<string, unknown>)[k])) return true;
+    if (secretName(k) || holdsSecret((value as Record<string, unknown>)[k])) return true;
   }
   return false;
+}
+
+/** Whether an object has an own enumerable field, without listing them. */
+function hasFields(value: Record<string, unknown>): boolean {
+  for (const _ in value) return true;
+  return false;
+}
+
+/** The minute of the last line (epoch ms), and its text up to the seconds. */
+let minuteMs = NaN;
+let minuteText = "";
+
+/**
+ * The current time as RFC 3339 (what `toISOString` gives), the date and
+ * minute formatted once per minute: a `Date` formatted per line was a
+ * measurable part of a short job's cost. The same as `isoTime` in
+ * `protocol/time.ts`, which this module may not import.
+ */
+function lineTime(): string {
+  const ms = Date.now();
+  const within = ms % 60_000;
+  const minute = ms - within;
+  if (minute !== minuteMs) {
+    const text = new Date(minute).toISOString();
+    if (text.length !== 24) return new Date(ms).toISOString();
+    minuteMs = minute;
+    minuteText = text.slice(0, 17);
+  }
+  const sec = Math.floor(within / 1000);
+  const milli = within % 1000;
+  return minuteText + (sec < 10 ? "0" : "") + sec + "." +
+    (milli < 10 ? "00" : milli < 100 ? "0" : "") + milli + "Z";
 }
 
 /**
@@ -116,7 +164,7 @@ function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
   if (value === null || typeof value !== "object") return value;
   return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [k, SECRET_FIELD.test(k) ? "[redacted]" : redact(v)]),
+    Object.entries(value).map(([k, v]) => [k, secretName(k) ? "[redacted]" : redact(v)]),
   );
 }
 
@@ -142,14 +190,14 @@ export function stderrLogger(options: LoggerOptions = {}): Logger {
   const line = (level: LogSeverity, message: string, fields?: Record<string, unknown>) => {
     if (LOG_LEVELS.indexOf(level) < min) return;
     const safe = fields ? redact(fields) as Record<string, unknown> : {};
-    const time = new Date().toISOString();
+    const time = lineTime();
     if (json) {
       // The record's own keys first and last: first for reading, last so no field overrides them.
       const own = { time, level, msg: message };
       write(JSON.stringify({ ...own, ...safe, ...own }), level);
       return;
     }
-    const extra = Object.keys(safe).length > 0 ? " " + JSON.stringify(safe) : "";
+    const extra = hasFields(safe) ? " " + JSON.stringify(safe) : "";
     write(`${time} ${level.toUpperCase()} ${message}${extra}`, level);
   };
   return {

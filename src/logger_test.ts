@@ -74,3 +74,16 @@ Deno.test("stderr: an info line waiting in the batch is written before an uncaug
   match(lines[0], / INFO before the crash$/);
   ok(lines.some((l) => l.includes("boom")));
 });
+
+Deno.test("a line's time is the current time as toISOString spells it", () => {
+  const { log, lines } = capture({ format: "json" });
+  const before = Date.now();
+  for (let i = 0; i < 50; i++) log.info("tick", { i });
+  const after = Date.now();
+  for (const l of lines) {
+    const { time } = JSON.parse(l);
+    const ms = Date.parse(time);
+    equal(new Date(ms).toISOString(), time);
+    ok(ms >= before && ms <= after, `${time} between ${before} and ${after}`);
+  }
+});

@@ -80,3 +80,56 @@ Deno.test("misuse is refused: bad names, a name twice, an undeclared label, a co
   metrics.gauge("broken", "x", () => [[{ undeclared: "x" }, 1]]);
   await rejects(() => metrics.render(), /not included in initial labelset/);
 });
+
+Deno.test("every update is counted, on the first label set and later ones, and afresh after a reset", async () => {
+  const metrics = new Metrics();
+  const plain = metrics.counter("p_total", "Plain.");
+  const byKind = metrics.counter("k_total", "By kind.", ["kind"]);
+  const latency = metrics.histogram("l_seconds", "Latency.", [0.1, 1], ["op"]);
+  const bare = metrics.histogram("b_seconds", "Bare.", [1]);
+  for (let i = 0; i < 3; i++) {
+    plain.inc();
+    byKind.inc({ kind: "a" }, 2);
+    byKind.inc({ kind: "b" });
+    latency.observe(0.05, { op: "x" });
+    latency.observe(5, { op: "x" });
+    bare.observe(0.5);
+  }
+  const text = await metrics.render();
+  for (
+    const line of [
+      "p_total 3",
+      'k_total{kind="a"} 6',
+      'k_total{kind="b"} 3',
+      'l_seconds_bucket{le="0.1",op="x"} 3',
+      'l_seconds_bucket{le="1",op="x"} 3',
+      'l_seconds_bucket{le="+Inf",op="x"} 6',
+      'l_seconds_sum{op="x"} 15.15',
+      'l_seconds_count{op="x"} 6',
+      'b_seconds_bucket{le="1"} 3',
+      "b_seconds_count 3",
+    ]
+  ) equal(text.split("\n").includes(line), true, `${line} in\n${text}`);
+  metrics.registry.resetMetrics();
+  byKind.inc({ kind: "a" });
+  latency.observe(0.5, { op: "x" });
+  const after = await metrics.render();
+  match(after, /k_total\{kind="a"\} 1\n/);
+  match(after, /l_seconds_count\{op="x"\} 1\n/);
+  // A label the counter was not declared with is refused, seen before or not.
+  throws(() => byKind.inc({ kind: "a", other: "x" }));
+  throws(() => byKind.inc({ kind: "a" }, -1));
+});
+
+Deno.test("a series removed through prom-client is made again by the next update", async () => {
+  const metrics = new Metrics();
+  const byKind = metrics.counter("r_total", "Removed.", ["kind"]);
+  byKind.inc({ kind: "a" });
+  byKind.inc({ kind: "a" });
+  const prom = metrics.registry.getSingleMetric("r_total") as unknown as {
+    remove(labels: Record<string, string>): void;
+  };
+  prom.remove({ kind: "a" });
+  byKind.inc({ kind: "a" });
+  match(await metrics.render(), /r_total\{kind="a"\} 1\n/);
+});

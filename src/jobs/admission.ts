@@ -8,6 +8,7 @@
  */
 import { ArcpError } from "../protocol/errors.ts";
 import { newJobId, newTraceId, sha256Hex } from "../protocol/ids.ts";
+import { isoTime } from "../protocol/time.ts";
 import type { Accepted, Submit } from "../protocol/messages.ts";
 import type { Lease } from "../protocol/lease.ts";
 import type { AgentModule, AgentRegistry } from "../sandbox/registry.ts";
@@ -78,7 +79,7 @@ export interface JobRecordInit {
  * @returns a pending job's record, with a fresh job id
  */
 export function newJobRecord(init: JobRecordInit): JobRecord {
-  const at = new Date(init.now).toISOString();
+  const at = isoTime(init.now);
   const record: JobRecord = {
     job_id: newJobId(),
     principal: init.principal,

@@ -29,7 +29,6 @@ import type { OutputQuota } from "./output_quota.ts";
 import { utf8Length } from "./result_stream.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import { isInputEvent } from "./job_input.ts";
-import { setDeadline } from "./timers.ts";
 
 /** One entry of a job's own history: the envelope as its owner session got it. */
 interface HistoryEntry {
@@ -185,6 +184,10 @@ export class Fanout {
   #live: JobTable;
   #quota: OutputQuota;
   #overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
+  /** Jobs waiting to announce `running`, with when it is due (epoch ms), in due order. */
+  #runningQueue: Array<[LiveJob, number]> = [];
+  /** The timer of the queue's head, while the queue holds any. */
+  #runningTimer: ReturnType<typeof setTimeout> | undefined;
   /** Counts `job.event`s by kind (`n` of one kind at a time), for the operator metrics. */
   #onEvent: ((kind: string, n: number) => void) | undefined;
 
@@ -221,9 +224,30 @@ export class Fanout {
    */
   announceRunning(live: LiveJob): void {
     live.runningDue = nowIso();
-    live.timers.push(setDeadline(() => {
-      if (live.runningDue) this.events(live, []);
-    }, Date.now() + RUNNING_WAIT_MS));
+    // One timer serves every job waiting (a timer per job was a measurable
+    // part of a short job's cost); all wait equally long, so the queue is in
+    // due order.
+    this.#runningQueue.push([live, Date.now() + RUNNING_WAIT_MS]);
+    this.#runningTimer ??= setTimeout(() => this.#runningDueNow(), RUNNING_WAIT_MS);
+  }
+
+  /** Announces `running` for every job whose wait is over and that has not announced it since. */
+  #runningDueNow(): void {
+    this.#runningTimer = undefined;
+    const queue = this.#runningQueue;
+    const now = Date.now();
+    let i = 0;
+    for (; i < queue.length && queue[i][1] <= now; i++) {
+      const live = queue[i][0];
+      if (live.runningDue && !live.ended && !live.abort.signal.aborted) this.events(live, []);
+    }
+    queue.splice(0, i);
+    if (queue.length > 0) {
+      this.#runningTimer = setTimeout(
+        () => this.#runningDueNow(),
+        Math.max(0, queue[0][1] - now),
+      );
+    }
   }
 
   /** Stages a job's due `running` status into `group`, ahead of what the job emits next. */
@@ -555,8 +579,11 @@ export class Fanout {
     for (const follow of this.#follows.get(sessionId)?.values() ?? []) follow.abort();
   }
 
-  /** Stops every feed from KV (shutdown). */
+  /** Stops every feed from KV and every wait to announce `running` (shutdown). */
   stopFollowing(): void {
+    clearTimeout(this.#runningTimer);
+    this.#runningTimer = undefined;
+    this.#runningQueue = [];
     for (const byJob of this.#follows.values()) for (const f of byJob.values()) f.abort();
   }
 

@@ -142,7 +142,8 @@ export class JobEvents {
    * @param at when (epoch ms)
    */
   running(job: JobRecord, at: number = Date.now()): void {
-    const since = Date.parse(job.created_at);
+    // `created_ms` is `created_at` as a number: no text to parse per job.
+    const since = job.created_ms;
     if (Number.isFinite(since)) this.#startLatency.observe(Math.max(0, at - since) / 1000);
   }
 
@@ -214,7 +215,8 @@ export class JobEvents {
       principal: job.principal,
       session_id: job.session_id,
       status: outcome.status,
-      duration_ms: Date.now() - Date.parse(job.accepted_at),
+      // Accepted when created (one instant, `created_ms`): no text to parse per job.
+      duration_ms: Date.now() - job.created_ms,
       ...(outcome.status === "success" ? {} : {
         code: outcome.error.code,
         error: outcome.error.message.slice(0, MAX_MESSAGE),

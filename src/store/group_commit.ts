@@ -10,7 +10,10 @@
  * batch already holds replaces the earlier one (a session or job record
  * rewritten by every event counts once), and log entries appended
  * back to back share one value (see `large_value.ts`), so a batch of a few
- * hundred events is a few mutations. Batches never reorder writes: they are
+ * hundred events is a few mutations. An object value counts as the most KV
+ * lets a value take until the batch comes near its limit, and by its
+ * measured size from then on, so a small batch measures nothing. Batches
+ * never reorder writes: they are
  * cut from the head of the queue, committed one at a time, and settle in
  * queue order.
  *
@@ -128,6 +131,18 @@ function valueBytes(v: unknown): number {
   return typeof v === "string" ? v.length * 2 : v === undefined ? 0 : JSON.stringify(v).length * 2;
 }
 
+/**
+ * The most bytes KV lets one value take: what an object counts for until
+ * the batch comes near its limit, so a small batch (a lone job's commit)
+ * measures none of its objects.
+ */
+const VALUE_BOUND = 65_536;
+
+/** Whether a value is measured at once rather than bounded: it costs next to nothing to. */
+function cheapToMeasure(v: unknown): boolean {
+  return v === undefined || v === null || typeof v !== "object";
+}
+
 /** Entries of one log stored as one value: positions `last - texts.length + 1 .. last`. */
 interface Segment {
   /** The key of its last entry, where the value goes. */
@@ -168,6 +183,10 @@ class Batch {
   #ids: string[] = [];
   /** Per write of the pending being offered: its bytes, when it is a plain write new to the batch. */
   #sizes: number[] = [];
+  /** Plain writes counted at {@linkcode VALUE_BOUND}, by key identity, until the batch is measured. */
+  #bounded: string[] = [];
+  /** Whether every value is counted by its size (the batch came near a limit). */
+  #measured = false;
 
   /** Whether it is a lone write to be committed alone. */
   get solo(): boolean {
@@ -184,8 +203,42 @@ class Batch {
     const first = this.pending.length === 0;
     if (!first && (p.solo || this.solo)) return false;
     const writes = p.writes;
-    // First an upper bound of the cost, touching nothing: an entry counts
-    // as joining a value only if it follows one already in the batch.
+    let [mutations, bytes] = this.#cost(writes);
+    if (this.#over(mutations, bytes) && !first && !this.#measured) {
+      // Bounds no longer do: measure what the batch holds, and this write.
+      this.#measure();
+      [mutations, bytes] = this.#cost(writes);
+    }
+    if (!first && this.#over(mutations, bytes)) return false;
+    this.#place(writes);
+    this.pending.push(p);
+    return true;
+  }
+
+  /** Whether adding this cost would take the batch past what one commit may hold. */
+  #over(mutations: number, bytes: number): boolean {
+    return this.#mutations + mutations > MAX_MUTATIONS || this.#bytes + bytes > MAX_BYTES;
+  }
+
+  /** Counts every bounded value of the batch by its size from now on. */
+  #measure(): void {
+    this.#measured = true;
+    for (const id of this.#bounded) {
+      const w = this.#plain.get(id)!;
+      this.#bytes += valueBytes(w.value) - VALUE_BOUND;
+    }
+    this.#bounded = [];
+  }
+
+  /**
+   * An upper bound of what writes add to the batch, touching nothing: an
+   * entry counts as joining a value only if it follows one already in the
+   * batch. Works out each write's identity and, for a plain write new to
+   * the batch, its bytes, for {@linkcode #place}.
+   *
+   * @returns mutations and bytes
+   */
+  #cost(writes: KvWrite[]): [number, number] {
     let mutations = 0;
     let bytes = 0;
     for (let i = 0; i < writes.length; i++) {
@@ -205,17 +258,13 @@ class Batch {
       this.#ids[i] = id;
       // A replacement is taken to be the size of the write it replaces.
       if (this.#plain.has(id)) continue;
-      const size = keyBytes(w.key) + valueBytes(w.value);
+      const size = keyBytes(w.key) +
+        (this.#measured || cheapToMeasure(w.value) ? valueBytes(w.value) : VALUE_BOUND);
       this.#sizes[i] = size;
       mutations++;
       bytes += size;
     }
-    if (
-      !first && (this.#mutations + mutations > MAX_MUTATIONS || this.#bytes + bytes > MAX_BYTES)
-    ) return false;
-    this.#place(writes);
-    this.pending.push(p);
-    return true;
+    return [mutations, bytes];
   }
 
   /** Places writes whose identities and sizes `offer` has just worked out; counts them exactly. */
@@ -251,6 +300,7 @@ class Batch {
       if (!this.#plain.has(id)) {
         this.#mutations++;
         this.#bytes += this.#sizes[i];
+        if (!this.#measured && !cheapToMeasure(w.value)) this.#bounded.push(id);
       }
       this.#plain.set(id, w);
     }

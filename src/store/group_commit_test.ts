@@ -26,6 +26,19 @@ Deno.test("writes queued in one tick share fewer commits than there are writes",
   for (let i = 0; i < n; i++) deepEqual((await db.kv.get(["k", i])).value, { i });
 });
 
+Deno.test("small objects share a commit by what they measure, not by the most a value may take", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  const n = 300;
+  // The first commits alone; the rest queue meanwhile. Counted at KV's bound
+  // for one value (64 KiB) they would need dozens of commits.
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => gc.write([{ key: ["o", i], value: { i, s: "x" } }])),
+  );
+  ok(gc.commits <= 3, `${gc.commits} commits for ${n} small objects`);
+  for (let i = 0; i < n; i++) deepEqual((await db.kv.get(["o", i])).value, { i, s: "x" });
+});
+
 Deno.test("a write resolves only once it is durable, and later writes to one key win", async () => {
   await using db = await tempKv();
   const gc = new GroupCommitter(db.kv);

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { nowIso } from "../protocol/time.ts";
 import { keys } from "./keys.ts";
 import type { GroupCommitter } from "./group_commit.ts";
 import type { KvWrite } from "./large_value.ts";
@@ -69,6 +70,11 @@ export class RuntimeLog {
   #pending: Array<{ kind: RuntimeEventKind; data: Record<string, unknown>; time: string }> = [];
   #opening: Promise<void> | undefined;
   #sinceTrim = 0;
+  /**
+   * The oldest entry the last trim kept, when known: while it is not yet
+   * due for deletion neither is any later one, so a trim needs no read.
+   */
+  #oldest: { index: number; timeMs: number } | undefined;
   #trimming: Promise<void> = Promise.resolve();
   /** Settles once every entry appended so far is durable (or its write failed). */
   #written: Promise<void> = Promise.resolve();
@@ -93,7 +99,7 @@ export class RuntimeLog {
    * @returns resolves once the entry is durable (or its write failed)
    */
   append(kind: RuntimeEventKind, data: Record<string, unknown>): Promise<void> {
-    this.#pending.push({ kind, data, time: new Date().toISOString() });
+    this.#pending.push({ kind, data, time: nowIso() });
     // The first append finds where the log ends; the ones meanwhile wait in order.
     this.#opening ??= this.#open();
     return this.#written = this.#opening.then(() => this.#flush());
@@ -123,7 +129,7 @@ export class RuntimeLog {
       return [];
     }
     const index = this.#next++;
-    const value: RuntimeEvent = { index, time: new Date().toISOString(), kind, data };
+    const value: RuntimeEvent = { index, time: nowIso(), kind, data };
     this.#counted(1);
     return [{ key: keys.runtimeEvent(index), value }];
   }
@@ -172,13 +178,23 @@ export class RuntimeLog {
   async trim(): Promise<number> {
     const cutoff = Date.now() - this.#options.retentionMs;
     const keepFrom = (this.#next ?? 0) - this.#options.maxEntries;
+    const oldest = this.#oldest;
+    // Entries are numbered in time order: the log's head decides. Known and
+    // kept, it needs no read (a list would decode a whole batch to see it).
+    if (oldest && oldest.index >= keepFrom && oldest.timeMs >= cutoff) return 0;
+    this.#oldest = undefined;
+    let head: { index: number; timeMs: number } | undefined;
     let deleted = 0;
     let batch: Deno.KvKey[] = [];
     for await (
       const e of this.#kv.list<RuntimeEvent>({ prefix: keys.runtimeEvents() }, { batchSize: 500 })
     ) {
-      const old = e.value.index < keepFrom || Date.parse(e.value.time) < cutoff;
-      if (!old) break;
+      const timeMs = Date.parse(e.value.time);
+      const old = e.value.index < keepFrom || timeMs < cutoff;
+      if (!old) {
+        head = { index: e.value.index, timeMs };
+        break;
+      }
       batch.push(e.key);
       if (batch.length === 500) {
         await this.#committer.write(batch.map((key) => ({ key })), { failFast: true });
@@ -190,6 +206,8 @@ export class RuntimeLog {
       await this.#committer.write(batch.map((key) => ({ key })), { failFast: true });
       deleted += batch.length;
     }
+    // Known only once everything before it is deleted.
+    this.#oldest = head;
     return deleted;
   }
 
