@@ -239,6 +239,26 @@ export function isEventsMessage(raw: unknown): raw is Extract<WorkerMessage, { t
   return true;
 }
 
+const RESULT_KEYS = new Set(["t", "j", "value"]);
+
+/**
+ * Whether a worker message is a well-formed `result`, exactly as the strict
+ * wire schema would accept it, without building the schema's parsed copy:
+ * every job ends with one, and its value is checked on its own
+ * (`checkResult`).
+ *
+ * @param raw the message as the worker posted it
+ * @returns true for a well-formed result
+ */
+export function isResultMessage(raw: unknown): raw is Extract<WorkerMessage, { t: "result" }> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return false;
+  const m = raw as Record<string, unknown>;
+  const keys = Object.keys(m);
+  if (keys.length !== 3 || !keys.every((k) => RESULT_KEYS.has(k))) return false;
+  const { t, j } = m;
+  return t === "result" && typeof j === "number" && Number.isInteger(j) && j >= 0;
+}
+
 /** Runs agents through a launcher, supervising each one. */
 export class SupervisedSandbox implements Sandbox {
   #launcher: AgentLauncher;
@@ -412,9 +432,10 @@ export class SupervisedSandbox implements Sandbox {
     };
     const onMessage = (raw: unknown) => {
       if (done) return;
-      // Events and beats are most of the traffic: checked by hand, the zod
-      // schema only for the rest (and to word the refusal of a malformed one).
-      const parsed = isEventsMessage(raw) || isEventMessage(raw) || isBeatMessage(raw)
+      // Events, beats and results are most of the traffic: checked by hand,
+      // the zod schema only for the rest (and to word the refusal of a malformed one).
+      const parsed = isEventsMessage(raw) || isEventMessage(raw) || isBeatMessage(raw) ||
+          isResultMessage(raw)
         ? { success: true as const, data: raw }
         : WorkerMessageSchema.safeParse(raw);
       if (!parsed.success) {
