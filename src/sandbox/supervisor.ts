@@ -271,6 +271,11 @@ export class SupervisedSandbox implements Sandbox {
   #eventRate: number;
   #eventBurst: number;
   #scanLimit: number;
+  /** Each running job's liveness check, run together once per beat interval. */
+  #watches = new Set<(now: number, late: number) => void>();
+  #tick: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed tick should run; how late it ran tells whether this runtime's loop stalled. */
+  #due = 0;
 
   /**
    * @param launcher where workers start
@@ -293,6 +298,27 @@ export class SupervisedSandbox implements Sandbox {
     this.#eventRate = options.eventRate ?? d.eventRate;
     this.#eventBurst = options.eventBurst ?? d.eventBurst;
     this.#scanLimit = options.scanLimit ?? d.scanLimit;
+  }
+
+  /**
+   * Runs a job's liveness check on the next ticks until it is removed. One
+   * timer serves every job, and it stays armed across jobs while any run or
+   * ran in its last interval: a job then costs no timer of its own.
+   */
+  #watch(check: (now: number, late: number) => void): void {
+    this.#watches.add(check);
+    if (this.#tick === undefined) this.#arm();
+  }
+
+  #arm(): void {
+    this.#due = Date.now() + this.#beatMs;
+    this.#tick = setTimeout(() => {
+      this.#tick = undefined;
+      const now = Date.now();
+      const late = now - this.#due;
+      for (const check of [...this.#watches]) check(now, late);
+      if (this.#watches.size > 0) this.#arm();
+    }, this.#beatMs);
   }
 
   /**
@@ -348,7 +374,7 @@ export class SupervisedSandbox implements Sandbox {
     let holding = false;
     const finish = (how: JobExit) => {
       done = true;
-      clearTimeout(watchdog);
+      this.#watches.delete(watch);
       // A shared worker lives on: the job's credentials leave it with the job.
       if (holding) channel?.post({ t: "credentials", credentials: [] });
       channel?.end(how);
@@ -369,10 +395,7 @@ export class SupervisedSandbox implements Sandbox {
       channel!.post({ t: "credit", n: toGrant });
       toGrant = 0;
     };
-    let due = Date.now() + this.#beatMs;
-    const watch = () => {
-      const now = Date.now();
-      const late = now - due;
+    const watch = (now: number, late: number) => {
       if (late > this.#beatMs / 2) {
         // This runtime's own loop stalled: the worker's beats may sit unread
         // behind that stall, so it is not counted against the worker; the
@@ -385,12 +408,9 @@ export class SupervisedSandbox implements Sandbox {
             `agent missed ${this.#missedBeats} liveness beats; its event loop is blocked`,
           ),
         );
-        return;
       }
-      due = now + this.#beatMs;
-      watchdog = setTimeout(watch, this.#beatMs);
     };
-    let watchdog = setTimeout(watch, this.#beatMs);
+    this.#watch(watch);
     /**
      * Events of one message, in order: each is held to the rate and window
      * caps and checked; those before a refused one still go on, as they
@@ -556,7 +576,7 @@ export class SupervisedSandbox implements Sandbox {
           ),
       });
     } catch (err) {
-      clearTimeout(watchdog);
+      this.#watches.delete(watch);
       throw err;
     }
     const deliver = (credentials: NonNullable<SandboxJob["credentials"]>) => {
@@ -588,6 +608,9 @@ export class SupervisedSandbox implements Sandbox {
 
   /** Stops every worker. */
   close(): Promise<void> {
+    clearTimeout(this.#tick);
+    this.#tick = undefined;
+    this.#watches.clear();
     return this.#launcher.close();
   }
 }
