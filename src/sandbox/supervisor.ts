@@ -317,7 +317,8 @@ export class SupervisedSandbox implements Sandbox {
       const now = Date.now();
       const late = now - this.#due;
       for (const check of [...this.#watches]) check(now, late);
-      if (this.#watches.size > 0) this.#arm();
+      // A job started by a check's fallout (a failure's listener) may have armed it already.
+      if (this.#watches.size > 0 && this.#tick === undefined) this.#arm();
     }, this.#beatMs);
   }
 
