@@ -60,6 +60,16 @@ export const DEFAULT_SUPERVISOR_OPTIONS: Required<SupervisorOptions> = {
   scanLimit: DEFAULT_SCAN_LIMIT,
 };
 
+/**
+ * Credits are given back to a worker in grants of at least half its window.
+ * While a grant waits here, the worker still holds the rest of its window
+ * minus what is in flight, so it can be out of credit only with more than
+ * this many events in flight, whose commits then complete the grant; and a
+ * job that emits fewer events costs no credit message (a frame, a worker
+ * wake-up) at all.
+ */
+const GRANT_AT = EVENT_WINDOW / 2;
+
 /** Kinds the runtime itself produces; an agent may not forge them. */
 const RUNTIME_KINDS = new Set(["result_chunk", "delegate"]);
 
@@ -388,7 +398,7 @@ export class SupervisedSandbox implements Sandbox {
     };
     const credit = (n = 1) => {
       inflight -= n;
-      if (toGrant === 0) queueMicrotask(grant);
+      if (toGrant < GRANT_AT && toGrant + n >= GRANT_AT) queueMicrotask(grant);
       toGrant += n;
     };
     const grant = () => {
