@@ -252,7 +252,28 @@ interface SharedWorker {
   served: number;
   /** Set once it takes no more jobs; it goes when its last job does. */
   retiring: boolean;
+  /** Kills it once it has had no job for `idleSec`; armed once, not per job. */
   idle?: ReturnType<typeof setTimeout>;
+  /** When its last job ended, while it has none. */
+  idleSince?: number;
+}
+
+/**
+ * Arms a shared worker's idle timer unless it is armed: at each firing, a
+ * worker idle for its whole `idleSec` is killed, one idle for less waits
+ * the rest, and one serving a job stops timing until its jobs end again.
+ * One timer per idle spell, instead of one per job of a busy worker.
+ */
+function armIdle(worker: SharedWorker, ms: number): void {
+  if (worker.idle !== undefined) return;
+  worker.idle = setTimeout(() => {
+    worker.idle = undefined;
+    if (worker.idleSince === undefined) return;
+    const left = worker.idleSince + worker.sharing.idleSec * 1000 - Date.now();
+    if (left <= 0) worker.proc.kill();
+    else armIdle(worker, left);
+  }, ms);
+  Deno.unrefTimer(worker.idle);
 }
 
 /** Launches agent workers in sandbox processes, one worker per process. */
@@ -770,7 +791,7 @@ export class HostLauncher implements AgentLauncher {
   }
 
   #bindShared(key: string, worker: SharedWorker, spec: LaunchSpec, channel: WaitingChannel): void {
-    clearTimeout(worker.idle);
+    worker.idleSince = undefined;
     if (++worker.served >= worker.sharing.maxJobs) worker.retiring = true;
     const proc = worker.proc;
     const j = proc.attach(spec.jobId, channel.handlers);
@@ -780,8 +801,8 @@ export class HostLauncher implements AgentLauncher {
       if (proc.active === 0) {
         if (worker.retiring) proc.kill();
         else {
-          worker.idle = setTimeout(() => proc.kill(), worker.sharing.idleSec * 1000);
-          Deno.unrefTimer(worker.idle);
+          worker.idleSince = Date.now();
+          armIdle(worker, worker.sharing.idleSec * 1000);
         }
       }
       // Room freed, or a worker retired: the next waiting job may go.

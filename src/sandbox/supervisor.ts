@@ -60,6 +60,16 @@ export const DEFAULT_SUPERVISOR_OPTIONS: Required<SupervisorOptions> = {
   scanLimit: DEFAULT_SCAN_LIMIT,
 };
 
+/**
+ * Credits are given back to a worker in grants of at least half its window.
+ * While a grant waits here, the worker still holds the rest of its window
+ * minus what is in flight, so it can be out of credit only with more than
+ * this many events in flight, whose commits then complete the grant; and a
+ * job that emits fewer events costs no credit message (a frame, a worker
+ * wake-up) at all.
+ */
+const GRANT_AT = EVENT_WINDOW / 2;
+
 /** Kinds the runtime itself produces; an agent may not forge them. */
 const RUNTIME_KINDS = new Set(["result_chunk", "delegate"]);
 
@@ -239,6 +249,26 @@ export function isEventsMessage(raw: unknown): raw is Extract<WorkerMessage, { t
   return true;
 }
 
+const RESULT_KEYS = new Set(["t", "j", "value"]);
+
+/**
+ * Whether a worker message is a well-formed `result`, exactly as the strict
+ * wire schema would accept it, without building the schema's parsed copy:
+ * every job ends with one, and its value is checked on its own
+ * (`checkResult`).
+ *
+ * @param raw the message as the worker posted it
+ * @returns true for a well-formed result
+ */
+export function isResultMessage(raw: unknown): raw is Extract<WorkerMessage, { t: "result" }> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return false;
+  const m = raw as Record<string, unknown>;
+  const keys = Object.keys(m);
+  if (keys.length !== 3 || !keys.every((k) => RESULT_KEYS.has(k))) return false;
+  const { t, j } = m;
+  return t === "result" && typeof j === "number" && Number.isInteger(j) && j >= 0;
+}
+
 /** Runs agents through a launcher, supervising each one. */
 export class SupervisedSandbox implements Sandbox {
   #launcher: AgentLauncher;
@@ -251,6 +281,11 @@ export class SupervisedSandbox implements Sandbox {
   #eventRate: number;
   #eventBurst: number;
   #scanLimit: number;
+  /** Each running job's liveness check, run together once per beat interval. */
+  #watches = new Set<(now: number, late: number) => void>();
+  #tick: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed tick should run; how late it ran tells whether this runtime's loop stalled. */
+  #due = 0;
 
   /**
    * @param launcher where workers start
@@ -273,6 +308,28 @@ export class SupervisedSandbox implements Sandbox {
     this.#eventRate = options.eventRate ?? d.eventRate;
     this.#eventBurst = options.eventBurst ?? d.eventBurst;
     this.#scanLimit = options.scanLimit ?? d.scanLimit;
+  }
+
+  /**
+   * Runs a job's liveness check on the next ticks until it is removed. One
+   * timer serves every job, and it stays armed across jobs while any run or
+   * ran in its last interval: a job then costs no timer of its own.
+   */
+  #watch(check: (now: number, late: number) => void): void {
+    this.#watches.add(check);
+    if (this.#tick === undefined) this.#arm();
+  }
+
+  #arm(): void {
+    this.#due = Date.now() + this.#beatMs;
+    this.#tick = setTimeout(() => {
+      this.#tick = undefined;
+      const now = Date.now();
+      const late = now - this.#due;
+      for (const check of [...this.#watches]) check(now, late);
+      // A job started by a check's fallout (a failure's listener) may have armed it already.
+      if (this.#watches.size > 0 && this.#tick === undefined) this.#arm();
+    }, this.#beatMs);
   }
 
   /**
@@ -328,7 +385,7 @@ export class SupervisedSandbox implements Sandbox {
     let holding = false;
     const finish = (how: JobExit) => {
       done = true;
-      clearTimeout(watchdog);
+      this.#watches.delete(watch);
       // A shared worker lives on: the job's credentials leave it with the job.
       if (holding) channel?.post({ t: "credentials", credentials: [] });
       channel?.end(how);
@@ -341,7 +398,7 @@ export class SupervisedSandbox implements Sandbox {
     };
     const credit = (n = 1) => {
       inflight -= n;
-      if (toGrant === 0) queueMicrotask(grant);
+      if (toGrant < GRANT_AT && toGrant + n >= GRANT_AT) queueMicrotask(grant);
       toGrant += n;
     };
     const grant = () => {
@@ -349,10 +406,7 @@ export class SupervisedSandbox implements Sandbox {
       channel!.post({ t: "credit", n: toGrant });
       toGrant = 0;
     };
-    let due = Date.now() + this.#beatMs;
-    const watch = () => {
-      const now = Date.now();
-      const late = now - due;
+    const watch = (now: number, late: number) => {
       if (late > this.#beatMs / 2) {
         // This runtime's own loop stalled: the worker's beats may sit unread
         // behind that stall, so it is not counted against the worker; the
@@ -365,12 +419,9 @@ export class SupervisedSandbox implements Sandbox {
             `agent missed ${this.#missedBeats} liveness beats; its event loop is blocked`,
           ),
         );
-        return;
       }
-      due = now + this.#beatMs;
-      watchdog = setTimeout(watch, this.#beatMs);
     };
-    let watchdog = setTimeout(watch, this.#beatMs);
+    this.#watch(watch);
     /**
      * Events of one message, in order: each is held to the rate and window
      * caps and checked; those before a refused one still go on, as they
@@ -412,9 +463,10 @@ export class SupervisedSandbox implements Sandbox {
     };
     const onMessage = (raw: unknown) => {
       if (done) return;
-      // Events and beats are most of the traffic: checked by hand, the zod
-      // schema only for the rest (and to word the refusal of a malformed one).
-      const parsed = isEventsMessage(raw) || isEventMessage(raw) || isBeatMessage(raw)
+      // Events, beats and results are most of the traffic: checked by hand,
+      // the zod schema only for the rest (and to word the refusal of a malformed one).
+      const parsed = isEventsMessage(raw) || isEventMessage(raw) || isBeatMessage(raw) ||
+          isResultMessage(raw)
         ? { success: true as const, data: raw }
         : WorkerMessageSchema.safeParse(raw);
       if (!parsed.success) {
@@ -535,7 +587,7 @@ export class SupervisedSandbox implements Sandbox {
           ),
       });
     } catch (err) {
-      clearTimeout(watchdog);
+      this.#watches.delete(watch);
       throw err;
     }
     const deliver = (credentials: NonNullable<SandboxJob["credentials"]>) => {
@@ -567,6 +619,9 @@ export class SupervisedSandbox implements Sandbox {
 
   /** Stops every worker. */
   close(): Promise<void> {
+    clearTimeout(this.#tick);
+    this.#tick = undefined;
+    this.#watches.clear();
     return this.#launcher.close();
   }
 }

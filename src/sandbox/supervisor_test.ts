@@ -1,6 +1,12 @@
 import { equal } from "assert";
 import { EVENT_BODIES } from "../protocol/events.ts";
-import { isBeatMessage, isEventMessage, isEventsMessage, plainBody } from "./supervisor.ts";
+import {
+  isBeatMessage,
+  isEventMessage,
+  isEventsMessage,
+  isResultMessage,
+  plainBody,
+} from "./supervisor.ts";
 import { EVENT_WINDOW } from "./worker/limits.ts";
 import { WorkerMessageSchema } from "./worker/wire.ts";
 
@@ -49,6 +55,33 @@ Deno.test("isBeatMessage accepts exactly the beats the strict wire schema accept
     const strict = WorkerMessageSchema.safeParse(raw);
     const wellFormed = strict.success && strict.data.t === "beat";
     equal(isBeatMessage(raw), wellFormed, JSON.stringify(raw));
+  }
+});
+
+Deno.test("isResultMessage accepts exactly the results the strict wire schema accepts", () => {
+  const samples: unknown[] = [
+    { t: "result", j: 0, value: { echo: 1 } },
+    { t: "result", j: 4, value: null },
+    { t: "result", j: 0, value: undefined },
+    { j: 0, value: [1], t: "result" },
+    Object.assign(Object.create(null), { t: "result", j: 0, value: 1 }),
+    { t: "result", j: 0 },
+    { t: "result", value: 1 },
+    { t: "result", j: -1, value: 1 },
+    { t: "result", j: 0.5, value: 1 },
+    { t: "result", j: "0", value: 1 },
+    { t: "result", j: 0, value: 1, job_id: "job_x" },
+    { t: "Result", j: 0, value: 1 },
+    { t: "error", j: 0, name: "Error", message: "x" },
+    { t: "beat" },
+    null,
+    [],
+    "result",
+  ];
+  for (const raw of samples) {
+    const strict = WorkerMessageSchema.safeParse(raw);
+    const wellFormed = strict.success && strict.data.t === "result";
+    equal(isResultMessage(raw), wellFormed, JSON.stringify(raw));
   }
 });
 

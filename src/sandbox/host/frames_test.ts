@@ -1,5 +1,13 @@
 import { deepEqual, equal, rejects } from "assert";
-import { encodeFrame, type FrameSource, FrameTooLarge, FrameWriter, readFrames } from "./frames.ts";
+import {
+  encodeFrame,
+  frameBytes,
+  type FrameSource,
+  frameText,
+  FrameTooLarge,
+  FrameWriter,
+  readFrames,
+} from "./frames.ts";
 
 /** A source that hands out `bytes` in reads of at most `step` bytes. */
 function chunked(bytes: Uint8Array, step: number): FrameSource {
@@ -74,4 +82,18 @@ Deno.test("FrameWriter writes every frame in order even when writes are partial"
   await all.promise;
   equal(written.length, total);
   deepEqual(await collect(chunked(new Uint8Array(written), 1000), 1000), values);
+});
+
+Deno.test("frameText frames exactly the bytes TextEncoder gives, small or large", () => {
+  const texts = [
+    "",
+    '{"a":1}',
+    "ünïcödé 🚀",
+    "\ud800 lone",
+    "€".repeat(16 * 1024),
+    "x".repeat(70_000),
+  ];
+  for (const text of texts) {
+    deepEqual(frameText(text), frameBytes(new TextEncoder().encode(text)), text.slice(0, 20));
+  }
 });

@@ -19,7 +19,7 @@ import {
   MAX_MESSAGE_BYTES,
   MAX_RESULT_BYTES,
 } from "../worker/limits.ts";
-import { encodeFrame, frameBytes, FrameWriter, readFrames } from "./frames.ts";
+import { encodeFrame, frameBytes, frameText, FrameWriter, readFrames } from "./frames.ts";
 import {
   type HostCommand,
   type HostIntro,
@@ -125,18 +125,19 @@ class Relay {
         );
       }
     }
-    let body: Uint8Array;
+    let frame: Uint8Array;
     try {
-      body = encoder.encode(JSON.stringify({ m: data }));
+      frame = frameText(JSON.stringify({ m: data }));
     } catch (err) {
       return this.#endJob(j, `agent posted a message that is not JSON: ${(err as Error).message}`);
     }
-    if (msg.t === "events" && j !== undefined && body.length > MAX_EVENT_BYTES + 1024) {
+    const size = frame.length - 4;
+    if (msg.t === "events" && j !== undefined && size > MAX_EVENT_BYTES + 1024) {
       return this.#relayEvents(j, msg.items);
     }
-    const refused = overCap(msg, body.length);
+    const refused = overCap(msg, size);
     if (refused) this.#endJob(j, refused.crash, refused.cap);
-    else this.#out.write(frameBytes(body));
+    else this.#out.write(frame);
   }
 
   /**

@@ -498,13 +498,18 @@ function makeContext(
     return await calls.call("authorize", { ns, target }) as string;
   };
   // One span for the job: ctx.fetch and ctx.model name the same parent.
-  const traceparent = traceparentOf(start.traceId, start.spanId);
+  let span: string | undefined;
+  const traceparent = () => span ??= traceparentOf(start.traceId, start.spanId);
+  // Built on first use: most agents never touch them, and every job pays for what is built here.
+  let fs: AgentFs | undefined;
+  let fetchFn: AgentContext["fetch"] | undefined;
   return Object.freeze(
     {
       signal,
       jobId: start.jobId,
       traceId: start.traceId,
-      lease: Object.freeze(structuredClone(start.lease)),
+      // `start` is this worker's own structured-clone copy of the message, seen by nothing else.
+      lease: Object.freeze(start.lease),
       get credentials() {
         return credentials.list;
       },
@@ -517,7 +522,7 @@ function makeContext(
           exhausted: (credentialId, message) =>
             calls.call("upstream_budget", { credential_id: credentialId, message }),
           signal,
-          traceparent,
+          traceparent: traceparent(),
         }),
       log: (level, message, attributes) =>
         emit("log", { level, message, ...opt(attributes, "attributes") }),
@@ -537,8 +542,12 @@ function makeContext(
         }
         return emit(kind, body);
       },
-      fs: makeFs(authorize),
-      fetch: makeFetch(authorize, traceparent),
+      get fs() {
+        return fs ??= makeFs(authorize);
+      },
+      get fetch() {
+        return fetchFn ??= makeFetch(authorize, traceparent());
+      },
       input: () => nextInput(calls, signal),
       inputs: () => inputsOf(calls, signal),
       tool: async (name: string, args?: unknown) => {
@@ -661,8 +670,11 @@ export function serveAgent(agent: AgentDefinition): void {
       abort: new AbortController(),
       credentials: new SlotCredentials(),
     };
-    slot.credentials.set(early.get(j) ?? []);
-    early.delete(j);
+    const sent = early.get(j);
+    if (sent) {
+      slot.credentials.set(sent);
+      early.delete(j);
+    }
     const stream = new ResultStream(slot.outbox);
     jobs.set(j, slot);
     if (!beating) {
