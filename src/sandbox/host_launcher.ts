@@ -175,7 +175,7 @@ class WaitingChannel implements AgentChannel {
   readonly handlers: ChannelHandlers;
   #queued: JobMessage[] = [];
   #post: ((msg: JobMessage) => void) | undefined;
-  #end: ((how: JobExit) => void) | undefined;
+  #end: ((how: JobExit, delivered?: Promise<unknown>) => void) | undefined;
   #ended = false;
 
   constructor(handlers: ChannelHandlers) {
@@ -192,7 +192,10 @@ class WaitingChannel implements AgentChannel {
     return this.#ended;
   }
 
-  bind(post: (msg: JobMessage) => void, end: (how: JobExit) => void): void {
+  bind(
+    post: (msg: JobMessage) => void,
+    end: (how: JobExit, delivered?: Promise<unknown>) => void,
+  ): void {
     this.#post = post;
     this.#end = end;
     for (const msg of this.#queued.splice(0)) post(msg);
@@ -210,8 +213,8 @@ class WaitingChannel implements AgentChannel {
     else if (!this.#ended) this.#queued.push(msg);
   }
 
-  end(how: JobExit): void {
-    if (this.#end) return this.#end(how);
+  end(how: JobExit, delivered?: Promise<unknown>): void {
+    if (this.#end) return this.#end(how, delivered);
     this.#ended = true;
     this.#queued = [];
   }
@@ -687,14 +690,22 @@ export class HostLauncher implements AgentLauncher {
     const j = proc.attach(spec.jobId, channel.handlers);
     const returns = proc.served < this.#jobsPerProcess;
     if (returns) this.#countReturning(key, 1);
-    channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (how) => {
+    channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (
+      how,
+      delivered,
+    ) => {
       proc.detach(j);
       if (how === "done") this.#demand.served(key);
       if (how !== "done" || !returns || this.#closed) {
         if (returns) this.#countReturning(key, -1);
         return proc.kill();
       }
-      this.#recycle(key, workerKey(spec, true), proc);
+      // Starting the next worker takes ~20 ms of CPU: after the result is
+      // out, not beside its commit and delivery.
+      const own = workerKey(spec, true);
+      const recycle = () => void this.#recycle(key, own, proc);
+      if (delivered) delivered.then(recycle, recycle);
+      else recycle();
     });
   }
 
