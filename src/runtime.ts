@@ -218,7 +218,8 @@ export interface RuntimeOptions {
   /**
    * The longest a fresh job may be expected to wait for a sandbox worker
    * when it is submitted, ms (default 1,000); past it the submit is refused
-   * with a retryable `INTERNAL_ERROR` (`details.cap: "sandbox_busy"`).
+   * with a retryable `INTERNAL_ERROR` (`details.cap: "sandbox_busy"`). Once
+   * the queue has not emptied for a quarter of it, the limit is a tenth of it.
    */
   sandboxQueueMs?: number;
   /** Let agents in sandbox host processes import npm packages already in Deno's cache (default false). */

@@ -81,12 +81,12 @@ export class AgentListener {
     return new ArcpError("BUDGET_EXHAUSTED", `upstream budget exhausted (${live.upstreamBudget})`);
   }
 
-  /** The agent returned: a streamed result must not also come inline. */
-  #finish(live: LiveJob, result: unknown): void {
-    if (live.cancelling) return void this.#port.end(live, cancelled(live));
+  /** The agent returned: a streamed result must not also come inline. Settles once the end is out. */
+  #finish(live: LiveJob, result: unknown): Promise<void> {
+    if (live.cancelling) return this.#port.end(live, cancelled(live));
     if (live.stream) {
       if (result !== null) {
-        return void this.#port.end(live, {
+        return this.#port.end(live, {
           status: "error",
           error: new ArcpError(
             "INTERNAL_ERROR",
@@ -96,7 +96,7 @@ export class AgentListener {
       }
       if (!live.stream.ended) this.#chunkEnd(live);
     }
-    this.#port.end(live, { status: "success", result });
+    return this.#port.end(live, { status: "success", result });
   }
 
   /** One piece of the streamed result; the piece before it goes out now that `more` is known. */

@@ -62,8 +62,11 @@ export interface AgentChannel {
    * job did not end `done`, which retires it.
    *
    * @param how how the job ended
+   * @param delivered for a job that ended `done`, settles once its outcome
+   *   is out (committed and sent): work that readies its process for the next
+   *   job waits for it, so it does not compete with the result for the CPU
    */
-  end(how: JobExit): void;
+  end(how: JobExit, delivered?: Promise<unknown>): void;
 }
 
 /** Starts workers. */

@@ -86,7 +86,9 @@ export interface HostLauncherOptions {
    * submitted, ms (default 1,000). Past it, {@linkcode HostLauncher.refusal}
    * refuses the submit with a retryable `INTERNAL_ERROR`
    * (`cap: "sandbox_busy"`) before it is accepted: a queue longer than the
-   * machine clears in that time only turns overload into latency.
+   * machine clears in that time only turns overload into latency. Once the
+   * queue has not emptied for a quarter of it (overload, not a burst), the
+   * limit is a tenth of it.
    */
   maxQueueMs?: number;
   /** The deno executable (default: the one running the runtime). */
@@ -162,6 +164,24 @@ const MAX_FRESH_WAITING = Math.max(64, 16 * MAX_STARTING);
  */
 const MIN_QUEUE_REFUSED = 8 * MAX_STARTING;
 
+/**
+ * A fresh queue that has not emptied for this part of `maxQueueMs` (a
+ * quarter: 250 ms by default) is overload, not a burst: a burst drains, a
+ * queue that stays is the machine falling behind. Holding such a queue to
+ * the whole budget made every accepted job wait that long (100 sessions ×
+ * 1 fresh echo/s on 2 cores: p50 0.96 s, p99 1.39 s, measured).
+ */
+const STANDING_PART = 4;
+
+/**
+ * The part of `maxQueueMs` a fresh job may be expected to wait while the
+ * queue is overload (a tenth: 100 ms by default). Refusing more early does
+ * not cost throughput (processes start in parallel with the queue either
+ * way): at a quarter, the same load held p50 ~200 ms; at a tenth ~120 ms,
+ * with as many jobs done per second (measured, 2 loaded cores).
+ */
+const OVERLOAD_PART = 10;
+
 /** Jobs that may wait for room in one key's shared workers. */
 const MAX_SHARED_WAITING = 256;
 
@@ -175,7 +195,7 @@ class WaitingChannel implements AgentChannel {
   readonly handlers: ChannelHandlers;
   #queued: JobMessage[] = [];
   #post: ((msg: JobMessage) => void) | undefined;
-  #end: ((how: JobExit) => void) | undefined;
+  #end: ((how: JobExit, delivered?: Promise<unknown>) => void) | undefined;
   #ended = false;
 
   constructor(handlers: ChannelHandlers) {
@@ -192,7 +212,10 @@ class WaitingChannel implements AgentChannel {
     return this.#ended;
   }
 
-  bind(post: (msg: JobMessage) => void, end: (how: JobExit) => void): void {
+  bind(
+    post: (msg: JobMessage) => void,
+    end: (how: JobExit, delivered?: Promise<unknown>) => void,
+  ): void {
     this.#post = post;
     this.#end = end;
     for (const msg of this.#queued.splice(0)) post(msg);
@@ -210,8 +233,8 @@ class WaitingChannel implements AgentChannel {
     else if (!this.#ended) this.#queued.push(msg);
   }
 
-  end(how: JobExit): void {
-    if (this.#end) return this.#end(how);
+  end(how: JobExit, delivered?: Promise<unknown>): void {
+    if (this.#end) return this.#end(how, delivered);
     this.#ended = true;
     this.#queued = [];
   }
@@ -293,9 +316,14 @@ export class HostLauncher implements AgentLauncher {
   > = [];
   /**
    * How long each job ahead in the fresh queue has recently held up the one
-   * behind it (ms, smoothed): the queue's drain time per place.
+   * behind it until its worker was ready (ms, smoothed): the queue's drain
+   * time per place.
    */
   #perPlaceMs = 50;
+  /** Since when the fresh queue has held a job without emptying (ms), if it holds one. */
+  #backlogSince: number | undefined;
+  /** Jobs bound to a process whose worker is not yet ready: what to learn once it is. */
+  #readyWaits = new Map<SandboxProcess, () => void>();
   /** Idle processes without a worker, oldest first. */
   #idle: SandboxProcess[] = [];
   /** Idle processes whose worker was started ahead, by worker key, oldest first. */
@@ -388,7 +416,7 @@ export class HostLauncher implements AgentLauncher {
         HOST_MAIN,
       ],
     };
-    this.#trim = setInterval(() => this.#refill(), TRIM_MS);
+    this.#trim = setInterval(() => this.#refill(true), TRIM_MS);
     Deno.unrefTimer(this.#trim);
     this.#refill();
   }
@@ -459,11 +487,17 @@ export class HostLauncher implements AgentLauncher {
   #start(): SandboxProcess {
     const proc = new SandboxProcess(this.#spawn, (p) => {
       this.#all.delete(p);
+      this.#readyWaits.delete(p);
       this.#forget(p);
       queueMicrotask(() => this.#serveFresh());
     });
     // A process that stops starting frees room for another start.
     proc.onSettled = () => {
+      const learn = proc.workerReady ? this.#readyWaits.get(proc) : undefined;
+      if (learn) {
+        this.#readyWaits.delete(proc);
+        learn();
+      }
       this.#serveFresh();
       this.#queueRefill();
     };
@@ -524,8 +558,17 @@ export class HostLauncher implements AgentLauncher {
    * for the keys in use, idle processes for the rest (at least `warmPool` in
    * all), and no more than `warmMax`. Warm workers of keys no longer in use
    * are stopped.
+   *
+   * The pool grows at once, but shrinks to what demand calls for only when
+   * `trim` is set (every {@linkcode TRIM_MS}) or past `warmMax`: the wanted
+   * count moves by one as launches enter and leave the demand window, and
+   * shrinking at once started a process and killed it again before it was
+   * ready, over and over (5 of every 100 jobs at a steady 20/s paid for a
+   * process start, measured).
+   *
+   * @param trim whether to stop processes beyond what demand calls for
    */
-  #refill(): void {
+  #refill(trim = false): void {
     if (this.#closed) return;
     const wanted = this.#poolSize === 0 ? [] : this.#demand.wanted(Date.now(), this.#warmMax);
     const want = new Map(wanted.map((w) => [w.key, w.n]));
@@ -549,16 +592,17 @@ export class HostLauncher implements AgentLauncher {
     for (const w of wanted) {
       const have = (recycledOf.get(w.key) ?? 0) + (this.#returning.get(w.key) ?? 0);
       const n = Math.max(0, Math.min(w.n - have, budget));
-      budget -= n;
       const list = this.#warm.get(w.key) ?? [];
-      while (list.length > n) list.shift()!.kill();
+      const keep = trim ? n : Math.max(n, Math.min(list.length, budget));
+      budget -= Math.max(n, keep);
+      while (list.length > keep) list.shift()!.kill();
       while (list.length < n && this.#mayStart()) list.push(this.#startWarm(w.template));
       if (list.length > 0) this.#warm.set(w.key, list);
       else this.#warm.delete(w.key);
       warm += list.length + have;
     }
     const idle = Math.max(0, this.#poolSize - warm);
-    while (this.#idle.length > idle) this.#idle.shift()!.kill();
+    while (trim && this.#idle.length > idle) this.#idle.shift()!.kill();
     while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES && this.#mayStart()) {
       const proc = this.#start();
       this.#idle.push(proc);
@@ -627,18 +671,23 @@ export class HostLauncher implements AgentLauncher {
       );
       return channel;
     }
-    if (channel.waiting) this.#armWaitTimer();
+    if (channel.waiting) {
+      this.#backlogSince ??= Date.now();
+      this.#armWaitTimer();
+    }
     this.#queueRefill();
     return channel;
   }
 
   /**
    * Why a job of this agent submitted now should be refused rather than
-   * accepted, if it should: its expected wait for a worker (the jobs queued
-   * ahead, plus itself, times the time each has recently taken to clear, or
-   * the age of the oldest, whichever is longer) is past `maxQueueMs`, and
-   * the queue is not a young burst (fewer than
-   * {@linkcode MIN_QUEUE_REFUSED} jobs, the oldest within `maxQueueMs`).
+   * accepted, if it should: {@linkcode MAX_FRESH_WAITING} jobs wait already,
+   * or its expected wait for a worker (the jobs queued ahead, plus itself,
+   * times the time each has recently taken to clear, or the age of the
+   * oldest, whichever is longer) is past the limit, and the queue is not a
+   * young burst (fewer than {@linkcode MIN_QUEUE_REFUSED} jobs, the oldest
+   * within the limit). The limit is `maxQueueMs`, or a tenth of it once the
+   * queue has not emptied for a quarter of it (overload, not a burst).
    * Agents that share workers queue per key and are not refused here.
    *
    * @param agent the agent's module and sharing
@@ -648,12 +697,21 @@ export class HostLauncher implements AgentLauncher {
     if (agent.sharing || this.#closed) return undefined;
     const queued = this.#freshWaiting.filter((w) => !w.channel.ended);
     if (queued.length === 0) return undefined;
-    const oldest = Date.now() - queued[0].since;
-    if (queued.length < MIN_QUEUE_REFUSED && oldest <= this.#maxQueueMs) return undefined;
+    if (queued.length >= MAX_FRESH_WAITING) {
+      return `${queued.length} jobs already wait for a sandbox process; ${BUSY}`;
+    }
+    const now = Date.now();
+    const oldest = now - queued[0].since;
+    const overloaded = this.#backlogSince !== undefined &&
+      now - this.#backlogSince > this.#maxQueueMs / STANDING_PART;
+    const limit = overloaded ? this.#maxQueueMs / OVERLOAD_PART : this.#maxQueueMs;
+    if (queued.length < MIN_QUEUE_REFUSED && oldest <= limit) return undefined;
     const expected = Math.max(oldest, (queued.length + 1) * this.#perPlaceMs);
-    if (expected <= this.#maxQueueMs) return undefined;
+    if (expected <= limit) return undefined;
     return `${queued.length} jobs already wait for a sandbox process, about ` +
-      `${Math.round(expected)} ms (the limit is ${this.#maxQueueMs} ms); ${BUSY}`;
+      `${Math.round(expected)} ms (the limit is ${Math.round(limit)} ms${
+        overloaded ? ", a queue that has not emptied" : ""
+      }); ${BUSY}`;
   }
 
   /** Whether the pool may start a process ahead of demand: room to start, and no job waiting. */
@@ -684,12 +742,19 @@ export class HostLauncher implements AgentLauncher {
         (this.#startingCount() < MAX_STARTING ? this.#take(next.spec) : undefined);
       if (!proc) break;
       this.#freshWaiting.shift();
-      const waited = Date.now() - next.since;
-      if (next.ahead > 0 || waited > 0) {
-        this.#perPlaceMs = 0.8 * this.#perPlaceMs + 0.2 * (waited / (next.ahead + 1));
-      }
       this.#bindFresh(next.spec, proc, next.channel);
+      // Its wait lasts until its worker is ready: a job handed a process
+      // still starting waits on, outside the queue.
+      const learn = () => {
+        const waited = Date.now() - next.since;
+        if (next.ahead > 0 || waited > 0) {
+          this.#perPlaceMs = 0.8 * this.#perPlaceMs + 0.2 * (waited / (next.ahead + 1));
+        }
+      };
+      if (proc.workerReady) learn();
+      else this.#readyWaits.set(proc, learn);
     }
+    if (this.#freshWaiting.length === 0) this.#backlogSince = undefined;
   }
 
   #bindFresh(spec: LaunchSpec, proc: SandboxProcess, channel: WaitingChannel): void {
@@ -698,14 +763,22 @@ export class HostLauncher implements AgentLauncher {
     const j = proc.attach(spec.jobId, channel.handlers);
     const returns = proc.served < this.#jobsPerProcess;
     if (returns) this.#countReturning(key, 1);
-    channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (how) => {
+    channel.bind((msg) => proc.send({ c: "post", msg: { ...msg, j } as HostMessage }), (
+      how,
+      delivered,
+    ) => {
       proc.detach(j);
       if (how === "done") this.#demand.served(key);
       if (how !== "done" || !returns || this.#closed) {
         if (returns) this.#countReturning(key, -1);
         return proc.kill();
       }
-      this.#recycle(key, workerKey(spec, true), proc);
+      // Starting the next worker takes ~20 ms of CPU: after the result is
+      // out, not beside its commit and delivery.
+      const own = workerKey(spec, true);
+      const recycle = () => void this.#recycle(key, own, proc);
+      if (delivered) delivered.then(recycle, recycle);
+      else recycle();
     });
   }
 
@@ -830,6 +903,7 @@ export class HostLauncher implements AgentLauncher {
       };
       this.#serveFresh();
       expire(this.#freshWaiting);
+      if (this.#freshWaiting.length === 0) this.#backlogSince = undefined;
       for (const [key, queue] of this.#sharedWaiting) {
         expire(queue);
         if (queue.length === 0) this.#sharedWaiting.delete(key);

@@ -78,8 +78,15 @@ export interface SandboxListener {
   onChunk(data: string, encoding: "utf8" | "base64"): Promise<void>;
   /** The agent closed its streamed result. */
   onChunkEnd(): void;
-  /** The agent returned. */
-  onResult(value: unknown): void;
+  /**
+   * The agent returned.
+   *
+   * @param value what it returned
+   * @returns optionally, a promise that settles once the outcome is out
+   *   (committed and sent); the worker's process is readied for the next job
+   *   only after it, off the result's path
+   */
+  onResult(value: unknown): void | Promise<void>;
   /** The agent failed, stopped beating, or broke the sandbox protocol. */
   onError(error: ArcpError): void;
 }

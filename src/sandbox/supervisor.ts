@@ -383,12 +383,12 @@ export class SupervisedSandbox implements Sandbox {
     let channel: AgentChannel | undefined;
     /** Whether the worker (and its process's egress proxy) hold credentials of this job. */
     let holding = false;
-    const finish = (how: JobExit) => {
+    const finish = (how: JobExit, delivered?: Promise<unknown>) => {
       done = true;
       this.#watches.delete(watch);
       // A shared worker lives on: the job's credentials leave it with the job.
       if (holding) channel?.post({ t: "credentials", credentials: [] });
-      channel?.end(how);
+      channel?.end(how, delivered);
     };
     /** Ends the job; `forced` unless the agent itself finished (threw, or its worker died). */
     const fail = (error: ArcpError, forced = true) => {
@@ -539,8 +539,15 @@ export class SupervisedSandbox implements Sandbox {
             fail(err as ArcpError);
             return;
           }
-          finish("done");
-          listener.onResult(value);
+          // Done before the listener hears of it: ending the job kills a run not yet done.
+          const delivered = Promise.withResolvers<void>();
+          finish("done", delivered.promise);
+          try {
+            delivered.resolve(listener.onResult(value));
+          } catch (err) {
+            delivered.resolve();
+            throw err;
+          }
           return;
         }
         case "error":

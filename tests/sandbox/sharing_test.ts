@@ -434,6 +434,35 @@ Deno.test("a burst of fresh jobs is accepted, but a queue whose oldest job has w
   }
 });
 
+Deno.test("a fresh queue that has not emptied for a quarter of --sandbox-queue-ms is overload: a submit expected to wait past a tenth of it is refused, though within the budget", async () => {
+  const budgetMs = 2000;
+  await using server = await startServer({
+    agentsDir: `${ROOT}/tests/fixtures/slow_start`,
+    warmPool: 0,
+    sandboxQueueMs: budgetMs,
+  });
+  await using c = await connect(server.url);
+  // One job more than may start at once: it waits, since no worker is ready for seconds.
+  const starting = Math.max(2, navigator.hardwareConcurrency ?? 2);
+  const burst = await Promise.all(
+    Array.from({ length: starting + 1 }, (_, i) => c.submit({ agent: "slow-start", input: i })),
+  );
+  for (const a of burst) equal(a.type, "job.accepted", JSON.stringify(a.payload));
+  // Past a quarter of the budget, well within the whole of it and the agent's 2.5 s load.
+  await new Promise((r) => setTimeout(r, budgetMs / 4 + 200));
+  const late = await c.submit({ agent: "slow-start", input: "late" });
+  equal(late.type, "job.error", JSON.stringify(late.payload));
+  equal(late.payload.code, "INTERNAL_ERROR");
+  equal(late.payload.retryable, true);
+  equal(late.payload.details?.cap, "sandbox_busy", JSON.stringify(late.payload));
+  ok(String(late.payload.message).includes("not emptied"), late.payload.message);
+  for (const [i, a] of burst.entries()) {
+    const end = (await c.untilTerminal(a.job_id!, 60_000)).at(-1)!;
+    equal(end.type, "job.result", JSON.stringify(end.payload));
+    equal(end.payload.result, i);
+  }
+});
+
 /** The nice value of every thread of a process (read by `cat`: Deno opens another process's `/proc` only with `--allow-all`). */
 async function threadNices(pid: number): Promise<number[]> {
   const out = await new Deno.Command("/bin/sh", {
