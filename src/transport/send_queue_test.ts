@@ -61,3 +61,42 @@ Deno.test("stop drops what waits and ignores later frames; whenEmpty runs at onc
   fresh.whenEmpty(() => (ran = true));
   equal(ran, true);
 });
+
+/** A socket that holds what it is given, and says when it has been looked at `n` times. */
+class WatchedSink implements FrameSink {
+  held = 0;
+  /** Once set, what is sent is written at once. */
+  reading = false;
+  sent: string[] = [];
+  looks = 0;
+  #at: number;
+  #looked: () => void;
+  constructor(n: number, looked: () => void) {
+    this.#at = n;
+    this.#looked = looked;
+  }
+  get bufferedAmount(): number {
+    if (++this.looks === this.#at) this.#looked();
+    return this.held;
+  }
+  send(text: string): void {
+    this.sent.push(text);
+    if (!this.reading) this.held += text.length;
+  }
+}
+
+Deno.test("a socket that stops draining is still looked at, and its queue follows once it drains", async () => {
+  const { promise: lookedOften, resolve } = Promise.withResolvers<void>();
+  // More looks than the queue takes on the turns right after a push, so it is polling by timer.
+  const sink = new WatchedSink(20, resolve);
+  const q = new SendQueue(sink, { windowBytes: 4, maxBytes: 1000, onOverflow() {} });
+  q.push("aaaa");
+  q.push("bbbb");
+  q.push("cccc");
+  await lookedOften;
+  deepEqual(sink.sent, ["aaaa"], "nothing moves while the socket holds its window");
+  sink.reading = true;
+  sink.held = 0;
+  await emptied(q);
+  deepEqual(sink.sent, ["aaaa", "bbbb", "cccc"]);
+});
