@@ -144,14 +144,22 @@ export class SendQueue {
     this.#timer = undefined;
     this.#turn = undefined;
     if (this.#stopped) return;
-    const drained = this.#sink.bufferedAmount < this.#lastBuffered;
+    let held = this.#sink.bufferedAmount;
+    const drained = held < this.#lastBuffered;
     const before = this.#head;
-    while (!this.empty && this.#sink.bufferedAmount < this.#options.windowBytes) {
+    while (!this.empty) {
+      // What the socket was handed is counted here (a character is at least
+      // a byte), and it is asked again only once that fills the window.
+      if (held >= this.#options.windowBytes) {
+        held = this.#sink.bufferedAmount;
+        if (held >= this.#options.windowBytes) break;
+      }
       const text = this.#texts[this.#head];
       // Let the sent text go now, not when the array is next cut.
       this.#texts[this.#head++] = "";
       this.#queuedBytes -= text.length;
       this.#sink.send(text);
+      held += text.length;
     }
     if (this.empty) {
       this.#texts = [];
