@@ -148,8 +148,9 @@ export class SendQueue {
     const drained = held < this.#lastBuffered;
     const before = this.#head;
     while (!this.empty) {
-      // What the socket was handed is counted here (a character is at least
-      // a byte), and it is asked again only once that fills the window.
+      // What the socket was handed is counted here at its most (a UTF-16
+      // unit is at most three bytes of UTF-8), and it is asked again only
+      // once that count fills the window: never past it by more than a frame.
       if (held >= this.#options.windowBytes) {
         held = this.#sink.bufferedAmount;
         if (held >= this.#options.windowBytes) break;
@@ -159,7 +160,7 @@ export class SendQueue {
       this.#texts[this.#head++] = "";
       this.#queuedBytes -= text.length;
       this.#sink.send(text);
-      held += text.length;
+      held += text.length * 3;
     }
     if (this.empty) {
       this.#texts = [];
