@@ -35,6 +35,12 @@ const DRAIN_POLL_MIN_MS = 4;
 /** …doubling up to this (ms) while the socket stays full. */
 const DRAIN_POLL_MAX_MS = 50;
 
+/**
+ * A replay looks at its socket's buffer once per this many characters sent
+ * (a socket's window), so it overshoots the pause mark by at most that.
+ */
+const CHECK_EVERY_CHARS = 64 * 1024;
+
 /** Where delivery pauses: at most half the transport's cap, so events alone never pass it. */
 const pauseAt = (policy: SessionPolicy, transport: Transport): number =>
   Math.min(policy.maxBufferedBytes, transport.maxBufferedAmount / 2);
@@ -226,17 +232,28 @@ export class Session implements EventSink {
       await this.#store.write([this.recordWrite()]);
     }
     if (!this.#held) return true;
-    for await (const [seq, text] of this.#store.sessionLog(this.sessionId, this.#sentSeq)) {
-      if (this.#transport !== transport) return false;
-      if (seq !== this.#sentSeq + 1) this.#skipTo(seq);
-      if (
-        transport.bufferedAmount > pauseAt(this.#policy, transport) &&
-        !(await this.#drained(transport))
-      ) return false;
-      // A catch-up of this connection sends the live text, not the redacted copy in KV.
-      transport.send(this.#unredacted.get(seq) ?? text);
-      this.#unredacted.delete(seq);
-      this.#sentSeq = seq;
+    // Characters sent since the socket's buffer was last looked at: it is looked
+    // at again once they could take it a window past the pause mark, not
+    // before every envelope.
+    let unchecked = Infinity;
+    for await (const page of this.#store.sessionLog(this.sessionId, this.#sentSeq)) {
+      for (const [seq, logged] of page) {
+        if (this.#transport !== transport) return false;
+        if (seq !== this.#sentSeq + 1) this.#skipTo(seq);
+        if (unchecked + logged.length > CHECK_EVERY_CHARS) {
+          if (
+            transport.bufferedAmount > pauseAt(this.#policy, transport) &&
+            !(await this.#drained(transport))
+          ) return false;
+          unchecked = 0;
+        }
+        // A catch-up of this connection sends the live text, not the redacted copy in KV.
+        const text = this.#unredacted.size > 0 ? this.#unredacted.get(seq) ?? logged : logged;
+        transport.send(text);
+        unchecked += text.length;
+        this.#unredacted.delete(seq);
+        this.#sentSeq = seq;
+      }
     }
     if (this.#transport !== transport) return false;
     // What the log did not have must be held (committed after the listing read past it).

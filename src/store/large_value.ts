@@ -280,6 +280,34 @@ export async function* listTexts(
   after = -1,
   what = "log",
 ): AsyncGenerator<[number, string]> {
+  for await (const page of listTextPages(kv, prefix, after, what)) yield* page;
+}
+
+/**
+ * {@linkcode listTexts} a stored value at a time: each page holds the
+ * entries one value made whole (the entries of one group commit, up to
+ * {@linkcode SEGMENT_ENTRIES}), so a reader of a long log, a resume replay
+ * above all, awaits once per value rather than once per entry.
+ *
+ * @param kv the database
+ * @param prefix the log's prefix; entries are `[...prefix, n]`
+ * @param after list entries with `n > after`
+ * @param what the log, for messages
+ * @returns pages of `[n, text]` pairs, in order, none empty
+ * @throws {StoreDamageError} at the first damage
+ * @example
+ * ```ts ignore
+ * for await (const page of listTextPages(kv, ["v1", "slog", sessionId], lastSeen)) {
+ *   for (const [seq, text] of page) socket.send(text);
+ * }
+ * ```
+ */
+export async function* listTextPages(
+  kv: Deno.Kv,
+  prefix: Deno.KvKey,
+  after = -1,
+  what = "log",
+): AsyncGenerator<Array<[number, string]>> {
   // A value holding several entries sits at the key of its last one, so the
   // entry after `after` is in the first value at or past it.
   const selector = { prefix, start: [...prefix, after + 1] };
@@ -296,11 +324,12 @@ export async function* listTexts(
       throw unreadable(`${what} after entry ${last}`, err, { after: last });
     }
     if (next.done) break;
-    for (const whole of assembler.add(next.value.key.slice(prefix.length), next.value.value)) {
-      if (whole[0] <= after) continue;
-      last = whole[0];
-      yield whole;
-    }
+    let page = assembler.add(next.value.key.slice(prefix.length), next.value.value);
+    // Only the first value can hold entries at or before `after`.
+    if (page.length > 0 && page[0][0] <= after) page = page.filter(([n]) => n > after);
+    if (page.length === 0) continue;
+    last = page[page.length - 1][0];
+    yield page;
   }
   assembler.end();
 }

@@ -1,6 +1,7 @@
 import { deepEqual, equal, ok, rejects } from "assert";
 import { StoreDamageError } from "./damage.ts";
 import {
+  listTextPages,
   listTexts,
   logWrites,
   PART_CHARS,
@@ -188,6 +189,23 @@ Deno.test("entries of one log appended in one commit share values and read back 
   // Positions inside a shared value, at its ends, and past the end.
   for (const after of [0, 1, 137, 255, 256, 257, 699, 700]) {
     deepEqual(await read(kv, LOG, after), all.slice(after), `after ${after}`);
+  }
+});
+
+Deno.test("listTextPages gives each stored value's entries as one page, the same entries listTexts gives one by one", async () => {
+  await using db = await tempStore();
+  const kv = db.store.kv;
+  const texts = Array.from({ length: 700 }, (_, i) => `envelope ${i + 1}`);
+  await Promise.all(texts.map((t, i) => db.store.write(logWrites(LOG, i + 1, t))));
+  const stored = (await values(kv, LOG)).map((v) => Array.isArray(v) ? v.length : 1);
+  for (const after of [0, 1, 137, 699, 700]) {
+    const pages: Array<Array<[number, string]>> = [];
+    for await (const page of listTextPages(kv, LOG, after)) pages.push(page);
+    ok(pages.every((page) => page.length > 0), `after ${after}: an empty page`);
+    deepEqual(pages.flat(), await read(kv, LOG, after), `after ${after}`);
+    // Past the first page (cut at `after`), a page is one stored value.
+    const whole = pages.slice(1).map((page) => page.length);
+    deepEqual(whole, stored.slice(stored.length - whole.length), `after ${after}`);
   }
 });
 

@@ -9,7 +9,7 @@ import { keys, V } from "./keys.ts";
 import { keyId, keyIdUnder } from "./key_id.ts";
 import { GroupCommitter, isStorageFailure } from "./group_commit.ts";
 import { describeCause, type StorageHealth, storageUnavailable } from "./storage_health.ts";
-import { type KvWrite, listTexts, logEntries, logWrites } from "./large_value.ts";
+import { type KvWrite, listTextPages, listTexts, logEntries, logWrites } from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
 import { NodeDirectory, StartRefusedError } from "./nodes.ts";
@@ -600,15 +600,16 @@ export class Store {
   }
 
   /**
-   * A session's logged envelopes after a seq.
+   * A session's logged envelopes after a seq, a stored value (the entries of
+   * one commit) at a time.
    *
    * @param sessionId the session
    * @param afterSeq list seqs greater than this
-   * @returns `[seq, envelope text]` in order
+   * @returns pages of `[seq, envelope text]`, in order
    * @throws {StoreDamageError} at the first entry KV cannot read or that does not reassemble
    */
-  sessionLog(sessionId: string, afterSeq: number): AsyncGenerator<[number, string]> {
-    return listTexts(
+  sessionLog(sessionId: string, afterSeq: number): AsyncGenerator<Array<[number, string]>> {
+    return listTextPages(
       this.kv,
       keys.sessionLog(sessionId),
       afterSeq,

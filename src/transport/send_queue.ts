@@ -33,13 +33,17 @@ export interface SendQueueOptions {
 export const SOCKET_WINDOW_BYTES = 64 * 1024;
 
 /**
- * Deno's WebSocket has no drain event, so a queue that waits polls the
- * socket; a socket that does not drain is polled less and less often, so a
+ * Deno's WebSocket has no drain event, so a queue that waits looks at the
+ * socket again. While the socket drains (a look finds it holding less than
+ * the last, or frames moved) it looks again on the next turn of the event
+ * loop: a timer's least delay is about 2 ms on Deno 2.9, in which a reading
+ * client empties a 64 KiB window several times over, so polling by timer
+ * held a resume replay to one window per 2 ms. A socket that stops draining
+ * is looked at on a few more turns, then by timer less and less often, so a
  * stalled client costs next to nothing while it waits for the cap or its
- * session's stall timeout. A socket that drains is polled again at once
- * (a timer's least delay): at 4 ms a reading client got at most 64 KiB per
- * 4 ms, and a resume replay of 10,000 events took nearly three times as long.
+ * session's stall timeout.
  */
+const IDLE_TURNS = 3;
 const POLL_MIN_MS = 1;
 const POLL_MAX_MS = 250;
 
@@ -51,6 +55,10 @@ export class SendQueue {
   #head = 0;
   #queuedBytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #turn: ReturnType<typeof setImmediate> | undefined;
+  /** The socket's bytes at the last look, and the looks since it last drained. */
+  #lastBuffered = 0;
+  #idleTurns = 0;
   #pollMs = POLL_MIN_MS;
   #whenEmpty: (() => void) | undefined;
   #overflowed = false;
@@ -91,7 +99,7 @@ export class SendQueue {
     } else {
       this.#texts.push(text);
       this.#queuedBytes += text.length;
-      this.#schedule(POLL_MIN_MS);
+      this.#watch();
     }
     if (!this.#overflowed && this.bufferedAmount > this.#options.maxBytes) {
       this.#overflowed = true;
@@ -115,28 +123,44 @@ export class SendQueue {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#turn !== undefined) clearImmediate(this.#turn);
+    this.#turn = undefined;
     this.#texts = [];
     this.#head = 0;
     this.#queuedBytes = 0;
     this.#whenEmpty = undefined;
   }
 
-  #schedule(ms: number): void {
-    if (this.#timer !== undefined) return;
-    this.#pollMs = ms;
-    this.#timer = setTimeout(() => this.#flush(), ms);
+  /** Starts looking at the socket, unless a look is already due. */
+  #watch(): void {
+    if (this.#timer !== undefined || this.#turn !== undefined) return;
+    this.#lastBuffered = this.#sink.bufferedAmount;
+    this.#idleTurns = 0;
+    this.#pollMs = POLL_MIN_MS;
+    this.#turn = setImmediate(() => this.#flush());
   }
 
   #flush(): void {
     this.#timer = undefined;
+    this.#turn = undefined;
     if (this.#stopped) return;
+    let held = this.#sink.bufferedAmount;
+    const drained = held < this.#lastBuffered;
     const before = this.#head;
-    while (!this.empty && this.#sink.bufferedAmount < this.#options.windowBytes) {
+    while (!this.empty) {
+      // What the socket was handed is counted here at its most (a UTF-16
+      // unit is at most three bytes of UTF-8), and it is asked again only
+      // once that count fills the window: never past it by more than a frame.
+      if (held >= this.#options.windowBytes) {
+        held = this.#sink.bufferedAmount;
+        if (held >= this.#options.windowBytes) break;
+      }
       const text = this.#texts[this.#head];
       // Let the sent text go now, not when the array is next cut.
       this.#texts[this.#head++] = "";
       this.#queuedBytes -= text.length;
       this.#sink.send(text);
+      held += text.length * 3;
     }
     if (this.empty) {
       this.#texts = [];
@@ -151,6 +175,16 @@ export class SendQueue {
       this.#texts = this.#texts.slice(this.#head);
       this.#head = 0;
     }
-    this.#schedule(moved ? POLL_MIN_MS : Math.min(POLL_MAX_MS, this.#pollMs * 2));
+    this.#lastBuffered = this.#sink.bufferedAmount;
+    if (moved || drained) {
+      this.#idleTurns = 0;
+      this.#pollMs = POLL_MIN_MS;
+    }
+    if (this.#idleTurns++ < IDLE_TURNS) {
+      this.#turn = setImmediate(() => this.#flush());
+    } else {
+      this.#timer = setTimeout(() => this.#flush(), this.#pollMs);
+      this.#pollMs = Math.min(POLL_MAX_MS, this.#pollMs * 2);
+    }
   }
 }

@@ -1,4 +1,4 @@
-import { deepEqual, equal } from "assert";
+import { deepEqual, equal, ok } from "assert";
 import { type FrameSink, SendQueue } from "./send_queue.ts";
 
 /** A socket that holds what it is given until the test drains it. */
@@ -60,4 +60,69 @@ Deno.test("stop drops what waits and ignores later frames; whenEmpty runs at onc
   const fresh = new SendQueue(new HeldSink(), { windowBytes: 1, maxBytes: 1, onOverflow() {} });
   fresh.whenEmpty(() => (ran = true));
   equal(ran, true);
+});
+
+/** A socket that holds what it is given, and says when it has been looked at `n` times. */
+class WatchedSink implements FrameSink {
+  held = 0;
+  /** Once set, what is sent is written at once. */
+  reading = false;
+  sent: string[] = [];
+  looks = 0;
+  #at: number;
+  #looked: () => void;
+  constructor(n: number, looked: () => void) {
+    this.#at = n;
+    this.#looked = looked;
+  }
+  get bufferedAmount(): number {
+    if (++this.looks === this.#at) this.#looked();
+    return this.held;
+  }
+  send(text: string): void {
+    this.sent.push(text);
+    if (!this.reading) this.held += text.length;
+  }
+}
+
+Deno.test("a socket that stops draining is still looked at, and its queue follows once it drains", async () => {
+  const { promise: lookedOften, resolve } = Promise.withResolvers<void>();
+  // More looks than the queue takes on the turns right after a push, so it is polling by timer.
+  const sink = new WatchedSink(20, resolve);
+  const q = new SendQueue(sink, { windowBytes: 4, maxBytes: 1000, onOverflow() {} });
+  q.push("aaaa");
+  q.push("bbbb");
+  q.push("cccc");
+  await lookedOften;
+  deepEqual(sink.sent, ["aaaa"], "nothing moves while the socket holds its window");
+  sink.reading = true;
+  sink.held = 0;
+  await emptied(q);
+  deepEqual(sink.sent, ["aaaa", "bbbb", "cccc"]);
+});
+
+Deno.test("the socket is never handed more than its window and one frame, counting UTF-8 bytes", async () => {
+  /** Counts what it holds in UTF-8 bytes, as Deno's WebSocket does. */
+  const sink = new (class implements FrameSink {
+    bufferedAmount = 0;
+    most = 0;
+    onSend: (() => void) | undefined;
+    send(text: string): void {
+      this.bufferedAmount += new TextEncoder().encode(text).byteLength;
+      this.most = Math.max(this.most, this.bufferedAmount);
+      this.onSend?.();
+    }
+  })();
+  const frame = "ééééé"; // 5 UTF-16 units, 10 bytes
+  const q = new SendQueue(sink, { windowBytes: 12, maxBytes: 1000, onOverflow() {} });
+  for (let i = 0; i < 8; i++) q.push(frame);
+  const { promise: looked, resolve } = Promise.withResolvers<void>();
+  sink.onSend = resolve;
+  sink.bufferedAmount = 0;
+  sink.most = 0;
+  // One look hands over what fits at once; this runs after it.
+  await looked;
+  ok(sink.most <= 12 + 10, `the socket held ${sink.most} bytes`);
+  equal(sink.bufferedAmount, 20, "two frames, the second starting below the window");
+  q.stop();
 });
