@@ -84,6 +84,9 @@ Deno.test("ten clients that never read are dropped past the queue cap, resume wi
     maxSocketBytes: 256 * 1024,
     // The stall watchdog would close these sockets too; give it no chance, so only the cap can.
     stallTimeoutMs: 600_000,
+    // Eleven fresh jobs start at once; on a loaded machine that queue may outlast the
+    // default `sandboxQueueMs` and refuse bob with `sandbox_busy`. The test is about sockets.
+    sandboxQueueMs: 60_000,
   });
   await using bob = await connect(server.url, "bob-token", FEATURES);
 
