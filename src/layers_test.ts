@@ -8,10 +8,11 @@ import { deepEqual } from "assert";
  */
 const MAY_IMPORT: Record<string, readonly string[]> = {
   "agent.ts": [],
-  "logger.ts": [],
+  "iso_time.ts": [],
+  "logger.ts": ["iso_time.ts"],
   "metrics.ts": [],
   "dashboard": [],
-  "protocol": [],
+  "protocol": ["iso_time.ts"],
   "lease": ["protocol"],
   "store": ["protocol"],
   "transport": ["protocol", "logger.ts"],

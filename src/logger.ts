@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { isoTime } from "./iso_time.ts";
 
 /** Where the runtime reports what operators should know. */
 export interface Logger {
@@ -126,32 +127,6 @@ function hasFields(value: Record<string, unknown>): boolean {
   return false;
 }
 
-/** The minute of the last line (epoch ms), and its text up to the seconds. */
-let minuteMs = NaN;
-let minuteText = "";
-
-/**
- * The current time as RFC 3339 (what `toISOString` gives), the date and
- * minute formatted once per minute: a `Date` formatted per line was a
- * measurable part of a short job's cost. The same as `isoTime` in
- * `protocol/time.ts`, which this module may not import.
- */
-function lineTime(): string {
-  const ms = Date.now();
-  const within = ms % 60_000;
-  const minute = ms - within;
-  if (minute !== minuteMs) {
-    const text = new Date(minute).toISOString();
-    if (text.length !== 24) return new Date(ms).toISOString();
-    minuteMs = minute;
-    minuteText = text.slice(0, 17);
-  }
-  const sec = Math.floor(within / 1000);
-  const milli = within % 1000;
-  return minuteText + (sec < 10 ? "0" : "") + sec + "." +
-    (milli < 10 ? "00" : milli < 100 ? "0" : "") + milli + "Z";
-}
-
 /**
  * Replaces the values of fields named like secrets, at any depth.
  *
@@ -190,7 +165,7 @@ export function stderrLogger(options: LoggerOptions = {}): Logger {
   const line = (level: LogSeverity, message: string, fields?: Record<string, unknown>) => {
     if (LOG_LEVELS.indexOf(level) < min) return;
     const safe = fields ? redact(fields) as Record<string, unknown> : {};
-    const time = lineTime();
+    const time = isoTime(Date.now());
     if (json) {
       // The record's own keys first and last: first for reading, last so no field overrides them.
       const own = { time, level, msg: message };
