@@ -406,6 +406,19 @@ Deno.test("an agent whose module awaits at its top level gets its job: nothing p
   deepEqual(end.payload.result, { hello: 1 });
 });
 
+/**
+ * Submits one `slow-start` job more than may start at once, so one waits (no
+ * worker is ready for seconds), and checks each was accepted.
+ */
+async function overfillStarts(c: WsClient): Promise<Env[]> {
+  const starting = Math.max(2, navigator.hardwareConcurrency ?? 2);
+  const burst = await Promise.all(
+    Array.from({ length: starting + 1 }, (_, i) => c.submit({ agent: "slow-start", input: i })),
+  );
+  for (const a of burst) equal(a.type, "job.accepted", JSON.stringify(a.payload));
+  return burst;
+}
+
 Deno.test("a burst of fresh jobs is accepted, but a queue whose oldest job has waited past --sandbox-queue-ms refuses a fresh submit, however short", async () => {
   const budgetMs = 500;
   await using server = await startServer({
@@ -414,12 +427,7 @@ Deno.test("a burst of fresh jobs is accepted, but a queue whose oldest job has w
     sandboxQueueMs: budgetMs,
   });
   await using c = await connect(server.url);
-  // One job more than may start at once: it waits, since no worker is ready for seconds.
-  const starting = Math.max(2, navigator.hardwareConcurrency ?? 2);
-  const burst = await Promise.all(
-    Array.from({ length: starting + 1 }, (_, i) => c.submit({ agent: "slow-start", input: i })),
-  );
-  for (const a of burst) equal(a.type, "job.accepted", JSON.stringify(a.payload));
+  const burst = await overfillStarts(c);
   // The budget is a wait, so it takes waiting to cross it; the agent's load outlasts this.
   await new Promise((r) => setTimeout(r, budgetMs + 500));
   const late = await c.submit({ agent: "slow-start", input: "late" });
@@ -442,12 +450,7 @@ Deno.test("a fresh queue that has not emptied for a quarter of --sandbox-queue-m
     sandboxQueueMs: budgetMs,
   });
   await using c = await connect(server.url);
-  // One job more than may start at once: it waits, since no worker is ready for seconds.
-  const starting = Math.max(2, navigator.hardwareConcurrency ?? 2);
-  const burst = await Promise.all(
-    Array.from({ length: starting + 1 }, (_, i) => c.submit({ agent: "slow-start", input: i })),
-  );
-  for (const a of burst) equal(a.type, "job.accepted", JSON.stringify(a.payload));
+  const burst = await overfillStarts(c);
   // Past a quarter of the budget, well within the whole of it and the agent's 2.5 s load.
   await new Promise((r) => setTimeout(r, budgetMs / 4 + 200));
   const late = await c.submit({ agent: "slow-start", input: "late" });
