@@ -413,6 +413,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       protection,
       allowNpm: options.allowNpm,
       logger: log,
+      beatMs: options.liveness?.beatIntervalMs,
     })
     : undefined;
   // The control sockets' folder is runtime state: a worker reaching it could

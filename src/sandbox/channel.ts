@@ -38,6 +38,13 @@ export interface ChannelHandlers {
    * @param cap the limit it hit (`memory`, `event`, `result`, `output`, …), when one did
    */
   crash(reason: string, cap?: string): void;
+  /**
+   * The worker's event loop last ran at `at` (ms since the epoch): it was
+   * ready (loaded and beating) when the job was given to it, or became
+   * ready after. The job's liveness is judged from then on, without the
+   * grace a worker still loading gets.
+   */
+  alive?(at: number): void;
 }
 
 /**

@@ -40,6 +40,8 @@ export interface SpawnSpec {
   denoDir?: string;
   /** Counts a process's worker threads from outside it (before it is recycled). */
   threads: ThreadCounter;
+  /** How often its workers beat (ms), from their warm-up on. */
+  beatMs: number;
 }
 
 const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
@@ -89,8 +91,10 @@ export class SandboxProcess {
   #nextSlot = 0;
   #served = 0;
   #launched = false;
-  /** Set once the worker reports its agent module loaded. */
+  /** Set once the worker reports its agent module loaded and its warm-up run. */
   #workerReady = false;
+  /** When the worker last posted anything (ms since the epoch): its event loop ran then. */
+  #aliveAt = 0;
   #connected = false;
   /** Called when the process stops starting: connected (no worker yet), or its worker ready. */
   onSettled: (() => void) | undefined;
@@ -250,9 +254,12 @@ export class SandboxProcess {
   #dispatch(r: HostReport): void {
     if (this.#dead) return;
     if ("m" in r) {
+      this.#aliveAt = Date.now();
       const j = slotOf(r.m);
       if (j === undefined && (r.m as { t?: unknown })?.t === "ready") {
         this.#workerReady = true;
+        // Jobs given to it while it was loading had their grace; it is over.
+        for (const s of [...this.#slots.values()]) s.handlers.alive?.(this.#aliveAt);
         this.onSettled?.();
         return;
       }
@@ -302,10 +309,10 @@ export class SandboxProcess {
    *
    * @param cmd what the worker runs and with which permissions
    */
-  launch(cmd: Omit<Extract<HostCommand, { c: "launch" }>, "c">): void {
+  launch(cmd: Omit<Extract<HostCommand, { c: "launch" }>, "c" | "beatMs">): void {
     if (this.#launched) return;
     this.#launched = true;
-    this.send({ c: "launch", ...cmd });
+    this.send({ c: "launch", ...cmd, beatMs: this.#spec.beatMs });
   }
 
   /**
@@ -320,6 +327,7 @@ export class SandboxProcess {
     const j = this.#nextSlot++;
     this.#served++;
     this.#slots.set(j, { jobId, handlers });
+    if (this.#workerReady) handlers.alive?.(this.#aliveAt);
     return j;
   }
 

@@ -379,7 +379,9 @@ export class SupervisedSandbox implements Sandbox {
     let inflight = 0;
     let toGrant = 0;
     let pendingCalls = 0;
+    // A worker still loading has a grace before its first beat; one known alive has none.
     let lastBeat = Date.now() + this.#startGraceMs - this.#beatMs;
+    let heard = false;
     let channel: AgentChannel | undefined;
     /** Whether the worker (and its process's egress proxy) hold credentials of this job. */
     let holding = false;
@@ -481,6 +483,7 @@ export class SupervisedSandbox implements Sandbox {
       const msg: WorkerMessage = parsed.data;
       // Any message proves the worker's event loop ran just now.
       lastBeat = Date.now();
+      heard = true;
       switch (msg.t) {
         case "beat":
           return;
@@ -592,6 +595,12 @@ export class SupervisedSandbox implements Sandbox {
             cap ? new ArcpError("INTERNAL_ERROR", reason, { cap }) : agentFailure("Error", reason),
             false,
           ),
+        // Judged from the worker's last sign of life, but never from more than one
+        // interval ago: a beat it sent may still sit unread behind this runtime's own work.
+        alive: (at) => {
+          const since = Math.max(at, Date.now() - this.#beatMs);
+          lastBeat = heard ? Math.max(lastBeat, since) : since;
+        },
       });
     } catch (err) {
       this.#watches.delete(watch);

@@ -318,6 +318,37 @@ async function untilReadiedAhead(http: string): Promise<void> {
   }
 }
 
+Deno.test("fresh isolation: a job that blocks at once in a worker readied ahead ends HEARTBEAT_LOST, without the grace of a loading worker", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    // A first job makes its key wanted: the pool readies workers for it, which beat from their
+    // warm-up on, so the job below posts nothing before it blocks. Judged with the grace of a
+    // worker still loading (30 s), it would outlast the wait below.
+    equal((await run(c, "fresh", {})).type, "job.result");
+    await untilReadiedAhead(server.http);
+    const accepted = await c.submit({ agent: "fresh", input: { spin: true } });
+    const end = (await c.untilTerminal(accepted.job_id!, 15_000)).at(-1)!;
+    equal(end.type, "job.error");
+    equal(end.payload.code, "HEARTBEAT_LOST", JSON.stringify(end.payload));
+    // The pool goes on serving the key.
+    equal((await run(c, "fresh", {})).type, "job.result");
+  }));
+
+Deno.test("fresh isolation: a job given a worker that hung while it waited ready ends HEARTBEAT_LOST", () =>
+  withServer(async (server) => {
+    await using c = await connect(server.url);
+    // The first worker of the key may answer before its module blocks, or not.
+    const first = await run(c, "stalls", {});
+    ok(first.type === "job.result" || first.payload.code === "HEARTBEAT_LOST");
+    await untilReadiedAhead(server.http);
+    // Every worker of `stalls` blocks 300 ms after it loads: by now the readied one has.
+    await pause(1000);
+    const accepted = await c.submit({ agent: "stalls", input: {} });
+    const end = (await c.untilTerminal(accepted.job_id!, 15_000)).at(-1)!;
+    equal(end.type, "job.error");
+    equal(end.payload.code, "HEARTBEAT_LOST", JSON.stringify(end.payload));
+  }));
+
 Deno.test("fresh isolation: a worker warmed ahead ran no agent code and carries nothing of its warm-up into its job", () =>
   withServer(async (server) => {
     await using c = await connect(server.url);
@@ -344,7 +375,8 @@ Deno.test("fresh isolation: a worker warmed ahead ran no agent code and carries 
         aborted: boolean;
       };
       aheadSeen = r.loadedAt < submittedAt;
-      // The warm-up ran the bootstrap, never the agent: this job is its first run.
+      // The warm-ups (the bootstrap's own, then the sandbox process's dummy job through the
+      // worker's port) ran the bootstrap, never the agent: this job is its first run.
       equal(r.runs, 1);
       equal(r.jobId, accepted.job_id);
       deepEqual(r.lease, lease);

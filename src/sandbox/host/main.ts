@@ -11,7 +11,7 @@
  * @module
  */
 import { workerEntryUrl } from "../worker/entry.ts";
-import { slotOf } from "../worker/slot.ts";
+import { slotOf, WARM_SLOT } from "../worker/slot.ts";
 import { EgressProxy } from "../egress_proxy.ts";
 import {
   EVENT_WINDOW,
@@ -20,6 +20,7 @@ import {
   MAX_RESULT_BYTES,
 } from "../worker/limits.ts";
 import { encodeFrame, frameBytes, frameText, FrameWriter, readFrames } from "./frames.ts";
+import type { HostMessage } from "../worker/wire.ts";
 import {
   type HostCommand,
   type HostIntro,
@@ -80,6 +81,8 @@ class Relay {
   #dead = false;
   /** What the worker was started with, for the next one. */
   #template: Extract<HostCommand, { c: "launch" }> | undefined;
+  /** Set while the worker runs its warm-up job, before it is reported ready. */
+  #warming = false;
   #proxy: EgressProxy | undefined;
 
   constructor(conn: Deno.Conn) {
@@ -111,7 +114,8 @@ class Relay {
 
   #relay(data: unknown): void {
     if (this.#dead) return;
-    const msg = (data ?? {}) as { t?: unknown; items?: unknown };
+    const msg = (data ?? {}) as { t?: unknown; items?: unknown; j?: unknown };
+    if (this.#warming && this.#warmUp(msg)) return;
     const j = slotOf(data);
     if (j !== undefined && this.#ended.has(j)) return;
     if ((msg.t === "event" || msg.t === "chunk" || msg.t === "events") && j !== undefined) {
@@ -138,6 +142,44 @@ class Relay {
     const refused = overCap(msg, size);
     if (refused) this.#endJob(j, refused.crash, refused.cap);
     else this.#out.write(frame);
+  }
+
+  /**
+   * Drives one dummy job through the new worker before the runtime hears it
+   * is ready, so that its first real job does not pay for first use: the
+   * worker's port, its job path and this relay's (V8 compiles functions on
+   * first call; ~1 ms of a fresh worker's first job, measured). When the
+   * worker reports ready, it gets a `start` for {@linkcode WARM_SLOT}, a
+   * slot no job has; the worker runs its job path for it without calling
+   * the agent and arms its beats at the runtime's interval. Whatever the
+   * worker posts about that slot stays here; its outcome sends the held
+   * `ready` on.
+   *
+   * @returns whether the message was the warm-up's
+   */
+  #warmUp(msg: { t?: unknown; j?: unknown }): boolean {
+    if (msg.t === "ready") {
+      this.#worker!.postMessage(
+        {
+          t: "start",
+          j: WARM_SLOT,
+          jobId: "",
+          traceId: "",
+          input: null,
+          lease: {},
+          beatMs: this.#template!.beatMs,
+        } satisfies HostMessage,
+      );
+      return true;
+    }
+    if (msg.j !== WARM_SLOT) return false;
+    if (msg.t === "result" || msg.t === "error") {
+      this.#warming = false;
+      // The relay's own path, with a frame that goes nowhere.
+      frameText(JSON.stringify({ m: msg }));
+      this.report({ m: { t: "ready" } });
+    }
+    return true;
   }
 
   /**
@@ -226,6 +268,7 @@ class Relay {
       return;
     }
     this.#worker = worker;
+    this.#warming = true;
     worker.onmessage = (e: MessageEvent) => this.#relay(e.data);
     worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();

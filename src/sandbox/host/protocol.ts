@@ -33,6 +33,8 @@ export type HostCommand =
     permissions: WorkerPermissions;
     /** The lease's `net.fetch` globs, which the process's egress proxy enforces. */
     egress: readonly string[];
+    /** How often the worker beats (ms), from its warm-up on. */
+    beatMs: number;
   }
   | { c: "post"; msg: HostMessage }
   /**

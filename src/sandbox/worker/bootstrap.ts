@@ -19,6 +19,7 @@ import type {
 import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
 import { BEAT_INTERVAL_MS, EVENT_BATCH, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
+import { WARM_SLOT } from "./slot.ts";
 import { makeModelClient, SlotCredentials } from "./model_client.ts";
 import { traceparentOf, withTraceparent } from "./trace_context.ts";
 
@@ -82,15 +83,34 @@ reportExits();
  */
 const timeoutSignal = AbortSignal.timeout.bind(AbortSignal);
 
+/** The interval the worker beats at (ms); 0 until it beats. */
+let beatMs = 0;
+/** Bumped when the interval changes: the beats armed at the old one stop. */
+let beatRound = 0;
+
 /**
- * Calls `fn` every `ms` while the worker's event loop is free: a blocked
- * loop runs no timer, so the beats stop and the runtime notices.
+ * Beats every `ms` while the worker's event loop is free: a blocked loop
+ * runs no timer, so the beats stop and the runtime notices. The first
+ * `start` the worker gets arms them: the sandbox process's warm-up before
+ * the worker is ready, so a job on a ready worker finds them beating and
+ * posts no beat of its own; or the first job, where nothing warmed the
+ * worker up (then it beats at once). A job whose interval differs re-arms
+ * them, with a beat at once.
+ *
+ * @param ms the interval
+ * @param now whether to beat at once
  */
-function every(ms: number, fn: () => void): void {
-  timeoutSignal(ms).onabort = () => {
-    fn();
-    every(ms, fn);
+function beatEvery(ms: number, now: boolean): void {
+  if (ms === beatMs) return;
+  beatMs = ms;
+  const round = ++beatRound;
+  const tick = () => {
+    if (round !== beatRound) return;
+    post({ t: "beat" });
+    timeoutSignal(ms).onabort = tick;
   };
+  if (now) post({ t: "beat" });
+  timeoutSignal(ms).onabort = tick;
 }
 
 /** The worker's global scope, as far as this module uses it. */
@@ -635,9 +655,10 @@ interface JobSlot {
  * its message receiving on first use (together ~7 ms of a fresh worker's
  * first job, measured on Deno 2.9.6). No agent code runs and nothing
  * reaches the host: the dummy's context is built and dropped, its slot
- * (-1, which no job has) is never registered, its timer fires with nothing
- * listening, and the message it receives goes through a channel private to
- * this function.
+ * ({@linkcode WARM_SLOT}, which no job has) is never registered, its timer
+ * fires with nothing listening, and the message it receives goes through a
+ * channel private to this function. A sandbox process then drives one
+ * dummy job through the worker's own port as well (see `run`).
  *
  * @param handle the worker's message handler, given a message about no job
  * @returns settles once the warm-up message was handled
@@ -645,19 +666,19 @@ interface JobSlot {
 function warmUp(handle: (e: MessageEvent<HostMessage>) => void): Promise<void> {
   // Its timer fires once, with nothing listening.
   timeoutSignal(BEAT_INTERVAL_MS);
-  const outbox = new Outbox(-1);
+  const outbox = new Outbox(WARM_SLOT);
   const abort = new AbortController();
   makeContext(
-    { t: "start", j: -1, jobId: "", traceId: "", input: null, lease: {}, beatMs: 0 },
+    { t: "start", j: WARM_SLOT, jobId: "", traceId: "", input: null, lease: {}, beatMs: 0 },
     outbox,
-    new Calls(-1),
+    new Calls(WARM_SLOT),
     abort.signal,
     new ResultStream(outbox),
     new SlotCredentials(),
   );
   abort.abort();
-  resultMessage(-1, null);
-  errorMessage(-1, new Error("warm-up"));
+  resultMessage(WARM_SLOT, null);
+  errorMessage(WARM_SLOT, new Error("warm-up"));
   const { promise, resolve } = Promise.withResolvers<void>();
   const { port1, port2 } = new MessageChannel();
   port2.onmessage = (e: MessageEvent<HostMessage>) => {
@@ -666,7 +687,7 @@ function warmUp(handle: (e: MessageEvent<HostMessage>) => void): Promise<void> {
     port2.close();
     resolve();
   };
-  port1.postMessage({ t: "credit", j: -1, n: 0 } satisfies HostMessage);
+  port1.postMessage({ t: "credit", j: WARM_SLOT, n: 0 } satisfies HostMessage);
   return promise;
 }
 
@@ -683,7 +704,6 @@ export function serveAgent(agent: AgentDefinition): void {
   const jobs = new Map<number, JobSlot>();
   /** Credentials sent just before their job's `start`. */
   const early = new Map<number, Extract<HostMessage, { t: "credentials" }>["credentials"]>();
-  let beating = false;
   const run = async (start: Extract<HostMessage, { t: "start" }>) => {
     const { j } = start;
     const slot: JobSlot = {
@@ -699,17 +719,20 @@ export function serveAgent(agent: AgentDefinition): void {
     }
     const stream = new ResultStream(slot.outbox);
     jobs.set(j, slot);
-    if (!beating) {
-      beating = true;
-      // A blocked event loop stops these beats; the runtime notices and kills the jobs.
-      post({ t: "beat" });
-      every(start.beatMs > 0 ? start.beatMs : BEAT_INTERVAL_MS, () => post({ t: "beat" }));
-    }
+    const warm = j === WARM_SLOT;
+    // A blocked event loop stops these beats; the runtime notices and kills the jobs.
+    beatEvery(start.beatMs > 0 ? start.beatMs : BEAT_INTERVAL_MS, !warm);
     try {
-      const value = await agent.run(
-        start.input,
-        makeContext(start, slot.outbox, slot.calls, slot.abort.signal, stream, slot.credentials),
+      const ctx = makeContext(
+        start,
+        slot.outbox,
+        slot.calls,
+        slot.abort.signal,
+        stream,
+        slot.credentials,
       );
+      // The warm-up's dummy job runs this whole path but the agent: it returns nothing.
+      const value = warm ? await null : await agent.run(start.input, ctx);
       await stream.end();
       await slot.outbox.drained();
       post(resultMessage(j, value));

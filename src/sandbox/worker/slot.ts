@@ -16,3 +16,10 @@ export function slotOf(msg: unknown): number | undefined {
   const j = (msg as { j?: unknown } | null)?.j;
   return typeof j === "number" && Number.isInteger(j) && j >= 0 ? j : undefined;
 }
+
+/**
+ * The slot of the warm-up job a sandbox process drives through a new worker
+ * before it reports the worker ready: no job ever has it (jobs' slots count
+ * from 0), and the process relays nothing of it.
+ */
+export const WARM_SLOT = -1;
