@@ -317,7 +317,9 @@ export class SandboxProcess {
 
   /**
    * Attaches a job to the worker. Slots count from 0 for each worker, so a
-   * fresh worker's only job is slot 0.
+   * fresh worker's only job is slot 0. A job given a ready worker hears when
+   * the worker last posted (`handlers.alive`); one given a worker still
+   * loading hears it once the worker is ready.
    *
    * @param jobId the job
    * @param handlers where its worker's messages and end go
