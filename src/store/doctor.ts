@@ -116,6 +116,9 @@ const ListedJobShape = JobRecordShape.omit({
   log_length: true,
 });
 
+/** A live job's index entry (`LiveEntry`). */
+const LiveEntryShape = z.looseObject({ session_id: z.string(), agent: z.string() });
+
 const SessionRecordShape = z.looseObject({
   session_id: z.string(),
   principal: z.string(),
@@ -254,7 +257,11 @@ class Examiner {
         if (!shape(3, "string")) break;
         if (id === "layout") this.#layoutSeen = true;
         return;
+      case "plive":
+        if (!shape(5, "string", "number", "string")) break;
+        return this.#liveEntry(where, key[4] as string, value);
       case "live":
+        // The live-jobs index of stores written before layout 3.
         if (!shape(3, "string")) break;
         this.#live.add(id as string);
         return this.#ref(where, id as string, value, "live-jobs index entry");
@@ -350,6 +357,16 @@ class Examiner {
     }
     seen.add(jobId);
     this.#refs.push({ where, jobId, what: "principal's job list entry" });
+  }
+
+  /** A live job's one index entry: the live-jobs index and both list_jobs indexes at once. */
+  #liveEntry(where: string, jobId: string, value: unknown): void {
+    const wrong = shapeProblem(LiveEntryShape, value, "live-jobs index entry");
+    if (wrong) return this.problem(where, wrong);
+    this.#live.add(jobId);
+    this.#listed.add(jobId);
+    this.#byAgent.add(jobId);
+    this.#refs.push({ where, jobId, what: "live-jobs index entry" });
   }
 
   #ref(where: string, jobId: string, value: unknown, what: string): void {

@@ -1,20 +1,25 @@
 /**
  * The list_jobs indexes and the listing that reads them.
  *
- * Every job sits in two indexes of its principal, both ordered by
- * (creation time, job id): by status bucket (`[pjs, principal, bucket, …]`)
- * and by agent and status bucket (`[pja, principal, agent, bucket, …]`). A
- * bucket is `"live"` for a pending or running job and the status itself for
- * a terminal one. A listing reads only the buckets its filter can match,
- * from the cursor on, and merges them, so its cost follows the page size and
- * not the number of jobs the principal has.
+ * Every index is ordered by (creation time, job id) within its prefix. A
+ * pending or running job has one entry, `[plive, principal, …]`, whose value
+ * names its session and bare agent name: it is the index of live jobs for
+ * listings, for the restart's reconciliation and for the cross-node cap
+ * count at once (a principal's live jobs are bounded by its cap, so an agent
+ * filter is applied to these entries as they are read). A finished job has
+ * two, by terminal status (`[pjs, principal, status, …]`) and by agent and
+ * terminal status (`[pja, principal, agent, status, …]`). A listing reads
+ * only the buckets its filter can match, from the cursor on, and merges
+ * them, so its cost follows the page size and not the number of jobs the
+ * principal has.
  *
- * Live entries carry no value (a live record changes with every event; the
- * listing reads it), so they are written once, with the new record, and
- * moved once, with the terminal; the events between rewrite the record
- * alone. Terminal entries carry what a listing shows of the final record
- * ({@linkcode listedJob}), so finished jobs, the bulk of any store, list in
- * one range read.
+ * The live entry is written once, with the new record, and deleted once,
+ * with the terminal; the events between rewrite the record alone (the
+ * listing reads it). Terminal entries carry what a listing shows of the
+ * final record ({@linkcode listedJob}), so finished jobs, the bulk of any
+ * store, list in one range read. A job thus costs one index write when it is
+ * accepted and four when it ends (the live entry's delete, both terminal
+ * entries and the retention index's).
  *
  * @module
  */
@@ -112,6 +117,14 @@ export interface JobPage {
 /** The bucket of live jobs. */
 const LIVE = "live";
 
+/** The value of a live job's index entry. */
+export interface LiveEntry {
+  /** The job's session. */
+  session_id: string;
+  /** The job's bare agent name (what an agent filter matches). */
+  agent: string;
+}
+
 /** Keys KV reads at once with `getMany`. */
 const GET_MANY = 10;
 
@@ -152,24 +165,22 @@ export function endedMsOf(job: JobRecord): number {
  * The index writes that go with writing a job record.
  *
  * @param job the record being written
- * @returns sets and deletes of the job's index entries, and for a terminal
- *   job its entry in the retention index
+ * @returns for a live job its live entry; for a terminal one the live
+ *   entry's delete, its status and agent entries and its entry in the
+ *   retention index
  */
 export function jobIndexWrites(job: JobRecord): KvWrite[] {
-  const agent = bareAgent(job.agent);
-  const at = [job.created_ms, job.job_id] as const;
+  const live = keys.liveJob(job.principal, job.created_ms, job.job_id);
   if (!TERMINAL_STATUSES.has(job.status)) {
-    return [
-      { key: keys.statusJob(job.principal, LIVE, ...at), value: null },
-      { key: keys.agentJob(job.principal, agent, LIVE, ...at), value: null },
-    ];
+    const value: LiveEntry = { session_id: job.session_id, agent: bareAgent(job.agent) };
+    return [{ key: live, value }];
   }
+  const at = [job.created_ms, job.job_id] as const;
   const listed = listedJob(job);
   return [
-    { key: keys.statusJob(job.principal, LIVE, ...at) },
-    { key: keys.agentJob(job.principal, agent, LIVE, ...at) },
+    { key: live },
     { key: keys.statusJob(job.principal, job.status, ...at), value: listed },
-    { key: keys.agentJob(job.principal, agent, job.status, ...at), value: listed },
+    { key: keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at), value: listed },
     { key: keys.endedJob(endedMsOf(job), job.job_id), value: job.session_id },
   ];
 }
@@ -178,15 +189,30 @@ export function jobIndexWrites(job: JobRecord): KvWrite[] {
  * The deletes of a terminal job's index entries (retention).
  *
  * @param job the terminal record
- * @returns deletes of its status and agent entries
+ * @returns deletes of its live, status and agent entries
  */
 export function jobIndexDeletes(job: JobRecord): KvWrite[] {
   const at = [job.created_ms, job.job_id] as const;
-  const agent = bareAgent(job.agent);
-  return [LIVE, job.status].flatMap((bucket) => [
-    { key: keys.statusJob(job.principal, bucket, ...at) },
-    { key: keys.agentJob(job.principal, agent, bucket, ...at) },
-  ]);
+  return [
+    { key: keys.liveJob(job.principal, ...at) },
+    { key: keys.statusJob(job.principal, job.status, ...at) },
+    { key: keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at) },
+  ];
+}
+
+/**
+ * The index entries of layout 2 that layout 3 folded into the live entry:
+ * a live job's entries in the `"live"` bucket of both list_jobs indexes.
+ *
+ * @param job the record
+ * @returns their deletes
+ */
+export function layout2LiveDeletes(job: JobRecord): KvWrite[] {
+  const at = [job.created_ms, job.job_id] as const;
+  return [
+    { key: keys.statusJob(job.principal, LIVE, ...at) },
+    { key: keys.agentJob(job.principal, bareAgent(job.agent), LIVE, ...at) },
+  ];
 }
 
 /** One candidate of a listing, from one bucket. */
@@ -209,7 +235,7 @@ function positionOf(key: Deno.KvKey): JobPosition {
 /**
  * A page of a principal's jobs, in creation order, from the indexes.
  *
- * The live bucket's keys are read first, in one go (a principal's live jobs
+ * The live entries are read first, in one go (a principal's live jobs
  * are bounded by its cap), and the terminal buckets after: a job that ends
  * meanwhile is then found in one or the other (once, duplicates are
  * dropped), never in neither.
@@ -227,10 +253,13 @@ export async function listJobPage(
   const statuses = new Set<JobStatus>(query.statuses ?? JOB_STATUSES);
   const buckets = [...new Set([...statuses].map(bucketOf))];
   const exactAgent = query.agent?.includes("@") ? query.agent : undefined;
+  const agent = query.agent === undefined ? undefined : bareAgent(query.agent);
   const prefixOf = (bucket: string) =>
-    query.agent === undefined
+    bucket === LIVE
+      ? keys.principalLiveJobs(principal)
+      : agent === undefined
       ? keys.statusJobs(principal, bucket)
-      : keys.agentJobs(principal, bareAgent(query.agent), bucket);
+      : keys.agentJobs(principal, agent, bucket);
   const newest = query.newestFirst === true;
   const compare = newest ? (a: JobPosition, b: JobPosition) => ascending(b, a) : ascending;
   const rangeOf = (prefix: Deno.KvKey): { start: Deno.KvKey; end: Deno.KvKey } => {
@@ -247,7 +276,7 @@ export async function listJobPage(
   const batchSize = Math.min(query.limit + 1, 500);
   const sources: Array<AsyncIterator<Candidate>> = [];
   if (buckets.includes(LIVE)) {
-    sources.push(await liveSource(kv, rangeOf(prefixOf(LIVE)), newest));
+    sources.push(await liveSource(kv, rangeOf(prefixOf(LIVE)), newest, agent));
   }
   for (const bucket of buckets) {
     if (bucket !== LIVE) {
@@ -296,17 +325,19 @@ async function* terminalSource(
 }
 
 /**
- * Live entries: every key read at once (before any terminal bucket), the
- * records read in small batches as the merge reaches them.
+ * Live entries (of one agent, when given): every entry read at once (before
+ * any terminal bucket), the records read in small batches as the merge
+ * reaches them.
  */
 async function liveSource(
   kv: Deno.Kv,
   range: { start: Deno.KvKey; end: Deno.KvKey },
   reverse: boolean,
+  agent: string | undefined,
 ): Promise<AsyncGenerator<Candidate>> {
   const positions: JobPosition[] = [];
-  for await (const e of kv.list(range, { batchSize: 500, reverse })) {
-    positions.push(positionOf(e.key));
+  for await (const e of kv.list<LiveEntry>(range, { batchSize: 500, reverse })) {
+    if (agent === undefined || e.value.agent === agent) positions.push(positionOf(e.key));
   }
   return (async function* () {
     for (let from = 0; from < positions.length; from += GET_MANY) {

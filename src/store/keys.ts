@@ -15,42 +15,55 @@ export const keys = {
   /** A job record by id. */
   job: (jobId: string): Deno.KvKey => [V, "job", jobId],
   /**
-   * A principal's jobs in one status bucket, in creation order (the
-   * list_jobs index): `"live"` (pending or running, no value: the record is
-   * read) or a terminal status (the final record as value).
+   * A principal's finished jobs of one terminal status, in creation order
+   * (the list_jobs index), the listed fields of the final record as value.
    */
-  statusJobs: (principal: string, bucket: string): Deno.KvKey => [V, "pjs", principal, bucket],
-  /** One job in its principal's status index. */
-  statusJob: (principal: string, bucket: string, createdMs: number, jobId: string): Deno.KvKey => [
+  statusJobs: (principal: string, status: string): Deno.KvKey => [V, "pjs", principal, status],
+  /** One finished job in its principal's status index. */
+  statusJob: (principal: string, status: string, createdMs: number, jobId: string): Deno.KvKey => [
     V,
     "pjs",
     principal,
-    bucket,
+    status,
     createdMs,
     jobId,
   ],
-  /** A principal's jobs of one agent (bare name) in one status bucket, in creation order. */
-  agentJobs: (principal: string, agent: string, bucket: string): Deno.KvKey => [
+  /** A principal's finished jobs of one agent (bare name) and terminal status, in creation order. */
+  agentJobs: (principal: string, agent: string, status: string): Deno.KvKey => [
     V,
     "pja",
     principal,
     agent,
-    bucket,
+    status,
   ],
-  /** One job in its principal's agent index. */
+  /** One finished job in its principal's agent index. */
   agentJob: (
     principal: string,
     agent: string,
-    bucket: string,
+    status: string,
     createdMs: number,
     jobId: string,
-  ): Deno.KvKey => [V, "pja", principal, agent, bucket, createdMs, jobId],
+  ): Deno.KvKey => [V, "pja", principal, agent, status, createdMs, jobId],
+  /**
+   * Jobs not yet terminal, of every principal (reconciled on start), by
+   * principal then creation order: one entry per job serves the restart,
+   * the list_jobs index of live jobs and the cross-node cap count.
+   */
+  liveJobs: (): Deno.KvKey => [V, "plive"],
+  /** A principal's live jobs, in creation order. */
+  principalLiveJobs: (principal: string): Deno.KvKey => [V, "plive", principal],
+  /** One live job (value: its session and bare agent name, see `LiveEntry`). */
+  liveJob: (principal: string, createdMs: number, jobId: string): Deno.KvKey => [
+    V,
+    "plive",
+    principal,
+    createdMs,
+    jobId,
+  ],
   /** The list_jobs index of layout 1 (one entry per job, record as value); migrated away. */
   legacyPrincipalJobs: (): Deno.KvKey => [V, "pjob"],
-  /** Jobs not yet terminal (reconciled on start). */
-  liveJobs: (): Deno.KvKey => [V, "live"],
-  /** One live job. */
-  liveJob: (jobId: string): Deno.KvKey => [V, "live", jobId],
+  /** The live-jobs index of layouts 1 and 2 (by job id, the session id as value); migrated away. */
+  legacyLiveJobs: (): Deno.KvKey => [V, "live"],
   /** Terminal jobs by end time whose history is still kept (the sweeper's first stage). */
   endedJobs: (): Deno.KvKey => [V, "ended"],
   /** One terminal job in the end-time index. */
@@ -115,6 +128,10 @@ export const keys = {
   runtimeEvents: (): Deno.KvKey => [V, "rtlog"],
   /** One entry of the runtime's event log, by position. */
   runtimeEvent: (n: number): Deno.KvKey => [V, "rtlog", n],
-  /** Which key layout the store holds (absent: layout 1, before the status and agent indexes). */
+  /**
+   * Which key layout the store holds (absent: layout 1, before the status
+   * and agent indexes; 2 kept live jobs in a `"live"` bucket of both and in
+   * `[v1, "live", id]`; 3 keeps them once, under `plive`).
+   */
   layout: (): Deno.KvKey => [V, "meta", "layout"],
 };

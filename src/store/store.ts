@@ -20,8 +20,10 @@ import {
   jobIndexWrites,
   type JobPage,
   type JobQuery,
+  layout2LiveDeletes,
   listAllJobPage,
   listJobPage,
+  type LiveEntry,
 } from "./job_index.ts";
 import { DEFAULT_RUNTIME_LOG, RuntimeLog, type RuntimeLogOptions } from "./runtime_log.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
@@ -33,14 +35,16 @@ import { ArcpError } from "../protocol/errors.ts";
  */
 const PREFIX_IDS = {
   job: keyId(keys.job("").slice(0, 2)),
-  liveJob: keyId(keys.liveJobs()),
   session: keyId(keys.sessions()),
   sessionLog: keyId(keys.sessionLog("").slice(0, 2)),
   jobLog: keyId(keys.jobLog("").slice(0, 2)),
 };
 
-/** The key layout this code writes: 2 added the status and agent indexes of list_jobs. */
-export const STORE_LAYOUT = 2;
+/**
+ * The key layout this code writes: 2 added the status and agent indexes of
+ * list_jobs; 3 keeps a live job in one index entry instead of three.
+ */
+export const STORE_LAYOUT = 3;
 
 /** Options of {@linkcode Store.open}. */
 export interface StoreOptions {
@@ -246,30 +250,24 @@ export class Store {
    * The writes that store a job record and keep its indexes in step.
    *
    * @param job the record
-   * @returns writes for the record, the live index (jobs to reconcile at
-   *   start), the list_jobs indexes and, once the job has ended, the
-   *   end-time index retention reads
+   * @returns writes for the record and its index entries (see
+   *   `jobIndexWrites`): while it is live its live entry (list_jobs, the
+   *   restart's reconciliation), once it has ended its list_jobs entries and
+   *   the end-time entry retention reads
    */
   jobWrites(job: JobRecord): KvWrite[] {
-    const live = !TERMINAL_STATUSES.has(job.status);
     const jobKey = keys.job(job.job_id);
-    const liveKey = keys.liveJob(job.job_id);
     return [
       { key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) },
-      {
-        key: liveKey,
-        value: live ? job.session_id : undefined,
-        id: keyIdUnder(PREFIX_IDS.liveJob, liveKey, 2),
-      },
       ...jobIndexWrites(job),
     ];
   }
 
   /**
    * The writes of a job record rewritten by one of its envelopes. While the
-   * job is live that is the record alone: its live index entries were
-   * written with it when it was created and stay as they are until it ends
-   * (a live entry carries no value). Its terminal envelope moves them, as
+   * job is live that is the record alone: its live index entry was written
+   * with it when it was created and stays as it is until it ends (it names
+   * nothing that changes). Its terminal envelope replaces it, as
    * {@linkcode jobWrites} does.
    *
    * @param job the record
@@ -282,15 +280,19 @@ export class Store {
   }
 
   /**
-   * Brings a store written by an earlier layout up to this one: every job
-   * gets its list_jobs index entries (and, once ended, its place in the
-   * retention index), and the layout-1 index goes. Idempotent and batched;
-   * a store already at this layout costs one read. Run it before serving.
+   * Brings a store written by an earlier layout up to this one. From layout
+   * 1 every job gets its list_jobs index entries (and, once ended, its place
+   * in the retention index), and the layout-1 index goes. From layouts 1 and
+   * 2 every live job's entries move to its one live entry (the old
+   * `[v1, "live", id]` entry and, from 2, its `"live"` list_jobs entries go):
+   * that step reads only the live jobs. Idempotent and batched; a store
+   * already at this layout costs one read. Run it before serving.
    *
-   * @returns how many job records were indexed (0 when nothing was to do)
+   * @returns how many job records were indexed or moved (0 when nothing was to do)
    */
   async migrate(): Promise<number> {
-    if ((await this.kv.get<number>(keys.layout())).value === STORE_LAYOUT) return 0;
+    const layout = (await this.kv.get<number>(keys.layout())).value;
+    if (layout === STORE_LAYOUT) return 0;
     let batch: KvWrite[] = [];
     let bytes = 0;
     const flush = async () => {
@@ -305,14 +307,23 @@ export class Store {
       if (batch.length >= 400 || bytes >= 200_000) await flush();
     };
     let n = 0;
-    for await (const e of this.kv.list<JobRecord>({ prefix: keys.jobs() }, { batchSize: 500 })) {
-      await add(jobIndexWrites(e.value));
-      n++;
+    if (layout === null) {
+      for await (const e of this.kv.list<JobRecord>({ prefix: keys.jobs() }, { batchSize: 500 })) {
+        await add(jobIndexWrites(e.value));
+        n++;
+      }
+      for await (
+        const e of this.kv.list({ prefix: keys.legacyPrincipalJobs() }, { batchSize: 500 })
+      ) {
+        await add([{ key: e.key }]);
+      }
     }
-    for await (
-      const e of this.kv.list({ prefix: keys.legacyPrincipalJobs() }, { batchSize: 500 })
-    ) {
+    for await (const e of this.kv.list({ prefix: keys.legacyLiveJobs() }, { batchSize: 500 })) {
+      const job = await this.getJob(e.key.at(-1) as string);
       await add([{ key: e.key }]);
+      if (!job) continue;
+      await add([...layout2LiveDeletes(job), ...jobIndexWrites(job)]);
+      if (layout !== null) n++;
     }
     await add([{ key: keys.layout(), value: STORE_LAYOUT }]);
     await flush();
@@ -413,7 +424,7 @@ export class Store {
   /** Refuses a job when its principal's live jobs, on every node, fill the cap. */
   async #assertUnderCap(cap: JobCap): Promise<void> {
     let n = 0;
-    const prefix = keys.statusJobs(cap.principal, "live");
+    const prefix = keys.principalLiveJobs(cap.principal);
     for await (const _ of this.kv.list({ prefix }, { limit: cap.limit, batchSize: cap.limit })) n++;
     if (n >= cap.limit) {
       throw new ArcpError(
@@ -459,8 +470,8 @@ export class Store {
    */
   async liveJobIdsOf(sessionId: string): Promise<string[]> {
     const ids: string[] = [];
-    for await (const e of this.kv.list<string>({ prefix: keys.liveJobs() })) {
-      if (e.value === sessionId) ids.push(e.key.at(-1) as string);
+    for await (const e of this.kv.list<LiveEntry>({ prefix: keys.liveJobs() })) {
+      if (e.value.session_id === sessionId) ids.push(e.key.at(-1) as string);
     }
     return ids;
   }

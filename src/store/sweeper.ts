@@ -439,7 +439,6 @@ export class Sweeper {
         checks.push({ key: record.key, versionstamp: record.versionstamp });
         writes.push(
           { key: record.key },
-          { key: keys.liveJob(d.jobId) },
           ...jobIndexDeletes(job),
         );
         if (job.idempotency_hash) {

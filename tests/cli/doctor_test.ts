@@ -178,7 +178,10 @@ Deno.test("arcp doctor names a value that does not decode, one that is not its r
     const garbled = valueHolding(logValues(f.kvPath, ["v1", "slog", f.sessionId]), 100);
     const kv = await Deno.openKv(f.kvPath);
     await kv.set(["v1", "job", "job_bad"], { job_id: "job_bad", status: "bogus" });
-    await kv.set(["v1", "live", "job_gone"], f.sessionId);
+    await kv.set(["v1", "plive", "alice", 1, "job_gone"], {
+      session_id: f.sessionId,
+      agent: "echo",
+    });
     await kv.set(["v1", "slog", f.sessionId, TICKS + 50], { parts: 3 });
     await kv.set(["v1", "slog", f.sessionId, TICKS + 50, 0], "{");
     kv.close();
@@ -199,7 +202,7 @@ Deno.test("arcp doctor names a value that does not decode, one that is not its r
       : `entries ${garbled.first}–${garbled.last}`;
     has(`${log}]`, new RegExp(` {2}${lost} missing$`));
     has(`["v1","job","job_bad"]`, /not a job record/);
-    has(`["v1","live","job_gone"]`, /naming job job_gone, which has no record/);
+    has(`["v1","plive","alice",1,"job_gone"]`, /naming job job_gone, which has no record/);
     equal(run.stdout.trim().split("\n").length, 1 + 5 + 1, run.stdout);
   } finally {
     await Deno.remove(f.dir, { recursive: true });

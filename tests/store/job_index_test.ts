@@ -94,7 +94,7 @@ Deno.test("every filter, paged at any size, lists what a full scan would, after 
       await store.write(store.jobWrites({ ...job }));
     }
     const live = all.filter((j) => j.principal === "alice" && !j.ended_at).length;
-    equal(await count(store.kv, ["v1", "pjs", "alice", "live"]), live, "stale live entries");
+    equal(await count(store.kv, ["v1", "plive", "alice"]), live, "stale live entries");
 
     const mid = T0 + 30_000;
     const queries: Array<Omit<JobQuery, "limit">> = [

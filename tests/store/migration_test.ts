@@ -8,6 +8,7 @@ import { deepEqual, equal } from "assert";
 import { startServer } from "../../testing/server.ts";
 import { connect, type WsClient } from "../../testing/ws_client.ts";
 import type { JobRecord } from "../../src/store/records.ts";
+import { Store } from "../../src/store/store.ts";
 import type { Logger } from "../../src/logger.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -130,9 +131,90 @@ Deno.test("a layout-1 store is indexed at start, once, and its finished jobs com
     deepEqual(await listed(c), []);
     deepEqual(second.infos.filter((l) => l.startsWith("indexed existing jobs")), []);
     await server.close();
-    for (const prefix of ["job", "pjs", "pja", "ended", "kept"]) {
+    for (const prefix of ["job", "pjs", "pja", "plive", "ended", "kept"]) {
       equal(await count(kvPath, ["v1", prefix]), 0, prefix);
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** The listed fields of a record, as layout 2 kept them in its terminal index entries. */
+function layout2Listed(job: JobRecord): Partial<JobRecord> {
+  const { session_id: _s, accepted_at: _a, log_length: _l, ...listed } = job;
+  return listed;
+}
+
+/**
+ * Writes the jobs as layout 2 (commit 093a171) did: a live job in the
+ * `"live"` bucket of both list_jobs indexes and in `[v1, "live", id]`, a
+ * finished one in its status bucket of both and in the end-time index.
+ */
+async function writeLayout2(path: string, jobs: JobRecord[]): Promise<void> {
+  const kv = await Deno.openKv(path);
+  try {
+    for (const job of jobs) {
+      const bare = job.agent.split("@")[0];
+      const at = [job.created_ms, job.job_id];
+      const op = kv.atomic().set(["v1", "job", job.job_id], job);
+      if (job.status === "running") {
+        op.set(["v1", "live", job.job_id], job.session_id)
+          .set(["v1", "pjs", job.principal, "live", ...at], null)
+          .set(["v1", "pja", job.principal, bare, "live", ...at], null);
+      } else {
+        op.set(["v1", "pjs", job.principal, job.status, ...at], layout2Listed(job))
+          .set(["v1", "pja", job.principal, bare, job.status, ...at], layout2Listed(job))
+          .set(["v1", "ended", Date.parse(job.ended_at!), job.job_id], job.session_id);
+      }
+      await op.commit();
+    }
+    await kv.set(["v1", "meta", "layout"], 2);
+  } finally {
+    kv.close();
+  }
+}
+
+Deno.test("a layout-2 store reads the same after its live jobs move to one index entry each", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_migrate2_" });
+  const kvPath = `${dir}/arcp.kv`;
+  const jobs = [
+    legacyJob(0, "success", "echo@1.0.0"),
+    legacyJob(1, "running", "sleeper@1.0.0"),
+    legacyJob(2, "error", "echo@2.0.0"),
+    legacyJob(3, "running", "echo@2.0.0"),
+  ];
+  const ids = jobs.map((j) => j.job_id);
+  await writeLayout2(kvPath, jobs);
+  try {
+    const store = await Store.open({ path: kvPath });
+    try {
+      equal(await store.migrate(), 2, "the two live jobs moved");
+      equal(await store.migrate(), 0, "once");
+      const page = async (q: Omit<Parameters<Store["listJobs"]>[1], "limit">) =>
+        (await store.listJobs("alice", { ...q, limit: 10 })).jobs.map((j) => j.job_id);
+      deepEqual(await page({}), ids);
+      deepEqual(await page({ statuses: ["running"] }), [ids[1], ids[3]]);
+      deepEqual(await page({ agent: "echo" }), [ids[0], ids[2], ids[3]]);
+      deepEqual(await page({ agent: "echo@2.0.0", statuses: ["running"] }), [ids[3]]);
+      deepEqual(await page({ agent: "sleeper", newestFirst: true }), [ids[1]]);
+      deepEqual(await store.liveJobIdsOf("sess_gone"), [ids[1], ids[3]]);
+      deepEqual((await Array.fromAsync(store.liveJobs())).map((j) => j.job_id), [ids[1], ids[3]]);
+      for (const prefix of [["live"], ["pjs", "alice", "live"], ["pja", "alice", "echo", "live"]]) {
+        equal(await count(kvPath, ["v1", ...prefix]), 0, `layout 2's ${prefix.join(" ")} entries`);
+      }
+    } finally {
+      await store.close();
+    }
+    // Served: the jobs that were running when the old process died are ended at start,
+    // which only works when the restart finds them through the moved entries.
+    await using server = await startServer({ kvPath, sweepIntervalMs: 0 });
+    await using c = await connect(server.url);
+    deepEqual(await listed(c, { status: ["running"] }), []);
+    deepEqual(await listed(c, { status: ["error"] }), [ids[1], ids[2], ids[3]]);
+    deepEqual(await listed(c, { agent: "echo", status: ["error"] }), [ids[2], ids[3]]);
+    await c.close();
+    await server.close();
+    equal(await count(kvPath, ["v1", "plive"]), 0, "no live entry is left");
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
