@@ -33,8 +33,11 @@ export class Connection implements TransportHandler, HandshakeHost {
   #helloSeen = false;
   #closed = false;
   #queue: Promise<void> = Promise.resolve();
-  /** Frames received but not yet decoded, held while the event loop's stretch is spent. */
-  #backlog: string[] = [];
+  /**
+   * Frames received but not yet routed, held while the event loop's stretch
+   * is spent: raw text, except a first one already decoded on arrival.
+   */
+  #backlog: (string | Envelope)[] = [];
   #backlogHead = 0;
   #heartbeat: Heartbeat | undefined;
   #helloTimer: ReturnType<typeof setTimeout> | undefined;
@@ -74,11 +77,27 @@ export class Connection implements TransportHandler, HandshakeHost {
     if (this.#closed) return;
     this.#heartbeat?.heard();
     // Frames stay in arrival order: once one waits, every later one waits behind it.
-    if (this.#backlog.length > 0 || inboundSpent()) {
-      if (this.#backlog.push(text) === 1) setTimeout(() => this.#drainBacklog(), 0);
+    if (this.#backlog.length > 0) {
+      this.#backlog.push(text);
       return;
     }
-    this.#process(text);
+    if (!inboundSpent()) {
+      this.#process(text);
+      return;
+    }
+    // The stretch is spent, but nothing of this connection waits: its first
+    // frame is decoded now, so a ping (answered outside the route queue) is
+    // not held for another turn of an event loop busy with other sessions'
+    // bursts. Anything else waits, decoded, at the head of the backlog.
+    const env = this.#decode(text);
+    if (env === undefined) return;
+    const route = routeOf(env.type);
+    if (route?.inline && this.#session) {
+      this.#dispatch(env);
+      return;
+    }
+    this.#backlog.push(env);
+    setTimeout(() => this.#drainBacklog(), 0);
   }
 
   /** Processes held frames in order, a budget's worth per macrotask. */
@@ -89,23 +108,33 @@ export class Connection implements TransportHandler, HandshakeHost {
         setTimeout(() => this.#drainBacklog(), 0);
         return;
       }
-      const text = this.#backlog[this.#backlogHead];
+      const frame = this.#backlog[this.#backlogHead];
       this.#backlog[this.#backlogHead++] = "";
-      this.#process(text);
+      if (typeof frame === "string") this.#process(frame);
+      else this.#dispatch(frame);
     }
     this.#backlog = [];
     this.#backlogHead = 0;
   }
 
-  /** Decodes one frame and routes it: inline routes at once, the rest in order. */
+  /** Decodes one frame and routes it. */
   #process(text: string): void {
-    let env: Envelope;
+    const env = this.#decode(text);
+    if (env !== undefined) this.#dispatch(env);
+  }
+
+  /** Decodes one frame; a bad one is answered with its error and yields undefined. */
+  #decode(text: string): Envelope | undefined {
     try {
-      env = decodeEnvelope(text);
+      return decodeEnvelope(text);
     } catch (err) {
       this.#sessionError(toArcpError(err));
-      return;
+      return undefined;
     }
+  }
+
+  /** Routes one decoded frame: inline routes at once, the rest in order. */
+  #dispatch(env: Envelope): void {
     const route = routeOf(env.type);
     if (route?.inline && this.#session) {
       this.#run(route, env, this.#session).catch((err) => this.#failed(env, err));

@@ -29,3 +29,29 @@ Deno.test("thousands of frames sent at once are answered in order; another sessi
   deepEqual(pongs, Array.from({ length: n }, (_, i) => `a-${i}`), "pongs out of order");
   equal((await a.untilTerminal(accepted.job_id!)).at(-1)!.type, "job.result");
 });
+
+Deno.test("a burst of queued requests with bad frames among them is answered in order, every one", async () => {
+  await using server = await startServer();
+  await using a = await connect(server.url);
+  const n = 1500;
+  const sentAt = new Date().toISOString();
+  const ids: string[] = [];
+  // Pings first, so the stretch is spent when the queued requests arrive and
+  // the first of them is held already decoded.
+  for (let i = 0; i < n; i++) a.send("session.ping", { nonce: `p-${i}`, sent_at: sentAt });
+  for (let i = 0; i < n; i++) {
+    if (i % 100 === 0) a.sendRaw("{not json");
+    ids.push(a.send("session.list_jobs", { limit: 1 }).id as string);
+  }
+  const last = ids.at(-1)!;
+  await a.next(
+    (e) => e.type === "session.jobs" && e.payload.request_id === last,
+    60_000,
+    "the last list_jobs answer",
+  );
+  const answered = a.seen.filter((e) => e.type === "session.jobs").map((e) => e.payload.request_id);
+  deepEqual(answered, ids, "list_jobs answers out of order or missing");
+  equal(a.seen.filter((e) => e.type === "session.error").length, n / 100);
+  const pongs = a.seen.filter((e) => e.type === "session.pong").map((e) => e.payload.ping_nonce);
+  deepEqual(pongs, Array.from({ length: n }, (_, i) => `p-${i}`), "pongs out of order");
+});
