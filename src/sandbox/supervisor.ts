@@ -203,6 +203,20 @@ export function isBeatMessage(raw: unknown): raw is Extract<WorkerMessage, { t: 
   return keys.length === 1 && keys[0] === "t" && (raw as { t: unknown }).t === "beat";
 }
 
+/**
+ * The message as a record when it is a plain object whose keys are exactly
+ * `keys`: the strict schemas refuse unknown keys and need every listed one.
+ */
+function withExactKeys(
+  raw: unknown,
+  keys: ReadonlySet<string>,
+): Record<string, unknown> | undefined {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return undefined;
+  const own = Object.keys(raw);
+  if (own.length !== keys.size || !own.every((k) => keys.has(k))) return undefined;
+  return raw as Record<string, unknown>;
+}
+
 const EVENT_KEYS = new Set(["t", "j", "kind", "body"]);
 
 /**
@@ -213,10 +227,8 @@ const EVENT_KEYS = new Set(["t", "j", "kind", "body"]);
  * @returns true for a well-formed event
  */
 export function isEventMessage(raw: unknown): raw is Extract<WorkerMessage, { t: "event" }> {
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return false;
-  const m = raw as Record<string, unknown>;
-  const keys = Object.keys(m);
-  if (keys.length !== 4 || !keys.every((k) => EVENT_KEYS.has(k))) return false;
+  const m = withExactKeys(raw, EVENT_KEYS);
+  if (m === undefined) return false;
   const { t, j, kind, body } = m;
   return t === "event" && typeof j === "number" && Number.isInteger(j) && j >= 0 &&
     typeof kind === "string" && kind.length >= 1 && kind.length <= 200 &&
@@ -233,10 +245,8 @@ const EVENTS_KEYS = new Set(["t", "j", "items"]);
  * @returns true for a well-formed batch
  */
 export function isEventsMessage(raw: unknown): raw is Extract<WorkerMessage, { t: "events" }> {
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return false;
-  const m = raw as Record<string, unknown>;
-  const keys = Object.keys(m);
-  if (keys.length !== 3 || !keys.every((k) => EVENTS_KEYS.has(k))) return false;
+  const m = withExactKeys(raw, EVENTS_KEYS);
+  if (m === undefined) return false;
   const { t, j, items } = m;
   if (t !== "events" || typeof j !== "number" || !Number.isInteger(j) || j < 0) return false;
   if (!Array.isArray(items) || items.length < 1 || items.length > EVENT_WINDOW) return false;
@@ -261,10 +271,8 @@ const RESULT_KEYS = new Set(["t", "j", "value"]);
  * @returns true for a well-formed result
  */
 export function isResultMessage(raw: unknown): raw is Extract<WorkerMessage, { t: "result" }> {
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return false;
-  const m = raw as Record<string, unknown>;
-  const keys = Object.keys(m);
-  if (keys.length !== 3 || !keys.every((k) => RESULT_KEYS.has(k))) return false;
+  const m = withExactKeys(raw, RESULT_KEYS);
+  if (m === undefined) return false;
   const { t, j } = m;
   return t === "result" && typeof j === "number" && Number.isInteger(j) && j >= 0;
 }
