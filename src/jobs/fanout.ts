@@ -184,9 +184,13 @@ export class Fanout {
   #live: JobTable;
   #quota: OutputQuota;
   #overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
-  /** Jobs waiting to announce `running`, with when it is due (epoch ms), in due order. */
-  #runningQueue: Array<[LiveJob, number]> = [];
-  /** The timer of the queue's head, while the queue holds any. */
+  /**
+   * Jobs waiting to announce `running`, with when it is due (epoch ms), in
+   * due order (insertion order: every job waits equally long). A job leaves
+   * it when its `running` is staged, so a short job leaves no timer behind.
+   */
+  #runningWaits = new Map<LiveJob, number>();
+  /** The timer of the first wait, while any job waits. */
   #runningTimer: ReturnType<typeof setTimeout> | undefined;
   /** Counts `job.event`s by kind (`n` of one kind at a time), for the operator metrics. */
   #onEvent: ((kind: string, n: number) => void) | undefined;
@@ -225,29 +229,36 @@ export class Fanout {
   announceRunning(live: LiveJob): void {
     live.runningDue = nowIso();
     // One timer serves every job waiting (a timer per job was a measurable
-    // part of a short job's cost); all wait equally long, so the queue is in
-    // due order.
-    this.#runningQueue.push([live, Date.now() + RUNNING_WAIT_MS]);
+    // part of a short job's cost), and a job that stages its `running`
+    // sooner leaves the wait: once none waits the timer is cleared, so jobs
+    // that end within the wait (an echo) never wake the event loop for it.
+    this.#runningWaits.set(live, Date.now() + RUNNING_WAIT_MS);
     this.#runningTimer ??= setTimeout(() => this.#runningDueNow(), RUNNING_WAIT_MS);
   }
 
   /** Announces `running` for every job whose wait is over and that has not announced it since. */
   #runningDueNow(): void {
     this.#runningTimer = undefined;
-    const queue = this.#runningQueue;
     const now = Date.now();
-    let i = 0;
-    for (; i < queue.length && queue[i][1] <= now; i++) {
-      const live = queue[i][0];
+    let next: number | undefined;
+    for (const [live, due] of this.#runningWaits) {
+      if (due > now) {
+        next = due;
+        break;
+      }
+      this.#runningWaits.delete(live);
       if (live.runningDue && !live.ended && !live.abort.signal.aborted) this.events(live, []);
     }
-    queue.splice(0, i);
-    if (queue.length > 0) {
-      this.#runningTimer = setTimeout(
-        () => this.#runningDueNow(),
-        Math.max(0, queue[0][1] - now),
-      );
+    if (next !== undefined) {
+      this.#runningTimer = setTimeout(() => this.#runningDueNow(), Math.max(0, next - now));
     }
+  }
+
+  /** Takes a job out of the wait for `running`; the timer goes once no job waits. */
+  #leaveRunningWait(live: LiveJob): void {
+    if (!this.#runningWaits.delete(live) || this.#runningWaits.size > 0) return;
+    if (this.#runningTimer !== undefined) clearTimeout(this.#runningTimer);
+    this.#runningTimer = undefined;
   }
 
   /** Stages a job's due `running` status into `group`, ahead of what the job emits next. */
@@ -255,6 +266,7 @@ export class Fanout {
     const ts = live.runningDue;
     if (ts === undefined) return;
     live.runningDue = undefined;
+    this.#leaveRunningWait(live);
     this.#onEvent?.("status", 1);
     const payload: JobEventPayload = { kind: "status", ts, body: { phase: "running" } };
     this.#stage(live, "job.event", payload, owner, undefined, true, group);
@@ -583,7 +595,7 @@ export class Fanout {
   stopFollowing(): void {
     clearTimeout(this.#runningTimer);
     this.#runningTimer = undefined;
-    this.#runningQueue = [];
+    this.#runningWaits.clear();
     for (const byJob of this.#follows.values()) for (const f of byJob.values()) f.abort();
   }
 

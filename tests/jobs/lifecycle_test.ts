@@ -93,6 +93,25 @@ Deno.test("a job that says nothing is still announced running while it runs", as
   equal(end.payload.final_status, "cancelled");
 });
 
+Deno.test("a quiet job is announced running though short jobs beside it announce and end first", async () => {
+  // Jobs waiting to announce `running` share one timer, cleared once none waits: a short job
+  // that stages its `running` with its result, while the quiet one waits, must not take the
+  // timer from it.
+  await using server = await startServer({ agentsDir: `${ROOT}/tests/fixtures/agents` });
+  await using c = await connect(server.url);
+  for (let round = 0; round < 3; round++) {
+    const [short, quiet] = await Promise.all([
+      c.submit({ agent: "quiet", input: { ms: 0 } }),
+      c.submit({ agent: "quiet", input: { ms: 600_000 } }),
+    ]);
+    equal((await c.untilTerminal(short.job_id!)).at(-1)!.type, "job.result");
+    const running = await c.next((e) => e.job_id === quiet.job_id, 30_000, "running");
+    deepEqual(running.payload.body, { phase: "running" });
+    c.send("job.cancel", {}, { job_id: quiet.job_id });
+    equal((await c.untilTerminal(quiet.job_id!)).at(-1)!.payload.final_status, "cancelled");
+  }
+});
+
 Deno.test("running is the first seq-bearing envelope of every job, seqs stay gap-free, and a resume replays what was sent live", async () => {
   await using server = await startServer();
   const c = await connect(server.url);
