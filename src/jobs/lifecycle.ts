@@ -89,10 +89,8 @@ export class Lifecycle {
    */
   start(live: LiveJob, expiresMs: number | undefined): void {
     const job = live.record;
-    this.#events.accepted(job);
     live.span = startJobSpan(job, live.parent?.span);
     job.status = "running";
-    this.#events.started(job);
     this.#fanout.announceRunning(live);
     if (job.max_runtime_sec) {
       live.timers.push(setDeadline(
@@ -155,6 +153,12 @@ export class Lifecycle {
           live.cancelling ? cancelled(live) : { status: "error", error: toArcpError(err) },
         ),
     );
+    // The operator's line and count wait until the start message is on its way: they are
+    // not on the job's path (a microtask queued now runs after the one that writes it).
+    queueMicrotask(() => {
+      this.#events.accepted(job);
+      this.#events.started(job);
+    });
   }
 
   /**
@@ -238,20 +242,20 @@ export class Lifecycle {
     job.ended_at = nowIso();
     this.#live.delete(live);
     if (outcome.status !== "success") job.error = outcome.error.toPayload();
-    live.span?.end(job);
-    this.#events.ended(job, outcome);
-    // Revocation is attempted before the terminal message goes out.
-    if (this.#credentials.provisioned) {
-      await Promise.all([
-        this.#credentials.revoke(job.job_id),
-        this.#credentials.revokeDescendants(live),
-      ]);
-    }
-    for (const child of live.children) this.cancel(child, "parent job ended");
-    if (live.parent) live.parent.children.delete(live);
-    live.settle?.(outcome);
-    if (outcome.status === "success") {
-      const payload: Result = live.stream
+    const ended = outcome;
+    let terminal: Promise<void> | undefined;
+    try {
+      // Revocation is attempted before the terminal message goes out.
+      if (this.#credentials.provisioned) {
+        await Promise.all([
+          this.#credentials.revoke(job.job_id),
+          this.#credentials.revokeDescendants(live),
+        ]);
+      }
+      for (const child of live.children) this.cancel(child, "parent job ended");
+      if (live.parent) live.parent.children.delete(live);
+      live.settle?.(outcome);
+      const result: Result | undefined = outcome.status !== "success" ? undefined : live.stream
         ? {
           final_status: "success",
           result_id: live.stream.resultId,
@@ -259,27 +263,23 @@ export class Lifecycle {
         }
         : { final_status: "success", result: outcome.result };
       // Numbered and queued in one step (see `JobJournal`).
-      await this.#fanout.emit(
+      terminal = this.#fanout.emit(
         live,
-        "job.result",
-        payload,
+        result ? "job.result" : "job.error",
+        result ?? { final_status: outcome.status, ...job.error! },
         sink,
         undefined,
         this.#journalEnding?.(job),
       );
-    } else {
-      job.error = outcome.error.toPayload();
-      await this.#fanout.emit(
-        live,
-        "job.error",
-        {
-          final_status: outcome.status,
-          ...outcome.error.toPayload(),
-        },
-        sink,
-        undefined,
-        this.#journalEnding?.(job),
-      );
+    } finally {
+      // The span's end, the operator's line and counts are not on the terminal's path: a
+      // microtask queued once the terminal is staged runs after the one that starts its
+      // commit, so they overlap the commit instead of delaying it.
+      queueMicrotask(() => {
+        live.span?.end(job);
+        this.#events.ended(job, ended);
+      });
     }
+    await terminal;
   }
 }

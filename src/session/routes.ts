@@ -163,12 +163,24 @@ async function submit(
     sink: session,
     traceId: env.trace_id,
   }, payload);
-  session.sendControl("job.accepted", accepted, {
-    job_id: accepted.job_id,
-    trace_id: env.trace_id ?? accepted.trace_id,
-  });
-  if (start) start();
-  else await followReplayedJob(ctx, session, accepted.job_id);
+  const sendAccepted = () =>
+    session.sendControl("job.accepted", accepted, {
+      job_id: accepted.job_id,
+      trace_id: env.trace_id ?? accepted.trace_id,
+    });
+  if (!start) {
+    sendAccepted();
+    return await followReplayedJob(ctx, session, accepted.job_id);
+  }
+  // The job's start goes to its sandbox first, its `job.accepted` to the client right after
+  // (a microtask queued now runs after the one that writes the start): the result is what
+  // the client waits for. Nothing of the job can reach the client first: every envelope of
+  // it waits for a commit, which completes in a later turn of the event loop.
+  try {
+    start();
+  } finally {
+    queueMicrotask(sendAccepted);
+  }
 }
 
 /**
