@@ -155,7 +155,7 @@ export class Lifecycle {
     );
     // The operator's line and count wait until the start message is on its way: they are
     // not on the job's path (a microtask queued now runs after the one that writes it).
-    queueMicrotask(() => {
+    afterward(() => {
       this.#events.accepted(job);
       this.#events.started(job);
     });
@@ -275,11 +275,26 @@ export class Lifecycle {
       // The span's end, the operator's line and counts are not on the terminal's path: a
       // microtask queued once the terminal is staged runs after the one that starts its
       // commit, so they overlap the commit instead of delaying it.
-      queueMicrotask(() => {
+      afterward(() => {
         live.span?.end(job);
         this.#events.ended(job, ended);
       });
     }
     await terminal;
   }
+}
+
+/**
+ * Runs operator accounting (log lines, counters, spans) in a microtask
+ * queued now, after whatever the job's path has queued so far. A failing
+ * observer must not end the runtime, as an uncaught error in a microtask would.
+ */
+function afterward(account: () => void): void {
+  queueMicrotask(() => {
+    try {
+      account();
+    } catch {
+      // Accounting is not the job's business: the job goes on as it would have.
+    }
+  });
 }
