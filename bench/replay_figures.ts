@@ -112,6 +112,20 @@ async function statusKiB(pid: number, field: "VmRSS" | "VmHWM"): Promise<number>
   return Number(m[1]);
 }
 
+/** CPU time (ms) a process's threads have used, from their `schedstat` (ns), through `sh`. */
+async function cpuMs(pid: number): Promise<number> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `cat /proc/${pid}/task/*/schedstat`],
+    stderr: "null",
+  }).output();
+  let ns = 0;
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const first = Number(line.split(" ")[0]);
+    if (Number.isFinite(first)) ns += first;
+  }
+  return ns / 1e6;
+}
+
 /** Resets a process's peak resident set (`VmHWM`) to its current one (Linux ≥ 4.0). */
 async function resetPeakRss(pid: number): Promise<boolean> {
   const out = await new Deno.Command("sh", {
@@ -167,7 +181,9 @@ export async function figure7(): Promise<void> {
     const pid = child.process.pid;
     const rssBefore = await statusKiB(pid, "VmRSS");
     const peakReset = await resetPeakRss(pid);
+    const cpuBefore = await cpuMs(pid);
     const replays = await resumeRepeatedly(child.url, session);
+    const cpu = (await cpuMs(pid) - cpuBefore) / replays.length;
     checkComplete(replays);
     const peak = await statusKiB(pid, "VmHWM");
     reportReplays(
@@ -178,6 +194,13 @@ export async function figure7(): Promise<void> {
         replays[0].replayed
       } envelopes from seq 1: ${count}-event ticker + ${session.baseSeq} of a warm-up job`,
     );
+    report({
+      figure: "7a. resume replay (child server)",
+      metric: "runtime CPU per resume, all threads",
+      value: ms(cpu),
+      unit: "ms",
+      notes: "mean over the resumes; steadier than wall time on a shared machine",
+    });
     if (peakReset) {
       report({
         figure: "7a. resume replay (child server)",
