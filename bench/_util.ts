@@ -54,23 +54,39 @@ export const BENCH_TOKENS: Record<string, string> = {
 export type ChildServerLike = ChildServer;
 
 /**
+ * The checkout whose `arcp serve` a figure that opts in runs as its child
+ * server: `ARCP_BENCH_SERVER_ROOT` when set (to measure a baseline checkout
+ * with this checkout's bench and client), else this one.
+ */
+export const SERVER_ROOT: string = Deno.env.get("ARCP_BENCH_SERVER_ROOT") ?? ROOT;
+
+/**
  * Starts `arcp serve` in a child process on a KV file in a fresh temp dir,
  * knowing {@linkcode BENCH_TOKENS}, so a figure's load generator does not
  * share the runtime's event loop. Stopping it removes the temp dir.
  *
  * @param extra more `serve` flags (`--agents`, caps, …)
+ * @param root the checkout whose CLI runs (default this one; see {@linkcode SERVER_ROOT})
  * @returns the server
  */
-export async function spawnBenchServe(extra: string[] = []): Promise<ChildServer> {
+export async function spawnBenchServe(
+  extra: string[] = [],
+  root: string = ROOT,
+): Promise<ChildServer> {
   const dir = await Deno.makeTempDir({ prefix: "arcp_bench_" });
-  const server = await spawnServe([
-    "--port",
-    "0",
-    "--kv",
-    `${dir}/arcp.kv`,
-    ...Object.entries(BENCH_TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
-    ...extra,
-  ]);
+  const server = await spawnServe(
+    [
+      "--port",
+      "0",
+      "--kv",
+      `${dir}/arcp.kv`,
+      ...Object.entries(BENCH_TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
+      ...extra,
+    ],
+    {},
+    undefined,
+    root,
+  );
   return {
     ...server,
     stop: async (signal?: Deno.Signal) => {

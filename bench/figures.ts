@@ -20,6 +20,7 @@ import type { RuntimeOptions } from "../mod.ts";
 import { probeMemory, totalKiB } from "./memory_probe.ts";
 import { flags, heading, report, rows, SCALE, scaled } from "./_report.ts";
 import { figure11 } from "./sandbox_figures.ts";
+import { figure7 } from "./replay_figures.ts";
 import { figure13 } from "./store_figures.ts";
 import { figure14 } from "./store_damage_figures.ts";
 import { figure15 } from "./slow_reader_figures.ts";
@@ -40,7 +41,6 @@ import {
   startChildServer,
   type Stats,
   stats,
-  waitIdle,
 } from "./_util.ts";
 import { figure12 } from "./events_figures.ts";
 import { figure16 } from "./nodes_figures.ts";
@@ -378,62 +378,6 @@ async function figure6(): Promise<void> {
     });
     await Promise.all(clients.map((c) => c.close()));
   }
-}
-
-// ---- 7. resume replay -----------------------------------------------------
-
-async function figure7(): Promise<void> {
-  const count = scaled(10_000, 500);
-  heading(`7. resume replay of a detached session's ${count}-event ticker`);
-  await using server = await startBenchServer();
-  const first = await BenchClient.connect(server.url);
-  await first.run("ticker", { count: 50, interval_ms: 0 }); // warm-up
-  const baseSeq = first.lastSeq;
-  const run = first.submit("ticker", { count, interval_ms: 0 });
-  // Detach as soon as the submit is answered; the job runs on and its events are logged.
-  while (run.acceptedAt === undefined && !run.terminal) await new Promise((r) => setTimeout(r, 1));
-  const { sessionId, resumeToken } = first;
-  await first.close();
-  await waitIdle(server.http);
-
-  let last = 0;
-  let replayed = 0;
-  const { promise: caughtUp, resolve } = Promise.withResolvers<void>();
-  const helloAt = performance.now();
-  const resumed = await BenchClient.connect(server.url, {
-    resume: { session_id: sessionId, resume_token: resumeToken, last_event_seq: 0 },
-    onEnvelope: (env, at) => {
-      if (env.event_seq === undefined) return;
-      replayed++;
-      last = at;
-      if (env.type === "job.result" && env.trace_id === run.traceId) resolve();
-    },
-  });
-  await caughtUp;
-  const figure = "7. resume replay";
-  const fromWelcome = last - resumed.welcomedAt;
-  const notes =
-    `${replayed} envelopes from seq 1: ${count}-event ticker + ${baseSeq} of a warm-up job`;
-  report({
-    figure,
-    metric: "welcome → last replayed envelope",
-    value: ms(fromWelcome),
-    unit: "ms",
-    notes,
-  });
-  report({
-    figure,
-    metric: "hello sent → last replayed envelope",
-    value: ms(last - helloAt),
-    unit: "ms",
-  });
-  report({
-    figure,
-    metric: "replay rate",
-    value: fmt(replayed / (fromWelcome / 1000), 0),
-    unit: "envelopes/s",
-  });
-  await resumed.close();
 }
 
 // ---- 8. memory of idle sessions -------------------------------------------

@@ -154,14 +154,17 @@ export interface ChildServer {
  * @param serveArgs flags after `serve`
  * @param env extra environment variables for the child
  * @param fdLimit a lower soft limit on the child's open files (`ulimit -n`)
+ * @param root the checkout whose CLI runs (default this one; a bench may A/B another)
  * @returns the child server
  */
 export async function spawnServe(
   serveArgs: string[],
   env: Record<string, string> = {},
   fdLimit?: number,
+  root: string = ROOT,
 ): Promise<ChildServer> {
-  const args = [...CLI_RUN, "serve", ...serveArgs];
+  const cli = root === ROOT ? CLI_RUN : ["run", ...RUN_FLAGS, `${root}/src/cli/main.ts`];
+  const args = [...cli, "serve", ...serveArgs];
   const process = new Deno.Command(fdLimit === undefined ? Deno.execPath() : "sh", {
     args: fdLimit === undefined
       ? args

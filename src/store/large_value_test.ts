@@ -265,3 +265,85 @@ Deno.test("freeing a session log removes exactly the entries acknowledged, cutti
   deepEqual(await read(kv, log), []);
   equal((await values(kv, log)).length, 0);
 });
+
+/** A KV handle that records the `limit` of every listing opened through it. */
+function countingKv(kv: Deno.Kv): { kv: Deno.Kv; limits: number[] } {
+  const limits: number[] = [];
+  const counting = new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "list") {
+        return (selector: Deno.KvListSelector, options?: Deno.KvListOptions) => {
+          limits.push(options?.limit ?? Infinity);
+          return target.list(selector, options);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { kv: counting, limits };
+}
+
+/** Writes a log of commits of 1–7 small entries, with an entry stored in parts every 5th commit. */
+async function windowedLog(store: Store): Promise<Array<[number, string]>> {
+  const all: Array<[number, string]> = [];
+  const big = (n: number) => `${n} ${"ünï ".repeat(Math.ceil((PART_CHARS * 2.5) / 4))}`;
+  for (let commit = 0; commit < 40; commit++) {
+    const texts = commit % 5 === 4
+      ? [big(all.length + 1)]
+      : Array.from({ length: (commit % 7) + 1 }, (_, i) => `entry ${all.length + i + 1}`);
+    const first = all.length + 1;
+    await Promise.all(texts.map((t, i) => store.write(logWrites(LOG, first + i, t))));
+    all.push(...texts.map((t, i): [number, string] => [first + i, t]));
+  }
+  return all;
+}
+
+Deno.test("a log read in small windows with read-ahead comes back whole, in order and once from any position, across window edges and values in parts", async () => {
+  await using db = await tempStore();
+  const all = await windowedLog(db.store);
+  const stored = (await values(db.store.kv, LOG)).length;
+  const bigAt = all.filter(([, t]) => t.length > PART_CHARS).map(([n]) => n);
+  ok(bigAt.length >= 5 && stored > 40, `${bigAt.length} split entries, ${stored} values`);
+  const positions = [0, 1, 3, bigAt[0] - 1, bigAt[0], bigAt[2] + 1, all.length - 1, all.length];
+  const sizes = [{ chars: 1, ahead: 1 }, { chars: 1, ahead: 3 }, { chars: 5_000, ahead: 2 }, {}];
+  for (const windows of sizes) {
+    for (const after of positions) {
+      const { kv, limits } = countingKv(db.store.kv);
+      const pages: Array<Array<[number, string]>> = [];
+      for await (const page of listTextPages(kv, LOG, after, "the log", windows)) pages.push(page);
+      const what = `windows ${JSON.stringify(windows)}, after ${after}`;
+      deepEqual(pages.flat(), all.slice(after), what);
+      if (windows.chars === 1 && after === 0) {
+        // One value a read: every value's edge, a head's and each part's too, is a window's edge.
+        ok(limits.every((limit) => limit === 1), what);
+        ok(limits.length >= stored, `${what}: ${limits.length} reads for ${stored} values`);
+      }
+    }
+  }
+});
+
+Deno.test("a listing reads at most its read-ahead of windows beyond what its reader took, and sizes windows to the values", async () => {
+  await using db = await tempStore();
+  // One value per entry: commits of one entry each.
+  for (let n = 1; n <= 60; n++) await db.store.write(logWrites(LOG, n, `entry ${n}`));
+  for (const ahead of [1, 2, 4]) {
+    const { kv, limits } = countingKv(db.store.kv);
+    let taken = 0;
+    for await (const page of listTextPages(kv, LOG, -1, "the log", { chars: 1, ahead })) {
+      taken += page.length;
+      ok(limits.length <= taken + ahead, `ahead ${ahead}: ${limits.length} reads, ${taken} taken`);
+      if (taken === 10) break;
+    }
+    equal(taken, 10);
+  }
+  // At the default window, small values are read many at a time after the first read.
+  const { kv, limits } = countingKv(db.store.kv);
+  deepEqual((await Array.fromAsync(listTextPages(kv, LOG))).flat().map(([n]) => n), range(1, 60));
+  ok(limits.length <= 3 && limits.slice(1).every((l) => l > 60), `limits ${limits}`);
+});
+
+/** from..to */
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}

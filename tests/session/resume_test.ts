@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, notEqual, ok } from "assert";
 import { type ChildServer, startChildServer, startServer } from "../../testing/server.ts";
 import { ALL_FEATURES, type Env, WsClient } from "../../testing/ws_client.ts";
+import { PART_CHARS, READ_WINDOW_CHARS } from "../../src/store/large_value.ts";
 
 /** The seq-bearing envelopes of a list must be `from`, `from + 1`, ... without gaps or repeats. */
 function assertGapFree(envs: Env[], from: number): void {
@@ -205,6 +206,67 @@ Deno.test("jobs keep running while the session is detached; their events arrive 
   equal(rest.at(-1)!.type, "job.result");
   deepEqual(rest.at(-1)!.payload.result, { ticks: 10 });
 });
+
+Deno.test("a resume of a long detached log crosses many read windows and a value stored in parts: every envelope once, in order, from any seq", async () => {
+  await using server = await startServer();
+  // No `ack`: nothing is freed and no back-pressure slows the ticker while detached.
+  const features = ["progress"];
+  const c1 = new WsClient(server.url);
+  const w1 = await c1.hello("alice-token", features);
+  // A result larger than one KV value: the log stores it as a head and parts.
+  const big = "ß".repeat(2 * PART_CHARS + 123);
+  const echo = await c1.submit({ agent: "echo", input: big });
+  const echoed = (await c1.untilTerminal(echo.job_id!)).at(-1)!;
+  equal(echoed.payload.result.echo, big);
+  const acc = await c1.submit({ agent: "ticker", input: { count: 8000, interval_ms: 0 } });
+  const jobId = acc.job_id!;
+  await c1.close();
+  await untilIdle(server.http);
+
+  /** Resumes after `last` and takes every seq-bearing envelope through the ticker's result. */
+  let token = w1.payload.resume_token;
+  const replayAfter = async (last: number): Promise<Env[]> => {
+    const c = new WsClient(server.url);
+    await using _c = c;
+    const w = await c.hello("alice-token", features, {
+      session_id: c1.sessionId,
+      resume_token: token,
+      last_event_seq: last,
+    });
+    equal(w.type, "session.welcome", JSON.stringify(w.payload));
+    token = w.payload.resume_token;
+    const got: Env[] = [];
+    while (got.at(-1)?.type !== "job.result" || got.at(-1)?.job_id !== jobId) {
+      got.push(await c.next((e) => e.event_seq !== undefined, 20_000, "replayed envelope"));
+    }
+    return got;
+  };
+
+  const all = await replayAfter(0);
+  assertGapFree(all, 1);
+  const chars = all.reduce((n, e) => n + JSON.stringify(e).length, 0);
+  ok(chars > 3 * READ_WINDOW_CHARS, `the log (${chars} chars) spans many read windows`);
+  const bigResult = all.find((e) => e.job_id === echo.job_id && e.type === "job.result");
+  equal(bigResult?.payload.result.echo, big);
+  deepEqual(ticks(all.filter((e) => e.job_id === jobId)), range(1, 8000));
+  // From inside the log: the first envelope after the echo's result, and one mid-ticker.
+  for (const last of [bigResult!.event_seq!, Math.floor(all.length / 2)]) {
+    const rest = await replayAfter(last);
+    assertGapFree(rest, last + 1);
+    deepEqual(rest.map((e) => e.id), all.slice(last).map((e) => e.id), `after seq ${last}`);
+  }
+});
+
+/** Waits until the runtime has no live jobs. */
+async function untilIdle(http: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const health = await fetch(`${http}/healthz`).then((r) => r.json());
+    if (health.live_jobs === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("jobs did not finish");
+}
 
 Deno.test("cancel authority survives a resume: the resumed session cancels its job", async () => {
   await using server = await startServer();
