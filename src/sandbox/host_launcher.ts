@@ -39,6 +39,7 @@ import type { Protection } from "./protection.ts";
 import type { Sharing } from "./sandbox.ts";
 import { ThreadCounter } from "./thread_count.ts";
 import { WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
+import { sliceSpent } from "../turn_slice.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -355,6 +356,12 @@ export class HostLauncher implements AgentLauncher {
     Array<{ spec: LaunchSpec; sharing: Sharing; channel: WaitingChannel; since: number }>
   >();
   #waitTimer: ReturnType<typeof setInterval> | undefined;
+  /**
+   * Worker keys whose waiting jobs need a new process, deferred to a later
+   * turn because this one's budget was spent, in the order they asked.
+   */
+  #startsDue = new Set<string>();
+  #startsTimer: ReturnType<typeof setTimeout> | undefined;
   /** Every process alive, idle or serving, with its metrics index. */
   #all = new Map<SandboxProcess, number>();
   #demand = new WarmDemand();
@@ -647,8 +654,10 @@ export class HostLauncher implements AgentLauncher {
   }
 
   /** A process for a job: one readied for its key, an idle one, or a new one. */
-  #take(spec: LaunchSpec): SandboxProcess {
-    const proc = this.#takeReadied(spec) ?? this.#idle.shift() ?? this.#start();
+  #take(
+    spec: LaunchSpec,
+    proc: SandboxProcess = this.#takeReadied(spec) ?? this.#idle.shift() ?? this.#start(),
+  ): SandboxProcess {
     proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
     return proc;
   }
@@ -849,8 +858,15 @@ export class HostLauncher implements AgentLauncher {
     return channel;
   }
 
-  /** Hands the jobs waiting for a shared worker of `key` to workers with room. */
-  #serveShared(key: string): void {
+  /**
+   * Hands the jobs waiting for a shared worker of `key` to workers with room.
+   * Starting a process (a spawn, a socket) is the longest step of a job's
+   * start: when a burst needs several (one per key) and the turn's budget
+   * is spent, the key waits for a later turn ({@linkcode #startDue}).
+   *
+   * @param mayStart start one process whatever the budget says
+   */
+  #serveShared(key: string, mayStart = false): void {
     const queue = this.#sharedWaiting.get(key);
     while (queue && queue.length > 0 && !this.#closed) {
       const next = queue[0];
@@ -863,7 +879,21 @@ export class HostLauncher implements AgentLauncher {
       let w = usable.find((x) => x.proc.active < x.sharing.concurrency);
       if (!w) {
         if (usable.length >= MAX_SHARED_WORKERS) break;
-        w = { proc: this.#take(next.spec), sharing: next.sharing, served: 0, retiring: false };
+        let proc = this.#takeReadied(next.spec) ?? this.#idle.shift();
+        if (!proc) {
+          if (!mayStart && sliceSpent()) {
+            this.#deferStart(key);
+            break;
+          }
+          mayStart = false;
+          proc = this.#start();
+        }
+        w = {
+          proc: this.#take(next.spec, proc),
+          sharing: next.sharing,
+          served: 0,
+          retiring: false,
+        };
         list.push(w);
         this.#shared.set(key, list);
         this.#queueRefill();
@@ -872,6 +902,27 @@ export class HostLauncher implements AgentLauncher {
       this.#bindShared(key, w, next.spec, next.channel);
     }
     if (queue?.length === 0) this.#sharedWaiting.delete(key);
+  }
+
+  /** Serves `key` again in a later turn, after the keys deferred before it. */
+  #deferStart(key: string): void {
+    this.#startsDue.add(key);
+    this.#startsTimer ??= setTimeout(() => this.#startDue(), 0);
+  }
+
+  /**
+   * Serves the deferred keys in order: the first may start a process
+   * whatever the budget, so each turn moves them on; those the budget
+   * leaves out wait for the next.
+   */
+  #startDue(): void {
+    this.#startsTimer = undefined;
+    const keys = [...this.#startsDue];
+    this.#startsDue.clear();
+    keys.forEach((key, i) => {
+      if (i > 0 && sliceSpent()) this.#deferStart(key);
+      else this.#serveShared(key, i === 0);
+    });
   }
 
   #bindShared(key: string, worker: SharedWorker, spec: LaunchSpec, channel: WaitingChannel): void {
@@ -932,6 +983,7 @@ export class HostLauncher implements AgentLauncher {
     this.#closed = true;
     clearInterval(this.#trim);
     clearInterval(this.#waitTimer);
+    clearTimeout(this.#startsTimer);
     for (const list of this.#shared.values()) for (const w of list) clearTimeout(w.idle);
     const procs = [...this.#all.keys()];
     this.#idle = [];

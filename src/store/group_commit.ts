@@ -41,6 +41,7 @@
 import { keyId } from "./key_id.ts";
 import { whileBusy } from "./busy.ts";
 import { type KvWrite, SEGMENT_CHARS, SEGMENT_ENTRIES } from "./large_value.ts";
+import { nextTurn, sliceSpent } from "../turn_slice.ts";
 
 /** Stay well inside KV's 1000 mutations and ~800 KiB per atomic operation. */
 const MAX_MUTATIONS = 900;
@@ -51,14 +52,14 @@ const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
 
 /**
- * Settling a batch runs whatever waits on its writes (sending envelopes,
- * starting jobs): for a batch of hundreds of jobs that is a long stretch on
- * the event loop. After each slice of this many milliseconds the committer
- * yields to timers and I/O (a ping, a health check) before settling the rest.
+ * Writes settled between looks at the turn's budget. Settling a batch runs
+ * whatever waits on its writes (sending envelopes, starting jobs): for a
+ * batch of hundreds of jobs that is a long stretch on the event loop, so
+ * once the turn's budget ({@linkcode sliceSpent}) is spent the committer
+ * yields to timers and I/O (a ping, a health check) before settling the
+ * rest. A waiter can cost a millisecond (a job start), hence a small chunk.
  */
-const SETTLE_SLICE_MS = 8;
-/** Writes settled between looks at the clock. */
-const SETTLE_CHUNK = 16;
+const SETTLE_CHUNK = 4;
 
 /** Queue entries consumed before the queue array is compacted. */
 const COMPACT_AFTER = 1024;
@@ -100,12 +101,6 @@ export interface GroupCommitterOptions {
    * stalled once it holds nothing.
    */
   probe?: KvWrite;
-  /**
-   * Longest stretch (ms) spent settling one batch's writes, and what waits
-   * on them, before yielding to timers and I/O. Default 8; 0 yields after
-   * every few writes.
-   */
-  settleSliceMs?: number;
 }
 
 /**
@@ -484,24 +479,20 @@ export class GroupCommitter {
   }
 
   /**
-   * Resolves committed writes in queue order, in slices: between slices
-   * the event loop serves timers and I/O, so a big batch does not hold a
-   * ping or a health check for the whole time its waiters take to run.
-   * Nothing is reordered (writes settle in order and the next batch is
-   * committed only after this one has settled) and nothing is settled
-   * before it is committed.
+   * Resolves committed writes in queue order, in slices: once the turn's
+   * budget is spent the event loop serves timers and I/O before the rest,
+   * so a big batch does not hold a ping or a health check for the whole
+   * time its waiters take to run. Nothing is reordered (writes settle in
+   * order and the next batch is committed only after this one has settled)
+   * and nothing is settled before it is committed.
    */
   async #settle(pending: Pending[]): Promise<void> {
-    const budget = this.#options.settleSliceMs ?? SETTLE_SLICE_MS;
-    let sliceStart = performance.now();
     for (let i = 0; i < pending.length; i++) {
       pending[i].resolve();
       if ((i + 1) % SETTLE_CHUNK !== 0 || i + 1 === pending.length) continue;
       // Let the waiters just resolved run before looking at the clock.
       await Promise.resolve();
-      if (performance.now() - sliceStart < budget) continue;
-      await new Promise<void>((r) => setTimeout(r, 0));
-      sliceStart = performance.now();
+      if (sliceSpent()) await nextTurn();
     }
   }
 
