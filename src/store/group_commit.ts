@@ -60,6 +60,13 @@ const RETRY_MAX_MS = 2000;
  * rest. A waiter can cost a millisecond (a job start), hence a small chunk.
  */
 const SETTLE_CHUNK = 4;
+/**
+ * Queued writes taken into a batch, and mutations put on its atomic
+ * operation (each serialized there), between looks at the turn's budget: a
+ * full batch is hundreds of each, a long stretch of its own.
+ */
+const TAKE_CHUNK = 32;
+const FILL_CHUNK = 64;
 
 /** Queue entries consumed before the queue array is compacted. */
 const COMPACT_AFTER = 1024;
@@ -302,18 +309,24 @@ class Batch {
   }
 
   /**
-   * The mutations to commit, on an atomic operation.
+   * Puts the mutations to commit on an atomic operation, continuing in a
+   * later turn whenever the turn's budget is spent (nothing else touches
+   * the batch meanwhile: it is out of the queue).
    *
    * @param op the operation to fill
+   * @returns resolves once every mutation is on it
    */
-  fill(op: Deno.AtomicOperation): void {
+  async fill(op: Deno.AtomicOperation): Promise<void> {
+    let n = 0;
     for (const seg of this.#segments) {
       const value = seg.texts.length === 1 ? seg.texts[0] : seg.texts;
       op.set(seg.key, value, seg.expireIn ? { expireIn: seg.expireIn } : undefined);
+      if (++n % FILL_CHUNK === 0 && sliceSpent()) await nextTurn();
     }
     for (const w of this.#plain.values()) {
       if (w.value === undefined) op.delete(w.key);
       else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
+      if (++n % FILL_CHUNK === 0 && sliceSpent()) await nextTurn();
     }
   }
 }
@@ -430,7 +443,7 @@ export class GroupCommitter {
   async #drain(): Promise<void> {
     let backoff = RETRY_MIN_MS;
     while (this.#queued > 0 || this.#probing()) {
-      const batch = this.#queued > 0 ? this.#take() : this.#probe();
+      const batch = this.#queued > 0 ? await this.#take() : this.#probe();
       try {
         await this.#commit(batch);
       } catch (err) {
@@ -515,10 +528,19 @@ export class GroupCommitter {
     return batch;
   }
 
-  /** The next batch: queued writes from the head, as many as one commit holds. */
-  #take(): Batch {
+  /**
+   * The next batch: queued writes from the head, as many as one commit
+   * holds, taken over several turns when the turn's budget runs out (only
+   * the drain takes from or puts back into the queue, and it waits for
+   * this; writes queued meanwhile join the tail, in order).
+   */
+  async #take(): Promise<Batch> {
     const batch = new Batch();
-    while (this.#head < this.#queue.length && batch.offer(this.#queue[this.#head])) this.#head++;
+    let n = 0;
+    while (this.#head < this.#queue.length && batch.offer(this.#queue[this.#head])) {
+      this.#head++;
+      if (++n % TAKE_CHUNK === 0 && sliceSpent()) await nextTurn();
+    }
     if (this.#head >= COMPACT_AFTER) {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
@@ -572,10 +594,12 @@ export class GroupCommitter {
   }
 
   async #commit(batch: Batch): Promise<void> {
-    const started = performance.now();
-    const res = await whileBusy(() => {
+    let started = 0;
+    const res = await whileBusy(async () => {
       const op = this.#kv.atomic();
-      batch.fill(op);
+      await batch.fill(op);
+      // What KV takes, not the turns the filling waited for.
+      started = performance.now();
       return op.commit();
     });
     if (!res.ok) throw new Error("KV commit was refused");

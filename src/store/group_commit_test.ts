@@ -217,10 +217,10 @@ Deno.test("a write KV refuses fails alone; log entries batched around it still l
   equal((await db.kv.get(["big"])).value, null);
 });
 
-Deno.test("a batch with more waiters than a turn's bound settles all, in order, each after its commit, with timers run between slices", async () => {
+Deno.test("a batch bigger than a turn's bound is taken, filled and settled over several turns: all land, in order, each settled after its commit, timers run between", async () => {
   await using db = await tempKv();
-  // Every look at the budget after the first of a turn finds it spent: the
-  // settle loop yields after every chunk.
+  // Every look at the budget after the first of a turn finds it spent:
+  // taking, filling and settling a batch yield after every chunk.
   const before = setTurnSliceMs(0);
   try {
     const gc = new GroupCommitter(db.kv);
