@@ -16,7 +16,7 @@ import type { Transport, TransportHandler } from "../transport/transport.ts";
 import type { ConnectionContext } from "./context.ts";
 import { handshake, type HandshakeHost } from "./handshake.ts";
 import type { Heartbeat } from "./heartbeat.ts";
-import { sliceSpent } from "../turn_slice.ts";
+import { nextTurn, sliceSpent } from "../turn_slice.ts";
 import type { DropReason } from "./operator_events.ts";
 import { type Route, routeOf } from "./routes.ts";
 import type { Session } from "./session.ts";
@@ -97,7 +97,7 @@ export class Connection implements TransportHandler, HandshakeHost {
       return;
     }
     this.#backlog.push(env);
-    setTimeout(() => this.#drainBacklog(), 0);
+    nextTurn().then(() => this.#drainBacklog());
   }
 
   /**
@@ -110,7 +110,7 @@ export class Connection implements TransportHandler, HandshakeHost {
     while (this.#backlogHead < this.#backlog.length) {
       if (this.#closed) break;
       if (!first && sliceSpent()) {
-        setTimeout(() => this.#drainBacklog(), 0);
+        nextTurn().then(() => this.#drainBacklog());
         return;
       }
       first = false;
