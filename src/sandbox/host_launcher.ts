@@ -148,6 +148,9 @@ const TRIM_MS = 5_000;
  */
 const MAX_SHARED_WORKERS = Math.max(2, navigator.hardwareConcurrency ?? 2);
 
+/** Turns a shared worker's start may wait for a turn with budget left before it goes anyway. */
+const START_WAIT_TURNS = 3;
+
 /**
  * Processes that may be starting at once (spawned, worker not yet ready):
  * starting costs CPU, and past the cores more starts only slow each other.
@@ -362,6 +365,8 @@ export class HostLauncher implements AgentLauncher {
    */
   #startsDue = new Set<string>();
   #startsTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Turns the deferred keys have waited since a process was last started for one. */
+  #startsWaited = 0;
   /** Every process alive, idle or serving, with its metrics index. */
   #all = new Map<SandboxProcess, number>();
   #demand = new WarmDemand();
@@ -860,11 +865,12 @@ export class HostLauncher implements AgentLauncher {
 
   /**
    * Hands the jobs waiting for a shared worker of `key` to workers with room.
-   * Starting a process (a spawn, a socket) is the longest step of a job's
-   * start: when a burst needs several (one per key) and the turn's budget
-   * is spent, the key waits for a later turn ({@linkcode #startDue}).
+   * Starting a process (a spawn, a socket: ~20 ms of this thread under
+   * load) is the longest step of a job's start, so it is never done on top
+   * of other work: the key waits for {@linkcode #startDue}, which starts
+   * one process per turn, at the start of a turn.
    *
-   * @param mayStart start one process whatever the budget says
+   * @param mayStart start one process (only `#startDue` may)
    */
   #serveShared(key: string, mayStart = false): void {
     const queue = this.#sharedWaiting.get(key);
@@ -881,7 +887,7 @@ export class HostLauncher implements AgentLauncher {
         if (usable.length >= MAX_SHARED_WORKERS) break;
         let proc = this.#takeReadied(next.spec) ?? this.#idle.shift();
         if (!proc) {
-          if (!mayStart && sliceSpent()) {
+          if (!mayStart) {
             this.#deferStart(key);
             break;
           }
@@ -911,18 +917,26 @@ export class HostLauncher implements AgentLauncher {
   }
 
   /**
-   * Serves the deferred keys in order: the first may start a process
-   * whatever the budget, so each turn moves them on; those the budget
-   * leaves out wait for the next.
+   * Serves the first deferred key, starting its process, if the turn's
+   * budget is not spent yet, or whatever the budget once the keys have
+   * waited {@linkcode START_WAIT_TURNS} turns (a busy event loop must not
+   * starve them); the others wait for the next turn, in order.
    */
   #startDue(): void {
     this.#startsTimer = undefined;
     const keys = [...this.#startsDue];
     this.#startsDue.clear();
-    keys.forEach((key, i) => {
-      if (i > 0 && sliceSpent()) this.#deferStart(key);
-      else this.#serveShared(key, i === 0);
-    });
+    const force = ++this.#startsWaited >= START_WAIT_TURNS;
+    let served = false;
+    for (const key of keys) {
+      if (served || (sliceSpent() && !force)) {
+        this.#deferStart(key);
+        continue;
+      }
+      served = true;
+      this.#startsWaited = 0;
+      this.#serveShared(key, true);
+    }
   }
 
   #bindShared(key: string, worker: SharedWorker, spec: LaunchSpec, channel: WaitingChannel): void {
