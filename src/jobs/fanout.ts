@@ -29,6 +29,7 @@ import type { OutputQuota } from "./output_quota.ts";
 import { utf8Length } from "./result_stream.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import { isInputEvent } from "./job_input.ts";
+import { sliceSpent } from "../turn_slice.ts";
 
 /** One entry of a job's own history: the envelope as its owner session got it. */
 interface HistoryEntry {
@@ -236,7 +237,12 @@ export class Fanout {
     this.#runningTimer ??= setTimeout(() => this.#runningDueNow(), RUNNING_WAIT_MS);
   }
 
-  /** Announces `running` for every job whose wait is over and that has not announced it since. */
+  /**
+   * Announces `running` for every job whose wait is over and that has not
+   * announced it since, a turn's budget at a time (a burst of starts makes
+   * hundreds due at once); the rest follow in the next turn, still in due
+   * order, and each still ahead of whatever its job emits next.
+   */
   #runningDueNow(): void {
     this.#runningTimer = undefined;
     const now = Date.now();
@@ -244,6 +250,10 @@ export class Fanout {
     for (const [live, due] of this.#runningWaits) {
       if (due > now) {
         next = due;
+        break;
+      }
+      if (sliceSpent()) {
+        next = now;
         break;
       }
       this.#runningWaits.delete(live);

@@ -39,6 +39,7 @@ import type { Protection } from "./protection.ts";
 import type { Sharing } from "./sandbox.ts";
 import { ThreadCounter } from "./thread_count.ts";
 import { WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
+import { sliceSpent } from "../turn_slice.ts";
 
 /** Options of {@linkcode HostLauncher}. */
 export interface HostLauncherOptions {
@@ -146,6 +147,9 @@ const TRIM_MS = 5_000;
  * for room (a process each is what sharing exists to avoid).
  */
 const MAX_SHARED_WORKERS = Math.max(2, navigator.hardwareConcurrency ?? 2);
+
+/** Turns a shared worker's start may wait for a turn with budget left before it goes anyway. */
+const START_WAIT_TURNS = 3;
 
 /**
  * Processes that may be starting at once (spawned, worker not yet ready):
@@ -355,6 +359,14 @@ export class HostLauncher implements AgentLauncher {
     Array<{ spec: LaunchSpec; sharing: Sharing; channel: WaitingChannel; since: number }>
   >();
   #waitTimer: ReturnType<typeof setInterval> | undefined;
+  /**
+   * Worker keys whose waiting jobs need a new process, deferred to a later
+   * turn because this one's budget was spent, in the order they asked.
+   */
+  #startsDue = new Set<string>();
+  #startsTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Turns the deferred keys have waited since a process was last started for one. */
+  #startsWaited = 0;
   /** Every process alive, idle or serving, with its metrics index. */
   #all = new Map<SandboxProcess, number>();
   #demand = new WarmDemand();
@@ -647,8 +659,10 @@ export class HostLauncher implements AgentLauncher {
   }
 
   /** A process for a job: one readied for its key, an idle one, or a new one. */
-  #take(spec: LaunchSpec): SandboxProcess {
-    const proc = this.#takeReadied(spec) ?? this.#idle.shift() ?? this.#start();
+  #take(
+    spec: LaunchSpec,
+    proc: SandboxProcess = this.#takeReadied(spec) ?? this.#idle.shift() ?? this.#start(),
+  ): SandboxProcess {
     proc.launch({ agentUrl: spec.agentUrl, permissions: spec.permissions, egress: spec.egress });
     return proc;
   }
@@ -849,8 +863,16 @@ export class HostLauncher implements AgentLauncher {
     return channel;
   }
 
-  /** Hands the jobs waiting for a shared worker of `key` to workers with room. */
-  #serveShared(key: string): void {
+  /**
+   * Hands the jobs waiting for a shared worker of `key` to workers with room.
+   * Starting a process (a spawn, a socket: ~20 ms of this thread under
+   * load) is the longest step of a job's start, so it is never done on top
+   * of other work: the key waits for {@linkcode #startDue}, which starts
+   * one process per turn, at the start of a turn.
+   *
+   * @param mayStart start one process (only `#startDue` may)
+   */
+  #serveShared(key: string, mayStart = false): void {
     const queue = this.#sharedWaiting.get(key);
     while (queue && queue.length > 0 && !this.#closed) {
       const next = queue[0];
@@ -863,7 +885,21 @@ export class HostLauncher implements AgentLauncher {
       let w = usable.find((x) => x.proc.active < x.sharing.concurrency);
       if (!w) {
         if (usable.length >= MAX_SHARED_WORKERS) break;
-        w = { proc: this.#take(next.spec), sharing: next.sharing, served: 0, retiring: false };
+        let proc = this.#takeReadied(next.spec) ?? this.#idle.shift();
+        if (!proc) {
+          if (!mayStart) {
+            this.#deferStart(key);
+            break;
+          }
+          mayStart = false;
+          proc = this.#start();
+        }
+        w = {
+          proc: this.#take(next.spec, proc),
+          sharing: next.sharing,
+          served: 0,
+          retiring: false,
+        };
         list.push(w);
         this.#shared.set(key, list);
         this.#queueRefill();
@@ -872,6 +908,35 @@ export class HostLauncher implements AgentLauncher {
       this.#bindShared(key, w, next.spec, next.channel);
     }
     if (queue?.length === 0) this.#sharedWaiting.delete(key);
+  }
+
+  /** Serves `key` again in a later turn, after the keys deferred before it. */
+  #deferStart(key: string): void {
+    this.#startsDue.add(key);
+    this.#startsTimer ??= setTimeout(() => this.#startDue(), 0);
+  }
+
+  /**
+   * Serves the first deferred key, starting its process, if the turn's
+   * budget is not spent yet, or whatever the budget once the keys have
+   * waited {@linkcode START_WAIT_TURNS} turns (a busy event loop must not
+   * starve them); the others wait for the next turn, in order.
+   */
+  #startDue(): void {
+    this.#startsTimer = undefined;
+    const keys = [...this.#startsDue];
+    this.#startsDue.clear();
+    const force = ++this.#startsWaited >= START_WAIT_TURNS;
+    let served = false;
+    for (const key of keys) {
+      if (served || (sliceSpent() && !force)) {
+        this.#deferStart(key);
+        continue;
+      }
+      served = true;
+      this.#startsWaited = 0;
+      this.#serveShared(key, true);
+    }
   }
 
   #bindShared(key: string, worker: SharedWorker, spec: LaunchSpec, channel: WaitingChannel): void {
@@ -932,6 +997,7 @@ export class HostLauncher implements AgentLauncher {
     this.#closed = true;
     clearInterval(this.#trim);
     clearInterval(this.#waitTimer);
+    clearTimeout(this.#startsTimer);
     for (const list of this.#shared.values()) for (const w of list) clearTimeout(w.idle);
     const procs = [...this.#all.keys()];
     this.#idle = [];

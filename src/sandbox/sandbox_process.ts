@@ -17,6 +17,7 @@ import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES, OutputDrain } from "./output_dra
 import { webStorageScope } from "./web_storage.ts";
 import { slotOf } from "./worker/slot.ts";
 import type { ThreadCounter } from "./thread_count.ts";
+import { nextTurn, sliceSpent } from "../turn_slice.ts";
 
 /** How a sandbox process is started. */
 export interface SpawnSpec {
@@ -239,9 +240,17 @@ export class SandboxProcess {
     this.#read(frames);
   }
 
+  /**
+   * Dispatches the process's frames in order. One read can hold hundreds
+   * (a shared worker's jobs all starting), so once the turn's budget is
+   * spent the rest wait for a later turn, letting timers and I/O in.
+   */
   async #read(frames: AsyncGenerator<unknown>): Promise<void> {
     try {
-      for await (const frame of frames) this.#dispatch(frame as HostReport);
+      for await (const frame of frames) {
+        this.#dispatch(frame as HostReport);
+        if (sliceSpent()) await nextTurn();
+      }
     } catch (err) {
       if (err instanceof FrameTooLarge) {
         this.fail(`sandbox process sent a ${err.message}`, "frame");

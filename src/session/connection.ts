@@ -16,7 +16,7 @@ import type { Transport, TransportHandler } from "../transport/transport.ts";
 import type { ConnectionContext } from "./context.ts";
 import { handshake, type HandshakeHost } from "./handshake.ts";
 import type { Heartbeat } from "./heartbeat.ts";
-import { inboundSpent } from "./inbound_slice.ts";
+import { nextTurn, sliceSpent } from "../turn_slice.ts";
 import type { DropReason } from "./operator_events.ts";
 import { type Route, routeOf } from "./routes.ts";
 import type { Session } from "./session.ts";
@@ -81,7 +81,7 @@ export class Connection implements TransportHandler, HandshakeHost {
       this.#backlog.push(text);
       return;
     }
-    if (!inboundSpent()) {
+    if (!sliceSpent()) {
       this.#process(text);
       return;
     }
@@ -97,17 +97,23 @@ export class Connection implements TransportHandler, HandshakeHost {
       return;
     }
     this.#backlog.push(env);
-    setTimeout(() => this.#drainBacklog(), 0);
+    nextTurn().then(() => this.#drainBacklog());
   }
 
-  /** Processes held frames in order, a budget's worth per macrotask. */
+  /**
+   * Processes held frames in order, a budget's worth per macrotask, and at
+   * least one: the turn's budget is shared, so a turn another loop spent
+   * still moves the backlog on.
+   */
   #drainBacklog(): void {
+    let first = true;
     while (this.#backlogHead < this.#backlog.length) {
       if (this.#closed) break;
-      if (inboundSpent()) {
-        setTimeout(() => this.#drainBacklog(), 0);
+      if (!first && sliceSpent()) {
+        nextTurn().then(() => this.#drainBacklog());
         return;
       }
+      first = false;
       const frame = this.#backlog[this.#backlogHead];
       this.#backlog[this.#backlogHead++] = "";
       if (typeof frame === "string") this.#process(frame);

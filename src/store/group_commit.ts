@@ -41,6 +41,7 @@
 import { keyId } from "./key_id.ts";
 import { whileBusy } from "./busy.ts";
 import { type KvWrite, SEGMENT_CHARS, SEGMENT_ENTRIES } from "./large_value.ts";
+import { nextTurn, sliceSpent } from "../turn_slice.ts";
 
 /** Stay well inside KV's 1000 mutations and ~800 KiB per atomic operation. */
 const MAX_MUTATIONS = 900;
@@ -51,14 +52,21 @@ const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2000;
 
 /**
- * Settling a batch runs whatever waits on its writes (sending envelopes,
- * starting jobs): for a batch of hundreds of jobs that is a long stretch on
- * the event loop. After each slice of this many milliseconds the committer
- * yields to timers and I/O (a ping, a health check) before settling the rest.
+ * Writes settled between looks at the turn's budget. Settling a batch runs
+ * whatever waits on its writes (sending envelopes, starting jobs): for a
+ * batch of hundreds of jobs that is a long stretch on the event loop, so
+ * once the turn's budget ({@linkcode sliceSpent}) is spent the committer
+ * yields to timers and I/O (a ping, a health check) before settling the
+ * rest. A waiter can cost a millisecond (a job start), hence a small chunk.
  */
-const SETTLE_SLICE_MS = 8;
-/** Writes settled between looks at the clock. */
-const SETTLE_CHUNK = 16;
+const SETTLE_CHUNK = 4;
+/**
+ * Queued writes taken into a batch, and mutations put on its atomic
+ * operation (each serialized there), between looks at the turn's budget: a
+ * full batch is hundreds of each, a long stretch of its own.
+ */
+const TAKE_CHUNK = 32;
+const FILL_CHUNK = 64;
 
 /** Queue entries consumed before the queue array is compacted. */
 const COMPACT_AFTER = 1024;
@@ -100,12 +108,6 @@ export interface GroupCommitterOptions {
    * stalled once it holds nothing.
    */
   probe?: KvWrite;
-  /**
-   * Longest stretch (ms) spent settling one batch's writes, and what waits
-   * on them, before yielding to timers and I/O. Default 8; 0 yields after
-   * every few writes.
-   */
-  settleSliceMs?: number;
 }
 
 /**
@@ -307,18 +309,24 @@ class Batch {
   }
 
   /**
-   * The mutations to commit, on an atomic operation.
+   * Puts the mutations to commit on an atomic operation, continuing in a
+   * later turn whenever the turn's budget is spent (nothing else touches
+   * the batch meanwhile: it is out of the queue).
    *
    * @param op the operation to fill
+   * @returns resolves once every mutation is on it
    */
-  fill(op: Deno.AtomicOperation): void {
+  async fill(op: Deno.AtomicOperation): Promise<void> {
+    let n = 0;
     for (const seg of this.#segments) {
       const value = seg.texts.length === 1 ? seg.texts[0] : seg.texts;
       op.set(seg.key, value, seg.expireIn ? { expireIn: seg.expireIn } : undefined);
+      if (++n % FILL_CHUNK === 0 && sliceSpent()) await nextTurn();
     }
     for (const w of this.#plain.values()) {
       if (w.value === undefined) op.delete(w.key);
       else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
+      if (++n % FILL_CHUNK === 0 && sliceSpent()) await nextTurn();
     }
   }
 }
@@ -435,7 +443,7 @@ export class GroupCommitter {
   async #drain(): Promise<void> {
     let backoff = RETRY_MIN_MS;
     while (this.#queued > 0 || this.#probing()) {
-      const batch = this.#queued > 0 ? this.#take() : this.#probe();
+      const batch = this.#queued > 0 ? await this.#take() : this.#probe();
       try {
         await this.#commit(batch);
       } catch (err) {
@@ -484,24 +492,20 @@ export class GroupCommitter {
   }
 
   /**
-   * Resolves committed writes in queue order, in slices: between slices
-   * the event loop serves timers and I/O, so a big batch does not hold a
-   * ping or a health check for the whole time its waiters take to run.
-   * Nothing is reordered (writes settle in order and the next batch is
-   * committed only after this one has settled) and nothing is settled
-   * before it is committed.
+   * Resolves committed writes in queue order, in slices: once the turn's
+   * budget is spent the event loop serves timers and I/O before the rest,
+   * so a big batch does not hold a ping or a health check for the whole
+   * time its waiters take to run. Nothing is reordered (writes settle in
+   * order and the next batch is committed only after this one has settled)
+   * and nothing is settled before it is committed.
    */
   async #settle(pending: Pending[]): Promise<void> {
-    const budget = this.#options.settleSliceMs ?? SETTLE_SLICE_MS;
-    let sliceStart = performance.now();
     for (let i = 0; i < pending.length; i++) {
       pending[i].resolve();
       if ((i + 1) % SETTLE_CHUNK !== 0 || i + 1 === pending.length) continue;
       // Let the waiters just resolved run before looking at the clock.
       await Promise.resolve();
-      if (performance.now() - sliceStart < budget) continue;
-      await new Promise<void>((r) => setTimeout(r, 0));
-      sliceStart = performance.now();
+      if (sliceSpent()) await nextTurn();
     }
   }
 
@@ -524,10 +528,19 @@ export class GroupCommitter {
     return batch;
   }
 
-  /** The next batch: queued writes from the head, as many as one commit holds. */
-  #take(): Batch {
+  /**
+   * The next batch: queued writes from the head, as many as one commit
+   * holds, taken over several turns when the turn's budget runs out (only
+   * the drain takes from or puts back into the queue, and it waits for
+   * this; writes queued meanwhile join the tail, in order).
+   */
+  async #take(): Promise<Batch> {
     const batch = new Batch();
-    while (this.#head < this.#queue.length && batch.offer(this.#queue[this.#head])) this.#head++;
+    let n = 0;
+    while (this.#head < this.#queue.length && batch.offer(this.#queue[this.#head])) {
+      this.#head++;
+      if (++n % TAKE_CHUNK === 0 && sliceSpent()) await nextTurn();
+    }
     if (this.#head >= COMPACT_AFTER) {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
@@ -581,10 +594,12 @@ export class GroupCommitter {
   }
 
   async #commit(batch: Batch): Promise<void> {
-    const started = performance.now();
-    const res = await whileBusy(() => {
+    let started = 0;
+    const res = await whileBusy(async () => {
       const op = this.#kv.atomic();
-      batch.fill(op);
+      await batch.fill(op);
+      // What KV takes, not the turns the filling waited for.
+      started = performance.now();
       return op.commit();
     });
     if (!res.ok) throw new Error("KV commit was refused");

@@ -1,5 +1,6 @@
 import { deepEqual, equal, ok } from "assert";
 import { GroupCommitter } from "./group_commit.ts";
+import { setTurnSliceMs } from "../turn_slice.ts";
 import { type KvWrite, listTexts, logWrites, textWrites } from "./large_value.ts";
 
 /** A KV database in a fresh temp dir, removed on dispose. */
@@ -216,25 +217,46 @@ Deno.test("a write KV refuses fails alone; log entries batched around it still l
   equal((await db.kv.get(["big"])).value, null);
 });
 
-Deno.test("a big batch settles in order, in slices with timers run between them", async () => {
+Deno.test("a batch bigger than a turn's bound is taken, filled and settled over several turns: all land, in order, each settled after its commit, other work runs between", async () => {
   await using db = await tempKv();
-  const gc = new GroupCommitter(db.kv, { settleSliceMs: 0 });
-  const n = 200;
-  const settled: number[] = [];
-  let timerSawSettled: number | undefined;
-  const writes = Array.from(
-    { length: n },
-    (_, i) =>
-      gc.write([{ key: ["slice", i], value: i }]).then(() => {
-        settled.push(i);
-        // Queued once the first write of the big second batch has settled.
-        if (i === 1) setTimeout(() => void (timerSawSettled = settled.length), 0);
-      }),
-  );
-  await Promise.all(writes);
-  deepEqual(settled, Array.from({ length: n }, (_, i) => i), "writes settled out of order");
-  ok(
-    timerSawSettled !== undefined && timerSawSettled < n,
-    `a timer queued mid-batch ran only after all ${n} writes settled`,
-  );
+  // Every look at the budget after the first of a turn finds it spent:
+  // taking, filling and settling a batch yield after every chunk.
+  const before = setTurnSliceMs(0);
+  try {
+    const gc = new GroupCommitter(db.kv);
+    const n = 200;
+    const settled: number[] = [];
+    const durable: Promise<unknown>[] = [];
+    let otherSawSettled: number | undefined;
+    // Another source of macrotasks (as a socket would be): its message,
+    // posted mid-batch, must be taken before the batch has settled.
+    const other = new MessageChannel();
+    other.port1.onmessage = () => {
+      otherSawSettled = settled.length;
+      other.port1.close();
+    };
+    const writes = Array.from(
+      { length: n },
+      (_, i) =>
+        gc.write([{ key: ["slice", i], value: i }]).then(() => {
+          settled.push(i);
+          durable[i] = db.kv.get<number>(["slice", i]).then((e) => e.value);
+          // Queued once the first write of the big second batch has settled.
+          if (i === 1) {
+            other.port2.postMessage(null);
+            other.port2.close();
+          }
+        }),
+    );
+    await Promise.all(writes);
+    deepEqual(settled, Array.from({ length: n }, (_, i) => i), "writes settled out of order");
+    deepEqual(await Promise.all(durable), settled, "a write settled before it was committed");
+    ok(
+      otherSawSettled !== undefined && otherSawSettled < n,
+      `a message posted mid-batch was taken only after all ${n} writes settled`,
+    );
+    ok(gc.commits < n, "the writes were not batched");
+  } finally {
+    setTurnSliceMs(before);
+  }
 });

@@ -10,6 +10,7 @@ import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
 import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 import { getPriority } from "os";
 import { SANDBOX_NICE_OFFSET } from "../../src/sandbox/sandbox_process.ts";
+import { setTurnSliceMs } from "../../src/turn_slice.ts";
 
 const AGENTS = `${ROOT}/tests/fixtures/sharing`;
 
@@ -519,3 +520,53 @@ Deno.test("sandbox processes run every thread at a lower CPU priority than the r
     const expected = Math.min(19, getPriority() + SANDBOX_NICE_OFFSET);
     deepEqual(nices, nices.map(() => expected));
   }));
+
+Deno.test("concurrency: with every turn's budget spent at once, a burst of shared jobs over two principals starts every job exactly once, each announcing running first, in seq order", async () => {
+  // Every bounded loop (settling commits, announcing running, reading
+  // sandbox frames, starting processes, inbound frames) yields as often as
+  // it can: what each guarantees must hold when its bound is hit.
+  const before = setTurnSliceMs(0);
+  try {
+    // No process waits ready: every shared worker of the burst needs one started.
+    await using server = await startServer({
+      agentsDir: AGENTS,
+      warmPool: 0,
+      liveness: { beatIntervalMs: 200, missedBeats: 5 },
+    });
+    await using alice = await connect(server.url, "alice-token");
+    await using bob = await connect(server.url, "bob-token");
+    const burst = (c: WsClient) =>
+      Promise.all(
+        Array.from({ length: 7 }, () => c.submit({ agent: "sharer", input: { ms: 300 } })),
+      );
+    const [aAccepted, bAccepted] = await Promise.all([burst(alice), burst(bob)]);
+    const finish = (c: WsClient, accepted: Env[]) =>
+      Promise.all(accepted.map(async (a) => {
+        equal(a.type, "job.accepted", JSON.stringify(a.payload));
+        const seen = await c.untilTerminal(a.job_id!, 30_000);
+        const end = seen.at(-1)!;
+        equal(end.type, "job.result", JSON.stringify(end.payload));
+        equal(seen.filter((e) => e.type === "job.result").length, 1);
+        const first = seen[0];
+        equal(first.type, "job.event");
+        deepEqual(first.payload.body, { phase: "running" }, "running was not the first event");
+        const seqs = seen.map((e) => e.event_seq!);
+        deepEqual(seqs, [...seqs].sort((x, y) => x - y), `seqs out of order: ${seqs}`);
+        const order = c.seen.filter((e) => e.job_id === a.job_id).map((e) => e.type);
+        equal(order[0], "job.accepted", "an event came before job.accepted");
+        return end.payload.result as Ran;
+      }));
+    const [a, b] = await Promise.all([finish(alice, aAccepted), finish(bob, bAccepted)]);
+    for (const runs of [a, b]) {
+      // Each job started once: the workers counted as many starts as there were jobs.
+      const served = new Map<string, number>();
+      for (const r of runs) served.set(r.worker, Math.max(served.get(r.worker) ?? 0, r.served));
+      equal([...served.values()].reduce((x, y) => x + y, 0), runs.length, "a job started twice");
+      ok(runs.every((r) => r.peak <= 3), "a shared worker ran more than its concurrency");
+    }
+    const aliceWorkers = new Set(a.map((r) => r.worker));
+    ok(!b.some((r) => aliceWorkers.has(r.worker)), "bob's job ran in one of alice's workers");
+  } finally {
+    setTurnSliceMs(before);
+  }
+});
