@@ -5,7 +5,10 @@
  * lines are written in batches, at most 20 ms late (a write per line was a
  * measurable part of a job's cost: two lines each); a warning or error is
  * written at once, after everything before it, and the batch is written at
- * exit and on an uncaught error. Never pass a
+ * exit and on an uncaught error. Writes never hold up the event loop: when
+ * stderr stops taking lines (a stalled reader of the pipe), up to 4 Mi
+ * characters wait and later lines are dropped, then counted in a warning
+ * line once stderr takes lines again. Never pass a
  * secret (token, resume token, credential value) in a field; as a second
  * wall, fields whose names say they hold one are written as `[redacted]`.
  *
@@ -50,45 +53,109 @@ const BATCH_MS = 20;
 /** Characters of waiting lines that are written at once. */
 const BATCH_CHARS = 64 * 1024;
 
+/**
+ * Characters that may wait while stderr is not taking lines (a stalled log
+ * reader); lines past it are dropped and counted, so a reader that never
+ * reads costs bounded memory.
+ */
+const MAX_WAITING_CHARS = 4 * 1024 * 1024;
+
+/** Writes a line to this process's stderr (`now`: without waiting for a batch), in the line's format. */
+type StderrLines = (line: string, now: boolean, json: boolean) => void;
+
 /** Writes to this process's stderr, shared by every logger so lines keep their order. */
-let stderrLines: ((line: string, now: boolean) => void) | undefined;
+let stderrLines: StderrLines | undefined;
 
 /**
- * A writer of lines to stderr that batches all but urgent ones.
+ * A writer of lines to stderr that batches all but urgent ones. Writes are
+ * asynchronous, one at a time: a reader of stderr that is slow or stopped
+ * (a full pipe) holds back the log, never the event loop. At exit and on an
+ * uncaught error, what still waits is written synchronously.
  *
- * @returns write a line; `now` writes it (and every line waiting) at once
+ * @returns write a line
  */
-function batchedStderr(): (line: string, now: boolean) => void {
+function batchedStderr(): StderrLines {
   const encoder = new TextEncoder();
   let waiting: string[] = [];
   let chars = 0;
+  let dropped = 0;
+  let droppedJson = false;
+  let writing = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const flush = () => {
+  const take = (): Uint8Array | undefined => {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
-    if (waiting.length === 0) return;
+    if (dropped > 0) {
+      waiting.push(droppedNotice(dropped, droppedJson));
+      dropped = 0;
+    }
+    if (waiting.length === 0) return undefined;
     const bytes = encoder.encode(waiting.join("\n") + "\n");
     waiting = [];
     chars = 0;
+    return bytes;
+  };
+  const flush = async () => {
+    if (writing) return;
+    const bytes = take();
+    if (!bytes) return;
+    writing = true;
     try {
-      for (let off = 0; off < bytes.length;) off += Deno.stderr.writeSync(bytes.subarray(off));
+      for (let off = 0; off < bytes.length;) off += await Deno.stderr.write(bytes.subarray(off));
+    } catch {
+      // stderr is gone: there is nobody left to tell.
+    } finally {
+      writing = false;
+    }
+    // Lines that came while this batch was being written go next.
+    if (waiting.length > 0 || dropped > 0) flush();
+  };
+  const flushNow = () => {
+    const bytes = take();
+    try {
+      for (let off = 0; bytes && off < bytes.length;) {
+        off += Deno.stderr.writeSync(bytes.subarray(off));
+      }
     } catch {
       // stderr is gone: there is nobody left to tell.
     }
   };
   for (const event of ["unload", "error", "unhandledrejection"]) {
-    globalThis.addEventListener(event, flush);
+    globalThis.addEventListener(event, flushNow);
   }
-  return (line, now) => {
+  return (line, now, json) => {
+    if (chars + line.length > MAX_WAITING_CHARS) {
+      dropped++;
+      droppedJson = json;
+      return;
+    }
     waiting.push(line);
     chars += line.length;
-    if (now || chars >= BATCH_CHARS) return flush();
+    if (now || chars >= BATCH_CHARS) {
+      flush();
+      return;
+    }
     if (timer === undefined) {
       const t = timer = setTimeout(flush, BATCH_MS);
       // A waiting line never keeps the process alive; exit writes it.
       Deno.unrefTimer(t);
     }
   };
+}
+
+/**
+ * The warning written in place of lines dropped while stderr took none.
+ *
+ * @param n how many lines were dropped
+ * @param json whether the lines were JSON lines
+ * @returns the line
+ */
+function droppedNotice(n: number, json: boolean): string {
+  const time = isoTime(Date.now());
+  const msg = "log lines dropped: stderr was not taking them";
+  return json
+    ? JSON.stringify({ time, level: "warn", msg, dropped: n })
+    : `${time} WARN ${msg} {"dropped":${n}}`;
 }
 
 /** Field names that hold a secret, whatever the caller meant; `*_id` fields name, never hold. */
@@ -158,10 +225,10 @@ function redact(value: unknown): unknown {
  */
 export function stderrLogger(options: LoggerOptions = {}): Logger {
   const min = LOG_LEVELS.indexOf(options.level ?? "info");
+  const json = options.format === "json";
   const write = options.write ??
     ((line: string, level: LogSeverity) =>
-      (stderrLines ??= batchedStderr())(line, level === "warn" || level === "error"));
-  const json = options.format === "json";
+      (stderrLines ??= batchedStderr())(line, level === "warn" || level === "error", json));
   const line = (level: LogSeverity, message: string, fields?: Record<string, unknown>) => {
     if (LOG_LEVELS.indexOf(level) < min) return;
     const safe = fields ? redact(fields) as Record<string, unknown> : {};

@@ -87,3 +87,41 @@ Deno.test("a line's time is the current time as toISOString spells it", () => {
     ok(ms >= before && ms <= after, `${time} between ${before} and ${after}`);
   }
 });
+
+Deno.test("stderr: a reader that stops reading holds back the log, not the process; what it missed is counted", async () => {
+  const logger = new URL("./logger.ts", import.meta.url).href;
+  const total = 60_000;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { stderrLogger } from "${logger}";
+       const log = stderrLogger();
+       for (let i = 0; i < ${total}; i++) log.info("line " + i + " " + "x".repeat(80));
+       Deno.stdout.writeSync(new TextEncoder().encode("logged\\n"));`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Nobody reads stderr until the child says it got past logging: a blocking write to the
+  // full pipe would stop it there. The guard only ends a hung child; it measures nothing.
+  const guard = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  let stdout = "";
+  const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  while (!stdout.includes("\n")) {
+    const { value, done } = await out.read();
+    if (done) break;
+    stdout += value;
+  }
+  equal(stdout, "logged\n", "the child was killed before it got past logging: stderr blocked it");
+  // Its pending write keeps the child alive until stderr is read.
+  const [stderr, status] = await Promise.all([new Response(child.stderr).text(), child.status]);
+  await out.cancel();
+  clearTimeout(guard);
+  ok(status.success);
+  const lines = stderr.split("\n").filter((l) => l.length > 0);
+  const notice = lines.pop()!;
+  match(notice, / WARN log lines dropped: stderr was not taking them \{"dropped":\d+\}$/);
+  ok(lines.length > 0 && lines.length < total, `${lines.length} of ${total} kept`);
+  lines.forEach((l, i) => match(l, new RegExp(` INFO line ${i} x+$`)));
+  equal(JSON.parse(notice.slice(notice.indexOf("{"))).dropped, total - lines.length);
+});
