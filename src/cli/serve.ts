@@ -14,6 +14,7 @@ import {
   type RuntimeOptions,
   serveGated,
   StartRefusedError,
+  WEBSOCKET_PATH,
   StoreDamageError,
 } from "../runtime.ts";
 import { type Logger, stderrLogger } from "../logger.ts";
@@ -145,6 +146,7 @@ async function run(config: ServeConfig, log: Logger): Promise<number> {
         tls,
         limits: { ...gateLimitsFor(await fdLimit()), ...gateSettings(config) },
         log,
+        webSocketPaths: [WEBSOCKET_PATH],
       },
       (req, info) => runtime ? runtime.fetch(req, info) : new Response("starting", { status: 503 }),
     );

@@ -11,9 +11,18 @@
  * arrive, to a `Deno.serve` on a private loopback port that answers only
  * connections the gate made.
  *
+ * A WebSocket upgrade of one of `webSocketPaths`, read exactly, is not
+ * relayed: the handler gets the request itself, with an `upgrade` in its
+ * info, and once it returns the response `upgrade` made the gate writes the
+ * 101 and speaks WebSocket on the client's own connection
+ * (`gate_socket.ts`): one hop, one fd, no Deno WebSocket behind it. Any
+ * other response to such a request is written back and the connection closed.
+ *
  * @module
  */
 import type { Logger } from "../logger.ts";
+import { type GateConn, GateWebSocket } from "./gate_socket.ts";
+import { acceptKey, readUpgradeHead, type UpgradeHead } from "./upgrade_head.ts";
 
 /** The gate's limits. */
 export interface GateLimits {
@@ -64,6 +73,20 @@ export interface GatedInfo extends Deno.ServeHandlerInfo<Deno.NetAddr> {
   secure: boolean;
   /** Drops the connection at once, whatever is still queued to it. */
   abort(): void;
+  /**
+   * Present when the gate itself can take this request's WebSocket upgrade:
+   * like `Deno.upgradeWebSocket`, it returns the socket and the response to
+   * return; the socket opens once that response is returned.
+   */
+  upgrade?: (req: Request) => GatedUpgrade;
+}
+
+/** What {@linkcode GatedInfo.upgrade} returns. */
+export interface GatedUpgrade {
+  /** The socket; say how to serve it with `serve` before returning `response`. */
+  socket: GateWebSocket;
+  /** The response to return; the gate writes the 101 in its place. */
+  response: Response;
 }
 
 /** A request handler behind the gate. */
@@ -81,6 +104,8 @@ export interface GateOptions {
   limits: GateLimits;
   /** Where accept errors are reported. */
   log: Logger;
+  /** Request paths whose WebSocket upgrades the gate answers on the client's connection. */
+  webSocketPaths?: readonly string[];
 }
 
 /** A running gate and the server behind it. */
@@ -117,7 +142,7 @@ const ACCEPT_LOG_EVERY_MS = 10_000;
 const UPGRADED = new TextEncoder().encode("HTTP/1.1 101 ");
 
 /** One client connection through the gate. */
-class Link {
+class Link implements GateConn {
   readonly outer: Deno.Conn;
   readonly address: string;
   inner: Deno.Conn | undefined;
@@ -129,6 +154,15 @@ class Link {
   constructor(outer: Deno.Conn, address: string) {
     this.outer = outer;
     this.address = address;
+  }
+
+  /** The client's connection, for a socket the gate speaks itself. */
+  get conn(): Deno.Conn {
+    return this.outer;
+  }
+
+  drop(): void {
+    this.close();
   }
 
   close(): void {
@@ -181,6 +215,47 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
     });
   };
   let inner = startInner(answer, ac.signal, log);
+  const webSocketPaths = options.webSocketPaths ?? [];
+
+  // The handler decides, as it does for relayed requests; only the response
+  // its `upgrade` made opens the socket here.
+  const answerUpgrade = async (link: Link, head: UpgradeHead, req: Request): Promise<void> => {
+    const accept = await acceptKey(head.key);
+    let upgraded: GatedUpgrade | undefined;
+    const info: GatedInfo = {
+      remoteAddr: link.outer.remoteAddr as Deno.NetAddr,
+      completed: Promise.resolve(),
+      secure,
+      abort: () => link.close(),
+      upgrade: (r) => {
+        if (upgraded || r.headers.get("sec-websocket-key") !== head.key) {
+          throw new TypeError("not the gate's upgrade request");
+        }
+        upgraded = { socket: new GateWebSocket(link), response: new Response(null) };
+        return upgraded;
+      },
+    };
+    let response: Response;
+    try {
+      response = await handler(req, info);
+    } catch (err) {
+      log.error("request failed", { error: String(err) });
+      response = new Response("internal error", { status: 500 });
+    }
+    if (link.closed) return;
+    if (upgraded && response === upgraded.response && upgraded.socket.served) {
+      (link.outer as Partial<Deno.TcpConn>).setNoDelay?.(true);
+      await writeAll(link.outer, switchingProtocols(accept));
+      if (link.closed) return;
+      link.upgraded = true;
+      clearTimeout(link.timer);
+      link.timer = undefined;
+      upgraded.socket.open();
+      return;
+    }
+    await writeAll(link.outer, await serialize(response));
+    link.close();
+  };
 
   const admit = (link: Link): boolean => {
     const sameAddress = (l: Link) => l.address === link.address;
@@ -208,6 +283,11 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
   const relay = async (link: Link): Promise<void> => {
     const head = await readHead(link.outer);
     if (head === null || link.closed) return link.close();
+    const upgrade = webSocketPaths.length > 0 ? readUpgradeHead(head, webSocketPaths) : undefined;
+    if (upgrade) {
+      const request = requestOf(upgrade, secure);
+      if (request) return await answerUpgrade(link, upgrade, request);
+    }
     const conn = await Deno.connect({ hostname: inner.addr.hostname, port: inner.addr.port });
     if (link.closed) return conn.close();
     // Without these, Nagle's algorithm holds each small frame on both hops
@@ -387,4 +467,48 @@ function startsWith(chunk: Uint8Array, prefix: Uint8Array): boolean {
   if (chunk.length < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (chunk[i] !== prefix[i]) return false;
   return true;
+}
+
+/**
+ * The web-standard request of an upgrade head; undefined when its Host
+ * makes no URL (the HTTP server behind answers that as it always did).
+ */
+function requestOf(head: UpgradeHead, secure: boolean): Request | undefined {
+  try {
+    const url = new URL(`${secure ? "https" : "http"}://${head.host}${head.path}`);
+    if (url.pathname !== head.path) return undefined;
+    return new Request(url, { method: "GET", headers: head.headers });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The 101 as `Deno.upgradeWebSocket`'s server writes it (no subprotocol, no extension). */
+function switchingProtocols(accept: string): Uint8Array {
+  return new TextEncoder().encode(
+    "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n" +
+      `sec-websocket-accept: ${accept}\r\ndate: ${new Date().toUTCString()}\r\n\r\n`,
+  );
+}
+
+/** Responses to an upgrade request that is refused are small: a longer body is cut. */
+const MAX_REFUSAL_BODY = 16 * 1024;
+
+/**
+ * A response to an upgrade request the handler refused, whole, with the
+ * connection closed after it.
+ */
+async function serialize(response: Response): Promise<Uint8Array> {
+  const body = new Uint8Array(await response.arrayBuffer()).subarray(0, MAX_REFUSAL_BODY);
+  let head = `HTTP/1.1 ${response.status} ${response.statusText}\r\n`;
+  for (const [name, value] of response.headers) {
+    if (name === "content-length" || name === "connection" || name === "transfer-encoding") continue;
+    head += `${name}: ${value}\r\n`;
+  }
+  head += `content-length: ${body.length}\r\nconnection: close\r\ndate: ${new Date().toUTCString()}\r\n\r\n`;
+  const headBytes = new TextEncoder().encode(head);
+  const out = new Uint8Array(headBytes.length + body.length);
+  out.set(headBytes);
+  out.set(body, headBytes.length);
+  return out;
 }
