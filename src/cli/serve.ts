@@ -14,8 +14,8 @@ import {
   type RuntimeOptions,
   serveGated,
   StartRefusedError,
-  WEBSOCKET_PATH,
   StoreDamageError,
+  WEBSOCKET_PATH,
 } from "../runtime.ts";
 import { type Logger, stderrLogger } from "../logger.ts";
 import { LiteLlmProvisioner } from "../credentials/litellm_provisioner.ts";

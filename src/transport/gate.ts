@@ -21,7 +21,12 @@
  * @module
  */
 import type { Logger } from "../logger.ts";
-import { type GateConn, GateWebSocket } from "./gate_socket.ts";
+import {
+  DEFAULT_GATE_SOCKET_TIMINGS,
+  type GateConn,
+  type GateSocketTimings,
+  GateWebSocket,
+} from "./gate_socket.ts";
 import { acceptKey, readUpgradeHead, type UpgradeHead } from "./upgrade_head.ts";
 
 /** The gate's limits. */
@@ -31,6 +36,12 @@ export interface GateLimits {
   /** Open connections from one peer address, the same way. */
   maxConnectionsPerAddress: number;
   /**
+   * Connections relayed to the server behind at once (each holds three fds);
+   * past it the oldest relayed one not upgraded is closed, or the newcomer.
+   * WebSocket upgrades the gate speaks itself hold one fd and do not count.
+   */
+  maxRelayed: number;
+  /**
    * How long a connection not upgraded to a WebSocket may go without an
    * answer from the server (its request is incomplete, or it idles between
    * requests) before it is closed (ms).
@@ -38,10 +49,11 @@ export interface GateLimits {
   headerTimeoutMs: number;
 }
 
-/** Defaults of {@linkcode GateLimits}, for an fd limit of 20,000; see {@linkcode gateLimitsFor}. */
+/** Defaults of {@linkcode GateLimits}, about {@linkcode gateLimitsFor}'s for an fd limit of 20,000. */
 export const DEFAULT_GATE_LIMITS: GateLimits = {
-  maxConnections: 4096,
-  maxConnectionsPerAddress: 2048,
+  maxConnections: 8192,
+  maxConnectionsPerAddress: 4096,
+  maxRelayed: 2048,
   headerTimeoutMs: 10_000,
 };
 
@@ -49,21 +61,31 @@ export const DEFAULT_GATE_LIMITS: GateLimits = {
 const FD_RESERVE = 256;
 
 /**
- * Default limits under an fd limit: a relayed connection holds three fds
- * (the client's, and both ends of the private one) and its session a little
- * more, so connections get a quarter of what the reserve leaves; one
- * address gets half of that.
+ * Default limits under an fd limit. A connection the gate serves itself (a
+ * WebSocket on `webSocketPaths`, or one still sending its request) holds one
+ * fd; a relayed one three (the client's, and both ends of the private one).
+ * Connections get half of what the reserve leaves and relayed ones an
+ * eighth, so even at both caps they hold three quarters of it
+ * (`B/8 × 3 + 3B/8 × 1`), the rest left for what their sessions open. One
+ * address gets half the connections.
  *
  * @param fdLimit the process's soft `RLIMIT_NOFILE`, when known
  * @returns the limits
+ * @example
+ * ```ts
+ * import { gateLimitsFor } from "./gate.ts";
+ * gateLimitsFor(1280).maxConnections; // 512 (1024 fds past the reserve; 128 relayed)
+ * ```
  */
 export function gateLimitsFor(fdLimit: number | undefined): GateLimits {
   if (fdLimit === undefined || !Number.isFinite(fdLimit)) return DEFAULT_GATE_LIMITS;
-  const total = Math.max(16, Math.min(16_384, Math.floor((fdLimit - FD_RESERVE) / 4)));
+  const budget = fdLimit - FD_RESERVE;
+  const total = Math.max(16, Math.min(16_384, Math.floor(budget / 2)));
   return {
     ...DEFAULT_GATE_LIMITS,
     maxConnections: total,
     maxConnectionsPerAddress: Math.ceil(total / 2),
+    maxRelayed: Math.max(4, Math.min(4096, Math.floor(budget / 8))),
   };
 }
 
@@ -106,6 +128,8 @@ export interface GateOptions {
   log: Logger;
   /** Request paths whose WebSocket upgrades the gate answers on the client's connection. */
   webSocketPaths?: readonly string[];
+  /** Keepalive and close wait of those sockets (tests shorten them). */
+  webSocketTimings?: Partial<GateSocketTimings>;
 }
 
 /** A running gate and the server behind it. */
@@ -116,6 +140,8 @@ export interface GatedServer {
   readonly inner: Deno.NetAddr;
   /** Connections open now. */
   readonly connections: number;
+  /** Of those, the ones relayed to the server behind. */
+  readonly relayed: number;
   /** Resolves once the gate and the server behind it have stopped. */
   readonly finished: Promise<void>;
   /**
@@ -146,6 +172,8 @@ class Link implements GateConn {
   readonly outer: Deno.Conn;
   readonly address: string;
   inner: Deno.Conn | undefined;
+  /** Counted among the relayed connections (from before its private connection opens). */
+  relayed = false;
   upgraded = false;
   closed = false;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -216,6 +244,8 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
   };
   let inner = startInner(answer, ac.signal, log);
   const webSocketPaths = options.webSocketPaths ?? [];
+  const timings = { ...DEFAULT_GATE_SOCKET_TIMINGS, ...options.webSocketTimings };
+  let relayed = 0;
 
   // The handler decides, as it does for relayed requests; only the response
   // its `upgrade` made opens the socket here.
@@ -231,7 +261,7 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
         if (upgraded || r.headers.get("sec-websocket-key") !== head.key) {
           throw new TypeError("not the gate's upgrade request");
         }
-        upgraded = { socket: new GateWebSocket(link), response: new Response(null) };
+        upgraded = { socket: new GateWebSocket(link, timings), response: new Response(null) };
         return upgraded;
       },
     };
@@ -272,6 +302,7 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
       const left = (perAddress.get(link.address) ?? 1) - 1;
       if (left > 0) perAddress.set(link.address, left);
       else perAddress.delete(link.address);
+      if (link.relayed) relayed--;
       if (link.inner) byInnerPort.delete((link.inner.localAddr as Deno.NetAddr).port);
     };
     return true;
@@ -288,6 +319,11 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
       const request = requestOf(upgrade, secure);
       if (request) return await answerUpgrade(link, upgrade, request);
     }
+    if (relayed >= limits.maxRelayed && !evictOldestWaiting(links, (l) => l.relayed)) {
+      return link.close();
+    }
+    link.relayed = true;
+    relayed++;
     const conn = await Deno.connect({ hostname: inner.addr.hostname, port: inner.addr.port });
     if (link.closed) return conn.close();
     // Without these, Nagle's algorithm holds each small frame on both hops
@@ -354,6 +390,9 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
     },
     get connections() {
       return links.size;
+    },
+    get relayed() {
+      return relayed;
     },
     finished: accepting.then(() => inner.finished.catch(() => {})),
     async shutdown() {
@@ -491,6 +530,31 @@ function switchingProtocols(accept: string): Uint8Array {
   );
 }
 
+/**
+ * The reason phrases the HTTP server behind writes (hyper's canonical
+ * ones), so a refusal reads the same on either path. A status not here
+ * gets an empty phrase, which HTTP/1.1 allows.
+ */
+const REASON_PHRASES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  413: "Payload Too Large",
+  426: "Upgrade Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
 /** Responses to an upgrade request that is refused are small: a longer body is cut. */
 const MAX_REFUSAL_BODY = 16 * 1024;
 
@@ -500,12 +564,17 @@ const MAX_REFUSAL_BODY = 16 * 1024;
  */
 async function serialize(response: Response): Promise<Uint8Array> {
   const body = new Uint8Array(await response.arrayBuffer()).subarray(0, MAX_REFUSAL_BODY);
-  let head = `HTTP/1.1 ${response.status} ${response.statusText}\r\n`;
+  const reason = response.statusText || REASON_PHRASES[response.status] || "";
+  let head = `HTTP/1.1 ${response.status} ${reason}\r\n`;
   for (const [name, value] of response.headers) {
-    if (name === "content-length" || name === "connection" || name === "transfer-encoding") continue;
+    if (name === "content-length" || name === "connection" || name === "transfer-encoding") {
+      continue;
+    }
     head += `${name}: ${value}\r\n`;
   }
-  head += `content-length: ${body.length}\r\nconnection: close\r\ndate: ${new Date().toUTCString()}\r\n\r\n`;
+  head += `content-length: ${body.length}\r\nconnection: close\r\ndate: ${
+    new Date().toUTCString()
+  }\r\n\r\n`;
   const headBytes = new TextEncoder().encode(head);
   const out = new Uint8Array(headBytes.length + body.length);
   out.set(headBytes);

@@ -31,10 +31,34 @@ import {
  */
 const IDLE_READ_BYTES = 1024;
 const STREAM_READ_BYTES = 16 * 1024;
-/** `Deno.upgradeWebSocket`'s default idleTimeout is 120 s: a ping at half of it, a close at the rest. */
-const KEEPALIVE_MS = 60_000;
-/** How long a close frame waits for the client's close and end of stream before the connection is dropped. */
-const CLOSE_WAIT_MS = 5_000;
+/**
+ * `Deno.upgradeWebSocket`'s default idleTimeout is 120 s: a ping at half of
+ * it, a close at the rest, so a session behaves the same on either path.
+ */
+export const KEEPALIVE_MS = 60_000;
+/**
+ * How long the server waits, once its close frame is out, for the client's
+ * close frame and end of stream before it drops the connection. RFC 6455
+ * §7.1.1 lets the server end the TCP connection first; waiting a little
+ * lets a client read the close frame before a reset could discard it,
+ * and bounds what a client that never answers holds (as Deno's own socket
+ * bounds it).
+ */
+export const CLOSE_WAIT_MS = 5_000;
+
+/** Timings of a {@linkcode GateWebSocket}; tests shorten them. */
+export interface GateSocketTimings {
+  /** A ping after this long without a frame from the client; the close after as long again (ms). */
+  keepaliveMs: number;
+  /** How long a sent close frame waits for the client's answer and end of stream (ms). */
+  closeWaitMs: number;
+}
+
+/** The timings `arcp serve` uses. */
+export const DEFAULT_GATE_SOCKET_TIMINGS: GateSocketTimings = {
+  keepaliveMs: KEEPALIVE_MS,
+  closeWaitMs: CLOSE_WAIT_MS,
+};
 
 /** What the socket needs of the gate's connection. */
 export interface GateConn {
@@ -55,6 +79,7 @@ export class GateWebSocket implements Transport, FrameEvents {
   #secure = false;
   #maxBufferedAmount = 0;
   #link: GateConn;
+  #timings: GateSocketTimings;
   #makeHandler: ((transport: Transport) => TransportHandler) | undefined;
   #handler: TransportHandler | undefined;
   #parser: FrameParser | undefined;
@@ -69,9 +94,11 @@ export class GateWebSocket implements Transport, FrameEvents {
 
   /**
    * @param link the client's connection and how to drop it
+   * @param timings keepalive and close wait
    */
-  constructor(link: GateConn) {
+  constructor(link: GateConn, timings: GateSocketTimings = DEFAULT_GATE_SOCKET_TIMINGS) {
     this.#link = link;
+    this.#timings = timings;
     this.#writer = new FrameWriter(link);
   }
 
@@ -106,7 +133,7 @@ export class GateWebSocket implements Transport, FrameEvents {
     const make = this.#makeHandler!;
     this.#makeHandler = undefined;
     this.#lastHeard = Date.now();
-    this.#arm(KEEPALIVE_MS);
+    this.#arm(this.#timings.keepaliveMs);
     this.#handler = make(this);
     this.#read();
   }
@@ -182,7 +209,7 @@ export class GateWebSocket implements Transport, FrameEvents {
     if (dropQueue) this.#queue!.stop();
     if (this.#writer.closed || this.#ended) return;
     this.#writer.close(code, reason, false);
-    this.#arm(CLOSE_WAIT_MS);
+    this.#arm(this.#timings.closeWaitMs);
   }
 
   /** The reading loop: its frame lives as long as the connection, so it holds only one buffer. */
@@ -230,19 +257,20 @@ export class GateWebSocket implements Transport, FrameEvents {
     this.#timer = undefined;
     if (this.#ended) return;
     if (this.#writer.closed) return this.#link.drop();
+    const keepalive = this.#timings.keepaliveMs;
     const now = Date.now();
     const since = Math.max(this.#pingedAt, this.#lastHeard);
-    if (now - since < KEEPALIVE_MS) return this.#arm(KEEPALIVE_MS - (now - since));
+    if (now - since < keepalive) return this.#arm(keepalive - (now - since));
     if (this.#pingedAt <= this.#lastHeard) {
       this.#pingedAt = now;
       this.#writer.ping();
-      return this.#arm(KEEPALIVE_MS);
+      return this.#arm(keepalive);
     }
     // Nothing since the ping: as Deno's own socket ends it, a close frame, then the connection dropped.
     this.#closing = true;
     this.#queue!.stop();
     this.#writer.close(1001, "No response from ping frame.", true);
-    this.#arm(CLOSE_WAIT_MS);
+    this.#arm(this.#timings.closeWaitMs);
   }
 }
 

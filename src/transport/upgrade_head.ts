@@ -30,7 +30,13 @@ const VALUE = /^[\t\x20-\x7e]*$/;
 /** 16 bytes in base64 (RFC 6455 §4.1). */
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 /** Headers that must appear exactly once when present. */
-const SINGLE = new Set(["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version"]);
+const SINGLE = new Set([
+  "host",
+  "upgrade",
+  "connection",
+  "sec-websocket-key",
+  "sec-websocket-version",
+]);
 
 /**
  * Reads `head` as a WebSocket upgrade of one of `paths`.

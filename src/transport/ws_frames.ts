@@ -163,7 +163,9 @@ export class FrameParser {
     } else {
       // The high 32 bits must be zero in practice: the top bit is forbidden,
       // and anything past 2^32 is far over any cap; reject before arithmetic.
-      if (head[2] & 0x80) return this.#fail(CLOSE_PROTOCOL_ERROR, "frame length has its high bit set");
+      if (head[2] & 0x80) {
+        return this.#fail(CLOSE_PROTOCOL_ERROR, "frame length has its high bit set");
+      }
       const high = ((head[2] << 24) >>> 0) + (head[3] << 16) + (head[4] << 8) + head[5];
       const low = ((head[6] << 24) >>> 0) + (head[7] << 16) + (head[8] << 8) + head[9];
       length = high === 0 ? low : Infinity;
@@ -272,7 +274,9 @@ export class FrameParser {
     }
     if (payload.length === 1) return this.#fail(CLOSE_PROTOCOL_ERROR, "close payload of one byte");
     const code = (payload[0] << 8) | payload[1];
-    if (!isValidCloseCode(code)) return this.#fail(CLOSE_PROTOCOL_ERROR, `invalid close code ${code}`);
+    if (!isValidCloseCode(code)) {
+      return this.#fail(CLOSE_PROTOCOL_ERROR, `invalid close code ${code}`);
+    }
     let reason: string;
     try {
       reason = UTF8.decode(payload.subarray(2));
@@ -427,7 +431,7 @@ function writeHead(buf: Uint8Array, end: number, opcode: number, length: number)
   } else {
     buf[at + 1] = 127;
     // Frames here stay far below 2^32 bytes: the high word is zero.
-    buf[at + 2] = buf[at + 3] = buf[at + 4] = buf[at + 5] = 0;
+    buf.fill(0, at + 2, at + 6);
     buf[at + 6] = (length >>> 24) & 0xff;
     buf[at + 7] = (length >>> 16) & 0xff;
     buf[at + 8] = (length >>> 8) & 0xff;
