@@ -177,6 +177,12 @@ Deno.test("an upgrade the route refuses gets the same status line and body as th
   deepEqual(direct, relayed);
   equal(direct.status, "HTTP/1.1 426 Upgrade Required");
   equal(direct.body, "expected a WebSocket upgrade");
+  // A runtime shutting down refuses every upgrade, the same way on both paths.
+  await server.runtime.close();
+  const strict = head("/arcp").replace("WebSocket", "websocket");
+  const closing = await exchange(port, strict);
+  deepEqual(closing, await exchange(port, strict.replace("/arcp", "/arcp?via=relay")));
+  deepEqual([closing.status, closing.body], ["HTTP/1.1 503 Service Unavailable", "shutting down"]);
 });
 
 Deno.test("relayed connections are capped by the fds they hold; the gate's own WebSockets are not counted", async () => {
