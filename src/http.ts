@@ -23,6 +23,12 @@ import { acceptWebSocket, type WebSocketOptions } from "./transport/websocket.ts
 import { type Metrics, METRICS_CONTENT_TYPE } from "./metrics.ts";
 import { dashboardRoutes } from "./dashboard/mod.ts";
 
+/**
+ * The WebSocket endpoint's path: servers in front of the handler (the gate)
+ * may speak its upgrades themselves.
+ */
+export const WEBSOCKET_PATH = "/arcp";
+
 /** Whether the runtime's storage commits, as the health checks report it. */
 export interface StorageState {
   /** Whether commits succeed (or nothing says otherwise). */
@@ -107,7 +113,7 @@ export function httpHandler(options: HttpOptions): FetchHandler {
     async (c) =>
       c.body(await options.metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
-  app.get("/arcp", refuseWhileClosing(isClosing), (c) => {
+  app.get(WEBSOCKET_PATH, refuseWhileClosing(isClosing), (c) => {
     if (c.req.header("upgrade") !== "websocket") return c.text("expected a WebSocket upgrade", 426);
     const transport: WebSocketOptions = {
       maxFrameBytes: options.maxFrameBytes,
@@ -119,7 +125,14 @@ export function httpHandler(options: HttpOptions): FetchHandler {
     // ARCP names no subprotocol: none is answered, whatever the client
     // offers. The upgrade is done here rather than through hono's helper,
     // whose socket handlers hold the request's context (request, headers,
-    // signal) for as long as the connection lives.
+    // signal) for as long as the connection lives. Behind the gate, the gate
+    // speaks the socket itself on the client's connection when it can.
+    const upgrade = c.env.upgrade;
+    if (upgrade) {
+      const { socket, response } = upgrade(c.req.raw);
+      socket.serve(transport, options.connect);
+      return response;
+    }
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
     acceptWebSocket(socket, transport, options.connect);
     return response;

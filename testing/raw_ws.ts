@@ -17,25 +17,26 @@ export interface Frame {
 
 /** A minimal client-side WebSocket over a raw TCP connection (RFC 6455, no extensions). */
 export class RawWs {
-  readonly conn: Deno.TcpConn;
+  readonly conn: Deno.Conn;
   #buf = new Uint8Array(0);
   #reading: Promise<Uint8Array | null> | undefined;
   #eof = false;
   #n = 0;
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Deno.Conn) {
     this.conn = conn;
   }
 
   /**
    * Connects and performs the opening handshake.
    *
-   * @param url `ws://host:port/path`
+   * @param url `ws://host:port/path` (with `conn`, `wss://` too)
+   * @param conn a connection already open to the server (TLS, say); by default a TCP one to `url`
    * @returns the open connection
    */
-  static async open(url: string): Promise<RawWs> {
+  static async open(url: string, conn?: Deno.Conn): Promise<RawWs> {
     const u = new URL(url);
-    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+    conn ??= await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
     const ws = new RawWs(conn);
     const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
     await ws.#writeAll(
@@ -54,6 +55,11 @@ export class RawWs {
       }
       if (!(await ws.#fill(5_000))) throw new Error("connection closed during handshake");
     }
+  }
+
+  /** Whether the server ended the connection (or reset it): nothing more will be read. */
+  get ended(): boolean {
+    return this.#eof;
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
@@ -107,6 +113,15 @@ export class RawWs {
     frame.set(mask, head);
     for (let i = 0; i < len; i++) frame[head + 4 + i] = payload[i] ^ mask[i & 3];
     await this.#writeAll(frame);
+  }
+
+  /**
+   * Writes bytes as they are: frames a well-behaved client would not send.
+   *
+   * @param bytes what to write
+   */
+  async sendRaw(bytes: Uint8Array): Promise<void> {
+    await this.#writeAll(bytes);
   }
 
   /**

@@ -14,6 +14,7 @@ import {
   type GateLimits,
   serveGated,
 } from "../src/transport/gate.ts";
+import { WEBSOCKET_PATH } from "../src/http.ts";
 import { serveLoopback } from "./loopback.ts";
 
 /** The project root. */
@@ -67,6 +68,7 @@ export async function startServer(
     port: 0,
     limits: { ...DEFAULT_GATE_LIMITS, ...gate },
     log: silentLogger(),
+    webSocketPaths: [WEBSOCKET_PATH],
   }, runtime.fetch);
   return {
     ...handle(runtime, dir, kvPath, server.addr.port, () => server.shutdown()),

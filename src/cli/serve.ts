@@ -15,6 +15,7 @@ import {
   serveGated,
   StartRefusedError,
   StoreDamageError,
+  WEBSOCKET_PATH,
 } from "../runtime.ts";
 import { type Logger, stderrLogger } from "../logger.ts";
 import { LiteLlmProvisioner } from "../credentials/litellm_provisioner.ts";
@@ -145,6 +146,7 @@ async function run(config: ServeConfig, log: Logger): Promise<number> {
         tls,
         limits: { ...gateLimitsFor(await fdLimit()), ...gateSettings(config) },
         log,
+        webSocketPaths: [WEBSOCKET_PATH],
       },
       (req, info) => runtime ? runtime.fetch(req, info) : new Response("starting", { status: 503 }),
     );

@@ -11,9 +11,23 @@
  * arrive, to a `Deno.serve` on a private loopback port that answers only
  * connections the gate made.
  *
+ * A WebSocket upgrade of one of `webSocketPaths`, read exactly, is not
+ * relayed: the handler gets the request itself, with an `upgrade` in its
+ * info, and once it returns the response `upgrade` made the gate writes the
+ * 101 and speaks WebSocket on the client's own connection
+ * (`gate_socket.ts`): one hop, one fd, no Deno WebSocket behind it. Any
+ * other response to such a request is written back and the connection closed.
+ *
  * @module
  */
 import type { Logger } from "../logger.ts";
+import {
+  DEFAULT_GATE_SOCKET_TIMINGS,
+  type GateConn,
+  type GateSocketTimings,
+  GateWebSocket,
+} from "./gate_socket.ts";
+import { acceptKey, readUpgradeHead, type UpgradeHead } from "./upgrade_head.ts";
 
 /** The gate's limits. */
 export interface GateLimits {
@@ -22,6 +36,12 @@ export interface GateLimits {
   /** Open connections from one peer address, the same way. */
   maxConnectionsPerAddress: number;
   /**
+   * Connections relayed to the server behind at once (each holds three fds);
+   * past it the oldest relayed one not upgraded is closed, or the newcomer.
+   * WebSocket upgrades the gate speaks itself hold one fd and do not count.
+   */
+  maxRelayed: number;
+  /**
    * How long a connection not upgraded to a WebSocket may go without an
    * answer from the server (its request is incomplete, or it idles between
    * requests) before it is closed (ms).
@@ -29,10 +49,11 @@ export interface GateLimits {
   headerTimeoutMs: number;
 }
 
-/** Defaults of {@linkcode GateLimits}, for an fd limit of 20,000; see {@linkcode gateLimitsFor}. */
+/** Defaults of {@linkcode GateLimits}, about {@linkcode gateLimitsFor}'s for an fd limit of 20,000. */
 export const DEFAULT_GATE_LIMITS: GateLimits = {
-  maxConnections: 4096,
-  maxConnectionsPerAddress: 2048,
+  maxConnections: 8192,
+  maxConnectionsPerAddress: 4096,
+  maxRelayed: 2048,
   headerTimeoutMs: 10_000,
 };
 
@@ -40,21 +61,31 @@ export const DEFAULT_GATE_LIMITS: GateLimits = {
 const FD_RESERVE = 256;
 
 /**
- * Default limits under an fd limit: a relayed connection holds three fds
- * (the client's, and both ends of the private one) and its session a little
- * more, so connections get a quarter of what the reserve leaves; one
- * address gets half of that.
+ * Default limits under an fd limit. A connection the gate serves itself (a
+ * WebSocket on `webSocketPaths`, or one still sending its request) holds one
+ * fd; a relayed one three (the client's, and both ends of the private one).
+ * Connections get half of what the reserve leaves and relayed ones an
+ * eighth, so even at both caps they hold three quarters of it
+ * (`B/8 × 3 + 3B/8 × 1`), the rest left for what their sessions open. One
+ * address gets half the connections.
  *
  * @param fdLimit the process's soft `RLIMIT_NOFILE`, when known
  * @returns the limits
+ * @example
+ * ```ts
+ * import { gateLimitsFor } from "./gate.ts";
+ * gateLimitsFor(1280).maxConnections; // 512 (1024 fds past the reserve; 128 relayed)
+ * ```
  */
 export function gateLimitsFor(fdLimit: number | undefined): GateLimits {
   if (fdLimit === undefined || !Number.isFinite(fdLimit)) return DEFAULT_GATE_LIMITS;
-  const total = Math.max(16, Math.min(16_384, Math.floor((fdLimit - FD_RESERVE) / 4)));
+  const budget = fdLimit - FD_RESERVE;
+  const total = Math.max(16, Math.min(16_384, Math.floor(budget / 2)));
   return {
     ...DEFAULT_GATE_LIMITS,
     maxConnections: total,
     maxConnectionsPerAddress: Math.ceil(total / 2),
+    maxRelayed: Math.max(4, Math.min(4096, Math.floor(budget / 8))),
   };
 }
 
@@ -64,6 +95,20 @@ export interface GatedInfo extends Deno.ServeHandlerInfo<Deno.NetAddr> {
   secure: boolean;
   /** Drops the connection at once, whatever is still queued to it. */
   abort(): void;
+  /**
+   * Present when the gate itself can take this request's WebSocket upgrade:
+   * like `Deno.upgradeWebSocket`, it returns the socket and the response to
+   * return; the socket opens once that response is returned.
+   */
+  upgrade?: (req: Request) => GatedUpgrade;
+}
+
+/** What {@linkcode GatedInfo.upgrade} returns. */
+export interface GatedUpgrade {
+  /** The socket; say how to serve it with `serve` before returning `response`. */
+  socket: GateWebSocket;
+  /** The response to return; the gate writes the 101 in its place. */
+  response: Response;
 }
 
 /** A request handler behind the gate. */
@@ -81,6 +126,10 @@ export interface GateOptions {
   limits: GateLimits;
   /** Where accept errors are reported. */
   log: Logger;
+  /** Request paths whose WebSocket upgrades the gate answers on the client's connection. */
+  webSocketPaths?: readonly string[];
+  /** Keepalive and close wait of those sockets (tests shorten them). */
+  webSocketTimings?: Partial<GateSocketTimings>;
 }
 
 /** A running gate and the server behind it. */
@@ -91,6 +140,8 @@ export interface GatedServer {
   readonly inner: Deno.NetAddr;
   /** Connections open now. */
   readonly connections: number;
+  /** Of those, the ones relayed to the server behind. */
+  readonly relayed: number;
   /** Resolves once the gate and the server behind it have stopped. */
   readonly finished: Promise<void>;
   /**
@@ -117,10 +168,12 @@ const ACCEPT_LOG_EVERY_MS = 10_000;
 const UPGRADED = new TextEncoder().encode("HTTP/1.1 101 ");
 
 /** One client connection through the gate. */
-class Link {
+class Link implements GateConn {
   readonly outer: Deno.Conn;
   readonly address: string;
   inner: Deno.Conn | undefined;
+  /** Counted among the relayed connections (from before its private connection opens). */
+  relayed = false;
   upgraded = false;
   closed = false;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -129,6 +182,15 @@ class Link {
   constructor(outer: Deno.Conn, address: string) {
     this.outer = outer;
     this.address = address;
+  }
+
+  /** The client's connection, for a socket the gate speaks itself. */
+  get conn(): Deno.Conn {
+    return this.outer;
+  }
+
+  drop(): void {
+    this.close();
   }
 
   close(): void {
@@ -181,6 +243,49 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
     });
   };
   let inner = startInner(answer, ac.signal, log);
+  const webSocketPaths = options.webSocketPaths ?? [];
+  const timings = { ...DEFAULT_GATE_SOCKET_TIMINGS, ...options.webSocketTimings };
+  let relayed = 0;
+
+  // The handler decides, as it does for relayed requests; only the response
+  // its `upgrade` made opens the socket here.
+  const answerUpgrade = async (link: Link, head: UpgradeHead, req: Request): Promise<void> => {
+    const accept = await acceptKey(head.key);
+    let upgraded: GatedUpgrade | undefined;
+    const info: GatedInfo = {
+      remoteAddr: link.outer.remoteAddr as Deno.NetAddr,
+      completed: Promise.resolve(),
+      secure,
+      abort: () => link.close(),
+      upgrade: (r) => {
+        if (upgraded || r.headers.get("sec-websocket-key") !== head.key) {
+          throw new TypeError("not the gate's upgrade request");
+        }
+        upgraded = { socket: new GateWebSocket(link, timings), response: new Response(null) };
+        return upgraded;
+      },
+    };
+    let response: Response;
+    try {
+      response = await handler(req, info);
+    } catch (err) {
+      log.error("request failed", { error: String(err) });
+      response = new Response("internal error", { status: 500 });
+    }
+    if (link.closed) return;
+    if (upgraded && response === upgraded.response && upgraded.socket.served) {
+      (link.outer as Partial<Deno.TcpConn>).setNoDelay?.(true);
+      await writeAll(link.outer, switchingProtocols(accept));
+      if (link.closed) return;
+      link.upgraded = true;
+      clearTimeout(link.timer);
+      link.timer = undefined;
+      upgraded.socket.open();
+      return;
+    }
+    await writeAll(link.outer, await serialize(response));
+    link.close();
+  };
 
   const admit = (link: Link): boolean => {
     const sameAddress = (l: Link) => l.address === link.address;
@@ -197,6 +302,7 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
       const left = (perAddress.get(link.address) ?? 1) - 1;
       if (left > 0) perAddress.set(link.address, left);
       else perAddress.delete(link.address);
+      if (link.relayed) relayed--;
       if (link.inner) byInnerPort.delete((link.inner.localAddr as Deno.NetAddr).port);
     };
     return true;
@@ -208,6 +314,16 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
   const relay = async (link: Link): Promise<void> => {
     const head = await readHead(link.outer);
     if (head === null || link.closed) return link.close();
+    const upgrade = webSocketPaths.length > 0 ? readUpgradeHead(head, webSocketPaths) : undefined;
+    if (upgrade) {
+      const request = requestOf(upgrade, secure);
+      if (request) return await answerUpgrade(link, upgrade, request);
+    }
+    if (relayed >= limits.maxRelayed && !evictOldestWaiting(links, (l) => l.relayed)) {
+      return link.close();
+    }
+    link.relayed = true;
+    relayed++;
     const conn = await Deno.connect({ hostname: inner.addr.hostname, port: inner.addr.port });
     if (link.closed) return conn.close();
     // Without these, Nagle's algorithm holds each small frame on both hops
@@ -274,6 +390,9 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
     },
     get connections() {
       return links.size;
+    },
+    get relayed() {
+      return relayed;
     },
     finished: accepting.then(() => inner.finished.catch(() => {})),
     async shutdown() {
@@ -387,4 +506,78 @@ function startsWith(chunk: Uint8Array, prefix: Uint8Array): boolean {
   if (chunk.length < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (chunk[i] !== prefix[i]) return false;
   return true;
+}
+
+/**
+ * The web-standard request of an upgrade head; undefined when its Host
+ * makes no URL (the HTTP server behind answers that as it always did).
+ */
+function requestOf(head: UpgradeHead, secure: boolean): Request | undefined {
+  try {
+    const url = new URL(`${secure ? "https" : "http"}://${head.host}${head.path}`);
+    if (url.pathname !== head.path) return undefined;
+    return new Request(url, { method: "GET", headers: head.headers });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The 101 as `Deno.upgradeWebSocket`'s server writes it (no subprotocol, no extension). */
+function switchingProtocols(accept: string): Uint8Array {
+  return new TextEncoder().encode(
+    "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n" +
+      `sec-websocket-accept: ${accept}\r\ndate: ${new Date().toUTCString()}\r\n\r\n`,
+  );
+}
+
+/**
+ * The reason phrases the HTTP server behind writes (hyper's canonical
+ * ones), so a refusal reads the same on either path. A status not here
+ * gets an empty phrase, which HTTP/1.1 allows.
+ */
+const REASON_PHRASES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  413: "Payload Too Large",
+  426: "Upgrade Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** Responses to an upgrade request that is refused are small: a longer body is cut. */
+const MAX_REFUSAL_BODY = 16 * 1024;
+
+/**
+ * A response to an upgrade request the handler refused, whole, with the
+ * connection closed after it.
+ */
+async function serialize(response: Response): Promise<Uint8Array> {
+  const body = new Uint8Array(await response.arrayBuffer()).subarray(0, MAX_REFUSAL_BODY);
+  const reason = response.statusText || REASON_PHRASES[response.status] || "";
+  let head = `HTTP/1.1 ${response.status} ${reason}\r\n`;
+  for (const [name, value] of response.headers) {
+    if (name === "content-length" || name === "connection" || name === "transfer-encoding") {
+      continue;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  head += `content-length: ${body.length}\r\nconnection: close\r\ndate: ${
+    new Date().toUTCString()
+  }\r\n\r\n`;
+  const headBytes = new TextEncoder().encode(head);
+  const out = new Uint8Array(headBytes.length + body.length);
+  out.set(headBytes);
+  out.set(body, headBytes.length);
+  return out;
 }

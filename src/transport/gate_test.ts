@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok } from "assert";
 import { silentLogger } from "../logger.ts";
-import { DEFAULT_GATE_LIMITS, serveGated } from "./gate.ts";
+import { DEFAULT_GATE_LIMITS, gateLimitsFor, serveGated } from "./gate.ts";
 
 /** Sizes around the relay's small and large read buffers (1 KiB, 16 KiB), mixed. */
 const SIZES = [1, 1023, 1024, 1025, 3, 16_384, 16_385, 5, 200_000, 2, 2048, 1];
@@ -120,4 +120,18 @@ Deno.test("a relayed connection is released as soon as the server ends its side"
     conn.close();
     await server.shutdown();
   }
+});
+
+Deno.test("under any fd limit, the caps keep connections within the fds past the reserve, relayed ones at three each", () => {
+  for (const fdLimit of [512, 1024, 1280, 4096, 20_000, 65_536, 1_048_576]) {
+    const limits = gateLimitsFor(fdLimit);
+    // The worst case: every relayed slot taken (3 fds), every other connection the gate's own (1).
+    const worst = limits.maxRelayed * 3 + (limits.maxConnections - limits.maxRelayed);
+    ok(worst <= fdLimit - 256, `${fdLimit}: ${JSON.stringify(limits)}`);
+    ok(limits.maxRelayed < limits.maxConnections);
+    equal(limits.maxConnectionsPerAddress, Math.ceil(limits.maxConnections / 2));
+  }
+  equal(gateLimitsFor(1280).maxConnections, 512);
+  equal(gateLimitsFor(1280).maxRelayed, 128);
+  deepEqual(gateLimitsFor(undefined), DEFAULT_GATE_LIMITS);
 });
