@@ -375,7 +375,7 @@ export const SERVE_OPTIONS = [
     type: "number",
     schema: positiveInt,
     arg: "N",
-    default: "(fd limit - 256)/4",
+    default: "(fd limit - 256)/2",
     help: "open connections in all; the oldest not yet upgraded make room for new ones",
   },
   {

@@ -21,6 +21,7 @@ import {
   encodeTextFrame,
   type FrameEvents,
   FrameParser,
+  joinBytes,
   OPCODE_PING,
   OPCODE_PONG,
 } from "./ws_frames.ts";
@@ -365,7 +366,7 @@ class FrameWriter implements FrameSink {
         this.#out = [];
         // Control frames may go between data frames: the pong need not wait behind them.
         if (pong !== undefined) frames.unshift(encodeControlFrame(OPCODE_PONG, pong));
-        const bytes = frames.length === 1 ? frames[0] : concat(frames);
+        const bytes = frames.length === 1 ? frames[0] : joinBytes(frames);
         this.#inFlight = this.#waiting;
         this.#waiting = 0;
         let off = 0;
@@ -383,15 +384,4 @@ class FrameWriter implements FrameSink {
       this.#writing = false;
     }
   }
-}
-function concat(parts: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const part of parts) size += part.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

@@ -259,7 +259,7 @@ export class FrameParser {
     if (opcode === OP_BINARY) return this.#events.onBinary(size);
     let text: string;
     try {
-      text = UTF8.decode(parts.length === 1 ? parts[0] : join(parts, size));
+      text = UTF8.decode(parts.length === 1 ? parts[0] : joinBytes(parts, size));
     } catch {
       return this.#fail(CLOSE_INVALID_DATA, "text message is not UTF-8");
     }
@@ -308,7 +308,22 @@ function headLength(head: Uint8Array, have: number): number {
   return (code < 126 ? 2 : code === 126 ? 4 : 10) + masked;
 }
 
-function join(parts: Uint8Array[], size: number): Uint8Array {
+/**
+ * The bytes of several parts, one after another, in one array.
+ *
+ * @param parts the parts, in order
+ * @param size their total length, when the caller already counted it
+ * @returns the joined bytes
+ * @example
+ * ```ts
+ * import { joinBytes } from "./ws_frames.ts";
+ * joinBytes([new Uint8Array([1]), new Uint8Array([2, 3])]); // Uint8Array [1, 2, 3]
+ * ```
+ */
+export function joinBytes(
+  parts: Uint8Array[],
+  size: number = parts.reduce((n, part) => n + part.length, 0),
+): Uint8Array {
   const out = new Uint8Array(size);
   let at = 0;
   for (const part of parts) {

@@ -5,6 +5,7 @@
 import { equal, match, ok } from "assert";
 import { ROOT, spawnServe, startChildServer } from "../../testing/server.ts";
 import { connect, WsClient } from "../../testing/ws_client.ts";
+import { haveOpenssl, testCertificates } from "../../testing/tls.ts";
 
 /** `arcp serve` on a free port with the reference agents and exactly the given other flags. */
 function serve(args: string[], env: Record<string, string> = {}) {
@@ -107,13 +108,6 @@ Deno.test("SIGTERM says session.bye to connected sessions, lets commits land and
   }
 });
 
-const haveOpenssl = await new Deno.Command("openssl", {
-  args: ["version"],
-  stdout: "null",
-  stderr: "null",
-})
-  .output().then((o) => o.success, () => false);
-
 Deno.test({
   name:
     "with --tls-cert and --tls-key the runtime serves wss:// and a client trusting the cert completes a job",
@@ -121,63 +115,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "arcp_tls_" });
     // A throwaway CA signs the server certificate; the client trusts the CA.
-    const openssl = async (...args: string[]) => {
-      const out = await new Deno.Command("openssl", {
-        args,
-        cwd: dir,
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      ok(out.success, `openssl ${args[0]} failed`);
-    };
-    await openssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=arcp-test-ca",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-    );
-    await openssl(
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-subj",
-      "/CN=localhost",
-      "-keyout",
-      "key.pem",
-      "-out",
-      "leaf.csr",
-    );
-    await Deno.writeTextFile(
-      `${dir}/ext.cnf`,
-      "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    );
-    await openssl(
-      "x509",
-      "-req",
-      "-in",
-      "leaf.csr",
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      "ext.cnf",
-      "-out",
-      "cert.pem",
-    );
+    await testCertificates(dir);
     const s = await serve([
       "--kv",
       `${dir}/arcp.kv`,

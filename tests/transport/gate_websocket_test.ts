@@ -12,6 +12,7 @@ import { DEFAULT_GATE_LIMITS, type GatedServer, serveGated } from "../../src/tra
 import type { Transport } from "../../src/transport/transport.ts";
 import { RawWs } from "../../testing/raw_ws.ts";
 import { startServer } from "../../testing/server.ts";
+import { haveOpenssl, testCertificates } from "../../testing/tls.ts";
 import { connect, type WsClient } from "../../testing/ws_client.ts";
 
 const enc = new TextEncoder();
@@ -301,71 +302,13 @@ Deno.test("an idle socket is pinged; answered it stays, silent it is closed with
   }
 });
 
-const haveOpenssl = await new Deno.Command("openssl", {
-  args: ["version"],
-  stdout: "null",
-  stderr: "null",
-}).output().then((o) => o.success, () => false);
-
-/** A throwaway CA and a certificate it signed for 127.0.0.1. */
-async function certificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const openssl = async (...args: string[]) => {
-    const out = await new Deno.Command("openssl", {
-      args,
-      cwd: dir,
-      stdout: "null",
-      stderr: "piped",
-    })
-      .output();
-    ok(out.success, `openssl ${args[0]}: ${dec.decode(out.stderr)}`);
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=ca",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-  );
-  await openssl("req", ...ec, "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "leaf.csr");
-  await Deno.writeTextFile(
-    `${dir}/ext.cnf`,
-    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-  );
-  await openssl(
-    "x509",
-    "-req",
-    "-in",
-    "leaf.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "1",
-    "-extfile",
-    "ext.cnf",
-    "-out",
-    "cert.pem",
-  );
-  const read = (name: string) => Deno.readTextFile(`${dir}/${name}`);
-  return { ca: await read("ca.pem"), cert: await read("cert.pem"), key: await read("key.pem") };
-}
-
 Deno.test({
   name:
     "over TLS the gate speaks the WebSocket itself too: messages, pings and the close handshake",
   ignore: !haveOpenssl,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "arcp_gate_tls_" });
-    const { ca, cert, key } = await certificates(dir);
+    const { ca, cert, key } = await testCertificates(dir);
     const gate = echoGate({ cert, key });
     const conn = await Deno.connectTls({
       hostname: "127.0.0.1",
