@@ -237,3 +237,24 @@ export function startChildServer(
     fdLimit,
   );
 }
+
+/**
+ * Waits until a runtime reports no live jobs on `/healthz`.
+ *
+ * @param http the runtime's `http://host:port` base
+ * @param ms how long to wait before giving up
+ * @throws {Error} when jobs are still live after `ms`
+ * @example
+ * ```ts ignore
+ * await untilIdle(server.http);
+ * ```
+ */
+export async function untilIdle(http: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const health = await fetch(`${http}/healthz`).then((r) => r.json());
+    if (health.live_jobs === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`jobs still live after ${ms} ms`);
+}

@@ -9,6 +9,7 @@ import {
   type FrameEvents,
   FrameParser,
   isValidCloseCode,
+  joinBytes,
 } from "./ws_frames.ts";
 
 /** What the parser reported, one entry per event, in order. */
@@ -83,17 +84,7 @@ function frame(spec: FrameSpec): Uint8Array {
     head.set(mask, head.length - 4);
     for (let i = 0; i < body.length; i++) body[i] ^= mask[i & 3];
   }
-  return concat([head, body]);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return joinBytes([head, body]);
 }
 
 const CAP = 1000;
@@ -154,13 +145,13 @@ Deno.test("a continuation without a message, or a new data frame inside one, is 
   failsWith(frame({ opcode: 0, payload: "x" }), CLOSE_PROTOCOL_ERROR);
   for (const opcode of [1, 2]) {
     failsWith(
-      concat([frame({ opcode: 1, payload: "a", fin: false }), frame({ opcode, payload: "b" })]),
+      joinBytes([frame({ opcode: 1, payload: "a", fin: false }), frame({ opcode, payload: "b" })]),
       CLOSE_PROTOCOL_ERROR,
     );
   }
   // A finished message leaves nothing to continue.
   failsWith(
-    concat([frame({ opcode: 1, payload: "a" }), frame({ opcode: 0, payload: "b" })]),
+    joinBytes([frame({ opcode: 1, payload: "a" }), frame({ opcode: 0, payload: "b" })]),
     CLOSE_PROTOCOL_ERROR,
     [["text", "a"]],
   );
@@ -173,7 +164,7 @@ Deno.test("a text message that is not UTF-8 fails with 1007, also when the bad s
   failsWith(frame({ opcode: 1, payload: new Uint8Array([0xed, 0xa0, 0x80]) }), CLOSE_INVALID_DATA);
   // "é" is C3 A9: cut after C3 and followed by an ASCII byte, the whole is invalid.
   failsWith(
-    concat([
+    joinBytes([
       frame({ opcode: 1, payload: new Uint8Array([0x61, 0xc3]), fin: false }),
       frame({ opcode: 0, payload: new Uint8Array([0x41]) }),
     ]),
@@ -181,7 +172,7 @@ Deno.test("a text message that is not UTF-8 fails with 1007, also when the bad s
   );
   // A message that ends inside a character.
   failsWith(
-    concat([
+    joinBytes([
       frame({ opcode: 1, payload: new Uint8Array([0x61]), fin: false }),
       frame({ opcode: 0, payload: new Uint8Array([0xe2, 0x82]) }),
     ]),
@@ -242,7 +233,7 @@ Deno.test("a close frame with a one-byte payload or a code not for the wire is a
   failsWith(frame({ opcode: 8, payload: new Uint8Array([0x03, 0xe8, 0xff]) }), CLOSE_INVALID_DATA);
   for (const code of [1000, 1001, 1002, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999]) {
     ok(isValidCloseCode(code), `${code}`);
-    const payload = concat([new Uint8Array([code >> 8, code & 0xff]), enc.encode("bye")]);
+    const payload = joinBytes([new Uint8Array([code >> 8, code & 0xff]), enc.encode("bye")]);
     deepEqual(parse([frame({ opcode: 8, payload })]), [["close", code, "bye"]]);
   }
   deepEqual(parse([frame({ opcode: 8 })]), [["close", undefined, ""]]);
@@ -255,7 +246,7 @@ Deno.test("nothing after a close frame or a failure is parsed", () => {
 });
 
 /** A valid stream touching every path: each length form, fragments with control frames between, binary, empty, multibyte. */
-const VALID: Uint8Array = concat([
+const VALID: Uint8Array = joinBytes([
   frame({ opcode: 1, payload: "hello" }),
   frame({ opcode: 1, payload: "" }),
   frame({ opcode: 9, payload: "p1" }),
@@ -270,7 +261,7 @@ const VALID: Uint8Array = concat([
   frame({ opcode: 0, payload: new Uint8Array(7) }),
   frame({ opcode: 1, payload: "sixty-four ✓ 😀", length: 64 }),
   frame({ opcode: 2, payload: new Uint8Array(0) }),
-  frame({ opcode: 8, payload: concat([new Uint8Array([0x03, 0xe8]), enc.encode("done")]) }),
+  frame({ opcode: 8, payload: joinBytes([new Uint8Array([0x03, 0xe8]), enc.encode("done")]) }),
 ]);
 const VALID_EVENTS: Event[] = [
   ["text", "hello"],

@@ -1,5 +1,10 @@
 import { deepEqual, equal, match, notEqual, ok } from "assert";
-import { type ChildServer, startChildServer, startServer } from "../../testing/server.ts";
+import {
+  type ChildServer,
+  startChildServer,
+  startServer,
+  untilIdle,
+} from "../../testing/server.ts";
 import { ALL_FEATURES, type Env, WsClient } from "../../testing/ws_client.ts";
 import { PART_CHARS, READ_WINDOW_CHARS } from "../../src/store/large_value.ts";
 
@@ -186,12 +191,7 @@ Deno.test("jobs keep running while the session is detached; their events arrive 
   await c1.close();
 
   // Wait until the job has finished while nobody is attached.
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const health = await fetch(`${server.http}/healthz`).then((r) => r.json());
-    if (health.live_jobs === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await untilIdle(server.http);
   const { c: c2, w } = await resume(
     server.url,
     c1.sessionId,
@@ -256,17 +256,6 @@ Deno.test("a resume of a long detached log crosses many read windows and a value
     deepEqual(rest.map((e) => e.id), all.slice(last).map((e) => e.id), `after seq ${last}`);
   }
 });
-
-/** Waits until the runtime has no live jobs. */
-async function untilIdle(http: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const health = await fetch(`${http}/healthz`).then((r) => r.json());
-    if (health.live_jobs === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("jobs did not finish");
-}
 
 Deno.test("cancel authority survives a resume: the resumed session cancels its job", async () => {
   await using server = await startServer();

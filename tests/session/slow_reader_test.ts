@@ -8,7 +8,7 @@
  * @module
  */
 import { deepEqual, equal, ok } from "assert";
-import { startDirectServer } from "../../testing/server.ts";
+import { startDirectServer, untilIdle } from "../../testing/server.ts";
 import { RawWs } from "../../testing/raw_ws.ts";
 import { ALL_FEATURES, type Env, traceId, WsClient } from "../../testing/ws_client.ts";
 
@@ -54,17 +54,6 @@ async function flood(raw: RawWs, sessionId: string): Promise<string[]> {
     });
   }
   return traces;
-}
-
-/** Waits until the runtime has no live jobs. */
-async function untilIdle(http: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const health = await fetch(`${http}/healthz`).then((r) => r.json());
-    if (health.live_jobs === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("jobs did not finish");
 }
 
 Deno.test("a client that stops reading is disconnected after the stall timeout, and a resume loses nothing", async () => {
