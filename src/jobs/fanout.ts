@@ -434,7 +434,10 @@ export class Fanout {
   #commit(live: LiveJob, group: Group, extra?: KvWrite[]): Promise<void> {
     const job = live.record;
     const writes = group.writes;
-    for (const sink of group.sinks) writes.push(sink.recordWrite());
+    for (const sink of group.sinks) {
+      const record = sink.logRecordWrite();
+      if (record) writes.push(record);
+    }
     writes.push(...this.#store.jobUpdateWrites({ ...job }));
     if (extra) writes.push(...extra);
     const deliveries = group.deliveries;

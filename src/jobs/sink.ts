@@ -77,8 +77,9 @@ export interface EventSink {
    * Stamps a job envelope with this session's next `event_seq`.
    *
    * @param envelope the envelope
-   * @param withRecord whether its writes include the session record (default
-   *   true); without, the caller commits {@linkcode recordWrite} with them
+   * @param withRecord whether its writes include the session record when it
+   *   is due (default true); without, the caller commits
+   *   {@linkcode logRecordWrite} with them
    * @returns the stamped envelope, or undefined when this session did not negotiate the event's feature
    */
   stage(envelope: JobEnvelope, withRecord?: boolean): Staged | undefined;
@@ -88,6 +89,14 @@ export interface EventSink {
    * @returns the write
    */
   recordWrite(): KvWrite;
+  /**
+   * The session record write a commit of its log entries needs: none when
+   * only its `last_seq` changed since it was last written, recently (the
+   * log's tail carries that).
+   *
+   * @returns the write, or undefined
+   */
+  logRecordWrite(): KvWrite | undefined;
   /** Whether the session negotiated a feature. */
   has(feature: Feature): boolean;
   /** Sends a committed envelope, if the session is connected. */

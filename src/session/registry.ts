@@ -187,7 +187,10 @@ export class SessionRegistry {
     if (held) return held;
     const record = await this.#take(sessionId, wait);
     if (!record) return undefined;
+    // Commits of log entries leave the record's last_seq behind the log's tail.
+    const logged = await this.#store.lastLoggedSeq(sessionId);
     if (this.#sessions.has(sessionId)) return this.#sessions.get(sessionId);
+    record.last_seq = Math.max(record.last_seq, logged);
     // A session whose process died while attached counts as detached from
     // its last write or this process's start, whichever is later (as the sweeper does).
     record.detached_at ??= Math.max(record.updated_at ?? 0, PROCESS_START_MS);

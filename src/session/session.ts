@@ -41,6 +41,22 @@ const DRAIN_POLL_MAX_MS = 50;
  */
 const CHECK_EVERY_CHARS = 64 * 1024;
 
+/**
+ * How stale the stored record may grow while only its `last_seq` changes
+ * (ms): a commit of log entries rewrites it only once this has passed since
+ * its last write, or when anything else in it changed. Its `last_seq` is
+ * read back from the log's tail ({@linkcode Store.lastLoggedSeq}), so the
+ * bound keeps only its `updated_at` (a crashed node's sessions count as
+ * detached from it) and its time to live close to the log's.
+ */
+export const RECORD_REFRESH_MS = 1_000;
+
+/** What a record write carries besides `last_seq` (read from the log) and `updated_at`. */
+function recordState(record: SessionRecord): string {
+  const { last_seq: _, updated_at: __, ...rest } = record;
+  return JSON.stringify(rest);
+}
+
 /** Where delivery pauses: at most half the transport's cap, so events alone never pass it. */
 const pauseAt = (policy: SessionPolicy, transport: Transport): number =>
   Math.min(policy.maxBufferedBytes, transport.maxBufferedAmount / 2);
@@ -89,6 +105,10 @@ export class Session implements EventSink {
   /** Live texts of held envelopes whose logged copy is redacted, by seq: replay sends these. */
   #unredacted = new Map<number, string>();
   #freeing: Promise<void> = Promise.resolve();
+  /** The record as last written, less `last_seq` ({@linkcode recordState}). */
+  #writtenState = "";
+  /** When the record was last written (epoch ms); 0: not by this object, so the next commit writes it. */
+  #writtenAt = 0;
   #events: SessionEvents;
   /** Called when the session has been detached for a while; see SessionRegistry. */
   onDetach: (() => void) | undefined;
@@ -198,8 +218,32 @@ export class Session implements EventSink {
    * @returns the write
    */
   recordWrite(): KvWrite {
+    return this.#writeOf(this.record);
+  }
+
+  /** The write of a record of this session, noted as the one last written. */
+  #writeOf(record: SessionRecord): KvWrite {
     // sessionWrite stores a copy, so later changes to the record do not reach this write.
-    return this.#store.sessionWrite(this.record, this.#policy.logTtlMs);
+    const write = this.#store.sessionWrite(record, this.#policy.logTtlMs);
+    this.#writtenState = recordState(record);
+    this.#writtenAt = (write.value as SessionRecord).updated_at!;
+    return write;
+  }
+
+  /**
+   * The record write a commit of this session's log entries needs: none
+   * when only `last_seq` changed since the record was last written (the
+   * log's tail has it) and that write is fresher than
+   * {@linkcode RECORD_REFRESH_MS}.
+   *
+   * @returns the write, or undefined
+   */
+  logRecordWrite(): KvWrite | undefined {
+    if (
+      Date.now() - this.#writtenAt < RECORD_REFRESH_MS &&
+      recordState(this.record) === this.#writtenState
+    ) return undefined;
+    return this.recordWrite();
   }
 
   /**
@@ -367,8 +411,9 @@ export class Session implements EventSink {
    * Stamps a job envelope with the next `event_seq`.
    *
    * @param envelope the envelope, encoded once for every session it goes to
-   * @param withRecord whether its writes include the session record (default
-   *   true); without, the caller commits {@linkcode recordWrite} with them
+   * @param withRecord whether its writes include the session record when it
+   *   is due (default true); without, the caller commits
+   *   {@linkcode logRecordWrite} with them
    * @returns the stamped envelope, or undefined when the session did not negotiate its feature
    */
   stage(envelope: JobEnvelope, withRecord = true): Staged | undefined {
@@ -383,7 +428,10 @@ export class Session implements EventSink {
     // Secrets (a rotated credential) go to the socket, never to KV.
     const logged = envelope.logEncoding?.frame(id, this.sessionId, seq) ?? text;
     const writes = this.#store.sessionLogWrites(this.sessionId, seq, logged, this.#policy.logTtlMs);
-    if (withRecord) writes.push(this.recordWrite());
+    if (withRecord) {
+      const record = this.logRecordWrite();
+      if (record) writes.push(record);
+    }
     return { seq, text, logged, writes };
   }
 
@@ -504,9 +552,16 @@ export class Session implements EventSink {
     this.#freeing = this.#freeing.then(async () => {
       const from = this.record.floor_seq;
       if (upTo <= from) return;
-      await this.#store.freeSessionLog(this.sessionId, from, upTo, this.#policy.logTtlMs);
+      // The record commits with the last of the deletes: the log's tail, which
+      // may carry the only copy of last_seq, never goes before a record that has it.
+      const record = this.#writeOf({ ...this.record, floor_seq: upTo });
+      try {
+        await this.#store.freeSessionLog(this.sessionId, from, upTo, this.#policy.logTtlMs, record);
+      } catch (err) {
+        this.#writtenAt = 0;
+        throw err;
+      }
       this.record.floor_seq = Math.max(this.record.floor_seq, upTo);
-      await this.#store.write([this.recordWrite()], { failFast: true });
     }).catch((err) => {
       // Freeing never waits for a failing disk, so the messages behind an
       // ack do not either; the entries stay until a later ack or their TTL,

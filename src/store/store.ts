@@ -637,6 +637,10 @@ export class Store {
    * @param after keep this seq and below (already freed)
    * @param upTo free up to and including this seq
    * @param ttlMs how long KV keeps what is left of a value that is cut
+   * @param record the session record, committed with the last of the
+   *   deletes (the log's tail may hold the only copy of the session's
+   *   `last_seq`, see {@linkcode lastLoggedSeq}); written even when nothing
+   *   is left to free
    * @returns resolves once deleted
    * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` while storage
    *   fails: freeing is never held back (the entries stay until a later ack
@@ -647,6 +651,7 @@ export class Store {
     after: number,
     upTo: number,
     ttlMs: number,
+    record?: KvWrite,
   ): Promise<void> {
     const prefix = keys.sessionLog(sessionId);
     const depth = prefix.length + 1;
@@ -674,7 +679,31 @@ export class Store {
         batch = [];
       }
     }
+    if (record) batch.push(record);
     if (batch.length > 0) await this.write(batch, { failFast: true });
+  }
+
+  /**
+   * The highest seq a session's log holds: a commit of log entries rewrites
+   * the session record only when more than its `last_seq` changed (or it is
+   * due a refresh), so the record's `last_seq` may lag the log's tail. A
+   * session read from KV takes the higher of the two. Freeing the log
+   * commits the record with the last of its deletes, so the tail never goes
+   * before a record that has it.
+   *
+   * @param sessionId the session
+   * @returns the seq of the newest entry, or 0 when the log is empty
+   * @throws {StoreDamageError} when KV cannot read it
+   */
+  async lastLoggedSeq(sessionId: string): Promise<number> {
+    const prefix = keys.sessionLog(sessionId);
+    const list = this.kv.list({ prefix }, { reverse: true, limit: 1 });
+    for await (const entry of readingAll(`the session log of ${sessionId}`, list)) {
+      // A value of several entries, or a large entry's head or part: the seq is its key's.
+      const seq = entry.key[prefix.length];
+      return typeof seq === "number" ? seq : 0;
+    }
+    return 0;
   }
 
   /**
