@@ -335,7 +335,8 @@ class Examiner {
 
   /**
    * An entry of the status or agent index: no value in the `live` bucket (the
-   * record is read), the job's listed fields in a terminal one.
+   * record is read), the job's listed fields in a terminal one, or none in a
+   * terminal agent entry since layout 4 (the status entry is read).
    */
   #indexedJob(
     where: string,
@@ -344,7 +345,7 @@ class Examiner {
     value: unknown,
     seen: Set<string>,
   ): void {
-    if (bucket !== "live") {
+    if (bucket !== "live" && !(seen === this.#byAgent && value === null)) {
       const wrong = shapeProblem(ListedJobShape, value, "listed job");
       if (wrong) return this.problem(where, wrong);
       const job = value as z.output<typeof ListedJobShape>;

@@ -15,9 +15,12 @@
  *
  * The live entry is written once, with the new record, and deleted once,
  * with the terminal; the events between rewrite the record alone (the
- * listing reads it). Terminal entries carry what a listing shows of the
+ * listing reads it). A status entry carries what a listing shows of the
  * final record ({@linkcode listedJob}), so finished jobs, the bulk of any
- * store, list in one range read. A job thus costs one index write when it is
+ * store, list in one range read; an agent entry (since layout 4) carries
+ * nothing, and a listing by agent reads the status entries it points at,
+ * ten at a time (entries of earlier layouts keep their copy and are read as
+ * they are). A job thus costs one index write when it is
  * accepted and four when it ends (the live entry's delete, both terminal
  * entries and the retention index's).
  *
@@ -180,7 +183,8 @@ export function jobIndexWrites(job: JobRecord): KvWrite[] {
   return [
     { key: live },
     { key: keys.statusJob(job.principal, job.status, ...at), value: listed },
-    { key: keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at), value: listed },
+    // The status entry holds the listed fields; the agent entry points at it (see `agentSource`).
+    { key: keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at), value: null },
     { key: keys.endedJob(endedMsOf(job), job.job_id), value: job.session_id },
   ];
 }
@@ -218,8 +222,11 @@ export function layout2LiveDeletes(job: JobRecord): KvWrite[] {
 /** One candidate of a listing, from one bucket. */
 interface Candidate {
   pos: JobPosition;
-  /** The listed job (terminal entries), or how to read its record (live entries). */
-  job: ListedJob | (() => Promise<JobRecord | null>);
+  /**
+   * The listed job (status entries), or how to read it: its record (live
+   * entries) or its status entry (agent entries).
+   */
+  job: ListedJob | (() => Promise<ListedJob | null>);
 }
 
 /** Orders positions as KV orders the index keys. */
@@ -279,9 +286,14 @@ export async function listJobPage(
     sources.push(await liveSource(kv, rangeOf(prefixOf(LIVE)), newest, agent));
   }
   for (const bucket of buckets) {
-    if (bucket !== LIVE) {
-      sources.push(terminalSource(kv, rangeOf(prefixOf(bucket)), batchSize, newest));
-    }
+    if (bucket === LIVE) continue;
+    const range = rangeOf(prefixOf(bucket));
+    sources.push(
+      agent === undefined
+        ? terminalSource(kv, range, batchSize, newest)
+        : agentSource(kv, range, batchSize, newest, (pos) =>
+          keys.statusJob(principal, bucket, pos.createdMs, pos.jobId)),
+    );
   }
   const matches = (job: ListedJob) =>
     statuses.has(job.status) && (exactAgent === undefined || job.agent === exactAgent) &&
@@ -322,6 +334,42 @@ async function* terminalSource(
   for await (const e of kv.list<JobRecord>(range, { batchSize, reverse })) {
     yield { pos: positionOf(e.key), job: e.value };
   }
+}
+
+/**
+ * Agent entries: since layout 4 without a value, the listed job read from
+ * its status entry (`statusKey`), in small batches as the merge reaches
+ * them; an entry written by an earlier layout holds the listed job itself.
+ */
+async function* agentSource(
+  kv: Deno.Kv,
+  range: { start: Deno.KvKey; end: Deno.KvKey },
+  batchSize: number,
+  reverse: boolean,
+  statusKey: (pos: JobPosition) => Deno.KvKey,
+): AsyncGenerator<Candidate> {
+  let pending: JobPosition[] = [];
+  // Yields the positions gathered so far, each reading the batch's status entries once.
+  const drain = function* (): Generator<Candidate> {
+    const slice = pending;
+    pending = [];
+    let read: Promise<Array<ListedJob | null>> | undefined;
+    const listed = () =>
+      read ??= kv.getMany<ListedJob[]>(slice.map(statusKey)).then((es) => es.map((e) => e.value));
+    for (let k = 0; k < slice.length; k++) {
+      yield { pos: slice[k], job: async () => (await listed())[k] };
+    }
+  };
+  for await (const e of kv.list<ListedJob | null>(range, { batchSize, reverse })) {
+    if (e.value === null) {
+      pending.push(positionOf(e.key));
+      if (pending.length === GET_MANY) yield* drain();
+    } else {
+      yield* drain();
+      yield { pos: positionOf(e.key), job: e.value };
+    }
+  }
+  yield* drain();
 }
 
 /**

@@ -36,7 +36,7 @@ export const keys = {
     agent,
     status,
   ],
-  /** One finished job in its principal's agent index. */
+  /** One finished job in its principal's agent index (no value since layout 4: read its status entry). */
   agentJob: (
     principal: string,
     agent: string,
@@ -131,7 +131,8 @@ export const keys = {
   /**
    * Which key layout the store holds (absent: layout 1, before the status
    * and agent indexes; 2 kept live jobs in a `"live"` bucket of both and in
-   * `[v1, "live", id]`; 3 keeps them once, under `plive`).
+   * `[v1, "live", id]`; 3 keeps them once, under `plive`; 4 writes agent
+   * entries of finished jobs without a value).
    */
   layout: (): Deno.KvKey => [V, "meta", "layout"],
 };

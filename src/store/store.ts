@@ -42,9 +42,11 @@ const PREFIX_IDS = {
 
 /**
  * The key layout this code writes: 2 added the status and agent indexes of
- * list_jobs; 3 keeps a live job in one index entry instead of three.
+ * list_jobs; 3 keeps a live job in one index entry instead of three; 4
+ * writes a finished job's agent entry without a value (its status entry
+ * holds the listed fields).
  */
-export const STORE_LAYOUT = 3;
+export const STORE_LAYOUT = 4;
 
 /** Options of {@linkcode Store.open}. */
 export interface StoreOptions {
@@ -285,8 +287,11 @@ export class Store {
    * in the retention index), and the layout-1 index goes. From layouts 1 and
    * 2 every live job's entries move to its one live entry (the old
    * `[v1, "live", id]` entry and, from 2, its `"live"` list_jobs entries go):
-   * that step reads only the live jobs. Idempotent and batched; a store
-   * already at this layout costs one read. Run it before serving.
+   * that step reads only the live jobs. Layout 4 needs no step: agent
+   * entries written before it keep their copy of the listed job, which
+   * listings read as they find it (rewriting every finished job's entry at
+   * start would cost more than the bytes it frees). Idempotent and batched;
+   * a store already at this layout costs one read. Run it before serving.
    *
    * @returns how many job records were indexed or moved (0 when nothing was to do)
    */

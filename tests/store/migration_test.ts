@@ -4,11 +4,12 @@
  * filtered listings find its jobs, the old index is gone, and retention
  * reaches jobs whose end-time entry an earlier sweep had already consumed.
  */
-import { deepEqual, equal } from "assert";
+import { deepEqual, equal, ok } from "assert";
 import { startServer } from "../../testing/server.ts";
 import { connect, type WsClient } from "../../testing/ws_client.ts";
 import type { JobRecord } from "../../src/store/records.ts";
 import { Store } from "../../src/store/store.ts";
+import type { JobPosition } from "../../src/store/job_index.ts";
 import type { Logger } from "../../src/logger.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -215,6 +216,110 @@ Deno.test("a layout-2 store reads the same after its live jobs move to one index
     await c.close();
     await server.close();
     equal(await count(kvPath, ["v1", "plive"]), 0, "no live entry is left");
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/**
+ * Writes finished jobs as layout 3 did: the listed fields in both the status
+ * and the agent entry, and the layout marker 3.
+ */
+async function writeLayout3(path: string, jobs: JobRecord[]): Promise<void> {
+  const kv = await Deno.openKv(path);
+  try {
+    for (const job of jobs) {
+      const bare = job.agent.split("@")[0];
+      const at = [job.created_ms, job.job_id];
+      await kv.atomic().set(["v1", "job", job.job_id], job)
+        .set(["v1", "pjs", job.principal, job.status, ...at], layout2Listed(job))
+        .set(["v1", "pja", job.principal, bare, job.status, ...at], layout2Listed(job))
+        .set(["v1", "ended", Date.parse(job.ended_at!), job.job_id], job.session_id)
+        .commit();
+    }
+    await kv.set(["v1", "meta", "layout"], 3);
+  } finally {
+    kv.close();
+  }
+}
+
+Deno.test("a layout-3 store lists by agent the same beside the value-less agent entries layout 4 writes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_migrate3_" });
+  const kvPath = `${dir}/arcp.kv`;
+  // Created long before anything the server will run, so they list first.
+  const old = [
+    legacyJob(0, "success", "echo@1.0.0"),
+    legacyJob(1, "error", "echo@1.0.0"),
+    legacyJob(2, "success", "ticker@1.0.0"),
+  ];
+  const oldIds = old.map((j) => j.job_id);
+  await writeLayout3(kvPath, old);
+  try {
+    const store = await Store.open({ path: kvPath });
+    try {
+      equal(await store.migrate(), 0, "nothing to move");
+      equal((await store.kv.get(["v1", "meta", "layout"])).value, 4);
+    } finally {
+      await store.close();
+    }
+    await using server = await startServer({ kvPath, sweepIntervalMs: 0 });
+    await using c = await connect(server.url);
+    const fresh: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const acc = await c.submit({ agent: "echo", input: { i } });
+      equal(acc.type, "job.accepted");
+      await c.untilTerminal(acc.job_id!);
+      fresh.push(acc.job_id!);
+    }
+    deepEqual(await listed(c, { agent: "echo" }), [...oldIds.slice(0, 2), ...fresh]);
+    deepEqual(await listed(c, { agent: "echo", status: ["success"] }), [oldIds[0], ...fresh]);
+    deepEqual(await listed(c, { agent: "echo@1.0.0", status: ["error"] }), [oldIds[1]]);
+    deepEqual(await listed(c, { agent: "ticker" }), [oldIds[2]]);
+    // Page by page across both kinds of entry: each job once, in order, with its listed fields.
+    const expected = [...oldIds.slice(0, 2), ...fresh];
+    const seen: Array<{ job_id: string; status: string; agent: string }> = [];
+    let cursor: string | null = null;
+    do {
+      const req = c.send("session.list_jobs", { filter: { agent: "echo" }, limit: 5, cursor });
+      const res = await c.next((e) => e.type === "session.jobs" && e.payload.request_id === req.id);
+      seen.push(...res.payload.jobs);
+      cursor = res.payload.next_cursor;
+    } while (cursor);
+    deepEqual(seen.map((j) => j.job_id), expected);
+    ok(seen.every((j) => j.agent.startsWith("echo@")));
+    equal(seen.find((j) => j.job_id === oldIds[1])?.status, "error");
+    await c.close();
+    await server.close();
+    // Newest first (the management API's order), page by page.
+    const reopened = await Store.open({ path: kvPath });
+    try {
+      const ids: string[] = [];
+      let after: JobPosition | undefined;
+      do {
+        const page = await reopened.listJobs("alice", {
+          agent: "echo",
+          limit: 4,
+          newestFirst: true,
+          after,
+        });
+        ids.push(...page.jobs.map((j) => j.job_id));
+        after = page.next;
+      } while (after);
+      deepEqual(ids, [...expected].reverse());
+    } finally {
+      await reopened.close();
+    }
+    // The new agent entries carry nothing; the old ones keep their copy.
+    const kv = await Deno.openKv(kvPath);
+    try {
+      for await (const e of kv.list({ prefix: ["v1", "pja", "alice", "echo"] })) {
+        const id = e.key.at(-1) as string;
+        if (oldIds.includes(id)) equal((e.value as JobRecord).job_id, id);
+        else equal(e.value, null, `${id}'s agent entry`);
+      }
+    } finally {
+      kv.close();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
