@@ -19,7 +19,7 @@
  * final record ({@linkcode listedJob}), so finished jobs, the bulk of any
  * store, list in one range read; an agent entry (since layout 4) carries
  * nothing, and a listing by agent reads the status entries it points at,
- * ten at a time (entries of earlier layouts keep their copy and are read as
+ * a page's worth at once (entries of earlier layouts keep their copy and are read as
  * they are). A job thus costs one index write when it is
  * accepted and four when it ends (the live entry's delete, both terminal
  * entries and the retention index's).
@@ -338,8 +338,10 @@ async function* terminalSource(
 
 /**
  * Agent entries: since layout 4 without a value, the listed job read from
- * its status entry (`statusKey`), in small batches as the merge reaches
- * them; an entry written by an earlier layout holds the listed job itself.
+ * its status entry (`statusKey`). The positions of one listing batch (a
+ * page's worth) are read together, `GET_MANY` keys a call, the calls at
+ * once, when the merge reaches the first of them; an entry written by an
+ * earlier layout holds the listed job itself.
  */
 async function* agentSource(
   kv: Deno.Kv,
@@ -349,13 +351,18 @@ async function* agentSource(
   statusKey: (pos: JobPosition) => Deno.KvKey,
 ): AsyncGenerator<Candidate> {
   let pending: JobPosition[] = [];
-  // Yields the positions gathered so far, each reading the batch's status entries once.
   const drain = function* (): Generator<Candidate> {
     const slice = pending;
     pending = [];
     let read: Promise<Array<ListedJob | null>> | undefined;
     const listed = () =>
-      read ??= kv.getMany<ListedJob[]>(slice.map(statusKey)).then((es) => es.map((e) => e.value));
+      read ??= Promise.all(
+        Array.from(
+          { length: Math.ceil(slice.length / GET_MANY) },
+          (_, i) =>
+            kv.getMany<ListedJob[]>(slice.slice(i * GET_MANY, (i + 1) * GET_MANY).map(statusKey)),
+        ),
+      ).then((parts) => parts.flat().map((e) => e.value));
     for (let k = 0; k < slice.length; k++) {
       yield { pos: slice[k], job: async () => (await listed())[k] };
     }
@@ -363,7 +370,7 @@ async function* agentSource(
   for await (const e of kv.list<ListedJob | null>(range, { batchSize, reverse })) {
     if (e.value === null) {
       pending.push(positionOf(e.key));
-      if (pending.length === GET_MANY) yield* drain();
+      if (pending.length === batchSize) yield* drain();
     } else {
       yield* drain();
       yield { pos: positionOf(e.key), job: e.value };
