@@ -30,6 +30,7 @@ import { BEAT_INTERVAL_MS } from "./worker/limits.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
 import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
+import { Spawner } from "./spawner.ts";
 import { defaultMemoryMb, defaultWarmMax } from "./memory_ceiling.ts";
 import { childEnv } from "./child_env.ts";
 import { childRunFlags } from "./child_run.ts";
@@ -426,6 +427,7 @@ export class HostLauncher implements AgentLauncher {
       denoDir: findDenoDir(),
       threads: new ThreadCounter(),
       beatMs: options.beatMs ?? BEAT_INTERVAL_MS,
+      spawner: new Spawner(),
       args: [
         ...childRunFlags({ configPath: options.configPath, heapMb }),
         ...(options.allowNpm ? [] : ["--no-npm"]),
@@ -458,7 +460,12 @@ export class HostLauncher implements AgentLauncher {
 
   /** Process ids of the processes serving jobs now. */
   get busyPids(): number[] {
-    return [...this.#all.keys()].filter((p) => p.active > 0).map((p) => p.pid);
+    return this.#started().filter((p) => p.active > 0).map((p) => p.pid!);
+  }
+
+  /** The processes alive whose start has completed (their pid is known). */
+  #started(): SandboxProcess[] {
+    return [...this.#all.keys()].filter((p) => p.pid !== undefined);
   }
 
   /**
@@ -483,14 +490,14 @@ export class HostLauncher implements AgentLauncher {
   }
 
   /**
-   * Every sandbox process alive, for operators: its pid, the resident set
+   * Every sandbox process alive (once started), for operators: its pid, the resident set
    * it last reported and the jobs it serves now.
    *
    * @returns them
    */
   hosts(): Array<{ pid: number; rss_bytes?: number; jobs: number }> {
-    return [...this.#all.keys()].map((p) => ({
-      pid: p.pid,
+    return this.#started().map((p) => ({
+      pid: p.pid!,
       ...(p.rssBytes === undefined ? {} : { rss_bytes: p.rssBytes }),
       jobs: p.active,
     }));
@@ -1005,7 +1012,8 @@ export class HostLauncher implements AgentLauncher {
     this.#recycled.clear();
     this.#shared.clear();
     for (const p of procs) p.kill();
-    await Promise.all(procs.map((p) => p.process.status.catch(() => {})));
+    await Promise.all(procs.map((p) => p.process.status));
+    await this.#spawn.spawner.close();
     await this.#spawn.threads.close();
     await Deno.remove(this.#spawn.controlDir, { recursive: true }).catch(() => {});
   }

@@ -7,13 +7,13 @@
  *
  * @module
  */
-import { getPriority, setPriority } from "os";
 import type { Logger } from "../logger.ts";
 import type { ChannelHandlers } from "./channel.ts";
 import { type ControlConnection, ControlEndpoint } from "./control_socket.ts";
 import { encodeFrame, FrameTooLarge, FrameWriter } from "./host/frames.ts";
 import type { HostCommand, HostReport } from "./host/protocol.ts";
-import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES, OutputDrain } from "./output_drain.ts";
+import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES } from "./output_drain.ts";
+import type { SpawnedProcess, Spawner, SpawnExit } from "./spawner.ts";
 import { webStorageScope } from "./web_storage.ts";
 import { slotOf } from "./worker/slot.ts";
 import type { ThreadCounter } from "./thread_count.ts";
@@ -43,6 +43,8 @@ export interface SpawnSpec {
   threads: ThreadCounter;
   /** How often its workers beat (ms), from their warm-up on. */
   beatMs: number;
+  /** Starts it off the main thread. */
+  spawner: Spawner;
 }
 
 const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
@@ -54,24 +56,10 @@ const HEAP_OOM = /heap out of memory|Reached heap limit|allocation failed/i;
  * at 5), and no agent can starve them. Not more: at 10 a sandbox process
  * got a tenth of a core beside any other busy process on the host, and a
  * burst of sixty process starts on a loaded machine took tens of seconds.
+ * Set as soon as it is spawned, while it is still loading, so the threads
+ * it starts inherit it; best effort.
  */
 export const SANDBOX_NICE_OFFSET = 5;
-
-/**
- * Lowers a just-spawned process's CPU priority by {@linkcode SANDBOX_NICE_OFFSET}
- * below this process's. Set as soon as it is spawned, while it is still
- * loading, so the threads it starts inherit it. Best effort: where the
- * system refuses, the process runs at the runtime's priority.
- *
- * @param pid the process
- */
-function lowerPriority(pid: number): void {
-  try {
-    setPriority(pid, Math.min(19, getPriority() + SANDBOX_NICE_OFFSET));
-  } catch {
-    // Not permitted here: containment does not depend on it.
-  }
-}
 
 /** Times a recycled process's threads are counted, {@linkcode RECYCLE_CHECK_MS} apart. */
 const RECYCLE_CHECKS = 20;
@@ -79,7 +67,7 @@ const RECYCLE_CHECK_MS = 25;
 
 /** A spawned sandbox process. */
 export class SandboxProcess {
-  readonly process: Deno.ChildProcess;
+  readonly process: SpawnedProcess;
   /** Settles once the control channel is authenticated; rejects if the process never made it. */
   readonly ready: Promise<void>;
   #spec: SpawnSpec;
@@ -101,7 +89,6 @@ export class SandboxProcess {
   onSettled: (() => void) | undefined;
   /** Settles a pending {@linkcode recycle}. */
   #recycled: ((ok: boolean) => void) | undefined;
-  #stderr: OutputDrain;
   /** Set once the process is gone or was told to go. */
   #dead = false;
   /** Its resident set as last reported (bytes), for the operator metrics. */
@@ -119,18 +106,17 @@ export class SandboxProcess {
     const storage = webStorageScope(spec.denoDir);
     // The flag goes before the main module: what follows it are the module's own arguments.
     const args = [...spec.args.slice(0, -1), storage.flag, ...spec.args.slice(-1)];
-    this.process = new Deno.Command(spec.denoPath, {
+    // The spawn, the intro on stdin and the output drains run on the
+    // spawner's thread: a start blocks until the child has exec'd.
+    this.process = spec.spawner.spawn({
+      command: spec.denoPath,
       args,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      clearEnv: true,
       env: spec.env,
-    }).spawn();
-    lowerPriority(this.process.pid);
-    this.#writeIntro();
-    new OutputDrain(this.process.stdout, this.#sink("stdout"));
-    this.#stderr = new OutputDrain(this.process.stderr, this.#sink("stderr"));
+      stdinLine: JSON.stringify(this.#control.intro) + "\n",
+      niceOffset: SANDBOX_NICE_OFFSET,
+      stdout: this.#sink("stdout"),
+      stderr: this.#sink("stderr"),
+    });
     this.ready = this.#control.connected.then((c) => this.#serve(c));
     this.ready.catch((err) => {
       if (this.#dead) return;
@@ -141,7 +127,6 @@ export class SandboxProcess {
       this.#dead = true;
       this.#control.close();
       await storage.remove();
-      await this.#stderr.done;
       if (this.#slots.size > 0) {
         const { reason, cap } = this.#exitReason(status);
         this.#crashAll(reason, cap);
@@ -150,8 +135,8 @@ export class SandboxProcess {
     });
   }
 
-  /** The process id. */
-  get pid(): number {
+  /** The process id, once it started (undefined for the few ms before). */
+  get pid(): number | undefined {
     return this.process.pid;
   }
 
@@ -192,16 +177,6 @@ export class SandboxProcess {
     return this.#dead;
   }
 
-  async #writeIntro(): Promise<void> {
-    const writer = this.process.stdin.getWriter();
-    try {
-      await writer.write(new TextEncoder().encode(JSON.stringify(this.#control.intro) + "\n"));
-      await writer.close();
-    } catch {
-      // The process died before reading; its exit is reported.
-    }
-  }
-
   #sink(stream: "stdout" | "stderr") {
     const fields = () => ({ job: this.jobIds.join(",") || "(idle)", pid: this.pid, stream });
     return {
@@ -217,8 +192,11 @@ export class SandboxProcess {
     };
   }
 
-  #exitReason(status: Deno.CommandStatus): { reason: string; cap?: string } {
-    if (HEAP_OOM.test(this.#stderr.tail)) {
+  #exitReason(status: SpawnExit): { reason: string; cap?: string } {
+    if (status.error !== undefined) {
+      return { reason: `sandbox process could not be started: ${status.error}` };
+    }
+    if (HEAP_OOM.test(status.tail)) {
       return {
         reason: `agent exhausted its sandbox process's ${this.#spec.heapMb} MiB heap (memory)`,
         cap: "heap",
@@ -380,7 +358,8 @@ export class SandboxProcess {
     if (!(await promise)) return false;
     // The old worker's thread exits shortly after its terminate.
     for (let i = 0; i < RECYCLE_CHECKS; i++) {
-      const threads = await this.#spec.threads.count(this.pid);
+      // Connected, so started: its pid is known.
+      const threads = await this.#spec.threads.count(this.pid!);
       if (threads === 1) return !this.#dead;
       if (threads === undefined || this.#dead) return false;
       await new Promise((r) => setTimeout(r, RECYCLE_CHECK_MS));
@@ -411,10 +390,6 @@ export class SandboxProcess {
     this.#recycled = undefined;
     this.#dead = true;
     this.#control.close();
-    try {
-      this.process.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
+    this.process.kill();
   }
 }
