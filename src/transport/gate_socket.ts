@@ -19,9 +19,9 @@ import {
   encodeCloseFrame,
   encodeControlFrame,
   encodeTextFrame,
+  encodeTextFrameInto,
   type FrameEvents,
   FrameParser,
-  joinBytes,
   OPCODE_PING,
   OPCODE_PONG,
 } from "./ws_frames.ts";
@@ -100,7 +100,7 @@ export class GateWebSocket implements Transport, FrameEvents {
   constructor(link: GateConn, timings: GateSocketTimings = DEFAULT_GATE_SOCKET_TIMINGS) {
     this.#link = link;
     this.#timings = timings;
-    this.#writer = new FrameWriter(link);
+    this.#writer = new FrameWriter(link, () => this.#queue?.drained());
   }
 
   /**
@@ -276,17 +276,41 @@ export class GateWebSocket implements Transport, FrameEvents {
 }
 
 /**
+ * Bytes of one output buffer: a write takes as many waiting frames as fit
+ * (a send queue's window is 64 KiB), encoded straight into it.
+ */
+const OUT_BUFFER_BYTES = 64 * 1024;
+/** Output buffers kept for the next write, across all connections, at most. */
+const FREE_BUFFERS_MAX = 8;
+/**
+ * Buffers no write holds any more. A write holds its buffer only while it
+ * runs, so a few serve every connection that writes in the same turn; a
+ * connection that stalls keeps one while its write waits, as it kept its
+ * frames before.
+ */
+const freeBuffers: Uint8Array[] = [];
+
+/**
  * Frames to the client's connection: one write at a time, each taking
- * every frame that waits, so frames handed while a write runs go out
- * together. It is the send queue's sink: `bufferedAmount` counts the data
- * frames' bytes not yet written, as a WebSocket's does.
+ * every frame that waits, so frames handed in the same turn of the event
+ * loop (a commit's envelopes, a replay's page) go out in one write, encoded
+ * straight into one buffer. It is the send queue's sink:
+ * `bufferedAmount` counts the data frames not yet written (their UTF-16
+ * units until they are encoded, then their bytes), as a WebSocket's does,
+ * and each finished write tells the queue (`onWritten`), which never has
+ * to look at it again to learn it drained.
  */
 class FrameWriter implements FrameSink {
+  readonly reportsDrain = true;
   #link: GateConn;
-  #out: Uint8Array[] = [];
-  /** Data frames' bytes waiting in `#out`, and in the write that runs. */
+  #onWritten: () => void;
+  /** What waits: data frames as text, control frames (a ping, the close) as bytes. */
+  #out: Array<string | Uint8Array> = [];
+  #outHead = 0;
+  /** Data frames' UTF-16 units waiting in `#out`, and their bytes in the write that runs. */
   #waiting = 0;
   #inFlight = 0;
+  /** A write runs, or is due at the end of this turn's synchronous run. */
   #writing = false;
   /** The latest ping's payload not yet answered: only the latest is (RFC 6455 §5.5.3). */
   #pong: Uint8Array | undefined;
@@ -294,8 +318,13 @@ class FrameWriter implements FrameSink {
   #dropAfterClose = false;
   #stopped = false;
 
-  constructor(link: GateConn) {
+  /**
+   * @param link the connection
+   * @param onWritten called after each write completes, so the queue hands over more
+   */
+  constructor(link: GateConn, onWritten: () => void) {
     this.#link = link;
+    this.#onWritten = onWritten;
   }
 
   get bufferedAmount(): number {
@@ -309,22 +338,21 @@ class FrameWriter implements FrameSink {
 
   send(text: string): void {
     if (this.#closed || this.#stopped) return;
-    const frame = encodeTextFrame(text);
-    this.#out.push(frame);
-    this.#waiting += frame.length;
-    this.#flush();
+    this.#out.push(text);
+    this.#waiting += text.length;
+    this.#kick();
   }
 
   pong(payload: Uint8Array): void {
     if (this.#closed || this.#stopped) return;
     this.#pong = payload;
-    this.#flush();
+    this.#kick();
   }
 
   ping(): void {
     if (this.#closed || this.#stopped) return;
     this.#out.push(encodeControlFrame(OPCODE_PING, new Uint8Array(0)));
-    this.#flush();
+    this.#kick();
   }
 
   /**
@@ -338,40 +366,91 @@ class FrameWriter implements FrameSink {
     this.#dropAfterClose = drop;
     this.#pong = undefined;
     this.#out.push(encodeCloseFrame(code, reason));
-    this.#flush();
+    this.#kick();
   }
 
   /** Forgets everything waiting; the connection is gone. */
   stop(): void {
     this.#stopped = true;
     this.#out = [];
+    this.#outHead = 0;
     this.#waiting = 0;
     this.#inFlight = 0;
     this.#pong = undefined;
   }
 
-  #flush(): void {
-    if (!this.#writing) this.#write();
+  /**
+   * Starts a write once the synchronous run that handed this frame is over
+   * (a microtask), so the frames it hands after this one join the write.
+   */
+  #kick(): void {
+    if (this.#writing) return;
+    this.#writing = true;
+    queueMicrotask(() => this.#write());
+  }
+
+  /**
+   * Encodes what waits into one buffer, in order (a pong first: control
+   * frames may go between data frames, and it need not wait behind them),
+   * as much as fits; a frame larger than a buffer goes alone in its own.
+   */
+  #take(): Uint8Array | undefined {
+    const out = this.#out;
+    const pong = this.#pong;
+    this.#pong = undefined;
+    if (this.#outHead === out.length && pong === undefined) return undefined;
+    const buf = freeBuffers.pop() ?? new Uint8Array(OUT_BUFFER_BYTES);
+    let at = 0;
+    if (pong !== undefined) at = put(buf, 0, encodeControlFrame(OPCODE_PONG, pong));
+    while (this.#outHead < out.length) {
+      const next = out[this.#outHead];
+      let end: number;
+      if (typeof next === "string") {
+        end = encodeTextFrameInto(buf, at, next);
+        if (end < 0) {
+          if (at > 0) break;
+          // Larger than a buffer: this frame alone, in one of its own.
+          freeBuffer(buf);
+          const frame = encodeTextFrame(next);
+          this.#advance(next, frame.length);
+          return frame;
+        }
+        this.#advance(next, end - at);
+      } else {
+        if (at + next.length > buf.length) break;
+        end = put(buf, at, next);
+        this.#outHead++;
+      }
+      at = end;
+    }
+    if (this.#outHead === out.length) {
+      this.#out = [];
+      this.#outHead = 0;
+    } else if (this.#outHead > 1024 && this.#outHead * 2 > out.length) {
+      this.#out = out.slice(this.#outHead);
+      this.#outHead = 0;
+    }
+    return buf.subarray(0, at);
+  }
+
+  /** One data frame taken from what waits into the write: counted by its bytes from now on. */
+  #advance(text: string, bytes: number): void {
+    this.#out[this.#outHead++] = "";
+    this.#waiting -= text.length;
+    this.#inFlight += bytes;
   }
 
   async #write(): Promise<void> {
-    this.#writing = true;
     const conn = this.#link.conn;
     try {
       while (!this.#stopped) {
-        const pong = this.#pong;
-        this.#pong = undefined;
-        const frames = this.#out;
-        if (frames.length === 0 && pong === undefined) break;
-        this.#out = [];
-        // Control frames may go between data frames: the pong need not wait behind them.
-        if (pong !== undefined) frames.unshift(encodeControlFrame(OPCODE_PONG, pong));
-        const bytes = frames.length === 1 ? frames[0] : joinBytes(frames);
-        this.#inFlight = this.#waiting;
-        this.#waiting = 0;
+        const bytes = this.#take();
+        if (bytes === undefined) break;
         let off = 0;
         while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+        freeBuffer(bytes);
         this.#inFlight = 0;
+        if (!this.#stopped) this.#onWritten();
       }
       if (this.#closed && !this.#stopped) {
         if (this.#dropAfterClose) this.#link.drop();
@@ -383,5 +462,19 @@ class FrameWriter implements FrameSink {
     } finally {
       this.#writing = false;
     }
+  }
+}
+
+/** Copies `bytes` into `buf` at `at`; returns the offset after them. */
+function put(buf: Uint8Array, at: number, bytes: Uint8Array): number {
+  buf.set(bytes, at);
+  return at + bytes.length;
+}
+
+/** Keeps a finished write's buffer for the next one, when it is a whole output buffer. */
+function freeBuffer(bytes: Uint8Array): void {
+  const buf = new Uint8Array(bytes.buffer);
+  if (buf.length === OUT_BUFFER_BYTES && freeBuffers.length < FREE_BUFFERS_MAX) {
+    freeBuffers.push(buf);
   }
 }

@@ -17,6 +17,12 @@ export interface FrameSink {
   readonly bufferedAmount: number;
   /** Hands one text frame to the socket. */
   send(text: string): void;
+  /**
+   * True when the socket calls {@linkcode SendQueue.drained} itself each
+   * time it has written what it held: the queue then waits for that call
+   * instead of looking at the socket again and again.
+   */
+  readonly reportsDrain?: boolean;
 }
 
 /** Options of {@linkcode SendQueue}. */
@@ -33,8 +39,9 @@ export interface SendQueueOptions {
 export const SOCKET_WINDOW_BYTES = 64 * 1024;
 
 /**
- * Deno's WebSocket has no drain event, so a queue that waits looks at the
- * socket again. While the socket drains (a look finds it holding less than
+ * Deno's WebSocket has no drain event, so a queue in front of one that
+ * waits looks at the socket again (the gate's own socket says when it has
+ * written, and is not looked at). While the socket drains (a look finds it holding less than
  * the last, or frames moved) it looks again on the next turn of the event
  * loop: a timer's least delay is about 2 ms on Deno 2.9, in which a reading
  * client empties a 64 KiB window several times over, so polling by timer
@@ -118,6 +125,14 @@ export class SendQueue {
     else this.#whenEmpty = fn;
   }
 
+  /**
+   * The socket has written what it held: hands it what waits, up to its
+   * window. Only a socket that `reportsDrain` calls this, after each write.
+   */
+  drained(): void {
+    if (!this.#stopped && !this.empty) this.#flush();
+  }
+
   /** Drops every frame still waiting here and stops; later pushes are ignored. */
   stop(): void {
     this.#stopped = true;
@@ -131,8 +146,11 @@ export class SendQueue {
     this.#whenEmpty = undefined;
   }
 
-  /** Starts looking at the socket, unless a look is already due. */
+  /** Starts looking at the socket, unless a look is already due or the socket will say when it drained. */
   #watch(): void {
+    // Frames wait only behind a full window, and a socket that reports its
+    // drain calls `drained` once the write of that window completes.
+    if (this.#sink.reportsDrain) return;
     if (this.#timer !== undefined || this.#turn !== undefined) return;
     this.#lastBuffered = this.#sink.bufferedAmount;
     this.#idleTurns = 0;
@@ -175,6 +193,7 @@ export class SendQueue {
       this.#texts = this.#texts.slice(this.#head);
       this.#head = 0;
     }
+    if (this.#sink.reportsDrain) return;
     this.#lastBuffered = this.#sink.bufferedAmount;
     if (moved || drained) {
       this.#idleTurns = 0;

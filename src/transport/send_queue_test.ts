@@ -126,3 +126,41 @@ Deno.test("the socket is never handed more than its window and one frame, counti
   equal(sink.bufferedAmount, 20, "two frames, the second starting below the window");
   q.stop();
 });
+
+Deno.test("a socket that reports its writes is not looked at while it holds its window; each report hands over the next window in order", async () => {
+  /** Holds what it is given until the test says it was written. */
+  const sink = new (class implements FrameSink {
+    readonly reportsDrain = true;
+    held = 0;
+    looks = 0;
+    sent: string[] = [];
+    get bufferedAmount(): number {
+      this.looks++;
+      return this.held;
+    }
+    send(text: string): void {
+      this.sent.push(text);
+      this.held += text.length;
+    }
+  })();
+  const q = new SendQueue(sink, { windowBytes: 8, maxBytes: 1000, onOverflow() {} });
+  for (const t of ["aaaa", "bbbb", "cccc", "dddd", "eeee"]) q.push(t);
+  deepEqual(sink.sent, ["aaaa", "bbbb"]);
+  let emptied = false;
+  q.whenEmpty(() => (emptied = true));
+  const looks = sink.looks;
+  // Turns and timers go by: nothing looks at the socket, nothing moves.
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  equal(sink.looks, looks, "the queue polled a socket that reports its writes");
+  deepEqual(sink.sent, ["aaaa", "bbbb"]);
+  sink.held = 0;
+  q.drained();
+  deepEqual(sink.sent, ["aaaa", "bbbb", "cccc", "dddd"]);
+  equal(emptied, false);
+  sink.held = 0;
+  q.drained();
+  deepEqual(sink.sent, ["aaaa", "bbbb", "cccc", "dddd", "eeee"]);
+  equal(emptied, true);
+  q.drained();
+  equal(sink.sent.length, 5, "a report with nothing waiting sends nothing");
+});

@@ -381,6 +381,38 @@ export function encodeTextFrame(text: string): Uint8Array {
 }
 
 /**
+ * Encodes one unmasked, unfragmented text frame into `buf` at `at`, if it
+ * fits in what is left of `buf`: several frames then go out in one write,
+ * and no buffer is allocated per frame. The head is sized for the most the
+ * payload can take there (three bytes per UTF-16 unit, at most the room
+ * left); one that comes out shorter moves the payload back to meet it.
+ *
+ * @param buf where the frame goes
+ * @param at its first byte's offset
+ * @param text the message
+ * @returns the offset after the frame, or -1 when it did not fit (the
+ *   bytes from `at` on are then garbage; nothing before `at` was touched)
+ * @example
+ * ```ts
+ * import { encodeTextFrameInto } from "./ws_frames.ts";
+ * const buf = new Uint8Array(16);
+ * const end = encodeTextFrameInto(buf, 0, "hi"); // 4
+ * encodeTextFrameInto(buf, end, "there"); // 11: two frames, one after the other
+ * ```
+ */
+export function encodeTextFrameInto(buf: Uint8Array, at: number, text: string): number {
+  const room = buf.length - at;
+  const reserve = headSize(Math.min(text.length * 3, room));
+  if (room < reserve) return -1;
+  const { read, written } = UTF8_ENCODER.encodeInto(text, buf.subarray(at + reserve));
+  if (read < text.length) return -1;
+  const size = headSize(written);
+  if (size < reserve) buf.copyWithin(at + size, at + reserve, at + reserve + written);
+  writeHead(buf, at + size, OP_TEXT, written);
+  return at + size + written;
+}
+
+/**
  * One control frame (ping, pong or close) as a server sends it.
  *
  * @param opcode 0x8 close, 0x9 ping, 0xA pong

@@ -6,6 +6,7 @@ import {
   encodeCloseFrame,
   encodeControlFrame,
   encodeTextFrame,
+  encodeTextFrameInto,
   type FrameEvents,
   FrameParser,
   isValidCloseCode,
@@ -334,6 +335,40 @@ Deno.test("text frames are encoded in the shortest length form, whole, for every
       equal(form, n < 126 ? n : n < 65536 ? 126 : 127, `${n} bytes`);
     }
   }
+});
+
+Deno.test("frames encoded one after another into a buffer are byte for byte the frames alone, at every size boundary", () => {
+  const texts: string[] = [];
+  for (const size of [0, 1, 41, 42, 125, 126, 127, 21_845, 21_846, 65_535, 65_536]) {
+    for (const unit of ["a", "é", "€", "😀"]) {
+      texts.push(unit.repeat(Math.ceil(size / enc.encode(unit).length)));
+    }
+  }
+  // Lone surrogates are encoded as U+FFFD, as TextEncoder does.
+  texts.push("a\ud800b", "\udc00");
+  const alone = joinBytes(texts.map(encodeTextFrame));
+  const buf = new Uint8Array(alone.length + 7);
+  let at = 0;
+  for (const text of texts) {
+    const end = encodeTextFrameInto(buf, at, text);
+    ok(end > at || text.length === 0, `${text.length} units did not fit`);
+    at = end;
+  }
+  equal(at, alone.length);
+  deepEqual(buf.subarray(0, at), alone);
+});
+
+Deno.test("a frame that does not fit what is left of the buffer is refused, and nothing before it is touched", () => {
+  const buf = new Uint8Array(16);
+  const end = encodeTextFrameInto(buf, 0, "hello");
+  equal(end, 7);
+  const before = buf.slice(0, end);
+  equal(encodeTextFrameInto(buf, end, "x".repeat(8)), -1, "10 bytes into 9");
+  equal(encodeTextFrameInto(buf, end, "ééééé"), -1, "a character cut at the end");
+  equal(encodeTextFrameInto(buf, 16, ""), -1, "no room for a head");
+  deepEqual(buf.slice(0, end), before);
+  equal(encodeTextFrameInto(buf, end, "x".repeat(7)), 16, "9 bytes into 9");
+  deepEqual(readServerFrame(buf.subarray(end)).payload, enc.encode("x".repeat(7)));
 });
 
 Deno.test("a close frame's reason is cut to 125 bytes at a character boundary", () => {

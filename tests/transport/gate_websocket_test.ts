@@ -338,3 +338,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a burst of envelopes, written many frames to a write, reaches a client reading a few bytes at a time whole and in order", async () => {
+  await using server = await startServer();
+  const u = new URL(server.url);
+  const tcp = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  // Every read takes 1 to 7 bytes, so frame boundaries fall everywhere in the server's writes.
+  let n = 0;
+  const trickle = {
+    read: (p: Uint8Array) => tcp.read(p.subarray(0, 1 + (n++ % 7))),
+    write: (p: Uint8Array) => tcp.write(p),
+    close: () => tcp.close(),
+  } as unknown as Deno.Conn;
+  const raw = await RawWs.open(server.url, trickle);
+  try {
+    const welcome = await raw.hello(["progress"]);
+    const count = 300;
+    await raw.send({
+      type: "job.submit",
+      session_id: welcome.session_id,
+      payload: { agent: "ticker", input: { count, interval_ms: 0 } },
+    });
+    const envs = await raw.readUntil((e) => e.type === "job.result" || e.type === "job.error");
+    const seqd = envs.filter((e) => e.event_seq !== undefined);
+    deepEqual(seqd.map((e) => e.event_seq), seqd.map((_, i) => i + 1), "seqs gap-free, in order");
+    const ticks = seqd.filter((e) => e.type === "job.event" && e.payload.kind === "progress");
+    deepEqual(ticks.map((e) => e.payload.body.current), ticks.map((_, i) => i + 1));
+    equal(ticks.length, count);
+    equal(envs.at(-1)!.type, "job.result");
+  } finally {
+    raw.close();
+  }
+});
