@@ -49,12 +49,15 @@ export function encodeKey(key: ReadonlyArray<string | number>): Uint8Array {
  * overflow ones, and a stretch taken blindly would often hold an interior
  * page of `kv` (every entry under it lost), the expiry index, or the
  * records beside the log: damage to the store at large, not to a log. With `alone: false` it starts at the first b-tree page holding
- * such an entry, whatever follows.
+ * such an entry, whatever follows. With `to`, the pages of entries after
+ * it are spared as well: a stretch "in the middle" keeps the log's tail,
+ * which a resume reads before it replays.
  *
  * @param kvPath the KV file (no process may have it open)
  * @param log the log's prefix, e.g. `["v1", "slog", sessionId]`
  * @param from the first entry whose page the stretch may hold
- * @param options `length`: bytes to overwrite (64 KiB); `alone`: the log's pages only (true)
+ * @param options `length`: bytes to overwrite (64 KiB); `alone`: the log's pages only (true);
+ *   `to`: the last entry whose page the stretch may hold (none)
  * @returns the offset overwritten from
  * @throws {Error} when not even one such page is in the file
  */
@@ -62,9 +65,9 @@ export async function overwriteLog(
   kvPath: string,
   log: ReadonlyArray<string | number>,
   from: number,
-  options: { length?: number; alone?: boolean } = {},
+  options: { length?: number; alone?: boolean; to?: number } = {},
 ): Promise<number> {
-  const { length = 64 * 1024, alone = true } = options;
+  const { length = 64 * 1024, alone = true, to } = options;
   const file = await Deno.readFile(kvPath);
   // The page size is a big-endian u16 at offset 16 of the header (1 means 65536).
   const raw = (file[16] << 8) | file[17];
@@ -73,7 +76,10 @@ export async function overwriteLog(
   const pages = pagesOfKv(kvPath);
   const byPath = new Map([...pages].map(([n, p]) => [p.path, n]));
   const prefix = encodeKey(log);
-  const isLog = (key: Uint8Array) => startsWith(key, prefix);
+  // Keys order as their encodings do, so "at or before entry `to`" is a byte comparison.
+  const last = to === undefined ? undefined : encodeKey([...log, to]);
+  const isLog = (key: Uint8Array) =>
+    startsWith(key, prefix) && (last === undefined || compareBytes(key, last) <= 0);
   const logsOnly = (n: number) =>
     pages.get(n)?.type === "leaf" && cellKeys(page(n)).every((key) => isLog(key));
   const ofLogs = (n: number) => {
@@ -88,9 +94,9 @@ export async function overwriteLog(
     const cell = parseInt(p.path.slice(slash + 1, p.path.indexOf("+")), 16);
     return isLog(cellKeys(page(owner))[cell] ?? new Uint8Array());
   };
-  const keys = logValues(kvPath, log).filter((v) => v.last >= from).map((v) =>
-    encodeKey([...log, v.last])
-  );
+  const keys = logValues(kvPath, log).filter((v) =>
+    v.last >= from && isLog(encodeKey([...log, v.last]))
+  ).map((v) => encodeKey([...log, v.last]));
   // Pages of other keys land among the log's as the file grows (how many depends on how
   // commits were batched), so a shorter stretch stands in when no full one is the log's alone.
   for (let bytes = length; bytes >= pageSize; bytes /= 2) {
@@ -176,6 +182,13 @@ function sqliteVarint(bytes: Uint8Array, at: number): [number, number] {
 
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
   return bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return a[i] - b[i];
+  }
+  return a.length - b.length;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

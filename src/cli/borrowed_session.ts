@@ -33,26 +33,37 @@ export async function borrowSession(
   stored: StoredSession,
   store: SessionStore,
 ): Promise<ArcpClient | undefined> {
-  let client: ArcpClient;
-  try {
-    client = await ArcpClient.connect(connection.url, {
-      token: connection.token,
-      clientName: "arcp-cli",
-      resume: {
-        sessionId: stored.session_id,
-        resumeToken: stored.resume_token,
-        lastEventSeq: stored.last_event_seq,
-      },
-    });
-  } catch (err) {
-    if (!(err instanceof ArcpClientError) || err.code !== "RESUME_WINDOW_EXPIRED") throw err;
-    console.error(
-      `arcp ${command}: the runtime refused to resume session ${stored.session_id}, which submitted the job (${
-        describeError(err)
-      }); asking from a new session`,
-    );
-    await store.forget(stored);
-    return undefined;
+  let client: ArcpClient | undefined;
+  let tried = stored.resume_token;
+  const givesUpAt = Date.now() + ROTATION_WAIT_MS;
+  while (!client) {
+    try {
+      client = await ArcpClient.connect(connection.url, {
+        token: connection.token,
+        clientName: "arcp-cli",
+        resume: {
+          sessionId: stored.session_id,
+          resumeToken: tried,
+          lastEventSeq: stored.last_event_seq,
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof ArcpClientError) || err.code !== "RESUME_WINDOW_EXPIRED") throw err;
+      // An `arcp submit` may have just resumed the session itself: the token it
+      // rotated reaches the store a moment after the runtime spent the old one.
+      const rotated = await newerToken(store, stored, tried, givesUpAt);
+      if (rotated !== undefined) {
+        tried = rotated;
+        continue;
+      }
+      console.error(
+        `arcp ${command}: the runtime refused to resume session ${stored.session_id}, which submitted the job (${
+          describeError(err)
+        }); asking from a new session`,
+      );
+      await store.forget(stored);
+      return undefined;
+    }
   }
   // The welcome rotated the token: the stored one is spent. In use until handed back.
   await store.save({
@@ -67,6 +78,25 @@ export async function borrowSession(
       )
     );
   return client;
+}
+
+/** How long a refused resume waits for a token rotated by another process to be stored. */
+const ROTATION_WAIT_MS = 5_000;
+
+/** A resume token for the session other than `tried`, once the store has one (polled until `until`). */
+async function newerToken(
+  store: SessionStore,
+  stored: StoredSession,
+  tried: string,
+  until: number,
+): Promise<string | undefined> {
+  while (Date.now() < until) {
+    const latest = await store.findSession(stored.url, stored.session_id).catch(() => undefined);
+    if (!latest) return undefined;
+    if (latest.resume_token !== tried) return latest.resume_token;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
 }
 
 /**
