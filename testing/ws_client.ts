@@ -56,6 +56,8 @@ export class WsClient {
   readonly seen: Env[] = [];
   /** Session id after a welcome. */
   sessionId = "";
+  /** The resume token of the latest welcome. */
+  resumeToken = "";
   /** Close code once closed. */
   closeCode: number | undefined;
   #wake: Array<() => void> = [];
@@ -197,7 +199,10 @@ export class WsClient {
       10_000,
       "welcome",
     );
-    if (w.type === "session.welcome") this.sessionId = w.session_id!;
+    if (w.type === "session.welcome") {
+      this.sessionId = w.session_id!;
+      this.resumeToken = w.payload.resume_token;
+    }
     return w;
   }
 

@@ -5,7 +5,7 @@
 // the last seq the client saw, nothing replayed twice, no seq handed out again.
 import { deepEqual, equal, ok } from "assert";
 import { type ChildServer, startChildServer } from "../../testing/server.ts";
-import { ALL_FEATURES, type Env, WsClient } from "../../testing/ws_client.ts";
+import { type Env, resume, WsClient } from "../../testing/ws_client.ts";
 import type { SessionRecord } from "../../src/store/records.ts";
 import { keys } from "../../src/store/keys.ts";
 import { listTexts } from "../../src/store/large_value.ts";
@@ -102,13 +102,12 @@ Deno.test("a session record behind its log: after SIGKILL a resume from the last
       const last = t.out.at(-1)!.event_seq!;
       const middle = t.out[5].event_seq!;
       // From the middle: the rest of the log, once, in order.
-      const c1 = new WsClient(second.url);
-      const w1 = await c1.hello("alice-token", ALL_FEATURES, {
-        session_id: t.sessionId,
-        resume_token: t.token,
-        last_event_seq: middle,
-      });
-      equal(w1.type, "session.welcome", JSON.stringify(w1.payload));
+      const c1 = await resume(
+        second.url,
+        { sessionId: t.sessionId, resumeToken: t.token },
+        "alice-token",
+        middle,
+      );
       const replayed: Env[] = [];
       while (replayed.length < last - middle) {
         replayed.push(await c1.next((e) => e.event_seq !== undefined));
@@ -117,14 +116,7 @@ Deno.test("a session record behind its log: after SIGKILL a resume from the last
       deepEqual(replayed, t.out.slice(6), "the replay is what the first process sent");
       await c1.close();
       // From the last seq seen (which the record does not name): accepted, then new seqs above it.
-      const c2 = new WsClient(second.url);
-      await using _c2 = c2;
-      const w2 = await c2.hello("alice-token", ALL_FEATURES, {
-        session_id: t.sessionId,
-        resume_token: w1.payload.resume_token,
-        last_event_seq: last,
-      });
-      equal(w2.type, "session.welcome", JSON.stringify(w2.payload));
+      await using c2 = await resume(second.url, c1, "alice-token", last);
       const more = await echoes(c2, 2);
       assertGapFree(more, last + 1);
       equal(c2.seen.filter((e) => (e.event_seq ?? last + 1) <= last).length, 0);
@@ -150,14 +142,12 @@ Deno.test("a session that acknowledged everything: after SIGKILL the freed log s
       deepEqual(await loggedSeqs(kvPath, t.sessionId), []);
     },
     async (second, t) => {
-      const c = new WsClient(second.url);
-      await using _c = c;
-      const w = await c.hello("alice-token", ALL_FEATURES, {
-        session_id: t.sessionId,
-        resume_token: t.token,
-        last_event_seq: t.last,
-      });
-      equal(w.type, "session.welcome", JSON.stringify(w.payload));
+      await using c = await resume(
+        second.url,
+        { sessionId: t.sessionId, resumeToken: t.token },
+        "alice-token",
+        t.last,
+      );
       const more = await echoes(c, 2);
       assertGapFree(more, t.last + 1);
     },

@@ -13,7 +13,7 @@
 import { deepEqual, equal, match, ok } from "assert";
 import { deleteRows, logValues, overwriteLog } from "../../testing/kv_damage.ts";
 import { startServer, type TestServer } from "../../testing/server.ts";
-import { ALL_FEATURES, type Env, WsClient } from "../../testing/ws_client.ts";
+import { type Env, resume, WsClient } from "../../testing/ws_client.ts";
 
 /** Events the ticker emits: a log of a few MB, many pages long. */
 const TICKS = 5000;
@@ -80,15 +80,9 @@ async function untilSessionError(c: WsClient): Promise<{ envs: Env[]; error: Env
 }
 
 /** A resume of the fixture's session from `lastSeen`, welcomed (the fixture keeps the rotated token). */
-async function resume(server: TestServer, f: Fixture, lastSeen: number): Promise<WsClient> {
-  const c = new WsClient(server.url);
-  const w = await c.hello("alice-token", ALL_FEATURES, {
-    session_id: f.sessionId,
-    resume_token: f.resumeToken,
-    last_event_seq: lastSeen,
-  });
-  equal(w.type, "session.welcome", JSON.stringify(w.payload));
-  f.resumeToken = w.payload.resume_token;
+async function resumeFixture(server: TestServer, f: Fixture, lastSeen: number): Promise<WsClient> {
+  const c = await resume(server.url, f, "alice-token", lastSeen);
+  f.resumeToken = c.resumeToken;
   return c;
 }
 
@@ -114,7 +108,7 @@ Deno.test("a resume over a session log with up to 64 KiB overwritten in its midd
   await overwriteLog(f.kvPath, log, Math.floor(f.lastSeq / 2), { to: f.lastSeq - 1 });
   const server = await restart(f);
   try {
-    const c = await resume(server, f, 0);
+    const c = await resumeFixture(server, f, 0);
     const { envs, error } = await untilSessionError(c);
     assertStorageError(error, "unreadable", /session log/);
     equal(error.session_id, f.sessionId);
@@ -144,7 +138,7 @@ Deno.test("a resume over a session log that lost rows ends in session.error nami
   const server = await restart(f);
   try {
     const before = from - 500;
-    const inside = await resume(server, f, before);
+    const inside = await resumeFixture(server, f, before);
     const first = await untilSessionError(inside);
     assertStorageError(first.error, "missing", new RegExp(`seqs ${from}–${to}`));
     deepEqual(first.error.payload.details, { storage: "missing", from, to });
@@ -153,7 +147,7 @@ Deno.test("a resume over a session log that lost rows ends in session.error nami
     equal(await inside.closed(STALL_MS), 1011);
 
     // The session is still there: a resume past the hole reaches the lost end.
-    const tail = await resume(server, f, to);
+    const tail = await resumeFixture(server, f, to);
     const second = await untilSessionError(tail);
     assertStorageError(second.error, "missing", new RegExp(`seqs ${endFrom}–${f.lastSeq}`));
     assertRun(second.envs, to + 1);
