@@ -147,8 +147,10 @@ function layout2Listed(job: JobRecord): Partial<JobRecord> {
  * Writes the jobs as layout 2 (commit 093a171) did: a live job in the
  * `"live"` bucket of both list_jobs indexes and in `[v1, "live", id]`, a
  * finished one in its status bucket of both and in the end-time index.
+ * Layout 3 wrote finished jobs the same way (the listed fields in both
+ * entries), so with `marker` 3 and finished jobs it writes a layout-3 store.
  */
-async function writeLayout2(path: string, jobs: JobRecord[]): Promise<void> {
+async function writeLayout2(path: string, jobs: JobRecord[], marker = 2): Promise<void> {
   const kv = await Deno.openKv(path);
   try {
     for (const job of jobs) {
@@ -166,7 +168,7 @@ async function writeLayout2(path: string, jobs: JobRecord[]): Promise<void> {
       }
       await op.commit();
     }
-    await kv.set(["v1", "meta", "layout"], 2);
+    await kv.set(["v1", "meta", "layout"], marker);
   } finally {
     kv.close();
   }
@@ -214,28 +216,6 @@ Deno.test("a layout-2 store reads the same after its live jobs move to one index
   equal(await count(kvPath, ["v1", "plive"]), 0, "no live entry is left");
 });
 
-/**
- * Writes finished jobs as layout 3 did: the listed fields in both the status
- * and the agent entry, and the layout marker 3.
- */
-async function writeLayout3(path: string, jobs: JobRecord[]): Promise<void> {
-  const kv = await Deno.openKv(path);
-  try {
-    for (const job of jobs) {
-      const bare = job.agent.split("@")[0];
-      const at = [job.created_ms, job.job_id];
-      await kv.atomic().set(["v1", "job", job.job_id], job)
-        .set(["v1", "pjs", job.principal, job.status, ...at], layout2Listed(job))
-        .set(["v1", "pja", job.principal, bare, job.status, ...at], layout2Listed(job))
-        .set(["v1", "ended", Date.parse(job.ended_at!), job.job_id], job.session_id)
-        .commit();
-    }
-    await kv.set(["v1", "meta", "layout"], 3);
-  } finally {
-    kv.close();
-  }
-}
-
 Deno.test("a layout-3 store lists by agent the same beside the value-less agent entries layout 4 writes", async () => {
   await using tmp = await tempKv("arcp_migrate3_");
   const kvPath = tmp.kvPath;
@@ -246,7 +226,7 @@ Deno.test("a layout-3 store lists by agent the same beside the value-less agent 
     legacyJob(2, "success", "ticker@1.0.0"),
   ];
   const oldIds = old.map((j) => j.job_id);
-  await writeLayout3(kvPath, old);
+  await writeLayout2(kvPath, old, 3);
   const store = await Store.open({ path: kvPath });
   try {
     equal(await store.migrate(), 0, "nothing to move");
