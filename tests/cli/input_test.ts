@@ -7,6 +7,9 @@ import { deepEqual, equal, match, ok } from "assert";
 import { ArcpClient, type ArcpClientError } from "../../src/client/mod.ts";
 import { startServer, type TestServer } from "../../testing/server.ts";
 import { runCli, spawnCli } from "./_cli.ts";
+import { SessionStore } from "../../src/cli/session_store.ts";
+import { resume } from "../../testing/ws_client.ts";
+import { sample, scrape } from "../operations/_observe.ts";
 
 const JOB_LINE = /^job (job_\w+) accepted \((\S+)\)$/m;
 const INPUT_KIND = "x-vendor.arcp-deno.input";
@@ -85,6 +88,35 @@ Deno.test("arcp send resumes the submitting session to send input; refusals exit
   const usage = await runCli(["send", jobId], env(server));
   equal(usage.code, 2);
   match(usage.stderr, /--input: required unless --end/);
+});
+
+Deno.test("arcp send waits for a resume token another process rotated and stores a moment later", async () => {
+  await using server = await startServer();
+  const submit = spawnCli(["submit", "echo-input"], env(server));
+  const [, jobId] = await submit.waitFor(JOB_LINE);
+  await submit.waitFor(/send me input/);
+  // The submit dies; another process resumes its session, spending the stored token,
+  // and has not stored the new one yet: the window arcp submit's own resume leaves.
+  submit.kill("SIGKILL");
+  await submit.done();
+  const store = new SessionStore(env(server).ARCP_CLI_SESSIONS);
+  const stored = (await store.find(server.url, jobId))!;
+  const other = await resume(server.url, {
+    sessionId: stored.session_id,
+    resumeToken: stored.resume_token,
+  });
+  await other.close();
+
+  const send = spawnCli(["send", jobId, "--input", '"late token"'], env(server));
+  // Its first try is refused with the spent token; then the rotated one is stored.
+  const refusals = async () =>
+    sample(await scrape(server.http), "arcp_hellos_rejected_total", { reason: "resume_refused" });
+  while (!await refusals()) await new Promise((r) => setTimeout(r, 20));
+  await store.save({ ...stored, resume_token: other.resumeToken });
+  const sent = await send.done();
+  equal(sent.code, 0, sent.stderr);
+  equal(sent.stdout.trim(), `input 1 sent to ${jobId}`);
+  equal(sent.stderr, "", "no fallback to a new session");
 });
 
 Deno.test("client: handle.send feeds a job, refusals are ArcpClientErrors, transcript pages by cursor", async () => {
