@@ -26,7 +26,7 @@ import type { LiveJob, Subscriber } from "./live_job.ts";
 import type { AgentEvent } from "../sandbox/sandbox.ts";
 import type { JobTable } from "./job_table.ts";
 import type { OutputQuota } from "./output_quota.ts";
-import { utf8Length } from "./result_stream.ts";
+import { isAscii, utf8Length } from "./result_stream.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import { isInputEvent } from "./job_input.ts";
 import { sliceSpent } from "../turn_slice.ts";
@@ -418,7 +418,19 @@ export class Fanout {
         payload: logPayload ?? payload,
       } satisfies HistoryEntry,
     );
-    if (output) this.#quota.charge(live, utf8Length(logged));
+    if (output) {
+      // Everything in the logged text but the payload is ASCII when the ids
+      // are (envelope ids are ULIDs, the rest JSON punctuation and numbers):
+      // then only the payload's JSON, not the whole envelope, is scanned. A
+      // JSON text holds no lone surrogate, so its parts' UTF-8 lengths add up.
+      live.plainIds ??= isAscii(`${job.job_id}${job.trace_id}${job.session_id}`);
+      this.#quota.charge(
+        live,
+        payloadJson !== undefined && live.plainIds
+          ? logged.length - payloadJson.length + utf8Length(payloadJson)
+          : utf8Length(logged),
+      );
+    }
     const position = job.log_length++;
     group.add(this.#store.jobLogWrites(job.job_id, position, logged), logged.length);
     for (const [id, sub] of live.subscribers) {
