@@ -65,7 +65,9 @@ class LastLog {
   #of: string | undefined;
   #keyOf: (id: string) => Deno.KvKey;
   #prefix: string;
+  /** The log's key. */
   key: Deno.KvKey = [];
+  /** `keyId(key)`, what the committer joins the log's entries by. */
   logId = "";
 
   /**
