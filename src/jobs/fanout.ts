@@ -26,7 +26,7 @@ import type { LiveJob, Subscriber } from "./live_job.ts";
 import type { AgentEvent } from "../sandbox/sandbox.ts";
 import type { JobTable } from "./job_table.ts";
 import type { OutputQuota } from "./output_quota.ts";
-import { utf8Length } from "./result_stream.ts";
+import { isAscii, utf8Length } from "./result_stream.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import { isInputEvent } from "./job_input.ts";
 import { sliceSpent } from "../turn_slice.ts";
@@ -124,7 +124,9 @@ export function jobEvent(kind: string, body: Record<string, unknown>): JobEventP
 
 /**
  * The JSON of a `job.event` payload around its body's JSON: what
- * `JSON.stringify(payload)` gives, without serializing the body again.
+ * `JSON.stringify(payload)` gives, without serializing the body again. Its
+ * `ts` is an RFC 3339 time (digits and `-:.TZ+`, nothing JSON escapes), so
+ * it is quoted as it is; the kind is spelled once a run of one kind.
  *
  * @example
  * ```ts
@@ -138,10 +140,14 @@ export function jobEvent(kind: string, body: Record<string, unknown>): JobEventP
  * @returns the payload's JSON
  */
 export function jobEventJson(payload: JobEventPayload, bodyJson: string): string {
-  return `{"kind":${JSON.stringify(payload.kind)},"ts":${
-    JSON.stringify(payload.ts)
-  },"body":${bodyJson}}`;
+  if (payload.kind !== lastKind.kind) {
+    lastKind = { kind: payload.kind, head: `{"kind":${JSON.stringify(payload.kind)},"ts":"` };
+  }
+  return `${lastKind.head}${payload.ts}","body":${bodyJson}}`;
 }
+
+/** The kind of the last payload spelled, and its JSON up to the value of `ts`. */
+let lastKind = { kind: "", head: '{"kind":"","ts":"' };
 
 /**
  * Emits a `job.event`.
@@ -323,9 +329,7 @@ export class Fanout {
       kinds ??= new Map();
       kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
       // The body's JSON from its check: the payload is spelled around it, not serialized again.
-      const text = json === undefined
-        ? undefined
-        : `{"kind":${JSON.stringify(kind)},"ts":${JSON.stringify(payload.ts)},"body":${json}}`;
+      const text = json === undefined ? undefined : jobEventJson(payload, json);
       this.#stage(live, "job.event", payload, owner, undefined, output, group, text);
       if (group.chars > GROUP_CHARS) {
         committed = this.#commit(live, group);
@@ -414,7 +418,19 @@ export class Fanout {
         payload: logPayload ?? payload,
       } satisfies HistoryEntry,
     );
-    if (output) this.#quota.charge(live, utf8Length(logged));
+    if (output) {
+      // Everything in the logged text but the payload is ASCII when the ids
+      // are (envelope ids are ULIDs, the rest JSON punctuation and numbers):
+      // then only the payload's JSON, not the whole envelope, is scanned. A
+      // JSON text holds no lone surrogate, so its parts' UTF-8 lengths add up.
+      live.plainIds ??= isAscii(`${job.job_id}${job.trace_id}${job.session_id}`);
+      this.#quota.charge(
+        live,
+        payloadJson !== undefined && live.plainIds
+          ? logged.length - payloadJson.length + utf8Length(payloadJson)
+          : utf8Length(logged),
+      );
+    }
     const position = job.log_length++;
     group.add(this.#store.jobLogWrites(job.job_id, position, logged), logged.length);
     for (const [id, sub] of live.subscribers) {

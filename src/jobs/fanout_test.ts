@@ -9,8 +9,14 @@ Deno.test("jobEventJson is byte for byte JSON.stringify of the payload", () => {
     ['x-vendor."odd"', JSON.parse('{"__proto__": {"x": 1}, "k": 2}')],
     ["status", {}],
   ];
-  for (const [kind, body] of bodies) {
+  // Runs of one kind and changes of kind alike (a run's kind is spelled once).
+  for (const [kind, body] of [...bodies, bodies[0], bodies[0], ...bodies, bodies[1]]) {
     const payload = jobEvent(kind, body);
     equal(jobEventJson(payload, JSON.stringify(body)), JSON.stringify(payload), kind);
+  }
+  // Times far from now are spelled with a sign and six year digits: still nothing to escape.
+  for (const ms of [0, -62_198_755_200_000, 8.64e15]) {
+    const payload = { kind: "status", ts: new Date(ms).toISOString(), body: { phase: "x" } };
+    equal(jobEventJson(payload, JSON.stringify(payload.body)), JSON.stringify(payload), payload.ts);
   }
 });

@@ -115,6 +115,12 @@ export interface LiveJob {
   upstreamBudget?: string;
   /** What the job has committed to its log, for the output quotas. */
   output: { events: number; bytes: number };
+  /**
+   * Whether its job id, trace id and owner session's id are all ASCII, so
+   * that only an event's payload can make its logged text longer in UTF-8
+   * than in characters; worked out at its first event.
+   */
+  plainIds?: boolean;
 }
 
 /** What {@linkcode newLiveJob} needs. */

@@ -58,6 +58,17 @@ export function utf8Length(text: string): number {
 /** Any character outside ASCII. */
 const NON_ASCII = /[\u0080-\uffff]/;
 
+/**
+ * Whether a string is all ASCII: then its UTF-8 length is its length, and
+ * {@linkcode utf8Length} of a text made of it and other parts is additive.
+ *
+ * @param text the text
+ * @returns true when every character is below U+0080
+ */
+export function isAscii(text: string): boolean {
+  return !NON_ASCII.test(text);
+}
+
 function isLowSurrogate(c: number): boolean {
   return c >= 0xdc00 && c <= 0xdfff;
 }

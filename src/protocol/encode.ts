@@ -132,14 +132,20 @@ export class EnvelopeEncoding<T extends MessageType> {
   /**
    * The frame for one session.
    *
-   * @param id the envelope id
+   * @param id the envelope id: plain text that JSON spells without escapes
+   *   (a ULID, as `newUlid` makes them), so it is quoted as it is
    * @param sessionId the receiving session
    * @param eventSeq its seq in that session
    * @returns the frame's text
    */
   frame(id: string, sessionId: string, eventSeq: number): string {
-    return `${HEAD}${JSON.stringify(id)}${this.#type}${
-      JSON.stringify(sessionId)
-    }${this.#middle}${eventSeq}${this.#tail}`;
+    // A session's envelopes come in runs too: its id is quoted once a run.
+    if (sessionId !== quotedSession.id) {
+      quotedSession = { id: sessionId, json: JSON.stringify(sessionId) };
+    }
+    return `${HEAD}"${id}"${this.#type}${quotedSession.json}${this.#middle}${eventSeq}${this.#tail}`;
   }
 }
+
+/** The session id of the last frame, and its JSON. */
+let quotedSession = { id: "", json: '""' };

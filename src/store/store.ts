@@ -57,6 +57,45 @@ export interface StoreOptions {
 }
 
 /**
+ * The key and key identity of the log of one session or job, kept for the
+ * one appended to last: a commit appends runs of entries to one log (a
+ * ticker's batch), which then work them out once, not once an entry.
+ */
+class LastLog {
+  #of: string | undefined;
+  #keyOf: (id: string) => Deno.KvKey;
+  #prefix: string;
+  /** The log's key. */
+  key: Deno.KvKey = [];
+  /** `keyId(key)`, what the committer joins the log's entries by. */
+  logId = "";
+
+  /**
+   * @param keyOf the log's key, given its owner's id
+   * @param prefix `keyId` of the key's first two parts
+   */
+  constructor(keyOf: (id: string) => Deno.KvKey, prefix: string) {
+    this.#keyOf = keyOf;
+    this.#prefix = prefix;
+  }
+
+  /**
+   * Points at the log of `id`.
+   *
+   * @param id the session or job
+   * @returns this, holding that log's key and identity
+   */
+  of(id: string): this {
+    if (id !== this.#of) {
+      this.#of = id;
+      this.key = this.#keyOf(id);
+      this.logId = keyIdUnder(this.#prefix, this.key, 2);
+    }
+    return this;
+  }
+}
+
+/**
  * The runtime's KV store.
  *
  * @example
@@ -94,6 +133,10 @@ export class Store {
   onCommitRecover: (() => void) | undefined;
   /** Called after each successful commit with its latency (seconds), for the operator metrics. */
   onCommit: ((seconds: number) => void) | undefined;
+  /** The session log appended to last. */
+  #sessionLog = new LastLog(keys.sessionLog, PREFIX_IDS.sessionLog);
+  /** The job history appended to last. */
+  #jobLog = new LastLog(keys.jobLog, PREFIX_IDS.jobLog);
 
   private constructor(kv: Deno.Kv, remote: boolean, runtimeLog: Partial<RuntimeLogOptions> = {}) {
     this.kv = kv;
@@ -598,8 +641,8 @@ export class Store {
    * @returns the writes
    */
   sessionLogWrites(sessionId: string, seq: number, text: string, ttlMs: number): KvWrite[] {
-    const log = keys.sessionLog(sessionId);
-    return logWrites(log, seq, text, ttlMs, keyIdUnder(PREFIX_IDS.sessionLog, log, 2));
+    const log = this.#sessionLog.of(sessionId);
+    return logWrites(log.key, seq, text, ttlMs, log.logId);
   }
 
   /**
@@ -611,8 +654,8 @@ export class Store {
    * @returns the writes
    */
   jobLogWrites(jobId: string, n: number, text: string): KvWrite[] {
-    const log = keys.jobLog(jobId);
-    return logWrites(log, n, text, undefined, keyIdUnder(PREFIX_IDS.jobLog, log, 2));
+    const log = this.#jobLog.of(jobId);
+    return logWrites(log.key, n, text, undefined, log.logId);
   }
 
   /**

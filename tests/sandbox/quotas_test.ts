@@ -13,7 +13,7 @@ const AGENTS = `${ROOT}/tests/fixtures/quotas`;
 /** Floods from alice beside bob's ticker; returns alice's envelopes per job. */
 async function floodBesideTicker(
   server: TestServer,
-  floods: Array<{ count: number; size: number }>,
+  floods: Array<{ count: number; size: number; text?: string }>,
 ): Promise<Env[][]> {
   const bob = await connect(server.url, "bob-token");
   const alice = await connect(server.url, "alice-token");
@@ -59,19 +59,30 @@ Deno.test("a job past its event quota ends with the quota's error; others run on
   equal(flood.filter((e) => e.type === "job.event").length, 200);
 });
 
-Deno.test("a job past its byte quota ends before writing much more", async () => {
+Deno.test("a job past its byte quota ends before writing much more, counted in UTF-8 to the event", async () => {
   const limit = 64 * 1024;
   await using server = await startServer({
     agentsDir: AGENTS,
     hostHeapMb: 128,
     jobs: { maxLogBytesPerJob: limit },
   });
-  const [flood] = await floodBesideTicker(server, [{ count: 1_000_000, size: 1000 }]);
+  // Two, three and four UTF-8 bytes a character: counted in characters, that log would run far past.
+  const [flood, wide] = await floodBesideTicker(server, [
+    { count: 1_000_000, size: 1000 },
+    { count: 1_000_000, size: 40, text: "é€🚀" },
+  ]);
   expectQuota(flood, "job_log_bytes", limit);
   const logged = flood.filter((e) => e.type === "job.event")
     .reduce((n, e) => n + JSON.stringify(e).length, 0);
   // At most one event past the quota.
   ok(logged < limit + 2000, `${logged} bytes logged`);
+  expectQuota(wide, "job_log_bytes", limit);
+  // The owner received each event as it was logged; JSON.stringify spells it the same way.
+  const sizes = wide.filter((e) => e.type === "job.event")
+    .map((e) => new TextEncoder().encode(JSON.stringify(e)).length);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  ok(total >= limit, `${total} bytes logged, below the quota`);
+  ok(total - sizes.at(-1)! < limit, `${total} bytes logged: more than one event past the quota`);
 });
 
 Deno.test("the per-principal quota counts live jobs together and frees ended ones", async () => {
