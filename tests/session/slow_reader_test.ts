@@ -32,12 +32,14 @@ const JOBS = 60;
 // apart: sixty results arriving back to back from recycled processes can be
 // absorbed whole by Linux's buffer autotuning on loopback, and nothing stalls.
 // Sixty fresh jobs at once are more than a busy 2-core machine starts within
-// the default `sandboxQueueMs`: they are let wait, as the test is about reading.
+// the default `sandboxQueueMs` (refused at submit) or `sandboxWaitMs` (ended
+// sandbox_busy once accepted): they are let wait, as the test is about reading.
 const SERVER = {
   maxBufferedBytes: 64 * 1024,
   stallTimeoutMs: 1500,
   jobsPerProcess: 1,
   sandboxQueueMs: 60_000,
+  sandboxWaitMs: 60_000,
 };
 
 /** Submits JOBS echo jobs whose results are BIG characters each, without reading. */
