@@ -26,7 +26,13 @@ Deno.test("a principal at its cap of connected sessions is refused; others and d
 });
 
 Deno.test("a principal at its cap of live jobs gets INTERNAL_ERROR with details.cap; after one ends it may submit again", async () => {
-  await using server = await startServer({ jobs: { maxJobsPerPrincipal: 2 } });
+  // The principal's cap, not the sandbox's: on a busy machine a job waiting a few hundred ms
+  // for a process would make the next submit a (correct) sandbox_busy, so the sandbox may queue.
+  await using server = await startServer({
+    jobs: { maxJobsPerPrincipal: 2 },
+    sandboxQueueMs: 60_000,
+    sandboxWaitMs: 60_000,
+  });
   await using alice = await connect(server.url);
   await using bob = await connect(server.url, "bob-token");
   const j1 = await alice.submit({ agent: "sleeper", input: { ms: 30000 } });
