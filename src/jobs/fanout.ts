@@ -7,6 +7,7 @@
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
+import { newJobId } from "../protocol/ids.ts";
 import type { JobEventPayload } from "../protocol/events.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Store } from "../store/store.ts";
@@ -428,12 +429,30 @@ export class Fanout {
   }
 
   /**
+   * Forgets a job stopped without a terminal (its record was never
+   * committed): its output quota and its wait to announce `running`.
+   *
+   * @param live the job
+   */
+  forget(live: LiveJob): void {
+    live.terminated = true;
+    this.#quota.release(live);
+    this.#leaveRunningWait(live);
+  }
+
+  /**
    * Commits a group with the records of the sessions it staged to and of the
-   * job (and `extra`), then delivers its envelopes in order.
+   * job (and `extra`), then delivers its envelopes in order. A job whose
+   * record is not yet committed (an early start) puts a held record in front
+   * of the group, so they commit as one; either way its envelopes are
+   * delivered only once its `job.accepted` went out, and never if its
+   * record's commit failed.
    */
   #commit(live: LiveJob, group: Group, extra?: KvWrite[]): Promise<void> {
     const job = live.record;
-    const writes = group.writes;
+    const pending = live.pendingRecord;
+    const held = pending?.take();
+    const writes = held ? [...held, ...group.writes] : group.writes;
     for (const sink of group.sinks) {
       const record = sink.logRecordWrite();
       if (record) writes.push(record);
@@ -441,16 +460,29 @@ export class Fanout {
     writes.push(...this.#store.jobUpdateWrites({ ...job }));
     if (extra) writes.push(...extra);
     const deliveries = group.deliveries;
-    const committed = this.#store.write(writes).then(
+    // Until the record is durable the job's writes fail fast, as its record's
+    // do: a storage failure refuses them with it rather than committing them later.
+    const write = this.#store.write(writes, { failFast: pending !== undefined });
+    if (held) pending!.carriedBy(write);
+    const committed = (pending ? Promise.all([write, pending.accepted]) : write).then(
       () => {
         for (const [sink, staged] of deliveries) sink.deliver(staged);
       },
       (err) => {
-        this.#log.error("commit of a job envelope failed", {
-          job_id: job.job_id,
-          error: String(err),
+        const fault = () => {
+          this.#log.error("commit of a job envelope failed", {
+            job_id: job.job_id,
+            error: String(err),
+          });
+          for (const [sink, staged] of deliveries) sink.fault(err, [staged]);
+        };
+        if (!pending) return fault();
+        // Whether the client heard of the job is its record's to say.
+        return pending.committed.then(fault, () => {
+          // It never did: the seqs its envelopes took are filled under another job id.
+          const other = newJobId();
+          for (const [sink, staged] of deliveries) sink.fault(err, [staged], other);
         });
-        for (const [sink, staged] of deliveries) sink.fault(err, [staged]);
       },
     );
     for (const sink of group.pressured) this.#signalBackPressure(sink);
