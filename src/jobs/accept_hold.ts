@@ -8,8 +8,11 @@
  * job that takes longer than the hold loses nothing but the hold: its record
  * goes alone when the hold is over, as it would have at once, and its
  * `job.accepted` that much later. The decision follows a moving average of
- * submit→terminal per agent key, so an agent whose jobs slow down stops
- * being held after a few of them.
+ * submit→terminal per agent key (to when the terminal is decided, which a
+ * hold does not delay: the job started at submit either way), so an agent
+ * whose jobs slow down stops being held after a couple of them. A sample
+ * counts for at most twice the threshold: one stall (a GC pause, a busy
+ * machine) moves the average, but does not end the hold on its own.
  *
  * @module
  */
@@ -68,6 +71,7 @@ export class AcceptHold {
    * @param ms submit→terminal, in ms
    */
   ended(key: string, ms: number): void {
+    ms = Math.min(ms, 2 * this.#options.fastMs);
     const before = this.#average.get(key);
     const average = before === undefined ? ms : before + WEIGHT * (ms - before);
     // Re-inserted, so the map's order is least recently ended first.

@@ -14,10 +14,12 @@ Deno.test("an agent never seen ending is not held; one that ends fast is", () =>
 Deno.test("an agent whose jobs slow down stops being held after a few, and is held again once they are fast", () => {
   const hold = new AcceptHold({ holdMs: 3, fastMs: 3 });
   for (let i = 0; i < 10; i++) hold.ended("a@1", 1);
-  // One slow job moves the average but does not cancel the hold on its own.
-  hold.ended("a@1", 5);
+  // One stalled job moves the average but does not cancel the hold on its own.
+  hold.ended("a@1", 500);
   equal(hold.holdFor("a@1"), 3);
-  for (let i = 0; i < 5; i++) hold.ended("a@1", 50);
+  hold.ended("a@1", 1);
+  equal(hold.holdFor("a@1"), 3);
+  for (let i = 0; i < 3; i++) hold.ended("a@1", 50);
   equal(hold.holdFor("a@1"), 0);
   for (let i = 0; i < 30; i++) hold.ended("a@1", 1);
   equal(hold.holdFor("a@1"), 3);

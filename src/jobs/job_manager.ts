@@ -183,10 +183,10 @@ export class JobManager {
       credentials,
       events,
       ending: journal && ((job) => journal.ending(job)),
-      onEnded: (job) => {
+      onEnded: journal && ((job) => journal.ended(job)),
+      onTerminal: (job) => {
         // A submitted job's time to its terminal decides whether the agent's next records wait.
         if (!job.parent_job_id) hold.ended(job.agent, Date.now() - job.created_ms);
-        journal?.ended(job);
       },
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),

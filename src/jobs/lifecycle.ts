@@ -40,6 +40,8 @@ export interface LifecycleDeps {
   ending?: (job: JobRecord) => KvWrite[];
   /** Told of every job that ended, once its terminal is committed and delivered. */
   onEnded?: (job: JobRecord) => void;
+  /** Told of every job whose terminal is decided, as it is staged. */
+  onTerminal?: (job: JobRecord) => void;
   /**
    * The listener of a job's agent.
    *
@@ -58,6 +60,7 @@ export class Lifecycle {
   #credentials: JobCredentials;
   #events: JobEvents;
   #onEnded: ((job: JobRecord) => void) | undefined;
+  #onTerminal: ((job: JobRecord) => void) | undefined;
   #journalEnding: ((job: JobRecord) => KvWrite[]) | undefined;
   #endingCount = 0;
   #listen: (live: LiveJob) => SandboxListener;
@@ -75,6 +78,7 @@ export class Lifecycle {
     this.#credentials = deps.credentials;
     this.#events = deps.events;
     this.#onEnded = deps.onEnded;
+    this.#onTerminal = deps.onTerminal;
     this.#journalEnding = deps.ending;
     this.#listen = deps.listen;
     this.#limits = limits;
@@ -284,6 +288,7 @@ export class Lifecycle {
       live.settle?.(outcome);
       // A record still held is numbered before the terminal's entry: they commit together.
       live.pendingRecord?.prepare();
+      this.#onTerminal?.(job);
       const result: Result | undefined = outcome.status !== "success" ? undefined : live.stream
         ? {
           final_status: "success",
