@@ -144,35 +144,40 @@ Deno.test("SIGKILL amid back-to-back short jobs: every job the client heard of h
   }
 });
 
-Deno.test("a session.list_jobs while another session's job record is not yet committed waits for it and lists the job", async () => {
-  await using server = await startServer();
+Deno.test("a session.list_jobs while another session's job record is held waits for it and lists the job", async () => {
+  // A hold far longer than the test: the record waits for the job's first envelope.
+  await using server = await startServer({
+    jobs: { acceptHoldMs: 60_000, acceptHoldFastMs: 60_000 },
+  });
   const a = await connect(server.url);
   const b = await connect(server.url);
-  const lock = await lockKv(server.kvPath);
-  let released = false;
   try {
+    // The agent's jobs end fast: its next record is held.
+    const warm = await a.submit({ agent: "sleeper", input: { ms: 1 } });
+    equal((await a.untilTerminal(warm.job_id!)).at(-1)!.type, "job.result");
     const trace = traceId();
     a.send("job.submit", { agent: "sleeper", input: { ms: 60_000 } }, { trace_id: trace });
-    // The job runs (early start) while its record cannot commit.
     await untilLive(server.http, 1);
     const req = b.send("session.list_jobs", {});
-    await new Promise((r) => setTimeout(r, 200));
-    released = true;
-    await lock.release();
-    const accepted = await a.next((e) => e.trace_id === trace, 10_000, "job.accepted");
-    equal(accepted.type, "job.accepted");
     const jobs = await b.next(
       (e) => e.type === "session.jobs" && e.payload.request_id === req.id,
       10_000,
       "session.jobs",
     );
-    deepEqual(jobs.payload.jobs.map((j: { job_id: string }) => j.job_id), [accepted.job_id]);
+    const accepted = await a.next((e) => e.trace_id === trace, 10_000, "job.accepted");
+    equal(accepted.type, "job.accepted");
+    deepEqual(
+      jobs.payload.jobs.map((j: { job_id: string }) => j.job_id).sort(),
+      [
+        accepted.job_id,
+        warm.job_id,
+      ].sort(),
+    );
     // Nothing of the job reached its session ahead of its job.accepted.
     equal(firstOfEachJob(a.seen).get(accepted.job_id!), "job.accepted");
     a.send("job.cancel", {}, { job_id: accepted.job_id });
     equal((await a.untilTerminal(accepted.job_id!)).at(-1)!.payload.code, "CANCELLED");
   } finally {
-    if (!released) await lock.release();
     await a.close();
     await b.close();
   }
