@@ -44,7 +44,7 @@ Deno.test("a principal at its cap of live jobs gets INTERNAL_ERROR with details.
   alice.send("job.cancel", {}, { job_id: j1.job_id });
   await alice.untilTerminal(j1.job_id!);
   const j4 = await alice.submit({ agent: "echo", input: 2 });
-  equal(j4.type, "job.accepted");
+  equal(j4.type, "job.accepted", JSON.stringify(j4.payload));
   alice.send("job.cancel", {}, { job_id: j2.job_id });
   await alice.untilTerminal(j2.job_id!);
 });
