@@ -587,6 +587,10 @@ export class JobManager {
       for (const cancel of live.timers) cancel();
       live.abort.abort(JOB_ENDED);
       live.run?.kill();
+      // A record still held is never committed: its client has not heard of the job.
+      live.pendingRecord?.drop(
+        new ArcpError("INTERNAL_ERROR", "the runtime stopped before the job was accepted; retry"),
+      );
     }
     this.#live.clear();
   }

@@ -246,7 +246,6 @@ export class Lifecycle {
     for (const cancel of live.timers) cancel();
     live.run?.kill();
     this.#live.delete(live);
-    live.pendingRecord?.drop();
     this.#fanout.forget(live);
     for (const child of live.children) this.cancel(child, "parent job ended");
     live.span?.end(live.record);

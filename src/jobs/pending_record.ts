@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { ArcpError } from "../protocol/errors.ts";
 import type { KvWrite } from "../store/large_value.ts";
 
 /** A job record on its way to its commit. */
@@ -93,10 +94,17 @@ export class PendingRecord {
     write.then(this.#commit.resolve, this.#commit.reject);
   }
 
-  /** Gives the record up: it is never queued (the job was stopped before it was). */
-  drop(): void {
+  /**
+   * Gives the record up when it is not queued yet: it never will be (the job
+   * was stopped first), and the submit is refused with `error`.
+   *
+   * @param error why
+   */
+  drop(error: ArcpError): void {
+    if (this.#taken) return;
     this.#taken = true;
     clearTimeout(this.#timer);
+    this.#commit.reject(error);
   }
 
   /**
