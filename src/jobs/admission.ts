@@ -376,7 +376,7 @@ export class Admission {
       // A copy: the live record changes as the job runs, and a record queued
       // alone must say what it said when it was built (its index entries do).
       () => [...store.jobWrites({ ...record }), ...(this.#deps.journal?.(record) ?? [])],
-      (writes) => store.write(writes, { failFast: true }),
+      (writes, onDurable) => store.write(writes, { failFast: true, onDurable }),
     );
     live.pendingRecord = pending;
     this.#pending.add(pending);

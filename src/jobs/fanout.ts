@@ -445,8 +445,8 @@ export class Fanout {
    * job (and `extra`), then delivers its envelopes in order. A job whose
    * record is not yet committed (an early start) puts a held record in front
    * of the group, so they commit as one; either way its envelopes are
-   * delivered only once its `job.accepted` went out, and never if its
-   * record's commit failed.
+   * delivered after its `job.accepted` (see `PendingRecord`), and never if
+   * its record's commit failed.
    */
   #commit(live: LiveJob, group: Group, extra?: KvWrite[]): Promise<void> {
     const job = live.record;
@@ -462,10 +462,24 @@ export class Fanout {
     const deliveries = group.deliveries;
     // Until the record is durable the job's writes fail fast, as its record's
     // do: a storage failure refuses them with it rather than committing them later.
-    const write = this.#store.write(writes, { failFast: pending !== undefined });
+    const write = this.#store.write(writes, {
+      failFast: pending !== undefined,
+      onDurable: held ? pending!.onDurable : undefined,
+    });
     if (held) pending!.carriedBy(write);
-    const committed = (pending ? Promise.all([write, pending.accepted]) : write).then(
+    // The record commits in this commit or an earlier one, and its `job.accepted` goes out
+    // as that commit settles: before this runs, so these deliveries need not wait for it.
+    const anonymous = (err: unknown) => {
+      // The client never heard of the job: the seqs its envelopes took are filled under another job id.
+      const other = newJobId();
+      for (const [sink, staged] of deliveries) sink.fault(err, [staged], other);
+    };
+    const committed = write.then(
       () => {
+        // Its record refused alone (KV refused the record itself) while these landed.
+        if (pending && !pending.durable) {
+          return anonymous(new ArcpError("INTERNAL_ERROR", "the job's record was not stored"));
+        }
         for (const [sink, staged] of deliveries) sink.deliver(staged);
       },
       (err) => {
@@ -478,11 +492,7 @@ export class Fanout {
         };
         if (!pending) return fault();
         // Whether the client heard of the job is its record's to say.
-        return pending.committed.then(fault, () => {
-          // It never did: the seqs its envelopes took are filled under another job id.
-          const other = newJobId();
-          for (const [sink, staged] of deliveries) sink.fault(err, [staged], other);
-        });
+        return pending.committed.then(fault, () => anonymous(err));
       },
     );
     for (const sink of group.pressured) this.#signalBackPressure(sink);

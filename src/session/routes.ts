@@ -178,9 +178,9 @@ async function submit(
   }
   if (announce) {
     // An early start: the job runs while its record commits, and `job.accepted`
-    // goes out once that commit is done. Every envelope of the job waits for it
-    // (see `PendingRecord`); a failed commit refuses the submit, nothing of the
-    // job sent.
+    // goes out as that commit settles, ahead of every envelope of the job (see
+    // `PendingRecord`: `announce` must be called before this yields to I/O, as
+    // here); a failed commit refuses the submit, nothing of the job sent.
     try {
       start();
     } finally {

@@ -195,11 +195,16 @@ export class Store {
    * @param writes writes that must land together
    * @param options `failFast`: while storage fails, reject (with
    *   {@linkcode storageUnavailable}) and drop the writes instead of holding
-   *   them until they land; for writes nothing depends on yet
+   *   them until they land; for writes nothing depends on yet. `onDurable`:
+   *   called as soon as they are durable, before anything waiting on them or
+   *   on a later write runs (see `GroupCommitter.write`)
    * @returns resolves once durable
    */
-  async write(writes: KvWrite[], options: { failFast?: boolean } = {}): Promise<void> {
-    if (!options.failFast) return await this.committer.write(writes);
+  async write(
+    writes: KvWrite[],
+    options: { failFast?: boolean; onDurable?: () => void } = {},
+  ): Promise<void> {
+    if (!options.failFast) return await this.committer.write(writes, options);
     try {
       await this.committer.write(writes, options);
     } catch (err) {

@@ -232,3 +232,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a session's envelopes keep their seq order while its new jobs' records commit: a busy job beside them loses nothing, nor do they", async () => {
+  await using server = await startServer();
+  const a = await connect(server.url);
+  try {
+    const ticker = await a.submit({ agent: "ticker", input: { count: 3000, interval_ms: 1 } });
+    equal(ticker.type, "job.accepted");
+    for (let i = 0; i < 40; i++) {
+      const acc = await a.submit({ agent: "echo", input: i });
+      equal(acc.type, "job.accepted");
+      const out = await a.untilTerminal(acc.job_id!);
+      equal(out.at(-1)!.type, "job.result");
+      equal(out[0].payload.body?.phase, "running");
+    }
+    const end = await a.untilTerminal(ticker.job_id!, 60_000);
+    equal(end.at(-1)!.type, "job.result");
+    const ticks = a.seen.filter((e) =>
+      e.job_id === ticker.job_id && e.payload?.kind === "progress"
+    );
+    equal(ticks.length, 3000);
+    const seqs = a.seen.filter((e) => e.event_seq !== undefined).map((e) => e.event_seq);
+    deepEqual(seqs, seqs.map((_, i) => i + 1));
+    for (const [id, type] of firstOfEachJob(a.seen)) equal(type, "job.accepted", id);
+  } finally {
+    await a.close();
+  }
+});
