@@ -21,7 +21,8 @@ import { BudgetCounters } from "../lease/budget.ts";
 import type { EventSink } from "./sink.ts";
 import type { JobLimits } from "./limits.ts";
 import type { JobTable } from "./job_table.ts";
-import { newLiveJob, type StartJob } from "./live_job.ts";
+import { type LiveJob, newLiveJob, type StartJob } from "./live_job.ts";
+import { PendingRecord } from "./pending_record.ts";
 import { checkExpiry, checkInput, paramsHash } from "./submit_check.ts";
 
 /** Who submits: the session and its principal. */
@@ -36,8 +37,18 @@ export interface Submitter {
 export interface Submission {
   /** The `job.accepted` payload. */
   accepted: Accepted;
-  /** Starts the job; call after `job.accepted` is sent. Absent for a replay. */
+  /**
+   * Starts the job. Absent for a replay. Without `announce`, call it and
+   * send `job.accepted` right after (its record is committed already).
+   */
   start?: () => void;
+  /**
+   * For a job started ahead of its record's commit (an early start): sends
+   * `job.accepted` through `send` once the record is durable. Call it right
+   * after `start`. Rejects with the submit's refusal when the record could
+   * not be committed; the job is stopped then and nothing of it was sent.
+   */
+  announce?: (send: () => void) => Promise<void>;
 }
 
 /** An idempotent submit: the key's hash and the hash of what it was used with. */
@@ -163,12 +174,21 @@ export interface AdmissionDeps {
   shared: () => boolean;
   /** The runtime log's entry of an accepted job: writes committed with its record. */
   journal?: (job: JobRecord) => KvWrite[];
+  /**
+   * How long to hold an early-started job's record for the job's first
+   * envelope to carry it (ms; see `AcceptHold`).
+   */
+  holdFor?: (agentKey: string) => number;
+  /** Stops a job whose record could not be committed: nothing of it is sent. */
+  discard: (live: LiveJob) => void;
 }
 
 /** Accepts or rejects submits. */
 export class Admission {
   #deps: AdmissionDeps;
   #limits: JobLimits;
+  /** Records of early-started jobs whose `job.accepted` is not yet sent. */
+  #pending = new Set<PendingRecord>();
 
   /**
    * @param deps the store, agents, credentials, live jobs, policy and how to start a job
@@ -200,13 +220,28 @@ export class Admission {
     const cap = this.#deps.jobCap?.(principal) ?? this.#limits.maxJobsPerPrincipal;
     const release = this.#deps.live.tryReserve(principal, cap);
     try {
-      return await this.#admit(who, submit, agent, expiresMs, now, cap, release !== undefined);
+      return await this.#admit(who, submit, agent, expiresMs, now, cap, release);
     } finally {
+      // A job made live took its slot over already (`JobTable.add`): this frees a refused one's.
       release?.();
     }
   }
 
-  /** The rest of {@linkcode submit}, with a slot under `cap` held when `slot` is true. */
+  /**
+   * Waits until every early-started job's record queued or held so far is
+   * committed (or refused), each hold cut short: whatever reads job records
+   * from KV after this finds every job whose `job.accepted` went out before.
+   *
+   * @returns resolves once they are settled
+   */
+  async recordsSettled(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const all = [...this.#pending];
+    for (const pending of all) pending.queue();
+    await Promise.allSettled(all.map((p) => p.committed));
+  }
+
+  /** The rest of {@linkcode submit}, with a slot under `cap` held when `slot` is set. */
   async #admit(
     who: Submitter,
     submit: Submit,
@@ -214,7 +249,7 @@ export class Admission {
     expiresMs: number | undefined,
     now: number,
     cap: number,
-    slot: boolean,
+    slot: (() => void) | undefined,
   ): Promise<Submission> {
     const { store, credentials: service } = this.#deps;
     const principal = who.sink.principal;
@@ -264,13 +299,37 @@ export class Admission {
         budget: record.budget,
       })
       : undefined;
-    let created: boolean;
+    const live = newLiveJob({
+      record,
+      input: submit.input,
+      agentUrl: agent.url,
+      sharing: agent.sharing,
+      expiresMs,
+      budget,
+      policy: this.#deps.policy,
+    });
+    const accepted = acceptedPayload(record);
+    if (credentials) accepted.credentials = credentials;
+    const start = () => this.#deps.start(live, expiresMs);
     const shared = this.#deps.shared();
-    // The journal's entry rides in the record's commit when that goes through
-    // the commit queue (no key to claim, no cap held in KV): it is numbered
-    // and queued in one step then. A claim awaits reads first, so its entry
-    // is queued after the claim succeeded instead.
-    const ride = !idem && !shared;
+    if (!idem && !shared) {
+      // Nothing to claim: the job starts now, its record's commit on the way.
+      store.assertWritable();
+      const announce = this.#startEarly(live, slot);
+      return {
+        accepted,
+        start,
+        announce: async (send) => {
+          try {
+            await announce(send);
+          } catch (err) {
+            if (credentials) await service!.revokeJob(jobId);
+            throw err;
+          }
+        },
+      };
+    }
+    let created: boolean;
     try {
       created = await store.createJob(
         record,
@@ -281,7 +340,6 @@ export class Admission {
           ttlMs: this.#limits.idempotencyTtlMs,
         },
         shared ? { principal, limit: cap } : undefined,
-        ride ? this.#deps.journal?.(record) : undefined,
       );
     } catch (err) {
       // Nothing was accepted: the credential must not outlive the failed submit.
@@ -295,23 +353,50 @@ export class Admission {
       if (replay) return replay;
       throw new ArcpError("INTERNAL_ERROR", "idempotency key changed hands during submit; retry");
     }
-    if (!ride) {
-      const writes = this.#deps.journal?.(record) ?? [];
-      if (writes.length > 0) store.write(writes, { failFast: true }).catch(() => {});
-    }
-    const live = newLiveJob({
-      record,
-      input: submit.input,
-      agentUrl: agent.url,
-      sharing: agent.sharing,
-      expiresMs,
-      budget,
-      policy: this.#deps.policy,
-    });
-    this.#deps.live.add(live);
-    const accepted = acceptedPayload(record);
-    if (credentials) accepted.credentials = credentials;
-    return { accepted, start: () => this.#deps.start(live, expiresMs) };
+    // A claim awaits reads first, so the journal's entry is numbered and
+    // queued once the claim succeeded, in one step.
+    const writes = this.#deps.journal?.(record) ?? [];
+    if (writes.length > 0) store.write(writes, { failFast: true }).catch(() => {});
+    this.#deps.live.add(live, slot);
+    return { accepted, start };
+  }
+
+  /**
+   * Makes a job live ahead of its record's commit: the record is queued now,
+   * or held for the job's first envelope to carry it when the agent's jobs
+   * end fast (see `AcceptHold`), with the runtime log's entry numbered and
+   * queued in the same step as the record.
+   *
+   * @returns sends `job.accepted` once the record is durable (see `Submission.announce`)
+   */
+  #startEarly(live: LiveJob, slot: (() => void) | undefined): (send: () => void) => Promise<void> {
+    const { store } = this.#deps;
+    const record = live.record;
+    const pending = new PendingRecord(
+      // A copy: the live record changes as the job runs, and a record queued
+      // alone must say what it said when it was built (its index entries do).
+      () => [...store.jobWrites({ ...record }), ...(this.#deps.journal?.(record) ?? [])],
+      (writes, onDurable) => store.write(writes, { failFast: true, onDurable }),
+    );
+    live.pendingRecord = pending;
+    this.#pending.add(pending);
+    // Its slot becomes its live count in one step, before the job can start
+    // (let alone end): no path can reach its terminal with the slot still held.
+    this.#deps.live.add(live, slot);
+    const hold = this.#deps.holdFor?.(record.agent) ?? 0;
+    if (hold > 0) pending.hold(hold);
+    else pending.queue();
+    return async (send) => {
+      try {
+        await pending.announce(send);
+      } catch (err) {
+        this.#deps.discard(live);
+        throw err;
+      } finally {
+        this.#pending.delete(pending);
+        delete live.pendingRecord;
+      }
+    };
   }
 
   /**

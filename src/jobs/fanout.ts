@@ -7,6 +7,7 @@
  * @module
  */
 import { ArcpError } from "../protocol/errors.ts";
+import { newJobId } from "../protocol/ids.ts";
 import type { JobEventPayload } from "../protocol/events.ts";
 import { nowIso } from "../protocol/time.ts";
 import type { Store } from "../store/store.ts";
@@ -444,12 +445,30 @@ export class Fanout {
   }
 
   /**
+   * Forgets a job stopped without a terminal (its record was never
+   * committed): its output quota and its wait to announce `running`.
+   *
+   * @param live the job
+   */
+  forget(live: LiveJob): void {
+    live.terminated = true;
+    this.#quota.release(live);
+    this.#leaveRunningWait(live);
+  }
+
+  /**
    * Commits a group with the records of the sessions it staged to and of the
-   * job (and `extra`), then delivers its envelopes in order.
+   * job (and `extra`), then delivers its envelopes in order. A job whose
+   * record is not yet committed (an early start) puts a held record in front
+   * of the group, so they commit as one; either way its envelopes are
+   * delivered after its `job.accepted` (see `PendingRecord`), and never if
+   * its record's commit failed.
    */
   #commit(live: LiveJob, group: Group, extra?: KvWrite[]): Promise<void> {
     const job = live.record;
-    const writes = group.writes;
+    const pending = live.pendingRecord;
+    const held = pending?.take();
+    const writes = held ? [...held, ...group.writes] : group.writes;
     for (const sink of group.sinks) {
       const record = sink.logRecordWrite();
       if (record) writes.push(record);
@@ -457,16 +476,39 @@ export class Fanout {
     writes.push(...this.#store.jobUpdateWrites({ ...job }));
     if (extra) writes.push(...extra);
     const deliveries = group.deliveries;
-    const committed = this.#store.write(writes).then(
+    // Until the record is durable the job's writes fail fast, as its record's
+    // do: a storage failure refuses them with it rather than committing them later.
+    const write = this.#store.write(writes, {
+      failFast: pending !== undefined,
+      onDurable: held ? pending!.onDurable : undefined,
+    });
+    if (held) pending!.carriedBy(write);
+    // The record commits in this commit or an earlier one, and its `job.accepted` goes out
+    // as that commit settles: before this runs, so these deliveries need not wait for it.
+    const anonymous = (err: unknown) => {
+      // The client never heard of the job: the seqs its envelopes took are filled under another job id.
+      const other = newJobId();
+      for (const [sink, staged] of deliveries) sink.fault(err, [staged], other);
+    };
+    const committed = write.then(
       () => {
+        // Its record refused alone (KV refused the record itself) while these landed.
+        if (pending && !pending.durable) {
+          return anonymous(new ArcpError("INTERNAL_ERROR", "the job's record was not stored"));
+        }
         for (const [sink, staged] of deliveries) sink.deliver(staged);
       },
       (err) => {
-        this.#log.error("commit of a job envelope failed", {
-          job_id: job.job_id,
-          error: String(err),
-        });
-        for (const [sink, staged] of deliveries) sink.fault(err, [staged]);
+        const fault = () => {
+          this.#log.error("commit of a job envelope failed", {
+            job_id: job.job_id,
+            error: String(err),
+          });
+          for (const [sink, staged] of deliveries) sink.fault(err, [staged]);
+        };
+        if (!pending) return fault();
+        // Whether the client heard of the job is its record's to say.
+        return pending.committed.then(fault, () => anonymous(err));
       },
     );
     for (const sink of group.pressured) this.#signalBackPressure(sink);

@@ -39,6 +39,7 @@ import { AgentListener } from "./agent_listener.ts";
 import { JobCredentials } from "./job_credentials.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import { JobEvents } from "./operator_events.ts";
+import { AcceptHold } from "./accept_hold.ts";
 import { Cluster, type NodeInfo, type NodeOptions } from "./cluster.ts";
 import {
   answerSubscribe,
@@ -162,6 +163,7 @@ export class JobManager {
       protectedPaths: deps.protectedPaths ?? [],
     };
     const events = new JobEvents(deps.log, deps.metrics);
+    const hold = new AcceptHold({ holdMs: all.acceptHoldMs, fastMs: all.acceptHoldFastMs });
     const fanout = this.#fanout = new Fanout({
       store,
       sinks,
@@ -182,6 +184,10 @@ export class JobManager {
       events,
       ending: journal && ((job) => journal.ending(job)),
       onEnded: journal && ((job) => journal.ended(job)),
+      onTerminal: (job) => {
+        // A submitted job's time to its terminal decides whether the agent's next records wait.
+        if (!job.parent_job_id) hold.ended(job.agent, Date.now() - job.created_ms);
+      },
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),
     }, all);
@@ -223,6 +229,8 @@ export class JobManager {
         shared: () => cluster.shared,
         jobCap: deps.jobCap,
         journal: journal && ((job) => journal.accepted(job)),
+        holdFor: (agent) => hold.holdFor(agent),
+        discard: (job) => lifecycle.discard(job),
       },
       all,
     );
@@ -231,7 +239,16 @@ export class JobManager {
       policy,
       checkLease,
       event,
-      create: (record) => store.createJob(Object.assign(record, owner)),
+      create: async (record) => {
+        // A parent whose record is still held has it queued first, and its child is
+        // accepted only after it: the client hears of the parent before the child.
+        const parent = record.parent_job_id ? live.get(record.parent_job_id) : undefined;
+        const pending = parent?.pendingRecord;
+        pending?.queue();
+        const created = await store.createJob(Object.assign(record, owner));
+        await pending?.accepted;
+        return created;
+      },
       accept: (live) => {
         lifecycle.accept(live);
         const writes = journal?.accepted(live.record) ?? [];
@@ -282,6 +299,17 @@ export class JobManager {
   async submit(who: Submitter, submit: Submit): Promise<Submission> {
     if (this.#refusal) throw this.#refusal();
     return await this.#admission.submit(who, submit);
+  }
+
+  /**
+   * Waits until the record of every job accepted so far is committed, holds
+   * cut short: a read of job records from KV after this finds every job
+   * whose `job.accepted` went out before it (see `Admission.recordsSettled`).
+   *
+   * @returns resolves once they are settled
+   */
+  recordsSettled(): Promise<void> {
+    return this.#admission.recordsSettled();
   }
 
   /**
@@ -559,6 +587,10 @@ export class JobManager {
       for (const cancel of live.timers) cancel();
       live.abort.abort(JOB_ENDED);
       live.run?.kill();
+      // A record still held is never committed: its client has not heard of the job.
+      live.pendingRecord?.drop(
+        new ArcpError("INTERNAL_ERROR", "the runtime stopped before the job was accepted; retry"),
+      );
     }
     this.#live.clear();
   }

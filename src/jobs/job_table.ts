@@ -74,11 +74,14 @@ export class JobTable {
    * Makes a job live.
    *
    * @param live the job
+   * @param reservation the slot {@linkcode tryReserve} took for it: released
+   *   in the same step, so the job never counts twice nor not at all
    */
-  add(live: LiveJob): void {
+  add(live: LiveJob, reservation?: () => void): void {
     const { job_id: jobId, principal } = live.record;
     this.#byId.set(jobId, live);
     this.#perPrincipal.set(principal, this.countFor(principal) + 1);
+    reservation?.();
   }
 
   /**

@@ -40,6 +40,8 @@ export interface LifecycleDeps {
   ending?: (job: JobRecord) => KvWrite[];
   /** Told of every job that ended, once its terminal is committed and delivered. */
   onEnded?: (job: JobRecord) => void;
+  /** Told of every job whose terminal is decided, as it is staged. */
+  onTerminal?: (job: JobRecord) => void;
   /**
    * The listener of a job's agent.
    *
@@ -58,6 +60,7 @@ export class Lifecycle {
   #credentials: JobCredentials;
   #events: JobEvents;
   #onEnded: ((job: JobRecord) => void) | undefined;
+  #onTerminal: ((job: JobRecord) => void) | undefined;
   #journalEnding: ((job: JobRecord) => KvWrite[]) | undefined;
   #endingCount = 0;
   #listen: (live: LiveJob) => SandboxListener;
@@ -75,6 +78,7 @@ export class Lifecycle {
     this.#credentials = deps.credentials;
     this.#events = deps.events;
     this.#onEnded = deps.onEnded;
+    this.#onTerminal = deps.onTerminal;
     this.#journalEnding = deps.ending;
     this.#listen = deps.listen;
     this.#limits = limits;
@@ -185,6 +189,13 @@ export class Lifecycle {
    */
   cancel(live: LiveJob, reason?: string, details?: Record<string, unknown>): void {
     if (live.ended || live.cancelling) return;
+    const pending = live.pendingRecord;
+    if (pending) {
+      // Its `job.cancelled` must not reach the client ahead of its `job.accepted`:
+      // the cancel takes effect once that is sent (never, if the job is refused).
+      pending.accepted.then(() => this.cancel(live, reason, details), () => {});
+      return;
+    }
     live.cancelling = true;
     if (reason) live.cancelReason = reason;
     if (details) live.cancelDetails = details;
@@ -221,6 +232,25 @@ export class Lifecycle {
     this.#onEnded?.(live.record);
   }
 
+  /**
+   * Stops a job whose record could not be committed: its agent is killed and
+   * it leaves the live jobs without a terminal, since the client never heard
+   * of it (its submit is refused instead).
+   *
+   * @param live the job
+   */
+  discard(live: LiveJob): void {
+    if (live.ended) return;
+    live.ended = true;
+    live.abort.abort(JOB_ENDED);
+    for (const cancel of live.timers) cancel();
+    live.run?.kill();
+    this.#live.delete(live);
+    this.#fanout.forget(live);
+    for (const child of live.children) this.cancel(child, "parent job ended");
+    live.span?.end(live.record);
+  }
+
   /** Jobs whose end is under way: their terminal is not yet committed and delivered. */
   get ending(): number {
     return this.#endingCount;
@@ -255,6 +285,9 @@ export class Lifecycle {
       for (const child of live.children) this.cancel(child, "parent job ended");
       if (live.parent) live.parent.children.delete(live);
       live.settle?.(outcome);
+      // A record still held is numbered before the terminal's entry: they commit together.
+      live.pendingRecord?.prepare();
+      this.#onTerminal?.(job);
       const result: Result | undefined = outcome.status !== "success" ? undefined : live.stream
         ? {
           final_status: "success",

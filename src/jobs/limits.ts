@@ -34,6 +34,13 @@ export interface JobLimits {
   maxInputBytes: number;
   /** Inputs a job may hold that its agent has not read yet; past that a send is refused, retryably. */
   maxQueuedInputs: number;
+  /**
+   * How long a job's record may wait for the job's first envelope to share
+   * its commit, for agents whose jobs end fast (ms; 0 never holds; see `AcceptHold`).
+   */
+  acceptHoldMs: number;
+  /** An agent's jobs end fast when their moving average submit→terminal is at most this (ms). */
+  acceptHoldFastMs: number;
 }
 
 /** Defaults of {@linkcode JobLimits}. */
@@ -55,4 +62,8 @@ export const DEFAULT_JOB_LIMITS: JobLimits = {
   maxLogBytesPerPrincipal: 1024 * 1024 * 1024,
   maxInputBytes: 64 * 1024,
   maxQueuedInputs: 32,
+  // A commit takes about a millisecond here: a hold of a few lets a short
+  // job's record, events and terminal share one instead of taking two in a row.
+  acceptHoldMs: 3,
+  acceptHoldFastMs: 3,
 };

@@ -13,6 +13,7 @@ import type { BudgetCounters } from "../lease/budget.ts";
 import { LeaseGuard, type LeaseGuardOptions } from "../lease/guard.ts";
 import type { ResultStream } from "./result_stream.ts";
 import type { JobSpan } from "./tracing.ts";
+import type { PendingRecord } from "./pending_record.ts";
 import type { EventSink, SeqPayload, SeqType } from "./sink.ts";
 
 /** A subscribed session. Until its history replay is done, live envelopes wait in `queue`. */
@@ -101,6 +102,12 @@ export interface LiveJob {
   span?: JobSpan;
   /** Set once the terminal envelope has been staged. */
   terminated?: boolean;
+  /**
+   * While the job runs ahead of its record's commit (an early start): the
+   * record, which every envelope of the job waits for (see `PendingRecord`).
+   * Cleared once `job.accepted` was sent.
+   */
+  pendingRecord?: PendingRecord;
   /**
    * While its `status {phase: "running"}` is announced but not yet staged,
    * the time it was announced: it goes out with the job's next envelope

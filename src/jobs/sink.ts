@@ -109,9 +109,12 @@ export interface EventSink {
   ): void;
   /**
    * Tells the session that a commit of its envelopes failed; the session
-   * fills their seqs so its stream stays gap-free.
+   * fills their seqs so its stream stays gap-free. With `fillAs`, the
+   * envelopes belong to a job the client never heard of (its submit was
+   * refused, which tells the client): the fillers name that id instead, and
+   * the session reports nothing more.
    */
-  fault(error: unknown, lost?: readonly Staged[]): void;
+  fault(error: unknown, lost?: readonly Staged[], fillAs?: string): void;
   /**
    * Whether the session's unacknowledged backlog has just crossed its
    * back-pressure threshold (true once per crossing).

@@ -147,6 +147,10 @@ function pong({ session, payload }: Inbound<z.output<typeof PingSchema>>): void 
 async function list(
   { ctx, session, env, payload }: Inbound<z.output<typeof ListJobsSchema>>,
 ): Promise<void> {
+  // A job whose record is still on its way is listed once it is committed
+  // (its `job.accepted` goes out first): no listing sent after a job's
+  // `job.accepted` misses it.
+  await ctx.jobs.recordsSettled();
   session.sendControl(
     "session.jobs",
     await listJobs(ctx.store, session.principal, env.id, payload),
@@ -159,7 +163,7 @@ async function submit(
   // A job is a write: while storage fails it is refused now, not accepted
   // whenever the disk has room again.
   ctx.store.assertWritable();
-  const { accepted, start } = await ctx.jobs.submit({
+  const { accepted, start, announce } = await ctx.jobs.submit({
     sink: session,
     traceId: env.trace_id,
   }, payload);
@@ -171,6 +175,18 @@ async function submit(
   if (!start) {
     sendAccepted();
     return await followReplayedJob(ctx, session, accepted.job_id);
+  }
+  if (announce) {
+    // An early start: the job runs while its record commits, and `job.accepted`
+    // goes out as that commit settles, ahead of every envelope of the job (see
+    // `PendingRecord`: `announce` must be called before this yields to I/O, as
+    // here); a failed commit refuses the submit, nothing of the job sent.
+    try {
+      start();
+    } finally {
+      await announce(sendAccepted);
+    }
+    return;
   }
   // The job's start goes to its sandbox first, its `job.accepted` to the client right after
   // (a microtask queued now runs after the one that writes the start): the result is what

@@ -635,18 +635,26 @@ export class Session implements EventSink {
    *
    * @param error what went wrong
    * @param lost envelopes that were stamped but never stored
+   * @param fillAs the job id the fillers name, when the client never heard of
+   *   the lost envelopes' job (its refusal reports the error instead)
    */
-  fault(error: unknown, lost: readonly Staged[] = []): void {
-    const err = error instanceof ArcpError ? error : new ArcpError(
-      "INTERNAL_ERROR",
-      `runtime could not store an event: ${toArcpError(error).message}`,
-    );
-    this.sendControl("session.error", err.toPayload());
-    for (const staged of lost) this.#fill(staged);
+  fault(error: unknown, lost: readonly Staged[] = [], fillAs?: string): void {
+    if (fillAs === undefined) {
+      const err = error instanceof ArcpError ? error : new ArcpError(
+        "INTERNAL_ERROR",
+        `runtime could not store an event: ${toArcpError(error).message}`,
+      );
+      this.sendControl("session.error", err.toPayload());
+    }
+    for (const staged of lost) this.#fill(staged, fillAs);
   }
 
-  #fill(staged: Staged): void {
+  #fill(staged: Staged, fillAs: string | undefined): void {
     const original = JSON.parse(staged.logged) as { job_id: string; trace_id?: string };
+    if (fillAs !== undefined) {
+      original.job_id = fillAs;
+      delete original.trace_id;
+    }
     const body: EventBody<"log"> = {
       level: "error",
       message: "an envelope of this job could not be stored and was dropped",

@@ -81,6 +81,8 @@ interface Pending {
   reported: boolean;
   /** Refused, not held, when a storage failure stops it. */
   failFast: boolean;
+  /** Called once the writes are durable, before anything waiting on them runs. */
+  onDurable?: () => void;
 }
 
 interface Waiter {
@@ -387,16 +389,31 @@ export class GroupCommitter {
    *
    * @param writes the writes; all of them land in the same atomic commit
    * @param options `failFast`: reject with the storage error, the writes
-   *   dropped, instead of holding them while commits are failing
+   *   dropped, instead of holding them while commits are failing;
+   *   `onDurable`: called as soon as they are durable, in queue order with
+   *   the settling of every write, so before anything that waits on these
+   *   writes or on any write queued after them runs (a job's `job.accepted`
+   *   goes out there, ahead of the job's envelopes)
    * @returns resolves once they are durable (a storage failure delays it,
    *   retrying, unless `failFast`), rejects if KV refuses the writes
    *   themselves or the committer is closed while they cannot be committed
    */
-  write(writes: KvWrite[], options: { failFast?: boolean } = {}): Promise<void> {
+  write(
+    writes: KvWrite[],
+    options: { failFast?: boolean; onDurable?: () => void } = {},
+  ): Promise<void> {
     const failFast = options.failFast ?? false;
     if (failFast && this.#stalled) return Promise.reject(this.#stall);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ writes, resolve, reject, solo: false, reported: false, failFast });
+      this.#queue.push({
+        writes,
+        resolve,
+        reject,
+        solo: false,
+        reported: false,
+        failFast,
+        onDurable: options.onDurable,
+      });
       if (!this.#running) {
         this.#running = true;
         queueMicrotask(() => this.#drain());
@@ -501,6 +518,8 @@ export class GroupCommitter {
    */
   async #settle(pending: Pending[]): Promise<void> {
     for (let i = 0; i < pending.length; i++) {
+      const { onDurable } = pending[i];
+      if (onDurable) this.#callback(onDurable);
       pending[i].resolve();
       if ((i + 1) % SETTLE_CHUNK !== 0 || i + 1 === pending.length) continue;
       // Let the waiters just resolved run before looking at the clock.

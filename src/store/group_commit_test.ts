@@ -260,3 +260,22 @@ Deno.test("a batch bigger than a turn's bound is taken, filled and settled over 
     setTurnSliceMs(before);
   }
 });
+
+Deno.test("onDurable runs as its write settles: before anything waiting on it or on a later write, never for a refused write", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  const order: string[] = [];
+  // The first commits alone; the rest share the next commit, settled in queue order.
+  const first = gc.write([{ key: ["d", 0], value: 0 }]).then(() => order.push("w0"));
+  const second = gc.write([{ key: ["d", 1], value: 1 }], {
+    onDurable: () => order.push("durable1"),
+  })
+    .then(() => order.push("w1"));
+  const third = gc.write([{ key: ["d", 2], value: 2 }]).then(() => order.push("w2"));
+  // KV refuses a key this large for its own sake: the write fails and its hook never runs.
+  const refused = gc.write([{ key: ["d", "x".repeat(3000)], value: 3 }], {
+    onDurable: () => order.push("durable3"),
+  }).catch(() => order.push("refused3"));
+  await Promise.all([first, second, third, refused]);
+  deepEqual(order.filter((s) => s !== "w0"), ["durable1", "w1", "w2", "refused3"]);
+});

@@ -238,11 +238,16 @@ export class Store {
    * @param writes writes that must land together
    * @param options `failFast`: while storage fails, reject (with
    *   {@linkcode storageUnavailable}) and drop the writes instead of holding
-   *   them until they land; for writes nothing depends on yet
+   *   them until they land; for writes nothing depends on yet. `onDurable`:
+   *   called as soon as they are durable, before anything waiting on them or
+   *   on a later write runs (see `GroupCommitter.write`)
    * @returns resolves once durable
    */
-  async write(writes: KvWrite[], options: { failFast?: boolean } = {}): Promise<void> {
-    if (!options.failFast) return await this.committer.write(writes);
+  async write(
+    writes: KvWrite[],
+    options: { failFast?: boolean; onDurable?: () => void } = {},
+  ): Promise<void> {
+    if (!options.failFast) return await this.committer.write(writes, options);
     try {
       await this.committer.write(writes, options);
     } catch (err) {
@@ -387,8 +392,6 @@ export class Store {
    * @param cap the principal's cap on live jobs, when other nodes share the
    *   KV: the job is created only while its principal's live jobs on every
    *   node are below it, checked under the principal's admission gate key
-   * @param extra more writes committed with the record, atomically (the
-   *   runtime log's entry of the job, see `RuntimeLog.entry`)
    * @returns true when created; false when the key was claimed meanwhile
    * @throws {ArcpError} `INTERNAL_ERROR` with `details.storage` when commits
    *   are failing (disk full, I/O error): the job is refused rather than
@@ -398,19 +401,16 @@ export class Store {
     job: JobRecord,
     idempotency?: { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number },
     cap?: JobCap,
-    extra: KvWrite[] = [],
   ): Promise<boolean> {
     // While the store cannot commit at all, refuse the job now rather than
     // accept it whenever the disk has room again.
     this.assertWritable();
     if (!idempotency && !cap) {
-      const writes = this.jobWrites(job);
-      if (extra.length > 0) writes.push(...extra);
-      await this.write(writes, { failFast: true });
+      await this.write(this.jobWrites(job), { failFast: true });
       return true;
     }
     try {
-      return await this.#claimAndCreate(job, idempotency, cap, extra);
+      return await this.#claimAndCreate(job, idempotency, cap);
     } catch (err) {
       throw isStorageFailure(err) ? storageUnavailable(err) : err;
     }
@@ -422,7 +422,6 @@ export class Store {
       | { principal: string; keyHash: string; record: IdempotencyRecord; ttlMs: number }
       | undefined,
     cap: JobCap | undefined,
-    extra: KvWrite[],
   ): Promise<boolean> {
     const key = idempotency && keys.idempotency(idempotency.principal, idempotency.keyHash);
     const gate = cap && keys.admissionGate(cap.principal);
@@ -451,7 +450,7 @@ export class Store {
         if (gate && gateEntry) {
           op.check({ key: gate, versionstamp: gateEntry.versionstamp }).set(gate, Date.now());
         }
-        for (const w of [...this.jobWrites(job), ...extra]) {
+        for (const w of this.jobWrites(job)) {
           if (w.value === undefined) op.delete(w.key);
           else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
         }

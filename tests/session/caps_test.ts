@@ -47,6 +47,9 @@ Deno.test("a principal at its cap of live jobs gets INTERNAL_ERROR with details.
   ok(typeof j3.event_seq === "number");
   const b = await bob.submit({ agent: "echo", input: 1 });
   equal(b.type, "job.accepted", "another principal is unaffected");
+  // Bob's job done, no job waits for a sandbox process when alice resubmits: on a loaded
+  // machine a backlog of one can refuse it retryably (sandbox_busy), which is not the cap.
+  equal((await bob.untilTerminal(b.job_id!)).at(-1)!.type, "job.result");
   alice.send("job.cancel", {}, { job_id: j1.job_id });
   await alice.untilTerminal(j1.job_id!);
   const j4 = await alice.submit({ agent: "echo", input: 2 });
