@@ -9,7 +9,7 @@ import { startServer, type TestServer } from "../../testing/server.ts";
 import { runCli, spawnCli } from "./_cli.ts";
 import { SessionStore } from "../../src/cli/session_store.ts";
 import { resume } from "../../testing/ws_client.ts";
-import { sample, scrape } from "../operations/_observe.ts";
+import { sample, scrapeUntil } from "../operations/_observe.ts";
 
 const JOB_LINE = /^job (job_\w+) accepted \((\S+)\)$/m;
 const INPUT_KIND = "x-vendor.arcp-deno.input";
@@ -109,9 +109,11 @@ Deno.test("arcp send waits for a resume token another process rotated and stores
 
   const send = spawnCli(["send", jobId, "--input", '"late token"'], env(server));
   // Its first try is refused with the spent token; then the rotated one is stored.
-  const refusals = async () =>
-    sample(await scrape(server.http), "arcp_hellos_rejected_total", { reason: "resume_refused" });
-  while (!await refusals()) await new Promise((r) => setTimeout(r, 20));
+  await scrapeUntil(
+    server.http,
+    (text) => (sample(text, "arcp_hellos_rejected_total", { reason: "resume_refused" }) ?? 0) > 0,
+    "the refused resume",
+  );
   await store.save({ ...stored, resume_token: other.resumeToken });
   const sent = await send.done();
   equal(sent.code, 0, sent.stderr);

@@ -108,6 +108,30 @@ export async function scrape(http: string): Promise<string> {
 }
 
 /**
+ * Scrapes `/metrics` until `ready` holds for the exposition (a gauge
+ * reflects a process's report, a counter an event just handled).
+ *
+ * @param http the server's `http://host:port`
+ * @param ready whether the exposition shows what is awaited
+ * @param what what is awaited, for the error
+ * @returns the exposition that showed it
+ * @throws {Error} after 20 s without it, with the last exposition
+ */
+export async function scrapeUntil(
+  http: string,
+  ready: (text: string) => boolean,
+  what: string,
+): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  while (true) {
+    const text = await scrape(http);
+    if (ready(text)) return text;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
  * One sample's value in a Prometheus text exposition.
  *
  * @param text the exposition

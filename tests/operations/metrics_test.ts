@@ -9,22 +9,7 @@ import { equal, ok } from "assert";
 import type { CredentialProvisioner } from "../../mod.ts";
 import { startServer } from "../../testing/server.ts";
 import { connect } from "../../testing/ws_client.ts";
-import { sample, scrape } from "./_observe.ts";
-
-/** Scrapes until `ready` holds for the exposition (a gauge reflects a process's report). */
-async function scrapeUntil(
-  http: string,
-  ready: (text: string) => boolean,
-  what: string,
-): Promise<string> {
-  const deadline = Date.now() + 20_000;
-  while (true) {
-    const text = await scrape(http);
-    if (ready(text)) return text;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${text}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { sample, scrape, scrapeUntil } from "./_observe.ts";
 
 /** Every sample of a metric: its label text and value. */
 function samples(text: string, name: string): Array<[string, number]> {

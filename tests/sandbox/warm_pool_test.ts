@@ -7,22 +7,7 @@
 import { equal } from "assert";
 import { startServer } from "../../testing/server.ts";
 import { connect } from "../../testing/ws_client.ts";
-import { sample, scrape } from "../operations/_observe.ts";
-
-/** Scrapes `/metrics` until `ready` holds (or fails after 20 s, naming `what`). */
-async function scrapeUntil(
-  http: string,
-  ready: (text: string) => boolean,
-  what: string,
-): Promise<string> {
-  const deadline = Date.now() + 20_000;
-  while (true) {
-    const text = await scrape(http);
-    if (ready(text)) return text;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${text}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { sample, scrapeUntil } from "../operations/_observe.ts";
 
 Deno.test("the warm pool refills for a key while a fresh job of that key is still in flight", async () => {
   // One job per process: the sleeper's process never comes back, so its key's warm
