@@ -10,6 +10,7 @@
  */
 import { deepEqual, equal, match, ok } from "assert";
 import { LiteLlmProvisioner, type Logger, type RuntimeOptions } from "../../mod.ts";
+import { tempKv } from "../../testing/temp_dir.ts";
 import { type ChildServer, CLI_RUN, startChildServer, startServer } from "../../testing/server.ts";
 import { ALL_FEATURES, connect, type Env, WsClient } from "../../testing/ws_client.ts";
 import { FakeGateway, tick } from "./_gateway.ts";
@@ -418,8 +419,8 @@ Deno.test("a slow /key/generate is not revoked from under the job by the retry l
 
 Deno.test("after SIGKILL, a restarted runtime on the same KV revokes the dead job's key, retrying while the gateway is down", async () => {
   await using gw = await FakeGateway.start();
-  const dir = await Deno.makeTempDir({ prefix: "arcp_cred_restart_" });
-  const kvPath = `${dir}/arcp.kv`;
+  await using tmp = await tempKv("arcp_cred_restart_");
+  const { kvPath } = tmp;
   const args = [
     "--credentials",
     "litellm",
@@ -477,7 +478,6 @@ Deno.test("after SIGKILL, a restarted runtime on the same KV revokes the dead jo
     ok(!child.output().includes(value) && !child.output().includes(gw.adminKey));
   } finally {
     await child?.stop("SIGKILL");
-    await Deno.remove(dir, { recursive: true });
   }
 });
 

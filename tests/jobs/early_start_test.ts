@@ -7,6 +7,7 @@
  * as any submit is when storage fails, nothing of it ever sent.
  */
 import { deepEqual, equal, ok } from "assert";
+import { tempKv } from "../../testing/temp_dir.ts";
 import { type ChildServer, startChildServer, startServer } from "../../testing/server.ts";
 import { connect, type Env, traceId, type WsClient } from "../../testing/ws_client.ts";
 
@@ -90,8 +91,8 @@ async function untilStorageOk(http: string): Promise<void> {
 }
 
 Deno.test("SIGKILL amid back-to-back short jobs: every job the client heard of has its record after a restart, and no envelope of a job came before its job.accepted", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "arcp_early_" });
-  const kvPath = `${dir}/arcp.kv`;
+  await using tmp = await tempKv("arcp_early_");
+  const { kvPath } = tmp;
   let child: ChildServer | undefined;
   try {
     child = await startChildServer(kvPath);
@@ -140,7 +141,6 @@ Deno.test("SIGKILL amid back-to-back short jobs: every job the client heard of h
     await again.close();
   } finally {
     await child?.stop("SIGKILL");
-    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -1,12 +1,13 @@
 import { deepEqual, equal, ok } from "assert";
+import { tempKv } from "../../testing/temp_dir.ts";
 import { type ChildServer, startChildServer } from "../../testing/server.ts";
 import { connect } from "../../testing/ws_client.ts";
 
 type Entry = { job_id: string; status: string; agent: string; last_event_seq: number };
 
 Deno.test("after SIGKILL and a restart on the same KV, finished jobs keep their outcome, running ones end in error, keys still replay", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "arcp_restart_" });
-  const kvPath = `${dir}/arcp.kv`;
+  await using tmp = await tempKv("arcp_restart_");
+  const { kvPath } = tmp;
   const sleeperSubmit = { agent: "sleeper", input: { ms: 60_000 }, idempotency_key: "slow" };
   const echoSubmit = { agent: "echo", input: { before: "crash" }, idempotency_key: "fast" };
   let child: ChildServer | undefined;
@@ -55,6 +56,5 @@ Deno.test("after SIGKILL and a restart on the same KV, finished jobs keep their 
     });
   } finally {
     await child?.stop("SIGKILL");
-    await Deno.remove(dir, { recursive: true });
   }
 });

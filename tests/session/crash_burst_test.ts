@@ -6,12 +6,13 @@
  * with exactly what the client had (same ids, same seqs).
  */
 import { deepEqual, equal, ok } from "assert";
+import { tempKv } from "../../testing/temp_dir.ts";
 import { type ChildServer, startChildServer } from "../../testing/server.ts";
 import { type Env, resume, WsClient } from "../../testing/ws_client.ts";
 
 Deno.test("SIGKILL mid-burst: every envelope a client got is in the log; a resume replays it gap-free and once", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "arcp_crash_burst_" });
-  const kvPath = `${dir}/arcp.kv`;
+  await using tmp = await tempKv("arcp_crash_burst_");
+  const { kvPath } = tmp;
   let child: ChildServer | undefined;
   try {
     child = await startChildServer(kvPath);
@@ -53,6 +54,5 @@ Deno.test("SIGKILL mid-burst: every envelope a client got is in the log; a resum
     }
   } finally {
     await child?.stop("SIGKILL");
-    await Deno.remove(dir, { recursive: true });
   }
 });
