@@ -382,6 +382,10 @@ export async function figure11(): Promise<void> {
   // `ARCP_FIG11_ONLY=fresh,reuse` runs just those parts (quick A/B runs of the per-job path).
   const only = Deno.env.get("ARCP_FIG11_ONLY")?.split(",");
   const part = (name: string) => !only || only.includes(name);
+  // `load` runs every load row; `load-reuse` (or `load-fresh`, `load-many`, `load-tight`) one.
+  const loadRows = ["fresh", "reuse", "many", "tight"].filter((row) =>
+    part("load") || only?.includes(`load-${row}`)
+  );
   const options = [
     "--agents",
     `${ROOT}/bench/agents`,
@@ -398,36 +402,30 @@ export async function figure11(): Promise<void> {
     if (part("sleepers")) {
       await manySleepersFigure(server, server.url.replace(/^ws/, "http").replace(/\/arcp$/, ""));
     }
-    if (!part("load")) return;
     const seconds = scaled(30, 5);
-    heading(`${FIG}g. load held: sessions × one echo per period, ${seconds} s each`);
-    await loadHeld(
-      server.url,
-      "fresh",
-      "echo-fresh",
-      scaled(100, 10),
-      1000,
-      seconds,
-    );
-    await loadHeld(
-      server.url,
-      "reuse",
-      "echo-reused",
-      scaled(500, 20),
-      1000,
-      seconds,
-    );
-    await loadHeld(
-      server.url,
-      "reuse",
-      "echo-reused",
-      scaled(2000, 40),
-      20_000,
-      Math.max(seconds, 40),
-    );
+    if (loadRows.length) {
+      heading(`${FIG}g. load held: sessions × one echo per period, ${seconds} s each`);
+    }
+    if (loadRows.includes("fresh")) {
+      await loadHeld(server.url, "fresh", "echo-fresh", scaled(100, 10), 1000, seconds);
+    }
+    if (loadRows.includes("reuse")) {
+      await loadHeld(server.url, "reuse", "echo-reused", scaled(500, 20), 1000, seconds);
+    }
+    if (loadRows.includes("many")) {
+      await loadHeld(
+        server.url,
+        "reuse",
+        "echo-reused",
+        scaled(2000, 40),
+        20_000,
+        Math.max(seconds, 40),
+      );
+    }
   } finally {
     await server.stop();
   }
+  if (!loadRows.includes("tight")) return;
   // The default budget lets a fresh job wait up to a second for a worker (bursts pass); a
   // tighter one trades larger refused bursts for lower latency under sustained overload.
   const tight = await spawnBenchServe([...options, "--sandbox-queue-ms", "250"]);

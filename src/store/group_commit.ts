@@ -459,43 +459,59 @@ export class GroupCommitter {
 
   async #drain(): Promise<void> {
     let backoff = RETRY_MIN_MS;
-    while (this.#queued > 0 || this.#probing()) {
-      const batch = this.#queued > 0 ? await this.#take() : this.#probe();
-      try {
-        await this.#commit(batch);
-      } catch (err) {
-        const pending = batch.pending;
-        if (!isStorageFailure(err)) {
-          // KV refused these writes themselves. Find the culprit alone so
-          // the writes it was batched with still land, in order.
-          if (pending.length > 1) {
-            for (const p of pending) p.solo = true;
-            this.#requeue(pending);
-          } else pending[0].reject(err);
+    // The last committed batch's waiters, running while the next batch is
+    // taken and committed: the event loop works while KV writes, instead of
+    // each batch's commit and its waiters taking turns.
+    let settling = Promise.resolve();
+    for (;;) {
+      while (this.#queued > 0 || this.#probing()) {
+        const batch = this.#queued > 0 ? await this.#take() : this.#probe();
+        try {
+          await this.#commit(batch);
+        } catch (err) {
+          const pending = batch.pending;
+          if (!isStorageFailure(err)) {
+            // KV refused these writes themselves. Find the culprit alone so
+            // the writes it was batched with still land, in order.
+            if (pending.length > 1) {
+              for (const p of pending) p.solo = true;
+              this.#requeue(pending);
+            } else {
+              // After the waiters of the batches committed before it.
+              await settling;
+              pending[0].reject(err);
+            }
+            continue;
+          }
+          this.failures++;
+          this.#requeue(pending);
+          if (this.#closing) {
+            await settling;
+            for (const p of this.#queue.splice(0)) p.reject(err);
+            break;
+          }
+          if (!this.#stalled) this.#stalledSince = Date.now();
+          this.#stalled = true;
+          this.#stall = err;
+          this.#reportStall(err);
+          await this.#sleep(backoff);
+          backoff = Math.min(backoff * 2, RETRY_MAX_MS);
           continue;
         }
-        this.failures++;
-        this.#requeue(pending);
-        if (this.#closing) {
-          for (const p of this.#queue.splice(0)) p.reject(err);
-          break;
+        this.commits++;
+        backoff = RETRY_MIN_MS;
+        // Batches settle in commit order: every waiter of the one before has run.
+        await settling;
+        settling = this.#settle(batch.pending);
+        if (this.#stalled) {
+          this.#stalled = false;
+          this.#stall = undefined;
+          this.#callback(() => this.#options.onRecover?.());
         }
-        if (!this.#stalled) this.#stalledSince = Date.now();
-        this.#stalled = true;
-        this.#stall = err;
-        this.#reportStall(err);
-        await this.#sleep(backoff);
-        backoff = Math.min(backoff * 2, RETRY_MAX_MS);
-        continue;
       }
-      this.commits++;
-      backoff = RETRY_MIN_MS;
-      await this.#settle(batch.pending);
-      if (this.#stalled) {
-        this.#stalled = false;
-        this.#stall = undefined;
-        this.#callback(() => this.#options.onRecover?.());
-      }
+      await settling;
+      // The last waiters may have queued more while the drain still ran.
+      if (this.#queued === 0 && !this.#probing()) break;
     }
     this.#queue = [];
     this.#head = 0;
@@ -513,8 +529,8 @@ export class GroupCommitter {
    * budget is spent the event loop serves timers and I/O before the rest,
    * so a big batch does not hold a ping or a health check for the whole
    * time its waiters take to run. Nothing is reordered (writes settle in
-   * order and the next batch is committed only after this one has settled)
-   * and nothing is settled before it is committed.
+   * order, and a batch starts settling only once the one before has
+   * settled) and nothing is settled before it is committed.
    */
   async #settle(pending: Pending[]): Promise<void> {
     for (let i = 0; i < pending.length; i++) {

@@ -279,3 +279,50 @@ Deno.test("onDurable runs as its write settles: before anything waiting on it or
   await Promise.all([first, second, third, refused]);
   deepEqual(order.filter((s) => s !== "w0"), ["durable1", "w1", "w2", "refused3"]);
 });
+
+Deno.test("the next batch commits while a batch's waiters run: hooks and waiters still run in queue order, each after its commit, and what the last waiter queues lands", async () => {
+  await using db = await tempKv();
+  // Settling yields after every chunk, so the next batch is taken and committed meanwhile.
+  const before = setTurnSliceMs(0);
+  try {
+    const gc = new GroupCommitter(db.kv);
+    // More writes than one commit holds: several batches, each settling as the next commits.
+    const n = 2000;
+    const order: string[] = [];
+    const durable: Promise<unknown>[] = [];
+    let tailSettled = false;
+    const writes = Array.from(
+      { length: n },
+      (_, i) =>
+        gc.write([{ key: ["p", i], value: i }], { onDurable: () => order.push(`d${i}`) })
+          .then(() => {
+            order.push(`w${i}`);
+            durable[i] = db.kv.get<number>(["p", i]).then((e) => e.value);
+            // Queued by a waiter of the last batch, as its drain is ending.
+            if (i === n - 1) gc.write([{ key: ["tail"], value: 1 }]).then(() => tailSettled = true);
+          }),
+    );
+    await Promise.all(writes);
+    await gc.flush();
+    const expected = Array.from({ length: n }, (_, i) => [`d${i}`, `w${i}`]);
+    deepEqual(
+      order.filter((s) => s.startsWith("d")),
+      expected.map(([d]) => d),
+      "hooks out of order",
+    );
+    deepEqual(
+      order.filter((s) => s.startsWith("w")),
+      expected.map(([, w]) => w),
+      "waiters out of order",
+    );
+    for (let i = 0; i < n; i++) {
+      ok(order.indexOf(`d${i}`) < order.indexOf(`w${i}`), `write ${i} settled before its hook`);
+    }
+    deepEqual(await Promise.all(durable), Array.from({ length: n }, (_, i) => i));
+    ok(tailSettled, "a write queued by the last waiter was left behind");
+    equal((await db.kv.get(["tail"])).value, 1);
+    ok(gc.commits >= 3 && gc.commits < n, `${gc.commits} commits for ${n} writes`);
+  } finally {
+    setTurnSliceMs(before);
+  }
+});
