@@ -9,6 +9,7 @@
 import type { AgentChannel, AgentLauncher, ChannelHandlers, LaunchSpec } from "./channel.ts";
 import { workerEntryUrl } from "./worker/entry.ts";
 import { EgressProxy } from "./egress_proxy.ts";
+import { readPosted } from "./worker/posted.ts";
 
 /** Launches Web Workers in the runtime's own process. */
 export class LocalLauncher implements AgentLauncher {
@@ -41,7 +42,7 @@ export class LocalLauncher implements AgentLauncher {
       this.#ends.delete(end);
     };
     this.#ends.add(end);
-    worker.onmessage = (e: MessageEvent) => handlers.message(e.data);
+    worker.onmessage = (e: MessageEvent) => handlers.message(readPosted(e.data).msg);
     worker.onerror = (e: ErrorEvent) => {
       // Without this the worker's uncaught error would propagate to the runtime.
       e.preventDefault();

@@ -1,9 +1,9 @@
 /**
  * Wrong or slow errors (issue 9, class 10), against a real server with
  * sandbox host processes: prototype keys on a lease, over-deep bodies,
- * `__proto__` keys in bodies, and ctx.fs refusals that must not say where a
- * symlink outside the lease points. An honest ticker of another principal
- * runs beside each case.
+ * `__proto__` keys in bodies, results held to JSON, and ctx.fs refusals that
+ * must not say where a symlink outside the lease points. An honest ticker of
+ * another principal runs beside each case.
  */
 import { deepEqual, doesNotMatch, equal, match, ok } from "assert";
 import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
@@ -117,6 +117,19 @@ Deno.test("agent errors are prompt, specific and truthful", async (t) => {
     ok(Object.hasOwn(end.payload.result, "__proto__"), raw(end));
     equal(end.payload.result.plain, 1);
   });
+
+  await t.step(
+    "a result is held to JSON: dates as strings, functions and undefined dropped",
+    async () => {
+      const events = await besideTicker(server, { agent: "json-result", input: PROTO_BODY() });
+      const end = events.at(-1)!;
+      equal(end.type, "job.result", JSON.stringify(end.payload));
+      deepEqual(Object.keys(end.payload.result), ["input", "at", "list"]);
+      equal(end.payload.result.at, "1970-01-01T00:00:00.000Z");
+      deepEqual(end.payload.result.list, [null]);
+      ok(Object.hasOwn(end.payload.result.input, "__proto__"), JSON.stringify(end.payload));
+    },
+  );
 
   await t.step("ctx.fs refusals do not say where an escaping symlink points", async () => {
     const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "arcp_leak_" }));

@@ -116,7 +116,7 @@ function beatEvery(ms: number, now: boolean): void {
 /** The worker's global scope, as far as this module uses it. */
 const scope = globalThis as unknown as {
   postMessage(msg: unknown): void;
-  onmessage: ((e: MessageEvent<HostMessage>) => void) | null;
+  onmessage: ((e: MessageEvent<HostMessage | string>) => void) | null;
 };
 /**
  * Messages that arrived before {@linkcode serveAgent} took over. The host
@@ -127,7 +127,7 @@ const scope = globalThis as unknown as {
  * then waited for beats that never came. This module evaluates before the
  * agent's, so it takes them first.
  */
-let beforeServe: MessageEvent<HostMessage>[] | undefined = [];
+let beforeServe: MessageEvent<HostMessage | string>[] | undefined = [];
 scope.onmessage = (e) => beforeServe?.push(e);
 
 /** Outboxes holding a batch of events not yet posted. */
@@ -340,7 +340,11 @@ function errorMessage(
 /**
  * The message that carries the agent's return value, or the cap error when
  * it is too large to send inline: refused here, before it is copied to the
- * sandbox process.
+ * sandbox process. A result goes as JSON text built around the value's
+ * JSON, which the size check serialized already, so it is neither cloned
+ * nor serialized again. The runtime holds every result to JSON anyway: what
+ * JSON drops (a function-valued property) is dropped here too, where a
+ * clone of the object used to fail the job.
  */
 function resultMessage(j: number, value: unknown): unknown {
   let text: string | undefined;
@@ -359,7 +363,7 @@ function resultMessage(j: number, value: unknown): unknown {
       cap: "result",
     };
   }
-  return { t: "result", j, value: value === undefined ? null : value };
+  return `{"t":"result","j":${j},"value":${text ?? "null"}}`;
 }
 
 /** The longest redirect chain `ctx.fetch` follows. */
@@ -663,7 +667,7 @@ interface JobSlot {
  * @param handle the worker's message handler, given a message about no job
  * @returns settles once the warm-up message was handled
  */
-function warmUp(handle: (e: MessageEvent<HostMessage>) => void): Promise<void> {
+function warmUp(handle: (e: MessageEvent<HostMessage | string>) => void): Promise<void> {
   // Its timer fires once, with nothing listening.
   timeoutSignal(BEAT_INTERVAL_MS);
   const outbox = new Outbox(WARM_SLOT);
@@ -755,8 +759,9 @@ export function serveAgent(agent: AgentDefinition): void {
       }).catch(() => {});
     }
   };
-  const handle = (e: MessageEvent<HostMessage>) => {
-    const msg = e.data;
+  const handle = (e: MessageEvent<HostMessage | string>) => {
+    // A sandbox process posts text (cheaper to pass than an object); the in-process launcher, objects.
+    const msg: HostMessage = typeof e.data === "string" ? JSON.parse(e.data) : e.data;
     if (msg.t === "describe") {
       post({
         t: "described",
