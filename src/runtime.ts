@@ -194,7 +194,9 @@ export interface RuntimeOptions {
   memoryMb?: number;
   /**
    * Idle sandbox processes kept started and connected, so a job does not wait
-   * for a process to start (default 2; 0 starts one per job on demand).
+   * for a process to start (default 2; 0 starts one per job on demand). With
+   * `sandbox: "worker"`, 0 starts every worker on demand, and any other value
+   * keeps workers started ahead for recent demand, up to `warmMax`.
    */
   warmPool?: number;
   /**
@@ -432,7 +434,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     : protection;
   const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
-    launcher ?? new LocalLauncher(),
+    launcher ?? new LocalLauncher({ warmPool: options.warmPool, warmMax: options.warmMax }),
     guarded,
     options.liveness,
   );
