@@ -72,6 +72,21 @@ export class WarmDemand {
   #keys = new Map<string, KeyDemand>();
   /** Smoothed time a warm worker takes to become ready (ms). */
   #readyMs = 100;
+  #bursts: boolean;
+
+  /**
+   * Demand for warm workers.
+   *
+   * @param options `bursts`: whether a key's largest recent burst calls for
+   *   warm workers too, beside its rate (default false). The process
+   *   sandbox leaves it off: processes that served a burst come back to the
+   *   pool for their principal's next one, and warm processes started for
+   *   it on top cost more than they saved (figure 12e, 4 alternating pairs:
+   *   runtime CPU per event 38 – 45 µs with it, 27 – 37 µs without).
+   */
+  constructor(options: { bursts?: boolean } = {}) {
+    this.#bursts = options.bursts ?? false;
+  }
 
   /**
    * Counts one launch.
@@ -129,7 +144,7 @@ export class WarmDemand {
 
   /**
    * Warm workers wanted per key: enough to cover the launches expected while
-   * one becomes ready (twice over), and the key's largest recent burst (the
+   * one becomes ready (twice over), and, with `bursts`, the key's largest recent burst (the
    * most launches that came within one ready time of each other, or
    * {@linkcode BURST_SPAN_MS}: a refill cannot serve those, only workers
    * started before them) for {@linkcode BURST_HOLD_MS} after it; at least
@@ -156,7 +171,7 @@ export class WarmDemand {
         n: Math.max(
           1,
           Math.ceil(rate * this.#readyMs / 500),
-          now - d.burstAt <= BURST_HOLD_MS ? d.burst : 0,
+          this.#bursts && now - d.burstAt <= BURST_HOLD_MS ? d.burst : 0,
         ),
       });
     }
