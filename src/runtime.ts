@@ -203,7 +203,8 @@ export interface RuntimeOptions {
    * Most sandbox processes kept ready at once, idle or with their agent's
    * worker already started for the keys recent jobs used (each holds ~50
    * MiB). Default: as many as a sixteenth of the machine's memory holds,
-   * 8 – 32.
+   * 8 – 32. With `sandbox: "worker"`, the most workers started ahead
+   * (default: a sixteenth of the memory at 16 MiB each, 8 – 64).
    */
   warmMax?: number;
   /**

@@ -30,7 +30,6 @@ import type {
 } from "./channel.ts";
 import { workerEntryUrl } from "./worker/entry.ts";
 import { EgressProxy } from "./egress_proxy.ts";
-import { defaultWarmMax } from "./memory_ceiling.ts";
 import { WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
 
 /** Options of {@linkcode LocalLauncher}. */
@@ -42,10 +41,39 @@ export interface LocalLauncherOptions {
    */
   warmPool?: number;
   /**
-   * Most workers held started ahead at once: each is an isolate of ~10 MiB
-   * in this process. Default: {@linkcode defaultWarmMax} (8 – 32).
+   * Most workers held started ahead at once, each ~8 MiB of this process.
+   * Default: {@linkcode defaultLocalWarmMax}.
    */
   warmMax?: number;
+}
+
+/** What an idle worker is budgeted at (MiB): twice the ~8 MiB one adds with `ticker` (measured). */
+const IDLE_WORKER_MB = 16;
+
+/**
+ * The default most warm in-process workers: as many as a sixteenth of the
+ * machine's memory holds at {@linkcode IDLE_WORKER_MB} each (the budget the
+ * process sandbox's pool has), clamped to 8 – 64, so that a burst of 50
+ * jobs finds a worker each on a machine of 16 GiB or more.
+ *
+ * @example
+ * ```ts
+ * import { defaultLocalWarmMax } from "./local_launcher.ts";
+ * console.log(defaultLocalWarmMax(8 * 1024 ** 3)); // 32
+ * ```
+ *
+ * @param totalBytes the machine's memory (default: `Deno.systemMemoryInfo().total`)
+ * @returns the count
+ */
+export function defaultLocalWarmMax(totalBytes?: number): number {
+  let total = totalBytes;
+  try {
+    total ??= Deno.systemMemoryInfo().total;
+  } catch {
+    // Without `sys` permission: the smallest budget.
+    total = 0;
+  }
+  return Math.min(64, Math.max(8, Math.floor(total / 16 / 1024 / 1024 / IDLE_WORKER_MB)));
 }
 
 /** How often the pool drops warm workers nobody asks for any more (ms). */
@@ -79,7 +107,7 @@ export class LocalLauncher implements AgentLauncher {
   /** Workers to create, jobs' first, one per turn. */
   #toCreate: { jobs: LocalWorker[]; pool: LocalWorker[] } = { jobs: [], pool: [] };
   #createTimer: ReturnType<typeof setTimeout> | undefined;
-  #demand = new WarmDemand();
+  #demand = new WarmDemand({ bursts: true });
   #pooled: boolean;
   #warmMax: number;
   /** Jobs whose worker is still running them. */
@@ -95,7 +123,7 @@ export class LocalLauncher implements AgentLauncher {
    */
   constructor(options: LocalLauncherOptions = {}) {
     this.#pooled = (options.warmPool ?? 2) > 0;
-    this.#warmMax = options.warmMax ?? defaultWarmMax();
+    this.#warmMax = options.warmMax ?? defaultLocalWarmMax();
   }
 
   /** Workers started ahead and waiting for a job, in all. */

@@ -1,6 +1,6 @@
 import { equal, ok } from "assert";
 import type { ChannelHandlers, LaunchSpec } from "./channel.ts";
-import { LocalLauncher } from "./local_launcher.ts";
+import { defaultLocalWarmMax, LocalLauncher } from "./local_launcher.ts";
 
 const ECHO = new URL("../../agents/echo/v1.ts", import.meta.url).href;
 
@@ -103,4 +103,10 @@ Deno.test("warmPool 0 starts every worker on demand", async () => {
   } finally {
     await launcher.close();
   }
+});
+
+Deno.test("the default budget of warm workers follows the machine's memory, within 8 – 64", () => {
+  equal(defaultLocalWarmMax(1024 ** 3), 8);
+  equal(defaultLocalWarmMax(8 * 1024 ** 3), 32);
+  equal(defaultLocalWarmMax(24 * 1024 ** 3), 64);
 });
