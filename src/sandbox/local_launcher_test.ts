@@ -1,24 +1,16 @@
 import { equal, ok } from "assert";
 import type { ChannelHandlers, LaunchSpec } from "./channel.ts";
 import { defaultLocalWarmMax, LocalLauncher } from "./local_launcher.ts";
+import { permissionsForLease } from "./permissions.ts";
 
 const ECHO = new URL("../../agents/echo/v1.ts", import.meta.url).href;
 
-function spec(jobId: string, read: string[] | false = false): LaunchSpec {
+function spec(jobId: string, lease: Record<string, string[]> = {}): LaunchSpec {
   return {
     jobId,
     principal: "alice",
     agentUrl: ECHO,
-    permissions: {
-      read,
-      write: false,
-      net: false,
-      env: false,
-      run: false,
-      ffi: false,
-      sys: false,
-      import: false,
-    },
+    permissions: permissionsForLease(lease),
     egress: [],
   };
 }
@@ -54,7 +46,7 @@ Deno.test("a burst of launches leaves warm workers of its key, no more than warm
 
     // A job of another key (another permission set) never takes them.
     const other = collect();
-    const otherChannel = launcher.launch(spec("job_other", ["/tmp"]), other);
+    const otherChannel = launcher.launch(spec("job_other", { "fs.read": ["/tmp/**"] }), other);
     equal(launcher.warmCount, 3);
 
     const h = collect();

@@ -1,18 +1,10 @@
 import { deepEqual, equal } from "assert";
+import { permissionsForLease } from "./permissions.ts";
 import { WarmDemand, type WorkerTemplate } from "./warm_demand.ts";
 
 const TEMPLATE: WorkerTemplate = {
   agentUrl: "file:///agents/ticker.ts",
-  permissions: {
-    read: false,
-    write: false,
-    net: false,
-    env: false,
-    run: false,
-    ffi: false,
-    sys: false,
-    import: false,
-  },
+  permissions: permissionsForLease({}),
   egress: [],
 };
 
