@@ -194,14 +194,17 @@ export interface RuntimeOptions {
   memoryMb?: number;
   /**
    * Idle sandbox processes kept started and connected, so a job does not wait
-   * for a process to start (default 2; 0 starts one per job on demand).
+   * for a process to start (default 2; 0 starts one per job on demand). With
+   * `sandbox: "worker"`, 0 starts every worker on demand, and any other value
+   * keeps workers started ahead for recent demand, up to `warmMax`.
    */
   warmPool?: number;
   /**
    * Most sandbox processes kept ready at once, idle or with their agent's
    * worker already started for the keys recent jobs used (each holds ~50
    * MiB). Default: as many as a sixteenth of the machine's memory holds,
-   * 8 – 32.
+   * 8 – 32. With `sandbox: "worker"`, the most workers started ahead
+   * (default: a sixteenth of the memory at 16 MiB each, 8 – 64).
    */
   warmMax?: number;
   /**
@@ -432,7 +435,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     : protection;
   const sandbox = typeof isolation === "object" ? isolation : new SupervisedSandbox(
-    launcher ?? new LocalLauncher(),
+    launcher ?? new LocalLauncher({ warmPool: options.warmPool, warmMax: options.warmMax }),
     guarded,
     options.liveness,
   );
