@@ -25,6 +25,11 @@ export const TURN_SLICE_MS = 8;
 let budgetMs = TURN_SLICE_MS;
 let sliceStart = -1;
 
+/** Ends the stretch: an immediate runs once the turn's callbacks have run. */
+function endSlice(): void {
+  sliceStart = -1;
+}
+
 /**
  * Whether the current turn has used up its budget. The first call after a
  * macrotask boundary starts a new stretch and says no.
@@ -41,8 +46,7 @@ export function sliceSpent(): boolean {
   const now = performance.now();
   if (sliceStart < 0) {
     sliceStart = now;
-    // Runs at the next timers phase: the turn has ended by then.
-    setTimeout(() => void (sliceStart = -1), 0);
+    setImmediate(endSlice);
     return false;
   }
   return budgetMs === 0 || now - sliceStart > budgetMs;
