@@ -16,6 +16,12 @@
  * ~60 turns (64 ms), where a `setTimeout(0)` let it in after one (3.4 ms).
  * A timer costs an idle millisecond only when nothing else is waiting.
  *
+ * The stretch ends with an immediate, which runs once the turn's callbacks
+ * have: it needs no wake of its own. Ended by a timer (Deno holds a 0 ms
+ * timer for 1 ms), an idle loop woke a millisecond after each turn only to
+ * end it, one or two wakes per short job, and turns within that
+ * millisecond shared the stretch of the one before.
+ *
  * @module
  */
 
