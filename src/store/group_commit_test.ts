@@ -40,6 +40,23 @@ Deno.test("small objects share a commit by what they measure, not by the most a 
   for (let i = 0; i < n; i++) deepEqual((await db.kv.get(["o", i])).value, { i, s: "x" });
 });
 
+Deno.test("objects past what one commit may hold are split by their measured size, never refused", async () => {
+  await using db = await tempKv();
+  const gc = new GroupCommitter(db.kv);
+  const n = 30;
+  // Each ~62 KB as KV stores it (a UTF-16 text nested in arrays and
+  // objects), just under KV's bound for one value: counted at a byte a
+  // character, a batch would pass KV's 800 KiB for one commit, KV would
+  // refuse it, and every write would then commit alone (n commits).
+  const text = "ü✓".repeat(15_000);
+  const value = (i: number) => ({ i, parts: [{ text }, [text.slice(0, 500)]], at: new Date(0) });
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => gc.write([{ key: ["big", i], value: value(i) }])),
+  );
+  ok(gc.commits > 2 && gc.commits < n, `${gc.commits} commits for ${n} large objects`);
+  for (let i = 0; i < n; i++) deepEqual((await db.kv.get(["big", i])).value, value(i));
+});
+
 Deno.test("a write resolves only once it is durable, and later writes to one key win", async () => {
   await using db = await tempKv();
   const gc = new GroupCommitter(db.kv);
