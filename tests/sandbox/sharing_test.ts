@@ -283,7 +283,13 @@ Deno.test("reuse: jobs past the key's worker limit wait for room instead of star
       return end.payload.result as Ran;
     }));
     const workers = new Set(runs.map((r) => r.worker));
-    ok(workers.size <= limit, `${workers.size} workers for one key; the limit is ${limit}`);
+    // A worker that served its 3 jobs (`maxJobs`) retires, and room opens for
+    // another: only those may bring the count past the limit.
+    const retired = new Set(runs.filter((r) => r.served === 3).map((r) => r.worker));
+    ok(
+      workers.size <= limit + retired.size,
+      `${workers.size} workers for one key (${retired.size} retired); the limit is ${limit}`,
+    );
   }));
 
 Deno.test("a job that finds the sandbox at capacity past sandboxWaitMs ends with a retryable sandbox_busy cap error", async () => {
