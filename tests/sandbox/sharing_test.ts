@@ -46,10 +46,18 @@ async function ran(
   return end.payload.result as Ran;
 }
 
-async function withServer(fn: (server: TestServer) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` against a server whose agents count as hung after 1 s without
+ * a beat (so the tests of hung workers end soon), or after `missedBeats`
+ * beats of 200 ms.
+ */
+async function withServer(
+  fn: (server: TestServer) => Promise<void>,
+  missedBeats = 5,
+): Promise<void> {
   await using server = await startServer({
     agentsDir: AGENTS,
-    liveness: { beatIntervalMs: 200, missedBeats: 5 },
+    liveness: { beatIntervalMs: 200, missedBeats },
   });
   await fn(server);
 }
@@ -223,6 +231,8 @@ Deno.test("fresh isolation: a process whose job failed, or left a thread running
     await using c = await connect(server.url);
     const failed = await c.submit({ agent: "fresh", input: { fail: true } });
     equal((await c.untilTerminal(failed.job_id!)).at(-1)!.type, "job.error");
+    // Starting a thread holds the agent's event loop, under load for about a second (measured):
+    // this server waits 10 s for a beat.
     const threaded = await ran(c, "fresh", { thread: true });
     await pause(1000);
     const next = [];
@@ -237,7 +247,7 @@ Deno.test("fresh isolation: a process whose job failed, or left a thread running
     // Its process was killed, spinning thread and all.
     for (let i = 0; i < 50 && await alive(threaded.pid); i++) await pause(100);
     ok(!(await alive(threaded.pid)), "the process with the leftover thread is still running");
-  }));
+  }, 50));
 
 Deno.test("jobsPerProcess 1: every job gets a process of its own", async () => {
   await using server = await startServer({ agentsDir: AGENTS, jobsPerProcess: 1 });
