@@ -30,10 +30,41 @@ const scope = globalThis as unknown as {
 /** The processes alive, by the runtime's id for them. */
 const children = new Map<number, Deno.ChildProcess>();
 
+/** Where `nice(1)` may be, in order. */
+const NICE_PATHS = ["/usr/bin/nice", "/bin/nice"];
+
+/** Whether `path` names a regular file this thread may read the metadata of. */
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** The `nice(1)` binary, once looked for (null: none usable). */
+let niceBinary: string | null | undefined;
+
+/**
+ * The command and arguments that start `command` `offset` below this
+ * thread's priority from its first instruction, under `nice(1)`: every
+ * thread it ever starts inherits that. Renicing it once spawned lowers
+ * only its main thread (Linux sets one thread at a time) and misses the
+ * threads it started meanwhile, which under load is most of them.
+ * Without a usable `nice`, or for a command that is not a file (so that
+ * it fails to start here, with the reason, rather than under `nice`),
+ * it is started as it is.
+ */
+function underNice(command: string, args: string[], offset: number): [string, string[]] {
+  niceBinary ??= NICE_PATHS.find(isFile) ?? null;
+  if (offset <= 0 || niceBinary === null || !isFile(command)) return [command, args];
+  return [niceBinary, ["-n", String(offset), command, ...args]];
+}
+
 /**
  * Lowers a just-spawned process's CPU priority `offset` below this
- * process's, while it is still loading, so the threads it starts inherit
- * it. Best effort: where the system refuses, it runs at the runtime's.
+ * process's: for a process not started under `nice`, its main thread at
+ * least. Best effort: where the system refuses, it runs at the runtime's.
  */
 function lowerPriority(pid: number, offset: number): void {
   try {
@@ -41,6 +72,18 @@ function lowerPriority(pid: number, offset: number): void {
   } catch {
     // Not permitted here: containment does not depend on it.
   }
+}
+
+/** Starts a process as `Deno.Command` does, with the options every sandbox process gets. */
+function start(command: string, args: string[], env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command(command, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: true,
+    env,
+  }).spawn();
 }
 
 async function writeLine(child: Deno.ChildProcess, line: string): Promise<void> {
@@ -53,24 +96,31 @@ async function writeLine(child: Deno.ChildProcess, line: string): Promise<void> 
   }
 }
 
+/** Starts the process of `req` at its lowered priority, under `nice` where it can. */
+function spawnLowered(req: Extract<SpawnerRequest, { t: "spawn" }>): Deno.ChildProcess {
+  const [command, args] = underNice(req.command, req.args, req.niceOffset);
+  if (command !== req.command) {
+    try {
+      return start(command, args, req.env);
+    } catch {
+      // `nice` may be outside what `--allow-run` grants: start the command as it is.
+    }
+  }
+  const child = start(req.command, req.args, req.env);
+  lowerPriority(child.pid, req.niceOffset);
+  return child;
+}
+
 function spawn(req: Extract<SpawnerRequest, { t: "spawn" }>): void {
   const { id } = req;
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(req.command, {
-      args: req.args,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      clearEnv: true,
-      env: req.env,
-    }).spawn();
+    child = spawnLowered(req);
   } catch (err) {
     scope.postMessage({ t: "exit", id, code: -1, signal: null, tail: "", error: String(err) });
     return;
   }
   children.set(id, child);
-  lowerPriority(child.pid, req.niceOffset);
   scope.postMessage({ t: "spawned", id, pid: child.pid });
   void writeLine(child, req.stdinLine);
   const sink = (stream: "stdout" | "stderr") => ({
