@@ -259,3 +259,105 @@ Deno.test("a session's envelopes keep their seq order while its new jobs' record
     await a.close();
   }
 });
+
+/** One mutation of a commit: what it did to which key, and the value it set. */
+type Mutation = ["set" | "delete", Deno.KvKey, unknown];
+
+/**
+ * Records every atomic commit this process makes (the in-process runtime's
+ * among them) until disposed: what the store writes, seen where KV takes it.
+ */
+function recordCommits(): { commits: Mutation[][] } & Disposable {
+  const proto = Deno.AtomicOperation.prototype;
+  const { set, delete: del, commit } = proto;
+  const ops = new WeakMap<Deno.AtomicOperation, Mutation[]>();
+  const commits: Mutation[][] = [];
+  const of = (op: Deno.AtomicOperation) => {
+    let list = ops.get(op);
+    if (!list) ops.set(op, list = []);
+    return list;
+  };
+  proto.set = function (key, value, options) {
+    of(this).push(["set", key, value]);
+    return set.call(this, key, value, options);
+  };
+  proto.delete = function (key) {
+    of(this).push(["delete", key, undefined]);
+    return del.call(this, key);
+  };
+  proto.commit = async function () {
+    const res = await commit.call(this);
+    if (res.ok) commits.push(of(this));
+    return res;
+  };
+  return {
+    commits,
+    [Symbol.dispose]() {
+      Object.assign(proto, { set, delete: del, commit });
+    },
+  };
+}
+
+Deno.test("a job accepted and ended in one commit never has its live entry written; a job committed live then ended has it written, then deleted; none is left, before or after a restart", async () => {
+  using recorded = recordCommits();
+  await using tmp = await tempKv("arcp_live_entry_");
+  // A record held until the job's first envelope: a short job's record commits with its terminal.
+  const options = { kvPath: tmp.kvPath, jobs: { acceptHoldMs: 60_000, acceptHoldFastMs: 60_000 } };
+  const server = await startServer(options);
+  const ids: string[] = [];
+  try {
+    const c = await connect(server.url);
+    // The agent's first job is not held (nothing known of it): committed live, then ended.
+    for (let i = 0; i < 10; i++) {
+      const acc = await c.submit({ agent: "echo", input: i });
+      equal((await c.untilTerminal(acc.job_id!)).at(-1)!.type, "job.result");
+      ids.push(acc.job_id!);
+    }
+    await c.close();
+  } finally {
+    await server.close();
+  }
+  const live = (key: Deno.KvKey, id: string) => key[1] === "plive" && key.at(-1) === id;
+  let oneCommit = 0;
+  for (const id of ids) {
+    const commits = recorded.commits.filter((m) =>
+      m.some(([op, key]) => op === "set" && key[1] === "job" && key[2] === id)
+    );
+    const first = commits[0].find(([op, key]) => op === "set" && key[1] === "job" && key[2] === id);
+    const liveWrites = recorded.commits.flatMap((m) =>
+      m.filter(([, key]) => live(key, id)).map(([op]) => `${op} in ${commits.indexOf(m)}`)
+    );
+    const terminal = commits.findIndex((m) =>
+      m.some(([op, key, value]) =>
+        op === "set" && key[1] === "job" && key[2] === id &&
+        (value as { status: string }).status === "success"
+      )
+    );
+    if ((first![2] as { status: string }).status === "success") {
+      oneCommit++;
+      // At most a delete of the entry that is not there, in that one commit.
+      deepEqual(liveWrites.filter((w) => !w.startsWith("delete in 0")), [], id);
+    } else {
+      // Its record's first commit wrote its live entry; its terminal's deleted it.
+      deepEqual(liveWrites, ["set in 0", `delete in ${terminal}`], id);
+    }
+  }
+  // The first job is committed live; one at least of the held ones takes one commit (each
+  // does unless a job's `running` status was due before its result, on a very slow machine).
+  ok(oneCommit >= 1 && oneCommit < ids.length, `${oneCommit} of ${ids.length}`);
+  const kv = await Deno.openKv(tmp.kvPath);
+  try {
+    equal((await Array.fromAsync(kv.list({ prefix: ["v1", "plive"] }))).length, 0);
+  } finally {
+    kv.close();
+  }
+  // A restart reconciles no job: every one is listed as it ended, none live.
+  await using again = await startServer({ kvPath: tmp.kvPath });
+  const c = await connect(again.url);
+  equal((await fetch(`${again.http}/healthz`).then((r) => r.json())).live_jobs, 0);
+  deepEqual([...await listAll(c)].sort(), [...ids].sort());
+  const req = c.send("session.list_jobs", { filter: { status: ["success"] } });
+  const page = await c.next((e) => e.type === "session.jobs" && e.payload.request_id === req.id);
+  equal(page.payload.jobs.length, ids.length);
+  await c.close();
+});

@@ -1,0 +1,122 @@
+/**
+ * What one KV commit costs by its shape, for deciding which of a job's
+ * writes are worth removing: the same values committed under as many key
+ * prefixes as a reused echo job's commit touches, under one prefix side by
+ * side, fewer of them, and two keys (figure 11d's floor). Each shape is
+ * committed in turn, rounds alternating, on one KV file that already holds
+ * some history, and reported with the CPU time of KV's writer thread per
+ * commit (`/proc/self/task/*`, threads named `sw-*`) beside its latency.
+ * The first two shapes are a reused echo job's one commit before and after
+ * its runtime-log entries shared a value and its live-entry delete went.
+ * Reports; asserts nothing.
+ *
+ * ```sh
+ * deno run -A --unstable-kv bench/kv_commit_shape.ts
+ * ```
+ *
+ * On this runtime's store the writer's cost follows the B-tree pages a
+ * commit dirties, so keys under prefixes of their own cost more than
+ * mutations that land beside one another (a log's second entry, a
+ * delete of a key that is not there).
+ *
+ * @module
+ */
+import { fmt, stats } from "./_util.ts";
+
+/** Commits per shape per round, and rounds. */
+const PER_ROUND = 250;
+const ROUNDS = 8;
+
+/** Value sizes of the six keys of a reused echo job's commit besides its runtime-log entries … */
+const SIZES = [700, 700, 500, 360, 0, 40];
+/** … and the prefixes they go under: logs, record, status and agent entries, retention. */
+const PREFIXES = ["slog", "jlog", "job", "pjs", "pja", "ended"];
+/** A runtime-log entry's size. */
+const ENTRY = 220;
+
+/** CPU time (ms) of this process's KV writer threads so far. */
+function writerMs(): number {
+  let ms = 0;
+  for (const e of Deno.readDirSync("/proc/self/task")) {
+    const stat = Deno.readTextFileSync(`/proc/self/task/${e.name}/stat`);
+    if (!stat.includes("(sw-")) continue;
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime, in clock ticks of 10 ms.
+    ms += (Number(f[11]) + Number(f[12])) * 10;
+  }
+  return ms;
+}
+
+const dir = await Deno.makeTempDir({ prefix: "arcp_kv_shape_" });
+const kv = await Deno.openKv(`${dir}/bench.kv`);
+try {
+  // History, so the logs' trees have depth, as a store that has served a while does.
+  for (let j = 0; j < 200; j++) {
+    const op = kv.atomic();
+    for (let k = 0; k < 40; k++) {
+      for (const p of ["slog", "jlog"]) op.set(["v1", p, `pre_${j}_${k}`], "p".repeat(300));
+    }
+    await op.commit();
+  }
+  let n = 0;
+  const text = (size: number) => "x".repeat(size);
+  /** The six keys every shape of a job's commit writes. */
+  const jobKeys = (op: Deno.AtomicOperation) => {
+    PREFIXES.forEach((p, i) => op.set(["v1", p, `j${n}`], text(SIZES[i])));
+    return op;
+  };
+  const shapes: Record<string, () => Deno.AtomicOperation> = {
+    "echo job, 9 mutations: 2 runtime-log entries, a delete of an absent live entry": () =>
+      jobKeys(kv.atomic())
+        .set(["v1", "rtlog", 2 * n], text(ENTRY))
+        .set(["v1", "rtlog", 2 * n + 1], text(ENTRY))
+        .delete(["v1", "plive", `j${n}`]),
+    "echo job, 7 mutations: the 2 entries in one value, no delete": () =>
+      jobKeys(kv.atomic()).set(["v1", "rtlog", 2 * n + 1], [text(ENTRY), text(ENTRY)]),
+    "9 keys under 9 prefixes": () =>
+      jobKeys(kv.atomic())
+        .set(["v1", "rtlog", 2 * n], text(ENTRY))
+        .set(["v1", "sess", `j${n}`], text(ENTRY))
+        .set(["v1", "plive", `j${n}`], text(ENTRY)),
+    "9 keys under 1 prefix, side by side": () => {
+      const op = kv.atomic();
+      [...SIZES, ENTRY, ENTRY, ENTRY].forEach((size, i) =>
+        op.set(["v1", "one", `j${n}`, i], text(size))
+      );
+      return op;
+    },
+    "2 keys under 2 prefixes (a record and a log entry)": () =>
+      kv.atomic().set(["v1", "slog", `j${n}`], text(700)).set(["v1", "job", `j${n}`], text(500)),
+  };
+  const cpu = new Map<string, number>();
+  const latency = new Map<string, number[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    const names = Object.keys(shapes);
+    if (round % 2 === 1) names.reverse();
+    for (const name of names) {
+      const samples = latency.get(name) ?? [];
+      latency.set(name, samples);
+      const before = writerMs();
+      for (let i = 0; i < PER_ROUND; i++) {
+        n++;
+        const op = shapes[name]();
+        const t0 = performance.now();
+        await op.commit();
+        samples.push(performance.now() - t0);
+      }
+      cpu.set(name, (cpu.get(name) ?? 0) + writerMs() - before);
+    }
+  }
+  console.log(`KV commit by shape, ${ROUNDS * PER_ROUND} commits each, rounds alternating`);
+  for (const name of Object.keys(shapes)) {
+    const samples = latency.get(name)!;
+    const s = stats(samples);
+    console.log(
+      `${name}: writer thread ${fmt((cpu.get(name)! * 1000) / samples.length, 0)} µs/commit, ` +
+        `latency p50 ${fmt(s.p50, 3)} ms, p99 ${fmt(s.p99, 3)} ms`,
+    );
+  }
+} finally {
+  kv.close();
+  await Deno.remove(dir, { recursive: true });
+}
