@@ -16,7 +16,15 @@
  * deno run -A --unstable-kv --unstable-worker-options bench/sandbox_leg.ts --fresh --gap-ms 50 --jobs 300
  * # another checkout's sandbox (a baseline), with this bench
  * deno run -A --unstable-kv --unstable-worker-options bench/sandbox_leg.ts --root /work/wt/base
+ * # the floor: a process of the same shape that only relays (bench/leg_floor/)
+ * deno run -A --unstable-kv --unstable-worker-options bench/sandbox_leg.ts --floor --gap-ms 1
  * ```
+ *
+ * The floor is what the leg's hops cost by themselves on this machine: a
+ * frame over a Unix socket, `postMessage` to a worker and back, a frame
+ * back, with none of the sandbox's checks, slots or bookkeeping. A leg
+ * near it has no per-job code left worth trimming; only fewer hops or
+ * wake-ups would take it lower.
  *
  * `-A`: Deno lets a program read other processes' `/proc` entries only with
  * every permission.
@@ -28,18 +36,21 @@ import type { HostLauncher } from "../src/sandbox/host_launcher.ts";
 import type { SupervisedSandbox } from "../src/sandbox/supervisor.ts";
 import type { Sharing } from "../src/sandbox/sandbox.ts";
 import { fmt, ROOT, stats } from "./_util.ts";
+import { encodeFrame, FrameWriter, readFrames } from "../src/sandbox/host/frames.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     root: { type: "string" },
     fresh: { type: "boolean" },
+    floor: { type: "boolean" },
     jobs: { type: "string" },
     "gap-ms": { type: "string" },
   },
 });
 const root = values.root ?? ROOT;
 const fresh = values.fresh === true;
+const floor = values.floor === true;
 const jobs = Number(values.jobs ?? (fresh ? 300 : 3000));
 const gapMs = Number(values["gap-ms"] ?? 0);
 
@@ -75,8 +86,59 @@ function sandboxCpuMs(): number {
   return ms;
 }
 
-const launcher = await Launcher.create(fresh ? {} : { warmPool: 0 });
-const sandbox = new Supervisor(launcher);
+/** Starts the floor's relay (`bench/leg_floor/relay.ts`); returns its job path and its stop. */
+async function startFloor(): Promise<{ one: () => Promise<number>; close: () => Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_leg_floor_" });
+  const path = `${dir}/relay.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net",
+      `${ROOT}/bench/leg_floor/relay.ts`,
+      path,
+    ],
+  }).spawn();
+  const conn = await Promise.race([
+    listener.accept(),
+    child.status.then((s) => Promise.reject(new Error(`the floor relay exited (${s.code})`))),
+  ]);
+  const out = new FrameWriter(conn);
+  const frames = readFrames(conn, 1 << 20);
+  let n = 0;
+  return {
+    one: async () => {
+      const t0 = performance.now();
+      out.write(encodeFrame({
+        c: "post",
+        msg: {
+          t: "start",
+          j: 0,
+          jobId: `job_${n++}`,
+          traceId: "0123456789abcdef0123456789abcdef",
+          input: { i: n },
+          lease: {},
+          beatMs: 1000,
+        },
+      }));
+      await frames.next();
+      return performance.now() - t0;
+    },
+    close: async () => {
+      child.kill("SIGKILL");
+      await child.status;
+      conn.close();
+      listener.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+const floorRelay = floor ? await startFloor() : undefined;
+const launcher = floor ? undefined : await Launcher.create(fresh ? {} : { warmPool: 0 });
+const sandbox = launcher ? new Supervisor(launcher) : undefined;
 const agentUrl = `file://${ROOT}/bench/agents/${fresh ? "echo_fresh" : "echo_reused"}.ts`;
 const sharing: Sharing | undefined = fresh
   ? undefined
@@ -85,9 +147,10 @@ let next = 0;
 
 /** One job through the leg; resolves with its latency (ms). */
 async function one(): Promise<number> {
+  if (floorRelay) return await floorRelay.one();
   const t0 = performance.now();
   const { promise, resolve, reject } = Promise.withResolvers<void>();
-  await sandbox.start({
+  await sandbox!.start({
     jobId: `job_${next++}`,
     principal: "bench",
     traceId: "0123456789abcdef0123456789abcdef",
@@ -129,12 +192,14 @@ try {
   const s = stats(samples);
   const perJob = (ms: number) => `${fmt((ms / jobs) * 1000, 0)} µs`;
   console.log(
-    `${fresh ? "fresh" : "reused"} echo, ${jobs} jobs ${gapMs} ms apart (${root}): ` +
+    `${floor ? "floor relay" : fresh ? "fresh" : "reused"} echo, ${jobs} jobs ${gapMs} ms apart` +
+      `${floor ? "" : ` (${root})`}: ` +
       `leg p50 ${fmt(s.p50 * 1000, 0)} µs, p90 ${fmt(s.p90 * 1000, 0)} µs, ` +
       `p99 ${fmt(s.p99 * 1000, 0)} µs; ${fmt(jobs / (wall / 1000), 0)} jobs/s; CPU per job: ` +
       `sandbox processes ${perJob(sandbox1 - sandbox0)}, this process ${perJob(self1 - self0)}` +
       (gapMs > 0 ? " (its timers between jobs included)" : ""),
   );
 } finally {
-  await sandbox.close();
+  await sandbox?.close();
+  await floorRelay?.close();
 }
