@@ -154,6 +154,12 @@ export interface JobRun {
   acceptedAt?: number;
   /** `performance.now()` when the first `job.event` arrived. */
   firstEventAt?: number;
+  /**
+   * `performance.now()` when the first `job.event` the agent emitted arrived:
+   * the runtime's `running` status comes first, before a job that waits for a
+   * sandbox worker has one.
+   */
+  firstAgentEventAt?: number;
   /** `performance.now()` when the terminal message arrived. */
   endedAt?: number;
   /** `job.event` envelopes received. */
@@ -279,6 +285,7 @@ export class BenchClient {
     } else if (env.type === "job.event") {
       run.events++;
       run.firstEventAt ??= at;
+      if (env.payload?.kind !== "status") run.firstAgentEventAt ??= at;
     } else if (env.type === "job.result" || env.type === "job.error") {
       if (env.payload?.details?.refused) return;
       run.jobId ??= env.job_id;
