@@ -12,7 +12,10 @@
  * hold does not delay: the job started at submit either way), so an agent
  * whose jobs slow down stops being held after a couple of them. A sample
  * counts for at most twice the threshold: one stall (a GC pause, a busy
- * machine) moves the average, but does not end the hold on its own.
+ * machine) moves the average, but does not end the hold on its own. Only
+ * jobs that found a worker ready count (see `Lifecycle.start`): a job that
+ * waited for a fresh worker to load says nothing about how fast its agent
+ * ends, and releases its own held record as soon as it knows it waits.
  *
  * @module
  */

@@ -184,9 +184,10 @@ export class JobManager {
       events,
       ending: journal && ((job) => journal.ending(job)),
       onEnded: journal && ((job) => journal.ended(job)),
-      onTerminal: (job) => {
-        // A submitted job's time to its terminal decides whether the agent's next records wait.
-        if (!job.parent_job_id) hold.ended(job.agent, Date.now() - job.created_ms);
+      onTerminal: (job, warm) => {
+        // A submitted job's time to its terminal decides whether the agent's next records
+        // wait; a job that waited for a worker to load tells nothing about its agent.
+        if (!job.parent_job_id && warm) hold.ended(job.agent, Date.now() - job.created_ms);
       },
       // The listener ends jobs through the lifecycle, so it is made after it.
       listen: (job: LiveJob): SandboxListener => listener.for(job),

@@ -40,8 +40,11 @@ export interface LifecycleDeps {
   ending?: (job: JobRecord) => KvWrite[];
   /** Told of every job that ended, once its terminal is committed and delivered. */
   onEnded?: (job: JobRecord) => void;
-  /** Told of every job whose terminal is decided, as it is staged. */
-  onTerminal?: (job: JobRecord) => void;
+  /**
+   * Told of every job whose terminal is decided, as it is staged, and
+   * whether it ran at once on a ready worker (else it waited for one).
+   */
+  onTerminal?: (job: JobRecord, warm: boolean) => void;
   /**
    * The listener of a job's agent.
    *
@@ -60,7 +63,7 @@ export class Lifecycle {
   #credentials: JobCredentials;
   #events: JobEvents;
   #onEnded: ((job: JobRecord) => void) | undefined;
-  #onTerminal: ((job: JobRecord) => void) | undefined;
+  #onTerminal: ((job: JobRecord, warm: boolean) => void) | undefined;
   #journalEnding: ((job: JobRecord) => KvWrite[]) | undefined;
   #endingCount = 0;
   #listen: (live: LiveJob) => SandboxListener;
@@ -143,6 +146,12 @@ export class Lifecycle {
         else {
           this.#events.running(job);
           live.run = run;
+          if (!run.warm) {
+            // It waits for a worker to load: a record held for its first
+            // envelope would only wait with it, so it goes now.
+            live.waitedForWorker = true;
+            live.pendingRecord?.queue();
+          }
           // A rotation while the sandbox was starting: hand over the value that is live now.
           const now = this.#credentials.current(job.job_id);
           if (credentials && now?.some((c, i) => c.value !== credentials[i]?.value)) {
@@ -287,7 +296,7 @@ export class Lifecycle {
       live.settle?.(outcome);
       // A record still held is numbered before the terminal's entry: they commit together.
       live.pendingRecord?.prepare();
-      this.#onTerminal?.(job);
+      this.#onTerminal?.(job, !live.waitedForWorker);
       const result: Result | undefined = outcome.status !== "success" ? undefined : live.stream
         ? {
           final_status: "success",

@@ -109,6 +109,12 @@ export interface LiveJob {
    */
   pendingRecord?: PendingRecord;
   /**
+   * Set when its sandbox had no worker ready for it at start (one still
+   * loading, or a queue): its time to its terminal says nothing about how
+   * fast its agent ends, so it does not count toward the accept hold.
+   */
+  waitedForWorker?: boolean;
+  /**
    * While its `status {phase: "running"}` is announced but not yet staged,
    * the time it was announced: it goes out with the job's next envelope
    * (see `Fanout.announceRunning`), stamped with this time.

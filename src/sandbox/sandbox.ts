@@ -104,6 +104,12 @@ export interface AgentRun {
    * @param credentials the current list
    */
   credentials(credentials: WireCredential[]): void;
+  /**
+   * Whether a worker was ready for the job when it started (its agent
+   * loaded, nothing else running in it), so the job ran at once; false when
+   * it waits for a worker still loading or for a place in the queue.
+   */
+  readonly warm: boolean;
 }
 
 /** Something that runs agents. */

@@ -391,6 +391,9 @@ export class SupervisedSandbox implements Sandbox {
     let lastBeat = Date.now() + this.#startGraceMs - this.#beatMs;
     let heard = false;
     let channel: AgentChannel | undefined;
+    /** Set while the launcher hands the job a worker: a worker known alive then was ready. */
+    let launching = true;
+    let warm = false;
     /** Whether the worker (and its process's egress proxy) hold credentials of this job. */
     let holding = false;
     const finish = (how: JobExit, delivered?: Promise<unknown>) => {
@@ -606,6 +609,7 @@ export class SupervisedSandbox implements Sandbox {
         // Judged from the worker's last sign of life, but never from more than one
         // interval ago: a beat it sent may still sit unread behind this runtime's own work.
         alive: (at) => {
+          if (launching) warm = true;
           const since = Math.max(at, Date.now() - this.#beatMs);
           lastBeat = heard ? Math.max(lastBeat, since) : since;
         },
@@ -614,6 +618,7 @@ export class SupervisedSandbox implements Sandbox {
       this.#watches.delete(watch);
       throw err;
     }
+    launching = false;
     const deliver = (credentials: NonNullable<SandboxJob["credentials"]>) => {
       if (done || (!holding && credentials.length === 0)) return;
       holding = credentials.length > 0;
@@ -631,6 +636,7 @@ export class SupervisedSandbox implements Sandbox {
       beatMs: this.#beatMs,
     });
     return {
+      warm,
       credentials: deliver,
       abort: (reason) => {
         if (!done) channel!.post({ t: "abort", reason });

@@ -1,11 +1,14 @@
 import { equal } from "assert";
 import { EVENT_BODIES } from "../protocol/events.ts";
+import type { AgentLauncher, ChannelHandlers } from "./channel.ts";
+import type { SandboxListener } from "./sandbox.ts";
 import {
   isBeatMessage,
   isEventMessage,
   isEventsMessage,
   isResultMessage,
   plainBody,
+  SupervisedSandbox,
 } from "./supervisor.ts";
 import { EVENT_WINDOW } from "./worker/limits.ts";
 import { WorkerMessageSchema } from "./worker/wire.ts";
@@ -148,4 +151,44 @@ Deno.test("plainBody accepts only bodies their event schema accepts", () => {
   }
   equal(plainBody("progress", { current: 1, total: 2 }), true);
   equal(plainBody("log", { level: "warn", message: "" }), true);
+});
+
+Deno.test("a job is warm exactly when its launcher hands it a worker already alive", async () => {
+  for (const ready of [true, false]) {
+    const posted: unknown[] = [];
+    let handlers: ChannelHandlers | undefined;
+    const launcher: AgentLauncher = {
+      launch(_spec, h) {
+        handlers = h;
+        // A ready worker is announced alive as the job is attached to it.
+        if (ready) h.alive?.(Date.now());
+        return { post: (msg) => posted.push(msg), end: () => {} };
+      },
+      close: () => Promise.resolve(),
+    };
+    const sandbox = new SupervisedSandbox(launcher);
+    const listener: SandboxListener = {
+      onEvents: () => Promise.resolve(),
+      onCall: () => Promise.resolve(null),
+      onChunk: () => Promise.resolve(),
+      onChunkEnd: () => {},
+      onResult: () => {},
+      onError: () => {},
+    };
+    const run = await sandbox.start({
+      jobId: "job_warm",
+      principal: "p",
+      traceId: "0123456789abcdef0123456789abcdef",
+      agentUrl: "file:///agent.ts",
+      input: null,
+      lease: {},
+    }, listener);
+    equal(run.warm, ready);
+    // A worker that becomes ready later does not make the job warm after the fact.
+    handlers!.alive?.(Date.now());
+    equal(run.warm, ready);
+    equal((posted[0] as { t: string }).t, "start");
+    run.kill();
+    await sandbox.close();
+  }
 });
