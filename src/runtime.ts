@@ -799,9 +799,10 @@ function sandboxAndStorageMetrics(
   );
   metrics.gauge(
     "arcp_sandbox_pool_processes",
-    "Ready sandbox processes by pool: idle (no worker), warm (worker started ahead), recycled (kept for a principal's next job), shared (workers shared by jobs of one key).",
+    "Ready sandbox processes by pool: idle (no worker), warm (worker started ahead, ready), recycled (kept for a principal's next job, its worker ready), readying (warm or recycled, the worker still loading), shared (workers shared by jobs of one key).",
     () => {
-      const pools = stats?.().pools ?? { idle: 0, warm: 0, recycled: 0, shared: 0 };
+      const pools = stats?.().pools ??
+        { idle: 0, warm: 0, recycled: 0, readying: 0, shared: 0 };
       return Object.entries(pools).map(([pool, n]): [Record<string, string>, number] => [
         { pool },
         n,

@@ -278,10 +278,12 @@ export interface SandboxStats {
   hosts: Array<{ index: number; rssBytes?: number }>;
   /**
    * Idle processes without a worker (`idle`), with their agent's worker
-   * started ahead (`warm`), kept after a job for their principal's next one
-   * (`recycled`), and workers shared by jobs of one key (`shared`).
+   * started ahead and ready (`warm`), kept after a job for their
+   * principal's next one with its next worker ready (`recycled`), either of
+   * those whose worker still loads (`readying`: a job given one waits for
+   * it), and workers shared by jobs of one key (`shared`).
    */
-  pools: { idle: number; warm: number; recycled: number; shared: number };
+  pools: { idle: number; warm: number; recycled: number; readying: number; shared: number };
   /** Jobs waiting for a worker while the sandbox is at capacity. */
   waiting: number;
 }
@@ -486,16 +488,21 @@ export class HostLauncher implements AgentLauncher {
    */
   stats(): SandboxStats {
     let warm = 0;
-    for (const list of this.#warm.values()) warm += list.length;
     let recycled = 0;
-    for (const r of this.#recycled.values()) recycled += r.procs.length;
+    let readying = 0;
+    for (const list of this.#warm.values()) {
+      for (const p of list) p.workerReady ? warm++ : readying++;
+    }
+    for (const r of this.#recycled.values()) {
+      for (const p of r.procs) p.workerReady ? recycled++ : readying++;
+    }
     let shared = 0;
     for (const list of this.#shared.values()) shared += list.length;
     let waiting = this.#freshWaiting.length;
     for (const list of this.#sharedWaiting.values()) waiting += list.length;
     return {
       hosts: [...this.#all].map(([proc, index]) => ({ index, rssBytes: proc.rssBytes })),
-      pools: { idle: this.#idle.length, warm, recycled, shared },
+      pools: { idle: this.#idle.length, warm, recycled, readying, shared },
       waiting,
     };
   }

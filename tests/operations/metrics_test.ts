@@ -88,7 +88,7 @@ Deno.test("/metrics after real jobs: started/ended by agent, live jobs, sessions
   const pools = samples(during, "arcp_sandbox_pool_processes").map(([l]) => l).sort();
   equal(
     pools.join(" "),
-    '{pool="idle"} {pool="recycled"} {pool="shared"} {pool="warm"}',
+    '{pool="idle"} {pool="readying"} {pool="recycled"} {pool="shared"} {pool="warm"}',
   );
   equal(sample(during, "arcp_sandbox_waiting_jobs"), 0);
 

@@ -321,7 +321,12 @@ Deno.test("a job that finds the sandbox at capacity past sandboxWaitMs ends with
   for (const id of hung) await c.untilTerminal(id, 30_000);
 });
 
-/** Waits until the pool holds a process whose worker was readied ahead of any job. */
+/**
+ * Waits until the pool holds a process whose worker, started ahead of any
+ * job, is ready: `warm` and `recycled` count only those (a worker still
+ * loading is `readying`, and a job given one waits with the grace of a
+ * loading worker, which on a loaded machine it did here).
+ */
 async function untilReadiedAhead(http: string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (true) {
