@@ -34,6 +34,7 @@ import {
   spawnBenchServe,
   stats,
 } from "./_util.ts";
+import { FIGURE11_SERVE_FLAGS } from "./sandbox_figures.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -130,17 +131,9 @@ async function interleaved(
   return phases;
 }
 
-const options = [
-  "--agents",
-  `${ROOT}/bench/agents`,
-  "--principal-max-jobs",
-  "1000",
-  "--principal-max-sessions",
-  "400",
-];
 const servers: ChildServerLike[] = [];
 try {
-  for (const root of roots) servers.push(await spawnBenchServe(options, root));
+  for (const root of roots) servers.push(await spawnBenchServe([...FIGURE11_SERVE_FLAGS], root));
   const one = await Promise.all(servers.map(async (s) => [await BenchClient.connect(s.url)]));
   await interleaved(servers, one, 100);
   const single = await interleaved(servers, one, jobs);
