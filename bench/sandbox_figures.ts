@@ -373,6 +373,16 @@ async function loadHeld(
   await Promise.all(clients.map((c) => c.close()));
 }
 
+/** The `serve` flags of figure 11's server: the bench agents, and caps its load rows stay within. */
+export const FIGURE11_SERVE_FLAGS: readonly string[] = [
+  "--agents",
+  `${ROOT}/bench/agents`,
+  "--principal-max-jobs",
+  "1000",
+  "--principal-max-sessions",
+  "400",
+];
+
 /**
  * Figure 11.
  *
@@ -386,14 +396,7 @@ export async function figure11(): Promise<void> {
   const loadRows = ["fresh", "reuse", "many", "tight"].filter((row) =>
     part("load") || only?.includes(`load-${row}`)
   );
-  const options = [
-    "--agents",
-    `${ROOT}/bench/agents`,
-    "--principal-max-jobs",
-    "1000",
-    "--principal-max-sessions",
-    "400",
-  ];
+  const options = [...FIGURE11_SERVE_FLAGS];
   const server = await spawnBenchServe(options);
   try {
     if (part("fresh")) await freshFigures(server);

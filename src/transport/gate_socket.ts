@@ -291,6 +291,16 @@ const FREE_BUFFERS_MAX = 8;
 const freeBuffers: Uint8Array[] = [];
 
 /**
+ * Microtask hops a write waits before it takes what waits. A commit's hook
+ * hands a frame as the commit settles (a job's `job.accepted`, see
+ * `PendingRecord`) and the commit's waiters hand theirs two hops later
+ * (the job's first envelopes and result, through `Store.write`): waiting
+ * these hops puts both in one write, one `sendto` and one read for the
+ * client instead of two, a turn of the event loop apart.
+ */
+export const WRITE_SETTLE_HOPS = 4;
+
+/**
  * Frames to the client's connection: one write at a time, each taking
  * every frame that waits, so frames handed in the same turn of the event
  * loop (a commit's envelopes, a replay's page) go out in one write, encoded
@@ -381,7 +391,8 @@ class FrameWriter implements FrameSink {
 
   /**
    * Starts a write once the synchronous run that handed this frame is over
-   * (a microtask), so the frames it hands after this one join the write.
+   * and {@linkcode WRITE_SETTLE_HOPS} microtasks later, so the frames it and
+   * the promise callbacks it settles hand after this one join the write.
    */
   #kick(): void {
     if (this.#writing) return;
@@ -442,6 +453,7 @@ class FrameWriter implements FrameSink {
 
   async #write(): Promise<void> {
     const conn = this.#link.conn;
+    for (let hop = 0; hop < WRITE_SETTLE_HOPS; hop++) await undefined;
     try {
       while (!this.#stopped) {
         const bytes = this.#take();
