@@ -655,44 +655,38 @@ interface JobSlot {
 /**
  * Runs the bootstrap's per-job code once on a dummy job before the worker
  * reports ready, so that the first real job does not pay for it: V8
- * compiles functions on first call, and Deno sets up a worker's timers and
- * its message receiving on first use (together ~7 ms of a fresh worker's
- * first job, measured on Deno 2.9.6). No agent code runs and nothing
- * reaches the host: the dummy's context is built and dropped, its slot
- * ({@linkcode WARM_SLOT}, which no job has) is never registered, its timer
- * fires with nothing listening, and the message it receives goes through a
- * channel private to this function. A sandbox process then drives one
- * dummy job through the worker's own port as well (see `run`).
+ * compiles functions on first call, and Deno sets up a worker's timers on
+ * first use (~7 ms of a fresh worker's first job together with the first
+ * message received, measured on Deno 2.9.6). No agent code runs and
+ * nothing reaches the host: the dummy's context is built and dropped, its
+ * slot ({@linkcode WARM_SLOT}, which no job has) is never registered, its
+ * timer fires with nothing listening, and its message is handed to the
+ * handler directly. A sandbox process then drives one dummy job through
+ * the worker's own port (see `run`), which warms message receiving; the
+ * in-process launcher does not, and its first job pays for that.
+ *
+ * The dummy's message once went through a `MessageChannel` of its own and
+ * its signal was aborted: ~2 ms of CPU in every fresh worker (a port's first
+ * use, and an abort's), for paths a sandbox process's dummy job warms again
+ * or a job on the happy path never takes (measured, `bench/worker_ready.ts`).
  *
  * @param handle the worker's message handler, given a message about no job
- * @returns settles once the warm-up message was handled
  */
-function warmUp(handle: (e: MessageEvent<HostMessage | string>) => void): Promise<void> {
+function warmUp(handle: (e: MessageEvent<HostMessage | string>) => void): void {
   // Its timer fires once, with nothing listening.
   timeoutSignal(BEAT_INTERVAL_MS);
   const outbox = new Outbox(WARM_SLOT);
-  const abort = new AbortController();
   makeContext(
     { t: "start", j: WARM_SLOT, jobId: "", traceId: "", input: null, lease: {}, beatMs: 0 },
     outbox,
     new Calls(WARM_SLOT),
-    abort.signal,
+    new AbortController().signal,
     new ResultStream(outbox),
     new SlotCredentials(),
   );
-  abort.abort();
   resultMessage(WARM_SLOT, null);
   errorMessage(WARM_SLOT, new Error("warm-up"));
-  const { promise, resolve } = Promise.withResolvers<void>();
-  const { port1, port2 } = new MessageChannel();
-  port2.onmessage = (e: MessageEvent<HostMessage>) => {
-    handle(e);
-    port1.close();
-    port2.close();
-    resolve();
-  };
-  port1.postMessage({ t: "credit", j: WARM_SLOT, n: 0 } satisfies HostMessage);
-  return promise;
+  handle({ data: { t: "credit", j: WARM_SLOT, n: 0 } } as MessageEvent<HostMessage>);
 }
 
 /**
@@ -790,5 +784,6 @@ export function serveAgent(agent: AgentDefinition): void {
   const arrived = beforeServe ?? [];
   beforeServe = undefined;
   for (const e of arrived) handle(e);
-  warmUp(handle).then(() => post({ t: "ready" }));
+  warmUp(handle);
+  post({ t: "ready" });
 }
