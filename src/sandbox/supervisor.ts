@@ -61,14 +61,16 @@ export const DEFAULT_SUPERVISOR_OPTIONS: Required<SupervisorOptions> = {
 };
 
 /**
- * Credits are given back to a worker in grants of at least half its window.
- * While a grant waits here, the worker still holds the rest of its window
- * minus what is in flight, so it can be out of credit only with more than
- * this many events in flight, whose commits then complete the grant; and a
- * job that emits fewer events costs no credit message (a frame, a worker
- * wake-up) at all.
+ * Credits are given back to a worker in grants of at least a quarter of its
+ * window. While a grant waits here, the worker still holds the rest of its
+ * window minus what is in flight, so it can be out of credit only with more
+ * than this many events in flight, whose commits then complete the grant;
+ * and a job that emits fewer events costs no credit message (a frame, a
+ * worker wake-up) at all. A quarter rather than half: a commit of small
+ * events holds about half a window, and the grant it completes reaches the
+ * worker while the commit after it is still in flight.
  */
-const GRANT_AT = EVENT_WINDOW / 2;
+const GRANT_AT = EVENT_WINDOW / 4;
 
 /** Kinds the runtime itself produces; an agent may not forge them. */
 const RUNTIME_KINDS = new Set(["result_chunk", "delegate"]);
