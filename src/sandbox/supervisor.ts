@@ -17,6 +17,7 @@ import {
   EVENT_WINDOW,
   EVENT_WINDOW_BYTES,
   MAX_EVENT_BYTES,
+  MAX_MESSAGE_BYTES,
   MAX_PENDING_CALLS,
 } from "./worker/limits.ts";
 import { permissionsForLease } from "./permissions.ts";
@@ -533,7 +534,8 @@ export class SupervisedSandbox implements Sandbox {
         case "events":
           return void events(msg.items);
         case "chunk": {
-          const size = msg.data.length;
+          // As the worker counts it: a chunk larger than any message may be is the chunk cap's to refuse.
+          const size = Math.min(msg.data.length, MAX_MESSAGE_BYTES);
           if (++inflight > EVENT_WINDOW || (inflightBytes += size) > EVENT_WINDOW_BYTES) {
             fail(
               new ArcpError(
