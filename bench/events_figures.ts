@@ -33,7 +33,11 @@ const TARGET_FIFTY = 25_000;
 /** Idle time between 12d/12e's warm-up burst and the measured one (ms). */
 const BURST_GAP_MS = 2_000;
 
-/** Events an agent may have in flight (`EVENT_WINDOW`): what one commit of a ticker holds at most. */
+/**
+ * Events per commit of the raw KV ceilings of one ticker: the agent's event
+ * window (`EVENT_WINDOW`) before it grew to 1,024, kept so the ceiling reads
+ * the same across runs and branches.
+ */
 const WINDOW = 256;
 
 /** A `job.event` as a ticker's envelopes look on the wire (and in KV). */

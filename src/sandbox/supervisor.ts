@@ -15,7 +15,9 @@ import type { AgentChannel, AgentLauncher, JobExit } from "./channel.ts";
 import {
   BEAT_INTERVAL_MS,
   EVENT_WINDOW,
+  EVENT_WINDOW_BYTES,
   MAX_EVENT_BYTES,
+  MAX_MESSAGE_BYTES,
   MAX_PENDING_CALLS,
 } from "./worker/limits.ts";
 import { permissionsForLease } from "./permissions.ts";
@@ -61,14 +63,24 @@ export const DEFAULT_SUPERVISOR_OPTIONS: Required<SupervisorOptions> = {
 };
 
 /**
- * Credits are given back to a worker in grants of at least half its window.
- * While a grant waits here, the worker still holds the rest of its window
- * minus what is in flight, so it can be out of credit only with more than
- * this many events in flight, whose commits then complete the grant; and a
- * job that emits fewer events costs no credit message (a frame, a worker
- * wake-up) at all.
+ * Credits are given back to a worker in grants of at least a quarter of its
+ * window. While a grant waits here, the worker still holds the rest of its
+ * window minus what is in flight, so it can be out of credit only with more
+ * than this many events in flight, whose commits then complete the grant;
+ * and a job that emits fewer events costs no credit message (a frame, a
+ * worker wake-up) at all. A quarter rather than half: a commit of small
+ * events holds about half a window, and the grant it completes reaches the
+ * worker while the commit after it is still in flight.
  */
-const GRANT_AT = EVENT_WINDOW / 2;
+const GRANT_AT = EVENT_WINDOW / 4;
+
+/**
+ * Bytes given back at once, likewise a quarter of the byte window: credit
+ * goes back when either count reaches its quarter, so the worker, once out
+ * of either, holds more than a quarter of it in flight, whose commits then
+ * complete a grant. The largest event fits in the three quarters left.
+ */
+const GRANT_BYTES_AT = EVENT_WINDOW_BYTES / 4;
 
 /** Kinds the runtime itself produces; an agent may not forge them. */
 const RUNTIME_KINDS = new Set(["result_chunk", "delegate"]);
@@ -385,7 +397,9 @@ export class SupervisedSandbox implements Sandbox {
     let tokens = this.#eventBurst;
     let refilled = Date.now();
     let inflight = 0;
+    let inflightBytes = 0;
     let toGrant = 0;
+    let toGrantBytes = 0;
     let pendingCalls = 0;
     // A worker still loading has a grace before its first beat; one known alive has none.
     let lastBeat = Date.now() + this.#startGraceMs - this.#beatMs;
@@ -409,15 +423,19 @@ export class SupervisedSandbox implements Sandbox {
       finish(forced ? "forced" : "failed");
       listener.onError(error);
     };
-    const credit = (n = 1) => {
+    const credit = (n: number, bytes: number) => {
       inflight -= n;
-      if (toGrant < GRANT_AT && toGrant + n >= GRANT_AT) queueMicrotask(grant);
+      inflightBytes -= bytes;
+      const due = toGrant >= GRANT_AT || toGrantBytes >= GRANT_BYTES_AT;
       toGrant += n;
+      toGrantBytes += bytes;
+      if (!due && (toGrant >= GRANT_AT || toGrantBytes >= GRANT_BYTES_AT)) queueMicrotask(grant);
     };
     const grant = () => {
       if (toGrant === 0 || done) return;
-      channel!.post({ t: "credit", n: toGrant });
+      channel!.post({ t: "credit", n: toGrant, b: toGrantBytes });
       toGrant = 0;
+      toGrantBytes = 0;
     };
     const watch = (now: number, late: number) => {
       if (late > this.#beatMs / 2) {
@@ -442,6 +460,7 @@ export class SupervisedSandbox implements Sandbox {
      */
     const events = (items: Array<[string, Record<string, unknown>]>) => {
       const checked: AgentEvent[] = [];
+      let bytes = 0;
       let refusal: ArcpError | undefined;
       const now = Date.now();
       tokens = Math.min(this.#eventBurst, tokens + ((now - refilled) / 1000) * this.#eventRate);
@@ -461,16 +480,27 @@ export class SupervisedSandbox implements Sandbox {
           );
           break;
         }
+        let json: string;
         try {
-          checked.push([kind, body, checkAgentEvent(kind, body)]);
+          json = checkAgentEvent(kind, body);
         } catch (err) {
           refusal = err as ArcpError;
           break;
         }
+        const size = kind.length + json.length;
+        if ((inflightBytes += size) > EVENT_WINDOW_BYTES) {
+          refusal = new ArcpError(
+            "INTERNAL_ERROR",
+            `agent sent more than ${EVENT_WINDOW_BYTES} bytes of events without waiting for the runtime`,
+          );
+          break;
+        }
+        bytes += size;
+        checked.push([kind, body, json]);
       }
       if (checked.length > 0) {
         const n = checked.length;
-        listener.onEvents(checked).then(() => credit(n), () => {});
+        listener.onEvents(checked).then(() => credit(n, bytes), () => {});
       }
       if (refusal) fail(refusal);
     };
@@ -503,21 +533,25 @@ export class SupervisedSandbox implements Sandbox {
           return void events([[msg.kind, (raw as { body: Record<string, unknown> }).body]]);
         case "events":
           return void events(msg.items);
-        case "chunk":
-          if (++inflight > EVENT_WINDOW) {
+        case "chunk": {
+          // As the worker counts it: a chunk larger than any message may be is the chunk cap's to refuse.
+          const size = Math.min(msg.data.length, MAX_MESSAGE_BYTES);
+          if (++inflight > EVENT_WINDOW || (inflightBytes += size) > EVENT_WINDOW_BYTES) {
             fail(
               new ArcpError(
                 "INTERNAL_ERROR",
-                `agent sent more than ${EVENT_WINDOW} result chunks without waiting for the runtime`,
+                `agent sent more than ${EVENT_WINDOW} result chunks or ${EVENT_WINDOW_BYTES} bytes ` +
+                  "of them without waiting for the runtime",
               ),
             );
             return;
           }
-          listener.onChunk(msg.data, msg.encoding).then(() => credit(), () => {});
+          listener.onChunk(msg.data, msg.encoding).then(() => credit(1, size), () => {});
           return;
+        }
         case "chunk_end":
           // It took a credit like a chunk; give it back.
-          if (++inflight <= EVENT_WINDOW) credit();
+          if (++inflight <= EVENT_WINDOW) credit(1, 0);
           listener.onChunkEnd();
           return;
         case "call": {

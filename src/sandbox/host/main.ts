@@ -15,6 +15,7 @@ import { slotOf, WARM_SLOT } from "../worker/slot.ts";
 import { EgressProxy } from "../egress_proxy.ts";
 import {
   EVENT_WINDOW,
+  EVENT_WINDOW_BYTES,
   MAX_EVENT_BYTES,
   MAX_MESSAGE_BYTES,
   MAX_RESULT_BYTES,
@@ -22,6 +23,7 @@ import {
 import { encodeFrame, frameBytes, frameText, FrameWriter, readFrames } from "./frames.ts";
 import type { HostMessage } from "../worker/wire.ts";
 import { readPosted } from "../worker/posted.ts";
+import { windowBytes } from "./window_bytes.ts";
 import {
   type HostCommand,
   type HostIntro,
@@ -72,25 +74,26 @@ function overCap(msg: { t?: unknown }, size: number): { crash: string; cap: stri
 }
 
 /**
- * The frame relaying a worker message. Text that parsed as JSON is one JSON
- * value, so it goes in as it is, without being serialized again.
+ * The text of the frame relaying a worker message. Text that parsed as JSON
+ * is one JSON value, so it goes in as it is, without being serialized again.
  *
  * @param posted the message, and its text when it came as JSON text
- * @returns the frame
+ * @returns the frame's text
  * @throws {TypeError} when a message that came as an object is not JSON
  */
-function frameOf(posted: { msg: unknown; text?: string }): Uint8Array {
-  return frameText(
-    posted.text === undefined ? JSON.stringify({ m: posted.msg }) : `{"m":${posted.text}}`,
-  );
+function frameTextOf(posted: { msg: unknown; text?: string }): string {
+  return posted.text === undefined ? JSON.stringify({ m: posted.msg }) : `{"m":${posted.text}}`;
 }
 
 /** The process's one worker and the jobs it runs. */
 class Relay {
   #out: FrameWriter;
   #worker: Worker | undefined;
-  /** Per job slot: events relayed minus credits seen. A worker ignoring credits is stopped here too. */
-  #outstanding = new Map<number, number>();
+  /**
+   * Per job slot: events and their bytes relayed minus credits seen. A worker
+   * ignoring credits is stopped here too.
+   */
+  #outstanding = new Map<number, { n: number; b: number }>();
   /** Slots whose job this process already ended; their later messages are dropped. */
   #ended = new Set<number>();
   #dead = false;
@@ -134,30 +137,56 @@ class Relay {
     if (this.#warming && this.#warmUp(msg)) return;
     const j = slotOf(msg);
     if (j !== undefined && this.#ended.has(j)) return;
-    if ((msg.t === "event" || msg.t === "chunk" || msg.t === "events") && j !== undefined) {
-      const count = msg.t === "events" && Array.isArray(msg.items) ? msg.items.length : 1;
-      const n = (this.#outstanding.get(j) ?? 0) + count;
-      this.#outstanding.set(j, n);
-      if (n > 2 * EVENT_WINDOW) {
-        return this.#endJob(
-          j,
-          `agent flooded the runtime with more than ${2 * EVENT_WINDOW} unacknowledged events`,
-        );
-      }
-    }
-    let frame: Uint8Array;
+    let text: string;
     try {
-      frame = frameOf(posted);
+      text = frameTextOf(posted);
     } catch (err) {
       return this.#endJob(j, `agent posted a message that is not JSON: ${(err as Error).message}`);
     }
+    const frame = frameText(text);
     const size = frame.length - 4;
-    if (msg.t === "events" && j !== undefined && size > MAX_EVENT_BYTES + 1024) {
-      return this.#relayEvents(j, msg.items);
+    // A batch too large for one frame is split and each event held to its own cap.
+    const split = msg.t === "events" && j !== undefined && size > MAX_EVENT_BYTES + 1024;
+    // A message over its own cap is refused by that cap, before it counts toward a flood.
+    const refused = split ? undefined : overCap(msg, size);
+    if (refused) return this.#endJob(j, refused.crash, refused.cap);
+    // A split batch is counted frame by frame as it goes.
+    if (
+      !split && (msg.t === "event" || msg.t === "chunk" || msg.t === "events") && j !== undefined
+    ) {
+      const flood = this.#flood(j, msg, text);
+      if (flood) return this.#endJob(j, flood);
     }
-    const refused = overCap(msg, size);
-    if (refused) this.#endJob(j, refused.crash, refused.cap);
+    if (split) this.#relayEvents(j, msg.items);
     else this.#out.write(frame);
+  }
+
+  /**
+   * Counts a credit-counted message against its job's window.
+   *
+   * @param j the job's slot
+   * @param msg the message (`event`, `events` or `chunk`)
+   * @param text the frame text relaying it
+   * @returns why the job is ended, when it has that much more than its window unacknowledged
+   */
+  #flood(
+    j: number,
+    msg: { t?: unknown; j?: unknown; items?: unknown },
+    text: string,
+  ): string | undefined {
+    const out = this.#outstanding.get(j) ?? { n: 0, b: 0 };
+    out.n += msg.t === "events" && Array.isArray(msg.items) ? msg.items.length : 1;
+    out.b += windowBytes(msg, text);
+    this.#outstanding.set(j, out);
+    if (out.n > 2 * EVENT_WINDOW) {
+      return `agent flooded the runtime with more than ${2 * EVENT_WINDOW} unacknowledged events`;
+    }
+    if (out.b > 2 * EVENT_WINDOW_BYTES) {
+      return `agent flooded the runtime with more than ${
+        2 * EVENT_WINDOW_BYTES
+      } unacknowledged bytes of events`;
+    }
+    return undefined;
   }
 
   /**
@@ -192,7 +221,7 @@ class Relay {
     if (msg.t === "result" || msg.t === "error") {
       this.#warming = false;
       // The relay's own path, with a frame that goes nowhere.
-      frameOf({ msg });
+      frameText(frameTextOf({ msg }));
       this.report({ m: { t: "ready" } });
     }
     return true;
@@ -206,22 +235,29 @@ class Relay {
     if (!Array.isArray(items)) return this.#endJob(j, "agent sent a malformed events message");
     let parts: string[] = [];
     let size = 0;
-    const send = () => {
-      if (parts.length === 0) return;
+    /** Sends the events gathered, each frame counted against the window; false once it floods. */
+    const send = (): boolean => {
+      if (parts.length === 0) return true;
       const text = `{"m":{"t":"events","j":${j},"items":[${parts.join(",")}]}}`;
+      const flood = this.#flood(j, { t: "events", j, items: parts }, text);
+      if (flood) {
+        this.#endJob(j, flood);
+        return false;
+      }
       this.#out.write(frameBytes(encoder.encode(text)));
       parts = [];
       size = 0;
+      return true;
     };
     for (const item of items) {
       const part = JSON.stringify(item) ?? "null";
       const bytes = encoder.encode(part).length;
       const refused = overCap({ t: "event" }, bytes);
       if (refused) {
-        send();
-        return this.#endJob(j, refused.crash, refused.cap);
+        if (send()) this.#endJob(j, refused.crash, refused.cap);
+        return;
       }
-      if (size + bytes > MAX_EVENT_BYTES) send();
+      if (size + bytes > MAX_EVENT_BYTES && !send()) return;
       parts.push(part);
       size += bytes + 1;
     }
@@ -235,8 +271,11 @@ class Relay {
       const msg = cmd.msg;
       if (msg.t === "credentials") this.#proxy?.credentials.set(msg.j, msg.credentials);
       if (msg.t === "credit") {
-        const n = this.#outstanding.get(msg.j);
-        if (n !== undefined) this.#outstanding.set(msg.j, Math.max(0, n - msg.n));
+        const out = this.#outstanding.get(msg.j);
+        if (out !== undefined) {
+          out.n = Math.max(0, out.n - msg.n);
+          out.b = Math.max(0, out.b - msg.b);
+        }
       }
       // As text: the worker parses it, which costs less than cloning the object.
       this.#worker.postMessage(JSON.stringify(msg));

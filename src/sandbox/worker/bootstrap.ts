@@ -18,7 +18,14 @@ import type {
 } from "../../agent.ts";
 import { LeaseError } from "../../agent.ts";
 import type { CallOp, HostMessage } from "./wire.ts";
-import { BEAT_INTERVAL_MS, EVENT_BATCH, EVENT_WINDOW, MAX_RESULT_BYTES } from "./limits.ts";
+import {
+  BEAT_INTERVAL_MS,
+  EVENT_BATCH,
+  EVENT_WINDOW,
+  EVENT_WINDOW_BYTES,
+  MAX_MESSAGE_BYTES,
+  MAX_RESULT_BYTES,
+} from "./limits.ts";
 import { WARM_SLOT } from "./slot.ts";
 import { makeModelClient, SlotCredentials } from "./model_client.ts";
 import { traceparentOf, withTraceparent } from "./trace_context.ts";
@@ -186,20 +193,48 @@ const post = (msg: unknown) => {
  */
 const MAX_QUEUED_EVENTS = 10_000;
 
-/** An event waiting for credit, or another credit-counted message (a result chunk). */
-type Queued = { item: [string, Record<string, unknown>]; done: () => void } | {
+/**
+ * An event waiting for credit, or another credit-counted message (a result
+ * chunk); `size` is what it takes of the byte window.
+ */
+type Queued = { item: [string, Record<string, unknown>]; size: number; done: () => void } | {
   msg: unknown;
+  size: number;
   done: () => void;
 };
 
 /**
- * Sends one job's events within the credit the host grants it, queueing the
- * rest. Events after the first of a burst go out together in `events`
- * messages of at most {@linkcode EVENT_BATCH} (see {@linkcode watchBurst}).
+ * What an event takes of {@linkcode EVENT_WINDOW_BYTES}: its kind and its
+ * body's JSON, as the runtime counts it. A body that is not JSON counts
+ * nothing here: the runtime refuses it.
+ */
+function eventSize(kind: string, body: Record<string, unknown>): number {
+  try {
+    return windowSize(kind.length + (JSON.stringify(body)?.length ?? 0));
+  } catch {
+    return kind.length;
+  }
+}
+
+/**
+ * What a message of `size` takes of the byte window: anything larger than
+ * a message may be is sent as if it were that large, so it goes out (and is
+ * refused by its cap) instead of waiting for credit the window never holds.
+ */
+function windowSize(size: number): number {
+  return Math.min(size, MAX_MESSAGE_BYTES);
+}
+
+/**
+ * Sends one job's events within the credit the host grants it, in events
+ * and in bytes, queueing the rest. Events after the first of a burst go out
+ * together in `events` messages of at most {@linkcode EVENT_BATCH} (see
+ * {@linkcode watchBurst}).
  */
 class Outbox {
   readonly j: number;
   #credit = EVENT_WINDOW;
+  #bytes = EVENT_WINDOW_BYTES;
   #queue: Queued[] = [];
   #batch: Array<[string, Record<string, unknown>]> = [];
 
@@ -208,22 +243,36 @@ class Outbox {
   }
 
   send(kind: string, body: Record<string, unknown>): Promise<void> {
-    if (this.#credit > 0 && this.#queue.length === 0) {
-      this.#credit--;
+    const size = eventSize(kind, body);
+    if (this.#queue.length === 0 && this.#fits(size)) {
+      this.#take(size);
       this.#add([kind, body]);
       return Promise.resolve();
     }
-    return this.#wait({ item: [kind, body], done: () => {} });
+    return this.#wait({ item: [kind, body], size, done: () => {} });
   }
 
-  /** Sends any other credit-counted message (result chunks), after the events before it. */
-  post(msg: unknown): Promise<void> {
-    if (this.#credit > 0 && this.#queue.length === 0) {
-      this.#credit--;
+  /**
+   * Sends any other credit-counted message (result chunks), after the events before it.
+   *
+   * @param size what it takes of the byte window (a chunk's data length)
+   */
+  post(msg: unknown, size: number): Promise<void> {
+    if (this.#queue.length === 0 && this.#fits(size)) {
+      this.#take(size);
       post(msg);
       return Promise.resolve();
     }
-    return this.#wait({ msg, done: () => {} });
+    return this.#wait({ msg, size, done: () => {} });
+  }
+
+  #fits(size: number): boolean {
+    return this.#credit > 0 && this.#bytes >= size;
+  }
+
+  #take(size: number): void {
+    this.#credit--;
+    this.#bytes -= size;
   }
 
   #wait(entry: Queued): Promise<void> {
@@ -232,6 +281,10 @@ class Outbox {
         `agent queued more than ${MAX_QUEUED_EVENTS} events without awaiting them; await ctx emit calls`,
       );
     }
+    // Out of byte credit with events still batched here: they go now, or
+    // nothing would be committed to give the credit back.
+    this.flush();
+    batching.delete(this);
     return new Promise((done) => {
       entry.done = done;
       this.#queue.push(entry);
@@ -263,14 +316,20 @@ class Outbox {
     scope.postMessage({ t: "events", j: this.j, items });
   }
 
-  grant(n: number): void {
+  grant(n: number, bytes: number): void {
     this.#credit += n;
-    while (this.#credit > 0 && this.#queue.length > 0) {
+    this.#bytes += bytes;
+    while (this.#queue.length > 0 && this.#fits(this.#queue[0].size)) {
       const next = this.#queue.shift()!;
-      this.#credit--;
+      this.#take(next.size);
       if ("item" in next) this.#add(next.item);
       else post(next.msg);
       next.done();
+    }
+    // Still waiting: what this grant let out goes now, to be committed and give credit back.
+    if (this.#queue.length > 0) {
+      this.flush();
+      batching.delete(this);
     }
   }
 
@@ -485,15 +544,16 @@ class ResultStream {
             j: this.#outbox.j,
             data: chunk,
             encoding: "utf8",
-          });
+          }, windowSize(chunk.length));
         }
         if (chunk instanceof Uint8Array) {
+          const data = toBase64(chunk);
           return this.#outbox.post({
             t: "chunk",
             j: this.#outbox.j,
-            data: toBase64(chunk),
+            data,
             encoding: "base64",
-          });
+          }, windowSize(data.length));
         }
         throw new TypeError("streamResult() takes strings or Uint8Arrays");
       },
@@ -523,7 +583,7 @@ class ResultStream {
     }
     if (!this.opened || this.closed) return Promise.resolve();
     this.closed = true;
-    return this.#outbox.post({ t: "chunk_end", j: this.#outbox.j });
+    return this.#outbox.post({ t: "chunk_end", j: this.#outbox.j }, 0);
   }
 }
 
@@ -686,7 +746,7 @@ function warmUp(handle: (e: MessageEvent<HostMessage | string>) => void): void {
   );
   resultMessage(WARM_SLOT, null);
   errorMessage(WARM_SLOT, new Error("warm-up"));
-  handle({ data: { t: "credit", j: WARM_SLOT, n: 0 } } as MessageEvent<HostMessage>);
+  handle({ data: { t: "credit", j: WARM_SLOT, n: 0, b: 0 } } as MessageEvent<HostMessage>);
 }
 
 /**
@@ -768,7 +828,7 @@ export function serveAgent(agent: AgentDefinition): void {
     } else if (msg.t === "start") {
       if (!jobs.has(msg.j)) run(msg);
     } else if (msg.t === "credit") {
-      jobs.get(msg.j)?.outbox.grant(msg.n);
+      jobs.get(msg.j)?.outbox.grant(msg.n, msg.b);
     } else if (msg.t === "reply") {
       jobs.get(msg.j)?.calls.settle(msg);
     } else if (msg.t === "credentials") {

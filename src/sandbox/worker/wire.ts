@@ -37,7 +37,11 @@ export type HostMessage =
    * value anywhere but its endpoint).
    */
   | { t: "credentials"; j: number; credentials: WireCredential[] }
-  | { t: "credit"; j: number; n: number }
+  /**
+   * Credit given back: `n` events (or result chunks) and `b` of their bytes
+   * (as `EVENT_WINDOW_BYTES` counts them) that the runtime has committed.
+   */
+  | { t: "credit"; j: number; n: number; b: number }
   | { t: "reply"; j: number; id: number; ok: true; value: unknown }
   | { t: "reply"; j: number; id: number; ok: false; code: string; message: string };
 
