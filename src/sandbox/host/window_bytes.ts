@@ -7,8 +7,14 @@
  * message's keys, the slot, brackets, quotes around the kind), and counting
  * it would drift a long job's tally upward until the flood check ended a
  * job that kept to its window. So that structure is taken off; what is left
- * is never less than what the runtime counts (a kind that needs escaping
- * counts more, and the runtime refuses it anyway).
+ * is exactly what the runtime counts when the text is `JSON.stringify`'s,
+ * as a worker's `events` text is (built from each event's JSON at emit),
+ * and more when it is not (spaces, escapes, duplicate keys; a kind that
+ * needs escaping, which the runtime refuses anyway). A hostile worker's
+ * text may count less, with numbers spelt shorter than JavaScript spells
+ * them (`1e20`, 21 digits in the runtime's JSON): this count then bounds the
+ * text in flight to the runtime, and the runtime, counting the JSON it
+ * makes of what it parsed, ends the job at its own bound.
  *
  * @module
  */

@@ -1,0 +1,216 @@
+/**
+ * The runtime's CPU per agent event, for A/B runs of the event path (the
+ * worker's outbox, the sandbox process's relay, the supervisor's checks,
+ * the fan-out): `arcp serve` of one checkout, or of two side by side, and
+ * rounds of tickers (`sessions` at once, `count` events each) on each, the
+ * servers taking turns round by round (which goes first alternates), so
+ * both run under the same load from whatever else the machine runs. Prints,
+ * per server and round, events/s and the CPU time per event of the runtime
+ * process's main thread, of its KV writer thread, of its other threads
+ * (with `--sandbox worker`, the agents' workers among them) and of its sandbox processes, read from
+ * `/proc`, then each one's medians. Figure 12 gives events/s; on a loaded
+ * host its wall clock swings more than any change to the event path, where
+ * these interleaved CPU counters stay comparable. Reports; asserts nothing.
+ *
+ * ```sh
+ * # this checkout against a baseline: 50 sessions × ticker of 1,000, in-process workers
+ * deno run -A --unstable-kv --unstable-worker-options bench/event_cpu.ts --base /work/wt/base \
+ *   --sandbox worker --sessions 50 --count 1000
+ * # one ticker of 20,000 in sandbox processes
+ * deno run -A --unstable-kv --unstable-worker-options bench/event_cpu.ts --base /work/wt/base
+ * ```
+ *
+ * `-A`: Deno lets a program read other processes' `/proc` entries only with
+ * every permission.
+ *
+ * @module
+ */
+import { parseArgs } from "parse-args";
+import {
+  BenchClient,
+  type ChildServerLike,
+  fmt,
+  type JobRun,
+  ROOT,
+  spawnBenchServe,
+} from "./_util.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    root: { type: "string" },
+    base: { type: "string" },
+    sandbox: { type: "string" },
+    sessions: { type: "string" },
+    count: { type: "string" },
+    rounds: { type: "string" },
+  },
+});
+const roots = [values.root ?? ROOT, ...(values.base ? [values.base] : [])];
+const sandbox = values.sandbox === "worker" ? "worker" : "process";
+const sessions = Number(values.sessions ?? 1);
+const count = Number(values.count ?? 20_000);
+const rounds = Number(values.rounds ?? 6);
+/** Clock ticks per second of `/proc/…/stat` times (`getconf CLK_TCK`: 100 on Linux). */
+const CLOCK_TICKS = 100;
+/** How long to wait after a round for its sandbox processes to be reaped (ms). */
+const REAP_MS = 300;
+
+/**
+ * CPU time (ms) so far of a runtime's threads, by what they do, and of its
+ * sandbox processes.
+ */
+interface CpuTimes {
+  /** The main thread: the event loop, every check and the fan-out. */
+  main: number;
+  /** Deno KV's SQLite writer thread. */
+  kv: number;
+  /** V8's helper threads (GC, compilation) of every isolate. */
+  v8: number;
+  /** Threads that have ended: with `--sandbox worker`, the agents' workers of finished jobs. */
+  gone: number;
+  /** Every other live thread (I/O, live workers). */
+  rest: number;
+  /** Its sandbox processes, live and reaped. */
+  children: number;
+}
+
+/** The name Deno KV's SQLite writer thread runs under. */
+const KV_THREAD = "sw-0";
+
+/** `/proc/…/stat` text after the command name, and the name, or undefined once gone. */
+function readStat(path: string): { name: string; fields: string[] } | undefined {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+  const close = stat.lastIndexOf(")");
+  return {
+    name: stat.slice(stat.indexOf("(") + 1, close),
+    fields: stat.slice(close + 2).split(" "),
+  };
+}
+
+/** utime + stime (or, `at` 13, cutime + cstime) of stat fields, in ms. */
+const ms = (fields: string[], at = 11) =>
+  (Number(fields[at]) + Number(fields[at + 1])) * 1000 / CLOCK_TICKS;
+
+/** Reads a runtime's CPU times: its threads' by kind, and its sandbox processes'. */
+function cpuTimes(pid: number): CpuTimes {
+  const self = readStat(`/proc/${pid}/stat`)!.fields;
+  const times = { main: 0, kv: 0, v8: 0, gone: 0, rest: 0, children: ms(self, 13) };
+  let listed = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    const stat = readStat(`/proc/${pid}/task/${task.name}/stat`);
+    if (!stat) continue; // the thread ended while listed: counted as gone
+    const t = ms(stat.fields);
+    listed += t;
+    if (Number(task.name) === pid) times.main += t;
+    else if (stat.name === KV_THREAD) times.kv += t;
+    else if (stat.name.startsWith("V8 ")) times.v8 += t;
+    else times.rest += t;
+  }
+  times.gone = ms(self) - listed;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const stat = readStat(`/proc/${entry.name}/stat`);
+    // ppid: field 4 of stat(5).
+    if (stat && Number(stat.fields[1]) === pid) times.children += ms(stat.fields);
+  }
+  return times;
+}
+
+/** One server's measure of one round: events/s, and CPU per event (µs) of each part. */
+type Round = { eventsPerSec: number } & CpuTimes;
+
+/** The parts of {@linkcode CpuTimes}, as printed. */
+const PARTS: Array<[keyof CpuTimes, string]> = [
+  ["main", "main"],
+  ["kv", "KV writer"],
+  ["v8", "V8 helpers"],
+  ["gone", "ended threads"],
+  ["rest", "other threads"],
+  ["children", "sandbox processes"],
+];
+
+/**
+ * One ticker, submitted again while the sandbox refuses it as busy (the
+ * retryable `sandbox_busy`: 50 at once may outrun the sandbox processes
+ * ready), as a client does.
+ */
+async function ticker(client: BenchClient): Promise<JobRun> {
+  while (true) {
+    try {
+      return await client.run("ticker", { count, interval_ms: 0 });
+    } catch (err) {
+      if (!String(err).includes("sandbox_busy")) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Runs one round of tickers on a server and measures it. */
+async function round(server: ChildServerLike, clients: BenchClient[]): Promise<Round> {
+  const before = cpuTimes(server.process.pid);
+  const t0 = performance.now();
+  const runs = await Promise.all(clients.map((c) => ticker(c)));
+  const secs = (performance.now() - t0) / 1000;
+  await new Promise((r) => setTimeout(r, REAP_MS));
+  const after = cpuTimes(server.process.pid);
+  const events = runs.reduce((n, r) => n + r.events, 0);
+  const r = { eventsPerSec: events / secs } as Round;
+  for (const [k] of PARTS) r[k] = (after[k] - before[k]) * 1000 / events;
+  return r;
+}
+
+/** A round's CPU per event, part by part and in all. */
+function describe(cpu: (k: keyof CpuTimes) => number): string {
+  const all = PARTS.reduce((sum, [k]) => sum + cpu(k), 0);
+  return PARTS.map(([k, label]) => `${label} ${fmt(cpu(k), 1)}`).join(", ") +
+    `; all ${fmt(all, 1)}`;
+}
+
+/** The median of some numbers. */
+function median(xs: number[]): number {
+  const s = xs.toSorted((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const servers: ChildServerLike[] = [];
+try {
+  for (const root of roots) servers.push(await spawnBenchServe(["--sandbox", sandbox], root));
+  const clients = await Promise.all(
+    servers.map((s) =>
+      Promise.all(Array.from({ length: sessions }, () => BenchClient.connect(s.url)))
+    ),
+  );
+  // Compile, JIT and warm each server's pool first.
+  for (let k = 0; k < servers.length; k++) await round(servers[k], clients[k]);
+  const results: Round[][] = servers.map(() => []);
+  console.log(`${sessions} session(s) × ticker of ${count}, sandbox ${sandbox}, ${rounds} rounds`);
+  for (let i = 0; i < rounds; i++) {
+    for (let n = 0; n < servers.length; n++) {
+      const k = (i + n) % servers.length;
+      const r = await round(servers[k], clients[k]);
+      results[k].push(r);
+      console.log(
+        `round ${i} ${roots[k]}: ${fmt(r.eventsPerSec, 0)} events/s; CPU per event (µs): ${
+          describe((p) => r[p])
+        }`,
+      );
+    }
+  }
+  roots.forEach((root, k) => {
+    const m = (f: (r: Round) => number) => median(results[k].map(f));
+    console.log(
+      `median ${root}: ${fmt(m((r) => r.eventsPerSec), 0)} events/s; CPU per event (µs): ${
+        describe((p) => m((r) => r[p]))
+      }`,
+    );
+  });
+  await Promise.all(clients.flat().map((c) => c.close()));
+} finally {
+  await Promise.all(servers.map((s) => s.stop()));
+}
