@@ -531,6 +531,46 @@ export async function rssKiB(pid: number): Promise<number> {
   return Number(m[1]);
 }
 
+/** Clock ticks per second of `/proc/…/stat` times (`getconf CLK_TCK`: 100 on Linux). */
+export const CLOCK_TICKS = 100;
+
+/** The name Deno KV's SQLite writer thread runs under. */
+export const KV_THREAD = "sw-0";
+
+/**
+ * A `/proc/…/stat` file read directly (the caller runs with `-A`: Deno
+ * lets a program read other processes' `/proc` entries only then).
+ *
+ * @param path `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`
+ * @returns the command name and the fields after it (field 3 of stat(5)
+ *   onwards), or undefined once the process or thread is gone
+ */
+export function readProcStat(path: string): { name: string; fields: string[] } | undefined {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+  const close = stat.lastIndexOf(")");
+  return {
+    name: stat.slice(stat.indexOf("(") + 1, close),
+    fields: stat.slice(close + 2).split(" "),
+  };
+}
+
+/**
+ * CPU time of a stat's fields, in ms.
+ *
+ * @param fields the fields {@linkcode readProcStat} returns
+ * @param at 11 for utime + stime (fields 14 and 15 of stat(5)), 13 for the
+ *   reaped children's cutime + cstime
+ * @returns the two fields' sum in ms
+ */
+export function statCpuMs(fields: string[], at = 11): number {
+  return (Number(fields[at]) + Number(fields[at + 1])) * 1000 / CLOCK_TICKS;
+}
+
 /**
  * Polls a runtime's `/healthz` until no job is live.
  *

@@ -31,8 +31,11 @@ import {
   type ChildServerLike,
   fmt,
   type JobRun,
+  KV_THREAD,
+  readProcStat,
   ROOT,
   spawnBenchServe,
+  statCpuMs,
 } from "./_util.ts";
 
 const { values } = parseArgs({
@@ -51,8 +54,6 @@ const sandbox = values.sandbox === "worker" ? "worker" : "process";
 const sessions = Number(values.sessions ?? 1);
 const count = Number(values.count ?? 20_000);
 const rounds = Number(values.rounds ?? 6);
-/** Clock ticks per second of `/proc/…/stat` times (`getconf CLK_TCK`: 100 on Linux). */
-const CLOCK_TICKS = 100;
 /** How long to wait after a round for its sandbox processes to be reaped (ms). */
 const REAP_MS = 300;
 
@@ -75,49 +76,27 @@ interface CpuTimes {
   children: number;
 }
 
-/** The name Deno KV's SQLite writer thread runs under. */
-const KV_THREAD = "sw-0";
-
-/** `/proc/…/stat` text after the command name, and the name, or undefined once gone. */
-function readStat(path: string): { name: string; fields: string[] } | undefined {
-  let stat: string;
-  try {
-    stat = Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-  const close = stat.lastIndexOf(")");
-  return {
-    name: stat.slice(stat.indexOf("(") + 1, close),
-    fields: stat.slice(close + 2).split(" "),
-  };
-}
-
-/** utime + stime (or, `at` 13, cutime + cstime) of stat fields, in ms. */
-const ms = (fields: string[], at = 11) =>
-  (Number(fields[at]) + Number(fields[at + 1])) * 1000 / CLOCK_TICKS;
-
 /** Reads a runtime's CPU times: its threads' by kind, and its sandbox processes'. */
 function cpuTimes(pid: number): CpuTimes {
-  const self = readStat(`/proc/${pid}/stat`)!.fields;
-  const times = { main: 0, kv: 0, v8: 0, gone: 0, rest: 0, children: ms(self, 13) };
+  const self = readProcStat(`/proc/${pid}/stat`)!.fields;
+  const times = { main: 0, kv: 0, v8: 0, gone: 0, rest: 0, children: statCpuMs(self, 13) };
   let listed = 0;
   for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    const stat = readStat(`/proc/${pid}/task/${task.name}/stat`);
+    const stat = readProcStat(`/proc/${pid}/task/${task.name}/stat`);
     if (!stat) continue; // the thread ended while listed: counted as gone
-    const t = ms(stat.fields);
+    const t = statCpuMs(stat.fields);
     listed += t;
     if (Number(task.name) === pid) times.main += t;
     else if (stat.name === KV_THREAD) times.kv += t;
     else if (stat.name.startsWith("V8 ")) times.v8 += t;
     else times.rest += t;
   }
-  times.gone = ms(self) - listed;
+  times.gone = statCpuMs(self) - listed;
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
-    const stat = readStat(`/proc/${entry.name}/stat`);
+    const stat = readProcStat(`/proc/${entry.name}/stat`);
     // ppid: field 4 of stat(5).
-    if (stat && Number(stat.fields[1]) === pid) times.children += ms(stat.fields);
+    if (stat && Number(stat.fields[1]) === pid) times.children += statCpuMs(stat.fields);
   }
   return times;
 }

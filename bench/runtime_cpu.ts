@@ -29,9 +29,12 @@ import {
   BenchClient,
   type ChildServerLike,
   fmt,
+  KV_THREAD,
   principalToken,
+  readProcStat,
   ROOT,
   spawnBenchServe,
+  statCpuMs,
   stats,
 } from "./_util.ts";
 import { FIGURE11_SERVE_FLAGS } from "./sandbox_figures.ts";
@@ -49,11 +52,6 @@ const roots = [values.root ?? ROOT, ...(values.base ? [values.base] : [])];
 const jobs = Number(values.jobs ?? 2000);
 const perSession = Number(values["per-session"] ?? 250);
 const SESSIONS = 8;
-/** Clock ticks per second of `/proc/…/stat` times (`getconf CLK_TCK`: 100 on Linux). */
-const CLOCK_TICKS = 100;
-/** The name Deno KV's SQLite writer thread runs under. */
-const KV_THREAD = "sw-0";
-
 /** CPU time (ms) spent so far by a process: its main thread, its KV writer thread, all threads. */
 interface CpuTimes {
   main: number;
@@ -65,20 +63,12 @@ interface CpuTimes {
 function cpuTimes(pid: number): CpuTimes {
   const times = { main: 0, kv: 0, total: 0 };
   for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    let stat: string;
-    try {
-      stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
-    } catch {
-      continue; // the thread ended while listed
-    }
-    const close = stat.lastIndexOf(")");
-    const name = stat.slice(stat.indexOf("(") + 1, close);
-    const fields = stat.slice(close + 2).split(" ");
-    // utime and stime: fields 14 and 15 of stat(5), counted after the name.
-    const ms = (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS;
+    const stat = readProcStat(`/proc/${pid}/task/${task.name}/stat`);
+    if (!stat) continue; // the thread ended while listed
+    const ms = statCpuMs(stat.fields);
     times.total += ms;
     if (Number(task.name) === pid) times.main += ms;
-    if (name === KV_THREAD) times.kv += ms;
+    if (stat.name === KV_THREAD) times.kv += ms;
   }
   return times;
 }
