@@ -40,7 +40,7 @@
  */
 import { keyId } from "./key_id.ts";
 import { whileBusy } from "./busy.ts";
-import { type KvWrite, SEGMENT_CHARS, SEGMENT_ENTRIES } from "./large_value.ts";
+import { type KvWrite, SEGMENT_CHARS, SEGMENT_ENTRIES, setOptions } from "./large_value.ts";
 import { nextTurn, sliceSpent } from "../turn_slice.ts";
 
 /** Stay well inside KV's 1000 mutations and ~800 KiB per atomic operation. */
@@ -354,12 +354,12 @@ class Batch {
     let n = 0;
     for (const seg of this.#segments) {
       const value = seg.texts.length === 1 ? seg.texts[0] : seg.texts;
-      op.set(seg.key, value, seg.expireIn ? { expireIn: seg.expireIn } : undefined);
+      op.set(seg.key, value, setOptions(seg));
       if (++n % FILL_CHUNK === 0 && sliceSpent()) await nextTurn();
     }
     for (const w of this.#plain.values()) {
       if (w.value === undefined) op.delete(w.key);
-      else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
+      else op.set(w.key, w.value, setOptions(w));
       if (++n % FILL_CHUNK === 0 && sliceSpent()) await nextTurn();
     }
   }

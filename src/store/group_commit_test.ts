@@ -1,7 +1,7 @@
 import { deepEqual, equal, ok } from "assert";
 import { GroupCommitter } from "./group_commit.ts";
 import { setTurnSliceMs } from "../turn_slice.ts";
-import { type KvWrite, listTexts, logWrites, textWrites } from "./large_value.ts";
+import { KEEP_MS, type KvWrite, listTexts, logWrites, textWrites } from "./large_value.ts";
 
 /** A KV database in a fresh temp dir, removed on dispose. */
 async function tempKv(): Promise<{ kv: Deno.Kv } & AsyncDisposable> {
@@ -342,4 +342,35 @@ Deno.test("the next batch commits while a batch's waiters run: hooks and waiters
   } finally {
     setTurnSliceMs(before);
   }
+});
+
+Deno.test("a write without a time to live is set to expire KEEP_MS away; one with its own keeps it", async () => {
+  await using db = await tempKv();
+  const seen = new Map<string, number | undefined>();
+  const recording = {
+    atomic() {
+      const op = db.kv.atomic();
+      const outer = {
+        set(key: Deno.KvKey, value: unknown, options?: { expireIn?: number }) {
+          seen.set(String(key[0]), options?.expireIn);
+          op.set(key, value, options);
+          return outer;
+        },
+        delete(key: Deno.KvKey) {
+          op.delete(key);
+          return outer;
+        },
+        commit: () => op.commit(),
+      };
+      return outer;
+    },
+  } as unknown as Deno.Kv;
+  const gc = new GroupCommitter(recording);
+  await gc.write([
+    { key: ["record"], value: { a: 1 } },
+    ...logWrites(["log"], 1, "e1"),
+    ...logWrites(["ttl"], 1, "e1", 60_000),
+  ]);
+  deepEqual(Object.fromEntries(seen), { record: KEEP_MS, log: KEEP_MS, ttl: 60_000 });
+  deepEqual((await db.kv.get(["record"])).value, { a: 1 });
 });

@@ -30,6 +30,28 @@ export const SEGMENT_CHARS = PART_CHARS;
 /** Entries one shared log value holds at most (a few bytes of overhead each). */
 export const SEGMENT_ENTRIES = 256;
 
+/**
+ * The time to live (ms, about 1,000 years) of an entry the runtime keeps
+ * until it deletes it itself. KV indexes every entry by its expiry
+ * (`kv_expiration_ms_idx`) and files an entry without one (-1) under its
+ * key, so a commit of keys under several prefixes dirtied an index page for
+ * each prefix besides its table pages; entries that expire "now + this"
+ * sit side by side at the end of that index, in one or two pages per
+ * commit. KV deletes an entry only once its expiry has passed, and reads
+ * ignore expiry, so this keeps what it kept.
+ */
+export const KEEP_MS = 31_557_600_000_000;
+
+/**
+ * The options KV sets a write with: its own time to live, else {@linkcode KEEP_MS}.
+ *
+ * @param w the write
+ * @returns the options for `AtomicOperation.set`
+ */
+export function setOptions(w: { expireIn?: number }): { expireIn: number } {
+  return { expireIn: w.expireIn || KEEP_MS };
+}
+
 /** A write for the group committer. */
 export interface KvWrite {
   /** The key. */

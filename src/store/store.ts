@@ -9,7 +9,14 @@ import { keys, V } from "./keys.ts";
 import { keyId, keyIdUnder } from "./key_id.ts";
 import { GroupCommitter, isStorageFailure } from "./group_commit.ts";
 import { describeCause, type StorageHealth, storageUnavailable } from "./storage_health.ts";
-import { type KvWrite, listTextPages, listTexts, logEntries, logWrites } from "./large_value.ts";
+import {
+  type KvWrite,
+  listTextPages,
+  listTexts,
+  logEntries,
+  logWrites,
+  setOptions,
+} from "./large_value.ts";
 import type { AuditRecord, IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { Revocations } from "./revocations.ts";
 import { NodeDirectory, StartRefusedError } from "./nodes.ts";
@@ -452,7 +459,7 @@ export class Store {
         }
         for (const w of this.jobWrites(job)) {
           if (w.value === undefined) op.delete(w.key);
-          else op.set(w.key, w.value, w.expireIn ? { expireIn: w.expireIn } : undefined);
+          else op.set(w.key, w.value, setOptions(w));
         }
         return op.commit();
       };
