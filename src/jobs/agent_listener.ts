@@ -136,7 +136,10 @@ export class AgentListener {
       if (i < items.length && items[i][0] !== "metric") continue;
       if (live.ended) return Promise.resolve();
       // Commits settle in order, so the last promise settles after every earlier one.
-      if (i > from) last = this.#port.events(live, items.slice(from, i));
+      // A run of the whole message, the usual case, goes without a copy.
+      if (i > from) {
+        last = this.#port.events(live, i - from === items.length ? items : items.slice(from, i));
+      }
       if (i < items.length) last = this.#agentEvent(live, "metric", items[i][1]);
       from = i + 1;
     }

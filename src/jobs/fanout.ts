@@ -331,7 +331,7 @@ export class Fanout {
       kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
       // The body's JSON from its check: the payload is spelled around it, not serialized again.
       const text = json === undefined ? undefined : jobEventJson(payload, json);
-      this.#stage(live, "job.event", payload, owner, undefined, output, group, text);
+      this.#stage(live, "job.event", payload, owner, undefined, output, group, text, json);
       if (group.chars > GROUP_CHARS) {
         committed = this.#commit(live, group);
         group = new Group();
@@ -393,6 +393,7 @@ export class Fanout {
     output: boolean,
     group: Group,
     payloadJson?: string,
+    bodyJson?: string,
   ): void {
     const job = live.record;
     const envelope = jobEnvelope(type, job.job_id, job.trace_id, payload, logPayload, payloadJson);
@@ -424,16 +425,23 @@ export class Fanout {
       // are (envelope ids are ULIDs, the rest JSON punctuation and numbers):
       // then only the payload's JSON, not the whole envelope, is scanned. A
       // JSON text holds no lone surrogate, so its parts' UTF-8 lengths add up.
+      // An event's payload is its body's JSON inside ASCII but for its kind:
+      // scanning the body's own text, flat as `JSON.stringify` made it, spares
+      // flattening the payload's concatenated text for the scan.
       live.plainIds ??= isAscii(`${job.job_id}${job.trace_id}${job.session_id}`);
+      const part = !live.plainIds
+        ? undefined
+        : bodyJson !== undefined && isAscii((payload as JobEventPayload).kind)
+        ? bodyJson
+        : payloadJson;
       this.#quota.charge(
         live,
-        payloadJson !== undefined && live.plainIds
-          ? logged.length - payloadJson.length + utf8Length(payloadJson)
-          : utf8Length(logged),
+        part === undefined ? utf8Length(logged) : logged.length - part.length + utf8Length(part),
       );
     }
     const position = job.log_length++;
     group.add(this.#store.jobLogWrites(job.job_id, position, logged), logged.length);
+    if (live.subscribers.size === 0) return;
     for (const [id, sub] of live.subscribers) {
       if (sub.sink.evicted) live.subscribers.delete(id);
       else if (sub.queue) sub.queue.push([type, logPayload ?? payload, position]);

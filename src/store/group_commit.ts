@@ -71,6 +71,23 @@ const FILL_CHUNK = 64;
 /** Queue entries consumed before the queue array is compacted. */
 const COMPACT_AFTER = 1024;
 
+/**
+ * What a queue slot holds once its write is taken into a batch. The batch
+ * holds the write from then on: were the slot to keep it until the next
+ * compaction, every write of up to {@linkcode COMPACT_AFTER} batches (a
+ * job's burst of events each, their envelopes' text and keys) would stay
+ * alive after its commit settled, long enough for V8 to copy it out of the
+ * young generation and promote it.
+ */
+const TAKEN: Pending = {
+  writes: [],
+  resolve: () => {},
+  reject: () => {},
+  solo: false,
+  reported: true,
+  failFast: false,
+};
+
 interface Pending {
   writes: KvWrite[];
   resolve: () => void;
@@ -605,7 +622,7 @@ export class GroupCommitter {
     const batch = new Batch();
     let n = 0;
     while (this.#head < this.#queue.length && batch.offer(this.#queue[this.#head])) {
-      this.#head++;
+      this.#queue[this.#head++] = TAKEN;
       if (++n % TAKE_CHUNK === 0 && sliceSpent()) await nextTurn();
     }
     if (this.#head >= COMPACT_AFTER) {
