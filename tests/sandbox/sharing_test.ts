@@ -591,3 +591,50 @@ Deno.test("concurrency: with every turn's budget spent at once, a burst of share
     setTurnSliceMs(before);
   }
 });
+
+Deno.test("reuse: a burst over more principals than processes may start at once, none waiting ready: every job runs once, in a worker of its own principal", async () => {
+  // Process starts are bounded and taken in turn, key by key: every key's
+  // jobs must still get a worker, none lost and none in another's.
+  const limit = Math.max(2, navigator.hardwareConcurrency ?? 2);
+  const principals = Array.from({ length: limit + 4 }, (_, i) => `user${i}`);
+  await using server = await startServer({
+    agentsDir: AGENTS,
+    warmPool: 0,
+    tokens: Object.fromEntries(principals.map((p) => [`${p}-token`, p])),
+    liveness: { beatIntervalMs: 200, missedBeats: 5 },
+  });
+  const clients = await Promise.all(principals.map((p) => connect(server.url, `${p}-token`)));
+  try {
+    const accepted = await Promise.all(
+      clients.map((c) =>
+        Promise.all(Array.from({ length: 4 }, () => c.submit({ agent: "reuser", input: {} })))
+      ),
+    );
+    const runs = await Promise.all(clients.map((c, i) =>
+      Promise.all(accepted[i].map(async (a) => {
+        equal(a.type, "job.accepted", JSON.stringify(a.payload));
+        const seen = await c.untilTerminal(a.job_id!, 30_000);
+        equal(seen.filter((e) => e.type === "job.result").length, 1);
+        const end = seen.at(-1)!;
+        equal(end.type, "job.result", JSON.stringify(end.payload));
+        return end.payload.result as Ran;
+      }))
+    ));
+    const owner = new Map<string, string>();
+    runs.forEach((mine, i) => {
+      const served = new Map<string, number>();
+      for (const r of mine) {
+        const other = owner.get(r.worker);
+        ok(
+          other === undefined || other === principals[i],
+          `${principals[i]} ran in ${other}'s worker`,
+        );
+        owner.set(r.worker, principals[i]);
+        served.set(r.worker, Math.max(served.get(r.worker) ?? 0, r.served));
+      }
+      equal([...served.values()].reduce((x, y) => x + y, 0), mine.length, "a job started twice");
+    });
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+});
