@@ -48,9 +48,12 @@ export const KEEP_MS = 31_557_600_000_000;
  * @param w the write
  * @returns the options for `AtomicOperation.set`
  */
-export function setOptions(w: { expireIn?: number }): { expireIn: number } {
-  return { expireIn: w.expireIn || KEEP_MS };
+export function setOptions(w: { expireIn?: number }): { readonly expireIn: number } {
+  return w.expireIn ? { expireIn: w.expireIn } : KEEP;
 }
+
+/** The options of every write without a time to live of its own: one object, not one per write. */
+const KEEP: { readonly expireIn: number } = Object.freeze({ expireIn: KEEP_MS });
 
 /** A write for the group committer. */
 export interface KvWrite {
