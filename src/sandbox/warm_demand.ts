@@ -61,6 +61,11 @@ interface KeyDemand {
   /** Launch times within the window, oldest first. */
   times: number[];
   last: number;
+  /**
+   * When the first launch since the launcher was last idle came: the
+   * launches since then are one burst, however spread out they arrived.
+   */
+  busySince?: number;
   /** The largest burst since `burstAt` (launches), and when it came. */
   burst: number;
   burstAt: number;
@@ -101,15 +106,30 @@ export class WarmDemand {
     d.times.push(now);
     while (d.times.length > 0 && d.times[0] < now - WINDOW_MS) d.times.shift();
     d.last = now;
+    d.busySince ??= now;
     const span = Math.min(WINDOW_MS, Math.max(BURST_SPAN_MS, this.#readyMs));
+    const from = Math.min(now - span, d.busySince);
     let first = d.times.length - 1;
-    while (first > 0 && d.times[first - 1] >= now - span) first--;
+    while (first > 0 && d.times[first - 1] >= from) first--;
     const burst = d.times.length - first;
     if (burst >= d.burst || now - d.burstAt > BURST_HOLD_MS) {
       d.burst = burst;
       d.burstAt = now;
     }
     this.#keys.set(key, d);
+  }
+
+  /**
+   * Records that the launcher has no job in flight: the launches that come
+   * next start a new burst. Until then, every launch since the last idle
+   * moment (within the demand window) counts as one burst: a launcher
+   * refills its pool in idle time only, so the pool must hold every worker
+   * such a busy spell takes, however spread out its launches arrived (50
+   * submits at once reached an in-process launcher over ~0.6 s, each held
+   * up by the worker starts of the ones before it).
+   */
+  idle(): void {
+    for (const d of this.#keys.values()) d.busySince = undefined;
   }
 
   /**
@@ -144,18 +164,23 @@ export class WarmDemand {
 
   /**
    * Warm workers wanted per key: enough to cover the launches expected while
-   * one becomes ready (twice over), and, with `bursts`, the key's largest recent burst (the
-   * most launches that came within one ready time of each other, or
-   * {@linkcode BURST_SPAN_MS}: a refill cannot serve those, only workers
-   * started before them) for {@linkcode BURST_HOLD_MS} after it; at least
-   * one for a key used in the last minute, none for a key that keeps
-   * failing. Keys long unused are forgotten.
+   * one becomes ready (twice over: `steady`), and, with `bursts`, the key's
+   * largest recent burst (the most launches between two idle moments of the
+   * launcher, within the demand window, or that came within one ready time
+   * of each other, or {@linkcode BURST_SPAN_MS}: a refill cannot serve
+   * those, only workers started before them) for {@linkcode BURST_HOLD_MS}
+   * after it; at least one for a key used in the last minute, none for a
+   * key that keeps failing. Keys long unused are forgotten.
    *
    * @param now the time (ms)
    * @param max the most warm workers in all
-   * @returns key → wanted count, most wanted first
+   * @returns key → wanted count (`n`) and the part of it the rate alone
+   *   calls for (`steady`, at most `n`), most wanted first
    */
-  wanted(now: number, max: number): Array<{ key: string; template: WorkerTemplate; n: number }> {
+  wanted(
+    now: number,
+    max: number,
+  ): Array<{ key: string; template: WorkerTemplate; n: number; steady: number }> {
     const out = [];
     for (const [key, d] of this.#keys) {
       if (now - d.last > FORGET_MS) {
@@ -165,20 +190,19 @@ export class WarmDemand {
       if (d.warmFailures >= MAX_WARM_FAILURES) continue;
       while (d.times.length > 0 && d.times[0] < now - WINDOW_MS) d.times.shift();
       const rate = d.times.length / (WINDOW_MS / 1000);
+      const steady = Math.max(1, Math.ceil(rate * this.#readyMs / 500));
       out.push({
         key,
         template: d.template,
-        n: Math.max(
-          1,
-          Math.ceil(rate * this.#readyMs / 500),
-          this.#bursts && now - d.burstAt <= BURST_HOLD_MS ? d.burst : 0,
-        ),
+        n: Math.max(steady, this.#bursts && now - d.burstAt <= BURST_HOLD_MS ? d.burst : 0),
+        steady,
       });
     }
     out.sort((a, b) => b.n - a.n);
     let left = max;
     for (const w of out) {
       w.n = Math.min(w.n, left);
+      w.steady = Math.min(w.steady, w.n);
       left -= w.n;
     }
     return out.filter((w) => w.n > 0);
