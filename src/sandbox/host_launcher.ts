@@ -390,7 +390,7 @@ export class HostLauncher implements AgentLauncher {
   #startsWaited = 0;
   /** Every process alive, idle or serving, with its metrics index. */
   #all = new Map<SandboxProcess, number>();
-  #demand = new WarmDemand({ bursts: true });
+  #demand = new WarmDemand();
   #poolFailures = 0;
   #refillQueued = false;
   /** Fresh jobs bound to a process whose outcome is not yet delivered. */
@@ -641,16 +641,8 @@ export class HostLauncher implements AgentLauncher {
 
   /** A fresh job's outcome is out (or it ended without one): a deferred refill may run. */
   #landed(): void {
-    if (--this.#inFlight > 0) return;
-    // Idle: the burst is over, and the pool refills for the next one.
-    const idle = !this.#busy();
-    if (idle) this.#demand.idle();
-    if (idle || this.#refillDeferred !== undefined) this.#runDeferredRefill();
-  }
-
-  /** Whether a fresh job is in flight or waits for a process. */
-  #busy(): boolean {
-    return this.#inFlight > 0 || this.#freshWaiting.some((w) => !w.channel.ended);
+    if (--this.#inFlight > 0 || this.#refillDeferred === undefined) return;
+    this.#runDeferredRefill();
   }
 
   /**
@@ -659,17 +651,12 @@ export class HostLauncher implements AgentLauncher {
    * all), and no more than `warmMax`. Warm workers of keys no longer in use
    * are stopped.
    *
-   * The pool grows at once to what the rate calls for; to what a burst
-   * calls for beyond it only while no fresh job is in flight or waiting
-   * (a process's start, ~100 ms of CPU, beside a burst's jobs slows them;
-   * the burst's own processes come back for the next one). It shrinks to
-   * what demand calls for only when `trim` is set (every
-   * {@linkcode TRIM_MS}) or past `warmMax`: the wanted count moves by one
-   * as launches enter and leave the demand window, and shrinking at once
-   * started a process and killed it again before it was ready, over and
-   * over (5 of every 100 jobs at a steady 20/s paid for a process start,
-   * measured). Recycled processes past what their key calls for go at a
-   * trim too, so a burst's memory comes back once its demand has gone.
+   * The pool grows at once, but shrinks to what demand calls for only when
+   * `trim` is set (every {@linkcode TRIM_MS}) or past `warmMax`: the wanted
+   * count moves by one as launches enter and leave the demand window, and
+   * shrinking at once started a process and killed it again before it was
+   * ready, over and over (5 of every 100 jobs at a steady 20/s paid for a
+   * process start, measured).
    *
    * @param trim whether to stop processes beyond what demand calls for
    */
@@ -683,35 +670,25 @@ export class HostLauncher implements AgentLauncher {
       this.#warm.delete(key);
     }
     // Recycled processes count first: they cost nothing more to keep, while
-    // their key is in use, within what it calls for at a trim, and while the
-    // budget allows (the oldest go first).
+    // their key is in use and the budget allows (the oldest go first).
     let budget = this.#warmMax;
     const recycledOf = new Map<string, number>();
     for (const [key, r] of [...this.#recycled].reverse()) {
-      const room = Math.min(
-        budget,
-        trim
-          ? (want.get(r.base) ?? 0) - (recycledOf.get(r.base) ?? 0)
-          : want.has(r.base)
-          ? budget
-          : 0,
-      );
-      while (r.procs.length > Math.max(0, room)) r.procs.shift()!.kill();
+      if (!want.has(r.base)) r.procs.splice(0).forEach((p) => p.kill());
+      while (r.procs.length > Math.max(0, budget)) r.procs.shift()!.kill();
       budget -= r.procs.length;
       if (r.procs.length === 0) this.#recycled.delete(key);
       recycledOf.set(r.base, (recycledOf.get(r.base) ?? 0) + r.procs.length);
     }
     let warm = 0;
-    const busy = this.#busy();
     for (const w of wanted) {
       const have = (recycledOf.get(w.key) ?? 0) + (this.#returning.get(w.key) ?? 0);
       const n = Math.max(0, Math.min(w.n - have, budget));
-      const grow = busy ? Math.min(n, w.steady - have) : n;
       const list = this.#warm.get(w.key) ?? [];
       const keep = trim ? n : Math.max(n, Math.min(list.length, budget));
       budget -= Math.max(n, keep);
       while (list.length > keep) list.shift()!.kill();
-      while (list.length < grow && this.#mayStart()) list.push(this.#startWarm(w.template));
+      while (list.length < n && this.#mayStart()) list.push(this.#startWarm(w.template));
       if (list.length > 0) this.#warm.set(w.key, list);
       else this.#warm.delete(w.key);
       warm += list.length + have;

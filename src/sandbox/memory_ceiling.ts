@@ -42,27 +42,20 @@ function machineBytes(): number {
   }
 }
 
-/**
- * What one more idle sandbox process with a warm worker costs the machine,
- * MiB: its private pages measured 19 – 21 MiB (`Private_Dirty` of
- * `/proc/<pid>/smaps_rollup`, after a ticker job or none); its resident set
- * reads ~50 – 58 MiB, but ~38 MiB of that is the deno executable's pages,
- * shared by every process and counted once. Rounded up.
- */
-const IDLE_PROCESS_MB = 24;
+/** What one idle sandbox process holds, MiB (measured ~50; rounded up). */
+const IDLE_PROCESS_MB = 64;
 
 /**
  * The default most sandbox processes the warm pool keeps ready: as many as
  * a sixteenth of the machine's memory holds at {@linkcode IDLE_PROCESS_MB}
- * each, clamped to 8 – 64, so that a burst of 50 jobs finds a process each
- * on a machine of 24 GiB or more. Processes that served a job serve only
- * their principal's next ones, so a pool smaller than the principals active
- * at once starts (and kills) a process for most of their jobs.
+ * each, clamped to 8 – 32. Processes that served a job serve only their
+ * principal's next ones, so a pool smaller than the principals active at
+ * once starts (and kills) a process for most of their jobs.
  *
  * @example
  * ```ts
  * import { defaultWarmMax } from "./memory_ceiling.ts";
- * console.log(defaultWarmMax(24 * 1024 ** 3)); // 64
+ * console.log(defaultWarmMax(24 * 1024 ** 3)); // 24
  * ```
  *
  * @param totalBytes the machine's memory (default: `Deno.systemMemoryInfo().total`)
@@ -71,5 +64,5 @@ const IDLE_PROCESS_MB = 24;
 export function defaultWarmMax(totalBytes?: number): number {
   const total = totalBytes ?? machineBytes();
   const fit = Math.floor(total / 16 / 1024 / 1024 / IDLE_PROCESS_MB);
-  return Math.min(64, Math.max(8, fit));
+  return Math.min(32, Math.max(8, fit));
 }

@@ -87,7 +87,12 @@ export class WarmDemand {
    *   sandbox leaves it off: processes that served a burst come back to the
    *   pool for their principal's next one, and warm processes started for
    *   it on top cost more than they saved (figure 12e, 4 alternating pairs:
-   *   runtime CPU per event 38 – 45 µs with it, 27 – 37 µs without).
+   *   runtime CPU per event 38 – 45 µs with it, 27 – 37 µs without; again
+   *   on 2026-12-02 with `warmMax` 64 and a pool of 50 after the warm-up
+   *   burst (every launch until idle a burst), 3 quieter
+   *   pairs: 8.4k – 15.1k events/s against 16.2k – 17.2k, sandbox CPU per
+   *   event 83 – 94 µs against 65 – 69: a new process runs its own host
+   *   code cold, a recycled one warm).
    */
   constructor(options: { bursts?: boolean } = {}) {
     this.#bursts = options.bursts ?? false;
@@ -126,7 +131,8 @@ export class WarmDemand {
    * refills its pool in idle time only, so the pool must hold every worker
    * such a busy spell takes, however spread out its launches arrived (50
    * submits at once reached an in-process launcher over ~0.6 s, each held
-   * up by the worker starts of the ones before it).
+   * up by the worker starts of the ones before it). A launcher that counts
+   * bursts calls it whenever its last job in flight lands.
    */
   idle(): void {
     for (const d of this.#keys.values()) d.busySince = undefined;
@@ -164,7 +170,7 @@ export class WarmDemand {
 
   /**
    * Warm workers wanted per key: enough to cover the launches expected while
-   * one becomes ready (twice over: `steady`), and, with `bursts`, the key's
+   * one becomes ready (twice over), and, with `bursts`, the key's
    * largest recent burst (the most launches between two idle moments of the
    * launcher, within the demand window, or that came within one ready time
    * of each other, or {@linkcode BURST_SPAN_MS}: a refill cannot serve
@@ -174,13 +180,9 @@ export class WarmDemand {
    *
    * @param now the time (ms)
    * @param max the most warm workers in all
-   * @returns key → wanted count (`n`) and the part of it the rate alone
-   *   calls for (`steady`, at most `n`), most wanted first
+   * @returns key → wanted count, most wanted first
    */
-  wanted(
-    now: number,
-    max: number,
-  ): Array<{ key: string; template: WorkerTemplate; n: number; steady: number }> {
+  wanted(now: number, max: number): Array<{ key: string; template: WorkerTemplate; n: number }> {
     const out = [];
     for (const [key, d] of this.#keys) {
       if (now - d.last > FORGET_MS) {
@@ -190,19 +192,20 @@ export class WarmDemand {
       if (d.warmFailures >= MAX_WARM_FAILURES) continue;
       while (d.times.length > 0 && d.times[0] < now - WINDOW_MS) d.times.shift();
       const rate = d.times.length / (WINDOW_MS / 1000);
-      const steady = Math.max(1, Math.ceil(rate * this.#readyMs / 500));
       out.push({
         key,
         template: d.template,
-        n: Math.max(steady, this.#bursts && now - d.burstAt <= BURST_HOLD_MS ? d.burst : 0),
-        steady,
+        n: Math.max(
+          1,
+          Math.ceil(rate * this.#readyMs / 500),
+          this.#bursts && now - d.burstAt <= BURST_HOLD_MS ? d.burst : 0,
+        ),
       });
     }
     out.sort((a, b) => b.n - a.n);
     let left = max;
     for (const w of out) {
       w.n = Math.min(w.n, left);
-      w.steady = Math.min(w.steady, w.n);
       left -= w.n;
     }
     return out.filter((w) => w.n > 0);

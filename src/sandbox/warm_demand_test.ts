@@ -76,11 +76,3 @@ Deno.test("a busy spell counts only the launches within the demand window", () =
   for (let i = 0; i < 200; i++) demand.note("k", TEMPLATE, 1_000 + 100 * i);
   deepEqual(demand.wanted(20_900, 64).map((w) => w.n), [51]);
 });
-
-Deno.test("the steady part of the wanted count is what the rate alone calls for", () => {
-  const demand = new WarmDemand({ bursts: true });
-  for (let i = 0; i < 50; i++) demand.note("k", TEMPLATE, 1_000 + i);
-  // 10 launches a second, ready in 100 ms: 2, beside the burst's 50.
-  deepEqual(demand.wanted(1_100, 64).map((w) => [w.n, w.steady]), [[50, 2]]);
-  deepEqual(demand.wanted(1_100, 1).map((w) => [w.n, w.steady]), [[1, 1]]);
-});
