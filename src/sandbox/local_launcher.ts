@@ -199,7 +199,8 @@ export class LocalLauncher implements AgentLauncher {
     const waiting = this.#toCreate.pool.indexOf(w);
     if (waiting >= 0) {
       this.#toCreate.pool.splice(waiting, 1);
-      this.#toCreate.jobs.push(w);
+      // Pool creations do not arm the next turn while jobs are in flight.
+      this.#queue(w);
     }
     return w;
   }

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok } from "assert";
-import type { ChannelHandlers, LaunchSpec } from "./channel.ts";
+import type { AgentChannel, ChannelHandlers, LaunchSpec } from "./channel.ts";
 import { defaultLocalWarmMax, LocalLauncher } from "./local_launcher.ts";
 import { permissionsForLease } from "./permissions.ts";
 
@@ -76,20 +76,23 @@ Deno.test("a burst of launches leaves warm workers of its key, no more than warm
 
 const WARMED = new URL("../../tests/fixtures/sharing/warmed.ts", import.meta.url).href;
 
+/** The `start` message of a job with no input. */
+function startOf(jobId: string): Parameters<AgentChannel["post"]>[0] {
+  return {
+    t: "start",
+    jobId,
+    traceId: "0".repeat(32),
+    input: {},
+    lease: {},
+    beatMs: 1000,
+  } as Parameters<AgentChannel["post"]>[0];
+}
+
 /** Starts a `warmed` job on its channel; its result says how many jobs its worker's module ran. */
 async function runWarmed(launcher: LocalLauncher, jobId: string): Promise<{ runs: number }> {
   const h = collect();
   const channel = launcher.launch({ ...spec(jobId), agentUrl: WARMED }, h);
-  channel.post(
-    {
-      t: "start",
-      jobId,
-      traceId: "0".repeat(32),
-      input: {},
-      lease: {},
-      beatMs: 1000,
-    } as Parameters<typeof channel.post>[0],
-  );
+  channel.post(startOf(jobId));
   try {
     return await h.result as { runs: number };
   } finally {
@@ -119,6 +122,32 @@ Deno.test("a burst is every launch until the launcher is idle again: the pool th
     // Refilled once idle, then back to one once the burst is old.
     await until(() => launcher.warmCount === 3, "the pool refilled");
     await until(() => launcher.warmCount === 1, "trimmed to one once the burst is old");
+  } finally {
+    await launcher.close();
+  }
+});
+
+Deno.test("a job that takes a pool worker not yet created gets it created while other jobs run", async () => {
+  const launcher = new LocalLauncher({ warmMax: 4 });
+  try {
+    for (let i = 0; i < 4; i++) {
+      launcher.launch({ ...spec(`job_${i}`), agentUrl: WARMED }, collect()).end("done");
+    }
+    // The refill has queued the pool's 4 workers; none is created yet.
+    await new Promise((r) => setTimeout(r, 0));
+    equal(launcher.warmCount, 4);
+    const first = collect();
+    const a = launcher.launch({ ...spec("job_a"), agentUrl: WARMED }, first);
+    a.post(startOf("job_a"));
+    equal((await first.result as { runs: number }).runs, 1);
+    // With job_a still in flight, the pool's other workers wait for an idle moment; one a
+    // job takes is created for it at once.
+    const second = collect();
+    const b = launcher.launch({ ...spec("job_b"), agentUrl: WARMED }, second);
+    b.post(startOf("job_b"));
+    equal((await second.result as { runs: number }).runs, 1);
+    a.end("done");
+    b.end("done");
   } finally {
     await launcher.close();
   }
