@@ -15,10 +15,9 @@
  * Start-up stays off the path from submit to first event where it can:
  * like the process sandbox, the launcher keeps workers started ahead for
  * the keys recent jobs used ({@linkcode workerKey}), as many as their
- * recent rate and largest burst (every launch between two idle moments)
- * call for, within `warmMax`. They are started in idle time only (once no
- * job is in flight; a start left when a job comes waits for the next idle
- * moment), and stopped when their key's demand ends.
+ * recent rate and largest burst call for, within `warmMax`. They are
+ * started in idle time (once no job is in flight), and stopped when their
+ * key's demand ends.
  *
  * @module
  */
@@ -159,11 +158,7 @@ export class LocalLauncher implements AgentLauncher {
       this.#ends.delete(end);
       if (how === "done") this.#demand.served(key);
       // The job has landed once its outcome is out, not when its worker ends.
-      const landed = () => {
-        if (--this.#inFlight > 0) return;
-        this.#demand.idle();
-        this.#refillSoon();
-      };
+      const landed = () => void (--this.#inFlight === 0 && this.#refillSoon());
       if (delivered) delivered.then(landed, landed);
       else landed();
     };
@@ -199,8 +194,7 @@ export class LocalLauncher implements AgentLauncher {
     const waiting = this.#toCreate.pool.indexOf(w);
     if (waiting >= 0) {
       this.#toCreate.pool.splice(waiting, 1);
-      // Pool creations do not arm the next turn while jobs are in flight.
-      this.#queue(w);
+      this.#toCreate.jobs.push(w);
     }
     return w;
   }
@@ -227,19 +221,13 @@ export class LocalLauncher implements AgentLauncher {
     this.#createTimer ??= setTimeout(() => this.#createNext(), 0);
   }
 
-  /**
-   * Creates the next worker due, and arms the next turn's if more are due.
-   * The pool's wait while a job is in flight (a creation holds this thread,
-   * which the jobs' events go through): the refill once the last job lands
-   * arms them again, and a job that takes one of them moves it to the jobs'.
-   */
+  /** Creates the next worker due, and arms the next turn's if more are due. */
   #createNext(): void {
     this.#createTimer = undefined;
-    const pool = this.#inFlight === 0 ? this.#toCreate.pool : [];
     let w;
-    do w = this.#toCreate.jobs.shift() ?? pool.shift(); while (w?.stopped);
+    do w = this.#toCreate.jobs.shift() ?? this.#toCreate.pool.shift(); while (w?.stopped);
     if (w) this.#create(w);
-    if (this.#toCreate.jobs.length + pool.length > 0) this.#armCreate();
+    if (this.#toCreate.jobs.length + this.#toCreate.pool.length > 0) this.#armCreate();
   }
 
   /**

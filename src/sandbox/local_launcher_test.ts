@@ -1,5 +1,5 @@
-import { deepEqual, equal, ok } from "assert";
-import type { AgentChannel, ChannelHandlers, LaunchSpec } from "./channel.ts";
+import { equal, ok } from "assert";
+import type { ChannelHandlers, LaunchSpec } from "./channel.ts";
 import { defaultLocalWarmMax, LocalLauncher } from "./local_launcher.ts";
 import { permissionsForLease } from "./permissions.ts";
 
@@ -72,85 +72,6 @@ Deno.test("a burst of launches leaves warm workers of its key, no more than warm
     await launcher.close();
   }
   equal(launcher.warmCount, 0);
-});
-
-const WARMED = new URL("../../tests/fixtures/sharing/warmed.ts", import.meta.url).href;
-
-/** The `start` message of a job with no input. */
-function startOf(jobId: string): Parameters<AgentChannel["post"]>[0] {
-  return {
-    t: "start",
-    jobId,
-    traceId: "0".repeat(32),
-    input: {},
-    lease: {},
-    beatMs: 1000,
-  } as Parameters<AgentChannel["post"]>[0];
-}
-
-/** Starts a `warmed` job on its channel; its result says how many jobs its worker's module ran. */
-async function runWarmed(launcher: LocalLauncher, jobId: string): Promise<{ runs: number }> {
-  const h = collect();
-  const channel = launcher.launch({ ...spec(jobId), agentUrl: WARMED }, h);
-  channel.post(startOf(jobId));
-  try {
-    return await h.result as { runs: number };
-  } finally {
-    channel.end("done");
-  }
-}
-
-Deno.test("a burst is every launch until the launcher is idle again: the pool then readies that many, within warmMax, and the next burst's jobs each take one no job used", async () => {
-  const launcher = new LocalLauncher({ warmMax: 3 });
-  try {
-    // Four launches over 3.3 s, each after the burst span, all in flight until the last.
-    const spread = [];
-    for (let i = 0; i < 4; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 1_100));
-      spread.push(launcher.launch({ ...spec(`job_${i}`), agentUrl: WARMED }, collect()));
-    }
-    // While they are in flight, the pool does not grow.
-    equal(launcher.warmCount, 0);
-    for (const channel of spread) channel.end("done");
-    await until(() => launcher.warmCount === 3, "3 warm workers after a spread-out burst of 4");
-
-    const next = [0, 1, 2].map((i) => runWarmed(launcher, `next_${i}`));
-    // Each took one of the pool's, and each of those had run no job.
-    equal(launcher.warmCount, 0);
-    deepEqual((await Promise.all(next)).map((r) => r.runs), [1, 1, 1]);
-
-    // Refilled once idle, then back to one once the burst is old.
-    await until(() => launcher.warmCount === 3, "the pool refilled");
-    await until(() => launcher.warmCount === 1, "trimmed to one once the burst is old");
-  } finally {
-    await launcher.close();
-  }
-});
-
-Deno.test("a job that takes a pool worker not yet created gets it created while other jobs run", async () => {
-  const launcher = new LocalLauncher({ warmMax: 4 });
-  try {
-    for (let i = 0; i < 4; i++) {
-      launcher.launch({ ...spec(`job_${i}`), agentUrl: WARMED }, collect()).end("done");
-    }
-    // The refill has queued the pool's 4 workers; none is created yet.
-    await new Promise((r) => setTimeout(r, 0));
-    equal(launcher.warmCount, 4);
-    const first = collect();
-    const a = launcher.launch({ ...spec("job_a"), agentUrl: WARMED }, first);
-    a.post(startOf("job_a"));
-    equal((await first.result as { runs: number }).runs, 1);
-    // With job_a still in flight, the pool's other workers wait for an idle moment; one a
-    // job takes is created for it at once.
-    const second = collect();
-    const b = launcher.launch({ ...spec("job_b"), agentUrl: WARMED }, second);
-    b.post(startOf("job_b"));
-    equal((await second.result as { runs: number }).runs, 1);
-    a.end("done");
-    b.end("done");
-  } finally {
-    await launcher.close();
-  }
 });
 
 Deno.test("warm workers beyond one are stopped once their burst is old", async () => {

@@ -61,11 +61,6 @@ interface KeyDemand {
   /** Launch times within the window, oldest first. */
   times: number[];
   last: number;
-  /**
-   * When the first launch since the launcher was last idle came: the
-   * launches since then are one burst, however spread out they arrived.
-   */
-  busySince?: number;
   /** The largest burst since `burstAt` (launches), and when it came. */
   burst: number;
   burstAt: number;
@@ -87,12 +82,7 @@ export class WarmDemand {
    *   sandbox leaves it off: processes that served a burst come back to the
    *   pool for their principal's next one, and warm processes started for
    *   it on top cost more than they saved (figure 12e, 4 alternating pairs:
-   *   runtime CPU per event 38 – 45 µs with it, 27 – 37 µs without; again
-   *   on 2026-12-02 with `warmMax` 64 and a pool of 50 after the warm-up
-   *   burst (every launch until idle a burst), 3 quieter
-   *   pairs: 8.4k – 15.1k events/s against 16.2k – 17.2k, sandbox CPU per
-   *   event 83 – 94 µs against 65 – 69: a new process runs its own host
-   *   code cold, a recycled one warm).
+   *   runtime CPU per event 38 – 45 µs with it, 27 – 37 µs without).
    */
   constructor(options: { bursts?: boolean } = {}) {
     this.#bursts = options.bursts ?? false;
@@ -111,31 +101,15 @@ export class WarmDemand {
     d.times.push(now);
     while (d.times.length > 0 && d.times[0] < now - WINDOW_MS) d.times.shift();
     d.last = now;
-    d.busySince ??= now;
     const span = Math.min(WINDOW_MS, Math.max(BURST_SPAN_MS, this.#readyMs));
-    const from = Math.min(now - span, d.busySince);
     let first = d.times.length - 1;
-    while (first > 0 && d.times[first - 1] >= from) first--;
+    while (first > 0 && d.times[first - 1] >= now - span) first--;
     const burst = d.times.length - first;
     if (burst >= d.burst || now - d.burstAt > BURST_HOLD_MS) {
       d.burst = burst;
       d.burstAt = now;
     }
     this.#keys.set(key, d);
-  }
-
-  /**
-   * Records that the launcher has no job in flight: the launches that come
-   * next start a new burst. Until then, every launch since the last idle
-   * moment (within the demand window) counts as one burst: a launcher
-   * refills its pool in idle time only, so the pool must hold every worker
-   * such a busy spell takes, however spread out its launches arrived (50
-   * submits at once reached an in-process launcher over ~0.6 s, each held
-   * up by the worker starts of the ones before it). A launcher that counts
-   * bursts calls it whenever its last job in flight lands.
-   */
-  idle(): void {
-    for (const d of this.#keys.values()) d.busySince = undefined;
   }
 
   /**
@@ -170,13 +144,12 @@ export class WarmDemand {
 
   /**
    * Warm workers wanted per key: enough to cover the launches expected while
-   * one becomes ready (twice over), and, with `bursts`, the key's
-   * largest recent burst (the most launches between two idle moments of the
-   * launcher, within the demand window, or that came within one ready time
-   * of each other, or {@linkcode BURST_SPAN_MS}: a refill cannot serve
-   * those, only workers started before them) for {@linkcode BURST_HOLD_MS}
-   * after it; at least one for a key used in the last minute, none for a
-   * key that keeps failing. Keys long unused are forgotten.
+   * one becomes ready (twice over), and, with `bursts`, the key's largest recent burst (the
+   * most launches that came within one ready time of each other, or
+   * {@linkcode BURST_SPAN_MS}: a refill cannot serve those, only workers
+   * started before them) for {@linkcode BURST_HOLD_MS} after it; at least
+   * one for a key used in the last minute, none for a key that keeps
+   * failing. Keys long unused are forgotten.
    *
    * @param now the time (ms)
    * @param max the most warm workers in all
