@@ -146,6 +146,8 @@ export class JobManager {
   #inputs: JobInputs;
   /** While set, submits are refused with it (a drain). */
   #refusal: (() => ArcpError) | undefined;
+  /** Tells the sandbox of a principal's new session, when an agent shares workers. */
+  #expect: ((principal: string) => void) | undefined;
 
   /**
    * @param deps the store, agent inventory, sandbox, session lookup and logger
@@ -155,6 +157,8 @@ export class JobManager {
     const { store, agents, sinks, credentials: service } = deps;
     this.#store = store;
     this.#sinks = sinks;
+    const sandbox = deps.sandbox;
+    if (agents.sharesWorkers && sandbox.expect) this.#expect = (p) => sandbox.expect!(p);
     const journal = deps.journal;
     const all = { ...DEFAULT_JOB_LIMITS, ...limits };
     const live = this.#live;
@@ -300,6 +304,17 @@ export class JobManager {
   async submit(who: Submitter, submit: Submit): Promise<Submission> {
     if (this.#refusal) throw this.#refusal();
     return await this.#admission.submit(who, submit);
+  }
+
+  /**
+   * Hears that a principal opened (or resumed) a session. When an agent
+   * shares its workers, the sandbox readies a process for the principal's
+   * first such job while the client gets going (see `Sandbox.expect`).
+   *
+   * @param principal who opened it
+   */
+  sessionOpened(principal: string): void {
+    this.#expect?.(principal);
   }
 
   /**

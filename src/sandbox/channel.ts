@@ -96,6 +96,14 @@ export interface AgentLauncher {
    * @returns the reason, or undefined to accept
    */
   refusal?(agent: { sharing?: Sharing }): string | undefined;
+  /**
+   * Hears that a principal opened a session, so its first job of an agent
+   * that shares workers may soon need a process of its own (a launcher
+   * without processes ignores it).
+   *
+   * @param principal who opened it
+   */
+  expect?(principal: string): void;
   /** Stops every worker and process it started. */
   close(): Promise<void>;
 }

@@ -39,7 +39,7 @@ import { denyFlags } from "./deny_flags.ts";
 import type { Protection } from "./protection.ts";
 import type { Sharing } from "./sandbox.ts";
 import { ThreadCounter } from "./thread_count.ts";
-import { WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
+import { principalOf, WarmDemand, workerKey, type WorkerTemplate } from "./warm_demand.ts";
 import { sliceSpent } from "../turn_slice.ts";
 
 /** Options of {@linkcode HostLauncher}. */
@@ -209,6 +209,13 @@ const OVERLOAD_PART = 10;
  * run long, must not starve the pool).
  */
 const REFILL_DEFER_MS = 100;
+
+/**
+ * How long a principal that opened a session counts for idle processes
+ * while it has no shared worker of its own (ms): a client that connects
+ * submits within seconds, or is idle and its process is trimmed.
+ */
+const EXPECT_MS = 60_000;
 
 /** Jobs that may wait for room in one key's shared workers. */
 const MAX_SHARED_WAITING = 256;
@@ -399,6 +406,8 @@ export class HostLauncher implements AgentLauncher {
   #refillDeferred: ReturnType<typeof setTimeout> | undefined;
   #trim: ReturnType<typeof setInterval>;
   #closed = false;
+  /** Principals that opened a session lately, with when they last did (ms). */
+  #expected = new Map<string, number>();
 
   /**
    * A launcher whose processes resolve modules as this process does and
@@ -693,7 +702,8 @@ export class HostLauncher implements AgentLauncher {
       else this.#warm.delete(w.key);
       warm += list.length + have;
     }
-    const idle = Math.max(0, this.#poolSize - warm);
+    const idle = Math.max(0, this.#poolSize - warm) +
+      Math.max(0, Math.min(this.#expectedIdle(Date.now()), budget));
     while (trim && this.#idle.length > idle) this.#idle.shift()!.kill();
     while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES && this.#mayStart()) {
       const proc = this.#start();
@@ -771,6 +781,43 @@ export class HostLauncher implements AgentLauncher {
     }
     this.#queueRefill();
     return channel;
+  }
+
+  /**
+   * Counts a principal that opened a session for the idle pool: until it
+   * has a shared worker of its own (or for {@linkcode EXPECT_MS}), the pool
+   * keeps one more idle process, within `warmMax`. Its first job of a
+   * sharing agent then only starts a worker in a process already up,
+   * instead of waiting for a process start behind every other new key's
+   * (500 sessions of 10 principals opening on a cold server: 10 keys, two
+   * process starts at a time, the last key's first worker ready 1.1–2.1 s
+   * after its first job, measured). Any job may take an idle process; the
+   * process serves one key from its first job on, as before.
+   *
+   * @param principal who opened the session
+   */
+  expect(principal: string): void {
+    if (this.#closed || this.#poolSize === 0) return;
+    const known = this.#expected.has(principal);
+    this.#expected.set(principal, Date.now());
+    if (!known) this.#queueRefill();
+  }
+
+  /**
+   * Idle processes wanted beyond `warmPool` for principals expected soon:
+   * one for each that opened a session within {@linkcode EXPECT_MS} and has
+   * no shared worker yet. Forgets the rest.
+   */
+  #expectedIdle(now: number): number {
+    if (this.#expected.size === 0) return 0;
+    const served = new Set<string>();
+    for (const key of this.#shared.keys()) served.add(principalOf(key));
+    let n = 0;
+    for (const [principal, at] of this.#expected) {
+      if (now - at > EXPECT_MS || served.has(principal)) this.#expected.delete(principal);
+      else n++;
+    }
+    return n;
   }
 
   /**

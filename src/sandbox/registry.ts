@@ -172,6 +172,7 @@ async function* agentFiles(dir: string): AsyncGenerator<string> {
  */
 export class AgentRegistry {
   #byName = new Map<string, Map<string, AgentModule>>();
+  #sharing = false;
 
   /**
    * @param modules the agent versions
@@ -189,7 +190,13 @@ export class AgentRegistry {
       }
       versions.set(mod.version, mod);
       this.#byName.set(mod.name, versions);
+      if (mod.sharing) this.#sharing = true;
     }
+  }
+
+  /** Whether any agent version shares its workers between jobs (`reuse` or `concurrency`). */
+  get sharesWorkers(): boolean {
+    return this.#sharing;
   }
 
   /**

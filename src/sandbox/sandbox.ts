@@ -134,6 +134,14 @@ export interface Sandbox {
    */
   checkCapacity?(agent: { sharing?: Sharing }): void;
   /**
+   * Hears that a principal opened a session: its first job of an agent that
+   * shares workers will need a worker of its own, which the sandbox may
+   * ready the ground for (a sandbox without processes may leave it out).
+   *
+   * @param principal who opened it
+   */
+  expect?(principal: string): void;
+  /**
    * Starts one job's agent.
    *
    * @param job what to run

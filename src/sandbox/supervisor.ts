@@ -375,6 +375,15 @@ export class SupervisedSandbox implements Sandbox {
   }
 
   /**
+   * Passes on that a principal opened a session (see {@linkcode Sandbox.expect}).
+   *
+   * @param principal who opened it
+   */
+  expect(principal: string): void {
+    this.#launcher.expect?.(principal);
+  }
+
+  /**
    * Starts one job's agent.
    *
    * @param job what to run

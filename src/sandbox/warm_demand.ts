@@ -32,6 +32,16 @@ export function workerKey(spec: LaunchSpec, ofPrincipal = spec.sharing !== undef
   ]);
 }
 
+/**
+ * The principal a worker key names.
+ *
+ * @param key a key from {@linkcode workerKey}
+ * @returns the principal, or "" for a key that names none
+ */
+export function principalOf(key: string): string {
+  return (JSON.parse(key) as [string])[0];
+}
+
 /** How far back demand counts (ms). */
 const WINDOW_MS = 5_000;
 

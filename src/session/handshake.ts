@@ -134,6 +134,8 @@ export async function handshake(
   }
   // The slot passes to the attached session in this same turn, before anything else can count.
   release();
+  // Anonymous clients are many and short-lived: none gets a process started ahead.
+  if (!isAnonymous(principal)) ctx.jobs.sessionOpened(principal);
   const { session, resumeToken } = opened;
   if (host.isClosed()) return;
   session.attach(host.transport, hello.resume?.last_event_seq ?? session.record.last_seq);

@@ -11,6 +11,7 @@ import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 import { getPriority } from "os";
 import { SANDBOX_NICE_OFFSET } from "../../src/sandbox/sandbox_process.ts";
 import { setTurnSliceMs } from "../../src/turn_slice.ts";
+import { sample, scrapeUntil } from "../operations/_observe.ts";
 
 const AGENTS = `${ROOT}/tests/fixtures/sharing`;
 
@@ -634,6 +635,57 @@ Deno.test("reuse: a burst over more principals than processes may start at once,
       }
       equal([...served.values()].reduce((x, y) => x + y, 0), mine.length, "a job started twice");
     });
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+});
+
+Deno.test("reuse: each principal that opens a session gets an idle process ahead; a burst of their new keys then runs every job once, each key in workers of its own", async () => {
+  // An idle process has no worker and no principal until a job's key takes
+  // it; from then on it serves that key only, like any process it starts.
+  const principals = ["ann", "bea", "cid", "dov", "eli"];
+  await using server = await startServer({
+    agentsDir: AGENTS,
+    tokens: Object.fromEntries(principals.map((p) => [`${p}-token`, p])),
+    liveness: { beatIntervalMs: 200, missedBeats: 5 },
+  });
+  const clients = await Promise.all(principals.map((p) => connect(server.url, `${p}-token`)));
+  try {
+    // The pool's two, and one more for each principal with no shared worker yet.
+    await scrapeUntil(
+      server.http,
+      (t) => (sample(t, "arcp_sandbox_pool_processes", { pool: "idle" }) ?? 0) >= 2 + 5,
+      "an idle process for each principal that opened a session",
+    );
+    const accepted = await Promise.all(
+      clients.map((c) =>
+        Promise.all(
+          Array.from({ length: 4 }, (_, k) =>
+            c.submit({ agent: k % 2 ? "sharer" : "reuser", input: {} })),
+        )
+      ),
+    );
+    const owner = new Map<string, string>();
+    const hostOwner = new Map<number, string>();
+    await Promise.all(clients.map((c, i) =>
+      Promise.all(accepted[i].map(async (a, k) => {
+        equal(a.type, "job.accepted", JSON.stringify(a.payload));
+        const seen = await c.untilTerminal(a.job_id!, 30_000);
+        equal(seen.filter((e) => e.type === "job.result").length, 1);
+        const end = seen.at(-1)!;
+        equal(end.type, "job.result", JSON.stringify(end.payload));
+        const key = `${principals[i]} ${k % 2 ? "sharer" : "reuser"}`;
+        const r = end.payload.result as Ran;
+        const other = owner.get(r.worker);
+        ok(other === undefined || other === key, `${key} ran in ${other}'s worker`);
+        owner.set(r.worker, key);
+        const host = hostOwner.get(r.pid);
+        ok(host === undefined || host === key, `${key} ran in ${host}'s process`);
+        hostOwner.set(r.pid, key);
+      }))
+    ));
+    // Every key (principal × agent) ran in workers of its own.
+    equal(new Set(owner.values()).size, principals.length * 2);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
   }
