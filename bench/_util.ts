@@ -67,11 +67,13 @@ export const SERVER_ROOT: string = Deno.env.get("ARCP_BENCH_SERVER_ROOT") ?? ROO
  *
  * @param extra more `serve` flags (`--agents`, caps, …)
  * @param root the checkout whose CLI runs (default this one; see {@linkcode SERVER_ROOT})
+ * @param env extra environment variables for the child (`DENO_V8_FLAGS`, …)
  * @returns the server
  */
 export async function spawnBenchServe(
   extra: string[] = [],
   root: string = ROOT,
+  env: Record<string, string> = {},
 ): Promise<ChildServer> {
   const dir = await Deno.makeTempDir({ prefix: "arcp_bench_" });
   const server = await spawnServe(
@@ -83,7 +85,7 @@ export async function spawnBenchServe(
       ...Object.entries(BENCH_TOKENS).flatMap(([t, p]) => ["--token", `${t}=${p}`]),
       ...extra,
     ],
-    {},
+    env,
     undefined,
     root,
   );

@@ -12,10 +12,18 @@
  * host its wall clock swings more than any change to the event path, where
  * these interleaved CPU counters stay comparable. Reports; asserts nothing.
  *
+ * With `--gc`, each runtime runs with V8's `--trace-gc-nvp` and each round
+ * also reports its main isolate's scavenges: how many, their pause and the
+ * bytes they promoted to the old generation, per event (an event staged in
+ * the runtime that outlives two scavenges is promoted; see bench/RESULTS.md).
+ *
  * ```sh
  * # this checkout against a baseline: 50 sessions × ticker of 1,000, in-process workers
  * deno run -A --unstable-kv --unstable-worker-options bench/event_cpu.ts --base /work/wt/base \
  *   --sandbox worker --sessions 50 --count 1000
+ * # the same in sandbox processes, with the runtimes' scavenges
+ * deno run -A --unstable-kv --unstable-worker-options bench/event_cpu.ts --base /work/wt/base \
+ *   --sessions 50 --count 1000 --gc
  * # one ticker of 20,000 in sandbox processes
  * deno run -A --unstable-kv --unstable-worker-options bench/event_cpu.ts --base /work/wt/base
  * ```
@@ -47,6 +55,7 @@ const { values } = parseArgs({
     sessions: { type: "string" },
     count: { type: "string" },
     rounds: { type: "string" },
+    gc: { type: "boolean" },
   },
 });
 const roots = [values.root ?? ROOT, ...(values.base ? [values.base] : [])];
@@ -101,8 +110,44 @@ function cpuTimes(pid: number): CpuTimes {
   return times;
 }
 
-/** One server's measure of one round: events/s, and CPU per event (µs) of each part. */
-type Round = { eventsPerSec: number } & CpuTimes;
+/** A round's scavenges in a runtime's main isolate, per event. */
+interface Scavenges {
+  /** How many there were in the round. */
+  count: number;
+  /** Their pause (µs per event). */
+  pauseUs: number;
+  /** Bytes they promoted to the old generation (per event). */
+  promoted: number;
+}
+
+/**
+ * The scavenges `--trace-gc-nvp` reported in `out` from `from` on, of the
+ * isolate that reported first (the runtime's main isolate: it runs before
+ * any worker starts). A line another thread's output cut into is skipped.
+ */
+function scavenges(out: string, from: number, events: number): Scavenges {
+  const line = /^\[\d+:(0x[0-9a-f]+)(?::\d+)?\]\s+[\d.]+ ms: GC: (\{.*\})$/gm;
+  const main = line.exec(out)?.[1];
+  const s = { count: 0, pauseUs: 0, promoted: 0 };
+  line.lastIndex = from;
+  for (let m = line.exec(out); m; m = line.exec(out)) {
+    if (m[1] !== main) continue;
+    let gc: { gc?: string; pause?: number; promoted?: number };
+    try {
+      gc = JSON.parse(m[2]);
+    } catch {
+      continue;
+    }
+    if (gc.gc !== "s") continue;
+    s.count++;
+    s.pauseUs += (gc.pause ?? 0) * 1000;
+    s.promoted += gc.promoted ?? 0;
+  }
+  return { count: s.count, pauseUs: s.pauseUs / events, promoted: s.promoted / events };
+}
+
+/** One server's measure of one round: events/s, CPU per event (µs) of each part, scavenges with `--gc`. */
+type Round = { eventsPerSec: number; gc?: Scavenges } & CpuTimes;
 
 /** The parts of {@linkcode CpuTimes}, as printed. */
 const PARTS: Array<[keyof CpuTimes, string]> = [
@@ -133,6 +178,7 @@ async function ticker(client: BenchClient): Promise<JobRun> {
 /** Runs one round of tickers on a server and measures it. */
 async function round(server: ChildServerLike, clients: BenchClient[]): Promise<Round> {
   const before = cpuTimes(server.process.pid);
+  const logged = server.output().length;
   const t0 = performance.now();
   const runs = await Promise.all(clients.map((c) => ticker(c)));
   const secs = (performance.now() - t0) / 1000;
@@ -141,6 +187,7 @@ async function round(server: ChildServerLike, clients: BenchClient[]): Promise<R
   const events = runs.reduce((n, r) => n + r.events, 0);
   const r = { eventsPerSec: events / secs } as Round;
   for (const [k] of PARTS) r[k] = (after[k] - before[k]) * 1000 / events;
+  if (values.gc) r.gc = scavenges(server.output(), logged, events);
   return r;
 }
 
@@ -151,6 +198,13 @@ function describe(cpu: (k: keyof CpuTimes) => number): string {
     `; all ${fmt(all, 1)}`;
 }
 
+/** A round's scavenges, when measured. */
+function describeGc(gc: Scavenges | undefined): string {
+  if (!gc) return "";
+  return `; main isolate: ${gc.count} scavenges, pause ${fmt(gc.pauseUs, 1)} µs/event, ` +
+    `promoted ${fmt(gc.promoted, 0)} B/event`;
+}
+
 /** The median of some numbers. */
 function median(xs: number[]): number {
   const s = xs.toSorted((a, b) => a - b);
@@ -159,7 +213,10 @@ function median(xs: number[]): number {
 
 const servers: ChildServerLike[] = [];
 try {
-  for (const root of roots) servers.push(await spawnBenchServe(["--sandbox", sandbox], root));
+  const env: Record<string, string> = values.gc ? { DENO_V8_FLAGS: "--trace-gc-nvp" } : {};
+  for (const root of roots) {
+    servers.push(await spawnBenchServe(["--sandbox", sandbox], root, env));
+  }
   const clients = await Promise.all(
     servers.map((s) =>
       Promise.all(Array.from({ length: sessions }, () => BenchClient.connect(s.url)))
@@ -177,7 +234,7 @@ try {
       console.log(
         `round ${i} ${roots[k]}: ${fmt(r.eventsPerSec, 0)} events/s; CPU per event (µs): ${
           describe((p) => r[p])
-        }`,
+        }${describeGc(r.gc)}`,
       );
     }
   }
@@ -186,6 +243,14 @@ try {
     console.log(
       `median ${root}: ${fmt(m((r) => r.eventsPerSec), 0)} events/s; CPU per event (µs): ${
         describe((p) => m((r) => r[p]))
+      }${
+        values.gc
+          ? describeGc({
+            count: m((r) => r.gc!.count),
+            pauseUs: m((r) => r.gc!.pauseUs),
+            promoted: m((r) => r.gc!.promoted),
+          })
+          : ""
       }`,
     );
   });
