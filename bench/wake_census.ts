@@ -27,8 +27,8 @@ import { parseArgs } from "parse-args";
 import {
   BenchClient,
   type ChildServerLike,
+  connectSpread,
   fmt,
-  principalToken,
   readProcStat,
   ROOT,
   spawnBenchServe,
@@ -248,14 +248,7 @@ try {
     })
   );
   await Promise.all(clients.flat().map((c) => c.close()));
-  const many = await Promise.all(servers.map((s) =>
-    Promise.all(
-      Array.from(
-        { length: SESSIONS },
-        (_, i) => BenchClient.connect(s.url, { token: principalToken(i % 4) }),
-      ),
-    )
-  ));
+  const many = await Promise.all(servers.map((s) => connectSpread(s.url, SESSIONS)));
   await phase(servers, many, 20, 0);
   const eight = await phase(servers, many, perSession, 0);
   roots.forEach((root, k) =>
