@@ -362,6 +362,23 @@ export class BenchClient {
 }
 
 /**
+ * Sessions spread over 4 principals, as figure 11d's 8-session row opens
+ * them (a sandbox process or shared worker per principal, not one for all).
+ *
+ * @param url the server's WebSocket URL
+ * @param count how many sessions
+ * @returns the connected clients
+ */
+export function connectSpread(url: string, count: number): Promise<BenchClient[]> {
+  return Promise.all(
+    Array.from(
+      { length: count },
+      (_, i) => BenchClient.connect(url, { token: principalToken(i % 4) }),
+    ),
+  );
+}
+
+/**
  * Checks that a run ended in `job.result`.
  *
  * @param run the finished run

@@ -28,9 +28,9 @@ import { parseArgs } from "parse-args";
 import {
   BenchClient,
   type ChildServerLike,
+  connectSpread,
   fmt,
   KV_THREAD,
-  principalToken,
   readProcStat,
   ROOT,
   spawnBenchServe,
@@ -129,14 +129,7 @@ try {
   const single = await interleaved(servers, one, jobs);
   roots.forEach((root, k) => report(`1 session × ${jobs}`, root, single[k]));
   await Promise.all(one.flat().map((c) => c.close()));
-  const many = await Promise.all(servers.map((s) =>
-    Promise.all(
-      Array.from(
-        { length: SESSIONS },
-        (_, i) => BenchClient.connect(s.url, { token: principalToken(i % 4) }),
-      ),
-    )
-  ));
+  const many = await Promise.all(servers.map((s) => connectSpread(s.url, SESSIONS)));
   await interleaved(servers, many, 20);
   const eight = await interleaved(servers, many, perSession);
   roots.forEach((root, k) => report(`${SESSIONS} sessions × ${perSession}`, root, eight[k]));

@@ -12,6 +12,7 @@ import { heading, report, scaled } from "./_report.ts";
 import {
   BenchClient,
   type ChildServerLike,
+  connectSpread,
   fmt,
   type JobRun,
   percentile,
@@ -222,12 +223,7 @@ async function reuseFigures(server: ChildServerLike): Promise<void> {
     unit: "ms",
   });
   await one.close();
-  const clients = await Promise.all(
-    Array.from(
-      { length: 8 },
-      (_, i) => BenchClient.connect(server.url, { token: principalToken(i % 4) }),
-    ),
-  );
+  const clients = await connectSpread(server.url, 8);
   await Promise.all(clients.map((c) => sequential(c, "echo-reused", 20)));
   const per = scaled(500, 30);
   const t0 = performance.now();

@@ -2,8 +2,10 @@
  * Operator logging. Lines go to stderr so that stdout stays clean for the
  * stdio transport: text (`TIME LEVEL message {fields}`) or JSON lines
  * (`{"time","level","msg",...fields}`), filtered by level. Info and debug
- * lines are written in batches, at most 20 ms late (a write per line was a
- * measurable part of a job's cost: two lines each); a warning or error is
+ * lines are written in batches, at most 250 ms late (a write per line was a
+ * measurable part of a job's cost: two lines each; and every batch wakes a
+ * thread of Deno's blocking pool and, twice, the event loop, so at 20 ms a
+ * job arriving every 50 ms paid for a batch of its own); a warning or error is
  * written at once, after everything before it, and the batch is written at
  * exit and on an uncaught error. Writes never hold up the event loop: when
  * stderr stops taking lines (a stalled reader of the pipe), up to 4 Mi
@@ -47,8 +49,12 @@ export interface LoggerOptions {
   write?: (line: string) => void;
 }
 
-/** How long (ms) an info or debug line may wait to be written with later ones. */
-const BATCH_MS = 20;
+/**
+ * How long (ms) an info or debug line may wait to be written with later
+ * ones: long enough that jobs more than 4 a second share a batch (bench/RESULTS.md,
+ * the wake-up census), short enough for an operator watching the log.
+ */
+const BATCH_MS = 250;
 
 /** Characters of waiting lines that are written at once. */
 const BATCH_CHARS = 64 * 1024;
