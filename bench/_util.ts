@@ -19,6 +19,7 @@ import {
 import type { RuntimeOptions } from "../mod.ts";
 import type { Env } from "../testing/ws_client.ts";
 import { workerEntryUrl } from "../src/sandbox/worker/entry.ts";
+import { readPosted } from "../src/sandbox/worker/posted.ts";
 
 export { ROOT };
 export { startChildServer } from "../testing/server.ts";
@@ -685,22 +686,24 @@ export async function agentWorkerRoundTrip(): Promise<number> {
     deno: { permissions: "none" } as any,
   });
   const { promise, resolve, reject } = Promise.withResolvers<void>();
+  // The worker posts JSON text, as it does to a sandbox process.
   w.onmessage = (e) => {
-    if (e.data?.t === "result") resolve();
-    else if (e.data?.t === "error") reject(new Error(e.data.message));
+    const msg = readPosted(e.data).msg as { t?: string; message?: string } | undefined;
+    if (msg?.t === "result") resolve();
+    else if (msg?.t === "error") reject(new Error(msg.message));
   };
   w.onerror = (e) => {
     e.preventDefault();
     reject(new Error(e.message));
   };
-  w.postMessage({
+  w.postMessage(JSON.stringify({
     t: "start",
     j: 0,
     jobId: "job_bench",
     traceId: "0".repeat(32),
     input: {},
     lease: {},
-  });
+  }));
   try {
     await promise;
     return performance.now() - t0;
