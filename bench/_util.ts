@@ -167,6 +167,11 @@ export interface JobRun {
   endedAt?: number;
   /** `job.event` envelopes received. */
   events: number;
+  /**
+   * Submits refused before this one as `sandbox_busy` (see
+   * {@linkcode BenchClient.run}); `submittedAt` is then the first's.
+   */
+  refused?: number;
   /** `job.result` or `job.error`. */
   terminal?: Envelope;
   /** Settles with this run once the terminal message arrives. */
@@ -320,16 +325,29 @@ export class BenchClient {
   }
 
   /**
-   * Submits a job and waits for its terminal message.
+   * Submits a job and waits for its terminal message. A submit the sandbox
+   * refuses as at capacity (the retryable `sandbox_busy`, before
+   * `job.accepted`) is sent again 50 ms later, as a client should: on a busy
+   * machine many jobs at once may outrun the sandbox processes ready.
    *
    * @param agent agent reference
    * @param input the agent's input
    * @param lease lease request, if any
-   * @returns the finished run
+   * @returns the finished run, timed from the first submit
    * @throws {Error} when the job did not succeed
    */
   async run(agent: string, input: unknown, lease?: LeaseRequest): Promise<JobRun> {
-    return expectSuccess(await this.submit(agent, input, lease).done);
+    let firstAt: number | undefined;
+    for (let refused = 0;; refused++) {
+      const run = await this.submit(agent, input, lease).done;
+      firstAt ??= run.submittedAt;
+      if (!sandboxBusy(run)) {
+        run.submittedAt = firstAt;
+        if (refused > 0) run.refused = refused;
+        return expectSuccess(run);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /**
@@ -377,6 +395,13 @@ export function connectSpread(url: string, count: number): Promise<BenchClient[]
       (_, i) => BenchClient.connect(url, { token: principalToken(i % 4) }),
     ),
   );
+}
+
+/** Whether a run was refused before acceptance because the sandbox was at capacity. */
+function sandboxBusy(run: JobRun): boolean {
+  if (run.jobId !== undefined || run.terminal?.type !== "job.error") return false;
+  const payload = run.terminal.payload as { retryable?: boolean; details?: { cap?: unknown } };
+  return payload.retryable === true && payload.details?.cap === "sandbox_busy";
 }
 
 /**
