@@ -22,7 +22,7 @@
  * @module
  */
 import { parseArgs } from "parse-args";
-import { BENCH_TOKENS, BenchClient, type JobRun, ROOT } from "./_util.ts";
+import { BENCH_TOKENS, BenchClient, type JobRun, ROOT, runTicker } from "./_util.ts";
 import { RUN_FLAGS } from "../src/cli/flags.ts";
 
 const { values } = parseArgs({
@@ -78,16 +78,9 @@ const pumps = [server.stdout, server.stderr].map(async (stream) => {
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
 });
 
-/** One ticker, submitted again while the sandbox refuses it as busy (as `event_cpu.ts` does). */
-async function ticker(client: BenchClient): Promise<JobRun> {
-  while (true) {
-    try {
-      return await client.run("ticker", { count, interval_ms: 0 });
-    } catch (err) {
-      if (!String(err).includes("sandbox_busy")) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/** One ticker of `count` events. */
+function ticker(client: BenchClient): Promise<JobRun> {
+  return runTicker(client, count);
 }
 
 /** Key of a profile node: its function and where it is. */
