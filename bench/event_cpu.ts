@@ -42,6 +42,7 @@ import {
   KV_THREAD,
   readProcStat,
   ROOT,
+  runTicker,
   spawnBenchServe,
   statCpuMs,
 } from "./_util.ts";
@@ -159,20 +160,9 @@ const PARTS: Array<[keyof CpuTimes, string]> = [
   ["children", "sandbox processes"],
 ];
 
-/**
- * One ticker, submitted again while the sandbox refuses it as busy (the
- * retryable `sandbox_busy`: 50 at once may outrun the sandbox processes
- * ready), as a client does.
- */
-async function ticker(client: BenchClient): Promise<JobRun> {
-  while (true) {
-    try {
-      return await client.run("ticker", { count, interval_ms: 0 });
-    } catch (err) {
-      if (!String(err).includes("sandbox_busy")) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/** One ticker of `count` events. */
+function ticker(client: BenchClient): Promise<JobRun> {
+  return runTicker(client, count);
 }
 
 /** Runs one round of tickers on a server and measures it. */

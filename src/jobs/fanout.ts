@@ -320,7 +320,12 @@ export class Fanout {
     let committed: Promise<void> = Promise.resolve();
     let kinds: Map<string, number> | undefined;
     let refused: ArcpError | undefined;
-    for (const [kind, body, json] of items) {
+    // Indexed rather than destructured, as in the supervisor's check of them.
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      const kind = item[0];
+      const body = item[1];
+      const json = item[2];
       const payload = jobEvent(kind, body);
       const output = !isInputEvent(payload);
       // Nothing is staged for an event past a quota: the job ends instead.

@@ -51,8 +51,8 @@ export function encodeEnvelope<T extends MessageType>(env: OutboundEnvelope<T>):
   });
 }
 
-/** How every frame begins, up to the value of `id`. */
-const HEAD = `{"arcp":${JSON.stringify(ARCP_VERSION)},"id":`;
+/** How every frame begins, up to the id (a ULID, quoted as it is) after its opening quote. */
+const HEAD = `{"arcp":${JSON.stringify(ARCP_VERSION)},"id":"`;
 
 /** The head of the last envelope encoded, reused by the next one of the same type, job and trace. */
 let last: {
@@ -143,9 +143,27 @@ export class EnvelopeEncoding<T extends MessageType> {
     if (sessionId !== quotedSession.id) {
       quotedSession = { id: sessionId, json: JSON.stringify(sessionId) };
     }
-    return `${HEAD}"${id}"${this.#type}${quotedSession.json}${this.#middle}${eventSeq}${this.#tail}`;
+    // What lies between the id and the seq is alike for the frames of a run
+    // to one session: joined once a run, each frame is four concatenations
+    // rather than eight (each a string the young generation holds until the
+    // frame is committed).
+    if (
+      this.#type !== between.type || this.#middle !== between.middle ||
+      quotedSession !== between.session
+    ) {
+      between = {
+        type: this.#type,
+        middle: this.#middle,
+        session: quotedSession,
+        text: `"${this.#type}${quotedSession.json}${this.#middle}`,
+      };
+    }
+    return `${HEAD}${id}${between.text}${eventSeq}${this.#tail}`;
   }
 }
 
 /** The session id of the last frame, and its JSON. */
 let quotedSession = { id: "", json: '""' };
+
+/** The text of the last frame from the id's closing quote to its seq, and what it was made of. */
+let between = { type: "", middle: "", session: quotedSession, text: "" };

@@ -35,7 +35,7 @@ const PAIRS: readonly string[] = Array.from(
 let ulidMs = -1;
 let ulidTime = "";
 const ulidRandom = new Uint16Array(8);
-/** The digits of the first 7 random pairs, which change only on a carry. */
+/** The time digits and the digits of the first 7 random pairs, which change only on a carry. */
 let ulidHead = "";
 
 function encodeHead(): string {
@@ -63,10 +63,10 @@ export function newUlid(): string {
       freshUlid(ulidMs + 1);
     } else {
       ulidRandom[i]++;
-      if (i < 7) ulidHead = encodeHead();
+      if (i < 7) ulidHead = ulidTime + encodeHead();
     }
   }
-  return ulidTime + ulidHead + PAIRS[ulidRandom[7]];
+  return ulidHead + PAIRS[ulidRandom[7]];
 }
 
 /** Starts the ids of millisecond `ms`: its time digits and a fresh random part. */
@@ -80,7 +80,7 @@ function freshUlid(ms: number): void {
   }
   ulidTime = time;
   for (let i = 0; i < 8; i++) ulidRandom[i] = random10();
-  ulidHead = encodeHead();
+  ulidHead = time + encodeHead();
 }
 
 /**

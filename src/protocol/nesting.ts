@@ -29,6 +29,7 @@ export const MAX_NESTING_DEPTH = 64;
  * @returns true when some object or array sits below `max` levels
  */
 export function nestsDeeperThan(value: unknown, max: number): boolean {
+  if (max >= 1 && flat(value)) return false;
   const stack: Array<[unknown, number]> = [[value, 0]];
   while (stack.length > 0) {
     const [v, depth] = stack.pop()!;
@@ -39,4 +40,21 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
     }
   }
   return false;
+}
+
+/**
+ * Whether a value is a primitive or an object none of whose enumerable
+ * values is an object (depth at most 1): most event bodies are, and this
+ * answers for them without the walk's stack and per-object arrays. An
+ * inherited enumerable object value only sends the value to the walk.
+ */
+function flat(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return true;
+  if (Array.isArray(value)) return false;
+  const o = value as Record<string, unknown>;
+  for (const k in o) {
+    const child = o[k];
+    if (child !== null && typeof child === "object") return false;
+  }
+  return true;
 }

@@ -474,7 +474,11 @@ export class SupervisedSandbox implements Sandbox {
       const now = Date.now();
       tokens = Math.min(this.#eventBurst, tokens + ((now - refilled) / 1000) * this.#eventRate);
       refilled = now;
-      for (const [kind, body] of items) {
+      // Indexed rather than destructured: a destructuring loop allocated
+      // iterators per event until V8 optimized it, and most jobs end sooner.
+      for (let i = 0; i < items.length; i++) {
+        const kind = items[i][0];
+        const body = items[i][1];
         if (--tokens < 0) {
           refusal = new ArcpError(
             "INTERNAL_ERROR",

@@ -125,7 +125,17 @@ export function logWrites(
   logId: string = keyId(log),
 ): KvWrite[] {
   if (text.length > PART_CHARS) return textWrites([...log, n], text, expireIn);
-  return [{ key: [...log, n], value: text, expireIn, append: logId }];
+  return [{ key: entryKey(log, n), value: text, expireIn, append: logId }];
+}
+
+/**
+ * `[...log, n]`, allocated at its exact size for the usual three-part log
+ * prefix: a spread copies the prefix and then grows the copy for `n`, which
+ * took ~200 bytes of the young generation per log entry, two entries per
+ * agent event (its session's log and its job's history).
+ */
+function entryKey(log: Deno.KvKey, n: number): Deno.KvKey {
+  return log.length === 3 ? [log[0], log[1], log[2], n] : [...log, n];
 }
 
 /**
