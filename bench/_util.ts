@@ -462,26 +462,6 @@ export interface Stats {
 }
 
 /**
- * Runs a ticker of `count` events on a client, submitted again while the
- * sandbox refuses it as busy (the retryable `sandbox_busy`: many sessions at
- * once may outrun the sandbox processes ready), as a client does.
- *
- * @param client the session
- * @param count the ticker's events
- * @returns the finished run
- */
-export async function runTicker(client: BenchClient, count: number): Promise<JobRun> {
-  while (true) {
-    try {
-      return await client.run("ticker", { count, interval_ms: 0 });
-    } catch (err) {
-      if (!String(err).includes("sandbox_busy")) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
-/**
  * Nearest-rank percentile of an ascending sample.
  *
  * @param sorted ascending values

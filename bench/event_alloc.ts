@@ -22,7 +22,7 @@
  * @module
  */
 import { parseArgs } from "parse-args";
-import { BENCH_TOKENS, BenchClient, type JobRun, ROOT, runTicker } from "./_util.ts";
+import { BENCH_TOKENS, BenchClient, type JobRun, ROOT } from "./_util.ts";
 import { RUN_FLAGS } from "../src/cli/flags.ts";
 
 const { values } = parseArgs({
@@ -80,7 +80,7 @@ const pumps = [server.stdout, server.stderr].map(async (stream) => {
 
 /** One ticker of `count` events. */
 function ticker(client: BenchClient): Promise<JobRun> {
-  return runTicker(client, count);
+  return client.run("ticker", { count, interval_ms: 0 });
 }
 
 /** Key of a profile node: its function and where it is. */

@@ -42,7 +42,6 @@ import {
   KV_THREAD,
   readProcStat,
   ROOT,
-  runTicker,
   spawnBenchServe,
   statCpuMs,
 } from "./_util.ts";
@@ -162,7 +161,7 @@ const PARTS: Array<[keyof CpuTimes, string]> = [
 
 /** One ticker of `count` events. */
 function ticker(client: BenchClient): Promise<JobRun> {
-  return runTicker(client, count);
+  return client.run("ticker", { count, interval_ms: 0 });
 }
 
 /** Runs one round of tickers on a server and measures it. */
