@@ -376,7 +376,10 @@ export class BenchClient {
    */
   async close(): Promise<void> {
     if (this.ws.readyState !== WebSocket.CLOSED) this.ws.close();
-    await Promise.race([this.#closed.promise, new Promise((r) => setTimeout(r, 5000))]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#closed.promise, new Promise((r) => timer = setTimeout(r, 5000))]);
+    // Left pending, the timer would hold a finished bench's process open.
+    clearTimeout(timer);
   }
 }
 

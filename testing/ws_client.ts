@@ -253,7 +253,9 @@ export class WsClient {
    * @returns the close code, or undefined on timeout
    */
   async closed(ms = 5000): Promise<number | undefined> {
-    await Promise.race([this.#closed, new Promise((r) => setTimeout(r, ms))]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#closed, new Promise((r) => timer = setTimeout(r, ms))]);
+    clearTimeout(timer);
     return this.closeCode;
   }
 

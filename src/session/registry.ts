@@ -80,6 +80,8 @@ export class SessionRegistry {
   #events: SessionEvents;
   #sessions = new Map<string, Session>();
   #evictTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Set by {@linkcode close}: a socket that closes after it schedules nothing. */
+  #closed = false;
   /** Hellos past the cap check and not yet attached, per principal. */
   #pending = new Map<string, number>();
   /** Called when a session leaves memory (jobs stop feeding it). */
@@ -148,6 +150,7 @@ export class SessionRegistry {
   }
 
   #scheduleEviction(session: Session): void {
+    if (this.#closed) return;
     clearTimeout(this.#evictTimers.get(session.sessionId));
     const detachedAt = session.record.detached_at ?? Date.now();
     const left = detachedAt + this.#limits.resumeWindowSec * 1000 - Date.now();
@@ -157,6 +160,9 @@ export class SessionRegistry {
       }
       if (!session.connected && !session.evicted) this.#evict(session);
     }, Math.max(0, left));
+    // Housekeeping: a detached session waiting out its resume window must
+    // not keep a process that embeds the runtime from exiting.
+    Deno.unrefTimer(timer);
     this.#evictTimers.set(session.sessionId, timer);
   }
 
@@ -399,6 +405,7 @@ export class SessionRegistry {
 
   /** Stops eviction timers (shutdown). */
   close(): void {
+    this.#closed = true;
     for (const t of this.#evictTimers.values()) clearTimeout(t);
     this.#evictTimers.clear();
   }
