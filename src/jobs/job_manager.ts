@@ -158,7 +158,10 @@ export class JobManager {
     this.#store = store;
     this.#sinks = sinks;
     const sandbox = deps.sandbox;
-    if (agents.sharesWorkers && sandbox.expect) this.#expect = (p) => sandbox.expect!(p);
+    if (agents.sharesWorkers && sandbox.expect) {
+      const sharing = agents.sharingAgents();
+      this.#expect = (p) => sandbox.expect!(p, sharing);
+    }
     const journal = deps.journal;
     const all = { ...DEFAULT_JOB_LIMITS, ...limits };
     const live = this.#live;
@@ -308,7 +311,7 @@ export class JobManager {
 
   /**
    * Hears that a principal opened (or resumed) a session. When an agent
-   * shares its workers, the sandbox readies a process for the principal's
+   * shares its workers, the sandbox readies a worker for the principal's
    * first such job while the client gets going (see `Sandbox.expect`).
    *
    * @param principal who opened it

@@ -27,6 +27,18 @@ export interface LaunchSpec {
   sharing?: Sharing;
 }
 
+/** What a worker readied ahead for a sharing agent starts with, and how it is shared. */
+export interface AheadTemplate {
+  /** File URL of the agent module. */
+  agentUrl: string;
+  /** The worker's Deno permissions. */
+  permissions: WorkerPermissions;
+  /** The lease's `net.fetch` globs (see {@linkcode LaunchSpec.egress}). */
+  egress: readonly string[];
+  /** How the agent shares its workers. */
+  sharing: Sharing;
+}
+
 /** Receives what a worker does. */
 export interface ChannelHandlers {
   /** A message the worker posted (unchecked). */
@@ -98,12 +110,15 @@ export interface AgentLauncher {
   refusal?(agent: { sharing?: Sharing }): string | undefined;
   /**
    * Hears that a principal opened a session, so its first job of an agent
-   * that shares workers may soon need a process of its own (a launcher
+   * that shares workers may soon need a worker of its own (a launcher
    * without processes ignores it).
    *
    * @param principal who opened it
+   * @param templates what a job of each agent that shares workers runs with
+   *   under an empty lease, with its sharing: what a worker readied ahead
+   *   runs when no job of the agent has come yet
    */
-  expect?(principal: string): void;
+  expect?(principal: string, templates: readonly AheadTemplate[]): void;
   /** Stops every worker and process it started. */
   close(): Promise<void>;
 }

@@ -19,6 +19,7 @@ import { type Logger, silentLogger } from "../logger.ts";
 import type {
   AgentChannel,
   AgentLauncher,
+  AheadTemplate,
   ChannelHandlers,
   JobExit,
   LaunchSpec,
@@ -318,6 +319,13 @@ interface SharedWorker {
   idle?: ReturnType<typeof setTimeout>;
   /** When its last job ended, while it has none. */
   idleSince?: number;
+  /**
+   * Set on a worker readied ahead of its principal's first job of its agent
+   * (see {@linkcode HostLauncher.expect}): the principal and agent it
+   * expects. Until it serves a job, a job of that principal and agent with
+   * another key discards it.
+   */
+  ahead?: { principal: string; agentUrl: string };
 }
 
 /**
@@ -406,8 +414,19 @@ export class HostLauncher implements AgentLauncher {
   #refillDeferred: ReturnType<typeof setTimeout> | undefined;
   #trim: ReturnType<typeof setInterval>;
   #closed = false;
-  /** Principals that opened a session lately, with when they last did (ms). */
-  #expected = new Map<string, number>();
+  /**
+   * Principals that opened a session lately: when they last did (ms), and
+   * the agents whose worker was readied ahead for them (once per agent).
+   */
+  #expected = new Map<string, { at: number; readied: Set<string> }>();
+  /** What a job of each sharing agent runs with under an empty lease, as last heard. */
+  #aheadTemplates: readonly AheadTemplate[] = [];
+  /**
+   * The last key's template of each sharing agent, by module URL, and when
+   * it was launched (ms): what the next principal's job of it most likely
+   * runs with.
+   */
+  #lastShared = new Map<string, { template: AheadTemplate; at: number }>();
 
   /**
    * A launcher whose processes resolve modules as this process does and
@@ -702,8 +721,11 @@ export class HostLauncher implements AgentLauncher {
       else this.#warm.delete(w.key);
       warm += list.length + have;
     }
+    const now = Date.now();
+    this.#pruneExpected(now);
+    budget -= this.#readyAhead(now, budget);
     const idle = Math.max(0, this.#poolSize - warm) +
-      Math.max(0, Math.min(this.#expectedIdle(Date.now()), budget));
+      Math.max(0, Math.min(this.#expectedIdle(), budget));
     while (trim && this.#idle.length > idle) this.#idle.shift()!.kill();
     while (this.#idle.length < idle && this.#poolFailures < MAX_POOL_FAILURES && this.#mayStart()) {
       const proc = this.#start();
@@ -784,40 +806,136 @@ export class HostLauncher implements AgentLauncher {
   }
 
   /**
-   * Counts a principal that opened a session for the idle pool: until it
-   * has a shared worker of its own (or for {@linkcode EXPECT_MS}), the pool
-   * keeps one more idle process, within `warmMax`. Its first job of a
-   * sharing agent then only starts a worker in a process already up,
-   * instead of waiting for a process start behind every other new key's
-   * (500 sessions of 10 principals opening on a cold server: 10 keys, two
-   * process starts at a time, the last key's first worker ready 1.1–2.1 s
-   * after its first job, measured). Any job may take an idle process; the
-   * process serves one key from its first job on, as before.
+   * Counts a principal that opened a session for the pool: until it has a
+   * shared worker that served a job (or for {@linkcode EXPECT_MS}), the pool
+   * readies ahead, within `warmMax`, a worker of each sharing agent for it,
+   * under its own key: the principal, the agent and the permissions its
+   * last key had (any principal's, within {@linkcode EXPECT_MS}), or before
+   * any job of a sharing agent, those of an empty lease, for every sharing
+   * agent (each principal's first agent before anyone's second). Its first
+   * job then finds its worker up instead of starting one beside every other
+   * new key's (500 sessions of 10 principals opening on a cold server: ten
+   * workers starting together on 2 cores, each key's first ready 0.4–0.55
+   * s after its first job, measured). A worker readied ahead is a shared
+   * worker of exactly that key: it never serves another principal or
+   * permission set, and a job of the principal and agent with another key
+   * discards it while it has served nothing. Without templates (no sharing
+   * agent), the pool keeps an idle process for the principal instead.
    *
    * @param principal who opened the session
+   * @param templates each sharing agent's job under an empty lease
    */
-  expect(principal: string): void {
+  expect(principal: string, templates: readonly AheadTemplate[] = []): void {
     if (this.#closed || this.#poolSize === 0) return;
-    const known = this.#expected.has(principal);
-    this.#expected.set(principal, Date.now());
-    if (!known) this.#queueRefill();
+    this.#aheadTemplates = templates;
+    const now = Date.now();
+    const known = this.#expected.get(principal);
+    if (known) {
+      known.at = now;
+      return;
+    }
+    this.#expected.set(principal, { at: now, readied: new Set() });
+    this.#queueRefill();
   }
 
   /**
-   * Idle processes wanted beyond `warmPool` for principals expected soon:
-   * one for each that opened a session within {@linkcode EXPECT_MS} and has
-   * no shared worker yet. Forgets the rest.
+   * Forgets expected principals past {@linkcode EXPECT_MS} or with a shared
+   * worker that served a job (their jobs have come), and sharing agents'
+   * last keys past it.
    */
-  #expectedIdle(now: number): number {
-    if (this.#expected.size === 0) return 0;
-    const served = new Set<string>();
-    for (const key of this.#shared.keys()) served.add(principalOf(key));
-    let n = 0;
-    for (const [principal, at] of this.#expected) {
-      if (now - at > EXPECT_MS || served.has(principal)) this.#expected.delete(principal);
-      else n++;
+  #pruneExpected(now: number): void {
+    const working = new Set<string>();
+    for (const [key, list] of this.#shared) {
+      if (list.some((w) => w.served > 0)) working.add(principalOf(key));
     }
+    for (const [principal, e] of this.#expected) {
+      if (now - e.at > EXPECT_MS || working.has(principal)) this.#expected.delete(principal);
+    }
+    for (const [url, last] of this.#lastShared) {
+      if (now - last.at > EXPECT_MS) this.#lastShared.delete(url);
+    }
+  }
+
+  /** Expected principals without any shared worker: each wants an idle process. */
+  #expectedIdle(): number {
+    const holding = new Set<string>();
+    for (const key of this.#shared.keys()) holding.add(principalOf(key));
+    let n = 0;
+    for (const principal of this.#expected.keys()) if (!holding.has(principal)) n++;
     return n;
+  }
+
+  /**
+   * The templates to ready workers of ahead: each sharing agent launched
+   * within {@linkcode EXPECT_MS} with its last key's, newest first, or,
+   * before any, every sharing agent's empty-lease template.
+   */
+  #aheadRanked(): AheadTemplate[] {
+    if (this.#lastShared.size === 0) return [...this.#aheadTemplates];
+    return [...this.#lastShared.values()].sort((a, b) => b.at - a.at).map((l) => l.template);
+  }
+
+  /**
+   * Readies workers ahead for the expected principals (see
+   * {@linkcode expect}) while `budget` and the start limit allow: every
+   * principal's first template before anyone's second.
+   *
+   * @returns the processes held by workers readied ahead that served nothing yet
+   */
+  #readyAhead(now: number, budget: number): number {
+    let held = 0;
+    for (const list of this.#shared.values()) {
+      for (const w of list) if (w.ahead && w.served === 0 && !w.retiring) held++;
+    }
+    for (const template of this.#aheadRanked()) {
+      for (const [principal, e] of this.#expected) {
+        const agentUrl = template.agentUrl;
+        if (e.readied.has(agentUrl)) continue;
+        const key = workerKey({ jobId: "", principal, ...template }, true);
+        if (this.#shared.has(key)) continue;
+        if (held >= budget || !this.#mayStart()) return held;
+        e.readied.add(agentUrl);
+        const proc = this.#start();
+        proc.launch({
+          agentUrl: template.agentUrl,
+          permissions: template.permissions,
+          egress: template.egress,
+        });
+        const worker: SharedWorker = {
+          proc,
+          sharing: template.sharing,
+          since: now,
+          served: 0,
+          retiring: false,
+          idleSince: now,
+          ahead: { principal, agentUrl: template.agentUrl },
+        };
+        this.#shared.set(key, [worker]);
+        armIdle(worker, template.sharing.idleSec * 1000);
+        held++;
+      }
+    }
+    return held;
+  }
+
+  /**
+   * Discards the workers readied ahead for `principal` and `agentUrl` under
+   * a key other than `key` that served nothing: the principal's first job
+   * of the agent came with another key (another lease), so they guessed
+   * wrong, and they hold a process each.
+   */
+  #discardAhead(principal: string, agentUrl: string, key: string): void {
+    for (const [other, list] of this.#shared) {
+      if (other === key) continue;
+      for (const w of list) {
+        if (
+          w.ahead?.principal !== principal || w.ahead.agentUrl !== agentUrl || w.served > 0 ||
+          w.retiring
+        ) continue;
+        w.retiring = true;
+        w.proc.kill();
+      }
+    }
   }
 
   /**
@@ -975,6 +1093,12 @@ export class HostLauncher implements AgentLauncher {
     sharing: Sharing,
     handlers: ChannelHandlers,
   ): AgentChannel {
+    const { agentUrl, permissions, egress } = spec;
+    this.#lastShared.set(agentUrl, {
+      template: { agentUrl, permissions, egress, sharing },
+      at: Date.now(),
+    });
+    if (!this.#shared.has(key)) this.#discardAhead(spec.principal, agentUrl, key);
     const channel = new WaitingChannel(handlers);
     const queue = this.#sharedWaiting.get(key) ?? [];
     queue.push({ spec, sharing, channel, since: Date.now() });

@@ -23,7 +23,7 @@ import {
   oneLineReason,
   type RawDescription,
 } from "./describer.ts";
-import { DEFAULT_REUSE, type Sharing } from "./sandbox.ts";
+import { DEFAULT_REUSE, type Sharing, type SharingAgent } from "./sandbox.ts";
 
 /** One agent version. */
 export interface AgentModule {
@@ -197,6 +197,21 @@ export class AgentRegistry {
   /** Whether any agent version shares its workers between jobs (`reuse` or `concurrency`). */
   get sharesWorkers(): boolean {
     return this.#sharing;
+  }
+
+  /**
+   * The agents that share their workers, each at the version a submit that
+   * names no version runs, in name order.
+   *
+   * @returns their module URLs and sharing
+   */
+  sharingAgents(): SharingAgent[] {
+    const out: SharingAgent[] = [];
+    for (const entry of this.inventory()) {
+      const mod = this.#byName.get(entry.name)!.get(entry.default)!;
+      if (mod.sharing) out.push({ url: mod.url, sharing: mod.sharing });
+    }
+    return out;
   }
 
   /**

@@ -25,6 +25,14 @@ export interface Sharing {
   idleSec: number;
 }
 
+/** An agent version that shares its workers, as {@linkcode Sandbox.expect} hears of it. */
+export interface SharingAgent {
+  /** File URL of its module. */
+  url: string;
+  /** How it shares its workers. */
+  sharing: Sharing;
+}
+
 /** Defaults of an agent's `reuse` options. */
 export const DEFAULT_REUSE: { maxJobs: number; idleSec: number } = {
   maxJobs: 1000,
@@ -136,11 +144,13 @@ export interface Sandbox {
   /**
    * Hears that a principal opened a session: its first job of an agent that
    * shares workers will need a worker of its own, which the sandbox may
-   * ready the ground for (a sandbox without processes may leave it out).
+   * ready ahead (a sandbox without processes may leave it out).
    *
    * @param principal who opened it
+   * @param agents the agents that share workers (their default versions),
+   *   whose workers its first jobs may need
    */
-  expect?(principal: string): void;
+  expect?(principal: string, agents: readonly SharingAgent[]): void;
   /**
    * Starts one job's agent.
    *

@@ -11,7 +11,7 @@ import { ArcpError, toArcpError } from "../protocol/errors.ts";
 import { EVENT_BODIES, isReservedKind, LOG_LEVELS, VENDOR_KIND } from "../protocol/events.ts";
 import { describeZodError } from "../protocol/envelope.ts";
 import { MAX_NESTING_DEPTH, nestsDeeperThan } from "../protocol/nesting.ts";
-import type { AgentChannel, AgentLauncher, JobExit } from "./channel.ts";
+import type { AgentChannel, AgentLauncher, AheadTemplate, JobExit } from "./channel.ts";
 import {
   BEAT_INTERVAL_MS,
   EVENT_WINDOW,
@@ -31,6 +31,7 @@ import type {
   SandboxJob,
   SandboxListener,
   Sharing,
+  SharingAgent,
 } from "./sandbox.ts";
 import { type WorkerMessage, WorkerMessageSchema } from "./worker/wire.ts";
 import { assertNoEscapingSymlinks, DEFAULT_SCAN_LIMIT } from "./symlink_scan.ts";
@@ -295,6 +296,9 @@ export class SupervisedSandbox implements Sandbox {
   #protection: Protection;
   #denyPaths: string[];
   #denyWritePaths: string[];
+  /** The sharing agents {@linkcode expect} last heard of, and their empty-lease templates. */
+  #aheadOf: readonly SharingAgent[] | undefined;
+  #ahead: AheadTemplate[] = [];
   #missedBeats: number;
   #beatMs: number;
   #startGraceMs: number;
@@ -375,12 +379,29 @@ export class SupervisedSandbox implements Sandbox {
   }
 
   /**
-   * Passes on that a principal opened a session (see {@linkcode Sandbox.expect}).
+   * Passes on that a principal opened a session (see {@linkcode Sandbox.expect}),
+   * with what each sharing agent's job runs with under an empty lease.
    *
    * @param principal who opened it
+   * @param agents the agents that share workers
    */
-  expect(principal: string): void {
-    this.#launcher.expect?.(principal);
+  expect(principal: string, agents: readonly SharingAgent[]): void {
+    if (!this.#launcher.expect) return;
+    if (this.#aheadOf !== agents) {
+      // The same permissions a job of the agent gets from `start` when it asks for no lease.
+      const permissions = permissionsForLease({}, {
+        denyPaths: this.#denyPaths,
+        denyWritePaths: this.#denyWritePaths,
+      });
+      this.#aheadOf = agents;
+      this.#ahead = agents.map((a) => ({
+        agentUrl: a.url,
+        permissions,
+        egress: [],
+        sharing: a.sharing,
+      }));
+    }
+    this.#launcher.expect(principal, this.#ahead);
   }
 
   /**

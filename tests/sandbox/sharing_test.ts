@@ -6,7 +6,7 @@
  * every job gets a fresh worker, even when the pool started it ahead.
  */
 import { deepEqual, equal, notEqual, ok } from "assert";
-import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
+import { ROOT, startServer, type TestServer, TOKENS } from "../../testing/server.ts";
 import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
 import { getPriority } from "os";
 import { SANDBOX_NICE_OFFSET } from "../../src/sandbox/sandbox_process.ts";
@@ -640,9 +640,9 @@ Deno.test("reuse: a burst over more principals than processes may start at once,
   }
 });
 
-Deno.test("reuse: each principal that opens a session gets an idle process ahead; a burst of their new keys then runs every job once, each key in workers of its own", async () => {
-  // An idle process has no worker and no principal until a job's key takes
-  // it; from then on it serves that key only, like any process it starts.
+Deno.test("reuse: each principal that opens a session gets workers readied ahead; a burst of their new keys then runs every job once, each key in workers of its own", async () => {
+  // A worker readied ahead is a shared worker of one key (its principal,
+  // agent and permissions) from its start, like any other.
   const principals = ["ann", "bea", "cid", "dov", "eli"];
   await using server = await startServer({
     agentsDir: AGENTS,
@@ -651,11 +651,10 @@ Deno.test("reuse: each principal that opens a session gets an idle process ahead
   });
   const clients = await Promise.all(principals.map((p) => connect(server.url, `${p}-token`)));
   try {
-    // The pool's two, and one more for each principal with no shared worker yet.
     await scrapeUntil(
       server.http,
-      (t) => (sample(t, "arcp_sandbox_pool_processes", { pool: "idle" }) ?? 0) >= 2 + 5,
-      "an idle process for each principal that opened a session",
+      (t) => (sample(t, "arcp_sandbox_pool_processes", { pool: "shared" }) ?? 0) >= 5,
+      "a worker readied ahead for each principal that opened a session",
     );
     const accepted = await Promise.all(
       clients.map((c) =>
@@ -688,5 +687,56 @@ Deno.test("reuse: each principal that opens a session gets an idle process ahead
     equal(new Set(owner.values()).size, principals.length * 2);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
+  }
+});
+
+Deno.test("reuse: a worker readied ahead of a principal's first job serves only its own key, never another principal or permission set, and goes when that first job has another lease", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_lease_" });
+  await Deno.writeTextFile(`${dir}/f`, "leased");
+  const lease = { "fs.read": [`${dir}/**`] };
+  const read = { read: `${dir}/f` };
+  const shared = (t: string) => sample(t, "arcp_sandbox_pool_processes", { pool: "shared" }) ?? 0;
+  await using server = await startServer({
+    agentsDir: `${ROOT}/tests/fixtures/ahead`,
+    tokens: { ...TOKENS, "carol-token": "carol" },
+    liveness: { beatIntervalMs: 200, missedBeats: 5 },
+  });
+  try {
+    // No job of the agent yet: each worker readied ahead has an empty lease's permissions.
+    await using alice = await connect(server.url, "alice-token");
+    await using bob = await connect(server.url, "bob-token");
+    await scrapeUntil(
+      server.http,
+      (t) => shared(t) === 2,
+      "alice's and bob's workers readied ahead",
+    );
+    // Bob's first job asks for more: it must not run in his worker readied
+    // ahead (its read would be denied), and that worker, which served
+    // nothing, goes.
+    const b1 = await ran(bob, "reuser", read, lease);
+    equal(b1.text, "leased");
+    equal(b1.served, 1);
+    await scrapeUntil(server.http, (t) => shared(t) === 2, "bob's worker readied ahead discarded");
+    const a1 = await ran(alice, "reuser");
+    notEqual(a1.worker, b1.worker, "alice's job ran in bob's worker");
+    notEqual(a1.pid, b1.pid, "alice's job ran in bob's process");
+    // Carol's worker is readied with the agent's last key's permissions
+    // (bob's lease), under her key: her job without that lease must not run
+    // in it, and her job with it runs in a worker and process of her own.
+    await using carol = await connect(server.url, "carol-token");
+    await scrapeUntil(server.http, (t) => shared(t) === 3, "carol's worker readied ahead");
+    const denied = await run(carol, "reuser", read);
+    equal(denied.payload.code, "PERMISSION_DENIED", JSON.stringify(denied.payload));
+    const c1 = await ran(carol, "reuser", read, lease);
+    equal(c1.text, "leased");
+    for (const other of [a1, b1]) {
+      notEqual(c1.worker, other.worker, "carol's job ran in another principal's worker");
+      notEqual(c1.pid, other.pid, "carol's job ran in another principal's process");
+    }
+    // Each key keeps its own worker.
+    equal((await ran(bob, "reuser", read, lease)).worker, b1.worker);
+    equal((await ran(alice, "reuser")).worker, a1.worker);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
