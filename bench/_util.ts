@@ -325,10 +325,10 @@ export class BenchClient {
   }
 
   /**
-   * Submits a job and waits for its terminal message. A submit the sandbox
-   * refuses as at capacity (the retryable `sandbox_busy`, before
-   * `job.accepted`) is sent again 50 ms later, as a client should: on a busy
-   * machine many jobs at once may outrun the sandbox processes ready.
+   * Submits a job and waits for its terminal message. A job the sandbox
+   * refuses as at capacity (the retryable `sandbox_busy`, at submit or
+   * while it waited for a worker) is submitted again 50 ms later, as a
+   * client should: many jobs at once may outrun the sandbox processes ready.
    *
    * @param agent agent reference
    * @param input the agent's input
@@ -400,9 +400,9 @@ export function connectSpread(url: string, count: number): Promise<BenchClient[]
   );
 }
 
-/** Whether a run was refused before acceptance because the sandbox was at capacity. */
+/** Whether a run ended because the sandbox was at capacity (retryable: no agent code ran). */
 function sandboxBusy(run: JobRun): boolean {
-  if (run.jobId !== undefined || run.terminal?.type !== "job.error") return false;
+  if (run.terminal?.type !== "job.error") return false;
   const payload = run.terminal.payload as { retryable?: boolean; details?: { cap?: unknown } };
   return payload.retryable === true && payload.details?.cap === "sandbox_busy";
 }
