@@ -78,6 +78,7 @@ export type {
   SandboxJob,
   SandboxListener,
   Sharing,
+  SharingAgent,
 } from "./src/sandbox/sandbox.ts";
 export type { SupervisorOptions } from "./src/sandbox/supervisor.ts";
 export type { WireCredential } from "./src/sandbox/worker/wire.ts";
