@@ -227,6 +227,27 @@ export class WsClient {
   }
 
   /**
+   * Submits a job as an ARCP client should under load: a submit the sandbox
+   * refuses before accepting it (`INTERNAL_ERROR`, retryable,
+   * `details.cap: "sandbox_busy"`) is sent again 50 ms later, with a new trace
+   * id, until it is answered otherwise or `ms` have passed.
+   *
+   * @param payload the submit payload
+   * @param ms how long to keep resubmitting
+   * @returns `job.accepted`, or the last `job.error`
+   */
+  async submitRetrying(payload: Record<string, unknown>, ms = 30_000): Promise<Env> {
+    const deadline = Date.now() + ms;
+    while (true) {
+      const answer = await this.submit(payload);
+      const busy = answer.type === "job.error" && answer.payload.retryable === true &&
+        answer.payload.details?.cap === "sandbox_busy";
+      if (!busy || Date.now() >= deadline) return answer;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
    * Collects a job's envelopes until its terminal message.
    *
    * @param jobId the job

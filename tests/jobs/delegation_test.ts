@@ -78,13 +78,17 @@ async function settle(c: WsClient, rootId: string, ms = 20_000): Promise<Tree> {
   }
 }
 
-/** Submits a job (it must be accepted) and waits for it and its descendants to end. */
+/**
+ * Submits a job (it must be accepted: a burst of them may be refused as
+ * `sandbox_busy` on a loaded machine, and is resubmitted) and waits for it and
+ * its descendants to end.
+ */
 async function run(
   c: WsClient,
   payload: Record<string, unknown>,
   ms = 20_000,
 ): Promise<Tree> {
-  const acc = await c.submit(payload);
+  const acc = await c.submitRetrying(payload);
   equal(acc.type, "job.accepted", JSON.stringify(acc.payload));
   return await settle(c, acc.job_id!, ms);
 }
