@@ -233,6 +233,13 @@ const MAX_SHARED_WAITING = 256;
 const SPARE_DEMAND_MS = 30_000;
 
 /**
+ * How long no fresh job may have come before spares start (ms): idle time,
+ * not the gap between two jobs of a steady rate, where a worker start beside
+ * the next job only slows it.
+ */
+const SPARE_IDLE_MS = 250;
+
+/**
  * Most spares one process holds: its spares share its memory ceiling with
  * its job, so they take at most a quarter of it, and never more than this.
  */
@@ -442,6 +449,10 @@ export class HostLauncher implements AgentLauncher {
   #freshPeak = new Map<string, { n: number; at: number }>();
   /** Most spares all processes hold together: their memory budget. */
   #spareMax: number;
+  /** When the last fresh job came (ms since the epoch). */
+  #lastFresh = 0;
+  /** Retries {@linkcode #wantSpares} once the launcher has been idle long enough. */
+  #spareTimer: ReturnType<typeof setTimeout> | undefined;
   #poolFailures = 0;
   #refillQueued = false;
   /** Fresh jobs bound to a process whose outcome is not yet delivered. */
@@ -831,6 +842,7 @@ export class HostLauncher implements AgentLauncher {
     if (spec.sharing) return this.#launchShared(workerKey(spec), spec, spec.sharing, handlers);
     this.#demand.note(workerKey(spec, false), spec, Date.now());
     const channel = new WaitingChannel(handlers, this.#countLive(workerKey(spec, true)));
+    this.#holdSpares();
     const ahead = this.#freshWaiting.length;
     this.#freshWaiting.push({ spec, channel, since: Date.now(), ahead });
     this.#serveFresh();
@@ -1123,7 +1135,8 @@ export class HostLauncher implements AgentLauncher {
    * as many that the key's processes together hold a fresh worker for each
    * of the most jobs it had at once in the last {@linkcode SPARE_DEMAND_MS},
    * within a quarter of a process's memory ceiling and the spares' memory
-   * budget. Only while no fresh job is in flight or waiting: a spare's start
+   * budget. Only while no fresh job is in flight or waiting, and none came
+   * for {@linkcode SPARE_IDLE_MS}: a spare's start
    * costs what the job's own worker would, and inside a burst it would only
    * take the cores from the burst's jobs (it is their next jobs', later).
    * Each spare still serves one job; a key without recent demand keeps none.
@@ -1131,6 +1144,17 @@ export class HostLauncher implements AgentLauncher {
   #wantSpares(): void {
     if (this.#closed || this.#inFlight > 0 || this.#freshWaiting.length > 0) return;
     const now = Date.now();
+    const wait = this.#lastFresh + SPARE_IDLE_MS - now;
+    if (wait > 0) {
+      if (this.#spareTimer === undefined) {
+        this.#spareTimer = setTimeout(() => {
+          this.#spareTimer = undefined;
+          this.#wantSpares();
+        }, wait);
+        Deno.unrefTimer(this.#spareTimer);
+      }
+      return;
+    }
     for (const [key, peak] of this.#freshPeak) {
       if (now - peak.at > SPARE_DEMAND_MS) this.#freshPeak.delete(key);
     }
@@ -1149,6 +1173,15 @@ export class HostLauncher implements AgentLauncher {
         p.spare(n);
       }
     }
+  }
+
+  /**
+   * A fresh job came: idle processes stop readying spares at what they hold
+   * (their starts would run beside it), until the launcher is idle again.
+   */
+  #holdSpares(): void {
+    this.#lastFresh = Date.now();
+    for (const r of this.#recycled.values()) for (const p of r.procs) p.holdSpares();
   }
 
   /** Counts a process that will (or, at -1, will not any more) come back to the pool for `key`. */
@@ -1378,6 +1411,7 @@ export class HostLauncher implements AgentLauncher {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#trim);
+    clearTimeout(this.#spareTimer);
     clearInterval(this.#waitTimer);
     clearTimeout(this.#startsTimer);
     clearTimeout(this.#refillDeferred);

@@ -396,6 +396,11 @@ export class SandboxProcess {
     this.send({ c: "spare", n });
   }
 
+  /** Stops readying more spares than it holds now, if it still readies some. */
+  holdSpares(): void {
+    if (this.#sparesAsked > this.#spares) this.spare(this.#spares);
+  }
+
   #crashAll(reason: string, cap?: string): void {
     const slots = [...this.#slots.values()];
     this.#slots.clear();
