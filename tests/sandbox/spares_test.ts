@@ -10,6 +10,7 @@ import { equal, ok } from "assert";
 import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
 import { connect, type WsClient } from "../../testing/ws_client.ts";
 import { sample, scrapeUntil } from "../operations/_observe.ts";
+import { processGone } from "./_process.ts";
 
 const FIXTURES = `${ROOT}/tests/fixtures/spares`;
 
@@ -39,17 +40,6 @@ async function sparesReady(server: TestServer): Promise<void> {
     (t) => (sample(t, "arcp_sandbox_spare_workers") ?? 0) >= 1,
     "spare workers after a burst",
   );
-}
-
-/** Whether a process is gone (or a zombie) within `withinMs`. */
-async function processGone(pid: number, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (Date.now() < deadline) {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`).catch(() => undefined);
-    if (status === undefined || /^State:\s+Z/m.test(status)) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
 }
 
 Deno.test("jobs given spare workers each run in a worker no other job ran in", async () => {
