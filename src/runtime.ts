@@ -811,6 +811,11 @@ function sandboxAndStorageMetrics(
     ["pool"],
   );
   metrics.gauge(
+    "arcp_sandbox_spare_workers",
+    "Fresh workers idle sandbox processes hold ready for their key's next jobs (each serves one job), sized by the key's recent demand.",
+    () => stats?.().spares ?? 0,
+  );
+  metrics.gauge(
     "arcp_sandbox_waiting_jobs",
     "Jobs waiting for a sandbox worker while the sandbox is at capacity.",
     () => stats?.().waiting ?? 0,

@@ -32,7 +32,12 @@ import { findDenoConfig } from "./deno_config.ts";
 import { cacheModules } from "./module_cache.ts";
 import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
 import { Spawner } from "./spawner.ts";
-import { defaultMemoryMb, defaultWarmMax } from "./memory_ceiling.ts";
+import {
+  defaultMemoryMb,
+  defaultSpareMax,
+  defaultWarmMax,
+  SPARE_WORKER_MB,
+} from "./memory_ceiling.ts";
 import { childEnv } from "./child_env.ts";
 import { childRunFlags } from "./child_run.ts";
 import { findDenoDir } from "./protected_paths.ts";
@@ -221,6 +226,25 @@ const EXPECT_MS = 60_000;
 /** Jobs that may wait for room in one key's shared workers. */
 const MAX_SHARED_WAITING = 256;
 
+/**
+ * How long a key's most fresh jobs at once counts for its spares (ms): the
+ * recent demand they are sized by.
+ */
+const SPARE_DEMAND_MS = 30_000;
+
+/**
+ * How long no fresh job may have come before spares start (ms): idle time,
+ * not the gap between two jobs of a steady rate, where a worker start beside
+ * the next job only slows it.
+ */
+const SPARE_IDLE_MS = 250;
+
+/**
+ * Most spares one process holds: its spares share its memory ceiling with
+ * its job, so they take at most a quarter of it, and never more than this.
+ */
+const MAX_SPARES_PER_PROCESS = 8;
+
 const BUSY = "the sandbox is at capacity, retry later";
 
 /**
@@ -230,12 +254,21 @@ const BUSY = "the sandbox is at capacity, retry later";
 class WaitingChannel implements AgentChannel {
   readonly handlers: ChannelHandlers;
   #queued: JobMessage[] = [];
+  /** Called once when the job ends, however it ends. */
+  #release: (() => void) | undefined;
   #post: ((msg: JobMessage) => void) | undefined;
   #end: ((how: JobExit, delivered?: Promise<unknown>) => void) | undefined;
   #ended = false;
 
-  constructor(handlers: ChannelHandlers) {
+  constructor(handlers: ChannelHandlers, release?: () => void) {
     this.handlers = handlers;
+    this.#release = release;
+  }
+
+  #released(): void {
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
   }
 
   /** Whether it still waits for a worker. */
@@ -261,6 +294,7 @@ class WaitingChannel implements AgentChannel {
   refuse(reason: string, cap: string): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#released();
     this.handlers.crash(reason, cap);
   }
 
@@ -270,6 +304,7 @@ class WaitingChannel implements AgentChannel {
   }
 
   end(how: JobExit, delivered?: Promise<unknown>): void {
+    this.#released();
     if (this.#end) return this.#end(how, delivered);
     this.#ended = true;
     this.#queued = [];
@@ -303,6 +338,8 @@ export interface SandboxStats {
   pools: { idle: number; warm: number; recycled: number; readying: number; shared: number };
   /** Jobs waiting for a worker while the sandbox is at capacity. */
   waiting: number;
+  /** Spare workers held ready by idle processes for their key's next fresh jobs. */
+  spares: number;
 }
 
 /** A worker shared by jobs of one key. */
@@ -406,6 +443,16 @@ export class HostLauncher implements AgentLauncher {
   /** Every process alive, idle or serving, with its metrics index. */
   #all = new Map<SandboxProcess, number>();
   #demand = new WarmDemand();
+  /** Fresh jobs of each principal's key now, from launch to end (waiting ones included). */
+  #freshLive = new Map<string, number>();
+  /** The most of them at once lately, by key, and when that was last reached. */
+  #freshPeak = new Map<string, { n: number; at: number }>();
+  /** Most spares all processes hold together: their memory budget. */
+  #spareMax: number;
+  /** When the last fresh job came (ms since the epoch). */
+  #lastFresh = 0;
+  /** Retries {@linkcode #wantSpares} once the launcher has been idle long enough. */
+  #spareTimer: ReturnType<typeof setTimeout> | undefined;
   #poolFailures = 0;
   #refillQueued = false;
   /** Fresh jobs bound to a process whose outcome is not yet delivered. */
@@ -490,7 +537,11 @@ export class HostLauncher implements AgentLauncher {
         HOST_MAIN,
       ],
     };
-    this.#trim = setInterval(() => this.#refill(true), TRIM_MS);
+    this.#spareMax = defaultSpareMax();
+    this.#trim = setInterval(() => {
+      this.#refill(true);
+      this.#wantSpares();
+    }, TRIM_MS);
     Deno.unrefTimer(this.#trim);
     this.#refill();
   }
@@ -539,10 +590,13 @@ export class HostLauncher implements AgentLauncher {
     for (const list of this.#shared.values()) shared += list.length;
     let waiting = this.#freshWaiting.length;
     for (const list of this.#sharedWaiting.values()) waiting += list.length;
+    let spares = 0;
+    for (const p of this.#all.keys()) spares += p.spares;
     return {
       hosts: [...this.#all].map(([proc, index]) => ({ index, rssBytes: proc.rssBytes })),
       pools: { idle: this.#idle.length, warm, recycled, readying, shared },
       waiting,
+      spares,
     };
   }
 
@@ -589,6 +643,7 @@ export class HostLauncher implements AgentLauncher {
       this.#serveFresh();
       this.#kickStarts();
       this.#queueRefill();
+      this.#wantSpares();
     };
     const used = new Set(this.#all.values());
     let index = 0;
@@ -669,6 +724,7 @@ export class HostLauncher implements AgentLauncher {
 
   /** A fresh job's outcome is out (or it ended without one): a deferred refill may run. */
   #landed(): void {
+    if (this.#inFlight === 1) queueMicrotask(() => this.#wantSpares());
     if (--this.#inFlight > 0 || this.#refillDeferred === undefined) return;
     this.#runDeferredRefill();
   }
@@ -785,7 +841,8 @@ export class HostLauncher implements AgentLauncher {
     this.#poolFailures = 0;
     if (spec.sharing) return this.#launchShared(workerKey(spec), spec, spec.sharing, handlers);
     this.#demand.note(workerKey(spec, false), spec, Date.now());
-    const channel = new WaitingChannel(handlers);
+    const channel = new WaitingChannel(handlers, this.#countLive(workerKey(spec, true)));
+    this.#holdSpares();
     const ahead = this.#freshWaiting.length;
     this.#freshWaiting.push({ spec, channel, since: Date.now(), ahead });
     this.#serveFresh();
@@ -1054,6 +1111,79 @@ export class HostLauncher implements AgentLauncher {
     });
   }
 
+  /**
+   * Counts a fresh job of `key` as live until the returned function is
+   * called, and keeps the most live at once as the key's recent demand.
+   */
+  #countLive(key: string): () => void {
+    const live = (this.#freshLive.get(key) ?? 0) + 1;
+    this.#freshLive.set(key, live);
+    const now = Date.now();
+    const peak = this.#freshPeak.get(key);
+    if (!peak || live >= peak.n || now - peak.at > SPARE_DEMAND_MS) {
+      this.#freshPeak.set(key, { n: live, at: now });
+    }
+    return () => {
+      const n = (this.#freshLive.get(key) ?? 1) - 1;
+      if (n > 0) this.#freshLive.set(key, n);
+      else this.#freshLive.delete(key);
+    };
+  }
+
+  /**
+   * Sizes each idle recycled process's spares by its key's recent demand:
+   * as many that the key's processes together hold a fresh worker for each
+   * of the most jobs it had at once in the last {@linkcode SPARE_DEMAND_MS},
+   * within a quarter of a process's memory ceiling and the spares' memory
+   * budget. Only while no fresh job is in flight or waiting, and none came
+   * for {@linkcode SPARE_IDLE_MS}: a spare's start
+   * costs what the job's own worker would, and inside a burst it would only
+   * take the cores from the burst's jobs (it is their next jobs', later).
+   * Each spare still serves one job; a key without recent demand keeps none.
+   */
+  #wantSpares(): void {
+    if (this.#closed || this.#inFlight > 0 || this.#freshWaiting.length > 0) return;
+    const now = Date.now();
+    const wait = this.#lastFresh + SPARE_IDLE_MS - now;
+    if (wait > 0) {
+      if (this.#spareTimer === undefined) {
+        this.#spareTimer = setTimeout(() => {
+          this.#spareTimer = undefined;
+          this.#wantSpares();
+        }, wait);
+        Deno.unrefTimer(this.#spareTimer);
+      }
+      return;
+    }
+    for (const [key, peak] of this.#freshPeak) {
+      if (now - peak.at > SPARE_DEMAND_MS) this.#freshPeak.delete(key);
+    }
+    const perProcess = Math.min(
+      MAX_SPARES_PER_PROCESS,
+      Math.floor(this.#spawn.memoryMb / 4 / SPARE_WORKER_MB),
+    );
+    let budget = this.#spareMax;
+    for (const [key, r] of this.#recycled) {
+      const procs = r.procs.filter((p) => p.workerReady);
+      const peak = this.#freshPeak.get(key)?.n ?? 0;
+      const each = procs.length === 0 ? 0 : Math.ceil(peak / procs.length) - 1;
+      for (const p of procs) {
+        const n = Math.max(0, Math.min(each, perProcess, budget));
+        budget -= n;
+        p.spare(n);
+      }
+    }
+  }
+
+  /**
+   * A fresh job came: idle processes stop readying spares at what they hold
+   * (their starts would run beside it), until the launcher is idle again.
+   */
+  #holdSpares(): void {
+    this.#lastFresh = Date.now();
+    for (const r of this.#recycled.values()) for (const p of r.procs) p.holdSpares();
+  }
+
   /** Counts a process that will (or, at -1, will not any more) come back to the pool for `key`. */
   #countReturning(key: string, by: 1 | -1): void {
     const n = (this.#returning.get(key) ?? 0) + by;
@@ -1076,6 +1206,7 @@ export class HostLauncher implements AgentLauncher {
     r.procs.push(proc);
     this.#recycled.set(own, r);
     this.#serveFresh();
+    this.#wantSpares();
     this.#queueRefill();
   }
 
@@ -1280,6 +1411,7 @@ export class HostLauncher implements AgentLauncher {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#trim);
+    clearTimeout(this.#spareTimer);
     clearInterval(this.#waitTimer);
     clearTimeout(this.#startsTimer);
     clearTimeout(this.#refillDeferred);

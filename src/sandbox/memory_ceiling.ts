@@ -66,3 +66,30 @@ export function defaultWarmMax(totalBytes?: number): number {
   const fit = Math.floor(total / 16 / 1024 / 1024 / IDLE_PROCESS_MB);
   return Math.min(32, Math.max(8, fit));
 }
+
+/**
+ * What a spare worker adds to its sandbox process, MiB (a process with a
+ * warm worker holds 19–21 MiB private, without one 11.5, measured; rounded
+ * up).
+ */
+export const SPARE_WORKER_MB = 12;
+
+/**
+ * The default most spare workers all sandbox processes hold together: as
+ * many as a sixteenth of the machine's memory holds at
+ * {@linkcode SPARE_WORKER_MB} each, clamped to 8 – 256.
+ *
+ * @example
+ * ```ts
+ * import { defaultSpareMax } from "./memory_ceiling.ts";
+ * console.log(defaultSpareMax(24 * 1024 ** 3)); // 128
+ * ```
+ *
+ * @param totalBytes the machine's memory (default: `Deno.systemMemoryInfo().total`)
+ * @returns the count
+ */
+export function defaultSpareMax(totalBytes?: number): number {
+  const total = totalBytes ?? machineBytes();
+  const fit = Math.floor(total / 16 / 1024 / 1024 / SPARE_WORKER_MB);
+  return Math.min(256, Math.max(8, fit));
+}

@@ -91,6 +91,12 @@ export class SandboxProcess {
   #recycled: ((ok: boolean) => void) | undefined;
   /** Set once the process is gone or was told to go. */
   #dead = false;
+  /** Worker threads the process said it holds after its last recycle (its spares included). */
+  #expectThreads = 1;
+  /** Spare workers it holds ready, as last reported. */
+  #spares = 0;
+  /** Spares last asked for; a recycle resets it (the process stops topping up then). */
+  #sparesAsked = 0;
   /** Its resident set as last reported (bytes), for the operator metrics. */
   #rss: number | undefined;
 
@@ -263,10 +269,13 @@ export class SandboxProcess {
           "memory",
         );
       }
+    } else if ("spares" in r) {
+      if (typeof r.spares === "number") this.#spares = r.spares;
     } else if ("recycled" in r) {
       // Everything the old worker sent came before this report: the new
       // worker's jobs count their slots from 0 again.
       this.#nextSlot = 0;
+      this.#expectThreads = typeof r.workers === "number" ? r.workers : 1;
       this.#recycled?.(true);
       this.#recycled = undefined;
     } else if ("crash" in r) {
@@ -341,8 +350,9 @@ export class SandboxProcess {
 
   /**
    * Replaces the worker, whose job ended with a result, with a fresh one
-   * like it, for the next job of the same key; then checks, from outside,
-   * that the process runs exactly one worker thread. A `node:worker_threads`
+   * like it (a spare, when it holds one), for the next job of the same key;
+   * then checks, from outside, that the process runs exactly the worker
+   * threads it says it holds (the new one and its spares). A `node:worker_threads`
    * thread busy in a loop survives its parent worker (Deno 2.9.6, measured),
    * so a process with more is not fit for another job.
    *
@@ -354,17 +364,41 @@ export class SandboxProcess {
     const { promise, resolve } = Promise.withResolvers<boolean>();
     this.#recycled = resolve;
     this.#workerReady = false;
+    this.#sparesAsked = 0;
     this.send({ c: "next" });
     if (!(await promise)) return false;
     // The old worker's thread exits shortly after its terminate.
     for (let i = 0; i < RECYCLE_CHECKS; i++) {
       // Connected, so started: its pid is known.
       const threads = await this.#spec.threads.count(this.pid!);
-      if (threads === 1) return !this.#dead;
+      if (threads === this.#expectThreads) return !this.#dead;
       if (threads === undefined || this.#dead) return false;
       await new Promise((r) => setTimeout(r, RECYCLE_CHECK_MS));
     }
     return false;
+  }
+
+  /** Spare workers it holds ready, as last reported. */
+  get spares(): number {
+    return this.#spares;
+  }
+
+  /**
+   * Asks an idle process to hold `n` spare workers: fresh workers of its
+   * key readied ahead for its next jobs, each of which still serves one job
+   * (more are started one at a time; past `n`, ready ones are stopped).
+   *
+   * @param n spares wanted
+   */
+  spare(n: number): void {
+    if (this.#dead || this.#slots.size > 0 || !this.#workerReady || n === this.#sparesAsked) return;
+    this.#sparesAsked = n;
+    this.send({ c: "spare", n });
+  }
+
+  /** Stops readying more spares than it holds now, if it still readies some. */
+  holdSpares(): void {
+    if (this.#sparesAsked > this.#spares) this.spare(this.#spares);
   }
 
   #crashAll(reason: string, cap?: string): void {

@@ -7,6 +7,7 @@
 import { equal, match, ok } from "assert";
 import { ROOT, startServer, type TestServer } from "../../testing/server.ts";
 import { connect, type Env, type WsClient } from "../../testing/ws_client.ts";
+import { processGone } from "./_process.ts";
 
 const FIXTURES = `${ROOT}/tests/fixtures/containment`;
 const MEMORY_MB = 384;
@@ -83,17 +84,6 @@ function expectCap(out: Outcome, cap: string, pattern: RegExp): void {
   equal(out.terminal.payload.code, "INTERNAL_ERROR", JSON.stringify(out.terminal.payload));
   equal(out.terminal.payload.details?.cap, cap, JSON.stringify(out.terminal.payload));
   match(out.terminal.payload.message, pattern);
-}
-
-/** Whether a process is gone (or a zombie, already dead). */
-async function processGone(pid: number, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (Date.now() < deadline) {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`).catch(() => undefined);
-    if (status === undefined || /^State:\s+Z/m.test(status)) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
 }
 
 Deno.test("containment: hostile agents end alone, with specific errors, and the runtime keeps answering", async (t) => {

@@ -93,6 +93,13 @@ Deno.test("hostile agents are denied or contained, and honest jobs of others fin
   await t.step("BroadcastChannel to another job", async () => {
     expectError(await runHostile(server, "broadcast", {}), "PERMISSION_DENIED", /BroadcastChannel/);
   });
+  await t.step("node:worker_threads' BroadcastChannel to another job", async () => {
+    expectError(
+      await runHostile(server, "broadcast-node", {}),
+      "PERMISSION_DENIED",
+      /BroadcastChannel/,
+    );
+  });
   await t.step("the caches API", async () => {
     expectError(await runHostile(server, "caches", {}), "PERMISSION_DENIED", /caches/);
   });

@@ -1,6 +1,8 @@
 /**
  * The sandbox process: runs one agent worker, under a V8 heap cap, for one
  * job (or, for an agent with `reuse` or `concurrency`, for jobs of one key),
+ * beside spares (fresh workers of the same key readied ahead, each for one
+ * later job, when the runtime asks for them),
  * and is killed with everything the agent started (threads, timers, memory)
  * when its last job ends. It talks to the runtime over a control socket
  * no worker can reach: the socket's path and a one-time token arrive on
@@ -102,6 +104,17 @@ class Relay {
   /** Set while the worker runs its warm-up job, before it is reported ready. */
   #warming = false;
   #proxy: EgressProxy | undefined;
+  /**
+   * Spares: fresh workers of the template readied ahead for this key's next
+   * jobs, warmed up and never given a job; a `next` hands the oldest one
+   * the next job, so a burst of the key's jobs does not wait for (or pay
+   * for) worker starts in it. Each still serves one job.
+   */
+  #spares: Worker[] = [];
+  /** The spare warming now: spares start one at a time. */
+  #spareStarting: Worker | undefined;
+  /** Spares the runtime asked for; a `next` drops it to 0 until it asks again. */
+  #sparesWanted = 0;
 
   constructor(conn: Deno.Conn) {
     this.#out = new FrameWriter(conn);
@@ -204,17 +217,7 @@ class Relay {
    */
   #warmUp(msg: { t?: unknown; j?: unknown }): boolean {
     if (msg.t === "ready") {
-      this.#worker!.postMessage(JSON.stringify(
-        {
-          t: "start",
-          j: WARM_SLOT,
-          jobId: "",
-          traceId: "",
-          input: null,
-          lease: {},
-          beatMs: this.#template!.beatMs,
-        } satisfies HostMessage,
-      ));
+      this.#worker!.postMessage(this.#warmStart());
       return true;
     }
     if (msg.j !== WARM_SLOT) return false;
@@ -225,6 +228,94 @@ class Relay {
       this.report({ m: { t: "ready" } });
     }
     return true;
+  }
+
+  /** The warm-up's dummy `start`. */
+  #warmStart(): string {
+    return JSON.stringify(
+      {
+        t: "start",
+        j: WARM_SLOT,
+        jobId: "",
+        traceId: "",
+        input: null,
+        lease: {},
+        beatMs: this.#template!.beatMs,
+      } satisfies HostMessage,
+    );
+  }
+
+  /** Sets the spares wanted: readies more one at a time, or stops the ones past it. */
+  #wantSpares(n: number): void {
+    this.#sparesWanted = Math.max(0, Math.floor(n));
+    let dropped = false;
+    while (this.#spares.length > this.#sparesWanted) {
+      this.#spares.pop()!.terminate();
+      dropped = true;
+    }
+    if (dropped) this.report({ spares: this.#spares.length });
+    this.#startSpare();
+  }
+
+  /**
+   * Readies the next spare, while fewer than wanted: a fresh worker of the
+   * template, warmed up like the first, then silent (its beats dropped, as
+   * no job of its own is watched) until a `next` gives it the next job.
+   */
+  #startSpare(): void {
+    if (
+      this.#dead || this.#spareStarting || !this.#template ||
+      this.#spares.length >= this.#sparesWanted
+    ) return;
+    const w = this.#create(this.#template);
+    if (!w) return;
+    this.#spareStarting = w;
+    // A spare that fails to start is dropped; so are the rest until the runtime asks again.
+    const drop = () => {
+      w.terminate();
+      this.#sparesWanted = 0;
+      if (this.#spareStarting === w) this.#spareStarting = undefined;
+      const i = this.#spares.indexOf(w);
+      if (i < 0) return;
+      this.#spares.splice(i, 1);
+      this.report({ spares: this.#spares.length });
+    };
+    w.onmessage = (e: MessageEvent) => {
+      const msg = (readPosted(e.data).msg ?? {}) as { t?: unknown; j?: unknown };
+      if (msg.t === "ready") return w.postMessage(this.#warmStart());
+      if (msg.j !== WARM_SLOT || (msg.t !== "result" && msg.t !== "error")) return;
+      w.onmessage = null;
+      this.#spareStarting = undefined;
+      this.#spares.push(w);
+      this.report({ spares: this.#spares.length });
+      this.#startSpare();
+    };
+    w.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      drop();
+    };
+    w.onmessageerror = drop;
+  }
+
+  /** Worker threads this process holds now: the job's, the spares and the one warming. */
+  #workerCount(): number {
+    return (this.#worker ? 1 : 0) + this.#spares.length + (this.#spareStarting ? 1 : 0);
+  }
+
+  /** Makes a ready spare the process's worker. */
+  #adopt(worker: Worker): void {
+    this.#worker = worker;
+    this.#warming = false;
+    this.#wire(worker);
+  }
+
+  #wire(worker: Worker): void {
+    worker.onmessage = (e: MessageEvent) => this.#relay(e.data);
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.#endWorker(e.message ?? "uncaught error in agent");
+    };
+    worker.onmessageerror = () => this.#endWorker("agent sent a message that could not be read");
   }
 
   /**
@@ -267,6 +358,7 @@ class Relay {
   handle(cmd: HostCommand): void {
     if (cmd.c === "launch" && !this.#worker) this.#launch(cmd);
     else if (cmd.c === "next" && this.#worker && !this.#dead) this.#next();
+    else if (cmd.c === "spare" && this.#worker && !this.#dead) this.#wantSpares(cmd.n);
     else if (cmd.c === "post" && this.#worker && !this.#dead) {
       const msg = cmd.msg;
       if (msg.t === "credentials") this.#proxy?.credentials.set(msg.j, msg.credentials);
@@ -300,18 +392,35 @@ class Relay {
     this.#outstanding.clear();
     this.#ended.clear();
     this.#proxy?.credentials.clear();
-    this.#launch(this.#template!);
-    if (!this.#dead) this.report({ recycled: true });
+    // No spare starts until the runtime has counted this process's threads
+    // against the count reported below.
+    this.#sparesWanted = 0;
+    const spare = this.#spares.shift();
+    if (spare) this.#adopt(spare);
+    else this.#launch(this.#template!);
+    if (this.#dead) return;
+    this.report({ recycled: true, workers: this.#workerCount() });
+    if (!spare) return;
+    this.report({ spares: this.#spares.length });
+    this.report({ m: { t: "ready" } });
   }
 
   #launch(cmd: Extract<HostCommand, { c: "launch" }>): void {
     this.#template = cmd;
-    let worker: Worker;
+    const worker = this.#create(cmd);
+    if (!worker) return;
+    this.#worker = worker;
+    this.#warming = true;
+    this.#wire(worker);
+  }
+
+  /** A new worker of the template; undefined (and the process failed) when it cannot start. */
+  #create(cmd: Extract<HostCommand, { c: "launch" }>): Worker | undefined {
     try {
       // The proxy lives in this process's main isolate: its traffic and memory are its key's own.
       this.#proxy ??= cmd.egress.length > 0 ? new EgressProxy(cmd.egress) : undefined;
       const proxy = this.#proxy;
-      worker = new Worker(workerEntryUrl(cmd.agentUrl, proxy?.config), {
+      return new Worker(workerEntryUrl(cmd.agentUrl, proxy?.config), {
         type: "module",
         name: "agent",
         deno: {
@@ -321,16 +430,8 @@ class Relay {
       });
     } catch (err) {
       this.#endWorker((err as Error).message);
-      return;
+      return undefined;
     }
-    this.#worker = worker;
-    this.#warming = true;
-    worker.onmessage = (e: MessageEvent) => this.#relay(e.data);
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      this.#endWorker(e.message ?? "uncaught error in agent");
-    };
-    worker.onmessageerror = () => this.#endWorker("agent sent a message that could not be read");
   }
 }
 

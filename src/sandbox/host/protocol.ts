@@ -41,7 +41,13 @@ export type HostCommand =
    * The worker's job ended with a result: retire that worker and start
    * another like it for the next job of the same key.
    */
-  | { c: "next" };
+  | { c: "next" }
+  /**
+   * Ready up to `n` more fresh workers of the template, one at a time, for
+   * this key's next jobs (each still serves one job); a `next` stops the
+   * top-up until the runtime asks again.
+   */
+  | { c: "spare"; n: number };
 
 /** Process → runtime. */
 export type HostReport =
@@ -55,8 +61,13 @@ export type HostReport =
   | { crash: string; cap?: string; j?: number }
   /** The whole process's resident set, bytes (ArrayBuffers and wasm memory included). */
   | { rss: number }
-  /** A fresh worker replaced the last one (after `next`). */
-  | { recycled: true };
+  /**
+   * A fresh worker replaced the last one (after `next`): a new one, or a
+   * spare; `workers` is how many worker threads the process holds now.
+   */
+  | { recycled: true; workers?: number }
+  /** Spares ready now (after each change). */
+  | { spares: number };
 
 /**
  * How often a process reports its resident set (ms). Its main isolate

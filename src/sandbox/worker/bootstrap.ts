@@ -38,7 +38,10 @@ import { upstreamBudget } from "./egress_fetch.ts";
  * state outside its lease with stubs that throw `NotCapable`. Deno
  * permissions do not cover these (measured on Deno 2.9.6): `BroadcastChannel`
  * crosses workers of one process, `caches` persists to disk and a worker may
- * spawn nested workers.
+ * spawn nested workers. `node:worker_threads` exports a subclass of the
+ * global `BroadcastChannel` that replacing the global does not reach (it
+ * still crossed workers of one process, with no permissions, measured), so
+ * the method every channel sends with is refused on the class itself.
  */
 function lockdown(): void {
   const g = globalThis as Record<string, unknown>;
@@ -46,6 +49,14 @@ function lockdown(): void {
     function refused(): never {
       throw new Deno.errors.NotCapable(`${name} is not available to sandboxed agents`);
     };
+  const channel = (g.BroadcastChannel as { prototype: object } | undefined)?.prototype;
+  if (channel) {
+    Object.defineProperty(channel, "postMessage", {
+      value: refuse("BroadcastChannel"),
+      configurable: false,
+      writable: false,
+    });
+  }
   for (const name of ["BroadcastChannel", "Worker", "SharedWorker", "CacheStorage", "Cache"]) {
     Object.defineProperty(g, name, { value: refuse(name), configurable: false, writable: false });
   }
