@@ -14,7 +14,7 @@ import {
   type GateLimits,
   serveGated,
 } from "../src/transport/gate.ts";
-import { WEBSOCKET_PATH } from "../src/http.ts";
+import { HEALTH_PATHS, WEBSOCKET_PATH } from "../src/http.ts";
 import { serveLoopback } from "./loopback.ts";
 
 /** The project root. */
@@ -69,6 +69,7 @@ export async function startServer(
     limits: { ...DEFAULT_GATE_LIMITS, ...gate },
     log: silentLogger(),
     webSocketPaths: [WEBSOCKET_PATH],
+    directPaths: HEALTH_PATHS,
   }, runtime.fetch);
   return {
     ...handle(runtime, dir, kvPath, server.addr.port, () => server.shutdown()),
