@@ -152,16 +152,19 @@ async function readResponse(conn: Deno.Conn): Promise<string> {
   }
 }
 
+/** A patient gate that answers `GET /healthz` itself. */
+const DIRECT = {
+  hostname: "127.0.0.1",
+  port: 0,
+  limits: PATIENT,
+  log: silentLogger(),
+  directPaths: ["/healthz"],
+};
+
 Deno.test("the gate answers GETs of its direct paths on the client's connection, which stays open for the next request", async () => {
   const seen: string[] = [];
   const server = serveGated(
-    {
-      hostname: "127.0.0.1",
-      port: 0,
-      limits: PATIENT,
-      log: silentLogger(),
-      directPaths: ["/healthz"],
-    },
+    DIRECT,
     (req) => {
       seen.push(`${req.method} ${new URL(req.url).pathname}`);
       return Response.json({ ok: true, n: seen.length });
@@ -195,13 +198,7 @@ Deno.test("the gate answers GETs of its direct paths on the client's connection,
 
 Deno.test("a direct GET that asks to close is answered and its connection closed; one with a body is relayed", async () => {
   const server = serveGated(
-    {
-      hostname: "127.0.0.1",
-      port: 0,
-      limits: PATIENT,
-      log: silentLogger(),
-      directPaths: ["/healthz"],
-    },
+    DIRECT,
     async (req) => new Response(`${req.method} ${await req.text()}`),
   );
   try {
