@@ -22,10 +22,10 @@
  * is not relayed either: the handler answers it and the gate writes the
  * response on the client's connection, which stays open for the next
  * request (until `Connection: close` or the header timeout). A relayed
- * request waits for three turns of the main thread (the gate reads it, the
- * server behind answers it, the gate relays the answer); under load each
- * turn may wait behind long ones, so a health check taking one answers
- * about as fast as a `session.ping` does.
+ * request may wait for up to three turns of the main thread (the gate reads
+ * it, the server behind answers it, the gate relays the answer), and under
+ * load each may wait behind a long one; this one waits for one, as a
+ * `session.ping` does.
  *
  * @module
  */
