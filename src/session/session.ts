@@ -112,6 +112,8 @@ export class Session implements EventSink {
   #events: SessionEvents;
   /** Called when the session has been detached for a while; see SessionRegistry. */
   onDetach: (() => void) | undefined;
+  /** Called when a connection attaches; see SessionRegistry. */
+  onAttach: (() => void) | undefined;
 
   /**
    * @param record the session's record
@@ -184,6 +186,7 @@ export class Session implements EventSink {
     this.#held = lastSeenSeq < this.record.last_seq ? [] : undefined;
     this.#stalled = false;
     delete this.record.detached_at;
+    this.onAttach?.();
   }
 
   /**

@@ -18,6 +18,15 @@
  * (`gate_socket.ts`): one hop, one fd, no Deno WebSocket behind it. Any
  * other response to such a request is written back and the connection closed.
  *
+ * A plain `GET` of one of `directPaths` (the health checks), read exactly,
+ * is not relayed either: the handler answers it and the gate writes the
+ * response on the client's connection, which stays open for the next
+ * request (until `Connection: close` or the header timeout). A relayed
+ * request may wait for up to three turns of the main thread (the gate reads
+ * it, the server behind answers it, the gate relays the answer), and under
+ * load each may wait behind a long one; this one waits for one, as a
+ * `session.ping` does.
+ *
  * @module
  */
 import type { Logger } from "../logger.ts";
@@ -27,7 +36,7 @@ import {
   type GateSocketTimings,
   GateWebSocket,
 } from "./gate_socket.ts";
-import { acceptKey, readUpgradeHead, type UpgradeHead } from "./upgrade_head.ts";
+import { acceptKey, readGetHead, readUpgradeHead } from "./upgrade_head.ts";
 
 /** The gate's limits. */
 export interface GateLimits {
@@ -128,6 +137,11 @@ export interface GateOptions {
   log: Logger;
   /** Request paths whose WebSocket upgrades the gate answers on the client's connection. */
   webSocketPaths?: readonly string[];
+  /**
+   * Request paths whose plain `GET`s the gate answers on the client's
+   * connection (small answers computed from memory: the health checks).
+   */
+  directPaths?: readonly string[];
   /** Keepalive and close wait of those sockets (tests shorten them). */
   webSocketTimings?: Partial<GateSocketTimings>;
 }
@@ -247,31 +261,48 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
   const timings = { ...DEFAULT_GATE_SOCKET_TIMINGS, ...options.webSocketTimings };
   let relayed = 0;
 
+  const directPaths = options.directPaths ?? [];
+  const infoOf = (link: Link): GatedInfo => ({
+    remoteAddr: link.outer.remoteAddr as Deno.NetAddr,
+    completed: Promise.resolve(),
+    secure,
+    abort: () => link.close(),
+  });
+  const handle = async (req: Request, info: GatedInfo): Promise<Response> => {
+    try {
+      return await handler(req, info);
+    } catch (err) {
+      log.error("request failed", { error: String(err) });
+      return new Response("internal error", { status: 500 });
+    }
+  };
+
+  // Answers a plain GET on the client's connection; whether it stays open for the next request.
+  const answerDirect = async (link: Link, req: Request, close: boolean): Promise<boolean> => {
+    const response = await handle(req, infoOf(link));
+    if (link.closed) return false;
+    (link.outer as Partial<Deno.TcpConn>).setNoDelay?.(true);
+    await writeAll(link.outer, await serialize(response, close ? "close" : "keep-alive"));
+    if (close) link.close();
+    return !close && !link.closed;
+  };
+
   // The handler decides, as it does for relayed requests; only the response
   // its `upgrade` made opens the socket here.
-  const answerUpgrade = async (link: Link, head: UpgradeHead, req: Request): Promise<void> => {
-    const accept = await acceptKey(head.key);
+  const answerUpgrade = async (link: Link, key: string, req: Request): Promise<void> => {
+    const accept = await acceptKey(key);
     let upgraded: GatedUpgrade | undefined;
     const info: GatedInfo = {
-      remoteAddr: link.outer.remoteAddr as Deno.NetAddr,
-      completed: Promise.resolve(),
-      secure,
-      abort: () => link.close(),
+      ...infoOf(link),
       upgrade: (r) => {
-        if (upgraded || r.headers.get("sec-websocket-key") !== head.key) {
+        if (upgraded || r.headers.get("sec-websocket-key") !== key) {
           throw new TypeError("not the gate's upgrade request");
         }
         upgraded = { socket: new GateWebSocket(link, timings), response: new Response(null) };
         return upgraded;
       },
     };
-    let response: Response;
-    try {
-      response = await handler(req, info);
-    } catch (err) {
-      log.error("request failed", { error: String(err) });
-      response = new Response("internal error", { status: 500 });
-    }
+    const response = await handle(req, info);
     if (link.closed) return;
     if (upgraded && response === upgraded.response && upgraded.socket.served) {
       (link.outer as Partial<Deno.TcpConn>).setNoDelay?.(true);
@@ -283,7 +314,7 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
       upgraded.socket.open();
       return;
     }
-    await writeAll(link.outer, await serialize(response));
+    await writeAll(link.outer, await serialize(response, "close", MAX_REFUSAL_BODY));
     link.close();
   };
 
@@ -312,12 +343,21 @@ export function serveGated(options: GateOptions, handler: GatedHandler): GatedSe
   // then on, each closing the link when it ends, so an idle session keeps no
   // frame, race or handler of this function alive (nor its request head).
   const relay = async (link: Link): Promise<void> => {
-    const head = await readHead(link.outer);
+    let head = await readHead(link.outer);
+    while (head !== null && !link.closed && directPaths.length > 0) {
+      const direct = readGetHead(head, directPaths);
+      const request = direct && requestOf(direct, secure);
+      if (!direct || !request) break;
+      if (!await answerDirect(link, request, direct.close)) return;
+      // Idle between requests, as a relayed connection may be.
+      armTimeout(link, limits.headerTimeoutMs);
+      head = await readHead(link.outer);
+    }
     if (head === null || link.closed) return link.close();
     const upgrade = webSocketPaths.length > 0 ? readUpgradeHead(head, webSocketPaths) : undefined;
     if (upgrade) {
       const request = requestOf(upgrade, secure);
-      if (request) return await answerUpgrade(link, upgrade, request);
+      if (request) return await answerUpgrade(link, upgrade.key, request);
     }
     if (relayed >= limits.maxRelayed && !evictOldestWaiting(links, (l) => l.relayed)) {
       return link.close();
@@ -509,10 +549,13 @@ function startsWith(chunk: Uint8Array, prefix: Uint8Array): boolean {
 }
 
 /**
- * The web-standard request of an upgrade head; undefined when its Host
+ * The web-standard request of a head the gate read; undefined when its Host
  * makes no URL (the HTTP server behind answers that as it always did).
  */
-function requestOf(head: UpgradeHead, secure: boolean): Request | undefined {
+function requestOf(
+  head: { host: string; path: string; headers: Array<[string, string]> },
+  secure: boolean,
+): Request | undefined {
   try {
     const url = new URL(`${secure ? "https" : "http"}://${head.host}${head.path}`);
     if (url.pathname !== head.path) return undefined;
@@ -559,11 +602,15 @@ const REASON_PHRASES: Record<number, string> = {
 const MAX_REFUSAL_BODY = 16 * 1024;
 
 /**
- * A response to an upgrade request the handler refused, whole, with the
- * connection closed after it.
+ * A response the gate writes itself, whole: one refusing an upgrade (the
+ * connection closed after it) or a direct answer.
  */
-async function serialize(response: Response): Promise<Uint8Array> {
-  const body = new Uint8Array(await response.arrayBuffer()).subarray(0, MAX_REFUSAL_BODY);
+async function serialize(
+  response: Response,
+  connection: "close" | "keep-alive",
+  maxBody = Infinity,
+): Promise<Uint8Array> {
+  const body = new Uint8Array(await response.arrayBuffer()).subarray(0, maxBody);
   const reason = response.statusText || REASON_PHRASES[response.status] || "";
   let head = `HTTP/1.1 ${response.status} ${reason}\r\n`;
   for (const [name, value] of response.headers) {
@@ -572,7 +619,7 @@ async function serialize(response: Response): Promise<Uint8Array> {
     }
     head += `${name}: ${value}\r\n`;
   }
-  head += `content-length: ${body.length}\r\nconnection: close\r\ndate: ${
+  head += `content-length: ${body.length}\r\nconnection: ${connection}\r\ndate: ${
     new Date().toUTCString()
   }\r\n\r\n`;
   const headBytes = new TextEncoder().encode(head);

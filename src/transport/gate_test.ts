@@ -135,3 +135,90 @@ Deno.test("under any fd limit, the caps keep connections within the fds past the
   equal(gateLimitsFor(1280).maxRelayed, 128);
   deepEqual(gateLimitsFor(undefined), DEFAULT_GATE_LIMITS);
 });
+
+/** Reads one response of `conn` whose body is `content-length` long; its text, head and body. */
+async function readResponse(conn: Deno.Conn): Promise<string> {
+  let text = "";
+  const buf = new Uint8Array(4096);
+  while (true) {
+    const end = text.indexOf("\r\n\r\n");
+    if (end >= 0) {
+      const length = Number(/content-length: (\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+      if (text.length >= end + 4 + length) return text;
+    }
+    const n = await conn.read(buf);
+    if (n === null) return text;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+}
+
+/** A patient gate that answers `GET /healthz` itself. */
+const DIRECT = {
+  hostname: "127.0.0.1",
+  port: 0,
+  limits: PATIENT,
+  log: silentLogger(),
+  directPaths: ["/healthz"],
+};
+
+Deno.test("the gate answers GETs of its direct paths on the client's connection, which stays open for the next request", async () => {
+  const seen: string[] = [];
+  const server = serveGated(
+    DIRECT,
+    (req) => {
+      seen.push(`${req.method} ${new URL(req.url).pathname}`);
+      return Response.json({ ok: true, n: seen.length });
+    },
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  const send = (text: string) => conn.write(new TextEncoder().encode(text));
+  try {
+    for (const n of [1, 2]) {
+      await send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+      const reply = await readResponse(conn);
+      ok(reply.startsWith("HTTP/1.1 200 "), reply);
+      ok(/\r\nconnection: keep-alive\r\n/.test(reply), reply);
+      ok(/\r\ncontent-type: application\/json/.test(reply), reply);
+      ok(reply.endsWith(`{"ok":true,"n":${n}}`), reply);
+      // Answered by the gate itself: nothing was relayed to the server behind.
+      equal(server.relayed, 0);
+      equal(server.connections, 1);
+    }
+    // Another path on the same connection is relayed from then on, and answered as before.
+    await send("GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
+    const relayed = await readResponse(conn);
+    ok(relayed.endsWith(`{"ok":true,"n":3}`), relayed);
+    equal(server.relayed, 1);
+    deepEqual(seen, ["GET /healthz", "GET /healthz", "GET /other"]);
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("a direct GET that asks to close is answered and its connection closed; one with a body is relayed", async () => {
+  const server = serveGated(
+    DIRECT,
+    async (req) => new Response(`${req.method} ${await req.text()}`),
+  );
+  try {
+    const closing = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    await closing.write(
+      new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    const reply = await readToEnd(closing);
+    closing.close();
+    ok(reply.startsWith("HTTP/1.1 200 ") && reply.endsWith("GET "), reply);
+    ok(/\r\nconnection: close\r\n/.test(reply), reply);
+    equal(server.relayed, 0);
+    equal(server.connections, 0);
+    // A body is not the gate's to read: the server behind gets it whole.
+    const res = await fetch(`http://127.0.0.1:${server.addr.port}/healthz`, {
+      method: "POST",
+      body: "hello",
+    });
+    equal(await res.text(), "POST hello");
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -1,7 +1,7 @@
 /**
  * A strict reading of one HTTP/1.1 request head that asks for a WebSocket
- * (RFC 6455 §4.2.1), for the gate to answer on the client's own
- * connection. Anything this does not read exactly (another method, path or
+ * (RFC 6455 §4.2.1), or of a plain `GET` such as a health check, for the
+ * gate to answer on the client's own connection. Anything this does not read exactly (another method, path or
  * version, a body, a folded or odd header, a missing or malformed
  * WebSocket header, bytes after the head) is left to the HTTP server behind
  * the gate, which answers it as it always did.
@@ -38,27 +38,35 @@ const SINGLE = new Set([
   "sec-websocket-version",
 ]);
 
+/** A plain `GET` request of one of the paths asked for, as read. */
+export interface GetHead {
+  /** The request target, one of the paths asked for. */
+  path: string;
+  /** The Host header. */
+  host: string;
+  /** Every header line, in order, as sent. */
+  headers: Array<[string, string]>;
+  /** Whether the client asked to close the connection after the answer (`Connection: close`). */
+  close: boolean;
+}
+
+/** A head read strictly: its request target and headers (lower-cased names to values). */
+interface ParsedHead {
+  path: string;
+  host: string;
+  headers: Array<[string, string]>;
+  seen: Map<string, string>;
+}
+
 /**
- * Reads `head` as a WebSocket upgrade of one of `paths`.
+ * Reads `head` as one whole HTTP/1.1 `GET` of one of `paths`, without a body.
  *
- * @param head the connection's first bytes
- * @param paths the request targets the gate answers itself
+ * @param head the bytes read
+ * @param paths the request targets asked for
  * @returns the request, or undefined when it is anything else or not read exactly
- * @example
- * ```ts
- * import { readUpgradeHead } from "./upgrade_head.ts";
- * const head = new TextEncoder().encode(
- *   "GET /arcp HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
- *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
- * );
- * readUpgradeHead(head, ["/arcp"])?.key; // "dGhlIHNhbXBsZSBub25jZQ=="
- * ```
  */
-export function readUpgradeHead(
-  head: Uint8Array,
-  paths: readonly string[],
-): UpgradeHead | undefined {
-  // The head must be whole and alone: a client may send nothing before the 101.
+function parseHead(head: Uint8Array, paths: readonly string[]): ParsedHead | undefined {
+  // The head must be whole and alone: a client may send nothing before the answer.
   const n = head.length;
   if (
     n < 4 || head[n - 4] !== 13 || head[n - 3] !== 10 || head[n - 2] !== 13 || head[n - 1] !== 10
@@ -86,12 +94,60 @@ export function readUpgradeHead(
     headers.push([name, value]);
   }
   const host = seen.get("host");
+  if (!host) return undefined;
+  return { path: request[1], host, headers, seen };
+}
+
+/**
+ * Reads `head` as a WebSocket upgrade of one of `paths`.
+ *
+ * @param head the connection's first bytes
+ * @param paths the request targets the gate answers itself
+ * @returns the request, or undefined when it is anything else or not read exactly
+ * @example
+ * ```ts
+ * import { readUpgradeHead } from "./upgrade_head.ts";
+ * const head = new TextEncoder().encode(
+ *   "GET /arcp HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+ *     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+ * );
+ * readUpgradeHead(head, ["/arcp"])?.key; // "dGhlIHNhbXBsZSBub25jZQ=="
+ * ```
+ */
+export function readUpgradeHead(
+  head: Uint8Array,
+  paths: readonly string[],
+): UpgradeHead | undefined {
+  const parsed = parseHead(head, paths);
+  if (!parsed) return undefined;
+  const { seen } = parsed;
   const key = seen.get("sec-websocket-key");
-  if (!host || key === undefined || !KEY.test(key)) return undefined;
+  if (key === undefined || !KEY.test(key)) return undefined;
   if (seen.get("sec-websocket-version") !== "13") return undefined;
   if (!hasToken(seen.get("upgrade"), "websocket")) return undefined;
   if (!hasToken(seen.get("connection"), "upgrade")) return undefined;
-  return { path: request[1], host, headers, key };
+  return { path: parsed.path, host: parsed.host, headers: parsed.headers, key };
+}
+
+/**
+ * Reads `head` as a plain `GET` of one of `paths`: one whole HTTP/1.1 head,
+ * no body, no upgrade asked for.
+ *
+ * @param head the bytes the connection sent since its last answer
+ * @param paths the request targets the gate answers itself
+ * @returns the request, or undefined when it is anything else or not read exactly
+ * @example
+ * ```ts
+ * import { readGetHead } from "./upgrade_head.ts";
+ * const head = new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+ * readGetHead(head, ["/healthz"])?.close; // false
+ * ```
+ */
+export function readGetHead(head: Uint8Array, paths: readonly string[]): GetHead | undefined {
+  const parsed = parseHead(head, paths);
+  if (!parsed || parsed.seen.has("upgrade")) return undefined;
+  const { path, host, headers, seen } = parsed;
+  return { path, host, headers, close: hasToken(seen.get("connection"), "close") };
 }
 
 /** Whether a comma-separated header value names `token`, in any case. */

@@ -1,5 +1,5 @@
 import { deepEqual, equal } from "assert";
-import { acceptKey, readUpgradeHead } from "./upgrade_head.ts";
+import { acceptKey, readGetHead, readUpgradeHead } from "./upgrade_head.ts";
 
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 const LINES = [
@@ -94,4 +94,26 @@ Deno.test("every head that is not exactly a WebSocket upgrade is left to the rel
 
 Deno.test("the accept value is RFC 6455's for its sample key", async () => {
   equal(await acceptKey(KEY), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+});
+
+Deno.test("a plain GET of a listed path is read, with whether it asks to close; anything else is left to the relay", () => {
+  const get = ["GET /healthz HTTP/1.1", "Host: a", "Accept: */*"];
+  const got = readGetHead(head(get), ["/healthz", "/readyz"]);
+  equal(got?.path, "/healthz");
+  equal(got?.host, "a");
+  equal(got?.close, false);
+  deepEqual(got?.headers, [["Host", "a"], ["Accept", "*/*"]]);
+  equal(readGetHead(head([...get, "Connection: keep-alive, Close"]), ["/healthz"])?.close, true);
+  for (
+    const [why, bytes] of [
+      ["another path", head(["GET /metrics HTTP/1.1", "Host: a"])],
+      ["another method", head(["HEAD /healthz HTTP/1.1", "Host: a"])],
+      ["HTTP/1.0", head(["GET /healthz HTTP/1.0", "Host: a"])],
+      ["no host", head(["GET /healthz HTTP/1.1"])],
+      ["a body", head([...get, "Content-Length: 0"])],
+      ["an upgrade", head(LINES.map((l) => l.replace("/arcp", "/healthz")))],
+      ["an incomplete head", head(get, "\r\n")],
+      ["two requests", head([...get, "", ...get])],
+    ] as const
+  ) equal(readGetHead(bytes, ["/healthz"]), undefined, why);
 });

@@ -180,6 +180,31 @@ Deno.test("resume after the window has passed is RESUME_WINDOW_EXPIRED; within i
   ok((await rb.closed()) !== undefined);
 });
 
+Deno.test("a session connected for longer than the window is resumable for a whole window after it detaches", async () => {
+  await using server = await startServer({ sessions: { resumeWindowSec: 1 } });
+  const a = new WsClient(server.url);
+  const wa = await a.hello("alice-token");
+  // Connected past its window: the window counts from the detach, not from the hello.
+  await new Promise((r) => setTimeout(r, 1600));
+  a.send("session.ping", { nonce: "n", sent_at: new Date().toISOString() });
+  equal((await a.next((e) => e.type === "session.pong", 5_000, "pong")).type, "session.pong");
+  await a.close();
+  const { c: ra, w: rwa } = await resume(server.url, a.sessionId, wa.payload.resume_token, 0);
+  equal(rwa.type, "session.welcome", JSON.stringify(rwa.payload));
+  // Detached again, it is evicted once its window passes.
+  await ra.close();
+  await new Promise((r) => setTimeout(r, 1600));
+  const { c: late, w: lw } = await resume(
+    server.url,
+    a.sessionId,
+    rwa.payload.resume_token,
+    0,
+  );
+  equal(lw.type, "session.error");
+  equal(lw.payload.code, "RESUME_WINDOW_EXPIRED");
+  ok((await late.closed()) !== undefined);
+});
+
 Deno.test("jobs keep running while the session is detached; their events arrive on resume", async () => {
   await using server = await startServer();
   const c1 = new WsClient(server.url);
