@@ -18,7 +18,17 @@
  * deno run -A --unstable-kv --unstable-worker-options bench/sandbox_leg.ts --root /work/wt/base
  * # the floor: a process of the same shape that only relays (bench/leg_floor/)
  * deno run -A --unstable-kv --unstable-worker-options bench/sandbox_leg.ts --floor --gap-ms 1
+ * # fresh tickers of 1,000 events, one after another: the event path's share of the sandbox's CPU
+ * deno run -A --unstable-kv --unstable-worker-options bench/sandbox_leg.ts --ticker 1000 --jobs 40
  * ```
+ *
+ * With `--ticker <count>`, each job is a fresh `ticker` of that many events
+ * (credit given back as the runtime does once events are handed on), and
+ * the report adds, per event, the CPU each thread of the job's own sandbox
+ * process spent from its first event to its result (`/proc/<pid>/task/<tid>/schedstat`):
+ * the host's main thread (the relay), the agent's worker, V8's helper
+ * threads (compilation) and the rest. What the sandbox spends per job
+ * beyond that is the job's start: its process, its worker, its warm-up.
  *
  * The floor is what the leg's hops cost by themselves on this machine: a
  * frame over a Unix socket, `postMessage` to a worker and back, a frame
@@ -46,10 +56,13 @@ const { values } = parseArgs({
     floor: { type: "boolean" },
     jobs: { type: "string" },
     "gap-ms": { type: "string" },
+    ticker: { type: "string" },
   },
 });
+/** Events per ticker job, or undefined for echo jobs. */
+const ticker = values.ticker === undefined ? undefined : Number(values.ticker);
 const root = values.root ?? ROOT;
-const fresh = values.fresh === true;
+const fresh = values.fresh === true || values.ticker !== undefined;
 const floor = values.floor === true;
 const jobs = Number(values.jobs ?? (fresh ? 300 : 3000));
 const gapMs = Number(values["gap-ms"] ?? 0);
@@ -85,6 +98,74 @@ function sandboxCpuMs(): number {
   }
   return ms;
 }
+
+/** A thread of a sandbox process, by what it runs. */
+type ThreadKind = "main" | "worker" | "v8" | "other";
+
+/** CPU time (ns) this thread spent reading `/proc` for {@linkcode threadCpuNs}: not the leg's. */
+let scanNs = 0;
+
+/** CPU time (ns) so far of the calling thread. */
+function ownThreadNs(): number {
+  return Number(Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[0]);
+}
+
+/** CPU time (ns) so far of each sandbox process this one started, by thread kind. */
+function threadCpuNs(): Map<string, Map<ThreadKind, number>> {
+  const scan0 = ownThreadNs();
+  const out = new Map<string, Map<ThreadKind, number>>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const text = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      if (text.slice(text.lastIndexOf(") ") + 2).split(" ")[1] !== String(Deno.pid)) continue;
+      const byKind = new Map<ThreadKind, number>();
+      for (const task of Deno.readDirSync(`/proc/${entry.name}/task`)) {
+        const dir = `/proc/${entry.name}/task/${task.name}`;
+        const comm = Deno.readTextFileSync(`${dir}/comm`).trim();
+        // Deno names a Web Worker's thread `worker-<n>` and V8's helpers `V8 DefaultWorke(r)`.
+        const kind: ThreadKind = comm.startsWith("worker-")
+          ? "worker"
+          : comm === "deno"
+          ? "main"
+          : comm.startsWith("V8 ")
+          ? "v8"
+          : "other";
+        const ns = Number(Deno.readTextFileSync(`${dir}/schedstat`).split(" ")[0]);
+        byKind.set(kind, (byKind.get(kind) ?? 0) + ns);
+      }
+      out.set(entry.name, byKind);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  scanNs += ownThreadNs() - scan0;
+  return out;
+}
+
+/**
+ * The CPU a job's own sandbox process spent between two snapshots, by
+ * thread kind: of the processes in both, the one whose worker ran most.
+ */
+function jobThreads(
+  before: Map<string, Map<ThreadKind, number>>,
+  after: Map<string, Map<ThreadKind, number>>,
+): Map<ThreadKind, number> | undefined {
+  let best: Map<ThreadKind, number> | undefined;
+  for (const [pid, now] of after) {
+    const then = before.get(pid);
+    if (!then) continue;
+    const spent = new Map<ThreadKind, number>();
+    for (const [kind, ns] of now) spent.set(kind, ns - (then.get(kind) ?? 0));
+    if ((spent.get("worker") ?? 0) > (best?.get("worker") ?? -1)) best = spent;
+  }
+  return best;
+}
+
+/** Per thread kind, what the measured ticker jobs' processes spent from first event to result (ns). */
+const eventPath = new Map<ThreadKind, number>();
+let eventPathJobs = 0;
+let measuring = false;
 
 /** Starts the floor's relay (`bench/leg_floor/relay.ts`); returns its job path and its stop. */
 async function startFloor(): Promise<{ one: () => Promise<number>; close: () => Promise<void> }> {
@@ -139,7 +220,9 @@ async function startFloor(): Promise<{ one: () => Promise<number>; close: () => 
 const floorRelay = floor ? await startFloor() : undefined;
 const launcher = floor ? undefined : await Launcher.create(fresh ? {} : { warmPool: 0 });
 const sandbox = launcher ? new Supervisor(launcher) : undefined;
-const agentUrl = `file://${ROOT}/bench/agents/${fresh ? "echo_fresh" : "echo_reused"}.ts`;
+const agentUrl = ticker !== undefined
+  ? `file://${ROOT}/agents/ticker.ts`
+  : `file://${ROOT}/bench/agents/${fresh ? "echo_fresh" : "echo_reused"}.ts`;
 const sharing: Sharing | undefined = fresh
   ? undefined
   : { concurrency: 1, maxJobs: 1_000_000, idleSec: 60 };
@@ -150,20 +233,32 @@ async function one(): Promise<number> {
   if (floorRelay) return await floorRelay.one();
   const t0 = performance.now();
   const { promise, resolve, reject } = Promise.withResolvers<void>();
+  let first: Map<string, Map<ThreadKind, number>> | undefined;
   await sandbox!.start({
     jobId: `job_${next++}`,
     principal: "bench",
     traceId: "0123456789abcdef0123456789abcdef",
     agentUrl,
-    input: { i: next },
+    input: ticker !== undefined ? { count: ticker } : { i: next },
     lease: {},
     ...(sharing ? { sharing } : {}),
   }, {
-    onEvents: () => Promise.resolve(),
+    onEvents: () => {
+      if (measuring && first === undefined) first = threadCpuNs();
+      return Promise.resolve();
+    },
     onCall: () => Promise.resolve(null),
     onChunk: () => Promise.resolve(),
     onChunkEnd: () => {},
-    onResult: () => resolve(),
+    onResult: () => {
+      // Read before the process is killed for its job's end.
+      const spent = first && jobThreads(first, threadCpuNs());
+      if (spent) {
+        eventPathJobs++;
+        for (const [kind, ns] of spent) eventPath.set(kind, (eventPath.get(kind) ?? 0) + ns);
+      }
+      resolve();
+    },
     onError: (err) => reject(err),
   });
   await promise;
@@ -177,6 +272,8 @@ try {
     if (gapMs > 0) await pause();
     await one();
   }
+  measuring = true;
+  scanNs = 0;
   const self0 = cpuOf(Deno.pid).own;
   const sandbox0 = sandboxCpuMs();
   const samples: number[] = [];
@@ -187,18 +284,39 @@ try {
   }
   const wall = performance.now() - t0;
   // This process's first: reading every /proc entry costs CPU of its own.
-  const self1 = cpuOf(Deno.pid).own;
+  measuring = false;
+  // The ticker's /proc scans are this bench's own work, not the leg's.
+  const self1 = cpuOf(Deno.pid).own - scanNs / 1e6;
   const sandbox1 = sandboxCpuMs();
   const s = stats(samples);
   const perJob = (ms: number) => `${fmt((ms / jobs) * 1000, 0)} µs`;
   console.log(
-    `${floor ? "floor relay" : fresh ? "fresh" : "reused"} echo, ${jobs} jobs ${gapMs} ms apart` +
+    `${
+      floor
+        ? "floor relay"
+        : ticker !== undefined
+        ? `fresh ticker of ${ticker}`
+        : fresh
+        ? "fresh echo"
+        : "reused echo"
+    }, ${jobs} jobs ${gapMs} ms apart` +
       `${floor ? "" : ` (${root})`}: ` +
       `leg p50 ${fmt(s.p50 * 1000, 0)} µs, p90 ${fmt(s.p90 * 1000, 0)} µs, ` +
       `p99 ${fmt(s.p99 * 1000, 0)} µs; ${fmt(jobs / (wall / 1000), 0)} jobs/s; CPU per job: ` +
       `sandbox processes ${perJob(sandbox1 - sandbox0)}, this process ${perJob(self1 - self0)}` +
       (gapMs > 0 ? " (its timers between jobs included)" : ""),
   );
+  if (ticker !== undefined && ticker > 0 && eventPathJobs > 0) {
+    const perEvent = (ns: number) => `${fmt(ns / eventPathJobs / ticker / 1000, 2)} µs`;
+    const kinds: ThreadKind[] = ["main", "worker", "v8", "other"];
+    console.log(
+      `per event: sandbox processes ${
+        fmt(((sandbox1 - sandbox0) / jobs / ticker) * 1000, 1)
+      } µs in all; ` +
+        `the job's process from its first event to its result (${eventPathJobs} jobs): ` +
+        kinds.map((k) => `${k} ${perEvent(eventPath.get(k) ?? 0)}`).join(", "),
+    );
+  }
 } finally {
   await sandbox?.close();
   await floorRelay?.close();
