@@ -31,6 +31,7 @@ import {
   MAX_COMMAND_FRAME_BYTES,
   MAX_INTRO_BYTES,
   RSS_REPORT_MS,
+  rssDue,
 } from "./protocol.ts";
 
 const encoder = new TextEncoder();
@@ -353,7 +354,13 @@ async function main(): Promise<never> {
         if (cmd.c !== "answer" || cmd.answer !== intro.answer) Deno.exit(2);
         answered = true;
         // Agent code runs on another thread, so it cannot stop this timer.
-        setInterval(() => relay.report({ rss: Deno.memoryUsage().rss }), RSS_REPORT_MS);
+        let reported: number | undefined;
+        setInterval(() => {
+          const rss = Deno.memoryUsage().rss;
+          if (!rssDue(rss, reported, intro.ceiling)) return;
+          reported = rss;
+          relay.report({ rss });
+        }, RSS_REPORT_MS);
       } else relay.handle(cmd);
     }
   } catch {
