@@ -359,22 +359,14 @@ Deno.test("a node whose next scan for other nodes is a minute away still hands o
   await cluster.start("n2");
   const n1 = (await cluster.records()).find((r) => r.node_id === "n1")!;
   ok(n1.lease_until - n1.renewed_at >= 120_000, "n1 kept its long lease");
-  // n2 holds no record of the session: n1 must let it go (a handover request).
-  const { c: c2, w: w2 } = await resumeOn(
-    url(cluster, "n2"),
-    c1.sessionId,
-    w1.payload.resume_token,
-    last,
-  );
-  await using _c2 = c2;
-  equal(w2.type, "session.welcome", JSON.stringify(w2.payload));
+  // n1 holds the session: n2 resumes it only once n1 lets it go (a handover request).
+  const moved = await resumeOn(url(cluster, "n2"), c1.sessionId, w1.payload.resume_token, last);
+  await using c2 = moved.c;
+  equal(moved.w.type, "session.welcome", JSON.stringify(moved.w.payload));
 
   // The sleeper runs on n1; n2 asks it to cancel (a cancel request).
   c2.send("job.cancel", { reason: "moved" }, { job_id: sleeper });
-  const end = await c2.next(
-    (e) => e.job_id === sleeper && (e.type === "job.error" || e.type === "job.result"),
-    30_000,
-  );
+  const end = (await c2.untilTerminal(sleeper, 30_000)).at(-1)!;
   equal(end.type, "job.error");
   equal(end.payload.code, "CANCELLED");
   const renewed = (await cluster.records()).find((r) => r.node_id === "n1")!;
