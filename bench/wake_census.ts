@@ -45,6 +45,9 @@ const { values } = parseArgs({
     paced: { type: "string" },
     gap: { type: "string" },
     "per-session": { type: "string" },
+    agent: { type: "string" },
+    only: { type: "string" },
+    "idle-sec": { type: "string" },
   },
 });
 const roots = [values.root ?? ROOT, ...(values.base ? [values.base] : [])];
@@ -53,6 +56,9 @@ const pacedJobs = Number(values.paced ?? 200);
 const gapMs = Number(values.gap ?? 50);
 const perSession = Number(values["per-session"] ?? 250);
 const SESSIONS = 8;
+const agent = values.agent ?? "echo-reused";
+const only = new Set((values.only ?? "idle,b2b,paced,eight").split(","));
+const idleSec = Number(values["idle-sec"] ?? 10);
 
 /** One thread's counters at one moment. */
 interface ThreadSample {
@@ -159,13 +165,17 @@ function print(
   idle?: { census: Census; scale: number },
 ): void {
   const s = stats(latencies);
+  const unit = latencies.length > 0 ? "job" : "s";
   console.log(
-    `\n${label} ${root}: ${n} jobs, submit→result p50 ${fmt(s.p50)} ms, p99 ${fmt(s.p99)}` +
+    `\n${label} ${root}: ` +
+      (latencies.length > 0
+        ? `${n} jobs, submit→result p50 ${fmt(s.p50)} ms, p99 ${fmt(s.p99)}`
+        : `no jobs, per second over ${fmt(n)} s`) +
       (c.ended ? `; ${c.ended} threads ended during the phase` : "") +
       (idle ? " (idle of the same length subtracted)" : ""),
   );
   console.log(
-    "  group                      wake-ups/job  involuntary/job  CPU µs/job  threads",
+    `  group                      wake-ups/${unit}    involuntary/${unit}    CPU µs/${unit}  threads`,
   );
   let tv = 0, ti = 0, tc = 0;
   const names = [...c.groups.keys()].sort();
@@ -211,7 +221,7 @@ async function phase(
       for (let k = 0; k < servers.length; k++) {
         const which = (i + k + c) % servers.length;
         const t0 = performance.now();
-        await clients[which][c].run("echo-reused", { i });
+        await clients[which][c].run(agent, { i });
         latencies[which].push(performance.now() - t0);
         if (gap > 0) {
           // Each server's jobs stay `gap` apart; the servers' turns sit between.
@@ -232,35 +242,63 @@ try {
   for (const root of roots) servers.push(await spawnBenchServe([...FIGURE11_SERVE_FLAGS], root));
   const clients = await Promise.all(servers.map(async (s) => [await BenchClient.connect(s.url)]));
   await phase(servers, clients, 200, 0);
-  const b2b = await phase(servers, clients, jobs, 0);
-  roots.forEach((root, k) => print("back to back", root, b2b.censuses[k], jobs, b2b.latencies[k]));
-  await phase(servers, clients, 20, gapMs);
-  const paced = await phase(servers, clients, pacedJobs, gapMs);
-  const idleBefore = servers.map((s) => snapshot(s.process.pid));
-  const idleStart = performance.now();
-  await new Promise((r) => setTimeout(r, paced.ms));
-  const idleMs = performance.now() - idleStart;
-  const idle = servers.map((s, k) => census(idleBefore[k], snapshot(s.process.pid)));
-  roots.forEach((root, k) =>
-    print(`paced, ${gapMs} ms apart`, root, paced.censuses[k], pacedJobs, paced.latencies[k], {
-      census: idle[k],
-      scale: paced.ms / idleMs,
-    })
-  );
+  if (only.has("idle")) {
+    // What the servers do with no job, after a warm-up: timers, memory reports, beats, polls.
+    await new Promise((r) => setTimeout(r, 2000));
+    const before = servers.map((s) => snapshot(s.process.pid));
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, idleSec * 1000));
+    const sec = (performance.now() - t0) / 1000;
+    servers.forEach((s, k) =>
+      print("idle", roots[k], census(before[k], snapshot(s.process.pid)), sec, [])
+    );
+  }
+  if (only.has("b2b")) {
+    const b2b = await phase(servers, clients, jobs, 0);
+    roots.forEach((root, k) =>
+      print("back to back", root, b2b.censuses[k], jobs, b2b.latencies[k])
+    );
+  }
+  if (only.has("paced")) {
+    await phase(servers, clients, 20, gapMs);
+    const paced = await phase(servers, clients, pacedJobs, gapMs);
+    roots.forEach((root, k) =>
+      print(
+        `paced, ${gapMs} ms apart, idle included`,
+        root,
+        paced.censuses[k],
+        pacedJobs,
+        paced.latencies[k],
+      )
+    );
+    const idleBefore = servers.map((s) => snapshot(s.process.pid));
+    const idleStart = performance.now();
+    await new Promise((r) => setTimeout(r, paced.ms));
+    const idleMs = performance.now() - idleStart;
+    const idle = servers.map((s, k) => census(idleBefore[k], snapshot(s.process.pid)));
+    roots.forEach((root, k) =>
+      print(`paced, ${gapMs} ms apart`, root, paced.censuses[k], pacedJobs, paced.latencies[k], {
+        census: idle[k],
+        scale: paced.ms / idleMs,
+      })
+    );
+  }
   await Promise.all(clients.flat().map((c) => c.close()));
-  const many = await Promise.all(servers.map((s) => connectSpread(s.url, SESSIONS)));
-  await phase(servers, many, 20, 0);
-  const eight = await phase(servers, many, perSession, 0);
-  roots.forEach((root, k) =>
-    print(
-      `${SESSIONS} sessions`,
-      root,
-      eight.censuses[k],
-      perSession * SESSIONS,
-      eight.latencies[k],
-    )
-  );
-  await Promise.all(many.flat().map((c) => c.close()));
+  if (only.has("eight")) {
+    const many = await Promise.all(servers.map((s) => connectSpread(s.url, SESSIONS)));
+    await phase(servers, many, 20, 0);
+    const eight = await phase(servers, many, perSession, 0);
+    roots.forEach((root, k) =>
+      print(
+        `${SESSIONS} sessions`,
+        root,
+        eight.censuses[k],
+        perSession * SESSIONS,
+        eight.latencies[k],
+      )
+    );
+    await Promise.all(many.flat().map((c) => c.close()));
+  }
 } finally {
   await Promise.all(servers.map((s) => s.stop()));
 }

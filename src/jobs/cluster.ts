@@ -483,45 +483,35 @@ export class Cluster {
    * ms while none come. A poke (a job started here) brings the next poll to
    * within 10 ms and the back-off back to its start: a burst of job starts
    * costs one poll, not one each.
+   *
+   * A node that saw no other at its last scan reads only the mark every
+   * request rewrites, and lists the requests when it moved: one KV read a
+   * poll instead of three. It lists them every poll still while one listed
+   * was left (not this node's to act on yet), and once a renewal interval
+   * anyway, for requests a node of an earlier version wrote without the mark.
    */
   async #requestLoop(): Promise<void> {
     const signal = this.#stop.signal;
     const nodes = this.#deps.store.nodes;
     const quick = 10;
     let wait = quick;
+    /** The mark when the requests were last listed, and whether every one listed then was served. */
+    let mark: string | null | undefined;
+    let served = false;
+    let listedAt = 0;
     while (!signal.aborted) {
       let acted = false;
       try {
-        for (const [jobId, request] of await nodes.cancelRequests()) {
-          if (!this.#deps.live.get(jobId)) continue;
-          this.#deps.cancelLocal(jobId, request.reason, request.details);
-          await nodes.dropCancel(jobId);
-          acted = true;
-        }
-        for (const pending of await nodes.inputRequests()) {
-          if (!this.#deps.live.get(pending.jobId)) continue;
-          if (!await nodes.takeInput(pending.jobId, pending.id, pending.versionstamp)) continue;
-          const { request } = pending;
-          const answer: InputAnswer = await this.#deps.deliverInput(
-            { sessionId: request.session_id, principal: request.principal },
-            {
-              job_id: pending.jobId,
-              ...(request.content !== undefined ? { content: request.content } : {}),
-              ...(request.end ? { end: true } : {}),
-            },
-          ).then((seq) => ({ input_seq: seq }), (err) => ({ error: toArcpError(err).toPayload() }));
-          await nodes.answerInput(pending.id, answer);
-          acted = true;
-        }
-        for (const [sessionId, request] of await nodes.handovers()) {
-          if (request.to === this.run) continue;
-          const holder = (await this.#deps.store.getSession(sessionId))?.node_run;
-          if (holder !== this.run) continue;
-          await this.#deps.release(sessionId, request.to);
-          await nodes.dropHandover(sessionId);
-          acted = true;
+        const alone = !this.#others && served && Date.now() - listedAt < this.#renewMs;
+        // Read before the lists: a request written after this read moves the mark again.
+        const now = this.#others ? undefined : await nodes.requestMark();
+        if (!alone || now !== mark) {
+          mark = now;
+          listedAt = Date.now();
+          ({ acted, served } = await this.#serveRequests());
         }
       } catch (err) {
+        served = false;
         if (!signal.aborted) {
           this.#deps.log.warn("polling cross-node requests failed; retrying", {
             error: String(err),
@@ -547,6 +537,50 @@ export class Cluster {
       });
       this.#poke = undefined;
     }
+  }
+
+  /**
+   * Acts on every cancel, input and handover request meant for this node.
+   *
+   * @returns whether it acted on any, and whether it acted on every one listed
+   */
+  async #serveRequests(): Promise<{ acted: boolean; served: boolean }> {
+    const nodes = this.#deps.store.nodes;
+    let listed = 0;
+    let acted = 0;
+    for (const [jobId, request] of await nodes.cancelRequests()) {
+      listed++;
+      if (!this.#deps.live.get(jobId)) continue;
+      this.#deps.cancelLocal(jobId, request.reason, request.details);
+      await nodes.dropCancel(jobId);
+      acted++;
+    }
+    for (const pending of await nodes.inputRequests()) {
+      listed++;
+      if (!this.#deps.live.get(pending.jobId)) continue;
+      if (!await nodes.takeInput(pending.jobId, pending.id, pending.versionstamp)) continue;
+      const { request } = pending;
+      const answer: InputAnswer = await this.#deps.deliverInput(
+        { sessionId: request.session_id, principal: request.principal },
+        {
+          job_id: pending.jobId,
+          ...(request.content !== undefined ? { content: request.content } : {}),
+          ...(request.end ? { end: true } : {}),
+        },
+      ).then((seq) => ({ input_seq: seq }), (err) => ({ error: toArcpError(err).toPayload() }));
+      await nodes.answerInput(pending.id, answer);
+      acted++;
+    }
+    for (const [sessionId, request] of await nodes.handovers()) {
+      listed++;
+      if (request.to === this.run) continue;
+      const holder = (await this.#deps.store.getSession(sessionId))?.node_run;
+      if (holder !== this.run) continue;
+      await this.#deps.release(sessionId, request.to);
+      await nodes.dropHandover(sessionId);
+      acted++;
+    }
+    return { acted: acted > 0, served: acted === listed };
   }
 }
 

@@ -65,8 +65,8 @@ function sameSecret(a: string, b: string): boolean {
 
 /** One process's listener, waiting for its authenticated connection. */
 export class ControlEndpoint {
-  /** What the process must be told on stdin. */
-  readonly intro: HostIntro;
+  /** What the process must be told on stdin about its control socket. */
+  readonly intro: Omit<HostIntro, "ceiling">;
   /** Settles with the authenticated connection; rejects when none came in time or it was closed. */
   readonly connected: Promise<ControlConnection>;
   #listener: Deno.Listener;

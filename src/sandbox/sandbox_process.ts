@@ -11,7 +11,7 @@ import type { Logger } from "../logger.ts";
 import type { ChannelHandlers } from "./channel.ts";
 import { type ControlConnection, ControlEndpoint } from "./control_socket.ts";
 import { encodeFrame, FrameTooLarge, FrameWriter } from "./host/frames.ts";
-import type { HostCommand, HostReport } from "./host/protocol.ts";
+import type { HostCommand, HostIntro, HostReport } from "./host/protocol.ts";
 import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES } from "./output_drain.ts";
 import type { SpawnedProcess, Spawner, SpawnExit } from "./spawner.ts";
 import { webStorageScope } from "./web_storage.ts";
@@ -118,7 +118,9 @@ export class SandboxProcess {
       command: spec.denoPath,
       args,
       env: spec.env,
-      stdinLine: JSON.stringify(this.#control.intro) + "\n",
+      stdinLine: JSON.stringify(
+        { ...this.#control.intro, ceiling: spec.memoryMb * 1024 * 1024 } satisfies HostIntro,
+      ) + "\n",
       niceOffset: SANDBOX_NICE_OFFSET,
       stdout: this.#sink("stdout"),
       stderr: this.#sink("stderr"),

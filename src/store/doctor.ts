@@ -251,6 +251,7 @@ class Examiner {
         this.#refs.push({ where, jobId: key[3] as string, what: "kept-jobs index entry" });
         return;
       case "probe":
+      case "reqs":
         if (key.length !== 2) break;
         return;
       case "meta":

@@ -108,6 +108,12 @@ export const keys = {
   nodes: (): Deno.KvKey => [V, "node"],
   /** One node's record: its lease, URL and live jobs. */
   node: (nodeId: string): Deno.KvKey => [V, "node", nodeId],
+  /**
+   * Rewritten with every cancel, input and handover request between nodes:
+   * a node that saw no other node at its last scan reads this one key, not
+   * the three request lists, to learn whether any came.
+   */
+  requestMark: (): Deno.KvKey => [V, "reqs"],
   /** Cancel requests for jobs running on another node. */
   cancelRequests: (): Deno.KvKey => [V, "cxl"],
   /** The cancel request of one job; its owning node acts on it. */

@@ -12,7 +12,7 @@ import { keys } from "./keys.ts";
 import { whileBusy } from "./busy.ts";
 import type { JobRecord } from "./records.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
-import type { ErrorPayload } from "../protocol/errors.ts";
+import { ArcpError, type ErrorPayload } from "../protocol/errors.ts";
 
 /**
  * A start refused for a reason one line states: a KV Connect database that
@@ -196,9 +196,33 @@ export class NodeDirectory {
    * @param request why and when
    */
   async requestCancel(jobId: string, request: CancelRequest): Promise<void> {
-    await whileBusy(() =>
-      this.#kv.set(keys.cancelRequest(jobId), request, { expireIn: REQUEST_TTL_MS })
+    await this.#request(keys.cancelRequest(jobId), request);
+  }
+
+  /**
+   * Writes a request and, in the same commit, the mark a node alone on its
+   * KV polls ({@linkcode NodeDirectory.requestMark}).
+   */
+  async #request(key: Deno.KvKey, request: unknown): Promise<string> {
+    const res = await whileBusy(() =>
+      this.#kv.atomic()
+        .set(key, request, { expireIn: REQUEST_TTL_MS })
+        .set(keys.requestMark(), Date.now())
+        .commit()
     );
+    // A commit without checks cannot be refused; the type says it could.
+    if (!res.ok) throw new ArcpError("INTERNAL_ERROR", "a request between nodes was not written");
+    return res.versionstamp;
+  }
+
+  /**
+   * The mark every request rewrites: unchanged since a poll read it, no
+   * request was written since (by a node of this version).
+   *
+   * @returns its versionstamp, or null before any request
+   */
+  async requestMark(): Promise<string | null> {
+    return (await this.#kv.get(keys.requestMark())).versionstamp;
   }
 
   /**
@@ -230,9 +254,7 @@ export class NodeDirectory {
    * @param request who asks
    */
   async requestHandover(sessionId: string, request: HandoverRequest): Promise<void> {
-    await whileBusy(() =>
-      this.#kv.set(keys.handover(sessionId), request, { expireIn: REQUEST_TTL_MS })
-    );
+    await this.#request(keys.handover(sessionId), request);
   }
 
   /**
@@ -266,10 +288,7 @@ export class NodeDirectory {
    * @returns the request's versionstamp
    */
   async requestInput(jobId: string, id: string, request: InputRequest): Promise<string> {
-    const res = await whileBusy(() =>
-      this.#kv.set(keys.inputRequest(jobId, id), request, { expireIn: REQUEST_TTL_MS })
-    );
-    return res.versionstamp;
+    return await this.#request(keys.inputRequest(jobId, id), request);
   }
 
   /**

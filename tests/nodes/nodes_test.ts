@@ -342,3 +342,37 @@ Deno.test("a resume with a wrong token on another node is refused and leaves the
   equal(rest.at(-1)!.type, "job.result");
   equal(c1.closeCode, undefined);
 });
+
+Deno.test("a node whose next scan for other nodes is a minute away still hands over a session and takes a cancel a later node asks of it", async () => {
+  await using cluster = await startCluster([]);
+  // n1 renews (and scans) once a minute: until then it sees no other node on
+  // its KV, so it learns of n2's requests only from the mark they rewrite.
+  await cluster.start("n1", ["--node-lease-ms", "120000", "--node-renew-ms", "60000"]);
+  const c1 = new WsClient(url(cluster, "n1"));
+  const w1 = await c1.hello("alice-token");
+  const acc = await c1.submit({ agent: "sleeper", input: { ms: 60_000 } });
+  const sleeper = acc.job_id!;
+  await c1.next((e) => e.job_id === sleeper && e.payload?.body?.phase === "sleeping");
+  const last = Math.max(...seqs(c1.seen.filter((e) => e.event_seq !== undefined)));
+  await c1.close();
+
+  await cluster.start("n2");
+  const n1 = (await cluster.records()).find((r) => r.node_id === "n1")!;
+  ok(n1.lease_until - n1.renewed_at >= 120_000, "n1 kept its long lease");
+  // n1 holds the session: n2 resumes it only once n1 lets it go (a handover request).
+  const moved = await resumeOn(url(cluster, "n2"), c1.sessionId, w1.payload.resume_token, last);
+  await using c2 = moved.c;
+  equal(moved.w.type, "session.welcome", JSON.stringify(moved.w.payload));
+
+  // The sleeper runs on n1; n2 asks it to cancel (a cancel request).
+  c2.send("job.cancel", { reason: "moved" }, { job_id: sleeper });
+  const end = (await c2.untilTerminal(sleeper, 30_000)).at(-1)!;
+  equal(end.type, "job.error");
+  equal(end.payload.code, "CANCELLED");
+  const renewed = (await cluster.records()).find((r) => r.node_id === "n1")!;
+  equal(
+    renewed.renewed_at,
+    n1.renewed_at,
+    "n1 renewed (and scanned) meanwhile: the test proves nothing",
+  );
+});

@@ -33,6 +33,7 @@ import {
   MAX_COMMAND_FRAME_BYTES,
   MAX_INTRO_BYTES,
   RSS_REPORT_MS,
+  rssDue,
 } from "./protocol.ts";
 
 const encoder = new TextEncoder();
@@ -446,6 +447,14 @@ async function main(): Promise<never> {
   const relay = new Relay(conn);
   relay.report({ token: intro.token });
   let answered = false;
+  let sampling = false;
+  let reported: number | undefined;
+  const sample = () => {
+    const rss = Deno.memoryUsage().rss;
+    if (!rssDue(rss, reported, intro.ceiling)) return;
+    reported = rss;
+    relay.report({ rss });
+  };
   try {
     for await (const frame of readFrames(conn, MAX_COMMAND_FRAME_BYTES)) {
       const cmd = frame as HostCommand;
@@ -453,9 +462,17 @@ async function main(): Promise<never> {
         // Whoever holds the socket path without the answer is not the runtime.
         if (cmd.c !== "answer" || cmd.answer !== intro.answer) Deno.exit(2);
         answered = true;
-        // Agent code runs on another thread, so it cannot stop this timer.
-        setInterval(() => relay.report({ rss: Deno.memoryUsage().rss }), RSS_REPORT_MS);
-      } else relay.handle(cmd);
+        sample();
+        continue;
+      }
+      if (cmd.c === "launch" && !sampling) {
+        // Memory can grow only once agent code is loaded, in the worker this
+        // command starts; agent code runs on another thread, so it cannot
+        // stop this timer.
+        sampling = true;
+        setInterval(sample, RSS_REPORT_MS);
+      }
+      relay.handle(cmd);
     }
   } catch {
     // A broken channel ends this process like a closed one.

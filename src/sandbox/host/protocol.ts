@@ -21,6 +21,8 @@ export interface HostIntro {
   token: string;
   /** What the runtime answers; proves to the process that it reached the runtime. */
   answer: string;
+  /** The process's memory ceiling (bytes): a resident set above it is reported at every sample. */
+  ceiling: number;
 }
 
 /** Runtime → process. */
@@ -70,11 +72,42 @@ export type HostReport =
   | { spares: number };
 
 /**
- * How often a process reports its resident set (ms). Its main isolate
+ * How often a process samples its resident set (ms). Its main isolate
  * measures (no permission needed, unlike another process's `/proc` entry,
  * which Deno opens only with `--allow-all`); the runtime judges.
  */
 export const RSS_REPORT_MS = 200;
+
+/**
+ * How far a sample must move from the last one reported before it is
+ * reported (bytes). An idle process's resident set moves by a few KiB a
+ * sample, and reporting each woke both processes' main threads 5 times a
+ * second; a sample above the ceiling is reported whatever it moved.
+ */
+export const RSS_REPORT_STEP = 1024 * 1024;
+
+/**
+ * Whether a resident-set sample is reported to the runtime: one above the
+ * ceiling always (the runtime ends the process on it, exactly as soon as
+ * when every sample was reported), the first, and one that moved at least
+ * {@linkcode RSS_REPORT_STEP} from the last reported (so what operators see
+ * is never further off than that).
+ *
+ * @example
+ * ```ts
+ * import { rssDue } from "./protocol.ts";
+ * console.log(rssDue(60e6, 60.1e6, 640 * 1024 * 1024)); // false
+ * console.log(rssDue(700e6, 699.9e6, 640 * 1024 * 1024)); // true
+ * ```
+ *
+ * @param rss the sample (bytes)
+ * @param last the last reported (bytes), or undefined before the first
+ * @param ceiling the process's memory ceiling (bytes)
+ * @returns true when the sample goes to the runtime
+ */
+export function rssDue(rss: number, last: number | undefined, ceiling: number): boolean {
+  return last === undefined || rss > ceiling || Math.abs(rss - last) >= RSS_REPORT_STEP;
+}
 
 /** Largest frame the runtime reads from a process: a capped message plus its envelope. */
 export const MAX_REPORT_FRAME_BYTES: number = MAX_MESSAGE_BYTES + 64 * 1024;
