@@ -221,7 +221,7 @@ export interface RuntimeOptions {
   sandboxWaitMs?: number;
   /**
    * The longest a fresh job may be expected to wait for a sandbox worker
-   * when it is submitted, ms (default 1,000); past it the submit is refused
+   * when it is submitted, ms (default 250); past it the submit is refused
    * with a retryable `INTERNAL_ERROR` (`details.cap: "sandbox_busy"`). Once
    * the queue has not emptied for a quarter of it, the limit is a tenth of it.
    */

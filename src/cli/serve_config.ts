@@ -643,7 +643,7 @@ export const SERVE_OPTIONS = [
     type: "number",
     schema: positiveInt,
     arg: "N",
-    default: "1000",
+    default: "250",
     help: "a fresh job expected to wait longer for a worker is refused at submit: sandbox_busy",
   },
   {

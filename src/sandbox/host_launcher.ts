@@ -92,7 +92,7 @@ export interface HostLauncherOptions {
   maxWaitMs?: number;
   /**
    * The longest a fresh job may be expected to wait for a worker when it is
-   * submitted, ms (default 1,000). Past it, {@linkcode HostLauncher.refusal}
+   * submitted, ms (default 250). Past it, {@linkcode HostLauncher.refusal}
    * refuses the submit with a retryable `INTERNAL_ERROR`
    * (`cap: "sandbox_busy"`) before it is accepted: a queue longer than the
    * machine clears in that time only turns overload into latency. Once the
@@ -137,7 +137,7 @@ export const DEFAULT_HOST_OPTIONS: {
   warmPool: 2,
   jobsPerProcess: 100,
   maxWaitMs: 10_000,
-  maxQueueMs: 1000,
+  maxQueueMs: 250,
 };
 
 /** How long a process has to connect to its control socket (ms). */
@@ -193,7 +193,7 @@ const MIN_QUEUE_REFUSED = 8 * MAX_STARTING;
 
 /**
  * A fresh queue that has not emptied for this part of `maxQueueMs` (a
- * quarter: 250 ms by default) is overload, not a burst: a burst drains, a
+ * quarter: 62.5 ms by default) is overload, not a burst: a burst drains, a
  * queue that stays is the machine falling behind. Holding such a queue to
  * the whole budget made every accepted job wait that long (100 sessions ×
  * 1 fresh echo/s on 2 cores: p50 0.96 s, p99 1.39 s, measured).
@@ -202,7 +202,7 @@ const STANDING_PART = 4;
 
 /**
  * The part of `maxQueueMs` a fresh job may be expected to wait while the
- * queue is overload (a tenth: 100 ms by default). Refusing more early does
+ * queue is overload (a tenth: 25 ms by default). Refusing more early does
  * not cost throughput (processes start in parallel with the queue either
  * way): at a quarter, the same load held p50 ~200 ms; at a tenth ~120 ms,
  * with as many jobs done per second (measured, 2 loaded cores).
