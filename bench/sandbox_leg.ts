@@ -22,6 +22,12 @@
  * deno run -A --unstable-kv --unstable-worker-options bench/sandbox_leg.ts --ticker 1000 --jobs 40
  * ```
  *
+ * For reused echo and the floor, whose jobs all go through one process, the
+ * report adds that process's CPU per job by thread (`/proc/<pid>/task/<tid>/schedstat`,
+ * to the nanosecond, where the per-process figure counts 10 ms ticks): at
+ * `--gap-ms 50`, the pacing of figure 11b, it shows what each thread pays
+ * per job once it idles between jobs.
+ *
  * With `--ticker <count>`, each job is a fresh `ticker` of that many events
  * (credit given back as the runtime does once events are handed on), and
  * the report adds, per event, the CPU each thread of the job's own sandbox
@@ -276,6 +282,8 @@ try {
   scanNs = 0;
   const self0 = cpuOf(Deno.pid).own;
   const sandbox0 = sandboxCpuMs();
+  // One process serves every reused job (and the floor's): its threads, job by job.
+  const threads0 = fresh ? undefined : threadCpuNs();
   const samples: number[] = [];
   const t0 = performance.now();
   for (let i = 0; i < jobs; i++) {
@@ -288,6 +296,7 @@ try {
   // The ticker's /proc scans are this bench's own work, not the leg's.
   const self1 = cpuOf(Deno.pid).own - scanNs / 1e6;
   const sandbox1 = sandboxCpuMs();
+  const threads = threads0 && jobThreads(threads0, threadCpuNs());
   const s = stats(samples);
   const perJob = (ms: number) => `${fmt((ms / jobs) * 1000, 0)} µs`;
   console.log(
@@ -306,6 +315,13 @@ try {
       `sandbox processes ${perJob(sandbox1 - sandbox0)}, this process ${perJob(self1 - self0)}` +
       (gapMs > 0 ? " (its timers between jobs included)" : ""),
   );
+  if (threads) {
+    const kinds: ThreadKind[] = ["main", "worker", "v8", "other"];
+    console.log(
+      `per job, by thread of the ${floor ? "relay" : "sandbox"} process: ` +
+        kinds.map((k) => `${k} ${fmt((threads.get(k) ?? 0) / jobs / 1000, 1)} µs`).join(", "),
+    );
+  }
   if (ticker !== undefined && ticker > 0 && eventPathJobs > 0) {
     const perEvent = (ns: number) => `${fmt(ns / eventPathJobs / ticker / 1000, 2)} µs`;
     const kinds: ThreadKind[] = ["main", "worker", "v8", "other"];
