@@ -295,6 +295,36 @@ Deno.test("a valid stream gives the same messages whole, byte by byte into a reu
   }
 });
 
+Deno.test("a text holding U+FFFD or a leading BOM is valid UTF-8 and reported as it is", () => {
+  for (const text of ["\uFFFD", "a\uFFFDb", "\uFEFFhi", "\uFEFF\uFFFD€"]) {
+    const bytes = frame({ opcode: 1, payload: text });
+    deepEqual(parse([bytes]), [["text", text]]);
+    deepEqual(parse([...bytes].map((b) => new Uint8Array([b]))), [["text", text]]);
+  }
+  // U+FFFD beside a bad sequence is still not UTF-8.
+  failsWith(
+    frame({ opcode: 1, payload: new Uint8Array([0xef, 0xbf, 0xbd, 0xff]) }),
+    CLOSE_INVALID_DATA,
+  );
+});
+
+Deno.test("parsers that read whole messages in one chunk leave another parser's partial message intact", () => {
+  const small = "x".repeat(300);
+  const large = "é".repeat(20_000);
+  const a = new Recorder();
+  const b = new Recorder();
+  const pa = new FrameParser(a, 100_000);
+  const pb = new FrameParser(b, 100_000);
+  const partial = frame({ opcode: 1, payload: "half and half" });
+  pa.push(partial.subarray(0, 9));
+  // b's messages arrive whole, one of them larger than any before, while a's waits for its tail.
+  pb.push(joinBytes([frame({ opcode: 1, payload: small }), frame({ opcode: 1, payload: large })]));
+  pa.push(partial.subarray(9));
+  pb.push(frame({ opcode: 1, payload: small }));
+  deepEqual(a.events, [["text", "half and half"]]);
+  deepEqual(b.events, [["text", small], ["text", large], ["text", small]]);
+});
+
 Deno.test("a message past 64 KiB is read whole through 64-bit lengths and odd chunk sizes", () => {
   const text = "ab€".repeat(30_000);
   const bytes = frame({ opcode: 1, payload: text });
