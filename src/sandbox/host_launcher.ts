@@ -426,15 +426,7 @@ export class HostLauncher implements AgentLauncher {
    * by the principal's worker key, oldest first; `base` is the key without
    * the principal, under which demand is counted.
    */
-  #recycled = new Map<
-    string,
-    {
-      base: string;
-      procs: SandboxProcess[];
-      /** What a spare of this key cost when one of its processes last measured it (bytes). */
-      spareBytes?: number;
-    }
-  >();
+  #recycled = new Map<string, { base: string; procs: SandboxProcess[] }>();
   /**
    * Processes serving a fresh job (or readying a fresh worker after one)
    * that may serve another, by the key without the principal: they come
@@ -464,6 +456,12 @@ export class HostLauncher implements AgentLauncher {
   #freshLive = new Map<string, number>();
   /** The most of them at once lately, by key, and when that was last reached. */
   #freshPeak = new Map<string, { n: number; at: number }>();
+  /**
+   * What a spare of each key cost when its processes last measured one
+   * (bytes), kept while the key's peak counts: a burst takes every idle
+   * process of its key, and its next spares need not be measured again.
+   */
+  #spareCost = new Map<string, number>();
   /** The memory all processes' spares may take together (bytes). */
   #spareBudget: number;
   /** When the last fresh job came (ms since the epoch). */
@@ -1179,6 +1177,9 @@ export class HostLauncher implements AgentLauncher {
     for (const [key, peak] of this.#freshPeak) {
       if (now - peak.at > SPARE_DEMAND_MS) this.#freshPeak.delete(key);
     }
+    for (const key of this.#spareCost.keys()) {
+      if (!this.#freshPeak.has(key)) this.#spareCost.delete(key);
+    }
     let budget = this.#spareBudget;
     let count = MAX_SPARES;
     let measuring = false;
@@ -1187,10 +1188,13 @@ export class HostLauncher implements AgentLauncher {
       const fresh = procs.map((p) => p.spareBytes).filter((b) => b !== undefined);
       // The cost now, not the worst seen: a process's resident set only
       // settles lower once its allocator gives pages back.
-      if (fresh.length > 0) r.spareBytes = Math.max(...fresh);
-      const cost = r.spareBytes ?? SPARE_WORKER_MB * 1024 * 1024;
-      if (r.spareBytes === undefined && procs.some((p) => p.spareMeasuring)) measuring = true;
-      const perProcess = r.spareBytes === undefined ? 1 : Math.min(
+      if (fresh.length > 0 && this.#freshPeak.has(key)) {
+        this.#spareCost.set(key, Math.max(...fresh));
+      }
+      const measured = this.#spareCost.get(key);
+      const cost = measured ?? SPARE_WORKER_MB * 1024 * 1024;
+      if (measured === undefined && procs.some((p) => p.spareMeasuring)) measuring = true;
+      const perProcess = measured === undefined ? 1 : Math.min(
         MAX_SPARES_PER_PROCESS,
         Math.floor(this.#spawn.memoryMb * 1024 * 1024 / 4 / cost),
       );
