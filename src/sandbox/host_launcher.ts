@@ -34,7 +34,7 @@ import { SandboxProcess, type SpawnSpec } from "./sandbox_process.ts";
 import { Spawner } from "./spawner.ts";
 import {
   defaultMemoryMb,
-  defaultSpareMax,
+  defaultSpareBudget,
   defaultWarmMax,
   SPARE_WORKER_MB,
 } from "./memory_ceiling.ts";
@@ -245,6 +245,15 @@ const SPARE_IDLE_MS = 250;
  */
 const MAX_SPARES_PER_PROCESS = 8;
 
+/**
+ * How soon a key's spares are sized again while its first spare is being
+ * measured (ms): a little over the time its process takes to sample it.
+ */
+const SPARE_MEASURE_MS = 450;
+
+/** Most spares all processes hold together, whatever the memory budget allows. */
+const MAX_SPARES = 256;
+
 const BUSY = "the sandbox is at capacity, retry later";
 
 /**
@@ -447,8 +456,14 @@ export class HostLauncher implements AgentLauncher {
   #freshLive = new Map<string, number>();
   /** The most of them at once lately, by key, and when that was last reached. */
   #freshPeak = new Map<string, { n: number; at: number }>();
-  /** Most spares all processes hold together: their memory budget. */
-  #spareMax: number;
+  /**
+   * What a spare of each key cost when its processes last measured one
+   * (bytes), kept while the key's peak counts: a burst takes every idle
+   * process of its key, and its next spares need not be measured again.
+   */
+  #spareCost = new Map<string, number>();
+  /** The memory all processes' spares may take together (bytes). */
+  #spareBudget: number;
   /** When the last fresh job came (ms since the epoch). */
   #lastFresh = 0;
   /** Retries {@linkcode #wantSpares} once the launcher has been idle long enough. */
@@ -537,7 +552,7 @@ export class HostLauncher implements AgentLauncher {
         HOST_MAIN,
       ],
     };
-    this.#spareMax = defaultSpareMax();
+    this.#spareBudget = defaultSpareBudget();
     this.#trim = setInterval(() => {
       this.#refill(true);
       this.#wantSpares();
@@ -1135,10 +1150,14 @@ export class HostLauncher implements AgentLauncher {
    * as many that the key's processes together hold a fresh worker for each
    * of the most jobs it had at once in the last {@linkcode SPARE_DEMAND_MS},
    * within a quarter of a process's memory ceiling and the spares' memory
-   * budget. Only while no fresh job is in flight or waiting, and none came
-   * for {@linkcode SPARE_IDLE_MS}: a spare's start
-   * costs what the job's own worker would, and inside a burst it would only
-   * take the cores from the burst's jobs (it is their next jobs', later).
+   * budget, each spare charged what its key's processes measure it costs
+   * (at least {@linkcode SPARE_WORKER_MB}). A key not measured yet gets one
+   * spare a process until it is, so a heavy agent's first spares cannot
+   * overrun the budget; spares past what the budget holds at the measured
+   * cost are stopped. Only while no fresh job is in flight or waiting, and
+   * none came for {@linkcode SPARE_IDLE_MS}: a spare's start costs what the
+   * job's own worker would, and inside a burst it would only take the cores
+   * from the burst's jobs (it is their next jobs', later).
    * Each spare still serves one job; a key without recent demand keeps none.
    */
   #wantSpares(): void {
@@ -1158,20 +1177,43 @@ export class HostLauncher implements AgentLauncher {
     for (const [key, peak] of this.#freshPeak) {
       if (now - peak.at > SPARE_DEMAND_MS) this.#freshPeak.delete(key);
     }
-    const perProcess = Math.min(
-      MAX_SPARES_PER_PROCESS,
-      Math.floor(this.#spawn.memoryMb / 4 / SPARE_WORKER_MB),
-    );
-    let budget = this.#spareMax;
+    for (const key of this.#spareCost.keys()) {
+      if (!this.#freshPeak.has(key)) this.#spareCost.delete(key);
+    }
+    let budget = this.#spareBudget;
+    let count = MAX_SPARES;
+    let measuring = false;
     for (const [key, r] of this.#recycled) {
       const procs = r.procs.filter((p) => p.workerReady);
+      const fresh = procs.map((p) => p.spareBytes).filter((b) => b !== undefined);
+      // The cost now, not the worst seen: a process's resident set only
+      // settles lower once its allocator gives pages back.
+      if (fresh.length > 0 && this.#freshPeak.has(key)) {
+        this.#spareCost.set(key, Math.max(...fresh));
+      }
+      const measured = this.#spareCost.get(key);
+      const cost = measured ?? SPARE_WORKER_MB * 1024 * 1024;
+      if (measured === undefined && procs.some((p) => p.spareMeasuring)) measuring = true;
+      const perProcess = measured === undefined ? 1 : Math.min(
+        MAX_SPARES_PER_PROCESS,
+        Math.floor(this.#spawn.memoryMb * 1024 * 1024 / 4 / cost),
+      );
       const peak = this.#freshPeak.get(key)?.n ?? 0;
       const each = procs.length === 0 ? 0 : Math.ceil(peak / procs.length) - 1;
       for (const p of procs) {
-        const n = Math.max(0, Math.min(each, perProcess, budget));
-        budget -= n;
+        const n = Math.max(0, Math.min(each, perProcess, count, Math.floor(budget / cost)));
+        budget -= n * cost;
+        count -= n;
         p.spare(n);
       }
+    }
+    // A first spare's cost shows once the process has sampled it: size again then.
+    if (measuring && this.#spareTimer === undefined) {
+      this.#spareTimer = setTimeout(() => {
+        this.#spareTimer = undefined;
+        this.#wantSpares();
+      }, SPARE_MEASURE_MS);
+      Deno.unrefTimer(this.#spareTimer);
     }
   }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { RSS_REPORT_STEP } from "./host/protocol.ts";
 
 /** Smallest default ceiling, MiB. */
 const MIN_DEFAULT_MB = 256;
@@ -68,28 +69,57 @@ export function defaultWarmMax(totalBytes?: number): number {
 }
 
 /**
- * What a spare worker adds to its sandbox process, MiB (a process with a
- * warm worker holds 19–21 MiB private, without one 11.5, measured; rounded
- * up).
+ * What a spare worker is charged before its process has measured one, and
+ * the least it is ever charged, MiB. Measured with `bench/pool_memory.ts
+ * --spares 0,1,2,4,8` (Deno 2.9.6, x86_64, 2026-12-02): a spare of the echo
+ * agent adds 6.2–6.4 MiB of RSS (PSS 6.0, private 6.2) to its process; 8 is
+ * that with a quarter more for margin. Heavier agents cost more (14.1 MiB
+ * for one importing Node modules and holding a 4 MiB table): their charge
+ * is what their processes measure ({@linkcode perSpareBytes}).
  */
-export const SPARE_WORKER_MB = 12;
+export const SPARE_WORKER_MB = 8;
 
 /**
- * The default most spare workers all sandbox processes hold together: as
- * many as a sixteenth of the machine's memory holds at
- * {@linkcode SPARE_WORKER_MB} each, clamped to 8 – 256.
+ * What each spare worker of a process costs, as its own resident set shows:
+ * its growth since it held none, over the spares it holds now, never less
+ * than {@linkcode SPARE_WORKER_MB}. The process reports its resident set
+ * when it moved by {@linkcode RSS_REPORT_STEP} or more, so both samples may
+ * be up to a step behind: two steps are added to the growth. A spare that
+ * grows after it was readied (its agent's module globals filled later) grows
+ * the process, and so its later charge.
  *
  * @example
  * ```ts
- * import { defaultSpareMax } from "./memory_ceiling.ts";
- * console.log(defaultSpareMax(24 * 1024 ** 3)); // 128
+ * import { perSpareBytes } from "./memory_ceiling.ts";
+ * const MiB = 1024 * 1024;
+ * console.log(perSpareBytes(60 * MiB + 4 * 14 * MiB, 60 * MiB, 4) / MiB); // 14.5
+ * ```
+ *
+ * @param rss the process's resident set now (bytes)
+ * @param base its resident set when it held no spare (bytes)
+ * @param spares the spares it holds now (at least 1)
+ * @returns bytes charged for each
+ */
+export function perSpareBytes(rss: number, base: number, spares: number): number {
+  const grown = Math.max(0, rss - base) + 2 * RSS_REPORT_STEP;
+  return Math.max(SPARE_WORKER_MB * 1024 * 1024, grown / Math.max(1, spares));
+}
+
+/**
+ * The default memory all sandbox processes' spare workers may take
+ * together, bytes: a sixteenth of the machine's memory.
+ * Each spare is charged at its key's measured cost ({@linkcode perSpareBytes}).
+ *
+ * @example
+ * ```ts
+ * import { defaultSpareBudget } from "./memory_ceiling.ts";
+ * console.log(defaultSpareBudget(24 * 1024 ** 3) / 1024 ** 2); // 1536
  * ```
  *
  * @param totalBytes the machine's memory (default: `Deno.systemMemoryInfo().total`)
- * @returns the count
+ * @returns the budget, bytes
  */
-export function defaultSpareMax(totalBytes?: number): number {
+export function defaultSpareBudget(totalBytes?: number): number {
   const total = totalBytes ?? machineBytes();
-  const fit = Math.floor(total / 16 / 1024 / 1024 / SPARE_WORKER_MB);
-  return Math.min(256, Math.max(8, fit));
+  return Math.floor(total / 16);
 }

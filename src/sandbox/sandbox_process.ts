@@ -11,7 +11,13 @@ import type { Logger } from "../logger.ts";
 import type { ChannelHandlers } from "./channel.ts";
 import { type ControlConnection, ControlEndpoint } from "./control_socket.ts";
 import { encodeFrame, FrameTooLarge, FrameWriter } from "./host/frames.ts";
-import type { HostCommand, HostIntro, HostReport } from "./host/protocol.ts";
+import {
+  type HostCommand,
+  type HostIntro,
+  type HostReport,
+  RSS_REPORT_MS,
+} from "./host/protocol.ts";
+import { perSpareBytes } from "./memory_ceiling.ts";
 import { OUTPUT_BURST_BYTES, OUTPUT_RATE_BYTES } from "./output_drain.ts";
 import type { SpawnedProcess, Spawner, SpawnExit } from "./spawner.ts";
 import { webStorageScope } from "./web_storage.ts";
@@ -65,6 +71,16 @@ export const SANDBOX_NICE_OFFSET = 5;
 const RECYCLE_CHECKS = 20;
 const RECYCLE_CHECK_MS = 25;
 
+/**
+ * How long after a change its resident set is surely sampled and, if it
+ * moved, reported (ms): two sampling periods, as the sampler's interval and
+ * the socket both add delay.
+ */
+const SAMPLED_MS = 2 * RSS_REPORT_MS;
+
+/** How long after spares were asked of it a process is still expected to measure them (ms). */
+const SPARE_MEASURE_WINDOW_MS = 10_000;
+
 /** A spawned sandbox process. */
 export class SandboxProcess {
   readonly process: SpawnedProcess;
@@ -99,6 +115,14 @@ export class SandboxProcess {
   #sparesAsked = 0;
   /** Its resident set as last reported (bytes), for the operator metrics. */
   #rss: number | undefined;
+  /** When its worker last reported ready (ms since the epoch). */
+  #readyAt = 0;
+  /** Its resident set when it was first asked for spares holding none: what they add to. */
+  #spareBase: number | undefined;
+  /** When its spares last changed (ms since the epoch). */
+  #sparesAt = 0;
+  /** When it was last asked for spares (ms since the epoch). */
+  #sparesAskedAt = 0;
 
   /**
    * Spawns the process and starts connecting it.
@@ -253,6 +277,7 @@ export class SandboxProcess {
       const j = slotOf(r.m);
       if (j === undefined && (r.m as { t?: unknown })?.t === "ready") {
         this.#workerReady = true;
+        this.#readyAt = this.#aliveAt;
         // Jobs given to it while it was loading had their grace; it is over.
         for (const s of [...this.#slots.values()]) s.handlers.alive?.(this.#aliveAt);
         this.onSettled?.();
@@ -273,6 +298,7 @@ export class SandboxProcess {
       }
     } else if ("spares" in r) {
       if (typeof r.spares === "number") this.#spares = r.spares;
+      this.#sparesAt = Date.now();
     } else if ("recycled" in r) {
       // Everything the old worker sent came before this report: the new
       // worker's jobs count their slots from 0 again.
@@ -394,8 +420,39 @@ export class SandboxProcess {
    */
   spare(n: number): void {
     if (this.#dead || this.#slots.size > 0 || !this.#workerReady || n === this.#sparesAsked) return;
+    if (n > 0 && this.#sparesAsked === 0 && this.#spares === 0) {
+      // A sample taken before its worker was up, or in the sampling period
+      // since, may not show that worker yet: no base then, and no measure.
+      this.#spareBase = Date.now() - this.#readyAt >= SAMPLED_MS ? this.#rss : undefined;
+    }
     this.#sparesAsked = n;
+    this.#sparesAskedAt = Date.now();
     this.send({ c: "spare", n });
+  }
+
+  /**
+   * What each of its spares costs, as its resident set shows
+   * ({@linkcode perSpareBytes}), while it holds some and serves no job;
+   * undefined without a base to measure from, or until a sampling period
+   * has passed since its spares last changed.
+   */
+  get spareBytes(): number | undefined {
+    if (this.#spares === 0 || this.#spareBase === undefined || this.#rss === undefined) {
+      return undefined;
+    }
+    if (this.#slots.size > 0 || this.#recycled || Date.now() - this.#sparesAt < SAMPLED_MS) {
+      return undefined;
+    }
+    return perSpareBytes(this.#rss, this.#spareBase, this.#spares);
+  }
+
+  /**
+   * Whether {@linkcode spareBytes} is expected soon: spares were asked of it
+   * lately, with a base to measure from, and it has no measure yet.
+   */
+  get spareMeasuring(): boolean {
+    return this.#spareBase !== undefined && this.#sparesAsked > 0 &&
+      Date.now() - this.#sparesAskedAt < SPARE_MEASURE_WINDOW_MS && this.spareBytes === undefined;
   }
 
   /** Stops readying more spares than it holds now, if it still readies some. */
