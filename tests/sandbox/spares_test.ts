@@ -14,6 +14,16 @@ import { processGone } from "./_process.ts";
 
 const FIXTURES = `${ROOT}/tests/fixtures/spares`;
 
+/**
+ * Jobs per burst. Spares are sized by how many jobs of a key ran at once
+ * over the processes that served them: the burst must outnumber those
+ * processes. Short jobs, many of them, do on any host: the first processes
+ * serve again long before as many new ones have started (a burst of 6
+ * jobs as long as a process start sometimes got a process each, and no
+ * spare).
+ */
+const BURST = 12;
+
 /** Runs `n` jobs of `isolate-id` at once and returns their results. */
 async function burst(
   c: WsClient,
@@ -45,9 +55,9 @@ async function sparesReady(server: TestServer): Promise<void> {
 Deno.test("jobs given spare workers each run in a worker no other job ran in", async () => {
   await using server = await startServer({ agentsDir: FIXTURES });
   await using c = await connect(server.url);
-  const first = await burst(c, 6, { ms: 300 });
+  const first = await burst(c, BURST, { ms: 50 });
   await sparesReady(server);
-  const second = await burst(c, 6, { ms: 300 });
+  const second = await burst(c, BURST, { ms: 50 });
   await sparesReady(server);
   const one = await burst(c, 1, {});
   const ids = [...first, ...second, ...one].map((r) => r.id);
@@ -57,7 +67,7 @@ Deno.test("jobs given spare workers each run in a worker no other job ran in", a
 Deno.test("a job that leaves a thread behind ends its process even when it holds spares", async () => {
   await using server = await startServer({ agentsDir: FIXTURES });
   await using c = await connect(server.url);
-  await burst(c, 6, { ms: 300 });
+  await burst(c, BURST, { ms: 50 });
   await sparesReady(server);
   const [spun] = await burst(c, 1, { spin: true });
   ok(Number.isInteger(spun.pid) && spun.pid !== Deno.pid);
