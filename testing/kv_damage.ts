@@ -51,13 +51,19 @@ export function encodeKey(key: ReadonlyArray<string | number>): Uint8Array {
  * records beside the log: damage to the store at large, not to a log. With `alone: false` it starts at the first b-tree page holding
  * such an entry, whatever follows. With `to`, the pages of entries after
  * it are spared as well: a stretch "in the middle" keeps the log's tail,
- * which a resume reads before it replays.
+ * which a resume reads before it replays. With `values`, the stretch holds
+ * the overflow pages of the log's values only and starts at the first page
+ * of a value's chain: no b-tree page of `kv` is damaged, so no write of
+ * another key can run into it (a write that splits or merges a leaf reads
+ * the leaves beside it, which may be the log's), while a read of that value
+ * fails at the chain's first link.
  *
  * @param kvPath the KV file (no process may have it open)
  * @param log the log's prefix, e.g. `["v1", "slog", sessionId]`
  * @param from the first entry whose page the stretch may hold
  * @param options `length`: bytes to overwrite (64 KiB); `alone`: the log's pages only (true);
- *   `to`: the last entry whose page the stretch may hold (none)
+ *   `to`: the last entry whose page the stretch may hold (none); `values`: the overflow pages of
+ *   the log's values only (false)
  * @returns the offset overwritten from
  * @throws {Error} when not even one such page is in the file
  */
@@ -65,9 +71,9 @@ export async function overwriteLog(
   kvPath: string,
   log: ReadonlyArray<string | number>,
   from: number,
-  options: { length?: number; alone?: boolean; to?: number } = {},
+  options: { length?: number; alone?: boolean; to?: number; values?: boolean } = {},
 ): Promise<number> {
-  const { length = 64 * 1024, alone = true, to } = options;
+  const { length = 64 * 1024, alone = true, to, values = false } = options;
   const file = await Deno.readFile(kvPath);
   // The page size is a big-endian u16 at offset 16 of the header (1 means 65536).
   const raw = (file[16] << 8) | file[17];
@@ -82,31 +88,43 @@ export async function overwriteLog(
     startsWith(key, prefix) && (last === undefined || compareBytes(key, last) <= 0);
   const logsOnly = (n: number) =>
     pages.get(n)?.type === "leaf" && cellKeys(page(n)).every((key) => isLog(key));
-  const ofLogs = (n: number) => {
-    const p = pages.get(n);
-    if (p?.type !== "overflow") return logsOnly(n);
-    // An overflow page's path is its cell's: the path of the page holding the cell, the
-    // cell's index in hex, then `+` and the page's place in the chain. A cell on an
-    // interior page is read whole by every search passing it: its overflow is no log's alone.
+  // An overflow page's path is its cell's: the path of the page holding the cell, the
+  // cell's index in hex, then `+` and the page's place in the chain from 0. A cell on an
+  // interior page is read whole by every search passing it: its overflow is no log's alone.
+  const ownerKey = (p: KvPage) => {
     const slash = p.path.lastIndexOf("/");
     const owner = byPath.get(p.path.slice(0, slash + 1));
-    if (owner === undefined || pages.get(owner)?.type !== "leaf") return false;
+    if (owner === undefined || pages.get(owner)?.type !== "leaf") return undefined;
     const cell = parseInt(p.path.slice(slash + 1, p.path.indexOf("+")), 16);
-    return isLog(cellKeys(page(owner))[cell] ?? new Uint8Array());
+    return cellKeys(page(owner))[cell];
+  };
+  const ofLogs = (n: number) => {
+    const p = pages.get(n);
+    if (p?.type !== "overflow") return !values && logsOnly(n);
+    const key = ownerKey(p);
+    return key !== undefined && isLog(key);
   };
   const keys = logValues(kvPath, log).filter((v) =>
     v.last >= from && isLog(encodeKey([...log, v.last]))
   ).map((v) => encodeKey([...log, v.last]));
+  const aimed = (key: Uint8Array | undefined) => keys.some((k) => key && equalBytes(key, k));
+  // A b-tree page holding an aimed-at entry; the first overflow page of one's value.
+  const holds = (n: number) =>
+    (alone ? logsOnly(n) : pages.get(n)?.type !== "overflow") && cellKeys(page(n)).some(aimed);
+  const firstLink = (n: number) => {
+    const p = pages.get(n);
+    return p?.type === "overflow" && p.path.endsWith("+000000") && aimed(ownerKey(p));
+  };
   // Pages of other keys land among the log's as the file grows (how many depends on how
   // commits were batched), so a shorter stretch stands in when no full one is the log's alone.
   for (let bytes = length; bytes >= pageSize; bytes /= 2) {
     const span = Math.ceil(bytes / pageSize);
     for (const holder of [...pages.keys()].sort((a, b) => a - b)) {
-      const ours = (alone ? logsOnly(holder) : pages.get(holder)?.type !== "overflow") &&
-        cellKeys(page(holder)).some((key) => keys.some((k) => equalBytes(key, k)));
-      if (!ours) continue;
-      // From the page if the stretch after it is the log's alone, else from a page before it.
-      for (let start = holder; start > holder - span && start > 1; start--) {
+      if (!(values ? firstLink(holder) : holds(holder))) continue;
+      // From the page if the stretch after it is the log's alone, else from a page before it
+      // (a value's chain is read from its first link, so a stretch of values starts there).
+      const lowest = Math.max(values ? holder : holder - span + 1, 2);
+      for (let start = holder; start >= lowest; start--) {
         let clean = true;
         for (let n = start; n < start + span && clean && alone; n++) clean = ofLogs(n);
         if (!clean) continue;

@@ -105,7 +105,8 @@ Deno.test("a resume over a session log with up to 64 KiB overwritten in its midd
   const f = await tickerStore();
   const log = ["v1", "slog", f.sessionId];
   // The tail stays readable: a resume reads it for the session's last seq before it replays.
-  await overwriteLog(f.kvPath, log, Math.floor(f.lastSeq / 2), { to: f.lastSeq - 1 });
+  // Values only: the resume's own writes may split a leaf beside the log's.
+  await overwriteLog(f.kvPath, log, Math.floor(f.lastSeq / 2), { to: f.lastSeq - 1, values: true });
   const server = await restart(f);
   try {
     const c = await resumeFixture(server, f, 0);
@@ -161,8 +162,9 @@ Deno.test("a resume over a session log that lost rows ends in session.error nami
 Deno.test("a subscriber's history replay over 64 KiB overwritten in the job's history: session.error INTERNAL_ERROR naming storage and the job, and close 1011", async () => {
   const f = await tickerStore();
   const history = ["v1", "jlog", f.jobId];
-  // The tail is spared: a hello after the restart files its session beside it.
-  await overwriteLog(f.kvPath, history, Math.floor(TICKS / 2), { to: TICKS - 1 });
+  // Values only, the tail spared: a hello after the restart files its session beside the
+  // history, and a write that splits a leaf reads the leaves beside it ('malformed' at hello).
+  await overwriteLog(f.kvPath, history, Math.floor(TICKS / 2), { to: TICKS - 1, values: true });
   const server = await restart(f);
   try {
     const c = new WsClient(server.url);
