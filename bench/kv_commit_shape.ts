@@ -11,10 +11,16 @@
  * shared-commit shapes move its list_jobs and retention entries to a later
  * commit of several jobs (its latency samples include that commit, its
  * writer time its share).
+ * Every write expires as the group committer sets it (`setOptions`: the
+ * session log its own day, the rest `KEEP_MS` away), so the expiry index
+ * takes the pages it takes in the runtime.
  * Reports; asserts nothing.
  *
  * ```sh
  * deno run -A --unstable-kv bench/kv_commit_shape.ts
+ * # paced as figure 11b's jobs (the disk and KV's writer idle between commits), three shapes:
+ * deno run -A --unstable-kv bench/kv_commit_shape.ts --gap-ms 50 --per-round 60 --rounds 6 \
+ *   --only "echo job, 9" --only "9 keys under 1" --only "2 keys"
  * ```
  *
  * On this runtime's store the writer's cost follows the B-tree pages a
@@ -24,11 +30,35 @@
  *
  * @module
  */
+import { parseArgs } from "parse-args";
 import { fmt, stats } from "./_util.ts";
+import { setOptions } from "../src/store/large_value.ts";
 
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    "gap-ms": { type: "string" },
+    "per-round": { type: "string" },
+    rounds: { type: "string" },
+    only: { type: "string", multiple: true },
+  },
+});
 /** Commits per shape per round, and rounds. */
-const PER_ROUND = 250;
-const ROUNDS = 8;
+const PER_ROUND = Number(values["per-round"] ?? 250);
+const ROUNDS = Number(values.rounds ?? 8);
+/** Idle time between commits: 0 back to back; 50 as jobs at 20 a second. */
+const GAP_MS = Number(values["gap-ms"] ?? 0);
+/** Shapes whose name starts with one of these (`--only`, repeated); all when absent. */
+const ONLY: string[] | undefined = values.only;
+
+/** The session log's time to live in the runtime (a day); every other key keeps `KEEP_MS`. */
+const SESSION_LOG_TTL = 86_400_000;
+/** The options the group committer sets a write under `prefix` with. */
+const options = (prefix: string) =>
+  setOptions({ expireIn: prefix === "slog" ? SESSION_LOG_TTL : undefined });
+/** Sets `key` to `value` on `op` with the expiry the runtime gives it. */
+const put = (op: Deno.AtomicOperation, key: Deno.KvKey, value: unknown) =>
+  op.set(key, value, options(String(key[1])));
 
 /** Value sizes of the six keys of a reused echo job's commit besides its runtime-log entries … */
 const SIZES = [700, 700, 500, 360, 0, 40];
@@ -57,7 +87,7 @@ try {
   for (let j = 0; j < 200; j++) {
     const op = kv.atomic();
     for (let k = 0; k < 40; k++) {
-      for (const p of ["slog", "jlog"]) op.set(["v1", p, `pre_${j}_${k}`], "p".repeat(300));
+      for (const p of ["slog", "jlog"]) put(op, ["v1", p, `pre_${j}_${k}`], "p".repeat(300));
     }
     await op.commit();
   }
@@ -65,7 +95,7 @@ try {
   const text = (size: number) => "x".repeat(size);
   /** The six keys every shape of a job's commit writes. */
   const jobKeys = (op: Deno.AtomicOperation) => {
-    PREFIXES.forEach((p, i) => op.set(["v1", p, `j${n}`], text(SIZES[i])));
+    PREFIXES.forEach((p, i) => put(op, ["v1", p, `j${n}`], text(SIZES[i])));
     return op;
   };
   /** A ULID-like id: later jobs sort after earlier ones, as minted ids do. */
@@ -76,9 +106,9 @@ try {
   const indexCommit = (marker: boolean) => {
     const op = kv.atomic();
     for (const k of deferred) {
-      op.set(["v1", "pjs", "p", "completed", k, id(k)], text(SIZES[3]))
-        .set(["v1", "pja", "p", "echo", "completed", k, id(k)], null)
-        .set(["v1", "ended", k, id(k)], text(SIZES[5]));
+      put(op, ["v1", "pjs", "p", "completed", k, id(k)], text(SIZES[3]));
+      put(op, ["v1", "pja", "p", "echo", "completed", k, id(k)], null);
+      put(op, ["v1", "ended", k, id(k)], text(SIZES[5]));
       if (marker) op.delete(["v1", "jobx", "p", k, id(k)]);
     }
     deferred = [];
@@ -91,13 +121,13 @@ try {
    * after `"job"`); every `batch` jobs, the shared commit.
    */
   const deferredJob = (batch: number, marker: boolean) => () => async () => {
-    const op = kv.atomic()
-      .set(["v1", "slog", `j${n}`], text(SIZES[0]))
-      .set(["v1", "jlog", `j${n}`], text(SIZES[1]))
-      .set(["v1", "job", id(n)], text(SIZES[2]))
-      .set(["v1", "rtlog", 2 * n + 1], [text(ENTRY), text(ENTRY)])
-      .delete(["v1", "plive", "p", n, id(n)]);
-    if (marker) op.set(["v1", "jobx", "p", n, id(n)], text(SIZES[3]));
+    const op = kv.atomic();
+    put(op, ["v1", "slog", `j${n}`], text(SIZES[0]));
+    put(op, ["v1", "jlog", `j${n}`], text(SIZES[1]));
+    put(op, ["v1", "job", id(n)], text(SIZES[2]));
+    put(op, ["v1", "rtlog", 2 * n + 1], [text(ENTRY), text(ENTRY)]);
+    op.delete(["v1", "plive", "p", n, id(n)]);
+    if (marker) put(op, ["v1", "jobx", "p", n, id(n)], text(SIZES[3]));
     await op.commit();
     deferred.push(n);
     if (deferred.length === batch) await indexCommit(marker).commit();
@@ -106,28 +136,33 @@ try {
     "index in a shared commit per 4 jobs, a marker in the job's": deferredJob(4, true),
     "index in a shared commit per 16 jobs, a marker in the job's": deferredJob(16, true),
     "index in a shared commit per 16 jobs, no marker (not crash-safe)": deferredJob(16, false),
-    "echo job, 9 mutations: 2 runtime-log entries, a delete of an absent live entry": () =>
-      jobKeys(kv.atomic())
-        .set(["v1", "rtlog", 2 * n], text(ENTRY))
-        .set(["v1", "rtlog", 2 * n + 1], text(ENTRY))
-        .delete(["v1", "plive", `j${n}`]),
+    "echo job, 9 mutations: 2 runtime-log entries, a delete of an absent live entry": () => {
+      const op = jobKeys(kv.atomic());
+      put(op, ["v1", "rtlog", 2 * n], text(ENTRY));
+      put(op, ["v1", "rtlog", 2 * n + 1], text(ENTRY));
+      return op.delete(["v1", "plive", `j${n}`]);
+    },
     "echo job, 7 mutations: the 2 entries in one value, no delete": () =>
-      jobKeys(kv.atomic()).set(["v1", "rtlog", 2 * n + 1], [text(ENTRY), text(ENTRY)]),
-    "9 keys under 9 prefixes": () =>
-      jobKeys(kv.atomic())
-        .set(["v1", "rtlog", 2 * n], text(ENTRY))
-        .set(["v1", "sess", `j${n}`], text(ENTRY))
-        .set(["v1", "plive", `j${n}`], text(ENTRY)),
+      put(jobKeys(kv.atomic()), ["v1", "rtlog", 2 * n + 1], [text(ENTRY), text(ENTRY)]),
+    "9 keys under 9 prefixes": () => {
+      const op = jobKeys(kv.atomic());
+      put(op, ["v1", "rtlog", 2 * n], text(ENTRY));
+      put(op, ["v1", "sess", `j${n}`], text(ENTRY));
+      return put(op, ["v1", "plive", `j${n}`], text(ENTRY));
+    },
     "9 keys under 1 prefix, side by side": () => {
       const op = kv.atomic();
       [...SIZES, ENTRY, ENTRY, ENTRY].forEach((size, i) =>
-        op.set(["v1", "one", `j${n}`, i], text(size))
+        put(op, ["v1", "one", `j${n}`, i], text(size))
       );
       return op;
     },
     "2 keys under 2 prefixes (a record and a log entry)": () =>
-      kv.atomic().set(["v1", "slog", `j${n}`], text(700)).set(["v1", "job", `j${n}`], text(500)),
+      put(put(kv.atomic(), ["v1", "slog", `j${n}`], text(700)), ["v1", "job", `j${n}`], text(500)),
   };
+  for (const name of Object.keys(shapes)) {
+    if (ONLY && !ONLY.some((o: string) => name.startsWith(o))) delete shapes[name];
+  }
   const cpu = new Map<string, number>();
   const latency = new Map<string, number[]>();
   for (let round = 0; round < ROUNDS; round++) {
@@ -143,11 +178,15 @@ try {
         const t0 = performance.now();
         await (typeof op === "function" ? op() : op.commit());
         samples.push(performance.now() - t0);
+        if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
       }
       cpu.set(name, (cpu.get(name) ?? 0) + writerMs() - before);
     }
   }
-  console.log(`KV commit by shape, ${ROUNDS * PER_ROUND} commits each, rounds alternating`);
+  console.log(
+    `KV commit by shape, ${ROUNDS * PER_ROUND} commits each, rounds alternating, ` +
+      (GAP_MS > 0 ? `${GAP_MS} ms between commits` : "back to back"),
+  );
   for (const name of Object.keys(shapes)) {
     const samples = latency.get(name)!;
     const s = stats(samples);
