@@ -105,6 +105,10 @@ async function openRuntime(
     agentsDir: `${ROOT}/agents`,
     tokens: TOKENS,
     logger: silentLogger(),
+    // Whether a fresh job is refused at submit for its expected wait depends on the host's
+    // speed (a loaded CI host refused bursts of tests about other things); tests of that
+    // refusal set their own.
+    sandboxQueueMs: 60_000,
     ...options,
     kvPath,
   });

@@ -24,13 +24,6 @@ const FIXTURES = `${ROOT}/tests/fixtures/spares`;
  */
 const BURST = 12;
 
-/**
- * The runtime's options here: these tests are about spares, not about
- * refusing a burst at submit, which a loaded host's queue estimate did
- * (`sandbox_busy` beside two CPU hogs).
- */
-const OPTIONS = { agentsDir: FIXTURES, sandboxQueueMs: 60_000 };
-
 /** Runs `n` jobs of `isolate-id` at once and returns their results. */
 async function burst(
   c: WsClient,
@@ -60,7 +53,7 @@ async function sparesReady(server: TestServer): Promise<void> {
 }
 
 Deno.test("jobs given spare workers each run in a worker no other job ran in", async () => {
-  await using server = await startServer(OPTIONS);
+  await using server = await startServer({ agentsDir: FIXTURES });
   await using c = await connect(server.url);
   const first = await burst(c, BURST, { ms: 50 });
   await sparesReady(server);
@@ -72,7 +65,7 @@ Deno.test("jobs given spare workers each run in a worker no other job ran in", a
 });
 
 Deno.test("a job that leaves a thread behind ends its process even when it holds spares", async () => {
-  await using server = await startServer(OPTIONS);
+  await using server = await startServer({ agentsDir: FIXTURES });
   await using c = await connect(server.url);
   await burst(c, BURST, { ms: 50 });
   await sparesReady(server);
