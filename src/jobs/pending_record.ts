@@ -17,6 +17,7 @@
  */
 import type { ArcpError } from "../protocol/errors.ts";
 import type { KvWrite } from "../store/large_value.ts";
+import type { ShortWaits } from "./timers.ts";
 
 /**
  * Queues writes for a commit, refused at once while storage fails.
@@ -33,7 +34,7 @@ export class PendingRecord {
   #write: RecordWrite;
   #writes: KvWrite[] | undefined;
   #taken = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #waits: ShortWaits | undefined;
   #durable = false;
   #send: (() => void) | undefined;
   #sent = false;
@@ -68,9 +69,11 @@ export class PendingRecord {
    * envelope to carry it; past that it is queued alone.
    *
    * @param ms the hold
+   * @param waits the waits it joins (no timer of its own: see `ShortWaits`)
    */
-  hold(ms: number): void {
-    this.#timer = setTimeout(() => this.queue(), ms);
+  hold(ms: number, waits: ShortWaits): void {
+    this.#waits = waits;
+    waits.wait(this, ms, () => this.queue());
   }
 
   /** Queues the record alone now, unless it is queued already. */
@@ -98,7 +101,7 @@ export class PendingRecord {
   take(): KvWrite[] | undefined {
     if (this.#taken) return undefined;
     this.#taken = true;
-    clearTimeout(this.#timer);
+    this.#waits?.leave(this);
     this.prepare();
     return this.#writes;
   }
@@ -127,7 +130,7 @@ export class PendingRecord {
   drop(error: ArcpError): void {
     if (this.#taken) return;
     this.#taken = true;
-    clearTimeout(this.#timer);
+    this.#waits?.leave(this);
     this.#commit.reject(error);
   }
 
