@@ -24,7 +24,6 @@ import type { JobTable } from "./job_table.ts";
 import { type LiveJob, newLiveJob, type StartJob } from "./live_job.ts";
 import { PendingRecord } from "./pending_record.ts";
 import { checkExpiry, checkInput, paramsHash } from "./submit_check.ts";
-import type { ShortWaits } from "./timers.ts";
 
 /** Who submits: the session and its principal. */
 export interface Submitter {
@@ -180,8 +179,6 @@ export interface AdmissionDeps {
    * envelope to carry it (ms; see `AcceptHold`).
    */
   holdFor?: (agentKey: string) => number;
-  /** The short waits a held record joins (needed with `holdFor`). */
-  waits?: ShortWaits;
   /** Stops a job whose record could not be committed: nothing of it is sent. */
   discard: (live: LiveJob) => void;
 }
@@ -387,7 +384,7 @@ export class Admission {
     // (let alone end): no path can reach its terminal with the slot still held.
     this.#deps.live.add(live, slot);
     const hold = this.#deps.holdFor?.(record.agent) ?? 0;
-    if (hold > 0 && this.#deps.waits) pending.hold(hold, this.#deps.waits);
+    if (hold > 0) pending.hold(hold);
     else pending.queue();
     return async (send) => {
       try {

@@ -30,7 +30,7 @@ import type { OutputQuota } from "./output_quota.ts";
 import { isAscii, utf8Length } from "./result_stream.ts";
 import { TERMINAL_STATUSES } from "../protocol/messages.ts";
 import { isInputEvent } from "./job_input.ts";
-import type { ShortWaits } from "./timers.ts";
+import { sliceSpent } from "../turn_slice.ts";
 
 /** One entry of a job's own history: the envelope as its owner session got it. */
 interface HistoryEntry {
@@ -192,8 +192,14 @@ export class Fanout {
   #live: JobTable;
   #quota: OutputQuota;
   #overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
-  /** The short waits a job's `running` announcement joins. */
-  #waits: ShortWaits;
+  /**
+   * Jobs waiting to announce `running`, with when it is due (epoch ms), in
+   * due order (insertion order: every job waits equally long). A job leaves
+   * it when its `running` is staged, so a short job leaves no timer behind.
+   */
+  #runningWaits = new Map<LiveJob, number>();
+  /** The timer of the first wait, while any job waits. */
+  #runningTimer: ReturnType<typeof setTimeout> | undefined;
   /** Counts `job.event`s by kind (`n` of one kind at a time), for the operator metrics. */
   #onEvent: ((kind: string, n: number) => void) | undefined;
 
@@ -209,10 +215,8 @@ export class Fanout {
     quota: OutputQuota;
     overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
     onEvent?: (kind: string, n: number) => void;
-    waits: ShortWaits;
   }) {
     this.#onEvent = deps.onEvent;
-    this.#waits = deps.waits;
     this.#store = deps.store;
     this.#sinks = deps.sinks;
     this.#log = deps.log;
@@ -232,11 +236,46 @@ export class Fanout {
    */
   announceRunning(live: LiveJob): void {
     live.runningDue = nowIso();
-    // A shared wait, not a timer of its own: a job that stages its `running`
-    // sooner (an echo ends well within the wait) only leaves the queue.
-    this.#waits.wait(live, RUNNING_WAIT_MS, () => {
+    // One timer serves every job waiting (a timer per job was a measurable
+    // part of a short job's cost), and a job that stages its `running`
+    // sooner leaves the wait: once none waits the timer is cleared, so jobs
+    // that end within the wait (an echo) never wake the event loop for it.
+    this.#runningWaits.set(live, Date.now() + RUNNING_WAIT_MS);
+    this.#runningTimer ??= setTimeout(() => this.#runningDueNow(), RUNNING_WAIT_MS);
+  }
+
+  /**
+   * Announces `running` for every job whose wait is over and that has not
+   * announced it since, a turn's budget at a time (a burst of starts makes
+   * hundreds due at once); the rest follow in the next turn, still in due
+   * order, and each still ahead of whatever its job emits next.
+   */
+  #runningDueNow(): void {
+    this.#runningTimer = undefined;
+    const now = Date.now();
+    let next: number | undefined;
+    for (const [live, due] of this.#runningWaits) {
+      if (due > now) {
+        next = due;
+        break;
+      }
+      if (sliceSpent()) {
+        next = now;
+        break;
+      }
+      this.#runningWaits.delete(live);
       if (live.runningDue && !live.ended && !live.abort.signal.aborted) this.events(live, []);
-    });
+    }
+    if (next !== undefined) {
+      this.#runningTimer = setTimeout(() => this.#runningDueNow(), Math.max(0, next - now));
+    }
+  }
+
+  /** Takes a job out of the wait for `running`; the timer goes once no job waits. */
+  #leaveRunningWait(live: LiveJob): void {
+    if (!this.#runningWaits.delete(live) || this.#runningWaits.size > 0) return;
+    if (this.#runningTimer !== undefined) clearTimeout(this.#runningTimer);
+    this.#runningTimer = undefined;
   }
 
   /** Stages a job's due `running` status into `group`, ahead of what the job emits next. */
@@ -244,7 +283,7 @@ export class Fanout {
     const ts = live.runningDue;
     if (ts === undefined) return;
     live.runningDue = undefined;
-    this.#waits.leave(live);
+    this.#leaveRunningWait(live);
     this.#onEvent?.("status", 1);
     const payload: JobEventPayload = { kind: "status", ts, body: { phase: "running" } };
     this.#stage(live, "job.event", payload, owner, undefined, true, group);
@@ -427,7 +466,7 @@ export class Fanout {
   forget(live: LiveJob): void {
     live.terminated = true;
     this.#quota.release(live);
-    this.#waits.leave(live);
+    this.#leaveRunningWait(live);
   }
 
   /**
@@ -636,8 +675,11 @@ export class Fanout {
     for (const follow of this.#follows.get(sessionId)?.values() ?? []) follow.abort();
   }
 
-  /** Stops every feed from KV (shutdown). */
+  /** Stops every feed from KV and every wait to announce `running` (shutdown). */
   stopFollowing(): void {
+    clearTimeout(this.#runningTimer);
+    this.#runningTimer = undefined;
+    this.#runningWaits.clear();
     for (const byJob of this.#follows.values()) for (const f of byJob.values()) f.abort();
   }
 

@@ -40,7 +40,6 @@ import { JobCredentials } from "./job_credentials.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import { JobEvents } from "./operator_events.ts";
 import { AcceptHold } from "./accept_hold.ts";
-import { ShortWaits } from "./timers.ts";
 import { Cluster, type NodeInfo, type NodeOptions } from "./cluster.ts";
 import {
   answerSubscribe,
@@ -135,8 +134,6 @@ export interface LiveJobView {
 export class JobManager {
   #store: Store;
   #live = new JobTable();
-  /** Held records' and `running` announcements' fallback waits, on shared timers. */
-  #waits = new ShortWaits();
   #fanout: Fanout;
   #credentials: JobCredentials;
   #admission: Admission;
@@ -174,7 +171,6 @@ export class JobManager {
     };
     const events = new JobEvents(deps.log, deps.metrics);
     const hold = new AcceptHold({ holdMs: all.acceptHoldMs, fastMs: all.acceptHoldFastMs });
-    const waits = this.#waits;
     const fanout = this.#fanout = new Fanout({
       store,
       sinks,
@@ -184,7 +180,6 @@ export class JobManager {
       // The lifecycle is made after the fan-out it emits through.
       overQuota: (job, error): Promise<void> => lifecycle.end(job, { status: "error", error }),
       onEvent: (kind, n) => events.event(kind, n),
-      waits,
     });
     const credentials = this.#credentials = new JobCredentials({ service, live, fanout });
     const lifecycle = this.#lifecycle = new Lifecycle({
@@ -243,7 +238,6 @@ export class JobManager {
         jobCap: deps.jobCap,
         journal: journal && ((job) => journal.accepted(job)),
         holdFor: (agent) => hold.holdFor(agent),
-        waits,
         discard: (job) => lifecycle.discard(job),
       },
       all,
@@ -608,7 +602,6 @@ export class JobManager {
    */
   stopAll(): void {
     this.#fanout.stopFollowing();
-    this.#waits.stop();
     for (const live of this.#live.values()) {
       for (const cancel of live.timers) cancel();
       live.abort.abort(JOB_ENDED);

@@ -17,7 +17,6 @@
  */
 import type { ArcpError } from "../protocol/errors.ts";
 import type { KvWrite } from "../store/large_value.ts";
-import type { ShortWaits } from "./timers.ts";
 
 /**
  * Queues writes for a commit, refused at once while storage fails.
@@ -34,7 +33,7 @@ export class PendingRecord {
   #write: RecordWrite;
   #writes: KvWrite[] | undefined;
   #taken = false;
-  #waits: ShortWaits | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #durable = false;
   #send: (() => void) | undefined;
   #sent = false;
@@ -69,11 +68,9 @@ export class PendingRecord {
    * envelope to carry it; past that it is queued alone.
    *
    * @param ms the hold
-   * @param waits the waits it joins (no timer of its own: see `ShortWaits`)
    */
-  hold(ms: number, waits: ShortWaits): void {
-    this.#waits = waits;
-    waits.wait(this, ms, () => this.queue());
+  hold(ms: number): void {
+    this.#timer = setTimeout(() => this.queue(), ms);
   }
 
   /** Queues the record alone now, unless it is queued already. */
@@ -101,7 +98,7 @@ export class PendingRecord {
   take(): KvWrite[] | undefined {
     if (this.#taken) return undefined;
     this.#taken = true;
-    this.#waits?.leave(this);
+    clearTimeout(this.#timer);
     this.prepare();
     return this.#writes;
   }
@@ -130,7 +127,7 @@ export class PendingRecord {
   drop(error: ArcpError): void {
     if (this.#taken) return;
     this.#taken = true;
-    this.#waits?.leave(this);
+    clearTimeout(this.#timer);
     this.#commit.reject(error);
   }
 
