@@ -64,14 +64,6 @@ export interface Subscription {
  */
 const GROUP_CHARS = 120_000;
 
-/**
- * How long a job's `running` status may wait for the job's next envelope to
- * share its commit (ms). A short job (an echo) ends well within it, so its
- * `running` and its terminal take one commit instead of two; a longer one
- * announces `running` this much later.
- */
-const RUNNING_WAIT_MS = 20;
-
 /** What one commit of a job's envelopes holds while it is put together. */
 class Group {
   /** The writes: log entries first, the records at the commit. */
@@ -200,12 +192,14 @@ export class Fanout {
   #runningWaits = new Map<LiveJob, number>();
   /** The timer of the first wait, while any job waits. */
   #runningTimer: ReturnType<typeof setTimeout> | undefined;
+  /** How long a `running` waits for company (`JobLimits.runningWaitMs`). */
+  #runningWaitMs: number;
   /** Counts `job.event`s by kind (`n` of one kind at a time), for the operator metrics. */
   #onEvent: ((kind: string, n: number) => void) | undefined;
 
   /**
    * @param deps the store, session lookup, logger, the live jobs, the output
-   *   quotas and how a job past one ends
+   *   quotas, how a job past one ends and how long a `running` waits for company
    */
   constructor(deps: {
     store: Store;
@@ -215,7 +209,9 @@ export class Fanout {
     quota: OutputQuota;
     overQuota: (live: LiveJob, error: ArcpError) => Promise<void>;
     onEvent?: (kind: string, n: number) => void;
+    runningWaitMs: number;
   }) {
+    this.#runningWaitMs = deps.runningWaitMs;
     this.#onEvent = deps.onEvent;
     this.#store = deps.store;
     this.#sinks = deps.sinks;
@@ -240,8 +236,8 @@ export class Fanout {
     // part of a short job's cost), and a job that stages its `running`
     // sooner leaves the wait: once none waits the timer is cleared, so jobs
     // that end within the wait (an echo) never wake the event loop for it.
-    this.#runningWaits.set(live, Date.now() + RUNNING_WAIT_MS);
-    this.#runningTimer ??= setTimeout(() => this.#runningDueNow(), RUNNING_WAIT_MS);
+    this.#runningWaits.set(live, Date.now() + this.#runningWaitMs);
+    this.#runningTimer ??= setTimeout(() => this.#runningDueNow(), this.#runningWaitMs);
   }
 
   /**

@@ -180,6 +180,7 @@ export class JobManager {
       // The lifecycle is made after the fan-out it emits through.
       overQuota: (job, error): Promise<void> => lifecycle.end(job, { status: "error", error }),
       onEvent: (kind, n) => events.event(kind, n),
+      runningWaitMs: all.runningWaitMs,
     });
     const credentials = this.#credentials = new JobCredentials({ service, live, fanout });
     const lifecycle = this.#lifecycle = new Lifecycle({

@@ -41,6 +41,13 @@ export interface JobLimits {
   acceptHoldMs: number;
   /** An agent's jobs end fast when their moving average submit→terminal is at most this (ms). */
   acceptHoldFastMs: number;
+  /**
+   * How long a job's `running` status may wait for the job's next envelope
+   * to share its commit (ms). A short job (an echo) ends well within it, so
+   * its `running` and its terminal take one commit instead of two; a longer
+   * one announces `running` this much later.
+   */
+  runningWaitMs: number;
 }
 
 /** Defaults of {@linkcode JobLimits}. */
@@ -66,4 +73,5 @@ export const DEFAULT_JOB_LIMITS: JobLimits = {
   // job's record, events and terminal share one instead of taking two in a row.
   acceptHoldMs: 3,
   acceptHoldFastMs: 3,
+  runningWaitMs: 20,
 };
