@@ -16,14 +16,22 @@ const LATE_TABLE = new URL("../fixtures/spare_cost/late_table.ts", import.meta.u
 const ECHO = new URL("../../agents/echo/v1.ts", import.meta.url).href;
 const MiB = 1024 * 1024;
 
-Deno.test("a spare whose agent fills a table after it was readied is charged for the table", async () => {
-  await using lone = await LoneProcesses.create(ROOT, [LATE_TABLE]);
-  const proc = await lone.start(LATE_TABLE);
-  // Spares are measured from a sample taken once the worker had been up
-  // for two sampling periods; asked sooner, the process measures nothing.
+/**
+ * A lone sandbox process of `agent` holding two spares. Spares are measured
+ * from a sample taken once the worker had been up for two sampling periods;
+ * asked sooner, the process measures nothing.
+ */
+async function twoSpares(lone: LoneProcesses, agent: string) {
+  const proc = await lone.start(agent);
   await new Promise((r) => setTimeout(r, 500));
   proc.spare(2);
   await until(() => proc.spares === 2, 60_000, "two spares");
+  return proc;
+}
+
+Deno.test("a spare whose agent fills a table after it was readied is charged for the table", async () => {
+  await using lone = await LoneProcesses.create(ROOT, [LATE_TABLE]);
+  const proc = await twoSpares(lone, LATE_TABLE);
   await until(
     () => (proc.spareBytes ?? 0) >= TABLE_BYTES,
     30_000,
@@ -35,11 +43,7 @@ Deno.test("a spare whose agent fills a table after it was readied is charged for
 
 Deno.test("an echo spare is charged at least the floor, and no more than a table spare", async () => {
   await using lone = await LoneProcesses.create(ROOT, [ECHO]);
-  const proc = await lone.start(ECHO);
-  // As above: a base sampled once the worker is up.
-  await new Promise((r) => setTimeout(r, 500));
-  proc.spare(2);
-  await until(() => proc.spares === 2, 60_000, "two spares");
+  const proc = await twoSpares(lone, ECHO);
   await until(() => proc.spareBytes !== undefined, 30_000, "a measure of the spares");
   const charged = proc.spareBytes!;
   ok(charged >= SPARE_WORKER_MB * MiB, `charged ${charged / MiB} MiB`);
