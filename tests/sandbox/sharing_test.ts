@@ -307,10 +307,23 @@ Deno.test("a job that finds the sandbox at capacity past sandboxWaitMs ends with
   await using server = await startServer({ agentsDir: AGENTS, sandboxWaitMs: 500 });
   await using c = await connect(server.url);
   const limit = Math.max(2, navigator.hardwareConcurrency ?? 2);
-  // Every worker the key may have is held by a job that never returns.
-  const hung = [];
-  for (let i = 0; i < limit; i++) {
-    hung.push((await c.submit({ agent: "reuser", input: { hang: true } })).job_id!);
+  // Every worker the key may have is held by a job that never returns. Each
+  // is known to hold its worker once it says so; on a loaded host a worker
+  // may take longer than sandboxWaitMs to start, and the job that waited for
+  // it ends sandbox_busy: it is submitted again, as an ARCP client would.
+  const hung: string[] = [];
+  for (let attempt = 0; hung.length < limit; attempt++) {
+    ok(attempt < 10, "no job came to hold a worker in 10 attempts");
+    const id = (await c.submit({ agent: "reuser", input: { hang: true } })).job_id!;
+    const said = await c.next(
+      (e) =>
+        e.job_id === id &&
+        (e.type === "job.error" || (e.type === "job.event" && e.payload.body?.phase === "hanging")),
+      30_000,
+      `job ${id} holding a worker`,
+    );
+    if (said.type === "job.event") hung.push(id);
+    else equal(said.payload.details?.cap, "sandbox_busy", JSON.stringify(said.payload));
   }
   const extra = await c.submit({ agent: "reuser", input: {} });
   const end = (await c.untilTerminal(extra.job_id!, 30_000)).at(-1)!;
