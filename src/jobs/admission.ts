@@ -375,7 +375,10 @@ export class Admission {
     const pending = new PendingRecord(
       // A copy: the live record changes as the job runs, and a record queued
       // alone must say what it said when it was built (its index entries do).
-      () => [...store.jobWrites({ ...record }), ...(this.#deps.journal?.(record) ?? [])],
+      () => {
+        const built = { ...record };
+        return { record: () => store.jobWrites(built), rides: this.#deps.journal?.(record) ?? [] };
+      },
       (writes, onDurable) => store.write(writes, { failFast: true, onDurable }),
     );
     live.pendingRecord = pending;

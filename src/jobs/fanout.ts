@@ -476,13 +476,16 @@ export class Fanout {
   #commit(live: LiveJob, group: Group, extra?: KvWrite[]): Promise<void> {
     const job = live.record;
     const pending = live.pendingRecord;
-    const held = pending?.take();
+    // A held record carried by its job's terminal: this commit is the job's
+    // first, and the terminal record it writes replaces the held one.
+    const terminal = TERMINAL_STATUSES.has(job.status);
+    const held = pending?.take(terminal);
     const writes = held ? [...held, ...group.writes] : group.writes;
     for (const sink of group.sinks) {
       const record = sink.logRecordWrite();
       if (record) writes.push(record);
     }
-    writes.push(...this.#store.jobUpdateWrites({ ...job }));
+    writes.push(...this.#store.jobUpdateWrites({ ...job }, held !== undefined));
     if (extra) writes.push(...extra);
     const deliveries = group.deliveries;
     // Until the record is durable the job's writes fail fast, as its record's

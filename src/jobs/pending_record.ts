@@ -27,11 +27,22 @@ import type { KvWrite } from "../store/large_value.ts";
  */
 export type RecordWrite = (writes: KvWrite[], onDurable: () => void) => Promise<void>;
 
+/** The writes of a held record, built together (see {@linkcode PendingRecord.prepare}). */
+export interface RecordWrites {
+  /**
+   * The writes of the record and its index entries, as the record was when
+   * these were built; not built at all when a terminal record replaces them.
+   */
+  record: () => KvWrite[];
+  /** What rides with it (the runtime log's entry). */
+  rides: KvWrite[];
+}
+
 /** A job record on its way to its commit. */
 export class PendingRecord {
-  #build: () => KvWrite[];
+  #build: () => RecordWrites;
   #write: RecordWrite;
-  #writes: KvWrite[] | undefined;
+  #writes: RecordWrites | undefined;
   #taken = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #durable = false;
@@ -45,10 +56,10 @@ export class PendingRecord {
   readonly accepted: Promise<void>;
 
   /**
-   * @param build the writes of the record (and what rides with it), built when they are queued
+   * @param build the writes of the record and of what rides with it, built when they are queued
    * @param write queues writes for a commit
    */
-  constructor(build: () => KvWrite[], write: RecordWrite) {
+  constructor(build: () => RecordWrites, write: RecordWrite) {
     this.#build = build;
     this.#write = write;
     this.committed = new Promise((resolve, reject) => this.#commit = { resolve, reject });
@@ -75,7 +86,7 @@ export class PendingRecord {
 
   /** Queues the record alone now, unless it is queued already. */
   queue(): void {
-    const writes = this.take();
+    const writes = this.take(false);
     if (writes) this.carriedBy(this.#write(writes, this.onDurable));
   }
 
@@ -93,14 +104,18 @@ export class PendingRecord {
    * envelopes; the caller queues them with {@linkcode onDurable} as the
    * commit's hook and then calls {@linkcode carriedBy} with it.
    *
+   * @param superseded the caller's commit writes the record and its index
+   *   entries itself (the job's terminal record, whose first commit this is):
+   *   only what rides with the record is taken
    * @returns the writes, or undefined when the record is queued already
    */
-  take(): KvWrite[] | undefined {
+  take(superseded: boolean): KvWrite[] | undefined {
     if (this.#taken) return undefined;
     this.#taken = true;
     clearTimeout(this.#timer);
     this.prepare();
-    return this.#writes;
+    const { record, rides } = this.#writes!;
+    return superseded ? rides : [...record(), ...rides];
   }
 
   /**

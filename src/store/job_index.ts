@@ -22,7 +22,9 @@
  * a page's worth at once (entries of earlier layouts keep their copy and are read as
  * they are). A job thus costs one index write when it is
  * accepted and four when it ends (the live entry's delete, both terminal
- * entries and the retention index's).
+ * entries and the retention index's). A job whose held record first
+ * commits with its terminal (a short job started early) never had a live
+ * entry: its one commit writes the three terminal entries alone.
  *
  * @module
  */
@@ -168,25 +170,28 @@ export function endedMsOf(job: JobRecord): number {
  * The index writes that go with writing a job record.
  *
  * @param job the record being written
+ * @param first no commit before this one wrote the job (a held record
+ *   committed with its terminal): its live entry was never stored
  * @returns for a live job its live entry; for a terminal one the live
- *   entry's delete, its status and agent entries and its entry in the
- *   retention index
+ *   entry's delete (unless `first`), its status and agent entries and its
+ *   entry in the retention index
  */
-export function jobIndexWrites(job: JobRecord): KvWrite[] {
-  const live = keys.liveJob(job.principal, job.created_ms, job.job_id);
+export function jobIndexWrites(job: JobRecord, first = false): KvWrite[] {
   if (!TERMINAL_STATUSES.has(job.status)) {
+    const live = keys.liveJob(job.principal, job.created_ms, job.job_id);
     const value: LiveEntry = { session_id: job.session_id, agent: bareAgent(job.agent) };
     return [{ key: live, value }];
   }
   const at = [job.created_ms, job.job_id] as const;
   const listed = listedJob(job);
-  return [
-    { key: live },
+  const writes: KvWrite[] = first ? [] : [{ key: keys.liveJob(job.principal, ...at) }];
+  writes.push(
     { key: keys.statusJob(job.principal, job.status, ...at), value: listed },
     // The status entry holds the listed fields; the agent entry points at it (see `agentSource`).
     { key: keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at), value: null },
     { key: keys.endedJob(endedMsOf(job), job.job_id), value: job.session_id },
-  ];
+  );
+  return writes;
 }
 
 /**

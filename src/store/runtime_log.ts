@@ -10,12 +10,21 @@
  * entries older than the retention period, and all but the newest
  * `maxEntries`, are deleted as new ones arrive.
  *
+ * An entry is stored as its JSON text, appended to the log as the group
+ * committer appends to a session's log (`large_value.ts`): entries that
+ * commit together share one value, the texts of them all at the key of the
+ * last (a job's `job.accepted` and `job.ended` when its record rides with
+ * its terminal), so they cost one mutation and one text to serialize rather
+ * than an object each. Entries written before that are objects, one a key,
+ * and read as they were.
+ *
  * @module
  */
 import { nowIso } from "../protocol/time.ts";
 import { keys } from "./keys.ts";
+import { keyId } from "./key_id.ts";
 import type { GroupCommitter } from "./group_commit.ts";
-import type { KvWrite } from "./large_value.ts";
+import { type KvWrite, logEntries } from "./large_value.ts";
 
 /** Kinds of runtime events. */
 export const RUNTIME_EVENT_KINDS = [
@@ -60,6 +69,48 @@ export const DEFAULT_RUNTIME_LOG: RuntimeLogOptions = {
 
 /** Appends between two trims. */
 const TRIM_EVERY = 256;
+
+/** `keyId` of the log's prefix: how the committer tells its appended entries apart. */
+const LOG_ID = keyId(keys.runtimeEvents());
+
+/** The write that appends an entry. */
+function entryWrite(entry: RuntimeEvent): KvWrite {
+  return { key: keys.runtimeEvent(entry.index), value: JSON.stringify(entry), append: LOG_ID };
+}
+
+/**
+ * The entries one stored value holds: an entry object (as written before
+ * entries were texts), an entry's text, or the texts of the entries up to
+ * `n` that share it. A value that is none of these, or a text that is not
+ * an entry, holds nothing a reader can use and is skipped.
+ *
+ * @param n the last part of its key
+ * @param value the value
+ * @returns the entries, oldest first
+ */
+export function storedEvents(n: number, value: unknown): RuntimeEvent[] {
+  if (typeof value !== "string" && !Array.isArray(value)) {
+    return isEvent(value) ? [value] : [];
+  }
+  const events: RuntimeEvent[] = [];
+  for (const [, text] of logEntries(n, value)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      continue;
+    }
+    if (isEvent(parsed)) events.push(parsed);
+  }
+  return events;
+}
+
+/** Whether a value has an entry's shape (its index and time, which reads and trims use). */
+function isEvent(v: unknown): v is RuntimeEvent {
+  const e = v as Partial<RuntimeEvent> | null;
+  return typeof e === "object" && e !== null && typeof e.index === "number" &&
+    typeof e.time === "string" && typeof e.kind === "string";
+}
 
 /** The runtime's event log. */
 export class RuntimeLog {
@@ -129,9 +180,8 @@ export class RuntimeLog {
       return [];
     }
     const index = this.#next++;
-    const value: RuntimeEvent = { index, time: nowIso(), kind, data };
     this.#counted(1);
-    return [{ key: keys.runtimeEvent(index), value }];
+    return [entryWrite({ index, time: nowIso(), kind, data })];
   }
 
   /** Counts appended entries; every `TRIM_EVERY` of them a trim runs. */
@@ -160,11 +210,9 @@ export class RuntimeLog {
   async #flush(): Promise<void> {
     const batch = this.#pending.splice(0);
     if (batch.length === 0) return;
-    const writes = batch.map(({ kind, data, time }) => {
-      const index = this.#next!++;
-      const entry: RuntimeEvent = { index, time, kind, data };
-      return { key: keys.runtimeEvent(index), value: entry };
-    });
+    const writes = batch.map(({ kind, data, time }) =>
+      entryWrite({ index: this.#next!++, time, kind, data })
+    );
     this.#counted(batch.length);
     await this.#committer.write(writes, { failFast: true }).catch(() => {});
   }
@@ -185,27 +233,36 @@ export class RuntimeLog {
     this.#oldest = undefined;
     let head: { index: number; timeMs: number } | undefined;
     let deleted = 0;
-    let batch: Deno.KvKey[] = [];
-    for await (
-      const e of this.#kv.list<RuntimeEvent>({ prefix: keys.runtimeEvents() }, { batchSize: 500 })
-    ) {
-      const timeMs = Date.parse(e.value.time);
-      const old = e.value.index < keepFrom || timeMs < cutoff;
-      if (!old) {
-        head = { index: e.value.index, timeMs };
+    let batch: KvWrite[] = [];
+    let counted = 0;
+    const flush = async () => {
+      await this.#committer.write(batch, { failFast: true });
+      deleted += counted;
+      batch = [];
+      counted = 0;
+    };
+    for await (const e of this.#kv.list({ prefix: keys.runtimeEvents() }, { batchSize: 500 })) {
+      const n = e.key.at(-1);
+      const held = typeof n === "number" ? storedEvents(n, e.value) : [];
+      const kept = held.findIndex((ev) => {
+        const timeMs = Date.parse(ev.time);
+        if (ev.index < keepFrom || timeMs < cutoff) return false;
+        head = { index: ev.index, timeMs };
+        return true;
+      });
+      if (kept === 0) break;
+      if (kept > 0) {
+        // A value shared by entries on both sides of the cut keeps the newer ones.
+        const texts = held.slice(kept).map((ev) => JSON.stringify(ev));
+        batch.push({ key: e.key, value: texts.length === 1 ? texts[0] : texts });
+        counted += kept;
         break;
       }
-      batch.push(e.key);
-      if (batch.length === 500) {
-        await this.#committer.write(batch.map((key) => ({ key })), { failFast: true });
-        deleted += batch.length;
-        batch = [];
-      }
+      batch.push({ key: e.key });
+      counted += held.length;
+      if (batch.length === 500) await flush();
     }
-    if (batch.length > 0) {
-      await this.#committer.write(batch.map((key) => ({ key })), { failFast: true });
-      deleted += batch.length;
-    }
+    if (batch.length > 0) await flush();
     // Known only once everything before it is deleted.
     this.#oldest = head;
     return deleted;
@@ -226,14 +283,19 @@ export class RuntimeLog {
     await this.#written;
     await this.#committer.write([], { failFast: true }).catch(() => {});
     const prefix = keys.runtimeEvents();
+    const from = Math.floor(after) + 1;
     const events: RuntimeEvent[] = [];
+    // The first value at or after `from` may hold entries before it (they share it).
     for await (
-      const e of this.#kv.list<RuntimeEvent>(
-        { prefix, start: [...prefix, Math.floor(after) + 1] },
-        { limit: limit + 1, batchSize: Math.min(limit + 1, 500) },
+      const e of this.#kv.list(
+        { prefix, start: [...prefix, from] },
+        { batchSize: Math.min(limit + 1, 500) },
       )
     ) {
-      events.push(e.value);
+      const n = e.key.at(-1);
+      if (typeof n !== "number") continue;
+      for (const ev of storedEvents(n, e.value)) if (ev.index >= from) events.push(ev);
+      if (events.length > limit) break;
     }
     const hasMore = events.length > limit;
     return { events: events.slice(0, limit), hasMore };

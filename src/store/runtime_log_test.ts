@@ -51,3 +51,60 @@ Deno.test("trims delete entries past the retention period once they are past it"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("entries stored as objects, then as texts sharing a value, read and trim as entries", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_rtlog_" });
+  const kv = await Deno.openKv(`${dir}/test.kv`);
+  try {
+    // Two entries as a runtime wrote them before entries were texts: an object a key.
+    const time = new Date().toISOString();
+    await kv.set(["v1", "rtlog", 0], { index: 0, time, kind: "runtime.started", data: {} });
+    await kv.set(["v1", "rtlog", 1], {
+      index: 1,
+      time,
+      kind: "session.opened",
+      data: { session_id: "sess_1" },
+    });
+    const committer = new GroupCommitter(kv);
+    const log = new RuntimeLog(kv, committer, { retentionMs: Infinity, maxEntries: 1000 });
+    // Appended in one step, they commit together: one value, at the key of the last.
+    await Promise.all([
+      log.append("job.accepted", { job_id: "job_a" }),
+      log.append("job.ended", { job_id: "job_a" }),
+      log.append("job.accepted", { job_id: "job_b" }),
+    ]);
+    equal((await kv.get(["v1", "rtlog", 2])).value, null);
+    equal((await kv.get(["v1", "rtlog", 3])).value, null);
+    equal((await kv.get<string[]>(["v1", "rtlog", 4])).value?.length, 3);
+
+    const all = await log.read(-1, 100);
+    deepEqual(all.events.map((e) => [e.index, e.kind]), [
+      [0, "runtime.started"],
+      [1, "session.opened"],
+      [2, "job.accepted"],
+      [3, "job.ended"],
+      [4, "job.accepted"],
+    ]);
+    deepEqual(all.events[1].data, { session_id: "sess_1" });
+    deepEqual(all.events[3].data, { job_id: "job_a" });
+    equal(all.hasMore, false);
+    // A cursor inside a shared value, and a limit that ends inside one.
+    const mid = await log.read(2, 1);
+    deepEqual(mid.events.map((e) => e.index), [3]);
+    equal(mid.hasMore, true);
+    const across = await log.read(0, 2);
+    deepEqual(across.events.map((e) => e.index), [1, 2]);
+    equal(across.hasMore, true);
+
+    // A trim whose cut falls inside a shared value keeps that value's newer entries.
+    const bounded = new RuntimeLog(kv, committer, { retentionMs: Infinity, maxEntries: 3 });
+    await bounded.append("drain.started", {});
+    equal(await bounded.trim(), 3);
+    deepEqual((await bounded.read(-1, 100)).events.map((e) => e.index), [3, 4, 5]);
+    equal((await kv.get<string[]>(["v1", "rtlog", 4])).value?.length, 2);
+    equal((await kv.get(["v1", "rtlog", 1])).value, null);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

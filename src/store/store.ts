@@ -307,16 +307,17 @@ export class Store {
    * The writes that store a job record and keep its indexes in step.
    *
    * @param job the record
+   * @param first no commit before this one wrote the job (see `jobIndexWrites`)
    * @returns writes for the record and its index entries (see
    *   `jobIndexWrites`): while it is live its live entry (list_jobs, the
    *   restart's reconciliation), once it has ended its list_jobs entries and
    *   the end-time entry retention reads
    */
-  jobWrites(job: JobRecord): KvWrite[] {
+  jobWrites(job: JobRecord, first = false): KvWrite[] {
     const jobKey = keys.job(job.job_id);
     return [
       { key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) },
-      ...jobIndexWrites(job),
+      ...jobIndexWrites(job, first),
     ];
   }
 
@@ -328,10 +329,11 @@ export class Store {
    * {@linkcode jobWrites} does.
    *
    * @param job the record
+   * @param first no commit before this one wrote the job (see `jobIndexWrites`)
    * @returns the writes
    */
-  jobUpdateWrites(job: JobRecord): KvWrite[] {
-    if (TERMINAL_STATUSES.has(job.status)) return this.jobWrites(job);
+  jobUpdateWrites(job: JobRecord, first = false): KvWrite[] {
+    if (TERMINAL_STATUSES.has(job.status)) return this.jobWrites(job, first);
     const jobKey = keys.job(job.job_id);
     return [{ key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) }];
   }

@@ -86,6 +86,47 @@ Deno.test("the runtime's event log is durable and read from a cursor with has_mo
   ]);
 });
 
+Deno.test("runtime log entries a runtime stored as objects are read on, in order with the entries stored since as texts", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "arcp_rtlog_" });
+  const kvPath = `${dir}/arcp.kv`;
+  // What a runtime wrote before entries were texts: an entry object a key.
+  const kv = await Deno.openKv(kvPath);
+  const time = new Date().toISOString();
+  await kv.set(["v1", "rtlog", 0], { index: 0, time, kind: "runtime.started", data: {} });
+  await kv.set(["v1", "rtlog", 1], { index: 1, time, kind: "drain.started", data: {} });
+  kv.close();
+  // The restarted server removes its KV's folder when it closes.
+  await using s = await startServer({
+    ...ADMIN,
+    kvPath,
+    agentsDir: `${ROOT}/bench/agents`,
+  });
+  const c = await connect(s.url, "alice-token");
+  // A reused echo's record rides with its terminal when it ends fast: its two entries then share a value.
+  for (let i = 0; i < 3; i++) {
+    const acc = await c.submit({ agent: "echo-reused", input: { i } });
+    await c.untilTerminal(acc.job_id!);
+  }
+  await c.close();
+  const events = (await call(s.http, "/v1/events?limit=100", "bob-token")).body.events;
+  const kinds = events.map((e: { index: number; kind: string }) => [e.index, e.kind]);
+  deepEqual(kinds.slice(0, 4), [
+    [0, "runtime.started"],
+    [1, "drain.started"],
+    [2, "runtime.started"],
+    [3, "session.opened"],
+  ]);
+  deepEqual(
+    events.slice(4, 10).map((e: { kind: string }) => e.kind),
+    ["job.accepted", "job.ended", "job.accepted", "job.ended", "job.accepted", "job.ended"],
+  );
+  deepEqual(events.map((e: { index: number }) => e.index), [...Array(events.length).keys()]);
+  // Read from a cursor inside them, a page at a time.
+  const page = (await call(s.http, "/v1/events?after=4&limit=2", "bob-token")).body;
+  deepEqual(page.events.map((e: { index: number }) => e.index), [5, 6]);
+  equal(page.has_more, true);
+});
+
 Deno.test("a job's runtime log entries (they ride in its record's and its terminal's commits) survive a SIGKILL right after its result, in order, and list_jobs finds the job", async () => {
   const dir = await Deno.makeTempDir({ prefix: "arcp_rtlog_" });
   const kvPath = `${dir}/arcp.kv`;
