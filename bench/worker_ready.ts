@@ -2,7 +2,7 @@
  * What readying one fresh agent worker costs a sandbox process: a child
  * started with the sandbox process's own `deno run` flags readies N workers
  * of an agent one after another, each as the sandbox process does (the
- * worker entry module, `ready`, the warm-up job), and terminates each. It
+ * worker entry module, `ready`, the warm-up jobs), and terminates each. It
  * prints the CPU time of each worker's own thread up to its warm-up's
  * result (median and quartiles: robust to the other load of a shared
  * host), the child's CPU time per worker (all its threads, the ended ones
@@ -17,7 +17,9 @@
  * for it (medians over the workers): job 1 is a fresh worker's first real
  * job, the later ones what the same worker costs once it has served some.
  * `--v8-flags` appends V8 flags to the checkout's own, to try one without
- * editing `src/sandbox/child_run.ts`.
+ * editing `src/sandbox/child_run.ts`; `--warm-runs` sets how many warm-up
+ * jobs each worker runs before it counts as warmed (the checkout's own
+ * `WARM_RUNS` by default, 1 for a checkout without it).
  *
  * ```sh
  * deno run -A bench/worker_ready.ts                   # echo-fresh, this checkout
@@ -42,6 +44,7 @@ const { values } = parseArgs({
     jobs: { type: "string" },
     "gap-ms": { type: "string" },
     "v8-flags": { type: "string" },
+    "warm-runs": { type: "string" },
   },
 });
 const root = values.root ?? ROOT;
@@ -101,6 +104,10 @@ async function child(): Promise<void> {
   const { workerEntryUrl } = await import(`file://${root}/src/sandbox/worker/entry.ts`) as {
     workerEntryUrl(agentUrl: string): string;
   };
+  const { WARM_RUNS } = await import(`file://${root}/src/sandbox/worker/slot.ts`) as {
+    WARM_RUNS?: number;
+  };
+  const warmRuns = Number(values["warm-runs"] ?? WARM_RUNS ?? 1);
   const agentUrl = `file://${root}/${values.agent ?? "bench/agents/echo_fresh.ts"}`;
   const bare = `data:application/javascript,${encodeURIComponent("postMessage('ready');")}`;
   /** Readies one worker; it is terminated unless `keep`. */
@@ -113,11 +120,14 @@ async function child(): Promise<void> {
       // deno-lint-ignore no-explicit-any
       deno: { permissions: { read: false, write: false, net: false } } as any,
     });
+    let warmed = 0;
     return new Promise((resolve, reject) => {
       worker.onerror = (e) => reject(new Error(e.message));
       worker.onmessage = (e: MessageEvent) => {
         const msg = readMessage(e.data);
-        if (values.bare || (msg?.t === "result" && msg.j === -1)) {
+        if (!values.bare && msg?.t === "result" && msg.j === -1 && ++warmed < warmRuns) {
+          worker.postMessage(startText(-1, null));
+        } else if (values.bare || (msg?.t === "result" && msg.j === -1)) {
           const wall = performance.now() - t0;
           const tids = [...threads()].filter((tid) => !before.has(tid));
           const thread = tids.reduce((sum, tid) => sum + threadCpuMs(tid), 0);
@@ -197,6 +207,7 @@ else {
       ...(values.bare ? ["--bare"] : []),
       ...(values.agent ? ["--agent", values.agent] : []),
       ...(jobs > 0 ? ["--jobs", String(jobs), "--gap-ms", String(gapMs)] : []),
+      ...(values["warm-runs"] ? ["--warm-runs", values["warm-runs"]] : []),
     ],
     stdout: "piped",
   }).output();
