@@ -13,7 +13,7 @@
  * @module
  */
 import { workerEntryUrl } from "../worker/entry.ts";
-import { slotOf, WARM_RUNS, WARM_SLOT } from "../worker/slot.ts";
+import { slotOf, WARM_SLOT } from "../worker/slot.ts";
 import { EgressProxy } from "../egress_proxy.ts";
 import {
   EVENT_WINDOW,
@@ -102,10 +102,8 @@ class Relay {
   #dead = false;
   /** What the worker was started with, for the next one. */
   #template: Extract<HostCommand, { c: "launch" }> | undefined;
-  /** Set while the worker runs its warm-up jobs, before it is reported ready. */
+  /** Set while the worker runs its warm-up job, before it is reported ready. */
   #warming = false;
-  /** Warm-up jobs the worker has finished. */
-  #warmed = 0;
   #proxy: EgressProxy | undefined;
   /**
    * Spares: fresh workers of the template readied ahead for this key's next
@@ -206,29 +204,25 @@ class Relay {
   }
 
   /**
-   * Drives {@linkcode WARM_RUNS} dummy jobs, one after another, through the
-   * new worker before the runtime hears it is ready, so that its first real
-   * job does not pay for first use: the worker's port, its job path and this
-   * relay's (V8 compiles functions on first call; ~1 ms of a fresh worker's
-   * first job, measured). When the worker reports ready, it gets a `start`
-   * for {@linkcode WARM_SLOT}, a slot no job has, and another after each
-   * result; the worker runs its job path for it without calling the agent
-   * and arms its beats at the runtime's interval. Whatever the worker posts
-   * about that slot stays here; the last outcome (or an error) sends the
-   * held `ready` on.
+   * Drives one dummy job through the new worker before the runtime hears it
+   * is ready, so that its first real job does not pay for first use: the
+   * worker's port, its job path and this relay's (V8 compiles functions on
+   * first call; ~1 ms of a fresh worker's first job, measured). When the
+   * worker reports ready, it gets a `start` for {@linkcode WARM_SLOT}, a
+   * slot no job has; the worker runs its job path for it without calling
+   * the agent and arms its beats at the runtime's interval. Whatever the
+   * worker posts about that slot stays here; its outcome sends the held
+   * `ready` on.
    *
    * @returns whether the message was the warm-up's
    */
   #warmUp(msg: { t?: unknown; j?: unknown }): boolean {
     if (msg.t === "ready") {
-      this.#warmed = 0;
       this.#worker!.postMessage(this.#warmStart());
       return true;
     }
     if (msg.j !== WARM_SLOT) return false;
-    if (msg.t === "result" && ++this.#warmed < WARM_RUNS) {
-      this.#worker!.postMessage(this.#warmStart());
-    } else if (msg.t === "result" || msg.t === "error") {
+    if (msg.t === "result" || msg.t === "error") {
       this.#warming = false;
       // The relay's own path, with a frame that goes nowhere.
       frameText(frameTextOf({ msg }));
@@ -287,12 +281,10 @@ class Relay {
       this.#spares.splice(i, 1);
       this.report({ spares: this.#spares.length });
     };
-    let warmed = 0;
     w.onmessage = (e: MessageEvent) => {
       const msg = (readPosted(e.data).msg ?? {}) as { t?: unknown; j?: unknown };
       if (msg.t === "ready") return w.postMessage(this.#warmStart());
       if (msg.j !== WARM_SLOT || (msg.t !== "result" && msg.t !== "error")) return;
-      if (msg.t === "result" && ++warmed < WARM_RUNS) return w.postMessage(this.#warmStart());
       w.onmessage = null;
       this.#spareStarting = undefined;
       this.#spares.push(w);
