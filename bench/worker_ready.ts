@@ -2,7 +2,7 @@
  * What readying one fresh agent worker costs a sandbox process: a child
  * started with the sandbox process's own `deno run` flags readies N workers
  * of an agent one after another, each as the sandbox process does (the
- * worker entry module, `ready`, the warm-up jobs), and terminates each. It
+ * worker entry module, `ready`, the warm-up job), and terminates each. It
  * prints the CPU time of each worker's own thread up to its warm-up's
  * result (median and quartiles: robust to the other load of a shared
  * host), the child's CPU time per worker (all its threads, the ended ones
@@ -18,8 +18,8 @@
  * job, the later ones what the same worker costs once it has served some.
  * `--v8-flags` appends V8 flags to the checkout's own, to try one without
  * editing `src/sandbox/child_run.ts`; `--warm-runs` sets how many warm-up
- * jobs each worker runs before it counts as warmed (the checkout's own
- * `WARM_RUNS` by default, 1 for a checkout without it).
+ * jobs each worker runs before it counts as warmed (1 by default, as a
+ * sandbox process does).
  *
  * ```sh
  * deno run -A bench/worker_ready.ts                   # echo-fresh, this checkout
@@ -104,10 +104,7 @@ async function child(): Promise<void> {
   const { workerEntryUrl } = await import(`file://${root}/src/sandbox/worker/entry.ts`) as {
     workerEntryUrl(agentUrl: string): string;
   };
-  const { WARM_RUNS } = await import(`file://${root}/src/sandbox/worker/slot.ts`) as {
-    WARM_RUNS?: number;
-  };
-  const warmRuns = Number(values["warm-runs"] ?? WARM_RUNS ?? 1);
+  const warmRuns = Number(values["warm-runs"] ?? 1);
   const agentUrl = `file://${root}/${values.agent ?? "bench/agents/echo_fresh.ts"}`;
   const bare = `data:application/javascript,${encodeURIComponent("postMessage('ready');")}`;
   /** Readies one worker; it is terminated unless `keep`. */
