@@ -397,7 +397,7 @@ export class Admission {
         throw err;
       } finally {
         this.#pending.delete(pending);
-        delete live.pendingRecord;
+        live.pendingRecord = undefined;
       }
     };
   }

@@ -757,7 +757,7 @@ export class Fanout {
       }
       live.ownerInStep = !sink.evicted;
     } finally {
-      delete live.ownerQueue;
+      live.ownerQueue = undefined;
     }
   }
 

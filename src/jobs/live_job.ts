@@ -167,25 +167,45 @@ export interface LiveJobInit {
  */
 export function newLiveJob(init: LiveJobInit): LiveJob {
   const { record, parent } = init;
+  // Every field is present from the start, in one order, optional ones as
+  // undefined: a job's fields are then set in place, never added, so every
+  // live job keeps one shape and the per-job code's inline caches stay
+  // monomorphic (fields added in whatever order a job's path took gave
+  // several shapes per site, and a deleted one a dictionary-mode object).
   return {
     record,
+    run: undefined,
     input: init.input ?? null,
-    budget: init.budget,
+    agentUrl: init.agentUrl ?? "",
+    sharing: init.sharing,
+    ended: false,
+    cancelling: false,
+    cancelReason: undefined,
+    cancelDetails: undefined,
+    progress: undefined,
+    timers: [],
     guard: init.policy
       ? new LeaseGuard(record.lease, init.expiresMs, init.budget, init.policy)
       : new LeaseGuard({}, undefined, undefined),
+    budget: init.budget,
     abort: new AbortController(),
-    agentUrl: init.agentUrl ?? "",
-    ...(init.sharing ? { sharing: init.sharing } : {}),
-    ended: false,
-    cancelling: false,
-    timers: [],
     subscribers: new Map(),
+    ownerQueue: undefined,
+    ownerInStep: undefined,
+    stream: undefined,
     depth: parent ? parent.depth + 1 : 0,
     parent,
     children: new Set(),
     startingChildren: 0,
+    settle: undefined,
+    span: undefined,
+    terminated: undefined,
+    pendingRecord: undefined,
+    waitedForWorker: undefined,
+    runningDue: undefined,
+    upstreamBudget: undefined,
     output: { events: 0, bytes: 0 },
+    plainIds: undefined,
   };
 }
 
