@@ -29,7 +29,7 @@
  * @module
  */
 import { keys } from "./keys.ts";
-import type { KvWrite } from "./large_value.ts";
+import { type KvWrite, kvWrite } from "./large_value.ts";
 import type { JobRecord } from "./records.ts";
 import { JOB_STATUSES, type JobStatus, TERMINAL_STATUSES } from "../protocol/messages.ts";
 
@@ -180,16 +180,16 @@ export function jobIndexWrites(job: JobRecord, first = false): KvWrite[] {
   if (!TERMINAL_STATUSES.has(job.status)) {
     const live = keys.liveJob(job.principal, job.created_ms, job.job_id);
     const value: LiveEntry = { session_id: job.session_id, agent: bareAgent(job.agent) };
-    return [{ key: live, value }];
+    return [kvWrite(live, value)];
   }
   const at = [job.created_ms, job.job_id] as const;
   const listed = listedJob(job);
-  const writes: KvWrite[] = first ? [] : [{ key: keys.liveJob(job.principal, ...at) }];
+  const writes: KvWrite[] = first ? [] : [kvWrite(keys.liveJob(job.principal, ...at))];
   writes.push(
-    { key: keys.statusJob(job.principal, job.status, ...at), value: listed },
+    kvWrite(keys.statusJob(job.principal, job.status, ...at), listed),
     // The status entry holds the listed fields; the agent entry points at it (see `agentSource`).
-    { key: keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at), value: null },
-    { key: keys.endedJob(endedMsOf(job), job.job_id), value: job.session_id },
+    kvWrite(keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at), null),
+    kvWrite(keys.endedJob(endedMsOf(job), job.job_id), job.session_id),
   );
   return writes;
 }

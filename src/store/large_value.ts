@@ -73,6 +73,29 @@ export interface KvWrite {
   append?: string;
 }
 
+/**
+ * A write with every field of {@linkcode KvWrite} present, in one order
+ * (absent ones undefined): the committer reads writes of every kind at the
+ * same sites, which stay monomorphic only when they all have one shape.
+ * Undefined fields mean what absent ones do; KV stores none of them.
+ *
+ * @param key the key
+ * @param value the value; undefined for a delete
+ * @param expireIn milliseconds until KV may drop the entry
+ * @param id `keyId(key)`, when the builder has it at hand
+ * @param append `keyId(log)` for a small entry appended to a log
+ * @returns the write
+ */
+export function kvWrite(
+  key: Deno.KvKey,
+  value?: unknown,
+  expireIn?: number,
+  id?: string,
+  append?: string,
+): KvWrite {
+  return { key, value, expireIn, id, append };
+}
+
 /** The head entry of a value stored in parts. */
 interface PartsHead {
   parts: number;
@@ -87,16 +110,12 @@ interface PartsHead {
  * @returns one write for a small text, else the head and its parts
  */
 export function textWrites(key: Deno.KvKey, text: string, expireIn?: number): KvWrite[] {
-  if (text.length <= PART_CHARS) return [{ key, value: text, expireIn }];
+  if (text.length <= PART_CHARS) return [kvWrite(key, text, expireIn)];
   const writes: KvWrite[] = [];
   const n = Math.ceil(text.length / PART_CHARS);
-  writes.push({ key, value: { parts: n } satisfies PartsHead, expireIn });
+  writes.push(kvWrite(key, { parts: n } satisfies PartsHead, expireIn));
   for (let i = 0; i < n; i++) {
-    writes.push({
-      key: [...key, i],
-      value: text.slice(i * PART_CHARS, (i + 1) * PART_CHARS),
-      expireIn,
-    });
+    writes.push(kvWrite([...key, i], text.slice(i * PART_CHARS, (i + 1) * PART_CHARS), expireIn));
   }
   return writes;
 }
@@ -125,7 +144,7 @@ export function logWrites(
   logId: string = keyId(log),
 ): KvWrite[] {
   if (text.length > PART_CHARS) return textWrites([...log, n], text, expireIn);
-  return [{ key: entryKey(log, n), value: text, expireIn, append: logId }];
+  return [kvWrite(entryKey(log, n), text, expireIn, undefined, logId)];
 }
 
 /**

@@ -24,7 +24,7 @@ import { nowIso } from "../protocol/time.ts";
 import { keys } from "./keys.ts";
 import { keyId } from "./key_id.ts";
 import type { GroupCommitter } from "./group_commit.ts";
-import { type KvWrite, logEntries } from "./large_value.ts";
+import { type KvWrite, kvWrite, logEntries } from "./large_value.ts";
 
 /** Kinds of runtime events. */
 export const RUNTIME_EVENT_KINDS = [
@@ -75,7 +75,13 @@ const LOG_ID = keyId(keys.runtimeEvents());
 
 /** The write that appends an entry. */
 function entryWrite(entry: RuntimeEvent): KvWrite {
-  return { key: keys.runtimeEvent(entry.index), value: JSON.stringify(entry), append: LOG_ID };
+  return kvWrite(
+    keys.runtimeEvent(entry.index),
+    JSON.stringify(entry),
+    undefined,
+    undefined,
+    LOG_ID,
+  );
 }
 
 /**

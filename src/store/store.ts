@@ -11,6 +11,7 @@ import { GroupCommitter, isStorageFailure } from "./group_commit.ts";
 import { describeCause, type StorageHealth, storageUnavailable } from "./storage_health.ts";
 import {
   type KvWrite,
+  kvWrite,
   listTextPages,
   listTexts,
   logEntries,
@@ -316,7 +317,7 @@ export class Store {
   jobWrites(job: JobRecord, first = false): KvWrite[] {
     const jobKey = keys.job(job.job_id);
     return [
-      { key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) },
+      kvWrite(jobKey, job, undefined, keyIdUnder(PREFIX_IDS.job, jobKey, 2)),
       ...jobIndexWrites(job, first),
     ];
   }
@@ -335,7 +336,7 @@ export class Store {
   jobUpdateWrites(job: JobRecord, first = false): KvWrite[] {
     if (TERMINAL_STATUSES.has(job.status)) return this.jobWrites(job, first);
     const jobKey = keys.job(job.job_id);
-    return [{ key: jobKey, value: job, id: keyIdUnder(PREFIX_IDS.job, jobKey, 2) }];
+    return [kvWrite(jobKey, job, undefined, keyIdUnder(PREFIX_IDS.job, jobKey, 2))];
   }
 
   /**
@@ -631,12 +632,12 @@ export class Store {
    */
   sessionWrite(session: SessionRecord, ttlMs: number): KvWrite {
     const key = keys.session(session.session_id);
-    return {
+    return kvWrite(
       key,
-      value: { ...session, updated_at: Date.now() },
-      expireIn: ttlMs,
-      id: keyIdUnder(PREFIX_IDS.session, key, 2),
-    };
+      { ...session, updated_at: Date.now() },
+      ttlMs,
+      keyIdUnder(PREFIX_IDS.session, key, 2),
+    );
   }
 
   /**
