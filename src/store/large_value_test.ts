@@ -10,6 +10,7 @@ import {
   TextAssembler,
   textWrites,
 } from "./large_value.ts";
+import type { JobRecord, SessionRecord } from "./records.ts";
 import { Store } from "./store.ts";
 
 /** Feeds writes to an assembler as a listing would return them; collects texts and problems. */
@@ -347,3 +348,50 @@ Deno.test("a listing reads at most its read-ahead of windows beyond what its rea
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
+
+Deno.test("the writes of a job's commit all have one shape: the committer's reads of them stay monomorphic", async () => {
+  await using db = await tempStore();
+  const { store } = db;
+  const job: JobRecord = {
+    job_id: "job_1",
+    principal: "alice",
+    session_id: "sess_1",
+    agent: "echo@1.0.0",
+    status: "pending",
+    lease: {},
+    trace_id: "0".repeat(32),
+    created_at: "2026-12-02T18:00:00.000Z",
+    created_ms: 0,
+    accepted_at: "2026-12-02T18:00:00.000Z",
+    last_event_seq: 0,
+    log_length: 0,
+  };
+  const ended: JobRecord = { ...job, status: "success", ended_at: "2026-12-02T18:00:01.000Z" };
+  const session: SessionRecord = {
+    session_id: "sess_1",
+    principal: "alice",
+    created_at: "2026-12-02T18:00:00.000Z",
+    last_seq: 0,
+    acked_seq: 0,
+    floor_seq: 0,
+    resume_token_hash: "h",
+    features: [],
+  };
+  const writes = [
+    ...store.jobWrites(job, true),
+    ...store.jobUpdateWrites(job),
+    ...store.jobWrites(ended),
+    ...store.jobWrites(ended, true),
+    store.sessionWrite(session, 60_000),
+    ...store.sessionLogWrites("sess_1", 1, "{}", 60_000),
+    ...store.jobLogWrites("job_1", 1, "{}"),
+    ...logWrites(["log"], 1, "x"),
+    ...textWrites(["text"], "x", 1_000),
+  ];
+  const shape = Object.keys(writes[0]);
+  for (const w of writes) deepEqual(Object.keys(w), shape, JSON.stringify(w.key));
+  // What KV stores is the value alone: a delete stays a delete, a value is not wrapped.
+  const live = store.jobWrites(ended)[1];
+  equal(live.value, undefined);
+  equal(store.jobWrites(job)[0].value, job);
+});
