@@ -384,6 +384,11 @@ class Outbox {
     }
   }
 
+  /** Whether nothing waits for credit: everything sent is posted or batched. */
+  get idle(): boolean {
+    return this.#queue.length === 0;
+  }
+
   /** Settles once everything queued has been handed to the host. */
   drained(): Promise<void> {
     if (this.#queue.length === 0) {
@@ -642,7 +647,7 @@ function makeContext(
   start: Extract<HostMessage, { t: "start" }>,
   outbox: Outbox,
   calls: Calls,
-  signal: AbortSignal,
+  signal: () => AbortSignal,
   stream: ResultStream,
   credentials: SlotCredentials,
 ): AgentContext {
@@ -661,7 +666,9 @@ function makeContext(
   let fetchFn: AgentContext["fetch"] | undefined;
   return Object.freeze(
     {
-      signal,
+      get signal() {
+        return signal();
+      },
       jobId: start.jobId,
       traceId: start.traceId,
       // `start` is this worker's own structured-clone copy of the message, seen by nothing else.
@@ -677,7 +684,7 @@ function makeContext(
           emit,
           exhausted: (credentialId, message) =>
             calls.call("upstream_budget", { credential_id: credentialId, message }),
-          signal,
+          signal: signal(),
           traceparent: traceparent(),
         }),
       log: (level, message, attributes) =>
@@ -704,8 +711,8 @@ function makeContext(
       get fetch() {
         return fetchFn ??= makeFetch(authorize, traceparent());
       },
-      input: () => nextInput(calls, signal),
-      inputs: () => inputsOf(calls, signal),
+      input: () => nextInput(calls, signal()),
+      inputs: () => inputsOf(calls, signal()),
       tool: async (name: string, args?: unknown) => {
         await outbox.drained();
         return await calls.call("tool", { name, args: args ?? null });
@@ -759,8 +766,18 @@ async function* inputsOf(calls: Calls, signal: AbortSignal): AsyncGenerator<unkn
 interface JobSlot {
   outbox: Outbox;
   calls: Calls;
-  abort: AbortController;
+  /**
+   * Made when the agent first reads `ctx.signal` (or calls what watches it),
+   * or when the job is aborted: most jobs never look, and an
+   * `AbortController` is one of the costlier objects a job would build.
+   */
+  abort?: AbortController;
   credentials: SlotCredentials;
+}
+
+/** The job's abort controller, made on first use. */
+function controllerOf(slot: JobSlot): AbortController {
+  return slot.abort ??= new AbortController();
 }
 
 /**
@@ -791,7 +808,7 @@ function warmUp(handle: (e: MessageEvent<HostMessage | string>) => void): void {
     { t: "start", j: WARM_SLOT, jobId: "", traceId: "", input: null, lease: {}, beatMs: 0 },
     outbox,
     new Calls(WARM_SLOT),
-    new AbortController().signal,
+    () => new AbortController().signal,
     new ResultStream(outbox),
     new SlotCredentials(),
   );
@@ -818,7 +835,6 @@ export function serveAgent(agent: AgentDefinition): void {
     const slot: JobSlot = {
       outbox: new Outbox(j),
       calls: new Calls(j),
-      abort: new AbortController(),
       credentials: new SlotCredentials(),
     };
     const sent = early.get(j);
@@ -836,14 +852,16 @@ export function serveAgent(agent: AgentDefinition): void {
         start,
         slot.outbox,
         slot.calls,
-        slot.abort.signal,
+        () => controllerOf(slot).signal,
         stream,
         slot.credentials,
       );
       // The warm-up's dummy job runs this whole path but the agent: it returns nothing.
       const value = warm ? await null : await agent.run(start.input, ctx);
-      await stream.end();
-      await slot.outbox.drained();
+      // A turn each only when there is something to wait for: `post` sends
+      // the events batched before the result, and most jobs stream nothing.
+      if (stream.opened) await stream.end();
+      if (!slot.outbox.idle) await slot.outbox.drained();
       post(resultMessage(j, value));
     } catch (err) {
       await slot.outbox.drained();
@@ -888,7 +906,8 @@ export function serveAgent(agent: AgentDefinition): void {
       else if (msg.credentials.length > 0) early.set(msg.j, msg.credentials);
       else early.delete(msg.j);
     } else if (msg.t === "abort") {
-      jobs.get(msg.j)?.abort.abort(new DOMException(msg.reason, "AbortError"));
+      const slot = jobs.get(msg.j);
+      if (slot) controllerOf(slot).abort(new DOMException(msg.reason, "AbortError"));
     }
   };
   scope.onmessage = handle;
