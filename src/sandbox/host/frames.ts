@@ -253,26 +253,46 @@ export class FrameWriter {
     if (this.#broken) return;
     this.#pending.push(frame);
     this.#pendingBytes += frame.length;
-    if (!this.#busy) this.#flush();
-  }
-
-  async #flush(): Promise<void> {
+    if (this.#busy) return;
     this.#busy = true;
     // Frames queued in this same turn join the first write.
-    await Promise.resolve();
-    while (this.#pending.length > 0 && !this.#broken) {
-      const batch = this.#pending.length === 1
-        ? this.#pending[0]
-        : concat(this.#pending, this.#pendingBytes);
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      try {
-        for (let at = 0; at < batch.length;) at += await this.#sink.write(batch.subarray(at));
-      } catch {
-        this.#broken = true;
-        this.#pending = [];
-      }
+    queueMicrotask(this.#next);
+  }
+
+  /**
+   * Writes what is queued, then what was queued meanwhile, until nothing is.
+   * Callbacks, not an async loop: most writes carry one frame of one job,
+   * sent by a thread just woken for it, where each promise is paid cold.
+   */
+  #next = (): void => {
+    if (this.#pending.length === 0 || this.#broken) {
+      this.#busy = false;
+      return;
     }
+    const batch = this.#pending.length === 1
+      ? this.#pending[0]
+      : concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#send(batch);
+  };
+
+  #send(batch: Uint8Array): void {
+    let written: Promise<number>;
+    try {
+      written = this.#sink.write(batch);
+    } catch {
+      return this.#break();
+    }
+    written.then(
+      (n) => n < batch.length ? this.#send(batch.subarray(n)) : this.#next(),
+      () => this.#break(),
+    );
+  }
+
+  #break(): void {
+    this.#broken = true;
+    this.#pending = [];
     this.#busy = false;
   }
 }

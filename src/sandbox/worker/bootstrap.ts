@@ -647,7 +647,7 @@ function makeContext(
   start: Extract<HostMessage, { t: "start" }>,
   outbox: Outbox,
   calls: Calls,
-  signal: () => AbortSignal,
+  signal: AbortSignal,
   stream: ResultStream,
   credentials: SlotCredentials,
 ): AgentContext {
@@ -666,9 +666,7 @@ function makeContext(
   let fetchFn: AgentContext["fetch"] | undefined;
   return Object.freeze(
     {
-      get signal() {
-        return signal();
-      },
+      signal,
       jobId: start.jobId,
       traceId: start.traceId,
       // `start` is this worker's own structured-clone copy of the message, seen by nothing else.
@@ -684,7 +682,7 @@ function makeContext(
           emit,
           exhausted: (credentialId, message) =>
             calls.call("upstream_budget", { credential_id: credentialId, message }),
-          signal: signal(),
+          signal,
           traceparent: traceparent(),
         }),
       log: (level, message, attributes) =>
@@ -711,8 +709,8 @@ function makeContext(
       get fetch() {
         return fetchFn ??= makeFetch(authorize, traceparent());
       },
-      input: () => nextInput(calls, signal()),
-      inputs: () => inputsOf(calls, signal()),
+      input: () => nextInput(calls, signal),
+      inputs: () => inputsOf(calls, signal),
       tool: async (name: string, args?: unknown) => {
         await outbox.drained();
         return await calls.call("tool", { name, args: args ?? null });
@@ -766,18 +764,8 @@ async function* inputsOf(calls: Calls, signal: AbortSignal): AsyncGenerator<unkn
 interface JobSlot {
   outbox: Outbox;
   calls: Calls;
-  /**
-   * Made when the agent first reads `ctx.signal` (or calls what watches it),
-   * or when the job is aborted: most jobs never look, and an
-   * `AbortController` is one of the costlier objects a job would build.
-   */
-  abort?: AbortController;
+  abort: AbortController;
   credentials: SlotCredentials;
-}
-
-/** The job's abort controller, made on first use. */
-function controllerOf(slot: JobSlot): AbortController {
-  return slot.abort ??= new AbortController();
 }
 
 /**
@@ -808,7 +796,7 @@ function warmUp(handle: (e: MessageEvent<HostMessage | string>) => void): void {
     { t: "start", j: WARM_SLOT, jobId: "", traceId: "", input: null, lease: {}, beatMs: 0 },
     outbox,
     new Calls(WARM_SLOT),
-    () => new AbortController().signal,
+    new AbortController().signal,
     new ResultStream(outbox),
     new SlotCredentials(),
   );
@@ -835,6 +823,7 @@ export function serveAgent(agent: AgentDefinition): void {
     const slot: JobSlot = {
       outbox: new Outbox(j),
       calls: new Calls(j),
+      abort: new AbortController(),
       credentials: new SlotCredentials(),
     };
     const sent = early.get(j);
@@ -852,7 +841,7 @@ export function serveAgent(agent: AgentDefinition): void {
         start,
         slot.outbox,
         slot.calls,
-        () => controllerOf(slot).signal,
+        slot.abort.signal,
         stream,
         slot.credentials,
       );
@@ -906,8 +895,7 @@ export function serveAgent(agent: AgentDefinition): void {
       else if (msg.credentials.length > 0) early.set(msg.j, msg.credentials);
       else early.delete(msg.j);
     } else if (msg.t === "abort") {
-      const slot = jobs.get(msg.j);
-      if (slot) controllerOf(slot).abort(new DOMException(msg.reason, "AbortError"));
+      jobs.get(msg.j)?.abort.abort(new DOMException(msg.reason, "AbortError"));
     }
   };
   scope.onmessage = handle;
