@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { encodeFrame, readFrames } from "./host/frames.ts";
+import { encodeFrame, FrameReader } from "./host/frames.ts";
 import { type HostIntro, type HostReport, MAX_REPORT_FRAME_BYTES } from "./host/protocol.ts";
 
 /** How long a connection may take to present its token (ms). */
@@ -19,7 +19,7 @@ export interface ControlConnection {
   /** The socket. */
   conn: Deno.Conn;
   /** The frames the process sends after its token. */
-  frames: AsyncGenerator<unknown>;
+  frames: FrameReader;
 }
 
 /**
@@ -108,12 +108,14 @@ export class ControlEndpoint {
 
   /** Reads the first frame; anything but the token closes that connection. */
   async #authenticate(conn: Deno.Conn): Promise<ControlConnection | undefined> {
-    const frames = readFrames(conn, MAX_REPORT_FRAME_BYTES);
+    const frames = new FrameReader(conn, MAX_REPORT_FRAME_BYTES);
     const timer = setTimeout(() => conn.close(), TOKEN_TIMEOUT_MS);
     try {
       const first = await frames.next();
-      const token = (first.value as Partial<Extract<HostReport, { token: string }>>)?.token;
-      if (first.done || typeof token !== "string" || !sameSecret(token, this.intro.token)) {
+      const token = first === undefined
+        ? undefined
+        : (JSON.parse(first) as Partial<Extract<HostReport, { token: string }>>)?.token;
+      if (typeof token !== "string" || !sameSecret(token, this.intro.token)) {
         conn.close();
         return undefined;
       }

@@ -10,7 +10,7 @@
 import type { Logger } from "../logger.ts";
 import type { ChannelHandlers } from "./channel.ts";
 import { type ControlConnection, ControlEndpoint } from "./control_socket.ts";
-import { encodeFrame, FrameTooLarge, FrameWriter } from "./host/frames.ts";
+import { encodeFrame, type FrameReader, FrameTooLarge, FrameWriter } from "./host/frames.ts";
 import {
   type HostCommand,
   type HostIntro,
@@ -255,12 +255,12 @@ export class SandboxProcess {
    * (a shared worker's jobs all starting), so once the turn's budget is
    * spent the rest wait for a later turn, letting timers and I/O in.
    */
-  async #read(frames: AsyncGenerator<unknown>): Promise<void> {
+  async #read(frames: FrameReader): Promise<void> {
     try {
-      for await (const frame of frames) {
-        this.#dispatch(frame as HostReport);
-        if (sliceSpent()) await nextTurn();
-      }
+      await frames.pump((text) => {
+        this.#dispatch(JSON.parse(text) as HostReport);
+        if (sliceSpent()) return nextTurn();
+      });
     } catch (err) {
       if (err instanceof FrameTooLarge) {
         this.fail(`sandbox process sent a ${err.message}`, "frame");

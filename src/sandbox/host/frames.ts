@@ -100,10 +100,112 @@ export interface FrameSink {
 const READ_BYTES = 64 * 1024;
 
 /**
- * Reads frames from a connection until it ends. Reads land in one buffer
- * that frames are decoded from in place; only the unread tail of a partial
- * frame is moved, and the buffer grows to a large frame's size only once its
- * header is read and within the cap.
+ * Reads frames from a connection. Reads land in one buffer that frames are
+ * decoded from in place; only the unread tail of a partial frame is moved,
+ * and the buffer grows to a large frame's size only once its header is read
+ * and within the cap. {@linkcode FrameReader.pump} hands each frame's text
+ * to a callback as it is read, with no promise per frame: a job's frame is
+ * read by a thread just woken for it, where every extra turn counts.
+ */
+export class FrameReader {
+  #source: FrameSource;
+  #maxBytes: number;
+  #buf = new Uint8Array(READ_BYTES);
+  #view = new DataView(this.#buf.buffer);
+  #start = 0;
+  #end = 0;
+  /** Bytes the frame at `#start` needs in the buffer, header included. */
+  #need = 4;
+
+  /**
+   * @param source the connection
+   * @param maxBytes the largest body accepted
+   */
+  constructor(source: FrameSource, maxBytes: number) {
+    this.#source = source;
+    this.#maxBytes = maxBytes;
+  }
+
+  /**
+   * The next frame's body.
+   *
+   * @returns its text, or undefined once the connection ended
+   * @throws {FrameTooLarge} as soon as a header announces a body over the cap
+   */
+  async next(): Promise<string | undefined> {
+    while (true) {
+      const text = this.#take();
+      if (text !== undefined) return text;
+      if (!await this.#fill()) return undefined;
+    }
+  }
+
+  /**
+   * Hands every frame's body to `onFrame`, in order, until the connection
+   * ends. When `onFrame` returns a promise, the next frame waits for it.
+   *
+   * @param onFrame takes one frame's text
+   * @throws {FrameTooLarge} as soon as a header announces a body over the cap
+   */
+  async pump(onFrame: (text: string) => void | Promise<void>): Promise<void> {
+    while (true) {
+      for (let text = this.#take(); text !== undefined; text = this.#take()) {
+        const wait = onFrame(text);
+        if (wait) await wait;
+      }
+      if (!await this.#fill()) return;
+    }
+  }
+
+  /** Decodes the frame at the front of the buffer, when all of it is there. */
+  #take(): string | undefined {
+    const start = this.#start;
+    if (this.#end - start < 4) return undefined;
+    const want = this.#view.getUint32(start);
+    if (want > this.#maxBytes) throw new FrameTooLarge(want, this.#maxBytes);
+    if (this.#end - start < 4 + want) {
+      this.#need = 4 + want;
+      return undefined;
+    }
+    this.#start = start + 4 + want;
+    this.#need = 4;
+    return decoder.decode(this.#buf.subarray(start + 4, this.#start));
+  }
+
+  /** Makes room for the frame being read and reads; false at the end. */
+  async #fill(): Promise<boolean> {
+    const need = this.#need;
+    if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+      if (this.#buf.length > READ_BYTES && need <= READ_BYTES) {
+        this.#setBuf(new Uint8Array(READ_BYTES));
+      }
+    }
+    if (need > this.#buf.length) {
+      const grown = new Uint8Array(need);
+      grown.set(this.#buf.subarray(this.#start, this.#end));
+      this.#setBuf(grown);
+      this.#end -= this.#start;
+      this.#start = 0;
+    } else if (this.#buf.length - this.#start < need || this.#end === this.#buf.length) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    const n = await this.#source.read(this.#buf.subarray(this.#end));
+    if (n === null) return false;
+    this.#end += n;
+    return true;
+  }
+
+  #setBuf(buf: Uint8Array<ArrayBuffer>): void {
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer);
+  }
+}
+
+/**
+ * Reads frames from a connection until it ends (see {@linkcode FrameReader}).
  *
  * @param source the connection
  * @param maxBytes the largest body accepted
@@ -115,44 +217,9 @@ export async function* readFrames(
   source: FrameSource,
   maxBytes: number,
 ): AsyncGenerator<unknown> {
-  let buf = new Uint8Array(READ_BYTES);
-  let view = new DataView(buf.buffer);
-  let start = 0;
-  let end = 0;
-  while (true) {
-    let need = 4;
-    while (end - start >= 4) {
-      const want = view.getUint32(start);
-      if (want > maxBytes) throw new FrameTooLarge(want, maxBytes);
-      need = 4 + want;
-      if (end - start < need) break;
-      const body = buf.subarray(start + 4, start + need);
-      start += need;
-      need = 4;
-      yield JSON.parse(decoder.decode(body));
-    }
-    if (start === end) {
-      start = end = 0;
-      if (buf.length > READ_BYTES && need <= READ_BYTES) {
-        buf = new Uint8Array(READ_BYTES);
-        view = new DataView(buf.buffer);
-      }
-    }
-    if (need > buf.length) {
-      const grown = new Uint8Array(need);
-      grown.set(buf.subarray(start, end));
-      buf = grown;
-      view = new DataView(buf.buffer);
-      end -= start;
-      start = 0;
-    } else if (buf.length - start < need || end === buf.length) {
-      buf.copyWithin(0, start, end);
-      end -= start;
-      start = 0;
-    }
-    const n = await source.read(buf.subarray(end));
-    if (n === null) return;
-    end += n;
+  const reader = new FrameReader(source, maxBytes);
+  for (let text = await reader.next(); text !== undefined; text = await reader.next()) {
+    yield JSON.parse(text);
   }
 }
 
@@ -186,26 +253,46 @@ export class FrameWriter {
     if (this.#broken) return;
     this.#pending.push(frame);
     this.#pendingBytes += frame.length;
-    if (!this.#busy) this.#flush();
-  }
-
-  async #flush(): Promise<void> {
+    if (this.#busy) return;
     this.#busy = true;
     // Frames queued in this same turn join the first write.
-    await Promise.resolve();
-    while (this.#pending.length > 0 && !this.#broken) {
-      const batch = this.#pending.length === 1
-        ? this.#pending[0]
-        : concat(this.#pending, this.#pendingBytes);
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      try {
-        for (let at = 0; at < batch.length;) at += await this.#sink.write(batch.subarray(at));
-      } catch {
-        this.#broken = true;
-        this.#pending = [];
-      }
+    queueMicrotask(this.#next);
+  }
+
+  /**
+   * Writes what is queued, then what was queued meanwhile, until nothing is.
+   * Callbacks, not an async loop: most writes carry one frame of one job,
+   * sent by a thread just woken for it, where each promise is paid cold.
+   */
+  #next = (): void => {
+    if (this.#pending.length === 0 || this.#broken) {
+      this.#busy = false;
+      return;
     }
+    const batch = this.#pending.length === 1
+      ? this.#pending[0]
+      : concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#send(batch);
+  };
+
+  #send(batch: Uint8Array): void {
+    let written: Promise<number>;
+    try {
+      written = this.#sink.write(batch);
+    } catch {
+      return this.#break();
+    }
+    written.then(
+      (n) => n < batch.length ? this.#send(batch.subarray(n)) : this.#next(),
+      () => this.#break(),
+    );
+  }
+
+  #break(): void {
+    this.#broken = true;
+    this.#pending = [];
     this.#busy = false;
   }
 }

@@ -2,6 +2,7 @@ import { deepEqual, equal, rejects } from "assert";
 import {
   encodeFrame,
   frameBytes,
+  FrameReader,
   type FrameSource,
   frameText,
   FrameTooLarge,
@@ -62,6 +63,43 @@ Deno.test("readFrames refuses a frame over the cap from its header alone", async
     for await (const frame of readFrames(chunked(bytes, 8), 500)) seen.push(frame);
   }, FrameTooLarge);
   deepEqual(seen, [{ ok: 1 }]);
+});
+
+Deno.test("FrameReader.pump hands over every frame in order and waits for a callback's promise", async () => {
+  const values = [{ a: 1 }, "x".repeat(70_000), { b: [2] }, "y".repeat(200_000), { last: true }];
+  const bytes = concat(values.map((v) => encodeFrame(v)));
+  for (const step of [1, 5, 4096, 100_000, bytes.length]) {
+    const seen: unknown[] = [];
+    let waiting = false;
+    await new FrameReader(chunked(bytes, step), 1 << 20).pump((text) => {
+      // No frame is handed over while the one before it still waits.
+      equal(waiting, false);
+      seen.push(JSON.parse(text));
+      if (seen.length % 2 === 0) return;
+      waiting = true;
+      return new Promise<void>((resolve) =>
+        setTimeout(() => {
+          waiting = false;
+          resolve();
+        }, 0)
+      );
+    });
+    deepEqual(seen, values, `reads of ${step}`);
+  }
+});
+
+Deno.test("FrameReader.next reads one frame at a time, then pump the rest, to the cap", async () => {
+  const bytes = concat([
+    encodeFrame({ token: "t" }),
+    encodeFrame({ m: 1 }),
+    encodeFrame("z".repeat(1000)),
+  ]);
+  const reader = new FrameReader(chunked(bytes, 3), 500);
+  equal(await reader.next(), '{"token":"t"}');
+  const seen: string[] = [];
+  await rejects(() => reader.pump((text) => void seen.push(text)), FrameTooLarge);
+  deepEqual(seen, ['{"m":1}']);
+  equal(await new FrameReader(chunked(new Uint8Array(), 1), 10).next(), undefined);
 });
 
 Deno.test("FrameWriter writes every frame in order even when writes are partial", async () => {

@@ -22,7 +22,7 @@ import {
   MAX_MESSAGE_BYTES,
   MAX_RESULT_BYTES,
 } from "../worker/limits.ts";
-import { encodeFrame, frameBytes, frameText, FrameWriter, readFrames } from "./frames.ts";
+import { encodeFrame, frameBytes, FrameReader, frameText, FrameWriter } from "./frames.ts";
 import type { HostMessage } from "../worker/wire.ts";
 import { readPosted } from "../worker/posted.ts";
 import { windowBytes } from "./window_bytes.ts";
@@ -37,6 +37,12 @@ import {
 } from "./protocol.ts";
 
 const encoder = new TextEncoder();
+
+/** How a `start` message's text begins, as the runtime writes it (`JSON.stringify`). */
+const START = '{"t":"start",';
+
+/** How the frame of a `post` command carrying a `start` begins, as the runtime writes it. */
+const POST_START = `{"c":"post","msg":${START}`;
 
 /** Reads the intro line; stdin carries nothing else. */
 async function readIntro(): Promise<HostIntro> {
@@ -356,6 +362,16 @@ class Relay {
     send();
   }
 
+  /**
+   * Posts a job's `start` to the worker as the runtime wrote it: the worker
+   * parses it either way, and this process has nothing to read in it.
+   *
+   * @param text the message's JSON text
+   */
+  start(text: string): void {
+    if (this.#worker && !this.#dead) this.#worker.postMessage(text);
+  }
+
   handle(cmd: HostCommand): void {
     if (cmd.c === "launch" && !this.#worker) this.#launch(cmd);
     else if (cmd.c === "next" && this.#worker && !this.#dead) this.#next();
@@ -456,14 +472,17 @@ async function main(): Promise<never> {
     relay.report({ rss });
   };
   try {
-    for await (const frame of readFrames(conn, MAX_COMMAND_FRAME_BYTES)) {
-      const cmd = frame as HostCommand;
+    await new FrameReader(conn, MAX_COMMAND_FRAME_BYTES).pump((text) => {
+      if (answered && text.startsWith(POST_START) && text.endsWith("}")) {
+        return relay.start(text.slice(POST_START.length - START.length, -1));
+      }
+      const cmd = JSON.parse(text) as HostCommand;
       if (!answered) {
         // Whoever holds the socket path without the answer is not the runtime.
         if (cmd.c !== "answer" || cmd.answer !== intro.answer) Deno.exit(2);
         answered = true;
         sample();
-        continue;
+        return;
       }
       if (cmd.c === "launch" && !sampling) {
         // Memory can grow only once agent code is loaded, in the worker this
@@ -473,7 +492,7 @@ async function main(): Promise<never> {
         setInterval(sample, RSS_REPORT_MS);
       }
       relay.handle(cmd);
-    }
+    });
   } catch {
     // A broken channel ends this process like a closed one.
   }

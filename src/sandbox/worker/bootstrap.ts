@@ -384,6 +384,11 @@ class Outbox {
     }
   }
 
+  /** Whether nothing waits for credit: everything sent is posted or batched. */
+  get idle(): boolean {
+    return this.#queue.length === 0;
+  }
+
   /** Settles once everything queued has been handed to the host. */
   drained(): Promise<void> {
     if (this.#queue.length === 0) {
@@ -842,8 +847,10 @@ export function serveAgent(agent: AgentDefinition): void {
       );
       // The warm-up's dummy job runs this whole path but the agent: it returns nothing.
       const value = warm ? await null : await agent.run(start.input, ctx);
-      await stream.end();
-      await slot.outbox.drained();
+      // A turn each only when there is something to wait for: `post` sends
+      // the events batched before the result, and most jobs stream nothing.
+      if (stream.opened) await stream.end();
+      if (!slot.outbox.idle) await slot.outbox.drained();
       post(resultMessage(j, value));
     } catch (err) {
       await slot.outbox.drained();
