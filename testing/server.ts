@@ -6,7 +6,7 @@
  * @module
  */
 import { createRuntime, type Runtime, type RuntimeOptions } from "../mod.ts";
-import { RUN_FLAGS } from "../src/cli/flags.ts";
+import { RUN_ENV, RUN_FLAGS } from "../src/cli/flags.ts";
 import { silentLogger } from "../src/logger.ts";
 import {
   DEFAULT_GATE_LIMITS,
@@ -159,7 +159,7 @@ export interface ChildServer {
  * flags and waits for the `listening on ws(s)://…/arcp` line.
  *
  * @param serveArgs flags after `serve`
- * @param env extra environment variables for the child
+ * @param env extra environment variables for the child, over `RUN_ENV`
  * @param fdLimit a lower soft limit on the child's open files (`ulimit -n`)
  * @param root the checkout whose CLI runs (default this one; a bench may A/B another)
  * @param denoFlags more `deno run` flags (a bench's `--inspect=127.0.0.1:0`)
@@ -178,7 +178,7 @@ export async function spawnServe(
     args: fdLimit === undefined
       ? args
       : ["-c", `ulimit -n ${fdLimit} && exec "$0" "$@"`, Deno.execPath(), ...args],
-    env,
+    env: { ...RUN_ENV, ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

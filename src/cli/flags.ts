@@ -47,6 +47,21 @@ export const PERMISSION_FLAGS: readonly string[] = [
  */
 export const HEAP_FLAGS: readonly string[] = ["--v8-flags=--max-semi-space-size=4"];
 
+/**
+ * Environment of the `deno` process that runs the runtime. Deno runs a
+ * thread's event loop and its pending operations as tasks of a Tokio
+ * current-thread scheduler, which reads the sockets that became ready only
+ * when no task is ready or after `event_interval` task runs (61 by
+ * default). A busy runtime nearly always has a task ready (a KV commit
+ * finished on the writer thread, a chain of socket writes), so beside 5,000
+ * starting sleepers a `session.ping` or `/healthz` waited dozens of turns to
+ * be read. Every 7th task run bounds that to a few turns, at no measurable
+ * CPU per job (bench/RESULTS.md, "Sockets wait behind ready tasks"). Only
+ * for the runtime's own process: a load generator beside it on the same
+ * cores took more CPU from it with this set.
+ */
+export const RUN_ENV: Readonly<Record<string, string>> = { DENO_TOKIO_EVENT_INTERVAL: "7" };
+
 /** Everything `deno run`, `deno test` or `deno compile` needs to run the runtime. */
 export const RUN_FLAGS: readonly string[] = [
   ...UNSTABLE_FLAGS,
