@@ -167,11 +167,13 @@ async function submit(
     sink: session,
     traceId: env.trace_id,
   }, payload);
-  const sendAccepted = () =>
-    session.sendControl("job.accepted", accepted, {
+  let acceptedText: string | undefined;
+  const encodeAccepted = (): string =>
+    acceptedText ??= session.encodeControl("job.accepted", accepted, {
       job_id: accepted.job_id,
       trace_id: env.trace_id ?? accepted.trace_id,
     });
+  const sendAccepted = () => session.sendEncoded("job.accepted", encodeAccepted());
   if (!start) {
     sendAccepted();
     return await followReplayedJob(ctx, session, accepted.job_id);
@@ -180,9 +182,18 @@ async function submit(
     // An early start: the job runs while its record commits, and `job.accepted`
     // goes out as that commit settles, ahead of every envelope of the job (see
     // `PendingRecord`: `announce` must be called before this yields to I/O, as
-    // here); a failed commit refuses the submit, nothing of the job sent.
+    // here); a failed commit refuses the submit, nothing of the job sent. Its
+    // text is built while the job runs (a microtask queued once the start is,
+    // so after the one that writes it): the commit's settling only queues it.
     try {
       start();
+      queueMicrotask(() => {
+        try {
+          encodeAccepted();
+        } catch {
+          // Built again, and its failure reported, when it is sent.
+        }
+      });
     } finally {
       await announce(sendAccepted);
     }

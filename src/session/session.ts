@@ -617,7 +617,35 @@ export class Session implements EventSink {
     payload: Payloads[T],
     extra: { job_id?: string; trace_id?: string } = {},
   ): void {
-    const text = encodeEnvelope({ type, session_id: this.sessionId, ...extra, payload });
+    this.sendEncoded(type, this.encodeControl(type, payload, extra));
+  }
+
+  /**
+   * Encodes an envelope that carries no `event_seq`, to be sent later with
+   * {@linkcode sendEncoded} (built while the caller waits for something
+   * else, so the send itself only queues the text).
+   *
+   * @param type envelope type
+   * @param payload the payload
+   * @param extra the job the envelope is about, and its trace id
+   * @returns the envelope's text
+   */
+  encodeControl<T extends MessageType>(
+    type: T,
+    payload: Payloads[T],
+    extra: { job_id?: string; trace_id?: string } = {},
+  ): string {
+    return encodeEnvelope({ type, session_id: this.sessionId, ...extra, payload });
+  }
+
+  /**
+   * Sends an envelope built by {@linkcode encodeControl}, as
+   * {@linkcode sendControl} sends it.
+   *
+   * @param type its type
+   * @param text its text
+   */
+  sendEncoded(type: MessageType, text: string): void {
     if (this.#transport) this.#transport.send(text);
     else if (type === "job.accepted") {
       // A delegated child accepted while its session is detached: the client

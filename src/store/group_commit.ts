@@ -365,20 +365,37 @@ class Batch {
    * the batch meanwhile: it is out of the queue).
    *
    * @param op the operation to fill
-   * @returns resolves once every mutation is on it
+   * @returns undefined when every mutation went on it in this turn, else
+   *   resolves once every mutation is on it
    */
-  async fill(op: Deno.AtomicOperation): Promise<void> {
+  fill(op: Deno.AtomicOperation): Promise<void> | undefined {
+    return this.#fillFrom(op, this.#segments.values(), this.#plain.values());
+  }
+
+  /** Fills `op` with what the iterators have left; in a later turn once the budget is spent. */
+  #fillFrom(
+    op: Deno.AtomicOperation,
+    segments: Iterator<Segment>,
+    plain: Iterator<KvWrite>,
+  ): Promise<void> | undefined {
     let n = 0;
-    for (const seg of this.#segments) {
+    for (let next = segments.next(); !next.done; next = segments.next()) {
+      const seg = next.value;
       const value = seg.texts.length === 1 ? seg.texts[0] : seg.texts;
       op.set(seg.key, value, setOptions(seg));
-      if (++n % FILL_CHUNK === 0 && sliceSpent()) await nextTurn();
+      if (++n % FILL_CHUNK === 0 && sliceSpent()) {
+        return nextTurn().then(() => this.#fillFrom(op, segments, plain));
+      }
     }
-    for (const w of this.#plain.values()) {
+    for (let next = plain.next(); !next.done; next = plain.next()) {
+      const w = next.value;
       if (w.value === undefined) op.delete(w.key);
       else op.set(w.key, w.value, setOptions(w));
-      if (++n % FILL_CHUNK === 0 && sliceSpent()) await nextTurn();
+      if (++n % FILL_CHUNK === 0 && sliceSpent()) {
+        return nextTurn().then(() => this.#fillFrom(op, segments, plain));
+      }
     }
+    return undefined;
   }
 }
 
@@ -514,7 +531,11 @@ export class GroupCommitter {
     let settling = Promise.resolve();
     for (;;) {
       while (this.#queued > 0 || this.#probing()) {
-        const batch = this.#queued > 0 ? await this.#take() : this.#probe();
+        // Taken, filled and handed to KV in this microtask when the turn's
+        // budget allows: what the writers queued behind their writes (a
+        // job's end accounting) then runs while KV commits, not before.
+        let batch = this.#queued > 0 ? this.#take() : this.#probe();
+        if (batch instanceof Promise) batch = await batch;
         try {
           await this.#commit(batch);
         } catch (err) {
@@ -617,13 +638,21 @@ export class GroupCommitter {
    * holds, taken over several turns when the turn's budget runs out (only
    * the drain takes from or puts back into the queue, and it waits for
    * this; writes queued meanwhile join the tail, in order).
+   *
+   * @returns the batch, or (when it took more than this turn) a promise of it
    */
-  async #take(): Promise<Batch> {
-    const batch = new Batch();
+  #take(): Batch | Promise<Batch> {
+    return this.#takeInto(new Batch());
+  }
+
+  /** Takes queued writes into `batch`; continues in a later turn once the budget is spent. */
+  #takeInto(batch: Batch): Batch | Promise<Batch> {
     let n = 0;
     while (this.#head < this.#queue.length && batch.offer(this.#queue[this.#head])) {
       this.#queue[this.#head++] = TAKEN;
-      if (++n % TAKE_CHUNK === 0 && sliceSpent()) await nextTurn();
+      if (++n % TAKE_CHUNK === 0 && sliceSpent()) {
+        return nextTurn().then(() => this.#takeInto(batch));
+      }
     }
     if (this.#head >= COMPACT_AFTER) {
       this.#queue = this.#queue.slice(this.#head);
@@ -679,12 +708,15 @@ export class GroupCommitter {
 
   async #commit(batch: Batch): Promise<void> {
     let started = 0;
-    const res = await whileBusy(async () => {
+    const res = await whileBusy(() => {
       const op = this.#kv.atomic();
-      await batch.fill(op);
-      // What KV takes, not the turns the filling waited for.
-      started = performance.now();
-      return op.commit();
+      const commit = () => {
+        // What KV takes, not the turns the filling waited for.
+        started = performance.now();
+        return op.commit();
+      };
+      const filling = batch.fill(op);
+      return filling === undefined ? commit() : filling.then(commit);
     });
     if (!res.ok) throw new Error("KV commit was refused");
     const seconds = (performance.now() - started) / 1000;

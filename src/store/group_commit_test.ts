@@ -344,6 +344,31 @@ Deno.test("the next batch commits while a batch's waiters run: hooks and waiters
   }
 });
 
+Deno.test("a lone write is handed to KV in the drain's first microtask: what its writer queued behind it runs while KV commits", async () => {
+  await using db = await tempKv();
+  const events: string[] = [];
+  // The real database, its commits noted as they are handed to it.
+  const kv = {
+    atomic: () => {
+      const op = db.kv.atomic();
+      const commit = op.commit.bind(op);
+      op.commit = () => {
+        events.push("commit");
+        return commit();
+      };
+      return op;
+    },
+  } as unknown as Deno.Kv;
+  const gc = new GroupCommitter(kv);
+  const written = gc.write([{ key: ["k"], value: { a: 1 } }, { key: ["l"], value: "text" }]);
+  queueMicrotask(() => events.push("queued behind"));
+  await written;
+  deepEqual(events, ["commit", "queued behind"]);
+  deepEqual((await db.kv.get(["k"])).value, { a: 1 });
+  equal((await db.kv.get(["l"])).value, "text");
+  equal(gc.commits, 1);
+});
+
 Deno.test("a write without a time to live is set to expire KEEP_MS away; one with its own keeps it", async () => {
   await using db = await tempKv();
   const seen = new Map<string, number | undefined>();
