@@ -1,23 +1,8 @@
 import { deepEqual, ok } from "assert";
 import { newLiveJob } from "./live_job.ts";
-import type { JobRecord } from "../store/records.ts";
+import { jobRecord } from "../../testing/job_record.ts";
 
-function record(jobId: string): JobRecord {
-  return {
-    job_id: jobId,
-    principal: "alice",
-    session_id: "sess_1",
-    agent: "echo@1.0.0",
-    status: "pending",
-    lease: {},
-    trace_id: "0".repeat(32),
-    created_at: "2026-12-02T18:00:00.000Z",
-    created_ms: 0,
-    accepted_at: "2026-12-02T18:00:00.000Z",
-    last_event_seq: 0,
-    log_length: 0,
-  };
-}
+const record = (jobId: string) => jobRecord({ job_id: jobId });
 
 Deno.test("every live job has the same fields in the same order, whatever it was made with", () => {
   const plain = newLiveJob({ record: record("job_1") });

@@ -1,24 +1,9 @@
 import { deepEqual, equal, match } from "assert";
 import { context, INVALID_SPAN_CONTEXT, trace } from "@opentelemetry/api";
 import { startJobSpan } from "./tracing.ts";
-import type { JobRecord } from "../store/records.ts";
+import { jobRecord } from "../../testing/job_record.ts";
 
-function job(traceId: string): JobRecord {
-  return {
-    job_id: "job_1",
-    principal: "alice",
-    session_id: "sess_1",
-    agent: "echo@1.0.0",
-    status: "running",
-    lease: {},
-    trace_id: traceId,
-    created_at: "2026-01-01T00:00:00.000Z",
-    created_ms: 0,
-    accepted_at: "2026-01-01T00:00:00.000Z",
-    last_event_seq: 0,
-    log_length: 0,
-  };
-}
+const job = (traceId: string) => jobRecord({ status: "running", trace_id: traceId });
 
 // No tracer is registered in a test process: spans must be what the API's no-op tracer makes.
 Deno.test("without a tracer a job's span is the no-op tracer's, rooted in the job's trace", () => {

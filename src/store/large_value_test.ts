@@ -12,6 +12,7 @@ import {
 } from "./large_value.ts";
 import type { JobRecord, SessionRecord } from "./records.ts";
 import { Store } from "./store.ts";
+import { jobRecord } from "../../testing/job_record.ts";
 
 /** Feeds writes to an assembler as a listing would return them; collects texts and problems. */
 function assemble(
@@ -352,20 +353,8 @@ function range(from: number, to: number): number[] {
 Deno.test("the writes of a job's commit all have one shape: the committer's reads of them stay monomorphic", async () => {
   await using db = await tempStore();
   const { store } = db;
-  const job: JobRecord = {
-    job_id: "job_1",
-    principal: "alice",
-    session_id: "sess_1",
-    agent: "echo@1.0.0",
-    status: "pending",
-    lease: {},
-    trace_id: "0".repeat(32),
-    created_at: "2026-12-02T18:00:00.000Z",
-    created_ms: 0,
-    accepted_at: "2026-12-02T18:00:00.000Z",
-    last_event_seq: 0,
-    log_length: 0,
-  };
+  const job = jobRecord();
+
   const ended: JobRecord = { ...job, status: "success", ended_at: "2026-12-02T18:00:01.000Z" };
   const session: SessionRecord = {
     session_id: "sess_1",
