@@ -203,9 +203,9 @@ export function jobIndexWrites(job: JobRecord, first = false): KvWrite[] {
 export function jobIndexDeletes(job: JobRecord): KvWrite[] {
   const at = [job.created_ms, job.job_id] as const;
   return [
-    { key: keys.liveJob(job.principal, ...at) },
-    { key: keys.statusJob(job.principal, job.status, ...at) },
-    { key: keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at) },
+    kvWrite(keys.liveJob(job.principal, ...at)),
+    kvWrite(keys.statusJob(job.principal, job.status, ...at)),
+    kvWrite(keys.agentJob(job.principal, bareAgent(job.agent), job.status, ...at)),
   ];
 }
 
@@ -219,8 +219,8 @@ export function jobIndexDeletes(job: JobRecord): KvWrite[] {
 export function layout2LiveDeletes(job: JobRecord): KvWrite[] {
   const at = [job.created_ms, job.job_id] as const;
   return [
-    { key: keys.statusJob(job.principal, LIVE, ...at) },
-    { key: keys.agentJob(job.principal, bareAgent(job.agent), LIVE, ...at) },
+    kvWrite(keys.statusJob(job.principal, LIVE, ...at)),
+    kvWrite(keys.agentJob(job.principal, bareAgent(job.agent), LIVE, ...at)),
   ];
 }
 

@@ -770,7 +770,7 @@ export class Store {
    * @returns the write
    */
   auditWrite(entry: AuditRecord): KvWrite {
-    return { key: keys.auditEntry(entry.at, entry.id), value: entry };
+    return kvWrite(keys.auditEntry(entry.at, entry.id), entry);
   }
 
   /**

@@ -32,7 +32,7 @@
  * @module
  */
 import { keys } from "./keys.ts";
-import type { KvWrite } from "./large_value.ts";
+import { type KvWrite, kvWrite } from "./large_value.ts";
 import { jobIndexDeletes } from "./job_index.ts";
 import type { IdempotencyRecord, JobRecord, SessionRecord } from "./records.ts";
 import { isExpired, type Store } from "./store.ts";
@@ -271,7 +271,7 @@ export class Sweeper {
       deleted += writes.length;
     };
     for await (const entry of this.#store.kv.list(selector, { batchSize: this.#batchSize })) {
-      batch.push({ key: entry.key });
+      batch.push(kvWrite(entry.key));
       if (batch.length >= Math.min(this.#batchSize, this.#budget)) {
         await flush();
         this.#step();
@@ -292,7 +292,7 @@ export class Sweeper {
       this.#step();
       const sessionId = entry.key.at(-1) as string;
       await this.#deletePrefix(keys.sessionLog(sessionId));
-      await this.#store.write([{ key: entry.key }]);
+      await this.#store.write([kvWrite(entry.key)]);
       this.#budget--;
     }
   }
@@ -326,7 +326,7 @@ export class Sweeper {
       this.#budget--;
       report.sessions++;
       await this.#deletePrefix(keys.sessionLog(sessionId));
-      await this.#store.write([{ key: keys.sweptSession(sessionId) }]);
+      await this.#store.write([kvWrite(keys.sweptSession(sessionId))]);
     }
   }
 
@@ -388,7 +388,7 @@ export class Sweeper {
         const job = (await this.#store.kv.get<JobRecord>(keys.job(jobId))).value;
         if (job && !TERMINAL_STATUSES.has(job.status)) {
           // A stale entry: the job is live, and its history with it.
-          await this.#store.write([{ key: entry.key }]);
+          await this.#store.write([kvWrite(entry.key)]);
           this.#budget--;
           continue;
         }
@@ -397,8 +397,8 @@ export class Sweeper {
         if (endedMs < jobCutoff) await take(entry.key, jobId);
         else {
           await this.#store.write([
-            { key: entry.key },
-            { key: keys.keptJob(endedMs, jobId), value: entry.value },
+            kvWrite(entry.key),
+            kvWrite(keys.keptJob(endedMs, jobId), entry.value),
           ]);
           this.#budget--;
         }
@@ -432,13 +432,13 @@ export class Sweeper {
     const ops = await Promise.all(due.map(async (d, i) => {
       const record = records[i];
       const job = record.value;
-      const writes: KvWrite[] = [{ key: d.entry }];
+      const writes: KvWrite[] = [kvWrite(d.entry)];
       const checks: Deno.AtomicCheck[] = [];
       const finished = job !== null && TERMINAL_STATUSES.has(job.status);
       if (finished) {
         checks.push({ key: record.key, versionstamp: record.versionstamp });
         writes.push(
-          { key: record.key },
+          kvWrite(record.key),
           ...jobIndexDeletes(job),
         );
         if (job.idempotency_hash) {
@@ -447,7 +447,7 @@ export class Sweeper {
           );
           if (idem.value?.job_id === d.jobId) {
             checks.push({ key: idem.key, versionstamp: idem.versionstamp });
-            writes.push({ key: idem.key });
+            writes.push(kvWrite(idem.key));
           }
         }
       } else if (job) {
